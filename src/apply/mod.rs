@@ -1,0 +1,1 @@
+//! apply: owned by its work item.

@@ -1,0 +1,201 @@
+//! The configuration model. Every value a user wrote keeps its [`Span`] so later stages
+//! (diff, schedule) can report errors at the place in the HCL that caused them.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// One loaded `.hcl` file, kept for diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path as shown to the user (relative to the working directory when possible).
+    pub name: String,
+    pub text: String,
+}
+
+/// A byte range in one of [`Config::files`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Span {
+    pub file: usize,
+    pub range: Range<usize>,
+}
+
+/// A value with the place it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// How a guest is moved (OEDACLI's MODE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationMode {
+    /// Stop the guest, move its definition, start it on the target.
+    Offline,
+    /// The source host is unreachable: define on the target from the last known definition.
+    OfflineForce,
+    /// Live migration: the guest keeps running.
+    Live,
+}
+
+impl MigrationMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationMode::Offline => "offline",
+            MigrationMode::OfflineForce => "offline_force",
+            MigrationMode::Live => "live",
+        }
+    }
+}
+
+impl std::fmt::Display for MigrationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which source wins when es.xml and libvirt disagree about where a guest is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftSource {
+    /// Trust libvirt (what runs where) and plan from it; apply rewrites es.xml to match.
+    Libvirt,
+    /// Trust es.xml.
+    EsXml,
+}
+
+/// Options for live migrations (libvirt's migration parameters).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct LiveOptions {
+    /// Bandwidth cap in MiB/s (0 = unlimited).
+    pub bandwidth_mib_s: u64,
+    /// Parallel migration connections (VIR_MIGRATE_PARALLEL) when > 1.
+    pub parallel_connections: u32,
+    pub auto_converge: bool,
+    pub post_copy: bool,
+    /// Maximum tolerated downtime in milliseconds, when set.
+    pub max_downtime_ms: Option<u64>,
+    pub tls: bool,
+    pub compressed: bool,
+}
+
+/// SSH settings used for host facts and host-side commands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SshSettings {
+    pub user: String,
+    pub port: Option<u16>,
+    pub identity_file: Option<PathBuf>,
+    pub known_hosts_file: Option<PathBuf>,
+    /// Strict host key checking; on by default, switching it off needs an explicit `false`.
+    pub strict_host_key_checking: bool,
+    /// Extra `-o` options, passed as separate arguments.
+    pub options: Vec<String>,
+    /// Whether to gather host facts (bridges, image version) over SSH while planning.
+    pub gather_facts: bool,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            user: "root".into(),
+            port: None,
+            identity_file: None,
+            known_hosts_file: None,
+            strict_host_key_checking: true,
+            options: Vec::new(),
+            gather_facts: false,
+        }
+    }
+}
+
+/// The `inventory { … }` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventoryConfig {
+    /// es.xml path, resolved against the config directory.
+    pub es_xml: Spanned<PathBuf>,
+    /// libvirt URI template; `{host}` is the es.xml host name, `{short}` its first label.
+    /// Relative `test:` paths are resolved against the config directory.
+    pub libvirt_uri: Spanned<String>,
+    pub ssh: SshSettings,
+    /// Which side wins on drift; `None` = stop the plan on drift.
+    pub drift_source: Option<Spanned<DriftSource>>,
+    /// Host-side command template for DETACH_VOLUMES / ATTACH_VOLUMES, as separate arguments.
+    /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}` are substituted per argument.
+    pub volume_command: Option<Vec<String>>,
+}
+
+/// The `defaults { … }` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Defaults {
+    pub mode: Spanned<MigrationMode>,
+    pub live: LiveOptions,
+    /// Global bound on concurrently running steps.
+    pub parallelism: u32,
+    /// Concurrent migrations into / out of one host.
+    pub max_inbound_per_host: u32,
+    pub max_outbound_per_host: u32,
+    /// vCPUs in use on a host may reach `cpus × vcpu_overcommit`.
+    pub vcpu_overcommit: f64,
+    /// Memory kept for the host itself, not given to guests, in MiB.
+    pub memory_reserved_mib: u64,
+    /// Paths (prefixes) on storage every host reaches; disks elsewhere block live migration.
+    pub shared_storage: Vec<String>,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            mode: Spanned { value: MigrationMode::Offline, span: Span::default() },
+            live: LiveOptions::default(),
+            parallelism: 4,
+            max_inbound_per_host: 2,
+            max_outbound_per_host: 2,
+            vcpu_overcommit: 1.0,
+            memory_reserved_mib: 0,
+            shared_storage: vec!["/EXAVMIMAGES".into(), "/dev/exc".into()],
+        }
+    }
+}
+
+/// `guest "NAME" { … }`: where one guest should be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestIntent {
+    /// The label as written (es.xml host name, or its short form when unambiguous).
+    pub name: Spanned<String>,
+    /// Desired host; `None` lets berth choose.
+    pub host: Option<Spanned<String>>,
+    pub mode: Option<Spanned<MigrationMode>>,
+    /// The whole block, for messages about the block itself.
+    pub span: Span,
+}
+
+/// `host "NAME" { … }`: what holds for one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostIntent {
+    pub name: Spanned<String>,
+    /// Empty this host: its guests get targets chosen automatically.
+    pub drain: bool,
+    /// No guest may move onto a disabled host.
+    pub disabled: bool,
+    pub max_guests: Option<Spanned<u32>>,
+    /// Per-host libvirt URI, overriding the template.
+    pub libvirt_uri: Option<Spanned<String>>,
+    pub memory_reserved_mib: Option<u64>,
+    pub span: Span,
+}
+
+/// The whole configuration of one working directory.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Directory the config was loaded from; relative paths resolve against it.
+    pub dir: PathBuf,
+    pub files: Vec<SourceFile>,
+    pub inventory: InventoryConfig,
+    pub defaults: Defaults,
+    /// Keyed by the label as written.
+    pub guests: BTreeMap<String, GuestIntent>,
+    pub hosts: BTreeMap<String, HostIntent>,
+}

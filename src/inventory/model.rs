@@ -1,0 +1,184 @@
+//! The reconciled topology: the one picture of hosts and guests every later stage works from.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::version::ImageVersion;
+
+/// A KVM host after reconciling es.xml with libvirt (and SSH facts when available).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Host {
+    /// es.xml `<hostName>`; the name HCL, URIs and plans use.
+    pub name: String,
+    /// es.xml `machine@id`, needed to rewrite the parent link.
+    pub machine_id: String,
+    /// Physical memory in MiB (libvirt node info; es.xml `physicalMemorySize` when libvirt is not read).
+    pub memory_mib: u64,
+    /// Logical CPUs (libvirt node info).
+    pub cpus: u32,
+    /// CPU architecture / model string from libvirt node info (e.g. `x86_64`).
+    pub arch: Option<String>,
+    /// Host CPU model from libvirt capabilities, compared for live migration.
+    pub cpu_model: Option<String>,
+    /// Exadata image version of the host, when known (es.xml or `imageinfo` over SSH).
+    pub image_version: Option<ImageVersion>,
+    /// Linux bridges known to exist on the host. `None` when unknown (no SSH facts):
+    /// then the bridges of the host's own domains are a lower bound.
+    pub bridges: Option<BTreeSet<String>>,
+    /// Bridges used by the host's domains (always known from libvirt).
+    pub bridges_in_use: BTreeSet<String>,
+    /// Whether libvirt on the host answered.
+    pub reachable: bool,
+}
+
+/// A guest (libvirt domain) after reconciliation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guest {
+    /// es.xml `<hostName>`, which is also the libvirt domain name.
+    pub name: String,
+    /// es.xml `machine@id`.
+    pub machine_id: String,
+    /// The host the guest is on now.
+    pub host: String,
+    pub state: GuestState,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub image_version: Option<ImageVersion>,
+    /// Names of the RAC clusters this guest belongs to (es.xml).
+    pub clusters: Vec<String>,
+    pub interfaces: Vec<Interface>,
+    pub disks: Vec<Disk>,
+    /// Exascale EDV volume device paths (`/dev/exc/...`) attached to the guest.
+    pub volumes: Vec<String>,
+    /// PCI (or other) host devices passed through that are not network interfaces.
+    pub hostdevs: Vec<HostDev>,
+}
+
+impl Guest {
+    /// Bridges the guest needs on whichever host it runs on.
+    pub fn bridges(&self) -> BTreeSet<String> {
+        self.interfaces
+            .iter()
+            .filter(|i| i.kind == InterfaceKind::Bridge)
+            .map(|i| i.source.clone())
+            .collect()
+    }
+
+    /// Interfaces tied to one host's hardware (SR-IOV VFs): they must be detached before a move.
+    pub fn host_specific_interfaces(&self) -> impl Iterator<Item = &Interface> {
+        self.interfaces.iter().filter(|i| i.kind == InterfaceKind::Hostdev)
+    }
+
+    /// Memory the guest occupies on its host now (a shut-off guest holds none).
+    pub fn memory_held_mib(&self) -> u64 {
+        if self.state.holds_resources() { self.memory_mib } else { 0 }
+    }
+
+    /// vCPUs the guest occupies on its host now.
+    pub fn vcpus_held(&self) -> u32 {
+        if self.state.holds_resources() { self.vcpus } else { 0 }
+    }
+}
+
+/// Run state of a guest as libvirt reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestState {
+    Running,
+    Paused,
+    ShutOff,
+    Crashed,
+    /// libvirt did not answer, or the domain is not defined anywhere berth looked.
+    Unknown,
+}
+
+impl GuestState {
+    /// Running and paused guests hold their memory and vCPUs; a shut-off one holds nothing.
+    /// Unknown is counted as holding, the safe side.
+    pub fn holds_resources(self) -> bool {
+        !matches!(self, GuestState::ShutOff | GuestState::Crashed)
+    }
+}
+
+impl std::fmt::Display for GuestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GuestState::Running => "running",
+            GuestState::Paused => "paused",
+            GuestState::ShutOff => "shut off",
+            GuestState::Crashed => "crashed",
+            GuestState::Unknown => "unknown",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interface {
+    pub kind: InterfaceKind,
+    /// Bridge name, libvirt network name, or the host PCI address of a hostdev interface.
+    pub source: String,
+    pub mac: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceKind {
+    Bridge,
+    Network,
+    /// SR-IOV virtual function passed through (`<interface type='hostdev'>`).
+    Hostdev,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    /// Target device (`vda`, `sda`).
+    pub target: String,
+    /// Bus (`virtio`, `sata`, `scsi`, ...). SATA disks block live migration.
+    pub bus: String,
+    /// Source path or volume, when the disk has one.
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostDev {
+    /// `pci`, `usb`, ...
+    pub kind: String,
+    /// Host address (e.g. `0000:3b:02.1`).
+    pub address: String,
+}
+
+/// A RAC cluster from es.xml: the default anti-affinity group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cluster {
+    pub id: String,
+    pub name: String,
+    /// Guest names.
+    pub members: Vec<String>,
+}
+
+/// The whole current picture.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    pub hosts: BTreeMap<String, Host>,
+    pub guests: BTreeMap<String, Guest>,
+    pub clusters: BTreeMap<String, Cluster>,
+}
+
+impl Topology {
+    /// Guests currently on `host`, in name order.
+    pub fn guests_on<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a Guest> + 'a {
+        self.guests.values().filter(move |g| g.host == host)
+    }
+
+    /// Memory held on `host` by its guests now, in MiB.
+    pub fn memory_used_mib(&self, host: &str) -> u64 {
+        self.guests_on(host).map(Guest::memory_held_mib).sum()
+    }
+
+    /// vCPUs held on `host` by its guests now.
+    pub fn vcpus_used(&self, host: &str) -> u32 {
+        self.guests_on(host).map(Guest::vcpus_held).sum()
+    }
+}

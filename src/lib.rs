@@ -1,0 +1,21 @@
+//! berth plans and applies KVM guest placement the way Terraform plans infrastructure.
+//!
+//! The modules follow the data flow, and each imports only what is upstream of it:
+//!
+//! ```text
+//! config (HCL) ─┐
+//!               ├─> diff (desired vs current: moves) ─> schedule (step DAG) ─> plan ─┬─> render (text, JSON, markdown, DOT)
+//! inventory ────┘   (es.xml + libvirt + SSH facts)                                   └─> apply (executor) ─> state
+//! ```
+//!
+//! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
+
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod diff;
+pub mod inventory;
+pub mod plan;
+pub mod render;
+pub mod schedule;
+pub mod state;

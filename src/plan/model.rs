@@ -1,0 +1,90 @@
+//! The plan as data. Its JSON form is the machine-readable plan (`berth plan --json`) and the
+//! saved plan file; schemas/plan.schema.json describes it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diff::{Move, MoveProblem};
+use crate::inventory::Drift;
+use crate::schedule::{SkippedStep, Step};
+
+/// Bumped whenever the JSON shape changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Capacity of one host before and after the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostSummary {
+    pub name: String,
+    /// Memory available to guests (physical minus reserved), MiB.
+    pub memory_mib: u64,
+    pub memory_used_mib_before: u64,
+    pub memory_used_mib_after: u64,
+    /// Logical CPUs.
+    pub cpus: u32,
+    /// vCPUs allowed on the host (cpus × overcommit ratio).
+    pub vcpu_limit: u32,
+    pub vcpus_used_before: u32,
+    pub vcpus_used_after: u32,
+    pub guests_before: usize,
+    pub guests_after: usize,
+    /// Highest memory use at any instant the step graph allows, MiB.
+    pub memory_peak_mib: u64,
+}
+
+/// What the inputs were when the plan was made; apply refuses a plan whose inputs changed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Fingerprints {
+    /// sha256 of the es.xml bytes.
+    pub es_xml_sha256: String,
+    /// sha256 over the config files (names and contents, in name order).
+    pub config_sha256: String,
+    /// Each guest's observed host and state: `guest -> "host/state"`.
+    pub guests: BTreeMap<String, String>,
+}
+
+/// An error that makes the plan unusable (the plan is still shown, with these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanError {
+    pub code: String,
+    pub message: String,
+    pub guest: Option<String>,
+    pub host: Option<String>,
+}
+
+impl From<MoveProblem> for PlanError {
+    fn from(p: MoveProblem) -> Self {
+        PlanError { code: p.code, message: p.message, guest: Some(p.guest), host: Some(p.to) }
+    }
+}
+
+/// The plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub format_version: u32,
+    pub berth_version: String,
+    /// RFC 3339 time the plan was made.
+    pub created_at: String,
+    /// es.xml path the plan was made from (and apply writes back to).
+    pub es_xml_path: String,
+    pub moves: Vec<Move>,
+    pub steps: Vec<Step>,
+    pub skipped_steps: Vec<SkippedStep>,
+    /// Step ids grouped in waves: every step of wave n depends only on steps of waves < n.
+    pub waves: Vec<Vec<String>>,
+    pub hosts: Vec<HostSummary>,
+    pub drift: Vec<Drift>,
+    pub errors: Vec<PlanError>,
+    pub fingerprints: Fingerprints,
+    /// The es.xml text apply will write (unified diff against the current one is rendered).
+    pub es_xml_after: Option<String>,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        !self.moves.is_empty()
+    }
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}

@@ -1,0 +1,1 @@
+//! render: owned by its work item.

@@ -1,0 +1,89 @@
+//! Steps of a move, as OEDACLI's MIGRATE GUEST names them.
+
+use serde::{Deserialize, Serialize};
+
+/// The steps of MIGRATE GUEST, in their per-move order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepKind {
+    StopGuest,
+    CreateBridges,
+    DetachInterfaces,
+    DetachVolumes,
+    AttachVolumes,
+    MigrateGuest,
+    AttachInterfaces,
+    StartupGuest,
+}
+
+impl StepKind {
+    pub const ALL: [StepKind; 8] = [
+        StepKind::StopGuest,
+        StepKind::CreateBridges,
+        StepKind::DetachInterfaces,
+        StepKind::DetachVolumes,
+        StepKind::AttachVolumes,
+        StepKind::MigrateGuest,
+        StepKind::AttachInterfaces,
+        StepKind::StartupGuest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepKind::StopGuest => "STOP_GUEST",
+            StepKind::CreateBridges => "CREATE_BRIDGES",
+            StepKind::DetachInterfaces => "DETACH_INTERFACES",
+            StepKind::DetachVolumes => "DETACH_VOLUMES",
+            StepKind::AttachVolumes => "ATTACH_VOLUMES",
+            StepKind::MigrateGuest => "MIGRATE_GUEST",
+            StepKind::AttachInterfaces => "ATTACH_INTERFACES",
+            StepKind::StartupGuest => "STARTUP_GUEST",
+        }
+    }
+}
+
+impl std::fmt::Display for StepKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StepKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<_> = StepKind::ALL.iter().map(|k| k.as_str()).collect();
+                format!("unknown step `{s}`; expected one of {}", names.join(", "))
+            })
+    }
+}
+
+/// One node of the step graph.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Stable id: `<guest>:<KIND>` (with `#<n>` for the n-th move of the same guest, n ≥ 2).
+    pub id: String,
+    pub kind: StepKind,
+    pub guest: String,
+    pub from: String,
+    pub to: String,
+    /// Index into the plan's moves.
+    pub move_index: usize,
+    /// Ids of the steps that must finish before this one starts.
+    pub depends_on: Vec<String>,
+    /// What the step will do, in words (bridges to create, interfaces to detach, …).
+    pub detail: String,
+    /// Bridges CREATE_BRIDGES creates; interfaces or volumes the (de)attach steps touch.
+    pub items: Vec<String>,
+}
+
+/// A step left out because it has nothing to do, with the reason (shown by the plan).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedStep {
+    pub guest: String,
+    pub kind: StepKind,
+    pub reason: String,
+}

@@ -1,0 +1,1 @@
+//! state: owned by its work item.
