@@ -1,7 +1,40 @@
-//! The command line: `berth validate | plan | show | graph | apply | state | force-unlock`.
+//! The command line: `berth validate | plan | show | graph`, Terraform's verbs for guest placement.
+//!
+//! This module only parses arguments, runs the pipeline stages in order and prints; the work is
+//! in the stages (config, inventory, diff, schedule, plan, render).
+
+mod args;
+mod commands;
+mod error;
+mod terraform_flags;
 
 use std::process::ExitCode;
 
+use clap::Parser;
+
+pub use args::Cli;
+pub use error::CliError;
+
+/// Exit codes, as Terraform uses them with `-detailed-exitcode`.
+pub mod exit {
+    /// Success; with `--detailed-exitcode`: success and no changes.
+    pub const OK: u8 = 0;
+    /// Any error: bad input, unreachable inventory, a plan that cannot be carried out.
+    pub const ERROR: u8 = 1;
+    /// With `--detailed-exitcode`: success, and the plan has changes.
+    pub const CHANGES: u8 = 2;
+}
+
+/// Entry point of the binary.
 pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+    let argv = terraform_flags::normalize(std::env::args_os());
+    let cli = Cli::parse_from(argv);
+    let color = !cli.no_color && crate::render::color_enabled_for_stderr();
+    match commands::run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{}", err.render(color));
+            ExitCode::from(exit::ERROR)
+        }
+    }
 }

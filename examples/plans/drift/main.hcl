@@ -1,0 +1,13 @@
+# es.xml says one guest is on exa01adm01, libvirt finds it on exa01adm02. Without a
+# `drift_source`, berth refuses to plan on a picture it cannot trust and says why.
+#
+#   berth -C examples/plans/drift plan        # exits 1 and lists the drift
+
+inventory {
+  es_xml      = "es.xml"
+  libvirt_uri = "test:nodes/{short}.xml"
+}
+
+host "exa01adm01" {
+  drain = true
+}

@@ -1,0 +1,132 @@
+//! One function per subcommand: run the pipeline stages in order, then print.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::config::{self, Config};
+use crate::inventory::load::{self as inventory_load, Inventory};
+use crate::plan::{self, Plan};
+use crate::render;
+
+use super::args::{Cli, Command, GraphArgs, OutputFormat, PlanArgs, ShowArgs, ValidateArgs};
+use super::error::CliError;
+use super::exit;
+
+pub fn run(cli: &Cli) -> Result<u8, CliError> {
+    if let Some(dir) = &cli.chdir {
+        std::env::set_current_dir(dir).map_err(|source| CliError::Chdir { path: dir.clone(), source })?;
+    }
+    let color = !cli.no_color && render::color_enabled_for_stdout();
+    match &cli.command {
+        Command::Validate(args) => validate(args),
+        Command::Plan(args) => plan_cmd(args, color),
+        Command::Show(args) => show(args, color),
+        Command::Graph(args) => graph(args),
+    }
+}
+
+/// Reads the configuration of the working directory and the inventory it names.
+fn load() -> Result<(Config, Inventory), CliError> {
+    let cfg = config::load_dir(Path::new("."))?;
+    let inv = inventory_load::load(&plan::build::inventory_spec(&cfg))?;
+    Ok((cfg, inv))
+}
+
+fn make_plan() -> Result<Plan, CliError> {
+    let (cfg, inv) = load()?;
+    Ok(plan::build::build(&cfg, &inv)?)
+}
+
+fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
+    let (cfg, inv) = load()?;
+    // Name resolution and intent checks are part of validation; capacity is the plan's job.
+    crate::diff::desired(&cfg, &inv.topology).map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
+    let drift_blocks = !inv.drift.is_empty() && cfg.inventory.drift_source.is_none();
+    if args.json {
+        let report = serde_json::json!({
+            "valid": !drift_blocks,
+            "hosts": inv.topology.hosts.len(),
+            "guests": inv.topology.guests.len(),
+            "drift": inv.drift,
+        });
+        print(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()))?;
+    } else {
+        let mut out = format!(
+            "es.xml {}: {} KVM hosts, {} guests, {} clusters.\n",
+            cfg.inventory.es_xml.value.display(),
+            inv.topology.hosts.len(),
+            inv.topology.guests.len(),
+            inv.topology.clusters.len()
+        );
+        for d in &inv.drift {
+            out.push_str(&format!("drift: {}\n", d.message));
+        }
+        if drift_blocks {
+            out.push_str("The configuration is valid, but es.xml and libvirt disagree: `berth plan` will stop until the drift is fixed or `drift_source` says which side wins.\n");
+        } else {
+            out.push_str("Success! The configuration is valid.\n");
+        }
+        print(&out)?;
+    }
+    Ok(if drift_blocks { exit::ERROR } else { exit::OK })
+}
+
+fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
+    let plan = make_plan()?;
+    if let Some(path) = &args.out {
+        plan::file::save(&plan, path)?;
+    }
+    print_plan(&plan, &args.format, color)?;
+    if let Some(path) = &args.out {
+        if !args.format.json {
+            eprintln!("Saved the plan to {}. To apply exactly this plan: berth apply {}", path.display(), path.display());
+        }
+    }
+    Ok(if !plan.is_ok() {
+        exit::ERROR
+    } else if args.detailed_exitcode && plan.has_changes() {
+        exit::CHANGES
+    } else {
+        exit::OK
+    })
+}
+
+fn show(args: &ShowArgs, color: bool) -> Result<u8, CliError> {
+    let plan = plan::file::load(&args.file)?;
+    print_plan(&plan, &args.format, color)?;
+    Ok(exit::OK)
+}
+
+fn graph(args: &GraphArgs) -> Result<u8, CliError> {
+    let plan = match &args.file {
+        Some(path) => plan::file::load(path)?,
+        None => make_plan()?,
+    };
+    print(&render::plan_dot(&plan))?;
+    Ok(if plan.is_ok() { exit::OK } else { exit::ERROR })
+}
+
+fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), CliError> {
+    let text = if format.json {
+        render::plan_json(plan)
+    } else if format.markdown {
+        render::plan_markdown(plan)
+    } else {
+        render::plan_text(plan, &render::TextOptions { color, ..Default::default() })
+    };
+    print(&text)
+}
+
+/// Writes to stdout; a closed pipe (`berth plan | head`) is not an error.
+fn print(text: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| {
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(CliError::Stdout),
+    }
+}

@@ -1,0 +1,215 @@
+//! Builds a [`Plan`] from a loaded configuration and inventory: diff, then schedule, then the
+//! per-host summaries, the es.xml write-back diff and the fingerprints a later apply checks.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, ConfigError, DriftSource};
+use crate::diff::{self, Move};
+use crate::inventory::esxml::{self, GuestMove};
+use crate::inventory::load::{Inventory, InventorySpec};
+use crate::inventory::reconcile::DriftPolicy;
+use crate::inventory::Topology;
+use crate::schedule::{self, Limits, Schedule};
+
+use super::model::{Fingerprints, HostSummary, Plan, PlanError, FORMAT_VERSION};
+
+/// How to read the inventory for this configuration: es.xml path, URI per host, drift policy.
+pub fn inventory_spec(cfg: &Config) -> InventorySpec {
+    InventorySpec {
+        es_xml_path: cfg.inventory.es_xml.value.clone(),
+        uri_template: cfg.inventory.libvirt_uri.value.clone(),
+        uri_overrides: cfg
+            .hosts
+            .iter()
+            .filter_map(|(name, h)| h.libvirt_uri.as_ref().map(|u| (name.clone(), u.value.clone())))
+            .collect(),
+        policy: match cfg.inventory.drift_source.as_ref().map(|s| s.value) {
+            None => DriftPolicy::StopOnDrift,
+            Some(DriftSource::Libvirt) => DriftPolicy::PreferLibvirt,
+            Some(DriftSource::EsXml) => DriftPolicy::PreferEsXml,
+        },
+        parallelism: cfg.defaults.parallelism.max(1) as usize,
+    }
+}
+
+/// Memory and vCPU limits per host, from the topology and the configuration.
+pub fn limits(cfg: &Config, topo: &Topology) -> Limits {
+    let mut limits = Limits::default();
+    for host in topo.hosts.values() {
+        let reserved = host_intent(cfg, &host.name)
+            .and_then(|h| h.memory_reserved_mib)
+            .unwrap_or(cfg.defaults.memory_reserved_mib);
+        let vcpu_limit = (host.cpus as f64 * cfg.defaults.vcpu_overcommit).floor() as u32;
+        limits.set(&host.name, host.memory_mib.saturating_sub(reserved), vcpu_limit);
+    }
+    limits
+}
+
+/// The `host` block for an es.xml host name, written either in full or as its short name.
+fn host_intent<'a>(cfg: &'a Config, host: &str) -> Option<&'a crate::config::HostIntent> {
+    let short = host.split('.').next().unwrap_or(host);
+    cfg.hosts.get(host).or_else(|| cfg.hosts.get(short))
+}
+
+/// Plans. Configuration mistakes found while diffing (unknown names, contradictory intents)
+/// come back as located [`ConfigError`]s; everything the plan can explain (drift, failed
+/// prerequisites, infeasible capacity) is in [`Plan::errors`].
+pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
+    let topo = &inv.topology;
+    let mut plan = empty_plan(cfg, inv);
+
+    if !inv.drift.is_empty() && cfg.inventory.drift_source.is_none() {
+        plan.errors.push(PlanError {
+            code: "drift".into(),
+            message: format!(
+                "es.xml and libvirt disagree ({} item{}); berth does not plan on a picture it cannot trust. \
+                 Fix the drift, or set `drift_source = \"libvirt\"` (or \"es_xml\") in the inventory block to say which side wins.",
+                inv.drift.len(),
+                if inv.drift.len() == 1 { "" } else { "s" }
+            ),
+            guest: None,
+            host: None,
+        });
+        return Ok(plan);
+    }
+
+    let desired = diff::desired(cfg, topo).map_err(|errs| diff_errors(cfg, errs))?;
+    let (moves, problems) = diff::moves(cfg, topo, &desired);
+    plan.errors.extend(problems.into_iter().map(PlanError::from));
+
+    let limits = limits(cfg, topo);
+    match schedule::schedule(&moves, topo, &limits) {
+        Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
+        Err(e) => {
+            plan.moves = moves;
+            plan.errors.push(PlanError { code: "capacity".into(), message: e.to_string(), guest: None, host: None });
+            plan.hosts = host_summaries(topo, &limits, &plan.moves, &BTreeMap::new());
+        }
+    }
+    Ok(plan)
+}
+
+pub fn diff_errors(cfg: &Config, errs: Vec<diff::DiffError>) -> ConfigError {
+    let errs: Vec<ConfigError> = errs
+        .into_iter()
+        .map(|e| match &e.span {
+            Some(span) => cfg.error_at(span, e.message.clone(), e.label.clone(), e.help.clone()),
+            None => ConfigError::message(e.message.clone(), e.help.clone()),
+        })
+        .collect();
+    ConfigError::many(errs)
+}
+
+fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
+    Plan {
+        format_version: FORMAT_VERSION,
+        berth_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        es_xml_path: cfg.inventory.es_xml.value.display().to_string(),
+        moves: Vec::new(),
+        steps: Vec::new(),
+        skipped_steps: Vec::new(),
+        waves: Vec::new(),
+        hosts: host_summaries(&inv.topology, &limits(cfg, &inv.topology), &[], &BTreeMap::new()),
+        drift: inv.drift.clone(),
+        errors: Vec::new(),
+        fingerprints: fingerprints(cfg, inv),
+        es_xml_diff: String::new(),
+    }
+}
+
+fn fill_from_schedule(plan: &mut Plan, cfg: &Config, inv: &Inventory, limits: &Limits, s: Schedule) {
+    plan.hosts = host_summaries(&inv.topology, limits, &s.moves, &s.peaks);
+    plan.es_xml_diff = es_xml_diff(cfg, inv, &s.moves).unwrap_or_else(|e| {
+        plan.errors.push(PlanError { code: "es_xml".into(), message: e.to_string(), guest: None, host: None });
+        String::new()
+    });
+    plan.moves = s.moves;
+    plan.steps = s.steps;
+    plan.skipped_steps = s.skipped;
+    plan.waves = s.waves;
+}
+
+/// Inputs a saved plan depends on; apply compares them with what it finds.
+pub fn fingerprints(cfg: &Config, inv: &Inventory) -> Fingerprints {
+    Fingerprints {
+        es_xml_sha256: inv.es_xml_sha256.clone(),
+        config_sha256: cfg.sha256(),
+        guests: inv
+            .topology
+            .guests
+            .values()
+            .map(|g| (g.name.clone(), format!("{}/{}", g.host, g.state)))
+            .collect(),
+    }
+}
+
+/// The es.xml apply will write, as a unified diff against the current file.
+fn es_xml_diff(cfg: &Config, inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsXmlError> {
+    let after = esxml_after(inv, moves)?;
+    Ok(super::unified_diff(&cfg.inventory.es_xml.value.display().to_string(), &inv.es_xml_text, &after))
+}
+
+/// es.xml with every moved guest's reference under its final host (pivot hops collapse).
+pub fn esxml_after(inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsXmlError> {
+    let topo = &inv.topology;
+    let mut final_host: BTreeMap<&str, &str> = BTreeMap::new();
+    for m in moves {
+        final_host.insert(&m.guest, &m.to);
+    }
+    let machine_id = |host: &str| topo.hosts.get(host).map(|h| h.machine_id.clone()).unwrap_or_default();
+    let es_parent: BTreeMap<&str, &str> = inv
+        .es
+        .guests
+        .iter()
+        .map(|g| (g.name.as_str(), g.host_id.as_str()))
+        .collect();
+    let guest_moves: Vec<GuestMove> = final_host
+        .iter()
+        .filter_map(|(guest, to)| {
+            let g = topo.guests.get(*guest)?;
+            let from_id = es_parent.get(*guest).map(|s| s.to_string()).unwrap_or_default();
+            let to_id = machine_id(to);
+            (from_id != to_id).then(|| GuestMove { guest_id: g.machine_id.clone(), from_host_id: from_id, to_host_id: to_id })
+        })
+        .collect();
+    esxml::move_guests(&inv.es_xml_text, &guest_moves)
+}
+
+/// Before/after usage per host; peaks come from the schedule (worst instant the DAG allows).
+pub fn host_summaries(
+    topo: &Topology,
+    limits: &Limits,
+    moves: &[Move],
+    peaks: &BTreeMap<String, (u64, u32)>,
+) -> Vec<HostSummary> {
+    // Where each guest ends up.
+    let mut placement: BTreeMap<&str, &str> = topo.guests.values().map(|g| (g.name.as_str(), g.host.as_str())).collect();
+    for m in moves {
+        placement.insert(&m.guest, &m.to);
+    }
+    topo.hosts
+        .values()
+        .map(|h| {
+            let after: Vec<_> = topo.guests.values().filter(|g| placement.get(g.name.as_str()) == Some(&h.name.as_str())).collect();
+            let (mem_cap, vcpu_limit) = limits.get(&h.name);
+            let memory_used_mib_after = after.iter().map(|g| g.memory_held_mib()).sum();
+            HostSummary {
+                name: h.name.clone(),
+                memory_mib: mem_cap,
+                memory_used_mib_before: topo.memory_used_mib(&h.name),
+                memory_used_mib_after,
+                cpus: h.cpus,
+                vcpu_limit,
+                vcpus_used_before: topo.vcpus_used(&h.name),
+                vcpus_used_after: after.iter().map(|g| g.vcpus_held()).sum(),
+                guests_before: topo.guests_on(&h.name).count(),
+                guests_after: after.len(),
+                memory_peak_mib: peaks
+                    .get(&h.name)
+                    .map(|p| p.0)
+                    .unwrap_or_else(|| topo.memory_used_mib(&h.name).max(memory_used_mib_after)),
+            }
+        })
+        .collect()
+}

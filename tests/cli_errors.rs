@@ -1,0 +1,151 @@
+//! Bad inputs through the real binary: each gives a located error, exit code 1, and changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A copy of the drain-host example in a temp dir, with `edit` applied to its files.
+fn workdir(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
+    edit(dir.path());
+    dir
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+fn plan(dir: &Path) -> Output {
+    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(["plan", "-out=p.berth"]).env("NO_COLOR", "1").output().unwrap()
+}
+
+/// Runs `berth plan` in `dir`, asserts exit 1, no plan written, and returns stderr + stdout.
+fn fails(dir: &Path) -> String {
+    let out = plan(dir);
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert_eq!(out.status.code(), Some(1), "expected exit 1, got {:?}:\n{text}", out.status.code());
+    assert!(!dir.join("p.berth").exists(), "a failed plan must not write a plan file");
+    text
+}
+
+fn replace(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn unknown_attribute_is_located_with_a_suggestion() {
+    let dir = workdir(|d| replace(d, "main.hcl", "drain = true", "drian = true"));
+    let err = fails(dir.path());
+    assert!(err.contains("main.hcl:"), "{err}");
+    assert!(err.contains("drian") && err.contains("drain"), "{err}");
+}
+
+#[test]
+fn bad_mode_lists_the_valid_ones() {
+    let dir = workdir(|d| replace(d, "main.hcl", "mode            = \"offline\"", "mode = \"teleport\""));
+    let err = fails(dir.path());
+    assert!(err.contains("teleport") && err.contains("live") && err.contains("offline_force"), "{err}");
+    assert!(err.contains("main.hcl:"), "{err}");
+}
+
+#[test]
+fn unknown_guest_in_hcl_is_located() {
+    let dir = workdir(|d| write(d, "extra.hcl", "guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n"));
+    let err = fails(dir.path());
+    assert!(err.contains("extra.hcl:1:"), "{err}");
+    assert!(err.contains("exa09adm01vm07"), "{err}");
+}
+
+#[test]
+fn unknown_host_in_hcl_is_located() {
+    let dir = workdir(|d| write(d, "extra.hcl", "guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n"));
+    let err = fails(dir.path());
+    assert!(err.contains("extra.hcl:2:"), "{err}");
+    assert!(err.contains("exa07adm02"), "{err}");
+}
+
+#[test]
+fn duplicate_guest_block_names_both_places() {
+    let block = "guest \"exa01adm01vm01\" {\n  host = \"exa01adm02\"\n}\n";
+    let dir = workdir(|d| write(d, "extra.hcl", &format!("{block}{block}")));
+    let err = fails(dir.path());
+    assert!(err.contains("extra.hcl:1:") && err.contains("extra.hcl:4:"), "{err}");
+}
+
+#[test]
+fn hcl_syntax_error_is_located() {
+    let dir = workdir(|d| write(d, "extra.hcl", "guest \"x\" {\n  host = \n"));
+    let err = fails(dir.path());
+    assert!(err.contains("extra.hcl:"), "{err}");
+}
+
+#[test]
+fn truncated_es_xml_is_located() {
+    let dir = workdir(|d| {
+        let text = std::fs::read_to_string(d.join("es.xml")).unwrap();
+        write(d, "es.xml", &text[..text.len() / 2]);
+    });
+    let err = fails(dir.path());
+    assert!(err.contains("es.xml"), "{err}");
+}
+
+#[test]
+fn xen_es_xml_is_refused_with_the_reason() {
+    let dir = workdir(|d| {
+        let xen = std::fs::read_to_string(repo().join("../shared/oeda-fixtures/minimal.xml")).unwrap();
+        write(d, "es.xml", &xen);
+    });
+    let err = fails(dir.path());
+    assert!(err.contains("Xen"), "{err}");
+}
+
+#[test]
+fn dangling_guest_reference_names_the_id() {
+    let dir = workdir(|d| {
+        let text = std::fs::read_to_string(d.join("es.xml")).unwrap();
+        // Point the first host's first guest reference at a machine that does not exist.
+        let at = text.find("<machine id=\"exa01adm01vm01").expect("a guest reference");
+        let end = at + text[at..].find("\"/>").unwrap();
+        let mut broken = text.clone();
+        broken.replace_range(at..end, "<machine id=\"no-such-machine_id");
+        write(d, "es.xml", &broken);
+    });
+    let err = fails(dir.path());
+    assert!(err.contains("no-such-machine_id"), "{err}");
+}
+
+#[test]
+fn missing_es_xml_names_the_path() {
+    let dir = workdir(|d| std::fs::remove_file(d.join("es.xml")).unwrap());
+    let err = fails(dir.path());
+    assert!(err.contains("es.xml"), "{err}");
+}
+
+#[test]
+fn unreachable_libvirt_names_host_and_uri() {
+    let dir = workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.xml")).unwrap());
+    let err = fails(dir.path());
+    assert!(err.contains("exa01adm02"), "{err}");
+}

@@ -1,0 +1,178 @@
+//! Every example under examples/plans/ planned through the real binary, on libvirt's test driver.
+//! The JSON plans are validated against schemas/plan.schema.json.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example(name: &str) -> PathBuf {
+    repo().join("examples/plans").join(name)
+}
+
+fn berth(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Plans `dir` as JSON, checks it against the committed schema and returns it.
+fn json_plan(dir: &Path) -> (Value, Option<i32>) {
+    let out = berth(dir, &["plan", "--json"]);
+    let plan: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("plan --json is not JSON ({e}): {}\n{}", stdout(&out), stderr(&out)));
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator.iter_errors(&plan).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "plan JSON does not match schemas/plan.schema.json:\n{}", errors.join("\n"));
+    (plan, out.status.code())
+}
+
+fn steps_by_id(plan: &Value) -> BTreeMap<String, Value> {
+    plan["steps"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap().to_string(), s.clone())).collect()
+}
+
+/// True when `later` transitively depends on `earlier` in the plan's step graph.
+fn depends(plan: &Value, later: &str, earlier: &str) -> bool {
+    let steps = steps_by_id(plan);
+    let mut stack = vec![later.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(id) = stack.pop() {
+        if id == earlier {
+            return true;
+        }
+        if seen.insert(id.clone()) {
+            for d in steps[&id]["depends_on"].as_array().unwrap() {
+                stack.push(d.as_str().unwrap().to_string());
+            }
+        }
+    }
+    false
+}
+
+fn step_id(plan: &Value, guest_prefix: &str, kind: &str) -> String {
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["guest"].as_str().unwrap().starts_with(guest_prefix) && s["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} step for {guest_prefix}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_within_capacity(plan: &Value) {
+    for h in plan["hosts"].as_array().unwrap() {
+        let cap = h["memory_mib"].as_u64().unwrap();
+        for key in ["memory_used_mib_before", "memory_used_mib_after", "memory_peak_mib"] {
+            let v = h[key].as_u64().unwrap();
+            // Before may already be over (a user's fleet can be); the plan must not make it worse.
+            if key != "memory_used_mib_before" {
+                assert!(v <= cap, "{} {key} {v} MiB exceeds capacity {cap} MiB", h["name"]);
+            }
+        }
+    }
+}
+
+#[test]
+fn drain_host_moves_every_guest_off_the_drained_host() {
+    let (plan, code) = json_plan(&example("drain-host"));
+    assert_eq!(code, Some(0));
+    let moves = plan["moves"].as_array().unwrap();
+    assert!(!moves.is_empty());
+    for m in moves {
+        assert!(m["from"].as_str().unwrap().starts_with("exa01adm01"), "{m}");
+        assert!(!m["to"].as_str().unwrap().starts_with("exa01adm01"), "{m}");
+        assert!(!m["reason"].as_str().unwrap().is_empty());
+    }
+    let drained = plan["hosts"].as_array().unwrap().iter().find(|h| h["name"].as_str().unwrap().starts_with("exa01adm01")).unwrap();
+    assert_eq!(drained["guests_after"], 0);
+    assert_within_capacity(&plan);
+}
+
+#[test]
+fn live_move_creates_the_missing_bridge_before_migrating() {
+    let (plan, code) = json_plan(&example("live-move"));
+    assert_eq!(code, Some(0));
+    assert_eq!(plan["moves"].as_array().unwrap().len(), 1);
+    assert_eq!(plan["moves"][0]["mode"], "live");
+    let kinds: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert!(!kinds.contains(&"STOP_GUEST") && !kinds.contains(&"STARTUP_GUEST"), "live move must not stop the guest: {kinds:?}");
+    let bridges = step_id(&plan, "exa01adm01vm01", "CREATE_BRIDGES");
+    let migrate = step_id(&plan, "exa01adm01vm01", "MIGRATE_GUEST");
+    assert!(depends(&plan, &migrate, &bridges));
+}
+
+#[test]
+fn swap_of_two_full_hosts_stops_both_guests_before_starting_either() {
+    let (plan, code) = json_plan(&example("swap"));
+    assert_eq!(code, Some(0), "{plan}");
+    assert_eq!(plan["moves"].as_array().unwrap().len(), 2);
+    for (a, b) in [("exa01adm01vm01", "exa01adm02vm01"), ("exa01adm02vm01", "exa01adm01vm01")] {
+        let start_a = step_id(&plan, a, "STARTUP_GUEST");
+        let stop_b = step_id(&plan, b, "STOP_GUEST");
+        assert!(depends(&plan, &start_a, &stop_b), "{start_a} must wait for {stop_b}");
+    }
+    assert_within_capacity(&plan);
+}
+
+#[test]
+fn drift_stops_the_plan_and_names_the_guest() {
+    let out = berth(&example("drift"), &["plan"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.to_lowercase().contains("drift"), "{text}");
+    assert!(text.contains("exa01adm01vm02"), "{text}");
+}
+
+#[test]
+fn detailed_exitcode_reports_changes_and_saved_plan_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("plan.berth");
+    let out = berth(&example("drain-host"), &["plan", "-detailed-exitcode", &format!("-out={}", saved.display())]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    let shown = berth(&example("drain-host"), &["show", saved.to_str().unwrap()]);
+    assert_eq!(shown.status.code(), Some(0));
+    // `show` prints the same plan `plan` printed (both without colour).
+    assert_eq!(stdout(&shown), stdout(&out));
+    let dot = berth(&example("drain-host"), &["graph", saved.to_str().unwrap()]);
+    assert!(stdout(&dot).starts_with("digraph"), "{}", stdout(&dot));
+}
+
+#[test]
+fn markdown_summary_names_every_move() {
+    let out = berth(&example("drain-host"), &["plan", "--markdown"]);
+    assert_eq!(out.status.code(), Some(0));
+    let (plan, _) = json_plan(&example("drain-host"));
+    let md = stdout(&out);
+    for m in plan["moves"].as_array().unwrap() {
+        assert!(md.contains(m["guest"].as_str().unwrap()), "{md}");
+    }
+    assert!(md.len() <= 65_535);
+}
+
+#[test]
+fn validate_accepts_every_example_but_the_drifted_one() {
+    for name in ["drain-host", "live-move", "swap"] {
+        let out = berth(&example(name), &["validate"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}{}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).contains("valid"));
+    }
+    assert_eq!(berth(&example("drift"), &["validate"]).status.code(), Some(1));
+}

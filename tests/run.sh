@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: system packages, unit and integration tests, then the
+# multi-host KVM lab (libvirtd + QEMU + sshd per host in network namespaces) and the tests that
+# migrate real guests on it. The lab is always torn down, even when a test fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tests/install-deps.sh
+
+echo "== cargo test (unit, integration, examples, property tests)"
+cargo test --locked
+
+echo "== KVM lab"
+export BERTH_LAB=${BERTH_LAB:-/tmp/berth-lab}
+trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
+tests/lab/lab.sh up 3
+cargo test --locked --test lab -- --ignored --test-threads=1
