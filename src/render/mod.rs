@@ -17,3 +17,34 @@ pub use json::plan_json;
 pub use markdown::{COMMENT_LIMIT, plan_markdown, plan_markdown_within};
 pub use style::color_enabled_for_stdout;
 pub use text::{TextOptions, plan_text};
+
+#[cfg(test)]
+mod tests {
+    /// Layering: render reads plans and what is upstream of them, never apply or state.
+    #[test]
+    fn render_does_not_reach_apply_or_state() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/render");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let source = std::fs::read_to_string(&path).unwrap();
+            // Spelled in pieces so this very file does not match.
+            for module in ["apply", "state"] {
+                for root in ["crate", "super", "berth"] {
+                    let forbidden = format!("{root}::{module}");
+                    assert!(
+                        !source.contains(&forbidden),
+                        "{} uses {forbidden}",
+                        path.display()
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 7,
+            "only {checked} render files found in {}",
+            dir.display()
+        );
+    }
+}
