@@ -30,7 +30,9 @@ pub struct Spanned<T> {
 }
 
 /// How a guest is moved (OEDACLI's MODE).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationMode {
     /// Stop the guest, move its definition, start it on the target.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::MigrationMode;
 
 /// One guest changing host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Move {
     pub guest: String,
     pub from: String,

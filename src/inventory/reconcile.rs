@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One disagreement between es.xml and libvirt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Drift {
     pub kind: DriftKind,
     /// The guest concerned, when there is one.
@@ -18,7 +18,7 @@ pub struct Drift {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftKind {
     /// es.xml puts the guest on one host, libvirt shows it on another.

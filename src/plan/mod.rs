@@ -1,6 +1,13 @@
 //! The plan: moves, steps, per-host capacity before and after, drift and errors, plus the
 //! fingerprints of its inputs. Built by running diff and schedule; rendered or applied.
 
+pub mod file;
 pub mod model;
+pub mod schema;
+mod udiff;
+
+#[cfg(test)]
+pub(crate) mod sample;
 
 pub use model::*;
+pub use udiff::unified_diff;

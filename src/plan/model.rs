@@ -13,7 +13,7 @@ use crate::schedule::{SkippedStep, Step};
 pub const FORMAT_VERSION: u32 = 1;
 
 /// Capacity of one host before and after the plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostSummary {
     pub name: String,
     /// Memory available to guests (physical minus reserved), MiB.
@@ -33,7 +33,7 @@ pub struct HostSummary {
 }
 
 /// What the inputs were when the plan was made; apply refuses a plan whose inputs changed.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Fingerprints {
     /// sha256 of the es.xml bytes.
     pub es_xml_sha256: String,
@@ -44,7 +44,7 @@ pub struct Fingerprints {
 }
 
 /// An error that makes the plan unusable (the plan is still shown, with these).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanError {
     pub code: String,
     pub message: String,
@@ -59,7 +59,7 @@ impl From<MoveProblem> for PlanError {
 }
 
 /// The plan.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Plan {
     pub format_version: u32,
     pub berth_version: String,
@@ -76,8 +76,10 @@ pub struct Plan {
     pub drift: Vec<Drift>,
     pub errors: Vec<PlanError>,
     pub fingerprints: Fingerprints,
-    /// The es.xml text apply will write (unified diff against the current one is rendered).
-    pub es_xml_after: Option<String>,
+    /// What apply will change in es.xml: a unified diff (`---`/`+++` headers naming
+    /// `es_xml_path`, 3 lines of context) of the current text against the text apply writes.
+    /// Empty when es.xml stays as it is. Made with `plan::unified_diff`.
+    pub es_xml_diff: String,
 }
 
 impl Plan {

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The steps of MIGRATE GUEST, in their per-move order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepKind {
     StopGuest,
@@ -62,7 +64,7 @@ impl std::str::FromStr for StepKind {
 }
 
 /// One node of the step graph.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Step {
     /// Stable id: `<guest>:<KIND>` (with `#<n>` for the n-th move of the same guest, n ≥ 2).
     pub id: String,
@@ -81,7 +83,7 @@ pub struct Step {
 }
 
 /// A step left out because it has nothing to do, with the reason (shown by the plan).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SkippedStep {
     pub guest: String,
     pub kind: StepKind,

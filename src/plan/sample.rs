@@ -1,0 +1,12 @@
+//! Hand-built sample plans for the unit tests of plan and render; the builders live in
+//! tests/support/sample_plan.rs so the integration tests use the very same plans.
+
+use std::collections::BTreeMap;
+
+use crate::config::MigrationMode;
+use crate::diff::Move;
+use crate::inventory::{Drift, DriftKind};
+use crate::plan::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError, unified_diff};
+use crate::schedule::{SkippedStep, Step, StepKind};
+
+include!("../../tests/support/sample_plan.rs");

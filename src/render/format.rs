@@ -1,0 +1,201 @@
+//! Wording and lookups every renderer shares, so the text, markdown and DOT forms of a plan
+//! agree: the summary sentence, sizes, names made safe to print, and steps resolved by wave.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::config::MigrationMode;
+use crate::plan::Plan;
+use crate::schedule::Step;
+
+/// `1 move`, `3 moves`.
+pub(crate) fn count(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
+/// Memory as operators size guests: whole GiB when exact, MiB otherwise (never rounded).
+pub(crate) fn mib(value: u64) -> String {
+    if value % 1024 == 0 {
+        format!("{} GiB", value / 1024)
+    } else {
+        format!("{value} MiB")
+    }
+}
+
+/// Live and offline (including offline_force) move counts.
+pub(crate) fn live_offline(plan: &Plan) -> (usize, usize) {
+    let live = plan
+        .moves
+        .iter()
+        .filter(|m| m.mode == MigrationMode::Live)
+        .count();
+    (live, plan.moves.len() - live)
+}
+
+/// The one-line verdict that ends every rendering of a plan:
+/// `Plan: 3 moves (1 live, 2 offline), 17 steps in 8 waves.`, or `No changes. …`, plus the
+/// number of errors when there are any.
+pub fn summary_line(plan: &Plan) -> String {
+    let mut line = if plan.has_changes() {
+        let (live, offline) = live_offline(plan);
+        format!(
+            "Plan: {} ({live} live, {offline} offline), {} in {}.",
+            count(plan.moves.len(), "move", "moves"),
+            count(plan.steps.len(), "step", "steps"),
+            count(plan.waves.len(), "wave", "waves"),
+        )
+    } else if plan.is_ok() {
+        "No changes. Guests are where the configuration wants them.".to_string()
+    } else {
+        "No moves planned.".to_string()
+    };
+    if !plan.is_ok() {
+        line.push_str(&format!(
+            " {}: apply refuses this plan.",
+            count(plan.errors.len(), "error", "errors")
+        ));
+    }
+    line
+}
+
+/// A name or message from es.xml, HCL or libvirt, made safe to print: control characters
+/// (an escape sequence hidden in a guest name, a newline in a message) become visible `\u{..}`
+/// escapes instead of acting on the terminal or breaking the layout. Tabs stay (es.xml is
+/// often indented with them).
+pub(crate) fn clean(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if unsafe_char(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The serde name of a unit enum variant (`memory_mismatch`), so renderers use the very words
+/// of the JSON plan without repeating them.
+pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        Ok(other) => other.to_string(),
+        Err(_) => String::from("?"),
+    }
+}
+
+/// `guest exa01vm02, host exa01adm03` for whichever of the two is known.
+pub(crate) fn guest_host(guest: Option<&str>, host: Option<&str>) -> String {
+    let parts: Vec<String> = [("guest", guest), ("host", host)]
+        .into_iter()
+        .filter_map(|(what, name)| name.map(|n| format!("{what} {}", clean(n))))
+        .collect();
+    parts.join(", ")
+}
+
+/// A wave entry: the step, or the id a (hand-edited or inconsistent) plan names but lacks.
+pub(crate) enum WaveEntry<'a> {
+    Step(&'a Step),
+    Unknown(&'a str),
+}
+
+/// Steps by id, for resolving waves and dependencies.
+pub(crate) fn steps_by_id(plan: &Plan) -> HashMap<&str, &Step> {
+    plan.steps.iter().map(|s| (s.id.as_str(), s)).collect()
+}
+
+/// The plan's waves with their steps resolved.
+pub(crate) fn waves(plan: &Plan) -> Vec<Vec<WaveEntry<'_>>> {
+    let by_id = steps_by_id(plan);
+    plan.waves
+        .iter()
+        .map(|wave| {
+            wave.iter()
+                .map(|id| {
+                    by_id
+                        .get(id.as_str())
+                        .map_or(WaveEntry::Unknown(id), |s| WaveEntry::Step(s))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The dependencies of `step` that belong to another move: capacity or ordering edges between
+/// moves, which a reviewer wants to see.
+pub(crate) fn cross_move_dependencies<'a>(
+    step: &'a Step,
+    by_id: &HashMap<&str, &Step>,
+) -> Vec<&'a str> {
+    step.depends_on
+        .iter()
+        .filter(|d| {
+            by_id
+                .get(d.as_str())
+                .is_some_and(|dep| dep.move_index != step.move_index)
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::sample::{sample_no_change_plan, sample_pivot_plan, sample_plan};
+
+    #[test]
+    fn summary_counts_moves_steps_and_waves() {
+        assert_eq!(
+            summary_line(&sample_pivot_plan()),
+            "Plan: 3 moves (3 live, 0 offline), 6 steps in 6 waves."
+        );
+        assert_eq!(
+            summary_line(&sample_plan()),
+            "Plan: 3 moves (1 live, 2 offline), 17 steps in 8 waves. 1 error: apply refuses this plan."
+        );
+    }
+
+    #[test]
+    fn summary_without_moves() {
+        let plan = sample_no_change_plan();
+        assert_eq!(
+            summary_line(&plan),
+            "No changes. Guests are where the configuration wants them."
+        );
+        let mut failed = plan;
+        failed.errors = sample_plan().errors;
+        assert_eq!(
+            summary_line(&failed),
+            "No moves planned. 1 error: apply refuses this plan."
+        );
+    }
+
+    #[test]
+    fn offline_force_counts_as_offline() {
+        let mut plan = sample_plan();
+        plan.moves[0].mode = MigrationMode::OfflineForce;
+        assert_eq!(live_offline(&plan), (0, 3));
+    }
+
+    #[test]
+    fn sizes_are_exact() {
+        assert_eq!(mib(16384), "16 GiB");
+        assert_eq!(mib(0), "0 GiB");
+        assert_eq!(mib(1536), "1536 MiB");
+    }
+
+    #[test]
+    fn control_characters_become_visible() {
+        assert_eq!(clean("exa01vm01"), "exa01vm01");
+        assert_eq!(clean("vm\u{1b}[31m\n"), "vm\\u{1b}[31m\\u{a}");
+        assert_eq!(clean("\t<machine/>"), "\t<machine/>");
+    }
+}
