@@ -7,7 +7,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan};
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceSpan,
+};
 
 use super::model::{SourceFile, Span};
 
@@ -31,7 +33,10 @@ impl fmt::Display for Location {
 pub enum ConfigError {
     /// A file or the directory could not be read.
     #[error("cannot read {}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The directory has no `*.hcl` file.
     #[error("no .hcl files in {}", dir.display())]
     #[diagnostic(help(
@@ -100,7 +105,11 @@ impl ConfigError {
 
     /// `Ok` when there is nothing to report, else all of `errors` bundled with [`Self::many`].
     pub fn check(errors: Vec<ConfigError>) -> Result<(), ConfigError> {
-        if errors.is_empty() { Ok(()) } else { Err(ConfigError::many(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::many(errors))
+        }
     }
 
     /// The individual problems (one for anything but [`ConfigError::Many`]).
@@ -156,11 +165,15 @@ pub(crate) fn located(
     help: Option<String>,
     notes: Vec<Note>,
 ) -> ConfigError {
-    let primary = LabeledSpan::new_primary_with_span(non_empty(label.into()), source_span(files, span));
+    let primary =
+        LabeledSpan::new_primary_with_span(non_empty(label.into()), source_span(files, span));
     let mut labels = vec![primary];
     let mut related = Vec::new();
     for note in notes {
-        let note_span = LabeledSpan::new_with_span(non_empty(note.label.clone()), source_span(files, &note.span));
+        let note_span = LabeledSpan::new_with_span(
+            non_empty(note.label.clone()),
+            source_span(files, &note.span),
+        );
         if note.span.file == span.file {
             labels.push(note_span);
         } else {
@@ -184,7 +197,11 @@ pub(crate) fn located(
 /// Line and column of the start of `span`; an unknown file index gives `<unknown>:0:0`.
 pub(crate) fn location_of(files: &[SourceFile], span: &Span) -> Location {
     let Some(file) = files.get(span.file) else {
-        return Location { file: "<unknown>".into(), line: 0, column: 0 };
+        return Location {
+            file: "<unknown>".into(),
+            line: 0,
+            column: 0,
+        };
     };
     let offset = clamp_to_char_boundary(&file.text, span.range.start);
     let before = &file.text[..offset];
@@ -226,7 +243,11 @@ fn non_empty(label: String) -> Option<String> {
 /// labels, and help; a bundle ends with a count. Unicode box drawing; ANSI colors only when
 /// `color` is true.
 pub fn render(error: &ConfigError, color: bool) -> String {
-    let theme = if color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
     let handler = GraphicalReportHandler::new_themed(theme).with_links(false);
     let problems = error.errors();
     let mut reports: Vec<String> = problems
@@ -269,7 +290,10 @@ impl super::model::Config {
         help: Option<String>,
         notes: Vec<(Span, String)>,
     ) -> ConfigError {
-        let notes = notes.into_iter().map(|(span, label)| Note { span, label }).collect();
+        let notes = notes
+            .into_iter()
+            .map(|(span, label)| Note { span, label })
+            .collect();
         located(&self.files, span, message, label, help, notes)
     }
 

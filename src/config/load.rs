@@ -26,13 +26,18 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
         }
     }
     if paths.is_empty() {
-        return Err(ConfigError::NoFiles { dir: dir.to_path_buf() });
+        return Err(ConfigError::NoFiles {
+            dir: dir.to_path_buf(),
+        });
     }
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
     for path in &paths {
         let text = std::fs::read_to_string(path).map_err(io(path))?;
-        files.push(SourceFile { name: display_name(path), text });
+        files.push(SourceFile {
+            name: display_name(path),
+            text,
+        });
     }
     let absolute = dir.canonicalize().map_err(io(dir))?;
     load_files(files, absolute)
@@ -40,8 +45,17 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
 
 /// Loads one configuration text named `name`, with relative paths resolved against `dir`.
 pub fn parse_str(name: &str, text: &str, dir: &Path) -> Result<Config, ConfigError> {
-    let absolute = std::path::absolute(dir).map_err(|error| ConfigError::Io { path: dir.to_path_buf(), error })?;
-    load_files(vec![SourceFile { name: name.to_string(), text: text.to_string() }], absolute)
+    let absolute = std::path::absolute(dir).map_err(|error| ConfigError::Io {
+        path: dir.to_path_buf(),
+        error,
+    })?;
+    load_files(
+        vec![SourceFile {
+            name: name.to_string(),
+            text: text.to_string(),
+        }],
+        absolute,
+    )
 }
 
 fn load_files(files: Vec<SourceFile>, dir: PathBuf) -> Result<Config, ConfigError> {
@@ -74,7 +88,10 @@ impl Config {
             .files
             .iter()
             .map(|file| {
-                let name = Path::new(&file.name).file_name().and_then(|n| n.to_str()).unwrap_or(&file.name);
+                let name = Path::new(&file.name)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or(&file.name);
                 (name, file.text.as_str())
             })
             .collect();

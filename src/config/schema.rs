@@ -10,13 +10,20 @@ pub(crate) enum Kind {
     Str,
     Bool,
     /// A whole number within `min..=max`.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A number of at least `min`.
-    Float { min: f64 },
+    Float {
+        min: f64,
+    },
     /// A memory size string (`16GiB`), stored in MiB.
     Size,
     /// A list of string literals with at least `min_len` elements.
-    StrList { min_len: usize },
+    StrList {
+        min_len: usize,
+    },
     /// One of the given string literals.
     Enum(&'static [&'static str]),
 }
@@ -50,7 +57,10 @@ impl BlockSpec {
 
     /// Every name allowed directly inside this block, attributes first.
     pub fn names(&self) -> impl Iterator<Item = &'static str> {
-        self.attrs.iter().map(|a| a.name).chain(self.blocks.iter().map(|b| b.name))
+        self.attrs
+            .iter()
+            .map(|a| a.name)
+            .chain(self.blocks.iter().map(|b| b.name))
     }
 }
 
@@ -60,17 +70,37 @@ pub(crate) const MODES: &[&str] = &["offline", "offline_force", "live"];
 pub(crate) const DRIFT_SOURCES: &[&str] = &["libvirt", "es_xml"];
 
 const fn attr(name: &'static str, kind: Kind) -> AttrSpec {
-    AttrSpec { name, kind, required: false }
+    AttrSpec {
+        name,
+        kind,
+        required: false,
+    }
 }
 
 const fn required(name: &'static str, kind: Kind) -> AttrSpec {
-    AttrSpec { name, kind, required: true }
+    AttrSpec {
+        name,
+        kind,
+        required: true,
+    }
 }
 
-const COUNT: Kind = Kind::Int { min: 0, max: u32::MAX as i64 };
-const AT_LEAST_ONE: Kind = Kind::Int { min: 1, max: u32::MAX as i64 };
-const U64: Kind = Kind::Int { min: 0, max: i64::MAX };
-const PORT: Kind = Kind::Int { min: 1, max: u16::MAX as i64 };
+const COUNT: Kind = Kind::Int {
+    min: 0,
+    max: u32::MAX as i64,
+};
+const AT_LEAST_ONE: Kind = Kind::Int {
+    min: 1,
+    max: u32::MAX as i64,
+};
+const U64: Kind = Kind::Int {
+    min: 0,
+    max: i64::MAX,
+};
+const PORT: Kind = Kind::Int {
+    min: 1,
+    max: u16::MAX as i64,
+};
 
 const SSH: BlockSpec = BlockSpec {
     name: "ssh",
@@ -169,10 +199,18 @@ pub(crate) const ROOT: BlockSpec = BlockSpec {
 pub(crate) fn home_of(name: &str) -> Option<String> {
     fn search(spec: &BlockSpec, path: &str, name: &str) -> Option<String> {
         if spec.names().any(|n| n == name) {
-            return Some(if path.is_empty() { "at the top level".into() } else { format!("in the `{path}` block") });
+            return Some(if path.is_empty() {
+                "at the top level".into()
+            } else {
+                format!("in the `{path}` block")
+            });
         }
         spec.blocks.iter().find_map(|child| {
-            let child_path = if path.is_empty() { child.name.to_string() } else { format!("{path}.{}", child.name) };
+            let child_path = if path.is_empty() {
+                child.name.to_string()
+            } else {
+                format!("{path}.{}", child.name)
+            };
             search(child, &child_path, name)
         })
     }
@@ -187,11 +225,13 @@ mod tests {
     #[test]
     fn enum_values_are_the_model_serde_names() {
         for mode in MODES {
-            let parsed: MigrationMode = serde_json::from_value(serde_json::Value::from(*mode)).unwrap();
+            let parsed: MigrationMode =
+                serde_json::from_value(serde_json::Value::from(*mode)).unwrap();
             assert_eq!(parsed.as_str(), *mode);
         }
         for source in DRIFT_SOURCES {
-            let parsed: Result<DriftSource, _> = serde_json::from_value(serde_json::Value::from(*source));
+            let parsed: Result<DriftSource, _> =
+                serde_json::from_value(serde_json::Value::from(*source));
             assert!(parsed.is_ok(), "{source}");
         }
     }
@@ -211,8 +251,14 @@ mod tests {
 
     #[test]
     fn finds_where_a_name_belongs() {
-        assert_eq!(home_of("es_xml").as_deref(), Some("in the `inventory` block"));
-        assert_eq!(home_of("post_copy").as_deref(), Some("in the `defaults.live` block"));
+        assert_eq!(
+            home_of("es_xml").as_deref(),
+            Some("in the `inventory` block")
+        );
+        assert_eq!(
+            home_of("post_copy").as_deref(),
+            Some("in the `defaults.live` block")
+        );
         assert_eq!(home_of("drain").as_deref(), Some("in the `host` block"));
         assert_eq!(home_of("guest").as_deref(), Some("at the top level"));
         assert_eq!(home_of("nonsense"), None);

@@ -24,7 +24,9 @@ pub(crate) fn parse_size_mib(text: &str) -> Result<u64, String> {
     if whole.is_empty() || fraction.contains('.') || (number.contains('.') && fraction.is_empty()) {
         return Err(format!("`{number}` is not a number"));
     }
-    let whole: u64 = whole.parse().map_err(|_| format!("`{number}` is too large"))?;
+    let whole: u64 = whole
+        .parse()
+        .map_err(|_| format!("`{number}` is too large"))?;
     let mut mib = whole
         .checked_mul(mib_per_unit)
         .ok_or_else(|| format!("`{text}` is too large"))?;
@@ -32,7 +34,9 @@ pub(crate) fn parse_size_mib(text: &str) -> Result<u64, String> {
         // Exact decimal arithmetic: fraction/10^digits of a unit must be whole MiB.
         let digits = u32::try_from(fraction.len()).map_err(|_| "too many decimals".to_string())?;
         let scale = 10u64.checked_pow(digits).ok_or("too many decimals")?;
-        let numerator: u64 = fraction.parse().map_err(|_| format!("`{number}` is not a number"))?;
+        let numerator: u64 = fraction
+            .parse()
+            .map_err(|_| format!("`{number}` is not a number"))?;
         let scaled = numerator
             .checked_mul(mib_per_unit)
             .ok_or_else(|| format!("`{text}` has too many decimals"))?;

@@ -1,7 +1,10 @@
 //! "Did you mean …?" for misspelled block, attribute and enum names.
 
 /// The closest candidate to `typo`, when it is close enough to be a plausible misspelling.
-pub(crate) fn did_you_mean<'a>(typo: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(
+    typo: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = match typo.chars().count() {
         0..=4 => 1,
         5..=8 => 2,
@@ -31,7 +34,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1).min(rows[i][j - 1] + 1).min(rows[i - 1][j - 1] + cost);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(rows[i - 2][j - 2] + 1);
             }
@@ -55,11 +60,23 @@ mod tests {
 
     #[test]
     fn suggests_only_close_names() {
-        let attrs = ["drain", "disabled", "max_guests", "libvirt_uri", "memory_reserved"];
+        let attrs = [
+            "drain",
+            "disabled",
+            "max_guests",
+            "libvirt_uri",
+            "memory_reserved",
+        ];
         assert_eq!(did_you_mean("drian", attrs), Some("drain"));
         assert_eq!(did_you_mean("max_guest", attrs), Some("max_guests"));
-        assert_eq!(did_you_mean("memory_reservd", attrs), Some("memory_reserved"));
+        assert_eq!(
+            did_you_mean("memory_reservd", attrs),
+            Some("memory_reserved")
+        );
         assert_eq!(did_you_mean("colour", attrs), None);
-        assert_eq!(did_you_mean("ofline", ["offline", "offline_force", "live"]), Some("offline"));
+        assert_eq!(
+            did_you_mean("ofline", ["offline", "offline_force", "live"]),
+            Some("offline")
+        );
     }
 }

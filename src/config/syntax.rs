@@ -10,13 +10,22 @@ use super::model::{SourceFile, Span};
 pub(crate) fn syntax_error(files: &[SourceFile], file: usize, error: &ParseError) -> ConfigError {
     let text = files.get(file).map_or("", |f| f.text.as_str());
     let offset = offset_of(text, error.location().line(), error.location().column());
-    let at = Span { file, range: offset..offset };
+    let at = Span {
+        file,
+        range: offset..offset,
+    };
     let hcl_message = error.message();
 
     let end = text.trim_end().len();
     if offset >= end {
         let notes = unclosed_bracket(text)
-            .map(|open| Note { span: Span { file, range: open..open + 1 }, label: "this is never closed".into() })
+            .map(|open| Note {
+                span: Span {
+                    file,
+                    range: open..open + 1,
+                },
+                label: "this is never closed".into(),
+            })
             .into_iter()
             .collect();
         let message = if hcl_message.contains("expected `}`") {
@@ -26,7 +35,10 @@ pub(crate) fn syntax_error(files: &[SourceFile], file: usize, error: &ParseError
         };
         return located(
             files,
-            &Span { file, range: end..end },
+            &Span {
+                file,
+                range: end..end,
+            },
             message,
             "the file ends here",
             Some("add the missing `}` (or `]`, `)`)".into()),
@@ -44,17 +56,30 @@ pub(crate) fn syntax_error(files: &[SourceFile], file: usize, error: &ParseError
         );
     }
     if hcl_message.contains("redefined attribute") {
-        let name: String = text[offset..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-').collect();
+        let name: String = text[offset..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
+            .collect();
         return located(
             files,
-            &Span { file, range: offset..offset + name.len() },
+            &Span {
+                file,
+                range: offset..offset + name.len(),
+            },
             format!("attribute `{name}` is set twice in the same block"),
             "set again here",
             Some("keep one of the two lines".into()),
             Vec::new(),
         );
     }
-    located(files, &at, format!("invalid HCL syntax: {hcl_message}"), "here", None, Vec::new())
+    located(
+        files,
+        &at,
+        format!("invalid HCL syntax: {hcl_message}"),
+        "here",
+        None,
+        Vec::new(),
+    )
 }
 
 /// Byte offset of a 1-based line and (character) column; past the end clamps to the end.
@@ -62,7 +87,9 @@ fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
         0
     } else {
-        text.match_indices('\n').nth(line - 2).map_or(text.len(), |(i, _)| i + 1)
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
     };
     text[line_start..]
         .char_indices()
@@ -76,7 +103,9 @@ fn second_attribute_on_line(text: &str, offset: usize) -> bool {
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let before = &text[line_start..offset];
     let rest = &text[offset..];
-    let ident_len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
+    let ident_len = rest
+        .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
+        .unwrap_or(rest.len());
     before.contains('{') && ident_len > 0 && rest[ident_len..].trim_start().starts_with('=')
 }
 
@@ -94,7 +123,9 @@ fn one_attribute_per_line(text: &str, offset: usize) -> String {
     });
     match rewrite {
         Some(block) => format!("put each attribute on its own line:\n{block}"),
-        None => "put each attribute on its own line, and the closing `}` on a line of its own".into(),
+        None => {
+            "put each attribute on its own line, and the closing `}` on a line of its own".into()
+        }
     }
 }
 
@@ -163,7 +194,10 @@ mod tests {
     #[test]
     fn finds_the_unclosed_bracket() {
         assert_eq!(unclosed_bracket("a {\n  b = \"}\" # }\n"), Some(2));
-        assert_eq!(unclosed_bracket("a {\n  b = [1, 2]\n}\nc {\n /* } */ d = 1\n"), Some(21));
+        assert_eq!(
+            unclosed_bracket("a {\n  b = [1, 2]\n}\nc {\n /* } */ d = 1\n"),
+            Some(21)
+        );
         assert_eq!(unclosed_bracket("a {\n}\n"), None);
     }
 
@@ -183,6 +217,9 @@ mod tests {
             "put each attribute on its own line:\nguest \"x\" {\n  host = \"a\"\n  mode = \"live\"\n}"
         );
         let three = "guest \"x\" { host = \"a\"  mode = \"live\" x = 1 }\n";
-        assert!(one_attribute_per_line(three, 24).starts_with("put each attribute on its own line, and"));
+        assert!(
+            one_attribute_per_line(three, 24)
+                .starts_with("put each attribute on its own line, and")
+        );
     }
 }

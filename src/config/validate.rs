@@ -48,35 +48,84 @@ impl Node {
 
     fn typed<T>(&self, name: &str, extract: impl Fn(&Value) -> Option<T>) -> Option<Spanned<T>> {
         let spanned = self.value(name)?;
-        Some(Spanned { value: extract(&spanned.value)?, span: spanned.span.clone() })
+        Some(Spanned {
+            value: extract(&spanned.value)?,
+            span: spanned.span.clone(),
+        })
     }
 
     pub fn str(&self, name: &str) -> Option<Spanned<String>> {
-        self.typed(name, |v| if let Value::Str(s) = v { Some(s.clone()) } else { None })
+        self.typed(name, |v| {
+            if let Value::Str(s) = v {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
     }
 
     pub fn bool(&self, name: &str) -> Option<bool> {
-        self.typed(name, |v| if let Value::Bool(b) = v { Some(*b) } else { None }).map(|s| s.value)
+        self.typed(name, |v| {
+            if let Value::Bool(b) = v {
+                Some(*b)
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
     }
 
     pub fn int(&self, name: &str) -> Option<Spanned<i64>> {
-        self.typed(name, |v| if let Value::Int(i) = v { Some(*i) } else { None })
+        self.typed(name, |v| {
+            if let Value::Int(i) = v {
+                Some(*i)
+            } else {
+                None
+            }
+        })
     }
 
     pub fn float(&self, name: &str) -> Option<f64> {
-        self.typed(name, |v| if let Value::Float(f) = v { Some(*f) } else { None }).map(|s| s.value)
+        self.typed(name, |v| {
+            if let Value::Float(f) = v {
+                Some(*f)
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
     }
 
     pub fn size_mib(&self, name: &str) -> Option<u64> {
-        self.typed(name, |v| if let Value::SizeMib(m) = v { Some(*m) } else { None }).map(|s| s.value)
+        self.typed(name, |v| {
+            if let Value::SizeMib(m) = v {
+                Some(*m)
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
     }
 
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
-        self.typed(name, |v| if let Value::List(l) = v { Some(l.clone()) } else { None }).map(|s| s.value)
+        self.typed(name, |v| {
+            if let Value::List(l) = v {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
     }
 
     pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {
-        self.typed(name, |v| if let Value::Enum(e) = v { Some(*e) } else { None })
+        self.typed(name, |v| {
+            if let Value::Enum(e) = v {
+                Some(*e)
+            } else {
+                None
+            }
+        })
     }
 
     pub fn child(&self, name: &str) -> Option<&Node> {
@@ -90,8 +139,14 @@ impl Node {
 
 /// Validates the parsed files (`(file index, body)`) as one configuration. Blocks may be spread
 /// over files; a block defined twice, in one file or two, is an error naming both places.
-pub(crate) fn validate(files: &[SourceFile], bodies: &[(usize, Body)]) -> Result<Node, ConfigError> {
-    let mut validator = Validator { files, errors: Vec::new() };
+pub(crate) fn validate(
+    files: &[SourceFile],
+    bodies: &[(usize, Body)],
+) -> Result<Node, ConfigError> {
+    let mut validator = Validator {
+        files,
+        errors: Vec::new(),
+    };
     let mut seen = Seen::new();
     let mut root = Node {
         name: ROOT.name,
@@ -129,7 +184,12 @@ struct Problem {
 
 impl Problem {
     fn new(message: impl Into<String>, label: impl Into<String>, help: Option<String>) -> Problem {
-        Problem { message: message.into(), label: label.into(), help, range: None }
+        Problem {
+            message: message.into(),
+            label: label.into(),
+            help,
+            range: None,
+        }
     }
 }
 
@@ -139,8 +199,15 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error(&mut self, span: Span, message: impl Into<String>, label: impl Into<String>, help: Option<String>) {
-        self.errors.push(located(self.files, &span, message, label, help, Vec::new()));
+    fn error(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) {
+        self.errors
+            .push(located(self.files, &span, message, label, help, Vec::new()));
     }
 
     /// Validates the structures of one block body (or of a file's top level, for [`ROOT`]).
@@ -164,21 +231,37 @@ impl Validator<'_> {
                         continue;
                     };
                     match convert(&attribute.value, attr_spec) {
-                        Ok(Some(value)) => {
-                            attrs.push((attr_spec.name, Spanned { value, span: span(file, attribute.value.span()) }))
-                        }
+                        Ok(Some(value)) => attrs.push((
+                            attr_spec.name,
+                            Spanned {
+                                value,
+                                span: span(file, attribute.value.span()),
+                            },
+                        )),
                         Ok(None) => {}
                         Err(problem) => {
-                            let range = problem.range.or_else(|| attribute.value.span()).unwrap_or(0..0);
-                            self.error(Span { file, range }, problem.message, problem.label, problem.help);
+                            let range = problem
+                                .range
+                                .or_else(|| attribute.value.span())
+                                .unwrap_or(0..0);
+                            self.error(
+                                Span { file, range },
+                                problem.message,
+                                problem.label,
+                                problem.help,
+                            );
                         }
                     }
                 }
                 Structure::Block(block) => {
                     let name = block.ident.as_str();
                     match spec.block(name) {
-                        Some(block_spec) => children.extend(self.block(file, block, block_spec, path, seen)),
-                        None => self.unknown(span(file, block.ident.span()), name, true, spec, path),
+                        Some(block_spec) => {
+                            children.extend(self.block(file, block, block_spec, path, seen))
+                        }
+                        None => {
+                            self.unknown(span(file, block.ident.span()), name, true, spec, path)
+                        }
                     }
                 }
             }
@@ -199,7 +282,12 @@ impl Validator<'_> {
         let ident_span = span(file, block.ident.span());
         let header = Span {
             file,
-            range: ident_span.range.start..block.labels.last().and_then(label_span).map_or(ident_span.range.end, |r| r.end),
+            range: ident_span.range.start
+                ..block
+                    .labels
+                    .last()
+                    .and_then(label_span)
+                    .map_or(ident_span.range.end, |r| r.end),
         };
         let (label, mut keep) = self.labels(file, block, spec, &ident_span);
         let path = match &label {
@@ -231,16 +319,25 @@ impl Validator<'_> {
     }
 
     /// Checks the labels against the spec: the label (if any) and whether the block is usable.
-    fn labels(&mut self, file: usize, block: &Block, spec: &BlockSpec, ident_span: &Span) -> (Option<Spanned<String>>, bool) {
+    fn labels(
+        &mut self,
+        file: usize,
+        block: &Block,
+        spec: &BlockSpec,
+        ident_span: &Span,
+    ) -> (Option<Spanned<String>>, bool) {
         let name = spec.name;
         let Some(what) = spec.label else {
             if let (Some(first), Some(last)) = (block.labels.first(), block.labels.last()) {
-                let range = label_span(first).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
+                let range =
+                    label_span(first).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
                 self.error(
                     Span { file, range },
                     format!("the `{name}` block takes no label"),
                     "unexpected label",
-                    Some(format!("write `{name} {{` and the attributes on the following lines")),
+                    Some(format!(
+                        "write `{name} {{` and the attributes on the following lines"
+                    )),
                 );
             }
             return (None, true);
@@ -250,26 +347,40 @@ impl Validator<'_> {
                 ident_span.clone(),
                 format!("the `{name}` block needs a label: the {what}"),
                 format!("`{name}` without a label"),
-                Some(format!("write `{name} \"NAME\" {{` where NAME is the {what}")),
+                Some(format!(
+                    "write `{name} \"NAME\" {{` where NAME is the {what}"
+                )),
             );
             return (None, false);
         };
         let mut keep = true;
         if let [_, extra @ ..] = block.labels.as_slice() {
             if let (Some(second), Some(last)) = (extra.first(), extra.last()) {
-                let range = label_span(second).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
+                let range =
+                    label_span(second).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
                 self.error(
                     Span { file, range },
-                    format!("the `{name}` block takes one label (the {what}), found {}", block.labels.len()),
+                    format!(
+                        "the `{name}` block takes one label (the {what}), found {}",
+                        block.labels.len()
+                    ),
                     "extra label",
                     Some(format!("write `{name} \"{}\" {{`", first.as_str())),
                 );
                 keep = false;
             }
         }
-        let label = Spanned { value: first.as_str().to_string(), span: span(file, label_span(first)) };
+        let label = Spanned {
+            value: first.as_str().to_string(),
+            span: span(file, label_span(first)),
+        };
         if label.value.trim().is_empty() {
-            self.error(label.span.clone(), format!("the {what} of a `{name}` block is empty"), "empty label", None);
+            self.error(
+                label.span.clone(),
+                format!("the {what} of a `{name}` block is empty"),
+                "empty label",
+                None,
+            );
             keep = false;
         }
         (Some(label), keep)
@@ -283,7 +394,10 @@ impl Validator<'_> {
             format!("`{path}` is defined twice (first at {at})"),
             "defined again here",
             Some("merge the two blocks into one, or remove one of them".into()),
-            vec![Note { span: first.clone(), label: format!("`{path}` first defined here") }],
+            vec![Note {
+                span: first.clone(),
+                label: format!("`{path}` first defined here"),
+            }],
         ));
     }
 
@@ -295,7 +409,11 @@ impl Validator<'_> {
                     node.header.clone(),
                     format!("`{path}` is missing the required attribute `{}`", attr.name),
                     format!("needs `{}`", attr.name),
-                    Some(format!("add `{} = {}` inside this block", attr.name, example(attr.kind))),
+                    Some(format!(
+                        "add `{} = {}` inside this block",
+                        attr.name,
+                        example(attr.kind)
+                    )),
                 );
             }
         }
@@ -313,25 +431,48 @@ impl Validator<'_> {
 
     fn missing_top_level_block(&mut self, spec: &BlockSpec) {
         let files: Vec<&str> = self.files.iter().map(|file| file.name.as_str()).collect();
-        let example = spec.attrs.iter().filter(|a| a.required).map(|a| format!("{} = {}", a.name, example(a.kind)));
+        let example = spec
+            .attrs
+            .iter()
+            .filter(|a| a.required)
+            .map(|a| format!("{} = {}", a.name, example(a.kind)));
         let example: Vec<String> = example.collect();
         self.error(
-            Span { file: 0, range: 0..0 },
-            format!("no `{}` block in the configuration ({})", spec.name, files.join(", ")),
+            Span {
+                file: 0,
+                range: 0..0,
+            },
+            format!(
+                "no `{}` block in the configuration ({})",
+                spec.name,
+                files.join(", ")
+            ),
             format!("`{}` is required in one of the files", spec.name),
-            Some(format!("add `{} {{ {} }}` (one attribute per line)", spec.name, example.join("; "))),
+            Some(format!(
+                "add `{} {{ {} }}` (one attribute per line)",
+                spec.name,
+                example.join("; ")
+            )),
         );
     }
 
     /// An attribute or block name the spec does not know here: suggest the likely one.
     fn unknown(&mut self, at: Span, name: &str, is_block: bool, spec: &BlockSpec, path: &str) {
         let what = if is_block { "block" } else { "attribute" };
-        let place = if path.is_empty() { "at the top level".to_string() } else { format!("in `{path}`") };
+        let place = if path.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in `{path}`")
+        };
         let message = format!("unknown {what} `{name}` {place}");
         let help = if is_block && spec.attr(name).is_some() {
-            Some(format!("`{name}` is an attribute here, not a block: write `{name} = …`"))
+            Some(format!(
+                "`{name}` is an attribute here, not a block: write `{name} = …`"
+            ))
         } else if !is_block && spec.block(name).is_some() {
-            Some(format!("`{name}` is a block, not an attribute: write `{name} {{`, without `=`"))
+            Some(format!(
+                "`{name}` is a block, not an attribute: write `{name} {{`, without `=`"
+            ))
         } else if let Some(suggestion) = did_you_mean(name, spec.names()) {
             Some(format!("did you mean `{suggestion}`?"))
         } else if let Some(home) = home_of(name) {
@@ -345,7 +486,10 @@ impl Validator<'_> {
 }
 
 fn span(file: usize, range: Option<Range<usize>>) -> Span {
-    Span { file, range: range.unwrap_or(0..0) }
+    Span {
+        file,
+        range: range.unwrap_or(0..0),
+    }
 }
 
 fn label_span(label: &BlockLabel) -> Option<Range<usize>> {
@@ -376,7 +520,9 @@ fn describe(expr: &Expression) -> String {
         Expression::String(_) => "a string".into(),
         Expression::Array(_) => "a list".into(),
         Expression::Object(_) => "an object".into(),
-        Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => "a string template".into(),
+        Expression::StringTemplate(_) | Expression::HeredocTemplate(_) => {
+            "a string template".into()
+        }
         Expression::Variable(var) => format!("the bare word `{}`", var.as_str()),
         _ => "an expression".into(),
     }
@@ -391,46 +537,86 @@ fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value>, Problem>
     let found = describe(expr);
     let wrong_type = |expected: &str, help: String| {
         let help = match expr {
-            Expression::StringTemplate(_) | Expression::HeredocTemplate(_) | Expression::FuncCall(_)
-            | Expression::BinaryOp(_) | Expression::UnaryOp(_) | Expression::Conditional(_)
-            | Expression::Traversal(_) | Expression::ForExpr(_) => {
+            Expression::StringTemplate(_)
+            | Expression::HeredocTemplate(_)
+            | Expression::FuncCall(_)
+            | Expression::BinaryOp(_)
+            | Expression::UnaryOp(_)
+            | Expression::Conditional(_)
+            | Expression::Traversal(_)
+            | Expression::ForExpr(_) => {
                 format!("berth does not evaluate expressions or interpolations; {help}")
             }
             _ => help,
         };
-        Problem::new(format!("`{name}` must be {expected}, found {found}"), found.clone(), Some(help))
+        Problem::new(
+            format!("`{name}` must be {expected}, found {found}"),
+            found.clone(),
+            Some(help),
+        )
     };
     let value = match (spec.kind, expr) {
         (Kind::Str, Expression::String(s)) => {
             if s.trim().is_empty() {
-                return Err(Problem::new(format!("`{name}` must not be empty"), "empty string", None));
+                return Err(Problem::new(
+                    format!("`{name}` must not be empty"),
+                    "empty string",
+                    None,
+                ));
             }
             Value::Str(s.to_string())
         }
         (Kind::Str, Expression::Variable(var)) => {
-            return Err(wrong_type("a string", format!("put the value in quotes: `{name} = \"{}\"`", var.as_str())));
+            return Err(wrong_type(
+                "a string",
+                format!("put the value in quotes: `{name} = \"{}\"`", var.as_str()),
+            ));
         }
         (Kind::Str, _) => return Err(wrong_type("a string", format!("write `{name} = \"…\"`"))),
 
         (Kind::Bool, Expression::Bool(b)) => Value::Bool(*b.value()),
         (Kind::Bool, _) => {
-            return Err(wrong_type("a boolean", format!("write `{name} = true` or `{name} = false`, without quotes")));
+            return Err(wrong_type(
+                "a boolean",
+                format!("write `{name} = true` or `{name} = false`, without quotes"),
+            ));
         }
 
         (Kind::Int { min, max }, Expression::Number(n)) => {
             let Some(i) = n.as_i64().filter(|_| !n.is_f64()) else {
-                let msg = if n.is_f64() { "a whole number" } else { "a smaller number" };
-                return Err(Problem::new(format!("`{name}` must be {msg}, found {}", n.value()), "not allowed here", None));
+                let msg = if n.is_f64() {
+                    "a whole number"
+                } else {
+                    "a smaller number"
+                };
+                return Err(Problem::new(
+                    format!("`{name}` must be {msg}, found {}", n.value()),
+                    "not allowed here",
+                    None,
+                ));
             };
             if i < min {
-                return Err(Problem::new(format!("`{name}` must be at least {min}, found {i}"), format!("less than {min}"), None));
+                return Err(Problem::new(
+                    format!("`{name}` must be at least {min}, found {i}"),
+                    format!("less than {min}"),
+                    None,
+                ));
             }
             if i > max {
-                return Err(Problem::new(format!("`{name}` must be at most {max}, found {i}"), format!("more than {max}"), None));
+                return Err(Problem::new(
+                    format!("`{name}` must be at most {max}, found {i}"),
+                    format!("more than {max}"),
+                    None,
+                ));
             }
             Value::Int(i)
         }
-        (Kind::Int { .. }, _) => return Err(wrong_type("a whole number", format!("write `{name} = 4`, without quotes"))),
+        (Kind::Int { .. }, _) => {
+            return Err(wrong_type(
+                "a whole number",
+                format!("write `{name} = 4`, without quotes"),
+            ));
+        }
 
         (Kind::Float { min }, Expression::Number(n)) => {
             let f = n.as_f64().unwrap_or(f64::NAN);
@@ -443,7 +629,12 @@ fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value>, Problem>
             }
             Value::Float(f)
         }
-        (Kind::Float { .. }, _) => return Err(wrong_type("a number", format!("write `{name} = 1.5`, without quotes"))),
+        (Kind::Float { .. }, _) => {
+            return Err(wrong_type(
+                "a number",
+                format!("write `{name} = 1.5`, without quotes"),
+            ));
+        }
 
         (Kind::Size, Expression::String(s)) => match parse_size_mib(s) {
             Ok(mib) => Value::SizeMib(mib),
@@ -463,9 +654,15 @@ fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value>, Problem>
                 match element {
                     Expression::String(s) if !s.trim().is_empty() => items.push(s.to_string()),
                     other => {
-                        let what = if matches!(other, Expression::String(_)) { "an empty string".to_string() } else { describe(other) };
+                        let what = if matches!(other, Expression::String(_)) {
+                            "an empty string".to_string()
+                        } else {
+                            describe(other)
+                        };
                         return Err(Problem {
-                            message: format!("every element of `{name}` must be a non-empty string, found {what}"),
+                            message: format!(
+                                "every element of `{name}` must be a non-empty string, found {what}"
+                            ),
                             label: what,
                             help: Some("put each element in quotes".into()),
                             range: other.span(),
@@ -477,25 +674,37 @@ fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value>, Problem>
                 return Err(Problem::new(
                     format!("`{name}` needs at least {min_len} element(s)"),
                     "too few elements",
-                    Some(format!("remove `{name}` to use the default, or list the arguments")),
+                    Some(format!(
+                        "remove `{name}` to use the default, or list the arguments"
+                    )),
                 ));
             }
             Value::List(items)
         }
-        (Kind::StrList { .. }, _) => return Err(wrong_type("a list of strings", format!("write `{name} = [\"…\", \"…\"]`"))),
+        (Kind::StrList { .. }, _) => {
+            return Err(wrong_type(
+                "a list of strings",
+                format!("write `{name} = [\"…\", \"…\"]`"),
+            ));
+        }
 
-        (Kind::Enum(values), Expression::String(s)) => match values.iter().find(|v| **v == s.as_str()) {
-            Some(value) => Value::Enum(value),
-            None => {
-                return Err(Problem::new(
-                    format!("invalid value \"{}\" for `{name}`", s.as_str()),
-                    format!("not a valid `{name}`"),
-                    Some(enum_help(s.as_str(), values)),
-                ));
+        (Kind::Enum(values), Expression::String(s)) => {
+            match values.iter().find(|v| **v == s.as_str()) {
+                Some(value) => Value::Enum(value),
+                None => {
+                    return Err(Problem::new(
+                        format!("invalid value \"{}\" for `{name}`", s.as_str()),
+                        format!("not a valid `{name}`"),
+                        Some(enum_help(s.as_str(), values)),
+                    ));
+                }
             }
-        },
+        }
         (Kind::Enum(values), Expression::Variable(var)) if values.contains(&var.as_str()) => {
-            return Err(wrong_type("a string", format!("put the value in quotes: `{name} = \"{}\"`", var.as_str())));
+            return Err(wrong_type(
+                "a string",
+                format!("put the value in quotes: `{name} = \"{}\"`", var.as_str()),
+            ));
         }
         (Kind::Enum(values), _) => return Err(wrong_type("a string", enum_help("", values))),
     };
@@ -503,13 +712,18 @@ fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value>, Problem>
 }
 
 fn size_help(name: &str) -> String {
-    format!("write a whole number and a binary unit, e.g. `{name} = \"16GiB\"` (M/MiB, G/GiB, T/TiB; all powers of 1024)")
+    format!(
+        "write a whole number and a binary unit, e.g. `{name} = \"16GiB\"` (M/MiB, G/GiB, T/TiB; all powers of 1024)"
+    )
 }
 
 fn enum_help(written: &str, values: &[&'static str]) -> String {
     let quoted: Vec<String> = values.iter().map(|v| format!("\"{v}\"")).collect();
     match did_you_mean(written, values.iter().copied()) {
-        Some(suggestion) if !written.is_empty() => format!("did you mean \"{suggestion}\"? valid values: {}", quoted.join(", ")),
+        Some(suggestion) if !written.is_empty() => format!(
+            "did you mean \"{suggestion}\"? valid values: {}",
+            quoted.join(", ")
+        ),
         _ => format!("valid values: {}", quoted.join(", ")),
     }
 }
