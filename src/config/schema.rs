@@ -140,7 +140,13 @@ const LIVE: BlockSpec = BlockSpec {
         attr("parallel_connections", AT_LEAST_ONE),
         attr("auto_converge", Kind::Bool),
         attr("post_copy", Kind::Bool),
-        attr("max_downtime_ms", U64),
+        attr(
+            "max_downtime_ms",
+            Kind::Int {
+                min: 1,
+                max: i64::MAX,
+            },
+        ),
         attr("tls", Kind::Bool),
         attr("compressed", Kind::Bool),
     ],
