@@ -13,6 +13,7 @@ mod size;
 mod suggest;
 mod syntax;
 mod validate;
+mod value;
 
 pub use build::DEFAULT_LIBVIRT_URI;
 pub use error::{ConfigError, ConfigNote, LocatedError, Location, render};
