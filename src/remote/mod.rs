@@ -247,7 +247,8 @@ impl RemoteHost {
     }
 
     /// Runs `argv` (program and arguments, each passed verbatim) and returns its output,
-    /// whatever its exit status.
+    /// whatever its exit status, except 127 ("command not found"), which openssh reports as
+    /// a [`RemoteError::Run`] with an `io::ErrorKind::NotFound` cause.
     pub async fn run(&self, argv: &[String]) -> Result<Output, RemoteError> {
         let (program, args) =
             argv.split_first().ok_or_else(|| RemoteError::EmptyCommand { host: self.destination.clone() })?;
@@ -302,7 +303,13 @@ impl RemoteHost {
     /// The Exadata image version (`imageinfo -ver`), or `None` where `imageinfo` is absent.
     pub async fn image_version(&self) -> Result<Option<String>, RemoteError> {
         let argv = ["imageinfo", "-ver"].map(String::from);
-        let out = self.run(&argv).await?;
+        let out = match self.run(&argv).await {
+            // openssh turns the shell's "command not found" (status 127) into this error.
+            Err(RemoteError::Run { error: openssh::Error::Remote(e), .. }) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            other => other?,
+        };
         if out.status.code() == Some(EXIT_NOT_FOUND) {
             return Ok(None);
         }
