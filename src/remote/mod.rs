@@ -347,6 +347,21 @@ mod tests {
         assert!(e.contains("br;rm") && e.contains("';'"), "{e}");
     }
 
+    /// Runs the bridge-listing script for real in a private network namespace that holds one
+    /// bridge and one non-bridge (veth) pair. Needs root and util-linux `unshare`, as CI has.
+    #[test]
+    fn bridge_script_lists_only_bridges() {
+        let setup = "mount -t sysfs sysfs /sys && ip link add brtest0 type bridge && \
+                     ip link add vetha type veth peer name vethb && ";
+        let out = std::process::Command::new("unshare")
+            .args(["--net", "--mount", "sh", "-c"])
+            .arg(format!("{setup}{LIST_BRIDGES_SCRIPT}"))
+            .output()
+            .expect("unshare (util-linux) must be installed");
+        assert!(out.status.success(), "needs root: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(parse_bridges(&String::from_utf8_lossy(&out.stdout)), BTreeSet::from(["brtest0".to_string()]));
+    }
+
     #[test]
     fn bridge_output_parsing_keeps_only_interface_names() {
         let got = parse_bridges("br0\n  vmbondeth0 \n\nnot a name\nbr-st\n");
