@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::inventory::GuestState;
 use crate::remote::RemoteError;
+use crate::state::StateError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -47,6 +48,9 @@ pub enum ApplyError {
     /// A step of the plan failed; `error` says how.
     #[error("step `{step}` failed: {error}")]
     Step { step: String, error: Box<ApplyError> },
+
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 impl ApplyError {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The steps of MIGRATE GUEST, in their per-move order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepKind {
     StopGuest,
