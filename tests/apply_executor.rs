@@ -59,7 +59,12 @@ impl StepRunner for Recorder {
         Ok(self.done_in_reality.contains(&step.id))
     }
 
-    fn run(&self, step: &Step, _: &StepContext, progress: &mut dyn FnMut(MigrationProgress)) -> Result<StepOutcome, ApplyError> {
+    fn run(
+        &self,
+        step: &Step,
+        _: &StepContext,
+        progress: &mut dyn FnMut(MigrationProgress),
+    ) -> Result<StepOutcome, ApplyError> {
         {
             let mut r = self.inner.lock().unwrap();
             r.log.push((step.id.clone(), "start"));
@@ -208,7 +213,8 @@ async fn per_host_migration_bounds_hold() {
         ..Recorder::default()
     });
     let mut h = Harness::new();
-    let options = ExecOptions { parallelism: 8, max_outbound_per_host: 1, max_inbound_per_host: 2, ..ExecOptions::default() };
+    let options =
+        ExecOptions { parallelism: 8, max_outbound_per_host: 1, max_inbound_per_host: 2, ..ExecOptions::default() };
     let report = h.run(&plan, runner.clone(), options).await;
     assert_eq!(report.done.len(), 8);
     let r = runner.inner.lock().unwrap();
@@ -274,7 +280,8 @@ async fn a_resumed_run_skips_what_the_journal_has_done() {
 async fn a_step_already_done_in_reality_is_not_run() {
     let plan = two_moves();
     let mut h = Harness::new();
-    let runner = Arc::new(Recorder { done_in_reality: BTreeSet::from(["vm01:STOP_GUEST".to_string()]), ..Recorder::default() });
+    let runner =
+        Arc::new(Recorder { done_in_reality: BTreeSet::from(["vm01:STOP_GUEST".to_string()]), ..Recorder::default() });
     let report = h.run(&plan, runner.clone(), opts(2)).await;
     assert!(!runner.started().contains(&"vm01:STOP_GUEST".to_string()));
     assert!(report.done.contains(&"vm01:STOP_GUEST".to_string()));
@@ -301,16 +308,20 @@ async fn targets_and_single_step_limit_what_runs() {
     assert_eq!(runner.started(), ids(&["vm01:MIGRATE_GUEST"]));
 
     let mut sink = |_| {};
-    let err = execute(&plan, Arc::new(Recorder::default()), &h.store, &mut h.state, &single("vm09:STOP_GUEST"), &mut sink)
-        .await
-        .unwrap_err();
+    let err =
+        execute(&plan, Arc::new(Recorder::default()), &h.store, &mut h.state, &single("vm09:STOP_GUEST"), &mut sink)
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("vm09:STOP_GUEST"), "{err}");
 }
 
 #[tokio::test]
 async fn invalid_graphs_are_refused_before_anything_runs() {
     let mut h = Harness::new();
-    let unknown = PlanBuilder::new().chain("vm01", "a", "b", Offline, &[MigrateGuest]).edge("vm01:MIGRATE_GUEST", "vm07:STOP_GUEST").build();
+    let unknown = PlanBuilder::new()
+        .chain("vm01", "a", "b", Offline, &[MigrateGuest])
+        .edge("vm01:MIGRATE_GUEST", "vm07:STOP_GUEST")
+        .build();
     let cyclic = PlanBuilder::new()
         .chain("vm01", "a", "b", Offline, &[StopGuest, MigrateGuest])
         .edge("vm01:STOP_GUEST", "vm01:MIGRATE_GUEST")

@@ -21,8 +21,10 @@ fn write_node(dir: &Path, file: &str, guests: &[TestGuest]) -> String {
              <vcpu>2</vcpu><os><type>hvm</type></os><test:runstate>{runstate}</test:runstate></domain>\n"
         ));
     }
-    xml.push_str("<cpu><mhz>2400</mhz><model>x86_64</model><active>16</active><nodes>1</nodes><sockets>1</sockets>\
-                  <cores>8</cores><threads>2</threads></cpu><memory>67108864</memory></node>\n");
+    xml.push_str(
+        "<cpu><mhz>2400</mhz><model>x86_64</model><active>16</active><nodes>1</nodes><sockets>1</sockets>\
+                  <cores>8</cores><threads>2</threads></cpu><memory>67108864</memory></node>\n",
+    );
     let path = dir.join(file);
     std::fs::write(&path, xml).unwrap();
     format!("test://{}", path.display())

@@ -211,5 +211,8 @@ async fn extra_options_reach_ssh() {
     RemoteHost::connect(&good).await.unwrap_or_else(|e| panic!("{e}")).close().await.unwrap();
     let bad = SshTarget { options: strings(&["NoSuchSshOption=1"]), ..sshd.target(sshd.known_hosts()) };
     let err = RemoteHost::connect(&bad).await.unwrap_err();
-    assert!(err.to_string().contains("NoSuchSshOption") || err.to_string().contains("Bad configuration option"), "{err}");
+    assert!(
+        err.to_string().contains("NoSuchSshOption") || err.to_string().contains("Bad configuration option"),
+        "{err}"
+    );
 }

@@ -17,7 +17,11 @@ fn sample_state() -> State {
     let mut s = State::new();
     s.topology.insert(
         "exa01vm01".into(),
-        GuestRecord { host: "exa01adm02".into(), state: GuestState::Running, last_definition_xml: Some("<domain/>".into()) },
+        GuestRecord {
+            host: "exa01adm02".into(),
+            state: GuestState::Running,
+            last_definition_xml: Some("<domain/>".into()),
+        },
     );
     s.journal.push(JournalEntry {
         plan_id: "3f2a9c".into(),

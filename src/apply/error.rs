@@ -34,15 +34,17 @@ pub enum ApplyError {
     GuestMissing { guest: String, from: String, to: String },
 
     /// The target holds another domain (different UUID) under the guest's name.
-    #[error("guest `{guest}`: host `{host}` already holds a different domain of that name (uuid {found}, expected {expected})")]
+    #[error(
+        "guest `{guest}`: host `{host}` already holds a different domain of that name (uuid {found}, expected {expected})"
+    )]
     NameTaken { guest: String, host: String, found: String, expected: String },
 
     /// A command on a host over SSH failed.
     #[error("{action} on host `{host}` failed: {error}")]
-    Remote { action: String, host: String, error: RemoteError },
+    Remote { action: String, host: String, error: Box<RemoteError> },
 
     /// A step cannot be run with what the plan and configuration give (e.g. unknown host).
-    #[error("step `{step}`: {message}")]
+    #[error("step `{step}` cannot run: {message}")]
     Unsupported { step: String, message: String },
 
     /// A step of the plan failed; `error` says how.
@@ -56,9 +58,11 @@ pub enum ApplyError {
 impl ApplyError {
     /// Wraps `error` with the id of the plan step it happened in.
     pub fn in_step(self, step: &str) -> ApplyError {
-        match self {
-            already @ ApplyError::Step { .. } => already,
-            error => ApplyError::Step { step: step.to_string(), error: Box::new(error) },
-        }
+        let already_named = match &self {
+            ApplyError::Step { .. } => true,
+            ApplyError::Unsupported { step: named, .. } => named == step,
+            _ => false,
+        };
+        if already_named { self } else { ApplyError::Step { step: step.to_string(), error: Box::new(self) } }
     }
 }

@@ -120,7 +120,10 @@ impl StepGraph {
                 return Err(invalid(&s.id, "the plan has two steps with this id".into()));
             }
             if s.move_index >= plan.moves.len() {
-                return Err(invalid(&s.id, format!("refers to move {}, but the plan has {}", s.move_index, plan.moves.len())));
+                return Err(invalid(
+                    &s.id,
+                    format!("refers to move {}, but the plan has {}", s.move_index, plan.moves.len()),
+                ));
             }
         }
         for (i, s) in steps.iter().enumerate() {
@@ -159,7 +162,9 @@ impl Limits {
         let mut outbound = HashMap::new();
         let mut inbound = HashMap::new();
         for s in steps.iter().filter(|s| s.kind == StepKind::MigrateGuest) {
-            outbound.entry(s.from.clone()).or_insert_with(|| Arc::new(Semaphore::new(opts.max_outbound_per_host.max(1))));
+            outbound
+                .entry(s.from.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(opts.max_outbound_per_host.max(1))));
             inbound.entry(s.to.clone()).or_insert_with(|| Arc::new(Semaphore::new(opts.max_inbound_per_host.max(1))));
         }
         Limits { global: Arc::new(Semaphore::new(opts.parallelism.max(1))), outbound, inbound }
@@ -351,15 +356,16 @@ pub async fn execute<R: StepRunner + 'static>(
         on_event,
         save_error: None,
     };
-    for i in 0..plan.steps.len() {
-        let journaled_done = run.state.entry(&run.plan_id, &plan.steps[i].id).map(|e| e.status) == Some(StepStatus::Done);
+    for (i, &chosen) in selected.iter().enumerate() {
+        let journaled_done =
+            run.state.entry(&run.plan_id, &plan.steps[i].id).map(|e| e.status) == Some(StepStatus::Done);
         if journaled_done {
             run.nodes[i] = Node::Done;
-            if selected[i] {
+            if chosen {
                 run.skip(i, "done in an earlier run".into(), false);
                 run.nodes[i] = Node::Done;
             }
-        } else if !selected[i] {
+        } else if !chosen {
             run.nodes[i] = Node::Unselected;
         }
     }

@@ -50,12 +50,8 @@ impl MigrationProgress {
         // processed counts re-sent dirty pages and can pass 100 %: derive the share from what
         // is left instead, falling back to processed/total when libvirt gives no remainder.
         let percent = match (stats.mem_total, stats.mem_remaining, stats.mem_processed) {
-            (Some(total), Some(rem), _) if total > 0 => {
-                Some(100.0 * total.saturating_sub(rem) as f64 / total as f64)
-            }
-            (Some(total), None, Some(done)) if total > 0 => {
-                Some((100.0 * done as f64 / total as f64).min(100.0))
-            }
+            (Some(total), Some(rem), _) if total > 0 => Some(100.0 * total.saturating_sub(rem) as f64 / total as f64),
+            (Some(total), None, Some(done)) if total > 0 => Some((100.0 * done as f64 / total as f64).min(100.0)),
             _ => None,
         };
         MigrationProgress {
@@ -517,11 +513,8 @@ mod tests {
         assert_eq!((p.mem_total_mib, p.mem_remaining_mib, p.mem_processed_mib), (Some(1024), Some(256), Some(2048)));
         assert_eq!((p.iteration, p.elapsed_ms), (Some(3), Some(1500)));
 
-        let no_remaining = virt::domain::JobStats {
-            mem_total: Some(100),
-            mem_processed: Some(250),
-            ..Default::default()
-        };
+        let no_remaining =
+            virt::domain::JobStats { mem_total: Some(100), mem_processed: Some(250), ..Default::default() };
         assert_eq!(MigrationProgress::from_job(&no_remaining).percent, Some(100.0));
         assert_eq!(MigrationProgress::from_job(&virt::domain::JobStats::default()).percent, None);
     }

@@ -65,7 +65,10 @@ fn volume_argv(template: &[String], action: &str, volume: &str, guest: &str, hos
     template
         .iter()
         .map(|arg| {
-            arg.replace("{action}", action).replace("{volume}", volume).replace("{guest}", guest).replace("{host}", host)
+            arg.replace("{action}", action)
+                .replace("{volume}", volume)
+                .replace("{guest}", guest)
+                .replace("{host}", host)
         })
         .collect()
 }
@@ -119,7 +122,7 @@ impl LibvirtRunner {
         let r = self.runtime.block_on(RemoteHost::connect(target)).map_err(|error| ApplyError::Remote {
             action: "connecting".into(),
             host: host.to_string(),
-            error,
+            error: Box::new(error),
         })?;
         let r = Arc::new(r);
         cache.insert(host.to_string(), Arc::clone(&r));
@@ -131,7 +134,7 @@ impl LibvirtRunner {
         let present = self.runtime.block_on(remote.bridges()).map_err(|error| ApplyError::Remote {
             action: "listing bridges".into(),
             host: step.to.clone(),
-            error,
+            error: Box::new(error),
         })?;
         Ok(step.items.iter().filter(|b| !present.contains(*b)).cloned().collect())
     }
@@ -143,7 +146,7 @@ impl LibvirtRunner {
             let fresh = self.runtime.block_on(remote.create_bridge(bridge)).map_err(|error| ApplyError::Remote {
                 action: format!("creating bridge `{bridge}`"),
                 host: step.to.clone(),
-                error,
+                error: Box::new(error),
             })?;
             if fresh {
                 created.push(bridge.as_str());
@@ -164,7 +167,7 @@ impl LibvirtRunner {
             self.runtime.block_on(remote.run_checked(&argv)).map_err(|error| ApplyError::Remote {
                 action: format!("{action} volume `{volume}` of guest `{}`", step.guest),
                 host: host.to_string(),
-                error,
+                error: Box::new(error),
             })?;
         }
         Ok(StepOutcome::default())
@@ -203,11 +206,10 @@ impl StepRunner for LibvirtRunner {
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         match step.kind {
             // Shut off, or already gone from the source.
-            StepKind::StopGuest => Ok(matches!(
-                self.hypervisor(&step.from)?.domain_state(&step.guest)?,
-                None | Some(GuestState::ShutOff)
-            )),
-            StepKind::CreateBridges => Ok(self.missing_bridges(step)?.is_empty()),
+            StepKind::StopGuest => {
+                Ok(matches!(self.hypervisor(&step.from)?.domain_state(&step.guest)?, None | Some(GuestState::ShutOff)))
+            }
+            StepKind::CreateBridges => Ok(step.items.is_empty() || self.missing_bridges(step)?.is_empty()),
             StepKind::MigrateGuest => {
                 if self.hypervisor(&step.to)?.domain_state(&step.guest)?.is_none() {
                     return Ok(false);
@@ -265,7 +267,8 @@ mod tests {
 
     #[test]
     fn volume_templates_substitute_per_argument() {
-        let template = ["/opt/exa/edv", "{action}", "--volume={volume}", "--guest", "{guest}", "{host}"].map(String::from);
+        let template =
+            ["/opt/exa/edv", "{action}", "--volume={volume}", "--guest", "{guest}", "{host}"].map(String::from);
         let argv = volume_argv(&template, "attach", "/dev/exc/vol 1", "vm01", "adm02");
         assert_eq!(argv, ["/opt/exa/edv", "attach", "--volume=/dev/exc/vol 1", "--guest", "vm01", "adm02"]);
     }

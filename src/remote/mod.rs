@@ -120,7 +120,8 @@ fn display_command(argv: &[String]) -> String {
 /// line could misread): 1–15 characters of `A–Z a–z 0–9 . _ -`, not starting with `-`,
 /// not `.` or `..`.
 pub fn validate_ifname(name: &str) -> Result<(), RemoteError> {
-    let invalid = |reason: &str| Err(RemoteError::InvalidBridgeName { name: name.to_string(), reason: reason.to_string() });
+    let invalid =
+        |reason: &str| Err(RemoteError::InvalidBridgeName { name: name.to_string(), reason: reason.to_string() });
     if name.is_empty() {
         return invalid("empty");
     }
@@ -189,12 +190,7 @@ fn options_config(t: &SshTarget) -> String {
 /// Bridge names from the output of [`LIST_BRIDGES_SCRIPT`]; lines that are not interface
 /// names are ignored.
 pub fn parse_bridges(stdout: &str) -> BTreeSet<String> {
-    stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| validate_ifname(l).is_ok())
-        .map(str::to_string)
-        .collect()
+    stdout.lines().map(str::trim).filter(|l| validate_ifname(l).is_ok()).map(str::to_string).collect()
 }
 
 /// An open SSH connection (a ControlMaster) to one host.
@@ -220,9 +216,11 @@ impl RemoteHost {
         let private_dir = tempfile::Builder::new().prefix("berth-ssh-").tempdir().map_err(setup)?;
 
         let mut b = SessionBuilder::default();
-        b.user(t.user.clone())
-            .control_directory(private_dir.path())
-            .known_hosts_check(if t.strict_host_key_checking { KnownHosts::Strict } else { KnownHosts::Add });
+        b.user(t.user.clone()).control_directory(private_dir.path()).known_hosts_check(if t.strict_host_key_checking {
+            KnownHosts::Strict
+        } else {
+            KnownHosts::Add
+        });
         if let Some(port) = t.port {
             b.port(port);
         }
@@ -266,11 +264,7 @@ impl RemoteHost {
     /// Runs `argv` and fails unless it exits with status 0.
     pub async fn run_checked(&self, argv: &[String]) -> Result<Output, RemoteError> {
         let out = self.run(argv).await?;
-        if out.status.success() {
-            Ok(out)
-        } else {
-            Err(self.failure(argv, &out))
-        }
+        if out.status.success() { Ok(out) } else { Err(self.failure(argv, &out)) }
     }
 
     fn failure(&self, argv: &[String], out: &Output) -> RemoteError {
@@ -305,7 +299,9 @@ impl RemoteHost {
         let argv = ["imageinfo", "-ver"].map(String::from);
         let out = match self.run(&argv).await {
             // openssh turns the shell's "command not found" (status 127) into this error.
-            Err(RemoteError::Run { error: openssh::Error::Remote(e), .. }) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(RemoteError::Run { error: openssh::Error::Remote(e), .. })
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(None);
             }
             other => other?,

@@ -25,13 +25,13 @@ pub enum StateError {
     Stale { path: PathBuf, on_disk: u64, ours: u64 },
 
     #[error("state `{}` is locked: {info}; if that process is gone, run `berth force-unlock {}`", path.display(), info.id)]
-    Locked { path: PathBuf, info: LockInfo },
+    Locked { path: PathBuf, info: Box<LockInfo> },
 
     #[error("lock file `{}` exists but cannot be read ({reason}); remove it by hand once no berth runs", path.display())]
     LockUnreadable { path: PathBuf, reason: String },
 
     #[error("lock `{}` is held under id {} ({holder}), not {given}; nothing was removed", path.display(), holder.id)]
-    LockIdMismatch { path: PathBuf, given: String, holder: LockInfo },
+    LockIdMismatch { path: PathBuf, given: String, holder: Box<LockInfo> },
 
     #[error("state `{}` is not locked", path.display())]
     NotLocked { path: PathBuf },

@@ -89,9 +89,12 @@ pub(super) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             return Err(match read(path)? {
-                Some(holder) => StateError::Locked { path: path.to_path_buf(), info: holder },
+                Some(holder) => StateError::Locked { path: path.to_path_buf(), info: Box::new(holder) },
                 // Removed between our attempt and our read: report rather than race again.
-                None => StateError::LockUnreadable { path: path.to_path_buf(), reason: "it vanished while being read".into() },
+                None => StateError::LockUnreadable {
+                    path: path.to_path_buf(),
+                    reason: "it vanished while being read".into(),
+                },
             });
         }
         Err(e) => return Err(io("creating lock", e)),
@@ -112,9 +115,17 @@ pub(super) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
 pub(super) fn force_remove(path: &Path, id: &str) -> Result<LockInfo, StateError> {
     let holder = read(path)?.ok_or_else(|| StateError::NotLocked { path: path.to_path_buf() })?;
     if holder.id != id {
-        return Err(StateError::LockIdMismatch { path: path.to_path_buf(), given: id.to_string(), holder });
+        return Err(StateError::LockIdMismatch {
+            path: path.to_path_buf(),
+            given: id.to_string(),
+            holder: Box::new(holder),
+        });
     }
-    std::fs::remove_file(path).map_err(|error| StateError::Io { action: "removing lock", path: path.to_path_buf(), error })?;
+    std::fs::remove_file(path).map_err(|error| StateError::Io {
+        action: "removing lock",
+        path: path.to_path_buf(),
+        error,
+    })?;
     Ok(holder)
 }
 

@@ -73,9 +73,7 @@ impl StateStore {
                 supported: FORMAT_VERSION,
             });
         }
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|error| StateError::Parse { path: self.path.clone(), error })
+        serde_json::from_str(&text).map(Some).map_err(|error| StateError::Parse { path: self.path.clone(), error })
     }
 
     /// Loads the state, or starts a new one when there is no file.

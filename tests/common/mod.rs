@@ -56,6 +56,13 @@ impl PlanBuilder {
         self
     }
 
+    /// Sets the items (bridges, volumes, interfaces) of step `id`.
+    pub fn items(mut self, id: &str, items: &[&str]) -> Self {
+        let s = self.steps.iter_mut().find(|s| s.id == id).expect("step id");
+        s.items = items.iter().map(|i| i.to_string()).collect();
+        self
+    }
+
     pub fn build(self) -> Plan {
         Plan {
             format_version: berth::plan::FORMAT_VERSION,
