@@ -1,1 +1,15 @@
-//! state: owned by its work item.
+//! The state file: where berth last left every guest it moved, and the journal of every step
+//! it ran (so an interrupted apply resumes where it stopped), guarded by a lock file so that
+//! two applies never run against the same state.
+//!
+//! schemas/state.schema.json describes the file.
+
+pub mod error;
+pub mod lock;
+pub mod model;
+pub mod store;
+
+pub use error::StateError;
+pub use lock::{LockGuard, LockInfo};
+pub use model::{FORMAT_VERSION, GuestRecord, JournalEntry, State, StepStatus, state_schema};
+pub use store::StateStore;

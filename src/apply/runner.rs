@@ -1,0 +1,43 @@
+//! How one step is carried out, behind a small trait: the executor walks the graph, a
+//! [`StepRunner`] acts. [`super::LibvirtRunner`] acts on real hosts; tests use recording ones.
+
+use crate::diff::Move;
+use crate::inventory::GuestState;
+use crate::schedule::Step;
+
+use super::error::ApplyError;
+use super::hypervisor::MigrationProgress;
+
+/// What a runner gets besides the step.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The move the step belongs to (mode, memory, …).
+    pub mv: Move,
+    /// The guest's last known definition from the state file (for `offline_force` moves).
+    pub last_definition_xml: Option<String>,
+}
+
+/// What a finished step learned, recorded in the state's topology.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepOutcome {
+    /// Set when nothing had to be done (already true in reality).
+    pub note: Option<String>,
+    /// The guest's state after the step, when the step knows it.
+    pub guest_state: Option<GuestState>,
+    /// The guest's definition as read before it moved.
+    pub definition_xml: Option<String>,
+}
+
+/// Carries out steps. Called on blocking threads: implementations may block.
+pub trait StepRunner: Send + Sync {
+    /// Whether reality already shows the step's effect (so it must not run again).
+    fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError>;
+
+    /// Runs the step, reporting live-migration progress through `progress`.
+    fn run(
+        &self,
+        step: &Step,
+        ctx: &StepContext,
+        progress: &mut dyn FnMut(MigrationProgress),
+    ) -> Result<StepOutcome, ApplyError>;
+}

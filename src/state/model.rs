@@ -1,0 +1,119 @@
+//! The state file's content.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::GuestState;
+use crate::schedule::StepKind;
+
+/// Bumped whenever the file's shape changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where a guest was left, as berth last saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuestRecord {
+    pub host: String,
+    pub state: GuestState,
+    /// The persistent libvirt definition last read from the guest's host (migratable form):
+    /// what an `offline_force` move defines on a new host when the old one is unreachable.
+    pub last_definition_xml: Option<String>,
+}
+
+/// Progress of one plan step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    /// Not run: a step it depends on failed, or it was filtered out.
+    Skipped,
+}
+
+/// One step of one plan, as it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JournalEntry {
+    /// Identifies the plan (hash of its JSON), so that resuming matches the same plan.
+    pub plan_id: String,
+    pub step_id: String,
+    pub kind: StepKind,
+    pub guest: String,
+    pub from: String,
+    pub to: String,
+    pub status: StepStatus,
+    #[schemars(with = "Option<String>")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[schemars(with = "Option<String>")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// The whole state file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    /// Format version ([`FORMAT_VERSION`]).
+    pub version: u32,
+    /// Incremented on every write; a write based on an older serial is refused.
+    pub serial: u64,
+    /// Fixed when the state is created; a file with another lineage is never overwritten.
+    #[schemars(with = "String")]
+    pub lineage: uuid::Uuid,
+    /// berth version that last wrote the file.
+    pub berth_version: String,
+    #[schemars(with = "String")]
+    pub updated_at: DateTime<Utc>,
+    /// Guest name → where it is.
+    pub topology: BTreeMap<String, GuestRecord>,
+    pub journal: Vec<JournalEntry>,
+}
+
+impl State {
+    /// An empty state with a fresh lineage (serial 0: nothing written yet).
+    pub fn new() -> State {
+        State {
+            version: FORMAT_VERSION,
+            serial: 0,
+            lineage: uuid::Uuid::new_v4(),
+            berth_version: env!("CARGO_PKG_VERSION").to_string(),
+            updated_at: Utc::now(),
+            topology: BTreeMap::new(),
+            journal: Vec::new(),
+        }
+    }
+
+    /// The journal entry of `step_id` in plan `plan_id`.
+    pub fn entry(&self, plan_id: &str, step_id: &str) -> Option<&JournalEntry> {
+        self.journal.iter().rev().find(|e| e.plan_id == plan_id && e.step_id == step_id)
+    }
+
+    /// Mutable access to the entry of `step_id` in plan `plan_id`.
+    pub fn entry_mut(&mut self, plan_id: &str, step_id: &str) -> Option<&mut JournalEntry> {
+        self.journal.iter_mut().rev().find(|e| e.plan_id == plan_id && e.step_id == step_id)
+    }
+
+    /// Inserts `entry`, replacing the existing entry of the same plan and step.
+    pub fn upsert(&mut self, entry: JournalEntry) {
+        match self.entry_mut(&entry.plan_id, &entry.step_id) {
+            Some(existing) => *existing = entry,
+            None => self.journal.push(entry),
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new()
+    }
+}
+
+/// The JSON Schema of the state file (committed as schemas/state.schema.json).
+pub fn state_schema() -> serde_json::Value {
+    schemars::schema_for!(State).to_value()
+}

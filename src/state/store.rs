@@ -1,0 +1,150 @@
+//! Reading and writing the state file.
+//!
+//! A write never leaves a torn file: the new content goes to a temporary file in the same
+//! directory (mode 0600), is fsynced, renamed over the old file, and the directory is fsynced.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+
+use super::error::StateError;
+use super::lock::{self, LockGuard, LockInfo};
+use super::model::{FORMAT_VERSION, State};
+
+/// The state file at one path (and its lock beside it).
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+}
+
+impl StateStore {
+    /// A store for the state file at `path`. The directory must exist; the file need not.
+    pub fn open(path: impl Into<PathBuf>) -> Result<StateStore, StateError> {
+        let path = path.into();
+        let dir = parent_dir(&path);
+        if !dir.is_dir() {
+            return Err(StateError::Io {
+                action: "opening state directory",
+                path: dir.to_path_buf(),
+                error: std::io::Error::new(std::io::ErrorKind::NotFound, "no such directory"),
+            });
+        }
+        if path.is_dir() {
+            return Err(StateError::Io {
+                action: "opening state file",
+                path: path.clone(),
+                error: std::io::Error::new(std::io::ErrorKind::IsADirectory, "is a directory"),
+            });
+        }
+        let mut lock_name = path.file_name().unwrap_or_default().to_os_string();
+        lock_name.push(".lock");
+        let lock_path = path.with_file_name(lock_name);
+        Ok(StateStore { path, lock_path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn lock_path(&self) -> &Path {
+        &self.lock_path
+    }
+
+    /// The state, or `None` when no state file exists yet.
+    pub fn load(&self) -> Result<Option<State>, StateError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(StateError::Io { action: "reading state", path: self.path.clone(), error }),
+        };
+        // Check the version before the full shape, so an old or new file gets the clear message.
+        #[derive(serde::Deserialize)]
+        struct VersionOnly {
+            version: u32,
+        }
+        let version: VersionOnly =
+            serde_json::from_str(&text).map_err(|error| StateError::Parse { path: self.path.clone(), error })?;
+        if version.version != FORMAT_VERSION {
+            return Err(StateError::UnsupportedVersion {
+                path: self.path.clone(),
+                found: version.version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_str(&text).map(Some).map_err(|error| StateError::Parse { path: self.path.clone(), error })
+    }
+
+    /// Loads the state, or starts a new one when there is no file.
+    pub fn load_or_new(&self) -> Result<State, StateError> {
+        Ok(self.load()?.unwrap_or_default())
+    }
+
+    /// Writes `state` atomically, after incrementing its serial and stamping the time and
+    /// berth version. Refuses to overwrite a file of another lineage or one written after
+    /// `state` was read (a higher serial on disk).
+    pub fn save(&self, state: &mut State) -> Result<(), StateError> {
+        if let Some(on_disk) = self.load()? {
+            if on_disk.lineage != state.lineage {
+                return Err(StateError::LineageMismatch {
+                    path: self.path.clone(),
+                    found: on_disk.lineage.to_string(),
+                    expected: state.lineage.to_string(),
+                });
+            }
+            if on_disk.serial > state.serial {
+                return Err(StateError::Stale { path: self.path.clone(), on_disk: on_disk.serial, ours: state.serial });
+            }
+        }
+        let mut next = state.clone();
+        next.serial += 1;
+        next.updated_at = Utc::now();
+        next.berth_version = env!("CARGO_PKG_VERSION").to_string();
+        self.write_atomically(&next)?;
+        *state = next;
+        Ok(())
+    }
+
+    fn write_atomically(&self, state: &State) -> Result<(), StateError> {
+        let io = |action, error| StateError::Io { action, path: self.path.clone(), error };
+        let dir = parent_dir(&self.path);
+        let mut text = serde_json::to_string_pretty(state).map_err(|e| io("serializing state", e.into()))?;
+        text.push('\n');
+        // NamedTempFile creates the file with mode 0600 and removes it if anything below fails.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".berth-state-")
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(|e| io("creating temporary file for state", e))?;
+        tmp.write_all(text.as_bytes()).map_err(|e| io("writing state", e))?;
+        tmp.as_file().sync_all().map_err(|e| io("syncing state", e))?;
+        tmp.persist(&self.path).map_err(|e| io("replacing state", e.error))?;
+        lock::sync_dir(dir).map_err(|e| io("syncing state directory", e))
+    }
+
+    /// Takes the state lock for `operation`; fails with [`StateError::Locked`] naming the
+    /// holder when another process has it.
+    pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
+        lock::acquire(&self.lock_path, operation)
+    }
+
+    /// Who holds the lock, if anyone.
+    pub fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        lock::read(&self.lock_path)
+    }
+
+    /// Removes a stale lock, only when `id` is the id it is held under. Returns the removed
+    /// lock's holder.
+    pub fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
+        lock::force_remove(&self.lock_path, id)
+    }
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}

@@ -1,0 +1,83 @@
+//! Builders shared by the apply tests.
+#![allow(dead_code)]
+
+use berth::config::MigrationMode;
+use berth::diff::Move;
+use berth::plan::{Fingerprints, Plan};
+use berth::schedule::{Step, StepKind};
+
+/// One move's steps, chained in the order given; returns the plan-level pieces.
+pub struct PlanBuilder {
+    moves: Vec<Move>,
+    steps: Vec<Step>,
+}
+
+impl PlanBuilder {
+    pub fn new() -> Self {
+        PlanBuilder { moves: Vec::new(), steps: Vec::new() }
+    }
+
+    /// Adds a move of `guest` from `from` to `to` with `kinds` chained one after another.
+    pub fn chain(mut self, guest: &str, from: &str, to: &str, mode: MigrationMode, kinds: &[StepKind]) -> Self {
+        let move_index = self.moves.len();
+        self.moves.push(Move {
+            guest: guest.into(),
+            from: from.into(),
+            to: to.into(),
+            mode,
+            reason: "test".into(),
+            memory_mib: 1024,
+            vcpus: 1,
+            pivot: false,
+        });
+        let mut previous: Option<String> = None;
+        for &kind in kinds {
+            let id = format!("{guest}:{kind}");
+            self.steps.push(Step {
+                id: id.clone(),
+                kind,
+                guest: guest.into(),
+                from: from.into(),
+                to: to.into(),
+                move_index,
+                depends_on: previous.iter().cloned().collect(),
+                detail: String::new(),
+                items: Vec::new(),
+            });
+            previous = Some(id);
+        }
+        self
+    }
+
+    /// Makes step `id` also depend on `on`.
+    pub fn edge(mut self, id: &str, on: &str) -> Self {
+        let s = self.steps.iter_mut().find(|s| s.id == id).expect("step id");
+        s.depends_on.push(on.into());
+        self
+    }
+
+    /// Sets the items (bridges, volumes, interfaces) of step `id`.
+    pub fn items(mut self, id: &str, items: &[&str]) -> Self {
+        let s = self.steps.iter_mut().find(|s| s.id == id).expect("step id");
+        s.items = items.iter().map(|i| i.to_string()).collect();
+        self
+    }
+
+    pub fn build(self) -> Plan {
+        Plan {
+            format_version: berth::plan::FORMAT_VERSION,
+            berth_version: env!("CARGO_PKG_VERSION").into(),
+            created_at: "2025-01-01T00:00:00Z".into(),
+            es_xml_path: "es.xml".into(),
+            moves: self.moves,
+            steps: self.steps,
+            skipped_steps: Vec::new(),
+            waves: Vec::new(),
+            hosts: Vec::new(),
+            drift: Vec::new(),
+            errors: Vec::new(),
+            fingerprints: Fingerprints::default(),
+            es_xml_after: None,
+        }
+    }
+}

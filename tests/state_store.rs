@@ -1,0 +1,183 @@
+//! The state file: atomic writes, permissions, serial and lineage, the lock, and the schema.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use berth::inventory::GuestState;
+use berth::schedule::StepKind;
+use berth::state::{GuestRecord, JournalEntry, State, StateError, StateStore, StepStatus, state_schema};
+
+const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/state.schema.json");
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn sample_state() -> State {
+    let mut s = State::new();
+    s.topology.insert(
+        "exa01vm01".into(),
+        GuestRecord {
+            host: "exa01adm02".into(),
+            state: GuestState::Running,
+            last_definition_xml: Some("<domain/>".into()),
+        },
+    );
+    s.journal.push(JournalEntry {
+        plan_id: "3f2a9c".into(),
+        step_id: "exa01vm01:MIGRATE_GUEST".into(),
+        kind: StepKind::MigrateGuest,
+        guest: "exa01vm01".into(),
+        from: "exa01adm01".into(),
+        to: "exa01adm02".into(),
+        status: StepStatus::Done,
+        started_at: Some(chrono::Utc::now()),
+        finished_at: Some(chrono::Utc::now()),
+        error: None,
+    });
+    s
+}
+
+#[test]
+fn save_is_atomic_private_and_counts_serials() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("berth.tfstate")).unwrap();
+    assert!(store.load().unwrap().is_none());
+
+    let mut state = sample_state();
+    let lineage = state.lineage;
+    store.save(&mut state).unwrap();
+    assert_eq!(state.serial, 1);
+    store.save(&mut state).unwrap();
+    assert_eq!(state.serial, 2);
+
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["berth.tfstate"], "no temporary file is left behind");
+    assert_eq!(mode(store.path()), 0o600);
+
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded, state);
+    assert_eq!((loaded.serial, loaded.lineage), (2, lineage));
+}
+
+#[test]
+fn a_write_based_on_an_old_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let mut first = State::new();
+    store.save(&mut first).unwrap();
+    let mut a = store.load().unwrap().unwrap();
+    let mut b = store.load().unwrap().unwrap();
+    store.save(&mut a).unwrap();
+    let err = store.save(&mut b).unwrap_err();
+    assert!(matches!(err, StateError::Stale { on_disk: 2, ours: 1, .. }), "{err}");
+    assert_eq!(b.serial, 1, "a refused save leaves the state untouched");
+}
+
+#[test]
+fn a_file_of_another_lineage_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    store.save(&mut State::new()).unwrap();
+    let before = std::fs::read_to_string(store.path()).unwrap();
+    let err = store.save(&mut State::new()).unwrap_err();
+    assert!(matches!(err, StateError::LineageMismatch { .. }), "{err}");
+    assert_eq!(std::fs::read_to_string(store.path()).unwrap(), before);
+}
+
+#[test]
+fn unreadable_files_are_reported_with_path_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let store = StateStore::open(&path).unwrap();
+    std::fs::write(&path, "{\n  \"version\": 1,\n  \"serial\": \"x\"\n}").unwrap();
+    let text = store.load().unwrap_err().to_string();
+    assert!(text.contains("s.json") && text.contains("line 3"), "{text}");
+
+    std::fs::write(&path, r#"{"version": 99}"#).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(matches!(err, StateError::UnsupportedVersion { found: 99, supported: 1, .. }), "{err}");
+
+    assert!(StateStore::open(dir.path().join("missing/s.json")).is_err());
+}
+
+#[test]
+fn a_second_lock_names_the_holder_and_the_guard_releases_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let guard = store.lock("apply").unwrap();
+    assert_eq!(mode(store.lock_path()), 0o600);
+    let info = guard.info().clone();
+    assert_eq!(info.pid, std::process::id());
+
+    let err = store.lock("apply").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, StateError::Locked { .. }), "{text}");
+    for part in [info.owner.as_str(), &format!("pid {}", info.pid), "`apply`", info.id.as_str()] {
+        assert!(text.contains(part), "`{part}` missing from: {text}");
+    }
+    assert_eq!(store.lock_info().unwrap(), Some(info));
+
+    drop(guard);
+    assert!(!store.lock_path().exists());
+    assert!(store.lock_info().unwrap().is_none());
+    drop(store.lock("plan").unwrap());
+}
+
+#[test]
+fn force_unlock_needs_the_right_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let stale = store.lock("apply").unwrap();
+    let id = stale.info().id.clone();
+
+    let err = store.force_unlock("not-the-id").unwrap_err();
+    assert!(matches!(err, StateError::LockIdMismatch { .. }), "{err}");
+    assert!(store.lock_path().exists(), "a wrong id removes nothing");
+
+    assert_eq!(store.force_unlock(&id).unwrap().id, id);
+    assert!(!store.lock_path().exists());
+    assert!(matches!(store.force_unlock(&id).unwrap_err(), StateError::NotLocked { .. }));
+
+    // A new holder's lock survives the old guard going away.
+    let fresh = store.lock("apply").unwrap();
+    drop(stale);
+    assert_eq!(store.lock_info().unwrap().map(|i| i.id), Some(fresh.info().id.clone()));
+}
+
+#[test]
+fn a_corrupt_lock_is_reported_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    std::fs::write(store.lock_path(), "garbage").unwrap();
+    let err = store.lock("apply").unwrap_err();
+    assert!(matches!(err, StateError::LockUnreadable { .. }), "{err}");
+    assert_eq!(std::fs::read_to_string(store.lock_path()).unwrap(), "garbage");
+}
+
+#[test]
+fn committed_schema_matches_the_types() {
+    let generated = serde_json::to_string_pretty(&state_schema()).unwrap() + "\n";
+    if std::env::var_os("BERTH_WRITE_SCHEMAS").is_some() {
+        std::fs::write(SCHEMA_PATH, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(SCHEMA_PATH)
+        .expect("schemas/state.schema.json missing; run with BERTH_WRITE_SCHEMAS=1 to write it");
+    assert_eq!(committed, generated, "schemas/state.schema.json is stale; rerun with BERTH_WRITE_SCHEMAS=1");
+}
+
+#[test]
+fn a_saved_state_file_validates_against_the_committed_schema() {
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(SCHEMA_PATH).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    store.save(&mut sample_state()).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&file).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+
+    let mut broken = file.clone();
+    broken["journal"][0]["status"] = "teleported".into();
+    assert!(!validator.is_valid(&broken));
+}
