@@ -4,9 +4,9 @@
 mod capabilities;
 mod domain_xml;
 
+use std::sync::Mutex;
 use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
@@ -79,7 +79,9 @@ pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtErr
     let domains = conn.list_all_domains(0).map_err(|e| fail("list domains", e.message()))?;
     let mut observed = Vec::with_capacity(domains.len());
     for (index, domain) in domains.iter().enumerate() {
-        observed.push(observe_domain(domain, index).map_err(|(action, message)| fail(&action, &message))?);
+        observed.push(
+            observe_domain(domain, index).map_err(|(action, message)| fail(&action, &message))?,
+        );
     }
     observed.sort_by(|a, b| a.name.cmp(&b.name));
     // Domains are released before the connection (reverse declaration order), so closing the
@@ -98,15 +100,16 @@ pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtErr
 
 /// One domain; on failure returns (action, message) for [`LibvirtError`].
 fn observe_domain(domain: &Domain, index: usize) -> Result<DomainObservation, (String, String)> {
-    let name = domain
-        .name()
-        .map_err(|e| (format!("read the name of domain #{}", index + 1), e.message().to_string()))?;
+    let name = domain.name().map_err(|e| {
+        (format!("read the name of domain #{}", index + 1), e.message().to_string())
+    })?;
     let action = format!("read domain {name}");
     let libvirt = |e: virt::error::Error| (action.clone(), e.message().to_string());
     let info = domain.info().map_err(libvirt)?;
     let persistent = domain.is_persistent().map_err(libvirt)?;
     let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(libvirt)?;
-    let devices = parse_domain_devices(&xml).map_err(|e| (format!("read the XML of domain {name}"), e.to_string()))?;
+    let devices = parse_domain_devices(&xml)
+        .map_err(|e| (format!("read the XML of domain {name}"), e.to_string()))?;
     Ok(DomainObservation {
         uuid: domain.uuid_string().ok(),
         state: guest_state(info.state.known()),
@@ -125,7 +128,9 @@ fn guest_state(state: Option<DomainState>) -> GuestState {
     match state {
         // Blocked = running but waiting on a resource; Shutdown = still running while the
         // guest OS shuts down: both still hold memory and vCPUs.
-        Some(DomainState::Running | DomainState::Blocked | DomainState::Shutdown) => GuestState::Running,
+        Some(DomainState::Running | DomainState::Blocked | DomainState::Shutdown) => {
+            GuestState::Running
+        }
         Some(DomainState::Paused | DomainState::PMSuspended) => GuestState::Paused,
         Some(DomainState::Shutoff) => GuestState::ShutOff,
         Some(DomainState::Crashed) => GuestState::Crashed,
@@ -136,7 +141,10 @@ fn guest_state(state: Option<DomainState>) -> GuestState {
 /// Reads many hosts, `(host, uri)` each, with at most `parallelism` connections open at once
 /// (0 is taken as 1). Results come back in input order, one per host; a host that fails,
 /// even by a panic in libvirt's bindings, yields its error and does not stop the others.
-pub fn observe_hosts(hosts: &[(String, String)], parallelism: usize) -> Vec<Result<HostObservation, LibvirtError>> {
+pub fn observe_hosts(
+    hosts: &[(String, String)],
+    parallelism: usize,
+) -> Vec<Result<HostObservation, LibvirtError>> {
     let workers = parallelism.clamp(1, hosts.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<HostObservation, LibvirtError>>>> =
@@ -147,14 +155,18 @@ pub fn observe_hosts(hosts: &[(String, String)], parallelism: usize) -> Vec<Resu
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((host, uri)) = hosts.get(i) else { break };
-                    let result = std::panic::catch_unwind(|| observe_host(host, uri)).unwrap_or_else(|panic| {
-                        Err(LibvirtError {
-                            host: host.clone(),
-                            uri: uri.clone(),
-                            action: "read the host".into(),
-                            message: format!("the libvirt bindings panicked: {}", panic_text(&panic)),
-                        })
-                    });
+                    let result = std::panic::catch_unwind(|| observe_host(host, uri))
+                        .unwrap_or_else(|panic| {
+                            Err(LibvirtError {
+                                host: host.clone(),
+                                uri: uri.clone(),
+                                action: "read the host".into(),
+                                message: format!(
+                                    "the libvirt bindings panicked: {}",
+                                    panic_text(&panic)
+                                ),
+                            })
+                        });
                     // A poisoned lock only means another worker panicked while holding it;
                     // the slots are still valid.
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
@@ -228,12 +240,18 @@ mod tests {
 
     #[test]
     fn unreachable_host_names_host_and_uri() {
-        let err = observe_host("exa01adm09.example.com", "test:///nonexistent/node.xml").unwrap_err();
+        let err =
+            observe_host("exa01adm09.example.com", "test:///nonexistent/node.xml").unwrap_err();
         assert_eq!(err.host, "exa01adm09.example.com");
         assert_eq!(err.uri, "test:///nonexistent/node.xml");
         assert_eq!(err.action, "connect");
         let text = err.to_string();
-        assert!(text.starts_with("host exa01adm09.example.com (test:///nonexistent/node.xml): cannot connect: "), "{text}");
+        assert!(
+            text.starts_with(
+                "host exa01adm09.example.com (test:///nonexistent/node.xml): cannot connect: "
+            ),
+            "{text}"
+        );
         assert!(!err.message.is_empty());
     }
 }

@@ -57,7 +57,8 @@ pub enum InventoryError {
 /// Reads es.xml, then every host it lists, and reconciles them.
 pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
     let path = &spec.es_xml_path;
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| InventoryError::Read { path: path.clone(), source })?;
     let es = esxml::parse(&path.display().to_string(), &text)
         .map_err(|source| InventoryError::EsXml { path: path.clone(), source })?;
     Ok(assemble(es, text, spec))
@@ -139,14 +140,22 @@ mod tests {
 
     #[test]
     fn uris_from_template_and_overrides() {
-        let es = es_with_hosts(&["exa01adm01.example.com", "exa01adm02.example.com", "exa01adm03.example.com"]);
+        let es = es_with_hosts(&[
+            "exa01adm01.example.com",
+            "exa01adm02.example.com",
+            "exa01adm03.example.com",
+        ]);
         let mut s = spec("es.xml");
-        s.uri_overrides.insert("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into());
+        s.uri_overrides
+            .insert("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into());
         s.uri_overrides.insert("exa01adm03".into(), "test:///lab/adm03.xml".into());
         assert_eq!(
             host_uris(&es, &s),
             vec![
-                ("exa01adm01.example.com".into(), "qemu+ssh://root@exa01adm01.example.com/system".into()),
+                (
+                    "exa01adm01.example.com".into(),
+                    "qemu+ssh://root@exa01adm01.example.com/system".into()
+                ),
                 ("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into()),
                 ("exa01adm03.example.com".into(), "test:///lab/adm03.xml".into()),
             ]
@@ -167,14 +176,19 @@ mod tests {
         let path = dir.path().join("broken-es.xml");
         std::fs::write(&path, "<engineeredSystem><machines>").unwrap();
         let err = load(&spec(path.to_str().unwrap())).unwrap_err();
-        let InventoryError::EsXml { path: p, .. } = &err else { panic!("expected EsXml, got {err:?}") };
+        let InventoryError::EsXml { path: p, .. } = &err else {
+            panic!("expected EsXml, got {err:?}")
+        };
         assert_eq!(p, &path);
         assert!(err.to_string().contains("broken-es.xml"), "{err}");
     }
 
     #[test]
     fn sha256_is_lowercase_hex_of_the_bytes() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
@@ -185,7 +199,11 @@ mod tests {
         let inv = assemble(es, "<engineeredSystem/>".into(), &s);
         let hosts: Vec<Option<&str>> = inv.drift.iter().map(|d| d.host.as_deref()).collect();
         assert_eq!(hosts, vec![Some("a.example.com"), Some("b.example.com")]);
-        assert!(inv.drift[1].libvirt.contains("test:///nonexistent/b.xml"), "{}", inv.drift[1].libvirt);
+        assert!(
+            inv.drift[1].libvirt.contains("test:///nonexistent/b.xml"),
+            "{}",
+            inv.drift[1].libvirt
+        );
         assert_eq!(inv.es_xml_sha256, sha256_hex(b"<engineeredSystem/>"));
         assert!(inv.topology.hosts.values().all(|h| !h.reachable));
     }

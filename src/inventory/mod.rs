@@ -18,5 +18,7 @@ pub use model::{Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, Inte
 pub use libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts};
 pub use load::{Inventory, InventoryError, InventorySpec, load};
 pub use observed::{DomainObservation, HostObservation};
-pub use reconcile::{Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile};
+pub use reconcile::{
+    Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile,
+};
 pub use version::ImageVersion;

@@ -148,7 +148,16 @@ pub fn reconcile(
             .unwrap_or(g.host_id.as_str());
         let es_host_reachable = topology.hosts.get(es_host).is_some_and(|h| h.reachable);
         let found = domains.get(g.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let guest = reconcile_guest(es, g, es_host, es_host_reachable, found, &memberships, policy, &mut drift);
+        let guest = reconcile_guest(
+            es,
+            g,
+            es_host,
+            es_host_reachable,
+            found,
+            &memberships,
+            policy,
+            &mut drift,
+        );
         topology.guests.insert(guest.name.clone(), guest);
     }
 
@@ -210,7 +219,9 @@ fn index_observations(observations: &[Observation]) -> BTreeMap<&str, &Observati
 }
 
 /// Every domain name with the hosts it is defined on, in es.xml host order.
-fn index_domains<'a>(reachable: &[&'a HostObservation]) -> BTreeMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
+fn index_domains<'a>(
+    reachable: &[&'a HostObservation],
+) -> BTreeMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
     let mut index: BTreeMap<&str, Vec<(&str, &DomainObservation)>> = BTreeMap::new();
     for o in reachable {
         for d in &o.domains {
@@ -337,7 +348,9 @@ fn reconcile_guest(
     let mut clusters: Vec<String> = memberships
         .iter()
         .filter(|(_, guest_id)| *guest_id == g.id)
-        .filter_map(|(cluster_id, _)| es.clusters.iter().find(|c| &c.id == cluster_id).map(|c| c.name.clone()))
+        .filter_map(|(cluster_id, _)| {
+            es.clusters.iter().find(|c| &c.id == cluster_id).map(|c| c.name.clone())
+        })
         .collect();
     clusters.sort();
     clusters.dedup();
@@ -361,7 +374,10 @@ fn reconcile_guest(
 /// Of several definitions of one guest, the one that is live: a copy holding resources
 /// (running or paused) before a stale shut-off one, then the copy on es.xml's host, then the
 /// first in es.xml host order.
-fn choose_copy<'a>(found: &[(&'a str, &'a DomainObservation)], es_host: &str) -> Option<(&'a str, &'a DomainObservation)> {
+fn choose_copy<'a>(
+    found: &[(&'a str, &'a DomainObservation)],
+    es_host: &str,
+) -> Option<(&'a str, &'a DomainObservation)> {
     found
         .iter()
         .copied()
@@ -376,15 +392,19 @@ fn volume_paths(es: &EsSystem, g: &EsGuest) -> Vec<String> {
     g.volume_ids
         .iter()
         .filter_map(|id| es.volumes.iter().find(|v| &v.id == id))
-        .filter_map(|v| v.device_path.clone().or_else(|| v.name.as_ref().map(|n| format!("/dev/exc/{n}"))))
+        .filter_map(|v| {
+            v.device_path.clone().or_else(|| v.name.as_ref().map(|n| format!("/dev/exc/{n}")))
+        })
         .collect()
 }
 
 /// (cluster id, guest id) pairs, from both places es.xml records membership: the guest's
 /// `software/clusters` and the cluster's members.
 fn cluster_memberships(es: &EsSystem) -> BTreeSet<(String, String)> {
-    let from_guests = es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.clone(), g.id.clone())));
-    let from_clusters = es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.clone(), m.clone())));
+    let from_guests =
+        es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.clone(), g.id.clone())));
+    let from_clusters =
+        es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.clone(), m.clone())));
     from_guests.chain(from_clusters).collect()
 }
 
@@ -397,7 +417,9 @@ fn clusters(es: &EsSystem, memberships: &BTreeSet<(String, String)>) -> BTreeMap
             let mut members: Vec<String> = memberships
                 .iter()
                 .filter(|(cluster_id, _)| *cluster_id == c.id)
-                .filter_map(|(_, guest_id)| es.guests.iter().find(|g| &g.id == guest_id).map(|g| g.name.clone()))
+                .filter_map(|(_, guest_id)| {
+                    es.guests.iter().find(|g| &g.id == guest_id).map(|g| g.name.clone())
+                })
                 .collect();
             members.sort();
             members.dedup();

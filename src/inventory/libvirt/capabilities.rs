@@ -52,7 +52,10 @@ mod tests {
     fn no_model_is_none() {
         let test_driver = "<capabilities><host><cpu><arch>i686</arch><features><pae/></features></cpu></host></capabilities>";
         assert_eq!(host_cpu_model(test_driver), None);
-        assert_eq!(host_cpu_model("<capabilities><host><cpu><model> </model></cpu></host></capabilities>"), None);
+        assert_eq!(
+            host_cpu_model("<capabilities><host><cpu><model> </model></cpu></host></capabilities>"),
+            None
+        );
         assert_eq!(host_cpu_model("not xml"), None);
     }
 }

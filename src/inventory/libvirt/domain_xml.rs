@@ -68,19 +68,22 @@ fn interface(doc: InterfaceDoc, element: &str) -> Result<Interface, DomainXmlErr
             (InterfaceKind::Bridge, bridge)
         }
         "network" => {
-            let network = source
-                .network
-                .ok_or_else(|| device_error(element, "type 'network' without <source network=…>"))?;
+            let network = source.network.ok_or_else(|| {
+                device_error(element, "type 'network' without <source network=…>")
+            })?;
             (InterfaceKind::Network, network)
         }
         "hostdev" => {
-            let address = source
-                .address
-                .ok_or_else(|| device_error(element, "type 'hostdev' without <source><address …/>"))?;
+            let address = source.address.ok_or_else(|| {
+                device_error(element, "type 'hostdev' without <source><address …/>")
+            })?;
             (InterfaceKind::Hostdev, address.host_address(element)?)
         }
         // direct (macvtap), user, ethernet, vhostuser, …: keep what names the host side.
-        other => (InterfaceKind::Other, source.dev.or(source.bridge).unwrap_or_else(|| other.to_string())),
+        other => (
+            InterfaceKind::Other,
+            source.dev.or(source.bridge).unwrap_or_else(|| other.to_string()),
+        ),
     };
     Ok(Interface { kind, source, mac })
 }
@@ -105,10 +108,14 @@ fn hostdev(doc: HostdevDoc, element: &str) -> Result<HostDev, DomainXmlError> {
     let source = doc.source.unwrap_or_default();
     let address = match (kind.as_str(), source.address) {
         ("pci", Some(a)) => a.host_address(element)?,
-        ("pci", None) => return Err(device_error(element, "pci hostdev without <source><address …/>")),
+        ("pci", None) => {
+            return Err(device_error(element, "pci hostdev without <source><address …/>"));
+        }
         (_, Some(a)) => a.describe(),
         (_, None) => match (source.vendor, source.product) {
-            (Some(v), Some(p)) => format!("{}:{}", v.id.unwrap_or_default(), p.id.unwrap_or_default()),
+            (Some(v), Some(p)) => {
+                format!("{}:{}", v.id.unwrap_or_default(), p.id.unwrap_or_default())
+            }
             _ => String::new(),
         },
     };
@@ -223,11 +230,16 @@ struct AddressDoc {
 impl AddressDoc {
     /// The host PCI address in the form `lspci -D` prints: `0000:3b:02.1`.
     fn host_address(&self, element: &str) -> Result<String, DomainXmlError> {
-        let field = |name: &str, value: &Option<String>, default: Option<u32>| -> Result<u32, DomainXmlError> {
+        let field = |name: &str,
+                     value: &Option<String>,
+                     default: Option<u32>|
+         -> Result<u32, DomainXmlError> {
             match value {
-                Some(v) => parse_number(v)
-                    .ok_or_else(|| device_error(element, format!("PCI address {name}='{v}' is not a number"))),
-                None => default.ok_or_else(|| device_error(element, format!("PCI address without {name}"))),
+                Some(v) => parse_number(v).ok_or_else(|| {
+                    device_error(element, format!("PCI address {name}='{v}' is not a number"))
+                }),
+                None => default
+                    .ok_or_else(|| device_error(element, format!("PCI address without {name}"))),
             }
         };
         let domain = field("domain", &self.domain, Some(0))?;
@@ -343,7 +355,11 @@ mod tests {
             vec![
                 Disk { target: "vda".into(), bus: "virtio".into(), source: Some("p1/v1".into()) },
                 Disk { target: "sdz".into(), bus: "sata".into(), source: None },
-                Disk { target: "vdb".into(), bus: "virtio".into(), source: Some("pool/img".into()) },
+                Disk {
+                    target: "vdb".into(),
+                    bus: "virtio".into(),
+                    source: Some("pool/img".into())
+                },
             ]
         );
         assert_eq!(
@@ -377,9 +393,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.to_string(), "interface 1: PCI address bus='0xzz' is not a number");
 
-        let err = parse_domain_devices("<domain><devices><disk type='file'/></devices></domain>").unwrap_err();
+        let err = parse_domain_devices("<domain><devices><disk type='file'/></devices></domain>")
+            .unwrap_err();
         assert_eq!(err.to_string(), "disk 1: no <target>");
 
-        assert!(matches!(parse_domain_devices("<domain><devices>"), Err(DomainXmlError::Syntax(_))));
+        assert!(matches!(
+            parse_domain_devices("<domain><devices>"),
+            Err(DomainXmlError::Syntax(_))
+        ));
     }
 }

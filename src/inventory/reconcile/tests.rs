@@ -59,7 +59,13 @@ fn system() -> EsSystem {
     }
 }
 
-fn domain(name: &str, state: GuestState, vcpus: u32, memory_mib: u64, bridges: &[&str]) -> DomainObservation {
+fn domain(
+    name: &str,
+    state: GuestState,
+    vcpus: u32,
+    memory_mib: u64,
+    bridges: &[&str],
+) -> DomainObservation {
     DomainObservation {
         name: name.into(),
         uuid: None,
@@ -70,9 +76,17 @@ fn domain(name: &str, state: GuestState, vcpus: u32, memory_mib: u64, bridges: &
         interfaces: bridges
             .iter()
             .map(|b| Interface { kind: InterfaceKind::Bridge, source: (*b).into(), mac: None })
-            .chain([Interface { kind: InterfaceKind::Hostdev, source: "0000:3b:02.1".into(), mac: None }])
+            .chain([Interface {
+                kind: InterfaceKind::Hostdev,
+                source: "0000:3b:02.1".into(),
+                mac: None,
+            }])
             .collect(),
-        disks: vec![Disk { target: "sda".into(), bus: "scsi".into(), source: Some("/dev/exc/sys".into()) }],
+        disks: vec![Disk {
+            target: "sda".into(),
+            bus: "scsi".into(),
+            source: Some("/dev/exc/sys".into()),
+        }],
         hostdevs: vec![],
     }
 }
@@ -101,11 +115,17 @@ fn down(name: &str) -> Observation {
 /// Observations matching [`system`] exactly.
 fn consistent() -> Vec<Observation> {
     vec![
-        host(H1, vec![
-            domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0", "vmbondeth0.110"]),
-            domain(VM2, GuestState::ShutOff, 4, 32768, &["vmbondeth0", "vmbondeth0.120"]),
-        ]),
-        host(H2, vec![domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0", "vmbondeth0.110"])]),
+        host(
+            H1,
+            vec![
+                domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0", "vmbondeth0.110"]),
+                domain(VM2, GuestState::ShutOff, 4, 32768, &["vmbondeth0", "vmbondeth0.120"]),
+            ],
+        ),
+        host(
+            H2,
+            vec![domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0", "vmbondeth0.110"])],
+        ),
         host(H3, vec![]),
     ]
 }
@@ -118,8 +138,18 @@ fn kinds(r: &Reconciled) -> Vec<DriftKind> {
 fn consistent_inputs_give_no_drift_and_a_full_topology() {
     let mut es = system();
     es.volumes = vec![
-        EsVolume { id: "v1".into(), name: Some("vm01_sys".into()), device_path: Some("/dev/exc/vm01_sys".into()), volume_type: None },
-        EsVolume { id: "v2".into(), name: Some("vm01_u01".into()), device_path: None, volume_type: None },
+        EsVolume {
+            id: "v1".into(),
+            name: Some("vm01_sys".into()),
+            device_path: Some("/dev/exc/vm01_sys".into()),
+            volume_type: None,
+        },
+        EsVolume {
+            id: "v2".into(),
+            name: Some("vm01_u01".into()),
+            device_path: None,
+            volume_type: None,
+        },
     ];
     es.guests[0].volume_ids = vec!["v1".into(), "v2".into()];
     let r = reconcile(&es, &consistent(), DriftPolicy::StopOnDrift);
@@ -139,7 +169,10 @@ fn consistent_inputs_give_no_drift_and_a_full_topology() {
     assert!(r.topology.hosts[H3].bridges_in_use.is_empty());
 
     let vm1 = &r.topology.guests[VM1];
-    assert_eq!((vm1.host.as_str(), vm1.state, vm1.vcpus, vm1.memory_mib), (H1, GuestState::Running, 8, 65536));
+    assert_eq!(
+        (vm1.host.as_str(), vm1.state, vm1.vcpus, vm1.memory_mib),
+        (H1, GuestState::Running, 8, 65536)
+    );
     assert_eq!(vm1.machine_id, format!("{VM1}_id"));
     assert_eq!(vm1.clusters, vec!["exa01cl01"]);
     assert_eq!(vm1.volumes, vec!["/dev/exc/vm01_sys", "/dev/exc/vm01_u01"]);
@@ -193,9 +226,16 @@ fn missing_domain_keeps_es_xml_numbers() {
     assert_eq!(kinds(&r), vec![DriftKind::MissingDomain]);
     assert_eq!(r.drift[0].guest.as_deref(), Some(VM2));
     assert_eq!(r.drift[0].host.as_deref(), Some(H1));
-    assert!(r.drift[0].message.contains(VM2) && r.drift[0].message.contains(H1), "{}", r.drift[0].message);
+    assert!(
+        r.drift[0].message.contains(VM2) && r.drift[0].message.contains(H1),
+        "{}",
+        r.drift[0].message
+    );
     let vm2 = &r.topology.guests[VM2];
-    assert_eq!((vm2.host.as_str(), vm2.state, vm2.vcpus, vm2.memory_mib), (H1, GuestState::Unknown, 4, 32768));
+    assert_eq!(
+        (vm2.host.as_str(), vm2.state, vm2.vcpus, vm2.memory_mib),
+        (H1, GuestState::Unknown, 4, 32768)
+    );
     assert!(vm2.interfaces.is_empty());
 }
 
@@ -220,7 +260,10 @@ fn unreachable_host_reports_once_and_falls_back_to_es_xml() {
     assert!(!h1.reachable);
     assert_eq!((h1.memory_mib, h1.cpus, h1.arch.as_deref()), (524288, 0, None));
     let vm1 = &r.topology.guests[VM1];
-    assert_eq!((vm1.host.as_str(), vm1.state, vm1.vcpus, vm1.memory_mib), (H1, GuestState::Unknown, 8, 65536));
+    assert_eq!(
+        (vm1.host.as_str(), vm1.state, vm1.vcpus, vm1.memory_mib),
+        (H1, GuestState::Unknown, 8, 65536)
+    );
 }
 
 #[test]
@@ -240,7 +283,12 @@ fn extra_domain_is_reported_not_placed() {
     assert_eq!(kinds(&r), vec![DriftKind::ExtraDomain]);
     let d = &r.drift[0];
     assert_eq!((d.guest.as_deref(), d.host.as_deref()), (Some("scratch01"), Some(H3)));
-    assert_eq!(d.message, format!("domain scratch01 on host {H3} (paused, 4096 MiB, 2 vCPUs) is not a guest in es.xml"));
+    assert_eq!(
+        d.message,
+        format!(
+            "domain scratch01 on host {H3} (paused, 4096 MiB, 2 vCPUs) is not a guest in es.xml"
+        )
+    );
     assert!(!r.topology.guests.contains_key("scratch01"));
     assert!(r.topology.hosts[H3].bridges_in_use.contains("virbr0"));
 }
@@ -249,10 +297,13 @@ fn extra_domain_is_reported_not_placed() {
 fn duplicate_domain_names_both_hosts_and_uses_the_live_copy() {
     let mut obs = consistent();
     // A stale shut-off copy of vm01 left on adm02, e.g. after a manual migration.
-    obs[1] = host(H2, vec![
-        domain(VM1, GuestState::ShutOff, 8, 65536, &["vmbondeth0"]),
-        domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0"]),
-    ]);
+    obs[1] = host(
+        H2,
+        vec![
+            domain(VM1, GuestState::ShutOff, 8, 65536, &["vmbondeth0"]),
+            domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0"]),
+        ],
+    );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
     assert_eq!(kinds(&r), vec![DriftKind::DuplicateDomain]);
     let d = &r.drift[0];
@@ -260,20 +311,28 @@ fn duplicate_domain_names_both_hosts_and_uses_the_live_copy() {
     assert_eq!(d.libvirt, format!("{H1} (running), {H2} (shut off)"));
     assert_eq!(
         d.message,
-        format!("guest {VM1} is defined on 2 hosts: {H1} (running) and {H2} (shut off); es.xml puts it on {H1}")
+        format!(
+            "guest {VM1} is defined on 2 hosts: {H1} (running) and {H2} (shut off); es.xml puts it on {H1}"
+        )
     );
     assert_eq!(r.topology.guests[VM1].host, H1);
     assert_eq!(r.topology.guests[VM1].state, GuestState::Running);
 
     // The live copy is on the other host: that is also a wrong host.
-    obs[0] = host(H1, vec![
-        domain(VM1, GuestState::ShutOff, 8, 65536, &["vmbondeth0"]),
-        domain(VM2, GuestState::ShutOff, 4, 32768, &["vmbondeth0"]),
-    ]);
-    obs[1] = host(H2, vec![
-        domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0"]),
-        domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0"]),
-    ]);
+    obs[0] = host(
+        H1,
+        vec![
+            domain(VM1, GuestState::ShutOff, 8, 65536, &["vmbondeth0"]),
+            domain(VM2, GuestState::ShutOff, 4, 32768, &["vmbondeth0"]),
+        ],
+    );
+    obs[1] = host(
+        H2,
+        vec![
+            domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0"]),
+            domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0"]),
+        ],
+    );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
     assert_eq!(kinds(&r), vec![DriftKind::DuplicateDomain, DriftKind::WrongHost]);
     assert_eq!(r.topology.guests[VM1].host, H2);
@@ -287,9 +346,15 @@ fn memory_and_vcpu_mismatches_name_the_numbers() {
     assert_eq!(kinds(&r), vec![DriftKind::MemoryMismatch, DriftKind::VcpuMismatch]);
     let (mem, cpu) = (&r.drift[0], &r.drift[1]);
     assert_eq!((mem.es_xml.as_str(), mem.libvirt.as_str()), ("65536 MiB", "98304 MiB"));
-    assert_eq!(mem.message, format!("guest {VM3}: es.xml says 65536 MiB of memory, libvirt on host {H2} has 98304 MiB"));
+    assert_eq!(
+        mem.message,
+        format!("guest {VM3}: es.xml says 65536 MiB of memory, libvirt on host {H2} has 98304 MiB")
+    );
     assert_eq!((cpu.es_xml.as_str(), cpu.libvirt.as_str()), ("8 vCPUs", "12 vCPUs"));
-    assert_eq!(cpu.message, format!("guest {VM3}: es.xml says 8 vCPUs, libvirt on host {H2} has 12"));
+    assert_eq!(
+        cpu.message,
+        format!("guest {VM3}: es.xml says 8 vCPUs, libvirt on host {H2} has 12")
+    );
     // Placement works from what libvirt has.
     let vm3 = &r.topology.guests[VM3];
     assert_eq!((vm3.vcpus, vm3.memory_mib), (12, 98304));
@@ -310,10 +375,17 @@ fn drift_comes_in_a_fixed_order() {
     let obs = vec![
         host(H1, vec![domain("zz-extra", GuestState::Running, 1, 1024, &[])]),
         down(H2),
-        host(H3, vec![domain(VM2, GuestState::Running, 4, 32768, &[]), domain("aa-extra", GuestState::Running, 1, 1024, &[])]),
+        host(
+            H3,
+            vec![
+                domain(VM2, GuestState::Running, 4, 32768, &[]),
+                domain("aa-extra", GuestState::Running, 1, 1024, &[]),
+            ],
+        ),
     ];
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
-    let summary: Vec<(DriftKind, Option<&str>)> = r.drift.iter().map(|d| (d.kind, d.guest.as_deref())).collect();
+    let summary: Vec<(DriftKind, Option<&str>)> =
+        r.drift.iter().map(|d| (d.kind, d.guest.as_deref())).collect();
     assert_eq!(
         summary,
         vec![
@@ -329,16 +401,22 @@ fn drift_comes_in_a_fixed_order() {
 #[test]
 fn facts_fill_bridges_and_image_version() {
     let mut r = reconcile(&system(), &consistent(), DriftPolicy::StopOnDrift);
-    let bridges: BTreeSet<String> = ["vmbondeth0", "vmbondeth0.110", "vmeth0"].map(String::from).into();
-    apply_facts(&mut r.topology, H2, bridges.clone(), Some("25.2.0.0.0.251001".parse().unwrap())).unwrap();
+    let bridges: BTreeSet<String> =
+        ["vmbondeth0", "vmbondeth0.110", "vmeth0"].map(String::from).into();
+    apply_facts(&mut r.topology, H2, bridges.clone(), Some("25.2.0.0.0.251001".parse().unwrap()))
+        .unwrap();
     let h2 = &r.topology.hosts[H2];
     assert_eq!(h2.bridges.as_ref(), Some(&bridges));
     assert_eq!(h2.image_version.as_ref().map(|v| v.as_str()), Some("25.2.0.0.0.251001"));
 
     apply_facts(&mut r.topology, H3, BTreeSet::new(), None).unwrap();
-    assert_eq!(r.topology.hosts[H3].image_version.as_ref().map(|v| v.as_str()), Some("25.1.4.0.0.250614"));
+    assert_eq!(
+        r.topology.hosts[H3].image_version.as_ref().map(|v| v.as_str()),
+        Some("25.1.4.0.0.250614")
+    );
 
-    let err = apply_facts(&mut r.topology, "exa09adm01.example.com", BTreeSet::new(), None).unwrap_err();
+    let err =
+        apply_facts(&mut r.topology, "exa09adm01.example.com", BTreeSet::new(), None).unwrap_err();
     assert_eq!(err.to_string(), "host exa09adm01.example.com is not a KVM host in es.xml");
 }
 
