@@ -250,11 +250,15 @@ fn resolve_label<'a>(
             Some(format!("write the full name, e.g. {kind} \"{}\"", candidates[0])),
         ),
         Resolution::Unknown { suggestion } => {
-            let help = match suggestion {
-                Some(s) => Some(format!("did you mean {kind} \"{s}\"?")),
-                None if others.contains(text) => Some(format!("\"{text}\" is a {other_kind}: use a `{other_kind} \"{text}\"` block")),
-                None => Some(format!("{kind} names come from the es.xml inventory")),
+            // A name of the other kind written in the wrong block beats a typo suggestion.
+            let help = if others.contains(text) {
+                format!("\"{text}\" is a {other_kind}: use a `{other_kind} \"{text}\"` block")
+            } else if let Some(s) = suggestion {
+                format!("did you mean {kind} \"{s}\"?")
+            } else {
+                format!("{kind} names come from the es.xml inventory")
             };
+            let help = Some(help);
             (format!("{kind} \"{text}\" is not in the topology"), format!("unknown {kind}"), help)
         }
     };

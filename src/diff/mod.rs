@@ -9,6 +9,8 @@
 pub mod capacity;
 mod desired;
 mod error;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod model;
 mod moves;
 mod placement;
@@ -22,3 +24,6 @@ pub use desired::{Desired, DesiredGuest, Origin, desired};
 pub use error::DiffError;
 pub use model::{Move, MoveProblem};
 pub use moves::moves;
+
+#[cfg(test)]
+mod tests;
