@@ -96,3 +96,6 @@ fn finish(moves: Vec<Move>, expansion: expand::Expansion, peaks: BTreeMap<String
         .collect();
     Schedule { moves, steps, skipped: expansion.skipped, waves, peaks }
 }
+
+#[cfg(test)]
+mod tests;
