@@ -180,8 +180,8 @@ fn check_every_order(s: &Schedule, topo: &Topology, limits: &Limits) -> HashMap<
             let top = highest.get_mut(h).expect("known host");
             *top = (top.0.max(u.0), top.1.max(u.1));
         }
-        for i in 0..events.len() {
-            if done & (1 << i) == 0 && before[i] & !done == 0 {
+        for (i, required) in before.iter().enumerate() {
+            if done & (1 << i) == 0 && required & !done == 0 {
                 stack.push(done | (1 << i));
             }
         }

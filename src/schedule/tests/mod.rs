@@ -1,5 +1,6 @@
 mod expansion;
 mod ordering;
+mod scale;
 
 use crate::config::MigrationMode;
 use crate::diff::Move;
