@@ -62,7 +62,7 @@ pub(crate) fn break_cycles(
         match chosen {
             Some((move_index, host, free)) => {
                 let reason = format!(
-                    "pivot: {} waits on {host} so that the live moves between {} can proceed ({host} has the most room: {})",
+                    "pivot: {} stops over on {host} so that the live moves between {} can proceed ({host} has the most room: {})",
                     moves[move_index].guest,
                     story.hosts.iter().cloned().collect::<Vec<_>>().join(" and "),
                     free.describe()

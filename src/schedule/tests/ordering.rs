@@ -108,7 +108,7 @@ fn a_live_swap_goes_through_the_pivot_with_the_most_room() {
     assert!(s.moves[0].pivot && !s.moves[1].pivot && !s.moves[2].pivot);
     assert_eq!((s.moves[0].from.as_str(), s.moves[0].to.as_str()), ("adm01", "adm04"));
     assert_eq!((s.moves[1].from.as_str(), s.moves[1].to.as_str()), ("adm04", "adm02"));
-    assert!(s.moves[0].reason.starts_with("pivot: vm01 waits on adm04"), "{}", s.moves[0].reason);
+    assert!(s.moves[0].reason.starts_with("pivot: vm01 stops over on adm04"), "{}", s.moves[0].reason);
     assert_eq!(step(&s, "vm01:MIGRATE_GUEST#2").move_index, 1);
     assert_eq!(step(&s, "vm02:MIGRATE_GUEST").depends_on, vec!["vm01:MIGRATE_GUEST"]);
     assert!(step(&s, "vm01:MIGRATE_GUEST#2").depends_on.contains(&"vm02:MIGRATE_GUEST".to_string()));
