@@ -30,6 +30,11 @@ pub struct Host {
     pub bridges_in_use: BTreeSet<String>,
     /// Whether libvirt on the host answered.
     pub reachable: bool,
+    /// Names of every libvirt domain defined on the host, including ones es.xml does not list
+    /// or places elsewhere. A move onto a host that already defines a domain of the guest's
+    /// name would clash (prerequisite `name_taken`). Empty when libvirt was not read.
+    #[serde(default)]
+    pub domains: BTreeSet<String>,
 }
 
 /// A guest (libvirt domain) after reconciliation.

@@ -1,0 +1,129 @@
+//! Hand-built configurations and topologies for the diff and schedule unit tests.
+//! Every label and value gets its own span so tests can check where an error points.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::config::{Config, Defaults, GuestIntent, HostIntent, InventoryConfig, MigrationMode, SourceFile, Span, Spanned, SshSettings};
+use crate::inventory::{Cluster, Guest, GuestState, Host, Topology};
+
+pub const GIB: u64 = 1024;
+
+pub fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
+    Host {
+        name: name.into(),
+        machine_id: format!("{name}_id"),
+        memory_mib: memory_gib * GIB,
+        cpus,
+        arch: Some("x86_64".into()),
+        cpu_model: Some("Icelake-Server".into()),
+        image_version: Some("24.1.0".parse().expect("valid version")),
+        bridges: Some(BTreeSet::new()),
+        bridges_in_use: BTreeSet::new(),
+        reachable: true,
+        domains: BTreeSet::new(),
+    }
+}
+
+pub fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32) -> Guest {
+    Guest {
+        name: name.into(),
+        machine_id: format!("{name}_id"),
+        host: host.into(),
+        state: GuestState::Running,
+        vcpus,
+        memory_mib: memory_gib * GIB,
+        image_version: None,
+        clusters: Vec::new(),
+        interfaces: Vec::new(),
+        disks: Vec::new(),
+        volumes: Vec::new(),
+        hostdevs: Vec::new(),
+    }
+}
+
+pub fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
+    Topology {
+        hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+        guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
+        clusters: BTreeMap::new(),
+    }
+}
+
+pub fn add_cluster(topo: &mut Topology, name: &str, members: &[&str]) {
+    for member in members {
+        if let Some(g) = topo.guests.get_mut(*member) {
+            g.clusters.push(name.into());
+        }
+    }
+    let cluster = Cluster { id: format!("{name}_id"), name: name.into(), members: members.iter().map(|m| m.to_string()).collect() };
+    topo.clusters.insert(cluster.id.clone(), cluster);
+}
+
+/// A configuration whose spans are distinct, increasing offsets in one file.
+pub struct ConfigBuilder {
+    pub config: Config,
+    next: Cell<usize>,
+}
+
+impl ConfigBuilder {
+    pub fn new() -> Self {
+        let config = Config {
+            dir: PathBuf::from("."),
+            files: vec![SourceFile { name: "main.hcl".into(), text: String::new() }],
+            inventory: InventoryConfig {
+                es_xml: Spanned { value: PathBuf::from("es.xml"), span: Span::default() },
+                libvirt_uri: Spanned { value: "test:///default".into(), span: Span::default() },
+                ssh: SshSettings::default(),
+                drift_source: None,
+                volume_command: None,
+            },
+            defaults: Defaults::default(),
+            guests: BTreeMap::new(),
+            hosts: BTreeMap::new(),
+        };
+        ConfigBuilder { config, next: Cell::new(0) }
+    }
+
+    fn spanned(&self, value: &str) -> Spanned<String> {
+        let start = self.next.get();
+        self.next.set(start + value.len() + 10);
+        Spanned { value: value.into(), span: Span { file: 0, range: start..start + value.len() } }
+    }
+
+    pub fn mode(mut self, mode: MigrationMode) -> Self {
+        self.config.defaults.mode.value = mode;
+        self
+    }
+
+    pub fn guest(mut self, label: &str, host: Option<&str>, mode: Option<MigrationMode>) -> Self {
+        let name = self.spanned(label);
+        let host = host.map(|h| self.spanned(h));
+        let mode = mode.map(|m| Spanned { value: m, span: Span::default() });
+        let span = name.span.clone();
+        self.config.guests.insert(label.into(), GuestIntent { name, host, mode, span });
+        self
+    }
+
+    pub fn host(mut self, label: &str, edit: impl FnOnce(&mut HostIntent)) -> Self {
+        let name = self.spanned(label);
+        let span = name.span.clone();
+        let mut intent = HostIntent {
+            name,
+            drain: false,
+            disabled: false,
+            max_guests: None,
+            libvirt_uri: None,
+            memory_reserved_mib: None,
+            span,
+        };
+        edit(&mut intent);
+        self.config.hosts.insert(label.into(), intent);
+        self
+    }
+
+    pub fn drain(self, label: &str) -> Self {
+        self.host(label, |h| h.drain = true)
+    }
+}

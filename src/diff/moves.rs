@@ -1,0 +1,146 @@
+//! Desired against current: the moves, and every prerequisite each move fails.
+
+use crate::config::{Config, MigrationMode};
+use crate::inventory::{Guest, Host, Topology};
+
+use super::capacity::{HostRules, Ledger};
+use super::desired::{Desired, Origin};
+use super::model::{Move, MoveProblem};
+use super::rules::{Blocker, effective_mode, host_blockers, live_guest_blockers};
+use super::units::{mib, vcpus};
+
+/// The moves that bring the topology to `desired` (guests already in place do not move, moves
+/// come in guest name order), and the prerequisites they fail, each as a [`MoveProblem`] with a
+/// stable code. Guests of a drained host that fit nowhere are reported too (`no_target`).
+///
+/// Capacity codes (`memory`, `vcpus`, `max_guests`, `anti_affinity`) look at the final placement
+/// with every move done; whether each instant on the way stays within capacity is the
+/// scheduler's business.
+pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Vec<MoveProblem>) {
+    let mut problems = desired.unplaced.clone();
+    let mut planned: Vec<(Move, &Guest)> = Vec::new();
+    for (name, want) in &desired.guests {
+        let Some(guest) = topo.guests.get(name) else {
+            problems.push(problem("unknown_guest", name, "", &want.host, format!("{name} is not in the topology")));
+            continue;
+        };
+        if want.host == guest.host {
+            continue;
+        }
+        let requested = want.mode.unwrap_or(cfg.defaults.mode.value);
+        let (mode, note) = effective_mode(guest, requested);
+        let mut reason = match &want.origin {
+            Origin::Pinned { .. } => format!("config pins {} to {}", guest.name, want.host),
+            Origin::Chosen { reason } => reason.clone(),
+            Origin::Stays | Origin::Unplaced => format!("desired host of {} is {}", guest.name, want.host),
+        };
+        if let Some(note) = note {
+            reason.push_str(&format!(" ({note})"));
+        }
+        let mv = Move {
+            guest: guest.name.clone(),
+            from: guest.host.clone(),
+            to: want.host.clone(),
+            mode,
+            reason,
+            memory_mib: guest.memory_mib,
+            vcpus: guest.vcpus,
+            pivot: false,
+        };
+        planned.push((mv, guest));
+    }
+
+    let mut after = Ledger::new(topo);
+    for (mv, guest) in &planned {
+        after.apply(guest, &mv.from, &mv.to);
+    }
+    for (mv, guest) in &planned {
+        problems.extend(prerequisites(cfg, topo, desired, &after, mv, guest));
+    }
+    (planned.into_iter().map(|(mv, _)| mv).collect(), problems)
+}
+
+fn problem(code: &str, guest: &str, from: &str, to: &str, message: String) -> MoveProblem {
+    MoveProblem { code: code.into(), guest: guest.into(), from: from.into(), to: to.into(), message }
+}
+
+/// Every prerequisite `mv` fails. `after` is the load with all moves done.
+fn prerequisites(cfg: &Config, topo: &Topology, desired: &Desired, after: &Ledger, mv: &Move, guest: &Guest) -> Vec<MoveProblem> {
+    let cannot = |code: &str, why: String| {
+        problem(code, &mv.guest, &mv.from, &mv.to, format!("cannot move {} from {} to {}: {why}", mv.guest, mv.from, mv.to))
+    };
+    let Some(target) = topo.hosts.get(&mv.to) else {
+        return vec![cannot("unknown_host", format!("{} is not in the topology", mv.to))];
+    };
+    let source = topo.hosts.get(&mv.from);
+    let mut found = Vec::new();
+    if target.domains.contains(&mv.guest) {
+        found.push(cannot("name_taken", format!("a domain named {} is already defined on {}", mv.guest, mv.to)));
+    }
+    let blockers: Vec<Blocker> = host_blockers(guest, source, target, mv.mode);
+    found.extend(blockers.into_iter().map(|b| cannot(b.code, format!("{} {}", mv.to, b.message))));
+    if let Some(rules) = desired.hosts.get(&mv.to) {
+        found.extend(final_state_problems(rules, after, mv, guest).into_iter().map(|(code, why)| cannot(code, why)));
+    }
+    if mv.mode == MigrationMode::Live {
+        found.extend(live_guest_blockers(guest, &cfg.defaults.shared_storage).into_iter().map(|b| cannot(b.code, b.message)));
+    }
+    if mv.mode != MigrationMode::OfflineForce && !source.is_some_and(|s: &Host| s.reachable) {
+        found.push(cannot(
+            "source_unreachable",
+            format!(
+                "libvirt on {} does not answer, and {} moves need the source; use mode = \"offline_force\" to define {} on {} from its last known definition",
+                mv.from, mv.mode, mv.guest, mv.to
+            ),
+        ));
+    }
+    found
+}
+
+/// Host rules and capacity of the target with every planned move done.
+fn final_state_problems(rules: &HostRules, after: &Ledger, mv: &Move, guest: &Guest) -> Vec<(&'static str, String)> {
+    let mut found = Vec::new();
+    if let Some(refusal) = rules.refusal() {
+        let code = "host_disabled";
+        found.push((code, format!("{} is {refusal}: no guest may move onto it", mv.to)));
+    }
+    let load = after.load(&mv.to);
+    if load.memory_mib > rules.memory_capacity_mib {
+        found.push((
+            "memory",
+            format!(
+                "with every planned move done {} would hold {} of memory, more than its {} usable ({} brings {})",
+                mv.to,
+                mib(load.memory_mib),
+                mib(rules.memory_capacity_mib),
+                mv.guest,
+                mib(guest.memory_held_mib())
+            ),
+        ));
+    }
+    if load.vcpus > u64::from(rules.vcpu_limit) {
+        found.push((
+            "vcpus",
+            format!(
+                "with every planned move done {} would run {}, more than its limit of {} ({} brings {})",
+                mv.to,
+                vcpus(load.vcpus as i64),
+                vcpus(i64::from(rules.vcpu_limit)),
+                mv.guest,
+                vcpus(i64::from(guest.vcpus_held()))
+            ),
+        ));
+    }
+    if let Some(max) = rules.max_guests
+        && load.guests > max
+    {
+        found.push(("max_guests", format!("{} would hold {} guests, more than max_guests = {max}", mv.to, load.guests)));
+    }
+    if let Some((cluster, member)) = after.cluster_conflict(&mv.guest, &mv.to) {
+        found.push((
+            "anti_affinity",
+            format!("{} and {member} of RAC cluster {cluster} would both run on {}", mv.guest, mv.to),
+        ));
+    }
+    found
+}

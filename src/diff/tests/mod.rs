@@ -1,0 +1,3 @@
+mod names;
+mod placement;
+mod prerequisites;

@@ -1,0 +1,113 @@
+//! Automatic targets for guests of drained hosts.
+
+use crate::diff::fixtures::*;
+use crate::diff::{Origin, desired, moves};
+use crate::inventory::{GuestState, Topology};
+
+/// adm01 is drained; adm02 has the most room but holds vm01's RAC peer; adm03 and adm04 are free.
+fn rac_fleet() -> Topology {
+    let mut topo = topology(
+        vec![host("exa01adm01", 512, 96), host("exa01adm02", 1024, 96), host("exa01adm03", 512, 96), host("exa01adm04", 512, 96)],
+        vec![
+            guest("vm01", "exa01adm01", 64, 8),
+            guest("vm01b", "exa01adm02", 64, 8),
+            guest("vm02", "exa01adm01", 128, 8),
+            guest("vm03", "exa01adm04", 64, 8),
+        ],
+    );
+    add_cluster(&mut topo, "exa01cl01", &["vm01", "vm01b"]);
+    topo
+}
+
+fn reason(d: &crate::diff::Desired, guest: &str) -> String {
+    match &d.guests[guest].origin {
+        Origin::Chosen { reason } => reason.clone(),
+        other => panic!("{guest} was not placed automatically: {other:?}"),
+    }
+}
+
+#[test]
+fn drain_honours_anti_affinity_and_explains_the_choice() {
+    let topo = rac_fleet();
+    let b = ConfigBuilder::new().drain("exa01adm01");
+    let d = desired(&b.config, &topo).expect("valid");
+    // vm02 (biggest) goes first to adm02 (most room), vm01 cannot follow its peer there.
+    assert_eq!(d.guests["vm02"].host, "exa01adm02");
+    assert_eq!(d.guests["vm01"].host, "exa01adm03");
+    assert_eq!(
+        reason(&d, "vm01"),
+        "drain exa01adm01: exa01adm03 has the most free memory after the move (448 GiB); \
+         exa01adm02: cluster exa01cl01 already there (vm01b); exa01adm04: less free memory after the move (384 GiB)"
+    );
+    assert_eq!(d.guests["vm03"].origin, Origin::Stays);
+}
+
+#[test]
+fn biggest_guests_are_placed_first_and_spread_by_free_memory() {
+    let topo = topology(
+        vec![host("a", 512, 96), host("b", 256, 96), host("c", 256, 96)],
+        vec![guest("small", "a", 32, 2), guest("big", "a", 200, 2), guest("mid", "a", 100, 2)],
+    );
+    let d = desired(&ConfigBuilder::new().drain("a").config, &topo).expect("valid");
+    // big → b (tie on memory and guests with c, b first by name); mid → c; small → c (224 vs 156 free).
+    assert_eq!(d.guests["big"].host, "b");
+    assert_eq!(d.guests["mid"].host, "c");
+    assert_eq!(d.guests["small"].host, "c");
+    assert!(reason(&d, "big").contains("c: as much free memory and as many guests, later in name order"), "{}", reason(&d, "big"));
+}
+
+#[test]
+fn placement_counts_vcpus_max_guests_and_shut_off_guests() {
+    let mut topo = topology(
+        vec![host("a", 512, 96), host("b", 512, 8), host("c", 256, 96), host("d", 512, 96)],
+        vec![guest("vm", "a", 64, 16), guest("off", "a", 300, 16), guest("d1", "d", 8, 1)],
+    );
+    topo.guests.get_mut("off").expect("exists").state = GuestState::ShutOff;
+    let b = ConfigBuilder::new().drain("a").host("d", |h| {
+        h.max_guests = Some(crate::config::Spanned { value: 1, span: Default::default() })
+    });
+    let d = desired(&b.config, &topo).expect("valid");
+    // b has the most memory but only 8 vCPUs; d is at max_guests; c wins.
+    assert_eq!(d.guests["vm"].host, "c");
+    let why = reason(&d, "vm");
+    assert!(why.contains("b: only 8 vCPUs of 8 vCPUs free"), "{why}");
+    assert!(why.contains("d: already at max_guests = 1"), "{why}");
+    // A shut-off guest holds no memory, so it fits where its size alone would not.
+    assert_eq!(d.guests["off"].host, "b");
+}
+
+#[test]
+fn no_candidate_names_the_guest_its_needs_and_every_host() {
+    let mut topo = rac_fleet();
+    topo.hosts.get_mut("exa01adm04").expect("exists").reachable = false;
+    topo.hosts.get_mut("exa01adm03").expect("exists").image_version = Some("23.1.0".parse().expect("valid"));
+    topo.guests.get_mut("vm02").expect("exists").memory_mib = 2048 * GIB;
+    let b = ConfigBuilder::new().drain("exa01adm01");
+    let d = desired(&b.config, &topo).expect("valid");
+    assert_eq!(d.guests["vm02"].origin, Origin::Unplaced);
+    assert_eq!(d.guests["vm02"].host, "exa01adm01");
+    let problem = d.unplaced.iter().find(|p| p.guest == "vm02").expect("vm02 is unplaced");
+    assert_eq!(problem.code, "no_target");
+    assert_eq!(
+        problem.message,
+        "no host can take vm02 (2048 GiB, 8 vCPUs) off drained exa01adm01: \
+         exa01adm02: only 960 GiB free after the planned moves; \
+         exa01adm03: image 23.1.0 is older than exa01adm01's 24.1.0; \
+         exa01adm04: libvirt on exa01adm04 does not answer"
+    );
+    // moves() passes the problem on.
+    let (_, problems) = moves(&b.config, &topo, &d);
+    assert!(problems.iter().any(|p| p.code == "no_target" && p.guest == "vm02"));
+}
+
+#[test]
+fn pinned_moves_are_counted_before_automatic_ones() {
+    let topo = topology(
+        vec![host("a", 512, 96), host("b", 512, 96), host("c", 400, 96)],
+        vec![guest("pinned", "c", 300, 4), guest("auto", "a", 64, 4)],
+    );
+    // Without the pin b would have the most room (512 against 100 GiB); the pin fills it first.
+    let b = ConfigBuilder::new().drain("a").guest("pinned", Some("b"), None);
+    let d = desired(&b.config, &topo).expect("valid");
+    assert_eq!(d.guests["auto"].host, "c");
+}
