@@ -47,6 +47,14 @@ pub enum ConfigError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     At(Box<LocatedError>),
+    /// A problem the configuration causes that has no single place in it (for example an
+    /// intent that no host can satisfy); the message names the guests and hosts instead.
+    #[error("{message}")]
+    Unlocated {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
     /// Several independent problems, reported together.
     #[error("{} errors in the configuration", errors.len())]
     Many {

@@ -113,6 +113,7 @@ pub fn reconcile(
                     image_version: es_host.image_version.clone(),
                     bridges: None,
                     bridges_in_use: bridges_of(&o.domains),
+                    domains: o.domains.iter().map(|d| d.name.clone()).collect(),
                     reachable: true,
                 }
             }
@@ -128,6 +129,7 @@ pub fn reconcile(
                     image_version: es_host.image_version.clone(),
                     bridges: None,
                     bridges_in_use: BTreeSet::new(),
+                    domains: BTreeSet::new(),
                     reachable: false,
                 }
             }

@@ -32,25 +32,6 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
     }
 }
 
-/// Memory and vCPU limits per host, from the topology and the configuration.
-pub fn limits(cfg: &Config, topo: &Topology) -> Limits {
-    let mut limits = Limits::default();
-    for host in topo.hosts.values() {
-        let reserved = host_intent(cfg, &host.name)
-            .and_then(|h| h.memory_reserved_mib)
-            .unwrap_or(cfg.defaults.memory_reserved_mib);
-        let vcpu_limit = (host.cpus as f64 * cfg.defaults.vcpu_overcommit).floor() as u32;
-        limits.set(&host.name, host.memory_mib.saturating_sub(reserved), vcpu_limit);
-    }
-    limits
-}
-
-/// The `host` block for an es.xml host name, written either in full or as its short name.
-fn host_intent<'a>(cfg: &'a Config, host: &str) -> Option<&'a crate::config::HostIntent> {
-    let short = host.split('.').next().unwrap_or(host);
-    cfg.hosts.get(host).or_else(|| cfg.hosts.get(short))
-}
-
 /// Plans. Configuration mistakes found while diffing (unknown names, contradictory intents)
 /// come back as located [`ConfigError`]s; everything the plan can explain (drift, failed
 /// prerequisites, infeasible capacity) is in [`Plan::errors`].
@@ -77,7 +58,7 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
     let (moves, problems) = diff::moves(cfg, topo, &desired);
     plan.errors.extend(problems.into_iter().map(PlanError::from));
 
-    let limits = limits(cfg, topo);
+    let limits = Limits::from_desired(&desired, true);
     match schedule::schedule(&moves, topo, &limits) {
         Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
         Err(e) => {
@@ -94,7 +75,7 @@ pub fn diff_errors(cfg: &Config, errs: Vec<diff::DiffError>) -> ConfigError {
         .into_iter()
         .map(|e| match &e.span {
             Some(span) => cfg.error_at(span, e.message.clone(), e.label.clone(), e.help.clone()),
-            None => ConfigError::message(e.message.clone(), e.help.clone()),
+            None => ConfigError::Unlocated { message: e.message.clone(), help: e.help.clone() },
         })
         .collect();
     ConfigError::many(errs)
@@ -110,7 +91,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         steps: Vec::new(),
         skipped_steps: Vec::new(),
         waves: Vec::new(),
-        hosts: host_summaries(&inv.topology, &limits(cfg, &inv.topology), &[], &BTreeMap::new()),
+        hosts: host_summaries(&inv.topology, &Limits::default(), &[], &BTreeMap::new()),
         drift: inv.drift.clone(),
         errors: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
@@ -192,7 +173,8 @@ pub fn host_summaries(
         .values()
         .map(|h| {
             let after: Vec<_> = topo.guests.values().filter(|g| placement.get(g.name.as_str()) == Some(&h.name.as_str())).collect();
-            let (mem_cap, vcpu_limit) = limits.get(&h.name);
+            let limit = limits.of(h);
+            let (mem_cap, vcpu_limit) = (limit.memory_mib, limit.vcpus);
             let memory_used_mib_after = after.iter().map(|g| g.memory_held_mib()).sum();
             HostSummary {
                 name: h.name.clone(),

@@ -1,6 +1,7 @@
 //! The plan: moves, steps, per-host capacity before and after, drift and errors, plus the
 //! fingerprints of its inputs. Built by running diff and schedule; rendered or applied.
 
+pub mod build;
 pub mod file;
 pub mod model;
 pub mod schema;

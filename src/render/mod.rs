@@ -15,7 +15,7 @@ pub use dot::plan_dot;
 pub use format::summary_line;
 pub use json::plan_json;
 pub use markdown::{COMMENT_LIMIT, plan_markdown, plan_markdown_within};
-pub use style::color_enabled_for_stdout;
+pub use style::{color_enabled_for_stderr, color_enabled_for_stdout};
 pub use text::{TextOptions, plan_text};
 
 #[cfg(test)]

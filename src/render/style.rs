@@ -60,6 +60,15 @@ pub fn color_enabled_for_stdout() -> bool {
     )
 }
 
+/// Whether diagnostics on stderr should be coloured (same rules, for stderr).
+pub fn color_enabled_for_stderr() -> bool {
+    color_wanted(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("CLICOLOR_FORCE").as_deref(),
+        std::io::stderr().is_terminal(),
+    )
+}
+
 /// The decision of [`color_enabled_for_stdout`], from its inputs.
 fn color_wanted(
     no_color: Option<&OsStr>,

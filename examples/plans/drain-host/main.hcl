@@ -7,7 +7,7 @@
 inventory {
   es_xml = "es.xml"
   # The embedded default: libvirt's built-in test driver, one node file per host.
-  libvirt_uri = "test:nodes/{short}.xml"
+  libvirt_uri = "test:nodes/{host}.xml"
 }
 
 defaults {

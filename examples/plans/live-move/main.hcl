@@ -5,7 +5,7 @@
 
 inventory {
   es_xml      = "es.xml"
-  libvirt_uri = "test:nodes/{short}.xml"
+  libvirt_uri = "test:nodes/{host}.xml"
 }
 
 defaults {
