@@ -265,12 +265,20 @@ async fn a_resumed_run_skips_what_the_journal_has_done() {
     let plan = two_moves();
     let mut h = Harness::new();
     let first = h.run(&plan, Arc::new(Recorder::failing(&["vm02:MIGRATE_GUEST"])), opts(1)).await;
-    assert_eq!(first.done.len(), 3);
+    assert_eq!(first.failed.len(), 1);
+    // vm01:STARTUP_GUEST and the failing vm02:MIGRATE_GUEST become ready together, so whether
+    // it ran before the failure stopped the run depends on timing: derive the rest from the report.
+    assert!(first.done.len() >= 2, "{:?}", first.done);
 
     let again = Arc::new(Recorder::default());
     let report = h.run(&plan, again.clone(), opts(1)).await;
-    assert_eq!(again.started(), ids(&["vm02:MIGRATE_GUEST", "vm02:STARTUP_GUEST"]));
-    assert_eq!(report.skipped.len(), 3);
+    let mut started = again.started();
+    started.sort();
+    let mut expected: Vec<String> =
+        plan.steps.iter().map(|s| s.id.clone()).filter(|id| !first.done.contains(id)).collect();
+    expected.sort();
+    assert_eq!(started, expected);
+    assert_eq!(report.skipped.len(), first.done.len());
     assert!(report.skipped.iter().all(|(_, why)| why == "done in an earlier run"));
     assert!(h.statuses(&plan).iter().all(|(_, s)| *s == StepStatus::Done));
     assert_eq!(h.store.load().unwrap().unwrap().serial, h.state.serial);

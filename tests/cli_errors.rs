@@ -125,12 +125,10 @@ fn xen_es_xml_is_refused_with_the_reason() {
 fn dangling_guest_reference_names_the_id() {
     let dir = workdir(|d| {
         let text = std::fs::read_to_string(d.join("es.xml")).unwrap();
-        // Point the first host's first guest reference at a machine that does not exist.
-        let at = text.find("<machine id=\"exa01adm01vm01").expect("a guest reference");
-        let end = at + text[at..].find("\"/>").unwrap();
-        let mut broken = text.clone();
-        broken.replace_range(at..end, "<machine id=\"no-such-machine_id");
-        write(d, "es.xml", &broken);
+        // Point the first host's guest reference at a machine that does not exist.
+        let reference = "<machine id=\"exa01adm01vm01.example.com_id\" />";
+        assert!(text.contains(reference));
+        write(d, "es.xml", &text.replacen(reference, "<machine id=\"no-such-machine_id\" />", 1));
     });
     let err = fails(dir.path());
     assert!(err.contains("no-such-machine_id"), "{err}");
@@ -145,7 +143,7 @@ fn missing_es_xml_names_the_path() {
 
 #[test]
 fn unreachable_libvirt_names_host_and_uri() {
-    let dir = workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.xml")).unwrap());
+    let dir = workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.example.com.xml")).unwrap());
     let err = fails(dir.path());
     assert!(err.contains("exa01adm02"), "{err}");
 }

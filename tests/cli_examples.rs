@@ -112,8 +112,8 @@ fn live_move_creates_the_missing_bridge_before_migrating() {
     assert_eq!(plan["moves"][0]["mode"], "live");
     let kinds: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
     assert!(!kinds.contains(&"STOP_GUEST") && !kinds.contains(&"STARTUP_GUEST"), "live move must not stop the guest: {kinds:?}");
-    let bridges = step_id(&plan, "exa01adm01vm01", "CREATE_BRIDGES");
-    let migrate = step_id(&plan, "exa01adm01vm01", "MIGRATE_GUEST");
+    let bridges = step_id(&plan, "exa01adm01vm02", "CREATE_BRIDGES");
+    let migrate = step_id(&plan, "exa01adm01vm02", "MIGRATE_GUEST");
     assert!(depends(&plan, &migrate, &bridges));
 }
 

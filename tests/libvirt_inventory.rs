@@ -246,7 +246,6 @@ fn drift_example_reports_the_wrong_host() {
 
 /// The examples' es.xml files against their node files, through the real es.xml parser.
 #[test]
-#[ignore = "needs the esxml branch's parser (this branch has a stub); un-ignore after merge"]
 fn examples_load_end_to_end() {
     let expected_drift =
         BTreeMap::from([("drain-host", 0), ("drift", 1), ("live-move", 0), ("swap", 0)]);

@@ -73,14 +73,18 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let plan = make_plan()?;
-    if let Some(path) = &args.out {
+    // A plan with errors would be refused by apply: like Terraform, do not save it.
+    let save_to = args.out.as_ref().filter(|_| plan.is_ok());
+    if let Some(path) = save_to {
         plan::file::save(&plan, path)?;
     }
     print_plan(&plan, &args.format, color)?;
-    if let Some(path) = &args.out {
-        if !args.format.json {
-            eprintln!("Saved the plan to {}. To apply exactly this plan: berth apply {}", path.display(), path.display());
+    match (&args.out, save_to) {
+        (Some(path), Some(_)) if !args.format.json => {
+            eprintln!("Saved the plan to {}. To apply exactly this plan: berth apply {}", path.display(), path.display())
         }
+        (Some(path), None) => eprintln!("The plan has errors: not saved to {}.", path.display()),
+        _ => {}
     }
     Ok(if !plan.is_ok() {
         exit::ERROR

@@ -77,7 +77,7 @@ impl PlanBuilder {
             drift: Vec::new(),
             errors: Vec::new(),
             fingerprints: Fingerprints::default(),
-            es_xml_after: None,
+            es_xml_diff: String::new(),
         }
     }
 }

@@ -16,6 +16,6 @@ defaults {
   }
 }
 
-guest "exa01adm01vm01" {
+guest "exa01adm01vm02" {
   host = "exa01adm02"
 }
