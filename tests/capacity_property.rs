@@ -30,6 +30,8 @@ fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
         image_version: None,
         bridges: None,
         bridges_in_use: Default::default(),
+        unmanaged_memory_mib: 0,
+        unmanaged_vcpus: 0,
         reachable: true,
         domains: Default::default(),
     }

@@ -13,7 +13,8 @@ pub struct HostRules {
     /// `disabled = true`: nothing moves onto it.
     pub disabled: bool,
     pub max_guests: Option<u32>,
-    /// Memory guests may use: physical memory minus the host's reserve, MiB.
+    /// Memory guests may use: physical memory minus the host's reserve and minus what domains
+    /// outside es.xml hold, MiB.
     pub memory_capacity_mib: u64,
     /// vCPUs guests may use: `cpus × vcpu_overcommit`, rounded down.
     pub vcpu_limit: u32,
@@ -26,8 +27,8 @@ impl HostRules {
             drain: intent.is_some_and(|i| i.drain),
             disabled: intent.is_some_and(|i| i.disabled),
             max_guests: intent.and_then(|i| i.max_guests.as_ref()).map(|m| m.value),
-            memory_capacity_mib: host.memory_mib.saturating_sub(reserved),
-            vcpu_limit: vcpu_limit(host.cpus, defaults.vcpu_overcommit),
+            memory_capacity_mib: host.memory_mib.saturating_sub(reserved).saturating_sub(host.unmanaged_memory_mib),
+            vcpu_limit: vcpu_limit(host.cpus, defaults.vcpu_overcommit).saturating_sub(host.unmanaged_vcpus),
         }
     }
 
@@ -147,5 +148,23 @@ mod tests {
         assert_eq!(vcpu_limit(3, 1.5), 4);
         assert_eq!(vcpu_limit(8, f64::NAN), 8);
         assert_eq!(vcpu_limit(8, -2.0), 8);
+    }
+}
+
+#[cfg(test)]
+mod unmanaged_tests {
+    use super::*;
+    use crate::diff::fixtures::host;
+
+    #[test]
+    fn domains_outside_es_xml_shrink_the_room_for_guests() {
+        let mut h = host("adm01", 512, 96);
+        let defaults = Defaults { memory_reserved_mib: 32 * 1024, ..Defaults::default() };
+        let clean = HostRules::new(&h, None, &defaults);
+        h.unmanaged_memory_mib = 16 * 1024;
+        h.unmanaged_vcpus = 4;
+        let busy = HostRules::new(&h, None, &defaults);
+        assert_eq!(clean.memory_capacity_mib - busy.memory_capacity_mib, 16 * 1024);
+        assert_eq!(clean.vcpu_limit - busy.vcpu_limit, 4);
     }
 }

@@ -21,6 +21,8 @@ pub fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
         image_version: Some("24.1.0".parse().expect("valid version")),
         bridges: Some(BTreeSet::new()),
         bridges_in_use: BTreeSet::new(),
+        unmanaged_memory_mib: 0,
+        unmanaged_vcpus: 0,
         reachable: true,
         domains: BTreeSet::new(),
     }

@@ -28,6 +28,13 @@ pub struct Host {
     pub bridges: Option<BTreeSet<String>>,
     /// Bridges used by the host's domains (always known from libvirt).
     pub bridges_in_use: BTreeSet<String>,
+    /// Memory held by running domains that es.xml does not list (reported as drift): berth
+    /// never moves them, but they take room, so capacity for guests shrinks by this much.
+    #[serde(default)]
+    pub unmanaged_memory_mib: u64,
+    /// vCPUs held by those domains.
+    #[serde(default)]
+    pub unmanaged_vcpus: u32,
     /// Whether libvirt on the host answered.
     pub reachable: bool,
     /// Names of every libvirt domain defined on the host, including ones es.xml does not list

@@ -114,6 +114,8 @@ pub fn reconcile(
                     bridges: None,
                     bridges_in_use: bridges_of(&o.domains),
                     domains: o.domains.iter().map(|d| d.name.clone()).collect(),
+                    unmanaged_memory_mib: 0,
+                    unmanaged_vcpus: 0,
                     reachable: true,
                 }
             }
@@ -130,6 +132,8 @@ pub fn reconcile(
                     bridges: None,
                     bridges_in_use: BTreeSet::new(),
                     domains: BTreeSet::new(),
+                    unmanaged_memory_mib: 0,
+                    unmanaged_vcpus: 0,
                     reachable: false,
                 }
             }
@@ -166,6 +170,12 @@ pub fn reconcile(
     let es_names: BTreeSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
     for o in &reachable {
         for d in o.domains.iter().filter(|d| !es_names.contains(d.name.as_str())) {
+            if d.state.holds_resources() {
+                if let Some(h) = topology.hosts.get_mut(&o.host) {
+                    h.unmanaged_memory_mib += d.memory_mib;
+                    h.unmanaged_vcpus += d.vcpus;
+                }
+            }
             drift.push(Drift {
                 kind: DriftKind::ExtraDomain,
                 guest: Some(d.name.clone()),

@@ -49,8 +49,8 @@ impl Limits {
     /// The limit of `host`, falling back to its physical size.
     pub fn of(&self, host: &Host) -> HostLimit {
         self.hosts.get(&host.name).copied().unwrap_or(HostLimit {
-            memory_mib: host.memory_mib,
-            vcpus: host.cpus,
+            memory_mib: host.memory_mib.saturating_sub(host.unmanaged_memory_mib),
+            vcpus: host.cpus.saturating_sub(host.unmanaged_vcpus),
             max_guests: None,
             accepts_guests: true,
         })

@@ -291,6 +291,17 @@ fn extra_domain_is_reported_not_placed() {
     );
     assert!(!r.topology.guests.contains_key("scratch01"));
     assert!(r.topology.hosts[H3].bridges_in_use.contains("virbr0"));
+    // It is never moved, but it holds room the planner must not hand out.
+    assert_eq!((r.topology.hosts[H3].unmanaged_memory_mib, r.topology.hosts[H3].unmanaged_vcpus), (4096, 2));
+}
+
+#[test]
+fn shut_off_extra_domain_holds_no_room() {
+    let mut obs = consistent();
+    obs[2] = host(H3, vec![domain("scratch01", GuestState::ShutOff, 2, 4096, &[])]);
+    let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
+    assert_eq!(kinds(&r), vec![DriftKind::ExtraDomain]);
+    assert_eq!((r.topology.hosts[H3].unmanaged_memory_mib, r.topology.hosts[H3].unmanaged_vcpus), (0, 0));
 }
 
 #[test]
