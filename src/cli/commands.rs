@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::config::{self, Config};
-use crate::inventory::load::{self as inventory_load, Inventory};
+use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
 use crate::render;
 
@@ -28,7 +28,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
 /// Reads the configuration of the working directory and the inventory it names.
 fn load() -> Result<(Config, Inventory), CliError> {
     let cfg = config::load_dir(Path::new("."))?;
-    let inv = inventory_load::load(&plan::build::inventory_spec(&cfg))?;
+    let inv = plan::build::load_inventory(&cfg)?;
     Ok((cfg, inv))
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::config::{self, ConfigError};
-use crate::inventory::load::InventoryError;
+use crate::plan::build::InventoryLoadError;
 use crate::plan::file::PlanFileError;
 
 /// Everything a command can fail with. Each variant wraps one layer's error type.
@@ -12,7 +12,7 @@ pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Inventory(#[from] InventoryError),
+    Inventory(#[from] InventoryLoadError),
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
     #[error("cannot change to directory {path}: {source}")]

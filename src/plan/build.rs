@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use crate::config::{Config, ConfigError, DriftSource};
 use crate::diff::{self, Move};
 use crate::inventory::esxml::{self, GuestMove};
+use crate::inventory::facts;
+use crate::remote::SshTarget;
 use crate::inventory::load::{Inventory, InventorySpec};
 use crate::inventory::reconcile::DriftPolicy;
 use crate::inventory::Topology;
@@ -30,6 +32,45 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
         },
         parallelism: cfg.defaults.parallelism.max(1) as usize,
     }
+}
+
+/// How to reach `host` over SSH, from the `inventory { ssh { … } }` settings.
+pub fn ssh_target(cfg: &Config, host: &str) -> SshTarget {
+    let ssh = &cfg.inventory.ssh;
+    SshTarget {
+        port: ssh.port,
+        identity_file: ssh.identity_file.clone(),
+        known_hosts_file: ssh.known_hosts_file.clone(),
+        strict_host_key_checking: ssh.strict_host_key_checking,
+        options: ssh.options.clone(),
+        ..SshTarget::new(host, ssh.user.clone())
+    }
+}
+
+/// Reads the inventory the configuration names: es.xml, libvirt on every host and, when
+/// `gather_facts` is on, each reachable host's bridges and image version over SSH.
+pub fn load_inventory(cfg: &Config) -> Result<Inventory, InventoryLoadError> {
+    let mut inv = crate::inventory::load::load(&inventory_spec(cfg))?;
+    if cfg.inventory.ssh.gather_facts {
+        let targets: Vec<(String, SshTarget)> = inv
+            .topology
+            .hosts
+            .values()
+            .filter(|h| h.reachable)
+            .map(|h| (h.name.clone(), ssh_target(cfg, &h.name)))
+            .collect();
+        facts::record(&mut inv.topology, facts::gather(&targets, cfg.defaults.parallelism as usize))?;
+    }
+    Ok(inv)
+}
+
+/// Why the inventory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryLoadError {
+    #[error(transparent)]
+    Inventory(#[from] crate::inventory::load::InventoryError),
+    #[error(transparent)]
+    Facts(#[from] facts::FactsError),
 }
 
 /// Plans. Configuration mistakes found while diffing (unknown names, contradictory intents)
