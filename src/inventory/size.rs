@@ -67,14 +67,15 @@ const MIB_PER_TIB: u64 = 1024 * 1024;
 
 /// MiB per unit, or `None` for an unknown unit.
 fn unit_mib(unit: &str) -> Option<u128> {
-    let unit = unit.to_ascii_lowercase();
-    let mib = match unit.as_str() {
-        "m" | "mb" | "mib" => 1,
-        "g" | "gb" | "gib" => MIB_PER_GIB,
-        "t" | "tb" | "tib" => MIB_PER_TIB,
+    let mib = match unit.as_bytes().first()?.to_ascii_lowercase() {
+        b'm' => 1,
+        b'g' => MIB_PER_GIB,
+        b't' => MIB_PER_TIB,
         _ => return None,
     };
-    Some(u128::from(mib))
+    let suffix = &unit[1..];
+    let known = suffix.is_empty() || suffix.eq_ignore_ascii_case("b") || suffix.eq_ignore_ascii_case("ib");
+    known.then_some(u128::from(mib))
 }
 
 /// `"1.25"` → `(125, 100)`: the number as an integer over a power of ten, exactly.

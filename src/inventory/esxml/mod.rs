@@ -6,6 +6,7 @@
 //! - [`synthesize`] writes synthetic but valid files for tests and benchmarks.
 
 mod error;
+mod idmap;
 mod layout;
 pub mod model;
 mod parse;

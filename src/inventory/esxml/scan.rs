@@ -6,6 +6,7 @@
 //! `cluster`) at several depths. Anything not on a known path is skipped, not rejected.
 //! Meaning (roles, references, sizes) is resolved afterwards in `parse`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use quick_xml::XmlVersion;
@@ -16,16 +17,17 @@ use super::error::{machine_element, EsXmlError, EsXmlErrorKind, Location};
 use super::layout::GuestRefSpan;
 use super::position::LineCounter;
 
-/// The text of one leaf element, trimmed, and where its start tag begins.
+/// The text of one leaf element, trimmed, and where its start tag begins. Borrowed from the
+/// input unless it had to be unescaped, which saves an allocation per element on big files.
 #[derive(Debug, Clone)]
-pub(super) struct TextField {
-    pub value: String,
+pub(super) struct TextField<'a> {
+    pub value: Cow<'a, str>,
     pub offset: usize,
 }
 
-impl TextField {
+impl<'a> TextField<'a> {
     /// The value, or `None` when the element is empty (es.xml writes `<vlanId />` for "none").
-    pub fn non_empty(field: &Option<TextField>) -> Option<&TextField> {
+    pub fn non_empty<'f>(field: &'f Option<TextField<'a>>) -> Option<&'f TextField<'a>> {
         field.as_ref().filter(|f| !f.value.is_empty())
     }
 }
@@ -38,17 +40,17 @@ pub(super) struct IdRef {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawMachine {
+pub(super) struct RawMachine<'a> {
     pub id: String,
     pub offset: usize,
     pub line: usize,
-    pub host_name: Option<TextField>,
-    pub machine_type: Option<TextField>,
-    pub os_type: Option<TextField>,
-    pub physical_memory: Option<TextField>,
-    pub guest_cores: Option<TextField>,
-    pub guest_memory: Option<TextField>,
-    pub image_version: Option<TextField>,
+    pub host_name: Option<TextField<'a>>,
+    pub machine_type: Option<TextField<'a>>,
+    pub os_type: Option<TextField<'a>>,
+    pub physical_memory: Option<TextField<'a>>,
+    pub guest_cores: Option<TextField<'a>>,
+    pub guest_memory: Option<TextField<'a>>,
+    pub image_version: Option<TextField<'a>>,
     /// Child `<machine id=…/>` elements: the guests, when this machine is a KVM host.
     pub child_refs: Vec<GuestRefSpan>,
     pub network_refs: Vec<IdRef>,
@@ -60,42 +62,42 @@ pub(super) struct RawMachine {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawNetwork {
+pub(super) struct RawNetwork<'a> {
     pub id: String,
     pub offset: usize,
-    pub network_type: Option<TextField>,
-    pub master: Option<TextField>,
-    pub vlan_id: Option<TextField>,
-    pub interface_name: Option<TextField>,
+    pub network_type: Option<TextField<'a>>,
+    pub master: Option<TextField<'a>>,
+    pub vlan_id: Option<TextField<'a>>,
+    pub interface_name: Option<TextField<'a>>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawCluster {
+pub(super) struct RawCluster<'a> {
     pub id: String,
     pub offset: usize,
-    pub name: Option<TextField>,
+    pub name: Option<TextField<'a>>,
     /// `clusterVips/clusterVip/machines/machine@id`.
     pub vip_members: Vec<IdRef>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawVolume {
+pub(super) struct RawVolume<'a> {
     pub id: String,
     pub offset: usize,
-    pub name: Option<TextField>,
-    pub device_path: Option<TextField>,
-    pub volume_type: Option<TextField>,
+    pub name: Option<TextField<'a>>,
+    pub device_path: Option<TextField<'a>>,
+    pub volume_type: Option<TextField<'a>>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawDocument {
+pub(super) struct RawDocument<'a> {
     pub root_offset: usize,
     pub oeda_version: Option<String>,
-    pub customer_name: Option<TextField>,
-    pub machines: Vec<RawMachine>,
-    pub networks: Vec<RawNetwork>,
-    pub clusters: Vec<RawCluster>,
-    pub volumes: Vec<RawVolume>,
+    pub customer_name: Option<TextField<'a>>,
+    pub machines: Vec<RawMachine<'a>>,
+    pub networks: Vec<RawNetwork<'a>>,
+    pub clusters: Vec<RawCluster<'a>>,
+    pub volumes: Vec<RawVolume<'a>>,
 }
 
 /// Leaf elements whose text berth reads.
@@ -242,21 +244,32 @@ enum RefKind {
     Volume,
 }
 
-/// A leaf element whose text is being collected.
+/// A leaf element whose text is being collected. Plain text is sliced from the input when the
+/// element closes; only entities, CDATA or nested markup switch to collecting into a buffer.
 struct Capture {
     leaf: Leaf,
     depth: usize,
+    /// Where the leaf's start tag begins.
     offset: usize,
+    /// Just after the start tag: where the content begins.
+    content_start: usize,
+    buffered: bool,
 }
 
 /// Scans `text` (named `source_name` in errors) into a [`RawDocument`].
-pub(super) fn scan(source_name: &str, text: &str) -> Result<RawDocument, EsXmlError> {
+pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocument<'a>, EsXmlError> {
     let mut scanner = Scanner::new(source_name, text);
     let mut reader = Reader::from_str(text);
+    // Skipping whitespace-only text halves the number of events. It must be off while a leaf's
+    // text is buffered, or the space in `A &amp; B` after the entity would be lost.
+    let mut trimming = true;
+    reader.config_mut().trim_text_start = trimming;
     loop {
-        let start = position(&reader);
+        let before = position(&reader);
         let event = reader.read_event().map_err(|e| scanner.error_at(reader.error_position() as usize, "", EsXmlErrorKind::Malformed(e.to_string())))?;
         let end = position(&reader);
+        // With trimming, the whitespace before a tag is consumed with it: find its `<`.
+        let start = skip_whitespace(text, before);
         match event {
             Event::Start(e) => scanner.open(&e, start, end)?,
             Event::Empty(e) => {
@@ -264,13 +277,28 @@ pub(super) fn scan(source_name: &str, text: &str) -> Result<RawDocument, EsXmlEr
                 scanner.close(start, end, true)?;
             }
             Event::End(_) => scanner.close(start, end, false)?,
-            Event::Text(t) if scanner.capture.is_some() => scanner.buf.push_str(&t.xml10_content()),
-            Event::CData(t) if scanner.capture.is_some() => scanner.buf.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if scanner.capture.is_some() => scanner.push_reference(&r, start)?,
+            Event::Text(t) => scanner.push_text(&t.xml10_content()),
+            Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), before),
+            Event::GeneralRef(r) => scanner.push_reference(&r, before)?,
             Event::Eof => return scanner.finish(),
             _ => {}
         }
+        let want_trimming = !scanner.capture.as_ref().is_some_and(|c| c.buffered);
+        if want_trimming != trimming {
+            trimming = want_trimming;
+            reader.config_mut().trim_text_start = trimming;
+        }
     }
+}
+
+fn skip_whitespace(text: &str, offset: usize) -> usize {
+    let rest = text.as_bytes().get(offset..).unwrap_or_default();
+    offset + rest.iter().take_while(|b| b.is_ascii_whitespace()).count()
+}
+
+/// XML 1.0 end-of-line handling for text sliced straight from the input.
+fn normalize_eols(raw: &str) -> Cow<'_, str> {
+    if raw.contains('\r') { Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n")) } else { Cow::Borrowed(raw) }
 }
 
 fn position(reader: &Reader<&[u8]>) -> usize {
@@ -287,13 +315,13 @@ struct Scanner<'a> {
     lines: LineCounter,
     capture: Option<Capture>,
     buf: String,
-    doc: RawDocument,
-    machine: Option<RawMachine>,
+    doc: RawDocument<'a>,
+    machine: Option<RawMachine<'a>>,
     /// A guest reference written as `<machine id="…"></machine>`, until its end tag.
     pending_ref: Option<GuestRefSpan>,
-    network: Option<RawNetwork>,
-    cluster: Option<RawCluster>,
-    volume: Option<RawVolume>,
+    network: Option<RawNetwork<'a>>,
+    cluster: Option<RawCluster<'a>>,
+    volume: Option<RawVolume<'a>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -344,6 +372,7 @@ impl<'a> Scanner<'a> {
     }
 
     fn open(&mut self, e: &BytesStart<'_>, start: usize, end: usize) -> Result<(), EsXmlError> {
+        self.buffer_capture(start);
         let tag = Tag::of(e.local_name().as_ref());
         let action = self.action(tag);
         self.tags.push(tag);
@@ -399,8 +428,7 @@ impl<'a> Scanner<'a> {
                 if leaf.is_machine_field() {
                     self.set_last_child(start);
                 }
-                self.buf.clear();
-                self.capture = Some(Capture { leaf, depth: self.tags.len(), offset: start });
+                self.capture = Some(Capture { leaf, depth: self.tags.len(), offset: start, content_start: end, buffered: false });
             }
         }
         Ok(())
@@ -455,7 +483,34 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Switches the current capture (if any) to buffering, with the plain text read so far up
+    /// to `upto`. Called before anything that cannot be sliced from the input.
+    fn buffer_capture(&mut self, upto: usize) {
+        if let Some(capture) = self.capture.as_mut().filter(|c| !c.buffered) {
+            capture.buffered = true;
+            self.buf.clear();
+            self.buf.push_str(&normalize_eols(&self.text[capture.content_start..upto]));
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        if self.capture.as_ref().is_some_and(|c| c.buffered) {
+            self.buf.push_str(text);
+        }
+    }
+
+    fn push_unescaped(&mut self, text: &str, start: usize) {
+        if self.capture.is_some() {
+            self.buffer_capture(start);
+            self.buf.push_str(text);
+        }
+    }
+
     fn push_reference(&mut self, r: &BytesRef<'_>, start: usize) -> Result<(), EsXmlError> {
+        if self.capture.is_none() {
+            return Ok(());
+        }
+        self.buffer_capture(start);
         let resolved = match r.resolve_char_ref() {
             Ok(Some(c)) => Some(c),
             Ok(None) => quick_xml::escape::resolve_predefined_entity(r).and_then(|s| s.chars().next()),
@@ -473,7 +528,14 @@ impl<'a> Scanner<'a> {
     fn close(&mut self, start: usize, end: usize, self_closing: bool) -> Result<(), EsXmlError> {
         let depth = self.tags.len();
         if let Some(capture) = self.capture.take_if(|c| c.depth == depth) {
-            self.store(capture)?;
+            let value = if capture.buffered {
+                Cow::Owned(self.buf.trim().to_string())
+            } else if self_closing {
+                Cow::Borrowed("")
+            } else {
+                normalize_eols(self.text[capture.content_start..start].trim())
+            };
+            self.store(capture.leaf, TextField { value, offset: capture.offset })?;
         }
         let tag = self.tags.pop().unwrap_or(Tag::Other);
         self.starts.pop();
@@ -501,53 +563,51 @@ impl<'a> Scanner<'a> {
     }
 
     /// Files the collected text of a leaf into the element being read.
-    fn store(&mut self, capture: Capture) -> Result<(), EsXmlError> {
-        let field = TextField { value: self.buf.trim().to_string(), offset: capture.offset };
-        let leaf = capture.leaf;
+    fn store(&mut self, leaf: Leaf, field: TextField<'a>) -> Result<(), EsXmlError> {
         if leaf == Leaf::OsType {
             self.refuse_xen(&field)?;
         }
-        let (owner, slot) = match leaf {
-            Leaf::CustomerName => (String::new(), Some(&mut self.doc.customer_name)),
-            l if l.is_machine_field() => match self.machine.as_mut() {
-                Some(m) => (machine_element(&m.id), Some(machine_slot(m, l))),
-                None => (String::new(), None),
-            },
-            l if l.is_network_field() => match self.network.as_mut() {
-                Some(n) => (format!("<network id=\"{}\">", n.id), Some(network_slot(n, l))),
-                None => (String::new(), None),
-            },
-            l if l.is_volume_field() => match self.volume.as_mut() {
-                Some(v) => (format!("<edvVolume id=\"{}\">", v.id), Some(volume_slot(v, l))),
-                None => (String::new(), None),
-            },
-            _ => match self.cluster.as_mut() {
-                Some(c) => (format!("<cluster id=\"{}\">", c.id), Some(&mut c.name)),
-                None => (String::new(), None),
-            },
+        let slot = match leaf {
+            Leaf::CustomerName => Some(&mut self.doc.customer_name),
+            l if l.is_machine_field() => self.machine.as_mut().map(|m| machine_slot(m, l)),
+            l if l.is_network_field() => self.network.as_mut().map(|n| network_slot(n, l)),
+            l if l.is_volume_field() => self.volume.as_mut().map(|v| volume_slot(v, l)),
+            _ => self.cluster.as_mut().map(|c| &mut c.name),
         };
         let Some(slot) = slot else { return Ok(()) };
         if let Some(first) = slot {
-            let first_offset = first.offset;
-            let kind = EsXmlErrorKind::DuplicateElement { name: leaf.name(), first_line: Location::of(self.text, first_offset).line };
-            return Err(self.error_at(field.offset, owner, kind));
+            let first_line = Location::of(self.text, first.offset).line;
+            let kind = EsXmlErrorKind::DuplicateElement { name: leaf.name(), first_line };
+            return Err(self.error_at(field.offset, self.owner_of(leaf), kind));
         }
         *slot = Some(field);
         Ok(())
     }
 
+    /// The element that holds `leaf`, for messages (built only when there is an error).
+    fn owner_of(&self, leaf: Leaf) -> String {
+        let (element, id) = match leaf {
+            Leaf::CustomerName => return String::new(),
+            l if l.is_machine_field() => ("machine", self.machine.as_ref().map(|m| m.id.as_str())),
+            l if l.is_network_field() => ("network", self.network.as_ref().map(|n| n.id.as_str())),
+            l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| v.id.as_str())),
+            _ => ("cluster", self.cluster.as_ref().map(|c| c.id.as_str())),
+        };
+        id.map(|id| format!("<{element} id=\"{id}\">")).unwrap_or_default()
+    }
+
     /// Xen files are refused at the first Xen machine, before any other check, so the operator
     /// sees the real reason rather than a consequence of it.
-    fn refuse_xen(&self, os_type: &TextField) -> Result<(), EsXmlError> {
+    fn refuse_xen(&self, os_type: &TextField<'_>) -> Result<(), EsXmlError> {
         let xen = ["LinuxDom0", "LinuxGuest"].iter().any(|x| os_type.value.eq_ignore_ascii_case(x));
         if !xen {
             return Ok(());
         }
         let element = self.machine.as_ref().map(|m| machine_element(&m.id)).unwrap_or_default();
-        Err(self.error_at(os_type.offset, element, EsXmlErrorKind::Xen { os_type: os_type.value.clone() }))
+        Err(self.error_at(os_type.offset, element, EsXmlErrorKind::Xen { os_type: os_type.value.to_string() }))
     }
 
-    fn finish(mut self) -> Result<RawDocument, EsXmlError> {
+    fn finish(mut self) -> Result<RawDocument<'a>, EsXmlError> {
         if let Some(&open_offset) = self.starts.last() {
             let open = element_name_at(self.text, open_offset).to_string();
             let open_line = Location::of(self.text, open_offset).line;
@@ -561,7 +621,7 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn machine_slot(m: &mut RawMachine, leaf: Leaf) -> &mut Option<TextField> {
+fn machine_slot<'r, 'a>(m: &'r mut RawMachine<'a>, leaf: Leaf) -> &'r mut Option<TextField<'a>> {
     match leaf {
         Leaf::HostName => &mut m.host_name,
         Leaf::MachineType => &mut m.machine_type,
@@ -573,7 +633,7 @@ fn machine_slot(m: &mut RawMachine, leaf: Leaf) -> &mut Option<TextField> {
     }
 }
 
-fn network_slot(n: &mut RawNetwork, leaf: Leaf) -> &mut Option<TextField> {
+fn network_slot<'r, 'a>(n: &'r mut RawNetwork<'a>, leaf: Leaf) -> &'r mut Option<TextField<'a>> {
     match leaf {
         Leaf::NetworkType => &mut n.network_type,
         Leaf::Master => &mut n.master,
@@ -582,7 +642,7 @@ fn network_slot(n: &mut RawNetwork, leaf: Leaf) -> &mut Option<TextField> {
     }
 }
 
-fn volume_slot(v: &mut RawVolume, leaf: Leaf) -> &mut Option<TextField> {
+fn volume_slot<'r, 'a>(v: &'r mut RawVolume<'a>, leaf: Leaf) -> &'r mut Option<TextField<'a>> {
     match leaf {
         Leaf::EdvVolumeName => &mut v.name,
         Leaf::EdvDevicePath => &mut v.device_path,

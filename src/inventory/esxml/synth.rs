@@ -22,9 +22,9 @@ pub struct SynthSpec {
 }
 
 impl SynthSpec {
-    /// `hosts` × `guests_per_host` guests, two EDV volumes per guest, with the `model` namespace.
+    /// `hosts` × `guests_per_host` guests, one EDV volume (the GCV) per guest, with the `model` namespace.
     pub fn new(hosts: usize, guests_per_host: usize, seed: u64) -> SynthSpec {
-        SynthSpec { hosts, guests_per_host, seed, volumes_per_guest: 2, namespace: true }
+        SynthSpec { hosts, guests_per_host, seed, volumes_per_guest: 1, namespace: true }
     }
 }
 
