@@ -8,11 +8,13 @@ use std::collections::hash_map::Entry;
 use crate::inventory::size::parse_size_mib;
 use crate::inventory::version::ImageVersion;
 
-use super::error::{machine_element, EsXmlError, EsXmlErrorKind, Location};
-use super::idmap::{id_map, IdMap};
+use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
+use super::idmap::{IdMap, id_map};
 use super::layout::{EsLayout, HostLayout};
 use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
-use super::scan::{scan, IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField};
+use super::scan::{
+    IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField, scan,
+};
 
 /// Parses and checks an es.xml. `source_name` (usually the path) prefixes every error.
 pub fn parse(source_name: &str, text: &str) -> Result<EsSystem, EsXmlError> {
@@ -20,7 +22,10 @@ pub fn parse(source_name: &str, text: &str) -> Result<EsSystem, EsXmlError> {
 }
 
 /// [`parse`], plus the byte ranges of every KVM host and guest reference, for rewriting.
-pub fn parse_with_layout(source_name: &str, text: &str) -> Result<(EsSystem, EsLayout), EsXmlError> {
+pub fn parse_with_layout(
+    source_name: &str,
+    text: &str,
+) -> Result<(EsSystem, EsLayout), EsXmlError> {
     let raw = scan(source_name, text)?;
     Resolver { source_name, text }.resolve(raw)
 }
@@ -42,7 +47,12 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn error(&self, offset: usize, element: impl Into<String>, kind: EsXmlErrorKind) -> EsXmlError {
-        EsXmlError::new(self.source_name, Some(Location::of(self.text, offset)), element, kind)
+        EsXmlError::new(
+            self.source_name,
+            Some(Location::of(self.text, offset)),
+            element,
+            kind,
+        )
     }
 
     fn line(&self, offset: usize) -> usize {
@@ -50,21 +60,40 @@ impl Resolver<'_> {
     }
 
     fn resolve(&self, raw: RawDocument) -> Result<(EsSystem, EsLayout), EsXmlError> {
-        let RawDocument { root_offset, oeda_version, customer_name, machines, networks, clusters, volumes } = raw;
+        let RawDocument {
+            root_offset,
+            oeda_version,
+            customer_name,
+            machines,
+            networks,
+            clusters,
+            volumes,
+        } = raw;
         let machine_index = self.index(&machines, "machine", |m| (&m.id, m.offset))?;
-        let roles = machines.iter().map(|m| self.role(m)).collect::<Result<Vec<_>, _>>()?;
+        let roles = machines
+            .iter()
+            .map(|m| self.role(m))
+            .collect::<Result<Vec<_>, _>>()?;
         if !roles.contains(&Role::Host) {
-            return Err(self.error(root_offset, "<engineeredSystem>", EsXmlErrorKind::NoKvmHosts));
+            return Err(self.error(
+                root_offset,
+                "<engineeredSystem>",
+                EsXmlErrorKind::NoKvmHosts,
+            ));
         }
         self.check_host_names(&machines, &roles)?;
         let parents = self.parents(&machines, &roles, &machine_index)?;
-        let mut parent_ids: Vec<String> = parents.iter().map(|p| p.map(|h| machines[h].id.clone()).unwrap_or_default()).collect();
+        let mut parent_ids: Vec<String> = parents
+            .iter()
+            .map(|p| p.map(|h| machines[h].id.clone()).unwrap_or_default())
+            .collect();
 
         let network_index = self.index(&networks, "network", |n| (&n.id, n.offset))?;
         let cluster_index = self.index(&clusters, "cluster", |c| (&c.id, c.offset))?;
         let volume_index = self.index(&volumes, "EDV volume", |v| (&v.id, v.offset))?;
         self.check_cluster_names(&clusters)?;
-        let guest_clusters = self.memberships(&machines, &roles, &machine_index, &clusters, &cluster_index)?;
+        let guest_clusters =
+            self.memberships(&machines, &roles, &machine_index, &clusters, &cluster_index)?;
 
         let mut hosts = Vec::new();
         let mut guests = Vec::new();
@@ -79,11 +108,18 @@ impl Resolver<'_> {
                 }
                 Role::Guest => {
                     self.check_references(&machine, &network_index, &volume_index)?;
-                    let cluster_ids = guest_clusters[i].iter().map(|&c| clusters[c].id.clone()).collect();
+                    let cluster_ids = guest_clusters[i]
+                        .iter()
+                        .map(|&c| clusters[c].id.clone())
+                        .collect();
                     for &c in &guest_clusters[i] {
                         members[c].push(machine.id.clone());
                     }
-                    guests.push(self.guest(machine, std::mem::take(&mut parent_ids[i]), cluster_ids)?);
+                    guests.push(self.guest(
+                        machine,
+                        std::mem::take(&mut parent_ids[i]),
+                        cluster_ids,
+                    )?);
                 }
                 Role::Other => {}
             }
@@ -91,12 +127,21 @@ impl Resolver<'_> {
         let clusters = clusters
             .into_iter()
             .zip(members)
-            .map(|(c, member_ids)| EsCluster { name: text(c.name).unwrap_or_default(), id: c.id, member_ids })
+            .map(|(c, member_ids)| EsCluster {
+                name: text(c.name).unwrap_or_default(),
+                id: c.id,
+                member_ids,
+            })
             .collect();
-        let networks = networks.into_iter().map(|n| self.network(n)).collect::<Result<Vec<_>, _>>()?;
+        let networks = networks
+            .into_iter()
+            .map(|n| self.network(n))
+            .collect::<Result<Vec<_>, _>>()?;
         let system = EsSystem {
             oeda_version,
-            customer_name: customer_name.map(|c| c.value.into_owned()).filter(|c| !c.is_empty()),
+            customer_name: customer_name
+                .map(|c| c.value.into_owned())
+                .filter(|c| !c.is_empty()),
             hosts,
             guests,
             clusters,
@@ -123,7 +168,11 @@ impl Resolver<'_> {
                 Entry::Occupied(first) => {
                     let first_line = self.line(key(&items[*first.get()]).1);
                     let element = format!("<{} id=\"{id}\">", element_of(what));
-                    return Err(self.error(offset, element, EsXmlErrorKind::DuplicateId { what, first_line }));
+                    return Err(self.error(
+                        offset,
+                        element,
+                        EsXmlErrorKind::DuplicateId { what, first_line },
+                    ));
                 }
             }
         }
@@ -141,7 +190,10 @@ impl Resolver<'_> {
         };
         match TextField::non_empty(&m.machine_type) {
             Some(t) if !t.value.eq_ignore_ascii_case("compute") => {
-                let kind = EsXmlErrorKind::ConflictingMachineType { machine_type: t.value.to_string(), os_type: os_type.to_string() };
+                let kind = EsXmlErrorKind::ConflictingMachineType {
+                    machine_type: t.value.to_string(),
+                    os_type: os_type.to_string(),
+                };
                 Err(self.error(t.offset, machine_element(&m.id), kind))
             }
             _ => Ok(role),
@@ -152,12 +204,24 @@ impl Resolver<'_> {
     /// two may share one.
     fn check_host_names(&self, machines: &[RawMachine], roles: &[Role]) -> Result<(), EsXmlError> {
         let mut seen: IdMap<&str, &RawMachine> = id_map(machines.len());
-        for (m, _) in machines.iter().zip(roles).filter(|(_, r)| **r != Role::Other) {
+        for (m, _) in machines
+            .iter()
+            .zip(roles)
+            .filter(|(_, r)| **r != Role::Other)
+        {
             let Some(name) = TextField::non_empty(&m.host_name) else {
-                return Err(self.error(m.offset, machine_element(&m.id), EsXmlErrorKind::MissingElement("hostName")));
+                return Err(self.error(
+                    m.offset,
+                    machine_element(&m.id),
+                    EsXmlErrorKind::MissingElement("hostName"),
+                ));
             };
             if let Some(first) = seen.insert(name.value.as_ref(), m) {
-                let kind = EsXmlErrorKind::DuplicateHostName { name: name.value.to_string(), first_id: first.id.clone(), first_line: first.line };
+                let kind = EsXmlErrorKind::DuplicateHostName {
+                    name: name.value.to_string(),
+                    first_id: first.id.clone(),
+                    first_line: first.line,
+                };
                 return Err(self.error(name.offset, machine_element(&m.id), kind));
             }
         }
@@ -173,25 +237,42 @@ impl Resolver<'_> {
         index: &IdMap<&str, usize>,
     ) -> Result<Vec<Option<usize>>, EsXmlError> {
         let mut parents: Vec<Option<usize>> = vec![None; machines.len()];
-        for (h, host) in machines.iter().enumerate().filter(|(_, m)| !m.child_refs.is_empty()) {
+        for (h, host) in machines
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| !m.child_refs.is_empty())
+        {
             if roles[h] != Role::Host {
-                let kind = EsXmlErrorKind::NotAHost { os_type: os_type_text(host) };
-                return Err(self.error(host.child_refs[0].span.start, machine_element(&host.id), kind));
+                let kind = EsXmlErrorKind::NotAHost {
+                    os_type: os_type_text(host),
+                };
+                return Err(self.error(
+                    host.child_refs[0].span.start,
+                    machine_element(&host.id),
+                    kind,
+                ));
             }
             for r in &host.child_refs {
                 let element = || machine_element(&host.id);
                 let Some(&g) = index.get(r.guest_id.as_str()) else {
-                    let kind = EsXmlErrorKind::UnknownGuestReference { id: r.guest_id.clone() };
+                    let kind = EsXmlErrorKind::UnknownGuestReference {
+                        id: r.guest_id.clone(),
+                    };
                     return Err(self.error(r.span.start, element(), kind));
                 };
                 if roles[g] != Role::Guest {
-                    let kind = EsXmlErrorKind::NotAGuest { id: r.guest_id.clone(), os_type: os_type_text(&machines[g]) };
+                    let kind = EsXmlErrorKind::NotAGuest {
+                        id: r.guest_id.clone(),
+                        os_type: os_type_text(&machines[g]),
+                    };
                     return Err(self.error(r.span.start, element(), kind));
                 }
                 match parents[g] {
                     None => parents[g] = Some(h),
                     Some(p) if p == h => {
-                        let kind = EsXmlErrorKind::GuestListedTwice { id: r.guest_id.clone() };
+                        let kind = EsXmlErrorKind::GuestListedTwice {
+                            id: r.guest_id.clone(),
+                        };
                         return Err(self.error(r.span.start, element(), kind));
                     }
                     Some(p) => {
@@ -210,7 +291,10 @@ impl Resolver<'_> {
         }
         for (g, guest) in machines.iter().enumerate() {
             if roles[g] == Role::Guest && parents[g].is_none() {
-                let kind = EsXmlErrorKind::NoParentHost { id: guest.id.clone(), name: host_name(guest) };
+                let kind = EsXmlErrorKind::NoParentHost {
+                    id: guest.id.clone(),
+                    name: host_name(guest),
+                };
                 return Err(self.error(guest.offset, machine_element(&guest.id), kind));
             }
         }
@@ -229,9 +313,15 @@ impl Resolver<'_> {
         cluster_index: &IdMap<&str, usize>,
     ) -> Result<Vec<Vec<usize>>, EsXmlError> {
         let mut member_of = vec![Vec::new(); machines.len()];
-        for (g, guest) in machines.iter().enumerate().filter(|(g, _)| roles[*g] == Role::Guest) {
+        for (g, guest) in machines
+            .iter()
+            .enumerate()
+            .filter(|(g, _)| roles[*g] == Role::Guest)
+        {
             for r in &guest.cluster_refs {
-                let &c = cluster_index.get(r.id.as_str()).ok_or_else(|| self.unknown(guest, r, "cluster"))?;
+                let &c = cluster_index
+                    .get(r.id.as_str())
+                    .ok_or_else(|| self.unknown(guest, r, "cluster"))?;
                 member_of[g].push(c);
             }
         }
@@ -244,8 +334,15 @@ impl Resolver<'_> {
                             Some(&m) => format!("has osType {}", os_type_text(&machines[m])),
                             None => "is no machine in the file".to_string(),
                         };
-                        let kind = EsXmlErrorKind::VipNotAGuest { id: member.id.clone(), found };
-                        return Err(self.error(member.offset, format!("<cluster id=\"{}\">", cluster.id), kind));
+                        let kind = EsXmlErrorKind::VipNotAGuest {
+                            id: member.id.clone(),
+                            found,
+                        };
+                        return Err(self.error(
+                            member.offset,
+                            format!("<cluster id=\"{}\">", cluster.id),
+                            kind,
+                        ));
                     }
                 }
             }
@@ -258,14 +355,24 @@ impl Resolver<'_> {
     }
 
     fn check_cluster_names(&self, clusters: &[RawCluster]) -> Result<(), EsXmlError> {
-        match clusters.iter().find(|c| TextField::non_empty(&c.name).is_none()) {
-            Some(c) => Err(self.error(c.offset, format!("<cluster id=\"{}\">", c.id), EsXmlErrorKind::MissingElement("clusterName"))),
+        match clusters
+            .iter()
+            .find(|c| TextField::non_empty(&c.name).is_none())
+        {
+            Some(c) => Err(self.error(
+                c.offset,
+                format!("<cluster id=\"{}\">", c.id),
+                EsXmlErrorKind::MissingElement("clusterName"),
+            )),
             None => Ok(()),
         }
     }
 
     fn unknown(&self, guest: &RawMachine, r: &IdRef, what: &'static str) -> EsXmlError {
-        let kind = EsXmlErrorKind::UnknownReference { what, id: r.id.clone() };
+        let kind = EsXmlErrorKind::UnknownReference {
+            what,
+            id: r.id.clone(),
+        };
         self.error(r.offset, machine_element(&guest.id), kind)
     }
 
@@ -289,7 +396,10 @@ impl Resolver<'_> {
     }
 
     fn host(&self, m: RawMachine) -> Result<(EsHost, HostLayout), EsXmlError> {
-        let owner = Owner { element: "machine", id: &m.id };
+        let owner = Owner {
+            element: "machine",
+            id: &m.id,
+        };
         let host = EsHost {
             physical_memory_mib: self.size(&m.physical_memory, "physicalMemorySize", owner)?,
             image_version: self.image_version(&m.image_version, owner)?,
@@ -298,12 +408,25 @@ impl Resolver<'_> {
             line: m.line,
             id: m.id,
         };
-        let layout = HostLayout { start_tag: m.start_tag, end_tag: m.end_tag, last_child_start: m.last_child_start, guest_refs: m.child_refs };
+        let layout = HostLayout {
+            start_tag: m.start_tag,
+            end_tag: m.end_tag,
+            last_child_start: m.last_child_start,
+            guest_refs: m.child_refs,
+        };
         Ok((host, layout))
     }
 
-    fn guest(&self, m: RawMachine, host_id: String, cluster_ids: Vec<String>) -> Result<EsGuest, EsXmlError> {
-        let owner = Owner { element: "machine", id: &m.id };
+    fn guest(
+        &self,
+        m: RawMachine,
+        host_id: String,
+        cluster_ids: Vec<String>,
+    ) -> Result<EsGuest, EsXmlError> {
+        let owner = Owner {
+            element: "machine",
+            id: &m.id,
+        };
         Ok(EsGuest {
             name: host_name(&m),
             host_id,
@@ -319,9 +442,16 @@ impl Resolver<'_> {
     }
 
     fn network(&self, n: RawNetwork) -> Result<EsNetwork, EsXmlError> {
-        let owner = Owner { element: "network", id: &n.id };
+        let owner = Owner {
+            element: "network",
+            id: &n.id,
+        };
         let Some(network_type) = TextField::non_empty(&n.network_type) else {
-            return Err(self.error(n.offset, owner.describe(), EsXmlErrorKind::MissingElement("networkType")));
+            return Err(self.error(
+                n.offset,
+                owner.describe(),
+                EsXmlErrorKind::MissingElement("networkType"),
+            ));
         };
         Ok(EsNetwork {
             network_type: network_type.value.to_string(),
@@ -333,38 +463,75 @@ impl Resolver<'_> {
     }
 
     /// A size above zero, or `None` when the element is absent or empty.
-    fn size(&self, field: &Option<TextField>, name: &'static str, owner: Owner<'_>) -> Result<Option<u64>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+    fn size(
+        &self,
+        field: &Option<TextField>,
+        name: &'static str,
+        owner: Owner<'_>,
+    ) -> Result<Option<u64>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else {
+            return Ok(None);
+        };
         match parse_size_mib(&f.value) {
             Ok(0) => Err(self.bad_value(f, name, owner, "a size above zero")),
             Ok(mib) => Ok(Some(mib)),
-            Err(source) => Err(self.error(f.offset, owner.describe(), EsXmlErrorKind::BadSize { field: name, source })),
+            Err(source) => Err(self.error(
+                f.offset,
+                owner.describe(),
+                EsXmlErrorKind::BadSize {
+                    field: name,
+                    source,
+                },
+            )),
         }
     }
 
-    fn vcpus(&self, field: &Option<TextField>, owner: Owner<'_>) -> Result<Option<u32>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+    fn vcpus(
+        &self,
+        field: &Option<TextField>,
+        owner: Owner<'_>,
+    ) -> Result<Option<u32>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else {
+            return Ok(None);
+        };
         match f.value.parse::<u32>() {
             Ok(n) if n > 0 => Ok(Some(n)),
-            _ => Err(self.bad_value(f, "guestCores", owner, "a whole number of vCPUs (1 or more)")),
+            _ => Err(self.bad_value(
+                f,
+                "guestCores",
+                owner,
+                "a whole number of vCPUs (1 or more)",
+            )),
         }
     }
 
     /// `default` (OEDA's "whatever image the installer ships") and empty mean "not known".
-    fn image_version(&self, field: &Option<TextField>, owner: Owner<'_>) -> Result<Option<ImageVersion>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+    fn image_version(
+        &self,
+        field: &Option<TextField>,
+        owner: Owner<'_>,
+    ) -> Result<Option<ImageVersion>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else {
+            return Ok(None);
+        };
         if f.value.eq_ignore_ascii_case("default") {
             return Ok(None);
         }
-        f.value
-            .parse()
-            .map(Some)
-            .map_err(|_| self.bad_value(f, "ImageVersion", owner, "an image version (dotted numbers such as 25.1.4.0.0.250614) or `default`"))
+        f.value.parse().map(Some).map_err(|_| {
+            self.bad_value(
+                f,
+                "ImageVersion",
+                owner,
+                "an image version (dotted numbers such as 25.1.4.0.0.250614) or `default`",
+            )
+        })
     }
 
     /// VLAN 0 is 802.1Q's "no VLAN" (OEDA writes it on untagged admin networks), so it is `None`.
     fn vlan(&self, field: &Option<TextField>, owner: Owner<'_>) -> Result<Option<u32>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+        let Some(f) = TextField::non_empty(field) else {
+            return Ok(None);
+        };
         match f.value.parse::<u32>() {
             Ok(0) => Ok(None),
             Ok(v) if v <= 4094 => Ok(Some(v)),
@@ -372,8 +539,22 @@ impl Resolver<'_> {
         }
     }
 
-    fn bad_value(&self, f: &TextField, field: &'static str, owner: Owner<'_>, expected: &'static str) -> EsXmlError {
-        self.error(f.offset, owner.describe(), EsXmlErrorKind::BadValue { field, text: f.value.to_string(), expected })
+    fn bad_value(
+        &self,
+        f: &TextField,
+        field: &'static str,
+        owner: Owner<'_>,
+        expected: &'static str,
+    ) -> EsXmlError {
+        self.error(
+            f.offset,
+            owner.describe(),
+            EsXmlErrorKind::BadValue {
+                field,
+                text: f.value.to_string(),
+                expected,
+            },
+        )
     }
 }
 
@@ -400,7 +581,9 @@ fn os_type_text(m: &RawMachine) -> String {
 }
 
 fn text(field: Option<TextField>) -> Option<String> {
-    field.map(|f| f.value.into_owned()).filter(|v| !v.is_empty())
+    field
+        .map(|f| f.value.into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn element_of(what: &str) -> &str {
@@ -411,5 +594,10 @@ fn element_of(what: &str) -> &str {
 }
 
 fn volume(v: RawVolume) -> EsVolume {
-    EsVolume { id: v.id, name: text(v.name), device_path: text(v.device_path), volume_type: text(v.volume_type) }
+    EsVolume {
+        id: v.id,
+        name: text(v.name),
+        device_path: text(v.device_path),
+        volume_type: text(v.volume_type),
+    }
 }

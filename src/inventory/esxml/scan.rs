@@ -9,11 +9,11 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use quick_xml::Reader;
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::Reader;
 
-use super::error::{machine_element, EsXmlError, EsXmlErrorKind, Location};
+use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::GuestRefSpan;
 use super::position::LineCounter;
 
@@ -157,11 +157,17 @@ impl Leaf {
     }
 
     fn is_network_field(self) -> bool {
-        matches!(self, Leaf::NetworkType | Leaf::Master | Leaf::VlanId | Leaf::InterfaceName)
+        matches!(
+            self,
+            Leaf::NetworkType | Leaf::Master | Leaf::VlanId | Leaf::InterfaceName
+        )
     }
 
     fn is_volume_field(self) -> bool {
-        matches!(self, Leaf::EdvVolumeName | Leaf::EdvDevicePath | Leaf::EdvVolumeType)
+        matches!(
+            self,
+            Leaf::EdvVolumeName | Leaf::EdvDevicePath | Leaf::EdvVolumeType
+        )
     }
 }
 
@@ -259,14 +265,22 @@ struct Capture {
 /// Scans `text` (named `source_name` in errors) into a [`RawDocument`].
 pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocument<'a>, EsXmlError> {
     let mut scanner = Scanner::new(source_name, text);
-    let mut reader = Reader::from_str(text);
+    // quick-xml skips a byte order mark without counting it; read after it and add its length
+    // back, so that every offset indexes `text` itself.
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let base = text.len() - body.len();
+    let position = |reader: &Reader<&[u8]>| base + reader.buffer_position() as usize;
+    let mut reader = Reader::from_str(body);
     // Skipping whitespace-only text halves the number of events. It must be off while a leaf's
     // text is buffered, or the space in `A &amp; B` after the entity would be lost.
     let mut trimming = true;
     reader.config_mut().trim_text_start = trimming;
     loop {
         let before = position(&reader);
-        let event = reader.read_event().map_err(|e| scanner.error_at(reader.error_position() as usize, "", EsXmlErrorKind::Malformed(e.to_string())))?;
+        let event = reader.read_event().map_err(|e| {
+            let at = base + reader.error_position() as usize;
+            scanner.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
+        })?;
         let end = position(&reader);
         // With trimming, the whitespace before a tag is consumed with it: find its `<`.
         let start = skip_whitespace(text, before);
@@ -280,6 +294,8 @@ pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocumen
             Event::Text(t) => scanner.push_text(&t.xml10_content()),
             Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), before),
             Event::GeneralRef(r) => scanner.push_reference(&r, before)?,
+            // A comment inside a leaf is not part of its text: stop slicing the raw input.
+            Event::Comment(_) | Event::PI(_) => scanner.buffer_capture(start),
             Event::Eof => return scanner.finish(),
             _ => {}
         }
@@ -292,18 +308,21 @@ pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocumen
 }
 
 fn skip_whitespace(text: &str, offset: usize) -> usize {
-    let rest = text.as_bytes().get(offset..).unwrap_or_default();
-    offset + rest.iter().take_while(|b| b.is_ascii_whitespace()).count()
+    let bytes = text.as_bytes();
+    let mut at = offset;
+    while at < bytes.len() && matches!(bytes[at], b' ' | b'\t' | b'\r' | b'\n') {
+        at += 1;
+    }
+    at
 }
 
 /// XML 1.0 end-of-line handling for text sliced straight from the input.
 fn normalize_eols(raw: &str) -> Cow<'_, str> {
-    if raw.contains('\r') { Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n")) } else { Cow::Borrowed(raw) }
-}
-
-fn position(reader: &Reader<&[u8]>) -> usize {
-    // The input is an in-memory &str, so every offset fits in usize.
-    reader.buffer_position() as usize
+    if raw.contains('\r') {
+        Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(raw)
+    }
 }
 
 struct Scanner<'a> {
@@ -344,8 +363,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn error_at(&self, offset: usize, element: impl Into<String>, kind: EsXmlErrorKind) -> EsXmlError {
-        EsXmlError::new(self.source_name, Some(Location::of(self.text, offset)), element, kind)
+    fn error_at(
+        &self,
+        offset: usize,
+        element: impl Into<String>,
+        kind: EsXmlErrorKind,
+    ) -> EsXmlError {
+        EsXmlError::new(
+            self.source_name,
+            Some(Location::of(self.text, offset)),
+            element,
+            kind,
+        )
     }
 
     fn action(&self, tag: Tag) -> Action {
@@ -358,15 +387,34 @@ impl<'a> Scanner<'a> {
             ([Root, Machines, Machine], Leaf(l)) if l.is_machine_field() => Action::Capture(l),
             ([Root, Machines, Machine], _) => Action::MachineChild,
             ([Root, Machines, Machine, Networks], Network) => Action::MachineRef(RefKind::Network),
-            ([Root, Machines, Machine, Software, Clusters], Cluster) => Action::MachineRef(RefKind::Cluster),
-            ([Root, Machines, Machine, EdvVolumes], EdvVolume) => Action::MachineRef(RefKind::Volume),
+            ([Root, Machines, Machine, Software, Clusters], Cluster) => {
+                Action::MachineRef(RefKind::Cluster)
+            }
+            ([Root, Machines, Machine, EdvVolumes], EdvVolume) => {
+                Action::MachineRef(RefKind::Volume)
+            }
             ([Root, Networks], Network) => Action::BeginNetwork,
             ([Root, Networks, Network], Leaf(l)) if l.is_network_field() => Action::Capture(l),
             ([Root, Software, Clusters], Cluster) => Action::BeginCluster,
-            ([Root, Software, Clusters, Cluster], Leaf(l @ self::Leaf::ClusterName)) => Action::Capture(l),
-            ([Root, Software, Clusters, Cluster, ClusterVips, ClusterVip, Machines], Machine) => Action::VipMember,
+            ([Root, Software, Clusters, Cluster], Leaf(l @ self::Leaf::ClusterName)) => {
+                Action::Capture(l)
+            }
+            (
+                [
+                    Root,
+                    Software,
+                    Clusters,
+                    Cluster,
+                    ClusterVips,
+                    ClusterVip,
+                    Machines,
+                ],
+                Machine,
+            ) => Action::VipMember,
             ([Root, Storage, EdvVolumes], EdvVolume) => Action::BeginVolume,
-            ([Root, Storage, EdvVolumes, EdvVolume], Leaf(l)) if l.is_volume_field() => Action::Capture(l),
+            ([Root, Storage, EdvVolumes, EdvVolume], Leaf(l)) if l.is_volume_field() => {
+                Action::Capture(l)
+            }
             _ => Action::Nothing,
         }
     }
@@ -383,12 +431,21 @@ impl<'a> Scanner<'a> {
             Action::BeginMachine => {
                 let id = self.required_id(e, start, "machine")?;
                 let line = self.lines.line_at(self.text, start);
-                self.machine = Some(RawMachine { id, offset: start, line, start_tag: start..end, ..RawMachine::default() });
+                self.machine = Some(RawMachine {
+                    id,
+                    offset: start,
+                    line,
+                    start_tag: start..end,
+                    ..RawMachine::default()
+                });
             }
             Action::GuestRef => {
                 let guest_id = self.required_id(e, start, "machine")?;
                 self.set_last_child(start);
-                self.pending_ref = Some(GuestRefSpan { guest_id, span: start..end });
+                self.pending_ref = Some(GuestRefSpan {
+                    guest_id,
+                    span: start..end,
+                });
             }
             Action::MachineChild => self.set_last_child(start),
             Action::MachineRef(kind) => {
@@ -397,7 +454,10 @@ impl<'a> Scanner<'a> {
                     RefKind::Cluster => "cluster",
                     RefKind::Volume => "edvVolume",
                 };
-                let id_ref = IdRef { id: self.required_id(e, start, name)?, offset: start };
+                let id_ref = IdRef {
+                    id: self.required_id(e, start, name)?,
+                    offset: start,
+                };
                 if let Some(m) = self.machine.as_mut() {
                     match kind {
                         RefKind::Network => m.network_refs.push(id_ref),
@@ -408,27 +468,48 @@ impl<'a> Scanner<'a> {
             }
             Action::BeginNetwork => {
                 let id = self.required_id(e, start, "network")?;
-                self.network = Some(RawNetwork { id, offset: start, ..RawNetwork::default() });
+                self.network = Some(RawNetwork {
+                    id,
+                    offset: start,
+                    ..RawNetwork::default()
+                });
             }
             Action::BeginCluster => {
                 let id = self.required_id(e, start, "cluster")?;
-                self.cluster = Some(RawCluster { id, offset: start, ..RawCluster::default() });
+                self.cluster = Some(RawCluster {
+                    id,
+                    offset: start,
+                    ..RawCluster::default()
+                });
             }
             Action::VipMember => {
-                let id_ref = IdRef { id: self.required_id(e, start, "machine")?, offset: start };
+                let id_ref = IdRef {
+                    id: self.required_id(e, start, "machine")?,
+                    offset: start,
+                };
                 if let Some(c) = self.cluster.as_mut() {
                     c.vip_members.push(id_ref);
                 }
             }
             Action::BeginVolume => {
                 let id = self.required_id(e, start, "edvVolume")?;
-                self.volume = Some(RawVolume { id, offset: start, ..RawVolume::default() });
+                self.volume = Some(RawVolume {
+                    id,
+                    offset: start,
+                    ..RawVolume::default()
+                });
             }
             Action::Capture(leaf) => {
                 if leaf.is_machine_field() {
                     self.set_last_child(start);
                 }
-                self.capture = Some(Capture { leaf, depth: self.tags.len(), offset: start, content_start: end, buffered: false });
+                self.capture = Some(Capture {
+                    leaf,
+                    depth: self.tags.len(),
+                    offset: start,
+                    content_start: end,
+                    buffered: false,
+                });
             }
         }
         Ok(())
@@ -440,8 +521,16 @@ impl<'a> Scanner<'a> {
         }
         if tag != Tag::Root {
             let found = e.local_name().as_ref().to_string();
-            let hint = if found == "domain" { " (it looks like a libvirt domain XML)".to_string() } else { String::new() };
-            return Err(self.error_at(start, format!("<{found}>"), EsXmlErrorKind::WrongRoot { found, hint }));
+            let hint = if found == "domain" {
+                " (it looks like a libvirt domain XML)".to_string()
+            } else {
+                String::new()
+            };
+            return Err(self.error_at(
+                start,
+                format!("<{found}>"),
+                EsXmlErrorKind::WrongRoot { found, hint },
+            ));
         }
         self.doc.root_offset = start;
         self.doc.oeda_version = self.attribute(e, start, "oedaversion")?;
@@ -454,24 +543,40 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn attribute(&self, e: &BytesStart<'_>, start: usize, name: &str) -> Result<Option<String>, EsXmlError> {
+    fn attribute(
+        &self,
+        e: &BytesStart<'_>,
+        start: usize,
+        name: &str,
+    ) -> Result<Option<String>, EsXmlError> {
         let element = || format!("<{}>", e.local_name().as_ref());
-        let attr = e
-            .try_get_attribute(name)
-            .map_err(|err| self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string())))?;
+        let attr = e.try_get_attribute(name).map_err(|err| {
+            self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
+        })?;
         match attr {
             None => Ok(None),
             Some(a) => a
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map(|v| Some(v.into_owned()))
-                .map_err(|err| self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))),
+                .map_err(|err| {
+                    self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
+                }),
         }
     }
 
-    fn required_id(&self, e: &BytesStart<'_>, start: usize, element: &str) -> Result<String, EsXmlError> {
+    fn required_id(
+        &self,
+        e: &BytesStart<'_>,
+        start: usize,
+        element: &str,
+    ) -> Result<String, EsXmlError> {
         match self.attribute(e, start, "id")? {
             Some(id) if !id.trim().is_empty() => Ok(id),
-            _ => Err(self.error_at(start, self.describe_open(element), EsXmlErrorKind::MissingAttribute("id"))),
+            _ => Err(self.error_at(
+                start,
+                self.describe_open(element),
+                EsXmlErrorKind::MissingAttribute("id"),
+            )),
         }
     }
 
@@ -489,7 +594,8 @@ impl<'a> Scanner<'a> {
         if let Some(capture) = self.capture.as_mut().filter(|c| !c.buffered) {
             capture.buffered = true;
             self.buf.clear();
-            self.buf.push_str(&normalize_eols(&self.text[capture.content_start..upto]));
+            self.buf
+                .push_str(&normalize_eols(&self.text[capture.content_start..upto]));
         }
     }
 
@@ -513,7 +619,9 @@ impl<'a> Scanner<'a> {
         self.buffer_capture(start);
         let resolved = match r.resolve_char_ref() {
             Ok(Some(c)) => Some(c),
-            Ok(None) => quick_xml::escape::resolve_predefined_entity(r).and_then(|s| s.chars().next()),
+            Ok(None) => {
+                quick_xml::escape::resolve_predefined_entity(r).and_then(|s| s.chars().next())
+            }
             Err(_) => None,
         };
         match resolved {
@@ -521,7 +629,11 @@ impl<'a> Scanner<'a> {
                 self.buf.push(c);
                 Ok(())
             }
-            None => Err(self.error_at(start, "", EsXmlErrorKind::Malformed(format!("unknown or invalid reference `&{};`", &**r)))),
+            None => Err(self.error_at(
+                start,
+                "",
+                EsXmlErrorKind::Malformed(format!("unknown or invalid reference `&{};`", &**r)),
+            )),
         }
     }
 
@@ -535,7 +647,13 @@ impl<'a> Scanner<'a> {
             } else {
                 normalize_eols(self.text[capture.content_start..start].trim())
             };
-            self.store(capture.leaf, TextField { value, offset: capture.offset })?;
+            self.store(
+                capture.leaf,
+                TextField {
+                    value,
+                    offset: capture.offset,
+                },
+            )?;
         }
         let tag = self.tags.pop().unwrap_or(Tag::Other);
         self.starts.pop();
@@ -577,7 +695,10 @@ impl<'a> Scanner<'a> {
         let Some(slot) = slot else { return Ok(()) };
         if let Some(first) = slot {
             let first_line = Location::of(self.text, first.offset).line;
-            let kind = EsXmlErrorKind::DuplicateElement { name: leaf.name(), first_line };
+            let kind = EsXmlErrorKind::DuplicateElement {
+                name: leaf.name(),
+                first_line,
+            };
             return Err(self.error_at(field.offset, self.owner_of(leaf), kind));
         }
         *slot = Some(field);
@@ -593,25 +714,42 @@ impl<'a> Scanner<'a> {
             l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| v.id.as_str())),
             _ => ("cluster", self.cluster.as_ref().map(|c| c.id.as_str())),
         };
-        id.map(|id| format!("<{element} id=\"{id}\">")).unwrap_or_default()
+        id.map(|id| format!("<{element} id=\"{id}\">"))
+            .unwrap_or_default()
     }
 
     /// Xen files are refused at the first Xen machine, before any other check, so the operator
     /// sees the real reason rather than a consequence of it.
     fn refuse_xen(&self, os_type: &TextField<'_>) -> Result<(), EsXmlError> {
-        let xen = ["LinuxDom0", "LinuxGuest"].iter().any(|x| os_type.value.eq_ignore_ascii_case(x));
+        let xen = ["LinuxDom0", "LinuxGuest"]
+            .iter()
+            .any(|x| os_type.value.eq_ignore_ascii_case(x));
         if !xen {
             return Ok(());
         }
-        let element = self.machine.as_ref().map(|m| machine_element(&m.id)).unwrap_or_default();
-        Err(self.error_at(os_type.offset, element, EsXmlErrorKind::Xen { os_type: os_type.value.to_string() }))
+        let element = self
+            .machine
+            .as_ref()
+            .map(|m| machine_element(&m.id))
+            .unwrap_or_default();
+        Err(self.error_at(
+            os_type.offset,
+            element,
+            EsXmlErrorKind::Xen {
+                os_type: os_type.value.to_string(),
+            },
+        ))
     }
 
     fn finish(mut self) -> Result<RawDocument<'a>, EsXmlError> {
         if let Some(&open_offset) = self.starts.last() {
             let open = element_name_at(self.text, open_offset).to_string();
             let open_line = Location::of(self.text, open_offset).line;
-            return Err(self.error_at(self.text.len(), "", EsXmlErrorKind::Truncated { open, open_line }));
+            return Err(self.error_at(
+                self.text.len(),
+                "",
+                EsXmlErrorKind::Truncated { open, open_line },
+            ));
         }
         if !self.root_closed {
             return Err(self.error_at(self.text.len(), "", EsXmlErrorKind::NoRoot));
@@ -653,7 +791,9 @@ fn volume_slot<'r, 'a>(v: &'r mut RawVolume<'a>, leaf: Leaf) -> &'r mut Option<T
 /// The local name of the element whose `<` is at `offset` (`model:machine` → `machine`).
 fn element_name_at(text: &str, offset: usize) -> &str {
     let rest = text.get(offset + 1..).unwrap_or("");
-    let name_end = rest.find(|c: char| c.is_whitespace() || c == '/' || c == '>').unwrap_or(rest.len());
+    let name_end = rest
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+        .unwrap_or(rest.len());
     let name = &rest[..name_end];
     name.rsplit(':').next().unwrap_or(name)
 }
