@@ -604,6 +604,8 @@ fn namespaces_prefixes_and_entities_are_read() {
         ("  x &lt; y  ", "x < y"),
         ("<![CDATA[a<b]]> c", "a<b c"),
         ("a <!-- note --> b", "a  b"),
+        ("x <y/> &amp;z", "x  &z"),
+        ("p  <![CDATA[q]]>", "p  q"),
         ("one\r\n two", "one\n two"),
     ] {
         let input = broken("<clusterName>cl1<", &format!("<clusterName>{written}<"));

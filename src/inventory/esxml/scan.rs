@@ -282,7 +282,7 @@ pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocumen
             scanner.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
         })?;
         let end = position(&reader);
-        // With trimming, the whitespace before a tag is consumed with it: find its `<`.
+        // With trimming, whitespace before markup is consumed with it: find the `<` or `&`.
         let start = skip_whitespace(text, before);
         match event {
             Event::Start(e) => scanner.open(&e, start, end)?,
@@ -292,8 +292,8 @@ pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocumen
             }
             Event::End(_) => scanner.close(start, end, false)?,
             Event::Text(t) => scanner.push_text(&t.xml10_content()),
-            Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), before),
-            Event::GeneralRef(r) => scanner.push_reference(&r, before)?,
+            Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), start),
+            Event::GeneralRef(r) => scanner.push_reference(&r, start)?,
             // A comment inside a leaf is not part of its text: stop slicing the raw input.
             Event::Comment(_) | Event::PI(_) => scanner.buffer_capture(start),
             Event::Eof => return scanner.finish(),
