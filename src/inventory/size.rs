@@ -37,7 +37,10 @@ pub enum SizeErrorReason {
 /// Units (case-insensitive): `M`, `MB`, `MiB`; `G`, `GB`, `GiB`; `T`, `TB`, `TiB`; all binary.
 /// A decimal point is allowed (`1.5TB`), as is whitespace between number and unit (`64 GB`).
 pub fn parse_size_mib(s: &str) -> Result<u64, SizeError> {
-    let fail = |reason| SizeError { text: s.to_string(), reason };
+    let fail = |reason| SizeError {
+        text: s.to_string(),
+        reason,
+    };
     let trimmed = s.trim();
     if trimmed.is_empty() {
         return Err(fail(SizeErrorReason::Empty));
@@ -52,10 +55,13 @@ pub fn parse_size_mib(s: &str) -> Result<u64, SizeError> {
     if unit.is_empty() {
         return Err(fail(SizeErrorReason::UnitRequired));
     }
-    let multiplier = unit_mib(unit).ok_or_else(|| fail(SizeErrorReason::UnknownUnit(unit.to_string())))?;
-    let (scaled, denominator) =
-        parse_decimal(number).ok_or_else(|| fail(SizeErrorReason::BadNumber(number.to_string())))?;
-    let mib_scaled = scaled.checked_mul(multiplier).ok_or_else(|| fail(SizeErrorReason::TooLarge))?;
+    let multiplier =
+        unit_mib(unit).ok_or_else(|| fail(SizeErrorReason::UnknownUnit(unit.to_string())))?;
+    let (scaled, denominator) = parse_decimal(number)
+        .ok_or_else(|| fail(SizeErrorReason::BadNumber(number.to_string())))?;
+    let mib_scaled = scaled
+        .checked_mul(multiplier)
+        .ok_or_else(|| fail(SizeErrorReason::TooLarge))?;
     if mib_scaled % denominator != 0 {
         return Err(fail(SizeErrorReason::NotWholeMib));
     }
@@ -67,14 +73,16 @@ const MIB_PER_TIB: u64 = 1024 * 1024;
 
 /// MiB per unit, or `None` for an unknown unit.
 fn unit_mib(unit: &str) -> Option<u128> {
-    let unit = unit.to_ascii_lowercase();
-    let mib = match unit.as_str() {
-        "m" | "mb" | "mib" => 1,
-        "g" | "gb" | "gib" => MIB_PER_GIB,
-        "t" | "tb" | "tib" => MIB_PER_TIB,
+    let mib = match unit.as_bytes().first()?.to_ascii_lowercase() {
+        b'm' => 1,
+        b'g' => MIB_PER_GIB,
+        b't' => MIB_PER_TIB,
         _ => return None,
     };
-    Some(u128::from(mib))
+    let suffix = &unit[1..];
+    let known =
+        suffix.is_empty() || suffix.eq_ignore_ascii_case("b") || suffix.eq_ignore_ascii_case("ib");
+    known.then_some(u128::from(mib))
 }
 
 /// `"1.25"` → `(125, 100)`: the number as an integer over a power of ten, exactly.
@@ -103,7 +111,10 @@ fn parse_decimal(number: &str) -> Option<(u128, u128)> {
 pub fn format_mib(mib: u64) -> String {
     for (unit_mib, unit) in [(MIB_PER_TIB, "TiB"), (MIB_PER_GIB, "GiB")] {
         if mib >= unit_mib && (u128::from(mib) * 100) % u128::from(unit_mib) == 0 {
-            return format!("{} {unit}", Hundredths(u128::from(mib) * 100 / u128::from(unit_mib)));
+            return format!(
+                "{} {unit}",
+                Hundredths(u128::from(mib) * 100 / u128::from(unit_mib))
+            );
         }
     }
     format!("{mib} MiB")
@@ -166,7 +177,10 @@ mod tests {
             ("1.2.3G", SizeErrorReason::BadNumber("1.2.3".into())),
             (".G", SizeErrorReason::BadNumber(".".into())),
             ("64KB", SizeErrorReason::UnknownUnit("KB".into())),
-            ("64 GB extra", SizeErrorReason::UnknownUnit("GB extra".into())),
+            (
+                "64 GB extra",
+                SizeErrorReason::UnknownUnit("GB extra".into()),
+            ),
             ("1.0000001M", SizeErrorReason::NotWholeMib),
             ("99999999999999999999999T", SizeErrorReason::TooLarge),
         ];
@@ -176,7 +190,12 @@ mod tests {
             assert_eq!(err.text, text);
             assert!(err.to_string().contains(&format!("`{text}`")), "{err}");
         }
-        assert!(parse_size_mib("64").unwrap_err().to_string().contains("unit required"));
+        assert!(
+            parse_size_mib("64")
+                .unwrap_err()
+                .to_string()
+                .contains("unit required")
+        );
     }
 
     #[test]
@@ -202,7 +221,9 @@ mod tests {
 
     #[test]
     fn formatted_sizes_parse_back() {
-        for mib in [512, 1024, 1536, 1280, 65536, 1_423_360, 1_572_864, 1_048_576] {
+        for mib in [
+            512, 1024, 1536, 1280, 65536, 1_423_360, 1_572_864, 1_048_576,
+        ] {
             assert_eq!(parse_size_mib(&format_mib(mib)), Ok(mib), "{mib}");
         }
     }

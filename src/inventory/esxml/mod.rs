@@ -6,6 +6,7 @@
 //! - [`synthesize`] writes synthetic but valid files for tests and benchmarks.
 
 mod error;
+mod idmap;
 mod layout;
 pub mod model;
 mod parse;
@@ -14,9 +15,9 @@ mod rewrite;
 mod scan;
 mod synth;
 
-pub use error::{EsXmlError, EsXmlErrorKind, Location};
+pub use error::{EsXmlError, EsXmlErrorDetail, EsXmlErrorKind, Location};
 pub use layout::{EsLayout, GuestRefSpan, HostLayout};
 pub use model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 pub use parse::{parse, parse_with_layout};
-pub use rewrite::{move_guests, move_guests_in, GuestMove};
-pub use synth::{synthesize, SynthSpec};
+pub use rewrite::{GuestMove, move_guests, move_guests_in};
+pub use synth::{SynthSpec, synthesize};

@@ -10,9 +10,10 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::{machine_element, EsXmlError, EsXmlErrorKind, Location};
+use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
+use super::idmap::{IdMap, id_map};
 use super::layout::{EsLayout, GuestRefSpan, HostLayout};
-use super::model::EsSystem;
+use super::model::{EsGuest, EsSystem};
 use super::parse::{parse, parse_with_layout};
 
 /// One guest changing hosts, by es.xml machine ids.
@@ -31,7 +32,11 @@ pub fn move_guests(text: &str, moves: &[GuestMove]) -> Result<String, EsXmlError
 /// Applies `moves` to the es.xml `text` (named `source_name` in errors) and returns the new text.
 /// Refuses moves that do not match the file (unknown guest or host, guest not on the source
 /// host, a guest moved twice, a move onto the same host); nothing is changed then.
-pub fn move_guests_in(source_name: &str, text: &str, moves: &[GuestMove]) -> Result<String, EsXmlError> {
+pub fn move_guests_in(
+    source_name: &str,
+    text: &str,
+    moves: &[GuestMove],
+) -> Result<String, EsXmlError> {
     let (system, layout) = parse_with_layout(source_name, text)?;
     let mut edits = Vec::with_capacity(moves.len() * 2);
     let checked = check_moves(source_name, text, &system, &layout, moves)?;
@@ -39,7 +44,14 @@ pub fn move_guests_in(source_name: &str, text: &str, moves: &[GuestMove]) -> Res
     for (m, reference) in moves.iter().zip(&checked) {
         edits.push(Edit::Delete(removal_range(text, &reference.span)));
         let target = &layout.hosts[&m.to_host_id];
-        edits.push(insertion(source_name, text, target, &m.to_host_id, &removed, &text[reference.span.clone()])?);
+        edits.push(insertion(
+            source_name,
+            text,
+            target,
+            &m.to_host_id,
+            &removed,
+            &text[reference.span.clone()],
+        )?);
     }
     let rewritten = apply(text, edits);
     verify(source_name, &rewritten, moves)?;
@@ -55,21 +67,38 @@ fn check_moves<'l>(
     moves: &[GuestMove],
 ) -> Result<Vec<&'l GuestRefSpan>, EsXmlError> {
     let failure = |offset: Option<usize>, element: String, kind| {
-        EsXmlError::new(source_name, offset.map(|o| Location::of(text, o)), element, kind)
+        EsXmlError::new(
+            source_name,
+            offset.map(|o| Location::of(text, o)),
+            element,
+            kind,
+        )
     };
+    let guests = guests_by_id(system);
     let mut seen = HashSet::new();
     let mut references = Vec::with_capacity(moves.len());
     for m in moves {
         let guest = m.guest_id.clone();
-        let Some(es_guest) = system.guests.iter().find(|g| g.id == m.guest_id) else {
-            return Err(failure(None, String::new(), EsXmlErrorKind::MoveUnknownGuest { guest }));
+        let Some(es_guest) = guests.get(m.guest_id.as_str()) else {
+            return Err(failure(
+                None,
+                String::new(),
+                EsXmlErrorKind::MoveUnknownGuest { guest },
+            ));
         };
         if !seen.insert(m.guest_id.as_str()) {
-            return Err(failure(None, machine_element(&guest), EsXmlErrorKind::MovedTwice { guest }));
+            return Err(failure(
+                None,
+                machine_element(&guest),
+                EsXmlErrorKind::MovedTwice { guest },
+            ));
         }
         for host in [&m.from_host_id, &m.to_host_id] {
             if !layout.hosts.contains_key(host) {
-                let kind = EsXmlErrorKind::MoveUnknownHost { guest, host: host.clone() };
+                let kind = EsXmlErrorKind::MoveUnknownHost {
+                    guest,
+                    host: host.clone(),
+                };
                 return Err(failure(None, machine_element(&m.guest_id), kind));
             }
         }
@@ -77,15 +106,26 @@ fn check_moves<'l>(
         let reference = current.guest_refs.iter().find(|r| r.guest_id == m.guest_id);
         let Some(reference) = reference else {
             // parse_with_layout records every reference it resolves a parent from.
-            return Err(failure(None, machine_element(&guest), EsXmlErrorKind::RewriteCheck("guest reference not found".into())));
+            return Err(failure(
+                None,
+                machine_element(&guest),
+                EsXmlErrorKind::RewriteCheck("guest reference not found".into()),
+            ));
         };
         let at = Some(reference.span.start);
         if es_guest.host_id != m.from_host_id {
-            let kind = EsXmlErrorKind::MoveWrongSource { guest, expected: m.from_host_id.clone(), actual: es_guest.host_id.clone() };
+            let kind = EsXmlErrorKind::MoveWrongSource {
+                guest,
+                expected: m.from_host_id.clone(),
+                actual: es_guest.host_id.clone(),
+            };
             return Err(failure(at, machine_element(&es_guest.host_id), kind));
         }
         if m.from_host_id == m.to_host_id {
-            let kind = EsXmlErrorKind::MoveToSameHost { guest, host: m.to_host_id.clone() };
+            let kind = EsXmlErrorKind::MoveToSameHost {
+                guest,
+                host: m.to_host_id.clone(),
+            };
             return Err(failure(at, machine_element(&m.to_host_id), kind));
         }
         references.push(reference);
@@ -134,7 +174,11 @@ fn apply(text: &str, mut edits: Vec<Edit>) -> String {
 
 /// The reference's whole line when it stands alone on it, else just the element.
 fn removal_range(text: &str, span: &Range<usize>) -> Range<usize> {
-    if alone_on_line(text, span) { line_start(text, span.start)..line_end(text, span.end) } else { span.clone() }
+    if alone_on_line(text, span) {
+        line_start(text, span.start)..line_end(text, span.end)
+    } else {
+        span.clone()
+    }
 }
 
 /// Where and how the moved reference `raw` goes into `target`: after its last guest reference
@@ -147,45 +191,92 @@ fn insertion(
     removed: &HashSet<&str>,
     raw: &str,
 ) -> Result<Edit, EsXmlError> {
-    let staying = target.guest_refs.iter().rev().find(|r| !removed.contains(r.guest_id.as_str()));
+    let staying = target
+        .guest_refs
+        .iter()
+        .rev()
+        .find(|r| !removed.contains(r.guest_id.as_str()));
     if let Some(sibling) = staying {
         let span = &sibling.span;
         if alone_on_line(text, span) && line_end(text, span.end) > span.end {
             let at = line_end(text, span.end);
-            return Ok(Edit::Insert { at, text: format!("{}{raw}{}", indentation(text, span.start), line_ending(text, at)) });
+            return Ok(Edit::Insert {
+                at,
+                text: format!(
+                    "{}{raw}{}",
+                    indentation(text, span.start),
+                    line_ending(text, at)
+                ),
+            });
         }
-        return Ok(Edit::Insert { at: span.end, text: raw.to_string() });
+        return Ok(Edit::Insert {
+            at: span.end,
+            text: raw.to_string(),
+        });
     }
     let Some(end_tag) = &target.end_tag else {
-        let kind = EsXmlErrorKind::RewriteCheck("the target host <machine> is self-closing and cannot hold guests".into());
+        let kind = EsXmlErrorKind::RewriteCheck(
+            "the target host <machine> is self-closing and cannot hold guests".into(),
+        );
         let location = Some(Location::of(text, target.start_tag.start));
-        return Err(EsXmlError::new(source_name, location, machine_element(target_id), kind));
+        return Err(EsXmlError::new(
+            source_name,
+            location,
+            machine_element(target_id),
+            kind,
+        ));
     };
     let close = end_tag.start;
     if !starts_its_line(text, close) {
-        return Ok(Edit::Insert { at: close, text: raw.to_string() });
+        return Ok(Edit::Insert {
+            at: close,
+            text: raw.to_string(),
+        });
     }
     let indent = match target.last_child_start {
         Some(child) if starts_its_line(text, child) => indentation(text, child).to_string(),
         _ => {
             let outer = indentation(text, close);
-            format!("{outer}{}", if outer.contains('\t') { "\t" } else { "    " })
+            format!(
+                "{outer}{}",
+                if outer.contains('\t') { "\t" } else { "    " }
+            )
         }
     };
     let at = line_start(text, close);
-    Ok(Edit::Insert { at, text: format!("{indent}{raw}{}", line_ending(text, at)) })
+    Ok(Edit::Insert {
+        at,
+        text: format!("{indent}{raw}{}", line_ending(text, at)),
+    })
 }
 
 fn verify(source_name: &str, rewritten: &str, moves: &[GuestMove]) -> Result<(), EsXmlError> {
-    let check_failed = |message: String| EsXmlError::new(source_name, None, String::new(), EsXmlErrorKind::RewriteCheck(message));
+    let check_failed = |message: String| {
+        EsXmlError::new(
+            source_name,
+            None,
+            String::new(),
+            EsXmlErrorKind::RewriteCheck(message),
+        )
+    };
     let system = parse(source_name, rewritten).map_err(|e| check_failed(e.to_string()))?;
+    let guests = guests_by_id(&system);
     for m in moves {
-        let parent = system.guests.iter().find(|g| g.id == m.guest_id).map(|g| g.host_id.as_str());
+        let parent = guests.get(m.guest_id.as_str()).map(|g| g.host_id.as_str());
         if parent != Some(m.to_host_id.as_str()) {
-            return Err(check_failed(format!("guest \"{}\" is not under host \"{}\" afterwards", m.guest_id, m.to_host_id)));
+            return Err(check_failed(format!(
+                "guest \"{}\" is not under host \"{}\" afterwards",
+                m.guest_id, m.to_host_id
+            )));
         }
     }
     Ok(())
+}
+
+fn guests_by_id(system: &EsSystem) -> IdMap<&str, &EsGuest> {
+    let mut guests = id_map(system.guests.len());
+    guests.extend(system.guests.iter().map(|g| (g.id.as_str(), g)));
+    guests
 }
 
 fn line_start(text: &str, pos: usize) -> usize {
@@ -198,12 +289,17 @@ fn line_end(text: &str, pos: usize) -> usize {
 }
 
 fn starts_its_line(text: &str, pos: usize) -> bool {
-    text[line_start(text, pos)..pos].bytes().all(|b| b == b' ' || b == b'\t')
+    text[line_start(text, pos)..pos]
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t')
 }
 
 fn alone_on_line(text: &str, span: &Range<usize>) -> bool {
     let rest = &text[span.end..line_end(text, span.end)];
-    starts_its_line(text, span.start) && rest.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    starts_its_line(text, span.start)
+        && rest
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 fn indentation(text: &str, pos: usize) -> &str {
@@ -212,7 +308,11 @@ fn indentation(text: &str, pos: usize) -> &str {
 
 /// The line ending the file uses just before `line_start` (`\r\n` or `\n`).
 fn line_ending(text: &str, line_start: usize) -> &'static str {
-    if text[..line_start].ends_with("\r\n") { "\r\n" } else { "\n" }
+    if text[..line_start].ends_with("\r\n") {
+        "\r\n"
+    } else {
+        "\n"
+    }
 }
 
 #[cfg(test)]
@@ -240,34 +340,69 @@ mod tests {
 "#;
 
     fn mv(guest: &str, from: &str, to: &str) -> GuestMove {
-        GuestMove { guest_id: guest.into(), from_host_id: from.into(), to_host_id: to.into() }
+        GuestMove {
+            guest_id: guest.into(),
+            from_host_id: from.into(),
+            to_host_id: to.into(),
+        }
     }
 
     fn parents(text: &str) -> Vec<(String, String)> {
-        parse("t", text).unwrap().guests.into_iter().map(|g| (g.id, g.host_id)).collect()
+        parse("t", text)
+            .unwrap()
+            .guests
+            .into_iter()
+            .map(|g| (g.id, g.host_id))
+            .collect()
     }
 
     #[test]
     fn moves_into_a_host_without_guests_use_the_childrens_indentation() {
         let out = move_guests(THREE_HOSTS, &[mv("g2", "h1", "h3")]).unwrap();
-        assert!(out.contains("      <osType>LinuxKVM</osType>\n      <machine id='g2'></machine>\n    </machine>"), "{out}");
-        assert!(out.contains("      <machine id=\"g1\"/>\n    </machine>"), "{out}");
+        assert!(
+            out.contains(
+                "      <osType>LinuxKVM</osType>\n      <machine id='g2'></machine>\n    </machine>"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("      <machine id=\"g1\"/>\n    </machine>"),
+            "{out}"
+        );
         assert_eq!(out.len(), THREE_HOSTS.len());
     }
 
     #[test]
     fn single_line_hosts_are_edited_in_place() {
         let out = move_guests(THREE_HOSTS, &[mv("g3", "h2", "h1"), mv("g1", "h1", "h2")]).unwrap();
-        assert!(out.contains(r#"<osType>LinuxKVM</osType><machine id="g1"/></machine>"#), "{out}");
-        assert!(out.contains("      <machine id='g2'></machine>\n      <machine id=\"g3\"/>\n    </machine>"), "{out}");
+        assert!(
+            out.contains(r#"<osType>LinuxKVM</osType><machine id="g1"/></machine>"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "      <machine id='g2'></machine>\n      <machine id=\"g3\"/>\n    </machine>"
+            ),
+            "{out}"
+        );
         let p = parents(&out);
-        assert_eq!(p, [("g1".into(), "h2".into()), ("g2".into(), "h1".into()), ("g3".into(), "h1".into())]);
+        assert_eq!(
+            p,
+            [
+                ("g1".into(), "h2".into()),
+                ("g2".into(), "h1".into()),
+                ("g3".into(), "h1".into())
+            ]
+        );
     }
 
     #[test]
     fn moving_every_guest_off_a_host_leaves_it_empty() {
         let out = move_guests(THREE_HOSTS, &[mv("g1", "h1", "h3"), mv("g2", "h1", "h3")]).unwrap();
-        assert!(out.contains("<osType>LinuxKVM</osType>\n    </machine>\n    <machine id=\"h2\">"), "{out}");
+        assert!(
+            out.contains("<osType>LinuxKVM</osType>\n    </machine>\n    <machine id=\"h2\">"),
+            "{out}"
+        );
         assert!(out.contains("      <machine id=\"g1\"/>\n      <machine id='g2'></machine>\n    </machine>\n    <machine id=\"g1\">"), "{out}");
     }
 
@@ -275,8 +410,16 @@ mod tests {
     fn crlf_files_keep_crlf() {
         let crlf = THREE_HOSTS.replace('\n', "\r\n");
         let out = move_guests(&crlf, &[mv("g1", "h1", "h3")]).unwrap();
-        assert!(!out.replace("\r\n", "").contains('\n'), "a bare LF crept in");
-        assert!(out.contains("<osType>LinuxKVM</osType>\r\n      <machine id=\"g1\"/>\r\n    </machine>"), "{out}");
+        assert!(
+            !out.replace("\r\n", "").contains('\n'),
+            "a bare LF crept in"
+        );
+        assert!(
+            out.contains(
+                "<osType>LinuxKVM</osType>\r\n      <machine id=\"g1\"/>\r\n    </machine>"
+            ),
+            "{out}"
+        );
     }
 
     #[test]
@@ -287,11 +430,26 @@ mod tests {
     #[test]
     fn refuses_moves_that_do_not_match_the_file() {
         let cases = [
-            (vec![mv("g9", "h1", "h2")], "no KVM guest with that machine id"),
-            (vec![mv("g1", "h1", "h9")], "no KVM host with machine id \"h9\""),
-            (vec![mv("g1", "h2", "h3")], "it is on host \"h1\", not on \"h2\""),
-            (vec![mv("g1", "h1", "h1")], "source and target are the same host"),
-            (vec![mv("g1", "h1", "h2"), mv("g1", "h2", "h3")], "moved more than once"),
+            (
+                vec![mv("g9", "h1", "h2")],
+                "no KVM guest with that machine id",
+            ),
+            (
+                vec![mv("g1", "h1", "h9")],
+                "no KVM host with machine id \"h9\"",
+            ),
+            (
+                vec![mv("g1", "h2", "h3")],
+                "it is on host \"h1\", not on \"h2\"",
+            ),
+            (
+                vec![mv("g1", "h1", "h1")],
+                "source and target are the same host",
+            ),
+            (
+                vec![mv("g1", "h1", "h2"), mv("g1", "h2", "h3")],
+                "moved more than once",
+            ),
         ];
         for (moves, expected) in cases {
             let err = move_guests(THREE_HOSTS, &moves).unwrap_err();

@@ -6,26 +6,28 @@
 //! `cluster`) at several depths. Anything not on a known path is skipped, not rejected.
 //! Meaning (roles, references, sizes) is resolved afterwards in `parse`.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
+use quick_xml::Reader;
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesRef, BytesStart, Event};
-use quick_xml::Reader;
 
-use super::error::{machine_element, EsXmlError, EsXmlErrorKind, Location};
+use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::GuestRefSpan;
 use super::position::LineCounter;
 
-/// The text of one leaf element, trimmed, and where its start tag begins.
+/// The text of one leaf element, trimmed, and where its start tag begins. Borrowed from the
+/// input unless it had to be unescaped, which saves an allocation per element on big files.
 #[derive(Debug, Clone)]
-pub(super) struct TextField {
-    pub value: String,
+pub(super) struct TextField<'a> {
+    pub value: Cow<'a, str>,
     pub offset: usize,
 }
 
-impl TextField {
+impl<'a> TextField<'a> {
     /// The value, or `None` when the element is empty (es.xml writes `<vlanId />` for "none").
-    pub fn non_empty(field: &Option<TextField>) -> Option<&TextField> {
+    pub fn non_empty<'f>(field: &'f Option<TextField<'a>>) -> Option<&'f TextField<'a>> {
         field.as_ref().filter(|f| !f.value.is_empty())
     }
 }
@@ -38,17 +40,17 @@ pub(super) struct IdRef {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawMachine {
+pub(super) struct RawMachine<'a> {
     pub id: String,
     pub offset: usize,
     pub line: usize,
-    pub host_name: Option<TextField>,
-    pub machine_type: Option<TextField>,
-    pub os_type: Option<TextField>,
-    pub physical_memory: Option<TextField>,
-    pub guest_cores: Option<TextField>,
-    pub guest_memory: Option<TextField>,
-    pub image_version: Option<TextField>,
+    pub host_name: Option<TextField<'a>>,
+    pub machine_type: Option<TextField<'a>>,
+    pub os_type: Option<TextField<'a>>,
+    pub physical_memory: Option<TextField<'a>>,
+    pub guest_cores: Option<TextField<'a>>,
+    pub guest_memory: Option<TextField<'a>>,
+    pub image_version: Option<TextField<'a>>,
     /// Child `<machine id=…/>` elements: the guests, when this machine is a KVM host.
     pub child_refs: Vec<GuestRefSpan>,
     pub network_refs: Vec<IdRef>,
@@ -60,42 +62,42 @@ pub(super) struct RawMachine {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawNetwork {
+pub(super) struct RawNetwork<'a> {
     pub id: String,
     pub offset: usize,
-    pub network_type: Option<TextField>,
-    pub master: Option<TextField>,
-    pub vlan_id: Option<TextField>,
-    pub interface_name: Option<TextField>,
+    pub network_type: Option<TextField<'a>>,
+    pub master: Option<TextField<'a>>,
+    pub vlan_id: Option<TextField<'a>>,
+    pub interface_name: Option<TextField<'a>>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawCluster {
+pub(super) struct RawCluster<'a> {
     pub id: String,
     pub offset: usize,
-    pub name: Option<TextField>,
+    pub name: Option<TextField<'a>>,
     /// `clusterVips/clusterVip/machines/machine@id`.
     pub vip_members: Vec<IdRef>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawVolume {
+pub(super) struct RawVolume<'a> {
     pub id: String,
     pub offset: usize,
-    pub name: Option<TextField>,
-    pub device_path: Option<TextField>,
-    pub volume_type: Option<TextField>,
+    pub name: Option<TextField<'a>>,
+    pub device_path: Option<TextField<'a>>,
+    pub volume_type: Option<TextField<'a>>,
 }
 
 #[derive(Debug, Default)]
-pub(super) struct RawDocument {
+pub(super) struct RawDocument<'a> {
     pub root_offset: usize,
     pub oeda_version: Option<String>,
-    pub customer_name: Option<TextField>,
-    pub machines: Vec<RawMachine>,
-    pub networks: Vec<RawNetwork>,
-    pub clusters: Vec<RawCluster>,
-    pub volumes: Vec<RawVolume>,
+    pub customer_name: Option<TextField<'a>>,
+    pub machines: Vec<RawMachine<'a>>,
+    pub networks: Vec<RawNetwork<'a>>,
+    pub clusters: Vec<RawCluster<'a>>,
+    pub volumes: Vec<RawVolume<'a>>,
 }
 
 /// Leaf elements whose text berth reads.
@@ -155,11 +157,17 @@ impl Leaf {
     }
 
     fn is_network_field(self) -> bool {
-        matches!(self, Leaf::NetworkType | Leaf::Master | Leaf::VlanId | Leaf::InterfaceName)
+        matches!(
+            self,
+            Leaf::NetworkType | Leaf::Master | Leaf::VlanId | Leaf::InterfaceName
+        )
     }
 
     fn is_volume_field(self) -> bool {
-        matches!(self, Leaf::EdvVolumeName | Leaf::EdvDevicePath | Leaf::EdvVolumeType)
+        matches!(
+            self,
+            Leaf::EdvVolumeName | Leaf::EdvDevicePath | Leaf::EdvVolumeType
+        )
     }
 }
 
@@ -242,21 +250,40 @@ enum RefKind {
     Volume,
 }
 
-/// A leaf element whose text is being collected.
+/// A leaf element whose text is being collected. Plain text is sliced from the input when the
+/// element closes; only entities, CDATA or nested markup switch to collecting into a buffer.
 struct Capture {
     leaf: Leaf,
     depth: usize,
+    /// Where the leaf's start tag begins.
     offset: usize,
+    /// Just after the start tag: where the content begins.
+    content_start: usize,
+    buffered: bool,
 }
 
 /// Scans `text` (named `source_name` in errors) into a [`RawDocument`].
-pub(super) fn scan(source_name: &str, text: &str) -> Result<RawDocument, EsXmlError> {
+pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocument<'a>, EsXmlError> {
     let mut scanner = Scanner::new(source_name, text);
-    let mut reader = Reader::from_str(text);
+    // quick-xml skips a byte order mark without counting it; read after it and add its length
+    // back, so that every offset indexes `text` itself.
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let base = text.len() - body.len();
+    let position = |reader: &Reader<&[u8]>| base + reader.buffer_position() as usize;
+    let mut reader = Reader::from_str(body);
+    // Skipping whitespace-only text halves the number of events. It must be off while a leaf's
+    // text is buffered, or the space in `A &amp; B` after the entity would be lost.
+    let mut trimming = true;
+    reader.config_mut().trim_text_start = trimming;
     loop {
-        let start = position(&reader);
-        let event = reader.read_event().map_err(|e| scanner.error_at(reader.error_position() as usize, "", EsXmlErrorKind::Malformed(e.to_string())))?;
+        let before = position(&reader);
+        let event = reader.read_event().map_err(|e| {
+            let at = base + reader.error_position() as usize;
+            scanner.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
+        })?;
         let end = position(&reader);
+        // With trimming, whitespace before markup is consumed with it: find the `<` or `&`.
+        let start = skip_whitespace(text, before);
         match event {
             Event::Start(e) => scanner.open(&e, start, end)?,
             Event::Empty(e) => {
@@ -264,18 +291,38 @@ pub(super) fn scan(source_name: &str, text: &str) -> Result<RawDocument, EsXmlEr
                 scanner.close(start, end, true)?;
             }
             Event::End(_) => scanner.close(start, end, false)?,
-            Event::Text(t) if scanner.capture.is_some() => scanner.buf.push_str(&t.xml10_content()),
-            Event::CData(t) if scanner.capture.is_some() => scanner.buf.push_str(&t.xml10_content()),
-            Event::GeneralRef(r) if scanner.capture.is_some() => scanner.push_reference(&r, start)?,
+            Event::Text(t) => scanner.push_text(&t.xml10_content()),
+            Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), start),
+            Event::GeneralRef(r) => scanner.push_reference(&r, start)?,
+            // A comment inside a leaf is not part of its text: stop slicing the raw input.
+            Event::Comment(_) | Event::PI(_) => scanner.buffer_capture(start),
             Event::Eof => return scanner.finish(),
             _ => {}
+        }
+        let want_trimming = !scanner.capture.as_ref().is_some_and(|c| c.buffered);
+        if want_trimming != trimming {
+            trimming = want_trimming;
+            reader.config_mut().trim_text_start = trimming;
         }
     }
 }
 
-fn position(reader: &Reader<&[u8]>) -> usize {
-    // The input is an in-memory &str, so every offset fits in usize.
-    reader.buffer_position() as usize
+fn skip_whitespace(text: &str, offset: usize) -> usize {
+    let bytes = text.as_bytes();
+    let mut at = offset;
+    while at < bytes.len() && matches!(bytes[at], b' ' | b'\t' | b'\r' | b'\n') {
+        at += 1;
+    }
+    at
+}
+
+/// XML 1.0 end-of-line handling for text sliced straight from the input.
+fn normalize_eols(raw: &str) -> Cow<'_, str> {
+    if raw.contains('\r') {
+        Cow::Owned(raw.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        Cow::Borrowed(raw)
+    }
 }
 
 struct Scanner<'a> {
@@ -287,13 +334,13 @@ struct Scanner<'a> {
     lines: LineCounter,
     capture: Option<Capture>,
     buf: String,
-    doc: RawDocument,
-    machine: Option<RawMachine>,
+    doc: RawDocument<'a>,
+    machine: Option<RawMachine<'a>>,
     /// A guest reference written as `<machine id="…"></machine>`, until its end tag.
     pending_ref: Option<GuestRefSpan>,
-    network: Option<RawNetwork>,
-    cluster: Option<RawCluster>,
-    volume: Option<RawVolume>,
+    network: Option<RawNetwork<'a>>,
+    cluster: Option<RawCluster<'a>>,
+    volume: Option<RawVolume<'a>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -316,8 +363,18 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn error_at(&self, offset: usize, element: impl Into<String>, kind: EsXmlErrorKind) -> EsXmlError {
-        EsXmlError::new(self.source_name, Some(Location::of(self.text, offset)), element, kind)
+    fn error_at(
+        &self,
+        offset: usize,
+        element: impl Into<String>,
+        kind: EsXmlErrorKind,
+    ) -> EsXmlError {
+        EsXmlError::new(
+            self.source_name,
+            Some(Location::of(self.text, offset)),
+            element,
+            kind,
+        )
     }
 
     fn action(&self, tag: Tag) -> Action {
@@ -330,20 +387,40 @@ impl<'a> Scanner<'a> {
             ([Root, Machines, Machine], Leaf(l)) if l.is_machine_field() => Action::Capture(l),
             ([Root, Machines, Machine], _) => Action::MachineChild,
             ([Root, Machines, Machine, Networks], Network) => Action::MachineRef(RefKind::Network),
-            ([Root, Machines, Machine, Software, Clusters], Cluster) => Action::MachineRef(RefKind::Cluster),
-            ([Root, Machines, Machine, EdvVolumes], EdvVolume) => Action::MachineRef(RefKind::Volume),
+            ([Root, Machines, Machine, Software, Clusters], Cluster) => {
+                Action::MachineRef(RefKind::Cluster)
+            }
+            ([Root, Machines, Machine, EdvVolumes], EdvVolume) => {
+                Action::MachineRef(RefKind::Volume)
+            }
             ([Root, Networks], Network) => Action::BeginNetwork,
             ([Root, Networks, Network], Leaf(l)) if l.is_network_field() => Action::Capture(l),
             ([Root, Software, Clusters], Cluster) => Action::BeginCluster,
-            ([Root, Software, Clusters, Cluster], Leaf(l @ self::Leaf::ClusterName)) => Action::Capture(l),
-            ([Root, Software, Clusters, Cluster, ClusterVips, ClusterVip, Machines], Machine) => Action::VipMember,
+            ([Root, Software, Clusters, Cluster], Leaf(l @ self::Leaf::ClusterName)) => {
+                Action::Capture(l)
+            }
+            (
+                [
+                    Root,
+                    Software,
+                    Clusters,
+                    Cluster,
+                    ClusterVips,
+                    ClusterVip,
+                    Machines,
+                ],
+                Machine,
+            ) => Action::VipMember,
             ([Root, Storage, EdvVolumes], EdvVolume) => Action::BeginVolume,
-            ([Root, Storage, EdvVolumes, EdvVolume], Leaf(l)) if l.is_volume_field() => Action::Capture(l),
+            ([Root, Storage, EdvVolumes, EdvVolume], Leaf(l)) if l.is_volume_field() => {
+                Action::Capture(l)
+            }
             _ => Action::Nothing,
         }
     }
 
     fn open(&mut self, e: &BytesStart<'_>, start: usize, end: usize) -> Result<(), EsXmlError> {
+        self.buffer_capture(start);
         let tag = Tag::of(e.local_name().as_ref());
         let action = self.action(tag);
         self.tags.push(tag);
@@ -354,12 +431,21 @@ impl<'a> Scanner<'a> {
             Action::BeginMachine => {
                 let id = self.required_id(e, start, "machine")?;
                 let line = self.lines.line_at(self.text, start);
-                self.machine = Some(RawMachine { id, offset: start, line, start_tag: start..end, ..RawMachine::default() });
+                self.machine = Some(RawMachine {
+                    id,
+                    offset: start,
+                    line,
+                    start_tag: start..end,
+                    ..RawMachine::default()
+                });
             }
             Action::GuestRef => {
                 let guest_id = self.required_id(e, start, "machine")?;
                 self.set_last_child(start);
-                self.pending_ref = Some(GuestRefSpan { guest_id, span: start..end });
+                self.pending_ref = Some(GuestRefSpan {
+                    guest_id,
+                    span: start..end,
+                });
             }
             Action::MachineChild => self.set_last_child(start),
             Action::MachineRef(kind) => {
@@ -368,7 +454,10 @@ impl<'a> Scanner<'a> {
                     RefKind::Cluster => "cluster",
                     RefKind::Volume => "edvVolume",
                 };
-                let id_ref = IdRef { id: self.required_id(e, start, name)?, offset: start };
+                let id_ref = IdRef {
+                    id: self.required_id(e, start, name)?,
+                    offset: start,
+                };
                 if let Some(m) = self.machine.as_mut() {
                     match kind {
                         RefKind::Network => m.network_refs.push(id_ref),
@@ -379,28 +468,48 @@ impl<'a> Scanner<'a> {
             }
             Action::BeginNetwork => {
                 let id = self.required_id(e, start, "network")?;
-                self.network = Some(RawNetwork { id, offset: start, ..RawNetwork::default() });
+                self.network = Some(RawNetwork {
+                    id,
+                    offset: start,
+                    ..RawNetwork::default()
+                });
             }
             Action::BeginCluster => {
                 let id = self.required_id(e, start, "cluster")?;
-                self.cluster = Some(RawCluster { id, offset: start, ..RawCluster::default() });
+                self.cluster = Some(RawCluster {
+                    id,
+                    offset: start,
+                    ..RawCluster::default()
+                });
             }
             Action::VipMember => {
-                let id_ref = IdRef { id: self.required_id(e, start, "machine")?, offset: start };
+                let id_ref = IdRef {
+                    id: self.required_id(e, start, "machine")?,
+                    offset: start,
+                };
                 if let Some(c) = self.cluster.as_mut() {
                     c.vip_members.push(id_ref);
                 }
             }
             Action::BeginVolume => {
                 let id = self.required_id(e, start, "edvVolume")?;
-                self.volume = Some(RawVolume { id, offset: start, ..RawVolume::default() });
+                self.volume = Some(RawVolume {
+                    id,
+                    offset: start,
+                    ..RawVolume::default()
+                });
             }
             Action::Capture(leaf) => {
                 if leaf.is_machine_field() {
                     self.set_last_child(start);
                 }
-                self.buf.clear();
-                self.capture = Some(Capture { leaf, depth: self.tags.len(), offset: start });
+                self.capture = Some(Capture {
+                    leaf,
+                    depth: self.tags.len(),
+                    offset: start,
+                    content_start: end,
+                    buffered: false,
+                });
             }
         }
         Ok(())
@@ -412,8 +521,16 @@ impl<'a> Scanner<'a> {
         }
         if tag != Tag::Root {
             let found = e.local_name().as_ref().to_string();
-            let hint = if found == "domain" { " (it looks like a libvirt domain XML)".to_string() } else { String::new() };
-            return Err(self.error_at(start, format!("<{found}>"), EsXmlErrorKind::WrongRoot { found, hint }));
+            let hint = if found == "domain" {
+                " (it looks like a libvirt domain XML)".to_string()
+            } else {
+                String::new()
+            };
+            return Err(self.error_at(
+                start,
+                format!("<{found}>"),
+                EsXmlErrorKind::WrongRoot { found, hint },
+            ));
         }
         self.doc.root_offset = start;
         self.doc.oeda_version = self.attribute(e, start, "oedaversion")?;
@@ -426,24 +543,40 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn attribute(&self, e: &BytesStart<'_>, start: usize, name: &str) -> Result<Option<String>, EsXmlError> {
+    fn attribute(
+        &self,
+        e: &BytesStart<'_>,
+        start: usize,
+        name: &str,
+    ) -> Result<Option<String>, EsXmlError> {
         let element = || format!("<{}>", e.local_name().as_ref());
-        let attr = e
-            .try_get_attribute(name)
-            .map_err(|err| self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string())))?;
+        let attr = e.try_get_attribute(name).map_err(|err| {
+            self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
+        })?;
         match attr {
             None => Ok(None),
             Some(a) => a
                 .normalized_value(XmlVersion::Implicit1_0)
                 .map(|v| Some(v.into_owned()))
-                .map_err(|err| self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))),
+                .map_err(|err| {
+                    self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
+                }),
         }
     }
 
-    fn required_id(&self, e: &BytesStart<'_>, start: usize, element: &str) -> Result<String, EsXmlError> {
+    fn required_id(
+        &self,
+        e: &BytesStart<'_>,
+        start: usize,
+        element: &str,
+    ) -> Result<String, EsXmlError> {
         match self.attribute(e, start, "id")? {
             Some(id) if !id.trim().is_empty() => Ok(id),
-            _ => Err(self.error_at(start, self.describe_open(element), EsXmlErrorKind::MissingAttribute("id"))),
+            _ => Err(self.error_at(
+                start,
+                self.describe_open(element),
+                EsXmlErrorKind::MissingAttribute("id"),
+            )),
         }
     }
 
@@ -455,10 +588,40 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// Switches the current capture (if any) to buffering, with the plain text read so far up
+    /// to `upto`. Called before anything that cannot be sliced from the input.
+    fn buffer_capture(&mut self, upto: usize) {
+        if let Some(capture) = self.capture.as_mut().filter(|c| !c.buffered) {
+            capture.buffered = true;
+            self.buf.clear();
+            self.buf
+                .push_str(&normalize_eols(&self.text[capture.content_start..upto]));
+        }
+    }
+
+    fn push_text(&mut self, text: &str) {
+        if self.capture.as_ref().is_some_and(|c| c.buffered) {
+            self.buf.push_str(text);
+        }
+    }
+
+    fn push_unescaped(&mut self, text: &str, start: usize) {
+        if self.capture.is_some() {
+            self.buffer_capture(start);
+            self.buf.push_str(text);
+        }
+    }
+
     fn push_reference(&mut self, r: &BytesRef<'_>, start: usize) -> Result<(), EsXmlError> {
+        if self.capture.is_none() {
+            return Ok(());
+        }
+        self.buffer_capture(start);
         let resolved = match r.resolve_char_ref() {
             Ok(Some(c)) => Some(c),
-            Ok(None) => quick_xml::escape::resolve_predefined_entity(r).and_then(|s| s.chars().next()),
+            Ok(None) => {
+                quick_xml::escape::resolve_predefined_entity(r).and_then(|s| s.chars().next())
+            }
             Err(_) => None,
         };
         match resolved {
@@ -466,14 +629,31 @@ impl<'a> Scanner<'a> {
                 self.buf.push(c);
                 Ok(())
             }
-            None => Err(self.error_at(start, "", EsXmlErrorKind::Malformed(format!("unknown or invalid reference `&{};`", &**r)))),
+            None => Err(self.error_at(
+                start,
+                "",
+                EsXmlErrorKind::Malformed(format!("unknown or invalid reference `&{};`", &**r)),
+            )),
         }
     }
 
     fn close(&mut self, start: usize, end: usize, self_closing: bool) -> Result<(), EsXmlError> {
         let depth = self.tags.len();
         if let Some(capture) = self.capture.take_if(|c| c.depth == depth) {
-            self.store(capture)?;
+            let value = if capture.buffered {
+                Cow::Owned(self.buf.trim().to_string())
+            } else if self_closing {
+                Cow::Borrowed("")
+            } else {
+                normalize_eols(self.text[capture.content_start..start].trim())
+            };
+            self.store(
+                capture.leaf,
+                TextField {
+                    value,
+                    offset: capture.offset,
+                },
+            )?;
         }
         let tag = self.tags.pop().unwrap_or(Tag::Other);
         self.starts.pop();
@@ -501,57 +681,75 @@ impl<'a> Scanner<'a> {
     }
 
     /// Files the collected text of a leaf into the element being read.
-    fn store(&mut self, capture: Capture) -> Result<(), EsXmlError> {
-        let field = TextField { value: self.buf.trim().to_string(), offset: capture.offset };
-        let leaf = capture.leaf;
+    fn store(&mut self, leaf: Leaf, field: TextField<'a>) -> Result<(), EsXmlError> {
         if leaf == Leaf::OsType {
             self.refuse_xen(&field)?;
         }
-        let (owner, slot) = match leaf {
-            Leaf::CustomerName => (String::new(), Some(&mut self.doc.customer_name)),
-            l if l.is_machine_field() => match self.machine.as_mut() {
-                Some(m) => (machine_element(&m.id), Some(machine_slot(m, l))),
-                None => (String::new(), None),
-            },
-            l if l.is_network_field() => match self.network.as_mut() {
-                Some(n) => (format!("<network id=\"{}\">", n.id), Some(network_slot(n, l))),
-                None => (String::new(), None),
-            },
-            l if l.is_volume_field() => match self.volume.as_mut() {
-                Some(v) => (format!("<edvVolume id=\"{}\">", v.id), Some(volume_slot(v, l))),
-                None => (String::new(), None),
-            },
-            _ => match self.cluster.as_mut() {
-                Some(c) => (format!("<cluster id=\"{}\">", c.id), Some(&mut c.name)),
-                None => (String::new(), None),
-            },
+        let slot = match leaf {
+            Leaf::CustomerName => Some(&mut self.doc.customer_name),
+            l if l.is_machine_field() => self.machine.as_mut().map(|m| machine_slot(m, l)),
+            l if l.is_network_field() => self.network.as_mut().map(|n| network_slot(n, l)),
+            l if l.is_volume_field() => self.volume.as_mut().map(|v| volume_slot(v, l)),
+            _ => self.cluster.as_mut().map(|c| &mut c.name),
         };
         let Some(slot) = slot else { return Ok(()) };
         if let Some(first) = slot {
-            let first_offset = first.offset;
-            let kind = EsXmlErrorKind::DuplicateElement { name: leaf.name(), first_line: Location::of(self.text, first_offset).line };
-            return Err(self.error_at(field.offset, owner, kind));
+            let first_line = Location::of(self.text, first.offset).line;
+            let kind = EsXmlErrorKind::DuplicateElement {
+                name: leaf.name(),
+                first_line,
+            };
+            return Err(self.error_at(field.offset, self.owner_of(leaf), kind));
         }
         *slot = Some(field);
         Ok(())
     }
 
+    /// The element that holds `leaf`, for messages (built only when there is an error).
+    fn owner_of(&self, leaf: Leaf) -> String {
+        let (element, id) = match leaf {
+            Leaf::CustomerName => return String::new(),
+            l if l.is_machine_field() => ("machine", self.machine.as_ref().map(|m| m.id.as_str())),
+            l if l.is_network_field() => ("network", self.network.as_ref().map(|n| n.id.as_str())),
+            l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| v.id.as_str())),
+            _ => ("cluster", self.cluster.as_ref().map(|c| c.id.as_str())),
+        };
+        id.map(|id| format!("<{element} id=\"{id}\">"))
+            .unwrap_or_default()
+    }
+
     /// Xen files are refused at the first Xen machine, before any other check, so the operator
     /// sees the real reason rather than a consequence of it.
-    fn refuse_xen(&self, os_type: &TextField) -> Result<(), EsXmlError> {
-        let xen = ["LinuxDom0", "LinuxGuest"].iter().any(|x| os_type.value.eq_ignore_ascii_case(x));
+    fn refuse_xen(&self, os_type: &TextField<'_>) -> Result<(), EsXmlError> {
+        let xen = ["LinuxDom0", "LinuxGuest"]
+            .iter()
+            .any(|x| os_type.value.eq_ignore_ascii_case(x));
         if !xen {
             return Ok(());
         }
-        let element = self.machine.as_ref().map(|m| machine_element(&m.id)).unwrap_or_default();
-        Err(self.error_at(os_type.offset, element, EsXmlErrorKind::Xen { os_type: os_type.value.clone() }))
+        let element = self
+            .machine
+            .as_ref()
+            .map(|m| machine_element(&m.id))
+            .unwrap_or_default();
+        Err(self.error_at(
+            os_type.offset,
+            element,
+            EsXmlErrorKind::Xen {
+                os_type: os_type.value.to_string(),
+            },
+        ))
     }
 
-    fn finish(mut self) -> Result<RawDocument, EsXmlError> {
+    fn finish(mut self) -> Result<RawDocument<'a>, EsXmlError> {
         if let Some(&open_offset) = self.starts.last() {
             let open = element_name_at(self.text, open_offset).to_string();
             let open_line = Location::of(self.text, open_offset).line;
-            return Err(self.error_at(self.text.len(), "", EsXmlErrorKind::Truncated { open, open_line }));
+            return Err(self.error_at(
+                self.text.len(),
+                "",
+                EsXmlErrorKind::Truncated { open, open_line },
+            ));
         }
         if !self.root_closed {
             return Err(self.error_at(self.text.len(), "", EsXmlErrorKind::NoRoot));
@@ -561,7 +759,7 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn machine_slot(m: &mut RawMachine, leaf: Leaf) -> &mut Option<TextField> {
+fn machine_slot<'r, 'a>(m: &'r mut RawMachine<'a>, leaf: Leaf) -> &'r mut Option<TextField<'a>> {
     match leaf {
         Leaf::HostName => &mut m.host_name,
         Leaf::MachineType => &mut m.machine_type,
@@ -573,7 +771,7 @@ fn machine_slot(m: &mut RawMachine, leaf: Leaf) -> &mut Option<TextField> {
     }
 }
 
-fn network_slot(n: &mut RawNetwork, leaf: Leaf) -> &mut Option<TextField> {
+fn network_slot<'r, 'a>(n: &'r mut RawNetwork<'a>, leaf: Leaf) -> &'r mut Option<TextField<'a>> {
     match leaf {
         Leaf::NetworkType => &mut n.network_type,
         Leaf::Master => &mut n.master,
@@ -582,7 +780,7 @@ fn network_slot(n: &mut RawNetwork, leaf: Leaf) -> &mut Option<TextField> {
     }
 }
 
-fn volume_slot(v: &mut RawVolume, leaf: Leaf) -> &mut Option<TextField> {
+fn volume_slot<'r, 'a>(v: &'r mut RawVolume<'a>, leaf: Leaf) -> &'r mut Option<TextField<'a>> {
     match leaf {
         Leaf::EdvVolumeName => &mut v.name,
         Leaf::EdvDevicePath => &mut v.device_path,
@@ -593,7 +791,9 @@ fn volume_slot(v: &mut RawVolume, leaf: Leaf) -> &mut Option<TextField> {
 /// The local name of the element whose `<` is at `offset` (`model:machine` → `machine`).
 fn element_name_at(text: &str, offset: usize) -> &str {
     let rest = text.get(offset + 1..).unwrap_or("");
-    let name_end = rest.find(|c: char| c.is_whitespace() || c == '/' || c == '>').unwrap_or(rest.len());
+    let name_end = rest
+        .find(|c: char| c.is_whitespace() || c == '/' || c == '>')
+        .unwrap_or(rest.len());
     let name = &rest[..name_end];
     name.rsplit(':').next().unwrap_or(name)
 }

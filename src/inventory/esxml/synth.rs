@@ -22,9 +22,15 @@ pub struct SynthSpec {
 }
 
 impl SynthSpec {
-    /// `hosts` × `guests_per_host` guests, two EDV volumes per guest, with the `model` namespace.
+    /// `hosts` × `guests_per_host` guests, one EDV volume (the GCV) per guest, with the `model` namespace.
     pub fn new(hosts: usize, guests_per_host: usize, seed: u64) -> SynthSpec {
-        SynthSpec { hosts, guests_per_host, seed, volumes_per_guest: 2, namespace: true }
+        SynthSpec {
+            hosts,
+            guests_per_host,
+            seed,
+            volumes_per_guest: 1,
+            namespace: true,
+        }
     }
 }
 
@@ -37,26 +43,63 @@ struct ClusterTraits {
     image: &'static str,
 }
 
-const IMAGES: [&str; 3] = ["24.1.14.0.0.250706", "25.1.4.0.0.250614", "25.1.6.0.0.250820"];
+const IMAGES: [&str; 3] = [
+    "24.1.14.0.0.250706",
+    "25.1.4.0.0.250614",
+    "25.1.6.0.0.250820",
+];
 const VOLUME_TYPES: [&str; 3] = ["GCVVOL", "BASEVOL", "USERVOL"];
 
 /// Generates the es.xml text for `spec`.
 pub fn synthesize(spec: &SynthSpec) -> String {
     let mut rng = XorShift::new(spec.seed);
     let pairs = spec.hosts.div_ceil(2);
-    let traits: Vec<ClusterTraits> = (0..pairs * spec.guests_per_host).map(|_| ClusterTraits::random(&mut rng)).collect();
+    let traits: Vec<ClusterTraits> = (0..pairs * spec.guests_per_host)
+        .map(|_| ClusterTraits::random(&mut rng))
+        .collect();
     let guests = spec.hosts * spec.guests_per_host;
-    let mut w = Writer { out: String::with_capacity(2048 + spec.hosts * 600 + guests * (1800 + spec.volumes_per_guest * 300)) };
+    let mut w = Writer {
+        out: String::with_capacity(
+            2048 + spec.hosts * 600 + guests * (1800 + spec.volumes_per_guest * 300),
+        ),
+    };
 
-    w.line(0, format_args!(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#));
-    let xmlns = if spec.namespace { r#" xmlns="model""# } else { "" };
-    w.line(0, format_args!(r#"<engineeredSystem{xmlns} id="synthetic-{}" oedaversion="250101" filetype="PAAS">"#, spec.seed));
-    w.line(1, format_args!("<customerName>berth synthetic seed {}</customerName>", spec.seed));
+    w.line(
+        0,
+        format_args!(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#),
+    );
+    let xmlns = if spec.namespace {
+        r#" xmlns="model""#
+    } else {
+        ""
+    };
+    w.line(
+        0,
+        format_args!(
+            r#"<engineeredSystem{xmlns} id="synthetic-{}" oedaversion="250101" filetype="PAAS">"#,
+            spec.seed
+        ),
+    );
+    w.line(
+        1,
+        format_args!(
+            "<customerName>berth synthetic seed {}</customerName>",
+            spec.seed
+        ),
+    );
     w.line(1, format_args!("<machines>"));
     for h in 0..spec.hosts {
         let guest_traits = |j: usize| &traits[(h / 2) * spec.guests_per_host + j];
-        let guest_memory_gb: u64 = (0..spec.guests_per_host).map(|j| guest_traits(j).memory_gb).sum();
-        write_host(&mut w, spec, h, host_memory_gb(guest_memory_gb), IMAGES[rng.below(IMAGES.len())]);
+        let guest_memory_gb: u64 = (0..spec.guests_per_host)
+            .map(|j| guest_traits(j).memory_gb)
+            .sum();
+        write_host(
+            &mut w,
+            spec,
+            h,
+            host_memory_gb(guest_memory_gb),
+            IMAGES[rng.below(IMAGES.len())],
+        );
         for j in 0..spec.guests_per_host {
             write_guest(&mut w, spec, h, j, guest_traits(j));
         }
@@ -109,9 +152,15 @@ fn write_host(w: &mut Writer, spec: &SynthSpec, h: usize, memory_gb: u64, image:
     w.line(3, format_args!("<ImageVersion>{image}</ImageVersion>"));
     w.line(3, format_args!("<virtual>false</virtual>"));
     w.line(3, format_args!("<osType>LinuxKVM</osType>"));
-    w.line(3, format_args!("<physicalMemorySize>{memory_gb}GB</physicalMemorySize>"));
+    w.line(
+        3,
+        format_args!("<physicalMemorySize>{memory_gb}GB</physicalMemorySize>"),
+    );
     for j in 0..spec.guests_per_host {
-        w.line(3, format_args!(r#"<machine id="{}_id" />"#, guest_name(h, j)));
+        w.line(
+            3,
+            format_args!(r#"<machine id="{}_id" />"#, guest_name(h, j)),
+        );
     }
     w.line(2, format_args!("</machine>"));
 }
@@ -126,7 +175,10 @@ fn write_guest(w: &mut Writer, spec: &SynthSpec, h: usize, j: usize, t: &Cluster
     w.line(3, format_args!("</networks>"));
     w.line(3, format_args!("<software>"));
     w.line(4, format_args!("<clusters>"));
-    w.line(5, format_args!(r#"<cluster id="{}" />"#, cluster_id(h / 2, j)));
+    w.line(
+        5,
+        format_args!(r#"<cluster id="{}" />"#, cluster_id(h / 2, j)),
+    );
     w.line(4, format_args!("</clusters>"));
     w.line(3, format_args!("</software>"));
     if spec.volumes_per_guest > 0 {
@@ -141,7 +193,10 @@ fn write_guest(w: &mut Writer, spec: &SynthSpec, h: usize, j: usize, t: &Cluster
     w.line(3, format_args!("<virtual>true</virtual>"));
     w.line(3, format_args!("<osType>LinuxKVMGuest</osType>"));
     w.line(3, format_args!("<guestCores>{}</guestCores>", t.vcpus));
-    w.line(3, format_args!("<guestMemory>{}GB</guestMemory>", t.memory_gb));
+    w.line(
+        3,
+        format_args!("<guestMemory>{}GB</guestMemory>", t.memory_gb),
+    );
     w.line(2, format_args!("</machine>"));
 }
 
@@ -149,25 +204,65 @@ fn write_networks(w: &mut Writer, spec: &SynthSpec, traits: &[ClusterTraits]) {
     w.line(1, format_args!("<networks>"));
     for h in 0..spec.hosts {
         let name = host_name(h);
-        write_network(w, &format!("{name}_admin"), "admin", "eth0", None, &name, [10, 0, h]);
+        write_network(
+            w,
+            &format!("{name}_admin"),
+            "admin",
+            "eth0",
+            None,
+            &name,
+            [10, 0, h],
+        );
         for j in 0..spec.guests_per_host {
             let t = &traits[(h / 2) * spec.guests_per_host + j];
             let name = guest_name(h, j);
             let n = h * spec.guests_per_host + j;
-            write_network(w, &format!("{name}_client"), "client", "bondeth0", t.client_vlan, &name, [20, 0, n]);
-            write_network(w, &format!("{name}_backup"), "backup", "bondeth1", Some(t.backup_vlan), &name, [30, 0, n]);
+            write_network(
+                w,
+                &format!("{name}_client"),
+                "client",
+                "bondeth0",
+                t.client_vlan,
+                &name,
+                [20, 0, n],
+            );
+            write_network(
+                w,
+                &format!("{name}_backup"),
+                "backup",
+                "bondeth1",
+                Some(t.backup_vlan),
+                &name,
+                [30, 0, n],
+            );
         }
     }
     w.line(1, format_args!("</networks>"));
 }
 
 /// `ip` is `[a, b, n]`: the address is `a.b+n/65536.n/256.n%256` so every network gets its own.
-fn write_network(w: &mut Writer, id: &str, kind: &str, master: &str, vlan: Option<u32>, host: &str, ip: [usize; 3]) {
+fn write_network(
+    w: &mut Writer,
+    id: &str,
+    kind: &str,
+    master: &str,
+    vlan: Option<u32>,
+    host: &str,
+    ip: [usize; 3],
+) {
     let [a, b, n] = ip;
     w.line(2, format_args!(r#"<network id="{id}">"#));
     w.line(3, format_args!("<networkType>{kind}</networkType>"));
     w.line(3, format_args!("<hostName>{host}-{kind}</hostName>"));
-    w.line(3, format_args!("<ipAddress>{a}.{}.{}.{}</ipAddress>", b + n / 65536, (n / 256) % 256, n % 256));
+    w.line(
+        3,
+        format_args!(
+            "<ipAddress>{a}.{}.{}.{}</ipAddress>",
+            b + n / 65536,
+            (n / 256) % 256,
+            n % 256
+        ),
+    );
     w.line(3, format_args!("<master>{master}</master>"));
     match vlan {
         Some(v) => w.line(3, format_args!("<vlanId>{v}</vlanId>")),
@@ -183,7 +278,10 @@ fn write_clusters(w: &mut Writer, spec: &SynthSpec, pairs: usize) {
         for j in 0..spec.guests_per_host {
             let id = cluster_id(pair, j);
             w.line(3, format_args!(r#"<cluster id="{id}">"#));
-            w.line(4, format_args!("<clusterName>{}</clusterName>", id.trim_end_matches("_id")));
+            w.line(
+                4,
+                format_args!("<clusterName>{}</clusterName>", id.trim_end_matches("_id")),
+            );
             w.line(4, format_args!("<clusterVips>"));
             for h in (2 * pair..2 * pair + 2).filter(|&h| h < spec.hosts) {
                 let guest = guest_name(h, j);
@@ -213,8 +311,14 @@ fn write_volumes(w: &mut Writer, spec: &SynthSpec) {
                 let volume = format!("{}_{name}_{k}", volume_type.to_ascii_lowercase());
                 w.line(3, format_args!(r#"<edvVolume id="{name}_vol{k}">"#));
                 w.line(4, format_args!("<edvVolumeName>{volume}</edvVolumeName>"));
-                w.line(4, format_args!("<edvVolumeType>{volume_type}</edvVolumeType>"));
-                w.line(4, format_args!("<edvDevicePath>/dev/exc/{volume}</edvDevicePath>"));
+                w.line(
+                    4,
+                    format_args!("<edvVolumeType>{volume_type}</edvVolumeType>"),
+                );
+                w.line(
+                    4,
+                    format_args!("<edvDevicePath>/dev/exc/{volume}</edvDevicePath>"),
+                );
                 w.line(3, format_args!("</edvVolume>"));
             }
         }
@@ -271,7 +375,13 @@ mod tests {
     fn same_seed_same_file_other_seed_other_values() {
         let spec = SynthSpec::new(4, 3, 7);
         assert_eq!(synthesize(&spec), synthesize(&spec));
-        assert_ne!(synthesize(&spec), synthesize(&SynthSpec { seed: 8, ..spec.clone() }));
+        assert_ne!(
+            synthesize(&spec),
+            synthesize(&SynthSpec {
+                seed: 8,
+                ..spec.clone()
+            })
+        );
     }
 
     #[test]
