@@ -7,20 +7,8 @@ use std::collections::BTreeSet;
 
 use berth::inventory::facts::{self, FactsError};
 use berth::inventory::{Host, Topology};
-use sshd::Sshd;
+use sshd::{local_bridges, Sshd};
 
-/// Bridges of this machine, read locally the way the remote side reads them.
-fn local_bridges() -> BTreeSet<String> {
-    std::fs::read_dir("/sys/class/net")
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("bridge").is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn topology_with(host: &str) -> Topology {
     let mut topo = Topology::default();

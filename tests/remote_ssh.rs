@@ -1,31 +1,18 @@
 //! The SSH edge against a private sshd on 127.0.0.1 (random port, throw-away host and client
 //! keys). Needs `sshd` (openssh-server) and `ssh` (openssh-client) installed.
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use berth::remote::{RemoteError, RemoteHost, SshTarget};
 
 #[path = "common/sshd.rs"]
 mod sshd;
-use sshd::{keygen, Sshd};
+use sshd::{keygen, local_bridges, Sshd};
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// Bridges of this machine, read locally the way the remote side reads them.
-fn local_bridges() -> BTreeSet<String> {
-    std::fs::read_dir("/sys/class/net")
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().join("bridge").is_dir())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 #[tokio::test]
 async fn remote_commands_get_hostile_arguments_verbatim_and_facts_parse() {

@@ -2,6 +2,7 @@
 //! killed by its PID when dropped. Needs `sshd` (openssh-server) and `ssh-keygen`.
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -116,3 +117,16 @@ impl Drop for Sshd {
     }
 }
 
+
+/// Bridges of this machine, read locally the way the remote side reads them.
+pub fn local_bridges() -> BTreeSet<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("bridge").is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
