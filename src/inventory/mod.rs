@@ -3,9 +3,11 @@
 //! - [`esxml`] parses the OEDA Engineered System XML into an [`esxml::EsSystem`] and rewrites it.
 //! - [`libvirt`] observes each host through the `virt` crate ([`observed::HostObservation`]).
 //! - [`reconcile`] merges both into one [`Topology`] and reports [`Drift`] where they disagree.
+//! - [`load`] does all of it for one es.xml file: parse, read every host, reconcile.
 
 pub mod esxml;
 pub mod libvirt;
+pub mod load;
 pub mod model;
 pub mod observed;
 pub mod reconcile;
@@ -13,5 +15,8 @@ pub mod size;
 pub mod version;
 
 pub use model::{Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology};
-pub use reconcile::{Drift, DriftKind};
+pub use libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts};
+pub use load::{Inventory, InventoryError, InventorySpec, load};
+pub use observed::{DomainObservation, HostObservation};
+pub use reconcile::{Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile};
 pub use version::ImageVersion;

@@ -1,6 +1,20 @@
 //! Merges what es.xml says with what libvirt shows into one [`Topology`], and reports drift.
+//!
+//! es.xml names the system: which hosts and guests exist, their machine ids, clusters and EDV
+//! volumes. libvirt says what is: where each domain is defined, its state, size and devices.
+//! Where they disagree a [`Drift`] item is recorded; the [`DriftPolicy`] only decides which
+//! side the topology follows for a guest's host. Whether drift stops planning is the caller's
+//! decision ([`DriftPolicy::stops_on_drift`]).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
+
+use super::esxml::{EsGuest, EsSystem};
+use super::libvirt::LibvirtError;
+use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology};
+use super::observed::{DomainObservation, HostObservation};
+use super::version::ImageVersion;
 
 /// One disagreement between es.xml and libvirt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,3 +48,363 @@ pub enum DriftKind {
     /// libvirt on the host did not answer.
     HostUnreachable,
 }
+
+/// What to do when es.xml and libvirt disagree. The configuration's `drift_source`
+/// (`None`, `libvirt`, `es_xml`) maps onto this; inventory does not depend on config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftPolicy {
+    /// Any drift makes the plan unusable. The topology still follows libvirt, so that what is
+    /// shown next to the drift report is what actually runs where.
+    #[default]
+    StopOnDrift,
+    /// Plan from libvirt: a guest is where libvirt has it.
+    PreferLibvirt,
+    /// Plan from es.xml: a guest is where es.xml puts it, wherever libvirt shows it.
+    PreferEsXml,
+}
+
+impl DriftPolicy {
+    /// Whether a non-empty drift list must stop planning.
+    pub fn stops_on_drift(self) -> bool {
+        self == DriftPolicy::StopOnDrift
+    }
+}
+
+/// The merged picture and every disagreement found on the way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reconciled {
+    pub topology: Topology,
+    /// In a fixed order: unreachable hosts (es.xml order), then guests by name, then domains
+    /// es.xml does not know (by host, then name).
+    pub drift: Vec<Drift>,
+}
+
+/// Merges es.xml with one libvirt observation per es.xml host (matched by host name; results
+/// for hosts es.xml does not list are ignored, and an es.xml host with no result counts as
+/// unreachable).
+///
+/// Hosts take name, machine id and image version from es.xml and memory, CPUs and architecture
+/// from libvirt (es.xml `physicalMemorySize` when libvirt failed). Guests take their identity,
+/// clusters and EDV volumes from es.xml; state, vCPUs, memory and devices from the libvirt
+/// domain of the same name (es.xml's numbers when no domain was seen).
+pub fn reconcile(
+    es: &EsSystem,
+    observations: &[Result<HostObservation, LibvirtError>],
+    policy: DriftPolicy,
+) -> Reconciled {
+    let mut drift = Vec::new();
+    let mut topology = Topology::default();
+
+    let by_host = index_observations(observations);
+    let mut reachable: Vec<&HostObservation> = Vec::new();
+    for es_host in &es.hosts {
+        let observation = by_host.get(es_host.name.as_str()).copied();
+        let host = match observation {
+            Some(Ok(o)) => {
+                reachable.push(o);
+                Host {
+                    name: es_host.name.clone(),
+                    machine_id: es_host.id.clone(),
+                    memory_mib: o.memory_mib,
+                    cpus: o.cpus,
+                    arch: Some(o.arch.clone()),
+                    cpu_model: o.cpu_model.clone(),
+                    image_version: es_host.image_version.clone(),
+                    bridges: None,
+                    bridges_in_use: bridges_of(&o.domains),
+                    reachable: true,
+                }
+            }
+            Some(Err(_)) | None => {
+                drift.push(unreachable(&es_host.name, observation));
+                Host {
+                    name: es_host.name.clone(),
+                    machine_id: es_host.id.clone(),
+                    memory_mib: es_host.physical_memory_mib.unwrap_or(0),
+                    cpus: 0,
+                    arch: None,
+                    cpu_model: None,
+                    image_version: es_host.image_version.clone(),
+                    bridges: None,
+                    bridges_in_use: BTreeSet::new(),
+                    reachable: false,
+                }
+            }
+        };
+        topology.hosts.insert(host.name.clone(), host);
+    }
+
+    let domains = index_domains(&reachable);
+    let memberships = cluster_memberships(es);
+    let mut es_guests: Vec<&EsGuest> = es.guests.iter().collect();
+    es_guests.sort_by(|a, b| a.name.cmp(&b.name));
+    for g in &es_guests {
+        let es_host = es
+            .hosts
+            .iter()
+            .find(|h| h.id == g.host_id)
+            .map(|h| h.name.as_str())
+            .unwrap_or(g.host_id.as_str());
+        let es_host_reachable = topology.hosts.get(es_host).is_some_and(|h| h.reachable);
+        let found = domains.get(g.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let guest = reconcile_guest(es, g, es_host, es_host_reachable, found, &memberships, policy, &mut drift);
+        topology.guests.insert(guest.name.clone(), guest);
+    }
+
+    let es_names: BTreeSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
+    for o in &reachable {
+        for d in o.domains.iter().filter(|d| !es_names.contains(d.name.as_str())) {
+            drift.push(Drift {
+                kind: DriftKind::ExtraDomain,
+                guest: Some(d.name.clone()),
+                host: Some(o.host.clone()),
+                es_xml: "not listed".into(),
+                libvirt: format!("defined on {} ({})", o.host, d.state),
+                message: format!(
+                    "domain {} on host {} ({}, {} MiB, {} vCPUs) is not a guest in es.xml",
+                    d.name, o.host, d.state, d.memory_mib, d.vcpus
+                ),
+            });
+        }
+    }
+
+    topology.clusters = clusters(es, &memberships);
+    Reconciled { topology, drift }
+}
+
+/// Records SSH facts about a host once they are gathered: the bridges that exist on it and
+/// its image version (which, when known, replaces es.xml's).
+pub fn apply_facts(
+    topology: &mut Topology,
+    host: &str,
+    bridges: BTreeSet<String>,
+    image_version: Option<ImageVersion>,
+) -> Result<(), UnknownHost> {
+    let h = topology.hosts.get_mut(host).ok_or_else(|| UnknownHost(host.to_string()))?;
+    h.bridges = Some(bridges);
+    if image_version.is_some() {
+        h.image_version = image_version;
+    }
+    Ok(())
+}
+
+/// Facts were offered for a host the topology (es.xml) does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("host {0} is not a KVM host in es.xml")]
+pub struct UnknownHost(pub String);
+
+type Observation = Result<HostObservation, LibvirtError>;
+
+/// Observation per host name; the first one wins if a host was read twice.
+fn index_observations(observations: &[Observation]) -> BTreeMap<&str, &Observation> {
+    let mut by_host = BTreeMap::new();
+    for o in observations {
+        let host = match o {
+            Ok(o) => o.host.as_str(),
+            Err(e) => e.host.as_str(),
+        };
+        by_host.entry(host).or_insert(o);
+    }
+    by_host
+}
+
+/// Every domain name with the hosts it is defined on, in es.xml host order.
+fn index_domains<'a>(reachable: &[&'a HostObservation]) -> BTreeMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
+    let mut index: BTreeMap<&str, Vec<(&str, &DomainObservation)>> = BTreeMap::new();
+    for o in reachable {
+        for d in &o.domains {
+            index.entry(d.name.as_str()).or_default().push((o.host.as_str(), d));
+        }
+    }
+    index
+}
+
+fn bridges_of(domains: &[DomainObservation]) -> BTreeSet<String> {
+    domains
+        .iter()
+        .flat_map(|d| &d.interfaces)
+        .filter(|i| i.kind == InterfaceKind::Bridge)
+        .map(|i| i.source.clone())
+        .collect()
+}
+
+fn unreachable(host: &str, observation: Option<&Observation>) -> Drift {
+    let libvirt = match observation {
+        Some(Err(e)) => format!("cannot {} at {}: {}", e.action, e.uri, e.message),
+        _ => "not read".to_string(),
+    };
+    Drift {
+        kind: DriftKind::HostUnreachable,
+        guest: None,
+        host: Some(host.to_string()),
+        es_xml: "KVM host".into(),
+        message: format!("libvirt on host {host} could not be read: {libvirt}"),
+        libvirt,
+    }
+}
+
+/// One es.xml guest against the domains of the same name.
+#[allow(clippy::too_many_arguments)]
+fn reconcile_guest(
+    es: &EsSystem,
+    g: &EsGuest,
+    es_host: &str,
+    es_host_reachable: bool,
+    found: &[(&str, &DomainObservation)],
+    memberships: &BTreeSet<(String, String)>,
+    policy: DriftPolicy,
+    drift: &mut Vec<Drift>,
+) -> Guest {
+    let guest_drift = |kind, es_xml: String, libvirt: String, message: String, host: &str| Drift {
+        kind,
+        guest: Some(g.name.clone()),
+        host: Some(host.to_string()),
+        es_xml,
+        libvirt,
+        message,
+    };
+
+    if found.len() > 1 {
+        let copies: Vec<String> = found.iter().map(|(h, d)| format!("{h} ({})", d.state)).collect();
+        drift.push(guest_drift(
+            DriftKind::DuplicateDomain,
+            es_host.to_string(),
+            copies.join(", "),
+            format!(
+                "guest {} is defined on {} hosts: {}; es.xml puts it on {}",
+                g.name,
+                found.len(),
+                copies.join(" and "),
+                es_host
+            ),
+            es_host,
+        ));
+    }
+    let chosen = choose_copy(found, es_host);
+
+    match chosen {
+        Some((host, d)) if host != es_host => drift.push(guest_drift(
+            DriftKind::WrongHost,
+            es_host.to_string(),
+            host.to_string(),
+            format!("guest {} is on host {host} ({}) but es.xml puts it on host {es_host}", g.name, d.state),
+            host,
+        )),
+        Some(_) => {}
+        None if es_host_reachable => drift.push(guest_drift(
+            DriftKind::MissingDomain,
+            es_host.to_string(),
+            "not defined".into(),
+            format!("guest {} is in es.xml on host {es_host} but no host libvirt was read on defines it", g.name),
+            es_host,
+        )),
+        // Its host did not answer: the guest is probably there; HostUnreachable says so.
+        None => {}
+    }
+
+    if let Some((host, d)) = chosen {
+        if let Some(es_mib) = g.memory_mib.filter(|m| *m != d.memory_mib) {
+            drift.push(guest_drift(
+                DriftKind::MemoryMismatch,
+                format!("{es_mib} MiB"),
+                format!("{} MiB", d.memory_mib),
+                format!(
+                    "guest {}: es.xml says {es_mib} MiB of memory, libvirt on host {host} has {} MiB",
+                    g.name, d.memory_mib
+                ),
+                host,
+            ));
+        }
+        if let Some(es_vcpus) = g.vcpus.filter(|v| *v != d.vcpus) {
+            drift.push(guest_drift(
+                DriftKind::VcpuMismatch,
+                format!("{es_vcpus} vCPUs"),
+                format!("{} vCPUs", d.vcpus),
+                format!(
+                    "guest {}: es.xml says {es_vcpus} vCPUs, libvirt on host {host} has {}",
+                    g.name, d.vcpus
+                ),
+                host,
+            ));
+        }
+    }
+
+    let host = match (policy, chosen) {
+        (DriftPolicy::PreferEsXml, _) | (_, None) => es_host,
+        (_, Some((host, _))) => host,
+    };
+    let mut clusters: Vec<String> = memberships
+        .iter()
+        .filter(|(_, guest_id)| *guest_id == g.id)
+        .filter_map(|(cluster_id, _)| es.clusters.iter().find(|c| &c.id == cluster_id).map(|c| c.name.clone()))
+        .collect();
+    clusters.sort();
+    clusters.dedup();
+
+    Guest {
+        name: g.name.clone(),
+        machine_id: g.id.clone(),
+        host: host.to_string(),
+        state: chosen.map_or(GuestState::Unknown, |(_, d)| d.state),
+        vcpus: chosen.map_or(g.vcpus.unwrap_or(0), |(_, d)| d.vcpus),
+        memory_mib: chosen.map_or(g.memory_mib.unwrap_or(0), |(_, d)| d.memory_mib),
+        image_version: g.image_version.clone(),
+        clusters,
+        interfaces: chosen.map(|(_, d)| d.interfaces.clone()).unwrap_or_default(),
+        disks: chosen.map(|(_, d)| d.disks.clone()).unwrap_or_default(),
+        volumes: volume_paths(es, g),
+        hostdevs: chosen.map(|(_, d)| d.hostdevs.clone()).unwrap_or_default(),
+    }
+}
+
+/// Of several definitions of one guest, the one that is live: a copy holding resources
+/// (running or paused) before a stale shut-off one, then the copy on es.xml's host, then the
+/// first in es.xml host order.
+fn choose_copy<'a>(found: &[(&'a str, &'a DomainObservation)], es_host: &str) -> Option<(&'a str, &'a DomainObservation)> {
+    found
+        .iter()
+        .copied()
+        .enumerate()
+        .min_by_key(|(i, (host, d))| (!d.state.holds_resources(), *host != es_host, *i))
+        .map(|(_, copy)| copy)
+}
+
+/// Device paths of the guest's EDV volumes. A volume without `edvDevicePath` is where
+/// Exascale always puts it, `/dev/exc/<name>`.
+fn volume_paths(es: &EsSystem, g: &EsGuest) -> Vec<String> {
+    g.volume_ids
+        .iter()
+        .filter_map(|id| es.volumes.iter().find(|v| &v.id == id))
+        .filter_map(|v| v.device_path.clone().or_else(|| v.name.as_ref().map(|n| format!("/dev/exc/{n}"))))
+        .collect()
+}
+
+/// (cluster id, guest id) pairs, from both places es.xml records membership: the guest's
+/// `software/clusters` and the cluster's members.
+fn cluster_memberships(es: &EsSystem) -> BTreeSet<(String, String)> {
+    let from_guests = es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.clone(), g.id.clone())));
+    let from_clusters = es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.clone(), m.clone())));
+    from_guests.chain(from_clusters).collect()
+}
+
+/// Clusters keyed by name, members as guest names (sorted); ids that name no guest are left
+/// out (the es.xml parser reports dangling references).
+fn clusters(es: &EsSystem, memberships: &BTreeSet<(String, String)>) -> BTreeMap<String, Cluster> {
+    es.clusters
+        .iter()
+        .map(|c| {
+            let mut members: Vec<String> = memberships
+                .iter()
+                .filter(|(cluster_id, _)| *cluster_id == c.id)
+                .filter_map(|(_, guest_id)| es.guests.iter().find(|g| &g.id == guest_id).map(|g| g.name.clone()))
+                .collect();
+            members.sort();
+            members.dedup();
+            (c.name.clone(), Cluster { id: c.id.clone(), name: c.name.clone(), members })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+//! Loads the whole current picture: reads es.xml, reads every KVM host it lists through
+//! libvirt (in parallel), and reconciles the two into a [`Topology`] with its drift.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use super::esxml::{self, EsSystem, EsXmlError};
+use super::libvirt::{expand_uri, observe_hosts};
+use super::model::Topology;
+use super::reconcile::{Drift, DriftPolicy, reconcile};
+
+/// Where to read from and how to treat drift.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InventorySpec {
+    pub es_xml_path: PathBuf,
+    /// libvirt URI template, `{host}` / `{short}` expanded per host (see [`expand_uri`]).
+    pub uri_template: String,
+    /// URI per host, replacing the template; keyed by the es.xml host name or its short form.
+    pub uri_overrides: BTreeMap<String, String>,
+    pub policy: DriftPolicy,
+    /// Hosts read at the same time (0 is taken as 1).
+    pub parallelism: usize,
+}
+
+/// es.xml as read, and the reconciled topology.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    pub es: EsSystem,
+    /// The exact text of es.xml, for byte-preserving rewrites.
+    pub es_xml_text: String,
+    /// Lowercase hex sha256 of the es.xml bytes (the plan fingerprint).
+    pub es_xml_sha256: String,
+    pub topology: Topology,
+    pub drift: Vec<Drift>,
+}
+
+/// es.xml could not be used. Unreachable hosts are not errors: they are drift.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("cannot read es.xml {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The parser's message already names the file, line and element.
+    #[error("es.xml is not usable: {source}")]
+    EsXml {
+        path: PathBuf,
+        #[source]
+        source: EsXmlError,
+    },
+}
+
+/// Reads es.xml, then every host it lists, and reconciles them.
+pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
+    let path = &spec.es_xml_path;
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read { path: path.clone(), source })?;
+    let es = esxml::parse(&path.display().to_string(), &text)
+        .map_err(|source| InventoryError::EsXml { path: path.clone(), source })?;
+    Ok(assemble(es, text, spec))
+}
+
+/// The part of [`load`] after parsing: reads the hosts of an already parsed es.xml and
+/// reconciles. `es_xml_text` is the text `es` was parsed from.
+pub fn assemble(es: EsSystem, es_xml_text: String, spec: &InventorySpec) -> Inventory {
+    let observations = observe_hosts(&host_uris(&es, spec), spec.parallelism);
+    let reconciled = reconcile(&es, &observations, spec.policy);
+    Inventory {
+        es_xml_sha256: sha256_hex(es_xml_text.as_bytes()),
+        es,
+        es_xml_text,
+        topology: reconciled.topology,
+        drift: reconciled.drift,
+    }
+}
+
+/// `(host, uri)` for every es.xml KVM host, in es.xml order: the override for the host's full
+/// or short name when there is one, else the expanded template.
+pub fn host_uris(es: &EsSystem, spec: &InventorySpec) -> Vec<(String, String)> {
+    es.hosts
+        .iter()
+        .map(|h| {
+            let short = h.name.split('.').next().unwrap_or(&h.name);
+            let uri = spec
+                .uri_overrides
+                .get(&h.name)
+                .or_else(|| spec.uri_overrides.get(short))
+                .cloned()
+                .unwrap_or_else(|| expand_uri(&spec.uri_template, &h.name));
+            (h.name.clone(), uri)
+        })
+        .collect()
+}
+
+/// Lowercase hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::esxml::EsHost;
+
+    fn spec(path: &str) -> InventorySpec {
+        InventorySpec {
+            es_xml_path: PathBuf::from(path),
+            uri_template: "qemu+ssh://root@{host}/system".into(),
+            uri_overrides: BTreeMap::new(),
+            policy: DriftPolicy::StopOnDrift,
+            parallelism: 2,
+        }
+    }
+
+    fn es_with_hosts(names: &[&str]) -> EsSystem {
+        EsSystem {
+            oeda_version: None,
+            customer_name: None,
+            hosts: names
+                .iter()
+                .map(|n| EsHost {
+                    id: format!("{n}_id"),
+                    name: (*n).into(),
+                    physical_memory_mib: None,
+                    image_version: None,
+                    guest_ids: vec![],
+                    line: 1,
+                })
+                .collect(),
+            guests: vec![],
+            clusters: vec![],
+            networks: vec![],
+            volumes: vec![],
+        }
+    }
+
+    #[test]
+    fn uris_from_template_and_overrides() {
+        let es = es_with_hosts(&["exa01adm01.example.com", "exa01adm02.example.com", "exa01adm03.example.com"]);
+        let mut s = spec("es.xml");
+        s.uri_overrides.insert("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into());
+        s.uri_overrides.insert("exa01adm03".into(), "test:///lab/adm03.xml".into());
+        assert_eq!(
+            host_uris(&es, &s),
+            vec![
+                ("exa01adm01.example.com".into(), "qemu+ssh://root@exa01adm01.example.com/system".into()),
+                ("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into()),
+                ("exa01adm03.example.com".into(), "test:///lab/adm03.xml".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_es_xml_names_the_file() {
+        let err = load(&spec("/nonexistent/dir/es.xml")).unwrap_err();
+        assert!(matches!(err, InventoryError::Read { .. }));
+        let text = err.to_string();
+        assert!(text.starts_with("cannot read es.xml /nonexistent/dir/es.xml: "), "{text}");
+    }
+
+    #[test]
+    fn unparsable_es_xml_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broken-es.xml");
+        std::fs::write(&path, "<engineeredSystem><machines>").unwrap();
+        let err = load(&spec(path.to_str().unwrap())).unwrap_err();
+        let InventoryError::EsXml { path: p, .. } = &err else { panic!("expected EsXml, got {err:?}") };
+        assert_eq!(p, &path);
+        assert!(err.to_string().contains("broken-es.xml"), "{err}");
+    }
+
+    #[test]
+    fn sha256_is_lowercase_hex_of_the_bytes() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn assemble_reports_every_unreachable_host() {
+        let es = es_with_hosts(&["a.example.com", "b.example.com"]);
+        let mut s = spec("es.xml");
+        s.uri_template = "test:///nonexistent/{short}.xml".into();
+        let inv = assemble(es, "<engineeredSystem/>".into(), &s);
+        let hosts: Vec<Option<&str>> = inv.drift.iter().map(|d| d.host.as_deref()).collect();
+        assert_eq!(hosts, vec![Some("a.example.com"), Some("b.example.com")]);
+        assert!(inv.drift[1].libvirt.contains("test:///nonexistent/b.xml"), "{}", inv.drift[1].libvirt);
+        assert_eq!(inv.es_xml_sha256, sha256_hex(b"<engineeredSystem/>"));
+        assert!(inv.topology.hosts.values().all(|h| !h.reachable));
+    }
+}
