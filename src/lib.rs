@@ -16,6 +16,7 @@ pub mod config;
 pub mod diff;
 pub mod inventory;
 pub mod plan;
+pub mod remote;
 pub mod render;
 pub mod schedule;
 pub mod state;

@@ -1,0 +1,60 @@
+//! The one error type of the apply layer: every variant names what was being done, to which
+//! guest, on which host, and keeps libvirt's (or ssh's) own message.
+
+use std::time::Duration;
+
+use crate::inventory::GuestState;
+use crate::remote::RemoteError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// libvirt on a host could not be reached.
+    #[error("cannot connect to libvirt on host `{host}` ({uri}): {message}")]
+    Connect { host: String, uri: String, message: String },
+
+    /// A libvirt call failed; `message` is libvirt's own text.
+    #[error("{action} guest `{guest}` on host `{host}` failed: {message}")]
+    Libvirt { action: &'static str, guest: String, host: String, message: String },
+
+    /// libvirt refused or aborted a live migration; the guest stays on the source.
+    #[error("live migration of guest `{guest}` from host `{from}` to host `{to}` failed: {message}")]
+    Migration { guest: String, from: String, to: String, message: String },
+
+    /// A state change did not finish in time.
+    #[error("{action} guest `{guest}` on host `{host}`: still {state} after {waited:?}")]
+    Timeout { action: &'static str, guest: String, host: String, state: GuestState, waited: Duration },
+
+    /// The guest is in a state the operation cannot start from.
+    #[error("guest `{guest}` is {state} on host `{host}`: {why}")]
+    WrongState { guest: String, host: String, state: GuestState, why: String },
+
+    /// The guest is defined on neither side of a move.
+    #[error("guest `{guest}` is defined on neither host `{from}` nor host `{to}`")]
+    GuestMissing { guest: String, from: String, to: String },
+
+    /// The target holds another domain (different UUID) under the guest's name.
+    #[error("guest `{guest}`: host `{host}` already holds a different domain of that name (uuid {found}, expected {expected})")]
+    NameTaken { guest: String, host: String, found: String, expected: String },
+
+    /// A command on a host over SSH failed.
+    #[error("{action} on host `{host}` failed: {error}")]
+    Remote { action: String, host: String, error: RemoteError },
+
+    /// A step cannot be run with what the plan and configuration give (e.g. unknown host).
+    #[error("step `{step}`: {message}")]
+    Unsupported { step: String, message: String },
+
+    /// A step of the plan failed; `error` says how.
+    #[error("step `{step}` failed: {error}")]
+    Step { step: String, error: Box<ApplyError> },
+}
+
+impl ApplyError {
+    /// Wraps `error` with the id of the plan step it happened in.
+    pub fn in_step(self, step: &str) -> ApplyError {
+        match self {
+            already @ ApplyError::Step { .. } => already,
+            error => ApplyError::Step { step: step.to_string(), error: Box::new(error) },
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! Acting on libvirt (through the `virt` crate only): stop, start, define, undefine and move
+//! guests between hosts.
+//!
+//! Every call names the guest and host in its error and keeps libvirt's own message, because
+//! that message ("Cannot get interface MTU on 'br-st': No such device") is what tells an
+//! operator what to fix.
+
+use std::sync::{Once, mpsc};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState, MigrateParameters};
+use virt::error::ErrorNumber;
+use virt::sys;
+
+use super::error::ApplyError;
+use crate::config::LiveOptions;
+use crate::inventory::GuestState;
+
+/// How often state changes and migration progress are polled.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often live-migration progress is reported.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
+/// With post-copy enabled, switch to post-copy once this many pre-copy passes have run.
+const POSTCOPY_AFTER_ITERATION: u64 = 2;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+static QUIET_LIBVIRT: Once = Once::new();
+
+/// Progress of a live migration, from libvirt's job statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationProgress {
+    /// Share of guest memory transferred, 0–100 (from total and remaining memory).
+    pub percent: Option<f64>,
+    /// Current memory transfer rate, MiB/s.
+    pub mib_per_s: Option<f64>,
+    pub mem_total_mib: Option<u64>,
+    pub mem_processed_mib: Option<u64>,
+    pub mem_remaining_mib: Option<u64>,
+    /// Pre-copy pass number.
+    pub iteration: Option<u64>,
+    pub elapsed_ms: Option<u64>,
+}
+
+impl MigrationProgress {
+    fn from_job(stats: &virt::domain::JobStats) -> MigrationProgress {
+        let to_mib = |bytes: u64| bytes / (1024 * 1024);
+        // processed counts re-sent dirty pages and can pass 100 %: derive the share from what
+        // is left instead, falling back to processed/total when libvirt gives no remainder.
+        let percent = match (stats.mem_total, stats.mem_remaining, stats.mem_processed) {
+            (Some(total), Some(rem), _) if total > 0 => {
+                Some(100.0 * total.saturating_sub(rem) as f64 / total as f64)
+            }
+            (Some(total), None, Some(done)) if total > 0 => {
+                Some((100.0 * done as f64 / total as f64).min(100.0))
+            }
+            _ => None,
+        };
+        MigrationProgress {
+            percent,
+            mib_per_s: stats.mem_bps.map(|b| b as f64 / MIB),
+            mem_total_mib: stats.mem_total.map(to_mib),
+            mem_processed_mib: stats.mem_processed.map(to_mib),
+            mem_remaining_mib: stats.mem_remaining.map(to_mib),
+            iteration: stats.mem_iteration,
+            elapsed_ms: stats.time_elapsed,
+        }
+    }
+}
+
+/// One host's libvirt connection.
+pub struct Hypervisor {
+    host: String,
+    uri: String,
+    conn: Connect,
+    migration_uri: Option<String>,
+}
+
+impl std::fmt::Debug for Hypervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hypervisor").field("host", &self.host).field("uri", &self.uri).finish()
+    }
+}
+
+impl Hypervisor {
+    /// Opens `uri` for the host named `host` (the name used in plans and messages).
+    pub fn connect(host: &str, uri: &str) -> Result<Self, ApplyError> {
+        QUIET_LIBVIRT.call_once(virt::error::clear_error_callback);
+        let conn = Connect::open(Some(uri)).map_err(|e| ApplyError::Connect {
+            host: host.to_string(),
+            uri: uri.to_string(),
+            message: e.message().to_string(),
+        })?;
+        Ok(Hypervisor { host: host.to_string(), uri: uri.to_string(), conn, migration_uri: None })
+    }
+
+    /// Sets the address live migrations INTO this host send their data to (libvirt's
+    /// migration URI, e.g. `tcp://10.77.0.12`), for hosts whose libvirt would otherwise
+    /// advertise an address the source cannot reach.
+    pub fn with_migration_uri(mut self, uri: impl Into<String>) -> Self {
+        self.migration_uri = Some(uri.into());
+        self
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    pub fn migration_uri(&self) -> Option<&str> {
+        self.migration_uri.as_deref()
+    }
+
+    fn libvirt_error(&self, action: &'static str, guest: &str, e: virt::error::Error) -> ApplyError {
+        ApplyError::Libvirt {
+            action,
+            guest: guest.to_string(),
+            host: self.host.clone(),
+            message: e.message().to_string(),
+        }
+    }
+
+    /// The domain, or `None` when the host does not define it.
+    fn lookup(&self, guest: &str) -> Result<Option<Domain>, ApplyError> {
+        match self.conn.lookup_domain_by_name(guest) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
+            Err(e) => Err(self.libvirt_error("look up", guest, e)),
+        }
+    }
+
+    fn require(&self, action: &'static str, guest: &str) -> Result<Domain, ApplyError> {
+        self.lookup(guest)?.ok_or_else(|| ApplyError::Libvirt {
+            action,
+            guest: guest.to_string(),
+            host: self.host.clone(),
+            message: "the domain is not defined on this host".into(),
+        })
+    }
+
+    fn state_of(&self, guest: &str, dom: &Domain) -> Result<GuestState, ApplyError> {
+        let (state, _reason) = dom.state().map_err(|e| self.libvirt_error("read state of", guest, e))?;
+        Ok(match state.known() {
+            Some(DomainState::Running | DomainState::Blocked) => GuestState::Running,
+            Some(DomainState::Paused | DomainState::PMSuspended) => GuestState::Paused,
+            // "shutdown" is libvirt's "being shut down": still running until it reaches shutoff.
+            Some(DomainState::Shutdown) => GuestState::Running,
+            Some(DomainState::Shutoff) => GuestState::ShutOff,
+            Some(DomainState::Crashed) => GuestState::Crashed,
+            Some(DomainState::NoState) | None => GuestState::Unknown,
+        })
+    }
+
+    /// The guest's state here; `None` when this host does not define it.
+    pub fn domain_state(&self, guest: &str) -> Result<Option<GuestState>, ApplyError> {
+        match self.lookup(guest)? {
+            Some(dom) => self.state_of(guest, &dom).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn uuid_of(&self, guest: &str, dom: &Domain) -> Result<String, ApplyError> {
+        dom.uuid_string().map_err(|e| self.libvirt_error("read UUID of", guest, e))
+    }
+
+    /// Polls until the guest reaches `want` or `timeout` passes; returns the last state seen.
+    fn wait_for(
+        &self,
+        guest: &str,
+        dom: &Domain,
+        want: GuestState,
+        timeout: Duration,
+    ) -> Result<(bool, GuestState), ApplyError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self.state_of(guest, dom)?;
+            if state == want {
+                return Ok((true, state));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok((false, state));
+            }
+            std::thread::sleep(POLL_INTERVAL.min(deadline - now));
+        }
+    }
+
+    /// Shuts the guest down gracefully and waits until it is shut off. After `timeout` it
+    /// fails, or, only when `force_after_timeout`, destroys (powers off) the guest.
+    /// A guest that is already shut off is left alone.
+    pub fn shutdown(&self, guest: &str, timeout: Duration, force_after_timeout: bool) -> Result<(), ApplyError> {
+        let dom = self.require("shut down", guest)?;
+        if matches!(self.state_of(guest, &dom)?, GuestState::ShutOff) {
+            return Ok(());
+        }
+        dom.shutdown().map_err(|e| self.libvirt_error("shut down", guest, e))?;
+        let (done, state) = self.wait_for(guest, &dom, GuestState::ShutOff, timeout)?;
+        if done {
+            return Ok(());
+        }
+        if !force_after_timeout {
+            return Err(ApplyError::Timeout {
+                action: "shut down",
+                guest: guest.to_string(),
+                host: self.host.clone(),
+                state,
+                waited: timeout,
+            });
+        }
+        tracing::warn!(guest, host = %self.host, "graceful shutdown timed out; destroying");
+        dom.destroy().map_err(|e| self.libvirt_error("destroy", guest, e))
+    }
+
+    /// Starts the guest and waits until it runs. A running guest is left alone.
+    pub fn start(&self, guest: &str, timeout: Duration) -> Result<(), ApplyError> {
+        let dom = self.require("start", guest)?;
+        match self.state_of(guest, &dom)? {
+            GuestState::Running => return Ok(()),
+            GuestState::Paused => {
+                return Err(ApplyError::WrongState {
+                    guest: guest.to_string(),
+                    host: self.host.clone(),
+                    state: GuestState::Paused,
+                    why: "a paused guest is resumed, not started; resume it first".into(),
+                });
+            }
+            _ => {}
+        }
+        dom.create().map_err(|e| self.libvirt_error("start", guest, e))?;
+        let (done, state) = self.wait_for(guest, &dom, GuestState::Running, timeout)?;
+        if done {
+            Ok(())
+        } else {
+            Err(ApplyError::Timeout {
+                action: "start",
+                guest: guest.to_string(),
+                host: self.host.clone(),
+                state,
+                waited: timeout,
+            })
+        }
+    }
+
+    /// The persistent definition in the form another host can define
+    /// (`VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_INACTIVE`).
+    pub fn migratable_xml(&self, guest: &str) -> Result<String, ApplyError> {
+        let dom = self.require("read definition of", guest)?;
+        dom.xml_desc(sys::VIR_DOMAIN_XML_MIGRATABLE | sys::VIR_DOMAIN_XML_INACTIVE)
+            .map_err(|e| self.libvirt_error("read definition of", guest, e))
+    }
+
+    /// Defines (or redefines) a persistent domain from `xml`.
+    pub fn define(&self, xml: &str) -> Result<(), ApplyError> {
+        self.conn.define_domain_xml(xml).map(drop).map_err(|e| {
+            let guest = domain_name(xml).unwrap_or_else(|| "(name not readable from XML)".into());
+            self.libvirt_error("define", &guest, e)
+        })
+    }
+
+    /// Removes the guest's persistent definition, keeping NVRAM files (they hold guest data).
+    /// Drivers that do not know the keep-NVRAM flag (the test driver) get a plain undefine.
+    pub fn undefine(&self, guest: &str) -> Result<(), ApplyError> {
+        let dom = self.require("undefine", guest)?;
+        match dom.undefine_flags(sys::VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) {
+            Err(e) if e.code().is(ErrorNumber::InvalidArg) => dom.undefine(),
+            other => other,
+        }
+        .map_err(|e| self.libvirt_error("undefine", guest, e))
+    }
+}
+
+/// The `<name>` of a domain XML document (first-level child of the root), for messages.
+fn domain_name(xml: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut depth = 0usize;
+    loop {
+        match reader.read_event().ok()? {
+            Event::Start(e) => {
+                depth += 1;
+                if depth == 2 && e.name().into_inner() == "name" {
+                    let text = reader.read_text(e.name()).ok()?;
+                    return Some(text.trim().to_string());
+                }
+            }
+            Event::End(_) => depth = depth.saturating_sub(1),
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Moves a shut-off guest's definition from `src` to `dst`.
+///
+/// Order is what keeps the guest safe: define on the target, confirm the target holds it,
+/// and only then undefine on the source. Re-running after any partial failure finishes the
+/// move: a guest already on the target and gone from the source is done; a guest on both
+/// is finished by undefining the source, but only when the target's definition is the same
+/// domain (same UUID).
+pub fn move_offline(src: &Hypervisor, dst: &Hypervisor, guest: &str) -> Result<(), ApplyError> {
+    let on_src = src.lookup(guest)?;
+    let on_dst = dst.lookup(guest)?;
+    let src_dom = match (on_src, &on_dst) {
+        (None, Some(_)) => return Ok(()),
+        (None, None) => {
+            return Err(ApplyError::GuestMissing {
+                guest: guest.to_string(),
+                from: src.host.clone(),
+                to: dst.host.clone(),
+            });
+        }
+        (Some(d), _) => d,
+    };
+    let state = src.state_of(guest, &src_dom)?;
+    if state != GuestState::ShutOff {
+        return Err(ApplyError::WrongState {
+            guest: guest.to_string(),
+            host: src.host.clone(),
+            state,
+            why: "an offline move needs the guest shut off first".into(),
+        });
+    }
+    let src_uuid = src.uuid_of(guest, &src_dom)?;
+    if on_dst.is_none() {
+        let xml = src.migratable_xml(guest)?;
+        dst.define(&xml)?;
+    }
+    // Confirm through a fresh lookup that the target now holds this very domain.
+    let confirmed = dst.lookup(guest)?.ok_or_else(|| ApplyError::Libvirt {
+        action: "confirm definition of",
+        guest: guest.to_string(),
+        host: dst.host.clone(),
+        message: "the domain is not visible after defining it; the source is left untouched".into(),
+    })?;
+    let dst_uuid = dst.uuid_of(guest, &confirmed)?;
+    if dst_uuid != src_uuid {
+        return Err(ApplyError::NameTaken {
+            guest: guest.to_string(),
+            host: dst.host.clone(),
+            found: dst_uuid,
+            expected: src_uuid,
+        });
+    }
+    src.undefine(guest)
+}
+
+/// libvirt flags for a live migration with `opts`.
+fn live_flags(opts: &LiveOptions) -> u32 {
+    let mut flags = sys::VIR_MIGRATE_LIVE | sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+    if opts.auto_converge {
+        flags |= sys::VIR_MIGRATE_AUTO_CONVERGE;
+    }
+    if opts.post_copy {
+        flags |= sys::VIR_MIGRATE_POSTCOPY;
+    }
+    if opts.parallel_connections > 1 {
+        flags |= sys::VIR_MIGRATE_PARALLEL;
+    }
+    if opts.tls {
+        flags |= sys::VIR_MIGRATE_TLS;
+    }
+    if opts.compressed {
+        flags |= sys::VIR_MIGRATE_COMPRESSED;
+    }
+    flags
+}
+
+/// libvirt migration parameters for a move into `dst` with `opts`.
+fn live_parameters(dst: &Hypervisor, opts: &LiveOptions) -> MigrateParameters {
+    MigrateParameters {
+        uri: dst.migration_uri.clone(),
+        bandwidth: (opts.bandwidth_mib_s > 0).then_some(opts.bandwidth_mib_s),
+        parallel_connections: (opts.parallel_connections > 1)
+            .then(|| i32::try_from(opts.parallel_connections).unwrap_or(i32::MAX)),
+        ..MigrateParameters::default()
+    }
+}
+
+/// Live-migrates `guest` from `src` to `dst` (client-driven `virDomainMigrate3` against the
+/// destination connection), persisting it on the target and undefining it on the source.
+///
+/// While libvirt migrates on a worker thread, this thread polls the job statistics and calls
+/// `progress` about every half second. With `post_copy`, the switch to post-copy is requested
+/// after the second pre-copy pass. On failure libvirt leaves the guest running on the source,
+/// and the error carries libvirt's reason.
+pub fn migrate_live(
+    src: &Hypervisor,
+    dst: &Hypervisor,
+    guest: &str,
+    opts: &LiveOptions,
+    progress: &mut dyn FnMut(MigrationProgress),
+) -> Result<(), ApplyError> {
+    const ACTION: &str = "live-migrate";
+    let dom = src.require(ACTION, guest)?;
+    let state = src.state_of(guest, &dom)?;
+    if !matches!(state, GuestState::Running | GuestState::Paused) {
+        return Err(ApplyError::WrongState {
+            guest: guest.to_string(),
+            host: src.host.clone(),
+            state,
+            why: "live migration needs a running guest".into(),
+        });
+    }
+    if let Some(ms) = opts.max_downtime_ms {
+        dom.migrate_set_max_downtime(ms, 0).map_err(|e| src.libvirt_error("set max downtime for", guest, e))?;
+    }
+    let params = live_parameters(dst, opts);
+    let flags = live_flags(opts);
+    let mut postcopy_requested = false;
+
+    let outcome = std::thread::scope(|scope| {
+        let (done_tx, done_rx) = mpsc::channel();
+        let migrating = dom.clone();
+        scope.spawn(move || {
+            let result = migrating.migrate3(&dst.conn, params, flags).map(drop).map_err(|e| e.message().to_string());
+            // The receiver only goes away once this scope ends, after this thread.
+            let _ = done_tx.send(result);
+        });
+        loop {
+            match done_rx.recv_timeout(PROGRESS_INTERVAL) {
+                Ok(result) => return result,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err("the migration thread ended without a result".to_string());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            // Statistics are best effort: a failed poll never stops the migration.
+            let Ok(stats) = dom.job_stats(0) else { continue };
+            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 {
+                continue;
+            }
+            let report = MigrationProgress::from_job(&stats);
+            if opts.post_copy && !postcopy_requested && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION {
+                postcopy_requested = true;
+                start_post_copy(&dom);
+            }
+            progress(report);
+        }
+    });
+    outcome.map_err(|message| ApplyError::Migration {
+        guest: guest.to_string(),
+        from: src.host.clone(),
+        to: dst.host.clone(),
+        message,
+    })
+}
+
+/// Asks libvirt to switch a running migration to post-copy. Failure is logged, not fatal:
+/// the migration then simply continues in pre-copy.
+fn start_post_copy(dom: &Domain) {
+    // SAFETY: the pointer stays valid while `dom` is borrowed; the call only reads it.
+    let rc = unsafe { sys::virDomainMigrateStartPostCopy(dom.as_ptr(), 0) };
+    if rc < 0 {
+        let e = virt::error::Error::last_error();
+        tracing::warn!(error = e.message(), "switching to post-copy failed; staying in pre-copy");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn domain_name_reads_the_first_level_name_only() {
+        let xml = "<domain type='kvm'><devices><name>inner</name></devices><name> vm01 </name></domain>";
+        assert_eq!(domain_name(xml).as_deref(), Some("vm01"));
+        assert_eq!(domain_name("<domain><memory>1</memory></domain>"), None);
+        assert_eq!(domain_name("not xml <"), None);
+    }
+
+    #[test]
+    fn live_flags_follow_options() {
+        let base = sys::VIR_MIGRATE_LIVE | sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+        assert_eq!(live_flags(&LiveOptions::default()), base);
+        let all = LiveOptions {
+            bandwidth_mib_s: 100,
+            parallel_connections: 4,
+            auto_converge: true,
+            post_copy: true,
+            max_downtime_ms: Some(300),
+            tls: true,
+            compressed: true,
+        };
+        assert_eq!(
+            live_flags(&all),
+            base | sys::VIR_MIGRATE_AUTO_CONVERGE
+                | sys::VIR_MIGRATE_POSTCOPY
+                | sys::VIR_MIGRATE_PARALLEL
+                | sys::VIR_MIGRATE_TLS
+                | sys::VIR_MIGRATE_COMPRESSED
+        );
+        // One connection is not "parallel".
+        let one = LiveOptions { parallel_connections: 1, ..LiveOptions::default() };
+        assert_eq!(live_flags(&one) & sys::VIR_MIGRATE_PARALLEL, 0);
+    }
+
+    #[test]
+    fn progress_uses_remaining_memory_and_converts_units() {
+        let stats = virt::domain::JobStats {
+            r#type: 2,
+            mem_total: Some(1024 * 1024 * 1024),
+            mem_remaining: Some(256 * 1024 * 1024),
+            mem_processed: Some(2048 * 1024 * 1024),
+            mem_bps: Some(512 * 1024 * 1024),
+            mem_iteration: Some(3),
+            time_elapsed: Some(1500),
+            ..Default::default()
+        };
+        let p = MigrationProgress::from_job(&stats);
+        assert_eq!(p.percent, Some(75.0));
+        assert_eq!(p.mib_per_s, Some(512.0));
+        assert_eq!((p.mem_total_mib, p.mem_remaining_mib, p.mem_processed_mib), (Some(1024), Some(256), Some(2048)));
+        assert_eq!((p.iteration, p.elapsed_ms), (Some(3), Some(1500)));
+
+        let no_remaining = virt::domain::JobStats {
+            mem_total: Some(100),
+            mem_processed: Some(250),
+            ..Default::default()
+        };
+        assert_eq!(MigrationProgress::from_job(&no_remaining).percent, Some(100.0));
+        assert_eq!(MigrationProgress::from_job(&virt::domain::JobStats::default()).percent, None);
+    }
+}

@@ -1,0 +1,215 @@
+//! The SSH edge against a private sshd on 127.0.0.1 (random port, throw-away host and client
+//! keys). Needs `sshd` (openssh-server) and `ssh` (openssh-client) installed.
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth::remote::{RemoteError, RemoteHost, SshTarget};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A private sshd, killed (by its PID) when dropped.
+struct Sshd {
+    dir: tempfile::TempDir,
+    child: Child,
+    port: u16,
+    user: String,
+}
+
+fn keygen(path: &Path) {
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen must be installed (openssh-client)")
+        .success();
+    assert!(ok, "ssh-keygen failed for {}", path.display());
+}
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().expect("id -un");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} not found: these tests need openssh-server (apt-get install openssh-server)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        keygen(&d.join("host_key"));
+        keygen(&d.join("client_key"));
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd insists on its privilege-separation directory when started as root.
+        if current_user() == "root" {
+            std::fs::create_dir_all("/run/sshd").unwrap();
+        }
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
+             AuthorizedKeysFile {d}/authorized_keys\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let log = std::fs::File::create(d.join("sshd.log")).unwrap();
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting sshd");
+        let sshd = Sshd { dir, child, port, user: current_user() };
+        sshd.wait_listening();
+        sshd
+    }
+
+    fn wait_listening(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "sshd did not listen; log:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A known_hosts file naming this server's real host key.
+    fn known_hosts(&self) -> PathBuf {
+        let key = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        let mut fields = key.split_whitespace();
+        let (kind, blob) = (fields.next().unwrap(), fields.next().unwrap());
+        let path = self.path("known_hosts");
+        std::fs::write(&path, format!("[127.0.0.1]:{} {kind} {blob}\n", self.port)).unwrap();
+        path
+    }
+
+    fn target(&self, known_hosts: PathBuf) -> SshTarget {
+        SshTarget {
+            port: Some(self.port),
+            identity_file: Some(self.path("client_key")),
+            known_hosts_file: Some(known_hosts),
+            ..SshTarget::new("127.0.0.1", self.user.clone())
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Bridges of this machine, read locally the way the remote side reads them.
+fn local_bridges() -> BTreeSet<String> {
+    std::fs::read_dir("/sys/class/net")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().join("bridge").is_dir())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn remote_commands_get_hostile_arguments_verbatim_and_facts_parse() {
+    let sshd = Sshd::start();
+    let host = RemoteHost::connect(&sshd.target(sshd.known_hosts()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", sshd.log()));
+
+    let marker = sshd.path("pwned");
+    let injection = format!("$(touch {})", marker.display());
+    let hostile = ["a b", "it's", injection.as_str(), ";echo x", "*", "`id`", "x\ny", ""];
+    let mut argv = strings(&["printf", "[%s]\\n"]);
+    argv.extend(strings(&hostile));
+    let out = host.run(&argv).await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let expected: String = hostile.iter().map(|a| format!("[{a}]\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    assert!(!marker.exists(), "a command substitution was executed on the remote side");
+
+    // run() hands back failing exit codes; run_checked() turns them into errors with stderr.
+    let out = host.run(&strings(&["sh", "-c", "echo oops >&2; exit 3"])).await.unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = host.run_checked(&strings(&["ls", "/nonexistent berth dir"])).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RemoteError::Failed { .. }) && text.contains("'/nonexistent berth dir'"), "{text}");
+    assert!(text.contains("No such file"), "stderr is part of the message: {text}");
+
+    assert_eq!(host.bridges().await.unwrap(), local_bridges());
+    // Nothing is sent for a name that is not an interface name.
+    let err = host.create_bridge("br0;reboot").await.unwrap_err();
+    assert!(matches!(err, RemoteError::InvalidBridgeName { .. }), "{err}");
+    if !Path::new("/usr/local/bin/imageinfo").exists() && !Path::new("/usr/bin/imageinfo").exists() {
+        assert_eq!(host.image_version().await.unwrap(), None);
+    }
+    host.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn strict_checking_refuses_an_unknown_host_key_and_says_why() {
+    let sshd = Sshd::start();
+    let empty = sshd.path("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let err = RemoteHost::connect(&sshd.target(empty.clone())).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RemoteError::Connect { .. }), "{text}");
+    assert!(text.contains("Host key verification failed"), "ssh's own reason is shown: {text}");
+    assert_eq!(std::fs::read_to_string(&empty).unwrap(), "", "nothing was recorded");
+
+    // Switched off explicitly, the unknown key is accepted and recorded.
+    let lenient = SshTarget { strict_host_key_checking: false, ..sshd.target(empty.clone()) };
+    let host = RemoteHost::connect(&lenient).await.unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    host.close().await.unwrap();
+    assert!(!std::fs::read_to_string(&empty).unwrap().is_empty(), "the key was recorded");
+}
+
+#[tokio::test]
+async fn strict_checking_refuses_a_changed_host_key() {
+    let sshd = Sshd::start();
+    keygen(&sshd.path("other_key"));
+    let other = std::fs::read_to_string(sshd.path("other_key.pub")).unwrap();
+    let wrong = sshd.path("wrong_known_hosts");
+    let mut fields = other.split_whitespace();
+    let line = format!("[127.0.0.1]:{} {} {}\n", sshd.port, fields.next().unwrap(), fields.next().unwrap());
+    std::fs::write(&wrong, line).unwrap();
+    for strict in [true, false] {
+        let t = SshTarget { strict_host_key_checking: strict, ..sshd.target(wrong.clone()) };
+        let err = RemoteHost::connect(&t).await.unwrap_err();
+        assert!(err.to_string().contains("Host key verification failed"), "strict={strict}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn extra_options_reach_ssh() {
+    let sshd = Sshd::start();
+    // A valid option connects; an option ssh rejects proves the options file is read.
+    let good = SshTarget { options: strings(&["ServerAliveCountMax=3"]), ..sshd.target(sshd.known_hosts()) };
+    RemoteHost::connect(&good).await.unwrap_or_else(|e| panic!("{e}")).close().await.unwrap();
+    let bad = SshTarget { options: strings(&["NoSuchSshOption=1"]), ..sshd.target(sshd.known_hosts()) };
+    let err = RemoteHost::connect(&bad).await.unwrap_err();
+    assert!(err.to_string().contains("NoSuchSshOption") || err.to_string().contains("Bad configuration option"), "{err}");
+}
