@@ -599,3 +599,59 @@ fn ssh_facts_list_the_bridges_of_a_lab_host() {
         "unknown host key accepted: {refused:?}"
     );
 }
+
+/// A live migration to a host whose libvirtd has stopped fails with libvirt's message and
+/// leaves the guest running on its source; a new connection to that host is refused with
+/// libvirt's reason. The lab's libvirtd is restarted afterwards (`lab.sh up 3`).
+#[test]
+#[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
+fn live_migration_to_a_stopped_libvirtd_fails_and_leaves_the_guest_running() {
+    const GUEST: &str = "lab-nodaemon";
+    let lab = Lab::from_env();
+    let _restart = lab.restart_on_drop();
+    let _cleanup = lab.cleanup(&[GUEST], &[]);
+    let (h1, h3) = (connect(&lab, 1), connect(&lab, 3));
+    let serial = lab.fresh_serial(GUEST);
+    let spec = GuestSpec {
+        name: GUEST,
+        memory_mib: 64,
+        vcpus: 1,
+        ticker_serial: Some(&serial.path),
+        bridge: None,
+    };
+    define(&h1, &lab, &spec, true);
+    serial.wait_tick_above(1, TICK_TIMEOUT);
+
+    lab.stop_libvirtd(3);
+    let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), &mut |_| {})
+        .expect_err("libvirtd on labh3 is stopped: the migration must fail");
+    let ApplyError::Migration { message, .. } = &err else {
+        panic!("not a migration error: {err}")
+    };
+    assert!(
+        !message.trim().is_empty(),
+        "libvirt's message is kept: {err}"
+    );
+    eprintln!("migration error: {err}");
+
+    assert_eq!(
+        h1.domain_state(GUEST).unwrap(),
+        Some(GuestState::Running),
+        "still running on labh1"
+    );
+    let tick_at_failure = serial.last_tick();
+    serial.wait_tick_above(tick_at_failure + 1, TICK_TIMEOUT);
+    assert_eq!(serial.boots(), 1, "the guest rebooted:\n{}", serial.text());
+
+    let h = lab.host(3);
+    match Hypervisor::connect(&h.name, &h.uri) {
+        Err(ApplyError::Connect { host, message, .. }) => {
+            assert_eq!(host, "labh3");
+            assert!(
+                message.contains(&h.ip),
+                "libvirt names the address: {message}"
+            );
+        }
+        other => panic!("connecting to a stopped libvirtd must fail: {other:?}"),
+    }
+}

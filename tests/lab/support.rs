@@ -153,6 +153,29 @@ impl Lab {
         out
     }
 
+    /// Stops libvirtd on host N (by the PID in that host's private /run) and waits until
+    /// it no longer answers.
+    pub fn stop_libvirtd(&self, n: u8) {
+        self.exec(n, &["sh", "-c", "kill -TERM \"$(cat /run/libvirtd.pid)\""]);
+        let uri = self.host(n).uri;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Connect::open(Some(&uri)).is_ok() {
+            assert!(
+                Instant::now() < deadline,
+                "libvirtd on {uri} still answers 20 s after TERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `lab.sh up 3` when the guard drops, which restarts any daemon a test stopped.
+    pub fn restart_on_drop(&self) -> RestartLab {
+        RestartLab {
+            script: self.script.clone(),
+            dir: self.dir.clone(),
+        }
+    }
+
     /// Leaves no trace of `guests` (on any host) or `bridges` (host number, name), now and
     /// again when the returned guard drops, also when the test panics.
     pub fn cleanup(&self, guests: &[&str], bridges: &[(u8, &str)]) -> Cleanup {
@@ -276,4 +299,24 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// See [`Lab::restart_on_drop`].
+pub struct RestartLab {
+    script: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for RestartLab {
+    fn drop(&mut self) {
+        let out = Command::new(&self.script)
+            .args(["up", "3"])
+            .env("BERTH_LAB", &self.dir)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => eprintln!("lab.sh up 3 failed: {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => eprintln!("cannot run lab.sh up 3: {e}"),
+        }
+    }
 }
