@@ -3,11 +3,12 @@
 //!
 //! ```text
 //! tests/lab/lab.sh up 3
-//! BERTH_LAB=/tmp/berth-lab cargo test --test lab -- --ignored --test-threads=1
+//! cargo test --test lab -- --ignored --test-threads=1
 //! ```
 //!
 //! Every test is ignored by default (it needs root and the lab), reads the lab's location from
-//! `BERTH_LAB` and fails loudly when the lab is not up. Each test removes its guests and
+//! `BERTH_LAB` (default `/tmp/berth-lab`, as for `lab.sh`) and fails loudly when the lab is
+//! not up. Each test removes its guests and
 //! bridges before it starts and when it ends, also after a failure.
 
 #[path = "lab/support.rs"]
@@ -15,7 +16,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth::apply::ApplyError;
 use berth::apply::hypervisor::{Hypervisor, migrate_live, move_offline};
@@ -446,10 +447,12 @@ fn live_move_creates_the_bridge_on_the_target_and_keeps_the_guest_running() {
     let tick_before = serial.last_tick();
     let target = h2.with_migration_uri(format!("tcp://{}", lab.host(2).ip));
     let mut reports = Vec::new();
+    let started = Instant::now();
     migrate_live(&h1, &target, GUEST, &LiveOptions::default(), &mut |p| {
         reports.push(p)
     })
     .unwrap_or_else(|e| panic!("{e}"));
+    let migration_time = started.elapsed();
 
     assert_eq!(
         target.domain_state(GUEST).unwrap(),
@@ -466,7 +469,8 @@ fn live_move_creates_the_bridge_on_the_target_and_keeps_the_guest_running() {
         "ticks must count on without a restart"
     );
     eprintln!(
-        "ticker: tick {tick_before} before the move, {tick_after} after; {} progress reports",
+        "migrate_live took {migration_time:?}; ticker: tick {tick_before} before the move, \
+         {tick_after} after; {} progress reports",
         reports.len()
     );
 

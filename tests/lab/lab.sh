@@ -16,7 +16,8 @@
 #   lab.sh ticker-image PATH  write the ticker boot disk (raw, 1 MiB) to PATH
 #   lab.sh selftest      prove the lab works; PASS/FAIL with timings, exit 1 on any FAIL
 #
-# $LAB is $BERTH_LAB, or /tmp/berth-lab. Run as root. Only 10.77.0.0/24 is used, and only
+# $LAB is $BERTH_LAB, or /tmp/berth-lab. Guests are KVM when /dev/kvm works, TCG otherwise
+# (BERTH_LAB_DOMAIN_TYPE=qemu forces TCG). Run as root. Only 10.77.0.0/24 is used, and only
 # between the lab's own namespaces and the root namespace's "labgw" interface.
 set -euo pipefail
 
@@ -108,8 +109,15 @@ probe_domain_type() {
 	fi
 }
 
+# BERTH_LAB_DOMAIN_TYPE=qemu forces TCG guests even where KVM works.
 domain_type() {
-	if [[ -s $LAB/domain-type ]]; then cat "$LAB/domain-type"; else probe_domain_type; fi
+	if [[ -n ${BERTH_LAB_DOMAIN_TYPE:-} ]]; then
+		echo "$BERTH_LAB_DOMAIN_TYPE"
+	elif [[ -s $LAB/domain-type ]]; then
+		cat "$LAB/domain-type"
+	else
+		probe_domain_type
+	fi
 }
 
 # --- namespaces and processes --------------------------------------------------------------
@@ -293,15 +301,25 @@ ensure_switch() {
 		mount --bind "$LAB/ns" "$LAB/ns"
 		mount --make-private "$LAB/ns"
 	fi
-	[[ -e /run/netns/$SWITCH_NS ]] || ip netns add "$SWITCH_NS"
+	if [[ ! -e /run/netns/$SWITCH_NS ]]; then
+		ip netns add "$SWITCH_NS"
+		no_ipv6 "$SWITCH_NS"
+	fi
 	ip -n "$SWITCH_NS" link show br0 >/dev/null 2>&1 || ip -n "$SWITCH_NS" link add br0 type bridge
 	ip -n "$SWITCH_NS" link set br0 up
 	if ! ip link show labgw >/dev/null 2>&1; then
 		ip link add labgw type veth peer name gw netns "$SWITCH_NS"
+		sysctl -qw net.ipv6.conf.labgw.disable_ipv6=1
 		ip addr add "$GW_IP/24" dev labgw
 	fi
 	ip link set labgw up
 	ip -n "$SWITCH_NS" link set gw master br0 up
+}
+
+# The lab speaks IPv4 on 10.77.0.0/24 only: no IPv6 (not even link-local) on any interface
+# created in namespace NS from now on.
+no_ipv6() {
+	ip netns exec "$1" sysctl -qw net.ipv6.conf.default.disable_ipv6=1 net.ipv6.conf.all.disable_ipv6=1
 }
 
 # Runs inside host N's fresh mount + UTS namespaces (internal subcommand).
@@ -333,6 +351,7 @@ create_host() {
 	fi
 	[[ -e /run/netns/$name ]] && return 0
 	ip netns add "$name"
+	no_ipv6 "$name"
 	ip -n "$SWITCH_NS" link add "h$n" type veth peer name eth0 netns "$name"
 	ip -n "$SWITCH_NS" link set "h$n" master br0 up
 	ip -n "$name" link set lo up

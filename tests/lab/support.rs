@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 use berth::remote::SshTarget;
 use virt::connect::Connect;
 
+/// Where `lab.sh` builds the lab unless `BERTH_LAB` says otherwise.
+pub const DEFAULT_DIR: &str = "/tmp/berth-lab";
+
 /// How `lab.sh up` is asked for in every failure message.
-pub const START_HINT: &str = "start it with `tests/lab/lab.sh up 3` and `export BERTH_LAB=/tmp/berth-lab` \
-     (or `eval \"$(tests/lab/lab.sh env)\"`)";
+pub const START_HINT: &str = "start it with `tests/lab/lab.sh up 3` (as root; set BERTH_LAB for both if the lab is not at /tmp/berth-lab)";
 
 /// The running lab.
 pub struct Lab {
@@ -42,14 +44,11 @@ pub struct GuestSpec<'a> {
 }
 
 impl Lab {
-    /// The lab named by `BERTH_LAB`, checked to be up with three hosts. Panics with what to run
+    /// The lab at `BERTH_LAB` (default `/tmp/berth-lab`, as for `lab.sh`), checked to be up with three hosts. Panics with what to run
     /// when it is not: these tests are meaningless without it.
     pub fn from_env() -> Lab {
-        let dir = std::env::var_os("BERTH_LAB")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                panic!("BERTH_LAB is not set: the KVM lab location is unknown; {START_HINT}")
-            });
+        let dir =
+            std::env::var_os("BERTH_LAB").map_or_else(|| PathBuf::from(DEFAULT_DIR), PathBuf::from);
         let lab = Lab {
             dir,
             script: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh")),
