@@ -1,7 +1,22 @@
 //! The OEDA Engineered System XML (es.xml): parsing into [`EsSystem`] and byte-preserving rewrites.
+//!
+//! - [`parse`] reads and checks a file (KVM only; Xen files are refused).
+//! - [`move_guests`] rewrites the host→guest references after migrations, leaving every other
+//!   byte as it was.
+//! - [`synthesize`] writes synthetic but valid files for tests and benchmarks.
 
+mod error;
+mod layout;
 pub mod model;
-mod parse; // STUB: replaced by the esxml branch
+mod parse;
+mod position;
+mod rewrite;
+mod scan;
+mod synth;
 
+pub use error::{EsXmlError, EsXmlErrorKind, Location};
+pub use layout::{EsLayout, GuestRefSpan, HostLayout};
 pub use model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
-pub use parse::{EsXmlError, parse}; // STUB: replaced by the esxml branch
+pub use parse::{parse, parse_with_layout};
+pub use rewrite::{move_guests, move_guests_in, GuestMove};
+pub use synth::{synthesize, SynthSpec};

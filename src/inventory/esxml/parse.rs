@@ -1,21 +1,410 @@
-//! STUB: replaced by the esxml branch. Only here so the inventory loader compiles on the
-//! libvirt branch; it refuses every file. The lead takes the esxml branch's parse.rs (and its
-//! `EsXmlError`) at merge.
+//! es.xml text → [`EsSystem`]: scan once, then resolve roles and references and check them.
+//!
+//! Every check names the file, line and element: an operator with a hand-edited or half-copied
+//! es.xml must be able to go straight to the line that is wrong.
 
-use super::model::EsSystem;
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
-// STUB: replaced by the esxml branch
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{source_name}: {message}")]
-pub struct EsXmlError {
-    pub source_name: String,
-    pub message: String,
+use crate::inventory::size::parse_size_mib;
+use crate::inventory::version::ImageVersion;
+
+use super::error::{machine_element, EsXmlError, EsXmlErrorKind, Location};
+use super::layout::{EsLayout, HostLayout};
+use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
+use super::scan::{scan, IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField};
+
+/// Parses and checks an es.xml. `source_name` (usually the path) prefixes every error.
+pub fn parse(source_name: &str, text: &str) -> Result<EsSystem, EsXmlError> {
+    parse_with_layout(source_name, text).map(|(system, _)| system)
 }
 
-// STUB: replaced by the esxml branch
-pub fn parse(source_name: &str, _text: &str) -> Result<EsSystem, EsXmlError> {
-    Err(EsXmlError {
-        source_name: source_name.to_string(),
-        message: "the es.xml parser is not built into this branch (stub)".into(),
-    })
+/// [`parse`], plus the byte ranges of every KVM host and guest reference, for rewriting.
+pub fn parse_with_layout(source_name: &str, text: &str) -> Result<(EsSystem, EsLayout), EsXmlError> {
+    let raw = scan(source_name, text)?;
+    Resolver { source_name, text }.resolve(raw)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Host,
+    Guest,
+    Other,
+}
+
+const OS_KVM_HOST: &str = "LinuxKVM";
+const OS_KVM_GUEST: &str = "LinuxKVMGuest";
+
+struct Resolver<'a> {
+    source_name: &'a str,
+    text: &'a str,
+}
+
+impl Resolver<'_> {
+    fn error(&self, offset: usize, element: impl Into<String>, kind: EsXmlErrorKind) -> EsXmlError {
+        EsXmlError::new(self.source_name, Some(Location::of(self.text, offset)), element, kind)
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        Location::of(self.text, offset).line
+    }
+
+    fn resolve(&self, raw: RawDocument) -> Result<(EsSystem, EsLayout), EsXmlError> {
+        let RawDocument { root_offset, oeda_version, customer_name, machines, networks, clusters, volumes } = raw;
+        let machine_index = self.index(&machines, "machine", |m| (&m.id, m.offset))?;
+        let roles = machines.iter().map(|m| self.role(m)).collect::<Result<Vec<_>, _>>()?;
+        if !roles.contains(&Role::Host) {
+            return Err(self.error(root_offset, "<engineeredSystem>", EsXmlErrorKind::NoKvmHosts));
+        }
+        self.check_host_names(&machines, &roles)?;
+        let parents = self.parents(&machines, &roles, &machine_index)?;
+        let mut parent_ids: Vec<String> = parents.iter().map(|p| p.map(|h| machines[h].id.clone()).unwrap_or_default()).collect();
+
+        let network_index = self.index(&networks, "network", |n| (&n.id, n.offset))?;
+        let cluster_index = self.index(&clusters, "cluster", |c| (&c.id, c.offset))?;
+        let volume_index = self.index(&volumes, "EDV volume", |v| (&v.id, v.offset))?;
+        self.check_cluster_names(&clusters)?;
+        let guest_clusters = self.memberships(&machines, &roles, &machine_index, &clusters, &cluster_index)?;
+
+        let mut hosts = Vec::new();
+        let mut guests = Vec::new();
+        let mut layout = EsLayout::default();
+        for (i, machine) in machines.into_iter().enumerate() {
+            match roles[i] {
+                Role::Host => {
+                    let (host, host_layout) = self.host(machine)?;
+                    layout.hosts.insert(host.id.clone(), host_layout);
+                    hosts.push(host);
+                }
+                Role::Guest => {
+                    self.check_references(&machine, &network_index, &volume_index)?;
+                    let cluster_ids = guest_clusters[i].iter().map(|&c| clusters[c].id.clone()).collect();
+                    guests.push(self.guest(machine, std::mem::take(&mut parent_ids[i]), cluster_ids)?);
+                }
+                Role::Other => {}
+            }
+        }
+        let clusters = cluster_members(clusters, &guests);
+        let networks = networks.into_iter().map(|n| self.network(n)).collect::<Result<Vec<_>, _>>()?;
+        let system = EsSystem {
+            oeda_version,
+            customer_name: customer_name.map(|c| c.value).filter(|c| !c.is_empty()),
+            hosts,
+            guests,
+            clusters,
+            networks,
+            volumes: volumes.into_iter().map(volume).collect(),
+        };
+        Ok((system, layout))
+    }
+
+    /// Id → position, refusing a second definition of the same id.
+    fn index<'r, T>(
+        &self,
+        items: &'r [T],
+        what: &'static str,
+        key: impl Fn(&'r T) -> (&'r String, usize),
+    ) -> Result<HashMap<&'r str, usize>, EsXmlError> {
+        let mut index = HashMap::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let (id, offset) = key(item);
+            match index.entry(id.as_str()) {
+                Entry::Vacant(slot) => {
+                    slot.insert(i);
+                }
+                Entry::Occupied(first) => {
+                    let first_line = self.line(key(&items[*first.get()]).1);
+                    let element = format!("<{} id=\"{id}\">", element_of(what));
+                    return Err(self.error(offset, element, EsXmlErrorKind::DuplicateId { what, first_line }));
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    fn role(&self, m: &RawMachine) -> Result<Role, EsXmlError> {
+        let os_type = TextField::non_empty(&m.os_type).map_or("", |f| f.value.as_str());
+        let role = if os_type.eq_ignore_ascii_case(OS_KVM_HOST) {
+            Role::Host
+        } else if os_type.eq_ignore_ascii_case(OS_KVM_GUEST) {
+            Role::Guest
+        } else {
+            return Ok(Role::Other);
+        };
+        match TextField::non_empty(&m.machine_type) {
+            Some(t) if !t.value.eq_ignore_ascii_case("compute") => {
+                let kind = EsXmlErrorKind::ConflictingMachineType { machine_type: t.value.clone(), os_type: os_type.to_string() };
+                Err(self.error(t.offset, machine_element(&m.id), kind))
+            }
+            _ => Ok(role),
+        }
+    }
+
+    /// Hosts and guests need a `hostName` (for guests it is the libvirt domain name), and no
+    /// two may share one.
+    fn check_host_names(&self, machines: &[RawMachine], roles: &[Role]) -> Result<(), EsXmlError> {
+        let mut seen: HashMap<&str, &RawMachine> = HashMap::new();
+        for (m, _) in machines.iter().zip(roles).filter(|(_, r)| **r != Role::Other) {
+            let Some(name) = TextField::non_empty(&m.host_name) else {
+                return Err(self.error(m.offset, machine_element(&m.id), EsXmlErrorKind::MissingElement("hostName")));
+            };
+            if let Some(first) = seen.insert(&name.value, m) {
+                let kind = EsXmlErrorKind::DuplicateHostName { name: name.value.clone(), first_id: first.id.clone(), first_line: first.line };
+                return Err(self.error(name.offset, machine_element(&m.id), kind));
+            }
+        }
+        Ok(())
+    }
+
+    /// For each machine, the index of the host that lists it, with every listing checked: only hosts list,
+    /// only guests are listed, each guest exactly once.
+    fn parents(
+        &self,
+        machines: &[RawMachine],
+        roles: &[Role],
+        index: &HashMap<&str, usize>,
+    ) -> Result<Vec<Option<usize>>, EsXmlError> {
+        let mut parents: Vec<Option<usize>> = vec![None; machines.len()];
+        for (h, host) in machines.iter().enumerate().filter(|(_, m)| !m.child_refs.is_empty()) {
+            if roles[h] != Role::Host {
+                let kind = EsXmlErrorKind::NotAHost { os_type: os_type_text(host) };
+                return Err(self.error(host.child_refs[0].span.start, machine_element(&host.id), kind));
+            }
+            for r in &host.child_refs {
+                let element = || machine_element(&host.id);
+                let Some(&g) = index.get(r.guest_id.as_str()) else {
+                    let kind = EsXmlErrorKind::UnknownGuestReference { id: r.guest_id.clone() };
+                    return Err(self.error(r.span.start, element(), kind));
+                };
+                if roles[g] != Role::Guest {
+                    let kind = EsXmlErrorKind::NotAGuest { id: r.guest_id.clone(), os_type: os_type_text(&machines[g]) };
+                    return Err(self.error(r.span.start, element(), kind));
+                }
+                match parents[g] {
+                    None => parents[g] = Some(h),
+                    Some(p) if p == h => {
+                        let kind = EsXmlErrorKind::GuestListedTwice { id: r.guest_id.clone() };
+                        return Err(self.error(r.span.start, element(), kind));
+                    }
+                    Some(p) => {
+                        let first = &machines[p];
+                        let kind = EsXmlErrorKind::TwoParentHosts {
+                            name: host_name(&machines[g]),
+                            first: host_name(first),
+                            first_line: first.line,
+                            second: host_name(host),
+                            second_line: host.line,
+                        };
+                        return Err(self.error(r.span.start, element(), kind));
+                    }
+                }
+            }
+        }
+        for (g, guest) in machines.iter().enumerate() {
+            if roles[g] == Role::Guest && parents[g].is_none() {
+                let kind = EsXmlErrorKind::NoParentHost { id: guest.id.clone(), name: host_name(guest) };
+                return Err(self.error(guest.offset, machine_element(&guest.id), kind));
+            }
+        }
+        Ok(parents)
+    }
+
+    /// For each machine, the clusters (indices, file order) it belongs to. Membership is the
+    /// union of the guest's own `software/clusters/cluster@id` and the clusters' VIP machine
+    /// lists, because OEDA records it in both places and either may be the only one kept.
+    fn memberships(
+        &self,
+        machines: &[RawMachine],
+        roles: &[Role],
+        machine_index: &HashMap<&str, usize>,
+        clusters: &[RawCluster],
+        cluster_index: &HashMap<&str, usize>,
+    ) -> Result<Vec<Vec<usize>>, EsXmlError> {
+        let mut member_of = vec![Vec::new(); machines.len()];
+        for (g, guest) in machines.iter().enumerate().filter(|(g, _)| roles[*g] == Role::Guest) {
+            for r in &guest.cluster_refs {
+                let &c = cluster_index.get(r.id.as_str()).ok_or_else(|| self.unknown(guest, r, "cluster"))?;
+                member_of[g].push(c);
+            }
+        }
+        for (c, cluster) in clusters.iter().enumerate() {
+            for member in &cluster.vip_members {
+                match machine_index.get(member.id.as_str()) {
+                    Some(&g) if roles[g] == Role::Guest => member_of[g].push(c),
+                    found => {
+                        let found = match found {
+                            Some(&m) => format!("has osType {}", os_type_text(&machines[m])),
+                            None => "is no machine in the file".to_string(),
+                        };
+                        let kind = EsXmlErrorKind::VipNotAGuest { id: member.id.clone(), found };
+                        return Err(self.error(member.offset, format!("<cluster id=\"{}\">", cluster.id), kind));
+                    }
+                }
+            }
+        }
+        for clusters_of_machine in &mut member_of {
+            clusters_of_machine.sort_unstable();
+            clusters_of_machine.dedup();
+        }
+        Ok(member_of)
+    }
+
+    fn check_cluster_names(&self, clusters: &[RawCluster]) -> Result<(), EsXmlError> {
+        match clusters.iter().find(|c| TextField::non_empty(&c.name).is_none()) {
+            Some(c) => Err(self.error(c.offset, format!("<cluster id=\"{}\">", c.id), EsXmlErrorKind::MissingElement("clusterName"))),
+            None => Ok(()),
+        }
+    }
+
+    fn unknown(&self, guest: &RawMachine, r: &IdRef, what: &'static str) -> EsXmlError {
+        let kind = EsXmlErrorKind::UnknownReference { what, id: r.id.clone() };
+        self.error(r.offset, machine_element(&guest.id), kind)
+    }
+
+    fn check_references(
+        &self,
+        guest: &RawMachine,
+        networks: &HashMap<&str, usize>,
+        volumes: &HashMap<&str, usize>,
+    ) -> Result<(), EsXmlError> {
+        for r in &guest.network_refs {
+            if !networks.contains_key(r.id.as_str()) {
+                return Err(self.unknown(guest, r, "network"));
+            }
+        }
+        for r in &guest.volume_refs {
+            if !volumes.contains_key(r.id.as_str()) {
+                return Err(self.unknown(guest, r, "EDV volume"));
+            }
+        }
+        Ok(())
+    }
+
+    fn host(&self, m: RawMachine) -> Result<(EsHost, HostLayout), EsXmlError> {
+        let element = machine_element(&m.id);
+        let host = EsHost {
+            physical_memory_mib: self.size(&m.physical_memory, "physicalMemorySize", &element)?,
+            image_version: self.image_version(&m.image_version, &element)?,
+            guest_ids: m.child_refs.iter().map(|r| r.guest_id.clone()).collect(),
+            name: host_name(&m),
+            line: m.line,
+            id: m.id,
+        };
+        let layout = HostLayout { start_tag: m.start_tag, end_tag: m.end_tag, last_child_start: m.last_child_start, guest_refs: m.child_refs };
+        Ok((host, layout))
+    }
+
+    fn guest(&self, m: RawMachine, host_id: String, cluster_ids: Vec<String>) -> Result<EsGuest, EsXmlError> {
+        let element = machine_element(&m.id);
+        Ok(EsGuest {
+            name: host_name(&m),
+            host_id,
+            vcpus: self.vcpus(&m.guest_cores, &element)?,
+            memory_mib: self.size(&m.guest_memory, "guestMemory", &element)?,
+            image_version: self.image_version(&m.image_version, &element)?,
+            cluster_ids,
+            network_ids: m.network_refs.into_iter().map(|r| r.id).collect(),
+            volume_ids: m.volume_refs.into_iter().map(|r| r.id).collect(),
+            line: m.line,
+            id: m.id,
+        })
+    }
+
+    fn network(&self, n: RawNetwork) -> Result<EsNetwork, EsXmlError> {
+        let element = format!("<network id=\"{}\">", n.id);
+        let Some(network_type) = TextField::non_empty(&n.network_type) else {
+            return Err(self.error(n.offset, element, EsXmlErrorKind::MissingElement("networkType")));
+        };
+        Ok(EsNetwork {
+            network_type: network_type.value.clone(),
+            master: text(n.master),
+            vlan_id: self.vlan(&n.vlan_id, &element)?,
+            interface_name: text(n.interface_name),
+            id: n.id,
+        })
+    }
+
+    /// A size above zero, or `None` when the element is absent or empty.
+    fn size(&self, field: &Option<TextField>, name: &'static str, element: &str) -> Result<Option<u64>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+        match parse_size_mib(&f.value) {
+            Ok(0) => Err(self.bad_value(f, name, element, "a size above zero")),
+            Ok(mib) => Ok(Some(mib)),
+            Err(source) => Err(self.error(f.offset, element, EsXmlErrorKind::BadSize { field: name, source })),
+        }
+    }
+
+    fn vcpus(&self, field: &Option<TextField>, element: &str) -> Result<Option<u32>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+        match f.value.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(self.bad_value(f, "guestCores", element, "a whole number of vCPUs (1 or more)")),
+        }
+    }
+
+    /// `default` (OEDA's "whatever image the installer ships") and empty mean "not known".
+    fn image_version(&self, field: &Option<TextField>, element: &str) -> Result<Option<ImageVersion>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+        if f.value.eq_ignore_ascii_case("default") {
+            return Ok(None);
+        }
+        f.value
+            .parse()
+            .map(Some)
+            .map_err(|_| self.bad_value(f, "ImageVersion", element, "an image version (dotted numbers such as 25.1.4.0.0.250614) or `default`"))
+    }
+
+    /// VLAN 0 is 802.1Q's "no VLAN" (OEDA writes it on untagged admin networks), so it is `None`.
+    fn vlan(&self, field: &Option<TextField>, element: &str) -> Result<Option<u32>, EsXmlError> {
+        let Some(f) = TextField::non_empty(field) else { return Ok(None) };
+        match f.value.parse::<u32>() {
+            Ok(0) => Ok(None),
+            Ok(v) if v <= 4094 => Ok(Some(v)),
+            _ => Err(self.bad_value(f, "vlanId", element, "a VLAN id (0 to 4094)")),
+        }
+    }
+
+    fn bad_value(&self, f: &TextField, field: &'static str, element: &str, expected: &'static str) -> EsXmlError {
+        self.error(f.offset, element, EsXmlErrorKind::BadValue { field, text: f.value.clone(), expected })
+    }
+}
+
+fn host_name(m: &RawMachine) -> String {
+    TextField::non_empty(&m.host_name).map_or_else(|| m.id.clone(), |f| f.value.clone())
+}
+
+fn os_type_text(m: &RawMachine) -> String {
+    TextField::non_empty(&m.os_type).map_or_else(|| "(none)".to_string(), |f| f.value.clone())
+}
+
+fn text(field: Option<TextField>) -> Option<String> {
+    field.map(|f| f.value).filter(|v| !v.is_empty())
+}
+
+fn element_of(what: &str) -> &str {
+    match what {
+        "EDV volume" => "edvVolume",
+        other => other,
+    }
+}
+
+fn volume(v: RawVolume) -> EsVolume {
+    EsVolume { id: v.id, name: text(v.name), device_path: text(v.device_path), volume_type: text(v.volume_type) }
+}
+
+/// Clusters with their member guests in guest file order.
+fn cluster_members(clusters: Vec<RawCluster>, guests: &[EsGuest]) -> Vec<EsCluster> {
+    let mut out: Vec<EsCluster> = clusters
+        .into_iter()
+        .map(|c| EsCluster { name: text(c.name).unwrap_or_default(), id: c.id, member_ids: Vec::new() })
+        .collect();
+    let position: HashMap<String, usize> = out.iter().enumerate().map(|(i, c)| (c.id.clone(), i)).collect();
+    for guest in guests {
+        for cluster_id in &guest.cluster_ids {
+            if let Some(&c) = position.get(cluster_id) {
+                out[c].member_ids.push(guest.id.clone());
+            }
+        }
+    }
+    out
 }
