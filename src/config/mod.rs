@@ -1,6 +1,21 @@
 //! What is wanted: the HCL configuration (`*.hcl` in the working directory), with source spans
 //! so that every semantic error points at file:line:col.
+//!
+//! Pipeline: [`load_dir`] reads the files, hcl-edit parses them (keeping spans), `validate`
+//! checks them against the block/attribute table in `schema`, and `build` fills the model.
 
+mod build;
+mod error;
+mod load;
 pub mod model;
+mod schema;
+mod size;
+mod suggest;
+mod syntax;
+mod validate;
+mod value;
 
+pub use build::DEFAULT_LIBVIRT_URI;
+pub use error::{ConfigError, ConfigNote, LocatedError, Location, render};
+pub use load::{load_dir, parse_str};
 pub use model::*;

@@ -1,0 +1,299 @@
+//! Turns the validated [`Node`] tree into the [`Config`] model: defaults for what is absent,
+//! paths and `test:` URIs resolved against the configuration directory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::de::{DeserializeOwned, IntoDeserializer};
+
+use super::error::{ConfigError, located};
+use super::model::{
+    Config, Defaults, DriftSource, GuestIntent, HostIntent, InventoryConfig, LiveOptions,
+    MigrationMode, SourceFile, Span, Spanned, SshSettings,
+};
+use super::validate::Node;
+
+/// libvirt URI template used when `inventory` has no `libvirt_uri`: the test driver with one
+/// node file per host, next to the configuration.
+pub const DEFAULT_LIBVIRT_URI: &str = "test:nodes/{host}.xml";
+
+/// Builds the model from a validated tree. `dir` must be absolute.
+pub(crate) fn build(
+    root: &Node,
+    files: Vec<SourceFile>,
+    dir: PathBuf,
+) -> Result<Config, ConfigError> {
+    let Some(inventory) = root.child("inventory") else {
+        return Err(located(
+            &files,
+            &Span::default(),
+            "no `inventory` block in the configuration",
+            "",
+            None,
+            Vec::new(),
+        ));
+    };
+    let built = (|| {
+        let inventory = build_inventory(inventory, &dir)?;
+        let defaults = root
+            .child("defaults")
+            .map(build_defaults)
+            .transpose()?
+            .unwrap_or_default();
+        let hosts: BTreeMap<String, HostIntent> = root
+            .children("host")
+            .filter_map(|node| build_host(node, &dir))
+            .map(|host| (host.name.value.clone(), host))
+            .collect();
+        let mut guests = BTreeMap::new();
+        for guest in root.children("guest").map(build_guest) {
+            if let Some(guest) = guest? {
+                guests.insert(guest.name.value.clone(), guest);
+            }
+        }
+        Ok((inventory, defaults, hosts, guests))
+    })();
+    match built {
+        Ok((inventory, defaults, hosts, guests)) => Ok(Config {
+            dir,
+            files,
+            inventory,
+            defaults,
+            guests,
+            hosts,
+        }),
+        Err(Internal(span, message)) => Err(located(&files, &span, message, "", None, Vec::new())),
+    }
+}
+
+/// A value validation should have guaranteed is missing (a bug, reported instead of a panic).
+struct Internal(Span, String);
+
+fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal> {
+    let es_xml = node.str("es_xml").ok_or_else(|| {
+        Internal(
+            node.header.clone(),
+            "internal error: `inventory` has no `es_xml`".into(),
+        )
+    })?;
+    let libvirt_uri = node.str("libvirt_uri").unwrap_or_else(|| Spanned {
+        value: DEFAULT_LIBVIRT_URI.into(),
+        span: node.header.clone(),
+    });
+    let drift_source = match node.enumeration("drift_source") {
+        Some(source) => Some(Spanned {
+            value: enum_value::<DriftSource>(&source)?,
+            span: source.span,
+        }),
+        None => None,
+    };
+    Ok(InventoryConfig {
+        es_xml: Spanned {
+            value: resolve_path(dir, &es_xml.value),
+            span: es_xml.span,
+        },
+        libvirt_uri: Spanned {
+            value: resolve_libvirt_uri(dir, &libvirt_uri.value),
+            span: libvirt_uri.span,
+        },
+        ssh: node
+            .child("ssh")
+            .map(|ssh| build_ssh(ssh, dir))
+            .unwrap_or_default(),
+        drift_source,
+        volume_command: node.list("volume_command"),
+    })
+}
+
+fn build_ssh(node: &Node, dir: &Path) -> SshSettings {
+    let base = SshSettings::default();
+    SshSettings {
+        user: node.str("user").map_or(base.user, |user| user.value),
+        port: node
+            .int("port")
+            .and_then(|port| u16::try_from(port.value).ok())
+            .or(base.port),
+        identity_file: node
+            .str("identity_file")
+            .map(|p| resolve_path(dir, &p.value))
+            .or(base.identity_file),
+        known_hosts_file: node
+            .str("known_hosts_file")
+            .map(|p| resolve_path(dir, &p.value))
+            .or(base.known_hosts_file),
+        strict_host_key_checking: node
+            .bool("strict_host_key_checking")
+            .unwrap_or(base.strict_host_key_checking),
+        options: node.list("options").unwrap_or(base.options),
+        gather_facts: node.bool("gather_facts").unwrap_or(base.gather_facts),
+    }
+}
+
+fn build_defaults(node: &Node) -> Result<Defaults, Internal> {
+    let base = Defaults::default();
+    let mode = match node.enumeration("mode") {
+        Some(mode) => Spanned {
+            value: enum_value::<MigrationMode>(&mode)?,
+            span: mode.span,
+        },
+        // Point at the `defaults` block, where the user would add `mode`.
+        None => Spanned {
+            value: base.mode.value,
+            span: node.header.clone(),
+        },
+    };
+    Ok(Defaults {
+        mode,
+        live: node.child("live").map(build_live).unwrap_or(base.live),
+        parallelism: u32_of(node, "parallelism").unwrap_or(base.parallelism),
+        max_inbound_per_host: u32_of(node, "max_inbound_per_host")
+            .unwrap_or(base.max_inbound_per_host),
+        max_outbound_per_host: u32_of(node, "max_outbound_per_host")
+            .unwrap_or(base.max_outbound_per_host),
+        vcpu_overcommit: node
+            .float("vcpu_overcommit")
+            .unwrap_or(base.vcpu_overcommit),
+        memory_reserved_mib: node
+            .size_mib("memory_reserved")
+            .unwrap_or(base.memory_reserved_mib),
+        shared_storage: node.list("shared_storage").unwrap_or(base.shared_storage),
+    })
+}
+
+fn build_live(node: &Node) -> LiveOptions {
+    let base = LiveOptions::default();
+    LiveOptions {
+        bandwidth_mib_s: u64_of(node, "bandwidth_mib_s").unwrap_or(base.bandwidth_mib_s),
+        parallel_connections: u32_of(node, "parallel_connections")
+            .unwrap_or(base.parallel_connections),
+        auto_converge: node.bool("auto_converge").unwrap_or(base.auto_converge),
+        post_copy: node.bool("post_copy").unwrap_or(base.post_copy),
+        max_downtime_ms: u64_of(node, "max_downtime_ms").or(base.max_downtime_ms),
+        tls: node.bool("tls").unwrap_or(base.tls),
+        compressed: node.bool("compressed").unwrap_or(base.compressed),
+    }
+}
+
+/// `None` for a block without a label, which validation has already reported.
+fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
+    Some(HostIntent {
+        name: node.label.clone()?,
+        drain: node.bool("drain").unwrap_or(false),
+        disabled: node.bool("disabled").unwrap_or(false),
+        max_guests: node.int("max_guests").and_then(|max| {
+            Some(Spanned {
+                value: u32::try_from(max.value).ok()?,
+                span: max.span,
+            })
+        }),
+        libvirt_uri: node.str("libvirt_uri").map(|uri| Spanned {
+            value: resolve_libvirt_uri(dir, &uri.value),
+            span: uri.span,
+        }),
+        memory_reserved_mib: node.size_mib("memory_reserved"),
+        span: node.span.clone(),
+    })
+}
+
+/// `None` for a block without a label, which validation has already reported.
+fn build_guest(node: &Node) -> Result<Option<GuestIntent>, Internal> {
+    let Some(name) = node.label.clone() else {
+        return Ok(None);
+    };
+    let mode = match node.enumeration("mode") {
+        Some(mode) => Some(Spanned {
+            value: enum_value::<MigrationMode>(&mode)?,
+            span: mode.span,
+        }),
+        None => None,
+    };
+    Ok(Some(GuestIntent {
+        name,
+        host: node.str("host"),
+        mode,
+        span: node.span.clone(),
+    }))
+}
+
+fn u32_of(node: &Node, name: &str) -> Option<u32> {
+    node.int(name)
+        .and_then(|value| u32::try_from(value.value).ok())
+}
+
+fn u64_of(node: &Node, name: &str) -> Option<u64> {
+    node.int(name)
+        .and_then(|value| u64::try_from(value.value).ok())
+}
+
+/// Maps a schema enum name to the model enum through the model's own serde names, so the two
+/// cannot drift apart silently (the schema tests check every name).
+fn enum_value<T: DeserializeOwned>(name: &Spanned<&'static str>) -> Result<T, Internal> {
+    let deserializer: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
+        name.value.into_deserializer();
+    T::deserialize(deserializer).map_err(|error| {
+        Internal(
+            name.span.clone(),
+            format!("internal error: schema value \"{}\": {error}", name.value),
+        )
+    })
+}
+
+/// A relative path is relative to the configuration directory.
+pub(crate) fn resolve_path(dir: &Path, path: &str) -> PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        dir.join(path)
+    }
+}
+
+/// `test:nodes/{host}.xml` → `test:///<dir>/nodes/{host}.xml`; `test:/abs` → `test:///abs`;
+/// URIs with an authority (`test:///default`, `qemu+ssh://…`) are left alone.
+pub(crate) fn resolve_libvirt_uri(dir: &Path, uri: &str) -> String {
+    match uri.strip_prefix("test:") {
+        Some(rest) if rest.starts_with("//") => uri.to_string(),
+        Some(rest) if rest.starts_with('/') => format!("test://{rest}"),
+        Some(rest) => format!("test://{}", dir.join(rest).display()),
+        None => uri.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_uris_resolve_against_the_config_dir() {
+        let dir = Path::new("/etc/berth");
+        assert_eq!(
+            resolve_libvirt_uri(dir, "test:nodes/{host}.xml"),
+            "test:///etc/berth/nodes/{host}.xml"
+        );
+        assert_eq!(
+            resolve_libvirt_uri(dir, "test:/srv/n.xml"),
+            "test:///srv/n.xml"
+        );
+        assert_eq!(
+            resolve_libvirt_uri(dir, "test:///default"),
+            "test:///default"
+        );
+        assert_eq!(
+            resolve_libvirt_uri(dir, "qemu+ssh://root@{host}/system"),
+            "qemu+ssh://root@{host}/system"
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_dir() {
+        let dir = Path::new("/etc/berth");
+        assert_eq!(
+            resolve_path(dir, "es.xml"),
+            PathBuf::from("/etc/berth/es.xml")
+        );
+        assert_eq!(
+            resolve_path(dir, "/opt/es.xml"),
+            PathBuf::from("/opt/es.xml")
+        );
+    }
+}

@@ -1,0 +1,467 @@
+//! Checks parsed HCL against the [schema](super::schema) and keeps what is valid as a tree of
+//! [`Node`]s with typed, spanned values. Every problem is collected (not just the first), each
+//! with its place, so one run shows the user everything to fix.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use hcl::edit::Span as _;
+use hcl::edit::structure::{Block, BlockLabel, Body, Structure};
+
+use super::error::{ConfigError, Note, located, location_of};
+use super::model::{SourceFile, Span, Spanned};
+use super::schema::{BlockSpec, ROOT, home_of};
+use super::suggest::did_you_mean;
+use super::value::{Value, convert, example};
+
+/// One validated block: its label, its attributes (absent and `null` ones left out) and its
+/// nested blocks. The root node holds the top-level blocks of every file.
+#[derive(Debug, Clone)]
+pub(crate) struct Node {
+    pub name: &'static str,
+    pub label: Option<Spanned<String>>,
+    /// The whole block.
+    pub span: Span,
+    /// The block's identifier and labels, where messages about the block point.
+    pub header: Span,
+    pub attrs: Vec<(&'static str, Spanned<Value>)>,
+    pub children: Vec<Node>,
+}
+
+impl Node {
+    fn value(&self, name: &str) -> Option<&Spanned<Value>> {
+        self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn typed<T>(&self, name: &str, extract: impl Fn(&Value) -> Option<T>) -> Option<Spanned<T>> {
+        let spanned = self.value(name)?;
+        Some(Spanned {
+            value: extract(&spanned.value)?,
+            span: spanned.span.clone(),
+        })
+    }
+
+    pub fn str(&self, name: &str) -> Option<Spanned<String>> {
+        self.typed(name, |v| {
+            if let Value::Str(s) = v {
+                Some(s.clone())
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.typed(name, |v| {
+            if let Value::Bool(b) = v {
+                Some(*b)
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
+    }
+
+    pub fn int(&self, name: &str) -> Option<Spanned<i64>> {
+        self.typed(name, |v| {
+            if let Value::Int(i) = v {
+                Some(*i)
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn float(&self, name: &str) -> Option<f64> {
+        self.typed(name, |v| {
+            if let Value::Float(f) = v {
+                Some(*f)
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
+    }
+
+    pub fn size_mib(&self, name: &str) -> Option<u64> {
+        self.typed(name, |v| {
+            if let Value::SizeMib(m) = v {
+                Some(*m)
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
+    }
+
+    pub fn list(&self, name: &str) -> Option<Vec<String>> {
+        self.typed(name, |v| {
+            if let Value::List(l) = v {
+                Some(l.clone())
+            } else {
+                None
+            }
+        })
+        .map(|s| s.value)
+    }
+
+    pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {
+        self.typed(name, |v| {
+            if let Value::Enum(e) = v {
+                Some(*e)
+            } else {
+                None
+            }
+        })
+    }
+
+    pub fn child(&self, name: &str) -> Option<&Node> {
+        self.children.iter().find(|child| child.name == name)
+    }
+
+    pub fn children<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Node> + 'a {
+        self.children.iter().filter(move |child| child.name == name)
+    }
+}
+
+/// Validates the parsed files (`(file index, body)`) as one configuration. Blocks may be spread
+/// over files; a block defined twice, in one file or two, is an error naming both places.
+pub(crate) fn validate(
+    files: &[SourceFile],
+    bodies: &[(usize, Body)],
+) -> Result<Node, ConfigError> {
+    let mut validator = Validator {
+        files,
+        errors: Vec::new(),
+    };
+    let mut seen = Seen::new();
+    let mut root = Node {
+        name: ROOT.name,
+        label: None,
+        span: Span::default(),
+        header: Span::default(),
+        attrs: Vec::new(),
+        children: Vec::new(),
+    };
+    for (file, body) in bodies {
+        let (attrs, children) = validator.body(*file, body, &ROOT, "", &mut seen);
+        root.attrs.extend(attrs);
+        root.children.extend(children);
+    }
+    for spec in ROOT.blocks.iter().filter(|spec| spec.required) {
+        if root.child(spec.name).is_none() {
+            validator.missing_top_level_block(spec);
+        }
+    }
+    ConfigError::check(validator.errors)?;
+    Ok(root)
+}
+
+/// First definition of each block within one parent, keyed by name and label.
+type Seen = HashMap<(&'static str, Option<String>), Span>;
+
+struct Validator<'a> {
+    files: &'a [SourceFile],
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn error(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) {
+        self.errors
+            .push(located(self.files, &span, message, label, help, Vec::new()));
+    }
+
+    /// Validates the structures of one block body (or of a file's top level, for [`ROOT`]).
+    fn body(
+        &mut self,
+        file: usize,
+        body: &Body,
+        spec: &'static BlockSpec,
+        path: &str,
+        seen: &mut Seen,
+    ) -> (Vec<(&'static str, Spanned<Value>)>, Vec<Node>) {
+        let mut attrs = Vec::new();
+        let mut children = Vec::new();
+        for structure in body.iter() {
+            match structure {
+                Structure::Attribute(attribute) => {
+                    let name = attribute.key.as_str();
+                    let key_span = span(file, attribute.key.span());
+                    let Some(attr_spec) = spec.attr(name) else {
+                        self.unknown(key_span, name, false, spec, path);
+                        continue;
+                    };
+                    match convert(&attribute.value, attr_spec) {
+                        Ok(Some(value)) => attrs.push((
+                            attr_spec.name,
+                            Spanned {
+                                value,
+                                span: span(file, attribute.value.span()),
+                            },
+                        )),
+                        Ok(None) => {}
+                        Err(problem) => {
+                            let range = problem
+                                .range
+                                .or_else(|| attribute.value.span())
+                                .unwrap_or(0..0);
+                            self.error(
+                                Span { file, range },
+                                problem.message,
+                                problem.label,
+                                problem.help,
+                            );
+                        }
+                    }
+                }
+                Structure::Block(block) => {
+                    let name = block.ident.as_str();
+                    match spec.block(name) {
+                        Some(block_spec) => {
+                            children.extend(self.block(file, block, block_spec, path, seen))
+                        }
+                        None => {
+                            self.unknown(span(file, block.ident.span()), name, true, spec, path)
+                        }
+                    }
+                }
+            }
+        }
+        (attrs, children)
+    }
+
+    /// Validates one block; `None` when it cannot be kept (bad labels, duplicate), after its
+    /// body has still been checked so that every problem in it is reported.
+    fn block(
+        &mut self,
+        file: usize,
+        block: &Block,
+        spec: &'static BlockSpec,
+        parent_path: &str,
+        seen: &mut Seen,
+    ) -> Option<Node> {
+        let ident_span = span(file, block.ident.span());
+        let header = Span {
+            file,
+            range: ident_span.range.start
+                ..block
+                    .labels
+                    .last()
+                    .and_then(label_span)
+                    .map_or(ident_span.range.end, |r| r.end),
+        };
+        let (label, mut keep) = self.labels(file, block, spec, &ident_span);
+        let path = match &label {
+            Some(label) => format!("{} \"{}\"", spec.name, label.value),
+            None if parent_path.is_empty() => spec.name.to_string(),
+            None => format!("{parent_path}.{}", spec.name),
+        };
+        if keep {
+            let key = (spec.name, label.as_ref().map(|l| l.value.clone()));
+            if let Some(first) = seen.get(&key) {
+                let first = first.clone();
+                self.duplicate(&header, &first, &path);
+                keep = false;
+            } else {
+                seen.insert(key, header.clone());
+            }
+        }
+        let (attrs, children) = self.body(file, &block.body, spec, &path, &mut Seen::new());
+        let node = Node {
+            name: spec.name,
+            label,
+            span: span(file, block.span()),
+            header,
+            attrs,
+            children,
+        };
+        self.missing_in(&node, spec, &path);
+        keep.then_some(node)
+    }
+
+    /// Checks the labels against the spec: the label (if any) and whether the block is usable.
+    fn labels(
+        &mut self,
+        file: usize,
+        block: &Block,
+        spec: &BlockSpec,
+        ident_span: &Span,
+    ) -> (Option<Spanned<String>>, bool) {
+        let name = spec.name;
+        let Some(what) = spec.label else {
+            if let (Some(first), Some(last)) = (block.labels.first(), block.labels.last()) {
+                let range =
+                    label_span(first).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
+                self.error(
+                    Span { file, range },
+                    format!("the `{name}` block takes no label"),
+                    "unexpected label",
+                    Some(format!(
+                        "write `{name} {{` and the attributes on the following lines"
+                    )),
+                );
+            }
+            return (None, true);
+        };
+        let Some(first) = block.labels.first() else {
+            self.error(
+                ident_span.clone(),
+                format!("the `{name}` block needs a label: the {what}"),
+                format!("`{name}` without a label"),
+                Some(format!(
+                    "write `{name} \"NAME\" {{` where NAME is the {what}"
+                )),
+            );
+            return (None, false);
+        };
+        let mut keep = true;
+        if let [_, extra @ ..] = block.labels.as_slice() {
+            if let (Some(second), Some(last)) = (extra.first(), extra.last()) {
+                let range =
+                    label_span(second).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
+                self.error(
+                    Span { file, range },
+                    format!(
+                        "the `{name}` block takes one label (the {what}), found {}",
+                        block.labels.len()
+                    ),
+                    "extra label",
+                    Some(format!("write `{name} \"{}\" {{`", first.as_str())),
+                );
+                keep = false;
+            }
+        }
+        let label = Spanned {
+            value: first.as_str().to_string(),
+            span: span(file, label_span(first)),
+        };
+        if label.value.trim().is_empty() {
+            self.error(
+                label.span.clone(),
+                format!("the {what} of a `{name}` block is empty"),
+                "empty label",
+                None,
+            );
+            keep = false;
+        }
+        (Some(label), keep)
+    }
+
+    fn duplicate(&mut self, again: &Span, first: &Span, path: &str) {
+        let at = location_of(self.files, first);
+        self.errors.push(located(
+            self.files,
+            again,
+            format!("`{path}` is defined twice (first at {at})"),
+            "defined again here",
+            Some("merge the two blocks into one, or remove one of them".into()),
+            vec![Note {
+                span: first.clone(),
+                label: format!("`{path}` first defined here"),
+            }],
+        ));
+    }
+
+    /// Required attributes and nested blocks missing from a block.
+    fn missing_in(&mut self, node: &Node, spec: &BlockSpec, path: &str) {
+        for attr in spec.attrs.iter().filter(|attr| attr.required) {
+            if node.value(attr.name).is_none() {
+                self.error(
+                    node.header.clone(),
+                    format!("`{path}` is missing the required attribute `{}`", attr.name),
+                    format!("needs `{}`", attr.name),
+                    Some(format!(
+                        "add `{} = {}` inside this block",
+                        attr.name,
+                        example(attr.kind)
+                    )),
+                );
+            }
+        }
+        for block in spec.blocks.iter().filter(|block| block.required) {
+            if node.child(block.name).is_none() {
+                self.error(
+                    node.header.clone(),
+                    format!("`{path}` is missing the required block `{}`", block.name),
+                    format!("needs a `{}` block", block.name),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn missing_top_level_block(&mut self, spec: &BlockSpec) {
+        let files: Vec<&str> = self.files.iter().map(|file| file.name.as_str()).collect();
+        let example = spec
+            .attrs
+            .iter()
+            .filter(|a| a.required)
+            .map(|a| format!("{} = {}", a.name, example(a.kind)));
+        let example: Vec<String> = example.collect();
+        self.error(
+            Span {
+                file: 0,
+                range: 0..0,
+            },
+            format!(
+                "no `{}` block in the configuration ({})",
+                spec.name,
+                files.join(", ")
+            ),
+            format!("`{}` is required in one of the files", spec.name),
+            Some(format!(
+                "add `{} {{ {} }}` (one attribute per line)",
+                spec.name,
+                example.join("; ")
+            )),
+        );
+    }
+
+    /// An attribute or block name the spec does not know here: suggest the likely one.
+    fn unknown(&mut self, at: Span, name: &str, is_block: bool, spec: &BlockSpec, path: &str) {
+        let what = if is_block { "block" } else { "attribute" };
+        let place = if path.is_empty() {
+            "at the top level".to_string()
+        } else {
+            format!("in `{path}`")
+        };
+        let message = format!("unknown {what} `{name}` {place}");
+        let help = if is_block && spec.attr(name).is_some() {
+            Some(format!(
+                "`{name}` is an attribute here, not a block: write `{name} = …`"
+            ))
+        } else if !is_block && spec.block(name).is_some() {
+            Some(format!(
+                "`{name}` is a block, not an attribute: write `{name} {{`, without `=`"
+            ))
+        } else if let Some(suggestion) = did_you_mean(name, spec.names()) {
+            Some(format!("did you mean `{suggestion}`?"))
+        } else if let Some(home) = home_of(name) {
+            Some(format!("`{name}` belongs {home}"))
+        } else {
+            let valid: Vec<String> = spec.names().map(|n| format!("`{n}`")).collect();
+            (!valid.is_empty()).then(|| format!("valid {place}: {}", valid.join(", ")))
+        };
+        self.error(at, message, format!("unknown {what}"), help);
+    }
+}
+
+fn span(file: usize, range: Option<Range<usize>>) -> Span {
+    Span {
+        file,
+        range: range.unwrap_or(0..0),
+    }
+}
+
+fn label_span(label: &BlockLabel) -> Option<Range<usize>> {
+    match label {
+        BlockLabel::String(s) => s.span(),
+        BlockLabel::Ident(i) => i.span(),
+    }
+}
