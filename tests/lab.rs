@@ -659,3 +659,38 @@ fn live_migration_to_a_stopped_libvirtd_fails_and_leaves_the_guest_running() {
         other => panic!("connecting to a stopped libvirtd must fail: {other:?}"),
     }
 }
+
+// The example plan's files (no lab needed) ------------------------------------------------------
+
+/// examples/plans/lab: the HCL loads, and what it names exists in its es.xml.
+#[test]
+fn example_plan_files_are_consistent() {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plans/lab"));
+    let config = berth::config::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let es_path = dir.join("es.xml");
+    let text = std::fs::read_to_string(&es_path).unwrap();
+    let es = berth::inventory::esxml::parse(&es_path.display().to_string(), &text)
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let es_hosts: BTreeSet<&str> = es.hosts.iter().map(|h| h.name.as_str()).collect();
+    let es_guests: BTreeSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(es_hosts, BTreeSet::from(["labh1", "labh2", "labh3"]));
+    assert_eq!(es_guests, BTreeSet::from(["labvm1", "labvm2", "labvm3"]));
+    for (n, host) in ["labh1", "labh2", "labh3"].iter().enumerate() {
+        let uri = config.hosts[*host]
+            .libvirt_uri
+            .as_ref()
+            .expect("per-host URI");
+        assert_eq!(uri.value, format!("qemu+tcp://10.77.0.1{}/system", n + 1));
+    }
+    let labvm1 = &config.guests["labvm1"];
+    assert_eq!(
+        labvm1.host.as_ref().map(|h| h.value.as_str()),
+        Some("labh2")
+    );
+    assert_eq!(
+        config.defaults.mode.value,
+        berth::config::MigrationMode::Live
+    );
+    assert!(config.inventory.ssh.strict_host_key_checking);
+}
