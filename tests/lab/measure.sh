@@ -21,6 +21,7 @@ BIN=$(cargo test --test lab --no-run --message-format=json 2>/dev/null |
 mapfile -t TESTS < <("$BIN" --list --ignored 2>/dev/null | sed -n 's/: test$//p')
 
 declare -A RUNS FAILED
+FAILURES=0
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 timed() { # timed LABEL CMD…: runs CMD, records its wall time and whether it failed
 	local label=$1 t0
@@ -28,6 +29,7 @@ timed() { # timed LABEL CMD…: runs CMD, records its wall time and whether it f
 	t0=$(now_ms)
 	if ! "$@" >/tmp/berth-measure.out 2>&1; then
 		FAILED[$label]=$((${FAILED[$label]:-0} + 1))
+		FAILURES=$((FAILURES + 1))
 		echo "measure.sh: '$label' failed:" >&2
 		tail -20 /tmp/berth-measure.out >&2
 	fi
@@ -56,4 +58,4 @@ printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..82})" "-----------" "---------
 for l in "${LABELS[@]}"; do
 	printf '| %-80s | %9s | %-20s | %s |\n' "$l" "$(echo "${RUNS[$l]}" | median)" "${RUNS[$l]% }" "${FAILED[$l]:-0}"
 done
-((${#FAILED[@]} == 0))
+((FAILURES == 0))
