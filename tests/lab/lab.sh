@@ -168,7 +168,7 @@ kill_host_processes() {
 # --- files -------------------------------------------------------------------------------
 
 write_ssh_files() {
-	local n ip name
+	local n ip name d
 	mkdir -p "$LAB/ssh" "$LAB/bin" "$LAB/etc"
 	chmod 700 "$LAB/ssh"
 	[[ -s $LAB/ssh/id_ed25519 ]] ||

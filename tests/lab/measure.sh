@@ -20,6 +20,7 @@ BIN=$(cargo test --test lab --no-run --message-format=json 2>/dev/null |
 [[ -x $BIN ]] || { echo "measure.sh: cannot build the lab test binary" >&2; exit 1; }
 mapfile -t TESTS < <("$BIN" --list --ignored 2>/dev/null | sed -n 's/: test$//p')
 
+OUT=$(mktemp)
 declare -A RUNS FAILED
 FAILURES=0
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
@@ -27,16 +28,16 @@ timed() { # timed LABEL CMD…: runs CMD, records its wall time and whether it f
 	local label=$1 t0
 	shift
 	t0=$(now_ms)
-	if ! "$@" >/tmp/berth-measure.out 2>&1; then
+	if ! "$@" >$OUT 2>&1; then
 		FAILED[$label]=$((${FAILED[$label]:-0} + 1))
 		FAILURES=$((FAILURES + 1))
 		echo "measure.sh: '$label' failed:" >&2
-		tail -20 /tmp/berth-measure.out >&2
+		tail -20 $OUT >&2
 	fi
 	RUNS[$label]+="$(($(now_ms) - t0)) "
 }
 
-trap '"$LAB_SH" down >/dev/null 2>&1 || true' EXIT
+trap '"$LAB_SH" down >/dev/null 2>&1 || true; rm -f "$OUT"' EXIT
 LABELS=("up 3 (from nothing)" "up 3 (already up)" "selftest")
 for t in "${TESTS[@]}"; do LABELS+=("test $t"); done
 LABELS+=("down")
