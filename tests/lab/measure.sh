@@ -28,11 +28,11 @@ timed() { # timed LABEL CMD…: runs CMD, records its wall time and whether it f
 	local label=$1 t0
 	shift
 	t0=$(now_ms)
-	if ! "$@" >$OUT 2>&1; then
+	if ! "$@" >"$OUT" 2>&1; then
 		FAILED[$label]=$((${FAILED[$label]:-0} + 1))
 		FAILURES=$((FAILURES + 1))
 		echo "measure.sh: '$label' failed:" >&2
-		tail -20 $OUT >&2
+		tail -20 "$OUT" >&2
 	fi
 	RUNS[$label]+="$(($(now_ms) - t0)) "
 }
