@@ -40,6 +40,7 @@ rgIAPqIypAACAAA=
 # libvirt double-forks QEMU, so a QEMU process's parent becomes PID 1, which may reap late;
 # libvirt then waits about 2 s on every destroy or migration for the zombie to go. This tiny
 # child-subreaper runs libvirtd as its child and reaps every orphan at once.
+# shellcheck disable=SC2016 # perl source, expanded by perl
 REAPER_PL='
 use strict; use warnings;
 syscall(157, 36, 1, 0, 0, 0) == 0 or die "prctl(PR_SET_CHILD_SUBREAPER): $!\n";
@@ -426,7 +427,7 @@ cmd_up() {
 	for n in $hosts; do wait_host_ready "$n"; done
 	# shellcheck disable=SC2086
 	warm_up $hosts
-	log "up: $(echo $hosts | wc -w) hosts ($(domain_type)) in $(($(now_ms) - t0)) ms; \`$SELF env\` prints the exports"
+	log "up: $(echo "$hosts" | wc -w) hosts ($(domain_type)) in $(($(now_ms) - t0)) ms; \`$SELF env\` prints the exports"
 }
 
 # --- teardown ----------------------------------------------------------------------------------
