@@ -66,6 +66,10 @@ tcp_uri() { echo "qemu+tcp://$(host_ip "$1")/system"; }
 check_lab_path() {
 	[[ $LAB == /* && $LAB =~ ^[A-Za-z0-9._/-]+$ ]] ||
 		die "BERTH_LAB must be an absolute path of [A-Za-z0-9._/-] (got '$LAB')"
+	# Hosts get their own /run, /var, /sys and /etc/libvirt: the lab cannot live below them.
+	case $LAB/ in
+	/run/* | /var/* | /sys/* | /proc/* | /etc/libvirt/*) die "BERTH_LAB cannot be under /run, /var, /sys, /proc or /etc/libvirt (got '$LAB')" ;;
+	esac
 }
 
 require_root() { [[ $(id -u) == 0 ]] || die "must run as root"; }
