@@ -752,3 +752,36 @@ fn libvirt_is_read_over_ssh_transports_with_strict_host_keys() {
     assert!(!refused.message.is_empty(), "{refused}");
     eprintln!("refused: {refused}");
 }
+
+/// `berth plan` itself (the binary, as an operator runs it) on the lab example: it reads es.xml,
+/// every lab host's libvirt over TCP and each host's bridges over SSH, and plans the live move
+/// with CREATE_BRIDGES first, because labh2 lacks the guest's bridge.
+#[test]
+#[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
+fn berth_plan_reads_the_lab_example_from_the_live_lab() {
+    let lab = Lab::from_env();
+    assert_eq!(
+        lab.dir.as_path(),
+        std::path::Path::new("/tmp/berth-lab"),
+        "examples/plans/lab/main.hcl names the lab's key files under /tmp/berth-lab"
+    );
+    let _cleanup = ExampleGuests::set_up(&lab);
+    let out = assert_cmd::Command::cargo_bin("berth")
+        .unwrap()
+        .args(["-C", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plans/lab"), "plan", "--json"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "berth plan failed:\n{stderr}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
+    let moves = plan["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{plan}");
+    assert_eq!(
+        (&moves[0]["guest"], &moves[0]["from"], &moves[0]["to"], &moves[0]["mode"]),
+        (&"labvm1".into(), &"labh1".into(), &"labh2".into(), &"live".into())
+    );
+    let kinds: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["CREATE_BRIDGES", "MIGRATE_GUEST"]);
+    assert_eq!(plan["steps"][0]["items"], serde_json::json!(["vmbondeth0"]));
+    assert!(plan["drift"].as_array().unwrap().is_empty(), "{plan}");
+}
