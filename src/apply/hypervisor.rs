@@ -5,7 +5,7 @@
 //! that message ("Cannot get interface MTU on 'br-st': No such device") is what tells an
 //! operator what to fix.
 
-use std::sync::{Once, mpsc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,6 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
 const POSTCOPY_AFTER_ITERATION: u64 = 2;
 
 const MIB: f64 = 1024.0 * 1024.0;
-
-static QUIET_LIBVIRT: Once = Once::new();
 
 /// Progress of a live migration, from libvirt's job statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +81,9 @@ impl std::fmt::Debug for Hypervisor {
 impl Hypervisor {
     /// Opens `uri` for the host named `host` (the name used in plans and messages).
     pub fn connect(host: &str, uri: &str) -> Result<Self, ApplyError> {
-        QUIET_LIBVIRT.call_once(virt::error::clear_error_callback);
+        crate::inventory::libvirt::silence_libvirt_stderr();
+        let refused = |message: String| ApplyError::Connect { host: host.to_string(), uri: uri.to_string(), message };
+        crate::inventory::libvirt::check_transport(uri).map_err(refused)?;
         let conn = Connect::open(Some(uri)).map_err(|e| ApplyError::Connect {
             host: host.to_string(),
             uri: uri.to_string(),

@@ -57,9 +57,23 @@ pub fn expand_uri(template: &str, host: &str) -> String {
 
 /// libvirt prints every error to stderr unless its default error callback is removed;
 /// berth reports errors itself.
-fn silence_libvirt_stderr() {
+pub fn silence_libvirt_stderr() {
     static ONCE: Once = Once::new();
     ONCE.call_once(virt::error::clear_error_callback);
+}
+
+/// Refuses transports berth cannot drive. libvirt's `libssh` transport waits for an event loop
+/// that berth does not run: the connection logs in and then hangs for good (seen on the lab).
+/// `qemu+ssh://` (the system ssh client) and `qemu+libssh2://` work.
+pub fn check_transport(uri: &str) -> Result<(), String> {
+    let scheme = uri.split("://").next().unwrap_or_default();
+    if scheme.ends_with("+libssh") {
+        return Err(format!(
+            "the `{scheme}` transport needs a libvirt event loop that berth does not run (it would hang); \
+             use `qemu+ssh://` or `qemu+libssh2://` instead"
+        ));
+    }
+    Ok(())
 }
 
 /// Reads one host: node memory (MiB), logical CPUs and model, the capabilities' CPU model
@@ -72,6 +86,7 @@ pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtErr
         action: action.to_string(),
         message: message.to_string(),
     };
+    check_transport(uri).map_err(|m| fail("connect", &m))?;
     let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail("connect", e.message()))?;
     let node = conn.node_info().map_err(|e| fail("read node info", e.message()))?;
     // Advisory: a driver without capabilities (or without a CPU model) still yields a host.
@@ -198,6 +213,20 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".into())
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    #[test]
+    fn the_libssh_transport_is_refused_before_it_can_hang() {
+        let err = observe_host("adm01", "qemu+libssh://root@adm01/system").unwrap_err();
+        assert!(err.to_string().contains("qemu+ssh://"), "{err}");
+        assert!(check_transport("qemu+libssh2://root@adm01/system").is_ok());
+        assert!(check_transport("qemu+ssh://root@adm01/system").is_ok());
+        assert!(check_transport("test:///tmp/node.xml").is_ok());
+    }
 }
 
 #[cfg(test)]
