@@ -147,3 +147,13 @@ fn unreachable_libvirt_names_host_and_uri() {
     let err = fails(dir.path());
     assert!(err.contains("exa01adm02"), "{err}");
 }
+
+#[test]
+fn a_usage_error_exits_1_not_2() {
+    // 2 means "changes" under --detailed-exitcode: a typo must never look like that.
+    let out = Command::cargo_bin("berth").unwrap().args(["plan", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
+    let help = Command::cargo_bin("berth").unwrap().arg("--help").output().unwrap();
+    assert_eq!(help.status.code(), Some(0));
+}

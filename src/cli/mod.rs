@@ -28,7 +28,15 @@ pub mod exit {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let argv = terraform_flags::normalize(std::env::args_os());
-    let cli = Cli::parse_from(argv);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` print and succeed; a usage error exits 1 like every other
+            // bad input (clap's own 2 would read as "changes" under --detailed-exitcode).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::ERROR } else { exit::OK });
+        }
+    };
     let color = !cli.no_color && crate::render::color_enabled_for_stderr();
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
