@@ -292,25 +292,29 @@ impl Run<'_> {
 
     /// Keeps the state's topology in step with what the step changed.
     fn record_topology(&mut self, i: usize, outcome: &StepOutcome) {
-        let s = &self.plan.steps[i];
-        let placed = match s.kind {
-            StepKind::StopGuest => Some((s.from.clone(), Some(GuestState::ShutOff))),
-            StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
-            StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
-            _ => None,
-        };
-        let Some((host, known_state)) = placed else { return };
-        let previous = self.state.topology.get(&s.guest);
-        let record = GuestRecord {
-            host,
-            state: known_state.or(previous.map(|p| p.state)).unwrap_or(GuestState::Unknown),
-            last_definition_xml: outcome
-                .definition_xml
-                .clone()
-                .or_else(|| previous.and_then(|p| p.last_definition_xml.clone())),
-        };
-        self.state.topology.insert(s.guest.clone(), record);
+        record_topology(self.state, &self.plan.steps[i], outcome);
     }
+}
+
+/// Records in `state.topology` where `step` (just done) left its guest.
+pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome) {
+    let placed = match s.kind {
+        StepKind::StopGuest => Some((s.from.clone(), Some(GuestState::ShutOff))),
+        StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
+        StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
+        _ => None,
+    };
+    let Some((host, known_state)) = placed else { return };
+    let previous = state.topology.get(&s.guest);
+    let record = GuestRecord {
+        host,
+        state: known_state.or(previous.map(|p| p.state)).unwrap_or(GuestState::Unknown),
+        last_definition_xml: outcome
+            .definition_xml
+            .clone()
+            .or_else(|| previous.and_then(|p| p.last_definition_xml.clone())),
+    };
+    state.topology.insert(s.guest.clone(), record);
 }
 
 /// Which steps this run may execute.

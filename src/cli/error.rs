@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::apply::ApplyError;
 use crate::config::{self, ConfigError};
 use crate::inventory::load::InventoryError;
 use crate::plan::file::PlanFileError;
+use crate::state::StateError;
 
 /// Everything a command can fail with. Each variant wraps one layer's error type.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,17 @@ pub enum CliError {
     Chdir { path: PathBuf, source: std::io::Error },
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The command will not do what was asked, and the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot read the confirmation from standard input: {0}")]
+    Stdin(std::io::Error),
 }
 
 impl CliError {
