@@ -59,11 +59,11 @@ pub enum ApplyError {
 
     /// Reading es.xml or the hosts failed.
     #[error(transparent)]
-    Inventory(#[from] InventoryError),
+    Inventory(Box<InventoryError>),
 
     /// es.xml could not be rewritten for the moves that were carried out.
     #[error("cannot rewrite es.xml for the moves carried out: {0}")]
-    EsXml(#[from] EsXmlError),
+    EsXml(Box<EsXmlError>),
 
     /// A file apply writes (es.xml, its backup) could not be written.
     #[error("{action} `{}`: {error}", path.display())]
@@ -76,6 +76,18 @@ pub enum ApplyError {
     /// The apply cannot start or continue as asked (stale plan, unknown target, …).
     #[error("{0}")]
     Refused(String),
+}
+
+impl From<InventoryError> for ApplyError {
+    fn from(e: InventoryError) -> Self {
+        ApplyError::Inventory(Box::new(e))
+    }
+}
+
+impl From<EsXmlError> for ApplyError {
+    fn from(e: EsXmlError) -> Self {
+        ApplyError::EsXml(Box::new(e))
+    }
 }
 
 impl ApplyError {

@@ -41,6 +41,10 @@ pub struct ExecOptions {
     pub targets: Option<BTreeSet<String>>,
     /// Only this one step (its dependencies must be done already).
     pub single_step: Option<String>,
+    /// The id journal entries carry; `None` = [`plan_id`] of the plan. Two plans made from
+    /// the same inputs within a second have the same content id, so an apply session gives
+    /// each plan it starts an id of its own.
+    pub journal_id: Option<String>,
 }
 
 impl Default for ExecOptions {
@@ -52,6 +56,7 @@ impl Default for ExecOptions {
             keep_going: false,
             targets: None,
             single_step: None,
+            journal_id: None,
         }
     }
 }
@@ -349,7 +354,7 @@ pub async fn execute<R: StepRunner + 'static>(
     let graph = StepGraph::build(plan)?;
     let selected = selection(plan, opts)?;
     let limits = Limits::new(&plan.steps, opts);
-    let id = plan_id(plan);
+    let id = opts.journal_id.clone().unwrap_or_else(|| plan_id(plan));
     let mut run = Run {
         plan,
         plan_id: id.clone(),

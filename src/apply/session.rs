@@ -206,11 +206,12 @@ impl Session {
     }
 
     /// Makes `plan` (limited to the moves of `targets`) the plan in progress, saved before
-    /// any step runs. Keeps an unfinished plan with the same id as it is.
+    /// any step runs, under a journal id of its own (its content id and a random suffix).
+    /// Keeps an unfinished plan with the same content as it is.
     pub fn begin(&mut self, plan: Plan, targets: Option<BTreeSet<String>>) -> Result<(), ApplyError> {
-        let id = plan_id(&plan);
+        let content = plan_id(&plan);
         if let Some(u) = &self.state.in_progress {
-            if u.plan_id == id {
+            if plan_id(&u.plan) == content {
                 return Ok(());
             }
             return Err(ApplyError::Refused(format!(
@@ -218,6 +219,7 @@ impl Session {
                 u.plan_id
             )));
         }
+        let id = format!("{content}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         self.state.in_progress =
             Some(InProgress { plan_id: id, plan, targets, started_at: Utc::now(), es_xml_backup: None });
         self.store.save(&mut self.state)?;
@@ -241,6 +243,7 @@ impl Session {
         if opts.targets.is_none() {
             opts.targets = u.targets.clone();
         }
+        opts.journal_id = Some(u.plan_id.clone());
         let runner = Arc::new(Shared(Arc::clone(&self.runner)));
         let report = execute(&u.plan, runner, &self.store, &mut self.state, &opts, on_event).await?;
         let finished = resume::unfinished_steps(&self.state, &u).is_empty();

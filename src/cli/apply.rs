@@ -84,7 +84,7 @@ fn choose_plan(session: &Session, args: &ApplyArgs, inv: &Inventory) -> Result<(
     if let Some(u) = session.unfinished() {
         if let Some(file) = &args.file {
             let saved = plan::file::load(file)?;
-            if plan_id(&saved) != u.plan_id {
+            if plan_id(&saved) != plan_id(&u.plan) {
                 return Err(CliError::Refused(format!(
                     "plan {} of an earlier apply (started {}) is unfinished, and {} is another plan: finish the \
                      unfinished one with `berth apply`, or drop it with `berth apply -replan`",

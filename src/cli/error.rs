@@ -13,8 +13,9 @@ use crate::state::StateError;
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Boxed: es.xml errors carry their location and would make every `Result` large.
     #[error(transparent)]
-    Inventory(#[from] InventoryError),
+    Inventory(Box<InventoryError>),
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
     #[error("cannot change to directory {path}: {source}")]
@@ -32,6 +33,12 @@ pub enum CliError {
     Runtime(std::io::Error),
     #[error("cannot read the confirmation from standard input: {0}")]
     Stdin(std::io::Error),
+}
+
+impl From<InventoryError> for CliError {
+    fn from(e: InventoryError) -> Self {
+        CliError::Inventory(Box::new(e))
+    }
 }
 
 impl CliError {

@@ -60,7 +60,8 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InProgress {
-    /// `apply::plan_id` of `plan`: the id its journal entries carry.
+    /// The id this plan's journal entries carry: `apply::plan_id` of `plan` (its content)
+    /// and a random suffix, so that two applies of equal plans never share journal entries.
     pub plan_id: String,
     pub plan: Plan,
     /// Guests whose moves this apply carries out (`-target`); `None` = every move.
