@@ -436,3 +436,48 @@ fn the_lab_keeps_only_what_the_test_driver_can_do() {
     let node = std::fs::read_to_string(lab.path().join(format!("nodes/{ADM01}.xml"))).unwrap();
     assert!(!node.contains("hostdev") && !node.contains("vmbondeth0.1") && node.contains("vmbondeth0'"));
 }
+
+#[test]
+fn with_es_xml_out_es_xml_stays_and_the_result_goes_there() {
+    let lab = drain_lab();
+    let rt = runtime();
+    let main = lab.path().join("main.hcl");
+    let hcl = std::fs::read_to_string(&main).unwrap().replace("es_xml = \"es.xml\"", "es_xml = \"es.xml\"\n  es_xml_out = \"es.new.xml\"");
+    std::fs::write(&main, hcl).unwrap();
+    let original = std::fs::read_to_string(lab.path().join("es.xml")).unwrap();
+    let mut session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
+    let plan = fresh_plan(&session);
+    session.begin(plan.clone(), None).unwrap();
+    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    let written = outcome.write_back.unwrap().unwrap();
+    assert_eq!((written.path, written.backup), (lab.path().join("es.new.xml"), None));
+    assert_eq!(std::fs::read_to_string(lab.path().join("es.xml")).unwrap(), original);
+    let new = std::fs::read_to_string(lab.path().join("es.new.xml")).unwrap();
+    assert_eq!(unified_diff(&plan.es_xml_path, &original, &new), plan.es_xml_diff);
+    assert_eq!(mode(&lab.path().join("es.new.xml")), 0o600);
+}
+
+#[test]
+fn es_xml_edited_during_the_apply_is_not_overwritten_and_the_write_back_is_retried() {
+    let lab = drain_lab();
+    let rt = runtime();
+    let es_path = lab.path().join("es.xml");
+    let original = std::fs::read_to_string(&es_path).unwrap();
+    let mut session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
+    let plan = fresh_plan(&session);
+    session.begin(plan.clone(), None).unwrap();
+    std::fs::write(&es_path, original.clone() + "<!-- edited while berth ran -->\n").unwrap();
+    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    assert!(outcome.report.succeeded() && outcome.finished);
+    let err = outcome.write_back.unwrap_err().to_string();
+    assert!(err.contains("changed since the plan was made") && err.contains("update es.xml by hand"), "{err}");
+    assert!(std::fs::read_to_string(&es_path).unwrap().ends_with("<!-- edited while berth ran -->\n"));
+    assert!(session.unfinished().is_some(), "kept until es.xml is written");
+
+    // Put back, the next run has no step left and only writes es.xml.
+    std::fs::write(&es_path, &original).unwrap();
+    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    assert!(outcome.report.done.is_empty());
+    outcome.write_back.unwrap().unwrap();
+    assert_converged(&session, lab.path(), &original, &plan);
+}

@@ -228,14 +228,15 @@ fn apply_plan(
         }
         _ => plan.moves.iter().map(|m| m.guest.clone()).filter(|g| resume::in_scope(&targets, g)).collect(),
     };
-    if scope.is_empty() {
-        if !args.json {
-            println!("\nNo changes. Every guest in scope is where the configuration wants it.");
+    // An unfinished plan with every step done only lacks its es.xml write-back: run it.
+    if scope.is_empty() && source != Source::Unfinished {
+        if !args.json && targets.is_some() {
+            println!("\nNo changes for the targeted guests.");
         }
         return Ok(None);
     }
     let moves = plan.moves.iter().filter(|m| scope.contains(&m.guest)).count();
-    if source != Source::Saved && !args.auto_approve && !confirm(moves)? {
+    if source != Source::Saved && moves > 0 && !args.auto_approve && !confirm(moves)? {
         println!("Apply cancelled.");
         return Ok(Some((exit::ERROR, false)));
     }
@@ -286,7 +287,16 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
         lines.push(format!("Failed: {step}: {message}"));
     }
     if !r.not_run.is_empty() {
-        lines.push(format!("Not run (stopped after the failure): {}", r.not_run.join(", ")));
+        let mut by_guest: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for step in &r.not_run {
+            *by_guest.entry(step.rsplit_once(':').map_or(step.as_str(), |(g, _)| g)).or_default() += 1;
+        }
+        let guests: Vec<String> = by_guest.iter().map(|(g, n)| format!("{g} ({n})")).collect();
+        lines.push(format!(
+            "Not run, because the apply stopped at the failure (-keep-going lets independent steps finish): {} step(s) of {}",
+            r.not_run.len(),
+            guests.join(", ")
+        ));
     }
     let write_back_failed = match &outcome.write_back {
         Ok(Some(w)) => {

@@ -113,7 +113,7 @@ impl Lines {
     }
 }
 
-/// One bar per running step on stderr; finished steps stay as one line each.
+/// One bar per running step on stderr; each finished step leaves one line above them.
 pub struct Bars {
     multi: MultiProgress,
     bars: HashMap<String, ProgressBar>,
@@ -176,16 +176,13 @@ impl Bars {
         }
     }
 
+    /// Replaces the step's bar by a permanent line above the running bars.
     fn finish(&mut self, step: &str, text: String) {
-        match self.bars.remove(step) {
-            Some(bar) => {
-                bar.set_style(ProgressStyle::with_template("{msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
-                bar.finish_with_message(text);
-            }
-            None => {
-                let _ = self.multi.println(text);
-            }
+        if let Some(bar) = self.bars.remove(step) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
         }
+        let _ = self.multi.println(text);
     }
 }
 
