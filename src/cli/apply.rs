@@ -41,20 +41,21 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
     let mut session = Session::open(cfg, runtime.handle().clone())?;
+    let say = |text: &str| say(args.json, text);
     for note in session.settle()? {
-        println!("{note}");
+        say(&note);
     }
     let mut code = exit::OK;
     // A continued plan is followed by a fresh plan for whatever is left to do.
     for round in 0..2 {
         let mut inv = session.read_inventory()?;
         if args.replan && round == 0 && session.unfinished().is_some() {
-            drop_unfinished(&mut session)?;
+            drop_unfinished(&mut session, &say)?;
             inv = session.read_inventory()?;
         }
         let (plan, source) = choose_plan(&session, args, &inv)?;
         if round > 0 && source == Source::Fresh && !plan.has_changes() && plan.is_ok() {
-            println!("Nothing else to do: every guest is where the configuration wants it.");
+            say("Nothing else to do: every guest is where the configuration wants it.");
             break;
         }
         let Some(result) = apply_plan(&mut session, &runtime, args, plan, source, color)? else { break };
@@ -62,20 +63,31 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
         if !(source == Source::Unfinished && result.1 && args.step.is_none() && code == exit::OK) {
             break;
         }
-        println!("\nThe unfinished plan is done. Planning again from what is now.\n");
+        say("\nThe unfinished plan is done. Planning again from what is now.\n");
     }
     Ok(code)
 }
 
+/// Text that is not an event: on stdout, or on stderr with `--json` (stdout is events only).
+fn say(json: bool, text: &str) {
+    if json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
 /// `-replan`: forgets the unfinished plan, after writing es.xml for the moves it completed.
-fn drop_unfinished(session: &mut Session) -> Result<(), CliError> {
+fn drop_unfinished(session: &mut Session, say: &dyn Fn(&str)) -> Result<(), CliError> {
     let dropped = session.abandon()?;
-    println!("Dropped the unfinished plan {}.", dropped.plan_id);
+    say(&format!("Dropped the unfinished plan {}.", dropped.plan_id));
     if let Some(w) = &dropped.write_back {
-        println!("{}", write_back_line(w));
+        say(&write_back_line(w));
     }
     for guest in &dropped.left_stopped {
-        println!("Warning: {guest} was shut down by the dropped plan and was not started again; berth will not start it.");
+        say(&format!(
+            "Warning: {guest} was shut down by the dropped plan and was not started again; berth will not start it."
+        ));
     }
     Ok(())
 }
