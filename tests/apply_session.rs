@@ -395,7 +395,8 @@ fn a_plan_that_cannot_continue_names_why_and_can_be_dropped() {
     let inv = session.read_inventory().unwrap();
     let blockers = session.resume_blockers(&inv);
     assert!(
-        blockers.contains(&format!("guest {VM03} is now on {ADM03}, the unfinished plan left it on {ADM01} or {ADM02}")),
+        blockers
+            .contains(&format!("guest {VM03} is now on {ADM03}, the unfinished plan left it on {ADM01} or {ADM02}")),
         "{blockers:?}"
     );
 
@@ -442,7 +443,9 @@ fn with_es_xml_out_es_xml_stays_and_the_result_goes_there() {
     let lab = drain_lab();
     let rt = runtime();
     let main = lab.path().join("main.hcl");
-    let hcl = std::fs::read_to_string(&main).unwrap().replace("es_xml = \"es.xml\"", "es_xml = \"es.xml\"\n  es_xml_out = \"es.new.xml\"");
+    let hcl = std::fs::read_to_string(&main)
+        .unwrap()
+        .replace("es_xml = \"es.xml\"", "es_xml = \"es.xml\"\n  es_xml_out = \"es.new.xml\"");
     std::fs::write(&main, hcl).unwrap();
     let original = std::fs::read_to_string(lab.path().join("es.xml")).unwrap();
     let mut session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();

@@ -142,7 +142,10 @@ fn json_output_is_one_event_per_line() {
     assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 7);
     assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 7);
     let summary = events.last().unwrap();
-    assert_eq!((summary["event"].as_str(), summary["done"].as_u64(), summary["failed"].as_u64()), (Some("summary"), Some(7), Some(0)));
+    assert_eq!(
+        (summary["event"].as_str(), summary["done"].as_u64(), summary["failed"].as_u64()),
+        (Some("summary"), Some(7), Some(0))
+    );
     assert!(stderr(&out).contains("Apply complete!"), "the summary text goes to stderr: {}", stderr(&out));
 }
 
@@ -229,8 +232,11 @@ fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
 
     let (started, _lab) = apply_saved_after(|dir| {
         let path = dir.join(format!("nodes/{ADM01}.xml"));
-        std::fs::write(&path, read(&path).replace("<test:runstate>5</test:runstate>", "<test:runstate>1</test:runstate>"))
-            .unwrap();
+        std::fs::write(
+            &path,
+            read(&path).replace("<test:runstate>5</test:runstate>", "<test:runstate>1</test:runstate>"),
+        )
+        .unwrap();
     });
     assert_exit(&started, 1);
     let err = stderr(&started);

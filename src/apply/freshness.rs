@@ -43,9 +43,7 @@ pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<Strin
             (Some((_, s1)), Some((h, s2))) if s1 != s2 => {
                 changes.push(format!("guest {guest} is now {s2} on {h}, the plan saw it {s1}"))
             }
-            (Some((h1, _)), None) => {
-                changes.push(format!("guest {guest} is no longer found, the plan saw it on {h1}"))
-            }
+            (Some((h1, _)), None) => changes.push(format!("guest {guest} is no longer found, the plan saw it on {h1}")),
             (None, Some((h2, _))) => changes.push(format!("guest {guest} is new on {h2}, the plan did not know it")),
             _ => {}
         }

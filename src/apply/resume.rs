@@ -61,9 +61,7 @@ pub fn completed_moves(state: &State, plan_id: &str, plan: &Plan) -> Vec<Move> {
     plan.moves
         .iter()
         .enumerate()
-        .filter(|(i, _)| {
-            migrate_step(plan, *i).is_some_and(|s| status(state, plan_id, s) == Some(StepStatus::Done))
-        })
+        .filter(|(i, _)| migrate_step(plan, *i).is_some_and(|s| status(state, plan_id, s) == Some(StepStatus::Done)))
         .map(|(_, m)| m.clone())
         .collect()
 }
@@ -106,11 +104,7 @@ pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Res
 
 /// Ends the journal of an abandoned plan: steps still `running` are done if reality shows
 /// their effect, failed otherwise. Returns the guests the plan stopped and did not start again.
-pub fn close_running(
-    state: &mut State,
-    u: &InProgress,
-    runner: &dyn StepRunner,
-) -> Result<Vec<String>, ApplyError> {
+pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner) -> Result<Vec<String>, ApplyError> {
     for step in &u.plan.steps {
         if status(state, &u.plan_id, step) != Some(StepStatus::Running) {
             continue;
@@ -139,7 +133,9 @@ pub fn close_running(
         .collect();
     let restarted = |guest: &String| {
         u.plan.steps.iter().any(|s| {
-            s.kind == StepKind::StartupGuest && &s.guest == guest && status(state, &u.plan_id, s) == Some(StepStatus::Done)
+            s.kind == StepKind::StartupGuest
+                && &s.guest == guest
+                && status(state, &u.plan_id, s) == Some(StepStatus::Done)
         })
     };
     Ok(stopped.into_iter().filter(|g| !restarted(g)).collect())
@@ -180,7 +176,9 @@ pub fn blockers(state: &State, u: &InProgress, cfg: &Config, inv: &Inventory) ->
     for (guest, seen) in &then.guests {
         let (seen_host, seen_state) = seen.split_once('/').unwrap_or((seen, ""));
         let Some(g) = topo.guests.get(guest) else {
-            reasons.push(format!("guest {guest} is not found on any host berth can read (the plan saw it on {seen_host})"));
+            reasons.push(format!(
+                "guest {guest} is not found on any host berth can read (the plan saw it on {seen_host})"
+            ));
             continue;
         };
         if !topo.hosts.get(&g.host).is_some_and(|h| h.domains.contains(guest)) {

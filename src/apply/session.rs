@@ -158,10 +158,8 @@ impl Session {
         match self.make_plan(inv) {
             Ok(now) => freshness::stale_reasons(saved, &now),
             Err(_) => {
-                let mut reasons = freshness::fingerprint_changes(
-                    &saved.fingerprints,
-                    &plan::build::fingerprints(&self.cfg, inv),
-                );
+                let mut reasons =
+                    freshness::fingerprint_changes(&saved.fingerprints, &plan::build::fingerprints(&self.cfg, inv));
                 reasons.push("the configuration no longer plans (run `berth plan` to see why)".into());
                 reasons
             }

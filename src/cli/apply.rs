@@ -139,8 +139,13 @@ fn choose_plan(session: &Session, args: &ApplyArgs, inv: &Inventory) -> Result<(
 /// The guest `name` designates in `plan`: a guest of its moves or of its fingerprints, by full
 /// name or first DNS label.
 fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
-    let known: BTreeSet<&str> =
-        plan.fingerprints.guests.keys().map(String::as_str).chain(plan.moves.iter().map(|m| m.guest.as_str())).collect();
+    let known: BTreeSet<&str> = plan
+        .fingerprints
+        .guests
+        .keys()
+        .map(String::as_str)
+        .chain(plan.moves.iter().map(|m| m.guest.as_str()))
+        .collect();
     if known.contains(name) {
         return Ok(name.to_string());
     }
@@ -166,7 +171,8 @@ fn resolve_step(plan: &Plan, guest: &str, name: &str) -> Result<String, CliError
         return Ok(name.to_string());
     }
     let (kind, suffix) = name.split_once('#').map_or((name, String::new()), |(k, n)| (k, format!("#{n}")));
-    let kind: crate::schedule::StepKind = kind.parse().map_err(|e: String| CliError::Refused(format!("--step: {e}")))?;
+    let kind: crate::schedule::StepKind =
+        kind.parse().map_err(|e: String| CliError::Refused(format!("--step: {e}")))?;
     let id = format!("{guest}:{kind}{suffix}");
     if plan.steps.iter().any(|s| s.id == id) {
         return Ok(id);

@@ -161,7 +161,9 @@ impl Bars {
             }
             Event::Done { step, guest, note, elapsed_ms } => {
                 let text = match note {
-                    Some(note) => format!("✓ {guest}: {} done ({note}) after {}", step_name(step), seconds(*elapsed_ms)),
+                    Some(note) => {
+                        format!("✓ {guest}: {} done ({note}) after {}", step_name(step), seconds(*elapsed_ms))
+                    }
                     None => format!("✓ {guest}: {} done after {}", step_name(step), seconds(*elapsed_ms)),
                 };
                 self.finish(step, text);

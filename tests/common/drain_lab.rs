@@ -18,7 +18,8 @@ pub const VM02: &str = "exa01adm01vm02.example.com";
 pub const VM03: &str = "exa01adm01vm03.example.com";
 pub const HOSTS: [&str; 3] = [ADM01, ADM02, ADM03];
 /// Where the drain sends each guest of exa01adm01, and the state it ends in.
-pub const TARGETS: [(&str, &str, &str); 3] = [(VM01, ADM03, "running"), (VM02, ADM02, "running"), (VM03, ADM02, "shut off")];
+pub const TARGETS: [(&str, &str, &str); 3] =
+    [(VM01, ADM03, "running"), (VM02, ADM02, "running"), (VM03, ADM02, "shut off")];
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/plans/drain-host")
