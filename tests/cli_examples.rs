@@ -17,6 +17,12 @@ fn example(name: &str) -> PathBuf {
 }
 
 fn berth(dir: &Path, args: &[&str]) -> Output {
+    // The examples are planned in place by tests running in parallel: without `-lock=false`
+    // they would refuse each other the state lock (and leave state/ directories in the repo).
+    let args: Vec<&str> = match args.split_first() {
+        Some((&"plan", rest)) => ["plan", "-lock=false"].into_iter().chain(rest.iter().copied()).collect(),
+        _ => args.to_vec(),
+    };
     Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
 }
 

@@ -1,9 +1,12 @@
 //! The one error type of the apply layer: every variant names what was being done, to which
 //! guest, on which host, and keeps libvirt's (or ssh's) own message.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::inventory::GuestState;
+use crate::inventory::esxml::EsXmlError;
+use crate::inventory::load::InventoryError;
 use crate::remote::RemoteError;
 use crate::state::StateError;
 
@@ -53,6 +56,48 @@ pub enum ApplyError {
 
     #[error(transparent)]
     State(#[from] StateError),
+
+    /// Reading es.xml or the hosts failed.
+    #[error(transparent)]
+    Inventory(Box<InventoryError>),
+
+    /// Host facts could not be gathered over SSH (`gather_facts = true`).
+    #[error(transparent)]
+    Facts(Box<crate::inventory::facts::FactsError>),
+
+    /// es.xml could not be rewritten for the moves that were carried out.
+    #[error("cannot rewrite es.xml for the moves carried out: {0}")]
+    EsXml(Box<EsXmlError>),
+
+    /// A file apply writes (es.xml, its backup) could not be written.
+    #[error("{action} `{}`: {error}", path.display())]
+    Io { action: &'static str, path: PathBuf, error: std::io::Error },
+
+    /// berth refuses to write es.xml back, and says why; the moves themselves are done.
+    #[error("es.xml was not written back: {reason}")]
+    WriteBackRefused { reason: String },
+
+    /// The apply cannot start or continue as asked (stale plan, unknown target, …).
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<InventoryError> for ApplyError {
+    fn from(e: InventoryError) -> Self {
+        ApplyError::Inventory(Box::new(e))
+    }
+}
+
+impl From<crate::inventory::facts::FactsError> for ApplyError {
+    fn from(e: crate::inventory::facts::FactsError) -> Self {
+        ApplyError::Facts(Box::new(e))
+    }
+}
+
+impl From<EsXmlError> for ApplyError {
+    fn from(e: EsXmlError) -> Self {
+        ApplyError::EsXml(Box::new(e))
+    }
 }
 
 impl ApplyError {

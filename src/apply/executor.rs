@@ -41,6 +41,10 @@ pub struct ExecOptions {
     pub targets: Option<BTreeSet<String>>,
     /// Only this one step (its dependencies must be done already).
     pub single_step: Option<String>,
+    /// The id journal entries carry; `None` = [`plan_id`] of the plan. Two plans made from
+    /// the same inputs within a second have the same content id, so an apply session gives
+    /// each plan it starts an id of its own.
+    pub journal_id: Option<String>,
 }
 
 impl Default for ExecOptions {
@@ -52,6 +56,7 @@ impl Default for ExecOptions {
             keep_going: false,
             targets: None,
             single_step: None,
+            journal_id: None,
         }
     }
 }
@@ -292,25 +297,29 @@ impl Run<'_> {
 
     /// Keeps the state's topology in step with what the step changed.
     fn record_topology(&mut self, i: usize, outcome: &StepOutcome) {
-        let s = &self.plan.steps[i];
-        let placed = match s.kind {
-            StepKind::StopGuest => Some((s.from.clone(), Some(GuestState::ShutOff))),
-            StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
-            StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
-            _ => None,
-        };
-        let Some((host, known_state)) = placed else { return };
-        let previous = self.state.topology.get(&s.guest);
-        let record = GuestRecord {
-            host,
-            state: known_state.or(previous.map(|p| p.state)).unwrap_or(GuestState::Unknown),
-            last_definition_xml: outcome
-                .definition_xml
-                .clone()
-                .or_else(|| previous.and_then(|p| p.last_definition_xml.clone())),
-        };
-        self.state.topology.insert(s.guest.clone(), record);
+        record_topology(self.state, &self.plan.steps[i], outcome);
     }
+}
+
+/// Records in `state.topology` where `step` (just done) left its guest.
+pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome) {
+    let placed = match s.kind {
+        StepKind::StopGuest => Some((s.from.clone(), Some(GuestState::ShutOff))),
+        StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
+        StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
+        _ => None,
+    };
+    let Some((host, known_state)) = placed else { return };
+    let previous = state.topology.get(&s.guest);
+    let record = GuestRecord {
+        host,
+        state: known_state.or(previous.map(|p| p.state)).unwrap_or(GuestState::Unknown),
+        last_definition_xml: outcome
+            .definition_xml
+            .clone()
+            .or_else(|| previous.and_then(|p| p.last_definition_xml.clone())),
+    };
+    state.topology.insert(s.guest.clone(), record);
 }
 
 /// Which steps this run may execute.
@@ -345,7 +354,7 @@ pub async fn execute<R: StepRunner + 'static>(
     let graph = StepGraph::build(plan)?;
     let selected = selection(plan, opts)?;
     let limits = Limits::new(&plan.steps, opts);
-    let id = plan_id(plan);
+    let id = opts.journal_id.clone().unwrap_or_else(|| plan_id(plan));
     let mut run = Run {
         plan,
         plan_id: id.clone(),

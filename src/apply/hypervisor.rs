@@ -112,6 +112,12 @@ impl Hypervisor {
         self.migration_uri.as_deref()
     }
 
+    /// The open connection, for reading the host through it (see
+    /// `inventory::libvirt::observe_connection`).
+    pub fn connection(&self) -> &Connect {
+        &self.conn
+    }
+
     fn libvirt_error(&self, action: &'static str, guest: &str, e: virt::error::Error) -> ApplyError {
         ApplyError::Libvirt {
             action,

@@ -5,13 +5,21 @@
 //! - [`executor`] walks the plan's step graph with bounded parallelism, journaling every
 //!   transition in the state file; [`runner`] is the seam between graph walking and acting,
 //!   and [`libvirt_runner`] acts on real hosts.
+//! - [`session`] is one whole apply: lock, state, resuming an unfinished plan ([`resume`]),
+//!   checking a saved plan ([`freshness`]), running, and writing es.xml back ([`writeback`]);
+//!   [`setup`] maps the configuration onto runner and executor settings.
 
 pub mod error;
 pub mod events;
 pub mod executor;
+pub mod freshness;
 pub mod hypervisor;
 pub mod libvirt_runner;
+pub mod resume;
 pub mod runner;
+pub mod session;
+pub mod setup;
+pub mod writeback;
 
 pub use error::ApplyError;
 pub use events::Event;
@@ -19,3 +27,5 @@ pub use executor::{ApplyReport, ExecOptions, execute, journal_statuses, plan_id}
 pub use hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 pub use libvirt_runner::{HostAccess, LibvirtRunner, RunnerSettings};
 pub use runner::{StepContext, StepOutcome, StepRunner};
+pub use session::{Abandoned, RunOutcome, Session, open_store};
+pub use writeback::WrittenBack;

@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 which host is drained), reads what is from the OEDA es.xml and libvirt on every host, and turns the \
 difference into a capacity-safe graph of MIGRATE GUEST steps that you can review before applying.\n\n\
 Terraform-style single-dash flags work too: `berth plan -out=plan.berth`.",
-    after_help = "Exit codes: 0 success, 1 error (bad input, drift, infeasible plan); \
+    after_help = "Exit codes: 0 success, 1 error (bad input, drift, infeasible plan, a failed step); \
 with `plan --detailed-exitcode`: 0 no changes, 1 error, 2 changes."
 )]
 pub struct Cli {
@@ -39,6 +39,71 @@ pub enum Command {
     Show(ShowArgs),
     /// Print the step graph of a plan in Graphviz DOT (`berth graph | dot -Tsvg > plan.svg`)
     Graph(GraphArgs),
+    /// Carry out a plan: plan now (or take a saved plan), show it, ask, then move the guests
+    Apply(ApplyArgs),
+    /// Show what berth's state file records: where it left each guest, and the step journal
+    #[command(subcommand)]
+    State(StateCommand),
+    /// Remove the state lock a berth that no longer runs left behind
+    ForceUnlock(ForceUnlockArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A plan saved with `berth plan -out FILE`: applied exactly, without asking, if what it
+    /// was made from still holds (es.xml, configuration, guests, room on the hosts)
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Do not ask for confirmation
+    #[arg(long)]
+    pub auto_approve: bool,
+
+    /// Only the moves of this guest (repeat for several guests); full or short name
+    #[arg(long = "target", value_name = "GUEST")]
+    pub targets: Vec<String>,
+
+    /// Run only this step of the move of the one `-target` guest (e.g. STOP_GUEST, or
+    /// MIGRATE_GUEST#2 for its second move); the steps before it must be done
+    #[arg(long, value_name = "STEP_NAME")]
+    pub step: Option<String>,
+
+    /// After a failure, let the steps that do not depend on it finish
+    #[arg(long)]
+    pub keep_going: bool,
+
+    /// Print one JSON event per line (start, progress, done, skip, error, summary); needs
+    /// -auto-approve unless FILE is given
+    #[arg(long)]
+    pub json: bool,
+
+    /// Steps running at once (default: `defaults { parallelism }`, 4)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+
+    /// Drop the plan an earlier apply left unfinished and plan afresh from what is now
+    /// (guests it stopped and did not start again stay stopped; they are named)
+    #[arg(long)]
+    pub replan: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Every guest berth moved: host, state, last step
+    List,
+    /// One guest's record and every journal entry about it
+    Show {
+        /// Guest name (full or short)
+        #[arg(value_name = "GUEST")]
+        guest: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ForceUnlockArgs {
+    /// The lock id, as the refusal message (or the lock file) shows it
+    #[arg(value_name = "LOCK_ID")]
+    pub lock_id: String,
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +136,11 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 1 on error, 2 when the plan has changes
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Take the state lock while planning (`-lock=false` to plan while an apply runs)
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub lock: bool,
 }
 
 #[derive(Debug, Args)]

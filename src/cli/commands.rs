@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::apply;
 use crate::config::{self, Config};
+use crate::state::LockGuard;
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
 use crate::render;
@@ -22,6 +24,9 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Plan(args) => plan_cmd(args, color),
         Command::Show(args) => show(args, color),
         Command::Graph(args) => graph(args),
+        Command::Apply(args) => super::apply::apply(args, color),
+        Command::State(cmd) => super::state_cmd::state(cmd),
+        Command::ForceUnlock(args) => super::state_cmd::force_unlock(args),
     }
 }
 
@@ -35,6 +40,21 @@ fn load() -> Result<(Config, Inventory), CliError> {
 fn make_plan() -> Result<Plan, CliError> {
     let (cfg, inv) = load()?;
     Ok(plan::build::build(&cfg, &inv)?)
+}
+
+/// The state lock for `plan` (so that nobody plans against hosts an apply is changing), and a
+/// warning when an apply left a plan unfinished.
+fn plan_lock(cfg: &Config) -> Result<LockGuard, CliError> {
+    let store = apply::open_store(&cfg.state.path)?;
+    let guard = store.lock("plan")?;
+    if let Some(u) = store.load()?.and_then(|s| s.in_progress) {
+        eprintln!(
+            "Warning: plan {} of an earlier apply is unfinished; `berth apply` continues it before anything else \
+             (`berth apply -replan` drops it).",
+            u.plan_id
+        );
+    }
+    Ok(guard)
 }
 
 fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
@@ -72,7 +92,9 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 }
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
-    let plan = make_plan()?;
+    let cfg = config::load_dir(Path::new("."))?;
+    let _lock = if args.lock { Some(plan_lock(&cfg)?) } else { None };
+    let plan = plan::build::build(&cfg, &plan::build::load_inventory(&cfg)?)?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {

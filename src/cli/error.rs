@@ -2,23 +2,43 @@
 
 use std::path::PathBuf;
 
+use crate::apply::ApplyError;
 use crate::config::{self, ConfigError};
 use crate::plan::build::InventoryLoadError;
 use crate::plan::file::PlanFileError;
+use crate::state::StateError;
 
 /// Everything a command can fail with. Each variant wraps one layer's error type.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// Boxed: es.xml errors carry their location and would make every `Result` large.
     #[error(transparent)]
-    Inventory(#[from] InventoryLoadError),
+    Inventory(Box<InventoryLoadError>),
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
     #[error("cannot change to directory {path}: {source}")]
     Chdir { path: PathBuf, source: std::io::Error },
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The command will not do what was asked, and the message says why and what to do.
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot read the confirmation from standard input: {0}")]
+    Stdin(std::io::Error),
+}
+
+impl From<InventoryLoadError> for CliError {
+    fn from(e: InventoryLoadError) -> Self {
+        CliError::Inventory(Box::new(e))
+    }
 }
 
 impl CliError {

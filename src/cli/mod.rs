@@ -1,11 +1,15 @@
-//! The command line: `berth validate | plan | show | graph`, Terraform's verbs for guest placement.
+//! The command line: `berth validate | plan | show | graph | apply | state | force-unlock`,
+//! Terraform's verbs for guest placement.
 //!
 //! This module only parses arguments, runs the pipeline stages in order and prints; the work is
 //! in the stages (config, inventory, diff, schedule, plan, render).
 
+mod apply;
 mod args;
 mod commands;
 mod error;
+mod progress;
+mod state_cmd;
 mod terraform_flags;
 
 use std::process::ExitCode;

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 /// Long flags that may be written with one dash.
 const SINGLE_DASH: &[&str] = &[
     "out", "json", "markdown", "detailed-exitcode", "lock", "no-color", "chdir", "auto-approve",
-    "target", "parallelism", "keep-going", "step", "drain", "help", "version",
+    "target", "parallelism", "keep-going", "step", "drain", "replan", "help", "version",
 ];
 
 /// Rewrites `-name` / `-name=value` to `--name` / `--name=value` for the flags above; leaves

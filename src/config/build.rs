@@ -9,7 +9,7 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use super::error::{ConfigError, located};
 use super::model::{
     Config, Defaults, DriftSource, GuestIntent, HostIntent, InventoryConfig, LiveOptions,
-    MigrationMode, SourceFile, Span, Spanned, SshSettings,
+    MigrationMode, SourceFile, Span, Spanned, SshSettings, StateConfig,
 };
 use super::validate::Node;
 
@@ -40,6 +40,10 @@ pub(crate) fn build(
             .map(build_defaults)
             .transpose()?
             .unwrap_or_default();
+        let state = match root.child("state").and_then(|node| node.str("path")) {
+            Some(path) => StateConfig { path: resolve_path(&dir, &path.value) },
+            None => StateConfig::default_in(&dir),
+        };
         let hosts: BTreeMap<String, HostIntent> = root
             .children("host")
             .filter_map(|node| build_host(node, &dir))
@@ -51,14 +55,15 @@ pub(crate) fn build(
                 guests.insert(guest.name.value.clone(), guest);
             }
         }
-        Ok((inventory, defaults, hosts, guests))
+        Ok((inventory, defaults, state, hosts, guests))
     })();
     match built {
-        Ok((inventory, defaults, hosts, guests)) => Ok(Config {
+        Ok((inventory, defaults, state, hosts, guests)) => Ok(Config {
             dir,
             files,
             inventory,
             defaults,
+            state,
             guests,
             hosts,
         }),
@@ -102,6 +107,7 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
             .unwrap_or_default(),
         drift_source,
         volume_command: node.list("volume_command"),
+        es_xml_out: node.str("es_xml_out").map(|p| resolve_path(dir, &p.value)),
     })
 }
 
@@ -282,6 +288,23 @@ mod tests {
             resolve_libvirt_uri(dir, "qemu+ssh://root@{host}/system"),
             "qemu+ssh://root@{host}/system"
         );
+    }
+
+    #[test]
+    fn state_path_and_es_xml_out_resolve_against_the_config_dir() {
+        let dir = Path::new("/etc/berth");
+        let plain = crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\n", dir).unwrap();
+        assert_eq!(plain.state.path, PathBuf::from("/etc/berth/state/berth.state.json"));
+        assert_eq!(plain.inventory.es_xml_out, None);
+
+        let text = "inventory {\n  es_xml = \"es.xml\"\n  es_xml_out = \"out/es.xml\"\n}\nstate {\n  path = \"/var/lib/berth/rack1.json\"\n}\n";
+        let set = crate::config::parse_str("main.hcl", text, dir).unwrap();
+        assert_eq!(set.state.path, PathBuf::from("/var/lib/berth/rack1.json"));
+        assert_eq!(set.inventory.es_xml_out, Some(PathBuf::from("/etc/berth/out/es.xml")));
+
+        let missing = crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\nstate {\n}\n", dir);
+        let message = crate::config::render(&missing.unwrap_err(), false);
+        assert!(message.contains("path"), "{message}");
     }
 
     #[test]

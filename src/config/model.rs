@@ -127,6 +127,27 @@ pub struct InventoryConfig {
     /// Host-side command template for DETACH_VOLUMES / ATTACH_VOLUMES, as separate arguments.
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}` are substituted per argument.
     pub volume_command: Option<Vec<String>>,
+    /// Where apply writes the updated es.xml, resolved against the configuration directory;
+    /// `None` rewrites `es_xml` in place (after a backup beside it).
+    pub es_xml_out: Option<PathBuf>,
+}
+
+/// The `state { … }` block: where apply journals its steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateConfig {
+    /// The state file, resolved against the configuration directory; its lock is
+    /// `<path>.lock` beside it.
+    pub path: PathBuf,
+}
+
+impl StateConfig {
+    /// Default state file, relative to the configuration directory.
+    pub const DEFAULT_PATH: &'static str = "state/berth.state.json";
+
+    /// The default state file for a configuration in `dir`.
+    pub fn default_in(dir: &std::path::Path) -> StateConfig {
+        StateConfig { path: dir.join(Self::DEFAULT_PATH) }
+    }
 }
 
 /// The `defaults { … }` block.
@@ -197,6 +218,8 @@ pub struct Config {
     pub files: Vec<SourceFile>,
     pub inventory: InventoryConfig,
     pub defaults: Defaults,
+    /// The state file (from the `state` block, or the default).
+    pub state: StateConfig,
     /// Keyed by the label as written.
     pub guests: BTreeMap<String, GuestIntent>,
     pub hosts: BTreeMap<String, HostIntent>,

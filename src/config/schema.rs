@@ -127,8 +127,17 @@ const INVENTORY: BlockSpec = BlockSpec {
         attr("libvirt_uri", Kind::Str),
         attr("drift_source", Kind::Enum(DRIFT_SOURCES)),
         attr("volume_command", Kind::StrList { min_len: 1 }),
+        attr("es_xml_out", Kind::Str),
     ],
     blocks: &[SSH],
+};
+
+const STATE: BlockSpec = BlockSpec {
+    name: "state",
+    label: None,
+    required: false,
+    attrs: &[required("path", Kind::Str)],
+    blocks: &[],
 };
 
 const LIVE: BlockSpec = BlockSpec {
@@ -197,7 +206,7 @@ pub(crate) const ROOT: BlockSpec = BlockSpec {
     label: None,
     required: true,
     attrs: &[],
-    blocks: &[INVENTORY, DEFAULTS, HOST, GUEST],
+    blocks: &[INVENTORY, DEFAULTS, STATE, HOST, GUEST],
 };
 
 /// Where an attribute or block called `name` may be written ("in the `inventory.ssh` block",

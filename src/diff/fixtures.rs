@@ -5,7 +5,9 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::config::{Config, Defaults, GuestIntent, HostIntent, InventoryConfig, MigrationMode, SourceFile, Span, Spanned, SshSettings};
+use crate::config::{
+    Config, Defaults, GuestIntent, HostIntent, InventoryConfig, MigrationMode, SourceFile, Span, Spanned, SshSettings, StateConfig,
+};
 use crate::inventory::{Cluster, Guest, GuestState, Host, Topology};
 
 pub const GIB: u64 = 1024;
@@ -80,8 +82,10 @@ impl ConfigBuilder {
                 ssh: SshSettings::default(),
                 drift_source: None,
                 volume_command: None,
+                es_xml_out: None,
             },
             defaults: Defaults::default(),
+            state: StateConfig::default_in(std::path::Path::new(".")),
             guests: BTreeMap::new(),
             hosts: BTreeMap::new(),
         };

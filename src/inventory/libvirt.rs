@@ -80,14 +80,28 @@ pub fn check_transport(uri: &str) -> Result<(), String> {
 /// (optional), and every domain, defined or running, sorted by name.
 pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtError> {
     silence_libvirt_stderr();
+    let fail = |message: &str| LibvirtError {
+        host: host.to_string(),
+        uri: uri.to_string(),
+        action: "connect".into(),
+        message: message.to_string(),
+    };
+    check_transport(uri).map_err(|m| fail(&m))?;
+    let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail(e.message()))?;
+    observe_connection(host, uri, &conn)
+}
+
+/// [`observe_host`] through a connection the caller already holds (and keeps). apply reads
+/// hosts through the connections it acts on: with libvirt's test driver every connection to
+/// a node file is a separate in-process host, so only those show what apply changed.
+pub fn observe_connection(host: &str, uri: &str, conn: &Connect) -> Result<HostObservation, LibvirtError> {
+    silence_libvirt_stderr();
     let fail = |action: &str, message: &str| LibvirtError {
         host: host.to_string(),
         uri: uri.to_string(),
         action: action.to_string(),
         message: message.to_string(),
     };
-    check_transport(uri).map_err(|m| fail("connect", &m))?;
-    let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail("connect", e.message()))?;
     let node = conn.node_info().map_err(|e| fail("read node info", e.message()))?;
     // Advisory: a driver without capabilities (or without a CPU model) still yields a host.
     let cpu_model = conn.capabilities().ok().and_then(|xml| host_cpu_model(&xml));
@@ -160,6 +174,16 @@ pub fn observe_hosts(
     hosts: &[(String, String)],
     parallelism: usize,
 ) -> Vec<Result<HostObservation, LibvirtError>> {
+    observe_hosts_with(hosts, parallelism, &observe_host)
+}
+
+/// [`observe_hosts`] with another way to read one host (`observe(host, uri)`), e.g. through
+/// connections the caller keeps open ([`observe_connection`]).
+pub fn observe_hosts_with(
+    hosts: &[(String, String)],
+    parallelism: usize,
+    observe: &(dyn Fn(&str, &str) -> Result<HostObservation, LibvirtError> + Sync),
+) -> Vec<Result<HostObservation, LibvirtError>> {
     let workers = parallelism.clamp(1, hosts.len().max(1));
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<HostObservation, LibvirtError>>>> =
@@ -170,7 +194,10 @@ pub fn observe_hosts(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((host, uri)) = hosts.get(i) else { break };
-                    let result = std::panic::catch_unwind(|| observe_host(host, uri))
+                    // A panicking read yields an error for its host only; `observe` is only
+                    // borrowed, and whatever it shares must tolerate a panic half-way (the
+                    // connection caches berth passes here recover from poisoned locks).
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observe(host, uri)))
                         .unwrap_or_else(|panic| {
                             Err(LibvirtError {
                                 host: host.clone(),

@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::esxml::{self, EsSystem, EsXmlError};
-use super::libvirt::{expand_uri, observe_hosts};
+use super::libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts_with};
+use super::observed::HostObservation;
 use super::model::Topology;
 use super::reconcile::{Drift, DriftPolicy, reconcile};
 
@@ -56,18 +57,38 @@ pub enum InventoryError {
 
 /// Reads es.xml, then every host it lists, and reconciles them.
 pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
+    let (es, text) = read_es_xml(spec)?;
+    Ok(assemble(es, text, spec))
+}
+
+/// Reads and parses the es.xml the spec names; returns it with its exact text.
+pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String), InventoryError> {
     let path = &spec.es_xml_path;
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.clone(), source })?;
     let es = esxml::parse(&path.display().to_string(), &text)
         .map_err(|source| InventoryError::EsXml { path: path.clone(), source })?;
-    Ok(assemble(es, text, spec))
+    Ok((es, text))
 }
 
 /// The part of [`load`] after parsing: reads the hosts of an already parsed es.xml and
 /// reconciles. `es_xml_text` is the text `es` was parsed from.
 pub fn assemble(es: EsSystem, es_xml_text: String, spec: &InventorySpec) -> Inventory {
-    let observations = observe_hosts(&host_uris(&es, spec), spec.parallelism);
+    assemble_with(es, es_xml_text, spec, &observe_host)
+}
+
+/// One host read by a caller-chosen function: `observe(host, uri)`.
+pub type Observe<'a> = &'a (dyn Fn(&str, &str) -> Result<HostObservation, LibvirtError> + Sync);
+
+/// [`load`], reading each host with `observe` instead of a fresh read-only connection.
+pub fn load_with(spec: &InventorySpec, observe: Observe<'_>) -> Result<Inventory, InventoryError> {
+    let (es, text) = read_es_xml(spec)?;
+    Ok(assemble_with(es, text, spec, observe))
+}
+
+/// [`assemble`], reading each host with `observe`.
+pub fn assemble_with(es: EsSystem, es_xml_text: String, spec: &InventorySpec, observe: Observe<'_>) -> Inventory {
+    let observations = observe_hosts_with(&host_uris(&es, spec), spec.parallelism, observe);
     let reconciled = reconcile(&es, &observations, spec.policy);
     Inventory {
         es_xml_sha256: sha256_hex(es_xml_text.as_bytes()),

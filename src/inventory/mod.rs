@@ -16,7 +16,7 @@ pub mod size;
 pub mod version;
 
 pub use model::{Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology};
-pub use libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts};
+pub use libvirt::{LibvirtError, expand_uri, observe_connection, observe_host, observe_hosts};
 pub use load::{Inventory, InventoryError, InventorySpec, load};
 pub use observed::{DomainObservation, HostObservation};
 pub use reconcile::{

@@ -51,6 +51,13 @@ pub fn ssh_target(cfg: &Config, host: &str) -> SshTarget {
 /// `gather_facts` is on, each reachable host's bridges and image version over SSH.
 pub fn load_inventory(cfg: &Config) -> Result<Inventory, InventoryLoadError> {
     let mut inv = crate::inventory::load::load(&inventory_spec(cfg))?;
+    gather_facts(cfg, &mut inv)?;
+    Ok(inv)
+}
+
+/// When the configuration asks for it (`gather_facts = true`), records each reachable host's
+/// bridges and image version, read over SSH, in the inventory's topology.
+pub fn gather_facts(cfg: &Config, inv: &mut Inventory) -> Result<(), facts::FactsError> {
     if cfg.inventory.ssh.gather_facts {
         let targets: Vec<(String, SshTarget)> = inv
             .topology
@@ -61,7 +68,7 @@ pub fn load_inventory(cfg: &Config) -> Result<Inventory, InventoryLoadError> {
             .collect();
         facts::record(&mut inv.topology, facts::gather(&targets, cfg.defaults.parallelism as usize))?;
     }
-    Ok(inv)
+    Ok(())
 }
 
 /// Why the inventory could not be read.

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::GuestState;
+use crate::plan::Plan;
 use crate::schedule::StepKind;
 
 /// Bumped whenever the file's shape changes incompatibly.
@@ -54,6 +55,24 @@ pub struct JournalEntry {
     pub error: Option<String>,
 }
 
+/// The plan an apply is carrying out, kept until every step in its scope is done, so that an
+/// interrupted or failed apply is continued (not re-planned half-way through a move).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InProgress {
+    /// The id this plan's journal entries carry: `apply::plan_id` of `plan` (its content)
+    /// and a random suffix, so that two applies of equal plans never share journal entries.
+    pub plan_id: String,
+    pub plan: Plan,
+    /// Guests whose moves this apply carries out (`-target`); `None` = every move.
+    pub targets: Option<std::collections::BTreeSet<String>>,
+    #[schemars(with = "String")]
+    pub started_at: DateTime<Utc>,
+    /// The copy of es.xml taken before the first in-place write-back of this plan (the text
+    /// the plan was made from).
+    pub es_xml_backup: Option<std::path::PathBuf>,
+}
+
 /// The whole state file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -72,6 +91,9 @@ pub struct State {
     /// Guest name → where it is.
     pub topology: BTreeMap<String, GuestRecord>,
     pub journal: Vec<JournalEntry>,
+    /// The apply that has not finished yet (interrupted, failed, or run step by step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<InProgress>,
 }
 
 impl State {
@@ -85,6 +107,7 @@ impl State {
             updated_at: Utc::now(),
             topology: BTreeMap::new(),
             journal: Vec::new(),
+            in_progress: None,
         }
     }
 

@@ -1,6 +1,8 @@
 //! Builders shared by the apply tests.
 #![allow(dead_code)]
 
+pub mod drain_lab;
+
 use berth::config::MigrationMode;
 use berth::diff::Move;
 use berth::plan::{Fingerprints, Plan};

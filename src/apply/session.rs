@@ -1,0 +1,269 @@
+//! One apply from start to end, without any terminal: the state lock, the state, the libvirt
+//! connections (reading and acting through the same ones), resuming an unfinished plan, running
+//! a plan and writing es.xml back. The CLI (`berth apply`) drives it and adds the prompt and
+//! the progress display; tests drive it in-process against libvirt's test driver.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::config::{Config, ConfigError};
+use crate::inventory::load::{self as inventory_load, Inventory};
+use crate::inventory::{HostObservation, LibvirtError, observe_connection};
+use crate::plan::{self, Plan};
+use crate::schedule::Step;
+use crate::state::{InProgress, LockGuard, LockInfo, State, StateError, StateStore};
+
+use super::error::ApplyError;
+use super::events::Event;
+use super::executor::{ApplyReport, ExecOptions, execute, plan_id};
+use super::libvirt_runner::LibvirtRunner;
+use super::runner::{StepContext, StepOutcome, StepRunner};
+use super::writeback::{WriteBackTarget, WrittenBack, write_back};
+use super::{freshness, resume, setup};
+use crate::apply::hypervisor::MigrationProgress;
+
+/// Opens the state store at `path`, creating its directory (mode 0700) when missing.
+pub fn open_store(path: &Path) -> Result<StateStore, StateError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|error| StateError::Io {
+            action: "creating state directory",
+            path: dir.to_path_buf(),
+            error,
+        })?;
+    }
+    StateStore::open(path)
+}
+
+/// A runner shared behind a trait object (the executor wants a sized runner type).
+struct Shared(Arc<dyn StepRunner>);
+
+impl StepRunner for Shared {
+    fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
+        self.0.is_done(step, ctx)
+    }
+    fn run(
+        &self,
+        step: &Step,
+        ctx: &StepContext,
+        progress: &mut dyn FnMut(MigrationProgress),
+    ) -> Result<StepOutcome, ApplyError> {
+        self.0.run(step, ctx, progress)
+    }
+}
+
+/// How one run of a plan ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: ApplyReport,
+    /// Every step in the plan's scope is done: the plan is no longer in progress.
+    pub finished: bool,
+    /// The es.xml write-back: what was written (`Ok(None)`: nothing to change).
+    pub write_back: Result<Option<WrittenBack>, ApplyError>,
+}
+
+/// What abandoning an unfinished plan did.
+#[derive(Debug, Default)]
+pub struct Abandoned {
+    pub plan_id: String,
+    /// Guests the plan shut down and did not start again.
+    pub left_stopped: Vec<String>,
+    pub write_back: Option<WrittenBack>,
+}
+
+pub struct Session {
+    cfg: Config,
+    store: StateStore,
+    lock: LockGuard,
+    state: State,
+    libvirt: Arc<LibvirtRunner>,
+    runner: Arc<dyn StepRunner>,
+}
+
+impl Session {
+    /// Takes the state lock (operation `apply`), loads the state and prepares one libvirt
+    /// connection per host (opened on first use). `runtime` runs the SSH side.
+    pub fn open(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Session, ApplyError> {
+        let (es, _) = inventory_load::read_es_xml(&plan::build::inventory_spec(&cfg))?;
+        let libvirt = LibvirtRunner::new(setup::host_access(&cfg, &es), setup::runner_settings(&cfg), runtime);
+        Session::open_with(cfg, Arc::new(libvirt))
+    }
+
+    /// [`Session::open`] with given connections (tests reuse one process's test-driver hosts).
+    pub fn open_with(cfg: Config, libvirt: Arc<LibvirtRunner>) -> Result<Session, ApplyError> {
+        let store = open_store(&cfg.state.path)?;
+        let lock = store.lock("apply")?;
+        let state = store.load_or_new()?;
+        let runner: Arc<dyn StepRunner> = libvirt.clone();
+        Ok(Session { cfg, store, lock, state, libvirt, runner })
+    }
+
+    /// Acts through `runner` instead of the libvirt runner (reading still goes through the
+    /// libvirt connections).
+    pub fn set_runner(&mut self, runner: Arc<dyn StepRunner>) {
+        self.runner = runner;
+    }
+
+    pub fn libvirt(&self) -> Arc<LibvirtRunner> {
+        Arc::clone(&self.libvirt)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    pub fn store(&self) -> &StateStore {
+        &self.store
+    }
+
+    pub fn lock_info(&self) -> &LockInfo {
+        self.lock.info()
+    }
+
+    /// The plan an earlier apply left unfinished.
+    pub fn unfinished(&self) -> Option<&InProgress> {
+        self.state.in_progress.as_ref()
+    }
+
+    /// Reads es.xml and every host through this session's libvirt connections. Blocking.
+    pub fn read_inventory(&self) -> Result<Inventory, ApplyError> {
+        let libvirt = &self.libvirt;
+        let observe = |host: &str, uri: &str| -> Result<HostObservation, LibvirtError> {
+            let h = libvirt.hypervisor(host).map_err(|e| LibvirtError {
+                host: host.to_string(),
+                uri: uri.to_string(),
+                action: "connect".into(),
+                message: e.to_string(),
+            })?;
+            observe_connection(host, h.uri(), h.connection())
+        };
+        let mut inv = inventory_load::load_with(&plan::build::inventory_spec(&self.cfg), &observe)?;
+        plan::build::gather_facts(&self.cfg, &mut inv)?;
+        Ok(inv)
+    }
+
+    /// A plan made now from the configuration and `inv`.
+    pub fn make_plan(&self, inv: &Inventory) -> Result<Plan, ConfigError> {
+        plan::build::build(&self.cfg, inv)
+    }
+
+    /// Why the saved plan may not be applied now (empty: it may). A plan made now from the
+    /// same inputs is the reference for the room on every host.
+    pub fn stale_reasons(&self, saved: &Plan, inv: &Inventory) -> Vec<String> {
+        match self.make_plan(inv) {
+            Ok(now) => freshness::stale_reasons(saved, &now),
+            Err(_) => {
+                let mut reasons =
+                    freshness::fingerprint_changes(&saved.fingerprints, &plan::build::fingerprints(&self.cfg, inv));
+                reasons.push("the configuration no longer plans (run `berth plan` to see why)".into());
+                reasons
+            }
+        }
+    }
+
+    /// Finishes migrations an interrupted apply left half-way (guest defined on both hosts).
+    /// Blocking.
+    pub fn settle(&mut self) -> Result<Vec<String>, ApplyError> {
+        let Some(u) = self.state.in_progress.clone() else { return Ok(Vec::new()) };
+        let notes = resume::settle(&mut self.state, &u, &self.libvirt)?;
+        Ok(notes)
+    }
+
+    /// Why the unfinished plan cannot be continued against `inv` (empty: it can).
+    pub fn resume_blockers(&self, inv: &Inventory) -> Vec<String> {
+        match &self.state.in_progress {
+            Some(u) => resume::blockers(&self.state, u, &self.cfg, inv),
+            None => Vec::new(),
+        }
+    }
+
+    /// Drops the unfinished plan: closes its running journal entries against reality, writes
+    /// es.xml for its moves that were carried out, and forgets it. Blocking.
+    pub fn abandon(&mut self) -> Result<Abandoned, ApplyError> {
+        let Some(u) = self.state.in_progress.clone() else { return Ok(Abandoned::default()) };
+        let left_stopped = resume::close_running(&mut self.state, &u, &*self.runner)?;
+        let inv = self.read_inventory()?;
+        let completed = resume::completed_moves(&self.state, &u.plan_id, &u.plan);
+        let written = write_back(&self.write_back_target(&u), &inv, &u.plan, &completed, false)?;
+        self.state.in_progress = None;
+        self.store.save(&mut self.state)?;
+        Ok(Abandoned { plan_id: u.plan_id, left_stopped, write_back: written })
+    }
+
+    fn write_back_target<'a>(&'a self, u: &'a InProgress) -> WriteBackTarget<'a> {
+        WriteBackTarget {
+            es_xml: &self.cfg.inventory.es_xml.value,
+            out: self.cfg.inventory.es_xml_out.as_deref(),
+            earlier_backup: u.es_xml_backup.as_deref(),
+        }
+    }
+
+    /// Makes `plan` (limited to the moves of `targets`) the plan in progress, saved before
+    /// any step runs, under a journal id of its own (its content id and a random suffix).
+    /// Keeps an unfinished plan with the same content as it is.
+    pub fn begin(&mut self, plan: Plan, targets: Option<BTreeSet<String>>) -> Result<(), ApplyError> {
+        let content = plan_id(&plan);
+        if let Some(u) = &self.state.in_progress {
+            if plan_id(&u.plan) == content {
+                return Ok(());
+            }
+            return Err(ApplyError::Refused(format!(
+                "plan {} is still in progress; finish it (`berth apply`) or drop it (`berth apply -replan`) first",
+                u.plan_id
+            )));
+        }
+        let id = format!("{content}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        self.state.in_progress =
+            Some(InProgress { plan_id: id, plan, targets, started_at: Utc::now(), es_xml_backup: None });
+        self.store.save(&mut self.state)?;
+        Ok(())
+    }
+
+    /// Runs the plan in progress with `opts` (its `targets` are set from the plan's scope
+    /// when `opts` has none), then writes es.xml back for the moves carried out. The plan
+    /// stays in progress until every step of its scope is done.
+    pub async fn run(
+        &mut self,
+        opts: &ExecOptions,
+        on_event: &mut (dyn FnMut(Event) + Send),
+    ) -> Result<RunOutcome, ApplyError> {
+        let u = self
+            .state
+            .in_progress
+            .clone()
+            .ok_or_else(|| ApplyError::Refused("no plan is in progress; nothing to run".into()))?;
+        let mut opts = opts.clone();
+        if opts.targets.is_none() {
+            opts.targets = u.targets.clone();
+        }
+        opts.journal_id = Some(u.plan_id.clone());
+        let runner = Arc::new(Shared(Arc::clone(&self.runner)));
+        let report = execute(&u.plan, runner, &self.store, &mut self.state, &opts, on_event).await?;
+        let finished = resume::unfinished_steps(&self.state, &u).is_empty();
+        let write_back = self.write_back_after_run(&u, finished);
+        if finished && write_back.is_ok() {
+            self.state.in_progress = None;
+        } else if let (Some(current), Ok(Some(w))) = (self.state.in_progress.as_mut(), &write_back) {
+            current.es_xml_backup = current.es_xml_backup.take().or(w.backup.clone());
+        }
+        self.store.save(&mut self.state)?;
+        Ok(RunOutcome { report, finished, write_back })
+    }
+
+    fn write_back_after_run(&self, u: &InProgress, finished: bool) -> Result<Option<WrittenBack>, ApplyError> {
+        let completed = resume::completed_moves(&self.state, &u.plan_id, &u.plan);
+        if completed.is_empty() {
+            return Ok(None);
+        }
+        let inv = self.read_inventory()?;
+        let all_done = finished && completed.len() == u.plan.moves.len();
+        write_back(&self.write_back_target(u), &inv, &u.plan, &completed, all_done)
+    }
+}

@@ -1,0 +1,145 @@
+//! From the configuration to what the runner and the executor need: how to reach every host
+//! (the same libvirt URI inventory reads, the SSH settings of the inventory block), how steps
+//! are carried out, and how many run at once.
+
+use std::collections::BTreeMap;
+
+use crate::config::{Config, SshSettings};
+use crate::inventory::esxml::EsSystem;
+use crate::inventory::load::host_uris;
+use crate::plan::build::inventory_spec;
+use crate::remote::SshTarget;
+
+use super::executor::ExecOptions;
+use super::libvirt_runner::{HostAccess, RunnerSettings};
+
+/// Access to every KVM host es.xml lists, keyed by its es.xml name: the libvirt URI from the
+/// same template and per-host overrides inventory uses, and SSH to the host under that name.
+pub fn host_access(cfg: &Config, es: &EsSystem) -> BTreeMap<String, HostAccess> {
+    host_uris(es, &inventory_spec(cfg))
+        .into_iter()
+        .map(|(host, uri)| {
+            let ssh = Some(ssh_target(&host, &cfg.inventory.ssh));
+            (host, HostAccess { uri, migration_uri: None, ssh })
+        })
+        .collect()
+}
+
+/// The SSH target for one host under the inventory's SSH settings.
+pub fn ssh_target(host: &str, ssh: &SshSettings) -> SshTarget {
+    SshTarget {
+        host: host.to_string(),
+        user: ssh.user.clone(),
+        port: ssh.port,
+        identity_file: ssh.identity_file.clone(),
+        known_hosts_file: ssh.known_hosts_file.clone(),
+        strict_host_key_checking: ssh.strict_host_key_checking,
+        options: ssh.options.clone(),
+        config_file: None,
+    }
+}
+
+/// Live-migration options from `defaults.live`, the volume command from the inventory block;
+/// timeouts keep their defaults.
+pub fn runner_settings(cfg: &Config) -> RunnerSettings {
+    RunnerSettings {
+        live: cfg.defaults.live.clone(),
+        volume_command: cfg.inventory.volume_command.clone(),
+        ..RunnerSettings::default()
+    }
+}
+
+/// Concurrency bounds from `defaults`; `parallelism` (the `-parallelism` flag) overrides the
+/// global one. Selection and `keep_going` are the caller's.
+pub fn exec_options(cfg: &Config, parallelism: Option<usize>) -> ExecOptions {
+    let d = &cfg.defaults;
+    ExecOptions {
+        parallelism: parallelism.unwrap_or(d.parallelism as usize).max(1),
+        max_inbound_per_host: (d.max_inbound_per_host as usize).max(1),
+        max_outbound_per_host: (d.max_outbound_per_host as usize).max(1),
+        ..ExecOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::esxml::EsHost;
+
+    fn config(text: &str) -> Config {
+        crate::config::parse_str("main.hcl", text, std::path::Path::new("/etc/berth")).unwrap()
+    }
+
+    fn es(hosts: &[&str]) -> EsSystem {
+        EsSystem {
+            oeda_version: None,
+            customer_name: None,
+            hosts: hosts
+                .iter()
+                .map(|n| EsHost {
+                    id: format!("{n}_id"),
+                    name: n.to_string(),
+                    physical_memory_mib: None,
+                    image_version: None,
+                    guest_ids: vec![],
+                    line: 1,
+                })
+                .collect(),
+            guests: vec![],
+            clusters: vec![],
+            networks: vec![],
+            volumes: vec![],
+        }
+    }
+
+    #[test]
+    fn hosts_get_inventory_uris_and_ssh_settings() {
+        let cfg = config(
+            r#"
+inventory {
+  es_xml      = "es.xml"
+  libvirt_uri = "qemu+ssh://root@{host}/system"
+  ssh {
+    user = "berth"
+    port = 2222
+    strict_host_key_checking = false
+  }
+}
+host "adm02" {
+  libvirt_uri = "test:nodes/adm02.xml"
+}
+"#,
+        );
+        let access = host_access(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
+        assert_eq!(access["adm01.example.com"].uri, "qemu+ssh://root@adm01.example.com/system");
+        assert_eq!(access["adm02.example.com"].uri, "test:///etc/berth/nodes/adm02.xml");
+        let ssh = access["adm01.example.com"].ssh.as_ref().unwrap();
+        assert_eq!(ssh.destination(), "berth@adm01.example.com:2222");
+        assert!(!ssh.strict_host_key_checking);
+    }
+
+    #[test]
+    fn defaults_bound_concurrency_and_the_flag_overrides_parallelism() {
+        let cfg = config(
+            r#"
+inventory {
+  es_xml = "es.xml"
+  volume_command = ["/opt/edv", "{action}", "{volume}"]
+}
+defaults {
+  parallelism          = 7
+  max_inbound_per_host = 3
+  live {
+    bandwidth_mib_s = 500
+  }
+}
+"#,
+        );
+        let opts = exec_options(&cfg, None);
+        assert_eq!((opts.parallelism, opts.max_inbound_per_host, opts.max_outbound_per_host), (7, 3, 2));
+        assert_eq!(exec_options(&cfg, Some(1)).parallelism, 1);
+        let settings = runner_settings(&cfg);
+        assert_eq!(settings.live.bandwidth_mib_s, 500);
+        assert_eq!(settings.volume_command.as_deref().unwrap()[1], "{action}");
+    }
+}

@@ -1,0 +1,179 @@
+//! Writing es.xml back after an apply, so that es.xml keeps saying where every guest is.
+//!
+//! - Only moves whose MIGRATE_GUEST step is done are written: after a partial apply es.xml
+//!   matches what libvirt shows (a guest whose definition moved is under its new host; one
+//!   whose definition did not move stays where it is), so the next plan sees no drift.
+//! - The new text comes from a minimal rewrite of the current file (only the guest references
+//!   of moved guests change); when every move of the plan is done, the change from the es.xml
+//!   the plan was made from must be exactly the diff the plan showed, or nothing is written.
+//! - In place, the file is first copied to `<es.xml>.berth-backup-<UTC time>` (mode 0600),
+//!   once per plan; with `inventory { es_xml_out = … }` es.xml stays as it is and the result
+//!   goes to that path instead.
+//! - Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
+//!   directory); a rewritten es.xml keeps its file mode, new files get 0600.
+
+use std::fs::Permissions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::diff::Move;
+use crate::inventory::load::{Inventory, sha256_hex};
+use crate::plan::{Plan, build::esxml_after, unified_diff};
+
+use super::error::ApplyError;
+
+/// Mode of files berth creates beside es.xml (backup, `es_xml_out`).
+const PRIVATE_MODE: u32 = 0o600;
+
+/// Where the write-back goes and what it may rely on.
+#[derive(Debug, Clone)]
+pub struct WriteBackTarget<'a> {
+    /// The es.xml the configuration names (read for the current text).
+    pub es_xml: &'a Path,
+    /// `inventory.es_xml_out`: write here instead of in place.
+    pub out: Option<&'a Path>,
+    /// The backup an earlier write-back of the same plan made (its content is the es.xml the
+    /// plan was made from).
+    pub earlier_backup: Option<&'a Path>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBack {
+    pub path: PathBuf,
+    /// The backup made now (in place only, first write of a plan).
+    pub backup: Option<PathBuf>,
+    /// Unified diff of what changed in this write.
+    pub diff: String,
+}
+
+/// Writes es.xml for `completed` moves (in plan order). `inv` is the inventory read just
+/// before (its es.xml text is the current file). `all_done`: every move of `plan` is done, so
+/// the result must match `plan.es_xml_diff` exactly. Returns `None` when nothing changes.
+pub fn write_back(
+    target: &WriteBackTarget<'_>,
+    inv: &Inventory,
+    plan: &Plan,
+    completed: &[Move],
+    all_done: bool,
+) -> Result<Option<WrittenBack>, ApplyError> {
+    let new_text = esxml_after(inv, completed)?;
+    if all_done {
+        check_against_plan(target, inv, plan, &new_text)?;
+    }
+    let dest = target.out.unwrap_or(target.es_xml);
+    let current_dest = match target.out {
+        None => Some(inv.es_xml_text.clone()),
+        Some(out) => read_if_exists(out)?,
+    };
+    if current_dest.as_deref() == Some(new_text.as_str()) {
+        return Ok(None);
+    }
+    let backup = match (target.out, target.earlier_backup) {
+        (None, Some(earlier)) if earlier.exists() => None,
+        (None, _) => Some(backup(target.es_xml, &inv.es_xml_text)?),
+        (Some(_), _) => None,
+    };
+    write_atomically(dest, &new_text)?;
+    let diff = unified_diff(&dest.display().to_string(), current_dest.as_deref().unwrap_or(""), &new_text);
+    Ok(Some(WrittenBack { path: dest.to_path_buf(), backup, diff }))
+}
+
+/// The whole plan is done: the change from the es.xml the plan was made from must be the
+/// plan's diff, byte for byte.
+fn check_against_plan(
+    target: &WriteBackTarget<'_>,
+    inv: &Inventory,
+    plan: &Plan,
+    new_text: &str,
+) -> Result<(), ApplyError> {
+    let wanted = &plan.fingerprints.es_xml_sha256;
+    let base = if &inv.es_xml_sha256 == wanted {
+        inv.es_xml_text.clone()
+    } else {
+        let from_backup = match target.earlier_backup {
+            Some(b) => read_if_exists(b)?.filter(|text| &sha256_hex(text.as_bytes()) == wanted),
+            None => None,
+        };
+        from_backup.ok_or_else(|| ApplyError::WriteBackRefused {
+            reason: format!(
+                "{} changed since the plan was made (sha256 {} now, the plan saw {}) and no backup of the \
+                 original is left, so the result cannot be checked against the plan's diff; the moves are done: \
+                 update es.xml by hand",
+                target.es_xml.display(),
+                inv.es_xml_sha256,
+                wanted
+            ),
+        })?
+    };
+    let diff = unified_diff(&plan.es_xml_path, &base, new_text);
+    if diff != plan.es_xml_diff {
+        return Err(ApplyError::WriteBackRefused {
+            reason: format!(
+                "the es.xml berth would write differs from the diff the plan showed (it would write:\n{diff}\nthe plan showed:\n{})",
+                plan.es_xml_diff
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn read_if_exists(path: &Path) -> Result<Option<String>, ApplyError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(ApplyError::Io { action: "reading", path: path.to_path_buf(), error }),
+    }
+}
+
+/// Copies `text` (the current es.xml) to a new `<es.xml>.berth-backup-<time>` file.
+fn backup(es_xml: &Path, text: &str) -> Result<PathBuf, ApplyError> {
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let name = es_xml.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    for n in 0..100 {
+        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+        let path = es_xml.with_file_name(format!("{name}.berth-backup-{stamp}{suffix}"));
+        let opened = std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_MODE).open(&path);
+        let mut file = match opened {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(ApplyError::Io { action: "creating es.xml backup", path, error }),
+        };
+        let io = |error| ApplyError::Io { action: "writing es.xml backup", path: path.clone(), error };
+        file.write_all(text.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        return Ok(path);
+    }
+    Err(ApplyError::Io {
+        action: "creating es.xml backup",
+        path: es_xml.to_path_buf(),
+        error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "100 backups already exist for this second"),
+    })
+}
+
+/// Replaces `path` with `text` atomically, keeping the mode of an existing file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), ApplyError> {
+    let io = |action, error| ApplyError::Io { action, path: path.to_path_buf(), error };
+    let mode = match std::fs::metadata(path) {
+        Ok(m) => m.permissions().mode() & 0o7777,
+        Err(_) => PRIVATE_MODE,
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(path.file_name().unwrap_or_default());
+    prefix.push(".");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(|e| io("creating temporary file for", e))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| io("writing", e))?;
+    tmp.as_file().sync_all().map_err(|e| io("syncing", e))?;
+    tmp.persist(path).map_err(|e| io("replacing", e.error))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory of", e))
+}

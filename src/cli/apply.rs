@@ -1,0 +1,353 @@
+//! `berth apply`: choose the plan (continue an unfinished one, a saved one, or plan now), show
+//! it, ask, run it with progress, and summarize. The work is in [`crate::apply::Session`].
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use crate::apply::{ExecOptions, RunOutcome, Session, WrittenBack, plan_id, resume, setup};
+use crate::config;
+use crate::inventory::load::Inventory;
+use crate::plan::{self, Plan};
+use crate::render;
+
+use super::args::ApplyArgs;
+use super::error::CliError;
+use super::exit;
+use super::progress::Progress;
+
+/// Where the plan being applied came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// An earlier apply left it unfinished.
+    Unfinished,
+    /// `berth apply FILE`.
+    Saved,
+    /// Planned now.
+    Fresh,
+}
+
+pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
+    if args.json && !args.auto_approve && args.file.is_none() {
+        return Err(CliError::Refused(
+            "--json cannot ask for confirmation: add -auto-approve, or apply a saved plan (`berth apply FILE`)".into(),
+        ));
+    }
+    if args.step.is_some() && args.targets.len() != 1 {
+        return Err(CliError::Refused(
+            "--step runs one step of one guest's move: give exactly one -target GUEST".into(),
+        ));
+    }
+    let cfg = config::load_dir(Path::new("."))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let mut session = Session::open(cfg, runtime.handle().clone())?;
+    let say = |text: &str| say(args.json, text);
+    for note in session.settle()? {
+        say(&note);
+    }
+    let mut code = exit::OK;
+    // A continued plan is followed by a fresh plan for whatever is left to do.
+    for round in 0..2 {
+        let mut inv = session.read_inventory()?;
+        if args.replan && round == 0 && session.unfinished().is_some() {
+            drop_unfinished(&mut session, &say)?;
+            inv = session.read_inventory()?;
+        }
+        let (plan, source) = choose_plan(&session, args, &inv)?;
+        if round > 0 && source == Source::Fresh && !plan.has_changes() && plan.is_ok() {
+            say("Nothing else to do: every guest is where the configuration wants it.");
+            break;
+        }
+        let Some(result) = apply_plan(&mut session, &runtime, args, plan, source, color)? else { break };
+        code = code.max(result.0);
+        if !(source == Source::Unfinished && result.1 && args.step.is_none() && code == exit::OK) {
+            break;
+        }
+        say("\nThe unfinished plan is done. Planning again from what is now.\n");
+    }
+    Ok(code)
+}
+
+/// Text that is not an event: on stdout, or on stderr with `--json` (stdout is events only).
+fn say(json: bool, text: &str) {
+    if json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// `-replan`: forgets the unfinished plan, after writing es.xml for the moves it completed.
+fn drop_unfinished(session: &mut Session, say: &dyn Fn(&str)) -> Result<(), CliError> {
+    let dropped = session.abandon()?;
+    say(&format!("Dropped the unfinished plan {}.", dropped.plan_id));
+    if let Some(w) = &dropped.write_back {
+        say(&write_back_line(w));
+    }
+    for guest in &dropped.left_stopped {
+        say(&format!(
+            "Warning: {guest} was shut down by the dropped plan and was not started again; berth will not start it."
+        ));
+    }
+    Ok(())
+}
+
+fn choose_plan(session: &Session, args: &ApplyArgs, inv: &Inventory) -> Result<(Plan, Source), CliError> {
+    if let Some(u) = session.unfinished() {
+        if let Some(file) = &args.file {
+            let saved = plan::file::load(file)?;
+            if plan_id(&saved) != plan_id(&u.plan) {
+                return Err(CliError::Refused(format!(
+                    "plan {} of an earlier apply (started {}) is unfinished, and {} is another plan: finish the \
+                     unfinished one with `berth apply`, or drop it with `berth apply -replan`",
+                    u.plan_id,
+                    u.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    file.display()
+                )));
+            }
+        }
+        let blockers = session.resume_blockers(inv);
+        if !blockers.is_empty() {
+            return Err(CliError::Refused(format!(
+                "plan {} of an earlier apply is unfinished and cannot be continued:\n  - {}\n\
+                 Put things back, or drop that plan and plan afresh with `berth apply -replan`.",
+                u.plan_id,
+                blockers.join("\n  - ")
+            )));
+        }
+        return Ok((u.plan.clone(), Source::Unfinished));
+    }
+    if let Some(file) = &args.file {
+        let saved = plan::file::load(file)?;
+        if !saved.is_ok() {
+            return Err(CliError::Refused(format!("{} has errors; it cannot be applied", file.display())));
+        }
+        let reasons = session.stale_reasons(&saved, inv);
+        if !reasons.is_empty() {
+            return Err(CliError::Refused(format!(
+                "the saved plan {} no longer matches what is:\n  - {}\nMake a new plan: berth plan -out {}",
+                file.display(),
+                reasons.join("\n  - "),
+                file.display()
+            )));
+        }
+        return Ok((saved, Source::Saved));
+    }
+    Ok((session.make_plan(inv)?, Source::Fresh))
+}
+
+/// The guest `name` designates in `plan`: a guest of its moves or of its fingerprints, by full
+/// name or first DNS label.
+fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
+    let known: BTreeSet<&str> = plan
+        .fingerprints
+        .guests
+        .keys()
+        .map(String::as_str)
+        .chain(plan.moves.iter().map(|m| m.guest.as_str()))
+        .collect();
+    if known.contains(name) {
+        return Ok(name.to_string());
+    }
+    let by_short: Vec<&str> = known.iter().copied().filter(|g| g.split('.').next() == Some(name)).collect();
+    match by_short.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => {
+            let moved: BTreeSet<&str> = plan.moves.iter().map(|m| m.guest.as_str()).collect();
+            let moved: Vec<&str> = moved.into_iter().collect();
+            Err(CliError::Refused(format!(
+                "-target {name}: no such guest; the plan moves {}",
+                if moved.is_empty() { "nothing".to_string() } else { moved.join(", ") }
+            )))
+        }
+        many => Err(CliError::Refused(format!("-target {name} is ambiguous: {}", many.join(", ")))),
+    }
+}
+
+/// The step id `--step NAME` designates for `guest`: `NAME` is a step kind (`STOP_GUEST`,
+/// any case, with `#n` for the guest's n-th move) or a whole step id.
+fn resolve_step(plan: &Plan, guest: &str, name: &str) -> Result<String, CliError> {
+    if plan.steps.iter().any(|s| s.id == name && s.guest == guest) {
+        return Ok(name.to_string());
+    }
+    let (kind, suffix) = name.split_once('#').map_or((name, String::new()), |(k, n)| (k, format!("#{n}")));
+    let kind: crate::schedule::StepKind =
+        kind.parse().map_err(|e: String| CliError::Refused(format!("--step: {e}")))?;
+    let id = format!("{guest}:{kind}{suffix}");
+    if plan.steps.iter().any(|s| s.id == id) {
+        return Ok(id);
+    }
+    if let Some(skipped) = plan.skipped_steps.iter().find(|s| s.guest == guest && s.kind == kind) {
+        return Err(CliError::Refused(format!("--step {name}: not a step of this plan: {}", skipped.reason)));
+    }
+    let steps: Vec<&str> = plan.steps.iter().filter(|s| s.guest == guest).map(|s| s.id.as_str()).collect();
+    Err(CliError::Refused(format!(
+        "--step {name}: {guest} has no such step in this plan; its steps: {}",
+        if steps.is_empty() { "none".to_string() } else { steps.join(", ") }
+    )))
+}
+
+/// Asks on stdin; only `yes` agrees. Refuses when stdin is not a terminal.
+fn confirm(moves: usize) -> Result<bool, CliError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::Refused(
+            "cannot ask for confirmation: standard input is not a terminal. Run `berth apply -auto-approve` to apply \
+             without asking, or save the plan (`berth plan -out FILE`), review it, and run `berth apply FILE`."
+                .into(),
+        ));
+    }
+    let noun = if moves == 1 { "move" } else { "moves" };
+    print!("\nDo you want to apply these {moves} {noun}? Only 'yes' will be accepted: ");
+    std::io::stdout().flush().map_err(CliError::Stdout)?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer).map_err(CliError::Stdin)?;
+    Ok(answer.trim() == "yes")
+}
+
+/// Shows, confirms and runs `plan`. Returns (exit code, finished), or `None` when there was
+/// nothing to do.
+fn apply_plan(
+    session: &mut Session,
+    runtime: &tokio::runtime::Runtime,
+    args: &ApplyArgs,
+    plan: Plan,
+    source: Source,
+    color: bool,
+) -> Result<Option<(u8, bool)>, CliError> {
+    let targets = match args.targets.is_empty() {
+        true => None,
+        false => Some(args.targets.iter().map(|t| resolve_guest(&plan, t)).collect::<Result<BTreeSet<_>, _>>()?),
+    };
+    let single_step = match (&args.step, &targets) {
+        (Some(step), Some(t)) => t.iter().next().map(|g| resolve_step(&plan, g, step)).transpose()?,
+        _ => None,
+    };
+    if !args.json {
+        show(session, &plan, source, color);
+    }
+    if !plan.is_ok() {
+        return Err(CliError::Refused("the plan has errors (shown above); nothing was applied".into()));
+    }
+    let scope = match (source, session.unfinished()) {
+        (Source::Unfinished, Some(u)) => {
+            if let (Some(t), Some(scope)) = (&targets, &u.targets)
+                && let Some(outside) = t.iter().find(|g| !scope.contains(*g))
+            {
+                return Err(CliError::Refused(format!(
+                    "-target {outside}: the unfinished plan {} covers only {}",
+                    u.plan_id,
+                    scope.iter().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            resume::unfinished_by_guest(session.state(), u)
+                .into_keys()
+                .filter(|g| resume::in_scope(&targets, g))
+                .collect::<BTreeSet<_>>()
+        }
+        _ => plan.moves.iter().map(|m| m.guest.clone()).filter(|g| resume::in_scope(&targets, g)).collect(),
+    };
+    // An unfinished plan with every step done only lacks its es.xml write-back: run it.
+    if scope.is_empty() && source != Source::Unfinished {
+        if !args.json && targets.is_some() {
+            println!("\nNo changes for the targeted guests.");
+        }
+        return Ok(None);
+    }
+    let moves = plan.moves.iter().filter(|m| scope.contains(&m.guest)).count();
+    if source != Source::Saved && moves > 0 && !args.auto_approve && !confirm(moves)? {
+        println!("Apply cancelled.");
+        return Ok(Some((exit::ERROR, false)));
+    }
+    let mut progress = Progress::new(&plan, args.json);
+    // A targeted (or step-by-step) apply keeps its guests as the plan's scope, so that a later
+    // `berth apply` finishes exactly those moves.
+    session.begin(plan, targets.clone())?;
+    let opts = ExecOptions {
+        keep_going: args.keep_going,
+        targets: targets.clone(),
+        single_step,
+        ..setup::exec_options(session.config(), args.parallelism.map(|p| p as usize))
+    };
+    let outcome = runtime.block_on(session.run(&opts, &mut |e| progress.event(e)))?;
+    Ok(Some((summarize(&outcome, &progress, args), outcome.finished)))
+}
+
+fn show(session: &Session, plan: &Plan, source: Source, color: bool) {
+    match (source, session.unfinished()) {
+        (Source::Unfinished, Some(u)) => {
+            let left = resume::unfinished_steps(session.state(), u).len();
+            println!(
+                "Continuing the unfinished apply of plan {} (started {}): {} of {} steps in its scope are not done yet.\n",
+                u.plan_id,
+                u.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                left,
+                plan.steps.iter().filter(|s| resume::in_scope(&u.targets, &s.guest)).count()
+            );
+        }
+        (Source::Saved, _) => println!("Applying the saved plan {}.\n", plan_id(plan)),
+        _ => {}
+    }
+    print!("{}", render::plan_text(plan, &render::TextOptions { color, ..Default::default() }));
+}
+
+fn write_back_line(w: &WrittenBack) -> String {
+    match &w.backup {
+        Some(b) => format!("es.xml written back: {} (previous version saved as {})", w.path.display(), b.display()),
+        None => format!("es.xml written back: {}", w.path.display()),
+    }
+}
+
+/// Prints what completed, failed and was skipped; returns the exit code.
+fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 {
+    let r = &outcome.report;
+    let mut lines = vec![String::new()];
+    for (step, message) in &r.failed {
+        lines.push(format!("Failed: {step}: {message}"));
+    }
+    if !r.not_run.is_empty() {
+        let mut by_guest: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for step in &r.not_run {
+            *by_guest.entry(step.rsplit_once(':').map_or(step.as_str(), |(g, _)| g)).or_default() += 1;
+        }
+        let guests: Vec<String> = by_guest.iter().map(|(g, n)| format!("{g} ({n})")).collect();
+        lines.push(format!(
+            "Not run, because the apply stopped at the failure (-keep-going lets independent steps finish): {} step(s) of {}",
+            r.not_run.len(),
+            guests.join(", ")
+        ));
+    }
+    let write_back_failed = match &outcome.write_back {
+        Ok(Some(w)) => {
+            lines.push(write_back_line(w));
+            false
+        }
+        Ok(None) => false,
+        Err(e) => {
+            lines.push(format!("error: {e}"));
+            true
+        }
+    };
+    let ok = r.succeeded() && !write_back_failed;
+    let counts = format!(
+        "{} step{} done, {} failed, {} skipped, {} not run",
+        r.done.len(),
+        if r.done.len() == 1 { "" } else { "s" },
+        r.failed.len(),
+        r.skipped.len(),
+        r.not_run.len()
+    );
+    if ok && outcome.finished {
+        lines.push(format!("Apply complete! {counts}."));
+    } else if ok {
+        lines.push(format!(
+            "Applied what was asked: {counts}. The plan is not finished; `berth apply` continues it{}.",
+            if args.step.is_some() { " (or run the next step with --step)" } else { "" }
+        ));
+    } else {
+        lines.push(format!("Apply failed: {counts}. Fix the cause and run `berth apply` again to continue."));
+    }
+    for line in lines {
+        progress.note(&line);
+    }
+    if ok { exit::OK } else { exit::ERROR }
+}

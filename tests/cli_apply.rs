@@ -1,0 +1,299 @@
+//! `berth apply`, `berth state`, `berth force-unlock` through the real binary, on copies of the
+//! drain example (common/drain_lab.rs) in temporary directories.
+//!
+//! Each berth process opens libvirt's test driver afresh from the node files, so what one
+//! process changed in libvirt is gone for the next; what carries over is what berth writes:
+//! the state file, the lock, es.xml and its backup. The tests check those across processes;
+//! resuming after a crash is tested in-process (tests/apply_session.rs).
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use berth::inventory::esxml;
+use berth::inventory::load::sha256_hex;
+use berth::plan::unified_diff;
+use berth::state::StateStore;
+use common::drain_lab::*;
+use serde_json::Value;
+
+fn berth(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn state_path(dir: &Path) -> std::path::PathBuf {
+    dir.join("state/berth.state.json")
+}
+
+/// The es.xml host of `guest`.
+fn es_host(dir: &Path, guest: &str) -> String {
+    let es = esxml::parse("es.xml", &read(&dir.join("es.xml"))).unwrap();
+    let g = es.guests.iter().find(|g| g.name == guest).unwrap();
+    es.hosts.iter().find(|h| h.id == g.host_id).unwrap().name.clone()
+}
+
+fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("es.xml.berth-backup-"))
+        .collect()
+}
+
+#[test]
+fn without_a_terminal_apply_refuses_to_ask_and_changes_nothing() {
+    let lab = drain_lab();
+    let es_before = read(&lab.path().join("es.xml"));
+    let out = berth(lab.path(), &["apply"]);
+    assert_exit(&out, 1);
+    assert!(stdout(&out).contains("Moves (3)"), "the plan is shown first:\n{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("standard input is not a terminal") && err.contains("-auto-approve"), "{err}");
+    assert_eq!(read(&lab.path().join("es.xml")), es_before);
+    assert!(!state_path(lab.path()).exists(), "nothing was journaled");
+    assert!(!lab.path().join("state/berth.state.json.lock").exists(), "the lock is released");
+
+    let json = berth(lab.path(), &["apply", "--json"]);
+    assert_exit(&json, 1);
+    assert!(stderr(&json).contains("-auto-approve"), "{}", stderr(&json));
+}
+
+#[test]
+fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let original = read(&dir.join("es.xml"));
+    let planned: Value = serde_json::from_slice(&berth(dir, &["plan", "--json", "-lock=false"]).stdout).unwrap();
+
+    let out = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains(&format!("{VM01}: STOP_GUEST started")), "{text}");
+    assert!(text.contains(&format!("{VM01}: STARTUP_GUEST done")), "{text}");
+    assert!(text.contains("Apply complete! 7 steps done, 0 failed, 0 skipped, 0 not run."), "{text}");
+    assert!(text.contains("es.xml written back"), "{text}");
+
+    // es.xml changed by exactly the diff the plan showed; the original is a private backup.
+    let now = read(&dir.join("es.xml"));
+    assert_eq!(unified_diff(planned["es_xml_path"].as_str().unwrap(), &original, &now), planned["es_xml_diff"]);
+    let backups = backups(dir);
+    assert_eq!(backups.len(), 1);
+    assert_eq!(read(&backups[0]), original);
+    assert_eq!(mode(&backups[0]), 0o600);
+    assert_eq!((mode(&state_path(dir)), mode(&dir.join("state"))), (0o600, 0o700));
+
+    let list = berth(dir, &["state", "list"]);
+    assert_exit(&list, 0);
+    let list = stdout(&list);
+    for (guest, host, state) in TARGETS {
+        let line = list.lines().find(|l| l.starts_with(guest)).unwrap_or_else(|| panic!("{guest} missing:\n{list}"));
+        let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(&cells[1..3], [host, state], "{line}");
+        assert!(cells[3].ends_with(" done"), "{line}");
+    }
+    let show = berth(dir, &["state", "show", "exa01adm01vm01"]);
+    assert_exit(&show, 0);
+    let show = stdout(&show);
+    assert!(show.contains(&format!("  host:  {ADM03}")), "{show}");
+    for kind in ["STOP_GUEST", "MIGRATE_GUEST", "STARTUP_GUEST"] {
+        assert!(show.contains(&format!("{VM01}:{kind}  done")), "{kind}:\n{show}");
+    }
+    let unknown = berth(dir, &["state", "show", "nosuchvm"]);
+    assert_exit(&unknown, 1);
+    assert!(stderr(&unknown).contains("records nothing about guest nosuchvm"), "{}", stderr(&unknown));
+
+    // The next berth process reads the test driver's node files afresh (the guests are back on
+    // exa01adm01) while es.xml says where apply put them: that is drift, and berth stops.
+    let again = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&again, 1);
+    assert!(stdout(&again).contains("es.xml and libvirt disagree"), "{}", stdout(&again));
+}
+
+#[test]
+fn json_output_is_one_event_per_line() {
+    let lab = drain_lab();
+    let out = berth(lab.path(), &["apply", "-auto-approve", "--json"]);
+    assert_exit(&out, 0);
+    let events: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"start"));
+    assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 7);
+    assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 7);
+    let summary = events.last().unwrap();
+    assert_eq!(
+        (summary["event"].as_str(), summary["done"].as_u64(), summary["failed"].as_u64()),
+        (Some("summary"), Some(7), Some(0))
+    );
+    assert!(stderr(&out).contains("Apply complete!"), "the summary text goes to stderr: {}", stderr(&out));
+}
+
+#[test]
+fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    std::fs::create_dir(dir.join("state")).unwrap();
+    let store = StateStore::open(state_path(dir)).unwrap();
+    let guard = store.lock("apply").unwrap();
+    let info = guard.info().clone();
+
+    let out = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    for part in [
+        "is locked".to_string(),
+        format!("held by {} (pid {})", info.owner, info.pid),
+        "for `apply`".into(),
+        info.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        format!("berth force-unlock {}", info.id),
+    ] {
+        assert!(err.contains(&part), "missing `{part}` in: {err}");
+    }
+    assert!(info.owner.ends_with(&format!("@{}", info.host)));
+    assert_exit(&berth(dir, &["plan"]), 1);
+    assert_exit(&berth(dir, &["plan", "-lock=false"]), 0);
+
+    let wrong = berth(dir, &["force-unlock", "not-the-id"]);
+    assert_exit(&wrong, 1);
+    assert!(stderr(&wrong).contains(&format!("is held under id {}", info.id)), "{}", stderr(&wrong));
+    assert!(store.lock_path().exists());
+    let right = berth(dir, &["force-unlock", &info.id]);
+    assert_exit(&right, 0);
+    assert!(stdout(&right).contains(&format!("Removed lock {}", info.id)), "{}", stdout(&right));
+    assert!(!store.lock_path().exists());
+    let none = berth(dir, &["force-unlock", &info.id]);
+    assert_exit(&none, 1);
+    assert!(stderr(&none).contains("is not locked"), "{}", stderr(&none));
+    drop(guard);
+
+    assert_exit(&berth(dir, &["apply", "-auto-approve"]), 0);
+}
+
+/// Saves a plan of a fresh lab, lets `edit` change the lab, and applies the saved plan.
+fn apply_saved_after(edit: impl FnOnce(&Path)) -> (Output, tempfile::TempDir) {
+    let lab = drain_lab();
+    let saved = lab.path().join("drain.berth");
+    assert_exit(&berth(lab.path(), &["plan", &format!("-out={}", saved.display())]), 0);
+    edit(lab.path());
+    let out = berth(lab.path(), &["apply", saved.to_str().unwrap()]);
+    (out, lab)
+}
+
+#[test]
+fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
+    let (out, lab) = apply_saved_after(|_| {});
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Applying the saved plan"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
+    assert_eq!(es_host(lab.path(), VM01), ADM03);
+
+    let mut shas = (String::new(), String::new());
+    let (es_edited, lab) = apply_saved_after(|dir| {
+        let path = dir.join("es.xml");
+        let before = read(&path);
+        let after = before.clone() + "<!-- edited by hand -->\n";
+        std::fs::write(&path, &after).unwrap();
+        shas = (sha256_hex(before.as_bytes()), sha256_hex(after.as_bytes()));
+    });
+    assert_exit(&es_edited, 1);
+    let err = stderr(&es_edited);
+    assert!(err.contains("no longer matches what is"), "{err}");
+    let wanted = format!("es.xml changed since the plan was made (sha256 {}…→{}…)", &shas.0[..12], &shas.1[..12]);
+    assert!(err.contains(&wanted), "{err}");
+    assert!(!state_path(lab.path()).exists(), "nothing ran");
+
+    let (config_edited, _lab) = apply_saved_after(|dir| {
+        let path = dir.join("main.hcl");
+        std::fs::write(&path, read(&path) + "\n# edited\n").unwrap();
+    });
+    assert_exit(&config_edited, 1);
+    assert!(stderr(&config_edited).contains("the configuration (*.hcl) changed since the plan was made (sha256 "));
+
+    let (started, _lab) = apply_saved_after(|dir| {
+        let path = dir.join(format!("nodes/{ADM01}.xml"));
+        std::fs::write(
+            &path,
+            read(&path).replace("<test:runstate>5</test:runstate>", "<test:runstate>1</test:runstate>"),
+        )
+        .unwrap();
+    });
+    assert_exit(&started, 1);
+    let err = stderr(&started);
+    assert!(err.contains(&format!("guest {VM03} is now running on {ADM01}, the plan saw it shut off")), "{err}");
+    assert!(err.contains(&format!("host {ADM01} now has ")), "the room on the host changed too: {err}");
+}
+
+#[test]
+fn targets_and_single_steps_limit_what_runs() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let refused = |args: &[&str], wanted: &str| {
+        let out = berth(dir, args);
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains(wanted), "{args:?}: {}", stderr(&out));
+    };
+    refused(&["apply", "-auto-approve", "-target", "nosuchvm"], "-target nosuchvm: no such guest; the plan moves");
+    refused(&["apply", "-auto-approve", "--step", "STOP_GUEST"], "exactly one -target");
+    refused(&["apply", "-auto-approve", "--step", "BOGUS", "-target", "exa01adm01vm01"], "unknown step `BOGUS`");
+    refused(
+        &["apply", "-auto-approve", "--step", "STOP_GUEST", "-target", "exa01adm01vm03"],
+        &format!("not a step of this plan: {VM03} is shut off: nothing to stop"),
+    );
+
+    // One step of one move: the plan stays in progress for that guest.
+    let out = berth(dir, &["apply", "-auto-approve", "--step", "STOP_GUEST", "-target", "exa01adm01vm01"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("Applied what was asked: 1 step done"), "{text}");
+    assert!(text.contains("or run the next step with --step"), "{text}");
+    let show = stdout(&berth(dir, &["state", "show", VM01]));
+    assert!(show.contains(&format!("{VM01}:STOP_GUEST  done")), "{show}");
+    assert!(!show.contains("MIGRATE_GUEST"), "{show}");
+    assert!(show.contains("Unfinished plan"), "{show}");
+    assert!(backups(dir).is_empty(), "no move completed, es.xml is untouched");
+
+    // A targeted apply moves only its guest, and es.xml only for it.
+    let lab = drain_lab();
+    let out = berth(lab.path(), &["apply", "-auto-approve", "-target", "exa01adm01vm03"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Apply complete! 1 step done"), "{}", stdout(&out));
+    assert_eq!(es_host(lab.path(), VM03), ADM02);
+    assert_eq!((es_host(lab.path(), VM01), es_host(lab.path(), VM02)), (ADM01.to_string(), ADM01.to_string()));
+}
+
+#[test]
+fn replan_drops_an_unfinished_plan_and_names_the_guests_it_left_stopped() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    assert_exit(&berth(dir, &["apply", "-auto-approve", "--step", "STOP_GUEST", "-target", VM01]), 0);
+    let plan_warning = berth(dir, &["plan"]);
+    assert!(stderr(&plan_warning).contains("of an earlier apply is unfinished"), "{}", stderr(&plan_warning));
+
+    let out = berth(dir, &["apply", "-auto-approve", "-replan"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("Dropped the unfinished plan"), "{text}");
+    assert!(text.contains(&format!("Warning: {VM01} was shut down by the dropped plan")), "{text}");
+    assert!(text.contains("Apply complete!"), "{text}");
+}
