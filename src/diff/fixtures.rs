@@ -82,6 +82,9 @@ impl ConfigBuilder {
             defaults: Defaults::default(),
             guests: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            rebalances: Vec::new(),
+            rules: Vec::new(),
+            disruption_budgets: Vec::new(),
         };
         ConfigBuilder { config, next: Cell::new(0) }
     }
@@ -112,8 +115,11 @@ impl ConfigBuilder {
         let mut intent = HostIntent {
             name,
             drain: false,
+            evacuate: false,
+            return_home: false,
             disabled: false,
             max_guests: None,
+            vcpu_overcommit: None,
             libvirt_uri: None,
             memory_reserved_mib: None,
             span,
