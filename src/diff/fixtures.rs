@@ -5,7 +5,10 @@ use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use crate::config::{Config, Defaults, GuestIntent, HostIntent, InventoryConfig, MigrationMode, SourceFile, Span, Spanned, SshSettings};
+use crate::config::{
+    BalanceOn, Config, Defaults, DisruptionBudget, GuestIntent, HostIntent, InventoryConfig, MigrationMode, PlacementRule, RebalanceIntent,
+    RuleKind, SourceFile, Span, Spanned, SshSettings,
+};
 use crate::inventory::{Cluster, Guest, GuestState, Host, Topology};
 
 pub const GIB: u64 = 1024;
@@ -131,5 +134,49 @@ impl ConfigBuilder {
 
     pub fn drain(self, label: &str) -> Self {
         self.host(label, |h| h.drain = true)
+    }
+
+    pub fn evacuate(self, label: &str) -> Self {
+        self.host(label, |h| h.evacuate = true)
+    }
+
+    /// A `rule "KIND" "NAME"` block; `hosts` only matters for bans.
+    pub fn rule(mut self, kind: RuleKind, name: &str, guests: &[&str], hosts: &[&str]) -> Self {
+        let name = self.spanned(name);
+        let guests = guests.iter().map(|g| self.spanned(g)).collect();
+        let hosts = hosts.iter().map(|h| self.spanned(h)).collect();
+        let span = name.span.clone();
+        self.config.rules.push(PlacementRule { kind, name, guests, hosts, span });
+        self
+    }
+
+    /// A `rebalance "NAME"` block over `hosts` (all when empty), memory, default threshold.
+    pub fn rebalance(mut self, name: &str, hosts: &[&str], edit: impl FnOnce(&mut RebalanceIntent)) -> Self {
+        let name = self.spanned(name);
+        let hosts = (!hosts.is_empty()).then(|| hosts.iter().map(|h| self.spanned(h)).collect());
+        let span = name.span.clone();
+        let mut intent = RebalanceIntent {
+            name,
+            hosts,
+            on: BalanceOn::Memory,
+            threshold: RebalanceIntent::DEFAULT_THRESHOLD,
+            max_moves: None,
+            max_moved_mib: None,
+            mode: None,
+            span,
+        };
+        edit(&mut intent);
+        self.config.rebalances.push(intent);
+        self
+    }
+
+    /// A disruption budget over a RAC cluster.
+    pub fn cluster_budget(mut self, name: &str, cluster: &str, max_unavailable: u32) -> Self {
+        let name = self.spanned(name);
+        let cluster = Some(self.spanned(cluster));
+        let span = name.span.clone();
+        let max_unavailable = Spanned { value: max_unavailable, span: Span::default() };
+        self.config.disruption_budgets.push(DisruptionBudget { name, cluster, guests: Vec::new(), max_unavailable, span });
+        self
     }
 }

@@ -354,12 +354,16 @@ fn summary(
     match stop {
         Stop::Within => {}
         Stop::NoGain => text.push_str("; no further move evens the hosts out"),
-        Stop::Budget => text.push_str(&match (intent.max_moves, intent.max_moved_mib) {
-            (Some(moves), Some(memory)) => format!("; stopped at the budget of {moves} moves / {}", mib(memory)),
-            (Some(moves), None) => format!("; stopped at the budget of {moves} moves"),
-            (None, Some(memory)) => format!("; stopped at the budget of {} moved", mib(memory)),
-            (None, None) => "; stopped".to_string(),
-        }),
+        Stop::Budget => {
+            let mut limits = Vec::new();
+            if let Some(moves) = intent.max_moves {
+                limits.push(format!("max_moves = {moves}"));
+            }
+            if let Some(memory) = intent.max_moved_mib {
+                limits.push(format!("max_moved = {}", mib(memory)));
+            }
+            text.push_str(&format!("; stopped by the budget ({})", limits.join(", ")));
+        }
     }
     text.push(')');
     text
