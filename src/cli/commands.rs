@@ -33,7 +33,13 @@ fn load() -> Result<(Config, Inventory), CliError> {
 }
 
 fn make_plan() -> Result<Plan, CliError> {
+    make_plan_with(&config::CommandLineIntents::default())
+}
+
+/// Plans with the intents given as flags added to the configuration.
+fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError> {
     let (cfg, inv) = load()?;
+    let cfg = cfg.with_command_line(intents);
     Ok(plan::build::build(&cfg, &inv)?)
 }
 
@@ -72,7 +78,7 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 }
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
-    let plan = make_plan()?;
+    let plan = make_plan_with(&args.intents.intents())?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {

@@ -32,7 +32,10 @@ pub struct CommandLineIntents {
 
 impl CommandLineIntents {
     pub fn is_empty(&self) -> bool {
-        self.drain.is_empty() && self.evacuate.is_empty() && self.return_home.is_empty() && !self.rebalance
+        self.drain.is_empty()
+            && self.evacuate.is_empty()
+            && self.return_home.is_empty()
+            && !self.rebalance
     }
 }
 
@@ -88,8 +91,17 @@ impl Config {
                 text.push(' ');
                 let start = text.len();
                 text.push_str(host);
-                let span = Span { file, range: start..text.len() };
-                named.push((flag, Spanned { value: host.clone(), span }));
+                let span = Span {
+                    file,
+                    range: start..text.len(),
+                };
+                named.push((
+                    flag,
+                    Spanned {
+                        value: host.clone(),
+                        span,
+                    },
+                ));
             }
         }
         let rebalance_span = intents.rebalance.then(|| {
@@ -98,12 +110,21 @@ impl Config {
             }
             let start = text.len();
             text.push_str("-rebalance");
-            Span { file, range: start..text.len() }
+            Span {
+                file,
+                range: start..text.len(),
+            }
         });
-        self.files.push(SourceFile { name: COMMAND_LINE.into(), text });
+        self.files.push(SourceFile {
+            name: COMMAND_LINE.into(),
+            text,
+        });
 
         for (flag, name) in named {
-            let existing = self.hosts.values_mut().find(|intent| same_host(&intent.name.value, &name.value));
+            let existing = self
+                .hosts
+                .values_mut()
+                .find(|intent| same_host(&intent.name.value, &name.value));
             match existing {
                 Some(intent) => flag.set(intent),
                 None => {
@@ -125,10 +146,16 @@ impl Config {
             }
         }
         if let Some(span) = rebalance_span
-            && !self.rebalances.iter().any(|r| r.name.value == COMMAND_LINE_REBALANCE)
+            && !self
+                .rebalances
+                .iter()
+                .any(|r| r.name.value == COMMAND_LINE_REBALANCE)
         {
             self.rebalances.push(RebalanceIntent {
-                name: Spanned { value: COMMAND_LINE_REBALANCE.into(), span: span.clone() },
+                name: Spanned {
+                    value: COMMAND_LINE_REBALANCE.into(),
+                    span: span.clone(),
+                },
                 hosts: None,
                 on: BalanceOn::Memory,
                 threshold: RebalanceIntent::DEFAULT_THRESHOLD,
@@ -178,8 +205,14 @@ mod tests {
         let adm04 = &cfg.hosts["adm04"];
         assert!(adm04.evacuate && !adm04.drain);
         // The new block's name points at the flag's value in the command-line "file".
-        assert_eq!(cfg.line_col(&adm04.name.span), (COMMAND_LINE.to_string(), 1, 24));
-        assert_eq!(cfg.files.last().map(|f| f.text.as_str()), Some("-drain adm01 -evacuate adm04 -rebalance"));
+        assert_eq!(
+            cfg.line_col(&adm04.name.span),
+            (COMMAND_LINE.to_string(), 1, 24)
+        );
+        assert_eq!(
+            cfg.files.last().map(|f| f.text.as_str()),
+            Some("-drain adm01 -evacuate adm04 -rebalance")
+        );
         assert_eq!(cfg.rebalances.len(), 1);
         assert_eq!(cfg.rebalances[0].name.value, COMMAND_LINE_REBALANCE);
         assert_eq!(cfg.rebalances[0].hosts, None);
@@ -188,10 +221,16 @@ mod tests {
     #[test]
     fn flags_leave_the_fingerprint_alone() {
         let plain = load();
-        let flagged = load().with_command_line(&CommandLineIntents { drain: vec!["adm02".into()], ..Default::default() });
+        let flagged = load().with_command_line(&CommandLineIntents {
+            drain: vec!["adm02".into()],
+            ..Default::default()
+        });
         assert_eq!(plain.sha256(), flagged.sha256());
         assert_ne!(plain, flagged);
         // No flags, no extra file.
-        assert_eq!(load().with_command_line(&CommandLineIntents::default()), plain);
+        assert_eq!(
+            load().with_command_line(&CommandLineIntents::default()),
+            plain
+        );
     }
 }

@@ -31,7 +31,17 @@ pub struct Spanned<T> {
 
 /// How a guest is moved (OEDACLI's MODE).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationMode {
@@ -154,7 +164,10 @@ pub struct Defaults {
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {
-            mode: Spanned { value: MigrationMode::Offline, span: Span::default() },
+            mode: Spanned {
+                value: MigrationMode::Offline,
+                span: Span::default(),
+            },
             live: LiveOptions::default(),
             parallelism: 4,
             max_inbound_per_host: 2,

@@ -293,7 +293,10 @@ pub(crate) fn home_of(name: &str) -> Option<String> {
                 format!("in the `{path}` block")
             });
         }
-        let kinds = spec.kinds.iter().map(|kind| (kind, format!("{path} \"{}\"", kind.name)));
+        let kinds = spec
+            .kinds
+            .iter()
+            .map(|kind| (kind, format!("{path} \"{}\"", kind.name)));
         let children = spec.blocks.iter().map(|child| {
             let child_path = if path.is_empty() {
                 child.name.to_string()
@@ -347,7 +350,11 @@ mod tests {
             names.dedup();
             assert_eq!(names.len(), count, "duplicate name in `{}`", spec.name);
             for one in spec.one_of {
-                assert!(spec.attr(one).is_some_and(|a| !a.required), "one_of `{one}` in `{}`", spec.name);
+                assert!(
+                    spec.attr(one).is_some_and(|a| !a.required),
+                    "one_of `{one}` in `{}`",
+                    spec.name
+                );
             }
             spec.blocks.iter().for_each(check);
             spec.kinds.iter().for_each(check);

@@ -505,8 +505,11 @@ impl Validator<'_> {
     /// none or several of their attributes written.
     fn missing_in(&mut self, node: &Node, spec: &BlockSpec, path: &str) {
         if !spec.one_of.is_empty() {
-            let written: Vec<&Spanned<Value>> =
-                spec.one_of.iter().filter_map(|name| node.value(name)).collect();
+            let written: Vec<&Spanned<Value>> = spec
+                .one_of
+                .iter()
+                .filter_map(|name| node.value(name))
+                .collect();
             let names: Vec<String> = spec.one_of.iter().map(|n| format!("`{n}`")).collect();
             let names = names.join(" or ");
             match written.as_slice() {

@@ -321,7 +321,10 @@ mod tests {
         // Elements keep their place: `["a", "bc"]` has "a" at 1..4 and "bc" at 6..10.
         assert_eq!(
             check("[\"a\", \"bc\"]", Kind::StrList { min_len: 1 }),
-            Ok(Some(Value::List(vec![("a".into(), 1..4), ("bc".into(), 6..10)])))
+            Ok(Some(Value::List(vec![
+                ("a".into(), 1..4),
+                ("bc".into(), 6..10)
+            ])))
         );
         assert_eq!(
             check("\"live\"", Kind::Enum(&["offline", "live"])),

@@ -63,6 +63,8 @@ struct Member<'t> {
 /// The set being balanced and what each host holds.
 struct Balance<'a, 't> {
     hosts: Vec<Member<'t>>,
+    /// Host name → index in `hosts`.
+    index: HashMap<&'t str, usize>,
     resources: &'static [Resource],
     ledger: &'a mut Ledger<'t>,
 }
@@ -136,9 +138,9 @@ pub(crate) fn rebalance<'t>(
         .topo
         .guests
         .values()
-        .filter_map(|g| ledger.host_of(&g.name).filter(|h| index.contains_key(h)).map(|h| (g.name.as_str(), h)))
+        .filter_map(|g| ledger.host_of(&g.name).filter(|h| index.contains_key(*h)).map(|h| (g.name.as_str(), h)))
         .collect();
-    let balance = Balance { hosts, resources, ledger };
+    let balance = Balance { hosts, index, resources, ledger };
     let before = balance.spreads(&balance.sorted());
 
     let mut steps: Vec<Step<'t>> = Vec::new();
@@ -261,10 +263,10 @@ fn candidates<'t>(
     let targets: Vec<usize> = by_score.iter().rev().copied().take(EXTREMES).collect();
 
     let mut on: HashMap<usize, Vec<&'t Guest>> = HashMap::new();
-    for (guest, _) in start {
+    for guest in start.keys() {
         let Some(guest) = world.topo.guests.get(*guest) else { continue };
         let Some(host) = balance.ledger.host_of(&guest.name) else { continue };
-        if let Some(i) = balance.hosts.iter().position(|h| h.name == host) {
+        if let Some(&i) = balance.index.get(host) {
             on.entry(i).or_default().push(guest);
         }
     }
