@@ -141,6 +141,42 @@ pub struct PlanArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub lock: bool,
+
+    #[command(flatten)]
+    pub intents: IntentArgs,
+}
+
+/// Intents given as flags: each is the same as its HCL block, and plans the same.
+#[derive(Debug, Default, Args)]
+pub struct IntentArgs {
+    /// Empty HOST for maintenance, like `host "HOST" { drain = true }` (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub drain: Vec<String>,
+
+    /// HOST is dead: define its guests on other hosts (offline_force), like
+    /// `host "HOST" { evacuate = true }` (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub evacuate: Vec<String>,
+
+    /// Bring back the guests earlier plans moved off HOST (from the state file), like
+    /// `host "HOST" { return_home = true }` (repeatable)
+    #[arg(long = "return-home", value_name = "HOST")]
+    pub return_home: Vec<String>,
+
+    /// Even out memory over every host, like `rebalance "all" {}`
+    #[arg(long)]
+    pub rebalance: bool,
+}
+
+impl IntentArgs {
+    pub fn intents(&self) -> crate::config::CommandLineIntents {
+        crate::config::CommandLineIntents {
+            drain: self.drain.clone(),
+            evacuate: self.evacuate.clone(),
+            return_home: self.return_home.clone(),
+            rebalance: self.rebalance,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

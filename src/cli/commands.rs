@@ -38,7 +38,13 @@ fn load() -> Result<(Config, Inventory), CliError> {
 }
 
 fn make_plan() -> Result<Plan, CliError> {
+    make_plan_with(&config::CommandLineIntents::default())
+}
+
+/// Plans with the intents given as flags added to the configuration.
+fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError> {
     let (cfg, inv) = load()?;
+    let cfg = cfg.with_command_line(intents);
     Ok(plan::build::build(&cfg, &inv)?)
 }
 
@@ -92,7 +98,7 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 }
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
-    let cfg = config::load_dir(Path::new("."))?;
+    let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
     let _lock = if args.lock { Some(plan_lock(&cfg)?) } else { None };
     let plan = plan::build::build(&cfg, &plan::build::load_inventory(&cfg)?)?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.

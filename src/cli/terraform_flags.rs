@@ -6,7 +6,8 @@ use std::ffi::OsString;
 /// Long flags that may be written with one dash.
 const SINGLE_DASH: &[&str] = &[
     "out", "json", "markdown", "detailed-exitcode", "lock", "no-color", "chdir", "auto-approve",
-    "target", "parallelism", "keep-going", "step", "drain", "replan", "help", "version",
+    "target", "parallelism", "keep-going", "step", "drain", "evacuate", "return-home", "rebalance",
+    "replan", "help", "version",
 ];
 
 /// Rewrites `-name` / `-name=value` to `--name` / `--name=value` for the flags above; leaves
@@ -48,6 +49,10 @@ mod tests {
             ["berth", "plan", "--out=p.berth", "--json", "-C", "dir", "--markdown", "--lock=false"]
         );
         assert_eq!(norm(&["berth", "apply", "-target", "vm01"]), ["berth", "apply", "--target", "vm01"]);
+        assert_eq!(
+            norm(&["berth", "plan", "-drain", "adm01", "-evacuate=adm04", "-return-home", "adm02", "-rebalance"]),
+            ["berth", "plan", "--drain", "adm01", "--evacuate=adm04", "--return-home", "adm02", "--rebalance"]
+        );
         // Unknown single-dash words and everything after `--` stay as they are.
         assert_eq!(norm(&["berth", "-x", "--", "-out"]), ["berth", "-x", "--", "-out"]);
     }

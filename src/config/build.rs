@@ -8,8 +8,9 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 
 use super::error::{ConfigError, located};
 use super::model::{
-    Config, Defaults, DriftSource, GuestIntent, HostIntent, InventoryConfig, LiveOptions,
-    MigrationMode, SourceFile, Span, Spanned, SshSettings, StateConfig,
+    BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
+    InventoryConfig, LiveOptions, MigrationMode, PlacementRule, RebalanceIntent, RuleKind,
+    SourceFile, Span, Spanned, SshSettings, StateConfig,
 };
 use super::validate::Node;
 
@@ -55,18 +56,28 @@ pub(crate) fn build(
                 guests.insert(guest.name.value.clone(), guest);
             }
         }
-        Ok((inventory, defaults, state, hosts, guests))
-    })();
-    match built {
-        Ok((inventory, defaults, state, hosts, guests)) => Ok(Config {
-            dir,
-            files,
+        let mut config = Config {
+            dir: dir.clone(),
+            files: Vec::new(),
             inventory,
             defaults,
             state,
             guests,
             hosts,
-        }),
+            rebalances: Vec::new(),
+            rules: Vec::new(),
+            disruption_budgets: Vec::new(),
+        };
+        for node in root.children("rebalance") {
+            config.rebalances.extend(build_rebalance(node)?);
+        }
+        for node in root.children("rule") {
+            build_rule(node, &mut config)?;
+        }
+        Ok(config)
+    })();
+    match built {
+        Ok(config) => Ok(Config { files, ..config }),
         Err(Internal(span, message)) => Err(located(&files, &span, message, "", None, Vec::new())),
     }
 }
@@ -163,6 +174,10 @@ fn build_defaults(node: &Node) -> Result<Defaults, Internal> {
             .size_mib("memory_reserved")
             .unwrap_or(base.memory_reserved_mib),
         shared_storage: node.list("shared_storage").unwrap_or(base.shared_storage),
+        max_guests: u32_of(node, "max_guests").or(base.max_guests),
+        rac_anti_affinity: node
+            .bool("rac_anti_affinity")
+            .unwrap_or(base.rac_anti_affinity),
     })
 }
 
@@ -185,6 +200,8 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
     Some(HostIntent {
         name: node.label.clone()?,
         drain: node.bool("drain").unwrap_or(false),
+        evacuate: node.bool("evacuate").unwrap_or(false),
+        return_home: node.bool("return_home").unwrap_or(false),
         disabled: node.bool("disabled").unwrap_or(false),
         max_guests: node.int("max_guests").and_then(|max| {
             Some(Spanned {
@@ -192,6 +209,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
                 span: max.span,
             })
         }),
+        vcpu_overcommit: node.float("vcpu_overcommit"),
         libvirt_uri: node.str("libvirt_uri").map(|uri| Spanned {
             value: resolve_libvirt_uri(dir, &uri.value),
             span: uri.span,
@@ -206,19 +224,81 @@ fn build_guest(node: &Node) -> Result<Option<GuestIntent>, Internal> {
     let Some(name) = node.label.clone() else {
         return Ok(None);
     };
-    let mode = match node.enumeration("mode") {
-        Some(mode) => Some(Spanned {
-            value: enum_value::<MigrationMode>(&mode)?,
-            span: mode.span,
-        }),
-        None => None,
-    };
     Ok(Some(GuestIntent {
         name,
         host: node.str("host"),
-        mode,
+        mode: spanned_mode(node)?,
         span: node.span.clone(),
     }))
+}
+
+/// `None` for a block without a label, which validation has already reported.
+fn build_rebalance(node: &Node) -> Result<Option<RebalanceIntent>, Internal> {
+    let Some(name) = node.label.clone() else {
+        return Ok(None);
+    };
+    let on = match node.enumeration("on") {
+        Some(on) => enum_value::<BalanceOn>(&on)?,
+        None => BalanceOn::Memory,
+    };
+    Ok(Some(RebalanceIntent {
+        name,
+        hosts: node.spanned_list("hosts"),
+        on,
+        threshold: node
+            .float("threshold")
+            .unwrap_or(RebalanceIntent::DEFAULT_THRESHOLD),
+        max_moves: u32_of(node, "max_moves"),
+        max_moved_mib: node.size_mib("max_moved"),
+        mode: spanned_mode(node)?,
+        span: node.span.clone(),
+    }))
+}
+
+/// A `rule` block: a placement rule, or a disruption budget. Validation has checked the kind,
+/// the name and the required attributes; a block it could not keep is not here.
+fn build_rule(node: &Node, config: &mut Config) -> Result<(), Internal> {
+    let (Some(kind), Some(name)) = (&node.kind, node.label.clone()) else {
+        return Ok(());
+    };
+    let guests = node.spanned_list("guests").unwrap_or_default();
+    if kind.value == "disruption_budget" {
+        let max = node.int("max_unavailable").ok_or_else(|| {
+            Internal(
+                node.header.clone(),
+                "internal error: `disruption_budget` has no `max_unavailable`".into(),
+            )
+        })?;
+        config.disruption_budgets.push(DisruptionBudget {
+            name,
+            cluster: node.str("cluster"),
+            guests,
+            max_unavailable: Spanned {
+                value: u32::try_from(max.value).unwrap_or(u32::MAX),
+                span: max.span,
+            },
+            span: node.span.clone(),
+        });
+        return Ok(());
+    }
+    config.rules.push(PlacementRule {
+        kind: enum_value::<RuleKind>(kind)?,
+        name,
+        guests,
+        hosts: node.spanned_list("hosts").unwrap_or_default(),
+        span: node.span.clone(),
+    });
+    Ok(())
+}
+
+fn spanned_mode(node: &Node) -> Result<Option<Spanned<MigrationMode>>, Internal> {
+    match node.enumeration("mode") {
+        Some(mode) => Ok(Some(Spanned {
+            value: enum_value::<MigrationMode>(&mode)?,
+            span: mode.span,
+        })),
+        None => Ok(None),
+    }
 }
 
 fn u32_of(node: &Node, name: &str) -> Option<u32> {

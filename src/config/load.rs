@@ -82,11 +82,13 @@ fn display_name(path: &Path) -> String {
 impl Config {
     /// SHA-256 (hex) over the configuration's file names and contents, in name order, for plan
     /// fingerprints. Only the file name counts, not the directory, so the same files give the
-    /// same fingerprint from wherever they are loaded.
+    /// same fingerprint from wherever they are loaded. Command-line intents
+    /// ([`super::COMMAND_LINE`]) are not files and do not count.
     pub fn sha256(&self) -> String {
         let mut files: Vec<(&str, &str)> = self
             .files
             .iter()
+            .filter(|file| file.name != super::COMMAND_LINE)
             .map(|file| {
                 let name = Path::new(&file.name)
                     .file_name()

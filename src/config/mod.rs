@@ -5,6 +5,7 @@
 //! checks them against the block/attribute table in `schema`, and `build` fills the model.
 
 mod build;
+mod command_line;
 mod error;
 mod load;
 pub mod model;
@@ -16,6 +17,7 @@ mod validate;
 mod value;
 
 pub use build::DEFAULT_LIBVIRT_URI;
+pub use command_line::{COMMAND_LINE, COMMAND_LINE_REBALANCE, CommandLineIntents};
 pub use error::{ConfigError, ConfigNote, LocatedError, Location, render};
 pub use load::{load_dir, parse_str};
 pub use model::*;

@@ -31,7 +31,17 @@ pub struct Spanned<T> {
 
 /// How a guest is moved (OEDACLI's MODE).
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationMode {
@@ -166,12 +176,19 @@ pub struct Defaults {
     pub memory_reserved_mib: u64,
     /// Paths (prefixes) on storage every host reaches; disks elsewhere block live migration.
     pub shared_storage: Vec<String>,
+    /// Guests any host may hold, unless its `host` block says otherwise.
+    pub max_guests: Option<u32>,
+    /// Members of one RAC cluster (es.xml) never share a host: the default anti-affinity.
+    pub rac_anti_affinity: bool,
 }
 
 impl Default for Defaults {
     fn default() -> Self {
         Defaults {
-            mode: Spanned { value: MigrationMode::Offline, span: Span::default() },
+            mode: Spanned {
+                value: MigrationMode::Offline,
+                span: Span::default(),
+            },
             live: LiveOptions::default(),
             parallelism: 4,
             max_inbound_per_host: 2,
@@ -179,6 +196,8 @@ impl Default for Defaults {
             vcpu_overcommit: 1.0,
             memory_reserved_mib: 0,
             shared_storage: vec!["/EXAVMIMAGES".into(), "/dev/exc".into()],
+            max_guests: None,
+            rac_anti_affinity: true,
         }
     }
 }
@@ -201,12 +220,112 @@ pub struct HostIntent {
     pub name: Spanned<String>,
     /// Empty this host: its guests get targets chosen automatically.
     pub drain: bool,
+    /// The host is dead: its guests are defined on automatically chosen targets from their
+    /// last known definitions (`offline_force`), and nothing moves onto it.
+    pub evacuate: bool,
+    /// Bring back the guests that earlier plans moved off this host (from the state journal).
+    pub return_home: bool,
     /// No guest may move onto a disabled host.
     pub disabled: bool,
     pub max_guests: Option<Spanned<u32>>,
+    /// This host's vCPU overcommit ratio, over `defaults.vcpu_overcommit`.
+    pub vcpu_overcommit: Option<f64>,
     /// Per-host libvirt URI, overriding the template.
     pub libvirt_uri: Option<Spanned<String>>,
     pub memory_reserved_mib: Option<u64>,
+    pub span: Span,
+}
+
+/// What a rebalance evens out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceOn {
+    Memory,
+    Vcpus,
+    /// Memory and vCPUs, each within the threshold.
+    Both,
+}
+
+impl BalanceOn {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalanceOn::Memory => "memory",
+            BalanceOn::Vcpus => "vcpus",
+            BalanceOn::Both => "both",
+        }
+    }
+}
+
+/// `rebalance "NAME" { … }`: even out the load of a set of hosts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RebalanceIntent {
+    pub name: Spanned<String>,
+    /// The hosts to even out; `None` = every host.
+    pub hosts: Option<Vec<Spanned<String>>>,
+    pub on: BalanceOn,
+    /// Act while the utilisation spread (most used minus least used host, as a fraction of
+    /// capacity) is above this.
+    pub threshold: f64,
+    /// At most this many guests move.
+    pub max_moves: Option<u32>,
+    /// At most this much guest memory moves, MiB.
+    pub max_moved_mib: Option<u64>,
+    /// Mode of the moves; `None` = the default mode.
+    pub mode: Option<Spanned<MigrationMode>>,
+    pub span: Span,
+}
+
+impl RebalanceIntent {
+    /// Default threshold: act when the spread is above 10 points.
+    pub const DEFAULT_THRESHOLD: f64 = 0.10;
+}
+
+/// Kinds of placement rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// The guests never share a host.
+    AntiAffinity,
+    /// The guests always share one host.
+    Affinity,
+    /// The guests never move.
+    Pin,
+    /// The guests never run on the rule's hosts.
+    Ban,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::AntiAffinity => "anti_affinity",
+            RuleKind::Affinity => "affinity",
+            RuleKind::Pin => "pin",
+            RuleKind::Ban => "ban",
+        }
+    }
+}
+
+/// `rule "KIND" "NAME" { guests = […] hosts = […] }`: a placement rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacementRule {
+    pub kind: RuleKind,
+    pub name: Spanned<String>,
+    pub guests: Vec<Spanned<String>>,
+    /// The banned hosts (`ban` only; empty for the other kinds).
+    pub hosts: Vec<Spanned<String>>,
+    pub span: Span,
+}
+
+/// `rule "disruption_budget" "NAME" { … }`: at most `max_unavailable` of a set of guests
+/// stopped or migrating at any instant (the scheduler enforces it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DisruptionBudget {
+    pub name: Spanned<String>,
+    /// A RAC cluster name from es.xml: its members are the set.
+    pub cluster: Option<Spanned<String>>,
+    /// Or the guests, by name.
+    pub guests: Vec<Spanned<String>>,
+    pub max_unavailable: Spanned<u32>,
     pub span: Span,
 }
 
@@ -223,4 +342,9 @@ pub struct Config {
     /// Keyed by the label as written.
     pub guests: BTreeMap<String, GuestIntent>,
     pub hosts: BTreeMap<String, HostIntent>,
+    /// In file order.
+    pub rebalances: Vec<RebalanceIntent>,
+    /// Placement rules, in file order.
+    pub rules: Vec<PlacementRule>,
+    pub disruption_budgets: Vec<DisruptionBudget>,
 }

@@ -14,9 +14,10 @@ pub(crate) enum Kind {
         min: i64,
         max: i64,
     },
-    /// A number of at least `min`.
+    /// A number within `min..=max`.
     Float {
         min: f64,
+        max: f64,
     },
     /// A memory size string (`16GiB`), stored in MiB.
     Size,
@@ -44,7 +45,24 @@ pub(crate) struct BlockSpec {
     pub required: bool,
     pub attrs: &'static [AttrSpec],
     pub blocks: &'static [BlockSpec],
+    /// Kinds of a two-label block (`rule "KIND" "NAME"`): the first label picks one of these
+    /// specs, whose attributes and blocks apply; [`BlockSpec::label`] names the second label.
+    /// Blocks repeat with distinct (kind, name) pairs. Empty for ordinary blocks.
+    pub kinds: &'static [BlockSpec],
+    /// Attributes of which exactly one must be written (`cluster` or `guests`).
+    pub one_of: &'static [&'static str],
 }
+
+/// The fields every spec shares unless it says otherwise, for struct-update syntax.
+const BLOCK: BlockSpec = BlockSpec {
+    name: "",
+    label: None,
+    required: false,
+    attrs: &[],
+    blocks: &[],
+    kinds: &[],
+    one_of: &[],
+};
 
 impl BlockSpec {
     pub fn attr(&self, name: &str) -> Option<&'static AttrSpec> {
@@ -53,6 +71,10 @@ impl BlockSpec {
 
     pub fn block(&self, name: &str) -> Option<&'static BlockSpec> {
         self.blocks.iter().find(|block| block.name == name)
+    }
+
+    pub fn kind(&self, name: &str) -> Option<&'static BlockSpec> {
+        self.kinds.iter().find(|kind| kind.name == name)
     }
 
     /// Every name allowed directly inside this block, attributes first.
@@ -68,6 +90,8 @@ impl BlockSpec {
 pub(crate) const MODES: &[&str] = &["offline", "offline_force", "live"];
 /// Values of `drift_source` (the model's `DriftSource`).
 pub(crate) const DRIFT_SOURCES: &[&str] = &["libvirt", "es_xml"];
+/// Values of `rebalance.on` (the model's `BalanceOn`).
+pub(crate) const BALANCE_ON: &[&str] = &["memory", "vcpus", "both"];
 
 const fn attr(name: &'static str, kind: Kind) -> AttrSpec {
     AttrSpec {
@@ -104,8 +128,6 @@ const PORT: Kind = Kind::Int {
 
 const SSH: BlockSpec = BlockSpec {
     name: "ssh",
-    label: None,
-    required: false,
     attrs: &[
         attr("user", Kind::Str),
         attr("port", PORT),
@@ -115,12 +137,11 @@ const SSH: BlockSpec = BlockSpec {
         attr("options", Kind::StrList { min_len: 0 }),
         attr("gather_facts", Kind::Bool),
     ],
-    blocks: &[],
+    ..BLOCK
 };
 
 const INVENTORY: BlockSpec = BlockSpec {
     name: "inventory",
-    label: None,
     required: true,
     attrs: &[
         required("es_xml", Kind::Str),
@@ -130,20 +151,17 @@ const INVENTORY: BlockSpec = BlockSpec {
         attr("es_xml_out", Kind::Str),
     ],
     blocks: &[SSH],
+    ..BLOCK
 };
 
 const STATE: BlockSpec = BlockSpec {
     name: "state",
-    label: None,
-    required: false,
     attrs: &[required("path", Kind::Str)],
-    blocks: &[],
+    ..BLOCK
 };
 
 const LIVE: BlockSpec = BlockSpec {
     name: "live",
-    label: None,
-    required: false,
     attrs: &[
         attr("bandwidth_mib_s", U64),
         attr("parallel_connections", AT_LEAST_ONE),
@@ -159,54 +177,116 @@ const LIVE: BlockSpec = BlockSpec {
         attr("tls", Kind::Bool),
         attr("compressed", Kind::Bool),
     ],
-    blocks: &[],
+    ..BLOCK
+};
+
+/// A vCPU overcommit ratio: at least 1 (no undercommit), at most a sane 64.
+const OVERCOMMIT: Kind = Kind::Float {
+    min: 1.0,
+    max: 64.0,
 };
 
 const DEFAULTS: BlockSpec = BlockSpec {
     name: "defaults",
-    label: None,
-    required: false,
     attrs: &[
         attr("mode", Kind::Enum(MODES)),
         attr("parallelism", AT_LEAST_ONE),
         attr("max_inbound_per_host", AT_LEAST_ONE),
         attr("max_outbound_per_host", AT_LEAST_ONE),
-        attr("vcpu_overcommit", Kind::Float { min: 1.0 }),
+        attr("vcpu_overcommit", OVERCOMMIT),
         attr("memory_reserved", Kind::Size),
         attr("shared_storage", Kind::StrList { min_len: 0 }),
+        attr("max_guests", COUNT),
+        attr("rac_anti_affinity", Kind::Bool),
     ],
     blocks: &[LIVE],
+    ..BLOCK
 };
 
 const HOST: BlockSpec = BlockSpec {
     name: "host",
     label: Some("host name"),
-    required: false,
     attrs: &[
         attr("drain", Kind::Bool),
+        attr("evacuate", Kind::Bool),
+        attr("return_home", Kind::Bool),
         attr("disabled", Kind::Bool),
         attr("max_guests", COUNT),
+        attr("vcpu_overcommit", OVERCOMMIT),
         attr("libvirt_uri", Kind::Str),
         attr("memory_reserved", Kind::Size),
     ],
-    blocks: &[],
+    ..BLOCK
 };
 
 const GUEST: BlockSpec = BlockSpec {
     name: "guest",
     label: Some("guest name"),
-    required: false,
     attrs: &[attr("host", Kind::Str), attr("mode", Kind::Enum(MODES))],
-    blocks: &[],
+    ..BLOCK
+};
+
+const REBALANCE: BlockSpec = BlockSpec {
+    name: "rebalance",
+    label: Some("rebalance name"),
+    attrs: &[
+        attr("hosts", Kind::StrList { min_len: 2 }),
+        attr("on", Kind::Enum(BALANCE_ON)),
+        attr("threshold", Kind::Float { min: 0.0, max: 1.0 }),
+        attr("max_moves", AT_LEAST_ONE),
+        attr("max_moved", Kind::Size),
+        attr("mode", Kind::Enum(MODES)),
+    ],
+    ..BLOCK
+};
+
+/// `guests` of a rule that relates guests to each other: at least two of them.
+const GROUP: Kind = Kind::StrList { min_len: 2 };
+const SOME: Kind = Kind::StrList { min_len: 1 };
+
+const RULE: BlockSpec = BlockSpec {
+    name: "rule",
+    label: Some("rule name"),
+    kinds: &[
+        BlockSpec {
+            name: "anti_affinity",
+            attrs: &[required("guests", GROUP)],
+            ..BLOCK
+        },
+        BlockSpec {
+            name: "affinity",
+            attrs: &[required("guests", GROUP)],
+            ..BLOCK
+        },
+        BlockSpec {
+            name: "pin",
+            attrs: &[required("guests", SOME)],
+            ..BLOCK
+        },
+        BlockSpec {
+            name: "ban",
+            attrs: &[required("guests", SOME), required("hosts", SOME)],
+            ..BLOCK
+        },
+        BlockSpec {
+            name: "disruption_budget",
+            attrs: &[
+                attr("cluster", Kind::Str),
+                attr("guests", SOME),
+                required("max_unavailable", AT_LEAST_ONE),
+            ],
+            one_of: &["cluster", "guests"],
+            ..BLOCK
+        },
+    ],
+    ..BLOCK
 };
 
 /// The top level of every file: blocks only.
 pub(crate) const ROOT: BlockSpec = BlockSpec {
-    name: "",
-    label: None,
     required: true,
-    attrs: &[],
-    blocks: &[INVENTORY, DEFAULTS, STATE, HOST, GUEST],
+    blocks: &[INVENTORY, DEFAULTS, STATE, HOST, GUEST, REBALANCE, RULE],
+    ..BLOCK
 };
 
 /// Where an attribute or block called `name` may be written ("in the `inventory.ssh` block",
@@ -220,14 +300,21 @@ pub(crate) fn home_of(name: &str) -> Option<String> {
                 format!("in the `{path}` block")
             });
         }
-        spec.blocks.iter().find_map(|child| {
+        let kinds = spec
+            .kinds
+            .iter()
+            .map(|kind| (kind, format!("{path} \"{}\"", kind.name)));
+        let children = spec.blocks.iter().map(|child| {
             let child_path = if path.is_empty() {
                 child.name.to_string()
             } else {
                 format!("{path}.{}", child.name)
             };
-            search(child, &child_path, name)
-        })
+            (child, child_path)
+        });
+        kinds
+            .chain(children)
+            .find_map(|(child, child_path)| search(child, &child_path, name))
     }
     search(&ROOT, "", name)
 }
@@ -235,7 +322,7 @@ pub(crate) fn home_of(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::{DriftSource, MigrationMode};
+    use crate::config::model::{BalanceOn, DriftSource, MigrationMode, RuleKind};
 
     #[test]
     fn enum_values_are_the_model_serde_names() {
@@ -249,6 +336,16 @@ mod tests {
                 serde_json::from_value(serde_json::Value::from(*source));
             assert!(parsed.is_ok(), "{source}");
         }
+        for on in BALANCE_ON {
+            let parsed: BalanceOn = serde_json::from_value(serde_json::Value::from(*on)).unwrap();
+            assert_eq!(parsed.as_str(), *on);
+        }
+        // Every placement rule kind (the model's `RuleKind`); `disruption_budget` is the other.
+        for kind in ["anti_affinity", "affinity", "pin", "ban"] {
+            let parsed: RuleKind = serde_json::from_value(serde_json::Value::from(kind)).unwrap();
+            assert_eq!(parsed.as_str(), kind);
+            assert!(RULE.kind(kind).is_some(), "rule kind {kind} has no spec");
+        }
     }
 
     #[test]
@@ -259,7 +356,15 @@ mod tests {
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), count, "duplicate name in `{}`", spec.name);
+            for one in spec.one_of {
+                assert!(
+                    spec.attr(one).is_some_and(|a| !a.required),
+                    "one_of `{one}` in `{}`",
+                    spec.name
+                );
+            }
             spec.blocks.iter().for_each(check);
+            spec.kinds.iter().for_each(check);
         }
         check(&ROOT);
     }
@@ -276,6 +381,10 @@ mod tests {
         );
         assert_eq!(home_of("drain").as_deref(), Some("in the `host` block"));
         assert_eq!(home_of("guest").as_deref(), Some("at the top level"));
+        assert_eq!(
+            home_of("max_unavailable").as_deref(),
+            Some("in the `rule \"disruption_budget\"` block")
+        );
         assert_eq!(home_of("nonsense"), None);
     }
 }

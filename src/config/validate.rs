@@ -19,6 +19,8 @@ use super::value::{Value, convert, example};
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
     pub name: &'static str,
+    /// The kind of a two-label block (`rule "ban" "NAME"` → `ban`).
+    pub kind: Option<Spanned<&'static str>>,
     pub label: Option<Spanned<String>>,
     /// The whole block.
     pub span: Span,
@@ -95,14 +97,25 @@ impl Node {
     }
 
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
-        self.typed(name, |v| {
-            if let Value::List(l) = v {
-                Some(l.clone())
-            } else {
-                None
-            }
-        })
-        .map(|s| s.value)
+        self.spanned_list(name)
+            .map(|items| items.into_iter().map(|item| item.value).collect())
+    }
+
+    /// A list attribute with the place of each element.
+    pub fn spanned_list(&self, name: &str) -> Option<Vec<Spanned<String>>> {
+        let spanned = self.value(name)?;
+        let Value::List(items) = &spanned.value else {
+            return None;
+        };
+        let file = spanned.span.file;
+        let items = items.iter().map(|(value, range)| Spanned {
+            value: value.clone(),
+            span: Span {
+                file,
+                range: range.clone(),
+            },
+        });
+        Some(items.collect())
     }
 
     pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {
@@ -137,6 +150,7 @@ pub(crate) fn validate(
     let mut seen = Seen::new();
     let mut root = Node {
         name: ROOT.name,
+        kind: None,
         label: None,
         span: Span::default(),
         header: Span::default(),
@@ -157,7 +171,8 @@ pub(crate) fn validate(
     Ok(root)
 }
 
-/// First definition of each block within one parent, keyed by name and label.
+/// First definition of each block within one parent, keyed by name (the kind's, for a
+/// two-label block) and label.
 type Seen = HashMap<(&'static str, Option<String>), Span>;
 
 struct Validator<'a> {
@@ -256,14 +271,29 @@ impl Validator<'_> {
                     .and_then(label_span)
                     .map_or(ident_span.range.end, |r| r.end),
         };
-        let (label, mut keep) = self.labels(file, block, spec, &ident_span);
-        let path = match &label {
-            Some(label) => format!("{} \"{}\"", spec.name, label.value),
-            None if parent_path.is_empty() => spec.name.to_string(),
-            None => format!("{parent_path}.{}", spec.name),
+        let (kind, label, mut keep) = if spec.kinds.is_empty() {
+            let (label, keep) = self.labels(file, block, spec, &ident_span);
+            (None, label, keep)
+        } else {
+            self.kind_and_name(file, block, spec, &ident_span)
+        };
+        // The spec the body follows: the kind's, for a two-label block. Without a known kind
+        // the attributes cannot be checked, and the label error says what to fix.
+        let (body_spec, kind_name) = match kind {
+            Some((kind_spec, name)) => (kind_spec, Some(name)),
+            None if !spec.kinds.is_empty() => return None,
+            None => (spec, None),
+        };
+        let path = match (&kind_name, &label) {
+            (Some(kind), Some(label)) => {
+                format!("{} \"{}\" \"{}\"", spec.name, kind.value, label.value)
+            }
+            (_, Some(label)) => format!("{} \"{}\"", spec.name, label.value),
+            (_, None) if parent_path.is_empty() => spec.name.to_string(),
+            (_, None) => format!("{parent_path}.{}", spec.name),
         };
         if keep {
-            let key = (spec.name, label.as_ref().map(|l| l.value.clone()));
+            let key = (body_spec.name, label.as_ref().map(|l| l.value.clone()));
             if let Some(first) = seen.get(&key) {
                 let first = first.clone();
                 self.duplicate(&header, &first, &path);
@@ -272,17 +302,120 @@ impl Validator<'_> {
                 seen.insert(key, header.clone());
             }
         }
-        let (attrs, children) = self.body(file, &block.body, spec, &path, &mut Seen::new());
+        let (attrs, children) = self.body(file, &block.body, body_spec, &path, &mut Seen::new());
         let node = Node {
             name: spec.name,
+            kind: kind_name,
             label,
             span: span(file, block.span()),
             header,
             attrs,
             children,
         };
-        self.missing_in(&node, spec, &path);
+        self.missing_in(&node, body_spec, &path);
         keep.then_some(node)
+    }
+
+    /// The labels of a two-label block (`rule "KIND" "NAME"`): the kind's spec with the kind
+    /// as written, the name, and whether the block is usable.
+    #[allow(clippy::type_complexity)]
+    fn kind_and_name(
+        &mut self,
+        file: usize,
+        block: &Block,
+        spec: &'static BlockSpec,
+        ident_span: &Span,
+    ) -> (
+        Option<(&'static BlockSpec, Spanned<&'static str>)>,
+        Option<Spanned<String>>,
+        bool,
+    ) {
+        let name = spec.name;
+        let what = spec.label.unwrap_or("name");
+        let kinds: Vec<&str> = spec.kinds.iter().map(|k| k.name).collect();
+        let example = format!(
+            "write `{name} \"{}\" \"NAME\" {{` where NAME is the {what}",
+            kinds.first().copied().unwrap_or("KIND")
+        );
+        let Some(first) = block.labels.first() else {
+            self.error(
+                ident_span.clone(),
+                format!("the `{name}` block needs two labels: the kind and the {what}"),
+                format!("`{name}` without labels"),
+                Some(format!("{example}; kinds: {}", kinds.join(", "))),
+            );
+            return (None, None, false);
+        };
+        let first_span = span(file, label_span(first));
+        let written = first.as_str();
+        let kind = match spec.kind(written) {
+            Some(kind) => Some((
+                kind,
+                Spanned {
+                    value: kind.name,
+                    span: first_span.clone(),
+                },
+            )),
+            None => {
+                let help = match did_you_mean(written, kinds.iter().copied()) {
+                    Some(suggestion) => format!(
+                        "did you mean \"{suggestion}\"? valid kinds: {}",
+                        kinds.join(", ")
+                    ),
+                    None => format!("valid kinds: {}", kinds.join(", ")),
+                };
+                self.error(
+                    first_span.clone(),
+                    format!("unknown kind \"{written}\" of `{name}` block"),
+                    format!("not a `{name}` kind"),
+                    Some(help),
+                );
+                None
+            }
+        };
+        let mut keep = kind.is_some();
+        let label = match block.labels.get(1) {
+            None => {
+                self.error(
+                    first_span,
+                    format!("the `{name} \"{written}\"` block needs a second label: the {what}"),
+                    format!("no {what}"),
+                    Some(format!("write `{name} \"{written}\" \"NAME\" {{`")),
+                );
+                return (kind, None, false);
+            }
+            Some(second) => Spanned {
+                value: second.as_str().to_string(),
+                span: span(file, label_span(second)),
+            },
+        };
+        if label.value.trim().is_empty() {
+            self.error(
+                label.span.clone(),
+                format!("the {what} of a `{name}` block is empty"),
+                "empty label",
+                None,
+            );
+            keep = false;
+        }
+        if let (Some(third), Some(last)) = (block.labels.get(2), block.labels.last()) {
+            let range =
+                label_span(third).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
+            self.error(
+                Span { file, range },
+                format!(
+                    "the `{name}` block takes two labels (the kind and the {what}), found {}",
+                    block.labels.len()
+                ),
+                "extra label",
+                Some(format!(
+                    "write `{name} \"{written}\" \"{}\" {{`",
+                    label.value
+                )),
+            );
+            keep = false;
+        }
+        (kind, Some(label), keep)
     }
 
     /// Checks the labels against the spec: the label (if any) and whether the block is usable.
@@ -368,8 +501,33 @@ impl Validator<'_> {
         ));
     }
 
-    /// Required attributes and nested blocks missing from a block.
+    /// Required attributes and nested blocks missing from a block, and `one_of` groups with
+    /// none or several of their attributes written.
     fn missing_in(&mut self, node: &Node, spec: &BlockSpec, path: &str) {
+        if !spec.one_of.is_empty() {
+            let written: Vec<&Spanned<Value>> = spec
+                .one_of
+                .iter()
+                .filter_map(|name| node.value(name))
+                .collect();
+            let names: Vec<String> = spec.one_of.iter().map(|n| format!("`{n}`")).collect();
+            let names = names.join(" or ");
+            match written.as_slice() {
+                [] => self.error(
+                    node.header.clone(),
+                    format!("`{path}` needs one of {names}"),
+                    "needs one of them",
+                    None,
+                ),
+                [_] => {}
+                [_, second, ..] => self.error(
+                    second.span.clone(),
+                    format!("`{path}` takes only one of {names}"),
+                    "remove one of them",
+                    None,
+                ),
+            }
+        }
         for attr in spec.attrs.iter().filter(|attr| attr.required) {
             if node.value(attr.name).is_none() {
                 self.error(

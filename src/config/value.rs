@@ -18,7 +18,8 @@ pub(crate) enum Value {
     Int(i64),
     Float(f64),
     SizeMib(u64),
-    List(Vec<String>),
+    /// Each element with its byte range in the file, so later stages can point at one name.
+    List(Vec<(String, Range<usize>)>),
     Enum(&'static str),
 }
 
@@ -164,12 +165,19 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
             ));
         }
 
-        (Kind::Float { min }, Expression::Number(n)) => {
+        (Kind::Float { min, max }, Expression::Number(n)) => {
             let f = n.as_f64().unwrap_or(f64::NAN);
             if f.is_nan() || f < min {
                 return Err(Problem::new(
                     format!("`{name}` must be at least {min:?}, found {}", n.value()),
                     format!("less than {min:?}"),
+                    None,
+                ));
+            }
+            if f > max {
+                return Err(Problem::new(
+                    format!("`{name}` must be at most {max:?}, found {}", n.value()),
+                    format!("more than {max:?}"),
                     None,
                 ));
             }
@@ -198,7 +206,9 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
             let mut items = Vec::with_capacity(array.len());
             for element in array.iter() {
                 match element {
-                    Expression::String(s) if !s.trim().is_empty() => items.push(s.to_string()),
+                    Expression::String(s) if !s.trim().is_empty() => {
+                        items.push((s.to_string(), element.span().unwrap_or(0..0)))
+                    }
                     other => {
                         let what = if matches!(other, Expression::String(_)) {
                             "an empty string".to_string()
@@ -297,7 +307,7 @@ mod tests {
             Ok(Some(Value::Int(7)))
         );
         assert_eq!(
-            check("2", Kind::Float { min: 1.0 }),
+            check("2", Kind::Float { min: 1.0, max: 4.0 }),
             Ok(Some(Value::Float(2.0)))
         );
         assert_eq!(
@@ -308,6 +318,14 @@ mod tests {
             check("[]", Kind::StrList { min_len: 0 }),
             Ok(Some(Value::List(vec![])))
         );
+        // Elements keep their place: `["a", "bc"]` has "a" at 1..4 and "bc" at 6..10.
+        assert_eq!(
+            check("[\"a\", \"bc\"]", Kind::StrList { min_len: 1 }),
+            Ok(Some(Value::List(vec![
+                ("a".into(), 1..4),
+                ("bc".into(), 6..10)
+            ])))
+        );
         assert_eq!(
             check("\"live\"", Kind::Enum(&["offline", "live"])),
             Ok(Some(Value::Enum("live")))
@@ -317,7 +335,7 @@ mod tests {
 
     #[test]
     fn values_out_of_range_or_of_the_wrong_kind_are_explained() {
-        let cases: [(&str, Kind, &str); 8] = [
+        let cases: [(&str, Kind, &str); 9] = [
             (
                 "10",
                 Kind::Int { min: 1, max: 9 },
@@ -333,8 +351,13 @@ mod tests {
             ),
             (
                 "0.99",
-                Kind::Float { min: 1.0 },
+                Kind::Float { min: 1.0, max: 2.0 },
                 "`x` must be at least 1.0, found 0.99",
+            ),
+            (
+                "1.5",
+                Kind::Float { min: 0.0, max: 1.0 },
+                "`x` must be at most 1.0, found 1.5",
             ),
             ("\"\"", Kind::Str, "`x` must not be empty"),
             (

@@ -5,11 +5,17 @@ use std::collections::HashMap;
 use crate::config::{Defaults, HostIntent};
 use crate::inventory::{Guest, Host, Topology};
 
+use super::ruleset::RuleSet;
+
 /// The rules of one host after applying its `host` block (if any) over the defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRules {
     /// `drain = true`: its guests get targets chosen automatically, nothing moves onto it.
     pub drain: bool,
+    /// `evacuate = true`: the host is dead; its guests move `offline_force`, nothing moves onto it.
+    pub evacuate: bool,
+    /// `return_home = true`: guests earlier plans moved off it come back.
+    pub return_home: bool,
     /// `disabled = true`: nothing moves onto it.
     pub disabled: bool,
     pub max_guests: Option<u32>,
@@ -23,23 +29,33 @@ pub struct HostRules {
 impl HostRules {
     pub fn new(host: &Host, intent: Option<&HostIntent>, defaults: &Defaults) -> Self {
         let reserved = intent.and_then(|i| i.memory_reserved_mib).unwrap_or(defaults.memory_reserved_mib);
+        let overcommit = intent.and_then(|i| i.vcpu_overcommit).unwrap_or(defaults.vcpu_overcommit);
         HostRules {
             drain: intent.is_some_and(|i| i.drain),
+            evacuate: intent.is_some_and(|i| i.evacuate),
+            return_home: intent.is_some_and(|i| i.return_home),
             disabled: intent.is_some_and(|i| i.disabled),
-            max_guests: intent.and_then(|i| i.max_guests.as_ref()).map(|m| m.value),
+            max_guests: intent.and_then(|i| i.max_guests.as_ref()).map(|m| m.value).or(defaults.max_guests),
             memory_capacity_mib: host.memory_mib.saturating_sub(reserved).saturating_sub(host.unmanaged_memory_mib),
-            vcpu_limit: vcpu_limit(host.cpus, defaults.vcpu_overcommit).saturating_sub(host.unmanaged_vcpus),
+            vcpu_limit: vcpu_limit(host.cpus, overcommit).saturating_sub(host.unmanaged_vcpus),
         }
     }
 
     /// Whether guests may be moved onto the host at all.
     pub fn accepts_guests(&self) -> bool {
-        !self.drain && !self.disabled
+        self.refusal().is_none()
     }
 
-    /// Why the host takes no guests, when it does not (`drained`, `disabled`).
+    /// Whether the host's guests must all leave (drained or evacuated).
+    pub fn empties(&self) -> bool {
+        self.drain || self.evacuate
+    }
+
+    /// Why the host takes no guests, when it does not (`evacuated`, `drained`, `disabled`).
     pub fn refusal(&self) -> Option<&'static str> {
-        if self.drain {
+        if self.evacuate {
+            Some("evacuated")
+        } else if self.drain {
             Some("drained")
         } else if self.disabled {
             Some("disabled")
@@ -64,48 +80,59 @@ pub struct Load {
     pub guests: u32,
 }
 
-/// The load of every host and the hosts of every RAC cluster's members, updated move by move.
+/// The load and the guests of every host, updated move by move: where each guest is, and where
+/// the members of each anti-affinity group are.
 pub(crate) struct Ledger<'t> {
     loads: HashMap<&'t str, Load>,
-    /// Cluster id → host → members on it.
-    members: HashMap<&'t str, HashMap<&'t str, Vec<&'t str>>>,
-    /// Guest → (cluster id, cluster name) of the clusters it belongs to.
-    clusters_of: HashMap<&'t str, Vec<(&'t str, &'t str)>>,
+    host_of: HashMap<&'t str, &'t str>,
+    /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → host → members on it.
+    spread: Vec<HashMap<&'t str, Vec<&'t str>>>,
+    /// Guest → the anti-affinity groups it belongs to.
+    groups_of: HashMap<&'t str, Vec<usize>>,
 }
 
 impl<'t> Ledger<'t> {
-    /// The current state of `topo`, in one pass over guests and clusters.
-    pub fn new(topo: &'t Topology) -> Self {
+    /// The current state of `topo`, in one pass over guests and groups. Group members that are
+    /// not in the topology are left out (name resolution has reported them).
+    pub fn new(topo: &'t Topology, rules: &RuleSet) -> Self {
         let mut loads: HashMap<&str, Load> = topo.hosts.keys().map(|h| (h.as_str(), Load::default())).collect();
+        let mut host_of = HashMap::with_capacity(topo.guests.len());
         for guest in topo.guests.values() {
             let load = loads.entry(guest.host.as_str()).or_default();
             load.memory_mib += guest.memory_held_mib();
             load.vcpus += u64::from(guest.vcpus_held());
             load.guests += 1;
+            host_of.insert(guest.name.as_str(), guest.host.as_str());
         }
-        let mut members: HashMap<&str, HashMap<&str, Vec<&str>>> = HashMap::new();
-        let mut clusters_of: HashMap<&str, Vec<(&str, &str)>> = HashMap::new();
-        for cluster in topo.clusters.values() {
-            for member in &cluster.members {
+        let mut spread = Vec::with_capacity(rules.anti_affinity.len());
+        let mut groups_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (index, group) in rules.anti_affinity.iter().enumerate() {
+            let mut hosts: HashMap<&str, Vec<&str>> = HashMap::new();
+            for member in &group.members {
                 let Some(guest) = topo.guests.get(member) else { continue };
-                members
-                    .entry(cluster.id.as_str())
-                    .or_default()
-                    .entry(guest.host.as_str())
-                    .or_default()
-                    .push(guest.name.as_str());
-                clusters_of.entry(guest.name.as_str()).or_default().push((cluster.id.as_str(), cluster.name.as_str()));
+                hosts.entry(guest.host.as_str()).or_default().push(guest.name.as_str());
+                groups_of.entry(guest.name.as_str()).or_default().push(index);
             }
+            spread.push(hosts);
         }
-        Ledger { loads, members, clusters_of }
+        Ledger { loads, host_of, spread, groups_of }
     }
 
     pub fn load(&self, host: &str) -> Load {
         self.loads.get(host).copied().unwrap_or_default()
     }
 
-    /// Records `guest` leaving `from` for `to`.
-    pub fn apply(&mut self, guest: &'t Guest, from: &'t str, to: &'t str) {
+    /// Where `guest` is with the moves decided so far.
+    pub fn host_of(&self, guest: &str) -> Option<&'t str> {
+        self.host_of.get(guest).copied()
+    }
+
+    /// Records `guest` moving from where it is now to `to`.
+    pub fn apply(&mut self, guest: &'t Guest, to: &'t str) {
+        let Some(from) = self.host_of(&guest.name) else { return };
+        if from == to {
+            return;
+        }
         let memory = guest.memory_held_mib();
         let vcpus = u64::from(guest.vcpus_held());
         let source = self.loads.entry(from).or_default();
@@ -116,8 +143,9 @@ impl<'t> Ledger<'t> {
         target.memory_mib += memory;
         target.vcpus += vcpus;
         target.guests += 1;
-        for (cluster, _) in self.clusters_of.get(guest.name.as_str()).into_iter().flatten() {
-            let hosts = self.members.entry(cluster).or_default();
+        self.host_of.insert(guest.name.as_str(), to);
+        for &group in self.groups_of.get(guest.name.as_str()).into_iter().flatten() {
+            let hosts = &mut self.spread[group];
             if let Some(there) = hosts.get_mut(from) {
                 there.retain(|m| *m != guest.name);
             }
@@ -125,18 +153,35 @@ impl<'t> Ledger<'t> {
         }
     }
 
-    /// The first other member of one of `guest`'s clusters on `host`: (cluster name, member).
-    pub fn cluster_conflict(&self, guest: &str, host: &str) -> Option<(&'t str, &'t str)> {
-        for (cluster, cluster_name) in self.clusters_of.get(guest).into_iter().flatten() {
-            let there = self.members.get(cluster).and_then(|hosts| hosts.get(host));
-            if let Some(member) = there.into_iter().flatten().find(|m| **m != guest) {
-                return Some((cluster_name, member));
-            }
-        }
-        None
+    /// The first other member of one of `guest`'s anti-affinity groups on `host`:
+    /// (group index, member).
+    pub fn anti_affinity_conflict(&self, guest: &str, host: &str) -> Option<(usize, &'t str)> {
+        self.anti_affinity_conflicts(guest, host).next()
+    }
+
+    /// Every other member of `guest`'s anti-affinity groups on `host`, by group.
+    pub fn anti_affinity_conflicts<'s>(&'s self, guest: &'s str, host: &'s str) -> impl Iterator<Item = (usize, &'t str)> + 's {
+        self.groups_of.get(guest).into_iter().flatten().flat_map(move |&group| {
+            let there = self.spread[group].get(host).into_iter().flatten();
+            there.filter(move |m| **m != guest).map(move |m| (group, *m))
+        })
+    }
+
+    /// Hosts holding more than one member of anti-affinity group `group`, with the members.
+    pub fn crowded(&self, group: usize) -> Vec<(&'t str, Vec<&'t str>)> {
+        let mut crowded: Vec<(&str, Vec<&str>)> = self.spread[group]
+            .iter()
+            .filter(|(_, members)| members.len() > 1)
+            .map(|(host, members)| {
+                let mut members = members.clone();
+                members.sort_unstable();
+                (*host, members)
+            })
+            .collect();
+        crowded.sort_unstable();
+        crowded
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,16 +1,30 @@
-//! Desired placement: the configuration's guest and host blocks resolved against the topology,
-//! and a host for every guest.
+//! Desired placement: the configuration's blocks resolved against the topology, and a host for
+//! every guest.
+//!
+//! Decisions are taken in this order, each on the load the earlier ones leave:
+//! 1. guests the configuration places (`guest { host = … }`); pinned guests stay;
+//! 2. `return_home`: guests earlier plans moved off a host go back to it (from the history);
+//! 3. guests that must move without a host given get one chosen ([`placement`](super)):
+//!    affinity groups that must come together, then single guests biggest first: guests of
+//!    drained and evacuated hosts, guests on a host a ban forbids, and surplus members of an
+//!    anti-affinity group sharing a host;
+//! 4. every `rebalance` evens out its hosts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{Config, GuestIntent, HostIntent, MigrationMode, Span, Spanned};
-use crate::inventory::Topology;
+use crate::config::{Config, HostIntent, MigrationMode, Span};
+use crate::inventory::{Guest, Topology};
 
+use super::blocks::{Pin, resolve_guest_blocks, resolve_host_blocks};
 use super::capacity::{HostRules, Ledger};
 use super::error::DiffError;
+use super::fit::{World, all_violations, describe};
+use super::intents::{self, Fixed};
 use super::model::MoveProblem;
-use super::placement::{self, Outcome, Request};
-use super::resolve::{NameIndex, Resolution};
+use super::placement::{Outcome, Placer, Request};
+use super::rebalance::rebalance;
+use super::resolve::NameIndex;
+use super::ruleset::RuleSet;
 
 /// Where every guest should be.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,16 +33,20 @@ pub struct Desired {
     pub guests: BTreeMap<String, DesiredGuest>,
     /// Every host of the topology with its rules (host block over defaults).
     pub hosts: BTreeMap<String, HostRules>,
-    /// Guests that must leave a drained host but that no host can take (code `no_target`);
-    /// they keep their current host in [`Desired::guests`].
+    /// Guests that must move but that no host can take (code `no_target`), and guests that
+    /// cannot return home (code `return_home`); they keep their current host in
+    /// [`Desired::guests`].
     pub unplaced: Vec<MoveProblem>,
+    /// The placement rules, resolved (the scheduler reads the disruption budgets here).
+    pub rules: RuleSet,
 }
 
 /// Where one guest should be, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredGuest {
     pub host: String,
-    /// The mode its guest block asks for; `None` = the default mode.
+    /// The mode its move uses: what its guest block asks (or `offline_force` off an evacuated
+    /// host, or its rebalance's mode); `None` = the default mode.
     pub mode: Option<MigrationMode>,
     pub origin: Origin,
 }
@@ -40,18 +58,34 @@ pub enum Origin {
     Stays,
     /// `guest { host = … }`; the span of the value.
     Pinned { span: Span },
-    /// Its host is drained and berth chose this target; why it won over the others.
+    /// berth chose this host (drain, evacuation, rule repair, return home, rebalance); the
+    /// reason says what asked for the move and why this host won over the others.
     Chosen { reason: String },
-    /// Its host is drained but no host can take it (see [`Desired::unplaced`]).
+    /// It must move but no host can take it (see [`Desired::unplaced`]).
     Unplaced,
 }
 
-/// Resolves the guest and host blocks and decides the desired host of every guest.
+/// What earlier plans did, as far as intents need it (gathered by the caller from the state
+/// file; the diff reads no files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct History {
+    /// Guest → the hosts berth moved it off and it has not come back to since, oldest first.
+    pub departed: BTreeMap<String, Vec<String>>,
+}
+
+/// [`desired_with`] without history: `return_home` has nothing to bring back.
+pub fn desired(cfg: &Config, topo: &Topology) -> Result<Desired, Vec<DiffError>> {
+    desired_with(cfg, topo, &History::default())
+}
+
+/// Resolves every block and decides the desired host of every guest.
 ///
 /// A label may be the full es.xml name or its first DNS label when that is unambiguous.
-/// Errors (unknown or ambiguous names, a block given twice, a guest pinned to a drained or
-/// disabled host) are all collected, each at the span of the offending label or value.
-pub fn desired(cfg: &Config, topo: &Topology) -> Result<Desired, Vec<DiffError>> {
+/// Errors (unknown or ambiguous names, a block given twice, contradictory intents such as a
+/// guest pinned to a drained host or an affinity that is also an anti-affinity) are all
+/// collected, each at the span of the offending label or value. Guests that must move but fit
+/// nowhere are not errors: they are in [`Desired::unplaced`], explained.
+pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<Desired, Vec<DiffError>> {
     let host_names = NameIndex::new(topo.hosts.keys().map(String::as_str));
     let guest_names = NameIndex::new(topo.guests.keys().map(String::as_str));
     let mut errors = Vec::new();
@@ -63,218 +97,383 @@ pub fn desired(cfg: &Config, topo: &Topology) -> Result<Desired, Vec<DiffError>>
         .map(|h| (h.name.clone(), HostRules::new(h, host_intents.get(h.name.as_str()).copied(), &cfg.defaults)))
         .collect();
     let pins = resolve_guest_blocks(cfg, topo, &guest_names, &host_names, &hosts, &mut errors);
+    let resolved = intents::resolve(cfg, topo, &host_names, &guest_names, &hosts, &mut errors);
+    evacuated_hosts_are_down(topo, &host_intents, &mut errors);
+    let mut fixed: BTreeMap<String, Fixed> = BTreeMap::new();
+    for (guest, pin) in &pins {
+        if let Some((host, span)) = pin.host {
+            fixed.insert(guest.to_string(), Fixed { host: host.to_string(), value: Some(span) });
+        }
+    }
+    for guest in resolved.rules.pinned.keys() {
+        if let Some(current) = topo.guests.get(guest) {
+            fixed.entry(guest.clone()).or_insert(Fixed { host: current.host.clone(), value: None });
+        }
+    }
+    intents::check_fixed(&resolved.rules, &resolved.spans, &fixed, topo, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
 
-    let mut ledger = Ledger::new(topo);
-    let mut guests = BTreeMap::new();
-    let mut requests = Vec::new();
-    for guest in topo.guests.values() {
-        let pin = pins.get(guest.name.as_str());
-        let mode = pin.and_then(|p| p.mode);
-        let entry = match pin.and_then(|p| p.host) {
-            Some((host, span)) => {
-                if host != guest.host {
-                    ledger.apply(guest, &guest.host, host);
-                }
-                DesiredGuest { host: host.to_string(), mode, origin: Origin::Pinned { span: span.clone() } }
+    let world = World { topo, hosts: &hosts, rules: &resolved.rules };
+    let mut planner = Planner {
+        world: &world,
+        cfg,
+        pins: &pins,
+        ledger: Ledger::new(topo, &resolved.rules),
+        decided: BTreeMap::new(),
+        settled: BTreeSet::new(),
+        unplaced: Vec::new(),
+        errors: Vec::new(),
+    };
+    planner.configured();
+    planner.return_home(history);
+    let (groups, singles) = planner.requests();
+    if !planner.errors.is_empty() {
+        return Err(planner.errors);
+    }
+    planner.place(groups, singles);
+    for spec in &resolved.rebalances {
+        planner.rebalance(spec);
+    }
+
+    let Planner { mut decided, unplaced, .. } = planner;
+    let guests = topo
+        .guests
+        .values()
+        .map(|guest| {
+            let entry = decided.remove(&guest.name).unwrap_or_else(|| DesiredGuest {
+                host: guest.host.clone(),
+                mode: pins.get(guest.name.as_str()).and_then(|p| p.mode),
+                origin: Origin::Stays,
+            });
+            (guest.name.clone(), entry)
+        })
+        .collect();
+    Ok(Desired { guests, hosts, unplaced, rules: resolved.rules })
+}
+
+/// `evacuate = true` defines the host's guests elsewhere without stopping them: with the host
+/// alive they would run twice, so a host that answers cannot be evacuated.
+fn evacuated_hosts_are_down(topo: &Topology, intents: &BTreeMap<&str, &HostIntent>, errors: &mut Vec<DiffError>) {
+    for (name, intent) in intents {
+        if intent.evacuate && topo.hosts.get(*name).is_some_and(|h| h.reachable) {
+            errors.push(DiffError {
+                span: Some(intent.name.span.clone()),
+                message: format!("host {name} is marked dead (`evacuate = true`), but libvirt on it answers"),
+                label: "host is alive".into(),
+                help: Some(format!(
+                    "evacuate defines its guests on other hosts from their last known definitions (offline_force) without stopping them, \
+                     so they would run twice; use `drain = true` to move them off {name} with its help"
+                )),
+                guest: None,
+                host: Some(name.to_string()),
+            });
+        }
+    }
+}
+
+/// An affinity group that must come together: its members, and the host one of them is
+/// already placed on by the configuration, if any.
+struct GroupRequest<'t> {
+    group: usize,
+    members: Vec<Request<'t>>,
+    fixed: Option<&'t str>,
+}
+
+/// The decisions of one `desired` call, taken in order on one ledger.
+struct Planner<'w, 'a, 't> {
+    world: &'w World<'a, 't>,
+    cfg: &'a Config,
+    pins: &'a BTreeMap<&'t str, Pin<'t>>,
+    ledger: Ledger<'t>,
+    /// Guests whose desired host is decided (not [`Origin::Stays`]).
+    decided: BTreeMap<String, DesiredGuest>,
+    /// Guests no later stage may move: placed by the configuration, pinned, returned home,
+    /// unplaced, or in an affinity group.
+    settled: BTreeSet<String>,
+    unplaced: Vec<MoveProblem>,
+    errors: Vec<DiffError>,
+}
+
+impl<'t> Planner<'_, '_, 't> {
+    fn topo(&self) -> &'t Topology {
+        self.world.topo
+    }
+
+    fn guest_mode(&self, guest: &str) -> Option<MigrationMode> {
+        self.pins.get(guest).and_then(|p| p.mode)
+    }
+
+    /// Guest blocks with a host, and pinned guests.
+    fn configured(&mut self) {
+        let topo = self.topo();
+        for guest in topo.guests.values() {
+            let pin = self.pins.get(guest.name.as_str());
+            if let Some((host, span)) = pin.and_then(|p| p.host) {
+                self.ledger.apply(guest, host);
+                let mode = self.guest_mode(&guest.name);
+                self.decided.insert(guest.name.clone(), DesiredGuest { host: host.to_string(), mode, origin: Origin::Pinned { span: span.clone() } });
+                self.settled.insert(guest.name.clone());
             }
-            None if hosts.get(&guest.host).is_some_and(|r| r.drain) => {
-                requests.push(Request { guest, mode: mode.unwrap_or(cfg.defaults.mode.value) });
+        }
+        self.settled.extend(self.world.rules.pinned.keys().cloned());
+        for group in &self.world.rules.affinity {
+            self.settled.extend(group.members.iter().cloned());
+        }
+    }
+
+    /// Guests whose oldest departed host has `return_home` go back to it when every rule
+    /// allows; otherwise they stay, explained (code `return_home`). Biggest first.
+    fn return_home(&mut self, history: &History) {
+        let topo = self.topo();
+        let mut homecomers: Vec<(&'t Guest, &'t str)> = Vec::new();
+        for (guest, departed) in &history.departed {
+            let Some(guest) = topo.guests.get(guest) else { continue };
+            let home = departed.iter().find(|h| self.world.hosts.get(*h).is_some_and(|r| r.return_home));
+            let Some((home, _)) = home.and_then(|h| topo.hosts.get_key_value(h)) else { continue };
+            // Placed by the configuration, pinned, or in an affinity group: it stays with them.
+            if self.settled.contains(&guest.name) {
                 continue;
             }
-            None => DesiredGuest { host: guest.host.clone(), mode, origin: Origin::Stays },
-        };
-        guests.insert(guest.name.clone(), entry);
-    }
-
-    let mut unplaced = Vec::new();
-    for (request, outcome) in placement::place(topo, &hosts, &mut ledger, requests) {
-        let guest = request.guest;
-        let mode = pins.get(guest.name.as_str()).and_then(|p| p.mode);
-        let entry = match outcome {
-            Outcome::Chosen { host, reason } => DesiredGuest { host, mode, origin: Origin::Chosen { reason } },
-            Outcome::Unplaced(problem) => {
-                unplaced.push(problem);
-                DesiredGuest { host: guest.host.clone(), mode, origin: Origin::Unplaced }
+            if self.ledger.host_of(&guest.name) != Some(home.as_str()) {
+                homecomers.push((guest, home.as_str()));
             }
-        };
-        guests.insert(guest.name.clone(), entry);
-    }
-    Ok(Desired { guests, hosts, unplaced })
-}
-
-/// What one guest block asks, resolved: the host it pins (with the value's span) and the mode.
-struct Pin<'a> {
-    host: Option<(&'a str, &'a Span)>,
-    mode: Option<MigrationMode>,
-}
-
-/// Blocks in the order they are written (file, then offset), so errors read top to bottom and
-/// "given twice" points at the later block.
-fn in_file_order<'c, T>(blocks: impl Iterator<Item = &'c T>, span: impl Fn(&T) -> &Span) -> Vec<&'c T> {
-    let mut blocks: Vec<&T> = blocks.collect();
-    blocks.sort_by_key(|b| (span(b).file, span(b).range.start));
-    blocks
-}
-
-fn resolve_host_blocks<'a>(
-    cfg: &'a Config,
-    host_names: &NameIndex<'a>,
-    guest_names: &NameIndex<'a>,
-    errors: &mut Vec<DiffError>,
-) -> BTreeMap<&'a str, &'a HostIntent> {
-    let mut resolved: BTreeMap<&str, &HostIntent> = BTreeMap::new();
-    for intent in in_file_order(cfg.hosts.values(), |i: &HostIntent| &i.name.span) {
-        let Some(host) = resolve_label("host", &intent.name, host_names, guest_names, errors) else { continue };
-        if let Some(first) = resolved.get(host) {
-            errors.push(given_twice("host", host, &first.name, &intent.name));
-            continue;
         }
-        resolved.insert(host, intent);
-    }
-    resolved
-}
-
-fn resolve_guest_blocks<'a>(
-    cfg: &'a Config,
-    topo: &'a Topology,
-    guest_names: &NameIndex<'a>,
-    host_names: &NameIndex<'a>,
-    hosts: &BTreeMap<String, HostRules>,
-    errors: &mut Vec<DiffError>,
-) -> BTreeMap<&'a str, Pin<'a>> {
-    let mut pins: BTreeMap<&str, Pin> = BTreeMap::new();
-    let mut labels: BTreeMap<&str, &Spanned<String>> = BTreeMap::new();
-    for intent in in_file_order(cfg.guests.values(), |i: &GuestIntent| &i.name.span) {
-        let Some(guest) = resolve_label("guest", &intent.name, guest_names, host_names, errors) else { continue };
-        if let Some(first) = labels.get(guest) {
-            errors.push(given_twice("guest", guest, first, &intent.name));
-            continue;
+        homecomers.sort_by_key(|(g, _)| (std::cmp::Reverse(g.memory_held_mib()), g.name.clone()));
+        for (guest, home) in homecomers {
+            let mode = self.guest_mode(&guest.name).unwrap_or(self.cfg.defaults.mode.value);
+            let (mode, _) = super::rules::effective_mode(guest, mode);
+            let host = &topo.hosts[home];
+            let violations = all_violations(self.world, &self.ledger, guest, mode, host);
+            if violations.is_empty() {
+                self.ledger.apply(guest, home);
+                let reason = format!("return home: berth moved {} off {home} earlier (state journal), and {home} has return_home = true", guest.name);
+                self.decided.insert(
+                    guest.name.clone(),
+                    DesiredGuest { host: home.to_string(), mode: self.guest_mode(&guest.name), origin: Origin::Chosen { reason } },
+                );
+                self.settled.insert(guest.name.clone());
+            } else {
+                let why: Vec<String> = violations.iter().map(|v| describe(self.world, v)).collect();
+                self.unplaced.push(MoveProblem {
+                    code: "return_home".into(),
+                    guest: guest.name.clone(),
+                    from: guest.host.clone(),
+                    to: home.to_string(),
+                    message: format!("cannot bring {} back to {home}: {}", guest.name, why.join("; ")),
+                });
+            }
         }
-        labels.insert(guest, &intent.name);
-        let host = match &intent.host {
-            None => None,
-            Some(value) => match resolve_host_value(guest, value, host_names, errors) {
-                Some(host) => {
-                    let current = topo.guests.get(guest).map(|g| g.host.as_str());
-                    if let Some(error) = refused_pin(guest, host, current, value, hosts) {
-                        errors.push(error);
+    }
+
+    /// Why an unsettled guest must leave the host it is on: (reason start, where it leaves,
+    /// forced mode).
+    fn must_leave(&self, guest: &Guest) -> Option<(String, String, Option<MigrationMode>)> {
+        let host = self.ledger.host_of(&guest.name)?;
+        let rules = self.world.hosts.get(host)?;
+        if rules.evacuate {
+            return Some((
+                format!("evacuate {host} (dead host, offline_force)"),
+                format!("off evacuated {host}"),
+                Some(MigrationMode::OfflineForce),
+            ));
+        }
+        if rules.drain {
+            return Some((format!("drain {host}"), format!("off drained {host}"), None));
+        }
+        self.world.rules.ban(&guest.name, host).map(|rule| {
+            (
+                format!("ban rule \"{rule}\" keeps {} off {host}", guest.name),
+                format!("off {host}, which ban rule \"{rule}\" forbids"),
+                None,
+            )
+        })
+    }
+
+    fn request(&self, guest: &'t Guest, why: String, leaving: String, forced: Option<MigrationMode>) -> Request<'t> {
+        let mode = forced.or(self.guest_mode(&guest.name)).unwrap_or(self.cfg.defaults.mode.value);
+        Request { guest, mode, why, leaving }
+    }
+
+    /// Affinity groups that must come together, and single guests that must move.
+    fn requests(&mut self) -> (Vec<GroupRequest<'t>>, BTreeMap<String, Request<'t>>) {
+        let topo = self.topo();
+        let mut groups = Vec::new();
+        for (index, group) in self.world.rules.affinity.iter().enumerate() {
+            let members: Vec<&'t Guest> = group.members.iter().filter_map(|m| topo.guests.get(m)).collect();
+            let places: BTreeSet<&str> = members.iter().filter_map(|m| self.ledger.host_of(&m.name)).collect();
+            let fixed = members.iter().find(|m| self.decided.contains_key(&m.name) || self.world.rules.pinned.contains_key(&m.name));
+            let fixed = fixed.and_then(|m| self.ledger.host_of(&m.name));
+            let leaving = members.iter().find_map(|m| self.must_leave(m).filter(|_| !self.decided.contains_key(&m.name)));
+            if places.len() <= 1 && leaving.is_none() {
+                continue;
+            }
+            let why = leaving.map_or_else(|| format!("affinity rule \"{}\": members on {} hosts", group.name, places.len()), |(why, _, _)| why);
+            let requests = members
+                .iter()
+                .map(|m| {
+                    let forced = self.must_leave(m).and_then(|(_, _, f)| f);
+                    self.request(m, why.clone(), String::new(), forced)
+                })
+                .collect();
+            groups.push(GroupRequest { group: index, members: requests, fixed });
+        }
+
+        let mut singles: BTreeMap<String, Request<'t>> = BTreeMap::new();
+        for guest in topo.guests.values() {
+            if self.settled.contains(&guest.name) {
+                continue;
+            }
+            if let Some((why, leaving, forced)) = self.must_leave(guest) {
+                singles.insert(guest.name.clone(), self.request(guest, why, leaving, forced));
+            }
+        }
+        self.anti_affinity_repairs(&mut singles);
+        (groups, singles)
+    }
+
+    /// Members of an anti-affinity group sharing a host: one stays (one the configuration
+    /// placed there, else one that may not move, else the biggest), the others get targets.
+    fn anti_affinity_repairs(&mut self, singles: &mut BTreeMap<String, Request<'t>>) {
+        let topo = self.topo();
+        for (index, group) in self.world.rules.anti_affinity.iter().enumerate() {
+            for (host, members) in self.ledger.crowded(index) {
+                let staying: Vec<&'t Guest> = members.iter().filter(|m| !singles.contains_key(**m)).filter_map(|m| topo.guests.get(*m)).collect();
+                if staying.len() < 2 {
+                    continue;
+                }
+                let placed: Vec<&&Guest> = staying.iter().filter(|g| self.decided.contains_key(&g.name) || self.world.rules.pinned.contains_key(&g.name)).collect();
+                if placed.len() > 1 {
+                    let names: Vec<&str> = placed.iter().map(|g| g.name.as_str()).collect();
+                    let span = placed.iter().find_map(|g| match self.decided.get(&g.name).map(|d| &d.origin) {
+                        Some(Origin::Pinned { span }) => Some(span.clone()),
+                        _ => None,
+                    });
+                    self.errors.push(DiffError {
+                        span,
+                        message: format!("{} keeps {} apart, but the configuration places them all on {host}", group.anti_affinity_label(), names.join(" and ")),
+                        label: "anti-affinity members on one host".into(),
+                        help: Some(match group.source {
+                            super::ruleset::GroupSource::Rule => format!("place them on different hosts, or drop anti-affinity rule \"{}\"", group.name),
+                            super::ruleset::GroupSource::RacCluster => "place them on different hosts, or set `rac_anti_affinity = false` in the defaults block".into(),
+                        }),
+                        guest: names.first().map(|n| n.to_string()),
+                        host: Some(host.to_string()),
+                    });
+                    continue;
+                }
+                let keep = placed.first().map(|g| **g).unwrap_or_else(|| {
+                    let mut by_preference = staying.clone();
+                    by_preference.sort_by_key(|g| (!self.settled.contains(&g.name), std::cmp::Reverse(g.memory_mib), g.name.clone()));
+                    by_preference[0]
+                });
+                for guest in staying {
+                    if guest.name == keep.name || self.settled.contains(&guest.name) {
                         continue;
                     }
-                    Some((host, &value.span))
+                    let label = group.anti_affinity_label();
+                    let why = format!("{label}: {} stays on {host}", keep.name);
+                    let leaving = format!("away from {} on {host} ({label})", keep.name);
+                    singles.insert(guest.name.clone(), self.request(guest, why, leaving, None));
                 }
-                None => continue,
-            },
-        };
-        pins.insert(guest, Pin { host, mode: intent.mode.as_ref().map(|m| m.value) });
-    }
-    pins
-}
-
-/// A pin onto a drained host contradicts the drain; onto a disabled host it is refused unless
-/// the guest is already there (disabled only forbids moving onto the host).
-fn refused_pin(
-    guest: &str,
-    host: &str,
-    current: Option<&str>,
-    value: &Spanned<String>,
-    hosts: &BTreeMap<String, HostRules>,
-) -> Option<DiffError> {
-    let rules = hosts.get(host)?;
-    let (what, help) = if rules.drain {
-        ("drained", format!("a drained host is being emptied: pick another host, or remove `drain = true` from host \"{host}\""))
-    } else if rules.disabled && current != Some(host) {
-        ("disabled", format!("no guest may move onto a disabled host: pick another host, or remove `disabled = true` from host \"{host}\""))
-    } else {
-        return None;
-    };
-    Some(DiffError {
-        span: Some(value.span.clone()),
-        message: format!("guest {guest} is pinned to {host}, which is {what}"),
-        label: format!("{what} host"),
-        help: Some(help),
-        guest: Some(guest.to_string()),
-        host: Some(host.to_string()),
-    })
-}
-
-fn resolve_host_value<'a>(
-    guest: &str,
-    value: &Spanned<String>,
-    host_names: &NameIndex<'a>,
-    errors: &mut Vec<DiffError>,
-) -> Option<&'a str> {
-    let label = value.value.as_str();
-    let (message, short_label, help) = match host_names.resolve(label) {
-        Resolution::Found(host) => return Some(host),
-        Resolution::Ambiguous(names) => (
-            format!("guest {guest}: host \"{label}\" is ambiguous, it is the short name of {}", names.join(" and ")),
-            "ambiguous host name".to_string(),
-            Some(format!("write the full name, e.g. \"{}\"", names[0])),
-        ),
-        Resolution::Unknown { suggestion } => (
-            format!("guest {guest}: host \"{label}\" is not in the topology"),
-            "unknown host".to_string(),
-            suggestion.map(|s| format!("did you mean \"{s}\"?")),
-        ),
-    };
-    errors.push(DiffError {
-        span: Some(value.span.clone()),
-        message,
-        label: short_label,
-        help,
-        guest: Some(guest.to_string()),
-        host: None,
-    });
-    None
-}
-
-/// Resolves a block label (`kind` is `guest` or `host`); `others` holds the names of the other
-/// kind, to say so when a host name was written in a guest block or the reverse.
-fn resolve_label<'a>(
-    kind: &str,
-    label: &Spanned<String>,
-    names: &NameIndex<'a>,
-    others: &NameIndex<'a>,
-    errors: &mut Vec<DiffError>,
-) -> Option<&'a str> {
-    let text = label.value.as_str();
-    let other_kind = if kind == "guest" { "host" } else { "guest" };
-    let (message, short_label, help) = match names.resolve(text) {
-        Resolution::Found(name) => return Some(name),
-        Resolution::Ambiguous(candidates) => (
-            format!("{kind} \"{text}\" is ambiguous: it is the short name of {}", candidates.join(" and ")),
-            format!("ambiguous {kind} name"),
-            Some(format!("write the full name, e.g. {kind} \"{}\"", candidates[0])),
-        ),
-        Resolution::Unknown { suggestion } => {
-            // A name of the other kind written in the wrong block beats a typo suggestion.
-            let help = if others.contains(text) {
-                format!("\"{text}\" is a {other_kind}: use a `{other_kind} \"{text}\"` block")
-            } else if let Some(s) = suggestion {
-                format!("did you mean {kind} \"{s}\"?")
-            } else {
-                format!("{kind} names come from the es.xml inventory")
-            };
-            let help = Some(help);
-            (format!("{kind} \"{text}\" is not in the topology"), format!("unknown {kind}"), help)
+            }
         }
-    };
-    let (guest, host) = if kind == "guest" { (Some(text.to_string()), None) } else { (None, Some(text.to_string())) };
-    errors.push(DiffError { span: Some(label.span.clone()), message, label: short_label, help, guest, host });
-    None
-}
+    }
 
-fn given_twice(kind: &str, name: &str, first: &Spanned<String>, second: &Spanned<String>) -> DiffError {
-    let (guest, host) = if kind == "guest" { (Some(name.to_string()), None) } else { (None, Some(name.to_string())) };
-    DiffError {
-        span: Some(second.span.clone()),
-        message: format!("{kind} {name} is configured twice (as \"{}\" and \"{}\")", first.value, second.value),
-        label: format!("second block for {name}"),
-        help: Some(format!("merge the two {kind} blocks into one")),
-        guest,
-        host,
+    /// The mode a placed guest's entry records: `offline_force` off an evacuated host, else
+    /// what its guest block asks (`None` = the default).
+    fn desired_mode(&self, request: &Request) -> Option<MigrationMode> {
+        let asked = self.guest_mode(&request.guest.name);
+        if request.mode == MigrationMode::OfflineForce { Some(MigrationMode::OfflineForce) } else { asked }
+    }
+
+    /// Places the groups (biggest first), then the single guests (biggest first).
+    fn place(&mut self, mut groups: Vec<GroupRequest<'t>>, singles: BTreeMap<String, Request<'t>>) {
+        let mut placer = Placer::new(self.world, &self.ledger);
+        let size = |g: &GroupRequest| g.members.iter().map(|m| m.guest.memory_held_mib()).sum::<u64>();
+        groups.sort_by_key(|g| (std::cmp::Reverse(size(g)), g.group));
+        for group in groups {
+            let before: Vec<Option<&str>> = group.members.iter().map(|m| self.ledger.host_of(&m.guest.name)).collect();
+            match placer.place_group(self.world, &mut self.ledger, group.group, &group.members, group.fixed) {
+                Ok((host, reason)) => {
+                    for (member, was) in group.members.iter().zip(before) {
+                        if was != Some(host.as_str()) {
+                            let mode = self.desired_mode(member);
+                            let entry = DesiredGuest { host: host.clone(), mode, origin: Origin::Chosen { reason: format!("{}; {reason}", member.why) } };
+                            self.decided.insert(member.guest.name.clone(), entry);
+                        }
+                    }
+                }
+                Err(message) => {
+                    let first = group.members.iter().find(|m| self.must_leave(m.guest).is_some()).or(group.members.first());
+                    if let Some(first) = first {
+                        self.unplaced.push(MoveProblem {
+                            code: "no_target".into(),
+                            guest: first.guest.name.clone(),
+                            from: first.guest.host.clone(),
+                            to: String::new(),
+                            message,
+                        });
+                    }
+                    for member in &group.members {
+                        if self.must_leave(member.guest).is_some() {
+                            self.decided.insert(member.guest.name.clone(), DesiredGuest { host: member.guest.host.clone(), mode: None, origin: Origin::Unplaced });
+                        }
+                    }
+                }
+            }
+        }
+        let mut singles: Vec<Request<'t>> = singles.into_values().collect();
+        singles.sort_by(|a, b| {
+            let key = |g: &Guest| (std::cmp::Reverse(g.memory_held_mib()), std::cmp::Reverse(g.vcpus_held()), std::cmp::Reverse(g.memory_mib), g.name.clone());
+            key(a.guest).cmp(&key(b.guest))
+        });
+        for request in singles {
+            let guest = request.guest;
+            let mode = self.desired_mode(&request);
+            let entry = match placer.place(self.world, &mut self.ledger, &request) {
+                Outcome::Chosen { host, reason } => DesiredGuest { host, mode, origin: Origin::Chosen { reason } },
+                Outcome::Unplaced(problem) => {
+                    self.unplaced.push(problem);
+                    self.settled.insert(guest.name.clone());
+                    DesiredGuest { host: guest.host.clone(), mode, origin: Origin::Unplaced }
+                }
+            };
+            self.decided.insert(guest.name.clone(), entry);
+        }
+    }
+
+    /// Evens out one rebalance's hosts; a guest already chosen a host this plan may be moved
+    /// again (its reason then tells both), settled guests are left alone.
+    fn rebalance(&mut self, spec: &intents::Rebalance) {
+        let default_mode = spec.intent.mode.as_ref().map_or(self.cfg.defaults.mode.value, |m| m.value);
+        let decided = &self.decided;
+        let pins = self.pins;
+        let mode_of = |guest: &Guest| {
+            decided.get(&guest.name).and_then(|d| d.mode).or(pins.get(guest.name.as_str()).and_then(|p| p.mode)).unwrap_or(default_mode)
+        };
+        let settled = &self.settled;
+        let movable = |guest: &Guest| !settled.contains(&guest.name);
+        // A guest moved twice keeps the last decision: its final host and why.
+        let decisions: BTreeMap<String, _> =
+            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable).into_iter().map(|d| (d.guest.name.clone(), d)).collect();
+        for (name, decision) in decisions {
+            let previous = self.decided.remove(&name);
+            let reason = match previous.as_ref().map(|p| &p.origin) {
+                Some(Origin::Chosen { reason }) => format!("{reason}; then {}", decision.reason),
+                _ => decision.reason,
+            };
+            let mode = previous
+                .and_then(|p| p.mode)
+                .or(self.guest_mode(&name))
+                .or(spec.intent.mode.as_ref().map(|m| m.value));
+            let host = self.ledger.host_of(&name).unwrap_or(decision.to).to_string();
+            if host == decision.guest.host {
+                // Moved back where it started: no move at all.
+                continue;
+            }
+            self.decided.insert(name, DesiredGuest { host, mode, origin: Origin::Chosen { reason } });
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::config::{
-    Config, Defaults, GuestIntent, HostIntent, InventoryConfig, MigrationMode, SourceFile, Span, Spanned, SshSettings, StateConfig,
+    BalanceOn, Config, Defaults, DisruptionBudget, GuestIntent, HostIntent, InventoryConfig, MigrationMode, PlacementRule, RebalanceIntent,
+    RuleKind, SourceFile, Span, Spanned, SshSettings, StateConfig,
 };
 use crate::inventory::{Cluster, Guest, GuestState, Host, Topology};
 
@@ -88,6 +89,9 @@ impl ConfigBuilder {
             state: StateConfig::default_in(std::path::Path::new(".")),
             guests: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            rebalances: Vec::new(),
+            rules: Vec::new(),
+            disruption_budgets: Vec::new(),
         };
         ConfigBuilder { config, next: Cell::new(0) }
     }
@@ -118,8 +122,11 @@ impl ConfigBuilder {
         let mut intent = HostIntent {
             name,
             drain: false,
+            evacuate: false,
+            return_home: false,
             disabled: false,
             max_guests: None,
+            vcpu_overcommit: None,
             libvirt_uri: None,
             memory_reserved_mib: None,
             span,
@@ -131,5 +138,49 @@ impl ConfigBuilder {
 
     pub fn drain(self, label: &str) -> Self {
         self.host(label, |h| h.drain = true)
+    }
+
+    pub fn evacuate(self, label: &str) -> Self {
+        self.host(label, |h| h.evacuate = true)
+    }
+
+    /// A `rule "KIND" "NAME"` block; `hosts` only matters for bans.
+    pub fn rule(mut self, kind: RuleKind, name: &str, guests: &[&str], hosts: &[&str]) -> Self {
+        let name = self.spanned(name);
+        let guests = guests.iter().map(|g| self.spanned(g)).collect();
+        let hosts = hosts.iter().map(|h| self.spanned(h)).collect();
+        let span = name.span.clone();
+        self.config.rules.push(PlacementRule { kind, name, guests, hosts, span });
+        self
+    }
+
+    /// A `rebalance "NAME"` block over `hosts` (all when empty), memory, default threshold.
+    pub fn rebalance(mut self, name: &str, hosts: &[&str], edit: impl FnOnce(&mut RebalanceIntent)) -> Self {
+        let name = self.spanned(name);
+        let hosts = (!hosts.is_empty()).then(|| hosts.iter().map(|h| self.spanned(h)).collect());
+        let span = name.span.clone();
+        let mut intent = RebalanceIntent {
+            name,
+            hosts,
+            on: BalanceOn::Memory,
+            threshold: RebalanceIntent::DEFAULT_THRESHOLD,
+            max_moves: None,
+            max_moved_mib: None,
+            mode: None,
+            span,
+        };
+        edit(&mut intent);
+        self.config.rebalances.push(intent);
+        self
+    }
+
+    /// A disruption budget over a RAC cluster.
+    pub fn cluster_budget(mut self, name: &str, cluster: &str, max_unavailable: u32) -> Self {
+        let name = self.spanned(name);
+        let cluster = Some(self.spanned(cluster));
+        let span = name.span.clone();
+        let max_unavailable = Spanned { value: max_unavailable, span: Span::default() };
+        self.config.disruption_budgets.push(DisruptionBudget { name, cluster, guests: Vec::new(), max_unavailable, span });
+        self
     }
 }

@@ -1,26 +1,35 @@
 //! Desired against current: which guest moves from where to where, and why.
 //!
-//! - [`desired`] resolves the configuration's guest and host blocks against the topology and
-//!   gives every guest a desired host, choosing targets for guests of drained hosts
-//!   ([`placement`](self) rules: least loaded compatible host, RAC anti-affinity).
+//! - [`desired`] resolves the configuration's blocks (guests, hosts, rules, rebalances, budgets)
+//!   against the topology and gives every guest a desired host: targets chosen for guests that
+//!   must move (drain, evacuate, rule repairs; rules first, then cost of the move, then least
+//!   loaded), guests returned home, hosts rebalanced. Infeasible intents are explained by the
+//!   smallest conflicting set of rules and capacities.
 //! - [`moves`] turns the difference into [`Move`]s and checks each move's prerequisites.
 //! - [`rules`] holds the host/guest compatibility rules the scheduler reuses for pivot hosts.
 
+mod blocks;
 pub mod capacity;
 mod desired;
 mod error;
+mod explain;
+mod fit;
+mod intents;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub mod model;
 mod moves;
 mod placement;
+mod rebalance;
 pub mod resolve;
 pub mod rules;
+pub mod ruleset;
 mod suggest;
 pub mod units;
 
 pub use capacity::HostRules;
-pub use desired::{Desired, DesiredGuest, Origin, desired};
+pub use desired::{Desired, DesiredGuest, History, Origin, desired, desired_with};
+pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 pub use error::DiffError;
 pub use model::{Move, MoveProblem};
 pub use moves::moves;

@@ -5,6 +5,7 @@ use crate::inventory::{Guest, Host, Topology};
 
 use super::capacity::{HostRules, Ledger};
 use super::desired::{Desired, Origin};
+
 use super::model::{Move, MoveProblem};
 use super::rules::{Blocker, effective_mode, host_blockers, live_guest_blockers};
 use super::units::{mib, vcpus};
@@ -50,9 +51,9 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
         planned.push((mv, guest));
     }
 
-    let mut after = Ledger::new(topo);
+    let mut after = Ledger::new(topo, &desired.rules);
     for (mv, guest) in &planned {
-        after.apply(guest, &mv.from, &mv.to);
+        after.apply(guest, &mv.to);
     }
     for (mv, guest) in &planned {
         problems.extend(prerequisites(cfg, topo, desired, &after, mv, guest));
@@ -82,6 +83,7 @@ fn prerequisites(cfg: &Config, topo: &Topology, desired: &Desired, after: &Ledge
     if let Some(rules) = desired.hosts.get(&mv.to) {
         found.extend(final_state_problems(rules, after, mv, guest).into_iter().map(|(code, why)| cannot(code, why)));
     }
+    found.extend(rule_problems(desired, after, mv).into_iter().map(|(code, why)| cannot(code, why)));
     if mv.mode == MigrationMode::Live {
         found.extend(live_guest_blockers(guest, &cfg.defaults.shared_storage).into_iter().map(|b| cannot(b.code, b.message)));
     }
@@ -136,11 +138,32 @@ fn final_state_problems(rules: &HostRules, after: &Ledger, mv: &Move, guest: &Gu
     {
         found.push(("max_guests", format!("{} would hold {} guests, more than max_guests = {max}", mv.to, load.guests)));
     }
-    if let Some((cluster, member)) = after.cluster_conflict(&mv.guest, &mv.to) {
-        found.push((
-            "anti_affinity",
-            format!("{} and {member} of RAC cluster {cluster} would both run on {}", mv.guest, mv.to),
-        ));
+    found
+}
+
+/// The placement rules with every planned move done: anti-affinity, bans, affinity.
+fn rule_problems(desired: &Desired, after: &Ledger, mv: &Move) -> Vec<(&'static str, String)> {
+    let rules = &desired.rules;
+    let mut found = Vec::new();
+    if let Some((group, member)) = after.anti_affinity_conflict(&mv.guest, &mv.to) {
+        let label = rules.anti_affinity.get(group).map_or_else(|| "anti-affinity".to_string(), |g| g.anti_affinity_label());
+        found.push(("anti_affinity", format!("{} and {member} of {label} would both run on {}", mv.guest, mv.to)));
+    }
+    if let Some(rule) = rules.ban(&mv.guest, &mv.to) {
+        found.push(("ban", format!("ban rule \"{rule}\" forbids {} on {}", mv.guest, mv.to)));
+    }
+    if let Some(group) = rules.affinity_of(&mv.guest).and_then(|g| rules.affinity.get(g)) {
+        let apart: Vec<String> = group
+            .members
+            .iter()
+            .filter_map(|m| after.host_of(m).filter(|h| *h != mv.to).map(|h| format!("{m} on {h}")))
+            .collect();
+        if !apart.is_empty() {
+            found.push((
+                "affinity",
+                format!("affinity rule \"{}\" keeps its guests together, but {} would stay apart ({})", group.name, mv.guest, apart.join(", ")),
+            ));
+        }
     }
     found
 }

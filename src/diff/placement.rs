@@ -1,33 +1,49 @@
-//! Automatic target choice for guests leaving a drained host.
+//! Automatic target choice for guests that must move but have no host given: guests of drained
+//! and evacuated hosts, guests on a host a ban forbids, the surplus members of an anti-affinity
+//! group sharing a host, and affinity groups that must come together.
 //!
-//! Candidates are hosts that accept guests (not drained, not disabled), answer, pass the host
-//! rules of [`super::rules::host_blockers`], and have room for the guest's memory and vCPUs and
-//! under `max_guests` counting every move decided so far, with no member of one of the guest's
-//! RAC clusters (anti-affinity). Among them the least loaded wins: most free memory after the
-//! move, then fewest guests, then name. Guests are placed biggest first, so the result does not
-//! depend on map order and big guests are not left without room by small ones.
+//! A target is chosen in three stages:
+//! 1. **Rules** rule hosts out: the host must take guests (not drained, evacuated or disabled),
+//!    answer, accept the guest from its source (architecture, image, CPU model for live moves),
+//!    not be banned for it, hold no member of its anti-affinity groups (explicit rules and, by
+//!    default, its RAC clusters), and have room for its memory and vCPUs (`cpus × overcommit`)
+//!    under `max_guests`, counting every move decided so far.
+//! 2. **Cost of the move**: a host with the source's CPU model (live-capable) beats one
+//!    without; then one with the source's image version; then one with fewer bridges to create.
+//! 3. **Least loaded**: most free memory after the move, then fewest guests, then name.
 //!
-//! Speed: hosts are grouped in classes of equal (architecture, CPU model, image version), the only
-//! properties the host rules look at; each class keeps its hosts ranked in a `BTreeSet`. A guest
-//! checks the rules once per class, then walks the compatible classes' rankings from the top,
-//! skipping only hosts blocked by vCPUs, `max_guests` or anti-affinity. A drain of thousands of
-//! guests over thousands of hosts therefore costs about `moves × classes × log(hosts)`.
+//! Guests are placed biggest first (affinity groups before single guests), so the result does
+//! not depend on map order and big guests are not left without room by small ones. Each move's
+//! reason says why its target won and why the runner-up lost.
+//!
+//! Speed: hosts are grouped in classes of equal (architecture, CPU model, image version, known
+//! bridges), every property the static rules and the cost look at; each class keeps its hosts
+//! ranked in a `BTreeSet`. A guest checks the rules and the cost once per class, then walks the
+//! cheapest compatible classes' rankings from the top, skipping only hosts blocked by bans,
+//! anti-affinity, vCPUs or `max_guests`. A drain of thousands of guests over thousands of hosts
+//! therefore costs about `moves × classes × log(hosts)`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::MigrationMode;
-use crate::inventory::{Guest, Host, ImageVersion, Topology};
+use crate::inventory::{Guest, Host, ImageVersion};
 
-use super::capacity::{HostRules, Ledger, Load};
+use super::capacity::Ledger;
+use super::explain;
+use super::fit::{Constraint, Need, Violation, World, capacity_violations, describe, rule_violations, static_violations};
 use super::model::MoveProblem;
-use super::rules::{effective_mode, host_blockers};
+use super::rules::effective_mode;
 use super::units::{mib, mib_signed, vcpus};
 
-/// A guest that needs a target, and the mode it will move in.
+/// A guest that needs a target.
 pub(crate) struct Request<'t> {
     pub guest: &'t Guest,
     pub mode: MigrationMode,
+    /// Why it moves; starts the reason (`drain exa01adm01`, `ban rule "old"`).
+    pub why: String,
+    /// Where it leaves, for "no host can take …" (`off drained exa01adm01`).
+    pub leaving: String,
 }
 
 pub(crate) enum Outcome {
@@ -35,31 +51,8 @@ pub(crate) enum Outcome {
     Unplaced(MoveProblem),
 }
 
-/// How many other hosts a reason names besides the winner.
+/// How many hosts a reason names besides the winner and the runner-up.
 const OTHERS_IN_REASON: usize = 3;
-/// How many hosts an explanation of "no target" names before summarising the rest.
-const HOSTS_IN_EXPLANATION: usize = 8;
-
-/// Places every request, biggest guest first, updating `ledger` with each decision.
-pub(crate) fn place<'t>(
-    topo: &'t Topology,
-    rules: &BTreeMap<String, HostRules>,
-    ledger: &mut Ledger<'t>,
-    mut requests: Vec<Request<'t>>,
-) -> Vec<(Request<'t>, Outcome)> {
-    requests.sort_by(|a, b| {
-        let key = |g: &Guest| (Reverse(g.memory_held_mib()), Reverse(g.vcpus_held()), Reverse(g.memory_mib), g.name.clone());
-        key(a.guest).cmp(&key(b.guest))
-    });
-    let mut candidates = Candidates::new(topo, rules, ledger);
-    requests
-        .into_iter()
-        .map(|request| {
-            let outcome = candidates.place(&request, topo, rules, ledger);
-            (request, outcome)
-        })
-        .collect()
-}
 
 /// Rank of a host: most free memory first, then fewest guests, then name (hosts are indexed in
 /// name order, so the index breaks ties by name).
@@ -76,250 +69,384 @@ impl Rank {
     }
 }
 
-/// Hosts that share every property the host rules read.
-struct Class {
+/// What a move onto a host costs beyond load; lower is better, compared field by field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Cost {
+    /// The target's CPU model differs from the source's: the guest cannot move live there.
+    cpu_differs: bool,
+    /// The target runs another image version than the source.
+    image_differs: bool,
+    /// Bridges the guest needs that the target is not known to have.
+    bridges_to_create: usize,
+}
+
+/// Hosts that share every property the static rules and the cost read.
+struct Class<'t> {
     /// A host of the class, to evaluate the rules once for all of them.
     representative: usize,
+    bridges: &'t BTreeSet<String>,
     ranking: BTreeSet<Rank>,
 }
 
-struct Candidates<'t> {
-    hosts: Vec<&'t Host>,
-    class_of: Vec<usize>,
-    classes: Vec<Class>,
+type ClassKey<'t> = (Option<&'t str>, Option<&'t str>, Option<&'t ImageVersion>, &'t BTreeSet<String>);
+
+/// Bridges known to exist on a host; without SSH facts, those its own domains use.
+fn known_bridges(host: &Host) -> &BTreeSet<String> {
+    host.bridges.as_ref().unwrap_or(&host.bridges_in_use)
 }
 
-type ClassKey<'t> = (Option<&'t str>, Option<&'t str>, Option<&'t ImageVersion>);
+/// The hosts that take guests, ranked, and the decisions made on them.
+pub(crate) struct Placer<'t> {
+    hosts: Vec<&'t Host>,
+    index_of: HashMap<&'t str, usize>,
+    class_of: Vec<usize>,
+    classes: Vec<Class<'t>>,
+}
 
-impl<'t> Candidates<'t> {
-    fn new(topo: &'t Topology, rules: &BTreeMap<String, HostRules>, ledger: &Ledger<'t>) -> Self {
-        let hosts: Vec<&Host> = topo
+/// The best host found in a walk, and better-ranked hosts that failed with why.
+#[derive(Default)]
+struct Walk {
+    best: Option<Rank>,
+    passed_over: Vec<(Rank, String)>,
+}
+
+impl<'t> Placer<'t> {
+    /// Candidates are the hosts that answer and take guests, ranked by `ledger` as it is now.
+    pub fn new(world: &World<'_, 't>, ledger: &Ledger<'t>) -> Self {
+        let hosts: Vec<&Host> = world
+            .topo
             .hosts
             .values()
-            .filter(|h| h.reachable && rules.get(&h.name).is_some_and(HostRules::accepts_guests))
+            .filter(|h| h.reachable && world.hosts.get(&h.name).is_some_and(|r| r.accepts_guests()))
             .collect();
         let mut class_index: HashMap<ClassKey, usize> = HashMap::new();
         let mut classes: Vec<Class> = Vec::new();
         let mut class_of = Vec::with_capacity(hosts.len());
         for (i, host) in hosts.iter().enumerate() {
-            let key = (host.arch.as_deref(), host.cpu_model.as_deref(), host.image_version.as_ref());
+            let bridges = known_bridges(host);
+            let key = (host.arch.as_deref(), host.cpu_model.as_deref(), host.image_version.as_ref(), bridges);
             let class = *class_index.entry(key).or_insert_with(|| {
-                classes.push(Class { representative: i, ranking: BTreeSet::new() });
+                classes.push(Class { representative: i, bridges, ranking: BTreeSet::new() });
                 classes.len() - 1
             });
             class_of.push(class);
         }
-        let mut candidates = Candidates { hosts, class_of, classes };
-        for i in 0..candidates.hosts.len() {
-            let rank = candidates.rank(i, rules, ledger);
-            candidates.classes[candidates.class_of[i]].ranking.insert(rank);
+        let index_of = hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
+        let mut placer = Placer { hosts, index_of, class_of, classes };
+        for i in 0..placer.hosts.len() {
+            let rank = placer.rank(i, world, ledger);
+            placer.classes[placer.class_of[i]].ranking.insert(rank);
         }
-        candidates
+        placer
     }
 
-    fn rank(&self, host: usize, rules: &BTreeMap<String, HostRules>, ledger: &Ledger) -> Rank {
+    fn rank(&self, host: usize, world: &World, ledger: &Ledger) -> Rank {
         let name = &self.hosts[host].name;
         let load = ledger.load(name);
-        let capacity = rules.get(name).map_or(0, |r| r.memory_capacity_mib);
+        let capacity = world.hosts.get(name).map_or(0, |r| r.memory_capacity_mib);
         Rank { free_memory: Reverse(capacity as i64 - load.memory_mib as i64), guests: load.guests, host }
     }
 
-    fn place(&mut self, request: &Request<'t>, topo: &'t Topology, rules: &BTreeMap<String, HostRules>, ledger: &mut Ledger<'t>) -> Outcome {
+    /// Records `guest` moving to `to` in `ledger`, keeping the rankings of both hosts in step.
+    pub fn apply(&mut self, world: &World<'_, 't>, ledger: &mut Ledger<'t>, guest: &'t Guest, to: &'t str) {
+        let from = ledger.host_of(&guest.name);
+        let touched: Vec<usize> = [from, Some(to)].into_iter().flatten().filter_map(|h| self.index_of.get(h).copied()).collect();
+        for &host in &touched {
+            let rank = self.rank(host, world, ledger);
+            self.classes[self.class_of[host]].ranking.remove(&rank);
+        }
+        ledger.apply(guest, to);
+        for &host in &touched {
+            let rank = self.rank(host, world, ledger);
+            self.classes[self.class_of[host]].ranking.insert(rank);
+        }
+    }
+
+    /// Chooses a target for one guest and records it, or explains why none fits.
+    pub fn place(&mut self, world: &World<'_, 't>, ledger: &mut Ledger<'t>, request: &Request<'t>) -> Outcome {
         let guest = request.guest;
         let (mode, _) = effective_mode(guest, request.mode);
-        let source = topo.hosts.get(&guest.host);
         let need = Need::of(guest);
-        let compatible: Vec<usize> = (0..self.classes.len())
-            .filter(|&c| host_blockers(guest, source, self.hosts[self.classes[c].representative], mode).is_empty())
-            .collect();
+        let current = ledger.host_of(&guest.name).and_then(|h| self.index_of.get(h).copied());
+        let source = world.topo.hosts.get(&guest.host);
+        let wanted = guest.bridges();
 
-        let mut passed_over = Vec::new();
-        let Some(winner) = self.best(&compatible, need, guest, rules, ledger, None, &mut passed_over) else {
-            return Outcome::Unplaced(explain_unplaced(guest, need, mode, topo, rules, ledger));
+        let mut tiers: BTreeMap<Cost, Vec<usize>> = BTreeMap::new();
+        let mut incompatible: Vec<(usize, String)> = Vec::new();
+        for (c, class) in self.classes.iter().enumerate() {
+            let representative = self.hosts[class.representative];
+            match static_violations(world, guest, mode, representative).into_iter().next() {
+                None => tiers.entry(self.cost(source, representative, class.bridges, &wanted)).or_default().push(c),
+                Some(violation) => {
+                    if let Some(top) = class.ranking.first() {
+                        incompatible.push((top.host, violation.detail));
+                    }
+                }
+            }
+        }
+        let tiers: Vec<(Cost, Vec<usize>)> = tiers.into_iter().collect();
+
+        let mut passed_over: Vec<(Rank, String)> = Vec::new();
+        let mut winner: Option<(usize, Rank)> = None;
+        for (t, (_, classes)) in tiers.iter().enumerate() {
+            let walk = self.best(world, ledger, classes, guest, need, current, None);
+            passed_over.extend(walk.passed_over);
+            if let Some(best) = walk.best {
+                winner = Some((t, best));
+                break;
+            }
+        }
+        let Some((tier, winner)) = winner else {
+            return Outcome::Unplaced(self.unplaced(world, ledger, request, mode, need));
         };
-        let runner_up = self.best(&compatible, need, guest, rules, ledger, Some(winner.host), &mut Vec::new());
-        let incompatible: Vec<(usize, String)> = (0..self.classes.len())
-            .filter(|c| !compatible.contains(c))
-            .filter_map(|c| {
-                let top = self.classes[c].ranking.first()?;
-                let blockers = host_blockers(guest, source, self.hosts[top.host], mode);
-                Some((top.host, blockers.first()?.message.clone()))
-            })
-            .collect();
-        let reason = self.reason(guest, need, winner, passed_over, runner_up, incompatible);
+        let runner_up = std::iter::once(tier)
+            .chain(tier + 1..tiers.len())
+            .find_map(|t| self.best(world, ledger, &tiers[t].1, guest, need, current, Some(winner.host)).best.map(|r| (t, r)));
+        let names = |rank: &Rank| self.hosts[rank.host].name.as_str();
+        let mut reason = format!("{}: ", request.why);
+        let after = |rank: &Rank| mib_signed(rank.free_memory() - need.memory as i64);
+        match runner_up {
+            None => reason.push_str(&format!("{} is the only host that can take it ({} free after the move)", names(&winner), after(&winner))),
+            Some((t, second)) if t != tier => {
+                let (won, lost) = cost_gap(source, self.hosts[winner.host], self.hosts[second.host], &wanted);
+                reason.push_str(&format!("{} is the cheapest move ({won}); runner-up {}: {lost}", names(&winner), names(&second)));
+            }
+            Some((_, second)) => {
+                reason.push_str(&format!("{} has the most free memory after the move ({})", names(&winner), after(&winner)));
+                let why = if second.free_memory() < winner.free_memory() {
+                    format!("less free memory after the move ({})", after(&second))
+                } else if second.guests > winner.guests {
+                    format!("as much free memory, but more guests ({} against {})", second.guests, winner.guests)
+                } else {
+                    "as much free memory and as many guests, later in name order".to_string()
+                };
+                reason.push_str(&format!("; runner-up {}: {why}", names(&second)));
+            }
+        }
+        passed_over.sort();
+        let others = passed_over
+            .iter()
+            .map(|(rank, why)| format!("{}: {why}", names(rank)))
+            .chain(incompatible.iter().map(|(host, why)| format!("{}: {why}", self.hosts[*host].name)));
+        for other in others.take(OTHERS_IN_REASON) {
+            reason.push_str("; ");
+            reason.push_str(&other);
+        }
 
-        let class = self.class_of[winner.host];
         let target = self.hosts[winner.host];
-        self.classes[class].ranking.remove(&winner);
-        ledger.apply(guest, &guest.host, &target.name);
-        let rank = self.rank(winner.host, rules, ledger);
-        self.classes[class].ranking.insert(rank);
+        self.apply(world, ledger, guest, &target.name);
         Outcome::Chosen { host: target.name.clone(), reason }
     }
 
-    /// The best-ranked host of the compatible classes that passes the load rules, leaving out
-    /// `excluded`. Better-ranked hosts that fail are appended to `passed_over` with the reason.
+    /// The best-ranked host of `classes` that passes the rules depending on load, leaving out
+    /// the guest's current host and `excluded`. Better-ranked hosts that fail come back in
+    /// [`Walk::passed_over`], with the first class's host that lacks memory when none passes.
     #[allow(clippy::too_many_arguments)]
     fn best(
         &self,
-        compatible: &[usize],
-        need: Need,
-        guest: &Guest,
-        rules: &BTreeMap<String, HostRules>,
+        world: &World,
         ledger: &Ledger,
+        classes: &[usize],
+        guest: &Guest,
+        need: Need,
+        current: Option<usize>,
         excluded: Option<usize>,
-        passed_over: &mut Vec<(Rank, String)>,
-    ) -> Option<Rank> {
-        let mut best: Option<Rank> = None;
-        for &class in compatible {
+    ) -> Walk {
+        let mut walk = Walk::default();
+        let mut short_of_memory: Option<(Rank, String)> = None;
+        for &class in classes {
             for rank in &self.classes[class].ranking {
-                if best.is_some_and(|b| *rank > b) || rank.free_memory() < need.memory as i64 {
+                if walk.best.is_some_and(|b| *rank > b) {
                     break;
                 }
-                if Some(rank.host) == excluded {
+                if Some(rank.host) == current || Some(rank.host) == excluded {
                     continue;
                 }
-                let host = self.hosts[rank.host];
-                match load_blocker(guest, need, host, rules.get(&host.name), ledger) {
-                    Some(why) => passed_over.push((*rank, why)),
+                if rank.free_memory() < need.memory as i64 {
+                    if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
+                        let why = format!("only {} free, {} needed", mib_signed(rank.free_memory()), mib(need.memory));
+                        short_of_memory = Some((*rank, why));
+                    }
+                    break;
+                }
+                let host = &self.hosts[rank.host].name;
+                let blocked = rule_violations(world, ledger, guest, &[], host, true)
+                    .into_iter()
+                    .next()
+                    .or_else(|| capacity_violations(world, ledger, need, host, false).into_iter().next());
+                match blocked {
+                    Some(violation) => walk.passed_over.push((*rank, describe(world, &violation))),
                     None => {
-                        best = Some(*rank);
+                        walk.best = Some(*rank);
                         break;
                     }
                 }
             }
         }
-        if let Some(best) = best {
-            passed_over.retain(|(rank, _)| *rank < best);
+        match walk.best {
+            Some(best) => walk.passed_over.retain(|(rank, _)| *rank < best),
+            None => walk.passed_over.extend(short_of_memory),
         }
-        passed_over.sort();
-        best
+        walk
     }
 
-    fn reason(
-        &self,
-        guest: &Guest,
-        need: Need,
-        winner: Rank,
-        passed_over: Vec<(Rank, String)>,
-        runner_up: Option<Rank>,
-        incompatible: Vec<(usize, String)>,
-    ) -> String {
-        let name = |rank: &Rank| self.hosts[rank.host].name.as_str();
-        let after = |rank: &Rank| rank.free_memory() - need.memory as i64;
-        let mut reason = format!(
-            "drain {}: {} has the most free memory after the move ({})",
-            guest.host,
-            name(&winner),
-            mib_signed(after(&winner))
-        );
-        let mut others: Vec<String> = passed_over.iter().map(|(rank, why)| format!("{}: {why}", name(rank))).collect();
-        if let Some(second) = runner_up {
-            let why = if second.free_memory() < winner.free_memory() {
-                format!("less free memory after the move ({})", mib_signed(after(&second)))
-            } else if second.guests > winner.guests {
-                format!("as much free memory, but more guests ({} against {})", second.guests, winner.guests)
-            } else {
-                "as much free memory and as many guests, later in name order".to_string()
-            };
-            others.push(format!("{}: {why}", name(&second)));
+    fn cost(&self, source: Option<&Host>, target: &Host, bridges: &BTreeSet<String>, wanted: &BTreeSet<String>) -> Cost {
+        let differs = |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(a), Some(b)) if a != b);
+        Cost {
+            cpu_differs: source.is_some_and(|s| differs(s.cpu_model.as_deref(), target.cpu_model.as_deref())),
+            image_differs: source.is_some_and(|s| matches!((&s.image_version, &target.image_version), (Some(a), Some(b)) if a != b)),
+            bridges_to_create: wanted.iter().filter(|b| !bridges.contains(*b)).count(),
         }
-        others.extend(incompatible.into_iter().map(|(host, why)| format!("{}: {why}", self.hosts[host].name)));
-        for other in others.into_iter().take(OTHERS_IN_REASON) {
-            reason.push_str("; ");
-            reason.push_str(&other);
+    }
+
+    fn unplaced(&self, world: &World, ledger: &Ledger, request: &Request, mode: MigrationMode, need: Need) -> MoveProblem {
+        let guest = request.guest;
+        let current = ledger.host_of(&guest.name).unwrap_or(guest.host.as_str());
+        let per_host: Vec<(String, Vec<Violation>)> = world
+            .topo
+            .hosts
+            .values()
+            .filter(|h| h.name != current)
+            .map(|host| (host.name.clone(), super::fit::all_violations(world, ledger, guest, mode, host)))
+            .collect();
+        let subject = format!("{} ({}, {}) {}", guest.name, mib(need.memory), vcpus(need.vcpus as i64), request.leaving);
+        MoveProblem {
+            code: "no_target".into(),
+            guest: guest.name.clone(),
+            from: guest.host.clone(),
+            to: String::new(),
+            message: explain::no_host(world, &subject, &per_host),
         }
-        reason
     }
-}
 
-/// Resources a guest takes on its target: what it holds now (nothing when shut off).
-#[derive(Debug, Clone, Copy)]
-struct Need {
-    memory: u64,
-    vcpus: u64,
-}
-
-impl Need {
-    fn of(guest: &Guest) -> Self {
-        Need { memory: guest.memory_held_mib(), vcpus: u64::from(guest.vcpus_held()) }
-    }
-}
-
-/// The rules that depend on what is on the host: vCPUs, `max_guests`, anti-affinity (memory is
-/// the ranking itself and checked by the caller).
-fn load_blocker(guest: &Guest, need: Need, host: &Host, rules: Option<&HostRules>, ledger: &Ledger) -> Option<String> {
-    let load = ledger.load(&host.name);
-    let rules = rules?;
-    if let Some(why) = vcpu_blocker(need, load, rules) {
-        return Some(why);
-    }
-    if let Some(max) = rules.max_guests
-        && load.guests >= max
-    {
-        return Some(format!("already at max_guests = {max}"));
-    }
-    ledger
-        .cluster_conflict(&guest.name, &host.name)
-        .map(|(cluster, member)| format!("cluster {cluster} already there ({member})"))
-}
-
-fn vcpu_blocker(need: Need, load: Load, rules: &HostRules) -> Option<String> {
-    let limit = u64::from(rules.vcpu_limit);
-    (load.vcpus + need.vcpus > limit).then(|| {
-        format!("only {} of {} free", vcpus(limit as i64 - load.vcpus as i64), vcpus(limit as i64))
-    })
-}
-
-/// Every host's reason for refusing the guest, in name order (the first few, then a count).
-fn explain_unplaced(
-    guest: &Guest,
-    need: Need,
-    mode: MigrationMode,
-    topo: &Topology,
-    rules: &BTreeMap<String, HostRules>,
-    ledger: &Ledger,
-) -> MoveProblem {
-    let source = topo.hosts.get(&guest.host);
-    let mut reasons = Vec::new();
-    let mut others = 0usize;
-    for host in topo.hosts.values().filter(|h| h.name != guest.host) {
-        if reasons.len() == HOSTS_IN_EXPLANATION {
-            others += 1;
-            continue;
-        }
-        let host_rules = rules.get(&host.name);
-        let why = if let Some(refusal) = host_rules.and_then(HostRules::refusal) {
-            refusal.to_string()
-        } else if let Some(blocker) = host_blockers(guest, source, host, mode).into_iter().next() {
-            blocker.message
-        } else {
-            let load = ledger.load(&host.name);
-            let capacity = host_rules.map_or(0, |r| r.memory_capacity_mib);
-            let free = capacity as i64 - load.memory_mib as i64;
-            if free < need.memory as i64 {
-                format!("only {} free after the planned moves", mib_signed(free))
-            } else {
-                load_blocker(guest, need, host, host_rules, ledger).unwrap_or_else(|| "no room".to_string())
-            }
+    /// Chooses one host for all of `members` (an affinity group; `fixed` when a member is
+    /// placed by the configuration) and records their moves: the host that moves the least
+    /// memory, then the least loaded. `Err` explains why no host can take the group.
+    pub fn place_group(
+        &mut self,
+        world: &World<'_, 't>,
+        ledger: &mut Ledger<'t>,
+        group: usize,
+        members: &[Request<'t>],
+        fixed: Option<&'t str>,
+    ) -> Result<(String, String), String> {
+        let names: Vec<&str> = members.iter().map(|m| m.guest.name.as_str()).collect();
+        let group_name = world.rules.affinity.get(group).map_or("", |g| g.name.as_str());
+        let candidates: Vec<&'t Host> = match fixed {
+            Some(host) => world.topo.hosts.get(host).into_iter().collect(),
+            None => self.hosts.clone(),
         };
-        reasons.push(format!("{}: {why}", host.name));
+        // (memory moved, rank after, host) of every host that takes the group; violations of the others.
+        let mut fits: Vec<(u64, Rank, &'t Host)> = Vec::new();
+        let mut refused: Vec<(String, Vec<Violation>)> = Vec::new();
+        for host in candidates {
+            let incoming: Vec<&Request> = members.iter().filter(|m| ledger.host_of(&m.guest.name) != Some(host.name.as_str())).collect();
+            let need = incoming.iter().fold(Need::default(), |total, m| total.add(Need::of(m.guest)));
+            let mut violations: Vec<Violation> = Vec::new();
+            for m in &incoming {
+                let (mode, _) = effective_mode(m.guest, m.mode);
+                for v in static_violations(world, m.guest, mode, host).into_iter().chain(rule_violations(world, ledger, m.guest, &names, &host.name, false)) {
+                    if !violations.iter().any(|seen| seen.constraint == v.constraint) {
+                        violations.push(v);
+                    }
+                }
+            }
+            violations.extend(capacity_violations(world, ledger, need, &host.name, true));
+            if violations.is_empty() {
+                let load = ledger.load(&host.name);
+                let capacity = world.hosts.get(&host.name).map_or(0, |r| r.memory_capacity_mib);
+                let rank = Rank {
+                    free_memory: Reverse(capacity as i64 - (load.memory_mib + need.memory) as i64),
+                    guests: load.guests + need.guests,
+                    host: self.index_of.get(host.name.as_str()).copied().unwrap_or(usize::MAX),
+                };
+                let moved = incoming.iter().map(|m| m.guest.memory_mib).sum();
+                fits.push((moved, rank, host));
+            } else {
+                refused.push((host.name.clone(), violations));
+            }
+        }
+        fits.sort_by(|a, b| (a.0, a.1, &a.2.name).cmp(&(b.0, b.1, &b.2.name)));
+        let total = members.iter().fold(Need::default(), |t, m| t.add(Need::of(m.guest)));
+        let Some(&(moved, rank, target)) = fits.first() else {
+            if let Some(host) = fixed {
+                // Every other host is ruled out by the member placed on `host`.
+                let pinned: Vec<&str> = names.iter().copied().filter(|n| ledger.host_of(n) == Some(host)).collect();
+                let detail = format!("{} stays on {host}", pinned.join(", "));
+                for other in world.topo.hosts.keys().filter(|h| h.as_str() != host) {
+                    refused.push((other.clone(), vec![Violation { constraint: Constraint::Affinity(group), detail: detail.clone() }]));
+                }
+            }
+            let subject = format!(
+                "affinity group \"{group_name}\" ({}: {}, {} together)",
+                names.join(", "),
+                mib(total.memory),
+                vcpus(total.vcpus as i64)
+            );
+            return Err(explain::no_host(world, &subject, &refused));
+        };
+        let mut reason = format!(
+            "affinity rule \"{group_name}\" keeps {} together: {} moves the least memory ({})",
+            names.join(", "),
+            target.name,
+            mib(moved)
+        );
+        match fits.get(1) {
+            Some((second_moved, second_rank, second)) if *second_moved > moved => {
+                reason.push_str(&format!("; runner-up {}: would move {}", second.name, mib(*second_moved)));
+            }
+            Some((_, second_rank, second)) => {
+                let why = if second_rank.free_memory() < rank.free_memory() {
+                    format!("as much to move, less free memory after ({})", mib_signed(second_rank.free_memory()))
+                } else {
+                    "as much to move and as much free memory, later in order".to_string()
+                };
+                reason.push_str(&format!("; runner-up {}: {why}", second.name));
+            }
+            None => reason.push_str(&format!("; no other host takes the group ({} together)", mib(total.memory))),
+        }
+        for member in members {
+            if ledger.host_of(&member.guest.name) != Some(target.name.as_str()) {
+                self.apply(world, ledger, member.guest, &target.name);
+            }
+        }
+        Ok((target.name.clone(), reason))
     }
-    let mut message = format!(
-        "no host can take {} ({}, {}) off drained {}",
-        guest.name,
-        mib(need.memory),
-        vcpus(need.vcpus as i64),
-        guest.host
-    );
-    if reasons.is_empty() {
-        message.push_str(": there is no other host");
-    } else {
-        message.push_str(": ");
-        message.push_str(&reasons.join("; "));
-        if others > 0 {
-            message.push_str(&format!("; and {others} more hosts"));
+}
+
+/// Why the winner's cost beats the runner-up's, at the first part where they differ:
+/// (what the winner has, what the runner-up lacks).
+fn cost_gap(source: Option<&Host>, winner: &Host, second: &Host, wanted: &BTreeSet<String>) -> (String, String) {
+    let source_name = source.map_or("the source", |s| s.name.as_str());
+    let same = |a: &Option<String>, b: &Option<String>| !matches!((a, b), (Some(a), Some(b)) if a != b);
+    if let Some(source) = source {
+        if same(&source.cpu_model, &winner.cpu_model) && !same(&source.cpu_model, &second.cpu_model) {
+            return (
+                format!("same CPU model as {source_name}, so it can move live"),
+                format!(
+                    "CPU model {} differs from {source_name}'s {} (no live migration)",
+                    second.cpu_model.as_deref().unwrap_or("?"),
+                    source.cpu_model.as_deref().unwrap_or("?")
+                ),
+            );
+        }
+        let image = |h: &Host| h.image_version.as_ref().map(ToString::to_string);
+        if same(&image(source), &image(winner)) && !same(&image(source), &image(second)) {
+            return (
+                format!("same image as {source_name}"),
+                format!(
+                    "image {} differs from {source_name}'s {}",
+                    image(second).unwrap_or_default(),
+                    image(source).unwrap_or_default()
+                ),
+            );
         }
     }
-    MoveProblem { code: "no_target".into(), guest: guest.name.clone(), from: guest.host.clone(), to: String::new(), message }
+    let missing = |h: &Host| -> Vec<String> {
+        let known = known_bridges(h);
+        wanted.iter().filter(|b| !known.contains(*b)).cloned().collect()
+    };
+    let (won, lost) = (missing(winner), missing(second));
+    let won = if won.is_empty() { "no bridges to create".to_string() } else { format!("only {} to create", won.join(", ")) };
+    (won, format!("would need bridges {} created", lost.join(", ")))
 }

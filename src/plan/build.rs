@@ -102,7 +102,11 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
         return Ok(plan);
     }
 
-    let desired = diff::desired(cfg, topo).map_err(|errs| diff_errors(cfg, errs))?;
+    let history = super::history::history(cfg).unwrap_or_else(|error| {
+        plan.errors.push(error);
+        diff::History::default()
+    });
+    let desired = diff::desired_with(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
     let (moves, problems) = diff::moves(cfg, topo, &desired);
     plan.errors.extend(problems.into_iter().map(PlanError::from));
 

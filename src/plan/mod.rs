@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod file;
+pub mod history;
 pub mod model;
 pub mod schema;
 mod udiff;

@@ -1,3 +1,5 @@
+mod intents;
 mod names;
 mod placement;
 mod prerequisites;
+mod rules;

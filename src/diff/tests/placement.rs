@@ -37,7 +37,7 @@ fn drain_honours_anti_affinity_and_explains_the_choice() {
     assert_eq!(
         reason(&d, "vm01"),
         "drain exa01adm01: exa01adm03 has the most free memory after the move (448 GiB); \
-         exa01adm02: cluster exa01cl01 already there (vm01b); exa01adm04: less free memory after the move (384 GiB)"
+         runner-up exa01adm04: less free memory after the move (384 GiB); exa01adm02: RAC cluster exa01cl01 (vm01b is there)"
     );
     assert_eq!(d.guests["vm03"].origin, Origin::Stays);
 }
@@ -77,7 +77,7 @@ fn placement_counts_vcpus_max_guests_and_shut_off_guests() {
 }
 
 #[test]
-fn no_candidate_names_the_guest_its_needs_and_every_host() {
+fn no_candidate_is_explained_by_the_smallest_conflicting_set() {
     let mut topo = rac_fleet();
     topo.hosts.get_mut("exa01adm04").expect("exists").reachable = false;
     topo.hosts.get_mut("exa01adm03").expect("exists").image_version = Some("23.1.0".parse().expect("valid"));
@@ -88,16 +88,29 @@ fn no_candidate_names_the_guest_its_needs_and_every_host() {
     assert_eq!(d.guests["vm02"].host, "exa01adm01");
     let problem = d.unplaced.iter().find(|p| p.guest == "vm02").expect("vm02 is unplaced");
     assert_eq!(problem.code, "no_target");
+    // Memory alone rules out every host: the unreachable host and the old image do not matter.
     assert_eq!(
         problem.message,
-        "no host can take vm02 (2048 GiB, 8 vCPUs) off drained exa01adm01: \
-         exa01adm02: only 960 GiB free after the planned moves; \
-         exa01adm03: image 23.1.0 is older than exa01adm01's 24.1.0; \
-         exa01adm04: libvirt on exa01adm04 does not answer"
+        "no host can take vm02 (2048 GiB, 8 vCPUs) off drained exa01adm01; the smallest conflicting set is memory: \
+         memory rules out exa01adm02 (only 960 GiB free, 2048 GiB needed), exa01adm03 (only 512 GiB free, 2048 GiB needed), \
+         exa01adm04 (only 448 GiB free, 2048 GiB needed)"
+    );
+    // With room on adm02, vm02 fits; vm01 then finds no host: its RAC peer, the old image and
+    // the dead host each rule out one.
+    topo.guests.get_mut("vm02").expect("exists").memory_mib = 128 * GIB;
+    topo.hosts.get_mut("exa01adm02").expect("exists").memory_mib = 1024 * GIB;
+    let d = desired(&b.config, &topo).expect("valid");
+    let problem = d.unplaced.iter().find(|p| p.guest == "vm01").expect("vm01 is unplaced");
+    assert_eq!(
+        problem.message,
+        "no host can take vm01 (64 GiB, 8 vCPUs) off drained exa01adm01; the smallest conflicting set is \
+         RAC cluster exa01cl01 (2 members need 2 hosts) + reachability + image version: \
+         RAC cluster exa01cl01 rules out exa01adm02 (vm01b is there); reachability rules out exa01adm04; \
+         image version rules out exa01adm03 (image 23.1.0 is older than exa01adm01's 24.1.0)"
     );
     // moves() passes the problem on.
     let (_, problems) = moves(&b.config, &topo, &d);
-    assert!(problems.iter().any(|p| p.code == "no_target" && p.guest == "vm02"));
+    assert!(problems.iter().any(|p| p.code == "no_target" && p.guest == "vm01"));
 }
 
 #[test]

@@ -120,7 +120,20 @@ fn max_guests() {
 
 #[test]
 fn anti_affinity_of_a_pinned_move() {
-    let p = single(problems_of(MigrationMode::Offline, |t| add_cluster(t, "cl01", &["vm01", "vm02"])), "anti_affinity");
+    let mut topo = topology(
+        vec![host("src", 512, 96), host("dst", 512, 96)],
+        vec![guest("vm01", "src", 64, 8), guest("vm02", "dst", 64, 8)],
+    );
+    add_cluster(&mut topo, "cl01", &["vm01", "vm02"]);
+    let b = ConfigBuilder::new().guest("vm01", Some("dst"), None);
+    let mut d = desired(&b.config, &topo).expect("valid config");
+    // The placement makes room: vm02 swaps to src.
+    assert_eq!(d.guests["vm02"].host, "src");
+    assert!(matches!(&d.guests["vm02"].origin, Origin::Chosen { reason } if reason.starts_with("RAC cluster cl01: vm01 stays on dst")));
+    // The prerequisite is the safety net for a desired placement that breaks the rule anyway.
+    d.guests.insert("vm02".into(), DesiredGuest { host: "dst".into(), mode: None, origin: Origin::Stays });
+    let (_, problems) = moves(&b.config, &topo, &d);
+    let p = single(problems, "anti_affinity");
     assert!(p.message.ends_with("vm01 and vm02 of RAC cluster cl01 would both run on dst"), "{}", p.message);
 }
 

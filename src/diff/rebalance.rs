@@ -1,0 +1,376 @@
+//! Rebalancing: evening out the memory and/or vCPU utilisation of a set of hosts with as few
+//! moves as it takes, within a move budget.
+//!
+//! Utilisation is use over capacity (memory: physical minus reserve; vCPUs: `cpus ×
+//! overcommit`); the *spread* is the most used host's utilisation minus the least used one's.
+//! While the spread is above the threshold and the budget lasts, the greedy takes the single
+//! move (one guest onto one host, every rule checked) that lowers the imbalance `Σ u²` the most,
+//! and only if it lowers it by more than [`MIN_GAIN`] without widening the spread.
+//!
+//! **No thrashing, by construction.** The search reads nothing but the current placement, so
+//! where it stops is a fixed point: it stops either inside the threshold (a rebalance on the
+//! result sees the same spread and stops at once) or because no move gains more than
+//! [`MIN_GAIN`] (a rebalance on the result finds the same moves and none of them qualifies). A
+//! rebalance right after a rebalance therefore proposes nothing. Only a stop on the budget
+//! (`max_moves`, `max_moved`) leaves work for the next plan, which continues the same descent:
+//! `Σ u²` falls with every move, so no guest is ever moved back and forth.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::config::{BalanceOn, MigrationMode};
+use crate::inventory::Guest;
+
+use super::capacity::Ledger;
+use super::fit::{World, first_violation};
+use super::intents::Rebalance;
+use super::units::mib;
+
+/// A move must lower `Σ u²` (summed over the balanced resources) by more than this: a tenth of
+/// a percentage point squared per host pair would be noise, this is about moving 3 % of a host
+/// across a 2-point gap. It keeps tiny guests from being shuffled for nothing.
+pub(crate) const MIN_GAIN: f64 = 1e-3;
+/// Sources are the most used, targets the least used hosts; both sides look at this many.
+const EXTREMES: usize = 16;
+
+/// One rebalancing move.
+pub(crate) struct Decision<'t> {
+    pub guest: &'t Guest,
+    pub to: &'t str,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resource {
+    Memory,
+    Vcpus,
+}
+
+fn resources(on: BalanceOn) -> &'static [Resource] {
+    match on {
+        BalanceOn::Memory => &[Resource::Memory],
+        BalanceOn::Vcpus => &[Resource::Vcpus],
+        BalanceOn::Both => &[Resource::Memory, Resource::Vcpus],
+    }
+}
+
+/// A host of the set: its capacities.
+struct Member<'t> {
+    name: &'t str,
+    memory: f64,
+    vcpus: f64,
+}
+
+/// The set being balanced and what each host holds.
+struct Balance<'a, 't> {
+    hosts: Vec<Member<'t>>,
+    /// Host name → index in `hosts`.
+    index: HashMap<&'t str, usize>,
+    resources: &'static [Resource],
+    ledger: &'a mut Ledger<'t>,
+}
+
+impl<'t> Balance<'_, 't> {
+    fn utilisation(&self, host: usize, resource: Resource) -> f64 {
+        let load = self.ledger.load(self.hosts[host].name);
+        match resource {
+            Resource::Memory => load.memory_mib as f64 / self.hosts[host].memory,
+            Resource::Vcpus => load.vcpus as f64 / self.hosts[host].vcpus,
+        }
+    }
+
+    fn share(&self, guest: &Guest, host: usize, resource: Resource) -> f64 {
+        match resource {
+            Resource::Memory => guest.memory_held_mib() as f64 / self.hosts[host].memory,
+            Resource::Vcpus => f64::from(guest.vcpus_held()) / self.hosts[host].vcpus,
+        }
+    }
+
+    /// Per resource: utilisations sorted from the most used host down.
+    fn sorted(&self) -> Vec<Vec<(f64, usize)>> {
+        self.resources
+            .iter()
+            .map(|&r| {
+                let mut all: Vec<(f64, usize)> = (0..self.hosts.len()).map(|h| (self.utilisation(h, r), h)).collect();
+                all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                all
+            })
+            .collect()
+    }
+
+    /// Per resource: most used minus least used.
+    fn spreads(&self, sorted: &[Vec<(f64, usize)>]) -> Vec<f64> {
+        sorted.iter().map(|all| all.first().map_or(0.0, |f| f.0) - all.last().map_or(0.0, |l| l.0)).collect()
+    }
+}
+
+/// Evens out `spec.hosts` in `ledger`. `movable` says which guests the rebalance may move
+/// (not pinned, not placed by the configuration, not in an affinity group); `mode_of` gives
+/// each guest's mode. Returns the moves in the order they were decided.
+pub(crate) fn rebalance<'t>(
+    world: &World<'_, 't>,
+    ledger: &mut Ledger<'t>,
+    spec: &Rebalance,
+    mode_of: &dyn Fn(&Guest) -> MigrationMode,
+    movable: &dyn Fn(&Guest) -> bool,
+) -> Vec<Decision<'t>> {
+    let intent = spec.intent;
+    let resources = resources(intent.on);
+    let hosts: Vec<Member<'t>> = spec
+        .hosts
+        .iter()
+        .filter_map(|name| world.topo.hosts.get_key_value(name))
+        .filter(|(_, host)| host.reachable)
+        .filter_map(|(name, _)| {
+            let rules = world.hosts.get(name).filter(|r| r.accepts_guests())?;
+            let member = Member { name: name.as_str(), memory: rules.memory_capacity_mib as f64, vcpus: f64::from(rules.vcpu_limit) };
+            let usable = resources.iter().all(|r| match r {
+                Resource::Memory => member.memory > 0.0,
+                Resource::Vcpus => member.vcpus > 0.0,
+            });
+            usable.then_some(member)
+        })
+        .collect();
+    if hosts.len() < 2 {
+        return Vec::new();
+    }
+    let index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.name, i)).collect();
+    let start: BTreeMap<&'t str, &'t str> = world
+        .topo
+        .guests
+        .values()
+        .filter_map(|g| ledger.host_of(&g.name).filter(|h| index.contains_key(*h)).map(|h| (g.name.as_str(), h)))
+        .collect();
+    let balance = Balance { hosts, index, resources, ledger };
+    let before = balance.spreads(&balance.sorted());
+
+    let mut steps: Vec<Step<'t>> = Vec::new();
+    let stop = loop {
+        let sorted = balance.sorted();
+        let spreads = balance.spreads(&sorted);
+        let worst = spreads.iter().copied().fold(0.0, f64::max);
+        if worst <= intent.threshold + 1e-12 {
+            break Stop::Within;
+        }
+        let moved: BTreeMap<&str, u64> = start
+            .iter()
+            .filter_map(|(guest, from)| {
+                let now = balance.ledger.host_of(guest)?;
+                (now != *from).then(|| (*guest, world.topo.guests.get(*guest).map_or(0, |g| g.memory_mib)))
+            })
+            .collect();
+        let (candidates, over_budget) = candidates(world, &balance, &sorted, &spreads, &start, &moved, intent, movable);
+        let chosen = candidates.iter().enumerate().find(|(_, c)| {
+            let guest = c.guest;
+            let target = &world.topo.hosts[balance.hosts[c.to].name];
+            first_violation(world, balance.ledger, guest, mode_of(guest), target).is_none()
+        });
+        let Some((position, choice)) = chosen else {
+            break if over_budget { Stop::Budget } else { Stop::NoGain };
+        };
+        let runner_up = candidates[position + 1..].iter().find(|c| {
+            let target = &world.topo.hosts[balance.hosts[c.to].name];
+            first_violation(world, balance.ledger, c.guest, mode_of(c.guest), target).is_none()
+        });
+        let (from, to) = (choice.from, choice.to);
+        let shown = resources[0];
+        let before_move = (balance.utilisation(from, shown), balance.utilisation(to, shown));
+        let guest = choice.guest;
+        let runner_up = runner_up.map(|r| format!("{} to {}", r.guest.name, balance.hosts[r.to].name));
+        balance.ledger.apply(guest, balance.hosts[to].name);
+        steps.push(Step {
+            guest,
+            from: balance.hosts[from].name,
+            to: balance.hosts[to].name,
+            source: (before_move.0, balance.utilisation(from, shown)),
+            target: (before_move.1, balance.utilisation(to, shown)),
+            runner_up,
+        });
+    };
+    let after = balance.spreads(&balance.sorted());
+    let summary = summary(intent, resources, &before, &after, stop, &start, balance.ledger);
+    steps
+        .into_iter()
+        .map(|step| {
+            let what = match resources[0] {
+                Resource::Memory => "memory",
+                Resource::Vcpus => "vCPUs",
+            };
+            let mut reason = format!(
+                "{summary}: {} ({}) from {} ({what} {} → {}) to {} ({} → {}), the move that evens the hosts out most",
+                step.guest.name,
+                mib(step.guest.memory_held_mib()),
+                step.from,
+                percent(step.source.0),
+                percent(step.source.1),
+                step.to,
+                percent(step.target.0),
+                percent(step.target.1)
+            );
+            if let Some(second) = step.runner_up {
+                reason.push_str(&format!("; runner-up: {second}"));
+            }
+            Decision { guest: step.guest, to: step.to, reason }
+        })
+        .collect()
+}
+
+/// Why a rebalance stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Within,
+    NoGain,
+    Budget,
+}
+
+struct Step<'t> {
+    guest: &'t Guest,
+    from: &'t str,
+    to: &'t str,
+    /// Utilisation (first balanced resource) of the source and target, before and after.
+    source: (f64, f64),
+    target: (f64, f64),
+    runner_up: Option<String>,
+}
+
+/// A move the greedy may take: `gain` is how much it lowers `Σ u²`.
+struct Candidate<'t> {
+    guest: &'t Guest,
+    from: usize,
+    to: usize,
+    gain: f64,
+}
+
+/// Every move from one of the most used to one of the least used hosts that gains more than
+/// [`MIN_GAIN`], does not widen the spread and fits the budget; best first. Rules are checked
+/// by the caller, lazily, on the best ones only. The flag says whether a move that would
+/// qualify was left out for the budget alone.
+#[allow(clippy::too_many_arguments)]
+fn candidates<'t>(
+    world: &World<'_, 't>,
+    balance: &Balance<'_, 't>,
+    sorted: &[Vec<(f64, usize)>],
+    spreads: &[f64],
+    start: &BTreeMap<&'t str, &'t str>,
+    moved: &BTreeMap<&str, u64>,
+    intent: &crate::config::RebalanceIntent,
+    movable: &dyn Fn(&Guest) -> bool,
+) -> (Vec<Candidate<'t>>, bool) {
+    let count = balance.hosts.len();
+    let score = |h: usize| -> f64 { balance.resources.iter().map(|&r| balance.utilisation(h, r)).sum() };
+    let mut by_score: Vec<usize> = (0..count).collect();
+    by_score.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    let sources: Vec<usize> = by_score.iter().copied().take(EXTREMES).collect();
+    let targets: Vec<usize> = by_score.iter().rev().copied().take(EXTREMES).collect();
+
+    let mut on: HashMap<usize, Vec<&'t Guest>> = HashMap::new();
+    for guest in start.keys() {
+        let Some(guest) = world.topo.guests.get(*guest) else { continue };
+        let Some(host) = balance.ledger.host_of(&guest.name) else { continue };
+        if let Some(&i) = balance.index.get(host) {
+            on.entry(i).or_default().push(guest);
+        }
+    }
+    let worst = spreads.iter().copied().fold(0.0, f64::max);
+    let mut found = Vec::new();
+    let mut over_budget = false;
+    for &from in &sources {
+        for &guest in on.get(&from).into_iter().flatten() {
+            if !movable(guest) || (guest.memory_held_mib() == 0 && guest.vcpus_held() == 0) {
+                continue;
+            }
+            for &to in &targets {
+                if to == from {
+                    continue;
+                }
+                let mut gain = 0.0;
+                let mut new_worst: f64 = 0.0;
+                for (r, &resource) in balance.resources.iter().enumerate() {
+                    let (us, ut) = (balance.utilisation(from, resource), balance.utilisation(to, resource));
+                    let (ds, dt) = (balance.share(guest, from, resource), balance.share(guest, to, resource));
+                    let (ns, nt) = (us - ds, ut + dt);
+                    gain += us * us + ut * ut - ns * ns - nt * nt;
+                    let others = sorted[r].iter().filter(|(_, h)| *h != from && *h != to);
+                    let (hi, lo) = others.fold((f64::MIN, f64::MAX), |(hi, lo), (u, _)| (hi.max(*u), lo.min(*u)));
+                    new_worst = new_worst.max(hi.max(ns).max(nt) - lo.min(ns).min(nt));
+                }
+                if gain > MIN_GAIN && new_worst <= worst + 1e-12 {
+                    if within_budget(guest, balance.hosts[to].name, start, moved, intent) {
+                        found.push(Candidate { guest, from, to, gain });
+                    } else {
+                        over_budget = true;
+                    }
+                }
+            }
+        }
+    }
+    found.sort_by(|a, b| {
+        b.gain
+            .total_cmp(&a.gain)
+            .then(a.guest.memory_mib.cmp(&b.guest.memory_mib))
+            .then(a.guest.name.cmp(&b.guest.name))
+            .then(a.to.cmp(&b.to))
+    });
+    (found, over_budget)
+}
+
+/// Whether moving `guest` to `to` keeps the rebalance within `max_moves` and `max_moved`
+/// (counting guests away from where the rebalance found them).
+fn within_budget(guest: &Guest, to: &str, start: &BTreeMap<&str, &str>, moved: &BTreeMap<&str, u64>, intent: &crate::config::RebalanceIntent) -> bool {
+    let back_home = start.get(guest.name.as_str()) == Some(&to);
+    let already = moved.contains_key(guest.name.as_str());
+    let moves = moved.len() - usize::from(already) + usize::from(!back_home);
+    let memory: u64 = moved.iter().filter(|(g, _)| **g != guest.name).map(|(_, m)| m).sum::<u64>()
+        + if back_home { 0 } else { guest.memory_mib };
+    intent.max_moves.is_none_or(|max| moves <= max as usize) && intent.max_moved_mib.is_none_or(|max| memory <= max)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary(
+    intent: &crate::config::RebalanceIntent,
+    resources: &[Resource],
+    before: &[f64],
+    after: &[f64],
+    stop: Stop,
+    start: &BTreeMap<&str, &str>,
+    ledger: &Ledger,
+) -> String {
+    let names: Vec<&str> = resources
+        .iter()
+        .map(|r| match r {
+            Resource::Memory => "memory",
+            Resource::Vcpus => "vCPU",
+        })
+        .collect();
+    let spread = |values: &[f64]| values.iter().map(|v| percent(*v)).collect::<Vec<_>>().join("/");
+    let net = start.iter().filter(|(g, from)| ledger.host_of(g).is_some_and(|now| now != **from)).count();
+    let mut text = format!(
+        "rebalance \"{}\" ({} spread {} → {}, threshold {}, {} move{}",
+        intent.name.value,
+        names.join("/"),
+        spread(before),
+        spread(after),
+        percent(intent.threshold),
+        net,
+        if net == 1 { "" } else { "s" }
+    );
+    match stop {
+        Stop::Within => {}
+        Stop::NoGain => text.push_str("; no further move evens the hosts out"),
+        Stop::Budget => {
+            let mut limits = Vec::new();
+            if let Some(moves) = intent.max_moves {
+                limits.push(format!("max_moves = {moves}"));
+            }
+            if let Some(memory) = intent.max_moved_mib {
+                limits.push(format!("max_moved = {}", mib(memory)));
+            }
+            text.push_str(&format!("; stopped by the budget ({})", limits.join(", ")));
+        }
+    }
+    text.push(')');
+    text
+}
+
+fn percent(value: f64) -> String {
+    format!("{:.1}%", value * 100.0)
+}

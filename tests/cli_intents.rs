@@ -1,0 +1,130 @@
+//! Intents through the real binary: the rebalance example, and command-line shortcuts
+//! (`-drain`, `-rebalance`, `-evacuate`) planning exactly what their HCL blocks plan.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/plans").join(name)
+}
+
+fn berth(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["plan", "--json"];
+    all.extend_from_slice(args);
+    let out = berth(dir, &all);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("plan --json is not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// A configuration directory using `example`'s es.xml and node files, with `body` after the
+/// inventory block (which the example's own main.hcl replaces).
+fn config_over(example_name: &str, body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = example(example_name);
+    let text = format!(
+        "inventory {{\n  es_xml = \"{}\"\n  libvirt_uri = \"test:{}/nodes/{{host}}.xml\"\n}}\ndefaults {{\n  mode = \"offline\"\n  memory_reserved = \"32GiB\"\n}}\n{body}",
+        source.join("es.xml").display(),
+        source.display()
+    );
+    std::fs::write(dir.path().join("main.hcl"), text).unwrap();
+    dir
+}
+
+/// guest → (from, to, mode, reason)
+fn moves(plan: &Value) -> BTreeMap<String, (String, String, String, String)> {
+    plan["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().unwrap().to_string();
+            (s("guest"), (s("from"), s("to"), s("mode"), s("reason")))
+        })
+        .collect()
+}
+
+fn used_after(plan: &Value) -> Vec<(String, f64)> {
+    plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["name"].as_str().unwrap().to_string(), h["memory_used_mib_after"].as_f64().unwrap() / h["memory_mib"].as_f64().unwrap()))
+        .collect()
+}
+
+fn spread(used: &[(String, f64)]) -> f64 {
+    let max = used.iter().map(|(_, u)| *u).fold(f64::MIN, f64::max);
+    let min = used.iter().map(|(_, u)| *u).fold(f64::MAX, f64::min);
+    max - min
+}
+
+#[test]
+fn the_rebalance_example_evens_the_rack_within_its_budget_and_rules() {
+    let plan = json(&example("rebalance"), &[]);
+    assert!(plan["errors"].as_array().unwrap().is_empty(), "{}", plan["errors"]);
+    let moves = moves(&plan);
+    assert!(!moves.is_empty() && moves.len() <= 4, "{moves:#?}");
+    let moved_mib: u64 = plan["moves"].as_array().unwrap().iter().map(|m| m["memory_mib"].as_u64().unwrap()).sum();
+    assert!(moved_mib <= 256 * 1024, "{moved_mib} MiB moved");
+    assert!(!moves.contains_key("exa01adm01vm03.example.com"), "the pinned guest moved");
+    for (from, _, _, reason) in moves.values() {
+        assert!(from.starts_with("exa01adm01"), "only the crowded host gives: {moves:#?}");
+        assert!(reason.starts_with("rebalance \"rack1\" (memory spread 66.7% → "), "{reason}");
+    }
+    // The spread before is 80 % - 13.3 %; after, inside the 10 % threshold.
+    assert!(spread(&used_after(&plan)) <= 0.10 + 1e-9, "{:?}", used_after(&plan));
+    // RAC members never share a host afterwards: vm01 is not with adm02vm01 (exa01cl01), vm02 not with adm03vm01 (exa01cl02).
+    assert_ne!(moves["exa01adm01vm01.example.com"].1, "exa01adm02.example.com");
+    assert_ne!(moves["exa01adm01vm02.example.com"].1, "exa01adm03.example.com");
+}
+
+#[test]
+fn dash_rebalance_plans_what_a_rebalance_all_block_plans() {
+    let block = config_over("rebalance", "rebalance \"all\" {}\n");
+    let flag = config_over("rebalance", "");
+    let by_block = json(block.path(), &[]);
+    let by_flag = json(flag.path(), &["-rebalance"]);
+    assert!(!moves(&by_block).is_empty());
+    assert_eq!(moves(&by_block), moves(&by_flag));
+    assert_eq!(by_block["steps"], by_flag["steps"]);
+}
+
+#[test]
+fn dash_drain_plans_what_a_drain_block_plans() {
+    let by_block = json(&example("drain-host"), &[]);
+    let flag = config_over("drain-host", "");
+    // The short name works on the command line as in HCL.
+    let by_flag = json(flag.path(), &["-drain", "exa01adm01"]);
+    assert_eq!(moves(&by_block).len(), 3);
+    assert_eq!(moves(&by_block), moves(&by_flag));
+    // Without the flag nothing moves.
+    assert!(moves(&json(flag.path(), &[])).is_empty());
+}
+
+#[test]
+fn a_flag_naming_an_unknown_host_points_at_the_flag() {
+    let dir = config_over("drain-host", "");
+    let out = berth(dir.path(), &["plan", "-drain", "exa01adm09"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("host \"exa01adm09\" is not in the topology"), "{stderr}");
+    assert!(stderr.contains("<command line>:1:8"), "{stderr}");
+}
+
+#[test]
+fn dash_evacuate_refuses_a_host_that_answers() {
+    let dir = config_over("drain-host", "");
+    let out = berth(dir.path(), &["plan", "-evacuate", "exa01adm01"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("host exa01adm01.example.com is marked dead (`evacuate = true`), but libvirt on it answers"), "{stderr}");
+}
