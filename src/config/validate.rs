@@ -95,6 +95,10 @@ impl Node {
     }
 
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
+        self.spanned_list(name).map(|s| s.value)
+    }
+
+    pub fn spanned_list(&self, name: &str) -> Option<Spanned<Vec<String>>> {
         self.typed(name, |v| {
             if let Value::List(l) = v {
                 Some(l.clone())
@@ -102,7 +106,6 @@ impl Node {
                 None
             }
         })
-        .map(|s| s.value)
     }
 
     pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {

@@ -82,6 +82,7 @@ impl ConfigBuilder {
                 ssh: SshSettings::default(),
                 drift_source: None,
                 volume_command: None,
+                volume_check_command: None,
                 es_xml_out: None,
             },
             defaults: Defaults::default(),
@@ -122,6 +123,7 @@ impl ConfigBuilder {
             max_guests: None,
             libvirt_uri: None,
             memory_reserved_mib: None,
+            sriov_vfs: None,
             span,
         };
         edit(&mut intent);
