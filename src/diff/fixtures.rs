@@ -27,6 +27,7 @@ pub fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
         unmanaged_vcpus: 0,
         reachable: true,
         domains: BTreeSet::new(),
+        vfs_in_use: BTreeSet::new(),
     }
 }
 

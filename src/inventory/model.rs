@@ -42,6 +42,12 @@ pub struct Host {
     /// name would clash (prerequisite `name_taken`). Empty when libvirt was not read.
     #[serde(default)]
     pub domains: BTreeSet<String>,
+    /// Host PCI addresses (`0000:3b:02.1`) passed through to any domain defined on the host,
+    /// es.xml's or not: the sources of `<interface type='hostdev'>` and of PCI `<hostdev>`s.
+    /// SR-IOV virtual functions among them are not free for a guest moving in. Empty when
+    /// libvirt was not read.
+    #[serde(default)]
+    pub vfs_in_use: BTreeSet<String>,
 }
 
 /// A guest (libvirt domain) after reconciliation.
