@@ -18,6 +18,40 @@ pub struct HostRules {
     pub memory_capacity_mib: u64,
     /// vCPUs guests may use: `cpus × vcpu_overcommit`, rounded down.
     pub vcpu_limit: u32,
+    /// The host's `sriov_vfs` pool against what its domains use now; `None` when the host has
+    /// no pool configured (then no guest with SR-IOV interfaces may move onto it).
+    pub sriov: Option<SriovPool>,
+}
+
+/// SR-IOV virtual functions of one host's configured pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SriovPool {
+    /// VFs listed in `sriov_vfs`.
+    pub configured: u32,
+    /// Of those, VFs a domain defined on the host passes through now.
+    pub in_use: u32,
+}
+
+impl SriovPool {
+    /// VFs of the pool no domain uses now. VFs of guests that leave the host during the plan
+    /// are not counted: nothing orders their release before another guest's arrival.
+    pub fn free(&self) -> u32 {
+        self.configured.saturating_sub(self.in_use)
+    }
+
+    /// Why the host cannot give `wanted` more VFs when `arriving` are already promised to
+    /// other guests moving in (`None`: it can).
+    pub fn shortfall(&self, arriving: u32, wanted: u32) -> Option<String> {
+        let left = self.free().saturating_sub(arriving);
+        (wanted > left).then(|| {
+            let promised =
+                if arriving > 0 { format!(", {arriving} promised to other guests moving in") } else { String::new() };
+            format!(
+                "only {left} of the {} SR-IOV VFs in its `sriov_vfs` pool are free ({} in use{promised})",
+                self.configured, self.in_use
+            )
+        })
+    }
 }
 
 impl HostRules {
@@ -29,6 +63,10 @@ impl HostRules {
             max_guests: intent.and_then(|i| i.max_guests.as_ref()).map(|m| m.value),
             memory_capacity_mib: host.memory_mib.saturating_sub(reserved).saturating_sub(host.unmanaged_memory_mib),
             vcpu_limit: vcpu_limit(host.cpus, defaults.vcpu_overcommit).saturating_sub(host.unmanaged_vcpus),
+            sriov: intent.and_then(|i| i.sriov_vfs.as_ref()).map(|pool| SriovPool {
+                configured: pool.value.len() as u32,
+                in_use: pool.value.iter().filter(|vf| host.vfs_in_use.contains(*vf)).count() as u32,
+            }),
         }
     }
 
@@ -49,6 +87,11 @@ impl HostRules {
     }
 }
 
+/// How many SR-IOV VFs `guest` takes on a new host: one per host-specific interface.
+pub fn sriov_interfaces(guest: &Guest) -> u32 {
+    guest.host_specific_interfaces().count() as u32
+}
+
 /// `cpus × overcommit`, rounded down; a ratio that is not a positive number counts as 1.
 pub fn vcpu_limit(cpus: u32, overcommit: f64) -> u32 {
     let ratio = if overcommit.is_finite() && overcommit > 0.0 { overcommit } else { 1.0 };
@@ -62,6 +105,9 @@ pub struct Load {
     pub memory_mib: u64,
     pub vcpus: u64,
     pub guests: u32,
+    /// SR-IOV VFs the guests moving in need (what guests moving out give back is not counted,
+    /// see [`SriovPool::free`]).
+    pub sriov_vfs_arriving: u32,
 }
 
 /// The load of every host and the hosts of every RAC cluster's members, updated move by move.
@@ -116,6 +162,7 @@ impl<'t> Ledger<'t> {
         target.memory_mib += memory;
         target.vcpus += vcpus;
         target.guests += 1;
+        target.sriov_vfs_arriving += sriov_interfaces(guest);
         for (cluster, _) in self.clusters_of.get(guest.name.as_str()).into_iter().flatten() {
             let hosts = self.members.entry(cluster).or_default();
             if let Some(there) = hosts.get_mut(from) {

@@ -19,7 +19,7 @@ pub mod rules;
 mod suggest;
 pub mod units;
 
-pub use capacity::HostRules;
+pub use capacity::{HostRules, SriovPool};
 pub use desired::{Desired, DesiredGuest, Origin, desired};
 pub use error::DiffError;
 pub use model::{Move, MoveProblem};

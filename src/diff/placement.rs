@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use crate::config::MigrationMode;
 use crate::inventory::{Guest, Host, ImageVersion, Topology};
 
-use super::capacity::{HostRules, Ledger, Load};
+use super::capacity::{HostRules, Ledger, Load, sriov_interfaces};
 use super::model::MoveProblem;
 use super::rules::{effective_mode, host_blockers};
 use super::units::{mib, mib_signed, vcpus};
@@ -128,7 +128,7 @@ impl<'t> Candidates<'t> {
         let guest = request.guest;
         let (mode, _) = effective_mode(guest, request.mode);
         let source = topo.hosts.get(&guest.host);
-        let need = Need::of(guest);
+        let need = Need::of(guest, mode);
         let compatible: Vec<usize> = (0..self.classes.len())
             .filter(|&c| host_blockers(guest, source, self.hosts[self.classes[c].representative], mode).is_empty())
             .collect();
@@ -233,16 +233,20 @@ impl<'t> Candidates<'t> {
     }
 }
 
-/// Resources a guest takes on its target: what it holds now (nothing when shut off).
+/// Resources a guest takes on its target: what it holds now (nothing when shut off), and a
+/// VF of the target's `sriov_vfs` pool per SR-IOV interface (a live move cannot take those
+/// along at all, which the move's own `hostdev` problem says).
 #[derive(Debug, Clone, Copy)]
 struct Need {
     memory: u64,
     vcpus: u64,
+    sriov_vfs: u32,
 }
 
 impl Need {
-    fn of(guest: &Guest) -> Self {
-        Need { memory: guest.memory_held_mib(), vcpus: u64::from(guest.vcpus_held()) }
+    fn of(guest: &Guest, mode: MigrationMode) -> Self {
+        let sriov_vfs = if mode == MigrationMode::Live { 0 } else { sriov_interfaces(guest) };
+        Need { memory: guest.memory_held_mib(), vcpus: u64::from(guest.vcpus_held()), sriov_vfs }
     }
 }
 
@@ -259,9 +263,22 @@ fn load_blocker(guest: &Guest, need: Need, host: &Host, rules: Option<&HostRules
     {
         return Some(format!("already at max_guests = {max}"));
     }
+    if let Some(why) = sriov_blocker(need, load, rules) {
+        return Some(why);
+    }
     ledger
         .cluster_conflict(&guest.name, &host.name)
         .map(|(cluster, member)| format!("cluster {cluster} already there ({member})"))
+}
+
+fn sriov_blocker(need: Need, load: Load, rules: &HostRules) -> Option<String> {
+    if need.sriov_vfs == 0 {
+        return None;
+    }
+    match &rules.sriov {
+        None => Some(format!("no `sriov_vfs` pool configured, needed for {} SR-IOV interfaces", need.sriov_vfs)),
+        Some(pool) => pool.shortfall(load.sriov_vfs_arriving, need.sriov_vfs),
+    }
 }
 
 fn vcpu_blocker(need: Need, load: Load, rules: &HostRules) -> Option<String> {

@@ -1,3 +1,4 @@
 mod names;
 mod placement;
 mod prerequisites;
+mod sriov;
