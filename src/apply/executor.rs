@@ -318,6 +318,7 @@ pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome
             .definition_xml
             .clone()
             .or_else(|| previous.and_then(|p| p.last_definition_xml.clone())),
+        detached_interfaces: previous.map(|p| p.detached_interfaces.clone()).unwrap_or_default(),
     };
     state.topology.insert(s.guest.clone(), record);
 }
