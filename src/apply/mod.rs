@@ -9,6 +9,7 @@
 //!   checking a saved plan ([`freshness`]), running, and writing es.xml back ([`writeback`]);
 //!   [`setup`] maps the configuration onto runner and executor settings.
 
+pub mod definition;
 pub mod error;
 pub mod events;
 pub mod executor;
