@@ -15,6 +15,7 @@ pub mod events;
 pub mod executor;
 pub mod freshness;
 pub mod hypervisor;
+pub mod interfaces;
 pub mod libvirt_runner;
 pub mod resume;
 pub mod runner;

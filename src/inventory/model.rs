@@ -159,6 +159,13 @@ pub struct Disk {
     pub source: Option<String>,
 }
 
+/// Host PCI addresses a domain's devices pass through: the sources of its hostdev interfaces
+/// (SR-IOV virtual functions) and the addresses of its PCI host devices.
+pub fn passed_through_pci<'a>(interfaces: &'a [Interface], hostdevs: &'a [HostDev]) -> impl Iterator<Item = &'a str> + 'a {
+    let vfs = interfaces.iter().filter(|i| i.kind == InterfaceKind::Hostdev).map(|i| i.source.as_str());
+    vfs.chain(hostdevs.iter().filter(|h| h.kind == "pci").map(|h| h.address.as_str()))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostDev {
     /// `pci`, `usb`, ...

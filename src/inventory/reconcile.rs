@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::esxml::{EsGuest, EsSystem};
 use super::libvirt::LibvirtError;
-use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology};
+use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology, passed_through_pci};
 use super::observed::{DomainObservation, HostObservation};
 use super::version::ImageVersion;
 
@@ -256,9 +256,7 @@ fn bridges_of(domains: &[DomainObservation]) -> BTreeSet<String> {
 
 /// Host PCI addresses the domains pass through: hostdev interfaces and PCI host devices.
 fn pci_in_use(domains: &[DomainObservation]) -> BTreeSet<String> {
-    let interfaces = domains.iter().flat_map(|d| &d.interfaces).filter(|i| i.kind == InterfaceKind::Hostdev);
-    let devices = domains.iter().flat_map(|d| &d.hostdevs).filter(|h| h.kind == "pci");
-    interfaces.map(|i| i.source.clone()).chain(devices.map(|h| h.address.clone())).collect()
+    domains.iter().flat_map(|d| passed_through_pci(&d.interfaces, &d.hostdevs)).map(str::to_string).collect()
 }
 
 fn unreachable(host: &str, observation: Option<&Observation>) -> Drift {
