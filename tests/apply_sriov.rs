@@ -91,7 +91,13 @@ fn new_lab(pool: &[&str]) -> Lab {
     let store = StateStore::open(dir.path().join("state.json")).unwrap();
     let items = ["0000:3b:02.0 (52:54:00:01:01:04)", "0000:5e:02.0 (52:54:00:01:01:05)"];
     let plan = PlanBuilder::new()
-        .chain("vm01", "adm01", "adm02", Offline, &[StopGuest, DetachInterfaces, MigrateGuest, AttachInterfaces, StartupGuest])
+        .chain(
+            "vm01",
+            "adm01",
+            "adm02",
+            Offline,
+            &[StopGuest, DetachInterfaces, MigrateGuest, AttachInterfaces, StartupGuest],
+        )
         .items("vm01:DETACH_INTERFACES", &items)
         .items("vm01:ATTACH_INTERFACES", &items)
         .build();
@@ -111,11 +117,10 @@ impl Lab {
 
     async fn run(&mut self, opts: ExecOptions) -> (ApplyReport, Vec<Event>) {
         let mut events = Vec::new();
-        let report = execute(&self.plan, self.runner.clone(), &self.store, &mut self.state, &opts, &mut |e| {
-            events.push(e)
-        })
-        .await
-        .unwrap();
+        let report =
+            execute(&self.plan, self.runner.clone(), &self.store, &mut self.state, &opts, &mut |e| events.push(e))
+                .await
+                .unwrap();
         (report, events)
     }
 
@@ -155,7 +160,9 @@ async fn an_offline_move_gives_the_guest_free_vfs_of_the_target_and_keeps_its_ma
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(
         notes(&events),
-        ["took out 52:54:00:01:01:04 (0000:3b:02.0), 52:54:00:01:01:05 (0000:5e:02.0); recorded in the definition's metadata and the state file"]
+        [
+            "took out 52:54:00:01:01:04 (0000:3b:02.0), 52:54:00:01:01:05 (0000:5e:02.0); recorded in the definition's metadata and the state file"
+        ]
     );
     // The source definition has no SR-IOV interface left; the state file and the definition's
     // metadata both know them.
@@ -164,7 +171,10 @@ async fn an_offline_move_gives_the_guest_free_vfs_of_the_target_and_keeps_its_ma
     assert_eq!(recorded.iter().map(|i| (i.mac.clone().unwrap(), i.source.clone())).collect::<Vec<_>>(), original);
     let stashed = stashed_interfaces(&lab.definition("adm01", "vm01").unwrap()).unwrap();
     assert_eq!(stashed.iter().map(|i| (i.mac.clone().unwrap(), i.source.clone())).collect::<Vec<_>>(), original);
-    assert!(recorded[0].xml.contains("<driver name='vfio'/>") && recorded[0].xml.contains("slot='0x05'"), "{recorded:?}");
+    assert!(
+        recorded[0].xml.contains("<driver name='vfio'/>") && recorded[0].xml.contains("slot='0x05'"),
+        "{recorded:?}"
+    );
     assert_eq!(lab.store.load().unwrap().unwrap().topology["vm01"].detached_interfaces, *recorded);
     assert!(lab.is_done("DETACH_INTERFACES"), "re-running it is a no-op");
 
@@ -250,7 +260,11 @@ async fn without_free_vfs_the_attach_fails_clearly_and_the_guest_keeps_its_recor
     let (report, _) = bare.run(ExecOptions::default()).await;
     let (id, message) = &report.failed[0];
     assert_eq!(id, "vm01:ATTACH_INTERFACES");
-    assert!(message.contains("host `adm02` has no `sriov_vfs` pool in the configuration, and vm01 needs 2 of its SR-IOV VFs"), "{message}");
+    assert!(
+        message
+            .contains("host `adm02` has no `sriov_vfs` pool in the configuration, and vm01 needs 2 of its SR-IOV VFs"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,6 +273,9 @@ async fn a_running_guest_keeps_its_interfaces() {
     let step = lab.plan.steps.iter().find(|s| s.id == "vm01:DETACH_INTERFACES").unwrap();
     let ctx = StepContext::for_step(&lab.state, &lab.plan, step).unwrap();
     let message = lab.runner.run(step, &ctx, &mut |_| {}).unwrap_err().to_string();
-    assert!(message.contains("guest `vm01` is running on host `adm01`") && message.contains("STOP_GUEST comes first"), "{message}");
+    assert!(
+        message.contains("guest `vm01` is running on host `adm01`") && message.contains("STOP_GUEST comes first"),
+        "{message}"
+    );
     assert_eq!(lab.vfs("adm01", "vm01").len(), 2);
 }

@@ -69,15 +69,16 @@ fn attributes(start: &BytesStart) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// An element whose end tag is not read yet: qualified name, start and end of its start tag,
+/// attributes.
+type OpenTag = (String, usize, usize, Vec<(String, String)>);
+
 /// Every element of `xml`, in the order their end tags close (children before parents).
 fn elements(xml: &str) -> Result<Vec<Element>, String> {
     let mut reader = quick_xml::Reader::from_str(xml);
-    // (qualified name, start of the start tag, end of the start tag, attributes)
-    let mut open: Vec<(String, usize, usize, Vec<(String, String)>)> = Vec::new();
+    let mut open: Vec<OpenTag> = Vec::new();
     let mut out = Vec::new();
-    let path_to = |open: &[(String, usize, usize, Vec<(String, String)>)], last: String| {
-        open.iter().map(|o| o.0.clone()).chain([last]).collect::<Vec<_>>()
-    };
+    let path_to = |open: &[OpenTag], last: String| open.iter().map(|o| o.0.clone()).chain([last]).collect::<Vec<_>>();
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
@@ -94,7 +95,12 @@ fn elements(xml: &str) -> Result<Vec<Element>, String> {
             }
             Event::End(_) => {
                 let (name, start, start_end, attrs) = open.pop().ok_or("an end tag without its start tag")?;
-                out.push(Element { path: path_to(&open, name), outer: start..after, inner: Some(start_end..before), attrs });
+                out.push(Element {
+                    path: path_to(&open, name),
+                    outer: start..after,
+                    inner: Some(start_end..before),
+                    attrs,
+                });
             }
             Event::Eof => break,
             _ => {}
@@ -122,7 +128,8 @@ fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
 
 /// Reads one `<interface type='hostdev'>` element: its MAC and host source address.
 fn detached(xml: &str) -> Result<DetachedInterface, String> {
-    let devices = parse_domain_devices(&format!("<domain><devices>{xml}</devices></domain>")).map_err(|e| e.to_string())?;
+    let devices =
+        parse_domain_devices(&format!("<domain><devices>{xml}</devices></domain>")).map_err(|e| e.to_string())?;
     match devices.interfaces.as_slice() {
         [i] if i.kind == InterfaceKind::Hostdev => {
             Ok(DetachedInterface { mac: i.mac.clone(), source: i.source.clone(), xml: xml.to_string() })
@@ -205,7 +212,8 @@ impl<'a> Definition<'a> {
                 // An empty <metadata> left behind is dropped with it.
                 let metadata = self.one(&["domain", "metadata"]).filter(|m| {
                     let inner = m.inner.clone().unwrap_or_default();
-                    let rest = format!("{}{}", &self.xml[inner.start..old.outer.start], &self.xml[old.outer.end..inner.end]);
+                    let rest =
+                        format!("{}{}", &self.xml[inner.start..old.outer.start], &self.xml[old.outer.end..inner.end]);
                     rest.trim().is_empty()
                 });
                 Some(match metadata {
@@ -251,7 +259,8 @@ pub fn detach_hostdev_interfaces(xml: &str) -> Result<(String, Vec<DetachedInter
         found.iter().map(|e| detached(&xml[e.outer.clone()])).collect::<Result<_, _>>()?;
     recorded.retain(|old| !removed.iter().any(|new| new.mac.is_some() && new.mac == old.mac));
     recorded.extend(removed);
-    let mut edits: Vec<(Range<usize>, String)> = found.iter().map(|e| (line_of(xml, &e.outer), String::new())).collect();
+    let mut edits: Vec<(Range<usize>, String)> =
+        found.iter().map(|e| (line_of(xml, &e.outer), String::new())).collect();
     edits.extend(def.stash_edit(&recorded)?);
     Ok((splice(xml, edits), recorded))
 }
@@ -304,8 +313,7 @@ fn line_of(text: &str, range: &Range<usize>) -> Range<usize> {
 mod tests {
     use super::*;
 
-    const KVM_GUEST: &str =
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/oeda-fixtures/kvm_guest.xml"));
+    const KVM_GUEST: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/oeda-fixtures/kvm_guest.xml"));
 
     const SMALL: &str = "<domain type='kvm'>\n  <name>vm01</name>\n  <devices>\n    <interface type='bridge'>\n      <source bridge='vmeth0'/>\n    </interface>\n    <interface type='hostdev' managed='yes'>\n      <mac address='52:54:00:01:01:04'/>\n      <driver name='vfio'/>\n      <source><address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x0'/></source>\n      <address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0' multifunction='on'/>\n    </interface>\n    <interface type='hostdev' managed='yes'>\n      <mac address='52:54:00:01:01:05'/>\n      <source>\n        <address type='pci' domain='0x0000' bus='0x5e' slot='0x02' function='0x0'/>\n      </source>\n    </interface>\n  </devices>\n</domain>\n";
 
@@ -326,8 +334,13 @@ mod tests {
         assert_eq!(hostdev_interfaces(&detached).unwrap(), vec![]);
         assert_eq!(stashed_interfaces(&detached).unwrap(), recorded);
         // The bridge interface and the rest are untouched, and no blank lines are left.
-        assert!(detached.contains("<interface type='bridge'>\n      <source bridge='vmeth0'/>\n    </interface>\n  </devices>"));
-        assert!(detached.contains(&format!("<metadata>\n    <berth:detached-interfaces xmlns:berth=\"{METADATA_NS}\">")));
+        assert!(
+            detached
+                .contains("<interface type='bridge'>\n      <source bridge='vmeth0'/>\n    </interface>\n  </devices>")
+        );
+        assert!(
+            detached.contains(&format!("<metadata>\n    <berth:detached-interfaces xmlns:berth=\"{METADATA_NS}\">"))
+        );
         assert!(!detached.contains("\n\n"), "{detached}");
 
         // Detaching again changes nothing.
@@ -357,11 +370,18 @@ mod tests {
         assert_eq!(devices.interfaces.len(), parse_domain_devices(KVM_GUEST).unwrap().interfaces.len() - 4);
         let pairs: Vec<_> = recorded.iter().map(|i| (i.clone(), vf(&i.source))).collect();
         let restored = attach_interfaces(&detached, &pairs).unwrap();
-        assert_eq!(hostdev_interfaces(&restored).unwrap(), hostdev_interfaces(KVM_GUEST).unwrap().into_iter().map(|mut i| {
-            // Only the <source> is rewritten (in libvirt's one-line form).
-            i.xml = with_source_address(&i.xml, &vf(&i.source)).unwrap();
-            i
-        }).collect::<Vec<_>>());
+        assert_eq!(
+            hostdev_interfaces(&restored).unwrap(),
+            hostdev_interfaces(KVM_GUEST)
+                .unwrap()
+                .into_iter()
+                .map(|mut i| {
+                    // Only the <source> is rewritten (in libvirt's one-line form).
+                    i.xml = with_source_address(&i.xml, &vf(&i.source)).unwrap();
+                    i
+                })
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -372,7 +392,10 @@ mod tests {
              </b:detached-interfaces></metadata><devices/></domain>"
         );
         let stashed = stashed_interfaces(&xml).unwrap();
-        assert_eq!((stashed[0].mac.as_deref(), stashed[0].source.as_str()), (Some("52:54:00:00:00:01"), "0000:af:00.2"));
+        assert_eq!(
+            (stashed[0].mac.as_deref(), stashed[0].source.as_str()),
+            (Some("52:54:00:00:00:01"), "0000:af:00.2")
+        );
         // <devices/> grows content; other metadata stays.
         let restored = attach_interfaces(&xml, &[(stashed[0].clone(), vf("0000:af:00.3"))]).unwrap();
         assert!(restored.contains("<other:x xmlns:other='urn:other'/>") && !restored.contains("detached-interfaces"));

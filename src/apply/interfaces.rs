@@ -81,7 +81,12 @@ pub fn choose_vfs(pool: &[String], in_use: &BTreeSet<String>, needed: usize) -> 
 
 /// What ATTACH_INTERFACES gives back: what the target definition's metadata records, or else
 /// what the state file does.
-fn to_attach(xml: &str, ctx: &StepContext, guest: &str, dst: &Hypervisor) -> Result<Vec<DetachedInterface>, ApplyError> {
+fn to_attach(
+    xml: &str,
+    ctx: &StepContext,
+    guest: &str,
+    dst: &Hypervisor,
+) -> Result<Vec<DetachedInterface>, ApplyError> {
     let stashed = stashed_interfaces(xml).map_err(definition_error(guest, dst))?;
     Ok(if stashed.is_empty() { ctx.detached_interfaces.clone() } else { stashed })
 }
@@ -104,7 +109,12 @@ pub fn is_attached(dst: &Hypervisor, step: &Step, ctx: &StepContext) -> Result<b
 /// Gives the guest's SR-IOV interfaces back on `dst` with free VFs of `pool`, in order: the
 /// first interface taken out gets the first free VF, and so on. The caller serialises attaches
 /// to one host, so that two guests never get the same VF.
-pub fn attach(dst: &Hypervisor, step: &Step, ctx: &StepContext, pool: Option<&[String]>) -> Result<StepOutcome, ApplyError> {
+pub fn attach(
+    dst: &Hypervisor,
+    step: &Step,
+    ctx: &StepContext,
+    pool: Option<&[String]>,
+) -> Result<StepOutcome, ApplyError> {
     let guest = &step.guest;
     let xml = dst.persistent_xml(guest)?.ok_or_else(|| ApplyError::Libvirt {
         action: "give SR-IOV interfaces back to",
@@ -146,10 +156,8 @@ pub fn attach(dst: &Hypervisor, step: &Step, ctx: &StepContext, pool: Option<&[S
     let pairs: Vec<(DetachedInterface, PciAddress)> = wanted.into_iter().zip(vfs).collect();
     let edited = attach_interfaces(&xml, &pairs).map_err(definition_error(guest, dst))?;
     dst.define(&edited)?;
-    let given: Vec<String> = pairs
-        .iter()
-        .map(|(i, vf)| format!("{} → {vf}", i.mac.as_deref().unwrap_or("no MAC")))
-        .collect();
+    let given: Vec<String> =
+        pairs.iter().map(|(i, vf)| format!("{} → {vf}", i.mac.as_deref().unwrap_or("no MAC"))).collect();
     Ok(StepOutcome {
         note: Some(format!("gave back {}", given.join(", "))),
         definition_xml: Some(dst.migratable_xml(guest)?),
@@ -168,7 +176,8 @@ mod tests {
 
     #[test]
     fn vfs_are_taken_in_pool_order_skipping_those_in_use() {
-        let pool: Vec<String> = ["0000:3b:02.0", "0000:5e:02.0", "0000:3b:02.1", "0000:5e:02.1"].map(String::from).to_vec();
+        let pool: Vec<String> =
+            ["0000:3b:02.0", "0000:5e:02.0", "0000:3b:02.1", "0000:5e:02.1"].map(String::from).to_vec();
         let chosen = choose_vfs(&pool, &set(&["0000:3b:02.0", "0000:af:00.2"]), 2).unwrap();
         assert_eq!(chosen.iter().map(ToString::to_string).collect::<Vec<_>>(), ["0000:5e:02.0", "0000:3b:02.1"]);
         assert_eq!(choose_vfs(&pool, &set(&["0000:3b:02.0", "0000:5e:02.0", "0000:3b:02.1"]), 2), Err(1));

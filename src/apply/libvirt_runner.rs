@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::error::ApplyError;
 use super::definition::detach_hostdev_interfaces;
+use super::error::ApplyError;
 use super::hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 use super::interfaces;
 use super::runner::{StepContext, StepOutcome, StepRunner};

@@ -141,6 +141,23 @@ pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner)
     Ok(stopped.into_iter().filter(|g| !restarted(g)).collect())
 }
 
+/// Guests whose SR-IOV interfaces the plan took out (DETACH_INTERFACES done) and did not give
+/// back (ATTACH_INTERFACES of the same move not done): their definitions still record them in
+/// berth's metadata, and no later plan gives them back on its own.
+pub fn left_detached(state: &State, u: &InProgress) -> Vec<String> {
+    let done = |kind: StepKind, index: usize| {
+        u.plan
+            .steps
+            .iter()
+            .any(|s| s.kind == kind && s.move_index == index && status(state, &u.plan_id, s) == Some(StepStatus::Done))
+    };
+    let guests: BTreeSet<String> = (0..u.plan.moves.len())
+        .filter(|&i| done(StepKind::DetachInterfaces, i) && !done(StepKind::AttachInterfaces, i))
+        .map(|i| u.plan.moves[i].guest.clone())
+        .collect();
+    guests.into_iter().collect()
+}
+
 /// Hosts a guest of the plan may be on now, by the journal: the source of its first move, then
 /// each target whose MIGRATE_GUEST is done; a MIGRATE_GUEST not done allows both its ends.
 fn allowed_hosts(state: &State, u: &InProgress, guest: &str) -> BTreeSet<String> {

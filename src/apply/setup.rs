@@ -182,11 +182,8 @@ host "adm09" {
 "#,
         );
         let settings = runner_settings(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
-        let pools: Vec<(&str, Vec<&str>)> = settings
-            .sriov_vfs
-            .iter()
-            .map(|(h, p)| (h.as_str(), p.iter().map(String::as_str).collect()))
-            .collect();
+        let pools: Vec<(&str, Vec<&str>)> =
+            settings.sriov_vfs.iter().map(|(h, p)| (h.as_str(), p.iter().map(String::as_str).collect())).collect();
         assert_eq!(
             pools,
             [("adm01.example.com", vec!["0000:3b:02.0", "0000:5e:02.0"]), ("adm02.example.com", vec!["0000:3b:02.1"])]

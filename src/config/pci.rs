@@ -74,10 +74,7 @@ mod tests {
         let a = PciAddress::parse("0000:3B:02.1").unwrap();
         assert_eq!(a, PciAddress { domain: 0, bus: 0x3b, slot: 2, function: 1 });
         assert_eq!(a.to_string(), "0000:3b:02.1");
-        assert_eq!(
-            a.libvirt_element(),
-            "<address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x1'/>"
-        );
+        assert_eq!(a.libvirt_element(), "<address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x1'/>");
         assert_eq!(PciAddress::parse("ffff:ff:1f.7").unwrap().to_string(), "ffff:ff:1f.7");
     }
 

@@ -240,11 +240,11 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
     Ok(Some(value))
 }
 
+/// A list element and its place.
+type Element = (String, Option<Range<usize>>);
+
 /// The elements of a list of non-empty strings, each with its place.
-fn string_elements(
-    name: &str,
-    array: &hcl::edit::expr::Array,
-) -> Result<Vec<(String, Option<Range<usize>>)>, Problem> {
+fn string_elements(name: &str, array: &hcl::edit::expr::Array) -> Result<Vec<Element>, Problem> {
     let mut items = Vec::with_capacity(array.len());
     for element in array.iter() {
         match element {

@@ -85,13 +85,17 @@ fn vfs_in_use_on_the_target_leave_too_few() {
 #[test]
 fn guests_moving_onto_one_host_share_its_pool() {
     let topo = fleet(&["0000:3b:02.0"]);
-    let b = ConfigBuilder::new()
-        .host("dst", pool(&DST_POOL))
-        .guest("vm01", Some("dst"), None)
-        .guest("vm02", Some("dst"), None);
+    let b = ConfigBuilder::new().host("dst", pool(&DST_POOL)).guest("vm01", Some("dst"), None).guest(
+        "vm02",
+        Some("dst"),
+        None,
+    );
     let p = problems(&topo, b);
     // 3 free, 4 wanted: either could be the one left without, so both moves are flagged.
-    assert_eq!(p.iter().map(|p| (p.code.as_str(), p.guest.as_str())).collect::<Vec<_>>(), [("sriov_vfs", "vm01"), ("sriov_vfs", "vm02")]);
+    assert_eq!(
+        p.iter().map(|p| (p.code.as_str(), p.guest.as_str())).collect::<Vec<_>>(),
+        [("sriov_vfs", "vm01"), ("sriov_vfs", "vm02")]
+    );
     assert!(p[0].message.ends_with("only 1 of the 4 SR-IOV VFs in its `sriov_vfs` pool are free (1 in use, 2 promised to other guests moving in)"), "{}", p[0].message);
 }
 
