@@ -568,3 +568,39 @@ fn es_xml_edited_during_the_apply_is_not_overwritten_and_the_write_back_is_retri
     outcome.write_back.unwrap().unwrap();
     assert_converged(&session, lab.path(), &original, &plan);
 }
+
+#[test]
+fn a_pool_without_enough_free_vfs_is_a_plan_error_naming_host_and_numbers() {
+    let lab = drain_lab();
+    let main = lab.path().join("main.hcl");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let start = text.find("host \"exa01adm02\" {").unwrap();
+    let end = start + text[start..].find("\n}\n").unwrap() + 3;
+    let small = "host \"exa01adm02\" {\n  sriov_vfs = [\"0000:3b:02.0\", \"0000:5e:02.0\", \"0000:3b:02.1\"]\n}\n\
+                 guest \"exa01adm01vm02\" {\n  host = \"exa01adm02\"\n}\n";
+    std::fs::write(&main, format!("{}{small}{}", &text[..start], &text[end..])).unwrap();
+    let rt = runtime();
+    let session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
+    let plan = session.make_plan(&session.read_inventory().unwrap()).unwrap();
+    // exa01adm02vm01 uses the first pair: one VF of three is free, vm02 (pinned) needs two.
+    let errors: Vec<(&str, &str)> = plan.errors.iter().map(|e| (e.code.as_str(), e.message.as_str())).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "sriov_vfs");
+    assert!(
+        errors[0].1.ends_with(&format!(
+            "{VM02} needs 2 SR-IOV VFs on {ADM02}, and its `sriov_vfs` pool has 1 free VF of 3 (2 in use)"
+        )),
+        "{}",
+        errors[0].1
+    );
+    // The drain sends vm03 where VFs are free, and says why not exa01adm02.
+    let vm03 = plan.moves.iter().find(|m| m.guest == VM03).unwrap();
+    assert_eq!(vm03.to, ADM03);
+    assert!(
+        vm03.reason.contains(&format!(
+            "{ADM02}: its `sriov_vfs` pool has 1 free VF of 3 (2 in use), and other guests moving in need 2 of them"
+        )),
+        "{}",
+        vm03.reason
+    );
+}

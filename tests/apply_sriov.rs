@@ -244,7 +244,7 @@ async fn without_free_vfs_the_attach_fails_clearly_and_the_guest_keeps_its_recor
     assert_eq!(id, "vm01:ATTACH_INTERFACES");
     assert!(
         message.contains(
-            "guest `vm01` needs 2 SR-IOV VFs on host `adm02`, but only 1 of the 4 VFs in its `sriov_vfs` pool are free"
+            "guest `vm01` needs 2 SR-IOV VFs on host `adm02`, but its `sriov_vfs` pool has 1 of 4 free (the others are passed through to domains defined there)"
         ),
         "{message}"
     );

@@ -48,7 +48,7 @@ pub enum ApplyError {
 
     /// The target's `sriov_vfs` pool has too few virtual functions no domain uses.
     #[error(
-        "guest `{guest}` needs {needed} SR-IOV VFs on host `{host}`, but only {free} of the {configured} VFs in its `sriov_vfs` pool are free (the others are passed through to domains defined there)"
+        "guest `{guest}` needs {needed} SR-IOV VFs on host `{host}`, but its `sriov_vfs` pool has {free} of {configured} free (the others are passed through to domains defined there)"
     )]
     NoFreeVfs { guest: String, host: String, needed: usize, free: usize, configured: usize },
 

@@ -42,14 +42,15 @@ impl SriovPool {
     /// Why the host cannot give `wanted` more VFs when `arriving` are already promised to
     /// other guests moving in (`None`: it can).
     pub fn shortfall(&self, arriving: u32, wanted: u32) -> Option<String> {
-        let left = self.free().saturating_sub(arriving);
-        (wanted > left).then(|| {
-            let promised =
-                if arriving > 0 { format!(", {arriving} promised to other guests moving in") } else { String::new() };
-            format!(
-                "only {left} of the {} SR-IOV VFs in its `sriov_vfs` pool are free ({} in use{promised})",
-                self.configured, self.in_use
-            )
+        let free = self.free();
+        (wanted > free.saturating_sub(arriving)).then(|| {
+            let vfs = |n: u32| if n == 1 { "1 free VF".to_string() } else { format!("{n} free VFs") };
+            let promised = if arriving > 0 {
+                format!(", and other guests moving in need {arriving} of them")
+            } else {
+                String::new()
+            };
+            format!("its `sriov_vfs` pool has {} of {} ({} in use){promised}", vfs(free), self.configured, self.in_use)
         })
     }
 }

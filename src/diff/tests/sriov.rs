@@ -74,9 +74,8 @@ fn vfs_in_use_on_the_target_leave_too_few() {
     assert_eq!(p.len(), 1, "{p:#?}");
     assert_eq!(p[0].code, "sriov_vfs");
     assert!(
-        p[0].message.ends_with(
-            "vm01 needs 2 SR-IOV VFs on dst, and only 1 of the 4 SR-IOV VFs in its `sriov_vfs` pool are free (3 in use)"
-        ),
+        p[0].message
+            .ends_with("vm01 needs 2 SR-IOV VFs on dst, and its `sriov_vfs` pool has 1 free VF of 4 (3 in use)"),
         "{}",
         p[0].message
     );
@@ -96,7 +95,13 @@ fn guests_moving_onto_one_host_share_its_pool() {
         p.iter().map(|p| (p.code.as_str(), p.guest.as_str())).collect::<Vec<_>>(),
         [("sriov_vfs", "vm01"), ("sriov_vfs", "vm02")]
     );
-    assert!(p[0].message.ends_with("only 1 of the 4 SR-IOV VFs in its `sriov_vfs` pool are free (1 in use, 2 promised to other guests moving in)"), "{}", p[0].message);
+    assert!(
+        p[0].message.ends_with(
+            "vm01 needs 2 SR-IOV VFs on dst, and its `sriov_vfs` pool has 3 free VFs of 4 (1 in use), and other guests moving in need 2 of them"
+        ),
+        "{}",
+        p[0].message
+    );
 }
 
 #[test]
@@ -119,7 +124,7 @@ fn a_drain_skips_hosts_whose_pool_is_short_and_explains_it() {
     assert_eq!(d.guests["vm01"].host, "small");
     let crate::diff::Origin::Chosen { reason } = &d.guests["vm01"].origin else { panic!("not chosen") };
     assert!(reason.contains("bare: no `sriov_vfs` pool configured, needed for 2 SR-IOV interfaces"), "{reason}");
-    assert!(reason.contains("big: only 1 of the 4 SR-IOV VFs in its `sriov_vfs` pool are free (3 in use)"), "{reason}");
+    assert!(reason.contains("big: its `sriov_vfs` pool has 1 free VF of 4 (3 in use)"), "{reason}");
     assert_eq!(moves(&b.config, &topo, &d).1, vec![]);
 
     // Without any pool with room, the guest has no target, and every host says why.
@@ -128,5 +133,5 @@ fn a_drain_skips_hosts_whose_pool_is_short_and_explains_it() {
     assert_eq!(d.unplaced.len(), 1);
     let message = &d.unplaced[0].message;
     assert!(message.contains("small: no `sriov_vfs` pool configured"), "{message}");
-    assert!(message.contains("big: only 1 of the 4"), "{message}");
+    assert!(message.contains("big: its `sriov_vfs` pool has 1 free VF of 4"), "{message}");
 }
