@@ -12,7 +12,7 @@ use berth::apply::definition::{hostdev_interfaces, stashed_interfaces};
 use berth::apply::{
     ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, StepContext, StepRunner, execute,
 };
-use berth::config::MigrationMode::Offline;
+use berth::config::MigrationMode::{Offline, OfflineForce};
 use berth::inventory::GuestState;
 use berth::plan::Plan;
 use berth::schedule::StepKind::{AttachInterfaces, DetachInterfaces, MigrateGuest, StartupGuest, StopGuest};
@@ -64,8 +64,8 @@ struct Lab {
 
 /// vm01 runs on adm01 with two VFs (3b:02.0, 5e:02.0). On adm02, vm02 runs with the same two
 /// addresses (adm02's own VFs) and the shut-off scratch01 passes 3b:02.1 through as a plain
-/// PCI host device: the first free VFs of adm02's pool are 5e:02.1 and 3b:02.2. An empty
-/// `pool` configures none.
+/// PCI host device: the first free VFs of adm02's pool are 5e:02.1 and 3b:02.2. Both hosts get
+/// `pool`; an empty one configures none.
 fn new_lab(pool: &[&str]) -> Lab {
     let dir = tempfile::tempdir().unwrap();
     let vm01 = vf_interface(VM01_MACS[0], "3b", 0, 5) + &vf_interface(VM01_MACS[1], "5e", 0, 6);
@@ -85,7 +85,9 @@ fn new_lab(pool: &[&str]) -> Lab {
         .collect();
     let mut settings = RunnerSettings::default();
     if !pool.is_empty() {
-        settings.sriov_vfs.insert("adm02".to_string(), pool.iter().map(|v| v.to_string()).collect());
+        for host in ["adm01", "adm02"] {
+            settings.sriov_vfs.insert(host.to_string(), pool.iter().map(|v| v.to_string()).collect());
+        }
     }
     let runner = Arc::new(LibvirtRunner::new(hosts, settings, tokio::runtime::Handle::current()));
     let store = StateStore::open(dir.path().join("state.json")).unwrap();
@@ -278,4 +280,28 @@ async fn a_running_guest_keeps_its_interfaces() {
         "{message}"
     );
     assert_eq!(lab.vfs("adm01", "vm01").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_force_gives_the_recorded_definition_vfs_of_the_new_host() {
+    let mut lab = new_lab(&ADM02_POOL);
+    assert!(lab.run(ExecOptions::default()).await.0.succeeded());
+    assert_eq!(lab.vfs("adm02", "vm01"), pairs(&[(VM01_MACS[0], "0000:5e:02.1"), (VM01_MACS[1], "0000:3b:02.2")]));
+
+    // adm02 stops answering: vm01 is defined on adm01 from the state file's definition, whose
+    // interfaces name adm02's VFs; they wait in the metadata and get adm01's free VFs.
+    lab.plan = PlanBuilder::new()
+        .chain("vm01", "adm02", "adm01", OfflineForce, &[MigrateGuest, AttachInterfaces])
+        .items("vm01:ATTACH_INTERFACES", &["0000:5e:02.1 (52:54:00:01:01:04)", "0000:3b:02.2 (52:54:00:01:01:05)"])
+        .build();
+    let (report, events) = lab.step("MIGRATE_GUEST").await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(
+        notes(&events),
+        ["2 SR-IOV interfaces of the recorded definition wait for VFs of adm01 (ATTACH_INTERFACES)"]
+    );
+    assert_eq!(lab.vfs("adm01", "vm01"), vec![], "no VF of the dead host is defined on the new one");
+    assert_eq!(stashed_interfaces(&lab.definition("adm01", "vm01").unwrap()).unwrap().len(), 2);
+    assert!(lab.step("ATTACH_INTERFACES").await.0.succeeded());
+    assert_eq!(lab.vfs("adm01", "vm01"), pairs(&[(VM01_MACS[0], "0000:3b:02.0"), (VM01_MACS[1], "0000:5e:02.0")]));
 }
