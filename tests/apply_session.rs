@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
+use berth::apply::definition::{hostdev_interfaces, stashed_interfaces};
 use berth::apply::{
     ApplyError, Event, ExecOptions, LibvirtRunner, MigrationProgress, Session, StepContext, StepOutcome, StepRunner,
     journal_statuses, plan_id,
@@ -63,6 +64,19 @@ fn es_host(dir: &Path, guest: &str) -> String {
     es.hosts.iter().find(|h| h.id == g.host_id).unwrap().name.clone()
 }
 
+fn es_system(dir: &Path) -> esxml::EsSystem {
+    esxml::parse("es.xml", &std::fs::read_to_string(dir.join("es.xml")).unwrap()).unwrap()
+}
+
+/// The MACs of the drained guests' SR-IOV interfaces (examples/plans/drain-host/nodes).
+static ORIGINAL_MACS: std::sync::LazyLock<std::collections::BTreeMap<&str, [String; 2]>> =
+    std::sync::LazyLock::new(|| {
+        [(VM01, "01"), (VM02, "02"), (VM03, "03")]
+            .into_iter()
+            .map(|(g, n)| (g, [format!("52:54:00:01:{n}:04"), format!("52:54:00:01:{n}:05")]))
+            .collect()
+    });
+
 fn fresh_plan(session: &Session) -> Plan {
     let inv = session.read_inventory().unwrap();
     assert!(inv.drift.is_empty(), "drift: {:?}", inv.drift);
@@ -71,12 +85,43 @@ fn fresh_plan(session: &Session) -> Plan {
     plan
 }
 
-/// Every guest where the drain wants it, es.xml changed by exactly the plan's diff, and
+/// (MAC, VF) of every SR-IOV interface of every domain defined on `host`, by domain.
+fn vfs_on(libvirt: &LibvirtRunner, host: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let h = libvirt.hypervisor(host).unwrap();
+    let names: Vec<String> = h.connection().list_all_domains(0).unwrap().iter().map(|d| d.name().unwrap()).collect();
+    names
+        .into_iter()
+        .map(|name| {
+            let xml = h.persistent_xml(&name).unwrap().unwrap();
+            assert_eq!(stashed_interfaces(&xml).unwrap(), vec![], "{name} on {host} still has detached interfaces");
+            let vfs = hostdev_interfaces(&xml).unwrap().into_iter().map(|i| (i.mac.unwrap(), i.source)).collect();
+            (name, vfs)
+        })
+        .collect()
+}
+
+/// Every guest where the drain wants it with the MACs of its SR-IOV interfaces and VFs of its
+/// new host's pool no other domain there has, es.xml changed by exactly the plan's diff, and
 /// nothing left to plan.
 fn assert_converged(session: &Session, dir: &Path, original_es_xml: &str, plan: &Plan) {
     let libvirt = session.libvirt();
     for (guest, host, state) in TARGETS {
         assert_eq!(placements(&libvirt, guest), [(host.to_string(), state.to_string())], "{guest}");
+    }
+    let pools = berth::apply::setup::runner_settings(session.config(), &es_system(dir)).sriov_vfs;
+    for host in HOSTS {
+        let domains = vfs_on(&libvirt, host);
+        let all: Vec<&String> = domains.iter().flat_map(|(_, vfs)| vfs.iter().map(|(_, vf)| vf)).collect();
+        let distinct: BTreeSet<&String> = all.iter().copied().collect();
+        assert_eq!(all.len(), distinct.len(), "a VF given twice on {host}: {domains:?}");
+        for (guest, vfs) in domains.iter().filter(|(g, _)| TARGETS.iter().any(|(t, h, _)| t == g && *h == host)) {
+            assert_eq!(
+                vfs.iter().map(|(mac, _)| mac.clone()).collect::<Vec<_>>(),
+                ORIGINAL_MACS[guest.as_str()].to_vec(),
+                "{guest}"
+            );
+            assert!(vfs.iter().all(|(_, vf)| pools[host].contains(vf)), "{guest} on {host}: {vfs:?} not from its pool");
+        }
     }
     let es_xml = std::fs::read_to_string(dir.join("es.xml")).unwrap();
     assert_eq!(unified_diff(&plan.es_xml_path, original_es_xml, &es_xml), plan.es_xml_diff);
@@ -96,20 +141,24 @@ fn the_drain_runs_end_to_end_and_writes_es_xml_back() {
     let plan = fresh_plan(&session);
     let ids: Vec<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(plan.moves.len(), 3);
-    assert_eq!(ids.len(), 7, "STOP, MIGRATE, STARTUP for the running guests, MIGRATE for vm03: {ids:?}");
+    assert_eq!(
+        ids.len(),
+        13,
+        "STOP, DETACH_INTERFACES, MIGRATE, ATTACH_INTERFACES, STARTUP for the running guests; the same but STOP for vm03: {ids:?}"
+    );
     assert!(!plan.es_xml_diff.is_empty());
 
     session.begin(plan.clone(), None).unwrap();
     let mut events = Vec::new();
     let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |e| events.push(e))).unwrap();
     assert!(outcome.report.succeeded() && outcome.finished, "{:?}", outcome.report);
-    assert_eq!(outcome.report.done.len(), 7);
+    assert_eq!(outcome.report.done.len(), 13);
 
     // Events: a start and a done per step, the summary last.
     let starts = events.iter().filter(|e| matches!(e, Event::Start { .. })).count();
     let dones = events.iter().filter(|e| matches!(e, Event::Done { .. })).count();
-    assert_eq!((starts, dones), (7, 7));
-    assert!(matches!(events.last(), Some(Event::Summary { done: 7, failed: 0, .. })));
+    assert_eq!((starts, dones), (13, 13));
+    assert!(matches!(events.last(), Some(Event::Summary { done: 13, failed: 0, .. })));
 
     // es.xml: rewritten in place with the plan's diff, the original kept as a private backup.
     let written = outcome.write_back.unwrap().expect("es.xml changes");
@@ -127,12 +176,13 @@ fn the_drain_runs_end_to_end_and_writes_es_xml_back() {
     assert!(saved.in_progress.is_none());
     let statuses = journal_statuses(&saved, &outcome.report.plan_id);
     assert!(outcome.report.plan_id.starts_with(&plan_id(&plan)));
-    assert_eq!(statuses.len(), 7);
+    assert_eq!(statuses.len(), 13);
     assert!(statuses.values().all(|s| *s == StepStatus::Done), "{statuses:?}");
     for (guest, host, state) in TARGETS {
         let record = &saved.topology[guest];
         assert_eq!((record.host.as_str(), record.state.to_string()), (host, state.to_string()));
         assert!(record.last_definition_xml.as_deref().unwrap().contains(guest));
+        assert!(record.detached_interfaces.is_empty(), "{guest}: given back");
     }
     assert_eq!(cfg.state.path, lab.path().join("state/berth.state.json"));
     assert_eq!(mode(&cfg.state.path), 0o600);
@@ -154,6 +204,8 @@ enum Crash {
     /// Half-way through the n-th MIGRATE_GUEST: defined on the target, not yet undefined on
     /// the source.
     MidMigrate(usize),
+    /// After the first STOP_GUEST acted, before it is journaled done.
+    AfterFirstStop,
 }
 
 /// Acts through the libvirt runner until the crash point, then "dies": tells the test, which
@@ -217,7 +269,7 @@ impl StepRunner for Crashing {
             }
         }
         let outcome = self.inner.run(step, ctx, progress)?;
-        if self.at == Crash::After(n) {
+        if self.at == Crash::After(n) || (self.at == Crash::AfterFirstStop && step.kind == StepKind::StopGuest) {
             return Err(self.die());
         }
         Ok(outcome)
@@ -304,7 +356,7 @@ fn resumes_and_converges_after(at: Crash) {
     assert_converged(&session, lab.path(), &original, &plan);
 }
 
-/// One test per crash point (the drain has 7 steps and 3 migrations), each well under a
+/// One test per crash point (the drain has 13 steps and 3 migrations), each well under a
 /// second; together: killed before and after every step, and inside every migration.
 macro_rules! crash_points {
     ($($name:ident: $at:expr;)*) => {
@@ -320,6 +372,12 @@ crash_points! {
     killed_before_step_5: Crash::Before(4);
     killed_before_step_6: Crash::Before(5);
     killed_before_step_7: Crash::Before(6);
+    killed_before_step_8: Crash::Before(7);
+    killed_before_step_9: Crash::Before(8);
+    killed_before_step_10: Crash::Before(9);
+    killed_before_step_11: Crash::Before(10);
+    killed_before_step_12: Crash::Before(11);
+    killed_before_step_13: Crash::Before(12);
     killed_after_step_1: Crash::After(0);
     killed_after_step_2: Crash::After(1);
     killed_after_step_3: Crash::After(2);
@@ -327,6 +385,12 @@ crash_points! {
     killed_after_step_5: Crash::After(4);
     killed_after_step_6: Crash::After(5);
     killed_after_step_7: Crash::After(6);
+    killed_after_step_8: Crash::After(7);
+    killed_after_step_9: Crash::After(8);
+    killed_after_step_10: Crash::After(9);
+    killed_after_step_11: Crash::After(10);
+    killed_after_step_12: Crash::After(11);
+    killed_after_step_13: Crash::After(12);
     killed_inside_migration_1: Crash::MidMigrate(0);
     killed_inside_migration_2: Crash::MidMigrate(1);
     killed_inside_migration_3: Crash::MidMigrate(2);
@@ -343,7 +407,8 @@ fn targeted_and_step_by_step_applies_keep_to_their_scope() {
     let plan = fresh_plan(&session);
     session.begin(plan, Some(BTreeSet::from([VM03.to_string()]))).unwrap();
     let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
-    assert_eq!(outcome.report.done, [format!("{VM03}:MIGRATE_GUEST")]);
+    let kinds = ["DETACH_INTERFACES", "MIGRATE_GUEST", "ATTACH_INTERFACES"];
+    assert_eq!(outcome.report.done, kinds.map(|k| format!("{VM03}:{k}")));
     assert!(outcome.finished && session.unfinished().is_none());
     assert!(outcome.write_back.unwrap().unwrap().backup.is_some());
     assert_eq!(placements(&libvirt, VM03), [(ADM02.to_string(), "shut off".to_string())]);
@@ -355,7 +420,14 @@ fn targeted_and_step_by_step_applies_keep_to_their_scope() {
     let plan = fresh_plan(&session);
     assert_eq!(plan.moves.len(), 2, "vm03's move is no longer a move");
     session.begin(plan, Some(BTreeSet::from([VM01.to_string()]))).unwrap();
-    for (kind, finished) in [("STOP_GUEST", false), ("MIGRATE_GUEST", false), ("STARTUP_GUEST", true)] {
+    let steps = [
+        ("STOP_GUEST", false),
+        ("DETACH_INTERFACES", false),
+        ("MIGRATE_GUEST", false),
+        ("ATTACH_INTERFACES", false),
+        ("STARTUP_GUEST", true),
+    ];
+    for (kind, finished) in steps {
         let id = format!("{VM01}:{kind}");
         let opts = ExecOptions { single_step: Some(id.clone()), ..ExecOptions::default() };
         let outcome = rt.block_on(session.run(&opts, &mut |_| {})).unwrap();
@@ -373,7 +445,7 @@ fn targeted_and_step_by_step_applies_keep_to_their_scope() {
     let opts = ExecOptions { single_step: Some(format!("{VM02}:STARTUP_GUEST")), ..ExecOptions::default() };
     let outcome = rt.block_on(session.run(&opts, &mut |_| {})).unwrap();
     assert!(outcome.report.done.is_empty());
-    assert!(outcome.report.skipped[0].1.contains("MIGRATE_GUEST"), "{:?}", outcome.report.skipped);
+    assert!(outcome.report.skipped[0].1.contains("ATTACH_INTERFACES"), "{:?}", outcome.report.skipped);
     assert_eq!(placements(&libvirt, VM02), [(ADM01.to_string(), "running".to_string())]);
 }
 
@@ -382,9 +454,12 @@ fn a_plan_that_cannot_continue_names_why_and_can_be_dropped() {
     let lab = drain_lab();
     let rt = runtime();
     // Killed right after vm01 (or vm02: whichever started first) was shut down.
-    let (mut session, plan, _) = crash_then_restart(lab.path(), &rt, Crash::After(0));
+    let (mut session, _, _) = crash_then_restart(lab.path(), &rt, Crash::AfterFirstStop);
     session.settle().unwrap();
-    let stopped = plan.steps.iter().find(|s| s.kind == StepKind::StopGuest).map(|s| s.guest.clone()).unwrap();
+    let u = session.unfinished().unwrap().clone();
+    let running = journal_statuses(session.state(), &u.plan_id).into_iter().find(|(_, s)| *s == StepStatus::Running);
+    let stopped =
+        running.and_then(|(id, _)| id.strip_suffix(":STOP_GUEST").map(str::to_string)).expect("killed after a stop");
     let libvirt = session.libvirt();
     let stopped_state = placements(&libvirt, &stopped);
 
@@ -405,6 +480,15 @@ fn a_plan_that_cannot_continue_names_why_and_can_be_dropped() {
     let dropped = session.abandon().unwrap();
     assert_eq!(dropped.plan_id, journal_id);
     assert_eq!(dropped.left_stopped, [stopped]);
+    // Guests whose interfaces the plan took out (vm03's DETACH may have run before the crash,
+    // and its definition went to exa01adm03 with them detached) are named exactly when their
+    // definitions still hold them detached.
+    for guest in [VM01, VM02, VM03] {
+        let [(host, _)] = placements(&libvirt, guest).try_into().unwrap();
+        let xml = libvirt.hypervisor(&host).unwrap().persistent_xml(guest).unwrap().unwrap();
+        let detached = !stashed_interfaces(&xml).unwrap().is_empty();
+        assert_eq!(dropped.left_detached.contains(&guest.to_string()), detached, "{guest}");
+    }
     assert_eq!(stopped_state, [(ADM01.to_string(), "shut off".to_string())]);
     assert!(session.unfinished().is_none());
     let journal = journal_statuses(session.state(), &journal_id);
@@ -435,7 +519,7 @@ fn the_lab_keeps_only_what_the_test_driver_can_do() {
     assert_eq!(strip_elements(text, "<i", "</i>", |e| e.contains("'x'")), "<a>\n  <i k='y'>2</i>\n</a>\n");
     let lab = drain_lab();
     let node = std::fs::read_to_string(lab.path().join(format!("nodes/{ADM01}.xml"))).unwrap();
-    assert!(!node.contains("hostdev") && !node.contains("vmbondeth0.1") && node.contains("vmbondeth0'"));
+    assert!(node.contains("type='hostdev'") && !node.contains("vmbondeth0.1") && node.contains("vmbondeth0'"));
 }
 
 #[test]
@@ -483,4 +567,40 @@ fn es_xml_edited_during_the_apply_is_not_overwritten_and_the_write_back_is_retri
     assert!(outcome.report.done.is_empty());
     outcome.write_back.unwrap().unwrap();
     assert_converged(&session, lab.path(), &original, &plan);
+}
+
+#[test]
+fn a_pool_without_enough_free_vfs_is_a_plan_error_naming_host_and_numbers() {
+    let lab = drain_lab();
+    let main = lab.path().join("main.hcl");
+    let text = std::fs::read_to_string(&main).unwrap();
+    let start = text.find("host \"exa01adm02\" {").unwrap();
+    let end = start + text[start..].find("\n}\n").unwrap() + 3;
+    let small = "host \"exa01adm02\" {\n  sriov_vfs = [\"0000:3b:02.0\", \"0000:5e:02.0\", \"0000:3b:02.1\"]\n}\n\
+                 guest \"exa01adm01vm02\" {\n  host = \"exa01adm02\"\n}\n";
+    std::fs::write(&main, format!("{}{small}{}", &text[..start], &text[end..])).unwrap();
+    let rt = runtime();
+    let session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
+    let plan = session.make_plan(&session.read_inventory().unwrap()).unwrap();
+    // exa01adm02vm01 uses the first pair: one VF of three is free, vm02 (pinned) needs two.
+    let errors: Vec<(&str, &str)> = plan.errors.iter().map(|e| (e.code.as_str(), e.message.as_str())).collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "sriov_vfs");
+    assert!(
+        errors[0].1.ends_with(&format!(
+            "{VM02} needs 2 SR-IOV VFs on {ADM02}, and its `sriov_vfs` pool has 1 free VF of 3 (2 in use)"
+        )),
+        "{}",
+        errors[0].1
+    );
+    // The drain sends vm03 where VFs are free, and says why not exa01adm02.
+    let vm03 = plan.moves.iter().find(|m| m.guest == VM03).unwrap();
+    assert_eq!(vm03.to, ADM03);
+    assert!(
+        vm03.reason.contains(&format!(
+            "{ADM02}: its `sriov_vfs` pool has 1 free VF of 3 (2 in use), and other guests moving in need 2 of them"
+        )),
+        "{}",
+        vm03.reason
+    );
 }

@@ -34,6 +34,7 @@ fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
         unmanaged_vcpus: 0,
         reachable: true,
         domains: Default::default(),
+        vfs_in_use: Default::default(),
     }
 }
 

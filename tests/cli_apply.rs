@@ -89,7 +89,7 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     let text = stdout(&out);
     assert!(text.contains(&format!("{VM01}: STOP_GUEST started")), "{text}");
     assert!(text.contains(&format!("{VM01}: STARTUP_GUEST done")), "{text}");
-    assert!(text.contains("Apply complete! 7 steps done, 0 failed, 0 skipped, 0 not run."), "{text}");
+    assert!(text.contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."), "{text}");
     assert!(text.contains("es.xml written back"), "{text}");
 
     // es.xml changed by exactly the diff the plan showed; the original is a private backup.
@@ -114,7 +114,7 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     assert_exit(&show, 0);
     let show = stdout(&show);
     assert!(show.contains(&format!("  host:  {ADM03}")), "{show}");
-    for kind in ["STOP_GUEST", "MIGRATE_GUEST", "STARTUP_GUEST"] {
+    for kind in ["STOP_GUEST", "DETACH_INTERFACES", "MIGRATE_GUEST", "ATTACH_INTERFACES", "STARTUP_GUEST"] {
         assert!(show.contains(&format!("{VM01}:{kind}  done")), "{kind}:\n{show}");
     }
     let unknown = berth(dir, &["state", "show", "nosuchvm"]);
@@ -139,12 +139,12 @@ fn json_output_is_one_event_per_line() {
         .collect();
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(kinds.first(), Some(&"start"));
-    assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 7);
-    assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 7);
+    assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 13);
+    assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 13);
     let summary = events.last().unwrap();
     assert_eq!(
         (summary["event"].as_str(), summary["done"].as_u64(), summary["failed"].as_u64()),
-        (Some("summary"), Some(7), Some(0))
+        (Some("summary"), Some(13), Some(0))
     );
     assert!(stderr(&out).contains("Apply complete!"), "the summary text goes to stderr: {}", stderr(&out));
 }
@@ -277,7 +277,7 @@ fn targets_and_single_steps_limit_what_runs() {
     let lab = drain_lab();
     let out = berth(lab.path(), &["apply", "-auto-approve", "-target", "exa01adm01vm03"]);
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("Apply complete! 1 step done"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Apply complete! 3 steps done"), "{}", stdout(&out));
     assert_eq!(es_host(lab.path(), VM03), ADM02);
     assert_eq!((es_host(lab.path(), VM01), es_host(lab.path(), VM02)), (ADM01.to_string(), ADM01.to_string()));
 }

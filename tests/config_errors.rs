@@ -554,6 +554,44 @@ fn a_list_element_of_the_wrong_type_is_pointed_at() {
 }
 
 #[test]
+fn sriov_vfs_pools_load_in_canonical_form_and_order() {
+    let text = format!(
+        "{INVENTORY}host \"adm02\" {{\n  sriov_vfs = [\"0000:3B:02.1\", \"0000:5e:02.1\", \"0000:3b:02.0\"]\n}}\nhost \"adm03\" {{}}\n"
+    );
+    let (_dir, config) = load_ok(&[("file.hcl", &text)]);
+    let pool = config.hosts["adm02"].sriov_vfs.as_ref().expect("a pool");
+    assert_eq!(pool.value, ["0000:3b:02.1", "0000:5e:02.1", "0000:3b:02.0"]);
+    assert_eq!(config.line_col(&pool.span).1, 5);
+    assert!(config.hosts["adm03"].sriov_vfs.is_none());
+}
+
+#[test]
+fn a_bad_or_repeated_virtual_function_is_pointed_at() {
+    let bad = format!("{INVENTORY}host \"adm02\" {{\n  sriov_vfs = [\"0000:3b:02.0\", \"3b:02.1\"]\n}}\n");
+    assert_contains(
+        &load_err(&[("file.hcl", &bad)]),
+        &[
+            "file.hcl:5:32]",
+            "invalid PCI address \"3b:02.1\" in `sriov_vfs`: expected dddd:bb:ss.f in hex",
+            "not a PCI address",
+            "as `lspci -D` prints it",
+        ],
+    );
+    let twice = format!(
+        "{INVENTORY}host \"adm02\" {{\n  sriov_vfs = [\"0000:3b:02.0\", \"0000:3B:02.0\"]\n}}\n"
+    );
+    assert_contains(
+        &load_err(&[("file.hcl", &twice)]),
+        &["file.hcl:5:32]", "`sriov_vfs` lists 0000:3b:02.0 twice", "already listed"],
+    );
+    let not_a_list = format!("{INVENTORY}host \"adm02\" {{\n  sriov_vfs = \"0000:3b:02.0\"\n}}\n");
+    assert_contains(
+        &load_err(&[("file.hcl", &not_a_list)]),
+        &["file.hcl:5:15]", "`sriov_vfs` must be a list of strings, found a string"],
+    );
+}
+
+#[test]
 fn an_interpolation_is_not_evaluated() {
     let text = "inventory {\n  es_xml = \"${path}/es.xml\"\n}\n";
     let rendered = load_err(&[("file.hcl", text)]);

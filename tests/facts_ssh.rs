@@ -25,6 +25,7 @@ fn topology_with(host: &str) -> Topology {
             bridges: None,
             bridges_in_use: BTreeSet::new(),
             domains: BTreeSet::new(),
+            vfs_in_use: BTreeSet::new(),
             unmanaged_memory_mib: 0,
             unmanaged_vcpus: 0,
             reachable: true,

@@ -79,6 +79,7 @@ impl Fleet {
                     bridges_in_use: BTreeSet::new(),
                     unmanaged_memory_mib: 0,
                     unmanaged_vcpus: 0,
+                    vfs_in_use: Default::default(),
                     reachable: true,
                     domains: BTreeSet::new(),
                     name,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use berth::inventory::GuestState;
 use berth::schedule::StepKind;
-use berth::state::{GuestRecord, JournalEntry, State, StateError, StateStore, StepStatus, state_schema};
+use berth::state::{DetachedInterface, GuestRecord, JournalEntry, State, StateError, StateStore, StepStatus, state_schema};
 
 const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/state.schema.json");
 
@@ -21,6 +21,11 @@ fn sample_state() -> State {
             host: "exa01adm02".into(),
             state: GuestState::Running,
             last_definition_xml: Some("<domain/>".into()),
+            detached_interfaces: vec![DetachedInterface {
+                mac: Some("52:54:00:01:01:04".into()),
+                source: "0000:3b:02.0".into(),
+                xml: "<interface type='hostdev' managed='yes'><mac address='52:54:00:01:01:04'/></interface>".into(),
+            }],
         },
     );
     s.journal.push(JournalEntry {

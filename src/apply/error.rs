@@ -42,6 +42,16 @@ pub enum ApplyError {
     )]
     NameTaken { guest: String, host: String, found: String, expected: String },
 
+    /// A domain definition could not be read or edited as berth needs.
+    #[error("the definition of guest `{guest}` on host `{host}` cannot be used: {message}")]
+    Definition { guest: String, host: String, message: String },
+
+    /// The target's `sriov_vfs` pool has too few virtual functions no domain uses.
+    #[error(
+        "guest `{guest}` needs {needed} SR-IOV VFs on host `{host}`, but its `sriov_vfs` pool has {free} of {configured} free (the others are passed through to domains defined there)"
+    )]
+    NoFreeVfs { guest: String, host: String, needed: usize, free: usize, configured: usize },
+
     /// A command on a host over SSH failed.
     #[error("{action} on host `{host}` failed: {error}")]
     Remote { action: String, host: String, error: Box<RemoteError> },

@@ -301,13 +301,16 @@ impl Run<'_> {
     }
 }
 
-/// Records in `state.topology` where `step` (just done) left its guest.
+/// Records in `state.topology` where `step` (just done) left its guest, and what it learned
+/// about the guest's definition and its detached SR-IOV interfaces.
 pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome) {
     let placed = match s.kind {
         StepKind::StopGuest => Some((s.from.clone(), Some(GuestState::ShutOff))),
+        StepKind::DetachInterfaces => Some((s.from.clone(), None)),
         StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
+        StepKind::AttachInterfaces => Some((s.to.clone(), None)),
         StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
-        _ => None,
+        StepKind::CreateBridges | StepKind::DetachVolumes | StepKind::AttachVolumes => None,
     };
     let Some((host, known_state)) = placed else { return };
     let previous = state.topology.get(&s.guest);
@@ -318,6 +321,11 @@ pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome
             .definition_xml
             .clone()
             .or_else(|| previous.and_then(|p| p.last_definition_xml.clone())),
+        detached_interfaces: outcome
+            .detached_interfaces
+            .clone()
+            .or_else(|| previous.map(|p| p.detached_interfaces.clone()))
+            .unwrap_or_default(),
     };
     state.topology.insert(s.guest.clone(), record);
 }
@@ -484,14 +492,14 @@ fn spawn_step<R: StepRunner + 'static>(
     tx: &mpsc::UnboundedSender<Msg>,
 ) {
     let step = run.step(i).clone();
-    let ctx = StepContext {
-        // move_index was checked when the graph was built.
-        mv: run.plan.moves[step.move_index].clone(),
-        last_definition_xml: run.state.topology.get(&step.guest).and_then(|r| r.last_definition_xml.clone()),
+    let tx = tx.clone();
+    // move_index was checked when the graph was built: there is a context.
+    let Some(ctx) = StepContext::for_step(run.state, run.plan, &step) else {
+        let _ = tx.send(Msg::Finished(i, Err(invalid(&step.id, "refers to a move the plan lacks".into())), 0));
+        return;
     };
     let semaphores = limits.for_step(&step);
     let runner = Arc::clone(runner);
-    let tx = tx.clone();
     tokio::spawn(async move {
         let mut permits = Vec::new();
         for s in semaphores {

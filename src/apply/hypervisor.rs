@@ -5,6 +5,7 @@
 //! that message ("Cannot get interface MTU on 'br-st': No such device") is what tells an
 //! operator what to fix.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,8 @@ use virt::sys;
 
 use super::error::ApplyError;
 use crate::config::LiveOptions;
-use crate::inventory::GuestState;
+use crate::inventory::libvirt::parse_domain_devices;
+use crate::inventory::{GuestState, passed_through_pci};
 
 /// How often state changes and migration progress are polled.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -254,6 +256,45 @@ impl Hypervisor {
         let dom = self.require("read definition of", guest)?;
         dom.xml_desc(sys::VIR_DOMAIN_XML_MIGRATABLE | sys::VIR_DOMAIN_XML_INACTIVE)
             .map_err(|e| self.libvirt_error("read definition of", guest, e))
+    }
+
+    /// The persistent definition to redefine on this same host, `None` when the host does not
+    /// define the guest. `VIR_DOMAIN_XML_SECURE` keeps secrets (a VNC password) that a
+    /// redefinition from the plain XML would drop.
+    pub fn persistent_xml(&self, guest: &str) -> Result<Option<String>, ApplyError> {
+        let Some(dom) = self.lookup(guest)? else { return Ok(None) };
+        dom.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE)
+            .map(Some)
+            .map_err(|e| self.libvirt_error("read definition of", guest, e))
+    }
+
+    /// Host PCI addresses passed through by the domains defined here other than `except`
+    /// (SR-IOV interfaces and PCI host devices), in their persistent definitions and, for
+    /// running domains, their live ones.
+    pub fn pci_in_use(&self, except: &str) -> Result<BTreeSet<String>, ApplyError> {
+        let fail = |action: &'static str, guest: &str, e: virt::error::Error| self.libvirt_error(action, guest, e);
+        let domains = self.conn.list_all_domains(0).map_err(|e| fail("list domains beside", except, e))?;
+        let mut used = BTreeSet::new();
+        for dom in &domains {
+            let name = dom.name().map_err(|e| fail("list domains beside", except, e))?;
+            if name == except {
+                continue;
+            }
+            let mut flags = vec![sys::VIR_DOMAIN_XML_INACTIVE];
+            if dom.is_active().map_err(|e| fail("read state of", &name, e))? {
+                flags.push(0);
+            }
+            for flag in flags {
+                let xml = dom.xml_desc(flag).map_err(|e| fail("read definition of", &name, e))?;
+                let devices = parse_domain_devices(&xml).map_err(|e| ApplyError::Definition {
+                    guest: name.clone(),
+                    host: self.host.clone(),
+                    message: e.to_string(),
+                })?;
+                used.extend(passed_through_pci(&devices.interfaces, &devices.hostdevs).map(str::to_string));
+            }
+        }
+        Ok(used)
     }
 
     /// Defines (or redefines) a persistent domain from `xml`.

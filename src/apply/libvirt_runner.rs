@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::definition::detach_hostdev_interfaces;
 use super::error::ApplyError;
 use super::hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
+use super::interfaces;
 use super::runner::{StepContext, StepOutcome, StepRunner};
 use crate::config::{LiveOptions, MigrationMode};
 use crate::inventory::GuestState;
@@ -38,6 +40,12 @@ pub struct RunnerSettings {
     /// Host-side command for DETACH_VOLUMES / ATTACH_VOLUMES, one template per argument:
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}`.
     pub volume_command: Option<Vec<String>>,
+    /// Host-side check whether a volume is already attached (attach) or detached (detach),
+    /// same placeholders: exit 0 = yes, 1 = no, anything else = the check failed.
+    pub volume_check_command: Option<Vec<String>>,
+    /// Per host (es.xml name): the SR-IOV virtual functions ATTACH_INTERFACES may hand out,
+    /// in the order it hands them out.
+    pub sriov_vfs: BTreeMap<String, Vec<String>>,
 }
 
 impl Default for RunnerSettings {
@@ -48,6 +56,8 @@ impl Default for RunnerSettings {
             force_stop_after_timeout: false,
             start_timeout: Duration::from_secs(120),
             volume_command: None,
+            volume_check_command: None,
+            sriov_vfs: BTreeMap::new(),
         }
     }
 }
@@ -58,6 +68,9 @@ pub struct LibvirtRunner {
     runtime: tokio::runtime::Handle,
     hypervisors: Mutex<HashMap<String, Arc<Hypervisor>>>,
     remotes: Mutex<HashMap<String, Arc<RemoteHost>>>,
+    /// Held while ATTACH_INTERFACES picks free VFs and defines: two guests attached at once
+    /// would otherwise see the same VFs free.
+    attaching: Mutex<()>,
 }
 
 /// Fills a volume command template for one volume.
@@ -77,7 +90,14 @@ impl LibvirtRunner {
     /// `runtime` runs the SSH side (openssh needs tokio); steps call into it from blocking
     /// threads.
     pub fn new(hosts: BTreeMap<String, HostAccess>, settings: RunnerSettings, runtime: tokio::runtime::Handle) -> Self {
-        LibvirtRunner { hosts, settings, runtime, hypervisors: Mutex::default(), remotes: Mutex::default() }
+        LibvirtRunner {
+            hosts,
+            settings,
+            runtime,
+            hypervisors: Mutex::default(),
+            remotes: Mutex::default(),
+            attaching: Mutex::default(),
+        }
     }
 
     fn access(&self, host: &str, step: &Step) -> Result<&HostAccess, ApplyError> {
@@ -156,21 +176,76 @@ impl LibvirtRunner {
         Ok(StepOutcome { note, ..StepOutcome::default() })
     }
 
+    /// Whether `volume_check_command` says the step's effect on `volume` is there; `None`
+    /// without a check command.
+    fn volume_in_place(
+        &self,
+        remote: &RemoteHost,
+        step: &Step,
+        action: &str,
+        volume: &str,
+        host: &str,
+    ) -> Result<Option<bool>, ApplyError> {
+        let Some(template) = &self.settings.volume_check_command else { return Ok(None) };
+        let argv = volume_argv(template, action, volume, &step.guest, host);
+        let answer = self.runtime.block_on(remote.check(&argv)).map_err(|error| ApplyError::Remote {
+            action: format!("checking whether volume `{volume}` of guest `{}` is {action}ed", step.guest),
+            host: host.to_string(),
+            error: Box::new(error),
+        })?;
+        Ok(Some(answer))
+    }
+
+    /// Every volume already attached (detached), by `volume_check_command`. Without one berth
+    /// cannot know, and runs the step (`volume_command` must be safe to repeat).
+    fn volumes_done(&self, step: &Step, action: &str, host: &str) -> Result<bool, ApplyError> {
+        if self.settings.volume_check_command.is_none() {
+            return Ok(false);
+        }
+        let remote = self.remote(host, step)?;
+        for volume in &step.items {
+            if self.volume_in_place(&remote, step, action, volume, host)? != Some(true) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn volumes(&self, step: &Step, action: &str, host: &str) -> Result<StepOutcome, ApplyError> {
         let template = self.settings.volume_command.as_ref().ok_or_else(|| ApplyError::Unsupported {
             step: step.id.clone(),
             message: format!("{} needs `volume_command` in the inventory block", step.kind),
         })?;
         let remote = self.remote(host, step)?;
+        let mut already = Vec::new();
         for volume in &step.items {
+            if self.volume_in_place(&remote, step, action, volume, host)? == Some(true) {
+                already.push(volume.as_str());
+                continue;
+            }
             let argv = volume_argv(template, action, volume, &step.guest, host);
             self.runtime.block_on(remote.run_checked(&argv)).map_err(|error| ApplyError::Remote {
                 action: format!("{action} volume `{volume}` of guest `{}`", step.guest),
                 host: host.to_string(),
                 error: Box::new(error),
             })?;
+            if self.volume_in_place(&remote, step, action, volume, host)? == Some(false) {
+                return Err(ApplyError::Unsupported {
+                    step: step.id.clone(),
+                    message: format!(
+                        "`volume_command` succeeded for volume `{volume}` on host `{host}`, but `volume_check_command` still says it is not {action}ed"
+                    ),
+                });
+            }
         }
-        Ok(StepOutcome::default())
+        let note = (!already.is_empty()).then(|| format!("already {action}ed: {}", already.join(", ")));
+        Ok(StepOutcome { note, ..StepOutcome::default() })
+    }
+
+    fn attach_interfaces(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, ApplyError> {
+        let dst = self.hypervisor(&step.to)?;
+        let _one_at_a_time = self.attaching.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        interfaces::attach(&dst, step, ctx, self.settings.sriov_vfs.get(&step.to).map(Vec::as_slice))
     }
 
     fn migrate(
@@ -189,8 +264,27 @@ impl LibvirtRunner {
                     step.guest
                 ),
             })?;
-            dst.define(xml)?;
-            return Ok(StepOutcome { guest_state: dst.domain_state(&step.guest)?, ..StepOutcome::default() });
+            // Its SR-IOV interfaces carry VFs of the unreachable host, which may be another
+            // guest's on the target: they wait in the metadata for ATTACH_INTERFACES.
+            let (xml, detached) = detach_hostdev_interfaces(xml).map_err(|message| ApplyError::Definition {
+                guest: step.guest.clone(),
+                host: step.to.clone(),
+                message: format!("the definition recorded in the state file: {message}"),
+            })?;
+            dst.define(&xml)?;
+            let note = (!detached.is_empty()).then(|| {
+                format!(
+                    "{} SR-IOV interfaces of the recorded definition wait for VFs of {} (ATTACH_INTERFACES)",
+                    detached.len(),
+                    step.to
+                )
+            });
+            return Ok(StepOutcome {
+                guest_state: dst.domain_state(&step.guest)?,
+                note,
+                detached_interfaces: (!detached.is_empty()).then_some(detached),
+                ..StepOutcome::default()
+            });
         }
         let src = self.hypervisor(&step.from)?;
         let definition_xml = src.migratable_xml(&step.guest).ok();
@@ -198,7 +292,7 @@ impl LibvirtRunner {
             MigrationMode::Live => migrate_live(&src, &dst, &step.guest, &self.settings.live, progress)?,
             _ => move_offline(&src, &dst, &step.guest)?,
         }
-        Ok(StepOutcome { guest_state: dst.domain_state(&step.guest)?, definition_xml, note: None })
+        Ok(StepOutcome { guest_state: dst.domain_state(&step.guest)?, definition_xml, ..StepOutcome::default() })
     }
 }
 
@@ -221,10 +315,10 @@ impl StepRunner for LibvirtRunner {
             StepKind::StartupGuest => {
                 Ok(self.hypervisor(&step.to)?.domain_state(&step.guest)? == Some(GuestState::Running))
             }
-            StepKind::DetachInterfaces
-            | StepKind::AttachInterfaces
-            | StepKind::DetachVolumes
-            | StepKind::AttachVolumes => Ok(false),
+            StepKind::DetachInterfaces => interfaces::is_detached(&*self.hypervisor(&step.from)?, &step.guest),
+            StepKind::AttachInterfaces => interfaces::is_attached(&*self.hypervisor(&step.to)?, step, ctx),
+            StepKind::DetachVolumes => self.volumes_done(step, "detach", &step.from),
+            StepKind::AttachVolumes => self.volumes_done(step, "attach", &step.to),
         }
     }
 
@@ -249,14 +343,8 @@ impl StepRunner for LibvirtRunner {
                 self.hypervisor(&step.to)?.start(&step.guest, s.start_timeout)?;
                 Ok(StepOutcome { guest_state: Some(GuestState::Running), ..StepOutcome::default() })
             }
-            StepKind::DetachInterfaces | StepKind::AttachInterfaces => Err(ApplyError::Unsupported {
-                step: step.id.clone(),
-                message: format!(
-                    "{} (SR-IOV interfaces {}) is not implemented by berth yet; run it with OEDACLI",
-                    step.kind,
-                    step.items.join(", ")
-                ),
-            }),
+            StepKind::DetachInterfaces => interfaces::detach(&*self.hypervisor(&step.from)?, &step.guest),
+            StepKind::AttachInterfaces => self.attach_interfaces(step, ctx),
         }
     }
 }

@@ -9,11 +9,13 @@
 //!   checking a saved plan ([`freshness`]), running, and writing es.xml back ([`writeback`]);
 //!   [`setup`] maps the configuration onto runner and executor settings.
 
+pub mod definition;
 pub mod error;
 pub mod events;
 pub mod executor;
 pub mod freshness;
 pub mod hypervisor;
+pub mod interfaces;
 pub mod libvirt_runner;
 pub mod resume;
 pub mod runner;

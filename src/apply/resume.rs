@@ -66,11 +66,11 @@ pub fn completed_moves(state: &State, plan_id: &str, plan: &Plan) -> Vec<Move> {
         .collect()
 }
 
-fn context(state: &State, plan: &Plan, step: &Step) -> StepContext {
-    StepContext {
-        mv: plan.moves[step.move_index].clone(),
-        last_definition_xml: state.topology.get(&step.guest).and_then(|r| r.last_definition_xml.clone()),
-    }
+fn context(state: &State, plan: &Plan, step: &Step) -> Result<StepContext, ApplyError> {
+    StepContext::for_step(state, plan, step).ok_or_else(|| ApplyError::Unsupported {
+        step: step.id.clone(),
+        message: format!("refers to move {}, but the plan has {}", step.move_index, plan.moves.len()),
+    })
 }
 
 /// Finishes MIGRATE_GUEST steps that were running when berth stopped and left their guest
@@ -84,7 +84,7 @@ pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Res
         .filter(|s| s.kind == StepKind::MigrateGuest && status(state, &u.plan_id, s) == Some(StepStatus::Running))
         .collect();
     for step in running {
-        let ctx = context(state, &u.plan, step);
+        let ctx = context(state, &u.plan, step)?;
         if ctx.mv.mode == MigrationMode::Live {
             // libvirt finishes or cancels a live migration on its own; the executor re-checks.
             continue;
@@ -109,7 +109,7 @@ pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner)
         if status(state, &u.plan_id, step) != Some(StepStatus::Running) {
             continue;
         }
-        let ctx = context(state, &u.plan, step);
+        let ctx = context(state, &u.plan, step)?;
         let done = runner.is_done(step, &ctx).map_err(|e| e.in_step(&step.id))?;
         if let Some(entry) = state.entry_mut(&u.plan_id, &step.id) {
             entry.finished_at = Some(Utc::now());
@@ -139,6 +139,23 @@ pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner)
         })
     };
     Ok(stopped.into_iter().filter(|g| !restarted(g)).collect())
+}
+
+/// Guests whose SR-IOV interfaces the plan took out (DETACH_INTERFACES done) and did not give
+/// back (ATTACH_INTERFACES of the same move not done): their definitions still record them in
+/// berth's metadata, and no later plan gives them back on its own.
+pub fn left_detached(state: &State, u: &InProgress) -> Vec<String> {
+    let done = |kind: StepKind, index: usize| {
+        u.plan
+            .steps
+            .iter()
+            .any(|s| s.kind == kind && s.move_index == index && status(state, &u.plan_id, s) == Some(StepStatus::Done))
+    };
+    let guests: BTreeSet<String> = (0..u.plan.moves.len())
+        .filter(|&i| done(StepKind::DetachInterfaces, i) && !done(StepKind::AttachInterfaces, i))
+        .map(|i| u.plan.moves[i].guest.clone())
+        .collect();
+    guests.into_iter().collect()
 }
 
 /// Hosts a guest of the plan may be on now, by the journal: the source of its first move, then

@@ -3,7 +3,9 @@
 
 use crate::diff::Move;
 use crate::inventory::GuestState;
+use crate::plan::Plan;
 use crate::schedule::Step;
+use crate::state::{DetachedInterface, State};
 
 use super::error::ApplyError;
 use super::hypervisor::MigrationProgress;
@@ -15,6 +17,22 @@ pub struct StepContext {
     pub mv: Move,
     /// The guest's last known definition from the state file (for `offline_force` moves).
     pub last_definition_xml: Option<String>,
+    /// SR-IOV interfaces the state file records as taken out of the guest's definition and
+    /// not given back yet (ATTACH_INTERFACES falls back on them when the definition lacks
+    /// its own record).
+    pub detached_interfaces: Vec<DetachedInterface>,
+}
+
+impl StepContext {
+    /// The context of `step` of `plan`, from what `state` records about its guest.
+    pub fn for_step(state: &State, plan: &Plan, step: &Step) -> Option<StepContext> {
+        let record = state.topology.get(&step.guest);
+        Some(StepContext {
+            mv: plan.moves.get(step.move_index)?.clone(),
+            last_definition_xml: record.and_then(|r| r.last_definition_xml.clone()),
+            detached_interfaces: record.map(|r| r.detached_interfaces.clone()).unwrap_or_default(),
+        })
+    }
 }
 
 /// What a finished step learned, recorded in the state's topology.
@@ -26,6 +44,9 @@ pub struct StepOutcome {
     pub guest_state: Option<GuestState>,
     /// The guest's definition as read before it moved.
     pub definition_xml: Option<String>,
+    /// What the state file is to record as the guest's detached SR-IOV interfaces from now on
+    /// (`Some(empty)`: none any more); `None` leaves the record as it is.
+    pub detached_interfaces: Option<Vec<DetachedInterface>>,
 }
 
 /// Carries out steps. Called on blocking threads: implementations may block.

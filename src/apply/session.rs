@@ -71,6 +71,9 @@ pub struct Abandoned {
     pub plan_id: String,
     /// Guests the plan shut down and did not start again.
     pub left_stopped: Vec<String>,
+    /// Guests whose SR-IOV interfaces the plan took out and did not give back (they wait in
+    /// berth's metadata element of the guest's definition).
+    pub left_detached: Vec<String>,
     pub write_back: Option<WrittenBack>,
 }
 
@@ -88,7 +91,7 @@ impl Session {
     /// connection per host (opened on first use). `runtime` runs the SSH side.
     pub fn open(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Session, ApplyError> {
         let (es, _) = inventory_load::read_es_xml(&plan::build::inventory_spec(&cfg))?;
-        let libvirt = LibvirtRunner::new(setup::host_access(&cfg, &es), setup::runner_settings(&cfg), runtime);
+        let libvirt = LibvirtRunner::new(setup::host_access(&cfg, &es), setup::runner_settings(&cfg, &es), runtime);
         Session::open_with(cfg, Arc::new(libvirt))
     }
 
@@ -189,12 +192,13 @@ impl Session {
     pub fn abandon(&mut self) -> Result<Abandoned, ApplyError> {
         let Some(u) = self.state.in_progress.clone() else { return Ok(Abandoned::default()) };
         let left_stopped = resume::close_running(&mut self.state, &u, &*self.runner)?;
+        let left_detached = resume::left_detached(&self.state, &u);
         let inv = self.read_inventory()?;
         let completed = resume::completed_moves(&self.state, &u.plan_id, &u.plan);
         let written = write_back(&self.write_back_target(&u), &inv, &u.plan, &completed, false)?;
         self.state.in_progress = None;
         self.store.save(&mut self.state)?;
-        Ok(Abandoned { plan_id: u.plan_id, left_stopped, write_back: written })
+        Ok(Abandoned { plan_id: u.plan_id, left_stopped, left_detached, write_back: written })
     }
 
     fn write_back_target<'a>(&'a self, u: &'a InProgress) -> WriteBackTarget<'a> {

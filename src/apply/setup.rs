@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::{Config, SshSettings};
+use crate::diff::resolve::{NameIndex, Resolution};
 use crate::inventory::esxml::EsSystem;
 use crate::inventory::load::host_uris;
 use crate::plan::build::inventory_spec;
@@ -39,12 +40,28 @@ pub fn ssh_target(host: &str, ssh: &SshSettings) -> SshTarget {
     }
 }
 
-/// Live-migration options from `defaults.live`, the volume command from the inventory block;
-/// timeouts keep their defaults.
-pub fn runner_settings(cfg: &Config) -> RunnerSettings {
+/// Live-migration options from `defaults.live`, the volume commands from the inventory block,
+/// the `sriov_vfs` pools of the host blocks under their es.xml host names (a block may name its
+/// host by the short form); timeouts keep their defaults.
+pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
+    let hosts = NameIndex::new(es.hosts.iter().map(|h| h.name.as_str()));
+    let sriov_vfs = cfg
+        .hosts
+        .values()
+        .filter_map(|intent| {
+            let pool = intent.sriov_vfs.as_ref()?;
+            // Unknown or ambiguous labels are planning errors; they reach no host here.
+            match hosts.resolve(&intent.name.value) {
+                Resolution::Found(host) => Some((host.to_string(), pool.value.clone())),
+                _ => None,
+            }
+        })
+        .collect();
     RunnerSettings {
         live: cfg.defaults.live.clone(),
         volume_command: cfg.inventory.volume_command.clone(),
+        volume_check_command: cfg.inventory.volume_check_command.clone(),
+        sriov_vfs,
         ..RunnerSettings::default()
     }
 }
@@ -138,8 +155,39 @@ defaults {
         let opts = exec_options(&cfg, None);
         assert_eq!((opts.parallelism, opts.max_inbound_per_host, opts.max_outbound_per_host), (7, 3, 2));
         assert_eq!(exec_options(&cfg, Some(1)).parallelism, 1);
-        let settings = runner_settings(&cfg);
+        let settings = runner_settings(&cfg, &es(&["adm01.example.com"]));
         assert_eq!(settings.live.bandwidth_mib_s, 500);
         assert_eq!(settings.volume_command.as_deref().unwrap()[1], "{action}");
+        assert_eq!(settings.volume_check_command, None);
+        assert!(settings.sriov_vfs.is_empty());
+    }
+
+    #[test]
+    fn sriov_pools_are_keyed_by_es_xml_host_names() {
+        let cfg = config(
+            r#"
+inventory {
+  es_xml = "es.xml"
+  volume_check_command = ["/opt/edv", "status", "{volume}"]
+}
+host "adm01" {
+  sriov_vfs = ["0000:3B:02.0", "0000:5e:02.0"]
+}
+host "adm02.example.com" {
+  sriov_vfs = ["0000:3b:02.1"]
+}
+host "adm09" {
+  sriov_vfs = ["0000:3b:02.2"]
+}
+"#,
+        );
+        let settings = runner_settings(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
+        let pools: Vec<(&str, Vec<&str>)> =
+            settings.sriov_vfs.iter().map(|(h, p)| (h.as_str(), p.iter().map(String::as_str).collect())).collect();
+        assert_eq!(
+            pools,
+            [("adm01.example.com", vec!["0000:3b:02.0", "0000:5e:02.0"]), ("adm02.example.com", vec!["0000:3b:02.1"])]
+        );
+        assert_eq!(settings.volume_check_command.as_deref().unwrap()[1], "status");
     }
 }

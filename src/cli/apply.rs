@@ -89,6 +89,12 @@ fn drop_unfinished(session: &mut Session, say: &dyn Fn(&str)) -> Result<(), CliE
             "Warning: {guest} was shut down by the dropped plan and was not started again; berth will not start it."
         ));
     }
+    for guest in &dropped.left_detached {
+        say(&format!(
+            "Warning: the dropped plan took the SR-IOV interfaces out of {guest} and did not give them back; \
+             they are recorded in its definition's <metadata> (berth:detached-interfaces), to be given VFs by hand."
+        ));
+    }
     Ok(())
 }
 

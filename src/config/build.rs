@@ -118,6 +118,7 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
             .unwrap_or_default(),
         drift_source,
         volume_command: node.list("volume_command"),
+        volume_check_command: node.list("volume_check_command"),
         es_xml_out: node.str("es_xml_out").map(|p| resolve_path(dir, &p.value)),
     })
 }
@@ -215,6 +216,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
             span: uri.span,
         }),
         memory_reserved_mib: node.size_mib("memory_reserved"),
+        sriov_vfs: node.list_with_span("sriov_vfs"),
         span: node.span.clone(),
     })
 }

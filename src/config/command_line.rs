@@ -138,6 +138,7 @@ impl Config {
                         vcpu_overcommit: None,
                         libvirt_uri: None,
                         memory_reserved_mib: None,
+                        sriov_vfs: None,
                         span: name.span.clone(),
                     };
                     flag.set(&mut intent);

@@ -9,6 +9,7 @@ mod command_line;
 mod error;
 mod load;
 pub mod model;
+pub mod pci;
 mod schema;
 mod size;
 mod suggest;
@@ -21,3 +22,4 @@ pub use command_line::{COMMAND_LINE, COMMAND_LINE_REBALANCE, CommandLineIntents}
 pub use error::{ConfigError, ConfigNote, LocatedError, Location, render};
 pub use load::{load_dir, parse_str};
 pub use model::*;
+pub use pci::PciAddress;

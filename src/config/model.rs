@@ -137,6 +137,11 @@ pub struct InventoryConfig {
     /// Host-side command template for DETACH_VOLUMES / ATTACH_VOLUMES, as separate arguments.
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}` are substituted per argument.
     pub volume_command: Option<Vec<String>>,
+    /// Host-side command that tells whether a volume step's effect is already there, with the
+    /// same placeholders: exit 0 = already attached (attach) or detached (detach), exit 1 =
+    /// not yet, anything else = the check failed. `None`: berth cannot know, and relies on
+    /// `volume_command` being safe to repeat.
+    pub volume_check_command: Option<Vec<String>>,
     /// Where apply writes the updated es.xml, resolved against the configuration directory;
     /// `None` rewrites `es_xml` in place (after a backup beside it).
     pub es_xml_out: Option<PathBuf>,
@@ -233,6 +238,10 @@ pub struct HostIntent {
     /// Per-host libvirt URI, overriding the template.
     pub libvirt_uri: Option<Spanned<String>>,
     pub memory_reserved_mib: Option<u64>,
+    /// The host's SR-IOV virtual functions guests may be given (`sriov_vfs`), in canonical
+    /// PCI form (`0000:3b:02.1`) and in the order written: ATTACH_INTERFACES hands out the
+    /// free ones in this order. `None` when the host block does not set it.
+    pub sriov_vfs: Option<Spanned<Vec<String>>>,
     pub span: Span,
 }
 

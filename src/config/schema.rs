@@ -27,6 +27,8 @@ pub(crate) enum Kind {
     },
     /// One of the given string literals.
     Enum(&'static [&'static str]),
+    /// A list of distinct host PCI addresses (`0000:3b:02.1`), stored in canonical form.
+    PciList,
 }
 
 #[derive(Debug)]
@@ -148,6 +150,7 @@ const INVENTORY: BlockSpec = BlockSpec {
         attr("libvirt_uri", Kind::Str),
         attr("drift_source", Kind::Enum(DRIFT_SOURCES)),
         attr("volume_command", Kind::StrList { min_len: 1 }),
+        attr("volume_check_command", Kind::StrList { min_len: 1 }),
         attr("es_xml_out", Kind::Str),
     ],
     blocks: &[SSH],
@@ -215,6 +218,7 @@ const HOST: BlockSpec = BlockSpec {
         attr("vcpu_overcommit", OVERCOMMIT),
         attr("libvirt_uri", Kind::Str),
         attr("memory_reserved", Kind::Size),
+        attr("sriov_vfs", Kind::PciList),
     ],
     ..BLOCK
 };

@@ -118,6 +118,15 @@ impl Node {
         Some(items.collect())
     }
 
+    /// A list attribute as one value, with the place of the whole list.
+    pub fn list_with_span(&self, name: &str) -> Option<Spanned<Vec<String>>> {
+        let spanned = self.value(name)?;
+        let Value::List(items) = &spanned.value else {
+            return None;
+        };
+        Some(Spanned { value: items.iter().map(|(value, _)| value.clone()).collect(), span: spanned.span.clone() })
+    }
+
     pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {
         self.typed(name, |v| {
             if let Value::Enum(e) = v {

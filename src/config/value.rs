@@ -6,6 +6,7 @@ use std::ops::Range;
 use hcl::edit::Span as _;
 use hcl::edit::expr::Expression;
 
+use super::pci::PciAddress;
 use super::schema::{AttrSpec, Kind};
 use super::size::parse_size_mib;
 use super::suggest::did_you_mean;
@@ -51,6 +52,7 @@ pub(crate) fn example(kind: Kind) -> &'static str {
         Kind::Int { .. } | Kind::Float { .. } => "1",
         Kind::Size => "\"16GiB\"",
         Kind::StrList { .. } => "[\"…\"]",
+        Kind::PciList => "[\"0000:3b:02.0\"]",
         Kind::Enum(values) => values.first().copied().unwrap_or("\"…\""),
     }
 }
@@ -203,29 +205,10 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
         (Kind::Size, _) => return Err(wrong_type("a size string", size_help(name))),
 
         (Kind::StrList { min_len }, Expression::Array(array)) => {
-            let mut items = Vec::with_capacity(array.len());
-            for element in array.iter() {
-                match element {
-                    Expression::String(s) if !s.trim().is_empty() => {
-                        items.push((s.to_string(), element.span().unwrap_or(0..0)))
-                    }
-                    other => {
-                        let what = if matches!(other, Expression::String(_)) {
-                            "an empty string".to_string()
-                        } else {
-                            describe(other)
-                        };
-                        return Err(Problem {
-                            message: format!(
-                                "every element of `{name}` must be a non-empty string, found {what}"
-                            ),
-                            label: what,
-                            help: Some("put each element in quotes".into()),
-                            range: other.span(),
-                        });
-                    }
-                }
-            }
+            let items: Vec<(String, Range<usize>)> = string_elements(name, array)?
+                .into_iter()
+                .map(|(s, range)| (s, range.unwrap_or(0..0)))
+                .collect();
             if items.len() < min_len {
                 return Err(Problem::new(
                     format!("`{name}` needs at least {min_len} element(s)"),
@@ -237,7 +220,8 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
             }
             Value::List(items)
         }
-        (Kind::StrList { .. }, _) => {
+        (Kind::PciList, Expression::Array(array)) => Value::List(pci_addresses(name, array)?),
+        (Kind::StrList { .. } | Kind::PciList, _) => {
             return Err(wrong_type(
                 "a list of strings",
                 format!("write `{name} = [\"…\", \"…\"]`"),
@@ -265,6 +249,62 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
         (Kind::Enum(values), _) => return Err(wrong_type("a string", enum_help("", values))),
     };
     Ok(Some(value))
+}
+
+/// A list element and its place.
+type Element = (String, Option<Range<usize>>);
+
+/// The elements of a list of non-empty strings, each with its place.
+fn string_elements(name: &str, array: &hcl::edit::expr::Array) -> Result<Vec<Element>, Problem> {
+    let mut items = Vec::with_capacity(array.len());
+    for element in array.iter() {
+        match element {
+            Expression::String(s) if !s.trim().is_empty() => items.push((s.to_string(), element.span())),
+            other => {
+                let what = if matches!(other, Expression::String(_)) {
+                    "an empty string".to_string()
+                } else {
+                    describe(other)
+                };
+                return Err(Problem {
+                    message: format!(
+                        "every element of `{name}` must be a non-empty string, found {what}"
+                    ),
+                    label: what,
+                    help: Some("put each element in quotes".into()),
+                    range: other.span(),
+                });
+            }
+        }
+    }
+    Ok(items)
+}
+
+/// A list of distinct PCI addresses in canonical form; a bad or repeated element is pointed at.
+fn pci_addresses(name: &str, array: &hcl::edit::expr::Array) -> Result<Vec<(String, Range<usize>)>, Problem> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (text, range) in string_elements(name, array)? {
+        let address = PciAddress::parse(&text).map_err(|why| Problem {
+            message: format!("invalid PCI address \"{text}\" in `{name}`: {why}"),
+            label: "not a PCI address".into(),
+            help: Some(format!(
+                "write each virtual function as `lspci -D` prints it, e.g. `{name} = [\"0000:3b:02.0\", \"0000:5e:02.0\"]`"
+            )),
+            range: range.clone(),
+        })?;
+        let canonical = address.to_string();
+        if !seen.insert(address) {
+            return Err(Problem {
+                message: format!("`{name}` lists {canonical} twice"),
+                label: "already listed".into(),
+                help: Some("list every virtual function once".into()),
+                range,
+            });
+        }
+        out.push((canonical, range.unwrap_or(0..0)));
+    }
+    Ok(out)
 }
 
 fn size_help(name: &str) -> String {

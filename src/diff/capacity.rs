@@ -24,6 +24,41 @@ pub struct HostRules {
     pub memory_capacity_mib: u64,
     /// vCPUs guests may use: `cpus × vcpu_overcommit`, rounded down.
     pub vcpu_limit: u32,
+    /// The host's `sriov_vfs` pool against what its domains use now; `None` when the host has
+    /// no pool configured (then no guest with SR-IOV interfaces may move onto it).
+    pub sriov: Option<SriovPool>,
+}
+
+/// SR-IOV virtual functions of one host's configured pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SriovPool {
+    /// VFs listed in `sriov_vfs`.
+    pub configured: u32,
+    /// Of those, VFs a domain defined on the host passes through now.
+    pub in_use: u32,
+}
+
+impl SriovPool {
+    /// VFs of the pool no domain uses now. VFs of guests that leave the host during the plan
+    /// are not counted: nothing orders their release before another guest's arrival.
+    pub fn free(&self) -> u32 {
+        self.configured.saturating_sub(self.in_use)
+    }
+
+    /// Why the host cannot give `wanted` more VFs when `arriving` are already promised to
+    /// other guests moving in (`None`: it can).
+    pub fn shortfall(&self, arriving: u32, wanted: u32) -> Option<String> {
+        let free = self.free();
+        (wanted > free.saturating_sub(arriving)).then(|| {
+            let vfs = |n: u32| if n == 1 { "1 free VF".to_string() } else { format!("{n} free VFs") };
+            let promised = if arriving > 0 {
+                format!(", and other guests moving in need {arriving} of them")
+            } else {
+                String::new()
+            };
+            format!("its `sriov_vfs` pool has {} of {} ({} in use){promised}", vfs(free), self.configured, self.in_use)
+        })
+    }
 }
 
 impl HostRules {
@@ -38,6 +73,10 @@ impl HostRules {
             max_guests: intent.and_then(|i| i.max_guests.as_ref()).map(|m| m.value).or(defaults.max_guests),
             memory_capacity_mib: host.memory_mib.saturating_sub(reserved).saturating_sub(host.unmanaged_memory_mib),
             vcpu_limit: vcpu_limit(host.cpus, overcommit).saturating_sub(host.unmanaged_vcpus),
+            sriov: intent.and_then(|i| i.sriov_vfs.as_ref()).map(|pool| SriovPool {
+                configured: pool.value.len() as u32,
+                in_use: pool.value.iter().filter(|vf| host.vfs_in_use.contains(*vf)).count() as u32,
+            }),
         }
     }
 
@@ -65,6 +104,11 @@ impl HostRules {
     }
 }
 
+/// How many SR-IOV VFs `guest` takes on a new host: one per host-specific interface.
+pub fn sriov_interfaces(guest: &Guest) -> u32 {
+    guest.host_specific_interfaces().count() as u32
+}
+
 /// `cpus × overcommit`, rounded down; a ratio that is not a positive number counts as 1.
 pub fn vcpu_limit(cpus: u32, overcommit: f64) -> u32 {
     let ratio = if overcommit.is_finite() && overcommit > 0.0 { overcommit } else { 1.0 };
@@ -78,6 +122,9 @@ pub struct Load {
     pub memory_mib: u64,
     pub vcpus: u64,
     pub guests: u32,
+    /// SR-IOV VFs the guests moving in need (what guests moving out give back is not counted,
+    /// see [`SriovPool::free`]).
+    pub sriov_vfs_arriving: u32,
 }
 
 /// The load and the guests of every host, updated move by move: where each guest is, and where
@@ -143,6 +190,7 @@ impl<'t> Ledger<'t> {
         target.memory_mib += memory;
         target.vcpus += vcpus;
         target.guests += 1;
+        target.sriov_vfs_arriving += sriov_interfaces(guest);
         self.host_of.insert(guest.name.as_str(), to);
         for &group in self.groups_of.get(guest.name.as_str()).into_iter().flatten() {
             let hosts = &mut self.spread[group];

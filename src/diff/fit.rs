@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::config::MigrationMode;
 use crate::inventory::{Guest, Host, Topology};
 
-use super::capacity::{HostRules, Ledger};
+use super::capacity::{HostRules, Ledger, sriov_interfaces};
 use super::rules::host_blockers;
 use super::ruleset::RuleSet;
 use super::units::{mib, mib_signed, vcpus};
@@ -34,6 +34,8 @@ pub(crate) enum Constraint {
     MaxGuests,
     Memory,
     Vcpus,
+    /// Free VFs of the host's `sriov_vfs` pool (or no pool at all) for SR-IOV interfaces.
+    SriovVfs,
     /// libvirt on the host does not answer.
     Unreachable,
     /// A host property the guest cannot move across (`arch`, `image_version`, `cpu_model`).
@@ -48,22 +50,34 @@ pub(crate) struct Violation {
     pub detail: String,
 }
 
-/// Resources a guest takes on its target: what it holds now (nothing when shut off).
+/// Resources a guest takes on its target: what it holds now (nothing when shut off), and a VF
+/// of the target's `sriov_vfs` pool per SR-IOV interface.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Need {
     pub memory: u64,
     pub vcpus: u64,
     /// Guests (for `max_guests`).
     pub guests: u32,
+    pub sriov_vfs: u32,
 }
 
 impl Need {
     pub fn of(guest: &Guest) -> Self {
-        Need { memory: guest.memory_held_mib(), vcpus: u64::from(guest.vcpus_held()), guests: 1 }
+        Need {
+            memory: guest.memory_held_mib(),
+            vcpus: u64::from(guest.vcpus_held()),
+            guests: 1,
+            sriov_vfs: sriov_interfaces(guest),
+        }
     }
 
     pub fn add(self, other: Need) -> Need {
-        Need { memory: self.memory + other.memory, vcpus: self.vcpus + other.vcpus, guests: self.guests + other.guests }
+        Need {
+            memory: self.memory + other.memory,
+            vcpus: self.vcpus + other.vcpus,
+            guests: self.guests + other.guests,
+            sriov_vfs: self.sriov_vfs + other.sriov_vfs,
+        }
     }
 }
 
@@ -148,6 +162,15 @@ pub(crate) fn capacity_violations(world: &World, ledger: &Ledger, need: Need, ho
             ),
         });
     }
+    if need.sriov_vfs > 0 {
+        let shortfall = match &rules.sriov {
+            None => Some(format!("no `sriov_vfs` pool configured, needed for {} SR-IOV interfaces", need.sriov_vfs)),
+            Some(pool) => pool.shortfall(load.sriov_vfs_arriving, need.sriov_vfs),
+        };
+        if let Some(detail) = shortfall {
+            found.push(Violation { constraint: Constraint::SriovVfs, detail });
+        }
+    }
     found
 }
 
@@ -201,6 +224,7 @@ pub(crate) fn constraint_name(world: &World, constraint: &Constraint) -> String 
         Constraint::MaxGuests => "max_guests".into(),
         Constraint::Memory => "memory".into(),
         Constraint::Vcpus => "vCPUs".into(),
+        Constraint::SriovVfs => "SR-IOV VFs".into(),
         Constraint::Unreachable => "reachability".into(),
         Constraint::Host(code) => match *code {
             "arch" => "architecture".into(),

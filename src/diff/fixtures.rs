@@ -28,6 +28,7 @@ pub fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
         unmanaged_vcpus: 0,
         reachable: true,
         domains: BTreeSet::new(),
+        vfs_in_use: BTreeSet::new(),
     }
 }
 
@@ -83,6 +84,7 @@ impl ConfigBuilder {
                 ssh: SshSettings::default(),
                 drift_source: None,
                 volume_command: None,
+                volume_check_command: None,
                 es_xml_out: None,
             },
             defaults: Defaults::default(),
@@ -129,6 +131,7 @@ impl ConfigBuilder {
             vcpu_overcommit: None,
             libvirt_uri: None,
             memory_reserved_mib: None,
+            sriov_vfs: None,
             span,
         };
         edit(&mut intent);

@@ -27,7 +27,7 @@ pub mod ruleset;
 mod suggest;
 pub mod units;
 
-pub use capacity::HostRules;
+pub use capacity::{HostRules, SriovPool};
 pub use desired::{Desired, DesiredGuest, History, Origin, desired, desired_with};
 pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 pub use error::DiffError;

@@ -3,7 +3,7 @@
 use crate::config::{Config, MigrationMode};
 use crate::inventory::{Guest, Host, Topology};
 
-use super::capacity::{HostRules, Ledger};
+use super::capacity::{HostRules, Ledger, sriov_interfaces};
 use super::desired::{Desired, Origin};
 
 use super::model::{Move, MoveProblem};
@@ -82,6 +82,10 @@ fn prerequisites(cfg: &Config, topo: &Topology, desired: &Desired, after: &Ledge
     found.extend(blockers.into_iter().map(|b| cannot(b.code, format!("{} {}", mv.to, b.message))));
     if let Some(rules) = desired.hosts.get(&mv.to) {
         found.extend(final_state_problems(rules, after, mv, guest).into_iter().map(|(code, why)| cannot(code, why)));
+        // A live move cannot take SR-IOV interfaces along at all (code `hostdev`).
+        if mv.mode != MigrationMode::Live {
+            found.extend(sriov_problem(rules, after, mv, guest).map(|why| cannot("sriov_vfs", why)));
+        }
     }
     found.extend(rule_problems(desired, after, mv).into_iter().map(|(code, why)| cannot(code, why)));
     if mv.mode == MigrationMode::Live {
@@ -97,6 +101,24 @@ fn prerequisites(cfg: &Config, topo: &Topology, desired: &Desired, after: &Ledge
         ));
     }
     found
+}
+
+/// Whether the target's `sriov_vfs` pool can give every guest moving onto it a VF per SR-IOV
+/// interface (ATTACH_INTERFACES takes them from the pool).
+fn sriov_problem(rules: &HostRules, after: &Ledger, mv: &Move, guest: &Guest) -> Option<String> {
+    let wanted = sriov_interfaces(guest);
+    if wanted == 0 {
+        return None;
+    }
+    let Some(pool) = &rules.sriov else {
+        return Some(format!(
+            "{} has {wanted} SR-IOV interfaces, which get virtual functions of the target's pool, and {} has no `sriov_vfs` pool configured; list its free VFs in `host \"{}\" {{ sriov_vfs = [\"0000:3b:02.0\", …] }}`",
+            mv.guest, mv.to, mv.to
+        ));
+    };
+    let others = after.load(&mv.to).sriov_vfs_arriving.saturating_sub(wanted);
+    pool.shortfall(others, wanted)
+        .map(|why| format!("{} needs {wanted} SR-IOV VFs on {}, and {why}", mv.guest, mv.to))
 }
 
 /// Host rules and capacity of the target with every planned move done.

@@ -15,7 +15,7 @@ pub mod reconcile;
 pub mod size;
 pub mod version;
 
-pub use model::{Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology};
+pub use model::{Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology, passed_through_pci};
 pub use libvirt::{LibvirtError, expand_uri, observe_connection, observe_host, observe_hosts};
 pub use load::{Inventory, InventoryError, InventorySpec, load};
 pub use observed::{DomainObservation, HostObservation};

@@ -42,6 +42,12 @@ pub struct Host {
     /// name would clash (prerequisite `name_taken`). Empty when libvirt was not read.
     #[serde(default)]
     pub domains: BTreeSet<String>,
+    /// Host PCI addresses (`0000:3b:02.1`) passed through to any domain defined on the host,
+    /// es.xml's or not: the sources of `<interface type='hostdev'>` and of PCI `<hostdev>`s.
+    /// SR-IOV virtual functions among them are not free for a guest moving in. Empty when
+    /// libvirt was not read.
+    #[serde(default)]
+    pub vfs_in_use: BTreeSet<String>,
 }
 
 /// A guest (libvirt domain) after reconciliation.
@@ -151,6 +157,13 @@ pub struct Disk {
     pub bus: String,
     /// Source path or volume, when the disk has one.
     pub source: Option<String>,
+}
+
+/// Host PCI addresses a domain's devices pass through: the sources of its hostdev interfaces
+/// (SR-IOV virtual functions) and the addresses of its PCI host devices.
+pub fn passed_through_pci<'a>(interfaces: &'a [Interface], hostdevs: &'a [HostDev]) -> impl Iterator<Item = &'a str> + 'a {
+    let vfs = interfaces.iter().filter(|i| i.kind == InterfaceKind::Hostdev).map(|i| i.source.as_str());
+    vfs.chain(hostdevs.iter().filter(|h| h.kind == "pci").map(|h| h.address.as_str()))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

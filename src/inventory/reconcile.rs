@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::esxml::{EsGuest, EsSystem};
 use super::libvirt::LibvirtError;
-use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology};
+use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology, passed_through_pci};
 use super::observed::{DomainObservation, HostObservation};
 use super::version::ImageVersion;
 
@@ -114,6 +114,7 @@ pub fn reconcile(
                     bridges: None,
                     bridges_in_use: bridges_of(&o.domains),
                     domains: o.domains.iter().map(|d| d.name.clone()).collect(),
+                    vfs_in_use: pci_in_use(&o.domains),
                     unmanaged_memory_mib: 0,
                     unmanaged_vcpus: 0,
                     reachable: true,
@@ -132,6 +133,7 @@ pub fn reconcile(
                     bridges: None,
                     bridges_in_use: BTreeSet::new(),
                     domains: BTreeSet::new(),
+                    vfs_in_use: BTreeSet::new(),
                     unmanaged_memory_mib: 0,
                     unmanaged_vcpus: 0,
                     reachable: false,
@@ -250,6 +252,11 @@ fn bridges_of(domains: &[DomainObservation]) -> BTreeSet<String> {
         .filter(|i| i.kind == InterfaceKind::Bridge)
         .map(|i| i.source.clone())
         .collect()
+}
+
+/// Host PCI addresses the domains pass through: hostdev interfaces and PCI host devices.
+fn pci_in_use(domains: &[DomainObservation]) -> BTreeSet<String> {
+    domains.iter().flat_map(|d| passed_through_pci(&d.interfaces, &d.hostdevs)).map(str::to_string).collect()
 }
 
 fn unreachable(host: &str, observation: Option<&Observation>) -> Drift {

@@ -267,6 +267,16 @@ impl RemoteHost {
         if out.status.success() { Ok(out) } else { Err(self.failure(argv, &out)) }
     }
 
+    /// Runs a yes/no check: exit status 0 is yes, 1 is no, anything else a failure.
+    pub async fn check(&self, argv: &[String]) -> Result<bool, RemoteError> {
+        let out = self.run(argv).await?;
+        match out.status.code() {
+            Some(0) => Ok(true),
+            Some(1) => Ok(false),
+            _ => Err(self.failure(argv, &out)),
+        }
+    }
+
     fn failure(&self, argv: &[String], out: &Output) -> RemoteError {
         RemoteError::Failed {
             host: self.destination.clone(),

@@ -135,7 +135,7 @@ impl MoveContext<'_> {
         }
         self.items_step(out, StepKind::AttachVolumes, volumes, format!("attach Exascale volumes to {g} on {to}"));
         self.push(out, StepKind::MigrateGuest, format!("move the definition of {g} from {from} to {to}"), Vec::new());
-        self.items_step(out, StepKind::AttachInterfaces, &hostdev, format!("attach SR-IOV interfaces to {g} on {to}"));
+        self.items_step(out, StepKind::AttachInterfaces, &hostdev, format!("attach SR-IOV interfaces to {g} on {to} with free VFs of its sriov_vfs pool"));
         if holds {
             claim = Some(self.push(out, StepKind::StartupGuest, format!("start {g} on {to}"), Vec::new()));
         } else {

@@ -22,6 +22,23 @@ pub struct GuestRecord {
     /// The persistent libvirt definition last read from the guest's host (migratable form):
     /// what an `offline_force` move defines on a new host when the old one is unreachable.
     pub last_definition_xml: Option<String>,
+    /// SR-IOV interfaces DETACH_INTERFACES took out of the guest's definition and
+    /// ATTACH_INTERFACES has not put back yet (the definition's own metadata holds them too).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detached_interfaces: Vec<DetachedInterface>,
+}
+
+/// One `<interface type='hostdev'>` taken out of a guest's definition before a move, to be
+/// given back on the target with a virtual function of the target's pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetachedInterface {
+    /// The guest-side MAC address, kept on the target.
+    pub mac: Option<String>,
+    /// The host PCI address of the virtual function it had (`0000:3b:02.1`).
+    pub source: String,
+    /// The whole element as the definition had it (MAC, driver, model, VLAN, guest address).
+    pub xml: String,
 }
 
 /// Progress of one plan step.

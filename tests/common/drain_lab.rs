@@ -1,11 +1,12 @@
 //! A copy of examples/plans/drain-host that libvirt's test driver can apply end to end.
 //!
-//! The example's guests have SR-IOV VFs (DETACH/ATTACH_INTERFACES, which berth leaves to
-//! OEDACLI), EDV volumes (DETACH/ATTACH_VOLUMES, a host-side command over SSH) and VLAN bridges
-//! missing on their targets (CREATE_BRIDGES, over SSH). None of that exists on the test driver,
-//! so the copy drops the hostdev interfaces, the guests' EDV volume references and the two VLAN
+//! The example's guests have EDV volumes (DETACH/ATTACH_VOLUMES, a host-side command over SSH)
+//! and VLAN bridges missing on their targets (CREATE_BRIDGES, over SSH). Neither exists on the
+//! test driver, so the copy drops the guests' EDV volume references and the two VLAN
 //! interfaces. What is left is exactly what the test driver can do for real: STOP_GUEST,
-//! MIGRATE_GUEST (define on the target, undefine on the source) and STARTUP_GUEST.
+//! DETACH_INTERFACES (the SR-IOV VFs leave the definition), MIGRATE_GUEST (define on the
+//! target, undefine on the source), ATTACH_INTERFACES (VFs of the target's `sriov_vfs` pool)
+//! and STARTUP_GUEST.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -59,9 +60,7 @@ pub fn drain_lab() -> tempfile::TempDir {
     for host in HOSTS {
         let name = format!("{host}.xml");
         let node = std::fs::read_to_string(src.join("nodes").join(&name)).unwrap();
-        let node = strip_elements(&node, "<interface", "</interface>", |e| {
-            e.contains("type='hostdev'") || e.contains("bridge='vmbondeth0.1")
-        });
+        let node = strip_elements(&node, "<interface", "</interface>", |e| e.contains("bridge='vmbondeth0.1"));
         std::fs::write(dir.path().join("nodes").join(name), node).unwrap();
     }
     dir

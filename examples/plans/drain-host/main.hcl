@@ -17,4 +17,32 @@ defaults {
 
 host "exa01adm01" {
   drain = true
+  # The SR-IOV (RoCE) virtual functions of each host that guests may be given, listed in
+  # pairs, one VF of each port: ATTACH_INTERFACES hands out the free ones in this order, so
+  # a guest's two RoCE interfaces land on both ports. VFs a domain uses are not free (here
+  # exa01adm01's three guests use the first three pairs; the other hosts' guest the first).
+  sriov_vfs = [
+    "0000:3b:02.0", "0000:5e:02.0",
+    "0000:3b:02.1", "0000:5e:02.1",
+    "0000:3b:02.2", "0000:5e:02.2",
+    "0000:3b:02.3", "0000:5e:02.3",
+  ]
+}
+
+host "exa01adm02" {
+  sriov_vfs = [
+    "0000:3b:02.0", "0000:5e:02.0",
+    "0000:3b:02.1", "0000:5e:02.1",
+    "0000:3b:02.2", "0000:5e:02.2",
+    "0000:3b:02.3", "0000:5e:02.3",
+  ]
+}
+
+host "exa01adm03" {
+  sriov_vfs = [
+    "0000:3b:02.0", "0000:5e:02.0",
+    "0000:3b:02.1", "0000:5e:02.1",
+    "0000:3b:02.2", "0000:5e:02.2",
+    "0000:3b:02.3", "0000:5e:02.3",
+  ]
 }

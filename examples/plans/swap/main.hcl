@@ -12,6 +12,25 @@ defaults {
   mode = "offline"
 }
 
+# SR-IOV (RoCE) virtual functions guests may be given, one pair per guest. The guests of each
+# host use the first two pairs; a guest moving in needs a pair nobody uses when the move
+# starts (the departing guest's pair is not counted as free).
+host "exa01adm01" {
+  sriov_vfs = [
+    "0000:3b:02.0", "0000:5e:02.0",
+    "0000:3b:02.1", "0000:5e:02.1",
+    "0000:3b:02.2", "0000:5e:02.2",
+  ]
+}
+
+host "exa01adm02" {
+  sriov_vfs = [
+    "0000:3b:02.0", "0000:5e:02.0",
+    "0000:3b:02.1", "0000:5e:02.1",
+    "0000:3b:02.2", "0000:5e:02.2",
+  ]
+}
+
 guest "exa01adm01vm01" {
   host = "exa01adm02"
 }

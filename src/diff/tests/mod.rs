@@ -3,3 +3,4 @@ mod names;
 mod placement;
 mod prerequisites;
 mod rules;
+mod sriov;

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::inventory::esxml::{EsCluster, EsHost, EsVolume};
-use crate::inventory::model::{Disk, Interface};
+use crate::inventory::model::{Disk, HostDev, Interface};
 
 const H1: &str = "exa01adm01.example.com";
 const H2: &str = "exa01adm02.example.com";
@@ -437,4 +437,22 @@ fn only_stop_on_drift_stops() {
     assert!(!DriftPolicy::PreferLibvirt.stops_on_drift());
     assert!(!DriftPolicy::PreferEsXml.stops_on_drift());
     assert_eq!(DriftPolicy::default(), DriftPolicy::StopOnDrift);
+}
+
+#[test]
+fn pci_devices_of_every_domain_count_as_in_use() {
+    let mut obs = consistent();
+    let mut scratch = domain("scratch01", GuestState::ShutOff, 2, 4096, &[]);
+    scratch.interfaces[0].source = "0000:5e:02.3".into();
+    scratch.hostdevs = vec![
+        HostDev { kind: "pci".into(), address: "0000:af:00.2".into() },
+        HostDev { kind: "usb".into(), address: "0x1234:0xbeef".into() },
+    ];
+    obs[2] = host(H3, vec![scratch]);
+    let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
+    let in_use = |h: &str| r.topology.hosts[h].vfs_in_use.iter().cloned().collect::<Vec<_>>();
+    // adm01's two guests both use 0000:3b:02.1 in the fixture: listed once.
+    assert_eq!(in_use(H1), ["0000:3b:02.1"]);
+    // A domain es.xml does not know, even shut off, holds its devices.
+    assert_eq!(in_use(H3), ["0000:5e:02.3", "0000:af:00.2"]);
 }
