@@ -39,6 +39,29 @@ fn config_over(example_name: &str, body: &str) -> tempfile::TempDir {
     dir
 }
 
+/// A copy of an example in a temp dir, with one edit to its main.hcl.
+fn example_edited(example_name: &str, from: &str, to: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&example(example_name), dir.path());
+    let hcl = dir.path().join("main.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    assert!(text.contains(from), "{example_name}/main.hcl has no {from:?}");
+    std::fs::write(&hcl, text.replacen(from, to, 1)).unwrap();
+    dir
+}
+
 /// guest → (from, to, mode, reason)
 fn moves(plan: &Value) -> BTreeMap<String, (String, String, String, String)> {
     plan["moves"]
@@ -101,7 +124,8 @@ fn dash_rebalance_plans_what_a_rebalance_all_block_plans() {
 #[test]
 fn dash_drain_plans_what_a_drain_block_plans() {
     let by_block = json(&example("drain-host"), &[]);
-    let flag = config_over("drain-host", "");
+    // The same example (SR-IOV pools and all) with only its drain line switched off.
+    let flag = example_edited("drain-host", "  drain = true\n", "  drain = false\n");
     // The short name works on the command line as in HCL.
     let by_flag = json(flag.path(), &["-drain", "exa01adm01"]);
     assert_eq!(moves(&by_block).len(), 3);
