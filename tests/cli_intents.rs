@@ -152,3 +152,30 @@ fn dash_evacuate_refuses_a_host_that_answers() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("host exa01adm01.example.com is marked dead (`evacuate = true`), but libvirt on it answers"), "{stderr}");
 }
+
+#[test]
+fn dash_evacuate_defines_the_guests_of_a_dead_host_elsewhere_offline_force() {
+    // exa01adm01's libvirt does not answer: drift, which stops a plain plan...
+    let dead = "host \"exa01adm01\" {\n  libvirt_uri = \"test:///nonexistent/dead.xml\"\n}\n";
+    let dir = config_over("drain-host", dead);
+    let plain = json(dir.path(), &[]);
+    assert_eq!(plain["errors"][0]["code"], "drift");
+    assert!(moves(&plain).is_empty());
+    // ...but not a plan that declares the host dead: its unreachability is expected.
+    let plan = json(dir.path(), &["-evacuate", "exa01adm01"]);
+    assert!(plan["errors"].as_array().unwrap().is_empty(), "{}", plan["errors"]);
+    assert_eq!(plan["drift"].as_array().unwrap().len(), 1, "the drift is still shown");
+    let moves = moves(&plan);
+    assert_eq!(moves.len(), 3);
+    for (from, to, mode, reason) in moves.values() {
+        assert_eq!(from, "exa01adm01.example.com");
+        assert_ne!(to, from);
+        assert_eq!(mode, "offline_force");
+        assert!(reason.starts_with("evacuate exa01adm01.example.com (dead host, offline_force): "), "{reason}");
+    }
+    // Nothing runs on the dead host: no step acts on it.
+    for step in plan["steps"].as_array().unwrap() {
+        let kind = step["kind"].as_str().unwrap();
+        assert!(!["STOP_GUEST", "DETACH_INTERFACES", "DETACH_VOLUMES"].contains(&kind), "{step}");
+    }
+}

@@ -67,7 +67,7 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
     let (cfg, inv) = load()?;
     // Name resolution and intent checks are part of validation; capacity is the plan's job.
     crate::diff::desired(&cfg, &inv.topology).map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
-    let drift_blocks = !inv.drift.is_empty() && cfg.inventory.drift_source.is_none();
+    let drift_blocks = plan::build::blocking_drift(&cfg, &inv.drift) > 0;
     if args.json {
         let report = serde_json::json!({
             "valid": !drift_blocks,

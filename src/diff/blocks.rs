@@ -91,7 +91,8 @@ fn refused_pin(
     let (what, help) = if rules.empties() {
         let what = rules.refusal().unwrap_or("drained");
         let attribute = if rules.evacuate { "evacuate" } else { "drain" };
-        (what, format!("a {what} host is being emptied: pick another host, or remove `{attribute} = true` from host \"{host}\""))
+        let article = if what.starts_with('e') { "an" } else { "a" };
+        (what, format!("{article} {what} host is being emptied: pick another host, or remove `{attribute} = true` from host \"{host}\""))
     } else if rules.disabled && current != Some(host) {
         ("disabled", format!("no guest may move onto a disabled host: pick another host, or remove `disabled = true` from host \"{host}\""))
     } else {

@@ -211,8 +211,10 @@ impl<'t> Planner<'_, '_, 't> {
         for guest in topo.guests.values() {
             let pin = self.pins.get(guest.name.as_str());
             if let Some((host, span)) = pin.and_then(|p| p.host) {
+                // Off a dead host only `offline_force` works, unless the guest block insists.
+                let evacuated = self.world.hosts.get(&guest.host).is_some_and(|r| r.evacuate) && host != guest.host;
+                let mode = self.guest_mode(&guest.name).or(evacuated.then_some(MigrationMode::OfflineForce));
                 self.ledger.apply(guest, host);
-                let mode = self.guest_mode(&guest.name);
                 self.decided.insert(guest.name.clone(), DesiredGuest { host: host.to_string(), mode, origin: Origin::Pinned { span: span.clone() } });
                 self.settled.insert(guest.name.clone());
             }

@@ -199,9 +199,21 @@ impl<'t> Placer<'t> {
         let Some((tier, winner)) = winner else {
             return Outcome::Unplaced(self.unplaced(world, ledger, request, mode, need));
         };
-        let runner_up = std::iter::once(tier)
-            .chain(tier + 1..tiers.len())
-            .find_map(|t| self.best(world, ledger, &tiers[t].1, guest, need, current, Some(winner.host)).best.map(|r| (t, r)));
+        // The runner-up search also finds the hosts between the winner and the runner-up that
+        // fail a rule: with no runner-up, they say why the winner is the only host.
+        let mut runner_up = None;
+        for (t, (_, classes)) in tiers.iter().enumerate().skip(tier) {
+            let walk = self.best(world, ledger, classes, guest, need, current, Some(winner.host));
+            for (rank, why) in walk.passed_over {
+                if !passed_over.iter().any(|(r, _)| r.host == rank.host) {
+                    passed_over.push((rank, why));
+                }
+            }
+            if let Some(best) = walk.best {
+                runner_up = Some((t, best));
+                break;
+            }
+        }
         let names = |rank: &Rank| self.hosts[rank.host].name.as_str();
         let mut reason = format!("{}: ", request.why);
         let after = |rank: &Rank| mib_signed(rank.free_memory() - need.memory as i64);

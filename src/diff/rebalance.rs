@@ -63,8 +63,6 @@ struct Member<'t> {
 /// The set being balanced and what each host holds.
 struct Balance<'a, 't> {
     hosts: Vec<Member<'t>>,
-    /// Host name → index in `hosts`.
-    index: HashMap<&'t str, usize>,
     resources: &'static [Resource],
     ledger: &'a mut Ledger<'t>,
 }
@@ -140,7 +138,8 @@ pub(crate) fn rebalance<'t>(
         .values()
         .filter_map(|g| ledger.host_of(&g.name).filter(|h| index.contains_key(*h)).map(|h| (g.name.as_str(), h)))
         .collect();
-    let balance = Balance { hosts, index, resources, ledger };
+    let mut progress = Progress::new(world, start, &index);
+    let balance = Balance { hosts, resources, ledger };
     let before = balance.spreads(&balance.sorted());
 
     let mut steps: Vec<Step<'t>> = Vec::new();
@@ -151,14 +150,7 @@ pub(crate) fn rebalance<'t>(
         if worst <= intent.threshold + 1e-12 {
             break Stop::Within;
         }
-        let moved: BTreeMap<&str, u64> = start
-            .iter()
-            .filter_map(|(guest, from)| {
-                let now = balance.ledger.host_of(guest)?;
-                (now != *from).then(|| (*guest, world.topo.guests.get(*guest).map_or(0, |g| g.memory_mib)))
-            })
-            .collect();
-        let (candidates, over_budget) = candidates(world, &balance, &sorted, &spreads, &start, &moved, intent, movable);
+        let (candidates, over_budget) = candidates(&balance, &sorted, &spreads, &progress, intent, movable);
         let chosen = candidates.iter().enumerate().find(|(_, c)| {
             let guest = c.guest;
             let target = &world.topo.hosts[balance.hosts[c.to].name];
@@ -177,6 +169,7 @@ pub(crate) fn rebalance<'t>(
         let guest = choice.guest;
         let runner_up = runner_up.map(|r| format!("{} to {}", r.guest.name, balance.hosts[r.to].name));
         balance.ledger.apply(guest, balance.hosts[to].name);
+        progress.record(guest, from, to, balance.hosts[to].name);
         steps.push(Step {
             guest,
             from: balance.hosts[from].name,
@@ -187,7 +180,7 @@ pub(crate) fn rebalance<'t>(
         });
     };
     let after = balance.spreads(&balance.sorted());
-    let summary = summary(intent, resources, &before, &after, stop, &start, balance.ledger);
+    let summary = summary(intent, resources, &before, &after, stop, &progress.start, balance.ledger);
     steps
         .into_iter()
         .map(|step| {
@@ -244,37 +237,26 @@ struct Candidate<'t> {
 /// [`MIN_GAIN`], does not widen the spread and fits the budget; best first. Rules are checked
 /// by the caller, lazily, on the best ones only. The flag says whether a move that would
 /// qualify was left out for the budget alone.
-#[allow(clippy::too_many_arguments)]
 fn candidates<'t>(
-    world: &World<'_, 't>,
     balance: &Balance<'_, 't>,
     sorted: &[Vec<(f64, usize)>],
     spreads: &[f64],
-    start: &BTreeMap<&'t str, &'t str>,
-    moved: &BTreeMap<&str, u64>,
+    progress: &Progress<'t>,
     intent: &crate::config::RebalanceIntent,
     movable: &dyn Fn(&Guest) -> bool,
 ) -> (Vec<Candidate<'t>>, bool) {
     let count = balance.hosts.len();
-    let score = |h: usize| -> f64 { balance.resources.iter().map(|&r| balance.utilisation(h, r)).sum() };
+    let score: Vec<f64> = (0..count).map(|h| balance.resources.iter().map(|&r| balance.utilisation(h, r)).sum()).collect();
     let mut by_score: Vec<usize> = (0..count).collect();
-    by_score.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+    by_score.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
     let sources: Vec<usize> = by_score.iter().copied().take(EXTREMES).collect();
     let targets: Vec<usize> = by_score.iter().rev().copied().take(EXTREMES).collect();
 
-    let mut on: HashMap<usize, Vec<&'t Guest>> = HashMap::new();
-    for guest in start.keys() {
-        let Some(guest) = world.topo.guests.get(*guest) else { continue };
-        let Some(host) = balance.ledger.host_of(&guest.name) else { continue };
-        if let Some(&i) = balance.index.get(host) {
-            on.entry(i).or_default().push(guest);
-        }
-    }
     let worst = spreads.iter().copied().fold(0.0, f64::max);
     let mut found = Vec::new();
     let mut over_budget = false;
     for &from in &sources {
-        for &guest in on.get(&from).into_iter().flatten() {
+        for &guest in &progress.on[from] {
             if !movable(guest) || (guest.memory_held_mib() == 0 && guest.vcpus_held() == 0) {
                 continue;
             }
@@ -289,12 +271,14 @@ fn candidates<'t>(
                     let (ds, dt) = (balance.share(guest, from, resource), balance.share(guest, to, resource));
                     let (ns, nt) = (us - ds, ut + dt);
                     gain += us * us + ut * ut - ns * ns - nt * nt;
-                    let others = sorted[r].iter().filter(|(_, h)| *h != from && *h != to);
-                    let (hi, lo) = others.fold((f64::MIN, f64::MAX), |(hi, lo), (u, _)| (hi.max(*u), lo.min(*u)));
+                    // The extremes among the other hosts: within the first and last three.
+                    let other = |(_, h): &&(f64, usize)| *h != from && *h != to;
+                    let hi = sorted[r].iter().take(3).find(other).map_or(f64::MIN, |(u, _)| *u);
+                    let lo = sorted[r].iter().rev().take(3).find(other).map_or(f64::MAX, |(u, _)| *u);
                     new_worst = new_worst.max(hi.max(ns).max(nt) - lo.min(ns).min(nt));
                 }
                 if gain > MIN_GAIN && new_worst <= worst + 1e-12 {
-                    if within_budget(guest, balance.hosts[to].name, start, moved, intent) {
+                    if progress.within_budget(guest, balance.hosts[to].name, intent) {
                         found.push(Candidate { guest, from, to, gain });
                     } else {
                         over_budget = true;
@@ -313,15 +297,48 @@ fn candidates<'t>(
     (found, over_budget)
 }
 
-/// Whether moving `guest` to `to` keeps the rebalance within `max_moves` and `max_moved`
-/// (counting guests away from where the rebalance found them).
-fn within_budget(guest: &Guest, to: &str, start: &BTreeMap<&str, &str>, moved: &BTreeMap<&str, u64>, intent: &crate::config::RebalanceIntent) -> bool {
-    let back_home = start.get(guest.name.as_str()) == Some(&to);
-    let already = moved.contains_key(guest.name.as_str());
-    let moves = moved.len() - usize::from(already) + usize::from(!back_home);
-    let memory: u64 = moved.iter().filter(|(g, _)| **g != guest.name).map(|(_, m)| m).sum::<u64>()
-        + if back_home { 0 } else { guest.memory_mib };
-    intent.max_moves.is_none_or(|max| moves <= max as usize) && intent.max_moved_mib.is_none_or(|max| memory <= max)
+/// Where the rebalance found each guest of its hosts, where they are now, and what has moved.
+struct Progress<'t> {
+    start: BTreeMap<&'t str, &'t str>,
+    /// Host index → its guests now.
+    on: Vec<Vec<&'t Guest>>,
+    /// Guests away from where the rebalance found them → their memory.
+    moved: BTreeMap<&'t str, u64>,
+    moved_memory: u64,
+}
+
+impl<'t> Progress<'t> {
+    fn new(world: &World<'_, 't>, start: BTreeMap<&'t str, &'t str>, index: &HashMap<&'t str, usize>) -> Self {
+        let mut on = vec![Vec::new(); index.len()];
+        for (guest, host) in &start {
+            if let (Some(guest), Some(&i)) = (world.topo.guests.get(*guest), index.get(host)) {
+                on[i].push(guest);
+            }
+        }
+        Progress { start, on, moved: BTreeMap::new(), moved_memory: 0 }
+    }
+
+    fn record(&mut self, guest: &'t Guest, from: usize, to: usize, to_name: &str) {
+        self.on[from].retain(|g| g.name != guest.name);
+        self.on[to].push(guest);
+        if let Some(memory) = self.moved.remove(guest.name.as_str()) {
+            self.moved_memory -= memory;
+        }
+        if self.start.get(guest.name.as_str()) != Some(&to_name) {
+            self.moved.insert(guest.name.as_str(), guest.memory_mib);
+            self.moved_memory += guest.memory_mib;
+        }
+    }
+
+    /// Whether moving `guest` to `to` keeps the rebalance within `max_moves` and `max_moved`
+    /// (counting guests away from where the rebalance found them).
+    fn within_budget(&self, guest: &Guest, to: &str, intent: &crate::config::RebalanceIntent) -> bool {
+        let back_home = self.start.get(guest.name.as_str()) == Some(&to);
+        let already = self.moved.get(guest.name.as_str()).copied();
+        let moves = self.moved.len() - usize::from(already.is_some()) + usize::from(!back_home);
+        let memory = self.moved_memory - already.unwrap_or(0) + if back_home { 0 } else { guest.memory_mib };
+        intent.max_moves.is_none_or(|max| moves <= max as usize) && intent.max_moved_mib.is_none_or(|max| memory <= max)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

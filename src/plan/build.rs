@@ -9,7 +9,8 @@ use crate::inventory::esxml::{self, GuestMove};
 use crate::inventory::facts;
 use crate::remote::SshTarget;
 use crate::inventory::load::{Inventory, InventorySpec};
-use crate::inventory::reconcile::DriftPolicy;
+use crate::inventory::reconcile::{DriftKind, DriftPolicy};
+use crate::inventory::Drift;
 use crate::inventory::Topology;
 use crate::schedule::{self, Limits, Schedule};
 
@@ -87,14 +88,15 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
     let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
-    if !inv.drift.is_empty() && cfg.inventory.drift_source.is_none() {
+    let blocking = blocking_drift(cfg, &inv.drift);
+    if blocking > 0 {
         plan.errors.push(PlanError {
             code: "drift".into(),
             message: format!(
                 "es.xml and libvirt disagree ({} item{}); berth does not plan on a picture it cannot trust. \
                  Fix the drift, or set `drift_source = \"libvirt\"` (or \"es_xml\") in the inventory block to say which side wins.",
-                inv.drift.len(),
-                if inv.drift.len() == 1 { "" } else { "s" }
+                blocking,
+                if blocking == 1 { "" } else { "s" }
             ),
             guest: None,
             host: None,
@@ -120,6 +122,19 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
         }
     }
     Ok(plan)
+}
+
+/// How many drift items stop the plan: none when `drift_source` says which side wins; else
+/// all but the unreachable hosts the configuration declares dead (`evacuate = true`), which
+/// are expected not to answer.
+pub fn blocking_drift(cfg: &Config, drift: &[Drift]) -> usize {
+    if cfg.inventory.drift_source.is_some() {
+        return 0;
+    }
+    let short = |name: &str| name.split('.').next().unwrap_or(name).to_string();
+    let dead: Vec<String> = cfg.hosts.values().filter(|h| h.evacuate).map(|h| short(&h.name.value)).collect();
+    let expected = |d: &&Drift| d.kind == DriftKind::HostUnreachable && d.host.as_deref().is_some_and(|h| dead.contains(&short(h)));
+    drift.iter().filter(|d| !expected(d)).count()
 }
 
 pub fn diff_errors(cfg: &Config, errs: Vec<diff::DiffError>) -> ConfigError {

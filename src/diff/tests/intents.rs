@@ -187,3 +187,25 @@ fn return_home_and_drain_on_one_host_contradict() {
     let errs = desired(&b.config, &skewed()).expect_err("contradiction");
     assert_eq!(errs[0].message, "host a has both `return_home` and `drain`: guests cannot come back to a host being emptied");
 }
+
+/// A rebalance over a large fleet: 2,000 hosts, 20,000 guests, the first 200 hosts twice as
+/// full as the rest. Ignored by default (it builds a large topology); run with
+/// `cargo test --release --lib diff::tests::intents::large -- --ignored --nocapture`.
+#[test]
+#[ignore = "large; run explicitly in release mode"]
+fn large_rebalance_stays_fast() {
+    let hosts = (0..2_000).map(|i| host(&format!("h{i:05}"), 1024, 96)).collect();
+    let guests = (0..20_000)
+        .map(|i| {
+            let h = if i < 4_000 { i / 20 } else { 200 + (i - 4_000) % 1_800 };
+            guest(&format!("g{i:06}"), &format!("h{h:05}"), 32, 4)
+        })
+        .collect();
+    let topo = topology(hosts, guests);
+    let b = ConfigBuilder::new().rebalance("all", &[], |r| r.max_moves = Some(500));
+    let started = std::time::Instant::now();
+    let d = desired(&b.config, &topo).expect("valid");
+    let (mvs, _) = moves(&b.config, &topo, &d);
+    eprintln!("{} moves in {:?}", mvs.len(), started.elapsed());
+    assert_eq!(mvs.len(), 500);
+}

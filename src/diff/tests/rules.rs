@@ -212,6 +212,12 @@ fn evacuation_moves_offline_force_and_needs_a_dead_host() {
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!((mvs[0].to.as_str(), mvs[0].mode), ("b", MigrationMode::OfflineForce));
 
+    // A guest block moving a guest off the dead host moves it offline_force too.
+    let placed = ConfigBuilder::new().evacuate("a").guest("x", Some("c"), None);
+    let d = desired(&placed.config, &topo).expect("valid");
+    assert_eq!(d.guests["x"].mode, Some(MigrationMode::OfflineForce));
+    assert!(moves(&placed.config, &topo, &d).1.is_empty());
+
     let alive = three_hosts();
     let errs = errors(&b, &alive);
     assert_eq!(errs[0].message, "host a is marked dead (`evacuate = true`), but libvirt on it answers");
