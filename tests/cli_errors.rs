@@ -5,6 +5,10 @@ use std::process::Output;
 
 use assert_cmd::Command;
 
+#[path = "common/fs.rs"]
+mod fs_util;
+use fs_util::copy_dir;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -15,19 +19,6 @@ fn workdir(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
     copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
     edit(dir.path());
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 fn write(dir: &Path, name: &str, text: &str) {

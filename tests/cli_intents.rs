@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+#[path = "common/fs.rs"]
+mod fs_util;
 use std::process::Output;
 
 use assert_cmd::Command;
@@ -41,20 +44,8 @@ fn config_over(example_name: &str, body: &str) -> tempfile::TempDir {
 
 /// A copy of an example in a temp dir, with one edit to its main.hcl.
 fn example_edited(example_name: &str, from: &str, to: &str) -> tempfile::TempDir {
-    fn copy(from: &Path, to: &Path) {
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                std::fs::create_dir_all(&target).unwrap();
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    }
     let dir = tempfile::tempdir().unwrap();
-    copy(&example(example_name), dir.path());
+    fs_util::copy_dir(&example(example_name), dir.path());
     let hcl = dir.path().join("main.hcl");
     let text = std::fs::read_to_string(&hcl).unwrap();
     assert!(text.contains(from), "{example_name}/main.hcl has no {from:?}");

@@ -81,32 +81,13 @@ pub fn exec_options(cfg: &Config, parallelism: Option<usize>) -> ExecOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::esxml::EsHost;
 
     fn config(text: &str) -> Config {
         crate::config::parse_str("main.hcl", text, std::path::Path::new("/etc/berth")).unwrap()
     }
 
     fn es(hosts: &[&str]) -> EsSystem {
-        EsSystem {
-            oeda_version: None,
-            customer_name: None,
-            hosts: hosts
-                .iter()
-                .map(|n| EsHost {
-                    id: format!("{n}_id"),
-                    name: n.to_string(),
-                    physical_memory_mib: None,
-                    image_version: None,
-                    guest_ids: vec![],
-                    line: 1,
-                })
-                .collect(),
-            guests: vec![],
-            clusters: vec![],
-            networks: vec![],
-            volumes: vec![],
-        }
+        EsSystem::with_hosts(hosts)
     }
 
     #[test]

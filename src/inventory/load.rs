@@ -125,7 +125,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::esxml::EsHost;
 
     fn spec(path: &str) -> InventorySpec {
         InventorySpec {
@@ -137,26 +136,8 @@ mod tests {
         }
     }
 
-    fn es_with_hosts(names: &[&str]) -> EsSystem {
-        EsSystem {
-            oeda_version: None,
-            customer_name: None,
-            hosts: names
-                .iter()
-                .map(|n| EsHost {
-                    id: format!("{n}_id"),
-                    name: (*n).into(),
-                    physical_memory_mib: None,
-                    image_version: None,
-                    guest_ids: vec![],
-                    line: 1,
-                })
-                .collect(),
-            guests: vec![],
-            clusters: vec![],
-            networks: vec![],
-            volumes: vec![],
-        }
+    fn es_with_hosts(hosts: &[&str]) -> EsSystem {
+        EsSystem::with_hosts(hosts)
     }
 
     #[test]

@@ -17,6 +17,32 @@ pub struct EsSystem {
     pub volumes: Vec<EsVolume>,
 }
 
+#[cfg(test)]
+impl EsSystem {
+    /// An es.xml holding only these KVM hosts (ids `<name>_id`), for unit tests.
+    pub fn with_hosts(names: &[&str]) -> EsSystem {
+        EsSystem {
+            oeda_version: None,
+            customer_name: None,
+            hosts: names
+                .iter()
+                .map(|n| EsHost {
+                    id: format!("{n}_id"),
+                    name: (*n).into(),
+                    physical_memory_mib: None,
+                    image_version: None,
+                    guest_ids: vec![],
+                    line: 1,
+                })
+                .collect(),
+            guests: vec![],
+            clusters: vec![],
+            networks: vec![],
+            volumes: vec![],
+        }
+    }
+}
+
 /// A KVM host (`machineType` compute, `osType` LinuxKVM).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EsHost {
