@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::esxml::{self, EsSystem, EsXmlError};
-use super::libvirt::{expand_uri, observe_hosts};
+use super::esxml::{self, EsLayout, EsSystem, EsXmlError};
+use super::libvirt::{LibvirtError, expand_uri, observe_hosts};
+use super::observed::HostObservation;
 use super::model::Topology;
 use super::reconcile::{Drift, DriftPolicy, reconcile};
 
@@ -34,6 +35,10 @@ pub struct Inventory {
     pub es_xml_sha256: String,
     pub topology: Topology,
     pub drift: Vec<Drift>,
+    /// Where each host and guest reference sits in `es_xml_text`, when [`load`] kept it from
+    /// its parse: the plan's es.xml diff then needs no second parse of a file that may be
+    /// hundreds of megabytes. `None` when the inventory was assembled from an `EsSystem` alone.
+    pub es_layout: Option<EsLayout>,
 }
 
 /// es.xml could not be used. Unreachable hosts are not errors: they are drift.
@@ -59,23 +64,37 @@ pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
     let path = &spec.es_xml_path;
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.clone(), source })?;
-    let es = esxml::parse(&path.display().to_string(), &text)
+    let (es, layout) = esxml::parse_with_layout(&path.display().to_string(), &text)
         .map_err(|source| InventoryError::EsXml { path: path.clone(), source })?;
-    Ok(assemble(es, text, spec))
+    let mut inventory = assemble(es, text, spec);
+    inventory.es_layout = Some(layout);
+    Ok(inventory)
 }
 
 /// The part of [`load`] after parsing: reads the hosts of an already parsed es.xml and
 /// reconciles. `es_xml_text` is the text `es` was parsed from.
 pub fn assemble(es: EsSystem, es_xml_text: String, spec: &InventorySpec) -> Inventory {
     let observations = observe_hosts(&host_uris(&es, spec), spec.parallelism);
-    let reconciled = reconcile(&es, &observations, spec.policy);
-    Inventory {
-        es_xml_sha256: sha256_hex(es_xml_text.as_bytes()),
-        es,
-        es_xml_text,
-        topology: reconciled.topology,
-        drift: reconciled.drift,
-    }
+    from_observations(es, es_xml_text, &observations, spec.policy)
+}
+
+/// The inventory from es.xml and what libvirt showed on each host: reconciled, with the
+/// fingerprint of the es.xml text computed on a second thread meanwhile (hashing 250 MB takes
+/// a quarter of a second).
+pub fn from_observations(
+    es: EsSystem,
+    es_xml_text: String,
+    observations: &[Result<HostObservation, LibvirtError>],
+    policy: DriftPolicy,
+) -> Inventory {
+    let (reconciled, es_xml_sha256) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
+        let reconciled = reconcile(&es, observations, policy);
+        // Hashing cannot panic; should the thread fail anyway, hash here.
+        let sha = hashing.join().unwrap_or_else(|_| sha256_hex(es_xml_text.as_bytes()));
+        (reconciled, sha)
+    });
+    Inventory { es_xml_sha256, es, es_xml_text, topology: reconciled.topology, drift: reconciled.drift, es_layout: None }
 }
 
 /// `(host, uri)` for every es.xml KVM host, in es.xml order: the override for the host's full
