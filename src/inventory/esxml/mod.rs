@@ -18,5 +18,5 @@ pub use error::{EsXmlError, EsXmlErrorKind, Location};
 pub use layout::{EsLayout, GuestRefSpan, HostLayout};
 pub use model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 pub use parse::{parse, parse_with_layout};
-pub use rewrite::{move_guests, move_guests_in, GuestMove};
+pub use rewrite::{guest_move_edits, move_guests, move_guests_in, move_guests_parsed, GuestMove, TextEdit};
 pub use synth::{synthesize, SynthSpec};

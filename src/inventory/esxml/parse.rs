@@ -25,6 +25,10 @@ pub fn parse_with_layout(source_name: &str, text: &str) -> Result<(EsSystem, EsL
     Resolver { source_name, text }.resolve(raw)
 }
 
+/// How an error names the element it is about; formatted only when there is an error, since
+/// 100,000 machines must not each pay for a string nobody reads.
+type Element<'a> = &'a dyn Fn() -> String;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Host,
@@ -281,10 +285,11 @@ impl Resolver<'_> {
     }
 
     fn host(&self, m: RawMachine) -> Result<(EsHost, HostLayout), EsXmlError> {
-        let element = machine_element(&m.id);
+        let element = || machine_element(&m.id);
+        let element: Element<'_> = &element;
         let host = EsHost {
-            physical_memory_mib: self.size(&m.physical_memory, "physicalMemorySize", &element)?,
-            image_version: self.image_version(&m.image_version, &element)?,
+            physical_memory_mib: self.size(&m.physical_memory, "physicalMemorySize", element)?,
+            image_version: self.image_version(&m.image_version, element)?,
             guest_ids: m.child_refs.iter().map(|r| r.guest_id.clone()).collect(),
             name: host_name(&m),
             line: m.line,
@@ -295,13 +300,14 @@ impl Resolver<'_> {
     }
 
     fn guest(&self, m: RawMachine, host_id: String, cluster_ids: Vec<String>) -> Result<EsGuest, EsXmlError> {
-        let element = machine_element(&m.id);
+        let element = || machine_element(&m.id);
+        let element: Element<'_> = &element;
         Ok(EsGuest {
             name: host_name(&m),
             host_id,
-            vcpus: self.vcpus(&m.guest_cores, &element)?,
-            memory_mib: self.size(&m.guest_memory, "guestMemory", &element)?,
-            image_version: self.image_version(&m.image_version, &element)?,
+            vcpus: self.vcpus(&m.guest_cores, element)?,
+            memory_mib: self.size(&m.guest_memory, "guestMemory", element)?,
+            image_version: self.image_version(&m.image_version, element)?,
             cluster_ids,
             network_ids: m.network_refs.into_iter().map(|r| r.id).collect(),
             volume_ids: m.volume_refs.into_iter().map(|r| r.id).collect(),
@@ -311,9 +317,9 @@ impl Resolver<'_> {
     }
 
     fn network(&self, n: RawNetwork) -> Result<EsNetwork, EsXmlError> {
-        let element = format!("<network id=\"{}\">", n.id);
+        let element = || format!("<network id=\"{}\">", n.id);
         let Some(network_type) = TextField::non_empty(&n.network_type) else {
-            return Err(self.error(n.offset, element, EsXmlErrorKind::MissingElement("networkType")));
+            return Err(self.error(n.offset, element(), EsXmlErrorKind::MissingElement("networkType")));
         };
         Ok(EsNetwork {
             network_type: network_type.value.clone(),
@@ -325,16 +331,16 @@ impl Resolver<'_> {
     }
 
     /// A size above zero, or `None` when the element is absent or empty.
-    fn size(&self, field: &Option<TextField>, name: &'static str, element: &str) -> Result<Option<u64>, EsXmlError> {
+    fn size(&self, field: &Option<TextField>, name: &'static str, element: Element<'_>) -> Result<Option<u64>, EsXmlError> {
         let Some(f) = TextField::non_empty(field) else { return Ok(None) };
         match parse_size_mib(&f.value) {
             Ok(0) => Err(self.bad_value(f, name, element, "a size above zero")),
             Ok(mib) => Ok(Some(mib)),
-            Err(source) => Err(self.error(f.offset, element, EsXmlErrorKind::BadSize { field: name, source })),
+            Err(source) => Err(self.error(f.offset, element(), EsXmlErrorKind::BadSize { field: name, source })),
         }
     }
 
-    fn vcpus(&self, field: &Option<TextField>, element: &str) -> Result<Option<u32>, EsXmlError> {
+    fn vcpus(&self, field: &Option<TextField>, element: Element<'_>) -> Result<Option<u32>, EsXmlError> {
         let Some(f) = TextField::non_empty(field) else { return Ok(None) };
         match f.value.parse::<u32>() {
             Ok(n) if n > 0 => Ok(Some(n)),
@@ -343,7 +349,7 @@ impl Resolver<'_> {
     }
 
     /// `default` (OEDA's "whatever image the installer ships") and empty mean "not known".
-    fn image_version(&self, field: &Option<TextField>, element: &str) -> Result<Option<ImageVersion>, EsXmlError> {
+    fn image_version(&self, field: &Option<TextField>, element: Element<'_>) -> Result<Option<ImageVersion>, EsXmlError> {
         let Some(f) = TextField::non_empty(field) else { return Ok(None) };
         if f.value.eq_ignore_ascii_case("default") {
             return Ok(None);
@@ -355,7 +361,7 @@ impl Resolver<'_> {
     }
 
     /// VLAN 0 is 802.1Q's "no VLAN" (OEDA writes it on untagged admin networks), so it is `None`.
-    fn vlan(&self, field: &Option<TextField>, element: &str) -> Result<Option<u32>, EsXmlError> {
+    fn vlan(&self, field: &Option<TextField>, element: Element<'_>) -> Result<Option<u32>, EsXmlError> {
         let Some(f) = TextField::non_empty(field) else { return Ok(None) };
         match f.value.parse::<u32>() {
             Ok(0) => Ok(None),
@@ -364,8 +370,8 @@ impl Resolver<'_> {
         }
     }
 
-    fn bad_value(&self, f: &TextField, field: &'static str, element: &str, expected: &'static str) -> EsXmlError {
-        self.error(f.offset, element, EsXmlErrorKind::BadValue { field, text: f.value.clone(), expected })
+    fn bad_value(&self, f: &TextField, field: &'static str, element: Element<'_>, expected: &'static str) -> EsXmlError {
+        self.error(f.offset, element(), EsXmlErrorKind::BadValue { field, text: f.value.clone(), expected })
     }
 }
 

@@ -507,33 +507,39 @@ impl<'a> Scanner<'a> {
         if leaf == Leaf::OsType {
             self.refuse_xen(&field)?;
         }
-        let (owner, slot) = match leaf {
-            Leaf::CustomerName => (String::new(), Some(&mut self.doc.customer_name)),
-            l if l.is_machine_field() => match self.machine.as_mut() {
-                Some(m) => (machine_element(&m.id), Some(machine_slot(m, l))),
-                None => (String::new(), None),
-            },
-            l if l.is_network_field() => match self.network.as_mut() {
-                Some(n) => (format!("<network id=\"{}\">", n.id), Some(network_slot(n, l))),
-                None => (String::new(), None),
-            },
-            l if l.is_volume_field() => match self.volume.as_mut() {
-                Some(v) => (format!("<edvVolume id=\"{}\">", v.id), Some(volume_slot(v, l))),
-                None => (String::new(), None),
-            },
-            _ => match self.cluster.as_mut() {
-                Some(c) => (format!("<cluster id=\"{}\">", c.id), Some(&mut c.name)),
-                None => (String::new(), None),
-            },
-        };
-        let Some(slot) = slot else { return Ok(()) };
-        if let Some(first) = slot {
-            let first_offset = first.offset;
-            let kind = EsXmlErrorKind::DuplicateElement { name: leaf.name(), first_line: Location::of(self.text, first_offset).line };
-            return Err(self.error_at(field.offset, owner, kind));
+        // The owner's description is only formatted for an error: 100,000 machines' fields
+        // must not each pay for a string nobody reads.
+        let text = self.text;
+        let Some(slot) = self.slot(leaf) else { return Ok(()) };
+        if let Some(first) = slot.as_ref() {
+            let kind = EsXmlErrorKind::DuplicateElement { name: leaf.name(), first_line: Location::of(text, first.offset).line };
+            return Err(self.error_at(field.offset, self.owner(leaf), kind));
         }
         *slot = Some(field);
         Ok(())
+    }
+
+    /// Where a leaf's text goes, or `None` when no element is open to take it.
+    fn slot(&mut self, leaf: Leaf) -> Option<&mut Option<TextField>> {
+        match leaf {
+            Leaf::CustomerName => Some(&mut self.doc.customer_name),
+            l if l.is_machine_field() => self.machine.as_mut().map(|m| machine_slot(m, l)),
+            l if l.is_network_field() => self.network.as_mut().map(|n| network_slot(n, l)),
+            l if l.is_volume_field() => self.volume.as_mut().map(|v| volume_slot(v, l)),
+            _ => self.cluster.as_mut().map(|c| &mut c.name),
+        }
+    }
+
+    /// The element that owns a leaf, as messages show it.
+    fn owner(&self, leaf: Leaf) -> String {
+        let owner = match leaf {
+            Leaf::CustomerName => None,
+            l if l.is_machine_field() => self.machine.as_ref().map(|m| machine_element(&m.id)),
+            l if l.is_network_field() => self.network.as_ref().map(|n| format!("<network id=\"{}\">", n.id)),
+            l if l.is_volume_field() => self.volume.as_ref().map(|v| format!("<edvVolume id=\"{}\">", v.id)),
+            _ => self.cluster.as_ref().map(|c| format!("<cluster id=\"{}\">", c.id)),
+        };
+        owner.unwrap_or_default()
     }
 
     /// Xen files are refused at the first Xen machine, before any other check, so the operator
