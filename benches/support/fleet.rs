@@ -7,10 +7,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use berth::inventory::esxml::{self, EsSystem, SynthSpec};
-use berth::inventory::load::{Inventory, sha256_hex};
-use berth::inventory::reconcile::{DriftPolicy, reconcile};
-use berth::inventory::{Disk, DomainObservation, GuestState, HostObservation, Interface, InterfaceKind, LibvirtError};
+use berth::inventory::esxml::{self, EsLayout, EsSystem, SynthSpec};
+use berth::inventory::load::{Inventory, from_observations};
+use berth::inventory::reconcile::DriftPolicy;
+use berth::inventory::{
+    Disk, DomainObservation, GuestState, HostObservation, Interface, InterfaceKind, LibvirtError,
+};
 
 /// Logical CPUs of every synthetic host (two 96-core sockets with SMT, an X10M).
 pub const HOST_CPUS: u32 = 384;
@@ -26,7 +28,10 @@ pub struct FleetSpec {
 
 /// `name` from the environment, or `default` when unset or unparsable.
 pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 impl FleetSpec {
@@ -62,7 +67,9 @@ impl FleetSpec {
             dir.join("es.xml").display()
         );
         for h in self.drained() {
-            hcl.push_str(&format!("\nhost \"synadm{h:05}.example.com\" {{\n  drain = true\n}}\n"));
+            hcl.push_str(&format!(
+                "\nhost \"synadm{h:05}.example.com\" {{\n  drain = true\n}}\n"
+            ));
         }
         hcl
     }
@@ -70,9 +77,14 @@ impl FleetSpec {
 
 /// What libvirt would report for every host of `es`: each guest defined and running where
 /// es.xml puts it, with es.xml's size, two bridged interfaces and one image disk.
-pub fn observations(_spec: &FleetSpec, es: &EsSystem) -> Vec<Result<HostObservation, LibvirtError>> {
-    let networks: HashMap<&str, &esxml::EsNetwork> = es.networks.iter().map(|n| (n.id.as_str(), n)).collect();
-    let guests: HashMap<&str, &esxml::EsGuest> = es.guests.iter().map(|g| (g.id.as_str(), g)).collect();
+pub fn observations(
+    _spec: &FleetSpec,
+    es: &EsSystem,
+) -> Vec<Result<HostObservation, LibvirtError>> {
+    let networks: HashMap<&str, &esxml::EsNetwork> =
+        es.networks.iter().map(|n| (n.id.as_str(), n)).collect();
+    let guests: HashMap<&str, &esxml::EsGuest> =
+        es.guests.iter().map(|g| (g.id.as_str(), g)).collect();
     es.hosts
         .iter()
         .map(|h| {
@@ -106,7 +118,11 @@ fn domain(g: &esxml::EsGuest, networks: &HashMap<&str, &esxml::EsNetwork>) -> Do
                 Some(vlan) => format!("vm{master}.{vlan}"),
                 None => format!("vm{master}"),
             };
-            Interface { kind: InterfaceKind::Bridge, source, mac: None }
+            Interface {
+                kind: InterfaceKind::Bridge,
+                source,
+                mac: None,
+            }
         })
         .collect();
     DomainObservation {
@@ -126,16 +142,17 @@ fn domain(g: &esxml::EsGuest, networks: &HashMap<&str, &esxml::EsNetwork>) -> Do
     }
 }
 
-/// The inventory `berth plan` would load: reconciled topology, drift and fingerprint.
-pub fn inventory(es: EsSystem, text: String, observations: &[Result<HostObservation, LibvirtError>]) -> Inventory {
-    let reconciled = reconcile(&es, observations, DriftPolicy::StopOnDrift);
-    Inventory {
-        es_xml_sha256: sha256_hex(text.as_bytes()),
-        es,
-        es_xml_text: text,
-        topology: reconciled.topology,
-        drift: reconciled.drift,
-    }
+/// The inventory `berth plan` would load (`inventory::load` after reading libvirt), keeping the
+/// layout of the parse as `load` does.
+pub fn inventory(
+    es: EsSystem,
+    layout: EsLayout,
+    text: String,
+    observations: &[Result<HostObservation, LibvirtError>],
+) -> Inventory {
+    let mut inventory = from_observations(es, text, observations, DriftPolicy::StopOnDrift);
+    inventory.es_layout = Some(layout);
+    inventory
 }
 
 /// Peak resident set (VmHWM) of this process so far, KiB; 0 where /proc is missing.
@@ -151,6 +168,22 @@ pub fn peak_rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process used so far (user + system, every thread), seconds; 10 ms steps.
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at `state`, field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // USER_HZ is 100 on every Linux architecture berth runs on.
+    (ticks(14) + ticks(15)) as f64 / 100.0
+}
+
 /// Median (mean of the middle two for an even count); NaN for none.
 pub fn median(mut values: Vec<f64>) -> f64 {
     if values.is_empty() {
@@ -158,5 +191,9 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     }
     values.sort_by(|a, b| a.total_cmp(b));
     let n = values.len();
-    if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
