@@ -291,7 +291,7 @@ fn random_case(rng: &mut Rng) -> (Topology, Vec<Move>, Limits) {
         };
         moves.push(mv(&name, &on.name, &to.name, mode));
     }
-    let limits = Limits { hosts: BTreeMap::new(), allow_pivot: rng.below(4) != 0 };
+    let limits = Limits { allow_pivot: rng.below(4) != 0, ..Limits::default() };
     (topology(hosts, guests), moves, limits)
 }
 
@@ -339,7 +339,7 @@ fn swap(mode: MigrationMode) -> Vec<Move> {
 }
 
 fn pivots_allowed() -> Limits {
-    Limits { hosts: BTreeMap::new(), allow_pivot: true }
+    Limits { allow_pivot: true, ..Limits::default() }
 }
 
 #[test]
@@ -386,7 +386,7 @@ fn live_swap_without_a_pivot_host_is_infeasible_with_numbers() {
 #[test]
 fn live_swap_with_pivots_forbidden_says_so() {
     let topo = full_pair(Some(512));
-    let limits = Limits { hosts: BTreeMap::new(), allow_pivot: false };
+    let limits = Limits { allow_pivot: false, ..Limits::default() };
     let err = schedule(&swap(MigrationMode::Live), &topo, &limits).expect_err("pivots are off");
     assert!(err.to_string().ends_with("Pivot moves through a third host are not allowed."), "{err}");
 }
