@@ -9,7 +9,7 @@ use crate::inventory::esxml::{self, GuestMove};
 use crate::inventory::load::{Inventory, InventorySpec};
 use crate::inventory::reconcile::DriftPolicy;
 use crate::inventory::{Guest, Topology};
-use crate::schedule::{self, Limits, Schedule};
+use crate::schedule::{self, Concurrency, DurationModel, Limits, Schedule};
 
 use super::model::{Fingerprints, HostSummary, Plan, PlanError, FORMAT_VERSION};
 
@@ -59,7 +59,11 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
     let (moves, problems) = diff::moves(cfg, topo, &desired);
     plan.errors.extend(problems.into_iter().map(PlanError::from));
 
-    let limits = Limits::from_desired(&desired, true);
+    let limits = Limits {
+        durations: DurationModel::from_defaults(&cfg.defaults),
+        concurrency: Concurrency::from_defaults(&cfg.defaults),
+        ..Limits::from_desired(&desired, true)
+    };
     match schedule::schedule(&moves, topo, &limits) {
         Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
         Err(e) => {
@@ -98,6 +102,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         errors: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         es_xml_diff: String::new(),
+        timing: None,
     }
 }
 
@@ -111,6 +116,7 @@ fn fill_from_schedule(plan: &mut Plan, cfg: &Config, inv: &Inventory, limits: &L
     plan.steps = s.steps;
     plan.skipped_steps = s.skipped;
     plan.waves = s.waves;
+    plan.timing = (!plan.steps.is_empty()).then_some(s.timing);
 }
 
 /// Inputs a saved plan depends on; apply compares them with what it finds.

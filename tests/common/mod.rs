@@ -78,6 +78,7 @@ impl PlanBuilder {
             errors: Vec::new(),
             fingerprints: Fingerprints::default(),
             es_xml_diff: String::new(),
+            timing: None,
         }
     }
 }
