@@ -15,6 +15,8 @@ pub enum CliError {
     Inventory(#[from] InventoryError),
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
+    #[error(transparent)]
+    Simulate(#[from] crate::simulate::SimulateError),
     #[error("cannot change to directory {path}: {source}")]
     Chdir { path: PathBuf, source: std::io::Error },
     #[error("cannot write to standard output: {0}")]

@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod error;
+mod simulate;
 mod terraform_flags;
 
 use std::process::ExitCode;
