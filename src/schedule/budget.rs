@@ -217,14 +217,16 @@ fn no_room(spec: &BudgetSpec, mv: &Move, topo: &Topology) -> ScheduleError {
         .cloned()
         .collect();
     let message = format!(
-        "disruption budget `{}` allows {} of its members unavailable at once, and {} already down ({}): moving {} would take one more down",
+        "disruption budget `{}` allows {} of its members unavailable at once, and {} already down ({}): moving {} ({} → {}) would take one more down",
         spec.name,
         spec.max_unavailable,
         if down.len() == 1 { "1 is".to_string() } else { format!("{} are", down.len()) },
         down.join(", "),
         mv.guest,
+        mv.from,
+        mv.to,
     );
-    ScheduleError::Infeasible { message, hosts: vec![mv.from.clone()], guests: vec![mv.guest.clone()] }
+    ScheduleError::Infeasible { message, hosts: vec![mv.from.clone(), mv.to.clone()], guests: vec![mv.guest.clone()] }
 }
 
 /// The scheduler could not place the waiting intervals within their budgets.
@@ -238,23 +240,25 @@ pub(crate) fn stuck(specs: &[BudgetSpec], budgets: &Budgets, stuck: &Stuck, move
     let mut hosts = Vec::new();
     for (b, ks) in &by_budget {
         let spec = &specs[*b];
-        let mut together: Vec<String> = Vec::new();
+        let mut together: Vec<usize> = Vec::new();
         for &k in ks {
-            let mv = &moves[budgets.moves[k]];
-            together.push(mv.guest.clone());
-            together.extend(budgets.needs[k].iter().map(|&j| moves[budgets.moves[j]].guest.clone()));
-            hosts.extend([mv.from.clone(), mv.to.clone()]);
+            together.push(budgets.moves[k]);
+            together.extend(budgets.needs[k].iter().map(|&j| budgets.moves[j]));
         }
-        together.sort();
+        together.sort_unstable();
         together.dedup();
+        let described: Vec<String> = together.iter().map(|&m| format!("{} ({} → {})", moves[m].guest, moves[m].from, moves[m].to)).collect();
+        for &m in &together {
+            hosts.extend([moves[m].from.clone(), moves[m].to.clone()]);
+            guests.push(moves[m].guest.clone());
+        }
         parts.push(format!(
             "disruption budget `{}` allows {} of its members unavailable at once (after those already down), but the moves of {} \
              need more of them unavailable together: each waits for room another one's move frees",
             spec.name,
             budgets.capacity[*b],
-            together.join(", ")
+            described.join(", ")
         ));
-        guests.extend(together);
     }
     guests.sort();
     guests.dedup();

@@ -1,3 +1,4 @@
+mod budgets;
 mod expansion;
 mod ordering;
 mod scale;
