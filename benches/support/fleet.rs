@@ -62,8 +62,13 @@ impl FleetSpec {
 
     /// The configuration: offline moves, 32 GiB reserved per host, drained hosts.
     pub fn hcl(&self, dir: &Path) -> String {
+        self.hcl_with(dir, "  mode            = \"offline\"\n")
+    }
+
+    /// [`FleetSpec::hcl`] with `defaults` lines of the caller's (mode, limits, bandwidth).
+    pub fn hcl_with(&self, dir: &Path, defaults: &str) -> String {
         let mut hcl = format!(
-            "inventory {{\n  es_xml = \"{}\"\n}}\n\ndefaults {{\n  mode            = \"offline\"\n  memory_reserved = \"32GiB\"\n}}\n",
+            "inventory {{\n  es_xml = \"{}\"\n}}\n\ndefaults {{\n{defaults}  memory_reserved = \"32GiB\"\n}}\n",
             dir.join("es.xml").display()
         );
         for h in self.drained() {

@@ -37,6 +37,7 @@ use crate::inventory::Topology;
 use super::error::ScheduleError;
 use super::expand::{Expansion, Node};
 use super::timeline::{Interval, Stuck};
+use super::timing::Resource;
 
 /// A disruption budget: at most `max_unavailable` of `members` stopped or migrating at once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,11 +269,14 @@ pub(crate) fn stuck(specs: &[BudgetSpec], budgets: &Budgets, stuck: &Stuck, move
 }
 
 /// The busiest budget's lower bound: its intervals' durations alone (the steps of a move from
-/// the interval's start to its end run one after another), summed, over its places.
-pub(crate) fn bound(budgets: &Budgets, alone: &[f64]) -> f64 {
-    let mut total = vec![0.0; budgets.capacity.len()];
+/// the interval's start to its end run one after another) over its places, plus the earliest
+/// any interval can start and the least that must follow the end of any (see
+/// `timing::Resource`).
+pub(crate) fn bound(budgets: &Budgets, alone: &[f64], head: &[f64], tail: &[f64]) -> f64 {
+    let mut resources = vec![Resource::default(); budgets.capacity.len()];
     for interval in &budgets.intervals {
-        total[interval.budget] += alone[interval.start..=interval.end].iter().sum::<f64>();
+        let length = alone[interval.start..=interval.end].iter().sum::<f64>();
+        resources[interval.budget].add(length, head[interval.start], tail[interval.end]);
     }
-    total.iter().zip(&budgets.capacity).map(|(t, &c)| t / f64::from(c.max(1))).fold(0.0, f64::max)
+    resources.iter().zip(&budgets.capacity).map(|(r, &c)| r.bound(f64::from(c.max(1)))).fold(0.0, f64::max)
 }

@@ -99,7 +99,8 @@ fn time(
     let shapes = expansion.nodes.iter().map(|n| timing::Shape { kind: n.kind, move_index: n.move_index, items: n.items.len(), deps: n.deps.clone() });
     let graph = timing::Graph::new(shapes, moves, &limits.durations);
     let budgets = budget::intervals(&limits.budgets, moves, expansion, topo)?;
-    let lower_bound = graph.lower_bound(limits.concurrency, budget::bound(&budgets, &graph.alone));
+    let (head, tail) = graph.heads_and_tails();
+    let lower_bound = graph.lower_bound(limits.concurrency, budget::bound(&budgets, &graph.alone, &head, &tail));
     let priority = graph.priority();
     let setup = timeline::Setup {
         jobs: &graph.jobs,

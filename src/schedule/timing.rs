@@ -73,38 +73,88 @@ impl Graph {
         timeline::run(&setup).unwrap_or_else(|_| unreachable_run(self.jobs.len()))
     }
 
+    /// Per job: the longest path before it starts (`head`) and after it ends (`tail`), every
+    /// job at its duration alone. No schedule starts a job before its head or ends the whole
+    /// graph less than its tail after the job.
+    pub fn heads_and_tails(&self) -> (Vec<f64>, Vec<f64>) {
+        let order = timeline::topological_order(&self.jobs);
+        let mut head = vec![0.0; self.jobs.len()];
+        for &j in &order {
+            head[j] = self.jobs[j].deps.iter().map(|&d| head[d] + self.alone[d]).fold(0.0, f64::max);
+        }
+        let tail = self.priority().iter().zip(&self.alone).map(|(path, alone)| path - alone).collect();
+        (head, tail)
+    }
+
     /// Lower bounds on any schedule of these jobs under `concurrency` (see [`LowerBound`]);
     /// `budget_s` comes from the budgets, which the jobs do not know.
+    ///
+    /// A resource (a host's outbound slots, its inbound slots, its link) that jobs must use for
+    /// `work` in all, at most `rate` at once, cannot start before the earliest head of those
+    /// jobs nor finish later than the makespan minus their smallest tail, so the makespan is at
+    /// least `min head + work / rate + min tail`.
     pub fn lower_bound(&self, concurrency: Concurrency, budget_s: f64) -> LowerBound {
         let critical_path_s = self.priority().into_iter().fold(0.0, f64::max);
         let parallelism_s = self.alone.iter().sum::<f64>() / f64::from(concurrency.parallelism.max(1));
+        let (head, tail) = self.heads_and_tails();
         let hosts = self.hosts.len();
-        let (mut sent, mut received) = (vec![0.0; hosts], vec![0.0; hosts]);
-        let (mut out_time, mut in_time) = (vec![0.0; hosts], vec![0.0; hosts]);
+        let mut slots_out = vec![Resource::default(); hosts];
+        let mut slots_in = vec![Resource::default(); hosts];
+        let mut link_out = vec![Resource::default(); hosts];
+        let mut link_in = vec![Resource::default(); hosts];
         let mut cap = f64::INFINITY;
         for (j, job) in self.jobs.iter().enumerate() {
             let Some((from, to)) = job.migration else { continue };
-            out_time[from] += self.alone[j];
-            in_time[to] += self.alone[j];
-            if let Work::Transfer { mib, cap_mib_s, .. } = job.work {
-                sent[from] += mib;
-                received[to] += mib;
+            slots_out[from].add(self.alone[j], head[j], tail[j]);
+            slots_in[to].add(self.alone[j], head[j], tail[j]);
+            if let Work::Transfer { mib, cap_mib_s, tail_s } = job.work {
+                // The transfer ends `tail_s` before the job does.
+                link_out[from].add(mib, head[j], tail[j] + tail_s);
+                link_in[to].add(mib, head[j], tail[j] + tail_s);
                 cap = cap.min(cap_mib_s);
             }
         }
         let (max_out, max_in) = (f64::from(concurrency.max_outbound_per_host.max(1)), f64::from(concurrency.max_inbound_per_host.max(1)));
         let mut link_s = 0.0;
         let mut link_host = None;
+        let mut host_migrations_s: f64 = 0.0;
         for h in 0..hosts {
-            let seconds = (sent[h] / self.bandwidth[h].min(cap * max_out)).max(received[h] / self.bandwidth[h].min(cap * max_in));
+            let seconds = link_out[h].bound(self.bandwidth[h].min(cap * max_out)).max(link_in[h].bound(self.bandwidth[h].min(cap * max_in)));
             if seconds > link_s {
                 link_s = seconds;
                 link_host = Some(self.hosts[h].clone());
             }
+            host_migrations_s = host_migrations_s.max(slots_out[h].bound(max_out)).max(slots_in[h].bound(max_in));
         }
-        let host_migrations_s = (0..hosts).map(|h| (out_time[h] / max_out).max(in_time[h] / max_in)).fold(0.0, f64::max);
         let overall_s = [critical_path_s, link_s, parallelism_s, host_migrations_s, budget_s].into_iter().fold(0.0, f64::max);
         LowerBound { overall_s, critical_path_s, link_s, link_host, parallelism_s, host_migrations_s, budget_s }
+    }
+}
+
+/// Work some jobs must do on one resource, and the earliest head and smallest tail among them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resource {
+    work: f64,
+    head: f64,
+    tail: f64,
+}
+
+impl Default for Resource {
+    fn default() -> Self {
+        Resource { work: 0.0, head: f64::INFINITY, tail: f64::INFINITY }
+    }
+}
+
+impl Resource {
+    pub fn add(&mut self, work: f64, head: f64, tail: f64) {
+        self.work += work;
+        self.head = self.head.min(head);
+        self.tail = self.tail.min(tail);
+    }
+
+    /// `min head + work / rate + min tail`; 0 when no job uses the resource.
+    pub fn bound(&self, rate: f64) -> f64 {
+        if self.work <= 0.0 { 0.0 } else { self.head + self.work / rate + self.tail }
     }
 }
 
