@@ -6,7 +6,9 @@
 //! side the topology follows for a guest's host. Whether drift stops planning is the caller's
 //! decision ([`DriftPolicy::stops_on_drift`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::fast_hash::{FastMap as HashMap, FastSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -158,7 +160,7 @@ pub fn reconcile(
     // Already in name order, which the map's bulk build takes in one pass.
     topology.guests = guests.into_iter().collect();
 
-    let es_names: BTreeSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
+    let es_names: FastSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
     for o in &reachable {
         for d in o.domains.iter().filter(|d| !es_names.contains(d.name.as_str())) {
             drift.push(Drift {
@@ -220,8 +222,8 @@ pub struct UnknownHost(pub String);
 type Observation = Result<HostObservation, LibvirtError>;
 
 /// Observation per host name; the first one wins if a host was read twice.
-fn index_observations(observations: &[Observation]) -> BTreeMap<&str, &Observation> {
-    let mut by_host = BTreeMap::new();
+fn index_observations(observations: &[Observation]) -> HashMap<&str, &Observation> {
+    let mut by_host = HashMap::default();
     for o in observations {
         let host = match o {
             Ok(o) => o.host.as_str(),
@@ -235,8 +237,8 @@ fn index_observations(observations: &[Observation]) -> BTreeMap<&str, &Observati
 /// Every domain name with the hosts it is defined on, in es.xml host order.
 fn index_domains<'a>(
     reachable: &[&'a HostObservation],
-) -> BTreeMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
-    let mut index: BTreeMap<&str, Vec<(&str, &DomainObservation)>> = BTreeMap::new();
+) -> HashMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
+    let mut index: HashMap<&str, Vec<(&str, &DomainObservation)>> = HashMap::default();
     for o in reachable {
         for d in &o.domains {
             index.entry(d.name.as_str()).or_default().push((o.host.as_str(), d));
@@ -288,14 +290,14 @@ struct EsIndex<'a> {
 impl<'a> EsIndex<'a> {
     fn new(es: &'a EsSystem) -> Self {
         fn first<'a, V>(pairs: impl Iterator<Item = (&'a str, V)>) -> HashMap<&'a str, V> {
-            let mut map = HashMap::new();
+            let mut map = HashMap::default();
             for (k, v) in pairs {
                 map.entry(k).or_insert(v);
             }
             map
         }
-        let mut clusters_of_guest: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-        let mut members_of_cluster: HashMap<&str, BTreeSet<&str>> = HashMap::new();
+        let mut clusters_of_guest: HashMap<&str, BTreeSet<&str>> = HashMap::default();
+        let mut members_of_cluster: HashMap<&str, BTreeSet<&str>> = HashMap::default();
         let from_guests = es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.as_str(), g.id.as_str())));
         let from_clusters = es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.as_str(), m.as_str())));
         for (cluster, guest) in from_guests.chain(from_clusters) {

@@ -3,8 +3,9 @@
 //! Every check names the file, line and element: an operator with a hand-edited or half-copied
 //! es.xml must be able to go straight to the line that is wrong.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+
+use crate::inventory::fast_hash::{FastMap as HashMap, map_with_capacity};
 
 use crate::inventory::size::parse_size_mib;
 use crate::inventory::version::ImageVersion;
@@ -109,7 +110,7 @@ impl Resolver<'_> {
         what: &'static str,
         key: impl Fn(&'r T) -> (&'r String, usize),
     ) -> Result<HashMap<&'r str, usize>, EsXmlError> {
-        let mut index = HashMap::with_capacity(items.len());
+        let mut index = map_with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let (id, offset) = key(item);
             match index.entry(id.as_str()) {
@@ -147,7 +148,7 @@ impl Resolver<'_> {
     /// Hosts and guests need a `hostName` (for guests it is the libvirt domain name), and no
     /// two may share one.
     fn check_host_names(&self, machines: &[RawMachine], roles: &[Role]) -> Result<(), EsXmlError> {
-        let mut seen: HashMap<&str, &RawMachine> = HashMap::new();
+        let mut seen: HashMap<&str, &RawMachine> = map_with_capacity(machines.len());
         for (m, _) in machines.iter().zip(roles).filter(|(_, r)| **r != Role::Other) {
             let Some(name) = TextField::non_empty(&m.host_name) else {
                 return Err(self.error(m.offset, machine_element(&m.id), EsXmlErrorKind::MissingElement("hostName")));
