@@ -283,8 +283,9 @@ struct EsIndex<'a> {
     volumes: HashMap<&'a str, &'a EsVolume>,
     /// Guest id → ids of its clusters, and cluster id → ids of its members, from both places
     /// es.xml records membership: the guest's `software/clusters` and the cluster's members.
-    clusters_of_guest: HashMap<&'a str, BTreeSet<&'a str>>,
-    members_of_cluster: HashMap<&'a str, BTreeSet<&'a str>>,
+    /// Either may list a pair twice; users dedup by name.
+    clusters_of_guest: HashMap<&'a str, Vec<&'a str>>,
+    members_of_cluster: HashMap<&'a str, Vec<&'a str>>,
 }
 
 impl<'a> EsIndex<'a> {
@@ -296,13 +297,13 @@ impl<'a> EsIndex<'a> {
             }
             map
         }
-        let mut clusters_of_guest: HashMap<&str, BTreeSet<&str>> = HashMap::default();
-        let mut members_of_cluster: HashMap<&str, BTreeSet<&str>> = HashMap::default();
+        let mut clusters_of_guest: HashMap<&str, Vec<&str>> = HashMap::default();
+        let mut members_of_cluster: HashMap<&str, Vec<&str>> = HashMap::default();
         let from_guests = es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.as_str(), g.id.as_str())));
         let from_clusters = es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.as_str(), m.as_str())));
         for (cluster, guest) in from_guests.chain(from_clusters) {
-            clusters_of_guest.entry(guest).or_default().insert(cluster);
-            members_of_cluster.entry(cluster).or_default().insert(guest);
+            clusters_of_guest.entry(guest).or_default().push(cluster);
+            members_of_cluster.entry(cluster).or_default().push(guest);
         }
         EsIndex {
             host_names: first(es.hosts.iter().map(|h| (h.id.as_str(), h.name.as_str()))),
