@@ -75,9 +75,13 @@ struct Block {
     new: String,
 }
 
+/// A replacement: this byte range of the old text becomes this text.
+type Edit<'a> = (Range<usize>, &'a str);
+
 /// The edits as whole-line blocks, touching ones merged, unchanged lines at either end trimmed.
-fn line_blocks<'a>(text: &str, edits: impl IntoIterator<Item = (Range<usize>, &'a str)>) -> Vec<Block> {
-    let mut groups: Vec<(Range<usize>, Vec<(Range<usize>, &str)>)> = Vec::new();
+fn line_blocks<'a>(text: &str, edits: impl IntoIterator<Item = Edit<'a>>) -> Vec<Block> {
+    // The old lines each group covers, and its edits.
+    let mut groups: Vec<(Range<usize>, Vec<Edit<'a>>)> = Vec::new();
     for (range, replacement) in edits {
         let start = line_start(text, range.start);
         let mut end = if is_line_start(text, range.end) { range.end } else { line_end(text, range.end) };
