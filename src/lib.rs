@@ -8,6 +8,8 @@
 //! inventory ────┘   (es.xml + libvirt + SSH facts)                                   └─> apply (executor) ─> state
 //! ```
 //!
+//! `simulate` replays a plan (schedule's duration model and list scheduler) for `berth simulate`.
+//!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
 
 pub mod apply;
@@ -19,4 +21,5 @@ pub mod plan;
 pub mod remote;
 pub mod render;
 pub mod schedule;
+pub mod simulate;
 pub mod state;

@@ -369,3 +369,38 @@ async fn events_serialize_one_json_object_per_line() {
     assert_eq!(kinds.last().map(String::as_str), Some("summary"));
     assert_eq!(kinds.iter().filter(|k| *k == "progress").count(), 5);
 }
+
+/// Ready steps queue for the limits in the order the plan's prediction starts them (the
+/// planner's critical-path order), not in plan order.
+#[tokio::test]
+async fn ready_steps_start_in_the_predicted_order() {
+    use berth::schedule::{Concurrency, DurationModel, LowerBound, StepTiming, Timing};
+    let mut b = PlanBuilder::new();
+    for n in 1..=5 {
+        b = b.chain(&format!("vm{n}"), &format!("src{n}"), &format!("dst{n}"), Offline, &[StopGuest]);
+    }
+    let mut plan = b.build();
+    // Predicted: vm5 first, then vm4, … (say their guests take longest to come back).
+    let steps = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| StepTiming { step: s.id.clone(), start_s: (10 - i) as f64, duration_s: 1.0 })
+        .collect();
+    plan.timing = Some(Timing {
+        steps,
+        waves: Vec::new(),
+        makespan_s: 11.0,
+        lower_bound: LowerBound::default(),
+        model: DurationModel::default(),
+        concurrency: Concurrency::default(),
+    });
+    let runner = Arc::new(Recorder::default());
+    let mut h = Harness::new();
+    let report = h.run(&plan, runner.clone(), opts(1)).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(
+        runner.started(),
+        ids(&["vm5:STOP_GUEST", "vm4:STOP_GUEST", "vm3:STOP_GUEST", "vm2:STOP_GUEST", "vm1:STOP_GUEST"])
+    );
+}

@@ -9,13 +9,20 @@
 //! memoising visited states. The states visited are exactly the prefixes of every linearization
 //! of the whole event graph, so no execution is missed, and in each the usage of every host
 //! must stay within `max(limit, usage at the start)`.
+//!
+//! Disruption budgets are walked the same way: a member's move makes it unavailable from the
+//! start of its STOP_GUEST (live: MIGRATE_GUEST; offline_force from a dead host: its first
+//! step) to the end of its STARTUP_GUEST (live: MIGRATE_GUEST), and in every execution the
+//! members unavailable, plus those already down, stay within the budget. The predicted timing
+//! must respect dependencies, the concurrency limits and the budgets, and never beat its lower
+//! bound; nor may a replay of the plan.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use berth::config::MigrationMode;
 use berth::diff::Move;
 use berth::inventory::{Guest, GuestState, Host, Topology};
-use berth::schedule::{Limits, Schedule, ScheduleError, StepKind, schedule};
+use berth::schedule::{BudgetSpec, Concurrency, Limits, Schedule, ScheduleError, StepKind, replay, schedule};
 
 const GIB: u64 = 1024;
 
@@ -145,8 +152,6 @@ fn precedence(s: &Schedule, events: &[Event]) -> Vec<u64> {
 /// Panics when a host goes over `max(limit, start)`.
 fn check_every_order(s: &Schedule, topo: &Topology, limits: &Limits) -> HashMap<String, Usage> {
     let events = capacity_events(s, topo);
-    assert!(events.len() <= 24, "case too big for the exhaustive walk: {} events", events.len());
-    let before = precedence(s, &events);
     let mut start: HashMap<String, Usage> = topo.hosts.keys().map(|h| (h.clone(), (0, 0))).collect();
     for g in topo.guests.values() {
         let u = start.get_mut(&g.host).expect("guest on a known host");
@@ -162,6 +167,14 @@ fn check_every_order(s: &Schedule, topo: &Topology, limits: &Limits) -> HashMap<
             (h.name.clone(), ((l.memory_mib as i64).max(now.0), i64::from(l.vcpus).max(now.1)))
         })
         .collect();
+    walk_every_order(s, &events, start, &bound)
+}
+
+/// Walks every linearization of `events` (keyed by resource: a host, or a budget); returns the
+/// highest usage seen per resource. Panics when one goes over its bound.
+fn walk_every_order(s: &Schedule, events: &[Event], start: HashMap<String, Usage>, bound: &HashMap<String, Usage>) -> HashMap<String, Usage> {
+    assert!(events.len() <= 24, "case too big for the exhaustive walk: {} events", events.len());
+    let before = precedence(s, events);
     let mut highest = start.clone();
     let mut visited: HashSet<u64> = HashSet::new();
     let mut stack = vec![0u64];
@@ -227,6 +240,108 @@ fn check(s: &Schedule, input: &[Move], topo: &Topology, limits: &Limits) {
         let (memory, vcpus) = s.peaks[&h];
         assert!(top.0 <= memory as i64 && top.1 <= i64::from(vcpus), "{h}: reached {top:?}, reported peak {:?}", s.peaks[&h]);
     }
+    check_budgets_in_every_order(s, topo, &limits.budgets);
+    check_timing(s, topo, limits);
+}
+
+/// Members already down (they hold nothing) count against a budget for the whole plan.
+fn down(topo: &Topology, budget: &BudgetSpec) -> i64 {
+    budget.members.iter().filter(|m| topo.guests.get(*m).is_some_and(|g| !g.state.holds_resources())).count() as i64
+}
+
+/// Each budgeted member's move as (unavailable from, unavailable until) step indices, by the
+/// model in the module docs, with the budget it counts against.
+fn unavailability(s: &Schedule, topo: &Topology, budgets: &[BudgetSpec]) -> Vec<(usize, usize, usize)> {
+    let index: HashMap<(usize, StepKind), usize> = s.steps.iter().enumerate().map(|(i, st)| ((st.move_index, st.kind), i)).collect();
+    let mut spans = Vec::new();
+    for (m, mv) in s.moves.iter().enumerate() {
+        if !topo.guests[&mv.guest].state.holds_resources() {
+            continue;
+        }
+        let first = s.steps.iter().position(|st| st.move_index == m).expect("a move has steps");
+        let (from, until) = match mv.mode {
+            MigrationMode::Live => (index[&(m, StepKind::MigrateGuest)], index[&(m, StepKind::MigrateGuest)]),
+            _ => (index.get(&(m, StepKind::StopGuest)).copied().unwrap_or(first), index[&(m, StepKind::StartupGuest)]),
+        };
+        for (b, budget) in budgets.iter().enumerate() {
+            if budget.members.contains(&mv.guest) {
+                spans.push((from, until, b));
+            }
+        }
+    }
+    spans
+}
+
+/// A member becoming unavailable (+1 on its budget) and available again (−1).
+fn budget_events(s: &Schedule, topo: &Topology, budgets: &[BudgetSpec]) -> Vec<Event> {
+    let mut events = Vec::new();
+    for (from, until, b) in unavailability(s, topo, budgets) {
+        events.push(Event { host: key_of(&budgets[b]), usage: (1, 0), sign: 1, at: 2 * from });
+        events.push(Event { host: key_of(&budgets[b]), usage: (1, 0), sign: -1, at: 2 * until + 1 });
+    }
+    events
+}
+
+fn key_of(b: &BudgetSpec) -> String {
+    format!("budget {}", b.name)
+}
+
+fn check_budgets_in_every_order(s: &Schedule, topo: &Topology, budgets: &[BudgetSpec]) {
+    let start: HashMap<String, Usage> = budgets.iter().map(|b| (key_of(b), (down(topo, b), 0))).collect();
+    let bound: HashMap<String, Usage> =
+        budgets.iter().map(|b| (key_of(b), (i64::from(b.max_unavailable).max(down(topo, b)), 0))).collect();
+    walk_every_order(s, &budget_events(s, topo, budgets), start, &bound);
+}
+
+/// The prediction is a schedule: dependencies, limits and budgets hold at every instant, and
+/// no lower bound is beaten; a replay of the plan's steps agrees.
+fn check_timing(s: &Schedule, topo: &Topology, limits: &Limits) {
+    const EPS: f64 = 1e-6;
+    let t = &s.timing;
+    assert_eq!(t.steps.len(), s.steps.len());
+    let at: HashMap<&str, (f64, f64)> = t.steps.iter().map(|x| (x.step.as_str(), (x.start_s, x.start_s + x.duration_s))).collect();
+    for st in &s.steps {
+        let (start, _) = at[st.id.as_str()];
+        for dep in &st.depends_on {
+            assert!(at[dep.as_str()].1 <= start + EPS, "{} starts at {start} before {dep} ends at {}", st.id, at[dep.as_str()].1);
+        }
+    }
+    let finish = t.steps.iter().map(|x| x.start_s + x.duration_s).fold(0.0, f64::max);
+    assert!((finish - t.makespan_s).abs() < 1e-2, "makespan {} but the last step ends at {finish}", t.makespan_s);
+    assert!(t.makespan_s + EPS >= t.lower_bound.overall_s, "makespan {} beats its lower bound {:?}", t.makespan_s, t.lower_bound);
+    let c = limits.concurrency;
+    let spans = unavailability(s, topo, &limits.budgets);
+    for probe in t.steps.iter().map(|x| x.start_s) {
+        let running: Vec<&berth::schedule::Step> = s
+            .steps
+            .iter()
+            .filter(|st| {
+                let (a, b) = at[st.id.as_str()];
+                a <= probe + EPS && probe + EPS < b
+            })
+            .collect();
+        assert!(running.len() <= c.parallelism as usize, "{} steps at {probe}s, limit {}", running.len(), c.parallelism);
+        let migrations = running.iter().filter(|st| st.kind == StepKind::MigrateGuest);
+        let mut out: HashMap<&str, u32> = HashMap::new();
+        let mut inn: HashMap<&str, u32> = HashMap::new();
+        for st in migrations {
+            *out.entry(st.from.as_str()).or_default() += 1;
+            *inn.entry(st.to.as_str()).or_default() += 1;
+        }
+        assert!(out.values().all(|&n| n <= c.max_outbound_per_host), "outbound {out:?} at {probe}s");
+        assert!(inn.values().all(|&n| n <= c.max_inbound_per_host), "inbound {inn:?} at {probe}s");
+        for (b, budget) in limits.budgets.iter().enumerate() {
+            let open = spans
+                .iter()
+                .filter(|(from, until, bb)| {
+                    *bb == b && at[s.steps[*from].id.as_str()].0 <= probe + EPS && probe + EPS < at[s.steps[*until].id.as_str()].1
+                })
+                .count() as i64;
+            assert!(open + down(topo, budget) <= i64::from(budget.max_unavailable).max(down(topo, budget)), "budget {} has {open} open at {probe}s", budget.name);
+        }
+    }
+    let replayed = replay(&s.steps, &s.moves, &t.model, t.concurrency).expect("the plan replays");
+    assert!(replayed.makespan_s + EPS >= replayed.lower_bound.overall_s, "replay {} beats {:?}", replayed.makespan_s, replayed.lower_bound);
 }
 
 /// xorshift64*: a small deterministic generator, so failures reproduce from the seed.
@@ -247,8 +362,9 @@ impl Rng {
     }
 }
 
-/// 2–4 hosts, 2–6 guests, random states, sizes, desired hosts and modes.
-fn random_case(rng: &mut Rng) -> (Topology, Vec<Move>, Limits) {
+/// 2–4 hosts, 2–6 guests, random states, sizes, desired hosts and modes; `extra` draws the
+/// concurrency limits and budgets (a stream of its own, so the placement cases stay the same).
+fn random_case(rng: &mut Rng, extra: &mut Rng) -> (Topology, Vec<Move>, Limits) {
     let host_count = 2 + rng.below(3) as usize;
     let mut hosts: Vec<Host> =
         (0..host_count).map(|i| host(&format!("h{i}"), rng.pick(&[128, 256, 384, 512]), rng.pick(&[8, 16, 32]))).collect();
@@ -294,21 +410,41 @@ fn random_case(rng: &mut Rng) -> (Topology, Vec<Move>, Limits) {
         };
         moves.push(mv(&name, &on.name, &to.name, mode));
     }
-    let limits = Limits { hosts: BTreeMap::new(), allow_pivot: rng.below(4) != 0 };
+    let allow_pivot = rng.below(4) != 0;
+    let concurrency = Concurrency {
+        parallelism: 1 + extra.below(4) as u32,
+        max_inbound_per_host: 1 + extra.below(2) as u32,
+        max_outbound_per_host: 1 + extra.below(2) as u32,
+    };
+    // Half the cases put some guests under a disruption budget of 1 or 2.
+    let mut budgets = Vec::new();
+    if extra.below(2) == 0 {
+        let members: Vec<String> = guests.iter().filter(|_| extra.below(3) != 0).map(|g| g.name.clone()).collect();
+        if members.len() >= 2 {
+            budgets.push(BudgetSpec { name: "rac".into(), members, max_unavailable: 1 + extra.below(2) as u32 });
+        }
+    }
+    let limits = Limits { allow_pivot, budgets, concurrency, ..Limits::default() };
     (topology(hosts, guests), moves, limits)
 }
 
 #[test]
 fn no_execution_order_ever_overcommits_a_host() {
     let mut rng = Rng(0x5eed_cafe_f00d_0001);
-    let (mut scheduled, mut infeasible, mut pivoted) = (0, 0, 0);
+    let mut extra = Rng(0x0b0d_9e75_a11c_e5e1);
+    let (mut scheduled, mut infeasible, mut pivoted, mut budgeted) = (0, 0, 0, 0);
     for case in 0..2000 {
-        let (topo, moves, limits) = random_case(&mut rng);
+        let (topo, moves, limits) = random_case(&mut rng, &mut extra);
         match schedule(&moves, &topo, &limits) {
             Ok(s) => {
                 check(&s, &moves, &topo, &limits);
                 scheduled += 1;
                 pivoted += usize::from(s.moves.iter().any(|m| m.pivot));
+                // A budget that had to serialise: more budgeted moves than places.
+                budgeted += usize::from(limits.budgets.iter().any(|b| {
+                    let moving = unavailability(&s, &topo, std::slice::from_ref(b)).len() as i64;
+                    moving + down(&topo, b) > i64::from(b.max_unavailable)
+                }));
             }
             Err(ScheduleError::Infeasible { message, hosts, guests }) => {
                 assert!(!hosts.is_empty() && !guests.is_empty(), "case {case}: {message}");
@@ -320,11 +456,12 @@ fn no_execution_order_ever_overcommits_a_host() {
             Err(other) => panic!("case {case}: {other}"),
         }
     }
-    eprintln!("scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}");
+    eprintln!("scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}");
     // The generator must exercise both outcomes, and pivots, for the check to mean something.
     assert!(scheduled >= 1000, "only {scheduled} of 2000 cases scheduled");
     assert!(infeasible >= 50, "only {infeasible} infeasible cases");
     assert!(pivoted >= 20, "only {pivoted} cases used a pivot");
+    assert!(budgeted >= 100, "only {budgeted} cases had a budget to keep");
 }
 
 /// Two hosts of 256 GiB each running a 192 GiB guest; a third host of `third` GiB if any.
@@ -342,7 +479,7 @@ fn swap(mode: MigrationMode) -> Vec<Move> {
 }
 
 fn pivots_allowed() -> Limits {
-    Limits { hosts: BTreeMap::new(), allow_pivot: true }
+    Limits { allow_pivot: true, ..Limits::default() }
 }
 
 #[test]
@@ -389,7 +526,7 @@ fn live_swap_without_a_pivot_host_is_infeasible_with_numbers() {
 #[test]
 fn live_swap_with_pivots_forbidden_says_so() {
     let topo = full_pair(Some(512));
-    let limits = Limits { hosts: BTreeMap::new(), allow_pivot: false };
+    let limits = Limits { allow_pivot: false, ..Limits::default() };
     let err = schedule(&swap(MigrationMode::Live), &topo, &limits).expect_err("pivots are off");
     assert!(err.to_string().ends_with("Pivot moves through a third host are not allowed."), "{err}");
 }
@@ -404,4 +541,65 @@ fn an_impossible_plan_names_the_host_and_the_numbers() {
     assert_eq!(hosts, vec!["exa01adm03"]);
     assert!(message.starts_with("exa01adm03 cannot hold every guest planned onto it: 256 GiB and 64 vCPUs usable"), "{message}");
     assert!(message.contains("moves onto it (vm01, vm02) bring 384 GiB and 16 vCPUs"), "{message}");
+}
+
+/// Whether some execution of `s` (its graph, in which steps do not overlap: one linearization
+/// of the step graph) keeps `budgets`: a search over the states of the event walk.
+fn some_order_keeps_budgets(s: &Schedule, topo: &Topology, budgets: &[BudgetSpec]) -> bool {
+    let events = budget_events(s, topo, budgets);
+    if events.len() > 24 {
+        return true;
+    }
+    let before = precedence(s, &events);
+    let all = if events.is_empty() { 0 } else { (1u64 << events.len()) - 1 };
+    let mut visited: HashSet<u64> = HashSet::new();
+    let mut stack = vec![0u64];
+    while let Some(done) = stack.pop() {
+        if done == all {
+            return true;
+        }
+        if !visited.insert(done) {
+            continue;
+        }
+        let mut open = vec![0i64; budgets.len()];
+        for (i, e) in events.iter().enumerate() {
+            if done & (1 << i) != 0 {
+                let b = budgets.iter().position(|x| key_of(x) == e.host).unwrap_or(0);
+                open[b] += e.sign;
+            }
+        }
+        for (i, required) in before.iter().enumerate() {
+            if done & (1 << i) == 0 && required & !done == 0 {
+                let b = budgets.iter().position(|x| key_of(x) == events[i].host).unwrap_or(0);
+                let after = open[b] + events[i].sign + down(topo, &budgets[b]);
+                if after <= i64::from(budgets[b].max_unavailable) {
+                    stack.push(done | (1 << i));
+                }
+            }
+        }
+    }
+    false
+}
+
+/// When the scheduler finds no way to keep a budget, there is none: no execution order of the
+/// same moves (with the budget left out of the schedule) keeps it either.
+#[test]
+fn a_budget_declared_infeasible_is_infeasible() {
+    let mut rng = Rng(0x5eed_cafe_f00d_0001);
+    let mut extra = Rng(0x0b0d_9e75_a11c_e5e1);
+    let (mut refused, mut confirmed) = (0, 0);
+    for case in 0..2000 {
+        let (topo, moves, limits) = random_case(&mut rng, &mut extra);
+        let Err(ScheduleError::Infeasible { message, .. }) = schedule(&moves, &topo, &limits) else { continue };
+        if !message.contains("disruption budget") {
+            continue;
+        }
+        refused += 1;
+        let unbudgeted = Limits { budgets: Vec::new(), ..limits.clone() };
+        let Ok(s) = schedule(&moves, &topo, &unbudgeted) else { continue };
+        assert!(!some_order_keeps_budgets(&s, &topo, &limits.budgets), "case {case}: refused ({message}) but an order keeps the budget");
+        confirmed += 1;
+    }
+    eprintln!("budget refusals {refused}, confirmed by search {confirmed}");
+    assert!(confirmed >= 20, "only {confirmed} refusals were checked");
 }

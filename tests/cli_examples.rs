@@ -1,30 +1,21 @@
 //! Every example under examples/plans/ planned through the real binary, on libvirt's test driver.
 //! The JSON plans are validated against schemas/plan.schema.json.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{berth, example};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn example(name: &str) -> PathBuf {
-    repo().join("examples/plans").join(name)
-}
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    // The examples are planned in place by tests running in parallel: without `-lock=false`
-    // they would refuse each other the state lock (and leave state/ directories in the repo).
-    let args: Vec<&str> = match args.split_first() {
-        Some((&"plan", rest)) => ["plan", "-lock=false"].into_iter().chain(rest.iter().copied()).collect(),
-        _ => args.to_vec(),
-    };
-    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

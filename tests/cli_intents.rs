@@ -1,23 +1,19 @@
 //! Intents through the real binary: the rebalance example, and command-line shortcuts
 //! (`-drain`, `-rebalance`, `-evacuate`) planning exactly what their HCL blocks plan.
 
+#[path = "common/cli.rs"]
+mod cli;
+use cli::{berth, example};
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[path = "common/fs.rs"]
 mod fs_util;
-use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn example(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/plans").join(name)
-}
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
-}
 
 fn json(dir: &Path, args: &[&str]) -> Value {
     let mut all = vec!["plan", "--json"];

@@ -17,7 +17,7 @@ mod sample {
     use berth::diff::Move;
     use berth::inventory::{Drift, DriftKind};
     use berth::plan::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError, unified_diff};
-    use berth::schedule::{SkippedStep, Step, StepKind};
+    use berth::schedule::{Concurrency, DurationModel, SkippedStep, Step, StepKind, predict};
 
     include!("support/sample_plan.rs");
 }

@@ -163,12 +163,12 @@ fn a_corrupt_lock_is_reported_not_overwritten() {
 #[test]
 fn committed_schema_matches_the_types() {
     let generated = serde_json::to_string_pretty(&state_schema()).unwrap() + "\n";
-    if std::env::var_os("BERTH_WRITE_SCHEMAS").is_some() {
+    if std::env::var_os("BERTH_UPDATE_SCHEMAS").is_some() {
         std::fs::write(SCHEMA_PATH, &generated).unwrap();
     }
     let committed = std::fs::read_to_string(SCHEMA_PATH)
-        .expect("schemas/state.schema.json missing; run with BERTH_WRITE_SCHEMAS=1 to write it");
-    assert_eq!(committed, generated, "schemas/state.schema.json is stale; rerun with BERTH_WRITE_SCHEMAS=1");
+        .expect("schemas/state.schema.json missing; run with BERTH_UPDATE_SCHEMAS=1 to write it");
+    assert_eq!(committed, generated, "schemas/state.schema.json is stale; rerun with BERTH_UPDATE_SCHEMAS=1");
 }
 
 #[test]

@@ -112,6 +112,10 @@ enum Msg {
 struct StepGraph {
     graph: DiGraph<usize, ()>,
     nodes: Vec<NodeIndex>,
+    /// Step indices in the order ready steps are started (and so queue for the limits): by
+    /// predicted start when the plan carries a prediction, which is the order the planner's list
+    /// scheduler chose (critical path first); plan order otherwise.
+    order: Vec<usize>,
 }
 
 impl StepGraph {
@@ -143,7 +147,13 @@ impl StepGraph {
             let at = &steps[graph[cycle.node_id()]].id;
             return Err(invalid(at, "the step graph has a cycle through this step".into()));
         }
-        Ok(StepGraph { graph, nodes })
+        let mut order: Vec<usize> = (0..steps.len()).collect();
+        if let Some(timing) = &plan.timing {
+            let start: HashMap<&str, f64> = timing.steps.iter().map(|t| (t.step.as_str(), t.start_s)).collect();
+            let at = |i: usize| start.get(steps[i].id.as_str()).copied().unwrap_or(f64::INFINITY);
+            order.sort_by(|&a, &b| at(a).total_cmp(&at(b)).then(a.cmp(&b)));
+        }
+        Ok(StepGraph { graph, nodes, order })
     }
 
     fn deps(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
@@ -456,7 +466,7 @@ fn schedule_ready<R: StepRunner + 'static>(
     let mut changed = true;
     while changed {
         changed = false;
-        for i in 0..run.nodes.len() {
+        for &i in &graph.order {
             if run.nodes[i] != Node::Pending {
                 continue;
             }

@@ -90,7 +90,7 @@ impl Session {
     /// Takes the state lock (operation `apply`), loads the state and prepares one libvirt
     /// connection per host (opened on first use). `runtime` runs the SSH side.
     pub fn open(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Session, ApplyError> {
-        let (es, _) = inventory_load::read_es_xml(&plan::build::inventory_spec(&cfg))?;
+        let (es, _, _) = inventory_load::read_es_xml(&plan::build::inventory_spec(&cfg))?;
         let libvirt = LibvirtRunner::new(setup::host_access(&cfg, &es), setup::runner_settings(&cfg, &es), runtime);
         Session::open_with(cfg, Arc::new(libvirt))
     }

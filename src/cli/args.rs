@@ -35,6 +35,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show the moves and steps that would bring every guest where the configuration wants it
     Plan(PlanArgs),
+    /// Replay a plan on the duration model: makespan, lower bound, busy time per host
+    Simulate(SimulateArgs),
     /// Show a saved plan (written by `berth plan -out FILE`)
     Show(ShowArgs),
     /// Print the step graph of a plan in Graphviz DOT (`berth graph | dot -Tsvg > plan.svg`)
@@ -194,4 +196,31 @@ pub struct GraphArgs {
     /// A saved plan; without it, berth plans now and prints that plan's graph
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// A saved plan; without it, berth plans now and replays that plan
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// Steps running at once (default: the plan's)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub parallelism: Option<u32>,
+
+    /// Migrations into one host at once (default: the plan's)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inbound: Option<u32>,
+
+    /// Migrations out of one host at once (default: the plan's)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_outbound: Option<u32>,
+
+    /// Bandwidth of every host's migration link, MiB/s (default: the plan's)
+    #[arg(long, value_name = "MIB_S", value_parser = clap::value_parser!(u32).range(1..))]
+    pub link_bandwidth: Option<u32>,
 }

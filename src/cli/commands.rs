@@ -22,6 +22,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     match &cli.command {
         Command::Validate(args) => validate(args),
         Command::Plan(args) => plan_cmd(args, color),
+        Command::Simulate(args) => super::simulate::run(args),
         Command::Show(args) => show(args, color),
         Command::Graph(args) => graph(args),
         Command::Apply(args) => super::apply::apply(args, color),
@@ -37,7 +38,7 @@ fn load() -> Result<(Config, Inventory), CliError> {
     Ok((cfg, inv))
 }
 
-fn make_plan() -> Result<Plan, CliError> {
+pub(super) fn make_plan() -> Result<Plan, CliError> {
     make_plan_with(&config::CommandLineIntents::default())
 }
 
@@ -150,7 +151,7 @@ fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), Cli
 }
 
 /// Writes to stdout; a closed pipe (`berth plan | head`) is not an error.
-fn print(text: &str) -> Result<(), CliError> {
+pub(super) fn print(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| {
         if !text.ends_with('\n') {

@@ -18,6 +18,8 @@ pub enum CliError {
     Inventory(Box<InventoryLoadError>),
     #[error(transparent)]
     PlanFile(#[from] PlanFileError),
+    #[error(transparent)]
+    Simulate(#[from] crate::simulate::SimulateError),
     #[error("cannot change to directory {path}: {source}")]
     Chdir { path: PathBuf, source: std::io::Error },
     #[error("cannot write to standard output: {0}")]

@@ -10,6 +10,7 @@ mod commands;
 mod error;
 mod progress;
 mod state_cmd;
+mod simulate;
 mod terraform_flags;
 
 use std::process::ExitCode;

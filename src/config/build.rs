@@ -168,6 +168,9 @@ fn build_defaults(node: &Node) -> Result<Defaults, Internal> {
             .unwrap_or(base.max_inbound_per_host),
         max_outbound_per_host: u32_of(node, "max_outbound_per_host")
             .unwrap_or(base.max_outbound_per_host),
+        link_bandwidth_mib_s: u64_of(node, "link_bandwidth_mib_s")
+            .unwrap_or(base.link_bandwidth_mib_s),
+        dirty_rate_mib_s: u64_of(node, "dirty_rate_mib_s").unwrap_or(base.dirty_rate_mib_s),
         vcpu_overcommit: node
             .float("vcpu_overcommit")
             .unwrap_or(base.vcpu_overcommit),

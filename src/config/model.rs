@@ -175,6 +175,12 @@ pub struct Defaults {
     /// Concurrent migrations into / out of one host.
     pub max_inbound_per_host: u32,
     pub max_outbound_per_host: u32,
+    /// Bandwidth of each host's migration link, MiB/s, for predicting how long live
+    /// migrations take (concurrent migrations on one link share it).
+    pub link_bandwidth_mib_s: u64,
+    /// Rate at which a running guest dirties memory, MiB/s, when known (0 = not known): live
+    /// migration re-sends dirtied pages, so it takes longer than memory ÷ bandwidth.
+    pub dirty_rate_mib_s: u64,
     /// vCPUs in use on a host may reach `cpus × vcpu_overcommit`.
     pub vcpu_overcommit: f64,
     /// Memory kept for the host itself, not given to guests, in MiB.
@@ -198,6 +204,8 @@ impl Default for Defaults {
             parallelism: 4,
             max_inbound_per_host: 2,
             max_outbound_per_host: 2,
+            link_bandwidth_mib_s: 1100,
+            dirty_rate_mib_s: 0,
             vcpu_overcommit: 1.0,
             memory_reserved_mib: 0,
             shared_storage: vec!["/EXAVMIMAGES".into(), "/dev/exc".into()],

@@ -194,6 +194,8 @@ const DEFAULTS: BlockSpec = BlockSpec {
     attrs: &[
         attr("mode", Kind::Enum(MODES)),
         attr("parallelism", AT_LEAST_ONE),
+        attr("link_bandwidth_mib_s", AT_LEAST_ONE),
+        attr("dirty_rate_mib_s", COUNT),
         attr("max_inbound_per_host", AT_LEAST_ONE),
         attr("max_outbound_per_host", AT_LEAST_ONE),
         attr("vcpu_overcommit", OVERCOMMIT),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::esxml::{self, EsSystem, EsXmlError};
+use super::esxml::{self, EsLayout, EsSystem, EsXmlError};
 use super::libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts_with};
 use super::observed::HostObservation;
 use super::model::Topology;
@@ -35,6 +35,10 @@ pub struct Inventory {
     pub es_xml_sha256: String,
     pub topology: Topology,
     pub drift: Vec<Drift>,
+    /// Where each host and guest reference sits in `es_xml_text`, when [`load`] kept it from
+    /// its parse: the plan's es.xml diff then needs no second parse of a file that may be
+    /// hundreds of megabytes. `None` when the inventory was assembled from an `EsSystem` alone.
+    pub es_layout: Option<EsLayout>,
 }
 
 /// es.xml could not be used. Unreachable hosts are not errors: they are drift.
@@ -57,18 +61,18 @@ pub enum InventoryError {
 
 /// Reads es.xml, then every host it lists, and reconciles them.
 pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
-    let (es, text) = read_es_xml(spec)?;
-    Ok(assemble(es, text, spec))
+    load_with(spec, &observe_host)
 }
 
-/// Reads and parses the es.xml the spec names; returns it with its exact text.
-pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String), InventoryError> {
+/// Reads and parses the es.xml the spec names; returns it with its exact text and the layout
+/// of its parse (where each host and guest reference sits in the text).
+pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String, EsLayout), InventoryError> {
     let path = &spec.es_xml_path;
     let text = std::fs::read_to_string(path)
         .map_err(|source| InventoryError::Read { path: path.clone(), source })?;
-    let es = esxml::parse(&path.display().to_string(), &text)
+    let (es, layout) = esxml::parse_with_layout(&path.display().to_string(), &text)
         .map_err(|source| InventoryError::EsXml { path: path.clone(), source })?;
-    Ok((es, text))
+    Ok((es, text, layout))
 }
 
 /// The part of [`load`] after parsing: reads the hosts of an already parsed es.xml and
@@ -82,21 +86,35 @@ pub type Observe<'a> = &'a (dyn Fn(&str, &str) -> Result<HostObservation, Libvir
 
 /// [`load`], reading each host with `observe` instead of a fresh read-only connection.
 pub fn load_with(spec: &InventorySpec, observe: Observe<'_>) -> Result<Inventory, InventoryError> {
-    let (es, text) = read_es_xml(spec)?;
-    Ok(assemble_with(es, text, spec, observe))
+    let (es, text, layout) = read_es_xml(spec)?;
+    let mut inventory = assemble_with(es, text, spec, observe);
+    inventory.es_layout = Some(layout);
+    Ok(inventory)
 }
 
 /// [`assemble`], reading each host with `observe`.
 pub fn assemble_with(es: EsSystem, es_xml_text: String, spec: &InventorySpec, observe: Observe<'_>) -> Inventory {
     let observations = observe_hosts_with(&host_uris(&es, spec), spec.parallelism, observe);
-    let reconciled = reconcile(&es, &observations, spec.policy);
-    Inventory {
-        es_xml_sha256: sha256_hex(es_xml_text.as_bytes()),
-        es,
-        es_xml_text,
-        topology: reconciled.topology,
-        drift: reconciled.drift,
-    }
+    from_observations(es, es_xml_text, &observations, spec.policy)
+}
+
+/// The inventory from es.xml and what libvirt showed on each host: reconciled, with the
+/// fingerprint of the es.xml text computed on a second thread meanwhile (hashing 250 MB takes
+/// a quarter of a second).
+pub fn from_observations(
+    es: EsSystem,
+    es_xml_text: String,
+    observations: &[Result<HostObservation, LibvirtError>],
+    policy: DriftPolicy,
+) -> Inventory {
+    let (reconciled, es_xml_sha256) = std::thread::scope(|s| {
+        let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
+        let reconciled = reconcile(&es, observations, policy);
+        // Hashing cannot panic; should the thread fail anyway, hash here.
+        let sha = hashing.join().unwrap_or_else(|_| sha256_hex(es_xml_text.as_bytes()));
+        (reconciled, sha)
+    });
+    Inventory { es_xml_sha256, es, es_xml_text, topology: reconciled.topology, drift: reconciled.drift, es_layout: None }
 }
 
 /// `(host, uri)` for every es.xml KVM host, in es.xml order: the override for the host's full

@@ -6,6 +6,7 @@
 //! - [`load`] does all of it for one es.xml file: parse, read every host, reconcile.
 
 pub mod esxml;
+pub(crate) mod fast_hash;
 pub mod facts;
 pub mod libvirt;
 pub mod load;

@@ -8,9 +8,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::fast_hash::{FastMap as HashMap, FastSet};
+
 use serde::{Deserialize, Serialize};
 
-use super::esxml::{EsGuest, EsSystem};
+use super::esxml::{EsGuest, EsSystem, EsVolume};
 use super::libvirt::LibvirtError;
 use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology, passed_through_pci};
 use super::observed::{DomainObservation, HostObservation};
@@ -144,32 +146,27 @@ pub fn reconcile(
     }
 
     let domains = index_domains(&reachable);
-    let memberships = cluster_memberships(es);
+    let index = EsIndex::new(es);
     let mut es_guests: Vec<&EsGuest> = es.guests.iter().collect();
     es_guests.sort_by(|a, b| a.name.cmp(&b.name));
-    for g in &es_guests {
-        let es_host = es
-            .hosts
-            .iter()
-            .find(|h| h.id == g.host_id)
-            .map(|h| h.name.as_str())
-            .unwrap_or(g.host_id.as_str());
-        let es_host_reachable = topology.hosts.get(es_host).is_some_and(|h| h.reachable);
+    let hosts = &topology.hosts;
+    let reconciled = map_in_parallel(&es_guests, |g| {
+        let es_host = index.host_names.get(g.host_id.as_str()).copied().unwrap_or(g.host_id.as_str());
+        let es_host_reachable = hosts.get(es_host).is_some_and(|h| h.reachable);
         let found = domains.get(g.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
-        let guest = reconcile_guest(
-            es,
-            g,
-            es_host,
-            es_host_reachable,
-            found,
-            &memberships,
-            policy,
-            &mut drift,
-        );
-        topology.guests.insert(guest.name.clone(), guest);
+        let mut guest_drift = Vec::new();
+        let guest = reconcile_guest(&index, g, es_host, es_host_reachable, found, policy, &mut guest_drift);
+        (guest, guest_drift)
+    });
+    let mut guests = Vec::with_capacity(reconciled.len());
+    for (guest, guest_drift) in reconciled {
+        drift.extend(guest_drift);
+        guests.push((guest.name.clone(), guest));
     }
+    // Already in name order, which the map's bulk build takes in one pass.
+    topology.guests = guests.into_iter().collect();
 
-    let es_names: BTreeSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
+    let es_names: FastSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
     for o in &reachable {
         for d in o.domains.iter().filter(|d| !es_names.contains(d.name.as_str())) {
             if d.state.holds_resources() {
@@ -192,7 +189,7 @@ pub fn reconcile(
         }
     }
 
-    topology.clusters = clusters(es, &memberships);
+    topology.clusters = clusters(es, &index);
     Reconciled { topology, drift }
 }
 
@@ -212,6 +209,23 @@ pub fn apply_facts(
     Ok(())
 }
 
+/// `f` over `items` on the machine's cores, results in input order: reconciling 100,000 guests
+/// is independent work per guest.
+fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    const MIN_CHUNK: usize = 4096;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / MIN_CHUNK).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let workers: Vec<_> =
+            items.chunks(items.len().div_ceil(threads)).map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>())).collect();
+        // A worker can only fail by panicking; carry the panic on rather than lose guests.
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+    })
+}
+
 /// Facts were offered for a host the topology (es.xml) does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("host {0} is not a KVM host in es.xml")]
@@ -220,8 +234,8 @@ pub struct UnknownHost(pub String);
 type Observation = Result<HostObservation, LibvirtError>;
 
 /// Observation per host name; the first one wins if a host was read twice.
-fn index_observations(observations: &[Observation]) -> BTreeMap<&str, &Observation> {
-    let mut by_host = BTreeMap::new();
+fn index_observations(observations: &[Observation]) -> HashMap<&str, &Observation> {
+    let mut by_host = HashMap::default();
     for o in observations {
         let host = match o {
             Ok(o) => o.host.as_str(),
@@ -235,8 +249,8 @@ fn index_observations(observations: &[Observation]) -> BTreeMap<&str, &Observati
 /// Every domain name with the hosts it is defined on, in es.xml host order.
 fn index_domains<'a>(
     reachable: &[&'a HostObservation],
-) -> BTreeMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
-    let mut index: BTreeMap<&str, Vec<(&str, &DomainObservation)>> = BTreeMap::new();
+) -> HashMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
+    let mut index: HashMap<&str, Vec<(&str, &DomainObservation)>> = HashMap::default();
     for o in reachable {
         for d in &o.domains {
             index.entry(d.name.as_str()).or_default().push((o.host.as_str(), d));
@@ -274,15 +288,58 @@ fn unreachable(host: &str, observation: Option<&Observation>) -> Drift {
     }
 }
 
+/// es.xml's references resolved once, so that reconciling 100,000 guests never searches a list
+/// per guest. Ids are unique (the parser refuses duplicates).
+struct EsIndex<'a> {
+    /// Host machine id → host name.
+    host_names: HashMap<&'a str, &'a str>,
+    /// Guest machine id → guest name.
+    guest_names: HashMap<&'a str, &'a str>,
+    /// Cluster id → cluster name.
+    cluster_names: HashMap<&'a str, &'a str>,
+    volumes: HashMap<&'a str, &'a EsVolume>,
+    /// Guest id → ids of its clusters, and cluster id → ids of its members, from both places
+    /// es.xml records membership: the guest's `software/clusters` and the cluster's members.
+    /// Either may list a pair twice; users dedup by name.
+    clusters_of_guest: HashMap<&'a str, Vec<&'a str>>,
+    members_of_cluster: HashMap<&'a str, Vec<&'a str>>,
+}
+
+impl<'a> EsIndex<'a> {
+    fn new(es: &'a EsSystem) -> Self {
+        fn first<'a, V>(pairs: impl Iterator<Item = (&'a str, V)>) -> HashMap<&'a str, V> {
+            let mut map = HashMap::default();
+            for (k, v) in pairs {
+                map.entry(k).or_insert(v);
+            }
+            map
+        }
+        let mut clusters_of_guest: HashMap<&str, Vec<&str>> = HashMap::default();
+        let mut members_of_cluster: HashMap<&str, Vec<&str>> = HashMap::default();
+        let from_guests = es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.as_str(), g.id.as_str())));
+        let from_clusters = es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.as_str(), m.as_str())));
+        for (cluster, guest) in from_guests.chain(from_clusters) {
+            clusters_of_guest.entry(guest).or_default().push(cluster);
+            members_of_cluster.entry(cluster).or_default().push(guest);
+        }
+        EsIndex {
+            host_names: first(es.hosts.iter().map(|h| (h.id.as_str(), h.name.as_str()))),
+            guest_names: first(es.guests.iter().map(|g| (g.id.as_str(), g.name.as_str()))),
+            cluster_names: first(es.clusters.iter().map(|c| (c.id.as_str(), c.name.as_str()))),
+            volumes: first(es.volumes.iter().map(|v| (v.id.as_str(), v))),
+            clusters_of_guest,
+            members_of_cluster,
+        }
+    }
+}
+
 /// One es.xml guest against the domains of the same name.
-#[allow(clippy::too_many_arguments)]
 fn reconcile_guest(
-    es: &EsSystem,
+    index: &EsIndex<'_>,
     g: &EsGuest,
     es_host: &str,
     es_host_reachable: bool,
     found: &[(&str, &DomainObservation)],
-    memberships: &BTreeSet<(String, String)>,
     policy: DriftPolicy,
     drift: &mut Vec<Drift>,
 ) -> Guest {
@@ -364,12 +421,12 @@ fn reconcile_guest(
         (DriftPolicy::PreferEsXml, _) | (_, None) => es_host,
         (_, Some((host, _))) => host,
     };
-    let mut clusters: Vec<String> = memberships
-        .iter()
-        .filter(|(_, guest_id)| *guest_id == g.id)
-        .filter_map(|(cluster_id, _)| {
-            es.clusters.iter().find(|c| &c.id == cluster_id).map(|c| c.name.clone())
-        })
+    let mut clusters: Vec<String> = index
+        .clusters_of_guest
+        .get(g.id.as_str())
+        .into_iter()
+        .flatten()
+        .filter_map(|cluster_id| index.cluster_names.get(cluster_id).map(|name| name.to_string()))
         .collect();
     clusters.sort();
     clusters.dedup();
@@ -385,7 +442,7 @@ fn reconcile_guest(
         clusters,
         interfaces: chosen.map(|(_, d)| d.interfaces.clone()).unwrap_or_default(),
         disks: chosen.map(|(_, d)| d.disks.clone()).unwrap_or_default(),
-        volumes: volume_paths(es, g),
+        volumes: volume_paths(index, g),
         hostdevs: chosen.map(|(_, d)| d.hostdevs.clone()).unwrap_or_default(),
     }
 }
@@ -407,38 +464,28 @@ fn choose_copy<'a>(
 
 /// Device paths of the guest's EDV volumes. A volume without `edvDevicePath` is where
 /// Exascale always puts it, `/dev/exc/<name>`.
-fn volume_paths(es: &EsSystem, g: &EsGuest) -> Vec<String> {
+fn volume_paths(index: &EsIndex<'_>, g: &EsGuest) -> Vec<String> {
     g.volume_ids
         .iter()
-        .filter_map(|id| es.volumes.iter().find(|v| &v.id == id))
+        .filter_map(|id| index.volumes.get(id.as_str()))
         .filter_map(|v| {
             v.device_path.clone().or_else(|| v.name.as_ref().map(|n| format!("/dev/exc/{n}")))
         })
         .collect()
 }
 
-/// (cluster id, guest id) pairs, from both places es.xml records membership: the guest's
-/// `software/clusters` and the cluster's members.
-fn cluster_memberships(es: &EsSystem) -> BTreeSet<(String, String)> {
-    let from_guests =
-        es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.clone(), g.id.clone())));
-    let from_clusters =
-        es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.clone(), m.clone())));
-    from_guests.chain(from_clusters).collect()
-}
-
 /// Clusters keyed by name, members as guest names (sorted); ids that name no guest are left
 /// out (the es.xml parser reports dangling references).
-fn clusters(es: &EsSystem, memberships: &BTreeSet<(String, String)>) -> BTreeMap<String, Cluster> {
+fn clusters(es: &EsSystem, index: &EsIndex<'_>) -> BTreeMap<String, Cluster> {
     es.clusters
         .iter()
         .map(|c| {
-            let mut members: Vec<String> = memberships
-                .iter()
-                .filter(|(cluster_id, _)| *cluster_id == c.id)
-                .filter_map(|(_, guest_id)| {
-                    es.guests.iter().find(|g| &g.id == guest_id).map(|g| g.name.clone())
-                })
+            let mut members: Vec<String> = index
+                .members_of_cluster
+                .get(c.id.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|guest_id| index.guest_names.get(guest_id).map(|name| name.to_string()))
                 .collect();
             members.sort();
             members.dedup();

@@ -1,7 +1,7 @@
 //! Builds a [`Plan`] from a loaded configuration and inventory: diff, then schedule, then the
 //! per-host summaries, the es.xml write-back diff and the fingerprints a later apply checks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::config::{Config, ConfigError, DriftSource};
 use crate::diff::{self, Move};
@@ -10,9 +10,8 @@ use crate::inventory::facts;
 use crate::remote::SshTarget;
 use crate::inventory::load::{Inventory, InventorySpec};
 use crate::inventory::reconcile::{DriftKind, DriftPolicy};
-use crate::inventory::Drift;
-use crate::inventory::Topology;
-use crate::schedule::{self, Limits, Schedule};
+use crate::inventory::{Drift, Guest, Topology};
+use crate::schedule::{self, Concurrency, DurationModel, Limits, Schedule};
 
 use super::model::{Fingerprints, HostSummary, Plan, PlanError, FORMAT_VERSION};
 
@@ -101,6 +100,7 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
             guest: None,
             host: None,
         });
+        plan.hosts = host_summaries(topo, &Limits::default(), &[], &BTreeMap::new());
         return Ok(plan);
     }
 
@@ -112,7 +112,11 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
     let (moves, problems) = diff::moves(cfg, topo, &desired);
     plan.errors.extend(problems.into_iter().map(PlanError::from));
 
-    let limits = Limits::from_desired(&desired, true);
+    let limits = Limits {
+        durations: DurationModel::from_defaults(&cfg.defaults),
+        concurrency: Concurrency::from_defaults(&cfg.defaults),
+        ..Limits::from_desired(&desired, true)
+    };
     match schedule::schedule(&moves, topo, &limits) {
         Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
         Err(e) => {
@@ -158,11 +162,13 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         steps: Vec::new(),
         skipped_steps: Vec::new(),
         waves: Vec::new(),
-        hosts: host_summaries(&inv.topology, &Limits::default(), &[], &BTreeMap::new()),
+        // Filled by `build` once the limits are known.
+        hosts: Vec::new(),
         drift: inv.drift.clone(),
         errors: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         es_xml_diff: String::new(),
+        timing: None,
     }
 }
 
@@ -176,6 +182,7 @@ fn fill_from_schedule(plan: &mut Plan, cfg: &Config, inv: &Inventory, limits: &L
     plan.steps = s.steps;
     plan.skipped_steps = s.skipped;
     plan.waves = s.waves;
+    plan.timing = (!plan.steps.is_empty()).then_some(s.timing);
 }
 
 /// Inputs a saved plan depends on; apply compares them with what it finds.
@@ -192,27 +199,49 @@ pub fn fingerprints(cfg: &Config, inv: &Inventory) -> Fingerprints {
     }
 }
 
-/// The es.xml apply will write, as a unified diff against the current file.
+/// The es.xml apply will write, as a unified diff against the current file. Made from the
+/// rewrite's edits (checked against the file, not re-parsed: apply's rewrite re-parses before it
+/// writes), using the layout the inventory kept from its parse when there is one.
 fn es_xml_diff(cfg: &Config, inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsXmlError> {
-    let after = esxml_after(inv, moves)?;
-    Ok(super::unified_diff(&cfg.inventory.es_xml.value.display().to_string(), &inv.es_xml_text, &after))
+    let path = cfg.inventory.es_xml.value.display().to_string();
+    let parsed;
+    let layout = match &inv.es_layout {
+        Some(layout) => layout,
+        None => {
+            parsed = esxml::parse_with_layout(&path, &inv.es_xml_text)?.1;
+            &parsed
+        }
+    };
+    let edits = esxml::guest_move_edits(&path, &inv.es_xml_text, &inv.es, layout, &guest_moves(inv, moves))?;
+    Ok(super::unified_diff_of_edits(&path, &inv.es_xml_text, edits.iter().map(|e| (e.range.clone(), e.text.as_str()))))
 }
 
-/// es.xml with every moved guest's reference under its final host (pivot hops collapse).
+/// es.xml with every moved guest's reference under its final host (pivot hops collapse),
+/// re-parsed and checked.
 pub fn esxml_after(inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsXmlError> {
+    let guest_moves = guest_moves(inv, moves);
+    match &inv.es_layout {
+        Some(layout) => esxml::move_guests_parsed("es.xml", &inv.es_xml_text, &inv.es, layout, &guest_moves),
+        None => esxml::move_guests(&inv.es_xml_text, &guest_moves),
+    }
+}
+
+/// Each moved guest from its es.xml host to its final host, by machine ids; guests that end
+/// where es.xml already has them are left out.
+fn guest_moves(inv: &Inventory, moves: &[Move]) -> Vec<GuestMove> {
     let topo = &inv.topology;
     let mut final_host: BTreeMap<&str, &str> = BTreeMap::new();
     for m in moves {
         final_host.insert(&m.guest, &m.to);
     }
     let machine_id = |host: &str| topo.hosts.get(host).map(|h| h.machine_id.clone()).unwrap_or_default();
-    let es_parent: BTreeMap<&str, &str> = inv
+    let es_parent: HashMap<&str, &str> = inv
         .es
         .guests
         .iter()
         .map(|g| (g.name.as_str(), g.host_id.as_str()))
         .collect();
-    let guest_moves: Vec<GuestMove> = final_host
+    final_host
         .iter()
         .filter_map(|(guest, to)| {
             let g = topo.guests.get(*guest)?;
@@ -220,8 +249,7 @@ pub fn esxml_after(inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsX
             let to_id = machine_id(to);
             (from_id != to_id).then(|| GuestMove { guest_id: g.machine_id.clone(), from_host_id: from_id, to_host_id: to_id })
         })
-        .collect();
-    esxml::move_guests(&inv.es_xml_text, &guest_moves)
+        .collect()
 }
 
 /// Before/after usage per host; peaks come from the schedule (worst instant the DAG allows).
@@ -231,34 +259,56 @@ pub fn host_summaries(
     moves: &[Move],
     peaks: &BTreeMap<String, (u64, u32)>,
 ) -> Vec<HostSummary> {
-    // Where each guest ends up.
-    let mut placement: BTreeMap<&str, &str> = topo.guests.values().map(|g| (g.name.as_str(), g.host.as_str())).collect();
-    for m in moves {
-        placement.insert(&m.guest, &m.to);
+    // Where each moved guest ends up (the last move wins).
+    let moved: HashMap<&str, &str> = moves.iter().map(|m| (m.guest.as_str(), m.to.as_str())).collect();
+    // One pass over the guests, not one per host: 10,000 hosts × 100,000 guests must stay fast.
+    let position: HashMap<&str, usize> = topo.hosts.keys().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+    let mut before = vec![Load::default(); topo.hosts.len()];
+    let mut after = vec![Load::default(); topo.hosts.len()];
+    for g in topo.guests.values() {
+        if let Some(&i) = position.get(g.host.as_str()) {
+            before[i].add(g);
+        }
+        let host = moved.get(g.name.as_str()).copied().unwrap_or(g.host.as_str());
+        if let Some(&i) = position.get(host) {
+            after[i].add(g);
+        }
     }
     topo.hosts
         .values()
-        .map(|h| {
-            let after: Vec<_> = topo.guests.values().filter(|g| placement.get(g.name.as_str()) == Some(&h.name.as_str())).collect();
+        .enumerate()
+        .map(|(i, h)| {
+            let (now, then) = (before[i], after[i]);
             let limit = limits.of(h);
-            let (mem_cap, vcpu_limit) = (limit.memory_mib, limit.vcpus);
-            let memory_used_mib_after = after.iter().map(|g| g.memory_held_mib()).sum();
             HostSummary {
                 name: h.name.clone(),
-                memory_mib: mem_cap,
-                memory_used_mib_before: topo.memory_used_mib(&h.name),
-                memory_used_mib_after,
+                memory_mib: limit.memory_mib,
+                memory_used_mib_before: now.memory_mib,
+                memory_used_mib_after: then.memory_mib,
                 cpus: h.cpus,
-                vcpu_limit,
-                vcpus_used_before: topo.vcpus_used(&h.name),
-                vcpus_used_after: after.iter().map(|g| g.vcpus_held()).sum(),
-                guests_before: topo.guests_on(&h.name).count(),
-                guests_after: after.len(),
-                memory_peak_mib: peaks
-                    .get(&h.name)
-                    .map(|p| p.0)
-                    .unwrap_or_else(|| topo.memory_used_mib(&h.name).max(memory_used_mib_after)),
+                vcpu_limit: limit.vcpus,
+                vcpus_used_before: now.vcpus,
+                vcpus_used_after: then.vcpus,
+                guests_before: now.guests,
+                guests_after: then.guests,
+                memory_peak_mib: peaks.get(&h.name).map(|p| p.0).unwrap_or_else(|| now.memory_mib.max(then.memory_mib)),
             }
         })
         .collect()
+}
+
+/// What the guests on one host hold.
+#[derive(Debug, Clone, Copy, Default)]
+struct Load {
+    memory_mib: u64,
+    vcpus: u32,
+    guests: usize,
+}
+
+impl Load {
+    fn add(&mut self, g: &Guest) {
+        self.memory_mib += g.memory_held_mib();
+        self.vcpus += g.vcpus_held();
+        self.guests += 1;
+    }
 }

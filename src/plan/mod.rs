@@ -12,4 +12,4 @@ mod udiff;
 pub(crate) mod sample;
 
 pub use model::*;
-pub use udiff::unified_diff;
+pub use udiff::{unified_diff, unified_diff_of_edits};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::diff::{Move, MoveProblem};
 use crate::inventory::Drift;
-use crate::schedule::{SkippedStep, Step};
+use crate::schedule::{SkippedStep, Step, Timing};
 
 /// Bumped whenever the JSON shape changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -80,6 +80,10 @@ pub struct Plan {
     /// `es_xml_path`, 3 lines of context) of the current text against the text apply writes.
     /// Empty when es.xml stays as it is. Made with `plan::unified_diff`.
     pub es_xml_diff: String,
+    /// When the duration model expects each step to run, the predicted total and its lower
+    /// bounds; absent in plans without steps or made before berth predicted durations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
 }
 
 impl Plan {

@@ -7,6 +7,6 @@ use crate::config::MigrationMode;
 use crate::diff::Move;
 use crate::inventory::{Drift, DriftKind};
 use crate::plan::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError, unified_diff};
-use crate::schedule::{SkippedStep, Step, StepKind};
+use crate::schedule::{Concurrency, DurationModel, SkippedStep, Step, StepKind, predict};
 
 include!("../../tests/support/sample_plan.rs");

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::plan::Plan;
+use crate::schedule::Timing;
 use crate::render::format::{
     WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, serde_name, steps_by_id,
     summary_line, waves,
@@ -229,8 +230,16 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
         ),
     );
     let by_id = steps_by_id(plan);
+    let wave_times = plan.timing.as_ref().map(|t| t.waves.as_slice()).unwrap_or_default();
     for (n, wave) in waves(plan).iter().enumerate() {
-        let _ = writeln!(out, "  Wave {}:", n + 1);
+        match wave_times.get(n) {
+            Some(t) => {
+                let _ = writeln!(out, "  Wave {}: +{} → +{}", n + 1, duration(t.start_s), duration(t.finish_s));
+            }
+            None => {
+                let _ = writeln!(out, "  Wave {}:", n + 1);
+            }
+        }
         for entry in wave {
             let step = match entry {
                 WaveEntry::Step(step) => step,
@@ -262,6 +271,9 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
             let _ = writeln!(out, "    {line}");
         }
     }
+    if let Some(t) = &plan.timing {
+        let _ = writeln!(out, "  {}", predicted_line(t));
+    }
     if !plan.skipped_steps.is_empty() {
         let _ = writeln!(out, "  Skipped ({}):", plan.skipped_steps.len());
         for s in &plan.skipped_steps {
@@ -275,6 +287,41 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
         }
     }
     out
+}
+
+/// `Predicted duration: 12m 30s, …`: the total, the bound it is measured against and the
+/// limits it assumes.
+fn predicted_line(t: &Timing) -> String {
+    let b = &t.lower_bound;
+    let binding = [
+        (b.critical_path_s, "longest chain of steps"),
+        (b.link_s, "busiest migration link"),
+        (b.parallelism_s, "steps at once"),
+        (b.host_migrations_s, "migrations per host"),
+        (b.budget_s, "disruption budget"),
+    ]
+    .into_iter()
+    .fold((0.0, ""), |best, (s, what)| if s > best.0 { (s, what) } else { best });
+    let c = &t.concurrency;
+    format!(
+        "Predicted duration: {} (no order can beat {}: {}), {} steps at once, {} migrations into and {} out of a host at once",
+        duration(t.makespan_s),
+        duration(b.overall_s),
+        binding.1,
+        c.parallelism,
+        c.max_inbound_per_host,
+        c.max_outbound_per_host
+    )
+}
+
+/// `45s`, `12m 30s`, `3h 05m`: rounded to what a person plans around.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => format!("{}h {:02}m", s / 3600, (s % 3600 + 30) / 60),
+    }
 }
 
 fn errors_section(plan: &Plan, painter: Painter) -> String {
@@ -468,7 +515,13 @@ mod tests {
             .filter(|l| l.trim_start().starts_with("Wave "))
             .collect();
         assert_eq!(wave_titles.len(), plan.waves.len());
-        assert_eq!(wave_titles[0].trim(), "Wave 1:");
+        let timing = plan.timing.as_ref().expect("the sample plan has a prediction");
+        let first = &timing.waves[0];
+        assert_eq!(wave_titles[0].trim(), format!("Wave 1: +{} → +{}", duration(first.start_s), duration(first.finish_s)));
+        assert!(
+            line_with(&text, "Predicted duration: ").contains(&format!("Predicted duration: {} (", duration(timing.makespan_s))),
+            "{text}"
+        );
         // Every step appears once, in its wave.
         let steps_block = &text[text.find("Wave 1:").unwrap()..text.find("Skipped (7):").unwrap()];
         for step in &plan.steps {
@@ -603,5 +656,23 @@ mod tests {
             reason.join(" "),
             "host exa01adm01 is drained; exa01adm02 has the most free memory (40 GiB)"
         );
+    }
+
+    #[test]
+    fn durations_read_as_a_person_would_say_them() {
+        assert_eq!(duration(0.4), "0s");
+        assert_eq!(duration(59.6), "1m 00s");
+        assert_eq!(duration(750.0), "12m 30s");
+        assert_eq!(duration(3.0 * 3600.0 + 5.0 * 60.0 + 10.0), "3h 05m");
+        assert_eq!(duration(-2.0), "0s");
+    }
+
+    #[test]
+    fn a_plan_without_a_prediction_shows_plain_waves() {
+        let mut plan = sample_plan();
+        plan.timing = None;
+        let text = plain(&plan);
+        assert!(text.lines().any(|l| l.trim() == "Wave 1:"), "{text}");
+        assert!(!text.contains("Predicted duration"), "{text}");
     }
 }

@@ -11,4 +11,7 @@ pub enum ScheduleError {
     UnknownHost { guest: String, host: String },
     #[error("the plan moves {guest}, which is not in the topology")]
     UnknownGuest { guest: String },
+    /// A plan's steps do not form a graph that can be replayed.
+    #[error("step {step}: {message}")]
+    BadPlan { step: String, message: String },
 }

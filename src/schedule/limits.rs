@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use crate::diff::Desired;
 use crate::inventory::Host;
 
+use super::budget::BudgetSpec;
+use super::duration::{Concurrency, DurationModel};
+
 /// Capacity the scheduler keeps every host within, at every instant of any execution order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Limits {
@@ -12,6 +15,12 @@ pub struct Limits {
     pub hosts: BTreeMap<String, HostLimit>,
     /// Whether a live swap cycle may be broken by routing one guest through a third host.
     pub allow_pivot: bool,
+    /// Disruption budgets the schedule keeps under every execution order.
+    pub budgets: Vec<BudgetSpec>,
+    /// How long steps take, for ordering them and predicting the plan's duration.
+    pub durations: DurationModel,
+    /// How many steps apply runs at once.
+    pub concurrency: Concurrency,
 }
 
 /// The limits of one host.
@@ -43,7 +52,14 @@ impl Limits {
                 (name.clone(), limit)
             })
             .collect();
-        Limits { hosts, allow_pivot }
+        // `rule "disruption_budget"` blocks, as diff resolved them to guest names.
+        let budgets = desired
+            .rules
+            .disruption_budgets
+            .iter()
+            .map(|b| BudgetSpec { name: b.name.clone(), members: b.members.clone(), max_unavailable: b.max_unavailable })
+            .collect();
+        Limits { hosts, allow_pivot, budgets, ..Limits::default() }
     }
 
     /// The limit of `host`, falling back to its physical size.

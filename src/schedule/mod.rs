@@ -5,23 +5,34 @@
 //! - [`capacity`](self) adds release → claim edges; its docs state and prove the invariant.
 //! - [`pivot`](self) breaks live swap cycles through a third host, or explains the deadlock.
 //! - [`graph`](self) finds cycles (petgraph) and lays the DAG out in waves.
+//! - [`duration`] says how long each step takes; [`timeline`](self) list-schedules the graph on
+//!   it (critical path first, within the concurrency limits) to predict start times.
+//! - [`budget`](self) adds chains that keep disruption budgets under any order; its docs state
+//!   and prove the invariant.
 
+mod budget;
 mod capacity;
+pub mod duration;
 mod error;
 mod expand;
 mod graph;
 mod limits;
 pub mod model;
 mod pivot;
+mod timeline;
+mod timing;
 
 use std::collections::BTreeMap;
 
 use crate::diff::Move;
 use crate::inventory::Topology;
 
+pub use budget::BudgetSpec;
+pub use duration::{Concurrency, DurationModel, Work};
 pub use error::ScheduleError;
 pub use limits::{HostLimit, Limits};
-pub use model::{SkippedStep, Step, StepKind};
+pub use model::{LowerBound, SkippedStep, Step, StepKind, StepTiming, Timing, WaveTiming};
+pub use timing::{HostActivity, Replay, predict, replay};
 
 /// The schedule of a plan.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,14 +50,19 @@ pub struct Schedule {
     /// any execution order the graph allows can reach, never above the host's limits unless it
     /// already starts above them.
     pub peaks: BTreeMap<String, (u64, u32)>,
+    /// When each step is expected to run (list scheduling on `limits.durations` within
+    /// `limits.concurrency`), the predicted total and the lower bounds it is measured against.
+    pub timing: Timing,
 }
 
 /// Expands `moves` into steps and orders them so that, under every execution order the
 /// returned graph allows (steps may overlap when unordered), no host ever uses more memory or
-/// vCPUs than `limits` give it (see `capacity` for the construction and the proof). Live swap
+/// vCPUs than `limits` give it (see `capacity` for the construction and the proof) and no
+/// disruption budget has more members unavailable than it allows (see `budget`). Live swap
 /// cycles are broken through a pivot host when `limits.allow_pivot`; otherwise, or when no
-/// pivot host fits, the result is [`ScheduleError::Infeasible`] with the hosts, guests and
-/// numbers involved.
+/// pivot host fits, or when a budget cannot hold, the result is [`ScheduleError::Infeasible`]
+/// with the hosts, guests and numbers involved. The schedule's [`Timing`] predicts when each
+/// step runs.
 pub fn schedule(moves: &[Move], topo: &Topology, limits: &Limits) -> Result<Schedule, ScheduleError> {
     let current = capacity::current_usage(topo);
     let mut moves = moves.to_vec();
@@ -64,15 +80,62 @@ pub fn schedule(moves: &[Move], topo: &Topology, limits: &Limits) -> Result<Sche
         }
         let cycles = graph::cycles(&expansion.nodes);
         if cycles.is_empty() {
-            return Ok(finish(moves, expansion, capacity.peaks));
+            let (timing, waves) = time(&moves, &mut expansion, topo, limits)?;
+            return Ok(finish(moves, expansion, capacity.peaks, timing, waves));
         }
         let pivots = pivot::break_cycles(&cycles, &moves, &expansion, &capacity, topo, limits, &current)?;
         moves = pivot::insert(moves, pivots);
     }
 }
 
-fn finish(moves: Vec<Move>, expansion: expand::Expansion, peaks: BTreeMap<String, (u64, u32)>) -> Schedule {
-    let waves = graph::waves(&expansion.nodes)
+/// List-schedules the (acyclic) graph on the duration model, adds the chains that keep the
+/// disruption budgets, and returns the predicted timing and the waves of the final graph.
+fn time(
+    moves: &[Move],
+    expansion: &mut expand::Expansion,
+    topo: &Topology,
+    limits: &Limits,
+) -> Result<(Timing, Vec<Vec<usize>>), ScheduleError> {
+    let shapes = expansion.nodes.iter().map(|n| timing::Shape { kind: n.kind, move_index: n.move_index, items: n.items.len(), deps: n.deps.clone() });
+    let graph = timing::Graph::new(shapes, moves, &limits.durations);
+    let budgets = budget::intervals(&limits.budgets, moves, expansion, topo)?;
+    let (head, tail) = graph.heads_and_tails();
+    let lower_bound = graph.lower_bound(limits.concurrency, budget::bound(&budgets, &graph.alone, &head, &tail));
+    let priority = graph.priority();
+    let setup = timeline::Setup {
+        jobs: &graph.jobs,
+        bandwidth: &graph.bandwidth,
+        concurrency: limits.concurrency,
+        priority: &priority,
+        intervals: &budgets.intervals,
+        capacity: &budgets.capacity,
+        needs: &budgets.needs,
+    };
+    let run = timeline::run(&setup).map_err(|stuck| budget::stuck(&limits.budgets, &budgets, &stuck, moves))?;
+    let chains = budget::chain_edges(&budgets, &run.slot, &run.start);
+    if !chains.is_empty() {
+        for (end, start) in chains {
+            expansion.nodes[start].deps.push(end);
+        }
+        for node in &mut expansion.nodes {
+            node.deps.sort_unstable();
+            node.deps.dedup();
+        }
+    }
+    let ids: Vec<&str> = expansion.nodes.iter().map(|n| n.id.as_str()).collect();
+    let waves = graph::waves(&expansion.nodes);
+    let timing = timing::timing(&ids, &waves, &run, lower_bound, &limits.durations, limits.concurrency);
+    Ok((timing, waves))
+}
+
+fn finish(
+    moves: Vec<Move>,
+    expansion: expand::Expansion,
+    peaks: BTreeMap<String, (u64, u32)>,
+    timing: Timing,
+    waves: Vec<Vec<usize>>,
+) -> Schedule {
+    let waves = waves
         .into_iter()
         .map(|wave| wave.into_iter().map(|i| expansion.nodes[i].id.clone()).collect())
         .collect();
@@ -94,7 +157,7 @@ fn finish(moves: Vec<Move>, expansion: expand::Expansion, peaks: BTreeMap<String
             }
         })
         .collect();
-    Schedule { moves, steps, skipped: expansion.skipped, waves, peaks }
+    Schedule { moves, steps, skipped: expansion.skipped, waves, peaks, timing }
 }
 
 #[cfg(test)]

@@ -89,3 +89,53 @@ pub struct SkippedStep {
     pub kind: StepKind,
     pub reason: String,
 }
+
+/// When the duration model expects the plan's steps to run, in seconds from the start of the
+/// apply, under the concurrency limits (see `schedule::duration` and `schedule::timeline`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Timing {
+    /// Every step, in the plan's step order.
+    pub steps: Vec<StepTiming>,
+    /// Per wave, in wave order: from its first step's start to its last step's end (waves
+    /// overlap: a step starts as soon as its own dependencies are done).
+    pub waves: Vec<WaveTiming>,
+    /// When the last step ends.
+    pub makespan_s: f64,
+    pub lower_bound: LowerBound,
+    pub model: super::duration::DurationModel,
+    pub concurrency: super::duration::Concurrency,
+}
+
+/// One step's predicted start and duration, seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StepTiming {
+    pub step: String,
+    pub start_s: f64,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WaveTiming {
+    pub start_s: f64,
+    pub finish_s: f64,
+}
+
+/// No schedule of the step graph can be shorter than any of these, seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LowerBound {
+    /// The largest of the bounds below.
+    pub overall_s: f64,
+    /// The longest dependency chain, every step at its duration when alone.
+    pub critical_path_s: f64,
+    /// The busiest host link: its MiB out (or in) over the rate it can carry (its bandwidth,
+    /// or the per-migration cap times the host's migration limit when that is lower).
+    pub link_s: f64,
+    /// The host of [`LowerBound::link_s`], when any bytes move.
+    pub link_host: Option<String>,
+    /// Every step's duration alone, summed, over the global parallelism.
+    pub parallelism_s: f64,
+    /// The busiest host's migrations (durations alone) over its migration limit.
+    pub host_migrations_s: f64,
+    /// The busiest disruption budget: its members' unavailable time (alone) over its places.
+    pub budget_s: f64,
+}

@@ -80,6 +80,7 @@ impl PlanBuilder {
             errors: Vec::new(),
             fingerprints: Fingerprints::default(),
             es_xml_diff: String::new(),
+            timing: None,
         }
     }
 }

@@ -269,12 +269,15 @@ pub fn sample_plan() -> Plan {
         ("exa01adm03", &["exa01vm05", "exa01vm02"]),
     ]);
 
+    let waves = sample_waves(&steps);
+    // What berth predicts for these steps on the default duration model.
+    let timing = predict(&steps, &moves, &waves, &DurationModel::default(), Concurrency::default()).ok();
     Plan {
         format_version: FORMAT_VERSION,
         berth_version: "0.1.0".to_string(),
         created_at: "2025-03-14T09:26:53Z".to_string(),
         es_xml_path: SAMPLE_ES_XML_PATH.to_string(),
-        waves: sample_waves(&steps),
+        waves,
         moves,
         steps,
         skipped_steps,
@@ -305,6 +308,7 @@ pub fn sample_plan() -> Plan {
             ("exa01vm05", "exa01adm03/running"),
         ]),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),
+        timing,
     }
 }
 
@@ -390,6 +394,7 @@ pub fn sample_pivot_plan() -> Plan {
                 ("exa01adm03", &["exa01vm04"]),
             ]),
         ),
+        timing: None,
     }
 }
 
@@ -409,6 +414,7 @@ pub fn sample_no_change_plan() -> Plan {
         errors: Vec::new(),
         fingerprints: sample_fingerprints(&[("exa01vm04", "exa01adm02/running")]),
         es_xml_diff: String::new(),
+        timing: None,
     }
 }
 
@@ -460,5 +466,6 @@ pub fn sample_huge_plan(moves: usize) -> Plan {
         errors: Vec::new(),
         fingerprints: sample_fingerprints(&[]),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),
+        timing: None,
     }
 }

@@ -6,7 +6,6 @@
 //! - [`synthesize`] writes synthetic but valid files for tests and benchmarks.
 
 mod error;
-mod idmap;
 mod layout;
 pub mod model;
 mod parse;
@@ -19,5 +18,5 @@ pub use error::{EsXmlError, EsXmlErrorDetail, EsXmlErrorKind, Location};
 pub use layout::{EsLayout, GuestRefSpan, HostLayout};
 pub use model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 pub use parse::{parse, parse_with_layout};
-pub use rewrite::{GuestMove, move_guests, move_guests_in};
+pub use rewrite::{GuestMove, TextEdit, guest_move_edits, move_guests, move_guests_in, move_guests_parsed};
 pub use synth::{SynthSpec, synthesize};

@@ -5,11 +5,12 @@
 
 use std::collections::hash_map::Entry;
 
+
 use crate::inventory::size::parse_size_mib;
 use crate::inventory::version::ImageVersion;
 
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
-use super::idmap::{IdMap, id_map};
+use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 use super::layout::{EsLayout, HostLayout};
 use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 use super::scan::{

@@ -11,7 +11,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
-use super::idmap::{IdMap, id_map};
+use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 use super::layout::{EsLayout, GuestRefSpan, HostLayout};
 use super::model::{EsGuest, EsSystem};
 use super::parse::{parse, parse_with_layout};
@@ -38,11 +38,47 @@ pub fn move_guests_in(
     moves: &[GuestMove],
 ) -> Result<String, EsXmlError> {
     let (system, layout) = parse_with_layout(source_name, text)?;
+    move_guests_parsed(source_name, text, &system, &layout, moves)
+}
+
+/// [`move_guests_in`] for a text already parsed into `system` and `layout` (by
+/// [`parse_with_layout`](super::parse_with_layout)): the result is still re-parsed and checked.
+pub fn move_guests_parsed(
+    source_name: &str,
+    text: &str,
+    system: &EsSystem,
+    layout: &EsLayout,
+    moves: &[GuestMove],
+) -> Result<String, EsXmlError> {
+    let edits = guest_move_edits(source_name, text, system, layout, moves)?;
+    let rewritten = apply(text, &edits);
+    verify(source_name, &rewritten, moves)?;
+    Ok(rewritten)
+}
+
+/// One replacement in the es.xml text: `range` (empty for an insertion) becomes `text`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextEdit {
+    pub range: Range<usize>,
+    pub text: String,
+}
+
+/// The edits [`move_guests_parsed`] makes, checked against the file but not applied: sorted by
+/// position, not overlapping, an insertion before a deletion that starts at the same place.
+/// For previews (the plan's es.xml diff), where re-parsing the whole result would cost a
+/// second parse of a file that may hold 100,000 guests; the rewrite that is written re-parses.
+pub fn guest_move_edits(
+    source_name: &str,
+    text: &str,
+    system: &EsSystem,
+    layout: &EsLayout,
+    moves: &[GuestMove],
+) -> Result<Vec<TextEdit>, EsXmlError> {
     let mut edits = Vec::with_capacity(moves.len() * 2);
-    let checked = check_moves(source_name, text, &system, &layout, moves)?;
+    let checked = check_moves(source_name, text, system, layout, moves)?;
     let removed: HashSet<&str> = moves.iter().map(|m| m.guest_id.as_str()).collect();
     for (m, reference) in moves.iter().zip(&checked) {
-        edits.push(Edit::Delete(removal_range(text, &reference.span)));
+        edits.push(TextEdit { range: removal_range(text, &reference.span), text: String::new() });
         let target = &layout.hosts[&m.to_host_id];
         edits.push(insertion(
             source_name,
@@ -53,9 +89,10 @@ pub fn move_guests_in(
             &text[reference.span.clone()],
         )?);
     }
-    let rewritten = apply(text, edits);
-    verify(source_name, &rewritten, moves)?;
-    Ok(rewritten)
+    // Inserts before a deletion that starts at the same place (the inserted line goes above the
+    // removed one); the sort is stable, so several inserts at one place keep the moves' order.
+    edits.sort_by_key(|e| (e.range.start, !e.range.is_empty()));
+    Ok(edits)
 }
 
 /// Checks every move against the parsed file; returns each moved guest's reference.
@@ -74,17 +111,13 @@ fn check_moves<'l>(
             kind,
         )
     };
-    let guests = guests_by_id(system);
     let mut seen = HashSet::new();
     let mut references = Vec::with_capacity(moves.len());
+    let guests = guests_by_id(system);
     for m in moves {
         let guest = m.guest_id.clone();
         let Some(es_guest) = guests.get(m.guest_id.as_str()) else {
-            return Err(failure(
-                None,
-                String::new(),
-                EsXmlErrorKind::MoveUnknownGuest { guest },
-            ));
+            return Err(failure(None, String::new(), EsXmlErrorKind::MoveUnknownGuest { guest }));
         };
         if !seen.insert(m.guest_id.as_str()) {
             return Err(failure(
@@ -133,40 +166,14 @@ fn check_moves<'l>(
     Ok(references)
 }
 
-enum Edit {
-    Insert { at: usize, text: String },
-    Delete(Range<usize>),
-}
-
-impl Edit {
-    /// Order of application: by position; at one position inserts come before a deletion
-    /// that starts there (the inserted line goes above the removed one).
-    fn key(&self) -> (usize, u8) {
-        match self {
-            Edit::Insert { at, .. } => (*at, 0),
-            Edit::Delete(range) => (range.start, 1),
-        }
-    }
-}
-
-/// Applies non-overlapping edits in one forward pass. Several inserts at one place keep the
-/// order of the moves (the sort is stable).
-fn apply(text: &str, mut edits: Vec<Edit>) -> String {
-    edits.sort_by_key(Edit::key);
+/// Applies sorted, non-overlapping edits in one forward pass.
+fn apply(text: &str, edits: &[TextEdit]) -> String {
     let mut out = String::with_capacity(text.len() + 256);
     let mut cursor = 0;
     for edit in edits {
-        match edit {
-            Edit::Insert { at, text: inserted } => {
-                out.push_str(&text[cursor..at]);
-                out.push_str(&inserted);
-                cursor = at;
-            }
-            Edit::Delete(range) => {
-                out.push_str(&text[cursor..range.start]);
-                cursor = range.end;
-            }
-        }
+        out.push_str(&text[cursor..edit.range.start]);
+        out.push_str(&edit.text);
+        cursor = edit.range.end;
     }
     out.push_str(&text[cursor..]);
     out
@@ -190,29 +197,15 @@ fn insertion(
     target_id: &str,
     removed: &HashSet<&str>,
     raw: &str,
-) -> Result<Edit, EsXmlError> {
-    let staying = target
-        .guest_refs
-        .iter()
-        .rev()
-        .find(|r| !removed.contains(r.guest_id.as_str()));
+) -> Result<TextEdit, EsXmlError> {
+    let staying = target.guest_refs.iter().rev().find(|r| !removed.contains(r.guest_id.as_str()));
     if let Some(sibling) = staying {
         let span = &sibling.span;
         if alone_on_line(text, span) && line_end(text, span.end) > span.end {
             let at = line_end(text, span.end);
-            return Ok(Edit::Insert {
-                at,
-                text: format!(
-                    "{}{raw}{}",
-                    indentation(text, span.start),
-                    line_ending(text, at)
-                ),
-            });
+            return Ok(insert(at, format!("{}{raw}{}", indentation(text, span.start), line_ending(text, at))));
         }
-        return Ok(Edit::Insert {
-            at: span.end,
-            text: raw.to_string(),
-        });
+        return Ok(insert(span.end, raw.to_string()));
     }
     let Some(end_tag) = &target.end_tag else {
         let kind = EsXmlErrorKind::RewriteCheck(
@@ -228,10 +221,7 @@ fn insertion(
     };
     let close = end_tag.start;
     if !starts_its_line(text, close) {
-        return Ok(Edit::Insert {
-            at: close,
-            text: raw.to_string(),
-        });
+        return Ok(insert(close, raw.to_string()));
     }
     let indent = match target.last_child_start {
         Some(child) if starts_its_line(text, child) => indentation(text, child).to_string(),
@@ -244,10 +234,11 @@ fn insertion(
         }
     };
     let at = line_start(text, close);
-    Ok(Edit::Insert {
-        at,
-        text: format!("{indent}{raw}{}", line_ending(text, at)),
-    })
+    Ok(insert(at, format!("{indent}{raw}{}", line_ending(text, at))))
+}
+
+fn insert(at: usize, text: String) -> TextEdit {
+    TextEdit { range: at..at, text }
 }
 
 fn verify(source_name: &str, rewritten: &str, moves: &[GuestMove]) -> Result<(), EsXmlError> {

@@ -1,3 +1,4 @@
+mod budgets;
 mod expansion;
 mod ordering;
 mod scale;
@@ -14,7 +15,7 @@ pub(super) fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move
 
 /// Physical limits, pivots allowed.
 pub(super) fn limits() -> Limits {
-    Limits { hosts: Default::default(), allow_pivot: true }
+    Limits { allow_pivot: true, ..Limits::default() }
 }
 
 pub(super) fn step<'a>(schedule: &'a Schedule, id: &str) -> &'a Step {

@@ -71,7 +71,7 @@ fn limits_from_config_take_precedence_over_physical_size() {
     let topo = full_pair(Some(512));
     let mut hosts = BTreeMap::new();
     hosts.insert("adm03".to_string(), HostLimit { memory_mib: 100 * GIB, vcpus: 64, max_guests: None, accepts_guests: true });
-    let limits = Limits { hosts, allow_pivot: false };
+    let limits = Limits { hosts, allow_pivot: false, ..Limits::default() };
     let err = schedule(&[mv("vm01", "adm01", "adm03", Offline)], &topo, &limits).expect_err("192 GiB do not fit in 100");
     let ScheduleError::Infeasible { message, hosts, guests } = err else { panic!("expected Infeasible") };
     assert_eq!(hosts, vec!["adm03"]);
@@ -101,6 +101,7 @@ fn a_live_swap_goes_through_the_pivot_with_the_most_room() {
     let limits = Limits {
         hosts: [("adm05".to_string(), HostLimit { memory_mib: 2048 * GIB, vcpus: 64, max_guests: None, accepts_guests: false })].into(),
         allow_pivot: true,
+        ..Limits::default()
     };
     let s = schedule(&[mv("vm01", "adm01", "adm02", Live), mv("vm02", "adm02", "adm01", Live)], &topo, &limits).expect("pivot");
     // adm05 is drained or disabled; adm04 has the most room.

@@ -1,0 +1,241 @@
+//! Issue 2's benchmark: plan the drain of 5 % of a 10,000-host, 100,000-guest fleet.
+//!
+//! `cargo bench --bench plan_fleet` (release). The parent writes a synthetic es.xml once, then
+//! re-executes itself once per run (`--child`), so every run's peak RSS (VmHWM) is the peak of
+//! one plan in a fresh process, not the maximum over runs. Each child times its stages and
+//! prints one line of `key=value` pairs; the parent reports the median of each stage.
+//!
+//! Stages, as `berth plan` runs them (libvirt is replaced by observations that match es.xml,
+//! as if every host had been read):
+//! - `read`: es.xml from disk;
+//! - `parse`: `inventory::esxml::parse`;
+//! - `reconcile`: `inventory::reconcile` with the synthetic observations, plus the fingerprint;
+//! - `config`: `config::parse_str` of an HCL file that drains every 20th host;
+//! - `plan`: `plan::build::build` (diff, schedule, host summaries, es.xml diff).
+//!
+//! Environment: `BERTH_BENCH_HOSTS` (10000), `BERTH_BENCH_GUESTS_PER_HOST` (10),
+//! `BERTH_BENCH_RUNS` (5), `BERTH_BENCH_DRAIN_EVERY` (20, i.e. 5 %).
+
+#[path = "support/fleet.rs"]
+mod fleet;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use berth::plan;
+
+use fleet::{FleetSpec, median, peak_rss_kib};
+
+/// Stages in the order they run; `plan_total` is their sum.
+const STAGES: [&str; 5] = ["read", "parse", "reconcile", "config", "plan"];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let spec = FleetSpec::from_env();
+    // `--write DIR` leaves the es.xml in DIR, to profile `--child DIR` on its own.
+    if let Some(i) = args.iter().position(|a| a == "--write") {
+        spec.write(Path::new(args.get(i + 1).expect("--write DIR")));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--child") {
+        let dir = PathBuf::from(args.get(i + 1).expect("--child DIR"));
+        child(&spec, &dir);
+        return;
+    }
+    parent(&spec);
+}
+
+fn parent(spec: &FleetSpec) {
+    let runs: usize = fleet::env_or("BERTH_BENCH_RUNS", 5);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let started = Instant::now();
+    let written = spec.write(dir.path());
+    eprintln!(
+        "plan_fleet: {} hosts, {} guests, draining {} hosts; es.xml {:.1} MiB written in {:.2?}",
+        spec.hosts,
+        spec.hosts * spec.guests_per_host,
+        spec.drained().count(),
+        written as f64 / 1048576.0,
+        started.elapsed()
+    );
+
+    let exe = std::env::current_exe().expect("own path");
+    let mut samples: Vec<Vec<(String, f64)>> = Vec::new();
+    for run in 1..=runs {
+        let out = Command::new(&exe)
+            .arg("--child")
+            .arg(dir.path())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run child");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed:\n{stdout}");
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("stages "))
+            .expect("child printed its stages");
+        let values: Vec<(String, f64)> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.parse().expect("number")))
+            .collect();
+        eprintln!("run {run}/{runs}: {}", line.trim_start_matches("stages "));
+        samples.push(values);
+    }
+
+    let column = |key: &str| -> Vec<f64> {
+        samples
+            .iter()
+            .filter_map(|s| s.iter().find(|(k, _)| k == key).map(|(_, v)| *v))
+            .collect()
+    };
+    println!("\nplan_fleet: median of {runs} runs, each in a fresh process");
+    println!("{:<28} {:>10} {:>10}", "stage", "wall", "cpu");
+    for key in STAGES.iter().copied().chain(["plan_total", "render_text"]) {
+        println!(
+            "{:<28} {:>8.3} s {:>8.2} s",
+            key,
+            median(column(key)),
+            median(column(&format!("{key}_cpu")))
+        );
+    }
+    for key in ["moves", "steps", "waves", "errors"] {
+        println!("{:<28} {:>10}", key, median(column(key)));
+    }
+    let rss = column("peak_rss_mib");
+    println!(
+        "{:<28} {:>6.0} MiB (max over runs {:.0} MiB)",
+        "peak RSS (VmHWM)",
+        median(rss.clone()),
+        rss.iter().cloned().fold(0.0, f64::max)
+    );
+    println!(
+        "{:<28} {:>6.0} MiB",
+        "peak RSS after render",
+        median(column("peak_rss_after_render_mib"))
+    );
+}
+
+/// `plan::build::build` again, one part at a time (after the peak RSS was read), to find hot spots.
+fn breakdown(cfg: &berth::config::Config, inv: &berth::inventory::Inventory) {
+    let topo = &inv.topology;
+    let t = Instant::now();
+    std::hint::black_box(berth::inventory::load::sha256_hex(
+        inv.es_xml_text.as_bytes(),
+    ));
+    eprintln!("  sha256 of es.xml  {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let reconciled = berth::inventory::reconcile(
+        &inv.es,
+        &fleet::observations(&FleetSpec::from_env(), &inv.es),
+        berth::inventory::DriftPolicy::StopOnDrift,
+    );
+    eprintln!(
+        "  observations + reconcile {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+    drop(reconciled);
+    let t = Instant::now();
+    let desired = berth::diff::desired(cfg, topo).expect("desired");
+    eprintln!("  diff::desired     {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let (moves, _) = berth::diff::moves(cfg, topo, &desired);
+    eprintln!("  diff::moves       {:.3} s", t.elapsed().as_secs_f64());
+    let limits = berth::schedule::Limits::from_desired(&desired, true);
+    let t = Instant::now();
+    let s = berth::schedule::schedule(&moves, topo, &limits).expect("schedule");
+    eprintln!("  schedule          {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let hosts = plan::build::host_summaries(topo, &limits, &s.moves, &s.peaks);
+    eprintln!("  host_summaries    {:.3} s", t.elapsed().as_secs_f64());
+    let t = Instant::now();
+    let after = plan::build::esxml_after(inv, &s.moves).expect("rewrite");
+    eprintln!(
+        "  esxml_after (apply's checked rewrite, not in plan) {:.3} s",
+        t.elapsed().as_secs_f64()
+    );
+    std::hint::black_box((hosts, after));
+}
+
+/// One plan, timed stage by stage; prints `stages key=value …`.
+fn child(spec: &FleetSpec, dir: &Path) {
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let mut cpu_mark = fleet::cpu_seconds();
+    let mut time = |name: &'static str, started: Instant| {
+        let cpu = fleet::cpu_seconds();
+        timings.push((name.to_string(), started.elapsed().as_secs_f64()));
+        timings.push((format!("{name}_cpu"), cpu - cpu_mark));
+        cpu_mark = cpu;
+    };
+
+    let t = Instant::now();
+    let text = std::fs::read_to_string(dir.join("es.xml")).expect("read es.xml");
+    time("read", t);
+
+    let t = Instant::now();
+    let (es, layout) = berth::inventory::esxml::parse_with_layout("es.xml", &text)
+        .expect("synthetic es.xml parses");
+    time("parse", t);
+
+    // What libvirt would show: built outside the timed stages, as the real reads are I/O.
+    let t = Instant::now();
+    let observations = fleet::observations(spec, &es);
+    time("observations", t);
+
+    let t = Instant::now();
+    let inv = fleet::inventory(es, layout, text, &observations);
+    time("reconcile", t);
+    drop(observations);
+
+    let t = Instant::now();
+    let cfg =
+        berth::config::parse_str("main.hcl", &spec.hcl(dir), dir).expect("generated HCL loads");
+    time("config", t);
+
+    let t = Instant::now();
+    let plan = plan::build::build(&cfg, &inv).expect("plans");
+    time("plan", t);
+    let rss_plan = peak_rss_kib();
+    if std::env::var_os("BERTH_BENCH_BREAKDOWN").is_some() {
+        breakdown(&cfg, &inv);
+    }
+
+    let t = Instant::now();
+    let text = berth::render::plan_text(&plan, &berth::render::TextOptions::default());
+    time("render_text", t);
+    std::hint::black_box(&text);
+
+    let sum = |suffix: &str| -> f64 {
+        timings
+            .iter()
+            .filter(|(k, _)| STAGES.iter().any(|s| format!("{s}{suffix}") == *k))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let (total, total_cpu) = (sum(""), sum("_cpu"));
+    let mut line = String::from("stages");
+    for (k, v) in &timings {
+        line.push_str(&format!(" {k}={v:.4}"));
+    }
+    line.push_str(&format!(
+        " plan_total={total:.4} plan_total_cpu={total_cpu:.4}"
+    ));
+    line.push_str(&format!(
+        " moves={} steps={} waves={} errors={}",
+        plan.moves.len(),
+        plan.steps.len(),
+        plan.waves.len(),
+        plan.errors.len()
+    ));
+    line.push_str(&format!(" peak_rss_mib={:.1}", rss_plan as f64 / 1024.0));
+    line.push_str(&format!(
+        " peak_rss_after_render_mib={:.1}",
+        peak_rss_kib() as f64 / 1024.0
+    ));
+    if let Some(e) = plan.errors.first() {
+        eprintln!("first plan error: {}", e.message);
+    }
+    println!("{line}");
+}

@@ -1,0 +1,539 @@
+//! List scheduling on the duration model, simulated event by event.
+//!
+//! A step starts once its dependencies are done and the limits allow: a global slot, for a
+//! MIGRATE_GUEST a slot out of its source and into its target, and for a step that makes a
+//! budgeted guest unavailable a place in its budget. Among the steps that could start, the
+//! one with the highest priority goes first (the caller gives the longest remaining path: list
+//! scheduling by critical path), except that a transfer on a link another transfer already
+//! uses only takes a slot left over once everything else that could start has: two transfers
+//! sharing a link each run at half speed, holding two slots for the throughput of one, while
+//! a transfer on an idle link would use its own. Time then jumps to the next event: a fixed-cost step ending,
+//! or a transfer finishing at its current rate. Live transfers share links: each gets
+//! `min(cap, source link ÷ transfers out of the source, target link ÷ transfers into the target)`,
+//! recomputed whenever a transfer starts or ends.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BTreeSet;
+
+use super::duration::{Concurrency, Work};
+
+/// One step to schedule; dependencies by index.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub deps: Vec<usize>,
+    pub work: Work,
+    /// (source, target) host indices of a MIGRATE_GUEST, which counts against the per-host
+    /// migration limits and, for a transfer, uses both hosts' links.
+    pub migration: Option<(usize, usize)>,
+}
+
+/// A guest unavailable from the start of job `start` to the end of job `end`, counted against
+/// budget `budget`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interval {
+    pub start: usize,
+    pub end: usize,
+    pub budget: usize,
+}
+
+/// Everything one run needs.
+pub(crate) struct Setup<'a> {
+    pub jobs: &'a [Job],
+    /// Link bandwidth per host index, MiB/s.
+    pub bandwidth: &'a [f64],
+    pub concurrency: Concurrency,
+    /// Per job; higher starts first, ties by index.
+    pub priority: &'a [f64],
+    pub intervals: &'a [Interval],
+    /// Per budget, how many of its intervals may be open at once.
+    pub capacity: &'a [u32],
+    /// Per interval, the intervals of its budget that must start before it can end (so
+    /// starting it commits a place for each of them too).
+    pub needs: &'a [Vec<usize>],
+}
+
+/// When each job ran.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Run {
+    pub start: Vec<f64>,
+    pub finish: Vec<f64>,
+    /// Per interval, the place of its budget it held (`0..capacity`).
+    pub slot: Vec<usize>,
+    pub makespan: f64,
+}
+
+/// Nothing can start and nothing runs: the intervals waiting for their budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stuck {
+    pub waiting: Vec<usize>,
+}
+
+/// `f64` ordered by `total_cmp`, for the ready queue.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Priority(f64);
+
+impl Eq for Priority {}
+
+impl PartialOrd for Priority {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Priority {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    /// Ends at this time.
+    Fixed(f64),
+    /// MiB still to send.
+    Transfer(f64),
+}
+
+#[derive(Debug)]
+struct Active {
+    job: usize,
+    phase: Phase,
+    rate: f64,
+}
+
+/// A transfer counts as done below this many MiB (float noise).
+const DONE_MIB: f64 = 1e-6;
+
+/// Runs the jobs (which must form a DAG) and returns when each started and finished.
+pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
+    let n = s.jobs.len();
+    let mut waiting: Vec<usize> = s.jobs.iter().map(|j| j.deps.len()).collect();
+    let mut successors: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, job) in s.jobs.iter().enumerate() {
+        for &d in &job.deps {
+            successors[d].push(i);
+        }
+    }
+    let mut starts_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut ends_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (k, interval) in s.intervals.iter().enumerate() {
+        starts_of[interval.start].push(k);
+        ends_of[interval.end].push(k);
+    }
+    let key = |j: usize| {
+        (
+            Reverse(Priority(s.priority.get(j).copied().unwrap_or(0.0))),
+            j,
+        )
+    };
+    let mut ready: BTreeSet<(Reverse<Priority>, usize)> =
+        (0..n).filter(|&j| waiting[j] == 0).map(key).collect();
+
+    let hosts = s.bandwidth.len();
+    let (mut out_slots, mut in_slots) = (vec![0u32; hosts], vec![0u32; hosts]);
+    let (mut out_transfers, mut in_transfers) = (vec![0u32; hosts], vec![0u32; hosts]);
+    let mut open = vec![0u32; s.capacity.len()];
+    let mut free_places: Vec<Vec<usize>> = s
+        .capacity
+        .iter()
+        .map(|&c| (0..c as usize).rev().collect())
+        .collect();
+    let mut interval_started = vec![false; s.intervals.len()];
+    let mut slot = vec![0usize; s.intervals.len()];
+
+    let mut start = vec![0.0; n];
+    let mut finish = vec![0.0; n];
+    let mut active: Vec<Active> = Vec::new();
+    let mut now = 0.0_f64;
+    let mut done = 0;
+    let parallelism = s.concurrency.parallelism.max(1) as usize;
+    let (max_out, max_in) = (
+        s.concurrency.max_outbound_per_host.max(1),
+        s.concurrency.max_inbound_per_host.max(1),
+    );
+
+    while done < n {
+        // Start what may start, best first; transfers onto busy links only in the second pass.
+        let mut chosen = Vec::new();
+        for share_links in [false, true] {
+            for &(_, j) in &ready {
+                if active.len() + chosen.len() >= parallelism {
+                    break;
+                }
+                if chosen.contains(&j) {
+                    continue;
+                }
+                if let Some((from, to)) = s.jobs[j].migration
+                    && (out_slots[from] >= max_out || in_slots[to] >= max_in)
+                {
+                    continue;
+                }
+                let transfer = matches!(s.jobs[j].work, Work::Transfer { .. });
+                if let (true, false, Some((from, to))) =
+                    (transfer, share_links, s.jobs[j].migration)
+                    && (out_transfers[from] > 0 || in_transfers[to] > 0)
+                {
+                    continue;
+                }
+                let fits = starts_of[j].iter().all(|&k| {
+                    let pending = s.needs[k]
+                        .iter()
+                        .filter(|&&other| !interval_started[other])
+                        .count() as u32;
+                    open[s.intervals[k].budget] + 1 + pending <= s.capacity[s.intervals[k].budget]
+                });
+                if !fits {
+                    continue;
+                }
+                if let Some((from, to)) = s.jobs[j].migration {
+                    out_slots[from] += 1;
+                    in_slots[to] += 1;
+                    // Counted from now: the link is busy for the rest of this round too.
+                    if transfer {
+                        out_transfers[from] += 1;
+                        in_transfers[to] += 1;
+                    }
+                }
+                for &k in &starts_of[j] {
+                    let b = s.intervals[k].budget;
+                    open[b] += 1;
+                    interval_started[k] = true;
+                    // A free place exists: `open` stayed within the capacity.
+                    slot[k] = free_places[b].pop().unwrap_or_default();
+                }
+                chosen.push(j);
+            }
+        }
+        for j in chosen {
+            ready.remove(&key(j));
+            start[j] = now;
+            let phase = match s.jobs[j].work {
+                Work::Fixed(seconds) => Phase::Fixed(now + seconds),
+                Work::Transfer { mib, .. } => Phase::Transfer(mib),
+            };
+            active.push(Active {
+                job: j,
+                phase,
+                rate: 0.0,
+            });
+        }
+        if active.is_empty() {
+            let waiting = ready
+                .iter()
+                .flat_map(|&(_, j)| starts_of[j].iter().copied())
+                .collect();
+            return Err(Stuck { waiting });
+        }
+
+        // Rates of the transfers, then the next event.
+        let mut next = f64::INFINITY;
+        for a in &mut active {
+            match a.phase {
+                Phase::Fixed(end) => next = next.min(end),
+                Phase::Transfer(remaining) => {
+                    a.rate = transfer_rate(s, a.job, &out_transfers, &in_transfers);
+                    next = next.min(now + remaining / a.rate);
+                }
+            }
+        }
+        let elapsed = next - now;
+        now = next;
+
+        // Advance every transfer; collect what ended.
+        let mut index = 0;
+        while index < active.len() {
+            let a = &mut active[index];
+            let ended = match &mut a.phase {
+                Phase::Fixed(end) => *end <= now,
+                Phase::Transfer(remaining) => {
+                    *remaining -= a.rate * elapsed;
+                    if *remaining <= DONE_MIB {
+                        let j = a.job;
+                        if let Some((from, to)) = s.jobs[j].migration {
+                            out_transfers[from] -= 1;
+                            in_transfers[to] -= 1;
+                        }
+                        let tail = match s.jobs[j].work {
+                            Work::Transfer { tail_s, .. } => tail_s,
+                            Work::Fixed(_) => 0.0,
+                        };
+                        a.phase = Phase::Fixed(now + tail);
+                        tail <= 0.0
+                    } else {
+                        false
+                    }
+                }
+            };
+            if !ended {
+                index += 1;
+                continue;
+            }
+            let j = active.swap_remove(index).job;
+            finish[j] = now;
+            done += 1;
+            if let Some((from, to)) = s.jobs[j].migration {
+                out_slots[from] -= 1;
+                in_slots[to] -= 1;
+            }
+            for &k in &ends_of[j] {
+                let b = s.intervals[k].budget;
+                open[b] -= 1;
+                free_places[b].push(slot[k]);
+            }
+            for &next_job in &successors[j] {
+                waiting[next_job] -= 1;
+                if waiting[next_job] == 0 {
+                    ready.insert(key(next_job));
+                }
+            }
+        }
+    }
+    let makespan = finish.iter().copied().fold(0.0, f64::max);
+    Ok(Run {
+        start,
+        finish,
+        slot,
+        makespan,
+    })
+}
+
+fn transfer_rate(s: &Setup<'_>, job: usize, out_transfers: &[u32], in_transfers: &[u32]) -> f64 {
+    let Work::Transfer { cap_mib_s, .. } = s.jobs[job].work else {
+        return f64::INFINITY;
+    };
+    match s.jobs[job].migration {
+        Some((from, to)) => cap_mib_s
+            .min(s.bandwidth[from] / f64::from(out_transfers[from].max(1)))
+            .min(s.bandwidth[to] / f64::from(in_transfers[to].max(1))),
+        None => cap_mib_s,
+    }
+}
+
+/// Longest path from each job to the end of the graph, the job's own duration included
+/// (`duration` per job): the critical-path priority.
+pub(crate) fn remaining_path(jobs: &[Job], duration: &[f64]) -> Vec<f64> {
+    let order = topological_order(jobs);
+    let mut successors: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for &d in &job.deps {
+            successors[d].push(i);
+        }
+    }
+    let mut tail = vec![0.0; jobs.len()];
+    for &j in order.iter().rev() {
+        let after = successors[j].iter().map(|&s| tail[s]).fold(0.0, f64::max);
+        tail[j] = duration[j] + after;
+    }
+    tail
+}
+
+/// Kahn's order of an acyclic graph (jobs on a cycle are left out).
+pub(crate) fn topological_order(jobs: &[Job]) -> Vec<usize> {
+    let mut waiting: Vec<usize> = jobs.iter().map(|j| j.deps.len()).collect();
+    let mut successors: Vec<Vec<usize>> = vec![Vec::new(); jobs.len()];
+    for (i, job) in jobs.iter().enumerate() {
+        for &d in &job.deps {
+            successors[d].push(i);
+        }
+    }
+    let mut order: Vec<usize> = (0..jobs.len()).filter(|&j| waiting[j] == 0).collect();
+    let mut next = 0;
+    while next < order.len() {
+        let j = order[next];
+        next += 1;
+        for &s in &successors[j] {
+            waiting[s] -= 1;
+            if waiting[s] == 0 {
+                order.push(s);
+            }
+        }
+    }
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed(seconds: f64, deps: &[usize]) -> Job {
+        Job {
+            deps: deps.to_vec(),
+            work: Work::Fixed(seconds),
+            migration: None,
+        }
+    }
+
+    fn transfer(mib: f64, from: usize, to: usize) -> Job {
+        Job {
+            deps: Vec::new(),
+            work: Work::Transfer {
+                mib,
+                cap_mib_s: f64::INFINITY,
+                tail_s: 0.0,
+            },
+            migration: Some((from, to)),
+        }
+    }
+
+    fn setup<'a>(
+        jobs: &'a [Job],
+        bandwidth: &'a [f64],
+        priority: &'a [f64],
+        parallelism: u32,
+    ) -> Setup<'a> {
+        Setup {
+            jobs,
+            bandwidth,
+            concurrency: Concurrency {
+                parallelism,
+                max_inbound_per_host: 2,
+                max_outbound_per_host: 2,
+            },
+            priority,
+            intervals: &[],
+            capacity: &[],
+            needs: &[],
+        }
+    }
+
+    #[test]
+    fn dependencies_and_the_global_limit_order_fixed_steps() {
+        let jobs = [
+            fixed(10.0, &[]),
+            fixed(5.0, &[0]),
+            fixed(7.0, &[]),
+            fixed(1.0, &[]),
+        ];
+        let priority = remaining_path(&jobs, &[10.0, 5.0, 7.0, 1.0]);
+        assert_eq!(priority, vec![15.0, 5.0, 7.0, 1.0]);
+        let run = run(&setup(&jobs, &[], &priority, 2)).unwrap();
+        // 0 and 2 first (longest paths), 3 when 2 ends, 1 when 0 ends.
+        assert_eq!(run.start, vec![0.0, 10.0, 0.0, 7.0]);
+        assert_eq!(run.finish, vec![10.0, 15.0, 7.0, 8.0]);
+        assert_eq!(run.makespan, 15.0);
+    }
+
+    #[test]
+    fn transfers_on_one_link_share_it() {
+        // Two transfers out of host 0 (1000 MiB/s) to hosts 1 and 2: each gets half.
+        let jobs = [transfer(1000.0, 0, 1), transfer(3000.0, 0, 2)];
+        let bandwidth = [1000.0, 1000.0, 1000.0];
+        let run = run(&setup(&jobs, &bandwidth, &[0.0, 0.0], 4)).unwrap();
+        // Both at 500 MiB/s until the first ends at 2 s; the second then has 2000 MiB left
+        // at the full 1000 MiB/s: 4 s in all, exactly the link's bytes over its bandwidth.
+        assert!(
+            (run.finish[0] - 2.0).abs() < 1e-9 && (run.finish[1] - 4.0).abs() < 1e-9,
+            "{run:?}"
+        );
+    }
+
+    #[test]
+    fn per_host_migration_limits_hold_transfers_back() {
+        let jobs = [
+            transfer(1000.0, 0, 1),
+            transfer(1000.0, 0, 2),
+            transfer(1000.0, 0, 3),
+        ];
+        let bandwidth = [3000.0, 1000.0, 1000.0, 1000.0];
+        let mut s = setup(&jobs, &bandwidth, &[3.0, 2.0, 1.0], 8);
+        s.concurrency.max_outbound_per_host = 2;
+        let run = run(&s).unwrap();
+        assert_eq!(run.start[..2], [0.0, 0.0]);
+        assert!(
+            (run.start[2] - 1.0).abs() < 1e-9,
+            "the third waits for an outbound slot: {run:?}"
+        );
+    }
+
+    #[test]
+    fn a_budget_of_one_serialises_its_intervals_and_hands_its_place_on() {
+        let jobs = [fixed(10.0, &[]), fixed(10.0, &[]), fixed(10.0, &[])];
+        let intervals = [
+            Interval {
+                start: 0,
+                end: 0,
+                budget: 0,
+            },
+            Interval {
+                start: 1,
+                end: 1,
+                budget: 0,
+            },
+            Interval {
+                start: 2,
+                end: 2,
+                budget: 1,
+            },
+        ];
+        let s = Setup {
+            intervals: &intervals,
+            capacity: &[1, 1],
+            needs: &[vec![], vec![], vec![]],
+            ..setup(&jobs, &[], &[3.0, 2.0, 1.0], 4)
+        };
+        let run = run(&s).unwrap();
+        assert_eq!(run.start, vec![0.0, 10.0, 0.0]);
+        assert_eq!(run.slot, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn intervals_that_need_each_other_beyond_the_budget_are_stuck() {
+        // Interval 0 (job 0 → job 2) cannot end before interval 1 starts (job 1 → job 2),
+        // and the other way round: both must be open together, which a budget of 1 forbids.
+        let jobs = [
+            fixed(1.0, &[]),
+            fixed(1.0, &[]),
+            fixed(1.0, &[0, 1]),
+            fixed(1.0, &[0, 1]),
+        ];
+        let intervals = [
+            Interval {
+                start: 0,
+                end: 2,
+                budget: 0,
+            },
+            Interval {
+                start: 1,
+                end: 3,
+                budget: 0,
+            },
+        ];
+        let needs = [vec![1], vec![0]];
+        let s = Setup {
+            intervals: &intervals,
+            capacity: &[1],
+            needs: &needs,
+            ..setup(&jobs, &[], &[0.0; 4], 4)
+        };
+        assert_eq!(
+            run(&s),
+            Err(Stuck {
+                waiting: vec![0, 1]
+            })
+        );
+        let roomy = Setup {
+            capacity: &[2],
+            ..s
+        };
+        assert!(run(&roomy).is_ok());
+    }
+
+    #[test]
+    fn a_free_slot_goes_to_a_transfer_on_an_idle_link_first() {
+        // Host 0 has two transfers to send, host 3 one; two slots. Sharing host 0's link would
+        // run both of its transfers at half speed in both slots while host 3's link idles.
+        let jobs = [transfer(1000.0, 0, 1), transfer(1000.0, 0, 2), transfer(1000.0, 3, 4)];
+        let bandwidth = [1000.0; 5];
+        let run = run(&setup(&jobs, &bandwidth, &[3.0, 2.0, 1.0], 2)).unwrap();
+        assert_eq!((run.start[0], run.start[2]), (0.0, 0.0), "{run:?}");
+        assert!((run.start[1] - 1.0).abs() < 1e-9, "{run:?}");
+        assert!((run.makespan - 2.0).abs() < 1e-9, "{run:?}");
+        // With a third slot left over, the second transfer shares host 0's link after all.
+        let roomy = run_with(&jobs, &bandwidth, 3);
+        assert_eq!(roomy.start, vec![0.0, 0.0, 0.0]);
+    }
+
+    fn run_with(jobs: &[Job], bandwidth: &[f64], parallelism: u32) -> Run {
+        run(&setup(jobs, bandwidth, &[3.0, 2.0, 1.0], parallelism)).unwrap()
+    }
+}
