@@ -196,6 +196,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
             value: resolve_libvirt_uri(dir, &uri.value),
             span: uri.span,
         }),
+        migration_uri: node.str("migration_uri"),
         memory_reserved_mib: node.size_mib("memory_reserved"),
         span: node.span.clone(),
     })

@@ -206,6 +206,10 @@ pub struct HostIntent {
     pub max_guests: Option<Spanned<u32>>,
     /// Per-host libvirt URI, overriding the template.
     pub libvirt_uri: Option<Spanned<String>>,
+    /// Where live migrations into this host send their memory (libvirt's migration URI,
+    /// e.g. `tcp://10.0.1.12` on a dedicated migration network); `None` lets the host's
+    /// libvirt advertise its own address.
+    pub migration_uri: Option<Spanned<String>>,
     pub memory_reserved_mib: Option<u64>,
     pub span: Span,
 }

@@ -187,6 +187,7 @@ const HOST: BlockSpec = BlockSpec {
         attr("disabled", Kind::Bool),
         attr("max_guests", COUNT),
         attr("libvirt_uri", Kind::Str),
+        attr("migration_uri", Kind::Str),
         attr("memory_reserved", Kind::Size),
     ],
     blocks: &[],

@@ -121,6 +121,7 @@ impl ConfigBuilder {
             disabled: false,
             max_guests: None,
             libvirt_uri: None,
+            migration_uri: None,
             memory_reserved_mib: None,
             span,
         };
