@@ -147,15 +147,7 @@ impl Hypervisor {
 
     fn state_of(&self, guest: &str, dom: &Domain) -> Result<GuestState, ApplyError> {
         let (state, _reason) = dom.state().map_err(|e| self.libvirt_error("read state of", guest, e))?;
-        Ok(match state.known() {
-            Some(DomainState::Running | DomainState::Blocked) => GuestState::Running,
-            Some(DomainState::Paused | DomainState::PMSuspended) => GuestState::Paused,
-            // "shutdown" is libvirt's "being shut down": still running until it reaches shutoff.
-            Some(DomainState::Shutdown) => GuestState::Running,
-            Some(DomainState::Shutoff) => GuestState::ShutOff,
-            Some(DomainState::Crashed) => GuestState::Crashed,
-            Some(DomainState::NoState) | None => GuestState::Unknown,
-        })
+        Ok(guest_state(state))
     }
 
     /// The guest's state here; `None` when this host does not define it.
@@ -276,6 +268,18 @@ impl Hypervisor {
     }
 }
 
+fn guest_state(state: virt::domain::DomainStateEnum) -> GuestState {
+    match state.known() {
+        Some(DomainState::Running | DomainState::Blocked) => GuestState::Running,
+        Some(DomainState::Paused | DomainState::PMSuspended) => GuestState::Paused,
+        // "shutdown" is libvirt's "being shut down": still running until it reaches shutoff.
+        Some(DomainState::Shutdown) => GuestState::Running,
+        Some(DomainState::Shutoff) => GuestState::ShutOff,
+        Some(DomainState::Crashed) => GuestState::Crashed,
+        Some(DomainState::NoState) | None => GuestState::Unknown,
+    }
+}
+
 /// What one host holds of a guest, as much as it takes to tell how a migration that berth
 /// stopped following (killed) ended on that host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -292,32 +296,35 @@ pub struct DomainStatus {
 }
 
 impl Hypervisor {
-    /// The guest's [`DomainStatus`] here; `None` when this host does not define it.
+    /// The guest's [`DomainStatus`] here; `None` when this host does not define it (also when
+    /// it vanishes while being read, as a half-received guest does when libvirt cleans up).
     pub fn domain_status(&self, guest: &str) -> Result<Option<DomainStatus>, ApplyError> {
         use virt::domain::{DomainPausedReason, DomainRunningReason, DomainStateReason};
         use virt::enumutil::Enum;
         let Some(dom) = self.lookup(guest)? else { return Ok(None) };
-        let (_, reason) = dom.state().map_err(|e| self.libvirt_error("read state of", guest, e))?;
-        let (paused_by_migration, post_copy) = match reason {
-            Enum::Known(DomainStateReason::Paused(Enum::Known(r))) => (
-                r == DomainPausedReason::Migration,
-                matches!(r, DomainPausedReason::PostCopy | DomainPausedReason::PostCopyFailed),
-            ),
-            Enum::Known(DomainStateReason::Running(Enum::Known(DomainRunningReason::PostCopy))) => (false, true),
-            _ => (false, false),
+        let read = || -> Result<DomainStatus, virt::error::Error> {
+            let (state, reason) = dom.state()?;
+            let (paused_by_migration, post_copy) = match reason {
+                Enum::Known(DomainStateReason::Paused(Enum::Known(r))) => (
+                    r == DomainPausedReason::Migration,
+                    matches!(r, DomainPausedReason::PostCopy | DomainPausedReason::PostCopyFailed),
+                ),
+                Enum::Known(DomainStateReason::Running(Enum::Known(DomainRunningReason::PostCopy))) => (false, true),
+                _ => (false, false),
+            };
+            let persistent = dom.is_persistent()?;
+            let uuid = dom.uuid_string()?;
+            // Job statistics are best effort: a domain that cannot report them runs no job
+            // berth could wait for.
+            let job_active = job_stats(&dom).is_ok_and(|j| j.r#type != sys::VIR_DOMAIN_JOB_NONE as i32);
+            let state = guest_state(state);
+            Ok(DomainStatus { state, paused_by_migration, post_copy, persistent, uuid, job_active })
         };
-        let persistent = dom.is_persistent().map_err(|e| self.libvirt_error("read persistence of", guest, e))?;
-        // Job statistics are best effort: a domain that cannot report them runs no job berth
-        // could wait for.
-        let job_active = job_stats(&dom).is_ok_and(|j| j.r#type != sys::VIR_DOMAIN_JOB_NONE as i32);
-        Ok(Some(DomainStatus {
-            state: self.state_of(guest, &dom)?,
-            paused_by_migration,
-            post_copy,
-            persistent,
-            uuid: self.uuid_of(guest, &dom)?,
-            job_active,
-        }))
+        match read() {
+            Ok(status) => Ok(Some(status)),
+            Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
+            Err(e) => Err(self.libvirt_error("read the status of", guest, e)),
+        }
     }
 
     /// Resumes a paused guest.
