@@ -262,7 +262,11 @@ write_host_files() {
 	EOF
 	# libvirt resolves its compiled-in default user "libvirt-qemu" before it reads qemu.conf;
 	# without libvirt-daemon-system that user does not exist. Hosts see these copies instead.
-	cp /etc/passwd "$h/passwd"
+	# root's home is the host's own (empty) directory: bash run by sshd sources ~/.bashrc even
+	# for a plain command, and the machine's may be slow (pyenv init: 0.5 s per command).
+	# Written in place (not renamed over), so that a running host's bind mount sees it.
+	mkdir -p "$h/root"
+	sed "s|^root:\([^:]*\):0:0:\([^:]*\):[^:]*:|root:\1:0:0:\2:$h/root:|" /etc/passwd >"$h/passwd"
 	cp /etc/group "$h/group"
 	grep -q '^libvirt-qemu:' "$h/passwd" ||
 		echo 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin' >>"$h/passwd"
