@@ -104,11 +104,8 @@ impl Scenario {
         let dir = tempfile::Builder::new().prefix("berth-lab-apply-").tempdir().unwrap();
         let placement: Vec<String> = (1..=3u8)
             .map(|n| {
-                let guests: Vec<String> = tickers
-                    .iter()
-                    .filter(|t| t.host == n)
-                    .map(|t| format!("{}:{}:1", t.name, t.memory_mib))
-                    .collect();
+                let guests: Vec<String> =
+                    tickers.iter().filter(|t| t.host == n).map(|t| format!("{}:{}:1", t.name, t.memory_mib)).collect();
                 match guests.is_empty() {
                     true => format!("labh{n}"),
                     false => format!("labh{n}={}", guests.join(",")),
@@ -312,8 +309,11 @@ fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
 fn drain_moves_three_running_guests_live_off_a_host() {
     const BRIDGE: &str = "br-ladrain";
     let guests = ["la-drain1", "la-drain2", "la-drain3"];
-    let tickers: Vec<Ticker> =
-        guests.iter().zip([64, 48, 32]).map(|(&name, mib)| Ticker { name, memory_mib: mib, host: 1, bridge: Some(BRIDGE) }).collect();
+    let tickers: Vec<Ticker> = guests
+        .iter()
+        .zip([64, 48, 32])
+        .map(|(&name, mib)| Ticker { name, memory_mib: mib, host: 1, bridge: Some(BRIDGE) })
+        .collect();
     let s = Scenario::new(
         &tickers,
         &[BRIDGE],
@@ -381,7 +381,10 @@ fn offline_swap_between_two_full_hosts_never_overcommits() {
     let (r1, r2) = (reserve(1), reserve(2));
     drop(lab);
     let s = Scenario::new(
-        &[Ticker { name: A, memory_mib: 64, host: 1, bridge: None }, Ticker { name: B, memory_mib: 64, host: 2, bridge: None }],
+        &[
+            Ticker { name: A, memory_mib: 64, host: 1, bridge: None },
+            Ticker { name: B, memory_mib: 64, host: 2, bridge: None },
+        ],
         &[],
         &Intent {
             defaults: "mode = \"offline\"",
@@ -529,7 +532,8 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
         &Intent { defaults, tail: "guest \"la-kill\" { host = \"labh2\" }", ..Intent::default() },
     );
 
-    for (round, (at, from, to)) in [(KillAt::Copying, 1u8, 2u8), (KillAt::TargetRunning, 2, 1)].into_iter().enumerate() {
+    for (round, (at, from, to)) in [(KillAt::Copying, 1u8, 2u8), (KillAt::TargetRunning, 2, 1)].into_iter().enumerate()
+    {
         if round > 0 {
             let tail = format!("guest \"{GUEST}\" {{ host = \"labh{to}\" }}");
             s.write_config(&Intent { defaults, tail: &tail, ..Intent::default() });

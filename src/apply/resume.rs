@@ -112,7 +112,8 @@ pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Res
             // libvirt cancels or completes the migration on its own, except for the one window
             // it leaves to its client; the executor then re-checks where the guest is.
             let (src, dst) = (libvirt.hypervisor(&step.from)?, libvirt.hypervisor(&step.to)?);
-            let settled = settle_live(&src, &dst, &step.guest, LIBVIRT_CLEANUP_WAIT).map_err(|e| e.in_step(&step.id))?;
+            let settled =
+                settle_live(&src, &dst, &step.guest, LIBVIRT_CLEANUP_WAIT).map_err(|e| e.in_step(&step.id))?;
             notes.extend(live_note(settled, step));
             continue;
         }

@@ -294,7 +294,8 @@ impl RemoteHost {
             return Ok(false);
         }
         let up = ["ip", "link", "set", name, "up"].map(String::from);
-        if let Err(add_failed) = self.run_checked(&["ip", "link", "add", name, "type", "bridge"].map(String::from)).await
+        if let Err(add_failed) =
+            self.run_checked(&["ip", "link", "add", name, "type", "bridge"].map(String::from)).await
         {
             if !self.bridges().await?.contains(name) {
                 return Err(add_failed);
