@@ -604,6 +604,39 @@ fn ssh_facts_list_the_bridges_of_a_lab_host() {
     );
 }
 
+/// Several creators of one bridge on one host at once (two moves onto the same host each
+/// have a CREATE_BRIDGES step): exactly one creates it, the others find it, none fails.
+#[test]
+#[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
+fn concurrent_creators_of_one_bridge_all_succeed() {
+    const BRIDGE: &str = "br-labrace";
+    let lab = Lab::from_env();
+    let _cleanup = lab.cleanup(&[], &[(2, BRIDGE)]);
+    let rt = runtime();
+    let created = rt.block_on(async {
+        let mut sessions = Vec::new();
+        for _ in 0..4 {
+            sessions.push(RemoteHost::connect(&lab.ssh_target(2)).await.unwrap_or_else(|e| panic!("{e}")));
+        }
+        let [a, b, c, d] = &sessions[..] else { unreachable!("four sessions") };
+        let results = tokio::join!(
+            a.create_bridge(BRIDGE),
+            b.create_bridge(BRIDGE),
+            c.create_bridge(BRIDGE),
+            d.create_bridge(BRIDGE)
+        );
+        let results = [results.0, results.1, results.2, results.3];
+        for r in sessions {
+            r.close().await.unwrap();
+        }
+        results
+    });
+    let created: Vec<bool> = created.into_iter().map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect();
+    assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
+    let link = lab.exec(2, &["ip", "-o", "link", "show", BRIDGE]);
+    assert!(String::from_utf8_lossy(&link.stdout).contains("UP"), "{BRIDGE} is up");
+}
+
 /// A live migration to a host whose libvirtd has stopped fails with libvirt's message and
 /// leaves the guest running on its source; a new connection to that host is refused with
 /// libvirt's reason. The lab's libvirtd is restarted afterwards (`lab.sh up 3`).

@@ -15,3 +15,4 @@ export BERTH_LAB=${BERTH_LAB:-/tmp/berth-lab}
 trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
 tests/lab/lab.sh up 3
 cargo test --locked --test lab -- --ignored --test-threads=1
+cargo test --locked --test lab_apply -- --ignored --test-threads=1

@@ -149,15 +149,7 @@ impl Hypervisor {
 
     fn state_of(&self, guest: &str, dom: &Domain) -> Result<GuestState, ApplyError> {
         let (state, _reason) = dom.state().map_err(|e| self.libvirt_error("read state of", guest, e))?;
-        Ok(match state.known() {
-            Some(DomainState::Running | DomainState::Blocked) => GuestState::Running,
-            Some(DomainState::Paused | DomainState::PMSuspended) => GuestState::Paused,
-            // "shutdown" is libvirt's "being shut down": still running until it reaches shutoff.
-            Some(DomainState::Shutdown) => GuestState::Running,
-            Some(DomainState::Shutoff) => GuestState::ShutOff,
-            Some(DomainState::Crashed) => GuestState::Crashed,
-            Some(DomainState::NoState) | None => GuestState::Unknown,
-        })
+        Ok(guest_state(state))
     }
 
     /// The guest's state here; `None` when this host does not define it.
@@ -317,6 +309,82 @@ impl Hypervisor {
     }
 }
 
+fn guest_state(state: virt::domain::DomainStateEnum) -> GuestState {
+    match state.known() {
+        Some(DomainState::Running | DomainState::Blocked) => GuestState::Running,
+        Some(DomainState::Paused | DomainState::PMSuspended) => GuestState::Paused,
+        // "shutdown" is libvirt's "being shut down": still running until it reaches shutoff.
+        Some(DomainState::Shutdown) => GuestState::Running,
+        Some(DomainState::Shutoff) => GuestState::ShutOff,
+        Some(DomainState::Crashed) => GuestState::Crashed,
+        Some(DomainState::NoState) | None => GuestState::Unknown,
+    }
+}
+
+/// What one host holds of a guest, as much as it takes to tell how a migration that berth
+/// stopped following (killed) ended on that host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainStatus {
+    pub state: GuestState,
+    /// Paused by a pre-copy migration that was not confirmed or cancelled.
+    pub paused_by_migration: bool,
+    /// Running or paused in post-copy: its memory is split between two hosts.
+    pub post_copy: bool,
+    pub persistent: bool,
+    pub uuid: String,
+    /// A libvirt job (a migration, on the source) is still active on it.
+    pub job_active: bool,
+}
+
+impl Hypervisor {
+    /// The guest's [`DomainStatus`] here; `None` when this host does not define it (also when
+    /// it vanishes while being read, as a half-received guest does when libvirt cleans up).
+    pub fn domain_status(&self, guest: &str) -> Result<Option<DomainStatus>, ApplyError> {
+        use virt::domain::{DomainPausedReason, DomainRunningReason, DomainStateReason};
+        use virt::enumutil::Enum;
+        let Some(dom) = self.lookup(guest)? else { return Ok(None) };
+        let read = || -> Result<DomainStatus, virt::error::Error> {
+            let (state, reason) = dom.state()?;
+            let (paused_by_migration, post_copy) = match reason {
+                Enum::Known(DomainStateReason::Paused(Enum::Known(r))) => (
+                    r == DomainPausedReason::Migration,
+                    matches!(r, DomainPausedReason::PostCopy | DomainPausedReason::PostCopyFailed),
+                ),
+                Enum::Known(DomainStateReason::Running(Enum::Known(DomainRunningReason::PostCopy))) => (false, true),
+                _ => (false, false),
+            };
+            let persistent = dom.is_persistent()?;
+            let uuid = dom.uuid_string()?;
+            // Job statistics are best effort: a domain that cannot report them runs no job
+            // berth could wait for.
+            let job_active = job_stats(&dom).is_ok_and(|j| j.r#type != sys::VIR_DOMAIN_JOB_NONE as i32);
+            let state = guest_state(state);
+            Ok(DomainStatus { state, paused_by_migration, post_copy, persistent, uuid, job_active })
+        };
+        match read() {
+            Ok(status) => Ok(Some(status)),
+            Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
+            Err(e) => Err(self.libvirt_error("read the status of", guest, e)),
+        }
+    }
+
+    /// Resumes a paused guest.
+    pub fn resume(&self, guest: &str) -> Result<(), ApplyError> {
+        let dom = self.require("resume", guest)?;
+        dom.resume().map_err(|e| self.libvirt_error("resume", guest, e))
+    }
+
+    /// Powers off (if active) and undefines this host's copy of the guest: only for a copy
+    /// another host has taken over.
+    pub fn discard(&self, guest: &str) -> Result<(), ApplyError> {
+        let dom = self.require("discard", guest)?;
+        if dom.is_active().map_err(|e| self.libvirt_error("read state of", guest, e))? {
+            dom.destroy().map_err(|e| self.libvirt_error("power off", guest, e))?;
+        }
+        if self.lookup(guest)?.is_some() { self.undefine(guest) } else { Ok(()) }
+    }
+}
+
 /// The `<name>` of a domain XML document (first-level child of the root), for messages.
 fn domain_name(xml: &str) -> Option<String> {
     use quick_xml::events::Event;
@@ -473,8 +541,9 @@ pub fn migrate_live(
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
             // Statistics are best effort: a failed poll never stops the migration.
-            let Ok(stats) = dom.job_stats(0) else { continue };
-            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 {
+            let Ok(stats) = job_stats(&dom) else { continue };
+            // Before libvirt starts copying memory the job has no totals yet: nothing to show.
+            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 || stats.mem_total.unwrap_or(0) == 0 {
                 continue;
             }
             let report = MigrationProgress::from_job(&stats);
@@ -491,6 +560,36 @@ pub fn migrate_live(
         to: dst.host.clone(),
         message,
     })
+}
+
+/// libvirt's job statistics of `dom` (`virDomainGetJobStats`), called directly: with no job
+/// active libvirt returns no parameters (a null array), which the virt crate's
+/// `Domain::job_stats` turns into a `Vec` from a null pointer (a panic in debug builds), and it
+/// frees libvirt's array with Rust's allocator.
+fn job_stats(dom: &Domain) -> Result<virt::domain::JobStats, virt::error::Error> {
+    let mut kind: std::os::raw::c_int = 0;
+    let mut params: sys::virTypedParameterPtr = std::ptr::null_mut();
+    let mut nparams: std::os::raw::c_int = 0;
+    // SAFETY: the domain pointer stays valid while `dom` is borrowed; libvirt only writes the
+    // three out-parameters.
+    let rc = unsafe { sys::virDomainGetJobStats(dom.as_ptr(), &mut kind, &mut params, &mut nparams, 0) };
+    if rc < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    let count = usize::try_from(nparams).unwrap_or(0);
+    let copied = if params.is_null() || count == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: libvirt returned `count` initialised parameters at `params`. They are copied
+        // bitwise and read (numbers, and strings copied out) before libvirt's own free below.
+        unsafe { std::slice::from_raw_parts(params, count) }.to_vec()
+    };
+    let stats = virt::domain::JobStats::from((kind, copied));
+    if !params.is_null() {
+        // SAFETY: `params`/`nparams` are exactly what virDomainGetJobStats allocated.
+        unsafe { sys::virTypedParamsFree(params, nparams) };
+    }
+    Ok(stats)
 }
 
 /// Asks libvirt to switch a running migration to post-copy. Failure is logged, not fatal:

@@ -66,11 +66,40 @@ pub struct LibvirtRunner {
     hosts: BTreeMap<String, HostAccess>,
     settings: RunnerSettings,
     runtime: tokio::runtime::Handle,
-    hypervisors: Mutex<HashMap<String, Arc<Hypervisor>>>,
-    remotes: Mutex<HashMap<String, Arc<RemoteHost>>>,
+    hypervisors: PerHost<Hypervisor>,
+    remotes: PerHost<RemoteHost>,
     /// Held while ATTACH_INTERFACES picks free VFs and defines: two guests attached at once
     /// would otherwise see the same VFs free.
     attaching: Mutex<()>,
+}
+
+/// One connection per host, opened on first use. Opening one host's connection waits for
+/// nobody else's (SSH handshakes to several hosts overlap), and one host never gets two (with
+/// the test driver two connections would even be two different hosts).
+struct PerHost<T> {
+    slots: Mutex<HashMap<String, Arc<Mutex<Option<Arc<T>>>>>>,
+}
+
+impl<T> Default for PerHost<T> {
+    fn default() -> Self {
+        PerHost { slots: Mutex::default() }
+    }
+}
+
+impl<T> PerHost<T> {
+    fn get_or_open<E>(&self, host: &str, open: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(slots.entry(host.to_string()).or_default())
+        };
+        let mut cached = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(value) = cached.as_ref() {
+            return Ok(Arc::clone(value));
+        }
+        let value = Arc::new(open()?);
+        *cached = Some(Arc::clone(&value));
+        Ok(value)
+    }
 }
 
 /// Fills a volume command template for one volume.
@@ -94,8 +123,8 @@ impl LibvirtRunner {
             hosts,
             settings,
             runtime,
-            hypervisors: Mutex::default(),
-            remotes: Mutex::default(),
+            hypervisors: PerHost::default(),
+            remotes: PerHost::default(),
             attaching: Mutex::default(),
         }
     }
@@ -109,44 +138,33 @@ impl LibvirtRunner {
 
     /// The (cached) libvirt connection to `host`. Blocking.
     pub fn hypervisor(&self, host: &str) -> Result<Arc<Hypervisor>, ApplyError> {
-        // Held while connecting, so that one host never gets two connections (with the test
-        // driver two connections would even be two different hosts).
-        let mut cache = self.hypervisors.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(h) = cache.get(host) {
-            return Ok(Arc::clone(h));
-        }
-        let access = self.hosts.get(host).ok_or_else(|| ApplyError::Connect {
-            host: host.to_string(),
-            uri: String::new(),
-            message: "no libvirt URI configured for this host".into(),
-        })?;
-        let mut h = Hypervisor::connect(host, &access.uri)?;
-        if let Some(uri) = &access.migration_uri {
-            h = h.with_migration_uri(uri.clone());
-        }
-        let h = Arc::new(h);
-        cache.insert(host.to_string(), Arc::clone(&h));
-        Ok(h)
+        self.hypervisors.get_or_open(host, || {
+            let access = self.hosts.get(host).ok_or_else(|| ApplyError::Connect {
+                host: host.to_string(),
+                uri: String::new(),
+                message: "no libvirt URI configured for this host".into(),
+            })?;
+            let h = Hypervisor::connect(host, &access.uri)?;
+            Ok(match &access.migration_uri {
+                Some(uri) => h.with_migration_uri(uri.clone()),
+                None => h,
+            })
+        })
     }
 
     /// The (cached) SSH connection to `host`. Blocking; must not run on an async worker.
     fn remote(&self, host: &str, step: &Step) -> Result<Arc<RemoteHost>, ApplyError> {
-        let mut cache = self.remotes.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(r) = cache.get(host) {
-            return Ok(Arc::clone(r));
-        }
-        let target = self.access(host, step)?.ssh.as_ref().ok_or_else(|| ApplyError::Unsupported {
-            step: step.id.clone(),
-            message: format!("{} needs SSH access to host `{host}`, and none is configured", step.kind),
-        })?;
-        let r = self.runtime.block_on(RemoteHost::connect(target)).map_err(|error| ApplyError::Remote {
-            action: "connecting".into(),
-            host: host.to_string(),
-            error: Box::new(error),
-        })?;
-        let r = Arc::new(r);
-        cache.insert(host.to_string(), Arc::clone(&r));
-        Ok(r)
+        self.remotes.get_or_open(host, || {
+            let target = self.access(host, step)?.ssh.as_ref().ok_or_else(|| ApplyError::Unsupported {
+                step: step.id.clone(),
+                message: format!("{} needs SSH access to host `{host}`, and none is configured", step.kind),
+            })?;
+            self.runtime.block_on(RemoteHost::connect(target)).map_err(|error| ApplyError::Remote {
+                action: "connecting".into(),
+                host: host.to_string(),
+                error: Box::new(error),
+            })
+        })
     }
 
     fn missing_bridges(&self, step: &Step) -> Result<BTreeSet<String>, ApplyError> {

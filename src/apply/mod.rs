@@ -1,7 +1,8 @@
 //! apply: carries out a plan.
 //!
 //! - [`hypervisor`] acts on libvirt (stop, start, define, undefine, offline and live moves);
-//!   the SSH edge lives in [`crate::remote`].
+//!   the SSH edge lives in [`crate::remote`]; [`interrupted`] settles a live migration whose
+//!   berth died.
 //! - [`executor`] walks the plan's step graph with bounded parallelism, journaling every
 //!   transition in the state file; [`runner`] is the seam between graph walking and acting,
 //!   and [`libvirt_runner`] acts on real hosts.
@@ -16,6 +17,7 @@ pub mod executor;
 pub mod freshness;
 pub mod hypervisor;
 pub mod interfaces;
+pub mod interrupted;
 pub mod libvirt_runner;
 pub mod resume;
 pub mod runner;

@@ -16,6 +16,7 @@
 //! Steps journaled `running` are re-checked by the executor (it asks reality before acting).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use chrono::Utc;
 
@@ -29,6 +30,7 @@ use crate::state::{InProgress, State, StepStatus};
 
 use super::error::ApplyError;
 use super::executor::record_topology;
+use super::interrupted::{LiveSettlement, settle_live};
 use super::libvirt_runner::LibvirtRunner;
 use super::runner::{StepContext, StepOutcome, StepRunner};
 
@@ -73,8 +75,29 @@ fn context(state: &State, plan: &Plan, step: &Step) -> Result<StepContext, Apply
     })
 }
 
-/// Finishes MIGRATE_GUEST steps that were running when berth stopped and left their guest
-/// defined on both hosts. Returns what it did, one sentence each. Blocking.
+/// How long [`settle`] waits for libvirt to finish cleaning up after a live migration whose
+/// client died (it does so within a second once the connections drop).
+const LIBVIRT_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+
+fn live_note(settled: LiveSettlement, step: &Step) -> Option<String> {
+    let (guest, from, to) = (&step.guest, &step.from, &step.to);
+    match settled {
+        LiveSettlement::Untouched => None,
+        LiveSettlement::ResumedOnSource => Some(format!(
+            "{}: the interrupted live migration was cancelled by libvirt and left {guest} paused on {from}; resumed it there",
+            step.id
+        )),
+        LiveSettlement::SourceCopyDiscarded => Some(format!(
+            "{}: the interrupted live migration had finished on {to} ({guest} runs there) but left a paused copy on \
+             {from}; removed that copy, as libvirt's confirmation would have",
+            step.id
+        )),
+    }
+}
+
+/// Finishes MIGRATE_GUEST steps that were running when berth stopped: an offline move that
+/// left its guest defined on both hosts is completed; a live one is settled by
+/// [`settle_live`]. Returns what it did, one sentence each. Blocking.
 pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Result<Vec<String>, ApplyError> {
     let mut notes = Vec::new();
     let running: Vec<&Step> = u
@@ -86,7 +109,12 @@ pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Res
     for step in running {
         let ctx = context(state, &u.plan, step)?;
         if ctx.mv.mode == MigrationMode::Live {
-            // libvirt finishes or cancels a live migration on its own; the executor re-checks.
+            // libvirt cancels or completes the migration on its own, except for the one window
+            // it leaves to its client; the executor then re-checks where the guest is.
+            let (src, dst) = (libvirt.hypervisor(&step.from)?, libvirt.hypervisor(&step.to)?);
+            let settled =
+                settle_live(&src, &dst, &step.guest, LIBVIRT_CLEANUP_WAIT).map_err(|e| e.in_step(&step.id))?;
+            notes.extend(live_note(settled, step));
             continue;
         }
         let on_source = libvirt.hypervisor(&step.from)?.domain_state(&step.guest)?.is_some();

@@ -135,8 +135,18 @@ impl Session {
         self.state.in_progress.as_ref()
     }
 
-    /// Reads es.xml and every host through this session's libvirt connections. Blocking.
+    /// Reads es.xml and every host through this session's libvirt connections, and, when the
+    /// configuration asks for them, the hosts' facts over SSH (what planning needs). Blocking.
     pub fn read_inventory(&self) -> Result<Inventory, ApplyError> {
+        let mut inv = self.read_placement()?;
+        plan::build::gather_facts(&self.cfg, &mut inv)?;
+        Ok(inv)
+    }
+
+    /// es.xml and every host through this session's libvirt connections, without SSH facts:
+    /// where the guests are, which is all that writing es.xml back needs (facts would cost an
+    /// SSH handshake per host for nothing). Blocking.
+    fn read_placement(&self) -> Result<Inventory, ApplyError> {
         let libvirt = &self.libvirt;
         let observe = |host: &str, uri: &str| -> Result<HostObservation, LibvirtError> {
             let h = libvirt.hypervisor(host).map_err(|e| LibvirtError {
@@ -147,9 +157,7 @@ impl Session {
             })?;
             observe_connection(host, h.uri(), h.connection())
         };
-        let mut inv = inventory_load::load_with(&plan::build::inventory_spec(&self.cfg), &observe)?;
-        plan::build::gather_facts(&self.cfg, &mut inv)?;
-        Ok(inv)
+        Ok(inventory_load::load_with(&plan::build::inventory_spec(&self.cfg), &observe)?)
     }
 
     /// A plan made now from the configuration and `inv`.
@@ -193,7 +201,7 @@ impl Session {
         let Some(u) = self.state.in_progress.clone() else { return Ok(Abandoned::default()) };
         let left_stopped = resume::close_running(&mut self.state, &u, &*self.runner)?;
         let left_detached = resume::left_detached(&self.state, &u);
-        let inv = self.read_inventory()?;
+        let inv = self.read_placement()?;
         let completed = resume::completed_moves(&self.state, &u.plan_id, &u.plan);
         let written = write_back(&self.write_back_target(&u), &inv, &u.plan, &completed, false)?;
         self.state.in_progress = None;
@@ -266,7 +274,7 @@ impl Session {
         if completed.is_empty() {
             return Ok(None);
         }
-        let inv = self.read_inventory()?;
+        let inv = self.read_placement()?;
         let all_done = finished && completed.len() == u.plan.moves.len();
         write_back(&self.write_back_target(u), &inv, &u.plan, &completed, all_done)
     }

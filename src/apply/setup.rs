@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::{Config, SshSettings};
+use crate::config::{Config, HostIntent, SshSettings};
 use crate::diff::resolve::{NameIndex, Resolution};
 use crate::inventory::esxml::EsSystem;
 use crate::inventory::load::host_uris;
@@ -15,15 +15,24 @@ use super::executor::ExecOptions;
 use super::libvirt_runner::{HostAccess, RunnerSettings};
 
 /// Access to every KVM host es.xml lists, keyed by its es.xml name: the libvirt URI from the
-/// same template and per-host overrides inventory uses, and SSH to the host under that name.
+/// same template and per-host overrides inventory uses, the migration URI of its `host` block,
+/// and SSH to the host under that name.
 pub fn host_access(cfg: &Config, es: &EsSystem) -> BTreeMap<String, HostAccess> {
     host_uris(es, &inventory_spec(cfg))
         .into_iter()
         .map(|(host, uri)| {
             let ssh = Some(ssh_target(&host, &cfg.inventory.ssh));
-            (host, HostAccess { uri, migration_uri: None, ssh })
+            let migration_uri = host_block(cfg, &host).and_then(|h| h.migration_uri.as_ref()).map(|u| u.value.clone());
+            (host, HostAccess { uri, migration_uri, ssh })
         })
         .collect()
+}
+
+/// The `host` block of the es.xml host `name`, labelled with its full name or its first label
+/// (the rule per-host libvirt URIs follow).
+fn host_block<'a>(cfg: &'a Config, name: &str) -> Option<&'a HostIntent> {
+    let short = name.split('.').next().unwrap_or(name);
+    cfg.hosts.get(name).or_else(|| cfg.hosts.get(short))
 }
 
 /// The SSH target for one host under the inventory's SSH settings.
@@ -104,13 +113,20 @@ inventory {
   }
 }
 host "adm02" {
-  libvirt_uri = "test:nodes/adm02.xml"
+  libvirt_uri   = "test:nodes/adm02.xml"
+  migration_uri = "tcp://10.0.9.2"
+}
+host "adm01.example.com" {
+  drain = true
 }
 "#,
         );
         let access = host_access(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
         assert_eq!(access["adm01.example.com"].uri, "qemu+ssh://root@adm01.example.com/system");
         assert_eq!(access["adm02.example.com"].uri, "test:///etc/berth/nodes/adm02.xml");
+        // By its first label, like libvirt_uri; a host block without one leaves libvirt to choose.
+        assert_eq!(access["adm02.example.com"].migration_uri.as_deref(), Some("tcp://10.0.9.2"));
+        assert_eq!(access["adm01.example.com"].migration_uri, None);
         let ssh = access["adm01.example.com"].ssh.as_ref().unwrap();
         assert_eq!(ssh.destination(), "berth@adm01.example.com:2222");
         assert!(!ssh.strict_host_key_checking);

@@ -218,6 +218,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
             value: resolve_libvirt_uri(dir, &uri.value),
             span: uri.span,
         }),
+        migration_uri: node.str("migration_uri"),
         memory_reserved_mib: node.size_mib("memory_reserved"),
         sriov_vfs: node.list_with_span("sriov_vfs"),
         span: node.span.clone(),

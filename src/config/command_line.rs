@@ -139,6 +139,7 @@ impl Config {
                         libvirt_uri: None,
                         memory_reserved_mib: None,
                         sriov_vfs: None,
+                        migration_uri: None,
                         span: name.span.clone(),
                     };
                     flag.set(&mut intent);

@@ -245,6 +245,10 @@ pub struct HostIntent {
     pub vcpu_overcommit: Option<f64>,
     /// Per-host libvirt URI, overriding the template.
     pub libvirt_uri: Option<Spanned<String>>,
+    /// Where live migrations into this host send their memory (libvirt's migration URI,
+    /// e.g. `tcp://10.0.1.12` on a dedicated migration network); `None` lets the host's
+    /// libvirt advertise its own address.
+    pub migration_uri: Option<Spanned<String>>,
     pub memory_reserved_mib: Option<u64>,
     /// The host's SR-IOV virtual functions guests may be given (`sriov_vfs`), in canonical
     /// PCI form (`0000:3b:02.1`) and in the order written: ATTACH_INTERFACES hands out the

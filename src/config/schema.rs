@@ -219,6 +219,7 @@ const HOST: BlockSpec = BlockSpec {
         attr("max_guests", COUNT),
         attr("vcpu_overcommit", OVERCOMMIT),
         attr("libvirt_uri", Kind::Str),
+        attr("migration_uri", Kind::Str),
         attr("memory_reserved", Kind::Size),
         attr("sriov_vfs", Kind::PciList),
     ],

@@ -130,6 +130,7 @@ impl ConfigBuilder {
             max_guests: None,
             vcpu_overcommit: None,
             libvirt_uri: None,
+            migration_uri: None,
             memory_reserved_mib: None,
             sriov_vfs: None,
             span,

@@ -78,8 +78,9 @@ async fn gather_all(targets: Vec<(String, SshTarget)>, parallelism: usize) -> Ve
 async fn facts_of(host: String, target: &SshTarget) -> Result<HostFacts, FactsError> {
     let remote = |source| FactsError::Remote { host: host.clone(), source };
     let session = RemoteHost::connect(target).await.map_err(remote)?;
-    let bridges = session.bridges().await.map_err(remote)?;
-    let version_text = session.image_version().await.map_err(remote)?;
+    // Two sessions over the one connection at once: each command costs a round trip.
+    let (bridges, version_text) = tokio::join!(session.bridges(), session.image_version());
+    let (bridges, version_text) = (bridges.map_err(remote)?, version_text.map_err(remote)?);
     // Closing is best effort: the facts are already in hand.
     let _ = session.close().await;
     let image_version = match version_text {

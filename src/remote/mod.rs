@@ -294,13 +294,26 @@ impl RemoteHost {
     }
 
     /// Creates bridge `name` and brings it up, unless it exists. Returns whether it created it.
+    ///
+    /// Another creator may win the race between the check and the `ip link add` (two moves onto
+    /// one host create the same bridge at once): when the add fails and the bridge is there
+    /// after all, it is brought up and counts as existing.
     pub async fn create_bridge(&self, name: &str) -> Result<bool, RemoteError> {
         validate_ifname(name)?;
         if self.bridges().await?.contains(name) {
             return Ok(false);
         }
-        self.run_checked(&["ip", "link", "add", name, "type", "bridge"].map(String::from)).await?;
-        self.run_checked(&["ip", "link", "set", name, "up"].map(String::from)).await?;
+        let up = ["ip", "link", "set", name, "up"].map(String::from);
+        if let Err(add_failed) =
+            self.run_checked(&["ip", "link", "add", name, "type", "bridge"].map(String::from)).await
+        {
+            if !self.bridges().await?.contains(name) {
+                return Err(add_failed);
+            }
+            self.run_checked(&up).await?;
+            return Ok(false);
+        }
+        self.run_checked(&up).await?;
         Ok(true)
     }
 

@@ -49,11 +49,28 @@ fn local_host() -> String {
         .unwrap_or_else(|| "unknown-host".into())
 }
 
+/// The user from the environment, or else (cron, systemd units, `sudo -i` shells have no
+/// `USER`) the name of this process's uid in /etc/passwd, or `uid N`.
 fn local_user() -> String {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-        .unwrap_or_else(|| "unknown-user".into())
+    use std::os::unix::fs::MetadataExt;
+    if let Some(user) = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())) {
+        return user;
+    }
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return "unknown-user".into() };
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| user_of_uid(&passwd, uid))
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+/// The name /etc/passwd (`name:x:uid:gid:…` lines) gives `uid`.
+fn user_of_uid(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?.parse::<u32>().ok()?;
+        (id == uid && !name.is_empty()).then(|| name.to_string())
+    })
 }
 
 impl LockInfo {
@@ -169,5 +186,18 @@ impl Drop for LockGuard {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_uid_is_named_by_its_passwd_line() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\n# comment\nbroken\nberth:x:1001:1001::/home/berth:/bin/sh\n";
+        assert_eq!(user_of_uid(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(user_of_uid(passwd, 1001).as_deref(), Some("berth"));
+        assert_eq!(user_of_uid(passwd, 7), None);
     }
 }

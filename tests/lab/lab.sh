@@ -29,12 +29,13 @@ SWITCH_NS=labsw
 MAX_HOSTS=9
 
 # The ticker boot sector (tests/lab/ticker.asm, `nasm -f bin`), gzip -9n | base64.
-# It prints "ticker boot" once, then "tick N" to COM1 about every second.
+# It prints "ticker boot" once, then "tick N" to COM1 about every second, and powers off
+# ("ticker off") on the ACPI power button, i.e. on a graceful shutdown.
 TICKER_GZ_B64='
-H4sIAAAAAAACA/tleKDvRt+FPQw1v//sa615Yc/QLZfD8mVhDovmjeYfQkVf/7PNqNnFINB3yPD/
-ToaGhTNqPq9uPMQg0PiLIaDo1b5JNS94GYCCL4QYNnC9UGV4fXBNy4ES1hfSDK+/Hd7NxWB40vDS
-989Bjq0HSr9FsBi8YGZ49ONwUMCuv8xvViiU/I7Y9YP5XdThkszk7NQihaT8/BIuBhBHgWEU0AOE
-rgIAPqIypAACAAA=
+H4sIAAAAAAACA/tleKDvRt+FPQw1v//sW1bzIoFhFxPbW14GxvfdcjksX3YxsL1dycBYarUwh0Xz
+RvMPoaI3/9mO1uxiEOg7ZPh/J0PDwqM1n1c3HmIQaPzFEFD0at/mmheyDEDBF0oMG7hemDK83rFv
+Z80LLoZdLGw7GBTef3n9d03LgRLWF9IMr78d3s3FYHjS8NL3z0GOrQdKv0WwGLxgZnj043BQwK6/
+zG9WKJT8jtj1g/ld1OGSzOTs1CKFpPz8Ei4GEEeBASqUn5bGxTAKyAShqwB1xXegAAIAAA==
 '
 
 # libvirt double-forks QEMU, so a QEMU process's parent becomes PID 1, which may reap late;
@@ -261,7 +262,11 @@ write_host_files() {
 	EOF
 	# libvirt resolves its compiled-in default user "libvirt-qemu" before it reads qemu.conf;
 	# without libvirt-daemon-system that user does not exist. Hosts see these copies instead.
-	cp /etc/passwd "$h/passwd"
+	# root's home is the host's own (empty) directory: bash run by sshd sources ~/.bashrc even
+	# for a plain command, and the machine's may be slow (pyenv init: 0.5 s per command).
+	# Written in place (not renamed over), so that a running host's bind mount sees it.
+	mkdir -p "$h/root"
+	sed "s|^root:\([^:]*\):0:0:\([^:]*\):[^:]*:|root:\1:0:0:\2:$h/root:|" /etc/passwd >"$h/passwd"
 	cp /etc/group "$h/group"
 	grep -q '^libvirt-qemu:' "$h/passwd" ||
 		echo 'libvirt-qemu:x:64055:64055:Libvirt Qemu:/var/lib/libvirt:/usr/sbin/nologin' >>"$h/passwd"
@@ -295,6 +300,11 @@ write_ticker_image() {
 	[[ $(stat -c %s "$out.tmp") == 512 ]] || die "embedded ticker boot sector is not 512 bytes"
 	truncate -s 1M "$out.tmp"
 	mv "$out.tmp" "$out"
+}
+
+# Whether the disk at $1 holds the embedded boot sector (an older lab may have an older ticker).
+ticker_image_current() {
+	[[ -s $1 ]] && cmp -s -n 512 "$1" <(echo "$TICKER_GZ_B64" | base64 -d | gzip -dc)
 }
 
 # --- building -------------------------------------------------------------------------------
@@ -420,7 +430,7 @@ cmd_up() {
 	for n in $(seq 1 "$count"); do write_host_files "$n"; done
 	write_ssh_files
 	write_etc_hosts
-	[[ -s $LAB/shared/ticker.img ]] || write_ticker_image "$LAB/shared/ticker.img"
+	ticker_image_current "$LAB/shared/ticker.img" || write_ticker_image "$LAB/shared/ticker.img"
 	ensure_switch
 	hosts=$(existing_hosts; seq 1 "$count")
 	hosts=$(echo "$hosts" | sort -nu)
@@ -537,6 +547,9 @@ cmd_domxml() {
 		    <type arch='x86_64' machine='pc'>hvm</type>
 		    <boot dev='hd'/>
 		  </os>
+		  <features>
+		    <acpi/>
+		  </features>
 		  <on_poweroff>destroy</on_poweroff>
 		  <on_reboot>restart</on_reboot>
 		  <on_crash>destroy</on_crash>

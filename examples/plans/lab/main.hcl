@@ -28,17 +28,21 @@ defaults {
   shared_storage = ["/tmp/berth-lab/shared"]
 }
 
-# The lab's host names resolve only inside the lab: reach libvirt by address.
+# The lab's host names resolve only inside the lab: reach libvirt by address, and send live
+# migrations' memory to each host's address too.
 host "labh1" {
-  libvirt_uri = "qemu+tcp://10.77.0.11/system"
+  libvirt_uri   = "qemu+tcp://10.77.0.11/system"
+  migration_uri = "tcp://10.77.0.11"
 }
 
 host "labh2" {
-  libvirt_uri = "qemu+tcp://10.77.0.12/system"
+  libvirt_uri   = "qemu+tcp://10.77.0.12/system"
+  migration_uri = "tcp://10.77.0.12"
 }
 
 host "labh3" {
-  libvirt_uri = "qemu+tcp://10.77.0.13/system"
+  libvirt_uri   = "qemu+tcp://10.77.0.13/system"
+  migration_uri = "tcp://10.77.0.13"
 }
 
 guest "labvm1" {
