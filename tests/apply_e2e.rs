@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::Arc;
 
 use berth::apply::{ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute, journal_statuses, plan_id};
@@ -13,23 +12,10 @@ use berth::inventory::GuestState;
 use berth::plan::Plan;
 use berth::schedule::StepKind::{CreateBridges, MigrateGuest, StopGuest};
 use berth::state::{State, StateStore, StepStatus};
-use common::PlanBuilder;
+use common::{PlanBuilder, node};
 
 const VM03_UUID: &str = "0b6e5a3c-9d1f-4c55-8a7e-3f2d1c0b9a87";
 
-fn node(dir: &Path, name: &str, domains: &str) -> String {
-    let path = dir.join(format!("{name}.xml"));
-    std::fs::write(
-        &path,
-        format!(
-            "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>{domains}\
-             <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>\
-             <cores>4</cores><threads>2</threads></cpu><memory>33554432</memory></node>"
-        ),
-    )
-    .unwrap();
-    format!("test://{}", path.display())
-}
 
 fn domain(name: &str, uuid: &str, runstate: u8) -> String {
     format!(

@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use berth::apply::definition::{hostdev_interfaces, stashed_interfaces};
@@ -17,7 +16,7 @@ use berth::inventory::GuestState;
 use berth::plan::Plan;
 use berth::schedule::StepKind::{AttachInterfaces, DetachInterfaces, MigrateGuest, StartupGuest, StopGuest};
 use berth::state::{State, StateStore};
-use common::PlanBuilder;
+use common::{PlanBuilder, node};
 
 const VM01_MACS: [&str; 2] = ["52:54:00:01:01:04", "52:54:00:01:01:05"];
 /// adm02's pool, in the order ATTACH_INTERFACES hands VFs out (one per port, alternating).
@@ -40,19 +39,6 @@ fn domain(name: &str, uuid: &str, runstate: u8, devices: &str) -> String {
     )
 }
 
-fn node(dir: &Path, name: &str, domains: &str) -> String {
-    let path = dir.join(format!("{name}.xml"));
-    std::fs::write(
-        &path,
-        format!(
-            "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>{domains}\
-             <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>\
-             <cores>4</cores><threads>2</threads></cpu><memory>33554432</memory></node>"
-        ),
-    )
-    .unwrap();
-    format!("test://{}", path.display())
-}
 
 struct Lab {
     _dir: tempfile::TempDir,

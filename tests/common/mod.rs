@@ -3,6 +3,8 @@
 
 pub mod drain_lab;
 
+use std::path::Path;
+
 use berth::config::MigrationMode;
 use berth::diff::Move;
 use berth::plan::{Fingerprints, Plan};
@@ -83,4 +85,20 @@ impl PlanBuilder {
             timing: None,
         }
     }
+}
+
+/// Writes a libvirt test-driver node file `NAME.xml` in `dir` (8 CPUs, 32 GiB) holding
+/// `domains`, and returns its `test://` URI.
+pub fn node(dir: &Path, name: &str, domains: &str) -> String {
+    let path = dir.join(format!("{name}.xml"));
+    std::fs::write(
+        &path,
+        format!(
+            "<node xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>{domains}\
+             <cpu><mhz>2400</mhz><model>x86_64</model><active>8</active><nodes>1</nodes><sockets>1</sockets>\
+             <cores>4</cores><threads>2</threads></cpu><memory>33554432</memory></node>"
+        ),
+    )
+    .unwrap();
+    format!("test://{}", path.display())
 }
