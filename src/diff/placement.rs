@@ -84,11 +84,17 @@ struct Cost {
 struct Class<'t> {
     /// A host of the class, to evaluate the rules once for all of them.
     representative: usize,
+    /// Index of the class's architecture, CPU model and image among all classes': the static
+    /// checks read only these, so they run once per such group and guest.
+    static_group: usize,
     bridges: &'t BTreeSet<String>,
     ranking: BTreeSet<Rank>,
 }
 
 type ClassKey<'t> = (Option<&'t str>, Option<&'t str>, Option<&'t ImageVersion>, &'t BTreeSet<String>);
+
+/// The part of a host class the static checks read: architecture, CPU model, image version.
+type StaticKey<'t> = (Option<&'t str>, Option<&'t str>, Option<&'t ImageVersion>);
 
 /// Bridges known to exist on a host; without SSH facts, those its own domains use.
 fn known_bridges(host: &Host) -> &BTreeSet<String> {
@@ -101,6 +107,12 @@ pub(crate) struct Placer<'t> {
     index_of: HashMap<&'t str, usize>,
     class_of: Vec<usize>,
     classes: Vec<Class<'t>>,
+    /// How many distinct (architecture, CPU model, image) combinations the classes have.
+    static_groups: usize,
+    /// Bridge name → the classes whose hosts have it: with thousands of classes (hosts differ
+    /// by their bridges), counting a guest's bridges per class this way avoids a set lookup per
+    /// class and bridge for every guest placed.
+    classes_with_bridge: HashMap<&'t str, Vec<usize>>,
 }
 
 /// The best host found in a walk, and better-ranked hosts that failed with why.
@@ -120,19 +132,29 @@ impl<'t> Placer<'t> {
             .filter(|h| h.reachable && world.hosts.get(&h.name).is_some_and(|r| r.accepts_guests()))
             .collect();
         let mut class_index: HashMap<ClassKey, usize> = HashMap::new();
+        let mut static_index: HashMap<StaticKey, usize> = HashMap::new();
         let mut classes: Vec<Class> = Vec::new();
         let mut class_of = Vec::with_capacity(hosts.len());
         for (i, host) in hosts.iter().enumerate() {
             let bridges = known_bridges(host);
-            let key = (host.arch.as_deref(), host.cpu_model.as_deref(), host.image_version.as_ref(), bridges);
+            let static_key = (host.arch.as_deref(), host.cpu_model.as_deref(), host.image_version.as_ref());
+            let groups = static_index.len();
+            let static_group = *static_index.entry(static_key).or_insert(groups);
+            let key = (static_key.0, static_key.1, static_key.2, bridges);
             let class = *class_index.entry(key).or_insert_with(|| {
-                classes.push(Class { representative: i, bridges, ranking: BTreeSet::new() });
+                classes.push(Class { representative: i, static_group, bridges, ranking: BTreeSet::new() });
                 classes.len() - 1
             });
             class_of.push(class);
         }
         let index_of = hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
-        let mut placer = Placer { hosts, index_of, class_of, classes };
+        let mut classes_with_bridge: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (c, class) in classes.iter().enumerate() {
+            for bridge in class.bridges {
+                classes_with_bridge.entry(bridge.as_str()).or_default().push(c);
+            }
+        }
+        let mut placer = Placer { hosts, index_of, class_of, classes, static_groups: static_index.len(), classes_with_bridge };
         for i in 0..placer.hosts.len() {
             let rank = placer.rank(i, world, ledger);
             placer.classes[placer.class_of[i]].ranking.insert(rank);
@@ -173,10 +195,31 @@ impl<'t> Placer<'t> {
 
         let mut tiers: BTreeMap<Cost, Vec<usize>> = BTreeMap::new();
         let mut incompatible: Vec<(usize, String)> = Vec::new();
+        // Classes differ by bridges too (for the cost), but the static checks read only the
+        // host's architecture, CPU model and image (candidates all answer and take guests):
+        // check each such combination once per guest, not once per class.
+        let mut static_checked: Vec<Option<Option<Violation>>> = vec![None; self.static_groups];
+        // The cost's host part (CPU model, image) is also per static group; its bridge part is
+        // the wanted bridges a class lacks, counted through the bridge index.
+        let mut host_cost: Vec<Option<Cost>> = vec![None; self.static_groups];
+        let mut bridges_present = vec![0usize; self.classes.len()];
+        for bridge in &wanted {
+            for &c in self.classes_with_bridge.get(bridge.as_str()).into_iter().flatten() {
+                bridges_present[c] += 1;
+            }
+        }
         for (c, class) in self.classes.iter().enumerate() {
             let representative = self.hosts[class.representative];
-            match static_violations(world, guest, mode, representative).into_iter().next() {
-                None => tiers.entry(self.cost(source, representative, class.bridges, &wanted)).or_default().push(c),
+            let first = static_checked[class.static_group]
+                .get_or_insert_with(|| static_violations(world, guest, mode, representative).into_iter().next())
+                .clone();
+            match first {
+                None => {
+                    let host_part = *host_cost[class.static_group]
+                        .get_or_insert_with(|| self.cost(source, representative, &BTreeSet::new(), &BTreeSet::new()));
+                    let cost = Cost { bridges_to_create: wanted.len() - bridges_present[c], ..host_part };
+                    tiers.entry(cost).or_default().push(c)
+                }
                 Some(violation) => {
                     if let Some(top) = class.ranking.first() {
                         incompatible.push((top.host, violation.detail));
