@@ -195,7 +195,7 @@ fn child(spec: &FleetSpec, dir: &Path) {
     time("config", t);
 
     let t = Instant::now();
-    let plan = plan::build::build(&cfg, &inv).expect("plans");
+    let plan = plan::build::build(&cfg, &inv, Ok(Default::default())).expect("plans");
     time("plan", t);
     let rss_plan = peak_rss_kib();
     if std::env::var_os("BERTH_BENCH_BREAKDOWN").is_some() {

@@ -125,7 +125,7 @@ fn drain_plan(spec: &FleetSpec, mode: &str, limits: &str) -> (berth::inventory::
     let inv = fleet::inventory(es, layout, text, &observations);
     let hcl = spec.hcl_with(dir.path(), &format!("  mode                  = \"{mode}\"\n{limits}"));
     let cfg = berth::config::parse_str("main.hcl", &hcl, dir.path()).expect("HCL loads");
-    let p = plan::build::build(&cfg, &inv).expect("plans");
+    let p = plan::build::build(&cfg, &inv, Ok(Default::default())).expect("plans");
     (inv, p, started.elapsed().as_secs_f64())
 }
 
@@ -149,6 +149,9 @@ fn host(name: &str, memory_gib: u64) -> Host {
         image_version: None,
         bridges: None,
         bridges_in_use: Default::default(),
+        unmanaged_memory_mib: 0,
+        unmanaged_vcpus: 0,
+        vfs_in_use: Default::default(),
         reachable: true,
         domains: Default::default(),
     }

@@ -9,6 +9,8 @@ tests/install-deps.sh
 
 echo "== cargo test (unit, integration, examples, property tests)"
 cargo test --locked
+# Benches are not built by `cargo test`; type-check them so they cannot rot unnoticed.
+cargo check --locked --benches
 
 echo "== KVM lab"
 export BERTH_LAB=${BERTH_LAB:-/tmp/berth-lab}

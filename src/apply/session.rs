@@ -162,7 +162,7 @@ impl Session {
 
     /// A plan made now from the configuration and `inv`.
     pub fn make_plan(&self, inv: &Inventory) -> Result<Plan, ConfigError> {
-        plan::build::build(&self.cfg, inv)
+        plan::build::build(&self.cfg, inv, crate::state::history::history(&self.cfg))
     }
 
     /// Why the saved plan may not be applied now (empty: it may). A plan made now from the

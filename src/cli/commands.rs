@@ -46,7 +46,7 @@ pub(super) fn make_plan() -> Result<Plan, CliError> {
 fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError> {
     let (cfg, inv) = load()?;
     let cfg = cfg.with_command_line(intents);
-    Ok(plan::build::build(&cfg, &inv)?)
+    Ok(plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?)
 }
 
 /// The state lock for `plan` (so that nobody plans against hosts an apply is changing), and a
@@ -101,7 +101,8 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
     let _lock = if args.lock { Some(plan_lock(&cfg)?) } else { None };
-    let plan = plan::build::build(&cfg, &plan::build::load_inventory(&cfg)?)?;
+    let inv = plan::build::load_inventory(&cfg)?;
+    let plan = plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {

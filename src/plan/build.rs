@@ -83,7 +83,10 @@ pub enum InventoryLoadError {
 /// Plans. Configuration mistakes found while diffing (unknown names, contradictory intents)
 /// come back as located [`ConfigError`]s; everything the plan can explain (drift, failed
 /// prerequisites, infeasible capacity) is in [`Plan::errors`].
-pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
+///
+/// `history` is what earlier applies did, for `return_home` (`state::history::history` reads it;
+/// an error there becomes a plan error).
+pub fn build(cfg: &Config, inv: &Inventory, history: Result<diff::History, PlanError>) -> Result<Plan, ConfigError> {
     let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
@@ -104,7 +107,7 @@ pub fn build(cfg: &Config, inv: &Inventory) -> Result<Plan, ConfigError> {
         return Ok(plan);
     }
 
-    let history = super::history::history(cfg).unwrap_or_else(|error| {
+    let history = history.unwrap_or_else(|error| {
         plan.errors.push(error);
         diff::History::default()
     });

@@ -3,7 +3,6 @@
 
 pub mod build;
 pub mod file;
-pub mod history;
 pub mod model;
 pub mod schema;
 mod udiff;

@@ -5,6 +5,7 @@
 //! schemas/state.schema.json describes the file.
 
 pub mod error;
+pub mod history;
 pub mod lock;
 pub mod model;
 pub mod store;

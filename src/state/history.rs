@@ -1,24 +1,15 @@
-//! What earlier plans did, read from the state file for the intents that need it
-//! (`return_home`), and handed to the diff as plain data ([`History`]): the diff reads no files.
+//! What earlier applies did, read from the state file for the intents that need it
+//! (`return_home`). The caller (CLI, apply) hands it to planning as plain data ([`History`]):
+//! neither diff nor plan reads the state file.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::diff::History;
 use crate::schedule::StepKind;
-use crate::state::{State, StateStore, StepStatus};
+use crate::plan::PlanError;
 
-use super::model::PlanError;
-
-/// The state file of a configuration when none is configured: `state/berth.state.json` in the
-/// configuration directory.
-pub const DEFAULT_STATE_PATH: &str = "state/berth.state.json";
-
-/// Where the state file of `cfg` is.
-pub fn state_path(cfg: &Config) -> PathBuf {
-    cfg.dir.join(DEFAULT_STATE_PATH)
-}
+use super::{State, StateStore, StepStatus};
 
 /// The history `cfg`'s intents need: empty unless a host has `return_home`, in which case the
 /// state file must exist and be readable (otherwise nothing could be brought back, and the plan
@@ -28,10 +19,10 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
     if wanted.is_empty() {
         return Ok(History::default());
     }
-    let path = state_path(cfg);
+    let path = &cfg.state.path;
     let error = |message: String| PlanError { code: "return_home".into(), message, guest: None, host: wanted.first().map(|h| h.to_string()) };
     // No file (or not even its directory): nothing was ever applied here.
-    let loaded = if path.exists() { StateStore::open(&path).and_then(|store| store.load()) } else { Ok(None) };
+    let loaded = if path.exists() { StateStore::open(path).and_then(|store| store.load()) } else { Ok(None) };
     match loaded {
         Ok(Some(state)) => Ok(History { departed: departed(&state) }),
         Ok(None) => Err(error(format!(
@@ -118,5 +109,19 @@ mod tests {
         // Without return_home the state is not read at all.
         let plain = crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\n", dir.path()).expect("valid");
         assert_eq!(history(&plain), Ok(History::default()));
+    }
+
+    #[test]
+    fn return_home_reads_the_configured_state_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("elsewhere/berth.json");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let mut state = State::new();
+        state.journal = vec![step("x", "a", "b", StepKind::MigrateGuest, StepStatus::Done, 1)];
+        StateStore::open(&path).expect("open").save(&mut state).expect("save");
+        let text = "inventory {\n  es_xml = \"es.xml\"\n}\nstate {\n  path = \"elsewhere/berth.json\"\n}\nhost \"a\" {\n  return_home = true\n}\n";
+        let cfg = crate::config::parse_str("main.hcl", text, dir.path()).expect("valid");
+        let history = history(&cfg).expect("the configured state file is read");
+        assert_eq!(history.departed.get("x"), Some(&vec!["a".to_string()]));
     }
 }
