@@ -173,3 +173,15 @@ fn validate_accepts_every_example_but_the_drifted_one() {
     }
     assert_eq!(berth(&example("drift"), &["validate"]).status.code(), Some(1));
 }
+
+#[test]
+fn validate_json_reports_what_it_read_and_the_drift() {
+    let ok: Value = serde_json::from_slice(&berth(&example("drain-host"), &["validate", "--json"]).stdout).unwrap();
+    assert_eq!((ok["valid"].as_bool(), ok["hosts"].as_u64(), ok["guests"].as_u64()), (Some(true), Some(3), Some(5)));
+    assert!(ok["drift"].as_array().unwrap().is_empty());
+    let out = berth(&example("drift"), &["validate", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let drifted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(drifted["valid"], false);
+    assert_eq!(drifted["drift"].as_array().unwrap().len(), 1);
+}

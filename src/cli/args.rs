@@ -110,7 +110,8 @@ pub struct ForceUnlockArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Print the result as JSON ({"valid": bool, "errors": [...], "drift": [...]})
+    /// Print the result as JSON ({"valid": bool, "hosts": N, "guests": N, "drift": [...]}); configuration
+    /// and es.xml errors are reported as text, with exit code 1
     #[arg(long)]
     pub json: bool,
 }
