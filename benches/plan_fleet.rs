@@ -30,7 +30,11 @@ use fleet::{FleetSpec, median, peak_rss_kib};
 /// Stages in the order they run; `plan_total` is their sum.
 const STAGES: [&str; 5] = ["read", "parse", "reconcile", "config", "plan"];
 
+#[global_allocator]
+static ALLOCATOR: berth::alloc::Allocator = berth::alloc::Allocator {};
+
 fn main() {
+    berth::alloc::configure();
     let args: Vec<String> = std::env::args().collect();
     let spec = FleetSpec::from_env();
     // `--write DIR` leaves the es.xml in DIR, to profile `--child DIR` on its own.

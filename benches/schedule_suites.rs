@@ -41,8 +41,23 @@ struct Row {
 }
 
 impl Row {
-    fn from_timing(name: String, moves: usize, migrations: usize, needed: usize, timing: &Timing, plan_s: f64) -> Row {
-        Row { name, moves, migrations, needed, makespan_s: timing.makespan_s, bound: timing.lower_bound.clone(), plan_s }
+    fn from_timing(
+        name: String,
+        moves: usize,
+        migrations: usize,
+        needed: usize,
+        timing: &Timing,
+        plan_s: f64,
+    ) -> Row {
+        Row {
+            name,
+            moves,
+            migrations,
+            needed,
+            makespan_s: timing.makespan_s,
+            bound: timing.lower_bound.clone(),
+            plan_s,
+        }
     }
 
     fn binding(&self) -> &'static str {
@@ -55,32 +70,63 @@ impl Row {
             (b.budget_s, "budget"),
         ]
         .into_iter()
-        .fold((f64::NEG_INFINITY, ""), |best, (s, what)| if s > best.0 { (s, what) } else { best })
+        .fold((f64::NEG_INFINITY, ""), |best, (s, what)| {
+            if s > best.0 { (s, what) } else { best }
+        })
         .1
     }
 
     fn ratio(&self) -> f64 {
-        if self.bound.overall_s > 0.0 { self.makespan_s / self.bound.overall_s } else { 1.0 }
+        if self.bound.overall_s > 0.0 {
+            self.makespan_s / self.bound.overall_s
+        } else {
+            1.0
+        }
     }
 }
 
+#[global_allocator]
+static ALLOCATOR: berth::alloc::Allocator = berth::alloc::Allocator {};
+
 fn main() {
+    berth::alloc::configure();
     let large = std::env::var("BERTH_BENCH_LARGE").map_or(true, |v| v != "0");
     let mut rows = Vec::new();
-    let limits = "  parallelism           = 64\n  max_inbound_per_host  = 2\n  max_outbound_per_host = 2\n";
+    let limits =
+        "  parallelism           = 64\n  max_inbound_per_host  = 2\n  max_outbound_per_host = 2\n";
     // Eight hosts of the synthetic generator are tight (image versions, RAC pairs, memory):
     // the first seed whose drain of host 0 is feasible.
     let small = (1..100)
-        .map(|seed| FleetSpec { hosts: 8, guests_per_host: 10, drain_every: 8, seed })
+        .map(|seed| FleetSpec {
+            hosts: 8,
+            guests_per_host: 10,
+            drain_every: 8,
+            seed,
+        })
         .find(|spec| drain_plan(spec, "offline", limits).1.errors.is_empty())
         .expect("a feasible 8-host drain");
     for mode in ["offline", "live"] {
-        rows.push(drain(&format!("drain 1 of 8 hosts (seed {}), {mode}", small.seed), small.clone(), mode, limits));
+        rows.push(drain(
+            &format!("drain 1 of 8 hosts (seed {}), {mode}", small.seed),
+            small.clone(),
+            mode,
+            limits,
+        ));
     }
     if large {
         for mode in ["offline", "live"] {
-            let spec = FleetSpec { hosts: 10_000, guests_per_host: 10, drain_every: 20, seed: 2 };
-            rows.push(drain(&format!("drain 5 % of 10,000 hosts, {mode}"), spec, mode, limits));
+            let spec = FleetSpec {
+                hosts: 10_000,
+                guests_per_host: 10,
+                drain_every: 20,
+                seed: 2,
+            };
+            rows.push(drain(
+                &format!("drain 5 % of 10,000 hosts, {mode}"),
+                spec,
+                mode,
+                limits,
+            ));
         }
     }
     for (hosts, skewed) in [(40, 10), (400, 100)] {
@@ -115,7 +161,11 @@ fn main() {
 
 /// A synthetic fleet planned end to end (es.xml, reconcile, HCL, `plan::build`); returns the
 /// inventory, the plan and the seconds planning took (parse to plan).
-fn drain_plan(spec: &FleetSpec, mode: &str, limits: &str) -> (berth::inventory::Inventory, plan::Plan, f64) {
+fn drain_plan(
+    spec: &FleetSpec,
+    mode: &str,
+    limits: &str,
+) -> (berth::inventory::Inventory, plan::Plan, f64) {
     let dir = tempfile::tempdir().expect("temporary directory");
     spec.write(dir.path());
     let text = std::fs::read_to_string(dir.path().join("es.xml")).expect("read es.xml");
@@ -123,7 +173,10 @@ fn drain_plan(spec: &FleetSpec, mode: &str, limits: &str) -> (berth::inventory::
     let (es, layout) = berth::inventory::esxml::parse_with_layout("es.xml", &text).expect("parses");
     let observations = fleet::observations(spec, &es);
     let inv = fleet::inventory(es, layout, text, &observations);
-    let hcl = spec.hcl_with(dir.path(), &format!("  mode                  = \"{mode}\"\n{limits}"));
+    let hcl = spec.hcl_with(
+        dir.path(),
+        &format!("  mode                  = \"{mode}\"\n{limits}"),
+    );
     let cfg = berth::config::parse_str("main.hcl", &hcl, dir.path()).expect("HCL loads");
     let p = plan::build::build(&cfg, &inv, Ok(Default::default())).expect("plans");
     (inv, p, started.elapsed().as_secs_f64())
@@ -132,10 +185,29 @@ fn drain_plan(spec: &FleetSpec, mode: &str, limits: &str) -> (berth::inventory::
 fn drain(name: &str, spec: FleetSpec, mode: &str, limits: &str) -> Row {
     let (inv, p, plan_s) = drain_plan(&spec, mode, limits);
     assert!(p.errors.is_empty(), "{name}: {:?}", p.errors.first());
-    let drained: Vec<String> = spec.drained().map(|h| format!("synadm{h:05}.example.com")).collect();
-    let needed = inv.topology.guests.values().filter(|g| drained.contains(&g.host)).count();
-    let migrations = p.steps.iter().filter(|s| s.kind == StepKind::MigrateGuest).count();
-    Row::from_timing(name.to_string(), p.moves.len(), migrations, needed, p.timing.as_ref().expect("timing"), plan_s)
+    let drained: Vec<String> = spec
+        .drained()
+        .map(|h| format!("synadm{h:05}.example.com"))
+        .collect();
+    let needed = inv
+        .topology
+        .guests
+        .values()
+        .filter(|g| drained.contains(&g.host))
+        .count();
+    let migrations = p
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::MigrateGuest)
+        .count();
+    Row::from_timing(
+        name.to_string(),
+        p.moves.len(),
+        migrations,
+        needed,
+        p.timing.as_ref().expect("timing"),
+        plan_s,
+    )
 }
 
 fn host(name: &str, memory_gib: u64) -> Host {
@@ -199,7 +271,11 @@ fn limits() -> Limits {
     Limits {
         allow_pivot: true,
         durations: DurationModel::default(),
-        concurrency: Concurrency { parallelism: 64, max_inbound_per_host: 2, max_outbound_per_host: 2 },
+        concurrency: Concurrency {
+            parallelism: 64,
+            max_inbound_per_host: 2,
+            max_outbound_per_host: 2,
+        },
         ..Limits::default()
     }
 }
@@ -209,7 +285,11 @@ fn scheduled(name: String, moves: &[Move], topo: &Topology, needed: usize) -> Ro
     let started = Instant::now();
     let s = schedule(moves, topo, &limits()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let plan_s = started.elapsed().as_secs_f64();
-    let migrations = s.steps.iter().filter(|st| st.kind == StepKind::MigrateGuest).count();
+    let migrations = s
+        .steps
+        .iter()
+        .filter(|st| st.kind == StepKind::MigrateGuest)
+        .count();
     Row::from_timing(name, s.moves.len(), migrations, needed, &s.timing, plan_s)
 }
 
@@ -260,26 +340,48 @@ fn rebalance(hosts: usize, skewed: usize) -> Row {
         moves.push(mv(g, &empty, MigrationMode::Live));
     }
     let needed = moves.len();
-    scheduled(format!("rebalance {skewed} of {hosts} skewed, live"), &moves, &topo, needed)
+    scheduled(
+        format!("rebalance {skewed} of {hosts} skewed, live"),
+        &moves,
+        &topo,
+        needed,
+    )
 }
 
 /// `k` hosts of 256 GiB, each but the last running a 192 GiB guest that moves one host on.
 fn swap_chain(k: usize, mode: MigrationMode) -> Row {
     let names: Vec<String> = (0..k).map(|h| format!("c{h:02}")).collect();
-    let guests: Vec<Guest> = (0..k - 1).map(|h| guest(&format!("c{h:02}vm"), &names[h], 192)).collect();
+    let guests: Vec<Guest> = (0..k - 1)
+        .map(|h| guest(&format!("c{h:02}vm"), &names[h], 192))
+        .collect();
     let topo = topology(names.iter().map(|n| host(n, 256)).collect(), guests.clone());
-    let moves: Vec<Move> = guests.iter().enumerate().map(|(h, g)| mv(g, &names[h + 1], mode)).collect();
-    scheduled(format!("swap chain of {k} hosts, {mode}"), &moves, &topo, k - 1)
+    let moves: Vec<Move> = guests
+        .iter()
+        .enumerate()
+        .map(|(h, g)| mv(g, &names[h + 1], mode))
+        .collect();
+    scheduled(
+        format!("swap chain of {k} hosts, {mode}"),
+        &moves,
+        &topo,
+        k - 1,
+    )
 }
 
 /// `k` full hosts of 256 GiB in a ring, each guest onto the next host; one spare 512 GiB host
 /// for a live cycle's pivot.
 fn swap_cycle(k: usize, mode: MigrationMode) -> Row {
     let names: Vec<String> = (0..k).map(|h| format!("r{h:02}")).collect();
-    let guests: Vec<Guest> = (0..k).map(|h| guest(&format!("r{h:02}vm"), &names[h], 192)).collect();
+    let guests: Vec<Guest> = (0..k)
+        .map(|h| guest(&format!("r{h:02}vm"), &names[h], 192))
+        .collect();
     let mut hosts: Vec<Host> = names.iter().map(|n| host(n, 256)).collect();
     hosts.push(host("spare", 512));
     let topo = topology(hosts, guests.clone());
-    let moves: Vec<Move> = guests.iter().enumerate().map(|(h, g)| mv(g, &names[(h + 1) % k], mode)).collect();
+    let moves: Vec<Move> = guests
+        .iter()
+        .enumerate()
+        .map(|(h, g)| mv(g, &names[(h + 1) % k], mode))
+        .collect();
     scheduled(format!("swap cycle of {k} hosts, {mode}"), &moves, &topo, k)
 }

@@ -12,6 +12,7 @@
 //!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
 
+pub mod alloc;
 pub mod apply;
 pub mod cli;
 pub mod config;

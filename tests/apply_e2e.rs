@@ -6,7 +6,9 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use berth::apply::{ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute, journal_statuses, plan_id};
+use berth::apply::{
+    ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute, journal_statuses, plan_id,
+};
 use berth::config::MigrationMode::{Live, Offline, OfflineForce};
 use berth::inventory::GuestState;
 use berth::plan::Plan;
@@ -15,7 +17,6 @@ use berth::state::{State, StateStore, StepStatus};
 use common::{PlanBuilder, node};
 
 const VM03_UUID: &str = "0b6e5a3c-9d1f-4c55-8a7e-3f2d1c0b9a87";
-
 
 fn domain(name: &str, uuid: &str, runstate: u8) -> String {
     format!(
@@ -37,27 +38,62 @@ impl Lab {
         let adm01 = node(
             dir.path(),
             "adm01",
-            &(domain("vm03", VM03_UUID, 5) + &domain("vm01", "7c1d2e3f-0000-4000-8000-000000000001", 1)),
+            &(domain("vm03", VM03_UUID, 5)
+                + &domain("vm01", "7c1d2e3f-0000-4000-8000-000000000001", 1)),
         );
         let adm02 = node(dir.path(), "adm02", "");
         let adm03 = node(dir.path(), "adm03", "");
         let hosts: BTreeMap<_, _> = [("adm01", adm01), ("adm02", adm02), ("adm03", adm03)]
             .into_iter()
-            .map(|(h, uri)| (h.to_string(), HostAccess { uri, migration_uri: None, ssh: None }))
+            .map(|(h, uri)| {
+                (
+                    h.to_string(),
+                    HostAccess {
+                        uri,
+                        migration_uri: None,
+                        ssh: None,
+                    },
+                )
+            })
             .collect();
-        let runner = Arc::new(LibvirtRunner::new(hosts, RunnerSettings::default(), tokio::runtime::Handle::current()));
+        let runner = Arc::new(LibvirtRunner::new(
+            hosts,
+            RunnerSettings::default(),
+            tokio::runtime::Handle::current(),
+        ));
         let store = StateStore::open(dir.path().join("state.json")).unwrap();
-        Lab { dir, runner, store, state: State::new() }
+        Lab {
+            dir,
+            runner,
+            store,
+            state: State::new(),
+        }
     }
 
     fn state_of(&self, host: &str, guest: &str) -> Option<GuestState> {
-        self.runner.hypervisor(host).unwrap().domain_state(guest).unwrap()
+        self.runner
+            .hypervisor(host)
+            .unwrap()
+            .domain_state(guest)
+            .unwrap()
     }
 
     async fn apply(&mut self, plan: &Plan) -> berth::apply::ApplyReport {
-        let opts = ExecOptions { keep_going: true, ..ExecOptions::default() };
+        let opts = ExecOptions {
+            keep_going: true,
+            ..ExecOptions::default()
+        };
         let mut sink = |_| {};
-        execute(plan, self.runner.clone(), &self.store, &mut self.state, &opts, &mut sink).await.unwrap()
+        execute(
+            plan,
+            self.runner.clone(),
+            &self.store,
+            &mut self.state,
+            &opts,
+            &mut sink,
+        )
+        .await
+        .unwrap()
     }
 }
 
@@ -65,7 +101,13 @@ impl Lab {
 async fn offline_move_of_a_shut_off_guest_runs_end_to_end_and_resumes_idempotently() {
     let mut lab = Lab::new();
     let plan = PlanBuilder::new()
-        .chain("vm03", "adm01", "adm02", Offline, &[StopGuest, MigrateGuest])
+        .chain(
+            "vm03",
+            "adm01",
+            "adm02",
+            Offline,
+            &[StopGuest, MigrateGuest],
+        )
         .chain("vm01", "adm01", "adm02", Live, &[MigrateGuest])
         .build();
     let report = lab.apply(&plan).await;
@@ -76,13 +118,22 @@ async fn offline_move_of_a_shut_off_guest_runs_end_to_end_and_resumes_idempotent
     assert_eq!(lab.state_of("adm01", "vm03"), None);
     let record = &lab.state.topology["vm03"];
     assert_eq!(record.host, "adm02");
-    assert!(record.last_definition_xml.as_deref().unwrap().contains(VM03_UUID));
+    assert!(
+        record
+            .last_definition_xml
+            .as_deref()
+            .unwrap()
+            .contains(VM03_UUID)
+    );
 
     // The test driver cannot migrate live: the step fails with libvirt's reason, vm01 stays.
     assert_eq!(report.failed.len(), 1);
     let (id, message) = &report.failed[0];
     assert_eq!(id, "vm01:MIGRATE_GUEST");
-    assert!(message.contains("vm01:MIGRATE_GUEST") && message.contains("not supported"), "{message}");
+    assert!(
+        message.contains("vm01:MIGRATE_GUEST") && message.contains("not supported"),
+        "{message}"
+    );
     assert_eq!(lab.state_of("adm01", "vm01"), Some(GuestState::Running));
     let statuses = journal_statuses(&lab.state, &plan_id(&plan));
     assert_eq!(statuses["vm03:MIGRATE_GUEST"], StepStatus::Done);
@@ -100,30 +151,54 @@ async fn offline_move_of_a_shut_off_guest_runs_end_to_end_and_resumes_idempotent
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_force_defines_from_the_recorded_definition() {
     let mut lab = Lab::new();
-    let first = PlanBuilder::new().chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest]).build();
+    let first = PlanBuilder::new()
+        .chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest])
+        .build();
     assert!(lab.apply(&first).await.succeeded());
 
     // adm02 is now "unreachable": the guest is defined on adm03 from the state's copy.
-    let forced = PlanBuilder::new().chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest]).build();
+    let forced = PlanBuilder::new()
+        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
+        .build();
     let report = lab.apply(&forced).await;
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(lab.state_of("adm03", "vm03"), Some(GuestState::ShutOff));
     assert_eq!(lab.state.topology["vm03"].host, "adm03");
-    assert!(lab.runner.hypervisor("adm03").unwrap().migratable_xml("vm03").unwrap().contains(VM03_UUID));
+    assert!(
+        lab.runner
+            .hypervisor("adm03")
+            .unwrap()
+            .migratable_xml("vm03")
+            .unwrap()
+            .contains(VM03_UUID)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_steps_without_ssh_fail_with_a_clear_reason() {
     let mut lab = Lab::new();
     let plan = PlanBuilder::new()
-        .chain("vm03", "adm01", "adm02", Offline, &[CreateBridges, MigrateGuest])
+        .chain(
+            "vm03",
+            "adm01",
+            "adm02",
+            Offline,
+            &[CreateBridges, MigrateGuest],
+        )
         .items("vm03:CREATE_BRIDGES", &["vmbondeth0"])
         .build();
     let report = lab.apply(&plan).await;
     let failed: HashMap<_, _> = report.failed.iter().cloned().collect();
     let message = &failed["vm03:CREATE_BRIDGES"];
-    assert!(message.contains("SSH") && message.contains("adm02"), "{message}");
-    assert_eq!(report.skipped.len(), 1, "the migration waits for the bridges");
+    assert!(
+        message.contains("SSH") && message.contains("adm02"),
+        "{message}"
+    );
+    assert_eq!(
+        report.skipped.len(),
+        1,
+        "the migration waits for the bridges"
+    );
     assert_eq!(lab.state_of("adm01", "vm03"), Some(GuestState::ShutOff));
     assert!(lab.dir.path().join("state.json").exists());
 }

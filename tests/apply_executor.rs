@@ -7,8 +7,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use berth::apply::{
-    ApplyError, ApplyReport, Event, ExecOptions, MigrationProgress, StepContext, StepOutcome, StepRunner, execute,
-    journal_statuses, plan_id,
+    ApplyError, ApplyReport, Event, ExecOptions, MigrationProgress, StepContext, StepOutcome,
+    StepRunner, execute, journal_statuses, plan_id,
 };
 use berth::config::MigrationMode::Offline;
 use berth::plan::Plan;
@@ -42,7 +42,10 @@ struct Record {
 
 impl Recorder {
     fn failing(ids: &[&str]) -> Self {
-        Recorder { fail: ids.iter().map(|s| s.to_string()).collect(), ..Recorder::default() }
+        Recorder {
+            fail: ids.iter().map(|s| s.to_string()).collect(),
+            ..Recorder::default()
+        }
     }
 
     fn log(&self) -> Vec<(String, &'static str)> {
@@ -50,7 +53,11 @@ impl Recorder {
     }
 
     fn started(&self) -> Vec<String> {
-        self.log().into_iter().filter(|(_, what)| *what == "start").map(|(id, _)| id).collect()
+        self.log()
+            .into_iter()
+            .filter(|(_, what)| *what == "start")
+            .map(|(id, _)| id)
+            .collect()
     }
 }
 
@@ -88,7 +95,9 @@ impl StepRunner for Recorder {
             let r = self.inner.lock().unwrap();
             let (_r, wait) = self
                 .changed
-                .wait_timeout_while(r, Duration::from_secs(20), |r| !r.log.iter().any(|(id, _)| id == b))
+                .wait_timeout_while(r, Duration::from_secs(20), |r| {
+                    !r.log.iter().any(|(id, _)| id == b)
+                })
                 .unwrap();
             assert!(!wait.timed_out(), "{b} never ran while {a} was running");
         }
@@ -111,7 +120,10 @@ impl StepRunner for Recorder {
             *r.into.get_mut(&step.to).unwrap() -= 1;
         }
         if self.fail.contains(&step.id) {
-            return Err(ApplyError::Unsupported { step: step.id.clone(), message: "injected failure".into() });
+            return Err(ApplyError::Unsupported {
+                step: step.id.clone(),
+                message: "injected failure".into(),
+            });
         }
         Ok(StepOutcome::default())
     }
@@ -128,18 +140,27 @@ impl Harness {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path().join("state.json")).unwrap();
-        Harness { _dir: dir, store, state: State::new(), events: Vec::new() }
+        Harness {
+            _dir: dir,
+            store,
+            state: State::new(),
+            events: Vec::new(),
+        }
     }
 
     async fn run(&mut self, plan: &Plan, runner: Arc<Recorder>, opts: ExecOptions) -> ApplyReport {
         let events = &mut self.events;
         events.clear();
         let mut sink = |e: Event| events.push(e);
-        execute(plan, runner, &self.store, &mut self.state, &opts, &mut sink).await.unwrap()
+        execute(plan, runner, &self.store, &mut self.state, &opts, &mut sink)
+            .await
+            .unwrap()
     }
 
     fn statuses(&self, plan: &Plan) -> Vec<(String, StepStatus)> {
-        journal_statuses(&self.state, &plan_id(plan)).into_iter().collect()
+        journal_statuses(&self.state, &plan_id(plan))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -148,14 +169,29 @@ fn ids(items: &[&str]) -> Vec<String> {
 }
 
 fn opts(parallelism: usize) -> ExecOptions {
-    ExecOptions { parallelism, ..ExecOptions::default() }
+    ExecOptions {
+        parallelism,
+        ..ExecOptions::default()
+    }
 }
 
 /// vm01: stop → migrate → start; vm02: migrate → start, its migrate waiting for vm01's.
 fn two_moves() -> Plan {
     PlanBuilder::new()
-        .chain("vm01", "adm01", "adm02", Offline, &[StopGuest, MigrateGuest, StartupGuest])
-        .chain("vm02", "adm02", "adm03", Offline, &[MigrateGuest, StartupGuest])
+        .chain(
+            "vm01",
+            "adm01",
+            "adm02",
+            Offline,
+            &[StopGuest, MigrateGuest, StartupGuest],
+        )
+        .chain(
+            "vm02",
+            "adm02",
+            "adm03",
+            Offline,
+            &[MigrateGuest, StartupGuest],
+        )
         .edge("vm02:MIGRATE_GUEST", "vm01:MIGRATE_GUEST")
         .build()
 }
@@ -173,10 +209,18 @@ async fn steps_start_only_after_all_their_dependencies_finished() {
     let at = |id: &str, what: &str| log.iter().position(|(i, w)| i == id && *w == what).unwrap();
     for step in &plan.steps {
         for dep in &step.depends_on {
-            assert!(at(dep, "end") < at(&step.id, "start"), "{} started before {dep} ended: {log:?}", step.id);
+            assert!(
+                at(dep, "end") < at(&step.id, "start"),
+                "{} started before {dep} ended: {log:?}",
+                step.id
+            );
         }
     }
-    assert!(h.statuses(&plan).iter().all(|(_, s)| *s == StepStatus::Done));
+    assert!(
+        h.statuses(&plan)
+            .iter()
+            .all(|(_, s)| *s == StepStatus::Done)
+    );
     let saved = h.store.load().unwrap().unwrap();
     assert_eq!(saved, h.state, "the state on disk is the state in memory");
     assert_eq!(saved.topology["vm01"].host, "adm02");
@@ -187,7 +231,13 @@ async fn steps_start_only_after_all_their_dependencies_finished() {
 async fn the_global_bound_holds_and_is_used() {
     let mut b = PlanBuilder::new();
     for n in 1..=6 {
-        b = b.chain(&format!("vm{n}"), &format!("src{n}"), &format!("dst{n}"), Offline, &[MigrateGuest]);
+        b = b.chain(
+            &format!("vm{n}"),
+            &format!("src{n}"),
+            &format!("dst{n}"),
+            Offline,
+            &[MigrateGuest],
+        );
     }
     let plan = b.build();
     let runner = Arc::new(Recorder {
@@ -204,8 +254,20 @@ async fn the_global_bound_holds_and_is_used() {
 async fn per_host_migration_bounds_hold() {
     let mut b = PlanBuilder::new();
     for n in 1..=4 {
-        b = b.chain(&format!("out{n}"), "busy", &format!("dst{n}"), Offline, &[MigrateGuest]);
-        b = b.chain(&format!("in{n}"), &format!("src{n}"), "full", Offline, &[MigrateGuest]);
+        b = b.chain(
+            &format!("out{n}"),
+            "busy",
+            &format!("dst{n}"),
+            Offline,
+            &[MigrateGuest],
+        );
+        b = b.chain(
+            &format!("in{n}"),
+            &format!("src{n}"),
+            "full",
+            Offline,
+            &[MigrateGuest],
+        );
     }
     let plan = b.build();
     let runner = Arc::new(Recorder {
@@ -213,18 +275,32 @@ async fn per_host_migration_bounds_hold() {
         ..Recorder::default()
     });
     let mut h = Harness::new();
-    let options =
-        ExecOptions { parallelism: 8, max_outbound_per_host: 1, max_inbound_per_host: 2, ..ExecOptions::default() };
+    let options = ExecOptions {
+        parallelism: 8,
+        max_outbound_per_host: 1,
+        max_inbound_per_host: 2,
+        ..ExecOptions::default()
+    };
     let report = h.run(&plan, runner.clone(), options).await;
     assert_eq!(report.done.len(), 8);
     let r = runner.inner.lock().unwrap();
     assert_eq!(r.max_out, 1, "`busy` sends one at a time");
-    assert_eq!(r.max_in, 2, "`full` receives two at once (the rendezvous proves it), never more");
+    assert_eq!(
+        r.max_in, 2,
+        "`full` receives two at once (the rendezvous proves it), never more"
+    );
     drop(r);
     // Outbound from `busy` never overlapped: every start follows the previous end.
     let log = runner.log();
-    let busy: Vec<_> = log.iter().filter(|(id, _)| id.starts_with("out")).map(|(_, w)| *w).collect();
-    assert!(busy.chunks(2).all(|pair| pair == ["start", "end"]), "{busy:?}");
+    let busy: Vec<_> = log
+        .iter()
+        .filter(|(id, _)| id.starts_with("out"))
+        .map(|(_, w)| *w)
+        .collect();
+    assert!(
+        busy.chunks(2).all(|pair| pair == ["start", "end"]),
+        "{busy:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -235,31 +311,77 @@ async fn a_failure_stops_the_run_and_its_dependents() {
     let report = h.run(&plan, runner.clone(), opts(1)).await;
     assert_eq!(runner.started(), ids(&["vm01:STOP_GUEST"]));
     assert_eq!(report.failed.len(), 1);
-    assert!(report.failed[0].1.contains("injected failure"), "{:?}", report.failed);
+    assert!(
+        report.failed[0].1.contains("injected failure"),
+        "{:?}",
+        report.failed
+    );
     assert_eq!(report.not_run.len(), 4);
-    assert_eq!(h.statuses(&plan), [("vm01:STOP_GUEST".to_string(), StepStatus::Failed)]);
-    assert!(matches!(h.events.last(), Some(Event::Summary { failed: 1, not_run: 4, .. })));
+    assert_eq!(
+        h.statuses(&plan),
+        [("vm01:STOP_GUEST".to_string(), StepStatus::Failed)]
+    );
+    assert!(matches!(
+        h.events.last(),
+        Some(Event::Summary {
+            failed: 1,
+            not_run: 4,
+            ..
+        })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_going_finishes_independent_branches_only() {
     let plan = PlanBuilder::new()
-        .chain("vm01", "adm01", "adm02", Offline, &[StopGuest, MigrateGuest, StartupGuest])
-        .chain("vm02", "adm02", "adm03", Offline, &[MigrateGuest, StartupGuest])
+        .chain(
+            "vm01",
+            "adm01",
+            "adm02",
+            Offline,
+            &[StopGuest, MigrateGuest, StartupGuest],
+        )
+        .chain(
+            "vm02",
+            "adm02",
+            "adm03",
+            Offline,
+            &[MigrateGuest, StartupGuest],
+        )
         .build();
     let mut h = Harness::new();
     let runner = Arc::new(Recorder::failing(&["vm01:STOP_GUEST"]));
-    let report = h.run(&plan, runner.clone(), ExecOptions { keep_going: true, ..opts(1) }).await;
+    let report = h
+        .run(
+            &plan,
+            runner.clone(),
+            ExecOptions {
+                keep_going: true,
+                ..opts(1)
+            },
+        )
+        .await;
     // vm01:STOP_GUEST and vm02:MIGRATE_GUEST are ready together: which starts first is open.
     let mut started = runner.started();
     started.sort();
-    assert_eq!(started, ids(&["vm01:STOP_GUEST", "vm02:MIGRATE_GUEST", "vm02:STARTUP_GUEST"]));
+    assert_eq!(
+        started,
+        ids(&[
+            "vm01:STOP_GUEST",
+            "vm02:MIGRATE_GUEST",
+            "vm02:STARTUP_GUEST"
+        ])
+    );
     let mut done = report.done.clone();
     done.sort();
     assert_eq!(done, ids(&["vm02:MIGRATE_GUEST", "vm02:STARTUP_GUEST"]));
     let skipped: Vec<_> = report.skipped.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(skipped, ["vm01:MIGRATE_GUEST", "vm01:STARTUP_GUEST"]);
-    assert!(report.skipped[0].1.contains("vm01:STOP_GUEST"), "{:?}", report.skipped);
+    assert!(
+        report.skipped[0].1.contains("vm01:STOP_GUEST"),
+        "{:?}",
+        report.skipped
+    );
     let statuses: HashMap<_, _> = h.statuses(&plan).into_iter().collect();
     assert_eq!(statuses["vm01:STARTUP_GUEST"], StepStatus::Skipped);
     assert_eq!(statuses["vm02:STARTUP_GUEST"], StepStatus::Done);
@@ -269,7 +391,13 @@ async fn keep_going_finishes_independent_branches_only() {
 async fn a_resumed_run_skips_what_the_journal_has_done() {
     let plan = two_moves();
     let mut h = Harness::new();
-    let first = h.run(&plan, Arc::new(Recorder::failing(&["vm02:MIGRATE_GUEST"])), opts(1)).await;
+    let first = h
+        .run(
+            &plan,
+            Arc::new(Recorder::failing(&["vm02:MIGRATE_GUEST"])),
+            opts(1),
+        )
+        .await;
     assert_eq!(first.failed.len(), 1);
     // vm01:STARTUP_GUEST and the failing vm02:MIGRATE_GUEST become ready together, so whether
     // it ran before the failure stopped the run depends on timing: derive the rest from the report.
@@ -279,13 +407,26 @@ async fn a_resumed_run_skips_what_the_journal_has_done() {
     let report = h.run(&plan, again.clone(), opts(1)).await;
     let mut started = again.started();
     started.sort();
-    let mut expected: Vec<String> =
-        plan.steps.iter().map(|s| s.id.clone()).filter(|id| !first.done.contains(id)).collect();
+    let mut expected: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| s.id.clone())
+        .filter(|id| !first.done.contains(id))
+        .collect();
     expected.sort();
     assert_eq!(started, expected);
     assert_eq!(report.skipped.len(), first.done.len());
-    assert!(report.skipped.iter().all(|(_, why)| why == "done in an earlier run"));
-    assert!(h.statuses(&plan).iter().all(|(_, s)| *s == StepStatus::Done));
+    assert!(
+        report
+            .skipped
+            .iter()
+            .all(|(_, why)| why == "done in an earlier run")
+    );
+    assert!(
+        h.statuses(&plan)
+            .iter()
+            .all(|(_, s)| *s == StepStatus::Done)
+    );
     assert_eq!(h.store.load().unwrap().unwrap().serial, h.state.serial);
 }
 
@@ -293,38 +434,64 @@ async fn a_resumed_run_skips_what_the_journal_has_done() {
 async fn a_step_already_done_in_reality_is_not_run() {
     let plan = two_moves();
     let mut h = Harness::new();
-    let runner =
-        Arc::new(Recorder { done_in_reality: BTreeSet::from(["vm01:STOP_GUEST".to_string()]), ..Recorder::default() });
+    let runner = Arc::new(Recorder {
+        done_in_reality: BTreeSet::from(["vm01:STOP_GUEST".to_string()]),
+        ..Recorder::default()
+    });
     let report = h.run(&plan, runner.clone(), opts(2)).await;
     assert!(!runner.started().contains(&"vm01:STOP_GUEST".to_string()));
     assert!(report.done.contains(&"vm01:STOP_GUEST".to_string()));
-    assert!(h.events.iter().any(|e| matches!(e, Event::Done { step, note: Some(n), .. }
-        if step == "vm01:STOP_GUEST" && n == "already done")));
+    assert!(
+        h.events
+            .iter()
+            .any(|e| matches!(e, Event::Done { step, note: Some(n), .. }
+        if step == "vm01:STOP_GUEST" && n == "already done"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targets_and_single_step_limit_what_runs() {
     let plan = two_moves();
     let mut h = Harness::new();
-    let only_vm02 = ExecOptions { targets: Some(BTreeSet::from(["vm02".to_string()])), ..opts(2) };
+    let only_vm02 = ExecOptions {
+        targets: Some(BTreeSet::from(["vm02".to_string()])),
+        ..opts(2)
+    };
     let runner = Arc::new(Recorder::default());
     let report = h.run(&plan, runner.clone(), only_vm02).await;
-    assert!(runner.started().is_empty(), "vm02's migration waits for vm01's, which is not selected");
-    assert!(report.skipped[0].1.contains("vm01:MIGRATE_GUEST") && report.skipped[0].1.contains("not selected"));
+    assert!(
+        runner.started().is_empty(),
+        "vm02's migration waits for vm01's, which is not selected"
+    );
+    assert!(
+        report.skipped[0].1.contains("vm01:MIGRATE_GUEST")
+            && report.skipped[0].1.contains("not selected")
+    );
 
-    let single = |id: &str| ExecOptions { single_step: Some(id.into()), ..opts(2) };
+    let single = |id: &str| ExecOptions {
+        single_step: Some(id.into()),
+        ..opts(2)
+    };
     let runner = Arc::new(Recorder::default());
-    h.run(&plan, runner.clone(), single("vm01:STOP_GUEST")).await;
+    h.run(&plan, runner.clone(), single("vm01:STOP_GUEST"))
+        .await;
     assert_eq!(runner.started(), ids(&["vm01:STOP_GUEST"]));
     let runner = Arc::new(Recorder::default());
-    h.run(&plan, runner.clone(), single("vm01:MIGRATE_GUEST")).await;
+    h.run(&plan, runner.clone(), single("vm01:MIGRATE_GUEST"))
+        .await;
     assert_eq!(runner.started(), ids(&["vm01:MIGRATE_GUEST"]));
 
     let mut sink = |_| {};
-    let err =
-        execute(&plan, Arc::new(Recorder::default()), &h.store, &mut h.state, &single("vm09:STOP_GUEST"), &mut sink)
-            .await
-            .unwrap_err();
+    let err = execute(
+        &plan,
+        Arc::new(Recorder::default()),
+        &h.store,
+        &mut h.state,
+        &single("vm09:STOP_GUEST"),
+        &mut sink,
+    )
+    .await
+    .unwrap_err();
     assert!(err.to_string().contains("vm09:STOP_GUEST"), "{err}");
 }
 
@@ -342,7 +509,16 @@ async fn invalid_graphs_are_refused_before_anything_runs() {
     for (plan, needle) in [(unknown, "vm07:STOP_GUEST"), (cyclic, "cycle")] {
         let runner = Arc::new(Recorder::default());
         let mut sink = |_| {};
-        let err = execute(&plan, runner.clone(), &h.store, &mut h.state, &opts(1), &mut sink).await.unwrap_err();
+        let err = execute(
+            &plan,
+            runner.clone(),
+            &h.store,
+            &mut h.state,
+            &opts(1),
+            &mut sink,
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains(needle), "{err}");
         assert!(runner.started().is_empty());
     }
@@ -377,7 +553,13 @@ async fn ready_steps_start_in_the_predicted_order() {
     use berth::schedule::{Concurrency, DurationModel, LowerBound, StepTiming, Timing};
     let mut b = PlanBuilder::new();
     for n in 1..=5 {
-        b = b.chain(&format!("vm{n}"), &format!("src{n}"), &format!("dst{n}"), Offline, &[StopGuest]);
+        b = b.chain(
+            &format!("vm{n}"),
+            &format!("src{n}"),
+            &format!("dst{n}"),
+            Offline,
+            &[StopGuest],
+        );
     }
     let mut plan = b.build();
     // Predicted: vm5 first, then vm4, … (say their guests take longest to come back).
@@ -385,7 +567,11 @@ async fn ready_steps_start_in_the_predicted_order() {
         .steps
         .iter()
         .enumerate()
-        .map(|(i, s)| StepTiming { step: s.id.clone(), start_s: (10 - i) as f64, duration_s: 1.0 })
+        .map(|(i, s)| StepTiming {
+            step: s.id.clone(),
+            start_s: (10 - i) as f64,
+            duration_s: 1.0,
+        })
         .collect();
     plan.timing = Some(Timing {
         steps,
@@ -401,6 +587,12 @@ async fn ready_steps_start_in_the_predicted_order() {
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(
         runner.started(),
-        ids(&["vm5:STOP_GUEST", "vm4:STOP_GUEST", "vm3:STOP_GUEST", "vm2:STOP_GUEST", "vm1:STOP_GUEST"])
+        ids(&[
+            "vm5:STOP_GUEST",
+            "vm4:STOP_GUEST",
+            "vm3:STOP_GUEST",
+            "vm2:STOP_GUEST",
+            "vm1:STOP_GUEST"
+        ])
     );
 }

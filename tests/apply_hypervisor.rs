@@ -45,46 +45,73 @@ fn pair(src_guests: &[TestGuest], dst_guests: &[TestGuest]) -> Pair {
     let dst_uri = write_node(dir.path(), "adm02.xml", dst_guests);
     let src = Hypervisor::connect("adm01", &src_uri).unwrap();
     let dst = Hypervisor::connect("adm02", &dst_uri).unwrap();
-    Pair { _dir: dir, src, dst }
+    Pair {
+        _dir: dir,
+        src,
+        dst,
+    }
 }
 
 #[test]
 fn offline_move_defines_on_target_then_undefines_source_and_is_idempotent() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[]);
     move_offline(&p.src, &p.dst, "vm01").unwrap();
-    assert_eq!(p.dst.domain_state("vm01").unwrap(), Some(GuestState::ShutOff));
+    assert_eq!(
+        p.dst.domain_state("vm01").unwrap(),
+        Some(GuestState::ShutOff)
+    );
     assert_eq!(p.src.domain_state("vm01").unwrap(), None);
     let moved = p.dst.migratable_xml("vm01").unwrap();
-    assert!(moved.contains(VM01_UUID), "target definition keeps the UUID:\n{moved}");
+    assert!(
+        moved.contains(VM01_UUID),
+        "target definition keeps the UUID:\n{moved}"
+    );
 
     // Re-running after success changes nothing and succeeds.
     move_offline(&p.src, &p.dst, "vm01").unwrap();
-    assert_eq!(p.dst.domain_state("vm01").unwrap(), Some(GuestState::ShutOff));
+    assert_eq!(
+        p.dst.domain_state("vm01").unwrap(),
+        Some(GuestState::ShutOff)
+    );
     assert_eq!(p.src.domain_state("vm01").unwrap(), None);
 
     // The moved guest starts on its new host.
     p.dst.start("vm01", TIMEOUT).unwrap();
-    assert_eq!(p.dst.domain_state("vm01").unwrap(), Some(GuestState::Running));
+    assert_eq!(
+        p.dst.domain_state("vm01").unwrap(),
+        Some(GuestState::Running)
+    );
 }
 
 #[test]
 fn offline_move_interrupted_after_define_is_finished_by_a_rerun() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[]);
     // Simulate a crash between define on the target and undefine on the source.
-    p.dst.define(&p.src.migratable_xml("vm01").unwrap()).unwrap();
+    p.dst
+        .define(&p.src.migratable_xml("vm01").unwrap())
+        .unwrap();
     move_offline(&p.src, &p.dst, "vm01").unwrap();
     assert_eq!(p.src.domain_state("vm01").unwrap(), None);
-    assert_eq!(p.dst.domain_state("vm01").unwrap(), Some(GuestState::ShutOff));
+    assert_eq!(
+        p.dst.domain_state("vm01").unwrap(),
+        Some(GuestState::ShutOff)
+    );
 }
 
 #[test]
 fn offline_move_refuses_a_target_holding_another_domain_of_that_name() {
-    let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[TestGuest("vm01", OTHER_UUID, 5)]);
+    let p = pair(
+        &[TestGuest("vm01", VM01_UUID, 5)],
+        &[TestGuest("vm01", OTHER_UUID, 5)],
+    );
     let err = move_offline(&p.src, &p.dst, "vm01").unwrap_err();
     assert!(matches!(err, ApplyError::NameTaken { .. }), "{err}");
     assert!(err.to_string().contains(OTHER_UUID), "{err}");
     // The source keeps its guest.
-    assert_eq!(p.src.domain_state("vm01").unwrap(), Some(GuestState::ShutOff));
+    assert_eq!(
+        p.src.domain_state("vm01").unwrap(),
+        Some(GuestState::ShutOff)
+    );
 }
 
 #[test]
@@ -92,35 +119,58 @@ fn offline_move_of_a_running_guest_is_refused_and_changes_nothing() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
     let err = move_offline(&p.src, &p.dst, "vm01").unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("vm01") && text.contains("adm01") && text.contains("running"), "{text}");
-    assert_eq!(p.src.domain_state("vm01").unwrap(), Some(GuestState::Running));
+    assert!(
+        text.contains("vm01") && text.contains("adm01") && text.contains("running"),
+        "{text}"
+    );
+    assert_eq!(
+        p.src.domain_state("vm01").unwrap(),
+        Some(GuestState::Running)
+    );
     assert_eq!(p.dst.domain_state("vm01").unwrap(), None);
 }
 
 #[test]
 fn offline_move_of_an_unknown_guest_names_both_hosts() {
     let p = pair(&[], &[]);
-    let text = move_offline(&p.src, &p.dst, "ghost").unwrap_err().to_string();
-    assert!(text.contains("ghost") && text.contains("adm01") && text.contains("adm02"), "{text}");
+    let text = move_offline(&p.src, &p.dst, "ghost")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("ghost") && text.contains("adm01") && text.contains("adm02"),
+        "{text}"
+    );
 }
 
 #[test]
 fn shutdown_and_start_wait_for_the_state_and_are_idempotent() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
     p.src.shutdown("vm01", TIMEOUT, false).unwrap();
-    assert_eq!(p.src.domain_state("vm01").unwrap(), Some(GuestState::ShutOff));
+    assert_eq!(
+        p.src.domain_state("vm01").unwrap(),
+        Some(GuestState::ShutOff)
+    );
     p.src.shutdown("vm01", TIMEOUT, false).unwrap();
     p.src.start("vm01", TIMEOUT).unwrap();
-    assert_eq!(p.src.domain_state("vm01").unwrap(), Some(GuestState::Running));
+    assert_eq!(
+        p.src.domain_state("vm01").unwrap(),
+        Some(GuestState::Running)
+    );
     p.src.start("vm01", TIMEOUT).unwrap();
-    assert_eq!(p.src.domain_state("vm01").unwrap(), Some(GuestState::Running));
+    assert_eq!(
+        p.src.domain_state("vm01").unwrap(),
+        Some(GuestState::Running)
+    );
 }
 
 #[test]
 fn operations_on_a_missing_guest_name_guest_and_host() {
     let p = pair(&[], &[]);
     assert_eq!(p.src.domain_state("vm09").unwrap(), None);
-    for err in [p.src.start("vm09", TIMEOUT).unwrap_err(), p.src.undefine("vm09").unwrap_err()] {
+    for err in [
+        p.src.start("vm09", TIMEOUT).unwrap_err(),
+        p.src.undefine("vm09").unwrap_err(),
+    ] {
         let text = err.to_string();
         assert!(text.contains("vm09") && text.contains("adm01"), "{text}");
     }
@@ -129,17 +179,36 @@ fn operations_on_a_missing_guest_name_guest_and_host() {
 #[test]
 fn define_reports_libvirts_message_with_the_guest_name() {
     let p = pair(&[], &[]);
-    let err = p.src.define("<domain type='test'><name>vm07</name><memory>bogus</memory></domain>").unwrap_err();
-    let ApplyError::Libvirt { action, guest, host, message } = &err else { panic!("unexpected {err:?}") };
-    assert_eq!((*action, guest.as_str(), host.as_str()), ("define", "vm07", "adm01"));
+    let err = p
+        .src
+        .define("<domain type='test'><name>vm07</name><memory>bogus</memory></domain>")
+        .unwrap_err();
+    let ApplyError::Libvirt {
+        action,
+        guest,
+        host,
+        message,
+    } = &err
+    else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(
+        (*action, guest.as_str(), host.as_str()),
+        ("define", "vm07", "adm01")
+    );
     assert!(!message.is_empty());
 }
 
 #[test]
 fn connect_failure_carries_uri_and_libvirt_message() {
     let err = Hypervisor::connect("adm09", "test:///nonexistent/berth/node.xml").unwrap_err();
-    let ApplyError::Connect { host, uri, message } = &err else { panic!("unexpected {err:?}") };
-    assert_eq!((host.as_str(), uri.as_str()), ("adm09", "test:///nonexistent/berth/node.xml"));
+    let ApplyError::Connect { host, uri, message } = &err else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(
+        (host.as_str(), uri.as_str()),
+        ("adm09", "test:///nonexistent/berth/node.xml")
+    );
     assert!(!message.is_empty(), "{err}");
 }
 
@@ -147,18 +216,48 @@ fn connect_failure_carries_uri_and_libvirt_message() {
 fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_source() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
     let mut reports = 0;
-    let err = migrate_live(&p.src, &p.dst, "vm01", &LiveOptions::default(), &mut |_| reports += 1).unwrap_err();
-    let ApplyError::Migration { guest, from, to, message } = &err else { panic!("unexpected {err:?}") };
-    assert_eq!((guest.as_str(), from.as_str(), to.as_str()), ("vm01", "adm01", "adm02"));
-    assert!(message.contains("not supported"), "libvirt's reason is kept: {message}");
+    let err = migrate_live(&p.src, &p.dst, "vm01", &LiveOptions::default(), &mut |_| {
+        reports += 1
+    })
+    .unwrap_err();
+    let ApplyError::Migration {
+        guest,
+        from,
+        to,
+        message,
+    } = &err
+    else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(
+        (guest.as_str(), from.as_str(), to.as_str()),
+        ("vm01", "adm01", "adm02")
+    );
+    assert!(
+        message.contains("not supported"),
+        "libvirt's reason is kept: {message}"
+    );
     assert_eq!(reports, 0, "the test driver has no job statistics");
-    assert_eq!(p.src.domain_state("vm01").unwrap(), Some(GuestState::Running));
+    assert_eq!(
+        p.src.domain_state("vm01").unwrap(),
+        Some(GuestState::Running)
+    );
     assert_eq!(p.dst.domain_state("vm01").unwrap(), None);
 }
 
 #[test]
 fn live_migration_of_a_shut_off_guest_is_refused_before_libvirt_is_asked() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[]);
-    let err = migrate_live(&p.src, &p.dst, "vm01", &LiveOptions::default(), &mut |_| {}).unwrap_err();
-    assert!(matches!(err, ApplyError::WrongState { state: GuestState::ShutOff, .. }), "{err}");
+    let err =
+        migrate_live(&p.src, &p.dst, "vm01", &LiveOptions::default(), &mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ApplyError::WrongState {
+                state: GuestState::ShutOff,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

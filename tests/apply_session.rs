@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use berth::apply::definition::{hostdev_interfaces, stashed_interfaces};
 use berth::apply::{
-    ApplyError, Event, ExecOptions, LibvirtRunner, MigrationProgress, Session, StepContext, StepOutcome, StepRunner,
-    journal_statuses, plan_id,
+    ApplyError, Event, ExecOptions, LibvirtRunner, MigrationProgress, Session, StepContext,
+    StepOutcome, StepRunner, journal_statuses, plan_id,
 };
 use berth::config::{self, Config};
 use berth::inventory::esxml;
@@ -27,7 +27,11 @@ use berth::state::{StateError, StateStore, StepStatus};
 use common::drain_lab::*;
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn load(dir: &Path) -> Config {
@@ -39,7 +43,11 @@ fn placements(libvirt: &LibvirtRunner, guest: &str) -> Vec<(String, String)> {
     HOSTS
         .iter()
         .filter_map(|h| {
-            let state = libvirt.hypervisor(h).unwrap().domain_state(guest).unwrap()?;
+            let state = libvirt
+                .hypervisor(h)
+                .unwrap()
+                .domain_state(guest)
+                .unwrap()?;
             Some((h.to_string(), state.to_string()))
         })
         .collect()
@@ -61,11 +69,20 @@ fn es_host(dir: &Path, guest: &str) -> String {
     let text = std::fs::read_to_string(dir.join("es.xml")).unwrap();
     let es = esxml::parse("es.xml", &text).unwrap();
     let g = es.guests.iter().find(|g| g.name == guest).unwrap();
-    es.hosts.iter().find(|h| h.id == g.host_id).unwrap().name.clone()
+    es.hosts
+        .iter()
+        .find(|h| h.id == g.host_id)
+        .unwrap()
+        .name
+        .clone()
 }
 
 fn es_system(dir: &Path) -> esxml::EsSystem {
-    esxml::parse("es.xml", &std::fs::read_to_string(dir.join("es.xml")).unwrap()).unwrap()
+    esxml::parse(
+        "es.xml",
+        &std::fs::read_to_string(dir.join("es.xml")).unwrap(),
+    )
+    .unwrap()
 }
 
 /// The MACs of the drained guests' SR-IOV interfaces (examples/plans/drain-host/nodes).
@@ -73,7 +90,12 @@ static ORIGINAL_MACS: std::sync::LazyLock<std::collections::BTreeMap<&str, [Stri
     std::sync::LazyLock::new(|| {
         [(VM01, "01"), (VM02, "02"), (VM03, "03")]
             .into_iter()
-            .map(|(g, n)| (g, [format!("52:54:00:01:{n}:04"), format!("52:54:00:01:{n}:05")]))
+            .map(|(g, n)| {
+                (
+                    g,
+                    [format!("52:54:00:01:{n}:04"), format!("52:54:00:01:{n}:05")],
+                )
+            })
             .collect()
     });
 
@@ -88,13 +110,27 @@ fn fresh_plan(session: &Session) -> Plan {
 /// (MAC, VF) of every SR-IOV interface of every domain defined on `host`, by domain.
 fn vfs_on(libvirt: &LibvirtRunner, host: &str) -> Vec<(String, Vec<(String, String)>)> {
     let h = libvirt.hypervisor(host).unwrap();
-    let names: Vec<String> = h.connection().list_all_domains(0).unwrap().iter().map(|d| d.name().unwrap()).collect();
+    let names: Vec<String> = h
+        .connection()
+        .list_all_domains(0)
+        .unwrap()
+        .iter()
+        .map(|d| d.name().unwrap())
+        .collect();
     names
         .into_iter()
         .map(|name| {
             let xml = h.persistent_xml(&name).unwrap().unwrap();
-            assert_eq!(stashed_interfaces(&xml).unwrap(), vec![], "{name} on {host} still has detached interfaces");
-            let vfs = hostdev_interfaces(&xml).unwrap().into_iter().map(|i| (i.mac.unwrap(), i.source)).collect();
+            assert_eq!(
+                stashed_interfaces(&xml).unwrap(),
+                vec![],
+                "{name} on {host} still has detached interfaces"
+            );
+            let vfs = hostdev_interfaces(&xml)
+                .unwrap()
+                .into_iter()
+                .map(|i| (i.mac.unwrap(), i.source))
+                .collect();
             (name, vfs)
         })
         .collect()
@@ -106,26 +142,49 @@ fn vfs_on(libvirt: &LibvirtRunner, host: &str) -> Vec<(String, Vec<(String, Stri
 fn assert_converged(session: &Session, dir: &Path, original_es_xml: &str, plan: &Plan) {
     let libvirt = session.libvirt();
     for (guest, host, state) in TARGETS {
-        assert_eq!(placements(&libvirt, guest), [(host.to_string(), state.to_string())], "{guest}");
+        assert_eq!(
+            placements(&libvirt, guest),
+            [(host.to_string(), state.to_string())],
+            "{guest}"
+        );
     }
     let pools = berth::apply::setup::runner_settings(session.config(), &es_system(dir)).sriov_vfs;
     for host in HOSTS {
         let domains = vfs_on(&libvirt, host);
-        let all: Vec<&String> = domains.iter().flat_map(|(_, vfs)| vfs.iter().map(|(_, vf)| vf)).collect();
+        let all: Vec<&String> = domains
+            .iter()
+            .flat_map(|(_, vfs)| vfs.iter().map(|(_, vf)| vf))
+            .collect();
         let distinct: BTreeSet<&String> = all.iter().copied().collect();
-        assert_eq!(all.len(), distinct.len(), "a VF given twice on {host}: {domains:?}");
-        for (guest, vfs) in domains.iter().filter(|(g, _)| TARGETS.iter().any(|(t, h, _)| t == g && *h == host)) {
+        assert_eq!(
+            all.len(),
+            distinct.len(),
+            "a VF given twice on {host}: {domains:?}"
+        );
+        for (guest, vfs) in domains
+            .iter()
+            .filter(|(g, _)| TARGETS.iter().any(|(t, h, _)| t == g && *h == host))
+        {
             assert_eq!(
                 vfs.iter().map(|(mac, _)| mac.clone()).collect::<Vec<_>>(),
                 ORIGINAL_MACS[guest.as_str()].to_vec(),
                 "{guest}"
             );
-            assert!(vfs.iter().all(|(_, vf)| pools[host].contains(vf)), "{guest} on {host}: {vfs:?} not from its pool");
+            assert!(
+                vfs.iter().all(|(_, vf)| pools[host].contains(vf)),
+                "{guest} on {host}: {vfs:?} not from its pool"
+            );
         }
     }
     let es_xml = std::fs::read_to_string(dir.join("es.xml")).unwrap();
-    assert_eq!(unified_diff(&plan.es_xml_path, original_es_xml, &es_xml), plan.es_xml_diff);
-    assert!(!fresh_plan(session).has_changes(), "a plan made now still has moves");
+    assert_eq!(
+        unified_diff(&plan.es_xml_path, original_es_xml, &es_xml),
+        plan.es_xml_diff
+    );
+    assert!(
+        !fresh_plan(session).has_changes(),
+        "a plan made now still has moves"
+    );
     assert!(session.unfinished().is_none());
 }
 
@@ -150,21 +209,46 @@ fn the_drain_runs_end_to_end_and_writes_es_xml_back() {
 
     session.begin(plan.clone(), None).unwrap();
     let mut events = Vec::new();
-    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |e| events.push(e))).unwrap();
-    assert!(outcome.report.succeeded() && outcome.finished, "{:?}", outcome.report);
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |e| events.push(e)))
+        .unwrap();
+    assert!(
+        outcome.report.succeeded() && outcome.finished,
+        "{:?}",
+        outcome.report
+    );
     assert_eq!(outcome.report.done.len(), 13);
 
     // Events: a start and a done per step, the summary last.
-    let starts = events.iter().filter(|e| matches!(e, Event::Start { .. })).count();
-    let dones = events.iter().filter(|e| matches!(e, Event::Done { .. })).count();
+    let starts = events
+        .iter()
+        .filter(|e| matches!(e, Event::Start { .. }))
+        .count();
+    let dones = events
+        .iter()
+        .filter(|e| matches!(e, Event::Done { .. }))
+        .count();
     assert_eq!((starts, dones), (13, 13));
-    assert!(matches!(events.last(), Some(Event::Summary { done: 13, failed: 0, .. })));
+    assert!(matches!(
+        events.last(),
+        Some(Event::Summary {
+            done: 13,
+            failed: 0,
+            ..
+        })
+    ));
 
     // es.xml: rewritten in place with the plan's diff, the original kept as a private backup.
     let written = outcome.write_back.unwrap().expect("es.xml changes");
     assert_eq!(written.path, es_path);
     let backup = written.backup.expect("a backup of the original");
-    assert!(backup.file_name().unwrap().to_string_lossy().starts_with("es.xml.berth-backup-"));
+    assert!(
+        backup
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("es.xml.berth-backup-")
+    );
     assert_eq!(std::fs::read_to_string(&backup).unwrap(), original);
     assert_eq!(mode(&backup), 0o600);
     assert_eq!(mode(&es_path), es_mode, "es.xml keeps its mode");
@@ -177,11 +261,23 @@ fn the_drain_runs_end_to_end_and_writes_es_xml_back() {
     let statuses = journal_statuses(&saved, &outcome.report.plan_id);
     assert!(outcome.report.plan_id.starts_with(&plan_id(&plan)));
     assert_eq!(statuses.len(), 13);
-    assert!(statuses.values().all(|s| *s == StepStatus::Done), "{statuses:?}");
+    assert!(
+        statuses.values().all(|s| *s == StepStatus::Done),
+        "{statuses:?}"
+    );
     for (guest, host, state) in TARGETS {
         let record = &saved.topology[guest];
-        assert_eq!((record.host.as_str(), record.state.to_string()), (host, state.to_string()));
-        assert!(record.last_definition_xml.as_deref().unwrap().contains(guest));
+        assert_eq!(
+            (record.host.as_str(), record.state.to_string()),
+            (host, state.to_string())
+        );
+        assert!(
+            record
+                .last_definition_xml
+                .as_deref()
+                .unwrap()
+                .contains(guest)
+        );
         assert!(record.detached_interfaces.is_empty(), "{guest}: given back");
     }
     assert_eq!(cfg.state.path, lab.path().join("state/berth.state.json"));
@@ -231,7 +327,10 @@ impl Crashing {
             // Wait until the test has dropped the executor, so that nothing is journaled.
             let _ = self.release.lock().unwrap().recv();
         }
-        ApplyError::Unsupported { step: "-".into(), message: "berth was killed".into() }
+        ApplyError::Unsupported {
+            step: "-".into(),
+            message: "berth was killed".into(),
+        }
     }
 }
 
@@ -241,7 +340,10 @@ impl StepRunner for Crashing {
             return Err(self.die());
         }
         // A step boundary: every guest is defined on exactly one host.
-        self.violations.lock().unwrap().extend(lost_or_doubled(&self.inner));
+        self.violations
+            .lock()
+            .unwrap()
+            .extend(lost_or_doubled(&self.inner));
         let n = self.started.fetch_add(1, Ordering::SeqCst);
         if self.at == Crash::Before(n) {
             return Err(self.die());
@@ -263,13 +365,18 @@ impl StepRunner for Crashing {
         if step.kind == StepKind::MigrateGuest {
             let m = self.migrations.fetch_add(1, Ordering::SeqCst);
             if self.at == Crash::MidMigrate(m) {
-                let xml = self.inner.hypervisor(&step.from)?.migratable_xml(&step.guest)?;
+                let xml = self
+                    .inner
+                    .hypervisor(&step.from)?
+                    .migratable_xml(&step.guest)?;
                 self.inner.hypervisor(&step.to)?.define(&xml)?;
                 return Err(self.die());
             }
         }
         let outcome = self.inner.run(step, ctx, progress)?;
-        if self.at == Crash::After(n) || (self.at == Crash::AfterFirstStop && step.kind == StepKind::StopGuest) {
+        if self.at == Crash::After(n)
+            || (self.at == Crash::AfterFirstStop && step.kind == StepKind::StopGuest)
+        {
             return Err(self.die());
         }
         Ok(outcome)
@@ -279,7 +386,11 @@ impl StepRunner for Crashing {
 /// Applies the drain with berth killed at `at`, then restarts berth (a new session over the
 /// same hosts) and lets it continue. Returns the dead session's lock id and the restarted
 /// session.
-fn crash_then_restart(lab: &Path, rt: &tokio::runtime::Runtime, at: Crash) -> (Session, Plan, Vec<String>) {
+fn crash_then_restart(
+    lab: &Path,
+    rt: &tokio::runtime::Runtime,
+    at: Crash,
+) -> (Session, Plan, Vec<String>) {
     let cfg = load(lab);
     let mut first = Session::open(cfg.clone(), rt.handle().clone()).unwrap();
     let libvirt = first.libvirt();
@@ -298,7 +409,10 @@ fn crash_then_restart(lab: &Path, rt: &tokio::runtime::Runtime, at: Crash) -> (S
         violations: Mutex::new(Vec::new()),
     });
     first.set_runner(crashing.clone());
-    let opts = ExecOptions { parallelism: 1, ..ExecOptions::default() };
+    let opts = ExecOptions {
+        parallelism: 1,
+        ..ExecOptions::default()
+    };
     let mut ignore = |_| {};
     let crashed = rt.block_on(async {
         tokio::select! {
@@ -312,7 +426,9 @@ fn crash_then_restart(lab: &Path, rt: &tokio::runtime::Runtime, at: Crash) -> (S
     // Killed half-way through a migration the guest may be on both hosts, never on none.
     for guest in [VM01, VM02, VM03] {
         if placements(&libvirt, guest).is_empty() {
-            violations.push(format!("{at:?}: {guest} is defined on no host after the crash"));
+            violations.push(format!(
+                "{at:?}: {guest} is defined on no host after the crash"
+            ));
         }
     }
 
@@ -321,9 +437,15 @@ fn crash_then_restart(lab: &Path, rt: &tokio::runtime::Runtime, at: Crash) -> (S
     std::mem::forget(first);
     match Session::open_with(cfg.clone(), Arc::clone(&libvirt)) {
         Err(ApplyError::State(StateError::Locked { info, .. })) => assert_eq!(info.id, lock_id),
-        other => panic!("{at:?}: expected the dead berth's lock, got {:?}", other.err()),
+        other => panic!(
+            "{at:?}: expected the dead berth's lock, got {:?}",
+            other.err()
+        ),
     }
-    StateStore::open(&cfg.state.path).unwrap().force_unlock(&lock_id).unwrap();
+    StateStore::open(&cfg.state.path)
+        .unwrap()
+        .force_unlock(&lock_id)
+        .unwrap();
     let restarted = Session::open_with(cfg, libvirt).unwrap();
     (restarted, plan, violations)
 }
@@ -337,21 +459,49 @@ fn resumes_and_converges_after(at: Crash) {
     let (mut session, plan, violations) = crash_then_restart(lab.path(), &rt, at);
     assert!(violations.is_empty(), "{at:?}: {violations:?}");
 
-    let u = session.unfinished().expect("the killed apply left its plan unfinished").clone();
+    let u = session
+        .unfinished()
+        .expect("the killed apply left its plan unfinished")
+        .clone();
     assert!(u.plan_id.starts_with(&plan_id(&plan)));
     assert_eq!(u.plan, plan);
     let journal = journal_statuses(session.state(), &u.plan_id);
-    assert_eq!(journal.values().filter(|s| **s == StepStatus::Running).count(), 1, "{at:?}: {journal:?}");
+    assert_eq!(
+        journal
+            .values()
+            .filter(|s| **s == StepStatus::Running)
+            .count(),
+        1,
+        "{at:?}: {journal:?}"
+    );
 
     let notes = session.settle().unwrap();
-    assert_eq!(notes.len(), usize::from(matches!(at, Crash::MidMigrate(_))), "{at:?}: {notes:?}");
-    assert_eq!(lost_or_doubled(&session.libvirt()), Vec::<String>::new(), "{at:?} after settling");
+    assert_eq!(
+        notes.len(),
+        usize::from(matches!(at, Crash::MidMigrate(_))),
+        "{at:?}: {notes:?}"
+    );
+    assert_eq!(
+        lost_or_doubled(&session.libvirt()),
+        Vec::<String>::new(),
+        "{at:?} after settling"
+    );
     let inv = session.read_inventory().unwrap();
-    assert_eq!(session.resume_blockers(&inv), Vec::<String>::new(), "{at:?}");
+    assert_eq!(
+        session.resume_blockers(&inv),
+        Vec::<String>::new(),
+        "{at:?}"
+    );
 
     session.begin(u.plan.clone(), None).unwrap();
-    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
-    assert!(outcome.report.succeeded() && outcome.finished, "{at:?}: {:?}", outcome.report);
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
+    assert!(
+        outcome.report.succeeded() && outcome.finished,
+        "{at:?}: {:?}",
+        outcome.report
+    );
     outcome.write_back.unwrap();
     assert_converged(&session, lab.path(), &original, &plan);
 }
@@ -405,21 +555,36 @@ fn targeted_and_step_by_step_applies_keep_to_their_scope() {
 
     // -target vm03: only its move; es.xml gets only its move; the plan is done for its scope.
     let plan = fresh_plan(&session);
-    session.begin(plan, Some(BTreeSet::from([VM03.to_string()]))).unwrap();
-    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    session
+        .begin(plan, Some(BTreeSet::from([VM03.to_string()])))
+        .unwrap();
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
     let kinds = ["DETACH_INTERFACES", "MIGRATE_GUEST", "ATTACH_INTERFACES"];
     assert_eq!(outcome.report.done, kinds.map(|k| format!("{VM03}:{k}")));
     assert!(outcome.finished && session.unfinished().is_none());
     assert!(outcome.write_back.unwrap().unwrap().backup.is_some());
-    assert_eq!(placements(&libvirt, VM03), [(ADM02.to_string(), "shut off".to_string())]);
-    assert_eq!(placements(&libvirt, VM01), [(ADM01.to_string(), "running".to_string())]);
-    assert_eq!((es_host(lab.path(), VM03), es_host(lab.path(), VM01)), (ADM02.to_string(), ADM01.to_string()));
+    assert_eq!(
+        placements(&libvirt, VM03),
+        [(ADM02.to_string(), "shut off".to_string())]
+    );
+    assert_eq!(
+        placements(&libvirt, VM01),
+        [(ADM01.to_string(), "running".to_string())]
+    );
+    assert_eq!(
+        (es_host(lab.path(), VM03), es_host(lab.path(), VM01)),
+        (ADM02.to_string(), ADM01.to_string())
+    );
 
     // Step by step through vm01's move (OEDACLI's WHERE STEPNAME): the plan stays in
     // progress until its last step.
     let plan = fresh_plan(&session);
     assert_eq!(plan.moves.len(), 2, "vm03's move is no longer a move");
-    session.begin(plan, Some(BTreeSet::from([VM01.to_string()]))).unwrap();
+    session
+        .begin(plan, Some(BTreeSet::from([VM01.to_string()])))
+        .unwrap();
     let steps = [
         ("STOP_GUEST", false),
         ("DETACH_INTERFACES", false),
@@ -429,24 +594,45 @@ fn targeted_and_step_by_step_applies_keep_to_their_scope() {
     ];
     for (kind, finished) in steps {
         let id = format!("{VM01}:{kind}");
-        let opts = ExecOptions { single_step: Some(id.clone()), ..ExecOptions::default() };
+        let opts = ExecOptions {
+            single_step: Some(id.clone()),
+            ..ExecOptions::default()
+        };
         let outcome = rt.block_on(session.run(&opts, &mut |_| {})).unwrap();
         assert_eq!(outcome.report.done, [id], "{kind}");
         assert_eq!(outcome.finished, finished, "{kind}");
         assert_eq!(session.unfinished().is_none(), finished, "{kind}");
         outcome.write_back.unwrap();
     }
-    assert_eq!(placements(&libvirt, VM01), [(ADM03.to_string(), "running".to_string())]);
+    assert_eq!(
+        placements(&libvirt, VM01),
+        [(ADM03.to_string(), "running".to_string())]
+    );
     assert_eq!(es_host(lab.path(), VM01), ADM03);
-    assert_eq!(placements(&libvirt, VM02), [(ADM01.to_string(), "running".to_string())]);
+    assert_eq!(
+        placements(&libvirt, VM02),
+        [(ADM01.to_string(), "running".to_string())]
+    );
     // A step whose dependencies are not done is skipped, not run.
     let plan = fresh_plan(&session);
-    session.begin(plan, Some(BTreeSet::from([VM02.to_string()]))).unwrap();
-    let opts = ExecOptions { single_step: Some(format!("{VM02}:STARTUP_GUEST")), ..ExecOptions::default() };
+    session
+        .begin(plan, Some(BTreeSet::from([VM02.to_string()])))
+        .unwrap();
+    let opts = ExecOptions {
+        single_step: Some(format!("{VM02}:STARTUP_GUEST")),
+        ..ExecOptions::default()
+    };
     let outcome = rt.block_on(session.run(&opts, &mut |_| {})).unwrap();
     assert!(outcome.report.done.is_empty());
-    assert!(outcome.report.skipped[0].1.contains("ATTACH_INTERFACES"), "{:?}", outcome.report.skipped);
-    assert_eq!(placements(&libvirt, VM02), [(ADM01.to_string(), "running".to_string())]);
+    assert!(
+        outcome.report.skipped[0].1.contains("ATTACH_INTERFACES"),
+        "{:?}",
+        outcome.report.skipped
+    );
+    assert_eq!(
+        placements(&libvirt, VM02),
+        [(ADM01.to_string(), "running".to_string())]
+    );
 }
 
 #[test]
@@ -457,21 +643,29 @@ fn a_plan_that_cannot_continue_names_why_and_can_be_dropped() {
     let (mut session, _, _) = crash_then_restart(lab.path(), &rt, Crash::AfterFirstStop);
     session.settle().unwrap();
     let u = session.unfinished().unwrap().clone();
-    let running = journal_statuses(session.state(), &u.plan_id).into_iter().find(|(_, s)| *s == StepStatus::Running);
-    let stopped =
-        running.and_then(|(id, _)| id.strip_suffix(":STOP_GUEST").map(str::to_string)).expect("killed after a stop");
+    let running = journal_statuses(session.state(), &u.plan_id)
+        .into_iter()
+        .find(|(_, s)| *s == StepStatus::Running);
+    let stopped = running
+        .and_then(|(id, _)| id.strip_suffix(":STOP_GUEST").map(str::to_string))
+        .expect("killed after a stop");
     let libvirt = session.libvirt();
     let stopped_state = placements(&libvirt, &stopped);
 
     // Someone moves vm03 by hand meanwhile: the plan's picture no longer holds.
-    let xml = libvirt.hypervisor(ADM01).unwrap().migratable_xml(VM03).unwrap();
+    let xml = libvirt
+        .hypervisor(ADM01)
+        .unwrap()
+        .migratable_xml(VM03)
+        .unwrap();
     libvirt.hypervisor(ADM03).unwrap().define(&xml).unwrap();
     libvirt.hypervisor(ADM01).unwrap().undefine(VM03).unwrap();
     let inv = session.read_inventory().unwrap();
     let blockers = session.resume_blockers(&inv);
     assert!(
-        blockers
-            .contains(&format!("guest {VM03} is now on {ADM03}, the unfinished plan left it on {ADM01} or {ADM02}")),
+        blockers.contains(&format!(
+            "guest {VM03} is now on {ADM03}, the unfinished plan left it on {ADM01} or {ADM02}"
+        )),
         "{blockers:?}"
     );
 
@@ -485,14 +679,26 @@ fn a_plan_that_cannot_continue_names_why_and_can_be_dropped() {
     // definitions still hold them detached.
     for guest in [VM01, VM02, VM03] {
         let [(host, _)] = placements(&libvirt, guest).try_into().unwrap();
-        let xml = libvirt.hypervisor(&host).unwrap().persistent_xml(guest).unwrap().unwrap();
+        let xml = libvirt
+            .hypervisor(&host)
+            .unwrap()
+            .persistent_xml(guest)
+            .unwrap()
+            .unwrap();
         let detached = !stashed_interfaces(&xml).unwrap().is_empty();
-        assert_eq!(dropped.left_detached.contains(&guest.to_string()), detached, "{guest}");
+        assert_eq!(
+            dropped.left_detached.contains(&guest.to_string()),
+            detached,
+            "{guest}"
+        );
     }
     assert_eq!(stopped_state, [(ADM01.to_string(), "shut off".to_string())]);
     assert!(session.unfinished().is_none());
     let journal = journal_statuses(session.state(), &journal_id);
-    assert!(!journal.values().any(|s| *s == StepStatus::Running), "{journal:?}");
+    assert!(
+        !journal.values().any(|s| *s == StepStatus::Running),
+        "{journal:?}"
+    );
     assert_eq!(session.store().load().unwrap().unwrap().in_progress, None);
 }
 
@@ -510,16 +716,25 @@ fn a_changed_configuration_blocks_continuing() {
     let inv = session.read_inventory().unwrap();
     let blockers = session.resume_blockers(&inv);
     assert_eq!(blockers.len(), 1, "{blockers:?}");
-    assert!(blockers[0].starts_with("the configuration (*.hcl) changed since the unfinished plan was made (sha256 "));
+    assert!(blockers[0].starts_with(
+        "the configuration (*.hcl) changed since the unfinished plan was made (sha256 "
+    ));
 }
 
 #[test]
 fn the_lab_keeps_only_what_the_test_driver_can_do() {
     let text = "<a>\n  <i k='x'>1</i>\n  <i k='y'>2</i>\n</a>\n";
-    assert_eq!(strip_elements(text, "<i", "</i>", |e| e.contains("'x'")), "<a>\n  <i k='y'>2</i>\n</a>\n");
+    assert_eq!(
+        strip_elements(text, "<i", "</i>", |e| e.contains("'x'")),
+        "<a>\n  <i k='y'>2</i>\n</a>\n"
+    );
     let lab = drain_lab();
     let node = std::fs::read_to_string(lab.path().join(format!("nodes/{ADM01}.xml"))).unwrap();
-    assert!(node.contains("type='hostdev'") && !node.contains("vmbondeth0.1") && node.contains("vmbondeth0'"));
+    assert!(
+        node.contains("type='hostdev'")
+            && !node.contains("vmbondeth0.1")
+            && node.contains("vmbondeth0'")
+    );
 }
 
 #[test]
@@ -527,20 +742,32 @@ fn with_es_xml_out_es_xml_stays_and_the_result_goes_there() {
     let lab = drain_lab();
     let rt = runtime();
     let main = lab.path().join("main.hcl");
-    let hcl = std::fs::read_to_string(&main)
-        .unwrap()
-        .replace("es_xml = \"es.xml\"", "es_xml = \"es.xml\"\n  es_xml_out = \"es.new.xml\"");
+    let hcl = std::fs::read_to_string(&main).unwrap().replace(
+        "es_xml = \"es.xml\"",
+        "es_xml = \"es.xml\"\n  es_xml_out = \"es.new.xml\"",
+    );
     std::fs::write(&main, hcl).unwrap();
     let original = std::fs::read_to_string(lab.path().join("es.xml")).unwrap();
     let mut session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
     let plan = fresh_plan(&session);
     session.begin(plan.clone(), None).unwrap();
-    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
     let written = outcome.write_back.unwrap().unwrap();
-    assert_eq!((written.path, written.backup), (lab.path().join("es.new.xml"), None));
-    assert_eq!(std::fs::read_to_string(lab.path().join("es.xml")).unwrap(), original);
+    assert_eq!(
+        (written.path, written.backup),
+        (lab.path().join("es.new.xml"), None)
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.path().join("es.xml")).unwrap(),
+        original
+    );
     let new = std::fs::read_to_string(lab.path().join("es.new.xml")).unwrap();
-    assert_eq!(unified_diff(&plan.es_xml_path, &original, &new), plan.es_xml_diff);
+    assert_eq!(
+        unified_diff(&plan.es_xml_path, &original, &new),
+        plan.es_xml_diff
+    );
     assert_eq!(mode(&lab.path().join("es.new.xml")), 0o600);
 }
 
@@ -553,17 +780,35 @@ fn es_xml_edited_during_the_apply_is_not_overwritten_and_the_write_back_is_retri
     let mut session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
     let plan = fresh_plan(&session);
     session.begin(plan.clone(), None).unwrap();
-    std::fs::write(&es_path, original.clone() + "<!-- edited while berth ran -->\n").unwrap();
-    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    std::fs::write(
+        &es_path,
+        original.clone() + "<!-- edited while berth ran -->\n",
+    )
+    .unwrap();
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
     assert!(outcome.report.succeeded() && outcome.finished);
     let err = outcome.write_back.unwrap_err().to_string();
-    assert!(err.contains("changed since the plan was made") && err.contains("update es.xml by hand"), "{err}");
-    assert!(std::fs::read_to_string(&es_path).unwrap().ends_with("<!-- edited while berth ran -->\n"));
-    assert!(session.unfinished().is_some(), "kept until es.xml is written");
+    assert!(
+        err.contains("changed since the plan was made") && err.contains("update es.xml by hand"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_to_string(&es_path)
+            .unwrap()
+            .ends_with("<!-- edited while berth ran -->\n")
+    );
+    assert!(
+        session.unfinished().is_some(),
+        "kept until es.xml is written"
+    );
 
     // Put back, the next run has no step left and only writes es.xml.
     std::fs::write(&es_path, &original).unwrap();
-    let outcome = rt.block_on(session.run(&ExecOptions::default(), &mut |_| {})).unwrap();
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
     assert!(outcome.report.done.is_empty());
     outcome.write_back.unwrap().unwrap();
     assert_converged(&session, lab.path(), &original, &plan);
@@ -581,9 +826,15 @@ fn a_pool_without_enough_free_vfs_is_a_plan_error_naming_host_and_numbers() {
     std::fs::write(&main, format!("{}{small}{}", &text[..start], &text[end..])).unwrap();
     let rt = runtime();
     let session = Session::open(load(lab.path()), rt.handle().clone()).unwrap();
-    let plan = session.make_plan(&session.read_inventory().unwrap()).unwrap();
+    let plan = session
+        .make_plan(&session.read_inventory().unwrap())
+        .unwrap();
     // exa01adm02vm01 uses the first pair: one VF of three is free, vm02 (pinned) needs two.
-    let errors: Vec<(&str, &str)> = plan.errors.iter().map(|e| (e.code.as_str(), e.message.as_str())).collect();
+    let errors: Vec<(&str, &str)> = plan
+        .errors
+        .iter()
+        .map(|e| (e.code.as_str(), e.message.as_str()))
+        .collect();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].0, "sriov_vfs");
     assert!(

@@ -10,7 +10,9 @@ mod sshd;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use berth::apply::{ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute};
+use berth::apply::{
+    ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute,
+};
 use berth::config::MigrationMode::Offline;
 use berth::plan::Plan;
 use berth::schedule::StepKind::AttachVolumes;
@@ -31,14 +33,21 @@ impl Lab {
         let sshd = Sshd::start();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("volumes.log"), "").unwrap();
-        let volumes: Vec<String> =
-            volumes.iter().map(|v| v.replace("MARKER", &dir.path().join("pwned").display().to_string())).collect();
+        let volumes: Vec<String> = volumes
+            .iter()
+            .map(|v| v.replace("MARKER", &dir.path().join("pwned").display().to_string()))
+            .collect();
         let items: Vec<&str> = volumes.iter().map(String::as_str).collect();
         let plan = PlanBuilder::new()
             .chain("vm03", "adm01", "adm02", Offline, &[AttachVolumes])
             .items("vm03:ATTACH_VOLUMES", &items)
             .build();
-        Lab { sshd, dir, plan, volumes }
+        Lab {
+            sshd,
+            dir,
+            plan,
+            volumes,
+        }
     }
 
     fn log(&self) -> String {
@@ -49,9 +58,15 @@ impl Lab {
     /// `command` instead) and, with `check`, whose check command looks for that line.
     fn runner(&self, command: Option<&str>, check: bool) -> Arc<LibvirtRunner> {
         let log = self.dir.path().join("volumes.log").display().to_string();
-        let script = command.map(str::to_string).unwrap_or(format!("printf '%s|%s|%s|%s\\n' \"$@\" >> '{log}'"));
+        let script = command
+            .map(str::to_string)
+            .unwrap_or(format!("printf '%s|%s|%s|%s\\n' \"$@\" >> '{log}'"));
         let argv = |script: String| {
-            ["sh", "-c", &script, "sh", "{action}", "{volume}", "{guest}", "{host}"].map(String::from).to_vec()
+            [
+                "sh", "-c", &script, "sh", "{action}", "{volume}", "{guest}", "{host}",
+            ]
+            .map(String::from)
+            .to_vec()
         };
         let access = HostAccess {
             uri: "test:///default".into(),
@@ -60,19 +75,31 @@ impl Lab {
         };
         let settings = RunnerSettings {
             volume_command: Some(argv(script)),
-            volume_check_command: check.then(|| argv(format!("grep -qxF -- \"$1|$2|$3|$4\" '{log}'"))),
+            volume_check_command: check
+                .then(|| argv(format!("grep -qxF -- \"$1|$2|$3|$4\" '{log}'"))),
             ..RunnerSettings::default()
         };
         let hosts = BTreeMap::from([("adm02".to_string(), access)]);
-        Arc::new(LibvirtRunner::new(hosts, settings, tokio::runtime::Handle::current()))
+        Arc::new(LibvirtRunner::new(
+            hosts,
+            settings,
+            tokio::runtime::Handle::current(),
+        ))
     }
 
     async fn apply(&self, runner: Arc<LibvirtRunner>, journal: &str) -> (ApplyReport, Vec<Event>) {
         let store = StateStore::open(self.dir.path().join(format!("{journal}.json"))).unwrap();
         let mut state = State::new();
         let mut events = Vec::new();
-        let opts = ExecOptions { journal_id: Some(journal.into()), ..ExecOptions::default() };
-        let report = execute(&self.plan, runner, &store, &mut state, &opts, &mut |e| events.push(e)).await.unwrap();
+        let opts = ExecOptions {
+            journal_id: Some(journal.into()),
+            ..ExecOptions::default()
+        };
+        let report = execute(&self.plan, runner, &store, &mut state, &opts, &mut |e| {
+            events.push(e)
+        })
+        .await
+        .unwrap();
         (report, events)
     }
 
@@ -82,7 +109,16 @@ impl Lab {
 }
 
 fn note(events: &[Event]) -> Option<String> {
-    events.iter().find_map(|e| if let Event::Done { note, .. } = e { Some(note.clone()) } else { None }).flatten()
+    events
+        .iter()
+        .find_map(|e| {
+            if let Event::Done { note, .. } = e {
+                Some(note.clone())
+            } else {
+                None
+            }
+        })
+        .flatten()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,13 +129,22 @@ async fn volume_commands_get_hostile_names_verbatim_and_are_checked_before_and_a
     let runner = lab.runner(None, true);
     let (report, events) = lab.apply(runner.clone(), "first").await;
     assert!(report.succeeded(), "{report:?}\n{}", lab.sshd.log());
-    assert_eq!(note(&events), Some(format!("already attached: {}", lab.volumes[0])));
+    assert_eq!(
+        note(&events),
+        Some(format!("already attached: {}", lab.volumes[0]))
+    );
     assert_eq!(lab.log(), lab.line(0) + &lab.line(1));
-    assert!(!lab.dir.path().join("pwned").exists(), "a command substitution ran on the remote side");
+    assert!(
+        !lab.dir.path().join("pwned").exists(),
+        "a command substitution ran on the remote side"
+    );
 
     // Checked against reality first: a second apply finds the step done and runs nothing.
     let (report, events) = lab.apply(runner, "second").await;
-    assert_eq!((report.done.len(), note(&events)), (1, Some("already done".to_string())));
+    assert_eq!(
+        (report.done.len(), note(&events)),
+        (1, Some("already done".to_string()))
+    );
     assert_eq!(lab.log(), lab.line(0) + &lab.line(1));
 }
 

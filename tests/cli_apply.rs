@@ -20,7 +20,14 @@ use common::drain_lab::*;
 use serde_json::Value;
 
 fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(args).env("NO_COLOR", "1").output().unwrap()
+    Command::cargo_bin("berth")
+        .unwrap()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -33,7 +40,13 @@ fn stderr(o: &Output) -> String {
 
 #[track_caller]
 fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
 }
 
 fn read(path: &Path) -> String {
@@ -48,14 +61,24 @@ fn state_path(dir: &Path) -> std::path::PathBuf {
 fn es_host(dir: &Path, guest: &str) -> String {
     let es = esxml::parse("es.xml", &read(&dir.join("es.xml"))).unwrap();
     let g = es.guests.iter().find(|g| g.name == guest).unwrap();
-    es.hosts.iter().find(|h| h.id == g.host_id).unwrap().name.clone()
+    es.hosts
+        .iter()
+        .find(|h| h.id == g.host_id)
+        .unwrap()
+        .name
+        .clone()
 }
 
 fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("es.xml.berth-backup-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("es.xml.berth-backup-")
+        })
         .collect()
 }
 
@@ -65,12 +88,22 @@ fn without_a_terminal_apply_refuses_to_ask_and_changes_nothing() {
     let es_before = read(&lab.path().join("es.xml"));
     let out = berth(lab.path(), &["apply"]);
     assert_exit(&out, 1);
-    assert!(stdout(&out).contains("Moves (3)"), "the plan is shown first:\n{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Moves (3)"),
+        "the plan is shown first:\n{}",
+        stdout(&out)
+    );
     let err = stderr(&out);
-    assert!(err.contains("standard input is not a terminal") && err.contains("-auto-approve"), "{err}");
+    assert!(
+        err.contains("standard input is not a terminal") && err.contains("-auto-approve"),
+        "{err}"
+    );
     assert_eq!(read(&lab.path().join("es.xml")), es_before);
     assert!(!state_path(lab.path()).exists(), "nothing was journaled");
-    assert!(!lab.path().join("state/berth.state.json.lock").exists(), "the lock is released");
+    assert!(
+        !lab.path().join("state/berth.state.json.lock").exists(),
+        "the lock is released"
+    );
 
     let json = berth(lab.path(), &["apply", "--json"]);
     assert_exit(&json, 1);
@@ -82,31 +115,54 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     let lab = drain_lab();
     let dir = lab.path();
     let original = read(&dir.join("es.xml"));
-    let planned: Value = serde_json::from_slice(&berth(dir, &["plan", "--json", "-lock=false"]).stdout).unwrap();
+    let planned: Value =
+        serde_json::from_slice(&berth(dir, &["plan", "--json", "-lock=false"]).stdout).unwrap();
 
     let out = berth(dir, &["apply", "-auto-approve"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains(&format!("{VM01}: STOP_GUEST started")), "{text}");
-    assert!(text.contains(&format!("{VM01}: STARTUP_GUEST done")), "{text}");
-    assert!(text.contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."), "{text}");
+    assert!(
+        text.contains(&format!("{VM01}: STOP_GUEST started")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{VM01}: STARTUP_GUEST done")),
+        "{text}"
+    );
+    assert!(
+        text.contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."),
+        "{text}"
+    );
     assert!(text.contains("es.xml written back"), "{text}");
 
     // es.xml changed by exactly the diff the plan showed; the original is a private backup.
     let now = read(&dir.join("es.xml"));
-    assert_eq!(unified_diff(planned["es_xml_path"].as_str().unwrap(), &original, &now), planned["es_xml_diff"]);
+    assert_eq!(
+        unified_diff(planned["es_xml_path"].as_str().unwrap(), &original, &now),
+        planned["es_xml_diff"]
+    );
     let backups = backups(dir);
     assert_eq!(backups.len(), 1);
     assert_eq!(read(&backups[0]), original);
     assert_eq!(mode(&backups[0]), 0o600);
-    assert_eq!((mode(&state_path(dir)), mode(&dir.join("state"))), (0o600, 0o700));
+    assert_eq!(
+        (mode(&state_path(dir)), mode(&dir.join("state"))),
+        (0o600, 0o700)
+    );
 
     let list = berth(dir, &["state", "list"]);
     assert_exit(&list, 0);
     let list = stdout(&list);
     for (guest, host, state) in TARGETS {
-        let line = list.lines().find(|l| l.starts_with(guest)).unwrap_or_else(|| panic!("{guest} missing:\n{list}"));
-        let cells: Vec<&str> = line.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        let line = list
+            .lines()
+            .find(|l| l.starts_with(guest))
+            .unwrap_or_else(|| panic!("{guest} missing:\n{list}"));
+        let cells: Vec<&str> = line
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
         assert_eq!(&cells[1..3], [host, state], "{line}");
         assert!(cells[3].ends_with(" done"), "{line}");
     }
@@ -114,18 +170,35 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     assert_exit(&show, 0);
     let show = stdout(&show);
     assert!(show.contains(&format!("  host:  {ADM03}")), "{show}");
-    for kind in ["STOP_GUEST", "DETACH_INTERFACES", "MIGRATE_GUEST", "ATTACH_INTERFACES", "STARTUP_GUEST"] {
-        assert!(show.contains(&format!("{VM01}:{kind}  done")), "{kind}:\n{show}");
+    for kind in [
+        "STOP_GUEST",
+        "DETACH_INTERFACES",
+        "MIGRATE_GUEST",
+        "ATTACH_INTERFACES",
+        "STARTUP_GUEST",
+    ] {
+        assert!(
+            show.contains(&format!("{VM01}:{kind}  done")),
+            "{kind}:\n{show}"
+        );
     }
     let unknown = berth(dir, &["state", "show", "nosuchvm"]);
     assert_exit(&unknown, 1);
-    assert!(stderr(&unknown).contains("records nothing about guest nosuchvm"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("records nothing about guest nosuchvm"),
+        "{}",
+        stderr(&unknown)
+    );
 
     // The next berth process reads the test driver's node files afresh (the guests are back on
     // exa01adm01) while es.xml says where apply put them: that is drift, and berth stops.
     let again = berth(dir, &["apply", "-auto-approve"]);
     assert_exit(&again, 1);
-    assert!(stdout(&again).contains("es.xml and libvirt disagree"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("es.xml and libvirt disagree"),
+        "{}",
+        stdout(&again)
+    );
 }
 
 #[test]
@@ -137,16 +210,27 @@ fn json_output_is_one_event_per_line() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"start"));
     assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 13);
     assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 13);
     let summary = events.last().unwrap();
     assert_eq!(
-        (summary["event"].as_str(), summary["done"].as_u64(), summary["failed"].as_u64()),
+        (
+            summary["event"].as_str(),
+            summary["done"].as_u64(),
+            summary["failed"].as_u64()
+        ),
         (Some("summary"), Some(13), Some(0))
     );
-    assert!(stderr(&out).contains("Apply complete!"), "the summary text goes to stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Apply complete!"),
+        "the summary text goes to stderr: {}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -165,7 +249,8 @@ fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
         "is locked".to_string(),
         format!("held by {} (pid {})", info.owner, info.pid),
         "for `apply`".into(),
-        info.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        info.created
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         format!("berth force-unlock {}", info.id),
     ] {
         assert!(err.contains(&part), "missing `{part}` in: {err}");
@@ -176,11 +261,19 @@ fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
 
     let wrong = berth(dir, &["force-unlock", "not-the-id"]);
     assert_exit(&wrong, 1);
-    assert!(stderr(&wrong).contains(&format!("is held under id {}", info.id)), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains(&format!("is held under id {}", info.id)),
+        "{}",
+        stderr(&wrong)
+    );
     assert!(store.lock_path().exists());
     let right = berth(dir, &["force-unlock", &info.id]);
     assert_exit(&right, 0);
-    assert!(stdout(&right).contains(&format!("Removed lock {}", info.id)), "{}", stdout(&right));
+    assert!(
+        stdout(&right).contains(&format!("Removed lock {}", info.id)),
+        "{}",
+        stdout(&right)
+    );
     assert!(!store.lock_path().exists());
     let none = berth(dir, &["force-unlock", &info.id]);
     assert_exit(&none, 1);
@@ -194,7 +287,10 @@ fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
 fn apply_saved_after(edit: impl FnOnce(&Path)) -> (Output, tempfile::TempDir) {
     let lab = drain_lab();
     let saved = lab.path().join("drain.berth");
-    assert_exit(&berth(lab.path(), &["plan", &format!("-out={}", saved.display())]), 0);
+    assert_exit(
+        &berth(lab.path(), &["plan", &format!("-out={}", saved.display())]),
+        0,
+    );
     edit(lab.path());
     let out = berth(lab.path(), &["apply", saved.to_str().unwrap()]);
     (out, lab)
@@ -204,7 +300,11 @@ fn apply_saved_after(edit: impl FnOnce(&Path)) -> (Output, tempfile::TempDir) {
 fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
     let (out, lab) = apply_saved_after(|_| {});
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("Applying the saved plan"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Applying the saved plan"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
     assert_eq!(es_host(lab.path(), VM01), ADM03);
 
@@ -219,7 +319,11 @@ fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
     assert_exit(&es_edited, 1);
     let err = stderr(&es_edited);
     assert!(err.contains("no longer matches what is"), "{err}");
-    let wanted = format!("es.xml changed since the plan was made (sha256 {}…→{}…)", &shas.0[..12], &shas.1[..12]);
+    let wanted = format!(
+        "es.xml changed since the plan was made (sha256 {}…→{}…)",
+        &shas.0[..12],
+        &shas.1[..12]
+    );
     assert!(err.contains(&wanted), "{err}");
     assert!(!state_path(lab.path()).exists(), "nothing ran");
 
@@ -228,20 +332,34 @@ fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
         std::fs::write(&path, read(&path) + "\n# edited\n").unwrap();
     });
     assert_exit(&config_edited, 1);
-    assert!(stderr(&config_edited).contains("the configuration (*.hcl) changed since the plan was made (sha256 "));
+    assert!(
+        stderr(&config_edited)
+            .contains("the configuration (*.hcl) changed since the plan was made (sha256 ")
+    );
 
     let (started, _lab) = apply_saved_after(|dir| {
         let path = dir.join(format!("nodes/{ADM01}.xml"));
         std::fs::write(
             &path,
-            read(&path).replace("<test:runstate>5</test:runstate>", "<test:runstate>1</test:runstate>"),
+            read(&path).replace(
+                "<test:runstate>5</test:runstate>",
+                "<test:runstate>1</test:runstate>",
+            ),
         )
         .unwrap();
     });
     assert_exit(&started, 1);
     let err = stderr(&started);
-    assert!(err.contains(&format!("guest {VM03} is now running on {ADM01}, the plan saw it shut off")), "{err}");
-    assert!(err.contains(&format!("host {ADM01} now has ")), "the room on the host changed too: {err}");
+    assert!(
+        err.contains(&format!(
+            "guest {VM03} is now running on {ADM01}, the plan saw it shut off"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("host {ADM01} now has ")),
+        "the room on the host changed too: {err}"
+    );
 }
 
 #[test]
@@ -253,47 +371,118 @@ fn targets_and_single_steps_limit_what_runs() {
         assert_exit(&out, 1);
         assert!(stderr(&out).contains(wanted), "{args:?}: {}", stderr(&out));
     };
-    refused(&["apply", "-auto-approve", "-target", "nosuchvm"], "-target nosuchvm: no such guest; the plan moves");
-    refused(&["apply", "-auto-approve", "--step", "STOP_GUEST"], "exactly one -target");
-    refused(&["apply", "-auto-approve", "--step", "BOGUS", "-target", "exa01adm01vm01"], "unknown step `BOGUS`");
     refused(
-        &["apply", "-auto-approve", "--step", "STOP_GUEST", "-target", "exa01adm01vm03"],
+        &["apply", "-auto-approve", "-target", "nosuchvm"],
+        "-target nosuchvm: no such guest; the plan moves",
+    );
+    refused(
+        &["apply", "-auto-approve", "--step", "STOP_GUEST"],
+        "exactly one -target",
+    );
+    refused(
+        &[
+            "apply",
+            "-auto-approve",
+            "--step",
+            "BOGUS",
+            "-target",
+            "exa01adm01vm01",
+        ],
+        "unknown step `BOGUS`",
+    );
+    refused(
+        &[
+            "apply",
+            "-auto-approve",
+            "--step",
+            "STOP_GUEST",
+            "-target",
+            "exa01adm01vm03",
+        ],
         &format!("not a step of this plan: {VM03} is shut off: nothing to stop"),
     );
 
     // One step of one move: the plan stays in progress for that guest.
-    let out = berth(dir, &["apply", "-auto-approve", "--step", "STOP_GUEST", "-target", "exa01adm01vm01"]);
+    let out = berth(
+        dir,
+        &[
+            "apply",
+            "-auto-approve",
+            "--step",
+            "STOP_GUEST",
+            "-target",
+            "exa01adm01vm01",
+        ],
+    );
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("Applied what was asked: 1 step done"), "{text}");
+    assert!(
+        text.contains("Applied what was asked: 1 step done"),
+        "{text}"
+    );
     assert!(text.contains("or run the next step with --step"), "{text}");
     let show = stdout(&berth(dir, &["state", "show", VM01]));
     assert!(show.contains(&format!("{VM01}:STOP_GUEST  done")), "{show}");
     assert!(!show.contains("MIGRATE_GUEST"), "{show}");
     assert!(show.contains("Unfinished plan"), "{show}");
-    assert!(backups(dir).is_empty(), "no move completed, es.xml is untouched");
+    assert!(
+        backups(dir).is_empty(),
+        "no move completed, es.xml is untouched"
+    );
 
     // A targeted apply moves only its guest, and es.xml only for it.
     let lab = drain_lab();
-    let out = berth(lab.path(), &["apply", "-auto-approve", "-target", "exa01adm01vm03"]);
+    let out = berth(
+        lab.path(),
+        &["apply", "-auto-approve", "-target", "exa01adm01vm03"],
+    );
     assert_exit(&out, 0);
-    assert!(stdout(&out).contains("Apply complete! 3 steps done"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Apply complete! 3 steps done"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(es_host(lab.path(), VM03), ADM02);
-    assert_eq!((es_host(lab.path(), VM01), es_host(lab.path(), VM02)), (ADM01.to_string(), ADM01.to_string()));
+    assert_eq!(
+        (es_host(lab.path(), VM01), es_host(lab.path(), VM02)),
+        (ADM01.to_string(), ADM01.to_string())
+    );
 }
 
 #[test]
 fn replan_drops_an_unfinished_plan_and_names_the_guests_it_left_stopped() {
     let lab = drain_lab();
     let dir = lab.path();
-    assert_exit(&berth(dir, &["apply", "-auto-approve", "--step", "STOP_GUEST", "-target", VM01]), 0);
+    assert_exit(
+        &berth(
+            dir,
+            &[
+                "apply",
+                "-auto-approve",
+                "--step",
+                "STOP_GUEST",
+                "-target",
+                VM01,
+            ],
+        ),
+        0,
+    );
     let plan_warning = berth(dir, &["plan"]);
-    assert!(stderr(&plan_warning).contains("of an earlier apply is unfinished"), "{}", stderr(&plan_warning));
+    assert!(
+        stderr(&plan_warning).contains("of an earlier apply is unfinished"),
+        "{}",
+        stderr(&plan_warning)
+    );
 
     let out = berth(dir, &["apply", "-auto-approve", "-replan"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
     assert!(text.contains("Dropped the unfinished plan"), "{text}");
-    assert!(text.contains(&format!("Warning: {VM01} was shut down by the dropped plan")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Warning: {VM01} was shut down by the dropped plan"
+        )),
+        "{text}"
+    );
     assert!(text.contains("Apply complete!"), "{text}");
 }

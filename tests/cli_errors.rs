@@ -26,15 +26,34 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn plan(dir: &Path) -> Output {
-    Command::cargo_bin("berth").unwrap().arg("-C").arg(dir).args(["plan", "-out=p.berth"]).env("NO_COLOR", "1").output().unwrap()
+    Command::cargo_bin("berth")
+        .unwrap()
+        .arg("-C")
+        .arg(dir)
+        .args(["plan", "-out=p.berth"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
 }
 
 /// Runs `berth plan` in `dir`, asserts exit 1, no plan written, and returns stderr + stdout.
 fn fails(dir: &Path) -> String {
     let out = plan(dir);
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    assert_eq!(out.status.code(), Some(1), "expected exit 1, got {:?}:\n{text}", out.status.code());
-    assert!(!dir.join("p.berth").exists(), "a failed plan must not write a plan file");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1, got {:?}:\n{text}",
+        out.status.code()
+    );
+    assert!(
+        !dir.join("p.berth").exists(),
+        "a failed plan must not write a plan file"
+    );
     text
 }
 
@@ -55,15 +74,31 @@ fn unknown_attribute_is_located_with_a_suggestion() {
 
 #[test]
 fn bad_mode_lists_the_valid_ones() {
-    let dir = workdir(|d| replace(d, "main.hcl", "mode            = \"offline\"", "mode = \"teleport\""));
+    let dir = workdir(|d| {
+        replace(
+            d,
+            "main.hcl",
+            "mode            = \"offline\"",
+            "mode = \"teleport\"",
+        )
+    });
     let err = fails(dir.path());
-    assert!(err.contains("teleport") && err.contains("live") && err.contains("offline_force"), "{err}");
+    assert!(
+        err.contains("teleport") && err.contains("live") && err.contains("offline_force"),
+        "{err}"
+    );
     assert!(err.contains("main.hcl:"), "{err}");
 }
 
 #[test]
 fn unknown_guest_in_hcl_is_located() {
-    let dir = workdir(|d| write(d, "extra.hcl", "guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n"));
+    let dir = workdir(|d| {
+        write(
+            d,
+            "extra.hcl",
+            "guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n",
+        )
+    });
     let err = fails(dir.path());
     assert!(err.contains("extra.hcl:1:"), "{err}");
     assert!(err.contains("exa09adm01vm07"), "{err}");
@@ -71,7 +106,13 @@ fn unknown_guest_in_hcl_is_located() {
 
 #[test]
 fn unknown_host_in_hcl_is_located() {
-    let dir = workdir(|d| write(d, "extra.hcl", "guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n"));
+    let dir = workdir(|d| {
+        write(
+            d,
+            "extra.hcl",
+            "guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n",
+        )
+    });
     let err = fails(dir.path());
     assert!(err.contains("extra.hcl:2:"), "{err}");
     assert!(err.contains("exa07adm02"), "{err}");
@@ -82,7 +123,10 @@ fn duplicate_guest_block_names_both_places() {
     let block = "guest \"exa01adm01vm01\" {\n  host = \"exa01adm02\"\n}\n";
     let dir = workdir(|d| write(d, "extra.hcl", &format!("{block}{block}")));
     let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:1:") && err.contains("extra.hcl:4:"), "{err}");
+    assert!(
+        err.contains("extra.hcl:1:") && err.contains("extra.hcl:4:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -105,7 +149,8 @@ fn truncated_es_xml_is_located() {
 #[test]
 fn xen_es_xml_is_refused_with_the_reason() {
     let dir = workdir(|d| {
-        let xen = std::fs::read_to_string(repo().join("../shared/oeda-fixtures/minimal.xml")).unwrap();
+        let xen =
+            std::fs::read_to_string(repo().join("../shared/oeda-fixtures/minimal.xml")).unwrap();
         write(d, "es.xml", &xen);
     });
     let err = fails(dir.path());
@@ -119,7 +164,11 @@ fn dangling_guest_reference_names_the_id() {
         // Point the first host's guest reference at a machine that does not exist.
         let reference = "<machine id=\"exa01adm01vm01.example.com_id\" />";
         assert!(text.contains(reference));
-        write(d, "es.xml", &text.replacen(reference, "<machine id=\"no-such-machine_id\" />", 1));
+        write(
+            d,
+            "es.xml",
+            &text.replacen(reference, "<machine id=\"no-such-machine_id\" />", 1),
+        );
     });
     let err = fails(dir.path());
     assert!(err.contains("no-such-machine_id"), "{err}");
@@ -134,7 +183,8 @@ fn missing_es_xml_names_the_path() {
 
 #[test]
 fn unreachable_libvirt_names_host_and_uri() {
-    let dir = workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.example.com.xml")).unwrap());
+    let dir =
+        workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.example.com.xml")).unwrap());
     let err = fails(dir.path());
     assert!(err.contains("exa01adm02"), "{err}");
 }
@@ -142,9 +192,17 @@ fn unreachable_libvirt_names_host_and_uri() {
 #[test]
 fn a_usage_error_exits_1_not_2() {
     // 2 means "changes" under --detailed-exitcode: a typo must never look like that.
-    let out = Command::cargo_bin("berth").unwrap().args(["plan", "--no-such-flag"]).output().unwrap();
+    let out = Command::cargo_bin("berth")
+        .unwrap()
+        .args(["plan", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-such-flag"));
-    let help = Command::cargo_bin("berth").unwrap().arg("--help").output().unwrap();
+    let help = Command::cargo_bin("berth")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
     assert_eq!(help.status.code(), Some(0));
 }

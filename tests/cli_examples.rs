@@ -15,8 +15,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-
-
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -28,18 +26,37 @@ fn stderr(o: &Output) -> String {
 /// Plans `dir` as JSON, checks it against the committed schema and returns it.
 fn json_plan(dir: &Path) -> (Value, Option<i32>) {
     let out = berth(dir, &["plan", "--json"]);
-    let plan: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("plan --json is not JSON ({e}): {}\n{}", stdout(&out), stderr(&out)));
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap()).unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "plan --json is not JSON ({e}): {}\n{}",
+            stdout(&out),
+            stderr(&out)
+        )
+    });
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap(),
+    )
+    .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(&plan).map(|e| format!("{} at {}", e, e.instance_path())).collect();
-    assert!(errors.is_empty(), "plan JSON does not match schemas/plan.schema.json:\n{}", errors.join("\n"));
+    let errors: Vec<String> = validator
+        .iter_errors(&plan)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "plan JSON does not match schemas/plan.schema.json:\n{}",
+        errors.join("\n")
+    );
     (plan, out.status.code())
 }
 
 fn steps_by_id(plan: &Value) -> BTreeMap<String, Value> {
-    plan["steps"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap().to_string(), s.clone())).collect()
+    plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap().to_string(), s.clone()))
+        .collect()
 }
 
 /// True when `later` transitively depends on `earlier` in the plan's step graph.
@@ -75,11 +92,19 @@ fn step_id(plan: &Value, guest_prefix: &str, kind: &str) -> String {
 fn assert_within_capacity(plan: &Value) {
     for h in plan["hosts"].as_array().unwrap() {
         let cap = h["memory_mib"].as_u64().unwrap();
-        for key in ["memory_used_mib_before", "memory_used_mib_after", "memory_peak_mib"] {
+        for key in [
+            "memory_used_mib_before",
+            "memory_used_mib_after",
+            "memory_peak_mib",
+        ] {
             let v = h[key].as_u64().unwrap();
             // Before may already be over (a user's fleet can be); the plan must not make it worse.
             if key != "memory_used_mib_before" {
-                assert!(v <= cap, "{} {key} {v} MiB exceeds capacity {cap} MiB", h["name"]);
+                assert!(
+                    v <= cap,
+                    "{} {key} {v} MiB exceeds capacity {cap} MiB",
+                    h["name"]
+                );
             }
         }
     }
@@ -96,7 +121,12 @@ fn drain_host_moves_every_guest_off_the_drained_host() {
         assert!(!m["to"].as_str().unwrap().starts_with("exa01adm01"), "{m}");
         assert!(!m["reason"].as_str().unwrap().is_empty());
     }
-    let drained = plan["hosts"].as_array().unwrap().iter().find(|h| h["name"].as_str().unwrap().starts_with("exa01adm01")).unwrap();
+    let drained = plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"].as_str().unwrap().starts_with("exa01adm01"))
+        .unwrap();
     assert_eq!(drained["guests_after"], 0);
     assert_within_capacity(&plan);
 }
@@ -107,8 +137,16 @@ fn live_move_creates_the_missing_bridge_before_migrating() {
     assert_eq!(code, Some(0));
     assert_eq!(plan["moves"].as_array().unwrap().len(), 1);
     assert_eq!(plan["moves"][0]["mode"], "live");
-    let kinds: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
-    assert!(!kinds.contains(&"STOP_GUEST") && !kinds.contains(&"STARTUP_GUEST"), "live move must not stop the guest: {kinds:?}");
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        !kinds.contains(&"STOP_GUEST") && !kinds.contains(&"STARTUP_GUEST"),
+        "live move must not stop the guest: {kinds:?}"
+    );
     let bridges = step_id(&plan, "exa01adm01vm02", "CREATE_BRIDGES");
     let migrate = step_id(&plan, "exa01adm01vm02", "MIGRATE_GUEST");
     assert!(depends(&plan, &migrate, &bridges));
@@ -119,10 +157,16 @@ fn swap_of_two_full_hosts_stops_both_guests_before_starting_either() {
     let (plan, code) = json_plan(&example("swap"));
     assert_eq!(code, Some(0), "{plan}");
     assert_eq!(plan["moves"].as_array().unwrap().len(), 2);
-    for (a, b) in [("exa01adm01vm01", "exa01adm02vm01"), ("exa01adm02vm01", "exa01adm01vm01")] {
+    for (a, b) in [
+        ("exa01adm01vm01", "exa01adm02vm01"),
+        ("exa01adm02vm01", "exa01adm01vm01"),
+    ] {
         let start_a = step_id(&plan, a, "STARTUP_GUEST");
         let stop_b = step_id(&plan, b, "STOP_GUEST");
-        assert!(depends(&plan, &start_a, &stop_b), "{start_a} must wait for {stop_b}");
+        assert!(
+            depends(&plan, &start_a, &stop_b),
+            "{start_a} must wait for {stop_b}"
+        );
     }
     assert_within_capacity(&plan);
 }
@@ -140,10 +184,20 @@ fn drift_stops_the_plan_and_names_the_guest() {
 fn detailed_exitcode_reports_changes_and_saved_plan_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let saved = dir.path().join("plan.berth");
-    let out = berth(&example("drain-host"), &["plan", "-detailed-exitcode", &format!("-out={}", saved.display())]);
+    let out = berth(
+        &example("drain-host"),
+        &[
+            "plan",
+            "-detailed-exitcode",
+            &format!("-out={}", saved.display()),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let shown = berth(&example("drain-host"), &["show", saved.to_str().unwrap()]);
     assert_eq!(shown.status.code(), Some(0));
     // `show` prints the same plan `plan` printed (both without colour).
@@ -168,16 +222,34 @@ fn markdown_summary_names_every_move() {
 fn validate_accepts_every_example_but_the_drifted_one() {
     for name in ["drain-host", "live-move", "swap"] {
         let out = berth(&example(name), &["validate"]);
-        assert_eq!(out.status.code(), Some(0), "{name}: {}{}", stdout(&out), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{name}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
         assert!(stdout(&out).contains("valid"));
     }
-    assert_eq!(berth(&example("drift"), &["validate"]).status.code(), Some(1));
+    assert_eq!(
+        berth(&example("drift"), &["validate"]).status.code(),
+        Some(1)
+    );
 }
 
 #[test]
 fn validate_json_reports_what_it_read_and_the_drift() {
-    let ok: Value = serde_json::from_slice(&berth(&example("drain-host"), &["validate", "--json"]).stdout).unwrap();
-    assert_eq!((ok["valid"].as_bool(), ok["hosts"].as_u64(), ok["guests"].as_u64()), (Some(true), Some(3), Some(5)));
+    let ok: Value =
+        serde_json::from_slice(&berth(&example("drain-host"), &["validate", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(
+        (
+            ok["valid"].as_bool(),
+            ok["hosts"].as_u64(),
+            ok["guests"].as_u64()
+        ),
+        (Some(true), Some(3), Some(5))
+    );
     assert!(ok["drift"].as_array().unwrap().is_empty());
     let out = berth(&example("drift"), &["validate", "--json"]);
     assert_eq!(out.status.code(), Some(1));

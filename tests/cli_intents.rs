@@ -13,14 +13,16 @@ mod fs_util;
 
 use serde_json::Value;
 
-
-
 fn json(dir: &Path, args: &[&str]) -> Value {
     let mut all = vec!["plan", "--json"];
     all.extend_from_slice(args);
     let out = berth(dir, &all);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("plan --json is not JSON ({e}): {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "plan --json is not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     })
 }
 
@@ -44,7 +46,10 @@ fn example_edited(example_name: &str, from: &str, to: &str) -> tempfile::TempDir
     fs_util::copy_dir(&example(example_name), dir.path());
     let hcl = dir.path().join("main.hcl");
     let text = std::fs::read_to_string(&hcl).unwrap();
-    assert!(text.contains(from), "{example_name}/main.hcl has no {from:?}");
+    assert!(
+        text.contains(from),
+        "{example_name}/main.hcl has no {from:?}"
+    );
     std::fs::write(&hcl, text.replacen(from, to, 1)).unwrap();
     dir
 }
@@ -67,7 +72,12 @@ fn used_after(plan: &Value) -> Vec<(String, f64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["name"].as_str().unwrap().to_string(), h["memory_used_mib_after"].as_f64().unwrap() / h["memory_mib"].as_f64().unwrap()))
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_string(),
+                h["memory_used_mib_after"].as_f64().unwrap() / h["memory_mib"].as_f64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -80,21 +90,49 @@ fn spread(used: &[(String, f64)]) -> f64 {
 #[test]
 fn the_rebalance_example_evens_the_rack_within_its_budget_and_rules() {
     let plan = json(&example("rebalance"), &[]);
-    assert!(plan["errors"].as_array().unwrap().is_empty(), "{}", plan["errors"]);
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
     let moves = moves(&plan);
     assert!(!moves.is_empty() && moves.len() <= 4, "{moves:#?}");
-    let moved_mib: u64 = plan["moves"].as_array().unwrap().iter().map(|m| m["memory_mib"].as_u64().unwrap()).sum();
+    let moved_mib: u64 = plan["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["memory_mib"].as_u64().unwrap())
+        .sum();
     assert!(moved_mib <= 256 * 1024, "{moved_mib} MiB moved");
-    assert!(!moves.contains_key("exa01adm01vm03.example.com"), "the pinned guest moved");
+    assert!(
+        !moves.contains_key("exa01adm01vm03.example.com"),
+        "the pinned guest moved"
+    );
     for (from, _, _, reason) in moves.values() {
-        assert!(from.starts_with("exa01adm01"), "only the crowded host gives: {moves:#?}");
-        assert!(reason.starts_with("rebalance \"rack1\" (memory spread 66.7% → "), "{reason}");
+        assert!(
+            from.starts_with("exa01adm01"),
+            "only the crowded host gives: {moves:#?}"
+        );
+        assert!(
+            reason.starts_with("rebalance \"rack1\" (memory spread 66.7% → "),
+            "{reason}"
+        );
     }
     // The spread before is 80 % - 13.3 %; after, inside the 10 % threshold.
-    assert!(spread(&used_after(&plan)) <= 0.10 + 1e-9, "{:?}", used_after(&plan));
+    assert!(
+        spread(&used_after(&plan)) <= 0.10 + 1e-9,
+        "{:?}",
+        used_after(&plan)
+    );
     // RAC members never share a host afterwards: vm01 is not with adm02vm01 (exa01cl01), vm02 not with adm03vm01 (exa01cl02).
-    assert_ne!(moves["exa01adm01vm01.example.com"].1, "exa01adm02.example.com");
-    assert_ne!(moves["exa01adm01vm02.example.com"].1, "exa01adm03.example.com");
+    assert_ne!(
+        moves["exa01adm01vm01.example.com"].1,
+        "exa01adm02.example.com"
+    );
+    assert_ne!(
+        moves["exa01adm01vm02.example.com"].1,
+        "exa01adm03.example.com"
+    );
 }
 
 #[test]
@@ -127,7 +165,10 @@ fn a_flag_naming_an_unknown_host_points_at_the_flag() {
     let out = berth(dir.path(), &["plan", "-drain", "exa01adm09"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("host \"exa01adm09\" is not in the topology"), "{stderr}");
+    assert!(
+        stderr.contains("host \"exa01adm09\" is not in the topology"),
+        "{stderr}"
+    );
     assert!(stderr.contains("<command line>:1:8"), "{stderr}");
 }
 
@@ -150,19 +191,33 @@ fn dash_evacuate_defines_the_guests_of_a_dead_host_elsewhere_offline_force() {
     assert!(moves(&plain).is_empty());
     // ...but not a plan that declares the host dead: its unreachability is expected.
     let plan = json(dir.path(), &["-evacuate", "exa01adm01"]);
-    assert!(plan["errors"].as_array().unwrap().is_empty(), "{}", plan["errors"]);
-    assert_eq!(plan["drift"].as_array().unwrap().len(), 1, "the drift is still shown");
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
+    assert_eq!(
+        plan["drift"].as_array().unwrap().len(),
+        1,
+        "the drift is still shown"
+    );
     let moves = moves(&plan);
     assert_eq!(moves.len(), 3);
     for (from, to, mode, reason) in moves.values() {
         assert_eq!(from, "exa01adm01.example.com");
         assert_ne!(to, from);
         assert_eq!(mode, "offline_force");
-        assert!(reason.starts_with("evacuate exa01adm01.example.com (dead host, offline_force): "), "{reason}");
+        assert!(
+            reason.starts_with("evacuate exa01adm01.example.com (dead host, offline_force): "),
+            "{reason}"
+        );
     }
     // Nothing runs on the dead host: no step acts on it.
     for step in plan["steps"].as_array().unwrap() {
         let kind = step["kind"].as_str().unwrap();
-        assert!(!["STOP_GUEST", "DETACH_INTERFACES", "DETACH_VOLUMES"].contains(&kind), "{step}");
+        assert!(
+            !["STOP_GUEST", "DETACH_INTERFACES", "DETACH_VOLUMES"].contains(&kind),
+            "{step}"
+        );
     }
 }

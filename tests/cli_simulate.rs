@@ -8,8 +8,6 @@ use std::process::Output;
 
 use serde_json::Value;
 
-
-
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(

@@ -567,7 +567,9 @@ fn sriov_vfs_pools_load_in_canonical_form_and_order() {
 
 #[test]
 fn a_bad_or_repeated_virtual_function_is_pointed_at() {
-    let bad = format!("{INVENTORY}host \"adm02\" {{\n  sriov_vfs = [\"0000:3b:02.0\", \"3b:02.1\"]\n}}\n");
+    let bad = format!(
+        "{INVENTORY}host \"adm02\" {{\n  sriov_vfs = [\"0000:3b:02.0\", \"3b:02.1\"]\n}}\n"
+    );
     assert_contains(
         &load_err(&[("file.hcl", &bad)]),
         &[
@@ -582,12 +584,19 @@ fn a_bad_or_repeated_virtual_function_is_pointed_at() {
     );
     assert_contains(
         &load_err(&[("file.hcl", &twice)]),
-        &["file.hcl:5:32]", "`sriov_vfs` lists 0000:3b:02.0 twice", "already listed"],
+        &[
+            "file.hcl:5:32]",
+            "`sriov_vfs` lists 0000:3b:02.0 twice",
+            "already listed",
+        ],
     );
     let not_a_list = format!("{INVENTORY}host \"adm02\" {{\n  sriov_vfs = \"0000:3b:02.0\"\n}}\n");
     assert_contains(
         &load_err(&[("file.hcl", &not_a_list)]),
-        &["file.hcl:5:15]", "`sriov_vfs` must be a list of strings, found a string"],
+        &[
+            "file.hcl:5:15]",
+            "`sriov_vfs` must be a list of strings, found a string",
+        ],
     );
 }
 

@@ -8,7 +8,12 @@ use berth::config::{BalanceOn, Config, MigrationMode, RuleKind, parse_str, rende
 const INVENTORY: &str = "inventory {\n  es_xml = \"es.xml\"\n}\n";
 
 fn parse(body: &str) -> Result<Config, String> {
-    parse_str("main.hcl", &format!("{INVENTORY}{body}"), Path::new("/etc/berth")).map_err(|e| render(&e, false))
+    parse_str(
+        "main.hcl",
+        &format!("{INVENTORY}{body}"),
+        Path::new("/etc/berth"),
+    )
+    .map_err(|e| render(&e, false))
 }
 
 fn parse_ok(body: &str) -> Config {
@@ -24,7 +29,10 @@ fn parse_err(body: &str) -> String {
 
 fn assert_contains(rendered: &str, needles: &[&str]) {
     for needle in needles {
-        assert!(rendered.contains(needle), "missing {needle:?} in:\n{rendered}");
+        assert!(
+            rendered.contains(needle),
+            "missing {needle:?} in:\n{rendered}"
+        );
     }
 }
 
@@ -55,7 +63,11 @@ rule "disruption_budget" "apps" {
 }
 "#,
     );
-    let kinds: Vec<(RuleKind, &str)> = cfg.rules.iter().map(|r| (r.kind, r.name.value.as_str())).collect();
+    let kinds: Vec<(RuleKind, &str)> = cfg
+        .rules
+        .iter()
+        .map(|r| (r.kind, r.name.value.as_str()))
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -70,11 +82,17 @@ rule "disruption_budget" "apps" {
     assert_eq!(guests, ["x", "y"]);
     assert_eq!(ban.hosts[0].value, "exa01adm04");
     // Each list element keeps its own place: line 15 is `guests = ["x", "y"]`, "y" at column 18.
-    assert_eq!(cfg.line_col(&ban.guests[1].span), ("main.hcl".into(), 15, 18));
+    assert_eq!(
+        cfg.line_col(&ban.guests[1].span),
+        ("main.hcl".into(), 15, 18)
+    );
 
     assert_eq!(cfg.disruption_budgets.len(), 2);
     let cluster = &cfg.disruption_budgets[0];
-    assert_eq!(cluster.cluster.as_ref().map(|c| c.value.as_str()), Some("exa01cl01"));
+    assert_eq!(
+        cluster.cluster.as_ref().map(|c| c.value.as_str()),
+        Some("exa01cl01")
+    );
     assert_eq!(cluster.max_unavailable.value, 1);
     assert!(cluster.guests.is_empty());
     assert_eq!(cfg.disruption_budgets[1].guests.len(), 3);
@@ -114,11 +132,20 @@ rebalance "all" {}
     let rack1 = &cfg.rebalances[0];
     assert_eq!(rack1.on, BalanceOn::Both);
     assert_eq!(rack1.threshold, 0.2);
-    assert_eq!((rack1.max_moves, rack1.max_moved_mib), (Some(4), Some(256 * 1024)));
-    assert_eq!(rack1.mode.as_ref().map(|m| m.value), Some(MigrationMode::Live));
+    assert_eq!(
+        (rack1.max_moves, rack1.max_moved_mib),
+        (Some(4), Some(256 * 1024))
+    );
+    assert_eq!(
+        rack1.mode.as_ref().map(|m| m.value),
+        Some(MigrationMode::Live)
+    );
     assert_eq!(rack1.hosts.as_ref().map(Vec::len), Some(2));
     let all = &cfg.rebalances[1];
-    assert_eq!((all.on, all.threshold, all.hosts.clone(), all.max_moves), (BalanceOn::Memory, 0.10, None, None));
+    assert_eq!(
+        (all.on, all.threshold, all.hosts.clone(), all.max_moves),
+        (BalanceOn::Memory, 0.10, None, None)
+    );
     // The RAC default is on unless switched off.
     assert!(parse_ok("").defaults.rac_anti_affinity);
 }
@@ -141,15 +168,24 @@ fn an_unknown_rule_kind_is_located_with_a_suggestion() {
 fn a_rule_needs_a_kind_and_a_name() {
     assert_contains(
         &parse_err("rule {\n  guests = [\"a\"]\n}\n"),
-        &["the `rule` block needs two labels: the kind and the rule name", "main.hcl:4:1"],
+        &[
+            "the `rule` block needs two labels: the kind and the rule name",
+            "main.hcl:4:1",
+        ],
     );
     assert_contains(
         &parse_err("rule \"pin\" {\n  guests = [\"a\"]\n}\n"),
-        &["the `rule \"pin\"` block needs a second label: the rule name", "main.hcl:4:6"],
+        &[
+            "the `rule \"pin\"` block needs a second label: the rule name",
+            "main.hcl:4:6",
+        ],
     );
     assert_contains(
         &parse_err("rule \"pin\" \"a\" \"b\" {\n  guests = [\"a\"]\n}\n"),
-        &["the `rule` block takes two labels (the kind and the rule name), found 3", "main.hcl:4:16"],
+        &[
+            "the `rule` block takes two labels (the kind and the rule name), found 3",
+            "main.hcl:4:16",
+        ],
     );
 }
 
@@ -179,17 +215,28 @@ fn attributes_are_checked_against_the_rule_kind() {
 fn a_disruption_budget_names_a_cluster_or_guests_not_both() {
     assert_contains(
         &parse_err("rule \"disruption_budget\" \"b\" {\n  max_unavailable = 1\n}\n"),
-        &["`rule \"disruption_budget\" \"b\"` needs one of `cluster` or `guests`", "main.hcl:4:1"],
+        &[
+            "`rule \"disruption_budget\" \"b\"` needs one of `cluster` or `guests`",
+            "main.hcl:4:1",
+        ],
     );
     assert_contains(
         &parse_err(
             "rule \"disruption_budget\" \"b\" {\n  cluster = \"c\"\n  guests = [\"a\"]\n  max_unavailable = 1\n}\n",
         ),
-        &["`rule \"disruption_budget\" \"b\"` takes only one of `cluster` or `guests`", "main.hcl:6:12"],
+        &[
+            "`rule \"disruption_budget\" \"b\"` takes only one of `cluster` or `guests`",
+            "main.hcl:6:12",
+        ],
     );
     assert_contains(
-        &parse_err("rule \"disruption_budget\" \"b\" {\n  cluster = \"c\"\n  max_unavailable = 0\n}\n"),
-        &["`max_unavailable` must be at least 1, found 0", "main.hcl:6:21"],
+        &parse_err(
+            "rule \"disruption_budget\" \"b\" {\n  cluster = \"c\"\n  max_unavailable = 0\n}\n",
+        ),
+        &[
+            "`max_unavailable` must be at least 1, found 0",
+            "main.hcl:6:21",
+        ],
     );
 }
 
@@ -198,7 +245,13 @@ fn the_same_kind_and_name_twice_is_an_error_but_kinds_may_share_a_name() {
     let rendered = parse_err(
         "rule \"pin\" \"a\" {\n  guests = [\"x\"]\n}\nrule \"pin\" \"a\" {\n  guests = [\"y\"]\n}\n",
     );
-    assert_contains(&rendered, &["`rule \"pin\" \"a\"` is defined twice (first at main.hcl:4:1)", "main.hcl:7:1"]);
+    assert_contains(
+        &rendered,
+        &[
+            "`rule \"pin\" \"a\"` is defined twice (first at main.hcl:4:1)",
+            "main.hcl:7:1",
+        ],
+    );
     let cfg = parse_ok(
         "rule \"anti_affinity\" \"cl\" {\n  guests = [\"x\", \"y\"]\n}\nrule \"disruption_budget\" \"cl\" {\n  cluster = \"cl\"\n  max_unavailable = 1\n}\n",
     );
@@ -221,13 +274,19 @@ fn rebalance_values_are_range_checked() {
             "`hosts` needs at least 2 element(s)",
         ],
     );
-    assert_contains(&parse_err("rebalance {\n}\n"), &["the `rebalance` block needs a label: the rebalance name"]);
+    assert_contains(
+        &parse_err("rebalance {\n}\n"),
+        &["the `rebalance` block needs a label: the rebalance name"],
+    );
 }
 
 #[test]
 fn a_misplaced_rule_attribute_says_where_it_belongs() {
     assert_contains(
         &parse_err("host \"h\" {\n  max_unavailable = 1\n}\n"),
-        &["unknown attribute `max_unavailable` in `host \"h\"`", "belongs in the `rule \"disruption_budget\"` block"],
+        &[
+            "unknown attribute `max_unavailable` in `host \"h\"`",
+            "belongs in the `rule \"disruption_budget\"` block",
+        ],
     );
 }

@@ -15,7 +15,8 @@ fn check(example: &str) {
         inv.es_layout.is_some(),
         "load keeps the layout of its parse"
     );
-    let p = plan::build::build(&cfg, &inv, Ok(Default::default())).unwrap_or_else(|e| panic!("{example}: {e}"));
+    let p = plan::build::build(&cfg, &inv, Ok(Default::default()))
+        .unwrap_or_else(|e| panic!("{example}: {e}"));
     assert!(p.is_ok(), "{example}: {:?}", p.errors);
     let after = plan::build::esxml_after(&inv, &p.moves).expect("checked rewrite");
     let expected = plan::unified_diff(

@@ -7,8 +7,7 @@ use std::collections::BTreeSet;
 
 use berth::inventory::facts::{self, FactsError};
 use berth::inventory::{Host, Topology};
-use sshd::{local_bridges, Sshd};
-
+use sshd::{Sshd, local_bridges};
 
 fn topology_with(host: &str) -> Topology {
     let mut topo = Topology::default();
@@ -40,7 +39,9 @@ fn facts_over_ssh_replace_the_unknown_bridge_set() {
     let target = sshd.target(sshd.known_hosts());
     let gathered = facts::gather(&[("adm01".to_string(), target)], 2);
     assert_eq!(gathered.len(), 1);
-    let f = gathered[0].as_ref().unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", sshd.log()));
+    let f = gathered[0]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}\nsshd log:\n{}", sshd.log()));
     assert_eq!(f.bridges, local_bridges());
 
     let mut topo = topology_with("adm01");
@@ -58,7 +59,12 @@ fn an_unknown_host_key_stops_fact_gathering_and_names_the_host() {
     let mut topo = topology_with("adm07");
     let err = facts::record(&mut topo, gathered).unwrap_err();
     assert!(matches!(err, FactsError::Remote { .. }));
-    let text = format!("{err}: {}", std::error::Error::source(&err).map(|s| s.to_string()).unwrap_or_default());
+    let text = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    );
     assert!(text.contains("adm07"), "{text}");
     assert!(text.to_lowercase().contains("host key"), "{text}");
     assert_eq!(topo.hosts["adm07"].bridges, None);

@@ -616,9 +616,15 @@ fn concurrent_creators_of_one_bridge_all_succeed() {
     let created = rt.block_on(async {
         let mut sessions = Vec::new();
         for _ in 0..4 {
-            sessions.push(RemoteHost::connect(&lab.ssh_target(2)).await.unwrap_or_else(|e| panic!("{e}")));
+            sessions.push(
+                RemoteHost::connect(&lab.ssh_target(2))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}")),
+            );
         }
-        let [a, b, c, d] = &sessions[..] else { unreachable!("four sessions") };
+        let [a, b, c, d] = &sessions[..] else {
+            unreachable!("four sessions")
+        };
         let results = tokio::join!(
             a.create_bridge(BRIDGE),
             b.create_bridge(BRIDGE),
@@ -631,10 +637,16 @@ fn concurrent_creators_of_one_bridge_all_succeed() {
         }
         results
     });
-    let created: Vec<bool> = created.into_iter().map(|r| r.unwrap_or_else(|e| panic!("{e}"))).collect();
+    let created: Vec<bool> = created
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("{e}")))
+        .collect();
     assert_eq!(created.iter().filter(|c| **c).count(), 1, "{created:?}");
     let link = lab.exec(2, &["ip", "-o", "link", "show", BRIDGE]);
-    assert!(String::from_utf8_lossy(&link.stdout).contains("UP"), "{BRIDGE} is up");
+    assert!(
+        String::from_utf8_lossy(&link.stdout).contains("UP"),
+        "{BRIDGE} is up"
+    );
 }
 
 /// A live migration to a host whose libvirtd has stopped fails with libvirt's message and
@@ -801,7 +813,12 @@ fn berth_plan_reads_the_lab_example_from_the_live_lab() {
     let _cleanup = ExampleGuests::set_up(&lab);
     let out = assert_cmd::Command::cargo_bin("berth")
         .unwrap()
-        .args(["-C", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plans/lab"), "plan", "--json"])
+        .args([
+            "-C",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/examples/plans/lab"),
+            "plan",
+            "--json",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -810,10 +827,25 @@ fn berth_plan_reads_the_lab_example_from_the_live_lab() {
     let moves = plan["moves"].as_array().unwrap();
     assert_eq!(moves.len(), 1, "{plan}");
     assert_eq!(
-        (&moves[0]["guest"], &moves[0]["from"], &moves[0]["to"], &moves[0]["mode"]),
-        (&"labvm1".into(), &"labh1".into(), &"labh2".into(), &"live".into())
+        (
+            &moves[0]["guest"],
+            &moves[0]["from"],
+            &moves[0]["to"],
+            &moves[0]["mode"]
+        ),
+        (
+            &"labvm1".into(),
+            &"labh1".into(),
+            &"labh2".into(),
+            &"live".into()
+        )
     );
-    let kinds: Vec<&str> = plan["steps"].as_array().unwrap().iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["CREATE_BRIDGES", "MIGRATE_GUEST"]);
     assert_eq!(plan["steps"][0]["items"], serde_json::json!(["vmbondeth0"]));
     assert!(plan["drift"].as_array().unwrap().is_empty(), "{plan}");

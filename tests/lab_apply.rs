@@ -71,12 +71,19 @@ impl Scenario {
     fn new(tickers: &[Ticker], bridges: &[&str], intent: &Intent) -> Scenario {
         let lab = Lab::from_env();
         let names: Vec<&str> = tickers.iter().map(|t| t.name).collect();
-        let on_all_hosts: Vec<(u8, &str)> = bridges.iter().flat_map(|b| (1..=3).map(move |n| (n, *b))).collect();
+        let on_all_hosts: Vec<(u8, &str)> = bridges
+            .iter()
+            .flat_map(|b| (1..=3).map(move |n| (n, *b)))
+            .collect();
         let cleanup = lab.cleanup(&names, &on_all_hosts);
         for h in lab.hosts() {
             let o = observe_host(&h.name, &h.uri).unwrap_or_else(|e| panic!("{e}"));
             let foreign: Vec<&str> = o.domains.iter().map(|d| d.name.as_str()).collect();
-            assert!(foreign.is_empty(), "{} holds domains of no test: {foreign:?}; remove them first", h.name);
+            assert!(
+                foreign.is_empty(),
+                "{} holds domains of no test: {foreign:?}; remove them first",
+                h.name
+            );
         }
         for bridge in bridges {
             lab.exec(1, &["ip", "link", "add", bridge, "type", "bridge"]);
@@ -93,30 +100,49 @@ impl Scenario {
                 bridge: t.bridge,
             };
             let hv = connect(&lab, t.host);
-            hv.define(&lab.domxml(&spec)).unwrap_or_else(|e| panic!("{e}"));
-            hv.start(t.name, START_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+            hv.define(&lab.domxml(&spec))
+                .unwrap_or_else(|e| panic!("{e}"));
+            hv.start(t.name, START_TIMEOUT)
+                .unwrap_or_else(|e| panic!("{e}"));
             serials.insert(t.name, serial);
         }
         for serial in serials.values() {
             serial.wait_tick_above(0, TICK_TIMEOUT);
         }
 
-        let dir = tempfile::Builder::new().prefix("berth-lab-apply-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("berth-lab-apply-")
+            .tempdir()
+            .unwrap();
         let placement: Vec<String> = (1..=3u8)
             .map(|n| {
-                let guests: Vec<String> =
-                    tickers.iter().filter(|t| t.host == n).map(|t| format!("{}:{}:1", t.name, t.memory_mib)).collect();
+                let guests: Vec<String> = tickers
+                    .iter()
+                    .filter(|t| t.host == n)
+                    .map(|t| format!("{}:{}:1", t.name, t.memory_mib))
+                    .collect();
                 match guests.is_empty() {
                     true => format!("labh{n}"),
                     false => format!("labh{n}={}", guests.join(",")),
                 }
             })
             .collect();
-        let es = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/esxml.sh")).args(&placement).output();
+        let es = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/esxml.sh"))
+            .args(&placement)
+            .output();
         let es = es.unwrap_or_else(|e| panic!("cannot run tests/lab/esxml.sh: {e}"));
-        assert!(es.status.success(), "esxml.sh failed: {}", String::from_utf8_lossy(&es.stderr));
+        assert!(
+            es.status.success(),
+            "esxml.sh failed: {}",
+            String::from_utf8_lossy(&es.stderr)
+        );
         std::fs::write(dir.path().join("es.xml"), es.stdout).unwrap();
-        let scenario = Scenario { lab, dir, serials, _cleanup: cleanup };
+        let scenario = Scenario {
+            lab,
+            dir,
+            serials,
+            _cleanup: cleanup,
+        };
         scenario.write_config(intent);
         scenario
     }
@@ -182,12 +208,19 @@ defaults {{
     fn spawn(&self, args: &[&str], name: &str) -> Child {
         let out = std::fs::File::create(self.path().join(format!("{name}.out"))).unwrap();
         let err = std::fs::File::create(self.path().join(format!("{name}.err"))).unwrap();
-        self.command(args).stdin(Stdio::null()).stdout(out).stderr(err).spawn().unwrap()
+        self.command(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap()
     }
 
     /// What a spawned berth printed.
     fn spawned_output(&self, name: &str) -> String {
-        let read = |ext| std::fs::read_to_string(self.path().join(format!("{name}.{ext}"))).unwrap_or_default();
+        let read = |ext| {
+            std::fs::read_to_string(self.path().join(format!("{name}.{ext}"))).unwrap_or_default()
+        };
         format!("stdout:\n{}\nstderr:\n{}", read("out"), read("err"))
     }
 
@@ -201,7 +234,12 @@ defaults {{
         let text = std::fs::read_to_string(self.path().join("es.xml")).unwrap();
         let es = esxml::parse("es.xml", &text).unwrap_or_else(|e| panic!("{e}"));
         let g = es.guests.iter().find(|g| g.name == guest).unwrap();
-        es.hosts.iter().find(|h| h.id == g.host_id).unwrap().name.clone()
+        es.hosts
+            .iter()
+            .find(|h| h.id == g.host_id)
+            .unwrap()
+            .name
+            .clone()
     }
 
     fn serial(&self, guest: &str) -> &Serial {
@@ -212,7 +250,9 @@ defaults {{
     fn copies(&self, guest: &str) -> BTreeMap<String, DomainStatus> {
         (1..=3u8)
             .filter_map(|n| {
-                let status = connect(&self.lab, n).domain_status(guest).unwrap_or_else(|e| panic!("{e}"));
+                let status = connect(&self.lab, n)
+                    .domain_status(guest)
+                    .unwrap_or_else(|e| panic!("{e}"));
                 status.map(|s| (format!("labh{n}"), s))
             })
             .collect()
@@ -222,9 +262,17 @@ defaults {{
     #[track_caller]
     fn running_once(&self, guest: &str) -> String {
         let copies = self.copies(guest);
-        assert_eq!(copies.len(), 1, "{guest} must be defined on exactly one host: {copies:?}");
+        assert_eq!(
+            copies.len(),
+            1,
+            "{guest} must be defined on exactly one host: {copies:?}"
+        );
         let (host, status) = copies.into_iter().next().unwrap();
-        assert_eq!(status.state, GuestState::Running, "{guest} on {host}: {status:?}");
+        assert_eq!(
+            status.state,
+            GuestState::Running,
+            "{guest} on {host}: {status:?}"
+        );
         assert!(status.persistent, "{guest} on {host} is not persistent");
         host
     }
@@ -238,16 +286,28 @@ defaults {{
         serial.wait_tick_above(last + 1, TICK_TIMEOUT);
         assert_eq!(serial.boots(), 1, "{guest} rebooted:\n{}", serial.text());
         let ticks = serial.ticks();
-        assert_eq!(ticks, (1..=ticks.len() as u32).collect::<Vec<_>>(), "{guest}'s ticks must count on");
+        assert_eq!(
+            ticks,
+            (1..=ticks.len() as u32).collect::<Vec<_>>(),
+            "{guest}'s ticks must count on"
+        );
     }
 
     /// The state has no plan in progress and every journal entry is done.
     #[track_caller]
     fn journal_all_done(&self) -> State {
         let state = self.state();
-        assert!(state.in_progress.is_none(), "a plan is still in progress: {:?}", state.in_progress);
+        assert!(
+            state.in_progress.is_none(),
+            "a plan is still in progress: {:?}",
+            state.in_progress
+        );
         assert!(!state.journal.is_empty(), "nothing was journaled");
-        let open: Vec<_> = state.journal.iter().filter(|e| e.status != StepStatus::Done).collect();
+        let open: Vec<_> = state
+            .journal
+            .iter()
+            .filter(|e| e.status != StepStatus::Done)
+            .collect();
         assert!(open.is_empty(), "journal entries not done: {open:#?}");
         state
     }
@@ -266,7 +326,11 @@ fn connect(lab: &Lab, n: u8) -> Hypervisor {
 }
 
 fn text(o: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[track_caller]
@@ -278,7 +342,10 @@ fn assert_exit(o: &Output, code: i32) {
 fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ready() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -312,12 +379,22 @@ fn drain_moves_three_running_guests_live_off_a_host() {
     let tickers: Vec<Ticker> = guests
         .iter()
         .zip([64, 48, 32])
-        .map(|(&name, mib)| Ticker { name, memory_mib: mib, host: 1, bridge: Some(BRIDGE) })
+        .map(|(&name, mib)| Ticker {
+            name,
+            memory_mib: mib,
+            host: 1,
+            bridge: Some(BRIDGE),
+        })
         .collect();
     let s = Scenario::new(
         &tickers,
         &[BRIDGE],
-        &Intent { facts: true, defaults: "mode = \"live\"", host: ["drain = true", "", ""], ..Intent::default() },
+        &Intent {
+            facts: true,
+            defaults: "mode = \"live\"",
+            host: ["drain = true", "", ""],
+            ..Intent::default()
+        },
     );
 
     let started = Instant::now();
@@ -331,7 +408,11 @@ fn drain_moves_three_running_guests_live_off_a_host() {
     for guest in guests {
         let host = s.running_once(guest);
         assert_ne!(host, "labh1", "{guest} is still on the drained host");
-        assert_eq!(s.es_host(guest), host, "es.xml must put {guest} where libvirt has it");
+        assert_eq!(
+            s.es_host(guest),
+            host,
+            "es.xml must put {guest} where libvirt has it"
+        );
         s.ticked_on(guest);
         targets.insert(host);
     }
@@ -339,22 +420,36 @@ fn drain_moves_three_running_guests_live_off_a_host() {
     for host in &targets {
         let n: u8 = host.trim_start_matches("labh").parse().unwrap();
         let link = s.lab.exec(n, &["ip", "-o", "link", "show", BRIDGE]);
-        assert!(String::from_utf8_lossy(&link.stdout).contains(BRIDGE), "no {BRIDGE} on {host}");
+        assert!(
+            String::from_utf8_lossy(&link.stdout).contains(BRIDGE),
+            "no {BRIDGE} on {host}"
+        );
     }
     let state = s.journal_all_done();
-    let kinds: BTreeMap<StepKind, usize> = state.journal.iter().fold(BTreeMap::new(), |mut m, e| {
-        *m.entry(e.kind).or_default() += 1;
-        m
-    });
+    let kinds: BTreeMap<StepKind, usize> =
+        state.journal.iter().fold(BTreeMap::new(), |mut m, e| {
+            *m.entry(e.kind).or_default() += 1;
+            m
+        });
     assert_eq!(kinds.get(&StepKind::MigrateGuest), Some(&3), "{kinds:?}");
     // One per move: the second move onto a host finds the bridge there already.
     assert_eq!(kinds.get(&StepKind::CreateBridges), Some(&3), "{kinds:?}");
     for guest in guests {
-        assert_eq!(state.topology[guest].host, s.es_host(guest), "state topology of {guest}");
+        assert_eq!(
+            state.topology[guest].host,
+            s.es_host(guest),
+            "state topology of {guest}"
+        );
     }
     let backups = std::fs::read_dir(s.path())
         .unwrap()
-        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("es.xml.berth-backup-"))
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("es.xml.berth-backup-")
+        })
         .count();
     assert_eq!(backups, 1, "the es.xml the plan was made from is kept once");
     s.converged();
@@ -375,15 +470,27 @@ fn offline_swap_between_two_full_hosts_never_overcommits() {
     let lab = Lab::from_env();
     let reserve = |n: u8| {
         let h = lab.host(n);
-        let memory = observe_host(&h.name, &h.uri).unwrap_or_else(|e| panic!("{e}")).memory_mib;
+        let memory = observe_host(&h.name, &h.uri)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .memory_mib;
         format!("memory_reserved = \"{}MiB\"", memory - 100)
     };
     let (r1, r2) = (reserve(1), reserve(2));
     drop(lab);
     let s = Scenario::new(
         &[
-            Ticker { name: A, memory_mib: 64, host: 1, bridge: None },
-            Ticker { name: B, memory_mib: 64, host: 2, bridge: None },
+            Ticker {
+                name: A,
+                memory_mib: 64,
+                host: 1,
+                bridge: None,
+            },
+            Ticker {
+                name: B,
+                memory_mib: 64,
+                host: 2,
+                bridge: None,
+            },
         ],
         &[],
         &Intent {
@@ -395,23 +502,45 @@ fn offline_swap_between_two_full_hosts_never_overcommits() {
     );
 
     let saved = s.path().join("swap.berth");
-    assert_exit(&s.berth(&["plan", "-out", saved.to_str().unwrap(), "--detailed-exitcode"]), 2);
+    assert_exit(
+        &s.berth(&[
+            "plan",
+            "-out",
+            saved.to_str().unwrap(),
+            "--detailed-exitcode",
+        ]),
+        2,
+    );
     let plan: Plan = berth::plan::file::load(&saved).unwrap_or_else(|e| panic!("{e}"));
-    let moves: Vec<(&str, &str, &str)> =
-        plan.moves.iter().map(|m| (m.guest.as_str(), m.from.as_str(), m.to.as_str())).collect();
+    let moves: Vec<(&str, &str, &str)> = plan
+        .moves
+        .iter()
+        .map(|m| (m.guest.as_str(), m.from.as_str(), m.to.as_str()))
+        .collect();
     assert_eq!(moves, [(A, "labh1", "labh2"), (B, "labh2", "labh1")]);
     for (guest, other) in [(A, B), (B, A)] {
-        let (start, stop) = (format!("{guest}:STARTUP_GUEST"), format!("{other}:STOP_GUEST"));
-        assert!(depends_on(&plan, &start, &stop), "{start} must wait for {stop}: {:#?}", plan.steps);
+        let (start, stop) = (
+            format!("{guest}:STARTUP_GUEST"),
+            format!("{other}:STOP_GUEST"),
+        );
+        assert!(
+            depends_on(&plan, &start, &stop),
+            "{start} must wait for {stop}: {:#?}",
+            plan.steps
+        );
     }
 
     let mut apply = s.spawn(&["apply", saved.to_str().unwrap()], "apply");
     let (h1, h2) = (connect(&s.lab, 1), connect(&s.lab, 2));
-    let running = |h: &Hypervisor, g: &str| h.domain_state(g).ok().flatten() == Some(GuestState::Running);
+    let running =
+        |h: &Hypervisor, g: &str| h.domain_state(g).ok().flatten() == Some(GuestState::Running);
     let mut observations = 0;
     let status = loop {
         for (h, name) in [(&h1, "labh1"), (&h2, "labh2")] {
-            assert!(!(running(h, A) && running(h, B)), "{A} and {B} both run on {name}");
+            assert!(
+                !(running(h, A) && running(h, B)),
+                "{A} and {B} both run on {name}"
+            );
         }
         observations += 1;
         if let Some(status) = apply.try_wait().unwrap() {
@@ -426,22 +555,46 @@ fn offline_swap_between_two_full_hosts_never_overcommits() {
     assert_eq!(s.running_once(B), "labh1");
     let state = s.journal_all_done();
     let entry = |guest: &str, kind: StepKind| {
-        state.journal.iter().find(|e| e.guest == guest && e.kind == kind).unwrap_or_else(|| panic!("{guest} {kind}"))
+        state
+            .journal
+            .iter()
+            .find(|e| e.guest == guest && e.kind == kind)
+            .unwrap_or_else(|| panic!("{guest} {kind}"))
     };
     for (guest, other) in [(A, B), (B, A)] {
         let started = entry(guest, StepKind::StartupGuest).started_at.unwrap();
         let other_stopped = entry(other, StepKind::StopGuest).finished_at.unwrap();
-        assert!(started >= other_stopped, "{guest} started at {started} before {other} stopped ({other_stopped})");
+        assert!(
+            started >= other_stopped,
+            "{guest} started at {started} before {other} stopped ({other_stopped})"
+        );
     }
     for guest in [A, B] {
         assert_eq!(s.es_host(guest), state.topology[guest].host);
         let serial = s.serial(guest);
-        wait_until(&format!("{guest} boots on its new host"), TICK_TIMEOUT, || {
-            serial.boots() == 2 && serial.text().rsplit("ticker boot").next().is_some_and(|l| l.contains("tick 1"))
-        });
+        wait_until(
+            &format!("{guest} boots on its new host"),
+            TICK_TIMEOUT,
+            || {
+                serial.boots() == 2
+                    && serial
+                        .text()
+                        .rsplit("ticker boot")
+                        .next()
+                        .is_some_and(|l| l.contains("tick 1"))
+            },
+        );
         let log = serial.text();
-        assert_eq!(log.matches("ticker off").count(), 1, "{guest} was shut down gracefully once:\n{log}");
-        assert_eq!(serial.boots(), 2, "{guest} booted on its source and again on its target:\n{log}");
+        assert_eq!(
+            log.matches("ticker off").count(),
+            1,
+            "{guest} was shut down gracefully once:\n{log}"
+        );
+        assert_eq!(
+            serial.boots(),
+            2,
+            "{guest} booted on its source and again on its target:\n{log}"
+        );
     }
     s.converged();
 }
@@ -451,7 +604,9 @@ fn depends_on(plan: &Plan, id: &str, on: &str) -> bool {
     let mut seen = BTreeSet::new();
     let mut todo = vec![id.to_string()];
     while let Some(current) = todo.pop() {
-        let Some(step) = plan.steps.iter().find(|s| s.id == current) else { continue };
+        let Some(step) = plan.steps.iter().find(|s| s.id == current) else {
+            continue;
+        };
         for dep in &step.depends_on {
             if dep == on {
                 return true;
@@ -481,17 +636,25 @@ enum KillAt {
 fn kill_during_migration(s: &Scenario, guest: &str, from: u8, to: u8, at: KillAt, name: &str) {
     let (src, dst) = (connect(&s.lab, from), connect(&s.lab, to));
     let mut apply = s.spawn(&["apply", "-auto-approve"], name);
-    wait_until(&format!("{guest}'s migration reaches {at:?}"), Duration::from_secs(60), || {
-        if let Ok(Some(_)) = apply.try_wait() {
-            panic!("berth ended before the kill:\n{}", s.spawned_output(name));
-        }
-        match at {
-            KillAt::Copying => src.domain_status(guest).unwrap().is_some_and(|st| st.job_active),
-            KillAt::TargetRunning => {
-                dst.domain_status(guest).unwrap().is_some_and(|st| st.state == GuestState::Running)
+    wait_until(
+        &format!("{guest}'s migration reaches {at:?}"),
+        Duration::from_secs(60),
+        || {
+            if let Ok(Some(_)) = apply.try_wait() {
+                panic!("berth ended before the kill:\n{}", s.spawned_output(name));
             }
-        }
-    });
+            match at {
+                KillAt::Copying => src
+                    .domain_status(guest)
+                    .unwrap()
+                    .is_some_and(|st| st.job_active),
+                KillAt::TargetRunning => dst
+                    .domain_status(guest)
+                    .unwrap()
+                    .is_some_and(|st| st.state == GuestState::Running),
+            }
+        },
+    );
     if matches!(at, KillAt::Copying) {
         // Well inside the copy (the bandwidth limit makes it last seconds).
         std::thread::sleep(Duration::from_millis(300));
@@ -504,12 +667,26 @@ fn kill_during_migration(s: &Scenario, guest: &str, from: u8, to: u8, at: KillAt
 /// defined on one host, or on two with a paused copy libvirt kept for the confirmation.
 fn check_after_kill(s: &Scenario, guest: &str) -> BTreeMap<String, DomainStatus> {
     let mut copies = BTreeMap::new();
-    wait_until("libvirt has cleaned up after the killed berth", SETTLE_TIMEOUT, || {
-        copies = s.copies(guest);
-        copies.values().all(|c| !c.job_active && (c.state == GuestState::Running || c.paused_by_migration))
-    });
-    let running: Vec<&String> = copies.iter().filter(|(_, c)| c.state == GuestState::Running).map(|(h, _)| h).collect();
-    assert_eq!(running.len(), 1, "{guest} must run on exactly one host after the kill: {copies:?}");
+    wait_until(
+        "libvirt has cleaned up after the killed berth",
+        SETTLE_TIMEOUT,
+        || {
+            copies = s.copies(guest);
+            copies
+                .values()
+                .all(|c| !c.job_active && (c.state == GuestState::Running || c.paused_by_migration))
+        },
+    );
+    let running: Vec<&String> = copies
+        .iter()
+        .filter(|(_, c)| c.state == GuestState::Running)
+        .map(|(h, _)| h)
+        .collect();
+    assert_eq!(
+        running.len(),
+        1,
+        "{guest} must run on exactly one host after the kill: {copies:?}"
+    );
     assert!(copies.len() <= 2, "{copies:?}");
     copies
 }
@@ -527,29 +704,48 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
     // 1 MiB/s makes a 128 MiB ticker take about two seconds to move: time to pick the moment.
     let defaults = "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n  }";
     let s = Scenario::new(
-        &[Ticker { name: GUEST, memory_mib: 128, host: 1, bridge: None }],
+        &[Ticker {
+            name: GUEST,
+            memory_mib: 128,
+            host: 1,
+            bridge: None,
+        }],
         &[],
-        &Intent { defaults, tail: "guest \"la-kill\" { host = \"labh2\" }", ..Intent::default() },
+        &Intent {
+            defaults,
+            tail: "guest \"la-kill\" { host = \"labh2\" }",
+            ..Intent::default()
+        },
     );
 
-    for (round, (at, from, to)) in [(KillAt::Copying, 1u8, 2u8), (KillAt::TargetRunning, 2, 1)].into_iter().enumerate()
+    for (round, (at, from, to)) in [(KillAt::Copying, 1u8, 2u8), (KillAt::TargetRunning, 2, 1)]
+        .into_iter()
+        .enumerate()
     {
         if round > 0 {
             let tail = format!("guest \"{GUEST}\" {{ host = \"labh{to}\" }}");
-            s.write_config(&Intent { defaults, tail: &tail, ..Intent::default() });
+            s.write_config(&Intent {
+                defaults,
+                tail: &tail,
+                ..Intent::default()
+            });
         }
         let name = format!("killed{round}");
         kill_during_migration(&s, GUEST, from, to, at, &name);
         // The pid is what the lock names: read it from the lock file the dead berth left.
-        let lock: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(s.path().join("state/berth.state.json.lock")).unwrap())
-                .unwrap();
+        let lock: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(s.path().join("state/berth.state.json.lock")).unwrap(),
+        )
+        .unwrap();
         let copies = check_after_kill(&s, GUEST);
         eprintln!("{at:?}: after the kill of pid {}: {copies:?}", lock["pid"]);
         let refused = s.berth(&["apply", "-auto-approve"]);
         assert_exit(&refused, 1);
         let err = String::from_utf8_lossy(&refused.stderr).into_owned();
-        assert!(err.contains(&format!("(pid {})", lock["pid"])), "the refusal names the dead berth:\n{err}");
+        assert!(
+            err.contains(&format!("(pid {})", lock["pid"])),
+            "the refusal names the dead berth:\n{err}"
+        );
         let id = lock["id"].as_str().unwrap();
         assert!(err.contains(&format!("berth force-unlock {id}")), "{err}");
         assert_exit(&s.berth(&["force-unlock", id]), 0);
@@ -557,11 +753,24 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
         let resumed = s.berth(&["apply", "-auto-approve"]);
         assert_exit(&resumed, 0);
         let said = String::from_utf8_lossy(&resumed.stdout);
-        assert!(said.contains("Continuing the unfinished apply"), "{}", text(&resumed));
+        assert!(
+            said.contains("Continuing the unfinished apply"),
+            "{}",
+            text(&resumed)
+        );
         if copies.len() == 2 {
-            assert!(said.contains("removed that copy"), "the settling is reported:\n{}", text(&resumed));
+            assert!(
+                said.contains("removed that copy"),
+                "the settling is reported:\n{}",
+                text(&resumed)
+            );
         }
-        assert_eq!(s.running_once(GUEST), format!("labh{to}"), "{}", text(&resumed));
+        assert_eq!(
+            s.running_once(GUEST),
+            format!("labh{to}"),
+            "{}",
+            text(&resumed)
+        );
         assert_eq!(s.es_host(GUEST), format!("labh{to}"));
         s.ticked_on(GUEST);
         s.journal_all_done();
@@ -579,7 +788,12 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
 fn a_second_apply_is_refused_while_the_first_runs() {
     const GUEST: &str = "la-lock";
     let s = Scenario::new(
-        &[Ticker { name: GUEST, memory_mib: 128, host: 1, bridge: None }],
+        &[Ticker {
+            name: GUEST,
+            memory_mib: 128,
+            host: 1,
+            bridge: None,
+        }],
         &[],
         &Intent {
             defaults: "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n  }",
@@ -590,19 +804,29 @@ fn a_second_apply_is_refused_while_the_first_runs() {
     let src = connect(&s.lab, 1);
     let mut first = s.spawn(&["apply", "-auto-approve"], "first");
     wait_until("the first apply migrates", Duration::from_secs(60), || {
-        src.domain_status(GUEST).unwrap().is_some_and(|st| st.job_active)
+        src.domain_status(GUEST)
+            .unwrap()
+            .is_some_and(|st| st.job_active)
     });
 
     let second = s.berth(&["apply", "-auto-approve"]);
     let plan = s.berth(&["plan"]);
     let unlocked_plan = s.berth(&["plan", "-lock=false", "--detailed-exitcode"]);
-    let lock: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(s.path().join("state/berth.state.json.lock")).unwrap()).unwrap();
-    assert!(first.try_wait().unwrap().is_none(), "the first apply must still run while the second is refused");
+    let lock: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.path().join("state/berth.state.json.lock")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the first apply must still run while the second is refused"
+    );
 
     assert_exit(&second, 1);
     let err = String::from_utf8_lossy(&second.stderr).into_owned();
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string();
     for needle in [
         "is locked".to_string(),
         format!("(pid {})", first.id()),
@@ -610,17 +834,35 @@ fn a_second_apply_is_refused_while_the_first_runs() {
         format!("@{host}"),
         format!("lock id {}", lock["id"].as_str().unwrap()),
     ] {
-        assert!(err.contains(&needle), "the refusal must name the holder ({needle}):\n{err}");
+        assert!(
+            err.contains(&needle),
+            "the refusal must name the holder ({needle}):\n{err}"
+        );
     }
-    assert!(!String::from_utf8_lossy(&second.stdout).contains("started"), "{}", text(&second));
+    assert!(
+        !String::from_utf8_lossy(&second.stdout).contains("started"),
+        "{}",
+        text(&second)
+    );
     assert_exit(&plan, 1);
-    assert!(String::from_utf8_lossy(&plan.stderr).contains(&format!("(pid {})", first.id())), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains(&format!("(pid {})", first.id())),
+        "{}",
+        text(&plan)
+    );
     // Without the lock, planning reads libvirt mid-migration; it must not fail on the lock.
-    assert!(!String::from_utf8_lossy(&unlocked_plan.stderr).contains("is locked"), "{}", text(&unlocked_plan));
+    assert!(
+        !String::from_utf8_lossy(&unlocked_plan.stderr).contains("is locked"),
+        "{}",
+        text(&unlocked_plan)
+    );
 
     let status = wait_exit(&mut first, Duration::from_secs(120));
     assert!(status.success(), "{}", s.spawned_output("first"));
-    assert!(!s.path().join("state/berth.state.json.lock").exists(), "the first apply released its lock");
+    assert!(
+        !s.path().join("state/berth.state.json.lock").exists(),
+        "the first apply released its lock"
+    );
     assert_eq!(s.running_once(GUEST), "labh2");
     s.ticked_on(GUEST);
     s.journal_all_done();

@@ -35,7 +35,11 @@ fn bridges(o: &HostObservation, domain: &str) -> Vec<String> {
 }
 
 fn running_memory_mib(o: &HostObservation) -> u64 {
-    o.domains.iter().filter(|d| d.state.holds_resources()).map(|d| d.memory_mib).sum()
+    o.domains
+        .iter()
+        .filter(|d| d.state.holds_resources())
+        .map(|d| d.memory_mib)
+        .sum()
 }
 
 #[test]
@@ -43,21 +47,48 @@ fn drain_host_adm01_as_written() {
     let o = observe("drain-host", ADM01);
     assert_eq!(o.host, ADM01);
     assert_eq!(o.uri, node_uri("drain-host", ADM01));
-    assert_eq!((o.memory_mib, o.cpus, o.arch.as_str()), (512 * 1024, 96, "x86_64"));
-    assert_eq!(o.cpu_model, None, "the test driver reports no host CPU model");
+    assert_eq!(
+        (o.memory_mib, o.cpus, o.arch.as_str()),
+        (512 * 1024, 96, "x86_64")
+    );
+    assert_eq!(
+        o.cpu_model, None,
+        "the test driver reports no host CPU model"
+    );
 
-    let summary: Vec<(&str, GuestState, u32, u64)> =
-        o.domains.iter().map(|d| (d.name.as_str(), d.state, d.vcpus, d.memory_mib)).collect();
+    let summary: Vec<(&str, GuestState, u32, u64)> = o
+        .domains
+        .iter()
+        .map(|d| (d.name.as_str(), d.state, d.vcpus, d.memory_mib))
+        .collect();
     assert_eq!(
         summary,
         vec![
-            ("exa01adm01vm01.example.com", GuestState::Running, 8, 64 * 1024),
-            ("exa01adm01vm02.example.com", GuestState::Running, 16, 128 * 1024),
-            ("exa01adm01vm03.example.com", GuestState::ShutOff, 4, 32 * 1024),
+            (
+                "exa01adm01vm01.example.com",
+                GuestState::Running,
+                8,
+                64 * 1024
+            ),
+            (
+                "exa01adm01vm02.example.com",
+                GuestState::Running,
+                16,
+                128 * 1024
+            ),
+            (
+                "exa01adm01vm03.example.com",
+                GuestState::ShutOff,
+                4,
+                32 * 1024
+            ),
         ]
     );
     let vm01 = &o.domains[0];
-    assert_eq!(vm01.uuid.as_deref(), Some("b3a70001-0000-4000-8000-000000000001"));
+    assert_eq!(
+        vm01.uuid.as_deref(),
+        Some("b3a70001-0000-4000-8000-000000000001")
+    );
     assert!(vm01.persistent);
     assert_eq!(
         bridges(&o, "exa01adm01vm01.example.com"),
@@ -93,9 +124,10 @@ fn drain_host_adm01_as_written() {
 
 #[test]
 fn drain_host_targets_have_room() {
-    for (host, guest, used_gib) in
-        [(ADM02, "exa01adm02vm01.example.com", 64), (ADM03, "exa01adm03vm01.example.com", 128)]
-    {
+    for (host, guest, used_gib) in [
+        (ADM02, "exa01adm02vm01.example.com", 64),
+        (ADM03, "exa01adm03vm01.example.com", 128),
+    ] {
         let o = observe("drain-host", host);
         assert_eq!((o.memory_mib, o.cpus), (512 * 1024, 96));
         let names: Vec<&str> = o.domains.iter().map(|d| d.name.as_str()).collect();
@@ -110,13 +142,24 @@ fn live_move_target_lacks_the_vlan_bridge() {
     let target = observe("live-move", ADM02);
     let moving = "exa01adm01vm02.example.com";
     assert_eq!(
-        source.domains.iter().find(|d| d.name == moving).unwrap().state,
+        source
+            .domains
+            .iter()
+            .find(|d| d.name == moving)
+            .unwrap()
+            .state,
         GuestState::Running
     );
     assert!(bridges(&source, moving).contains(&"vmbondeth0.120".to_string()));
-    let in_use: Vec<String> =
-        target.domains.iter().flat_map(|d| bridges(&target, &d.name)).collect();
-    assert!(!in_use.contains(&"vmbondeth0.120".to_string()), "{in_use:?}");
+    let in_use: Vec<String> = target
+        .domains
+        .iter()
+        .flat_map(|d| bridges(&target, &d.name))
+        .collect();
+    assert!(
+        !in_use.contains(&"vmbondeth0.120".to_string()),
+        "{in_use:?}"
+    );
     assert!(in_use.contains(&"vmbondeth0".to_string()));
 }
 
@@ -140,8 +183,18 @@ fn swap_hosts_cannot_hold_both_big_guests() {
 fn drift_example_has_vm02_on_adm02() {
     let adm01 = observe("drift", ADM01);
     let adm02 = observe("drift", ADM02);
-    assert!(!adm01.domains.iter().any(|d| d.name == "exa01adm01vm02.example.com"));
-    assert!(adm02.domains.iter().any(|d| d.name == "exa01adm01vm02.example.com"));
+    assert!(
+        !adm01
+            .domains
+            .iter()
+            .any(|d| d.name == "exa01adm01vm02.example.com")
+    );
+    assert!(
+        adm02
+            .domains
+            .iter()
+            .any(|d| d.name == "exa01adm01vm02.example.com")
+    );
 }
 
 #[test]
@@ -156,9 +209,15 @@ fn observe_hosts_keeps_order_and_isolates_failures() {
         assert_eq!(results.len(), 3);
         assert_eq!(results[0].as_ref().unwrap().host, ADM01);
         let err = results[1].as_ref().unwrap_err();
-        assert_eq!((err.host.as_str(), err.uri.as_str()), (ADM02, "test:///nonexistent.xml"));
+        assert_eq!(
+            (err.host.as_str(), err.uri.as_str()),
+            (ADM02, "test:///nonexistent.xml")
+        );
         let text = err.to_string();
-        assert!(text.contains(ADM02) && text.contains("test:///nonexistent.xml"), "{text}");
+        assert!(
+            text.contains(ADM02) && text.contains("test:///nonexistent.xml"),
+            "{text}"
+        );
         assert_eq!(results[2].as_ref().unwrap().domains.len(), 1);
     }
 }
@@ -186,13 +245,20 @@ fn drain_host_es() -> EsSystem {
         volume_ids: vec![],
         line: 0,
     };
-    let (vm1, vm2, vm3) =
-        ("exa01adm01vm01.example.com", "exa01adm01vm02.example.com", "exa01adm01vm03.example.com");
+    let (vm1, vm2, vm3) = (
+        "exa01adm01vm01.example.com",
+        "exa01adm01vm02.example.com",
+        "exa01adm01vm03.example.com",
+    );
     let (a2, a3) = ("exa01adm02vm01.example.com", "exa01adm03vm01.example.com");
     EsSystem {
         oeda_version: None,
         customer_name: None,
-        hosts: vec![host(ADM01, &[vm1, vm2, vm3]), host(ADM02, &[a2]), host(ADM03, &[a3])],
+        hosts: vec![
+            host(ADM01, &[vm1, vm2, vm3]),
+            host(ADM02, &[a2]),
+            host(ADM03, &[a3]),
+        ],
         guests: vec![
             guest(vm1, ADM01, 8, 64, Some("exa01cl01")),
             guest(vm2, ADM01, 16, 128, Some("exa01cl02")),
@@ -201,7 +267,11 @@ fn drain_host_es() -> EsSystem {
             guest(a3, ADM03, 16, 128, Some("exa01cl02")),
         ],
         clusters: ["exa01cl01", "exa01cl02"]
-            .map(|c| EsCluster { id: format!("{c}_id"), name: c.into(), member_ids: vec![] })
+            .map(|c| EsCluster {
+                id: format!("{c}_id"),
+                name: c.into(),
+                member_ids: vec![],
+            })
             .into(),
         networks: vec![],
         volumes: vec![],
@@ -209,14 +279,20 @@ fn drain_host_es() -> EsSystem {
 }
 
 fn observe_example(example: &str) -> Vec<Result<HostObservation, LibvirtError>> {
-    let hosts: Vec<(String, String)> =
-        [ADM01, ADM02, ADM03].iter().map(|h| (h.to_string(), node_uri(example, h))).collect();
+    let hosts: Vec<(String, String)> = [ADM01, ADM02, ADM03]
+        .iter()
+        .map(|h| (h.to_string(), node_uri(example, h)))
+        .collect();
     observe_hosts(&hosts, 3)
 }
 
 #[test]
 fn drain_host_reconciles_without_drift() {
-    let r = reconcile(&drain_host_es(), &observe_example("drain-host"), DriftPolicy::StopOnDrift);
+    let r = reconcile(
+        &drain_host_es(),
+        &observe_example("drain-host"),
+        DriftPolicy::StopOnDrift,
+    );
     assert_eq!(r.drift, vec![]);
     let t = &r.topology;
     assert_eq!(t.memory_used_mib(ADM01), 192 * 1024);
@@ -225,13 +301,21 @@ fn drain_host_reconciles_without_drift() {
         t.clusters["exa01cl01"].members,
         vec!["exa01adm01vm01.example.com", "exa01adm02vm01.example.com"]
     );
-    let in_use: Vec<&str> = t.hosts[ADM03].bridges_in_use.iter().map(String::as_str).collect();
+    let in_use: Vec<&str> = t.hosts[ADM03]
+        .bridges_in_use
+        .iter()
+        .map(String::as_str)
+        .collect();
     assert_eq!(in_use, vec!["vmbondeth0", "vmbondeth0.120", "vmeth0"]);
 }
 
 #[test]
 fn drift_example_reports_the_wrong_host() {
-    let r = reconcile(&drain_host_es(), &observe_example("drift"), DriftPolicy::StopOnDrift);
+    let r = reconcile(
+        &drain_host_es(),
+        &observe_example("drift"),
+        DriftPolicy::StopOnDrift,
+    );
     assert_eq!(r.drift.len(), 1, "{:#?}", r.drift);
     let d = &r.drift[0];
     assert_eq!(d.kind, DriftKind::WrongHost);
@@ -247,8 +331,12 @@ fn drift_example_reports_the_wrong_host() {
 /// The examples' es.xml files against their node files, through the real es.xml parser.
 #[test]
 fn examples_load_end_to_end() {
-    let expected_drift =
-        BTreeMap::from([("drain-host", 0), ("drift", 1), ("live-move", 0), ("swap", 0)]);
+    let expected_drift = BTreeMap::from([
+        ("drain-host", 0),
+        ("drift", 1),
+        ("live-move", 0),
+        ("swap", 0),
+    ]);
     for (example, drift) in expected_drift {
         let spec = InventorySpec {
             es_xml_path: format!("{}/es.xml", example_dir(example)).into(),
@@ -259,12 +347,19 @@ fn examples_load_end_to_end() {
         };
         let inv = load(&spec).unwrap_or_else(|e| panic!("{example}: {e}"));
         assert_eq!(inv.drift.len(), drift, "{example}: {:#?}", inv.drift);
-        assert!(inv.topology.hosts.values().all(|h| h.reachable), "{example}");
+        assert!(
+            inv.topology.hosts.values().all(|h| h.reachable),
+            "{example}"
+        );
         for g in inv.topology.guests.values() {
             assert_eq!(g.volumes.len(), 3, "{example}: {}", g.name);
             // Three bridges and two SR-IOV VFs each, but the live-move guest has no VFs
             // (passthrough devices cannot migrate live).
-            let vfs = if example == "live-move" && g.name.starts_with("exa01adm01vm02") { 0 } else { 2 };
+            let vfs = if example == "live-move" && g.name.starts_with("exa01adm01vm02") {
+                0
+            } else {
+                2
+            };
             assert_eq!(g.interfaces.len(), 3 + vfs, "{example}: {}", g.name);
         }
     }

@@ -73,8 +73,19 @@ impl Fleet {
                     memory_mib: [256, 512, 768, 1024][rng.below(4)] * GIB,
                     cpus: [48, 96][rng.below(2)],
                     arch: Some("x86_64".into()),
-                    cpu_model: Some(if rng.chance(80) { "Icelake-Server" } else { "Skylake-Server" }.into()),
-                    image_version: Some(if rng.chance(80) { "24.1.0" } else { "25.1.0" }.parse().unwrap()),
+                    cpu_model: Some(
+                        if rng.chance(80) {
+                            "Icelake-Server"
+                        } else {
+                            "Skylake-Server"
+                        }
+                        .into(),
+                    ),
+                    image_version: Some(
+                        if rng.chance(80) { "24.1.0" } else { "25.1.0" }
+                            .parse()
+                            .unwrap(),
+                    ),
                     bridges: Some(BTreeSet::new()),
                     bridges_in_use: BTreeSet::new(),
                     unmanaged_memory_mib: 0,
@@ -98,7 +109,11 @@ impl Fleet {
                 Guest {
                     machine_id: format!("{name}_id"),
                     host: String::new(),
-                    state: if rng.chance(10) { GuestState::ShutOff } else { GuestState::Running },
+                    state: if rng.chance(10) {
+                        GuestState::ShutOff
+                    } else {
+                        GuestState::Running
+                    },
                     vcpus: [2, 4, 8, 16][rng.below(4)],
                     memory_mib: 8 * rng.range(1, 16) as u64 * GIB,
                     image_version: None,
@@ -118,16 +133,23 @@ impl Fleet {
             order.swap(i, rng.below(i + 1));
         }
         let mut next = order.into_iter();
-        let mut take = |n: usize| -> Vec<String> { (&mut next).take(n).map(|i| format!("g{i:03}")).collect() };
-        let clusters: Vec<Vec<String>> = (0..rng.range(0, 4)).map(|_| take(rng.range(2, 4))).collect();
-        let anti_affinity: Vec<Vec<String>> = (0..rng.range(0, 2)).map(|_| take(rng.range(2, 3))).collect();
+        let mut take =
+            |n: usize| -> Vec<String> { (&mut next).take(n).map(|i| format!("g{i:03}")).collect() };
+        let clusters: Vec<Vec<String>> = (0..rng.range(0, 4))
+            .map(|_| take(rng.range(2, 4)))
+            .collect();
+        let anti_affinity: Vec<Vec<String>> = (0..rng.range(0, 2))
+            .map(|_| take(rng.range(2, 3)))
+            .collect();
         let affinity: Vec<Vec<String>> = (0..rng.range(0, 2)).map(|_| take(2)).collect();
         let rest: Vec<String> = take(guest_count);
         let pinned: BTreeSet<String> = rest.iter().filter(|_| rng.chance(5)).cloned().collect();
         let mut banned: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for guest in rest.iter().filter(|g| !pinned.contains(*g)) {
             if rng.chance(10) {
-                let hosts: BTreeSet<String> = (0..rng.range(1, 2)).map(|_| rng.pick(&hosts).name.clone()).collect();
+                let hosts: BTreeSet<String> = (0..rng.range(1, 2))
+                    .map(|_| rng.pick(&hosts).name.clone())
+                    .collect();
                 banned.insert(guest.clone(), hosts);
             }
         }
@@ -135,7 +157,10 @@ impl Fleet {
         // Place affinity groups first (together), then everyone else, each on a random host
         // that keeps every rule; a guest that fits nowhere is left out of the fleet.
         let mut fleet = Fleet {
-            topo: Topology { hosts: hosts.iter().map(|h| (h.name.clone(), h.clone())).collect(), ..Topology::default() },
+            topo: Topology {
+                hosts: hosts.iter().map(|h| (h.name.clone(), h.clone())).collect(),
+                ..Topology::default()
+            },
             overcommit,
             max_guests,
             anti_affinity: anti_affinity.clone(),
@@ -145,9 +170,15 @@ impl Fleet {
         };
         let mut all_anti = clusters.clone();
         all_anti.extend(anti_affinity);
-        let by_name: BTreeMap<String, Guest> = guests.drain(..).map(|g| (g.name.clone(), g)).collect();
+        let by_name: BTreeMap<String, Guest> =
+            guests.drain(..).map(|g| (g.name.clone(), g)).collect();
         let mut units: Vec<Vec<String>> = affinity.clone();
-        units.extend(by_name.keys().filter(|g| !affinity.iter().flatten().any(|a| a == *g)).map(|g| vec![g.clone()]));
+        units.extend(
+            by_name
+                .keys()
+                .filter(|g| !affinity.iter().flatten().any(|a| a == *g))
+                .map(|g| vec![g.clone()]),
+        );
         for unit in units {
             let members: Vec<Guest> = unit.iter().map(|g| by_name[g].clone()).collect();
             let start = rng.below(host_count);
@@ -165,14 +196,38 @@ impl Fleet {
             }
         }
         let placed: BTreeSet<String> = fleet.topo.guests.keys().cloned().collect();
-        let present = |group: &Vec<String>| -> Vec<String> { group.iter().filter(|g| placed.contains(*g)).cloned().collect() };
+        let present = |group: &Vec<String>| -> Vec<String> {
+            group
+                .iter()
+                .filter(|g| placed.contains(*g))
+                .cloned()
+                .collect()
+        };
         for (i, members) in clusters.iter().map(present).enumerate() {
             for m in &members {
-                fleet.topo.guests.get_mut(m).unwrap().clusters.push(format!("cl{i}"));
+                fleet
+                    .topo
+                    .guests
+                    .get_mut(m)
+                    .unwrap()
+                    .clusters
+                    .push(format!("cl{i}"));
             }
-            fleet.topo.clusters.insert(format!("cl{i}_id"), Cluster { id: format!("cl{i}_id"), name: format!("cl{i}"), members });
+            fleet.topo.clusters.insert(
+                format!("cl{i}_id"),
+                Cluster {
+                    id: format!("cl{i}_id"),
+                    name: format!("cl{i}"),
+                    members,
+                },
+            );
         }
-        fleet.anti_affinity = fleet.anti_affinity.iter().map(present).filter(|g| g.len() > 1).collect();
+        fleet.anti_affinity = fleet
+            .anti_affinity
+            .iter()
+            .map(present)
+            .filter(|g| g.len() > 1)
+            .collect();
         fleet.pinned.retain(|g| placed.contains(g));
         fleet.banned.retain(|g, _| placed.contains(g));
         fleet
@@ -188,30 +243,61 @@ impl Fleet {
 
     /// Whether `members` may all join `host` now.
     fn fits(&self, members: &[Guest], host: &str, anti: &[Vec<String>]) -> bool {
-        let on: Vec<&Guest> = self.topo.guests.values().filter(|g| g.host == host).collect();
-        let memory: u64 = on.iter().chain(members.iter().collect::<Vec<_>>().iter()).map(|g| g.memory_held_mib()).sum();
-        let vcpus: u64 = on.iter().chain(members.iter().collect::<Vec<_>>().iter()).map(|g| u64::from(g.vcpus_held())).sum();
+        let on: Vec<&Guest> = self
+            .topo
+            .guests
+            .values()
+            .filter(|g| g.host == host)
+            .collect();
+        let memory: u64 = on
+            .iter()
+            .chain(members.iter().collect::<Vec<_>>().iter())
+            .map(|g| g.memory_held_mib())
+            .sum();
+        let vcpus: u64 = on
+            .iter()
+            .chain(members.iter().collect::<Vec<_>>().iter())
+            .map(|g| u64::from(g.vcpus_held()))
+            .sum();
         let count = on.len() + members.len();
         if memory > self.memory_cap(host) || vcpus > self.vcpu_cap(host) {
             return false;
         }
-        if self.max_guests.get(host).is_some_and(|max| count > *max as usize) {
+        if self
+            .max_guests
+            .get(host)
+            .is_some_and(|max| count > *max as usize)
+        {
             return false;
         }
         members.iter().all(|m| {
             !self.banned.get(&m.name).is_some_and(|b| b.contains(host))
-                && anti.iter().filter(|g| g.contains(&m.name)).all(|g| !on.iter().any(|o| g.contains(&o.name)))
+                && anti
+                    .iter()
+                    .filter(|g| g.contains(&m.name))
+                    .all(|g| !on.iter().any(|o| g.contains(&o.name)))
         })
     }
 
     /// The HCL of the fleet's rules with `drained` drained, plus `extra`.
     fn hcl(&self, drained: Option<&str>, extra: &str) -> String {
-        let list = |names: &[String]| names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
+        let list = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let mut text = format!(
             "inventory {{\n  es_xml = \"es.xml\"\n}}\ndefaults {{\n  memory_reserved = \"{RESERVED_GIB}GiB\"\n  vcpu_overcommit = {:.1}\n}}\n",
             self.overcommit
         );
-        let hosts: BTreeSet<&str> = self.max_guests.keys().map(String::as_str).chain(drained).collect();
+        let hosts: BTreeSet<&str> = self
+            .max_guests
+            .keys()
+            .map(String::as_str)
+            .chain(drained)
+            .collect();
         for host in hosts {
             text.push_str(&format!("host \"{host}\" {{\n"));
             if let Some(max) = self.max_guests.get(host) {
@@ -223,18 +309,30 @@ impl Fleet {
             text.push_str("}\n");
         }
         for (i, group) in self.anti_affinity.iter().enumerate() {
-            text.push_str(&format!("rule \"anti_affinity\" \"aa{i}\" {{\n  guests = [{}]\n}}\n", list(group)));
+            text.push_str(&format!(
+                "rule \"anti_affinity\" \"aa{i}\" {{\n  guests = [{}]\n}}\n",
+                list(group)
+            ));
         }
         for (i, group) in self.affinity.iter().enumerate() {
-            text.push_str(&format!("rule \"affinity\" \"af{i}\" {{\n  guests = [{}]\n}}\n", list(group)));
+            text.push_str(&format!(
+                "rule \"affinity\" \"af{i}\" {{\n  guests = [{}]\n}}\n",
+                list(group)
+            ));
         }
         if !self.pinned.is_empty() {
             let pinned: Vec<String> = self.pinned.iter().cloned().collect();
-            text.push_str(&format!("rule \"pin\" \"pinned\" {{\n  guests = [{}]\n}}\n", list(&pinned)));
+            text.push_str(&format!(
+                "rule \"pin\" \"pinned\" {{\n  guests = [{}]\n}}\n",
+                list(&pinned)
+            ));
         }
         for (i, (guest, hosts)) in self.banned.iter().enumerate() {
             let hosts: Vec<String> = hosts.iter().cloned().collect();
-            text.push_str(&format!("rule \"ban\" \"ban{i}\" {{\n  guests = [\"{guest}\"]\n  hosts = [{}]\n}}\n", list(&hosts)));
+            text.push_str(&format!(
+                "rule \"ban\" \"ban{i}\" {{\n  guests = [\"{guest}\"]\n  hosts = [{}]\n}}\n",
+                list(&hosts)
+            ));
         }
         text.push_str(extra);
         text
@@ -242,12 +340,18 @@ impl Fleet {
 
     fn config(&self, drained: Option<&str>, extra: &str) -> Config {
         let text = self.hcl(drained, extra);
-        parse_str("main.hcl", &text, Path::new("/fleet")).unwrap_or_else(|e| panic!("generated HCL is invalid: {e}\n{text}"))
+        parse_str("main.hcl", &text, Path::new("/fleet"))
+            .unwrap_or_else(|e| panic!("generated HCL is invalid: {e}\n{text}"))
     }
 
     /// Where every guest is with `moves` done.
     fn placement_after(&self, mvs: &[Move]) -> BTreeMap<String, String> {
-        let mut placement: BTreeMap<String, String> = self.topo.guests.values().map(|g| (g.name.clone(), g.host.clone())).collect();
+        let mut placement: BTreeMap<String, String> = self
+            .topo
+            .guests
+            .values()
+            .map(|g| (g.name.clone(), g.host.clone()))
+            .collect();
         for mv in mvs {
             placement.insert(mv.guest.clone(), mv.to.clone());
         }
@@ -260,7 +364,10 @@ impl Fleet {
         for (guest, host) in placement {
             topo.guests.get_mut(&guest).unwrap().host = host;
         }
-        Fleet { topo, ..self.clone_rules() }
+        Fleet {
+            topo,
+            ..self.clone_rules()
+        }
     }
 
     fn clone_rules(&self) -> Fleet {
@@ -285,29 +392,69 @@ impl Fleet {
         for group in &anti {
             let hosts: Vec<&String> = group.iter().map(|g| &placement[g]).collect();
             let distinct: BTreeSet<&&String> = hosts.iter().collect();
-            assert_eq!(distinct.len(), hosts.len(), "{}", ctx(&format!("anti-affinity {group:?} shares a host: {hosts:?}")));
+            assert_eq!(
+                distinct.len(),
+                hosts.len(),
+                "{}",
+                ctx(&format!("anti-affinity {group:?} shares a host: {hosts:?}"))
+            );
         }
         for group in &self.affinity {
             let hosts: BTreeSet<&String> = group.iter().map(|g| &placement[g]).collect();
-            assert_eq!(hosts.len(), 1, "{}", ctx(&format!("affinity {group:?} split over {hosts:?}")));
+            assert_eq!(
+                hosts.len(),
+                1,
+                "{}",
+                ctx(&format!("affinity {group:?} split over {hosts:?}"))
+            );
         }
         for guest in &self.pinned {
-            assert_eq!(placement[guest], self.topo.guests[guest].host, "{}", ctx(&format!("pinned {guest} moved")));
+            assert_eq!(
+                placement[guest],
+                self.topo.guests[guest].host,
+                "{}",
+                ctx(&format!("pinned {guest} moved"))
+            );
         }
         for (guest, hosts) in &self.banned {
-            assert!(!hosts.contains(&placement[guest]), "{}", ctx(&format!("{guest} on banned {}", placement[guest])));
+            assert!(
+                !hosts.contains(&placement[guest]),
+                "{}",
+                ctx(&format!("{guest} on banned {}", placement[guest]))
+            );
         }
         for host in self.topo.hosts.keys() {
-            let on: Vec<&Guest> = self.topo.guests.values().filter(|g| placement[&g.name] == *host).collect();
+            let on: Vec<&Guest> = self
+                .topo
+                .guests
+                .values()
+                .filter(|g| placement[&g.name] == *host)
+                .collect();
             let memory: u64 = on.iter().map(|g| g.memory_held_mib()).sum();
             let vcpus: u64 = on.iter().map(|g| u64::from(g.vcpus_held())).sum();
-            assert!(memory <= self.memory_cap(host), "{}", ctx(&format!("{host} holds {memory} MiB")));
-            assert!(vcpus <= self.vcpu_cap(host), "{}", ctx(&format!("{host} runs {vcpus} vCPUs")));
+            assert!(
+                memory <= self.memory_cap(host),
+                "{}",
+                ctx(&format!("{host} holds {memory} MiB"))
+            );
+            assert!(
+                vcpus <= self.vcpu_cap(host),
+                "{}",
+                ctx(&format!("{host} runs {vcpus} vCPUs"))
+            );
             if let Some(max) = self.max_guests.get(host) {
-                assert!(on.len() <= *max as usize, "{}", ctx(&format!("{host} holds {} guests", on.len())));
+                assert!(
+                    on.len() <= *max as usize,
+                    "{}",
+                    ctx(&format!("{host} holds {} guests", on.len()))
+                );
             }
             if drained.contains(&host.as_str()) {
-                assert!(on.iter().all(|g| unplaced.contains(&g.name)), "{}", ctx(&format!("drained {host} still holds guests")));
+                assert!(
+                    on.iter().all(|g| unplaced.contains(&g.name)),
+                    "{}",
+                    ctx(&format!("drained {host} still holds guests"))
+                );
             }
         }
     }
@@ -316,15 +463,26 @@ impl Fleet {
 /// Plans `cfg`: the desired placement, its moves and problems, and checks the schedule keeps
 /// every host within its limits at every instant.
 fn plan(seed: u64, fleet: &Fleet, cfg: &Config) -> (Desired, Vec<Move>, Vec<MoveProblem>) {
-    let d = desired(cfg, &fleet.topo).unwrap_or_else(|e| panic!("seed {seed}: config rejected: {e:#?}\n{}", fleet.hcl(None, "")));
+    let d = desired(cfg, &fleet.topo).unwrap_or_else(|e| {
+        panic!(
+            "seed {seed}: config rejected: {e:#?}\n{}",
+            fleet.hcl(None, "")
+        )
+    });
     let (mvs, problems) = moves(cfg, &fleet.topo, &d);
     let limits = Limits::from_desired(&d, true);
     match schedule(&mvs, &fleet.topo, &limits) {
         Ok(s) => {
             for (host, (memory, vcpus)) in &s.peaks {
                 let limit = limits.of(&fleet.topo.hosts[host]);
-                assert!(*memory <= limit.memory_mib, "seed {seed}: {host} peaks at {memory} MiB");
-                assert!(*vcpus <= limit.vcpus, "seed {seed}: {host} peaks at {vcpus} vCPUs");
+                assert!(
+                    *memory <= limit.memory_mib,
+                    "seed {seed}: {host} peaks at {memory} MiB"
+                );
+                assert!(
+                    *vcpus <= limit.vcpus,
+                    "seed {seed}: {host} peaks at {vcpus} vCPUs"
+                );
             }
         }
         // A schedule may be infeasible (a full fleet with cyclic moves); the final placement is
@@ -341,7 +499,13 @@ fn imbalance(fleet: &Fleet) -> f64 {
         .hosts
         .keys()
         .map(|h| {
-            let used: u64 = fleet.topo.guests.values().filter(|g| g.host == *h).map(|g| g.memory_held_mib()).sum();
+            let used: u64 = fleet
+                .topo
+                .guests
+                .values()
+                .filter(|g| g.host == *h)
+                .map(|g| g.memory_held_mib())
+                .sum();
             let u = used as f64 / fleet.memory_cap(h) as f64;
             u * u
         })
@@ -354,11 +518,18 @@ fn memory_spread(fleet: &Fleet, placement: &BTreeMap<String, String>) -> f64 {
         .hosts
         .keys()
         .map(|h| {
-            let used: u64 = fleet.topo.guests.values().filter(|g| placement[&g.name] == *h).map(|g| g.memory_held_mib()).sum();
+            let used: u64 = fleet
+                .topo
+                .guests
+                .values()
+                .filter(|g| placement[&g.name] == *h)
+                .map(|g| g.memory_held_mib())
+                .sum();
             used as f64 / fleet.memory_cap(h) as f64
         })
         .collect();
-    utilisation.iter().copied().fold(f64::MIN, f64::max) - utilisation.iter().copied().fold(f64::MAX, f64::min)
+    utilisation.iter().copied().fold(f64::MIN, f64::max)
+        - utilisation.iter().copied().fold(f64::MAX, f64::min)
 }
 
 const SEEDS: u64 = 60;
@@ -376,7 +547,12 @@ fn a_drain_moves_exactly_the_guests_of_the_drained_host_and_keeps_every_rule() {
             .hosts
             .keys()
             .filter(|h| {
-                let on: Vec<&Guest> = fleet.topo.guests.values().filter(|g| g.host == **h).collect();
+                let on: Vec<&Guest> = fleet
+                    .topo
+                    .guests
+                    .values()
+                    .filter(|g| g.host == **h)
+                    .collect();
                 !on.is_empty() && on.iter().all(|g| !fleet.pinned.contains(&g.name))
             })
             .collect();
@@ -386,24 +562,55 @@ fn a_drain_moves_exactly_the_guests_of_the_drained_host_and_keeps_every_rule() {
         let drained = rng.pick(&candidates).as_str();
         let cfg = fleet.config(Some(drained), "");
         let (_, mvs, problems) = plan(seed, &fleet, &cfg);
-        let on_drained: BTreeSet<&str> = fleet.topo.guests.values().filter(|g| g.host == drained).map(|g| g.name.as_str()).collect();
+        let on_drained: BTreeSet<&str> = fleet
+            .topo
+            .guests
+            .values()
+            .filter(|g| g.host == drained)
+            .map(|g| g.name.as_str())
+            .collect();
         let moved: BTreeSet<&str> = mvs.iter().map(|m| m.guest.as_str()).collect();
         assert_eq!(moved.len(), mvs.len(), "seed {seed}: a guest moves twice");
-        assert!(mvs.iter().all(|m| m.from == drained), "seed {seed}: a guest off another host moved: {mvs:#?}");
+        assert!(
+            mvs.iter().all(|m| m.from == drained),
+            "seed {seed}: a guest off another host moved: {mvs:#?}"
+        );
         let mut unplaced = BTreeSet::new();
         for problem in &problems {
             assert_eq!(problem.code, "no_target", "seed {seed}: {problem:#?}");
-            assert!(problem.message.contains("the smallest conflicting set is"), "seed {seed}: {}", problem.message);
-            assert!(fleet.topo.hosts.keys().any(|h| problem.message.contains(h.as_str())), "seed {seed}: names no host: {}", problem.message);
+            assert!(
+                problem.message.contains("the smallest conflicting set is"),
+                "seed {seed}: {}",
+                problem.message
+            );
+            assert!(
+                fleet
+                    .topo
+                    .hosts
+                    .keys()
+                    .any(|h| problem.message.contains(h.as_str())),
+                "seed {seed}: names no host: {}",
+                problem.message
+            );
             unplaced.insert(problem.guest.clone());
         }
         // Every guest of the drained host moves, or is explained (an affinity group is
         // explained once, for all its members).
         for guest in &on_drained {
-            let in_unplaced_group = fleet.affinity.iter().any(|g| g.iter().any(|m| m == guest) && g.iter().any(|m| unplaced.contains(m)));
-            assert!(moved.contains(guest) || unplaced.contains(*guest) || in_unplaced_group, "seed {seed}: {guest} neither moved nor explained");
+            let in_unplaced_group = fleet
+                .affinity
+                .iter()
+                .any(|g| g.iter().any(|m| m == guest) && g.iter().any(|m| unplaced.contains(m)));
+            assert!(
+                moved.contains(guest) || unplaced.contains(*guest) || in_unplaced_group,
+                "seed {seed}: {guest} neither moved nor explained"
+            );
         }
-        let stuck: BTreeSet<String> = on_drained.iter().filter(|g| !moved.contains(*g)).map(|g| g.to_string()).collect();
+        let stuck: BTreeSet<String> = on_drained
+            .iter()
+            .filter(|g| !moved.contains(*g))
+            .map(|g| g.to_string())
+            .collect();
         if stuck.is_empty() {
             placed_all += 1;
             assert_eq!(mvs.len(), on_drained.len(), "seed {seed}");
@@ -412,9 +619,15 @@ fn a_drain_moves_exactly_the_guests_of_the_drained_host_and_keeps_every_rule() {
         // Planning again on the result moves nothing more off the drained host.
         let again = fleet.after(&mvs);
         let (_, mvs2, _) = plan(seed, &again, &cfg);
-        assert!(mvs2.iter().all(|m| stuck.contains(&m.guest)), "seed {seed}: second plan moves {mvs2:#?}");
+        assert!(
+            mvs2.iter().all(|m| stuck.contains(&m.guest)),
+            "seed {seed}: second plan moves {mvs2:#?}"
+        );
     }
-    assert!(placed_all >= SEEDS / 2, "only {placed_all} of {SEEDS} drains placed every guest: the generator is too tight");
+    assert!(
+        placed_all >= SEEDS / 2,
+        "only {placed_all} of {SEEDS} drains placed every guest: the generator is too tight"
+    );
 }
 
 #[test]
@@ -439,38 +652,65 @@ fn a_rebalance_keeps_its_budget_and_rules_and_a_second_rebalance_proposes_nothin
         assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
         fleet.check_final(seed, &mvs, &[], &BTreeSet::new());
         if let Some(max) = max_moves {
-            assert!(mvs.len() <= max, "seed {seed}: {} moves, max {max}", mvs.len());
+            assert!(
+                mvs.len() <= max,
+                "seed {seed}: {} moves, max {max}",
+                mvs.len()
+            );
         }
         if let Some(max) = max_moved {
             let memory: u64 = mvs.iter().map(|m| m.memory_mib).sum();
-            assert!(memory <= max as u64 * GIB, "seed {seed}: {memory} MiB moved, max {max} GiB");
+            assert!(
+                memory <= max as u64 * GIB,
+                "seed {seed}: {memory} MiB moved, max {max} GiB"
+            );
         }
-        let before: BTreeMap<String, String> = fleet.topo.guests.values().map(|g| (g.name.clone(), g.host.clone())).collect();
-        assert!(memory_spread(&fleet, &fleet.placement_after(&mvs)) <= memory_spread(&fleet, &before) + 1e-9, "seed {seed}: spread widened");
+        let before: BTreeMap<String, String> = fleet
+            .topo
+            .guests
+            .values()
+            .map(|g| (g.name.clone(), g.host.clone()))
+            .collect();
+        assert!(
+            memory_spread(&fleet, &fleet.placement_after(&mvs))
+                <= memory_spread(&fleet, &before) + 1e-9,
+            "seed {seed}: spread widened"
+        );
         if !mvs.is_empty() {
             moved_some += 1;
         }
 
         // Again and again on the result: nothing at once unless the budget stopped it; and
         // every further plan lowers the imbalance, so it ends without moving guests back.
-        let budget_stop = mvs.iter().any(|m| m.reason.contains("stopped by the budget"));
+        let budget_stop = mvs
+            .iter()
+            .any(|m| m.reason.contains("stopped by the budget"));
         let mut current = fleet.after(&mvs);
         for round in 0.. {
             let (_, next, _) = plan(seed, &current, &cfg);
             if !budget_stop {
-                assert!(next.is_empty(), "seed {seed}: a rebalance after a rebalance proposes {next:#?}");
+                assert!(
+                    next.is_empty(),
+                    "seed {seed}: a rebalance after a rebalance proposes {next:#?}"
+                );
             }
             if next.is_empty() {
                 break;
             }
             assert!(round < 50, "seed {seed}: no fixed point after 50 plans");
             let following = current.after(&next);
-            assert!(imbalance(&following) < imbalance(&current), "seed {seed}: round {round} did not lower the imbalance");
+            assert!(
+                imbalance(&following) < imbalance(&current),
+                "seed {seed}: round {round} did not lower the imbalance"
+            );
             following.check_final(seed, &[], &[], &BTreeSet::new());
             current = following;
         }
     }
-    assert!(moved_some >= SEEDS / 4, "only {moved_some} of {SEEDS} fleets needed rebalancing: the generator is too even");
+    assert!(
+        moved_some >= SEEDS / 4,
+        "only {moved_some} of {SEEDS} fleets needed rebalancing: the generator is too even"
+    );
 }
 
 #[test]
@@ -480,47 +720,112 @@ fn an_infeasible_drain_names_the_conflicting_rules_and_hosts() {
         let fleet = Fleet::generate(seed);
         // A guest outside every group on a host of its own choosing, made anti-affine with one
         // guest on every other host (or banned from hosts without one): it can go nowhere.
-        let in_groups: BTreeSet<&String> =
-            fleet.anti_affinity.iter().chain(&fleet.affinity).flatten().chain(fleet.topo.clusters.values().flat_map(|c| &c.members)).collect();
-        let free = |g: &&Guest| !in_groups.contains(&g.name) && !fleet.pinned.contains(&g.name) && !fleet.banned.contains_key(&g.name);
-        let Some(victim) = fleet.topo.guests.values().find(free) else { continue };
+        let in_groups: BTreeSet<&String> = fleet
+            .anti_affinity
+            .iter()
+            .chain(&fleet.affinity)
+            .flatten()
+            .chain(fleet.topo.clusters.values().flat_map(|c| &c.members))
+            .collect();
+        let free = |g: &&Guest| {
+            !in_groups.contains(&g.name)
+                && !fleet.pinned.contains(&g.name)
+                && !fleet.banned.contains_key(&g.name)
+        };
+        let Some(victim) = fleet.topo.guests.values().find(free) else {
+            continue;
+        };
         let drained = victim.host.as_str();
         let mut peers = vec![victim.name.clone()];
         let mut bans = Vec::new();
         for host in fleet.topo.hosts.keys().filter(|h| h.as_str() != drained) {
-            match fleet.topo.guests.values().filter(|g| g.host == *host).find(free) {
+            match fleet
+                .topo
+                .guests
+                .values()
+                .filter(|g| g.host == *host)
+                .find(free)
+            {
                 Some(peer) => peers.push(peer.name.clone()),
                 None => bans.push(host.clone()),
             }
         }
-        if peers.len() < 2 || fleet.topo.guests.values().any(|g| g.host == drained && fleet.pinned.contains(&g.name)) {
+        if peers.len() < 2
+            || fleet
+                .topo
+                .guests
+                .values()
+                .any(|g| g.host == drained && fleet.pinned.contains(&g.name))
+        {
             continue;
         }
-        let quoted = |names: &[String]| names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ");
-        let mut extra = format!("rule \"anti_affinity\" \"trap\" {{\n  guests = [{}]\n}}\n", quoted(&peers));
+        let quoted = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut extra = format!(
+            "rule \"anti_affinity\" \"trap\" {{\n  guests = [{}]\n}}\n",
+            quoted(&peers)
+        );
         if !bans.is_empty() {
-            extra.push_str(&format!("rule \"ban\" \"nowhere\" {{\n  guests = [\"{}\"]\n  hosts = [{}]\n}}\n", victim.name, quoted(&bans)));
+            extra.push_str(&format!(
+                "rule \"ban\" \"nowhere\" {{\n  guests = [\"{}\"]\n  hosts = [{}]\n}}\n",
+                victim.name,
+                quoted(&bans)
+            ));
         }
         let cfg = fleet.config(Some(drained), &extra);
         let (_, mvs, problems) = plan(seed, &fleet, &cfg);
-        assert!(mvs.iter().all(|m| m.guest != victim.name), "seed {seed}: {} moved", victim.name);
-        let problem = problems.iter().find(|p| p.guest == victim.name).unwrap_or_else(|| panic!("seed {seed}: no explanation: {problems:#?}"));
+        assert!(
+            mvs.iter().all(|m| m.guest != victim.name),
+            "seed {seed}: {} moved",
+            victim.name
+        );
+        let problem = problems
+            .iter()
+            .find(|p| p.guest == victim.name)
+            .unwrap_or_else(|| panic!("seed {seed}: no explanation: {problems:#?}"));
         assert_eq!(problem.code, "no_target");
         let message = &problem.message;
-        assert!(message.starts_with(&format!("no host can take {} (", victim.name)), "seed {seed}: {message}");
-        assert!(message.contains("the smallest conflicting set is"), "seed {seed}: {message}");
+        assert!(
+            message.starts_with(&format!("no host can take {} (", victim.name)),
+            "seed {seed}: {message}"
+        );
+        assert!(
+            message.contains("the smallest conflicting set is"),
+            "seed {seed}: {message}"
+        );
         // The trap is the reason unless capacity alone already rules every host out.
         if message.contains("anti-affinity trap") {
-            assert!(message.contains(&format!("anti-affinity trap ({} members need {} hosts)", peers.len(), peers.len())), "{message}");
+            assert!(
+                message.contains(&format!(
+                    "anti-affinity trap ({} members need {} hosts)",
+                    peers.len(),
+                    peers.len()
+                )),
+                "{message}"
+            );
             for peer in &peers[1..] {
                 let host = &fleet.topo.guests[peer].host;
-                assert!(message.contains(host.as_str()) || message.contains(" more"), "seed {seed}: {host} not named: {message}");
+                assert!(
+                    message.contains(host.as_str()) || message.contains(" more"),
+                    "seed {seed}: {host} not named: {message}"
+                );
             }
             checked += 1;
         }
         if !bans.is_empty() && message.contains("anti-affinity trap") {
-            assert!(message.contains("ban rule \"nowhere\""), "seed {seed}: {message}");
+            assert!(
+                message.contains("ban rule \"nowhere\""),
+                "seed {seed}: {message}"
+            );
         }
     }
-    assert!(checked >= SEEDS / 3, "only {checked} traps were explained by their rule");
+    assert!(
+        checked >= SEEDS / 3,
+        "only {checked} traps were explained by their rule"
+    );
 }

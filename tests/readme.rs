@@ -22,22 +22,39 @@ fn the_readme_configuration_is_valid_hcl_for_berth() {
     assert!(!hcl.is_empty(), "README.md has no ```hcl block");
     for block in hcl {
         if let Err(e) = berth::config::parse_str("README.md", &block, Path::new("/etc/berth")) {
-            panic!("README's HCL does not load:\n{}", berth::config::render(&e, false));
+            panic!(
+                "README's HCL does not load:\n{}",
+                berth::config::render(&e, false)
+            );
         }
     }
 }
 
 #[test]
 fn every_command_the_readme_lists_is_a_berth_subcommand() {
-    let help = assert_cmd::Command::cargo_bin("berth").unwrap().arg("--help").output().unwrap();
+    let help = assert_cmd::Command::cargo_bin("berth")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&help.stdout).into_owned();
     let mut seen = 0;
     for block in blocks(&readme(), "sh") {
-        for line in block.lines().map(str::trim).filter(|l| l.starts_with("berth ")) {
+        for line in block
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with("berth "))
+        {
             let sub = line.split_whitespace().nth(1).unwrap();
-            assert!(help.contains(&format!("\n  {sub} ")), "README uses `berth {sub}`, which --help does not list");
+            assert!(
+                help.contains(&format!("\n  {sub} ")),
+                "README uses `berth {sub}`, which --help does not list"
+            );
             seen += 1;
         }
     }
-    assert!(seen >= 10, "expected the README's command list, found {seen} commands");
+    assert!(
+        seen >= 10,
+        "expected the README's command list, found {seen} commands"
+    );
 }

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use berth::inventory::GuestState;
 use berth::schedule::StepKind;
-use berth::state::{DetachedInterface, GuestRecord, JournalEntry, State, StateError, StateStore, StepStatus, state_schema};
+use berth::state::{
+    DetachedInterface, GuestRecord, JournalEntry, State, StateError, StateStore, StepStatus,
+    state_schema,
+};
 
 const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/state.schema.json");
 
@@ -56,7 +59,10 @@ fn save_is_atomic_private_and_counts_serials() {
     store.save(&mut state).unwrap();
     assert_eq!(state.serial, 2);
 
-    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(names, ["berth.tfstate"], "no temporary file is left behind");
     assert_eq!(mode(store.path()), 0o600);
 
@@ -75,7 +81,17 @@ fn a_write_based_on_an_old_read_is_refused() {
     let mut b = store.load().unwrap().unwrap();
     store.save(&mut a).unwrap();
     let err = store.save(&mut b).unwrap_err();
-    assert!(matches!(err, StateError::Stale { on_disk: 2, ours: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StateError::Stale {
+                on_disk: 2,
+                ours: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(b.serial, 1, "a refused save leaves the state untouched");
 }
 
@@ -101,7 +117,17 @@ fn unreadable_files_are_reported_with_path_and_position() {
 
     std::fs::write(&path, r#"{"version": 99}"#).unwrap();
     let err = store.load().unwrap_err();
-    assert!(matches!(err, StateError::UnsupportedVersion { found: 99, supported: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StateError::UnsupportedVersion {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     assert!(StateStore::open(dir.path().join("missing/s.json")).is_err());
 }
@@ -118,7 +144,12 @@ fn a_second_lock_names_the_holder_and_the_guard_releases_it() {
     let err = store.lock("apply").unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, StateError::Locked { .. }), "{text}");
-    for part in [info.owner.as_str(), &format!("pid {}", info.pid), "`apply`", info.id.as_str()] {
+    for part in [
+        info.owner.as_str(),
+        &format!("pid {}", info.pid),
+        "`apply`",
+        info.id.as_str(),
+    ] {
         assert!(text.contains(part), "`{part}` missing from: {text}");
     }
     assert_eq!(store.lock_info().unwrap(), Some(info));
@@ -142,12 +173,18 @@ fn force_unlock_needs_the_right_id() {
 
     assert_eq!(store.force_unlock(&id).unwrap().id, id);
     assert!(!store.lock_path().exists());
-    assert!(matches!(store.force_unlock(&id).unwrap_err(), StateError::NotLocked { .. }));
+    assert!(matches!(
+        store.force_unlock(&id).unwrap_err(),
+        StateError::NotLocked { .. }
+    ));
 
     // A new holder's lock survives the old guard going away.
     let fresh = store.lock("apply").unwrap();
     drop(stale);
-    assert_eq!(store.lock_info().unwrap().map(|i| i.id), Some(fresh.info().id.clone()));
+    assert_eq!(
+        store.lock_info().unwrap().map(|i| i.id),
+        Some(fresh.info().id.clone())
+    );
 }
 
 #[test]
@@ -157,7 +194,10 @@ fn a_corrupt_lock_is_reported_not_overwritten() {
     std::fs::write(store.lock_path(), "garbage").unwrap();
     let err = store.lock("apply").unwrap_err();
     assert!(matches!(err, StateError::LockUnreadable { .. }), "{err}");
-    assert_eq!(std::fs::read_to_string(store.lock_path()).unwrap(), "garbage");
+    assert_eq!(
+        std::fs::read_to_string(store.lock_path()).unwrap(),
+        "garbage"
+    );
 }
 
 #[test]
@@ -168,18 +208,26 @@ fn committed_schema_matches_the_types() {
     }
     let committed = std::fs::read_to_string(SCHEMA_PATH)
         .expect("schemas/state.schema.json missing; run with BERTH_UPDATE_SCHEMAS=1 to write it");
-    assert_eq!(committed, generated, "schemas/state.schema.json is stale; rerun with BERTH_UPDATE_SCHEMAS=1");
+    assert_eq!(
+        committed, generated,
+        "schemas/state.schema.json is stale; rerun with BERTH_UPDATE_SCHEMAS=1"
+    );
 }
 
 #[test]
 fn a_saved_state_file_validates_against_the_committed_schema() {
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(SCHEMA_PATH).unwrap()).unwrap();
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SCHEMA_PATH).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(dir.path().join("s.json")).unwrap();
     store.save(&mut sample_state()).unwrap();
-    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&file).map(|e| e.to_string()).collect();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&file)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}");
 
     let mut broken = file.clone();

@@ -43,7 +43,10 @@ impl Element {
     }
 
     fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn local_name(&self) -> &str {
@@ -54,7 +57,10 @@ impl Element {
     /// Whether this is berth's element: local name and a namespace declaration of ours.
     fn is_stash(&self) -> bool {
         self.local_name() == STASH
-            && self.attrs.iter().any(|(n, v)| (n == "xmlns" || n.starts_with("xmlns:")) && v == METADATA_NS)
+            && self
+                .attrs
+                .iter()
+                .any(|(n, v)| (n == "xmlns" || n.starts_with("xmlns:")) && v == METADATA_NS)
     }
 }
 
@@ -63,7 +69,9 @@ fn attributes(start: &BytesStart) -> Result<Vec<(String, String)>, String> {
         .attributes()
         .map(|a| {
             let a = a.map_err(|e| e.to_string())?;
-            let value = a.normalized_value(XmlVersion::Implicit1_0).map_err(|e| e.to_string())?;
+            let value = a
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| e.to_string())?;
             Ok((a.key.as_ref().to_string(), value.into_owned()))
         })
         .collect()
@@ -78,10 +86,17 @@ fn elements(xml: &str) -> Result<Vec<Element>, String> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut open: Vec<OpenTag> = Vec::new();
     let mut out = Vec::new();
-    let path_to = |open: &[OpenTag], last: String| open.iter().map(|o| o.0.clone()).chain([last]).collect::<Vec<_>>();
+    let path_to = |open: &[OpenTag], last: String| {
+        open.iter()
+            .map(|o| o.0.clone())
+            .chain([last])
+            .collect::<Vec<_>>()
+    };
     loop {
         let before = reader.buffer_position() as usize;
-        let event = reader.read_event().map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| format!("at byte {}: {e}", reader.error_position()))?;
         let after = reader.buffer_position() as usize;
         match event {
             Event::Start(start) => {
@@ -91,10 +106,16 @@ fn elements(xml: &str) -> Result<Vec<Element>, String> {
             Event::Empty(start) => {
                 let name = start.name().as_ref().to_string();
                 let attrs = attributes(&start)?;
-                out.push(Element { path: path_to(&open, name), outer: before..after, inner: None, attrs });
+                out.push(Element {
+                    path: path_to(&open, name),
+                    outer: before..after,
+                    inner: None,
+                    attrs,
+                });
             }
             Event::End(_) => {
-                let (name, start, start_end, attrs) = open.pop().ok_or("an end tag without its start tag")?;
+                let (name, start, start_end, attrs) =
+                    open.pop().ok_or("an end tag without its start tag")?;
                 out.push(Element {
                     path: path_to(&open, name),
                     outer: start..after,
@@ -128,12 +149,14 @@ fn splice(text: &str, mut edits: Vec<(Range<usize>, String)>) -> String {
 
 /// Reads one `<interface type='hostdev'>` element: its MAC and host source address.
 fn detached(xml: &str) -> Result<DetachedInterface, String> {
-    let devices =
-        parse_domain_devices(&format!("<domain><devices>{xml}</devices></domain>")).map_err(|e| e.to_string())?;
+    let devices = parse_domain_devices(&format!("<domain><devices>{xml}</devices></domain>"))
+        .map_err(|e| e.to_string())?;
     match devices.interfaces.as_slice() {
-        [i] if i.kind == InterfaceKind::Hostdev => {
-            Ok(DetachedInterface { mac: i.mac.clone(), source: i.source.clone(), xml: xml.to_string() })
-        }
+        [i] if i.kind == InterfaceKind::Hostdev => Ok(DetachedInterface {
+            mac: i.mac.clone(),
+            source: i.source.clone(),
+            xml: xml.to_string(),
+        }),
         _ => Err(format!("not one SR-IOV (hostdev) interface: {xml}")),
     }
 }
@@ -162,27 +185,38 @@ impl<'a> Definition<'a> {
         let mut found: Vec<&Element> = self
             .elements
             .iter()
-            .filter(|e| e.is(&["domain", "devices", "interface"]) && e.attr("type") == Some("hostdev"))
+            .filter(|e| {
+                e.is(&["domain", "devices", "interface"]) && e.attr("type") == Some("hostdev")
+            })
             .collect();
         found.sort_by_key(|e| e.outer.start);
         found
     }
 
     fn stash(&self) -> Option<&Element> {
-        self.elements.iter().find(|e| e.path.len() == 3 && e.path[..2] == ["domain", "metadata"] && e.is_stash())
+        self.elements
+            .iter()
+            .find(|e| e.path.len() == 3 && e.path[..2] == ["domain", "metadata"] && e.is_stash())
     }
 
     /// The interfaces recorded in berth's metadata element, in document order.
     fn stashed(&self) -> Result<Vec<DetachedInterface>, String> {
-        let Some(stash) = self.stash() else { return Ok(Vec::new()) };
+        let Some(stash) = self.stash() else {
+            return Ok(Vec::new());
+        };
         let mut children: Vec<&Element> = self
             .elements
             .iter()
-            .filter(|e| e.path.len() == 4 && e.path[..3] == stash.path[..] && e.local_name() == "interface")
+            .filter(|e| {
+                e.path.len() == 4 && e.path[..3] == stash.path[..] && e.local_name() == "interface"
+            })
             .filter(|e| stash.outer.start < e.outer.start && e.outer.end <= stash.outer.end)
             .collect();
         children.sort_by_key(|e| e.outer.start);
-        children.iter().map(|e| detached(&self.xml[e.outer.clone()])).collect()
+        children
+            .iter()
+            .map(|e| detached(&self.xml[e.outer.clone()]))
+            .collect()
     }
 
     /// An edit that puts `content` at the end of `<path>`'s content (turning `<path/>` into
@@ -193,7 +227,9 @@ impl<'a> Definition<'a> {
             Some(inner) => (inner.end..inner.end, content.to_string()),
             None => {
                 let tag = e.path.last().map(String::as_str).unwrap_or_default();
-                let start_tag = self.xml[e.outer.clone()].trim_end_matches('>').trim_end_matches('/');
+                let start_tag = self.xml[e.outer.clone()]
+                    .trim_end_matches('>')
+                    .trim_end_matches('/');
                 (e.outer.clone(), format!("{start_tag}>{content}</{tag}>"))
             }
         })
@@ -201,9 +237,15 @@ impl<'a> Definition<'a> {
 
     /// The edit that writes berth's metadata element with `interfaces` (or removes it when
     /// there are none), replacing the one there is.
-    fn stash_edit(&self, interfaces: &[DetachedInterface]) -> Result<Option<(Range<usize>, String)>, String> {
+    fn stash_edit(
+        &self,
+        interfaces: &[DetachedInterface],
+    ) -> Result<Option<(Range<usize>, String)>, String> {
         let element = (!interfaces.is_empty()).then(|| {
-            let body: String = interfaces.iter().map(|i| format!("\n      {}", i.xml.trim())).collect();
+            let body: String = interfaces
+                .iter()
+                .map(|i| format!("\n      {}", i.xml.trim()))
+                .collect();
             format!("<berth:{STASH} xmlns:berth=\"{METADATA_NS}\">{body}\n    </berth:{STASH}>")
         });
         Ok(match (self.stash(), element) {
@@ -212,8 +254,11 @@ impl<'a> Definition<'a> {
                 // An empty <metadata> left behind is dropped with it.
                 let metadata = self.one(&["domain", "metadata"]).filter(|m| {
                     let inner = m.inner.clone().unwrap_or_default();
-                    let rest =
-                        format!("{}{}", &self.xml[inner.start..old.outer.start], &self.xml[old.outer.end..inner.end]);
+                    let rest = format!(
+                        "{}{}",
+                        &self.xml[inner.start..old.outer.start],
+                        &self.xml[old.outer.end..inner.end]
+                    );
                     rest.trim().is_empty()
                 });
                 Some(match metadata {
@@ -222,13 +267,16 @@ impl<'a> Definition<'a> {
                 })
             }
             (None, None) => None,
-            (None, Some(new)) => Some(match self.append_to(&["domain", "metadata"], &format!("\n    {new}\n  ")) {
-                Some(edit) => edit,
-                None => {
-                    let metadata = format!("  <metadata>\n    {new}\n  </metadata>\n");
-                    self.append_to(&["domain"], &metadata).ok_or("no <domain> element")?
-                }
-            }),
+            (None, Some(new)) => Some(
+                match self.append_to(&["domain", "metadata"], &format!("\n    {new}\n  ")) {
+                    Some(edit) => edit,
+                    None => {
+                        let metadata = format!("  <metadata>\n    {new}\n  </metadata>\n");
+                        self.append_to(&["domain"], &metadata)
+                            .ok_or("no <domain> element")?
+                    }
+                },
+            ),
         })
     }
 }
@@ -236,7 +284,10 @@ impl<'a> Definition<'a> {
 /// The SR-IOV interfaces of a definition's `<devices>` (MAC and host source), in order.
 pub fn hostdev_interfaces(xml: &str) -> Result<Vec<DetachedInterface>, String> {
     let def = Definition::parse(xml)?;
-    def.hostdev_interfaces().iter().map(|e| detached(&xml[e.outer.clone()])).collect()
+    def.hostdev_interfaces()
+        .iter()
+        .map(|e| detached(&xml[e.outer.clone()]))
+        .collect()
 }
 
 /// The interfaces berth's metadata element in the definition records as detached.
@@ -255,12 +306,20 @@ pub fn detach_hostdev_interfaces(xml: &str) -> Result<(String, Vec<DetachedInter
     if found.is_empty() {
         return Ok((xml.to_string(), recorded));
     }
-    let removed: Vec<DetachedInterface> =
-        found.iter().map(|e| detached(&xml[e.outer.clone()])).collect::<Result<_, _>>()?;
-    recorded.retain(|old| !removed.iter().any(|new| new.mac.is_some() && new.mac == old.mac));
+    let removed: Vec<DetachedInterface> = found
+        .iter()
+        .map(|e| detached(&xml[e.outer.clone()]))
+        .collect::<Result<_, _>>()?;
+    recorded.retain(|old| {
+        !removed
+            .iter()
+            .any(|new| new.mac.is_some() && new.mac == old.mac)
+    });
     recorded.extend(removed);
-    let mut edits: Vec<(Range<usize>, String)> =
-        found.iter().map(|e| (line_of(xml, &e.outer), String::new())).collect();
+    let mut edits: Vec<(Range<usize>, String)> = found
+        .iter()
+        .map(|e| (line_of(xml, &e.outer), String::new()))
+        .collect();
     edits.extend(def.stash_edit(&recorded)?);
     Ok((splice(xml, edits), recorded))
 }
@@ -268,9 +327,15 @@ pub fn detach_hostdev_interfaces(xml: &str) -> Result<(String, Vec<DetachedInter
 /// Gives `interfaces` back to `<devices>`, each with the source address paired with it, and
 /// drops berth's metadata element. SR-IOV interfaces already in `<devices>` with the MAC of one
 /// of them are replaced (a definition from an unreachable host still has the old addresses).
-pub fn attach_interfaces(xml: &str, interfaces: &[(DetachedInterface, PciAddress)]) -> Result<String, String> {
+pub fn attach_interfaces(
+    xml: &str,
+    interfaces: &[(DetachedInterface, PciAddress)],
+) -> Result<String, String> {
     let def = Definition::parse(xml)?;
-    let macs: Vec<&str> = interfaces.iter().filter_map(|(i, _)| i.mac.as_deref()).collect();
+    let macs: Vec<&str> = interfaces
+        .iter()
+        .filter_map(|(i, _)| i.mac.as_deref())
+        .collect();
     let mut edits = Vec::new();
     for e in def.hostdev_interfaces() {
         let present = detached(&xml[e.outer.clone()])?;
@@ -284,7 +349,10 @@ pub fn attach_interfaces(xml: &str, interfaces: &[(DetachedInterface, PciAddress
         added.push_str(&with_source_address(interface.xml.trim(), address)?);
         added.push_str("\n  ");
     }
-    edits.push(def.append_to(&["domain", "devices"], &added).ok_or("the definition has no <devices>")?);
+    edits.push(
+        def.append_to(&["domain", "devices"], &added)
+            .ok_or("the definition has no <devices>")?,
+    );
     edits.extend(def.stash_edit(&[])?);
     Ok(splice(xml, edits))
 }
@@ -304,16 +372,25 @@ fn with_source_address(interface: &str, address: &PciAddress) -> Result<String, 
 /// element leaves no blank line.
 fn line_of(text: &str, range: &Range<usize>) -> Range<usize> {
     let start = text[..range.start].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[range.end..].find('\n').map_or(text.len(), |i| range.end + i + 1);
+    let end = text[range.end..]
+        .find('\n')
+        .map_or(text.len(), |i| range.end + i + 1);
     let blank = |s: &str| s.chars().all(char::is_whitespace);
-    if blank(&text[start..range.start]) && blank(&text[range.end..end]) { start..end } else { range.clone() }
+    if blank(&text[start..range.start]) && blank(&text[range.end..end]) {
+        start..end
+    } else {
+        range.clone()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const KVM_GUEST: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/oeda-fixtures/kvm_guest.xml"));
+    const KVM_GUEST: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/oeda-fixtures/kvm_guest.xml"
+    ));
 
     const SMALL: &str = "<domain type='kvm'>\n  <name>vm01</name>\n  <devices>\n    <interface type='bridge'>\n      <source bridge='vmeth0'/>\n    </interface>\n    <interface type='hostdev' managed='yes'>\n      <mac address='52:54:00:01:01:04'/>\n      <driver name='vfio'/>\n      <source><address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x0'/></source>\n      <address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0' multifunction='on'/>\n    </interface>\n    <interface type='hostdev' managed='yes'>\n      <mac address='52:54:00:01:01:05'/>\n      <source>\n        <address type='pci' domain='0x0000' bus='0x5e' slot='0x02' function='0x0'/>\n      </source>\n    </interface>\n  </devices>\n</domain>\n";
 
@@ -322,7 +399,9 @@ mod tests {
     }
 
     fn macs(list: &[DetachedInterface]) -> Vec<&str> {
-        list.iter().map(|i| i.mac.as_deref().unwrap_or("-")).collect()
+        list.iter()
+            .map(|i| i.mac.as_deref().unwrap_or("-"))
+            .collect()
     }
 
     #[test]
@@ -330,7 +409,10 @@ mod tests {
         let (detached, recorded) = detach_hostdev_interfaces(SMALL).unwrap();
         assert_eq!(macs(&recorded), ["52:54:00:01:01:04", "52:54:00:01:01:05"]);
         assert_eq!(recorded[1].source, "0000:5e:02.0");
-        assert!(recorded[0].xml.contains("multifunction='on'") && recorded[0].xml.contains("<driver name='vfio'/>"));
+        assert!(
+            recorded[0].xml.contains("multifunction='on'")
+                && recorded[0].xml.contains("<driver name='vfio'/>")
+        );
         assert_eq!(hostdev_interfaces(&detached).unwrap(), vec![]);
         assert_eq!(stashed_interfaces(&detached).unwrap(), recorded);
         // The bridge interface and the rest are untouched, and no blank lines are left.
@@ -338,9 +420,9 @@ mod tests {
             detached
                 .contains("<interface type='bridge'>\n      <source bridge='vmeth0'/>\n    </interface>\n  </devices>")
         );
-        assert!(
-            detached.contains(&format!("<metadata>\n    <berth:detached-interfaces xmlns:berth=\"{METADATA_NS}\">"))
-        );
+        assert!(detached.contains(&format!(
+            "<metadata>\n    <berth:detached-interfaces xmlns:berth=\"{METADATA_NS}\">"
+        )));
         assert!(!detached.contains("\n\n"), "{detached}");
 
         // Detaching again changes nothing.
@@ -349,15 +431,29 @@ mod tests {
 
         let restored = attach_interfaces(
             &detached,
-            &[(recorded[0].clone(), vf("0000:3b:02.5")), (recorded[1].clone(), vf("0000:5e:02.5"))],
+            &[
+                (recorded[0].clone(), vf("0000:3b:02.5")),
+                (recorded[1].clone(), vf("0000:5e:02.5")),
+            ],
         )
         .unwrap();
         let back = hostdev_interfaces(&restored).unwrap();
         assert_eq!(macs(&back), ["52:54:00:01:01:04", "52:54:00:01:01:05"]);
-        assert_eq!(back.iter().map(|i| i.source.as_str()).collect::<Vec<_>>(), ["0000:3b:02.5", "0000:5e:02.5"]);
-        assert!(back[0].xml.contains("bus='0x04' slot='0x00' function='0x0' multifunction='on'"), "guest address kept");
+        assert_eq!(
+            back.iter().map(|i| i.source.as_str()).collect::<Vec<_>>(),
+            ["0000:3b:02.5", "0000:5e:02.5"]
+        );
+        assert!(
+            back[0]
+                .xml
+                .contains("bus='0x04' slot='0x00' function='0x0' multifunction='on'"),
+            "guest address kept"
+        );
         assert_eq!(stashed_interfaces(&restored).unwrap(), vec![]);
-        assert!(!restored.contains("berth:") && !restored.contains("<metadata>"), "{restored}");
+        assert!(
+            !restored.contains("berth:") && !restored.contains("<metadata>"),
+            "{restored}"
+        );
         parse_domain_devices(&restored).unwrap();
     }
 
@@ -366,9 +462,20 @@ mod tests {
         let (detached, recorded) = detach_hostdev_interfaces(KVM_GUEST).unwrap();
         assert_eq!(recorded.len(), 4);
         let devices = parse_domain_devices(&detached).unwrap();
-        assert!(devices.interfaces.iter().all(|i| i.kind != InterfaceKind::Hostdev));
-        assert_eq!(devices.interfaces.len(), parse_domain_devices(KVM_GUEST).unwrap().interfaces.len() - 4);
-        let pairs: Vec<_> = recorded.iter().map(|i| (i.clone(), vf(&i.source))).collect();
+        assert!(
+            devices
+                .interfaces
+                .iter()
+                .all(|i| i.kind != InterfaceKind::Hostdev)
+        );
+        assert_eq!(
+            devices.interfaces.len(),
+            parse_domain_devices(KVM_GUEST).unwrap().interfaces.len() - 4
+        );
+        let pairs: Vec<_> = recorded
+            .iter()
+            .map(|i| (i.clone(), vf(&i.source)))
+            .collect();
         let restored = attach_interfaces(&detached, &pairs).unwrap();
         assert_eq!(
             hostdev_interfaces(&restored).unwrap(),
@@ -397,25 +504,46 @@ mod tests {
             (Some("52:54:00:00:00:01"), "0000:af:00.2")
         );
         // <devices/> grows content; other metadata stays.
-        let restored = attach_interfaces(&xml, &[(stashed[0].clone(), vf("0000:af:00.3"))]).unwrap();
-        assert!(restored.contains("<other:x xmlns:other='urn:other'/>") && !restored.contains("detached-interfaces"));
-        assert_eq!(hostdev_interfaces(&restored).unwrap()[0].source, "0000:af:00.3");
+        let restored =
+            attach_interfaces(&xml, &[(stashed[0].clone(), vf("0000:af:00.3"))]).unwrap();
+        assert!(
+            restored.contains("<other:x xmlns:other='urn:other'/>")
+                && !restored.contains("detached-interfaces")
+        );
+        assert_eq!(
+            hostdev_interfaces(&restored).unwrap()[0].source,
+            "0000:af:00.3"
+        );
     }
 
     #[test]
     fn a_definition_with_old_addresses_is_readdressed_not_doubled() {
         // What an offline_force move defines: the interfaces still carry the dead host's VFs.
         let recorded = hostdev_interfaces(SMALL).unwrap();
-        let pairs = [(recorded[0].clone(), vf("0000:3b:03.0")), (recorded[1].clone(), vf("0000:5e:03.0"))];
+        let pairs = [
+            (recorded[0].clone(), vf("0000:3b:03.0")),
+            (recorded[1].clone(), vf("0000:5e:03.0")),
+        ];
         let restored = attach_interfaces(SMALL, &pairs).unwrap();
         let now = hostdev_interfaces(&restored).unwrap();
-        assert_eq!(now.iter().map(|i| i.source.as_str()).collect::<Vec<_>>(), ["0000:3b:03.0", "0000:5e:03.0"]);
+        assert_eq!(
+            now.iter().map(|i| i.source.as_str()).collect::<Vec<_>>(),
+            ["0000:3b:03.0", "0000:5e:03.0"]
+        );
     }
 
     #[test]
     fn what_is_not_a_domain_definition_is_refused() {
-        assert!(detach_hostdev_interfaces("<domain>").unwrap_err().contains("not closed"));
-        assert!(detach_hostdev_interfaces("<node/>").unwrap_err().contains("not <domain>"));
+        assert!(
+            detach_hostdev_interfaces("<domain>")
+                .unwrap_err()
+                .contains("not closed")
+        );
+        assert!(
+            detach_hostdev_interfaces("<node/>")
+                .unwrap_err()
+                .contains("not <domain>")
+        );
         let no_source = "<domain><devices><interface type='hostdev'><mac address='x'/></interface></devices></domain>";
         assert!(detach_hostdev_interfaces(no_source).is_err());
     }

@@ -14,47 +14,97 @@ use crate::state::StateError;
 pub enum ApplyError {
     /// libvirt on a host could not be reached.
     #[error("cannot connect to libvirt on host `{host}` ({uri}): {message}")]
-    Connect { host: String, uri: String, message: String },
+    Connect {
+        host: String,
+        uri: String,
+        message: String,
+    },
 
     /// A libvirt call failed; `message` is libvirt's own text.
     #[error("{action} guest `{guest}` on host `{host}` failed: {message}")]
-    Libvirt { action: &'static str, guest: String, host: String, message: String },
+    Libvirt {
+        action: &'static str,
+        guest: String,
+        host: String,
+        message: String,
+    },
 
     /// libvirt refused or aborted a live migration; the guest stays on the source.
-    #[error("live migration of guest `{guest}` from host `{from}` to host `{to}` failed: {message}")]
-    Migration { guest: String, from: String, to: String, message: String },
+    #[error(
+        "live migration of guest `{guest}` from host `{from}` to host `{to}` failed: {message}"
+    )]
+    Migration {
+        guest: String,
+        from: String,
+        to: String,
+        message: String,
+    },
 
     /// A state change did not finish in time.
     #[error("{action} guest `{guest}` on host `{host}`: still {state} after {waited:?}")]
-    Timeout { action: &'static str, guest: String, host: String, state: GuestState, waited: Duration },
+    Timeout {
+        action: &'static str,
+        guest: String,
+        host: String,
+        state: GuestState,
+        waited: Duration,
+    },
 
     /// The guest is in a state the operation cannot start from.
     #[error("guest `{guest}` is {state} on host `{host}`: {why}")]
-    WrongState { guest: String, host: String, state: GuestState, why: String },
+    WrongState {
+        guest: String,
+        host: String,
+        state: GuestState,
+        why: String,
+    },
 
     /// The guest is defined on neither side of a move.
     #[error("guest `{guest}` is defined on neither host `{from}` nor host `{to}`")]
-    GuestMissing { guest: String, from: String, to: String },
+    GuestMissing {
+        guest: String,
+        from: String,
+        to: String,
+    },
 
     /// The target holds another domain (different UUID) under the guest's name.
     #[error(
         "guest `{guest}`: host `{host}` already holds a different domain of that name (uuid {found}, expected {expected})"
     )]
-    NameTaken { guest: String, host: String, found: String, expected: String },
+    NameTaken {
+        guest: String,
+        host: String,
+        found: String,
+        expected: String,
+    },
 
     /// A domain definition could not be read or edited as berth needs.
     #[error("the definition of guest `{guest}` on host `{host}` cannot be used: {message}")]
-    Definition { guest: String, host: String, message: String },
+    Definition {
+        guest: String,
+        host: String,
+        message: String,
+    },
 
     /// The target's `sriov_vfs` pool has too few virtual functions no domain uses.
     #[error(
         "guest `{guest}` needs {needed} SR-IOV VFs on host `{host}`, but its `sriov_vfs` pool has {free} of {configured} free (the others are passed through to domains defined there)"
     )]
-    NoFreeVfs { guest: String, host: String, needed: usize, free: usize, configured: usize },
+    NoFreeVfs {
+        guest: String,
+        host: String,
+        needed: usize,
+        free: usize,
+        configured: usize,
+    },
 
     /// A command on a host over SSH failed.
     #[error("{action} on host `{host}` failed: {error}")]
-    Remote { action: String, host: String, error: Box<RemoteError> },
+    Remote {
+        action: String,
+        host: String,
+        error: Box<RemoteError>,
+    },
 
     /// A step cannot be run with what the plan and configuration give (e.g. unknown host).
     #[error("step `{step}` cannot run: {message}")]
@@ -62,7 +112,10 @@ pub enum ApplyError {
 
     /// A step of the plan failed; `error` says how.
     #[error("step `{step}` failed: {error}")]
-    Step { step: String, error: Box<ApplyError> },
+    Step {
+        step: String,
+        error: Box<ApplyError>,
+    },
 
     #[error(transparent)]
     State(#[from] StateError),
@@ -81,7 +134,11 @@ pub enum ApplyError {
 
     /// A file apply writes (es.xml, its backup) could not be written.
     #[error("{action} `{}`: {error}", path.display())]
-    Io { action: &'static str, path: PathBuf, error: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
 
     /// berth refuses to write es.xml back, and says why; the moves themselves are done.
     #[error("es.xml was not written back: {reason}")]
@@ -118,6 +175,13 @@ impl ApplyError {
             ApplyError::Unsupported { step: named, .. } => named == step,
             _ => false,
         };
-        if already_named { self } else { ApplyError::Step { step: step.to_string(), error: Box::new(self) } }
+        if already_named {
+            self
+        } else {
+            ApplyError::Step {
+                step: step.to_string(),
+                error: Box::new(self),
+            }
+        }
     }
 }

@@ -10,17 +10,47 @@ use crate::schedule::StepKind;
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A step begins (its journal entry is already saved as running).
-    Start { step: String, kind: StepKind, guest: String, from: String, to: String },
+    Start {
+        step: String,
+        kind: StepKind,
+        guest: String,
+        from: String,
+        to: String,
+    },
     /// Live-migration progress of a running step.
-    Progress { step: String, guest: String, progress: MigrationProgress },
+    Progress {
+        step: String,
+        guest: String,
+        progress: MigrationProgress,
+    },
     /// A step finished; `note` says when nothing had to be done.
-    Done { step: String, guest: String, note: Option<String>, elapsed_ms: u64 },
+    Done {
+        step: String,
+        guest: String,
+        note: Option<String>,
+        elapsed_ms: u64,
+    },
     /// A step is not run in this apply, and why.
-    Skip { step: String, guest: String, reason: String },
+    Skip {
+        step: String,
+        guest: String,
+        reason: String,
+    },
     /// A step failed.
-    Error { step: String, guest: String, message: String },
+    Error {
+        step: String,
+        guest: String,
+        message: String,
+    },
     /// The end of the run.
-    Summary { plan_id: String, done: usize, failed: usize, skipped: usize, not_run: usize, elapsed_ms: u64 },
+    Summary {
+        plan_id: String,
+        done: usize,
+        failed: usize,
+        skipped: usize,
+        not_run: usize,
+        elapsed_ms: u64,
+    },
 }
 
 impl Event {

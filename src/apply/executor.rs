@@ -131,38 +131,66 @@ impl StepGraph {
             if s.move_index >= plan.moves.len() {
                 return Err(invalid(
                     &s.id,
-                    format!("refers to move {}, but the plan has {}", s.move_index, plan.moves.len()),
+                    format!(
+                        "refers to move {}, but the plan has {}",
+                        s.move_index,
+                        plan.moves.len()
+                    ),
                 ));
             }
         }
         for (i, s) in steps.iter().enumerate() {
             for dep in &s.depends_on {
-                let &d = index
-                    .get(dep.as_str())
-                    .ok_or_else(|| invalid(&s.id, format!("depends on `{dep}`, which is not in the plan")))?;
+                let &d = index.get(dep.as_str()).ok_or_else(|| {
+                    invalid(
+                        &s.id,
+                        format!("depends on `{dep}`, which is not in the plan"),
+                    )
+                })?;
                 graph.add_edge(nodes[d], nodes[i], ());
             }
         }
         if let Err(cycle) = petgraph::algo::toposort(&graph, None) {
             let at = &steps[graph[cycle.node_id()]].id;
-            return Err(invalid(at, "the step graph has a cycle through this step".into()));
+            return Err(invalid(
+                at,
+                "the step graph has a cycle through this step".into(),
+            ));
         }
         let mut order: Vec<usize> = (0..steps.len()).collect();
         if let Some(timing) = &plan.timing {
-            let start: HashMap<&str, f64> = timing.steps.iter().map(|t| (t.step.as_str(), t.start_s)).collect();
-            let at = |i: usize| start.get(steps[i].id.as_str()).copied().unwrap_or(f64::INFINITY);
+            let start: HashMap<&str, f64> = timing
+                .steps
+                .iter()
+                .map(|t| (t.step.as_str(), t.start_s))
+                .collect();
+            let at = |i: usize| {
+                start
+                    .get(steps[i].id.as_str())
+                    .copied()
+                    .unwrap_or(f64::INFINITY)
+            };
             order.sort_by(|&a, &b| at(a).total_cmp(&at(b)).then(a.cmp(&b)));
         }
-        Ok(StepGraph { graph, nodes, order })
+        Ok(StepGraph {
+            graph,
+            nodes,
+            order,
+        })
     }
 
     fn deps(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
-        self.graph.neighbors_directed(self.nodes[i], Direction::Incoming).map(|n| self.graph[n])
+        self.graph
+            .neighbors_directed(self.nodes[i], Direction::Incoming)
+            .map(|n| self.graph[n])
     }
 }
 
 fn invalid(step: &str, message: String) -> ApplyError {
-    ApplyError::Unsupported { step: step.to_string(), message }
+    ApplyError::Unsupported {
+        step: step.to_string(),
+        message,
+    }
 }
 
 /// Bounds on concurrency: one global semaphore, one per host and direction.
@@ -180,9 +208,15 @@ impl Limits {
             outbound
                 .entry(s.from.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(opts.max_outbound_per_host.max(1))));
-            inbound.entry(s.to.clone()).or_insert_with(|| Arc::new(Semaphore::new(opts.max_inbound_per_host.max(1))));
+            inbound
+                .entry(s.to.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(opts.max_inbound_per_host.max(1))));
         }
-        Limits { global: Arc::new(Semaphore::new(opts.parallelism.max(1))), outbound, inbound }
+        Limits {
+            global: Arc::new(Semaphore::new(opts.parallelism.max(1))),
+            outbound,
+            inbound,
+        }
     }
 
     /// The semaphores a step needs, in the one order every step takes them (host limits
@@ -254,7 +288,11 @@ impl Run<'_> {
             self.save();
         }
         let s = self.step(i);
-        let event = Event::Skip { step: s.id.clone(), guest: s.guest.clone(), reason: reason.clone() };
+        let event = Event::Skip {
+            step: s.id.clone(),
+            guest: s.guest.clone(),
+            reason: reason.clone(),
+        };
         self.report.skipped.push((s.id.clone(), reason));
         (self.on_event)(event);
     }
@@ -280,7 +318,10 @@ impl Run<'_> {
 
     fn finished(&mut self, i: usize, result: Result<StepOutcome, ApplyError>, elapsed_ms: u64) {
         let (step_id, guest) = (self.step(i).id.clone(), self.step(i).guest.clone());
-        let started_at = self.state.entry(&self.plan_id, &step_id).and_then(|e| e.started_at);
+        let started_at = self
+            .state
+            .entry(&self.plan_id, &step_id)
+            .and_then(|e| e.started_at);
         match result {
             Ok(outcome) => {
                 self.nodes[i] = Node::Done;
@@ -290,17 +331,27 @@ impl Run<'_> {
                 self.record_topology(i, &outcome);
                 self.save();
                 self.report.done.push(step_id.clone());
-                (self.on_event)(Event::Done { step: step_id, guest, note: outcome.note, elapsed_ms });
+                (self.on_event)(Event::Done {
+                    step: step_id,
+                    guest,
+                    note: outcome.note,
+                    elapsed_ms,
+                });
             }
             Err(error) => {
                 self.nodes[i] = Node::Failed;
                 let message = error.to_string();
                 let mut e = self.entry(i, StepStatus::Failed);
-                (e.started_at, e.finished_at, e.error) = (started_at, Some(Utc::now()), Some(message.clone()));
+                (e.started_at, e.finished_at, e.error) =
+                    (started_at, Some(Utc::now()), Some(message.clone()));
                 self.state.upsert(e);
                 self.save();
                 self.report.failed.push((step_id.clone(), message.clone()));
-                (self.on_event)(Event::Error { step: step_id, guest, message });
+                (self.on_event)(Event::Error {
+                    step: step_id,
+                    guest,
+                    message,
+                });
             }
         }
     }
@@ -322,11 +373,15 @@ pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome
         StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
         StepKind::CreateBridges | StepKind::DetachVolumes | StepKind::AttachVolumes => None,
     };
-    let Some((host, known_state)) = placed else { return };
+    let Some((host, known_state)) = placed else {
+        return;
+    };
     let previous = state.topology.get(&s.guest);
     let record = GuestRecord {
         host,
-        state: known_state.or(previous.map(|p| p.state)).unwrap_or(GuestState::Unknown),
+        state: known_state
+            .or(previous.map(|p| p.state))
+            .unwrap_or(GuestState::Unknown),
         last_definition_xml: outcome
             .definition_xml
             .clone()
@@ -377,15 +432,21 @@ pub async fn execute<R: StepRunner + 'static>(
         plan,
         plan_id: id.clone(),
         store,
-        report: ApplyReport { plan_id: id, ..ApplyReport::default() },
+        report: ApplyReport {
+            plan_id: id,
+            ..ApplyReport::default()
+        },
         nodes: vec![Node::Pending; plan.steps.len()],
         state,
         on_event,
         save_error: None,
     };
     for (i, &chosen) in selected.iter().enumerate() {
-        let journaled_done =
-            run.state.entry(&run.plan_id, &plan.steps[i].id).map(|e| e.status) == Some(StepStatus::Done);
+        let journaled_done = run
+            .state
+            .entry(&run.plan_id, &plan.steps[i].id)
+            .map(|e| e.status)
+            == Some(StepStatus::Done);
         if journaled_done {
             run.nodes[i] = Node::Done;
             if chosen {
@@ -415,7 +476,11 @@ pub async fn execute<R: StepRunner + 'static>(
             }
             Msg::Progress(i, progress) => {
                 let s = run.step(i);
-                let event = Event::Progress { step: s.id.clone(), guest: s.guest.clone(), progress };
+                let event = Event::Progress {
+                    step: s.id.clone(),
+                    guest: s.guest.clone(),
+                    progress,
+                };
                 (run.on_event)(event);
             }
             Msg::NotStarted(i) => {
@@ -483,7 +548,10 @@ fn schedule_ready<R: StepRunner + 'static>(
                     changed = true;
                 }
                 Some((d, Node::Unselected)) => {
-                    let reason = format!("depends on `{}`, which is not done and not selected", run.step(d).id);
+                    let reason = format!(
+                        "depends on `{}`, which is not done and not selected",
+                        run.step(d).id
+                    );
                     run.skip(i, reason, true);
                     changed = true;
                 }
@@ -505,7 +573,11 @@ fn spawn_step<R: StepRunner + 'static>(
     let tx = tx.clone();
     // move_index was checked when the graph was built: there is a context.
     let Some(ctx) = StepContext::for_step(run.state, run.plan, &step) else {
-        let _ = tx.send(Msg::Finished(i, Err(invalid(&step.id, "refers to a move the plan lacks".into())), 0));
+        let _ = tx.send(Msg::Finished(
+            i,
+            Err(invalid(&step.id, "refers to a move the plan lacks".into())),
+            0,
+        ));
         return;
     };
     let semaphores = limits.for_step(&step);
@@ -527,9 +599,16 @@ fn spawn_step<R: StepRunner + 'static>(
         let began = Instant::now();
         let progress_tx = tx.clone();
         let id = step.id.clone();
-        let result = tokio::task::spawn_blocking(move || run_blocking(&*runner, &step, &ctx, &progress_tx, i))
-            .await
-            .unwrap_or_else(|join| Err(invalid(&id, format!("the step's worker ended abnormally: {join}"))));
+        let result = tokio::task::spawn_blocking(move || {
+            run_blocking(&*runner, &step, &ctx, &progress_tx, i)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(invalid(
+                &id,
+                format!("the step's worker ended abnormally: {join}"),
+            ))
+        });
         drop(permits);
         let _ = tx.send(Msg::Finished(i, result, began.elapsed().as_millis() as u64));
     });
@@ -545,7 +624,10 @@ fn run_blocking(
 ) -> Result<StepOutcome, ApplyError> {
     let attempt = || {
         if runner.is_done(step, ctx)? {
-            return Ok(StepOutcome { note: Some("already done".into()), ..StepOutcome::default() });
+            return Ok(StepOutcome {
+                note: Some("already done".into()),
+                ..StepOutcome::default()
+            });
         }
         runner.run(step, ctx, &mut |p| {
             let _ = tx.send(Msg::Progress(i, p));
@@ -556,5 +638,10 @@ fn run_blocking(
 
 /// Step ids per status in the journal of one plan (for `berth state` and tests).
 pub fn journal_statuses(state: &State, plan_id: &str) -> BTreeMap<String, StepStatus> {
-    state.journal.iter().filter(|e| e.plan_id == plan_id).map(|e| (e.step_id.clone(), e.status)).collect()
+    state
+        .journal
+        .iter()
+        .filter(|e| e.plan_id == plan_id)
+        .map(|e| (e.step_id.clone(), e.status))
+        .collect()
 }

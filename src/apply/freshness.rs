@@ -36,15 +36,22 @@ pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<Strin
     }
     let names: BTreeSet<&String> = then.guests.keys().chain(now.guests.keys()).collect();
     for guest in names {
-        match (then.guests.get(guest).map(|p| split(p)), now.guests.get(guest).map(|p| split(p))) {
-            (Some((h1, _)), Some((h2, _))) if h1 != h2 => {
-                changes.push(format!("guest {guest} is now on {h2}, the plan saw it on {h1}"))
-            }
-            (Some((_, s1)), Some((h, s2))) if s1 != s2 => {
-                changes.push(format!("guest {guest} is now {s2} on {h}, the plan saw it {s1}"))
-            }
-            (Some((h1, _)), None) => changes.push(format!("guest {guest} is no longer found, the plan saw it on {h1}")),
-            (None, Some((h2, _))) => changes.push(format!("guest {guest} is new on {h2}, the plan did not know it")),
+        match (
+            then.guests.get(guest).map(|p| split(p)),
+            now.guests.get(guest).map(|p| split(p)),
+        ) {
+            (Some((h1, _)), Some((h2, _))) if h1 != h2 => changes.push(format!(
+                "guest {guest} is now on {h2}, the plan saw it on {h1}"
+            )),
+            (Some((_, s1)), Some((h, s2))) if s1 != s2 => changes.push(format!(
+                "guest {guest} is now {s2} on {h}, the plan saw it {s1}"
+            )),
+            (Some((h1, _)), None) => changes.push(format!(
+                "guest {guest} is no longer found, the plan saw it on {h1}"
+            )),
+            (None, Some((h2, _))) => changes.push(format!(
+                "guest {guest} is new on {h2}, the plan did not know it"
+            )),
             _ => {}
         }
     }
@@ -56,22 +63,53 @@ pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
     let mut changes = Vec::new();
     for before in then {
         let Some(after) = now.iter().find(|h| h.name == before.name) else {
-            changes.push(format!("host {} is no longer in the inventory", before.name));
+            changes.push(format!(
+                "host {} is no longer in the inventory",
+                before.name
+            ));
             continue;
         };
         let h = &before.name;
         let mut differs = |what: &str, old: u64, new: u64, unit: &str| {
             if old != new {
-                changes.push(format!("host {h} now has {new}{unit} {what}, the plan counted {old}{unit}"));
+                changes.push(format!(
+                    "host {h} now has {new}{unit} {what}, the plan counted {old}{unit}"
+                ));
             }
         };
-        differs("memory for guests", before.memory_mib, after.memory_mib, " MiB");
-        differs("memory in use", before.memory_used_mib_before, after.memory_used_mib_before, " MiB");
-        differs("vCPUs allowed", before.vcpu_limit.into(), after.vcpu_limit.into(), "");
-        differs("vCPUs in use", before.vcpus_used_before.into(), after.vcpus_used_before.into(), "");
+        differs(
+            "memory for guests",
+            before.memory_mib,
+            after.memory_mib,
+            " MiB",
+        );
+        differs(
+            "memory in use",
+            before.memory_used_mib_before,
+            after.memory_used_mib_before,
+            " MiB",
+        );
+        differs(
+            "vCPUs allowed",
+            before.vcpu_limit.into(),
+            after.vcpu_limit.into(),
+            "",
+        );
+        differs(
+            "vCPUs in use",
+            before.vcpus_used_before.into(),
+            after.vcpus_used_before.into(),
+            "",
+        );
     }
-    for after in now.iter().filter(|a| !then.iter().any(|b| b.name == a.name)) {
-        changes.push(format!("host {} is new in the inventory, the plan did not know it", after.name));
+    for after in now
+        .iter()
+        .filter(|a| !then.iter().any(|b| b.name == a.name))
+    {
+        changes.push(format!(
+            "host {} is new in the inventory, the plan did not know it",
+            after.name
+        ));
     }
     changes
 }
@@ -91,7 +129,10 @@ mod tests {
         Fingerprints {
             es_xml_sha256: es.into(),
             config_sha256: cfg.into(),
-            guests: guests.iter().map(|(g, p)| (g.to_string(), p.to_string())).collect(),
+            guests: guests
+                .iter()
+                .map(|(g, p)| (g.to_string(), p.to_string()))
+                .collect(),
         }
     }
 
@@ -100,12 +141,20 @@ mod tests {
         let then = prints(
             "8ecbd0e70916aaaa",
             "c0ffee000000aaaa",
-            &[("vm01", "adm01/running"), ("vm02", "adm01/running"), ("vm03", "adm02/shut off")],
+            &[
+                ("vm01", "adm01/running"),
+                ("vm02", "adm01/running"),
+                ("vm03", "adm02/shut off"),
+            ],
         );
         let now = prints(
             "1234567890abbbbb",
             "c0ffee000000aaaa",
-            &[("vm01", "adm02/running"), ("vm02", "adm01/shut off"), ("vm04", "adm03/running")],
+            &[
+                ("vm01", "adm02/running"),
+                ("vm02", "adm01/shut off"),
+                ("vm04", "adm03/running"),
+            ],
         );
         assert_eq!(
             fingerprint_changes(&then, &now),

@@ -50,8 +50,12 @@ impl MigrationProgress {
         // processed counts re-sent dirty pages and can pass 100 %: derive the share from what
         // is left instead, falling back to processed/total when libvirt gives no remainder.
         let percent = match (stats.mem_total, stats.mem_remaining, stats.mem_processed) {
-            (Some(total), Some(rem), _) if total > 0 => Some(100.0 * total.saturating_sub(rem) as f64 / total as f64),
-            (Some(total), None, Some(done)) if total > 0 => Some((100.0 * done as f64 / total as f64).min(100.0)),
+            (Some(total), Some(rem), _) if total > 0 => {
+                Some(100.0 * total.saturating_sub(rem) as f64 / total as f64)
+            }
+            (Some(total), None, Some(done)) if total > 0 => {
+                Some((100.0 * done as f64 / total as f64).min(100.0))
+            }
             _ => None,
         };
         MigrationProgress {
@@ -76,7 +80,10 @@ pub struct Hypervisor {
 
 impl std::fmt::Debug for Hypervisor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hypervisor").field("host", &self.host).field("uri", &self.uri).finish()
+        f.debug_struct("Hypervisor")
+            .field("host", &self.host)
+            .field("uri", &self.uri)
+            .finish()
     }
 }
 
@@ -84,14 +91,23 @@ impl Hypervisor {
     /// Opens `uri` for the host named `host` (the name used in plans and messages).
     pub fn connect(host: &str, uri: &str) -> Result<Self, ApplyError> {
         crate::inventory::libvirt::silence_libvirt_stderr();
-        let refused = |message: String| ApplyError::Connect { host: host.to_string(), uri: uri.to_string(), message };
+        let refused = |message: String| ApplyError::Connect {
+            host: host.to_string(),
+            uri: uri.to_string(),
+            message,
+        };
         crate::inventory::libvirt::check_transport(uri).map_err(refused)?;
         let conn = Connect::open(Some(uri)).map_err(|e| ApplyError::Connect {
             host: host.to_string(),
             uri: uri.to_string(),
             message: e.message().to_string(),
         })?;
-        Ok(Hypervisor { host: host.to_string(), uri: uri.to_string(), conn, migration_uri: None })
+        Ok(Hypervisor {
+            host: host.to_string(),
+            uri: uri.to_string(),
+            conn,
+            migration_uri: None,
+        })
     }
 
     /// Sets the address live migrations INTO this host send their data to (libvirt's
@@ -120,7 +136,12 @@ impl Hypervisor {
         &self.conn
     }
 
-    fn libvirt_error(&self, action: &'static str, guest: &str, e: virt::error::Error) -> ApplyError {
+    fn libvirt_error(
+        &self,
+        action: &'static str,
+        guest: &str,
+        e: virt::error::Error,
+    ) -> ApplyError {
         ApplyError::Libvirt {
             action,
             guest: guest.to_string(),
@@ -148,7 +169,9 @@ impl Hypervisor {
     }
 
     fn state_of(&self, guest: &str, dom: &Domain) -> Result<GuestState, ApplyError> {
-        let (state, _reason) = dom.state().map_err(|e| self.libvirt_error("read state of", guest, e))?;
+        let (state, _reason) = dom
+            .state()
+            .map_err(|e| self.libvirt_error("read state of", guest, e))?;
         Ok(guest_state(state))
     }
 
@@ -161,7 +184,8 @@ impl Hypervisor {
     }
 
     fn uuid_of(&self, guest: &str, dom: &Domain) -> Result<String, ApplyError> {
-        dom.uuid_string().map_err(|e| self.libvirt_error("read UUID of", guest, e))
+        dom.uuid_string()
+            .map_err(|e| self.libvirt_error("read UUID of", guest, e))
     }
 
     /// Polls until the guest reaches `want` or `timeout` passes; returns the last state seen.
@@ -189,12 +213,18 @@ impl Hypervisor {
     /// Shuts the guest down gracefully and waits until it is shut off. After `timeout` it
     /// fails, or, only when `force_after_timeout`, destroys (powers off) the guest.
     /// A guest that is already shut off is left alone.
-    pub fn shutdown(&self, guest: &str, timeout: Duration, force_after_timeout: bool) -> Result<(), ApplyError> {
+    pub fn shutdown(
+        &self,
+        guest: &str,
+        timeout: Duration,
+        force_after_timeout: bool,
+    ) -> Result<(), ApplyError> {
         let dom = self.require("shut down", guest)?;
         if matches!(self.state_of(guest, &dom)?, GuestState::ShutOff) {
             return Ok(());
         }
-        dom.shutdown().map_err(|e| self.libvirt_error("shut down", guest, e))?;
+        dom.shutdown()
+            .map_err(|e| self.libvirt_error("shut down", guest, e))?;
         let (done, state) = self.wait_for(guest, &dom, GuestState::ShutOff, timeout)?;
         if done {
             return Ok(());
@@ -209,7 +239,8 @@ impl Hypervisor {
             });
         }
         tracing::warn!(guest, host = %self.host, "graceful shutdown timed out; destroying");
-        dom.destroy().map_err(|e| self.libvirt_error("destroy", guest, e))
+        dom.destroy()
+            .map_err(|e| self.libvirt_error("destroy", guest, e))
     }
 
     /// Starts the guest and waits until it runs. A running guest is left alone.
@@ -227,7 +258,8 @@ impl Hypervisor {
             }
             _ => {}
         }
-        dom.create().map_err(|e| self.libvirt_error("start", guest, e))?;
+        dom.create()
+            .map_err(|e| self.libvirt_error("start", guest, e))?;
         let (done, state) = self.wait_for(guest, &dom, GuestState::Running, timeout)?;
         if done {
             Ok(())
@@ -254,7 +286,9 @@ impl Hypervisor {
     /// define the guest. `VIR_DOMAIN_XML_SECURE` keeps secrets (a VNC password) that a
     /// redefinition from the plain XML would drop.
     pub fn persistent_xml(&self, guest: &str) -> Result<Option<String>, ApplyError> {
-        let Some(dom) = self.lookup(guest)? else { return Ok(None) };
+        let Some(dom) = self.lookup(guest)? else {
+            return Ok(None);
+        };
         dom.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE | sys::VIR_DOMAIN_XML_SECURE)
             .map(Some)
             .map_err(|e| self.libvirt_error("read definition of", guest, e))
@@ -264,26 +298,40 @@ impl Hypervisor {
     /// (SR-IOV interfaces and PCI host devices), in their persistent definitions and, for
     /// running domains, their live ones.
     pub fn pci_in_use(&self, except: &str) -> Result<BTreeSet<String>, ApplyError> {
-        let fail = |action: &'static str, guest: &str, e: virt::error::Error| self.libvirt_error(action, guest, e);
-        let domains = self.conn.list_all_domains(0).map_err(|e| fail("list domains beside", except, e))?;
+        let fail = |action: &'static str, guest: &str, e: virt::error::Error| {
+            self.libvirt_error(action, guest, e)
+        };
+        let domains = self
+            .conn
+            .list_all_domains(0)
+            .map_err(|e| fail("list domains beside", except, e))?;
         let mut used = BTreeSet::new();
         for dom in &domains {
-            let name = dom.name().map_err(|e| fail("list domains beside", except, e))?;
+            let name = dom
+                .name()
+                .map_err(|e| fail("list domains beside", except, e))?;
             if name == except {
                 continue;
             }
             let mut flags = vec![sys::VIR_DOMAIN_XML_INACTIVE];
-            if dom.is_active().map_err(|e| fail("read state of", &name, e))? {
+            if dom
+                .is_active()
+                .map_err(|e| fail("read state of", &name, e))?
+            {
                 flags.push(0);
             }
             for flag in flags {
-                let xml = dom.xml_desc(flag).map_err(|e| fail("read definition of", &name, e))?;
+                let xml = dom
+                    .xml_desc(flag)
+                    .map_err(|e| fail("read definition of", &name, e))?;
                 let devices = parse_domain_devices(&xml).map_err(|e| ApplyError::Definition {
                     guest: name.clone(),
                     host: self.host.clone(),
                     message: e.to_string(),
                 })?;
-                used.extend(passed_through_pci(&devices.interfaces, &devices.hostdevs).map(str::to_string));
+                used.extend(
+                    passed_through_pci(&devices.interfaces, &devices.hostdevs).map(str::to_string),
+                );
             }
         }
         Ok(used)
@@ -342,24 +390,39 @@ impl Hypervisor {
     pub fn domain_status(&self, guest: &str) -> Result<Option<DomainStatus>, ApplyError> {
         use virt::domain::{DomainPausedReason, DomainRunningReason, DomainStateReason};
         use virt::enumutil::Enum;
-        let Some(dom) = self.lookup(guest)? else { return Ok(None) };
+        let Some(dom) = self.lookup(guest)? else {
+            return Ok(None);
+        };
         let read = || -> Result<DomainStatus, virt::error::Error> {
             let (state, reason) = dom.state()?;
             let (paused_by_migration, post_copy) = match reason {
                 Enum::Known(DomainStateReason::Paused(Enum::Known(r))) => (
                     r == DomainPausedReason::Migration,
-                    matches!(r, DomainPausedReason::PostCopy | DomainPausedReason::PostCopyFailed),
+                    matches!(
+                        r,
+                        DomainPausedReason::PostCopy | DomainPausedReason::PostCopyFailed
+                    ),
                 ),
-                Enum::Known(DomainStateReason::Running(Enum::Known(DomainRunningReason::PostCopy))) => (false, true),
+                Enum::Known(DomainStateReason::Running(Enum::Known(
+                    DomainRunningReason::PostCopy,
+                ))) => (false, true),
                 _ => (false, false),
             };
             let persistent = dom.is_persistent()?;
             let uuid = dom.uuid_string()?;
             // Job statistics are best effort: a domain that cannot report them runs no job
             // berth could wait for.
-            let job_active = job_stats(&dom).is_ok_and(|j| j.r#type != sys::VIR_DOMAIN_JOB_NONE as i32);
+            let job_active =
+                job_stats(&dom).is_ok_and(|j| j.r#type != sys::VIR_DOMAIN_JOB_NONE as i32);
             let state = guest_state(state);
-            Ok(DomainStatus { state, paused_by_migration, post_copy, persistent, uuid, job_active })
+            Ok(DomainStatus {
+                state,
+                paused_by_migration,
+                post_copy,
+                persistent,
+                uuid,
+                job_active,
+            })
         };
         match read() {
             Ok(status) => Ok(Some(status)),
@@ -371,17 +434,26 @@ impl Hypervisor {
     /// Resumes a paused guest.
     pub fn resume(&self, guest: &str) -> Result<(), ApplyError> {
         let dom = self.require("resume", guest)?;
-        dom.resume().map_err(|e| self.libvirt_error("resume", guest, e))
+        dom.resume()
+            .map_err(|e| self.libvirt_error("resume", guest, e))
     }
 
     /// Powers off (if active) and undefines this host's copy of the guest: only for a copy
     /// another host has taken over.
     pub fn discard(&self, guest: &str) -> Result<(), ApplyError> {
         let dom = self.require("discard", guest)?;
-        if dom.is_active().map_err(|e| self.libvirt_error("read state of", guest, e))? {
-            dom.destroy().map_err(|e| self.libvirt_error("power off", guest, e))?;
+        if dom
+            .is_active()
+            .map_err(|e| self.libvirt_error("read state of", guest, e))?
+        {
+            dom.destroy()
+                .map_err(|e| self.libvirt_error("power off", guest, e))?;
         }
-        if self.lookup(guest)?.is_some() { self.undefine(guest) } else { Ok(()) }
+        if self.lookup(guest)?.is_some() {
+            self.undefine(guest)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -462,7 +534,8 @@ pub fn move_offline(src: &Hypervisor, dst: &Hypervisor, guest: &str) -> Result<(
 
 /// libvirt flags for a live migration with `opts`.
 fn live_flags(opts: &LiveOptions) -> u32 {
-    let mut flags = sys::VIR_MIGRATE_LIVE | sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+    let mut flags =
+        sys::VIR_MIGRATE_LIVE | sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
     if opts.auto_converge {
         flags |= sys::VIR_MIGRATE_AUTO_CONVERGE;
     }
@@ -518,7 +591,8 @@ pub fn migrate_live(
         });
     }
     if let Some(ms) = opts.max_downtime_ms {
-        dom.migrate_set_max_downtime(ms, 0).map_err(|e| src.libvirt_error("set max downtime for", guest, e))?;
+        dom.migrate_set_max_downtime(ms, 0)
+            .map_err(|e| src.libvirt_error("set max downtime for", guest, e))?;
     }
     let params = live_parameters(dst, opts);
     let flags = live_flags(opts);
@@ -528,7 +602,10 @@ pub fn migrate_live(
         let (done_tx, done_rx) = mpsc::channel();
         let migrating = dom.clone();
         scope.spawn(move || {
-            let result = migrating.migrate3(&dst.conn, params, flags).map(drop).map_err(|e| e.message().to_string());
+            let result = migrating
+                .migrate3(&dst.conn, params, flags)
+                .map(drop)
+                .map_err(|e| e.message().to_string());
             // The receiver only goes away once this scope ends, after this thread.
             let _ = done_tx.send(result);
         });
@@ -543,11 +620,15 @@ pub fn migrate_live(
             // Statistics are best effort: a failed poll never stops the migration.
             let Ok(stats) = job_stats(&dom) else { continue };
             // Before libvirt starts copying memory the job has no totals yet: nothing to show.
-            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 || stats.mem_total.unwrap_or(0) == 0 {
+            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 || stats.mem_total.unwrap_or(0) == 0
+            {
                 continue;
             }
             let report = MigrationProgress::from_job(&stats);
-            if opts.post_copy && !postcopy_requested && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION {
+            if opts.post_copy
+                && !postcopy_requested
+                && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION
+            {
                 postcopy_requested = true;
                 start_post_copy(&dom);
             }
@@ -572,7 +653,8 @@ fn job_stats(dom: &Domain) -> Result<virt::domain::JobStats, virt::error::Error>
     let mut nparams: std::os::raw::c_int = 0;
     // SAFETY: the domain pointer stays valid while `dom` is borrowed; libvirt only writes the
     // three out-parameters.
-    let rc = unsafe { sys::virDomainGetJobStats(dom.as_ptr(), &mut kind, &mut params, &mut nparams, 0) };
+    let rc =
+        unsafe { sys::virDomainGetJobStats(dom.as_ptr(), &mut kind, &mut params, &mut nparams, 0) };
     if rc < 0 {
         return Err(virt::error::Error::last_error());
     }
@@ -599,7 +681,10 @@ fn start_post_copy(dom: &Domain) {
     let rc = unsafe { sys::virDomainMigrateStartPostCopy(dom.as_ptr(), 0) };
     if rc < 0 {
         let e = virt::error::Error::last_error();
-        tracing::warn!(error = e.message(), "switching to post-copy failed; staying in pre-copy");
+        tracing::warn!(
+            error = e.message(),
+            "switching to post-copy failed; staying in pre-copy"
+        );
     }
 }
 
@@ -609,7 +694,8 @@ mod tests {
 
     #[test]
     fn domain_name_reads_the_first_level_name_only() {
-        let xml = "<domain type='kvm'><devices><name>inner</name></devices><name> vm01 </name></domain>";
+        let xml =
+            "<domain type='kvm'><devices><name>inner</name></devices><name> vm01 </name></domain>";
         assert_eq!(domain_name(xml).as_deref(), Some("vm01"));
         assert_eq!(domain_name("<domain><memory>1</memory></domain>"), None);
         assert_eq!(domain_name("not xml <"), None);
@@ -617,7 +703,9 @@ mod tests {
 
     #[test]
     fn live_flags_follow_options() {
-        let base = sys::VIR_MIGRATE_LIVE | sys::VIR_MIGRATE_PERSIST_DEST | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
+        let base = sys::VIR_MIGRATE_LIVE
+            | sys::VIR_MIGRATE_PERSIST_DEST
+            | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
         assert_eq!(live_flags(&LiveOptions::default()), base);
         let all = LiveOptions {
             bandwidth_mib_s: 100,
@@ -637,7 +725,10 @@ mod tests {
                 | sys::VIR_MIGRATE_COMPRESSED
         );
         // One connection is not "parallel".
-        let one = LiveOptions { parallel_connections: 1, ..LiveOptions::default() };
+        let one = LiveOptions {
+            parallel_connections: 1,
+            ..LiveOptions::default()
+        };
         assert_eq!(live_flags(&one) & sys::VIR_MIGRATE_PARALLEL, 0);
     }
 
@@ -656,12 +747,24 @@ mod tests {
         let p = MigrationProgress::from_job(&stats);
         assert_eq!(p.percent, Some(75.0));
         assert_eq!(p.mib_per_s, Some(512.0));
-        assert_eq!((p.mem_total_mib, p.mem_remaining_mib, p.mem_processed_mib), (Some(1024), Some(256), Some(2048)));
+        assert_eq!(
+            (p.mem_total_mib, p.mem_remaining_mib, p.mem_processed_mib),
+            (Some(1024), Some(256), Some(2048))
+        );
         assert_eq!((p.iteration, p.elapsed_ms), (Some(3), Some(1500)));
 
-        let no_remaining =
-            virt::domain::JobStats { mem_total: Some(100), mem_processed: Some(250), ..Default::default() };
-        assert_eq!(MigrationProgress::from_job(&no_remaining).percent, Some(100.0));
-        assert_eq!(MigrationProgress::from_job(&virt::domain::JobStats::default()).percent, None);
+        let no_remaining = virt::domain::JobStats {
+            mem_total: Some(100),
+            mem_processed: Some(250),
+            ..Default::default()
+        };
+        assert_eq!(
+            MigrationProgress::from_job(&no_remaining).percent,
+            Some(100.0)
+        );
+        assert_eq!(
+            MigrationProgress::from_job(&virt::domain::JobStats::default()).percent,
+            None
+        );
     }
 }

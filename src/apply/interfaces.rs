@@ -15,18 +15,25 @@ use crate::inventory::GuestState;
 use crate::schedule::Step;
 use crate::state::DetachedInterface;
 
-use super::definition::{attach_interfaces, detach_hostdev_interfaces, hostdev_interfaces, stashed_interfaces};
+use super::definition::{
+    attach_interfaces, detach_hostdev_interfaces, hostdev_interfaces, stashed_interfaces,
+};
 use super::error::ApplyError;
 use super::hypervisor::Hypervisor;
 use super::runner::{StepContext, StepOutcome};
 
 fn definition_error(guest: &str, host: &Hypervisor) -> impl Fn(String) -> ApplyError {
     let (guest, host) = (guest.to_string(), host.host().to_string());
-    move |message| ApplyError::Definition { guest: guest.clone(), host: host.clone(), message }
+    move |message| ApplyError::Definition {
+        guest: guest.clone(),
+        host: host.clone(),
+        message,
+    }
 }
 
 fn describe(interfaces: &[DetachedInterface]) -> String {
-    let one = |i: &DetachedInterface| format!("{} ({})", i.mac.as_deref().unwrap_or("no MAC"), i.source);
+    let one =
+        |i: &DetachedInterface| format!("{} ({})", i.mac.as_deref().unwrap_or("no MAC"), i.source);
     interfaces.iter().map(one).collect::<Vec<_>>().join(", ")
 }
 
@@ -34,7 +41,9 @@ fn describe(interfaces: &[DetachedInterface]) -> String {
 pub fn is_detached(src: &Hypervisor, guest: &str) -> Result<bool, ApplyError> {
     match src.persistent_xml(guest)? {
         None => Ok(true),
-        Some(xml) => Ok(hostdev_interfaces(&xml).map_err(definition_error(guest, src))?.is_empty()),
+        Some(xml) => Ok(hostdev_interfaces(&xml)
+            .map_err(definition_error(guest, src))?
+            .is_empty()),
     }
 }
 
@@ -43,7 +52,10 @@ pub fn is_detached(src: &Hypervisor, guest: &str) -> Result<bool, ApplyError> {
 pub fn detach(src: &Hypervisor, guest: &str) -> Result<StepOutcome, ApplyError> {
     let Some(xml) = src.persistent_xml(guest)? else {
         let note = format!("{guest} is no longer defined on {}", src.host());
-        return Ok(StepOutcome { note: Some(note), ..StepOutcome::default() });
+        return Ok(StepOutcome {
+            note: Some(note),
+            ..StepOutcome::default()
+        });
     };
     let state = src.domain_state(guest)?.unwrap_or(GuestState::Unknown);
     if state != GuestState::ShutOff {
@@ -55,12 +67,16 @@ pub fn detach(src: &Hypervisor, guest: &str) -> Result<StepOutcome, ApplyError> 
         });
     }
     let taken = hostdev_interfaces(&xml).map_err(definition_error(guest, src))?;
-    let (edited, recorded) = detach_hostdev_interfaces(&xml).map_err(definition_error(guest, src))?;
+    let (edited, recorded) =
+        detach_hostdev_interfaces(&xml).map_err(definition_error(guest, src))?;
     if edited != xml {
         src.define(&edited)?;
     }
     Ok(StepOutcome {
-        note: Some(format!("took out {}; recorded in the definition's metadata and the state file", describe(&taken))),
+        note: Some(format!(
+            "took out {}; recorded in the definition's metadata and the state file",
+            describe(&taken)
+        )),
         guest_state: Some(GuestState::ShutOff),
         detached_interfaces: Some(recorded),
         ..StepOutcome::default()
@@ -69,14 +85,26 @@ pub fn detach(src: &Hypervisor, guest: &str) -> Result<StepOutcome, ApplyError> 
 
 /// The `needed` first VFs of `pool` (in its order) that are not in `in_use`; `Err(free)` with
 /// how many are free when that is fewer.
-pub fn choose_vfs(pool: &[String], in_use: &BTreeSet<String>, needed: usize) -> Result<Vec<PciAddress>, usize> {
+pub fn choose_vfs(
+    pool: &[String],
+    in_use: &BTreeSet<String>,
+    needed: usize,
+) -> Result<Vec<PciAddress>, usize> {
     let free: Vec<&String> = pool.iter().filter(|vf| !in_use.contains(*vf)).collect();
     if free.len() < needed {
         return Err(free.len());
     }
     // The pool was checked when the configuration was read; an unreadable entry is not free.
-    let chosen: Vec<PciAddress> = free.iter().filter_map(|vf| PciAddress::parse(vf).ok()).take(needed).collect();
-    if chosen.len() < needed { Err(chosen.len()) } else { Ok(chosen) }
+    let chosen: Vec<PciAddress> = free
+        .iter()
+        .filter_map(|vf| PciAddress::parse(vf).ok())
+        .take(needed)
+        .collect();
+    if chosen.len() < needed {
+        Err(chosen.len())
+    } else {
+        Ok(chosen)
+    }
 }
 
 /// What ATTACH_INTERFACES gives back: what the target definition's metadata records, or else
@@ -88,7 +116,11 @@ fn to_attach(
     dst: &Hypervisor,
 ) -> Result<Vec<DetachedInterface>, ApplyError> {
     let stashed = stashed_interfaces(xml).map_err(definition_error(guest, dst))?;
-    Ok(if stashed.is_empty() { ctx.detached_interfaces.clone() } else { stashed })
+    Ok(if stashed.is_empty() {
+        ctx.detached_interfaces.clone()
+    } else {
+        stashed
+    })
 }
 
 /// Whether the target definition has the guest's SR-IOV interfaces back: nothing recorded as
@@ -96,13 +128,21 @@ fn to_attach(
 /// record: as many SR-IOV interfaces as the step names).
 pub fn is_attached(dst: &Hypervisor, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
     let guest = &step.guest;
-    let Some(xml) = dst.persistent_xml(guest)? else { return Ok(false) };
-    if !stashed_interfaces(&xml).map_err(definition_error(guest, dst))?.is_empty() {
+    let Some(xml) = dst.persistent_xml(guest)? else {
+        return Ok(false);
+    };
+    if !stashed_interfaces(&xml)
+        .map_err(definition_error(guest, dst))?
+        .is_empty()
+    {
         return Ok(false);
     }
     let present = hostdev_interfaces(&xml).map_err(definition_error(guest, dst))?;
     let expected = &ctx.detached_interfaces;
-    let by_mac = expected.iter().filter(|e| e.mac.is_some()).all(|e| present.iter().any(|p| p.mac == e.mac));
+    let by_mac = expected
+        .iter()
+        .filter(|e| e.mac.is_some())
+        .all(|e| present.iter().any(|p| p.mac == e.mac));
     Ok(by_mac && present.len() >= expected.len().max(step.items.len()))
 }
 
@@ -116,12 +156,14 @@ pub fn attach(
     pool: Option<&[String]>,
 ) -> Result<StepOutcome, ApplyError> {
     let guest = &step.guest;
-    let xml = dst.persistent_xml(guest)?.ok_or_else(|| ApplyError::Libvirt {
-        action: "give SR-IOV interfaces back to",
-        guest: guest.clone(),
-        host: dst.host().to_string(),
-        message: "the domain is not defined on this host".into(),
-    })?;
+    let xml = dst
+        .persistent_xml(guest)?
+        .ok_or_else(|| ApplyError::Libvirt {
+            action: "give SR-IOV interfaces back to",
+            guest: guest.clone(),
+            host: dst.host().to_string(),
+            message: "the domain is not defined on this host".into(),
+        })?;
     let wanted = to_attach(&xml, ctx, guest, dst)?;
     if wanted.is_empty() {
         return Err(ApplyError::Unsupported {
@@ -145,7 +187,12 @@ pub fn attach(
     // SR-IOV interfaces of the guest's own definition that stay keep their VFs.
     let present = hostdev_interfaces(&xml).map_err(definition_error(guest, dst))?;
     let replaced = |p: &DetachedInterface| p.mac.is_some() && wanted.iter().any(|w| w.mac == p.mac);
-    in_use.extend(present.iter().filter(|p| !replaced(p)).map(|p| p.source.clone()));
+    in_use.extend(
+        present
+            .iter()
+            .filter(|p| !replaced(p))
+            .map(|p| p.source.clone()),
+    );
     let vfs = choose_vfs(pool, &in_use, wanted.len()).map_err(|free| ApplyError::NoFreeVfs {
         guest: guest.clone(),
         host: dst.host().to_string(),
@@ -156,8 +203,10 @@ pub fn attach(
     let pairs: Vec<(DetachedInterface, PciAddress)> = wanted.into_iter().zip(vfs).collect();
     let edited = attach_interfaces(&xml, &pairs).map_err(definition_error(guest, dst))?;
     dst.define(&edited)?;
-    let given: Vec<String> =
-        pairs.iter().map(|(i, vf)| format!("{} → {vf}", i.mac.as_deref().unwrap_or("no MAC"))).collect();
+    let given: Vec<String> = pairs
+        .iter()
+        .map(|(i, vf)| format!("{} → {vf}", i.mac.as_deref().unwrap_or("no MAC")))
+        .collect();
     Ok(StepOutcome {
         note: Some(format!("gave back {}", given.join(", "))),
         definition_xml: Some(dst.migratable_xml(guest)?),
@@ -176,11 +225,27 @@ mod tests {
 
     #[test]
     fn vfs_are_taken_in_pool_order_skipping_those_in_use() {
-        let pool: Vec<String> =
-            ["0000:3b:02.0", "0000:5e:02.0", "0000:3b:02.1", "0000:5e:02.1"].map(String::from).to_vec();
+        let pool: Vec<String> = [
+            "0000:3b:02.0",
+            "0000:5e:02.0",
+            "0000:3b:02.1",
+            "0000:5e:02.1",
+        ]
+        .map(String::from)
+        .to_vec();
         let chosen = choose_vfs(&pool, &set(&["0000:3b:02.0", "0000:af:00.2"]), 2).unwrap();
-        assert_eq!(chosen.iter().map(ToString::to_string).collect::<Vec<_>>(), ["0000:5e:02.0", "0000:3b:02.1"]);
-        assert_eq!(choose_vfs(&pool, &set(&["0000:3b:02.0", "0000:5e:02.0", "0000:3b:02.1"]), 2), Err(1));
+        assert_eq!(
+            chosen.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["0000:5e:02.0", "0000:3b:02.1"]
+        );
+        assert_eq!(
+            choose_vfs(
+                &pool,
+                &set(&["0000:3b:02.0", "0000:5e:02.0", "0000:3b:02.1"]),
+                2
+            ),
+            Err(1)
+        );
         assert_eq!(choose_vfs(&pool, &BTreeSet::new(), 0), Ok(vec![]));
     }
 }

@@ -52,7 +52,9 @@ pub fn settle_live(
         std::thread::sleep(POLL_INTERVAL);
     };
     match (on_src, on_dst) {
-        (Some(s), None) if s.state == GuestState::Paused && s.paused_by_migration && !s.job_active => {
+        (Some(s), None)
+            if s.state == GuestState::Paused && s.paused_by_migration && !s.job_active =>
+        {
             src.resume(guest)?;
             Ok(LiveSettlement::ResumedOnSource)
         }
@@ -91,7 +93,8 @@ pub fn settle_live(
 /// libvirt is still cleaning up: the source runs a migration job, or the target holds a copy
 /// that is neither running nor gone.
 fn still_settling(on_src: Option<&DomainStatus>, on_dst: Option<&DomainStatus>) -> bool {
-    on_src.is_some_and(|s| s.job_active) || (on_src.is_some() && on_dst.is_some_and(|d| d.state != GuestState::Running))
+    on_src.is_some_and(|s| s.job_active)
+        || (on_src.is_some() && on_dst.is_some_and(|d| d.state != GuestState::Running))
 }
 
 /// The target finished a pre-copy migration and the source only waits for the confirmation:
@@ -136,7 +139,10 @@ mod tests {
     }
 
     fn paused_by_migration() -> DomainStatus {
-        DomainStatus { paused_by_migration: true, ..status(GuestState::Paused) }
+        DomainStatus {
+            paused_by_migration: true,
+            ..status(GuestState::Paused)
+        }
     }
 
     #[test]
@@ -147,23 +153,53 @@ mod tests {
         assert!(!target_took_over(&running, &running));
         assert!(!target_took_over(&status(GuestState::Paused), &running));
         // The target did not start the guest.
-        assert!(!target_took_over(&paused_by_migration(), &status(GuestState::Paused)));
+        assert!(!target_took_over(
+            &paused_by_migration(),
+            &status(GuestState::Paused)
+        ));
         // Post-copy: memory is on both sides; neither copy may go.
-        assert!(!target_took_over(&paused_by_migration(), &DomainStatus { post_copy: true, ..running.clone() }));
+        assert!(!target_took_over(
+            &paused_by_migration(),
+            &DomainStatus {
+                post_copy: true,
+                ..running.clone()
+            }
+        ));
         // libvirt has not finished with the source's job.
-        assert!(!target_took_over(&DomainStatus { job_active: true, ..paused_by_migration() }, &running));
+        assert!(!target_took_over(
+            &DomainStatus {
+                job_active: true,
+                ..paused_by_migration()
+            },
+            &running
+        ));
     }
 
     #[test]
     fn settling_waits_for_the_source_job_and_a_half_received_target() {
         let running = status(GuestState::Running);
-        assert!(still_settling(Some(&DomainStatus { job_active: true, ..running.clone() }), None));
-        assert!(still_settling(Some(&running), Some(&status(GuestState::Paused))));
-        assert!(!still_settling(Some(&paused_by_migration()), Some(&running)));
+        assert!(still_settling(
+            Some(&DomainStatus {
+                job_active: true,
+                ..running.clone()
+            }),
+            None
+        ));
+        assert!(still_settling(
+            Some(&running),
+            Some(&status(GuestState::Paused))
+        ));
+        assert!(!still_settling(
+            Some(&paused_by_migration()),
+            Some(&running)
+        ));
         assert!(!still_settling(Some(&running), None));
         assert!(!still_settling(None, Some(&running)));
         assert_eq!(
-            describe(&DomainStatus { job_active: true, ..paused_by_migration() }),
+            describe(&DomainStatus {
+                job_active: true,
+                ..paused_by_migration()
+            }),
             "paused by the migration, a job still active"
         );
     }

@@ -82,14 +82,19 @@ struct PerHost<T> {
 
 impl<T> Default for PerHost<T> {
     fn default() -> Self {
-        PerHost { slots: Mutex::default() }
+        PerHost {
+            slots: Mutex::default(),
+        }
     }
 }
 
 impl<T> PerHost<T> {
     fn get_or_open<E>(&self, host: &str, open: impl FnOnce() -> Result<T, E>) -> Result<Arc<T>, E> {
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             Arc::clone(slots.entry(host.to_string()).or_default())
         };
         let mut cached = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -103,7 +108,13 @@ impl<T> PerHost<T> {
 }
 
 /// Fills a volume command template for one volume.
-fn volume_argv(template: &[String], action: &str, volume: &str, guest: &str, host: &str) -> Vec<String> {
+fn volume_argv(
+    template: &[String],
+    action: &str,
+    volume: &str,
+    guest: &str,
+    host: &str,
+) -> Vec<String> {
     template
         .iter()
         .map(|arg| {
@@ -118,7 +129,11 @@ fn volume_argv(template: &[String], action: &str, volume: &str, guest: &str, hos
 impl LibvirtRunner {
     /// `runtime` runs the SSH side (openssh needs tokio); steps call into it from blocking
     /// threads.
-    pub fn new(hosts: BTreeMap<String, HostAccess>, settings: RunnerSettings, runtime: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        hosts: BTreeMap<String, HostAccess>,
+        settings: RunnerSettings,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
         LibvirtRunner {
             hosts,
             settings,
@@ -155,43 +170,68 @@ impl LibvirtRunner {
     /// The (cached) SSH connection to `host`. Blocking; must not run on an async worker.
     fn remote(&self, host: &str, step: &Step) -> Result<Arc<RemoteHost>, ApplyError> {
         self.remotes.get_or_open(host, || {
-            let target = self.access(host, step)?.ssh.as_ref().ok_or_else(|| ApplyError::Unsupported {
-                step: step.id.clone(),
-                message: format!("{} needs SSH access to host `{host}`, and none is configured", step.kind),
-            })?;
-            self.runtime.block_on(RemoteHost::connect(target)).map_err(|error| ApplyError::Remote {
-                action: "connecting".into(),
-                host: host.to_string(),
-                error: Box::new(error),
-            })
+            let target =
+                self.access(host, step)?
+                    .ssh
+                    .as_ref()
+                    .ok_or_else(|| ApplyError::Unsupported {
+                        step: step.id.clone(),
+                        message: format!(
+                            "{} needs SSH access to host `{host}`, and none is configured",
+                            step.kind
+                        ),
+                    })?;
+            self.runtime
+                .block_on(RemoteHost::connect(target))
+                .map_err(|error| ApplyError::Remote {
+                    action: "connecting".into(),
+                    host: host.to_string(),
+                    error: Box::new(error),
+                })
         })
     }
 
     fn missing_bridges(&self, step: &Step) -> Result<BTreeSet<String>, ApplyError> {
         let remote = self.remote(&step.to, step)?;
-        let present = self.runtime.block_on(remote.bridges()).map_err(|error| ApplyError::Remote {
-            action: "listing bridges".into(),
-            host: step.to.clone(),
-            error: Box::new(error),
-        })?;
-        Ok(step.items.iter().filter(|b| !present.contains(*b)).cloned().collect())
+        let present =
+            self.runtime
+                .block_on(remote.bridges())
+                .map_err(|error| ApplyError::Remote {
+                    action: "listing bridges".into(),
+                    host: step.to.clone(),
+                    error: Box::new(error),
+                })?;
+        Ok(step
+            .items
+            .iter()
+            .filter(|b| !present.contains(*b))
+            .cloned()
+            .collect())
     }
 
     fn create_bridges(&self, step: &Step) -> Result<StepOutcome, ApplyError> {
         let remote = self.remote(&step.to, step)?;
         let mut created = Vec::new();
         for bridge in &step.items {
-            let fresh = self.runtime.block_on(remote.create_bridge(bridge)).map_err(|error| ApplyError::Remote {
-                action: format!("creating bridge `{bridge}`"),
-                host: step.to.clone(),
-                error: Box::new(error),
-            })?;
+            let fresh = self
+                .runtime
+                .block_on(remote.create_bridge(bridge))
+                .map_err(|error| ApplyError::Remote {
+                    action: format!("creating bridge `{bridge}`"),
+                    host: step.to.clone(),
+                    error: Box::new(error),
+                })?;
             if fresh {
                 created.push(bridge.as_str());
             }
         }
-        let note = created.is_empty().then(|| "all bridges existed".to_string());
-        Ok(StepOutcome { note, ..StepOutcome::default() })
+        let note = created
+            .is_empty()
+            .then(|| "all bridges existed".to_string());
+        Ok(StepOutcome {
+            note,
+            ..StepOutcome::default()
+        })
     }
 
     /// Whether `volume_check_command` says the step's effect on `volume` is there; `None`
@@ -204,13 +244,21 @@ impl LibvirtRunner {
         volume: &str,
         host: &str,
     ) -> Result<Option<bool>, ApplyError> {
-        let Some(template) = &self.settings.volume_check_command else { return Ok(None) };
+        let Some(template) = &self.settings.volume_check_command else {
+            return Ok(None);
+        };
         let argv = volume_argv(template, action, volume, &step.guest, host);
-        let answer = self.runtime.block_on(remote.check(&argv)).map_err(|error| ApplyError::Remote {
-            action: format!("checking whether volume `{volume}` of guest `{}` is {action}ed", step.guest),
-            host: host.to_string(),
-            error: Box::new(error),
-        })?;
+        let answer = self
+            .runtime
+            .block_on(remote.check(&argv))
+            .map_err(|error| ApplyError::Remote {
+                action: format!(
+                    "checking whether volume `{volume}` of guest `{}` is {action}ed",
+                    step.guest
+                ),
+                host: host.to_string(),
+                error: Box::new(error),
+            })?;
         Ok(Some(answer))
     }
 
@@ -230,10 +278,17 @@ impl LibvirtRunner {
     }
 
     fn volumes(&self, step: &Step, action: &str, host: &str) -> Result<StepOutcome, ApplyError> {
-        let template = self.settings.volume_command.as_ref().ok_or_else(|| ApplyError::Unsupported {
-            step: step.id.clone(),
-            message: format!("{} needs `volume_command` in the inventory block", step.kind),
-        })?;
+        let template =
+            self.settings
+                .volume_command
+                .as_ref()
+                .ok_or_else(|| ApplyError::Unsupported {
+                    step: step.id.clone(),
+                    message: format!(
+                        "{} needs `volume_command` in the inventory block",
+                        step.kind
+                    ),
+                })?;
         let remote = self.remote(host, step)?;
         let mut already = Vec::new();
         for volume in &step.items {
@@ -242,11 +297,13 @@ impl LibvirtRunner {
                 continue;
             }
             let argv = volume_argv(template, action, volume, &step.guest, host);
-            self.runtime.block_on(remote.run_checked(&argv)).map_err(|error| ApplyError::Remote {
-                action: format!("{action} volume `{volume}` of guest `{}`", step.guest),
-                host: host.to_string(),
-                error: Box::new(error),
-            })?;
+            self.runtime
+                .block_on(remote.run_checked(&argv))
+                .map_err(|error| ApplyError::Remote {
+                    action: format!("{action} volume `{volume}` of guest `{}`", step.guest),
+                    host: host.to_string(),
+                    error: Box::new(error),
+                })?;
             if self.volume_in_place(&remote, step, action, volume, host)? == Some(false) {
                 return Err(ApplyError::Unsupported {
                     step: step.id.clone(),
@@ -256,14 +313,26 @@ impl LibvirtRunner {
                 });
             }
         }
-        let note = (!already.is_empty()).then(|| format!("already {action}ed: {}", already.join(", ")));
-        Ok(StepOutcome { note, ..StepOutcome::default() })
+        let note =
+            (!already.is_empty()).then(|| format!("already {action}ed: {}", already.join(", ")));
+        Ok(StepOutcome {
+            note,
+            ..StepOutcome::default()
+        })
     }
 
     fn attach_interfaces(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, ApplyError> {
         let dst = self.hypervisor(&step.to)?;
-        let _one_at_a_time = self.attaching.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        interfaces::attach(&dst, step, ctx, self.settings.sriov_vfs.get(&step.to).map(Vec::as_slice))
+        let _one_at_a_time = self
+            .attaching
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        interfaces::attach(
+            &dst,
+            step,
+            ctx,
+            self.settings.sriov_vfs.get(&step.to).map(Vec::as_slice),
+        )
     }
 
     fn migrate(
@@ -284,11 +353,12 @@ impl LibvirtRunner {
             })?;
             // Its SR-IOV interfaces carry VFs of the unreachable host, which may be another
             // guest's on the target: they wait in the metadata for ATTACH_INTERFACES.
-            let (xml, detached) = detach_hostdev_interfaces(xml).map_err(|message| ApplyError::Definition {
-                guest: step.guest.clone(),
-                host: step.to.clone(),
-                message: format!("the definition recorded in the state file: {message}"),
-            })?;
+            let (xml, detached) =
+                detach_hostdev_interfaces(xml).map_err(|message| ApplyError::Definition {
+                    guest: step.guest.clone(),
+                    host: step.to.clone(),
+                    message: format!("the definition recorded in the state file: {message}"),
+                })?;
             dst.define(&xml)?;
             let note = (!detached.is_empty()).then(|| {
                 format!(
@@ -307,10 +377,16 @@ impl LibvirtRunner {
         let src = self.hypervisor(&step.from)?;
         let definition_xml = src.migratable_xml(&step.guest).ok();
         match ctx.mv.mode {
-            MigrationMode::Live => migrate_live(&src, &dst, &step.guest, &self.settings.live, progress)?,
+            MigrationMode::Live => {
+                migrate_live(&src, &dst, &step.guest, &self.settings.live, progress)?
+            }
             _ => move_offline(&src, &dst, &step.guest)?,
         }
-        Ok(StepOutcome { guest_state: dst.domain_state(&step.guest)?, definition_xml, ..StepOutcome::default() })
+        Ok(StepOutcome {
+            guest_state: dst.domain_state(&step.guest)?,
+            definition_xml,
+            ..StepOutcome::default()
+        })
     }
 }
 
@@ -318,23 +394,38 @@ impl StepRunner for LibvirtRunner {
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         match step.kind {
             // Shut off, or already gone from the source.
-            StepKind::StopGuest => {
-                Ok(matches!(self.hypervisor(&step.from)?.domain_state(&step.guest)?, None | Some(GuestState::ShutOff)))
+            StepKind::StopGuest => Ok(matches!(
+                self.hypervisor(&step.from)?.domain_state(&step.guest)?,
+                None | Some(GuestState::ShutOff)
+            )),
+            StepKind::CreateBridges => {
+                Ok(step.items.is_empty() || self.missing_bridges(step)?.is_empty())
             }
-            StepKind::CreateBridges => Ok(step.items.is_empty() || self.missing_bridges(step)?.is_empty()),
             StepKind::MigrateGuest => {
-                if self.hypervisor(&step.to)?.domain_state(&step.guest)?.is_none() {
+                if self
+                    .hypervisor(&step.to)?
+                    .domain_state(&step.guest)?
+                    .is_none()
+                {
                     return Ok(false);
                 }
                 // With the source unreachable (offline_force), the target holding it is enough.
                 Ok(ctx.mv.mode == MigrationMode::OfflineForce
-                    || self.hypervisor(&step.from)?.domain_state(&step.guest)?.is_none())
+                    || self
+                        .hypervisor(&step.from)?
+                        .domain_state(&step.guest)?
+                        .is_none())
             }
             StepKind::StartupGuest => {
-                Ok(self.hypervisor(&step.to)?.domain_state(&step.guest)? == Some(GuestState::Running))
+                Ok(self.hypervisor(&step.to)?.domain_state(&step.guest)?
+                    == Some(GuestState::Running))
             }
-            StepKind::DetachInterfaces => interfaces::is_detached(&*self.hypervisor(&step.from)?, &step.guest),
-            StepKind::AttachInterfaces => interfaces::is_attached(&*self.hypervisor(&step.to)?, step, ctx),
+            StepKind::DetachInterfaces => {
+                interfaces::is_detached(&*self.hypervisor(&step.from)?, &step.guest)
+            }
+            StepKind::AttachInterfaces => {
+                interfaces::is_attached(&*self.hypervisor(&step.to)?, step, ctx)
+            }
             StepKind::DetachVolumes => self.volumes_done(step, "detach", &step.from),
             StepKind::AttachVolumes => self.volumes_done(step, "attach", &step.to),
         }
@@ -351,17 +442,26 @@ impl StepRunner for LibvirtRunner {
             StepKind::StopGuest => {
                 let src = self.hypervisor(&step.from)?;
                 src.shutdown(&step.guest, s.shutdown_timeout, s.force_stop_after_timeout)?;
-                Ok(StepOutcome { guest_state: Some(GuestState::ShutOff), ..StepOutcome::default() })
+                Ok(StepOutcome {
+                    guest_state: Some(GuestState::ShutOff),
+                    ..StepOutcome::default()
+                })
             }
             StepKind::CreateBridges => self.create_bridges(step),
             StepKind::DetachVolumes => self.volumes(step, "detach", &step.from),
             StepKind::AttachVolumes => self.volumes(step, "attach", &step.to),
             StepKind::MigrateGuest => self.migrate(step, ctx, progress),
             StepKind::StartupGuest => {
-                self.hypervisor(&step.to)?.start(&step.guest, s.start_timeout)?;
-                Ok(StepOutcome { guest_state: Some(GuestState::Running), ..StepOutcome::default() })
+                self.hypervisor(&step.to)?
+                    .start(&step.guest, s.start_timeout)?;
+                Ok(StepOutcome {
+                    guest_state: Some(GuestState::Running),
+                    ..StepOutcome::default()
+                })
             }
-            StepKind::DetachInterfaces => interfaces::detach(&*self.hypervisor(&step.from)?, &step.guest),
+            StepKind::DetachInterfaces => {
+                interfaces::detach(&*self.hypervisor(&step.from)?, &step.guest)
+            }
             StepKind::AttachInterfaces => self.attach_interfaces(step, ctx),
         }
     }
@@ -373,9 +473,26 @@ mod tests {
 
     #[test]
     fn volume_templates_substitute_per_argument() {
-        let template =
-            ["/opt/exa/edv", "{action}", "--volume={volume}", "--guest", "{guest}", "{host}"].map(String::from);
+        let template = [
+            "/opt/exa/edv",
+            "{action}",
+            "--volume={volume}",
+            "--guest",
+            "{guest}",
+            "{host}",
+        ]
+        .map(String::from);
         let argv = volume_argv(&template, "attach", "/dev/exc/vol 1", "vm01", "adm02");
-        assert_eq!(argv, ["/opt/exa/edv", "attach", "--volume=/dev/exc/vol 1", "--guest", "vm01", "adm02"]);
+        assert_eq!(
+            argv,
+            [
+                "/opt/exa/edv",
+                "attach",
+                "--volume=/dev/exc/vol 1",
+                "--guest",
+                "vm01",
+                "adm02"
+            ]
+        );
     }
 }

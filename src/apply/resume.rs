@@ -48,13 +48,17 @@ pub fn unfinished_steps<'a>(state: &State, u: &'a InProgress) -> Vec<&'a Step> {
     u.plan
         .steps
         .iter()
-        .filter(|s| in_scope(&u.targets, &s.guest) && status(state, &u.plan_id, s) != Some(StepStatus::Done))
+        .filter(|s| {
+            in_scope(&u.targets, &s.guest) && status(state, &u.plan_id, s) != Some(StepStatus::Done)
+        })
         .collect()
 }
 
 /// The MIGRATE_GUEST step of move `index`.
 fn migrate_step(plan: &Plan, index: usize) -> Option<&Step> {
-    plan.steps.iter().find(|s| s.move_index == index && s.kind == StepKind::MigrateGuest)
+    plan.steps
+        .iter()
+        .find(|s| s.move_index == index && s.kind == StepKind::MigrateGuest)
 }
 
 /// Moves (in plan order) whose MIGRATE_GUEST is journaled done: where es.xml must now place
@@ -63,7 +67,10 @@ pub fn completed_moves(state: &State, plan_id: &str, plan: &Plan) -> Vec<Move> {
     plan.moves
         .iter()
         .enumerate()
-        .filter(|(i, _)| migrate_step(plan, *i).is_some_and(|s| status(state, plan_id, s) == Some(StepStatus::Done)))
+        .filter(|(i, _)| {
+            migrate_step(plan, *i)
+                .is_some_and(|s| status(state, plan_id, s) == Some(StepStatus::Done))
+        })
         .map(|(_, m)| m.clone())
         .collect()
 }
@@ -71,7 +78,11 @@ pub fn completed_moves(state: &State, plan_id: &str, plan: &Plan) -> Vec<Move> {
 fn context(state: &State, plan: &Plan, step: &Step) -> Result<StepContext, ApplyError> {
     StepContext::for_step(state, plan, step).ok_or_else(|| ApplyError::Unsupported {
         step: step.id.clone(),
-        message: format!("refers to move {}, but the plan has {}", step.move_index, plan.moves.len()),
+        message: format!(
+            "refers to move {}, but the plan has {}",
+            step.move_index,
+            plan.moves.len()
+        ),
     })
 }
 
@@ -98,29 +109,47 @@ fn live_note(settled: LiveSettlement, step: &Step) -> Option<String> {
 /// Finishes MIGRATE_GUEST steps that were running when berth stopped: an offline move that
 /// left its guest defined on both hosts is completed; a live one is settled by
 /// [`settle_live`]. Returns what it did, one sentence each. Blocking.
-pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Result<Vec<String>, ApplyError> {
+pub fn settle(
+    state: &mut State,
+    u: &InProgress,
+    libvirt: &LibvirtRunner,
+) -> Result<Vec<String>, ApplyError> {
     let mut notes = Vec::new();
     let running: Vec<&Step> = u
         .plan
         .steps
         .iter()
-        .filter(|s| s.kind == StepKind::MigrateGuest && status(state, &u.plan_id, s) == Some(StepStatus::Running))
+        .filter(|s| {
+            s.kind == StepKind::MigrateGuest
+                && status(state, &u.plan_id, s) == Some(StepStatus::Running)
+        })
         .collect();
     for step in running {
         let ctx = context(state, &u.plan, step)?;
         if ctx.mv.mode == MigrationMode::Live {
             // libvirt cancels or completes the migration on its own, except for the one window
             // it leaves to its client; the executor then re-checks where the guest is.
-            let (src, dst) = (libvirt.hypervisor(&step.from)?, libvirt.hypervisor(&step.to)?);
-            let settled =
-                settle_live(&src, &dst, &step.guest, LIBVIRT_CLEANUP_WAIT).map_err(|e| e.in_step(&step.id))?;
+            let (src, dst) = (
+                libvirt.hypervisor(&step.from)?,
+                libvirt.hypervisor(&step.to)?,
+            );
+            let settled = settle_live(&src, &dst, &step.guest, LIBVIRT_CLEANUP_WAIT)
+                .map_err(|e| e.in_step(&step.id))?;
             notes.extend(live_note(settled, step));
             continue;
         }
-        let on_source = libvirt.hypervisor(&step.from)?.domain_state(&step.guest)?.is_some();
-        let on_target = libvirt.hypervisor(&step.to)?.domain_state(&step.guest)?.is_some();
+        let on_source = libvirt
+            .hypervisor(&step.from)?
+            .domain_state(&step.guest)?
+            .is_some();
+        let on_target = libvirt
+            .hypervisor(&step.to)?
+            .domain_state(&step.guest)?
+            .is_some();
         if on_source && on_target {
-            libvirt.run(step, &ctx, &mut |_| {}).map_err(|e| e.in_step(&step.id))?;
+            libvirt
+                .run(step, &ctx, &mut |_| {})
+                .map_err(|e| e.in_step(&step.id))?;
             notes.push(format!(
                 "{}: the interrupted MIGRATE_GUEST had left {} defined on both {} and {}; finished it (undefined on {})",
                 step.id, step.guest, step.from, step.to, step.from
@@ -132,20 +161,27 @@ pub fn settle(state: &mut State, u: &InProgress, libvirt: &LibvirtRunner) -> Res
 
 /// Ends the journal of an abandoned plan: steps still `running` are done if reality shows
 /// their effect, failed otherwise. Returns the guests the plan stopped and did not start again.
-pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner) -> Result<Vec<String>, ApplyError> {
+pub fn close_running(
+    state: &mut State,
+    u: &InProgress,
+    runner: &dyn StepRunner,
+) -> Result<Vec<String>, ApplyError> {
     for step in &u.plan.steps {
         if status(state, &u.plan_id, step) != Some(StepStatus::Running) {
             continue;
         }
         let ctx = context(state, &u.plan, step)?;
-        let done = runner.is_done(step, &ctx).map_err(|e| e.in_step(&step.id))?;
+        let done = runner
+            .is_done(step, &ctx)
+            .map_err(|e| e.in_step(&step.id))?;
         if let Some(entry) = state.entry_mut(&u.plan_id, &step.id) {
             entry.finished_at = Some(Utc::now());
             if done {
                 entry.status = StepStatus::Done;
             } else {
                 entry.status = StepStatus::Failed;
-                entry.error = Some("interrupted, and not done in reality; the plan was abandoned".into());
+                entry.error =
+                    Some("interrupted, and not done in reality; the plan was abandoned".into());
             }
         }
         if done {
@@ -156,7 +192,9 @@ pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner)
         .plan
         .steps
         .iter()
-        .filter(|s| s.kind == StepKind::StopGuest && status(state, &u.plan_id, s) == Some(StepStatus::Done))
+        .filter(|s| {
+            s.kind == StepKind::StopGuest && status(state, &u.plan_id, s) == Some(StepStatus::Done)
+        })
         .map(|s| s.guest.clone())
         .collect();
     let restarted = |guest: &String| {
@@ -174,10 +212,11 @@ pub fn close_running(state: &mut State, u: &InProgress, runner: &dyn StepRunner)
 /// berth's metadata, and no later plan gives them back on its own.
 pub fn left_detached(state: &State, u: &InProgress) -> Vec<String> {
     let done = |kind: StepKind, index: usize| {
-        u.plan
-            .steps
-            .iter()
-            .any(|s| s.kind == kind && s.move_index == index && status(state, &u.plan_id, s) == Some(StepStatus::Done))
+        u.plan.steps.iter().any(|s| {
+            s.kind == kind
+                && s.move_index == index
+                && status(state, &u.plan_id, s) == Some(StepStatus::Done)
+        })
     };
     let guests: BTreeSet<String> = (0..u.plan.moves.len())
         .filter(|&i| done(StepKind::DetachInterfaces, i) && !done(StepKind::AttachInterfaces, i))
@@ -190,8 +229,15 @@ pub fn left_detached(state: &State, u: &InProgress) -> Vec<String> {
 /// each target whose MIGRATE_GUEST is done; a MIGRATE_GUEST not done allows both its ends.
 fn allowed_hosts(state: &State, u: &InProgress, guest: &str) -> BTreeSet<String> {
     let mut allowed = BTreeSet::new();
-    for (i, m) in u.plan.moves.iter().enumerate().filter(|(_, m)| m.guest == guest) {
-        let done = migrate_step(&u.plan, i).is_some_and(|s| status(state, &u.plan_id, s) == Some(StepStatus::Done));
+    for (i, m) in u
+        .plan
+        .moves
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.guest == guest)
+    {
+        let done = migrate_step(&u.plan, i)
+            .is_some_and(|s| status(state, &u.plan_id, s) == Some(StepStatus::Done));
         allowed.clear();
         if done {
             allowed.insert(m.to.clone());
@@ -226,8 +272,15 @@ pub fn blockers(state: &State, u: &InProgress, cfg: &Config, inv: &Inventory) ->
             ));
             continue;
         };
-        if !topo.hosts.get(&g.host).is_some_and(|h| h.domains.contains(guest)) {
-            reasons.push(format!("guest {guest} is defined on no host berth can read (es.xml puts it on {})", g.host));
+        if !topo
+            .hosts
+            .get(&g.host)
+            .is_some_and(|h| h.domains.contains(guest))
+        {
+            reasons.push(format!(
+                "guest {guest} is defined on no host berth can read (es.xml puts it on {})",
+                g.host
+            ));
         } else if moved.contains(guest.as_str()) {
             let allowed = allowed_hosts(state, u, guest);
             if !allowed.contains(&g.host) {
@@ -239,18 +292,32 @@ pub fn blockers(state: &State, u: &InProgress, cfg: &Config, inv: &Inventory) ->
                 ));
             }
         } else if g.host != seen_host {
-            reasons.push(format!("guest {guest} is now on {}, the plan saw it on {seen_host}", g.host));
+            reasons.push(format!(
+                "guest {guest} is now on {}, the plan saw it on {seen_host}",
+                g.host
+            ));
         } else if g.state.holds_resources() && g.state.to_string() != seen_state {
-            reasons.push(format!("guest {guest} is now {} on {}, the plan saw it {seen_state}", g.state, g.host));
+            reasons.push(format!(
+                "guest {guest} is now {} on {}, the plan saw it {seen_state}",
+                g.state, g.host
+            ));
         }
     }
-    for g in topo.guests.values().filter(|g| !then.guests.contains_key(&g.name)) {
-        reasons.push(format!("guest {} is new on {}, the plan did not know it", g.name, g.host));
+    for g in topo
+        .guests
+        .values()
+        .filter(|g| !then.guests.contains_key(&g.name))
+    {
+        reasons.push(format!(
+            "guest {} is new on {}, the plan did not know it",
+            g.name, g.host
+        ));
     }
     // es.xml may lag behind the journal (berth stopped before writing it back): drift about a
     // guest of the plan is expected; any other drift is not.
     for d in &inv.drift {
-        let explained = d.kind == DriftKind::WrongHost && d.guest.as_deref().is_some_and(|g| moved.contains(g));
+        let explained =
+            d.kind == DriftKind::WrongHost && d.guest.as_deref().is_some_and(|g| moved.contains(g));
         if !explained {
             reasons.push(format!("drift: {}", d.message));
         }

@@ -30,7 +30,9 @@ impl StepContext {
         Some(StepContext {
             mv: plan.moves.get(step.move_index)?.clone(),
             last_definition_xml: record.and_then(|r| r.last_definition_xml.clone()),
-            detached_interfaces: record.map(|r| r.detached_interfaces.clone()).unwrap_or_default(),
+            detached_interfaces: record
+                .map(|r| r.detached_interfaces.clone())
+                .unwrap_or_default(),
         })
     }
 }

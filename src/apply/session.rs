@@ -27,13 +27,20 @@ use crate::apply::hypervisor::MigrationProgress;
 
 /// Opens the state store at `path`, creating its directory (mode 0700) when missing.
 pub fn open_store(path: &Path) -> Result<StateStore, StateError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
         use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|error| StateError::Io {
-            action: "creating state directory",
-            path: dir.to_path_buf(),
-            error,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|error| StateError::Io {
+                action: "creating state directory",
+                path: dir.to_path_buf(),
+                error,
+            })?;
     }
     StateStore::open(path)
 }
@@ -91,7 +98,11 @@ impl Session {
     /// connection per host (opened on first use). `runtime` runs the SSH side.
     pub fn open(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Session, ApplyError> {
         let (es, _, _) = inventory_load::read_es_xml(&plan::build::inventory_spec(&cfg))?;
-        let libvirt = LibvirtRunner::new(setup::host_access(&cfg, &es), setup::runner_settings(&cfg, &es), runtime);
+        let libvirt = LibvirtRunner::new(
+            setup::host_access(&cfg, &es),
+            setup::runner_settings(&cfg, &es),
+            runtime,
+        );
         Session::open_with(cfg, Arc::new(libvirt))
     }
 
@@ -101,7 +112,14 @@ impl Session {
         let lock = store.lock("apply")?;
         let state = store.load_or_new()?;
         let runner: Arc<dyn StepRunner> = libvirt.clone();
-        Ok(Session { cfg, store, lock, state, libvirt, runner })
+        Ok(Session {
+            cfg,
+            store,
+            lock,
+            state,
+            libvirt,
+            runner,
+        })
     }
 
     /// Acts through `runner` instead of the libvirt runner (reading still goes through the
@@ -157,7 +175,10 @@ impl Session {
             })?;
             observe_connection(host, h.uri(), h.connection())
         };
-        Ok(inventory_load::load_with(&plan::build::inventory_spec(&self.cfg), &observe)?)
+        Ok(inventory_load::load_with(
+            &plan::build::inventory_spec(&self.cfg),
+            &observe,
+        )?)
     }
 
     /// A plan made now from the configuration and `inv`.
@@ -171,9 +192,12 @@ impl Session {
         match self.make_plan(inv) {
             Ok(now) => freshness::stale_reasons(saved, &now),
             Err(_) => {
-                let mut reasons =
-                    freshness::fingerprint_changes(&saved.fingerprints, &plan::build::fingerprints(&self.cfg, inv));
-                reasons.push("the configuration no longer plans (run `berth plan` to see why)".into());
+                let mut reasons = freshness::fingerprint_changes(
+                    &saved.fingerprints,
+                    &plan::build::fingerprints(&self.cfg, inv),
+                );
+                reasons
+                    .push("the configuration no longer plans (run `berth plan` to see why)".into());
                 reasons
             }
         }
@@ -182,7 +206,9 @@ impl Session {
     /// Finishes migrations an interrupted apply left half-way (guest defined on both hosts).
     /// Blocking.
     pub fn settle(&mut self) -> Result<Vec<String>, ApplyError> {
-        let Some(u) = self.state.in_progress.clone() else { return Ok(Vec::new()) };
+        let Some(u) = self.state.in_progress.clone() else {
+            return Ok(Vec::new());
+        };
         let notes = resume::settle(&mut self.state, &u, &self.libvirt)?;
         Ok(notes)
     }
@@ -198,15 +224,28 @@ impl Session {
     /// Drops the unfinished plan: closes its running journal entries against reality, writes
     /// es.xml for its moves that were carried out, and forgets it. Blocking.
     pub fn abandon(&mut self) -> Result<Abandoned, ApplyError> {
-        let Some(u) = self.state.in_progress.clone() else { return Ok(Abandoned::default()) };
+        let Some(u) = self.state.in_progress.clone() else {
+            return Ok(Abandoned::default());
+        };
         let left_stopped = resume::close_running(&mut self.state, &u, &*self.runner)?;
         let left_detached = resume::left_detached(&self.state, &u);
         let inv = self.read_placement()?;
         let completed = resume::completed_moves(&self.state, &u.plan_id, &u.plan);
-        let written = write_back(&self.write_back_target(&u), &inv, &u.plan, &completed, false)?;
+        let written = write_back(
+            &self.write_back_target(&u),
+            &inv,
+            &u.plan,
+            &completed,
+            false,
+        )?;
         self.state.in_progress = None;
         self.store.save(&mut self.state)?;
-        Ok(Abandoned { plan_id: u.plan_id, left_stopped, left_detached, write_back: written })
+        Ok(Abandoned {
+            plan_id: u.plan_id,
+            left_stopped,
+            left_detached,
+            write_back: written,
+        })
     }
 
     fn write_back_target<'a>(&'a self, u: &'a InProgress) -> WriteBackTarget<'a> {
@@ -220,7 +259,11 @@ impl Session {
     /// Makes `plan` (limited to the moves of `targets`) the plan in progress, saved before
     /// any step runs, under a journal id of its own (its content id and a random suffix).
     /// Keeps an unfinished plan with the same content as it is.
-    pub fn begin(&mut self, plan: Plan, targets: Option<BTreeSet<String>>) -> Result<(), ApplyError> {
+    pub fn begin(
+        &mut self,
+        plan: Plan,
+        targets: Option<BTreeSet<String>>,
+    ) -> Result<(), ApplyError> {
         let content = plan_id(&plan);
         if let Some(u) = &self.state.in_progress {
             if plan_id(&u.plan) == content {
@@ -231,9 +274,17 @@ impl Session {
                 u.plan_id
             )));
         }
-        let id = format!("{content}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        self.state.in_progress =
-            Some(InProgress { plan_id: id, plan, targets, started_at: Utc::now(), es_xml_backup: None });
+        let id = format!(
+            "{content}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        self.state.in_progress = Some(InProgress {
+            plan_id: id,
+            plan,
+            targets,
+            started_at: Utc::now(),
+            es_xml_backup: None,
+        });
         self.store.save(&mut self.state)?;
         Ok(())
     }
@@ -246,36 +297,58 @@ impl Session {
         opts: &ExecOptions,
         on_event: &mut (dyn FnMut(Event) + Send),
     ) -> Result<RunOutcome, ApplyError> {
-        let u = self
-            .state
-            .in_progress
-            .clone()
-            .ok_or_else(|| ApplyError::Refused("no plan is in progress; nothing to run".into()))?;
+        let u =
+            self.state.in_progress.clone().ok_or_else(|| {
+                ApplyError::Refused("no plan is in progress; nothing to run".into())
+            })?;
         let mut opts = opts.clone();
         if opts.targets.is_none() {
             opts.targets = u.targets.clone();
         }
         opts.journal_id = Some(u.plan_id.clone());
         let runner = Arc::new(Shared(Arc::clone(&self.runner)));
-        let report = execute(&u.plan, runner, &self.store, &mut self.state, &opts, on_event).await?;
+        let report = execute(
+            &u.plan,
+            runner,
+            &self.store,
+            &mut self.state,
+            &opts,
+            on_event,
+        )
+        .await?;
         let finished = resume::unfinished_steps(&self.state, &u).is_empty();
         let write_back = self.write_back_after_run(&u, finished);
         if finished && write_back.is_ok() {
             self.state.in_progress = None;
-        } else if let (Some(current), Ok(Some(w))) = (self.state.in_progress.as_mut(), &write_back) {
+        } else if let (Some(current), Ok(Some(w))) = (self.state.in_progress.as_mut(), &write_back)
+        {
             current.es_xml_backup = current.es_xml_backup.take().or(w.backup.clone());
         }
         self.store.save(&mut self.state)?;
-        Ok(RunOutcome { report, finished, write_back })
+        Ok(RunOutcome {
+            report,
+            finished,
+            write_back,
+        })
     }
 
-    fn write_back_after_run(&self, u: &InProgress, finished: bool) -> Result<Option<WrittenBack>, ApplyError> {
+    fn write_back_after_run(
+        &self,
+        u: &InProgress,
+        finished: bool,
+    ) -> Result<Option<WrittenBack>, ApplyError> {
         let completed = resume::completed_moves(&self.state, &u.plan_id, &u.plan);
         if completed.is_empty() {
             return Ok(None);
         }
         let inv = self.read_placement()?;
         let all_done = finished && completed.len() == u.plan.moves.len();
-        write_back(&self.write_back_target(u), &inv, &u.plan, &completed, all_done)
+        write_back(
+            &self.write_back_target(u),
+            &inv,
+            &u.plan,
+            &completed,
+            all_done,
+        )
     }
 }

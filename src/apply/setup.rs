@@ -22,8 +22,17 @@ pub fn host_access(cfg: &Config, es: &EsSystem) -> BTreeMap<String, HostAccess> 
         .into_iter()
         .map(|(host, uri)| {
             let ssh = Some(ssh_target(&host, &cfg.inventory.ssh));
-            let migration_uri = host_block(cfg, &host).and_then(|h| h.migration_uri.as_ref()).map(|u| u.value.clone());
-            (host, HostAccess { uri, migration_uri, ssh })
+            let migration_uri = host_block(cfg, &host)
+                .and_then(|h| h.migration_uri.as_ref())
+                .map(|u| u.value.clone());
+            (
+                host,
+                HostAccess {
+                    uri,
+                    migration_uri,
+                    ssh,
+                },
+            )
         })
         .collect()
 }
@@ -122,10 +131,19 @@ host "adm01.example.com" {
 "#,
         );
         let access = host_access(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
-        assert_eq!(access["adm01.example.com"].uri, "qemu+ssh://root@adm01.example.com/system");
-        assert_eq!(access["adm02.example.com"].uri, "test:///etc/berth/nodes/adm02.xml");
+        assert_eq!(
+            access["adm01.example.com"].uri,
+            "qemu+ssh://root@adm01.example.com/system"
+        );
+        assert_eq!(
+            access["adm02.example.com"].uri,
+            "test:///etc/berth/nodes/adm02.xml"
+        );
         // By its first label, like libvirt_uri; a host block without one leaves libvirt to choose.
-        assert_eq!(access["adm02.example.com"].migration_uri.as_deref(), Some("tcp://10.0.9.2"));
+        assert_eq!(
+            access["adm02.example.com"].migration_uri.as_deref(),
+            Some("tcp://10.0.9.2")
+        );
         assert_eq!(access["adm01.example.com"].migration_uri, None);
         let ssh = access["adm01.example.com"].ssh.as_ref().unwrap();
         assert_eq!(ssh.destination(), "berth@adm01.example.com:2222");
@@ -150,7 +168,14 @@ defaults {
 "#,
         );
         let opts = exec_options(&cfg, None);
-        assert_eq!((opts.parallelism, opts.max_inbound_per_host, opts.max_outbound_per_host), (7, 3, 2));
+        assert_eq!(
+            (
+                opts.parallelism,
+                opts.max_inbound_per_host,
+                opts.max_outbound_per_host
+            ),
+            (7, 3, 2)
+        );
         assert_eq!(exec_options(&cfg, Some(1)).parallelism, 1);
         let settings = runner_settings(&cfg, &es(&["adm01.example.com"]));
         assert_eq!(settings.live.bandwidth_mib_s, 500);
@@ -179,12 +204,21 @@ host "adm09" {
 "#,
         );
         let settings = runner_settings(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
-        let pools: Vec<(&str, Vec<&str>)> =
-            settings.sriov_vfs.iter().map(|(h, p)| (h.as_str(), p.iter().map(String::as_str).collect())).collect();
+        let pools: Vec<(&str, Vec<&str>)> = settings
+            .sriov_vfs
+            .iter()
+            .map(|(h, p)| (h.as_str(), p.iter().map(String::as_str).collect()))
+            .collect();
         assert_eq!(
             pools,
-            [("adm01.example.com", vec!["0000:3b:02.0", "0000:5e:02.0"]), ("adm02.example.com", vec!["0000:3b:02.1"])]
+            [
+                ("adm01.example.com", vec!["0000:3b:02.0", "0000:5e:02.0"]),
+                ("adm02.example.com", vec!["0000:3b:02.1"])
+            ]
         );
-        assert_eq!(settings.volume_check_command.as_deref().unwrap()[1], "status");
+        assert_eq!(
+            settings.volume_check_command.as_deref().unwrap()[1],
+            "status"
+        );
     }
 }

@@ -76,8 +76,16 @@ pub fn write_back(
         (Some(_), _) => None,
     };
     write_atomically(dest, &new_text)?;
-    let diff = unified_diff(&dest.display().to_string(), current_dest.as_deref().unwrap_or(""), &new_text);
-    Ok(Some(WrittenBack { path: dest.to_path_buf(), backup, diff }))
+    let diff = unified_diff(
+        &dest.display().to_string(),
+        current_dest.as_deref().unwrap_or(""),
+        &new_text,
+    );
+    Ok(Some(WrittenBack {
+        path: dest.to_path_buf(),
+        backup,
+        diff,
+    }))
 }
 
 /// The whole plan is done: the change from the es.xml the plan was made from must be the
@@ -123,24 +131,50 @@ fn read_if_exists(path: &Path) -> Result<Option<String>, ApplyError> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(ApplyError::Io { action: "reading", path: path.to_path_buf(), error }),
+        Err(error) => Err(ApplyError::Io {
+            action: "reading",
+            path: path.to_path_buf(),
+            error,
+        }),
     }
 }
 
 /// Copies `text` (the current es.xml) to a new `<es.xml>.berth-backup-<time>` file.
 fn backup(es_xml: &Path, text: &str) -> Result<PathBuf, ApplyError> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let name = es_xml.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = es_xml
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     for n in 0..100 {
-        let suffix = if n == 0 { String::new() } else { format!("-{n}") };
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{n}")
+        };
         let path = es_xml.with_file_name(format!("{name}.berth-backup-{stamp}{suffix}"));
-        let opened = std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_MODE).open(&path);
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(PRIVATE_MODE)
+            .open(&path);
         let mut file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(error) => return Err(ApplyError::Io { action: "creating es.xml backup", path, error }),
+            Err(error) => {
+                return Err(ApplyError::Io {
+                    action: "creating es.xml backup",
+                    path,
+                    error,
+                });
+            }
         };
-        let io = |error| ApplyError::Io { action: "writing es.xml backup", path: path.clone(), error };
+        let io = |error| ApplyError::Io {
+            action: "writing es.xml backup",
+            path: path.clone(),
+            error,
+        };
         file.write_all(text.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         return Ok(path);
@@ -148,13 +182,20 @@ fn backup(es_xml: &Path, text: &str) -> Result<PathBuf, ApplyError> {
     Err(ApplyError::Io {
         action: "creating es.xml backup",
         path: es_xml.to_path_buf(),
-        error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "100 backups already exist for this second"),
+        error: std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "100 backups already exist for this second",
+        ),
     })
 }
 
 /// Replaces `path` with `text` atomically, keeping the mode of an existing file.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ApplyError> {
-    let io = |action, error| ApplyError::Io { action, path: path.to_path_buf(), error };
+    let io = |action, error| ApplyError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    };
     let mode = match std::fs::metadata(path) {
         Ok(m) => m.permissions().mode() & 0o7777,
         Err(_) => PRIVATE_MODE,
@@ -172,8 +213,11 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ApplyError> {
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(|e| io("creating temporary file for", e))?;
-    tmp.write_all(text.as_bytes()).map_err(|e| io("writing", e))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| io("writing", e))?;
     tmp.as_file().sync_all().map_err(|e| io("syncing", e))?;
     tmp.persist(path).map_err(|e| io("replacing", e.error))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io("syncing the directory of", e))
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing the directory of", e))
 }

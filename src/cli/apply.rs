@@ -39,7 +39,10 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
         ));
     }
     let cfg = config::load_dir(Path::new("."))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(CliError::Runtime)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
     let mut session = Session::open(cfg, runtime.handle().clone())?;
     let say = |text: &str| say(args.json, text);
     for note in session.settle()? {
@@ -58,7 +61,9 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
             say("Nothing else to do: every guest is where the configuration wants it.");
             break;
         }
-        let Some(result) = apply_plan(&mut session, &runtime, args, plan, source, color)? else { break };
+        let Some(result) = apply_plan(&mut session, &runtime, args, plan, source, color)? else {
+            break;
+        };
         code = code.max(result.0);
         if !(source == Source::Unfinished && result.1 && args.step.is_none() && code == exit::OK) {
             break;
@@ -98,7 +103,11 @@ fn drop_unfinished(session: &mut Session, say: &dyn Fn(&str)) -> Result<(), CliE
     Ok(())
 }
 
-fn choose_plan(session: &Session, args: &ApplyArgs, inv: &Inventory) -> Result<(Plan, Source), CliError> {
+fn choose_plan(
+    session: &Session,
+    args: &ApplyArgs,
+    inv: &Inventory,
+) -> Result<(Plan, Source), CliError> {
     if let Some(u) = session.unfinished() {
         if let Some(file) = &args.file {
             let saved = plan::file::load(file)?;
@@ -107,7 +116,8 @@ fn choose_plan(session: &Session, args: &ApplyArgs, inv: &Inventory) -> Result<(
                     "plan {} of an earlier apply (started {}) is unfinished, and {} is another plan: finish the \
                      unfinished one with `berth apply`, or drop it with `berth apply -replan`",
                     u.plan_id,
-                    u.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    u.started_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     file.display()
                 )));
             }
@@ -126,7 +136,10 @@ fn choose_plan(session: &Session, args: &ApplyArgs, inv: &Inventory) -> Result<(
     if let Some(file) = &args.file {
         let saved = plan::file::load(file)?;
         if !saved.is_ok() {
-            return Err(CliError::Refused(format!("{} has errors; it cannot be applied", file.display())));
+            return Err(CliError::Refused(format!(
+                "{} has errors; it cannot be applied",
+                file.display()
+            )));
         }
         let reasons = session.stale_reasons(&saved, inv);
         if !reasons.is_empty() {
@@ -155,7 +168,11 @@ fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
     if known.contains(name) {
         return Ok(name.to_string());
     }
-    let by_short: Vec<&str> = known.iter().copied().filter(|g| g.split('.').next() == Some(name)).collect();
+    let by_short: Vec<&str> = known
+        .iter()
+        .copied()
+        .filter(|g| g.split('.').next() == Some(name))
+        .collect();
     match by_short.as_slice() {
         [one] => Ok(one.to_string()),
         [] => {
@@ -163,10 +180,17 @@ fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
             let moved: Vec<&str> = moved.into_iter().collect();
             Err(CliError::Refused(format!(
                 "-target {name}: no such guest; the plan moves {}",
-                if moved.is_empty() { "nothing".to_string() } else { moved.join(", ") }
+                if moved.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    moved.join(", ")
+                }
             )))
         }
-        many => Err(CliError::Refused(format!("-target {name} is ambiguous: {}", many.join(", ")))),
+        many => Err(CliError::Refused(format!(
+            "-target {name} is ambiguous: {}",
+            many.join(", ")
+        ))),
     }
 }
 
@@ -176,20 +200,39 @@ fn resolve_step(plan: &Plan, guest: &str, name: &str) -> Result<String, CliError
     if plan.steps.iter().any(|s| s.id == name && s.guest == guest) {
         return Ok(name.to_string());
     }
-    let (kind, suffix) = name.split_once('#').map_or((name, String::new()), |(k, n)| (k, format!("#{n}")));
-    let kind: crate::schedule::StepKind =
-        kind.parse().map_err(|e: String| CliError::Refused(format!("--step: {e}")))?;
+    let (kind, suffix) = name
+        .split_once('#')
+        .map_or((name, String::new()), |(k, n)| (k, format!("#{n}")));
+    let kind: crate::schedule::StepKind = kind
+        .parse()
+        .map_err(|e: String| CliError::Refused(format!("--step: {e}")))?;
     let id = format!("{guest}:{kind}{suffix}");
     if plan.steps.iter().any(|s| s.id == id) {
         return Ok(id);
     }
-    if let Some(skipped) = plan.skipped_steps.iter().find(|s| s.guest == guest && s.kind == kind) {
-        return Err(CliError::Refused(format!("--step {name}: not a step of this plan: {}", skipped.reason)));
+    if let Some(skipped) = plan
+        .skipped_steps
+        .iter()
+        .find(|s| s.guest == guest && s.kind == kind)
+    {
+        return Err(CliError::Refused(format!(
+            "--step {name}: not a step of this plan: {}",
+            skipped.reason
+        )));
     }
-    let steps: Vec<&str> = plan.steps.iter().filter(|s| s.guest == guest).map(|s| s.id.as_str()).collect();
+    let steps: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| s.guest == guest)
+        .map(|s| s.id.as_str())
+        .collect();
     Err(CliError::Refused(format!(
         "--step {name}: {guest} has no such step in this plan; its steps: {}",
-        if steps.is_empty() { "none".to_string() } else { steps.join(", ") }
+        if steps.is_empty() {
+            "none".to_string()
+        } else {
+            steps.join(", ")
+        }
     )))
 }
 
@@ -206,7 +249,10 @@ fn confirm(moves: usize) -> Result<bool, CliError> {
     print!("\nDo you want to apply these {moves} {noun}? Only 'yes' will be accepted: ");
     std::io::stdout().flush().map_err(CliError::Stdout)?;
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer).map_err(CliError::Stdin)?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(CliError::Stdin)?;
     Ok(answer.trim() == "yes")
 }
 
@@ -222,17 +268,28 @@ fn apply_plan(
 ) -> Result<Option<(u8, bool)>, CliError> {
     let targets = match args.targets.is_empty() {
         true => None,
-        false => Some(args.targets.iter().map(|t| resolve_guest(&plan, t)).collect::<Result<BTreeSet<_>, _>>()?),
+        false => Some(
+            args.targets
+                .iter()
+                .map(|t| resolve_guest(&plan, t))
+                .collect::<Result<BTreeSet<_>, _>>()?,
+        ),
     };
     let single_step = match (&args.step, &targets) {
-        (Some(step), Some(t)) => t.iter().next().map(|g| resolve_step(&plan, g, step)).transpose()?,
+        (Some(step), Some(t)) => t
+            .iter()
+            .next()
+            .map(|g| resolve_step(&plan, g, step))
+            .transpose()?,
         _ => None,
     };
     if !args.json {
         show(session, &plan, source, color);
     }
     if !plan.is_ok() {
-        return Err(CliError::Refused("the plan has errors (shown above); nothing was applied".into()));
+        return Err(CliError::Refused(
+            "the plan has errors (shown above); nothing was applied".into(),
+        ));
     }
     let scope = match (source, session.unfinished()) {
         (Source::Unfinished, Some(u)) => {
@@ -250,7 +307,12 @@ fn apply_plan(
                 .filter(|g| resume::in_scope(&targets, g))
                 .collect::<BTreeSet<_>>()
         }
-        _ => plan.moves.iter().map(|m| m.guest.clone()).filter(|g| resume::in_scope(&targets, g)).collect(),
+        _ => plan
+            .moves
+            .iter()
+            .map(|m| m.guest.clone())
+            .filter(|g| resume::in_scope(&targets, g))
+            .collect(),
     };
     // An unfinished plan with every step done only lacks its es.xml write-back: run it.
     if scope.is_empty() && source != Source::Unfinished {
@@ -259,7 +321,11 @@ fn apply_plan(
         }
         return Ok(None);
     }
-    let moves = plan.moves.iter().filter(|m| scope.contains(&m.guest)).count();
+    let moves = plan
+        .moves
+        .iter()
+        .filter(|m| scope.contains(&m.guest))
+        .count();
     if source != Source::Saved && moves > 0 && !args.auto_approve && !confirm(moves)? {
         println!("Apply cancelled.");
         return Ok(Some((exit::ERROR, false)));
@@ -275,7 +341,10 @@ fn apply_plan(
         ..setup::exec_options(session.config(), args.parallelism.map(|p| p as usize))
     };
     let outcome = runtime.block_on(session.run(&opts, &mut |e| progress.event(e)))?;
-    Ok(Some((summarize(&outcome, &progress, args), outcome.finished)))
+    Ok(Some((
+        summarize(&outcome, &progress, args),
+        outcome.finished,
+    )))
 }
 
 fn show(session: &Session, plan: &Plan, source: Source, color: bool) {
@@ -285,20 +354,37 @@ fn show(session: &Session, plan: &Plan, source: Source, color: bool) {
             println!(
                 "Continuing the unfinished apply of plan {} (started {}): {} of {} steps in its scope are not done yet.\n",
                 u.plan_id,
-                u.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                u.started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 left,
-                plan.steps.iter().filter(|s| resume::in_scope(&u.targets, &s.guest)).count()
+                plan.steps
+                    .iter()
+                    .filter(|s| resume::in_scope(&u.targets, &s.guest))
+                    .count()
             );
         }
         (Source::Saved, _) => println!("Applying the saved plan {}.\n", plan_id(plan)),
         _ => {}
     }
-    print!("{}", render::plan_text(plan, &render::TextOptions { color, ..Default::default() }));
+    print!(
+        "{}",
+        render::plan_text(
+            plan,
+            &render::TextOptions {
+                color,
+                ..Default::default()
+            }
+        )
+    );
 }
 
 fn write_back_line(w: &WrittenBack) -> String {
     match &w.backup {
-        Some(b) => format!("es.xml written back: {} (previous version saved as {})", w.path.display(), b.display()),
+        Some(b) => format!(
+            "es.xml written back: {} (previous version saved as {})",
+            w.path.display(),
+            b.display()
+        ),
         None => format!("es.xml written back: {}", w.path.display()),
     }
 }
@@ -311,9 +397,12 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
         lines.push(format!("Failed: {step}: {message}"));
     }
     if !r.not_run.is_empty() {
-        let mut by_guest: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        let mut by_guest: std::collections::BTreeMap<&str, usize> =
+            std::collections::BTreeMap::new();
         for step in &r.not_run {
-            *by_guest.entry(step.rsplit_once(':').map_or(step.as_str(), |(g, _)| g)).or_default() += 1;
+            *by_guest
+                .entry(step.rsplit_once(':').map_or(step.as_str(), |(g, _)| g))
+                .or_default() += 1;
         }
         let guests: Vec<String> = by_guest.iter().map(|(g, n)| format!("{g} ({n})")).collect();
         lines.push(format!(
@@ -350,7 +439,9 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
             if args.step.is_some() { " (or run the next step with --step)" } else { "" }
         ));
     } else {
-        lines.push(format!("Apply failed: {counts}. Fix the cause and run `berth apply` again to continue."));
+        lines.push(format!(
+            "Apply failed: {counts}. Fix the cause and run `berth apply` again to continue."
+        ));
     }
     for line in lines {
         progress.note(&line);

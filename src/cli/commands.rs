@@ -5,10 +5,10 @@ use std::path::Path;
 
 use crate::apply;
 use crate::config::{self, Config};
-use crate::state::LockGuard;
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
 use crate::render;
+use crate::state::LockGuard;
 
 use super::args::{Cli, Command, GraphArgs, OutputFormat, PlanArgs, ShowArgs, ValidateArgs};
 use super::error::CliError;
@@ -16,7 +16,10 @@ use super::exit;
 
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     if let Some(dir) = &cli.chdir {
-        std::env::set_current_dir(dir).map_err(|source| CliError::Chdir { path: dir.clone(), source })?;
+        std::env::set_current_dir(dir).map_err(|source| CliError::Chdir {
+            path: dir.clone(),
+            source,
+        })?;
     }
     let color = !cli.no_color && render::color_enabled_for_stdout();
     match &cli.command {
@@ -46,7 +49,11 @@ pub(super) fn make_plan() -> Result<Plan, CliError> {
 fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError> {
     let (cfg, inv) = load()?;
     let cfg = cfg.with_command_line(intents);
-    Ok(plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?)
+    Ok(plan::build::build(
+        &cfg,
+        &inv,
+        crate::state::history::history(&cfg),
+    )?)
 }
 
 /// The state lock for `plan` (so that nobody plans against hosts an apply is changing), and a
@@ -67,7 +74,8 @@ fn plan_lock(cfg: &Config) -> Result<LockGuard, CliError> {
 fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
     let (cfg, inv) = load()?;
     // Name resolution and intent checks are part of validation; capacity is the plan's job.
-    crate::diff::desired(&cfg, &inv.topology).map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
+    crate::diff::desired(&cfg, &inv.topology)
+        .map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
     let drift_blocks = plan::build::blocking_drift(&cfg, &inv.drift) > 0;
     if args.json {
         let report = serde_json::json!({
@@ -76,7 +84,10 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
             "guests": inv.topology.guests.len(),
             "drift": inv.drift,
         });
-        print(&format!("{}\n", serde_json::to_string_pretty(&report).unwrap_or_default()))?;
+        print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ))?;
     } else {
         let mut out = format!(
             "es.xml {}: {} KVM hosts, {} guests, {} clusters.\n",
@@ -100,7 +111,11 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
-    let _lock = if args.lock { Some(plan_lock(&cfg)?) } else { None };
+    let _lock = if args.lock {
+        Some(plan_lock(&cfg)?)
+    } else {
+        None
+    };
     let inv = plan::build::load_inventory(&cfg)?;
     let plan = plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
@@ -111,7 +126,11 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     print_plan(&plan, &args.format, color)?;
     match (&args.out, save_to) {
         (Some(path), Some(_)) if !args.format.json => {
-            eprintln!("Saved the plan to {}. To apply exactly this plan: berth apply {}", path.display(), path.display())
+            eprintln!(
+                "Saved the plan to {}. To apply exactly this plan: berth apply {}",
+                path.display(),
+                path.display()
+            )
         }
         (Some(path), None) => eprintln!("The plan has errors: not saved to {}.", path.display()),
         _ => {}
@@ -146,7 +165,13 @@ fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), Cli
     } else if format.markdown {
         render::plan_markdown(plan)
     } else {
-        render::plan_text(plan, &render::TextOptions { color, ..Default::default() })
+        render::plan_text(
+            plan,
+            &render::TextOptions {
+                color,
+                ..Default::default()
+            },
+        )
     };
     print(&text)
 }

@@ -21,7 +21,10 @@ pub enum CliError {
     #[error(transparent)]
     Simulate(#[from] crate::simulate::SimulateError),
     #[error("cannot change to directory {path}: {source}")]
-    Chdir { path: PathBuf, source: std::io::Error },
+    Chdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write to standard output: {0}")]
     Stdout(std::io::Error),
     #[error(transparent)]

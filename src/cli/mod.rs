@@ -9,8 +9,8 @@ mod args;
 mod commands;
 mod error;
 mod progress;
-mod state_cmd;
 mod simulate;
+mod state_cmd;
 mod terraform_flags;
 
 use std::process::ExitCode;
@@ -39,7 +39,11 @@ pub fn main() -> ExitCode {
             // `--help` and `--version` print and succeed; a usage error exits 1 like every other
             // bad input (clap's own 2 would read as "changes" under --detailed-exitcode).
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::ERROR } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            });
         }
     };
     let color = !cli.no_color && crate::render::color_enabled_for_stderr();

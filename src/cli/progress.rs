@@ -75,7 +75,10 @@ fn progress_text(p: &MigrationProgress) -> String {
 
 /// What each step does, in words (from the plan), for the start line.
 fn details(plan: &Plan) -> HashMap<String, String> {
-    plan.steps.iter().map(|s| (s.id.clone(), s.detail.clone())).collect()
+    plan.steps
+        .iter()
+        .map(|s| (s.id.clone(), s.detail.clone()))
+        .collect()
 }
 
 /// Plain lines on stdout: one when a step starts and one when it ends; live-migration
@@ -87,7 +90,10 @@ pub struct Lines {
 
 impl Lines {
     fn new(plan: &Plan) -> Lines {
-        Lines { details: details(plan), last_decile: HashMap::new() }
+        Lines {
+            details: details(plan),
+            last_decile: HashMap::new(),
+        }
     }
 
     fn event(&mut self, event: &Event) {
@@ -96,18 +102,43 @@ impl Lines {
                 let detail = self.details.get(step).map(String::as_str).unwrap_or("");
                 println!("{guest}: {} started ({detail})", step_name(step));
             }
-            Event::Progress { step, guest, progress } => {
+            Event::Progress {
+                step,
+                guest,
+                progress,
+            } => {
                 let decile = progress.percent.map_or(0, |p| (p / 10.0) as u64);
                 if self.last_decile.insert(step.clone(), decile) != Some(decile) {
                     println!("{guest}: {} {}", step_name(step), progress_text(progress));
                 }
             }
-            Event::Done { step, guest, note, elapsed_ms } => match note {
-                Some(note) => println!("{guest}: {} done ({note}) after {}", step_name(step), seconds(*elapsed_ms)),
-                None => println!("{guest}: {} done after {}", step_name(step), seconds(*elapsed_ms)),
+            Event::Done {
+                step,
+                guest,
+                note,
+                elapsed_ms,
+            } => match note {
+                Some(note) => println!(
+                    "{guest}: {} done ({note}) after {}",
+                    step_name(step),
+                    seconds(*elapsed_ms)
+                ),
+                None => println!(
+                    "{guest}: {} done after {}",
+                    step_name(step),
+                    seconds(*elapsed_ms)
+                ),
             },
-            Event::Skip { step, guest, reason } => println!("{guest}: {} skipped: {reason}", step_name(step)),
-            Event::Error { step, guest, message } => println!("{guest}: {} FAILED: {message}", step_name(step)),
+            Event::Skip {
+                step,
+                guest,
+                reason,
+            } => println!("{guest}: {} skipped: {reason}", step_name(step)),
+            Event::Error {
+                step,
+                guest,
+                message,
+            } => println!("{guest}: {} FAILED: {message}", step_name(step)),
             Event::Summary { .. } => {}
         }
     }
@@ -130,7 +161,8 @@ impl Bars {
     }
 
     fn spinner() -> ProgressStyle {
-        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner())
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
     }
 
     fn bar() -> ProgressStyle {
@@ -141,13 +173,19 @@ impl Bars {
     fn event(&mut self, event: &Event) {
         match event {
             Event::Start { step, guest, .. } => {
-                let bar = self.multi.add(ProgressBar::new_spinner().with_style(Self::spinner()));
+                let bar = self
+                    .multi
+                    .add(ProgressBar::new_spinner().with_style(Self::spinner()));
                 let detail = self.details.get(step).cloned().unwrap_or_default();
                 bar.set_message(format!("{guest}: {} ({detail})", step_name(step)));
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.bars.insert(step.clone(), bar);
             }
-            Event::Progress { step, guest, progress } => {
+            Event::Progress {
+                step,
+                guest,
+                progress,
+            } => {
                 if let Some(bar) = self.bars.get(step) {
                     if let Some(pct) = progress.percent {
                         if bar.length().is_none() {
@@ -156,23 +194,53 @@ impl Bars {
                         }
                         bar.set_position(pct.clamp(0.0, 100.0) as u64);
                     }
-                    bar.set_message(format!("{guest}: {} {}", step_name(step), progress_text(progress)));
+                    bar.set_message(format!(
+                        "{guest}: {} {}",
+                        step_name(step),
+                        progress_text(progress)
+                    ));
                 }
             }
-            Event::Done { step, guest, note, elapsed_ms } => {
+            Event::Done {
+                step,
+                guest,
+                note,
+                elapsed_ms,
+            } => {
                 let text = match note {
                     Some(note) => {
-                        format!("✓ {guest}: {} done ({note}) after {}", step_name(step), seconds(*elapsed_ms))
+                        format!(
+                            "✓ {guest}: {} done ({note}) after {}",
+                            step_name(step),
+                            seconds(*elapsed_ms)
+                        )
                     }
-                    None => format!("✓ {guest}: {} done after {}", step_name(step), seconds(*elapsed_ms)),
+                    None => format!(
+                        "✓ {guest}: {} done after {}",
+                        step_name(step),
+                        seconds(*elapsed_ms)
+                    ),
                 };
                 self.finish(step, text);
             }
-            Event::Error { step, guest, message } => {
-                self.finish(step, format!("✗ {guest}: {} failed: {message}", step_name(step)));
+            Event::Error {
+                step,
+                guest,
+                message,
+            } => {
+                self.finish(
+                    step,
+                    format!("✗ {guest}: {} failed: {message}", step_name(step)),
+                );
             }
-            Event::Skip { step, guest, reason } => {
-                let _ = self.multi.println(format!("- {guest}: {} skipped: {reason}", step_name(step)));
+            Event::Skip {
+                step,
+                guest,
+                reason,
+            } => {
+                let _ = self
+                    .multi
+                    .println(format!("- {guest}: {} skipped: {reason}", step_name(step)));
             }
             Event::Summary { .. } => {}
         }
@@ -194,7 +262,10 @@ mod tests {
 
     #[test]
     fn step_names_and_progress_read_well() {
-        assert_eq!(step_name("vm01.example.com:MIGRATE_GUEST#2"), "MIGRATE_GUEST#2");
+        assert_eq!(
+            step_name("vm01.example.com:MIGRATE_GUEST#2"),
+            "MIGRATE_GUEST#2"
+        );
         let p = MigrationProgress {
             percent: Some(42.4),
             mib_per_s: Some(850.2),
@@ -204,7 +275,10 @@ mod tests {
             iteration: Some(1),
             elapsed_ms: None,
         };
-        assert_eq!(progress_text(&p), "42%, 850 MiB/s, 37000 of 65536 MiB left, pass 1");
+        assert_eq!(
+            progress_text(&p),
+            "42%, 850 MiB/s, 37000 of 65536 MiB left, pass 1"
+        );
         assert_eq!(seconds(1234), "1.2s");
     }
 }

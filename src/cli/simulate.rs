@@ -20,6 +20,10 @@ pub fn run(args: &SimulateArgs) -> Result<u8, CliError> {
         link_bandwidth_mib_s: args.link_bandwidth.map(f64::from),
     };
     let report = simulate::simulate(&plan, &options)?;
-    print(&if args.json { simulate::report_json(&report) } else { simulate::report_text(&report) })?;
+    print(&if args.json {
+        simulate::report_json(&report)
+    } else {
+        simulate::report_text(&report)
+    })?;
     Ok(if plan.is_ok() { exit::OK } else { exit::ERROR })
 }

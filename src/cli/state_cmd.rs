@@ -20,7 +20,10 @@ fn store() -> Result<StateStore, CliError> {
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "-".to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    t.map_or_else(
+        || "-".to_string(),
+        |t| t.to_rfc3339_opts(SecondsFormat::Secs, true),
+    )
 }
 
 fn status(e: &JournalEntry) -> String {
@@ -40,13 +43,21 @@ fn last_entry<'a>(state: &'a State, guest: &str) -> Option<&'a JournalEntry> {
 }
 
 fn guests(state: &State) -> BTreeSet<&str> {
-    state.topology.keys().map(String::as_str).chain(state.journal.iter().map(|e| e.guest.as_str())).collect()
+    state
+        .topology
+        .keys()
+        .map(String::as_str)
+        .chain(state.journal.iter().map(|e| e.guest.as_str()))
+        .collect()
 }
 
 pub fn state(cmd: &StateCommand) -> Result<u8, CliError> {
     let store = store()?;
     let Some(state) = store.load()? else {
-        println!("No state yet: berth has applied nothing here ({} does not exist).", store.path().display());
+        println!(
+            "No state yet: berth has applied nothing here ({} does not exist).",
+            store.path().display()
+        );
         return Ok(exit::OK);
     };
     match cmd {
@@ -69,7 +80,8 @@ fn list(state: &State) {
         .into_iter()
         .map(|g| {
             let record = state.topology.get(g);
-            let last = last_entry(state, g).map_or_else(|| "-".into(), |e| format!("{} {}", e.step_id, status(e)));
+            let last = last_entry(state, g)
+                .map_or_else(|| "-".into(), |e| format!("{} {}", e.step_id, status(e)));
             [
                 g.to_string(),
                 record.map_or_else(|| "-".into(), |r| r.host.clone()),
@@ -79,10 +91,21 @@ fn list(state: &State) {
         })
         .collect();
     let header = ["GUEST", "HOST", "STATE", "LAST STEP"].map(String::from);
-    let widths: Vec<usize> =
-        (0..4).map(|c| rows.iter().chain([&header]).map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..4)
+        .map(|c| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     for row in [&header].into_iter().chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
         println!("{}", cells.join("  ").trim_end());
     }
 }
@@ -92,14 +115,22 @@ fn show(state: &State, name: &str) -> Result<(), CliError> {
     let guest = if known.contains(name) {
         name
     } else {
-        let by_short: Vec<&str> = known.iter().copied().filter(|g| g.split('.').next() == Some(name)).collect();
+        let by_short: Vec<&str> = known
+            .iter()
+            .copied()
+            .filter(|g| g.split('.').next() == Some(name))
+            .collect();
         match by_short.as_slice() {
             [one] => *one,
             _ => {
                 let list: Vec<&str> = known.into_iter().collect();
                 return Err(CliError::Refused(format!(
                     "the state records nothing about guest {name}; it knows: {}",
-                    if list.is_empty() { "no guest".to_string() } else { list.join(", ") }
+                    if list.is_empty() {
+                        "no guest".to_string()
+                    } else {
+                        list.join(", ")
+                    }
                 )));
             }
         }
@@ -138,6 +169,10 @@ fn show(state: &State, name: &str) -> Result<(), CliError> {
 pub fn force_unlock(args: &ForceUnlockArgs) -> Result<u8, CliError> {
     let store = store()?;
     let holder = store.force_unlock(&args.lock_id)?;
-    println!("Removed lock {} of {} ({holder}).", holder.id, store.lock_path().display());
+    println!(
+        "Removed lock {} of {} ({holder}).",
+        holder.id,
+        store.lock_path().display()
+    );
     Ok(exit::OK)
 }

@@ -5,9 +5,25 @@ use std::ffi::OsString;
 
 /// Long flags that may be written with one dash.
 const SINGLE_DASH: &[&str] = &[
-    "out", "json", "markdown", "detailed-exitcode", "lock", "no-color", "chdir", "auto-approve",
-    "target", "parallelism", "keep-going", "step", "drain", "evacuate", "return-home", "rebalance",
-    "replan", "help", "version",
+    "out",
+    "json",
+    "markdown",
+    "detailed-exitcode",
+    "lock",
+    "no-color",
+    "chdir",
+    "auto-approve",
+    "target",
+    "parallelism",
+    "keep-going",
+    "step",
+    "drain",
+    "evacuate",
+    "return-home",
+    "rebalance",
+    "replan",
+    "help",
+    "version",
 ];
 
 /// Rewrites `-name` / `-name=value` to `--name` / `--name=value` for the flags above; leaves
@@ -27,7 +43,9 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             }
             let body = s.strip_prefix('-').filter(|b| !b.starts_with('-'))?;
             let name = body.split('=').next().unwrap_or(body);
-            SINGLE_DASH.contains(&name).then(|| OsString::from(format!("-{s}")))
+            SINGLE_DASH
+                .contains(&name)
+                .then(|| OsString::from(format!("-{s}")))
         });
         out.push(rewritten.unwrap_or(arg));
     }
@@ -39,21 +57,66 @@ mod tests {
     use super::*;
 
     fn norm(args: &[&str]) -> Vec<String> {
-        normalize(args.iter().map(OsString::from)).into_iter().map(|a| a.into_string().unwrap()).collect()
+        normalize(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
     }
 
     #[test]
     fn rewrites_terraform_style_flags_only() {
         assert_eq!(
-            norm(&["berth", "plan", "-out=p.berth", "-json", "-C", "dir", "--markdown", "-lock=false"]),
-            ["berth", "plan", "--out=p.berth", "--json", "-C", "dir", "--markdown", "--lock=false"]
+            norm(&[
+                "berth",
+                "plan",
+                "-out=p.berth",
+                "-json",
+                "-C",
+                "dir",
+                "--markdown",
+                "-lock=false"
+            ]),
+            [
+                "berth",
+                "plan",
+                "--out=p.berth",
+                "--json",
+                "-C",
+                "dir",
+                "--markdown",
+                "--lock=false"
+            ]
         );
-        assert_eq!(norm(&["berth", "apply", "-target", "vm01"]), ["berth", "apply", "--target", "vm01"]);
         assert_eq!(
-            norm(&["berth", "plan", "-drain", "adm01", "-evacuate=adm04", "-return-home", "adm02", "-rebalance"]),
-            ["berth", "plan", "--drain", "adm01", "--evacuate=adm04", "--return-home", "adm02", "--rebalance"]
+            norm(&["berth", "apply", "-target", "vm01"]),
+            ["berth", "apply", "--target", "vm01"]
+        );
+        assert_eq!(
+            norm(&[
+                "berth",
+                "plan",
+                "-drain",
+                "adm01",
+                "-evacuate=adm04",
+                "-return-home",
+                "adm02",
+                "-rebalance"
+            ]),
+            [
+                "berth",
+                "plan",
+                "--drain",
+                "adm01",
+                "--evacuate=adm04",
+                "--return-home",
+                "adm02",
+                "--rebalance"
+            ]
         );
         // Unknown single-dash words and everything after `--` stay as they are.
-        assert_eq!(norm(&["berth", "-x", "--", "-out"]), ["berth", "-x", "--", "-out"]);
+        assert_eq!(
+            norm(&["berth", "-x", "--", "-out"]),
+            ["berth", "-x", "--", "-out"]
+        );
     }
 }

@@ -42,7 +42,9 @@ pub(crate) fn build(
             .transpose()?
             .unwrap_or_default();
         let state = match root.child("state").and_then(|node| node.str("path")) {
-            Some(path) => StateConfig { path: resolve_path(&dir, &path.value) },
+            Some(path) => StateConfig {
+                path: resolve_path(&dir, &path.value),
+            },
             None => StateConfig::default_in(&dir),
         };
         let hosts: BTreeMap<String, HostIntent> = root
@@ -379,16 +381,28 @@ mod tests {
     #[test]
     fn state_path_and_es_xml_out_resolve_against_the_config_dir() {
         let dir = Path::new("/etc/berth");
-        let plain = crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\n", dir).unwrap();
-        assert_eq!(plain.state.path, PathBuf::from("/etc/berth/state/berth.state.json"));
+        let plain =
+            crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\n", dir)
+                .unwrap();
+        assert_eq!(
+            plain.state.path,
+            PathBuf::from("/etc/berth/state/berth.state.json")
+        );
         assert_eq!(plain.inventory.es_xml_out, None);
 
         let text = "inventory {\n  es_xml = \"es.xml\"\n  es_xml_out = \"out/es.xml\"\n}\nstate {\n  path = \"/var/lib/berth/rack1.json\"\n}\n";
         let set = crate::config::parse_str("main.hcl", text, dir).unwrap();
         assert_eq!(set.state.path, PathBuf::from("/var/lib/berth/rack1.json"));
-        assert_eq!(set.inventory.es_xml_out, Some(PathBuf::from("/etc/berth/out/es.xml")));
+        assert_eq!(
+            set.inventory.es_xml_out,
+            Some(PathBuf::from("/etc/berth/out/es.xml"))
+        );
 
-        let missing = crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\nstate {\n}\n", dir);
+        let missing = crate::config::parse_str(
+            "main.hcl",
+            "inventory {\n  es_xml = \"es.xml\"\n}\nstate {\n}\n",
+            dir,
+        );
         let message = crate::config::render(&missing.unwrap_err(), false);
         assert!(message.contains("path"), "{message}");
     }

@@ -161,7 +161,9 @@ impl StateConfig {
 
     /// The default state file for a configuration in `dir`.
     pub fn default_in(dir: &std::path::Path) -> StateConfig {
-        StateConfig { path: dir.join(Self::DEFAULT_PATH) }
+        StateConfig {
+            path: dir.join(Self::DEFAULT_PATH),
+        }
     }
 }
 

@@ -20,12 +20,15 @@ impl PciAddress {
         const FORM: &str = "expected dddd:bb:ss.f in hex, e.g. 0000:3b:02.1";
         let hex = |part: &str, digits: usize, what: &str| -> Result<u32, String> {
             if part.len() != digits || !part.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(format!("the {what} `{part}` is not {digits} hex digits ({FORM})"));
+                return Err(format!(
+                    "the {what} `{part}` is not {digits} hex digits ({FORM})"
+                ));
             }
             u32::from_str_radix(part, 16).map_err(|e| format!("the {what} `{part}`: {e}"))
         };
         let mut parts = text.split(':');
-        let (Some(domain), Some(bus), Some(rest), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(domain), Some(bus), Some(rest), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(FORM.to_string());
         };
@@ -36,10 +39,14 @@ impl PciAddress {
         let bus = hex(bus, 2, "bus")?;
         let slot = hex(slot, 2, "slot")?;
         if slot > 0x1f {
-            return Err(format!("the slot 0x{slot:02x} is above 0x1f, the highest PCI device number"));
+            return Err(format!(
+                "the slot 0x{slot:02x} is above 0x1f, the highest PCI device number"
+            ));
         }
         if function.len() != 1 || !matches!(function.as_bytes()[0], b'0'..=b'7') {
-            return Err(format!("the function `{function}` is not a digit from 0 to 7"));
+            return Err(format!(
+                "the function `{function}` is not a digit from 0 to 7"
+            ));
         }
         Ok(PciAddress {
             domain: domain as u16,
@@ -61,7 +68,11 @@ impl PciAddress {
 /// The canonical form, lower-case hex: what inventory reports for hostdev sources.
 impl fmt::Display for PciAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04x}:{:02x}:{:02x}.{:x}", self.domain, self.bus, self.slot, self.function)
+        write!(
+            f,
+            "{:04x}:{:02x}:{:02x}.{:x}",
+            self.domain, self.bus, self.slot, self.function
+        )
     }
 }
 
@@ -72,10 +83,24 @@ mod tests {
     #[test]
     fn parses_and_prints_the_canonical_form() {
         let a = PciAddress::parse("0000:3B:02.1").unwrap();
-        assert_eq!(a, PciAddress { domain: 0, bus: 0x3b, slot: 2, function: 1 });
+        assert_eq!(
+            a,
+            PciAddress {
+                domain: 0,
+                bus: 0x3b,
+                slot: 2,
+                function: 1
+            }
+        );
         assert_eq!(a.to_string(), "0000:3b:02.1");
-        assert_eq!(a.libvirt_element(), "<address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x1'/>");
-        assert_eq!(PciAddress::parse("ffff:ff:1f.7").unwrap().to_string(), "ffff:ff:1f.7");
+        assert_eq!(
+            a.libvirt_element(),
+            "<address type='pci' domain='0x0000' bus='0x3b' slot='0x02' function='0x1'/>"
+        );
+        assert_eq!(
+            PciAddress::parse("ffff:ff:1f.7").unwrap().to_string(),
+            "ffff:ff:1f.7"
+        );
     }
 
     #[test]
@@ -87,7 +112,10 @@ mod tests {
             ("000:3b:02.1", "the domain `000` is not 4 hex digits"),
             ("0000:3g:02.1", "the bus `3g` is not 2 hex digits"),
             ("0000:3b:20.1", "above 0x1f"),
-            ("0000:3b:02.8", "the function `8` is not a digit from 0 to 7"),
+            (
+                "0000:3b:02.8",
+                "the function `8` is not a digit from 0 to 7",
+            ),
             ("0000:3b:02.", "the function `` is not a digit"),
             ("", "expected dddd:bb:ss.f"),
         ];

@@ -124,7 +124,10 @@ impl Node {
         let Value::List(items) = &spanned.value else {
             return None;
         };
-        Some(Spanned { value: items.iter().map(|(value, _)| value.clone()).collect(), span: spanned.span.clone() })
+        Some(Spanned {
+            value: items.iter().map(|(value, _)| value.clone()).collect(),
+            span: spanned.span.clone(),
+        })
     }
 
     pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {

@@ -259,7 +259,9 @@ fn string_elements(name: &str, array: &hcl::edit::expr::Array) -> Result<Vec<Ele
     let mut items = Vec::with_capacity(array.len());
     for element in array.iter() {
         match element {
-            Expression::String(s) if !s.trim().is_empty() => items.push((s.to_string(), element.span())),
+            Expression::String(s) if !s.trim().is_empty() => {
+                items.push((s.to_string(), element.span()))
+            }
             other => {
                 let what = if matches!(other, Expression::String(_)) {
                     "an empty string".to_string()
@@ -281,7 +283,10 @@ fn string_elements(name: &str, array: &hcl::edit::expr::Array) -> Result<Vec<Ele
 }
 
 /// A list of distinct PCI addresses in canonical form; a bad or repeated element is pointed at.
-fn pci_addresses(name: &str, array: &hcl::edit::expr::Array) -> Result<Vec<(String, Range<usize>)>, Problem> {
+fn pci_addresses(
+    name: &str,
+    array: &hcl::edit::expr::Array,
+) -> Result<Vec<(String, Range<usize>)>, Problem> {
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for (text, range) in string_elements(name, array)? {

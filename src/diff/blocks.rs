@@ -18,7 +18,10 @@ pub(crate) struct Pin<'a> {
 
 /// Blocks in the order they are written (file, then offset), so errors read top to bottom and
 /// "given twice" points at the later block.
-fn in_file_order<'c, T>(blocks: impl Iterator<Item = &'c T>, span: impl Fn(&T) -> &Span) -> Vec<&'c T> {
+fn in_file_order<'c, T>(
+    blocks: impl Iterator<Item = &'c T>,
+    span: impl Fn(&T) -> &Span,
+) -> Vec<&'c T> {
     let mut blocks: Vec<&T> = blocks.collect();
     blocks.sort_by_key(|b| (span(b).file, span(b).range.start));
     blocks
@@ -32,7 +35,10 @@ pub(crate) fn resolve_host_blocks<'a>(
 ) -> BTreeMap<&'a str, &'a HostIntent> {
     let mut resolved: BTreeMap<&str, &HostIntent> = BTreeMap::new();
     for intent in in_file_order(cfg.hosts.values(), |i: &HostIntent| &i.name.span) {
-        let Some(host) = resolve_label("host", &intent.name, host_names, guest_names, errors) else { continue };
+        let Some(host) = resolve_label("host", &intent.name, host_names, guest_names, errors)
+        else {
+            continue;
+        };
         if let Some(first) = resolved.get(host) {
             errors.push(given_twice("host", host, &first.name, &intent.name));
             continue;
@@ -53,7 +59,10 @@ pub(crate) fn resolve_guest_blocks<'a>(
     let mut pins: BTreeMap<&str, Pin> = BTreeMap::new();
     let mut labels: BTreeMap<&str, &Spanned<String>> = BTreeMap::new();
     for intent in in_file_order(cfg.guests.values(), |i: &GuestIntent| &i.name.span) {
-        let Some(guest) = resolve_label("guest", &intent.name, guest_names, host_names, errors) else { continue };
+        let Some(guest) = resolve_label("guest", &intent.name, guest_names, host_names, errors)
+        else {
+            continue;
+        };
         if let Some(first) = labels.get(guest) {
             errors.push(given_twice("guest", guest, first, &intent.name));
             continue;
@@ -73,7 +82,13 @@ pub(crate) fn resolve_guest_blocks<'a>(
                 None => continue,
             },
         };
-        pins.insert(guest, Pin { host, mode: intent.mode.as_ref().map(|m| m.value) });
+        pins.insert(
+            guest,
+            Pin {
+                host,
+                mode: intent.mode.as_ref().map(|m| m.value),
+            },
+        );
     }
     pins
 }
@@ -92,9 +107,19 @@ fn refused_pin(
         let what = rules.refusal().unwrap_or("drained");
         let attribute = if rules.evacuate { "evacuate" } else { "drain" };
         let article = if what.starts_with('e') { "an" } else { "a" };
-        (what, format!("{article} {what} host is being emptied: pick another host, or remove `{attribute} = true` from host \"{host}\""))
+        (
+            what,
+            format!(
+                "{article} {what} host is being emptied: pick another host, or remove `{attribute} = true` from host \"{host}\""
+            ),
+        )
     } else if rules.disabled && current != Some(host) {
-        ("disabled", format!("no guest may move onto a disabled host: pick another host, or remove `disabled = true` from host \"{host}\""))
+        (
+            "disabled",
+            format!(
+                "no guest may move onto a disabled host: pick another host, or remove `disabled = true` from host \"{host}\""
+            ),
+        )
     } else {
         return None;
     };
@@ -118,7 +143,10 @@ fn resolve_host_value<'a>(
     let (message, short_label, help) = match host_names.resolve(label) {
         Resolution::Found(host) => return Some(host),
         Resolution::Ambiguous(names) => (
-            format!("guest {guest}: host \"{label}\" is ambiguous, it is the short name of {}", names.join(" and ")),
+            format!(
+                "guest {guest}: host \"{label}\" is ambiguous, it is the short name of {}",
+                names.join(" and ")
+            ),
             "ambiguous host name".to_string(),
             Some(format!("write the full name, e.g. \"{}\"", names[0])),
         ),
@@ -153,9 +181,15 @@ fn resolve_label<'a>(
     let (message, short_label, help) = match names.resolve(text) {
         Resolution::Found(name) => return Some(name),
         Resolution::Ambiguous(candidates) => (
-            format!("{kind} \"{text}\" is ambiguous: it is the short name of {}", candidates.join(" and ")),
+            format!(
+                "{kind} \"{text}\" is ambiguous: it is the short name of {}",
+                candidates.join(" and ")
+            ),
             format!("ambiguous {kind} name"),
-            Some(format!("write the full name, e.g. {kind} \"{}\"", candidates[0])),
+            Some(format!(
+                "write the full name, e.g. {kind} \"{}\"",
+                candidates[0]
+            )),
         ),
         Resolution::Unknown { suggestion } => {
             // A name of the other kind written in the wrong block beats a typo suggestion.
@@ -167,19 +201,46 @@ fn resolve_label<'a>(
                 format!("{kind} names come from the es.xml inventory")
             };
             let help = Some(help);
-            (format!("{kind} \"{text}\" is not in the topology"), format!("unknown {kind}"), help)
+            (
+                format!("{kind} \"{text}\" is not in the topology"),
+                format!("unknown {kind}"),
+                help,
+            )
         }
     };
-    let (guest, host) = if kind == "guest" { (Some(text.to_string()), None) } else { (None, Some(text.to_string())) };
-    errors.push(DiffError { span: Some(label.span.clone()), message, label: short_label, help, guest, host });
+    let (guest, host) = if kind == "guest" {
+        (Some(text.to_string()), None)
+    } else {
+        (None, Some(text.to_string()))
+    };
+    errors.push(DiffError {
+        span: Some(label.span.clone()),
+        message,
+        label: short_label,
+        help,
+        guest,
+        host,
+    });
     None
 }
 
-fn given_twice(kind: &str, name: &str, first: &Spanned<String>, second: &Spanned<String>) -> DiffError {
-    let (guest, host) = if kind == "guest" { (Some(name.to_string()), None) } else { (None, Some(name.to_string())) };
+fn given_twice(
+    kind: &str,
+    name: &str,
+    first: &Spanned<String>,
+    second: &Spanned<String>,
+) -> DiffError {
+    let (guest, host) = if kind == "guest" {
+        (Some(name.to_string()), None)
+    } else {
+        (None, Some(name.to_string()))
+    };
     DiffError {
         span: Some(second.span.clone()),
-        message: format!("{kind} {name} is configured twice (as \"{}\" and \"{}\")", first.value, second.value),
+        message: format!(
+            "{kind} {name} is configured twice (as \"{}\" and \"{}\")",
+            first.value, second.value
+        ),
         label: format!("second block for {name}"),
         help: Some(format!("merge the two {kind} blocks into one")),
         guest,

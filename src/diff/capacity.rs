@@ -50,33 +50,60 @@ impl SriovPool {
     pub fn shortfall(&self, arriving: u32, wanted: u32) -> Option<String> {
         let free = self.free();
         (wanted > free.saturating_sub(arriving)).then(|| {
-            let vfs = |n: u32| if n == 1 { "1 free VF".to_string() } else { format!("{n} free VFs") };
+            let vfs = |n: u32| {
+                if n == 1 {
+                    "1 free VF".to_string()
+                } else {
+                    format!("{n} free VFs")
+                }
+            };
             let promised = if arriving > 0 {
                 format!(", and other guests moving in need {arriving} of them")
             } else {
                 String::new()
             };
-            format!("its `sriov_vfs` pool has {} of {} ({} in use){promised}", vfs(free), self.configured, self.in_use)
+            format!(
+                "its `sriov_vfs` pool has {} of {} ({} in use){promised}",
+                vfs(free),
+                self.configured,
+                self.in_use
+            )
         })
     }
 }
 
 impl HostRules {
     pub fn new(host: &Host, intent: Option<&HostIntent>, defaults: &Defaults) -> Self {
-        let reserved = intent.and_then(|i| i.memory_reserved_mib).unwrap_or(defaults.memory_reserved_mib);
-        let overcommit = intent.and_then(|i| i.vcpu_overcommit).unwrap_or(defaults.vcpu_overcommit);
+        let reserved = intent
+            .and_then(|i| i.memory_reserved_mib)
+            .unwrap_or(defaults.memory_reserved_mib);
+        let overcommit = intent
+            .and_then(|i| i.vcpu_overcommit)
+            .unwrap_or(defaults.vcpu_overcommit);
         HostRules {
             drain: intent.is_some_and(|i| i.drain),
             evacuate: intent.is_some_and(|i| i.evacuate),
             return_home: intent.is_some_and(|i| i.return_home),
             disabled: intent.is_some_and(|i| i.disabled),
-            max_guests: intent.and_then(|i| i.max_guests.as_ref()).map(|m| m.value).or(defaults.max_guests),
-            memory_capacity_mib: host.memory_mib.saturating_sub(reserved).saturating_sub(host.unmanaged_memory_mib),
+            max_guests: intent
+                .and_then(|i| i.max_guests.as_ref())
+                .map(|m| m.value)
+                .or(defaults.max_guests),
+            memory_capacity_mib: host
+                .memory_mib
+                .saturating_sub(reserved)
+                .saturating_sub(host.unmanaged_memory_mib),
             vcpu_limit: vcpu_limit(host.cpus, overcommit).saturating_sub(host.unmanaged_vcpus),
-            sriov: intent.and_then(|i| i.sriov_vfs.as_ref()).map(|pool| SriovPool {
-                configured: pool.value.len() as u32,
-                in_use: pool.value.iter().filter(|vf| host.vfs_in_use.contains(*vf)).count() as u32,
-            }),
+            sriov: intent
+                .and_then(|i| i.sriov_vfs.as_ref())
+                .map(|pool| SriovPool {
+                    configured: pool.value.len() as u32,
+                    in_use: pool
+                        .value
+                        .iter()
+                        .filter(|vf| host.vfs_in_use.contains(*vf))
+                        .count() as u32,
+                }),
         }
     }
 
@@ -111,7 +138,11 @@ pub fn sriov_interfaces(guest: &Guest) -> u32 {
 
 /// `cpus × overcommit`, rounded down; a ratio that is not a positive number counts as 1.
 pub fn vcpu_limit(cpus: u32, overcommit: f64) -> u32 {
-    let ratio = if overcommit.is_finite() && overcommit > 0.0 { overcommit } else { 1.0 };
+    let ratio = if overcommit.is_finite() && overcommit > 0.0 {
+        overcommit
+    } else {
+        1.0
+    };
     (f64::from(cpus) * ratio).floor().min(f64::from(u32::MAX)) as u32
 }
 
@@ -142,7 +173,11 @@ impl<'t> Ledger<'t> {
     /// The current state of `topo`, in one pass over guests and groups. Group members that are
     /// not in the topology are left out (name resolution has reported them).
     pub fn new(topo: &'t Topology, rules: &RuleSet) -> Self {
-        let mut loads: HashMap<&str, Load> = topo.hosts.keys().map(|h| (h.as_str(), Load::default())).collect();
+        let mut loads: HashMap<&str, Load> = topo
+            .hosts
+            .keys()
+            .map(|h| (h.as_str(), Load::default()))
+            .collect();
         let mut host_of = HashMap::with_capacity(topo.guests.len());
         for guest in topo.guests.values() {
             let load = loads.entry(guest.host.as_str()).or_default();
@@ -156,13 +191,26 @@ impl<'t> Ledger<'t> {
         for (index, group) in rules.anti_affinity.iter().enumerate() {
             let mut hosts: HashMap<&str, Vec<&str>> = HashMap::new();
             for member in &group.members {
-                let Some(guest) = topo.guests.get(member) else { continue };
-                hosts.entry(guest.host.as_str()).or_default().push(guest.name.as_str());
-                groups_of.entry(guest.name.as_str()).or_default().push(index);
+                let Some(guest) = topo.guests.get(member) else {
+                    continue;
+                };
+                hosts
+                    .entry(guest.host.as_str())
+                    .or_default()
+                    .push(guest.name.as_str());
+                groups_of
+                    .entry(guest.name.as_str())
+                    .or_default()
+                    .push(index);
             }
             spread.push(hosts);
         }
-        Ledger { loads, host_of, spread, groups_of }
+        Ledger {
+            loads,
+            host_of,
+            spread,
+            groups_of,
+        }
     }
 
     pub fn load(&self, host: &str) -> Load {
@@ -176,7 +224,9 @@ impl<'t> Ledger<'t> {
 
     /// Records `guest` moving from where it is now to `to`.
     pub fn apply(&mut self, guest: &'t Guest, to: &'t str) {
-        let Some(from) = self.host_of(&guest.name) else { return };
+        let Some(from) = self.host_of(&guest.name) else {
+            return;
+        };
         if from == to {
             return;
         }
@@ -192,7 +242,12 @@ impl<'t> Ledger<'t> {
         target.guests += 1;
         target.sriov_vfs_arriving += sriov_interfaces(guest);
         self.host_of.insert(guest.name.as_str(), to);
-        for &group in self.groups_of.get(guest.name.as_str()).into_iter().flatten() {
+        for &group in self
+            .groups_of
+            .get(guest.name.as_str())
+            .into_iter()
+            .flatten()
+        {
             let hosts = &mut self.spread[group];
             if let Some(there) = hosts.get_mut(from) {
                 there.retain(|m| *m != guest.name);
@@ -208,11 +263,21 @@ impl<'t> Ledger<'t> {
     }
 
     /// Every other member of `guest`'s anti-affinity groups on `host`, by group.
-    pub fn anti_affinity_conflicts<'s>(&'s self, guest: &'s str, host: &'s str) -> impl Iterator<Item = (usize, &'t str)> + 's {
-        self.groups_of.get(guest).into_iter().flatten().flat_map(move |&group| {
-            let there = self.spread[group].get(host).into_iter().flatten();
-            there.filter(move |m| **m != guest).map(move |m| (group, *m))
-        })
+    pub fn anti_affinity_conflicts<'s>(
+        &'s self,
+        guest: &'s str,
+        host: &'s str,
+    ) -> impl Iterator<Item = (usize, &'t str)> + 's {
+        self.groups_of
+            .get(guest)
+            .into_iter()
+            .flatten()
+            .flat_map(move |&group| {
+                let there = self.spread[group].get(host).into_iter().flatten();
+                there
+                    .filter(move |m| **m != guest)
+                    .map(move |m| (group, *m))
+            })
     }
 
     /// Hosts holding more than one member of anti-affinity group `group`, with the members.
@@ -252,12 +317,18 @@ mod unmanaged_tests {
     #[test]
     fn domains_outside_es_xml_shrink_the_room_for_guests() {
         let mut h = host("adm01", 512, 96);
-        let defaults = Defaults { memory_reserved_mib: 32 * 1024, ..Defaults::default() };
+        let defaults = Defaults {
+            memory_reserved_mib: 32 * 1024,
+            ..Defaults::default()
+        };
         let clean = HostRules::new(&h, None, &defaults);
         h.unmanaged_memory_mib = 16 * 1024;
         h.unmanaged_vcpus = 4;
         let busy = HostRules::new(&h, None, &defaults);
-        assert_eq!(clean.memory_capacity_mib - busy.memory_capacity_mib, 16 * 1024);
+        assert_eq!(
+            clean.memory_capacity_mib - busy.memory_capacity_mib,
+            16 * 1024
+        );
         assert_eq!(clean.vcpu_limit - busy.vcpu_limit, 4);
     }
 }

@@ -85,7 +85,11 @@ pub fn desired(cfg: &Config, topo: &Topology) -> Result<Desired, Vec<DiffError>>
 /// guest pinned to a drained host or an affinity that is also an anti-affinity) are all
 /// collected, each at the span of the offending label or value. Guests that must move but fit
 /// nowhere are not errors: they are in [`Desired::unplaced`], explained.
-pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<Desired, Vec<DiffError>> {
+pub fn desired_with(
+    cfg: &Config,
+    topo: &Topology,
+    history: &History,
+) -> Result<Desired, Vec<DiffError>> {
     let host_names = NameIndex::new(topo.hosts.keys().map(String::as_str));
     let guest_names = NameIndex::new(topo.guests.keys().map(String::as_str));
     let mut errors = Vec::new();
@@ -94,7 +98,12 @@ pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<
     let hosts: BTreeMap<String, HostRules> = topo
         .hosts
         .values()
-        .map(|h| (h.name.clone(), HostRules::new(h, host_intents.get(h.name.as_str()).copied(), &cfg.defaults)))
+        .map(|h| {
+            (
+                h.name.clone(),
+                HostRules::new(h, host_intents.get(h.name.as_str()).copied(), &cfg.defaults),
+            )
+        })
         .collect();
     let pins = resolve_guest_blocks(cfg, topo, &guest_names, &host_names, &hosts, &mut errors);
     let resolved = intents::resolve(cfg, topo, &host_names, &guest_names, &hosts, &mut errors);
@@ -102,12 +111,21 @@ pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<
     let mut fixed: BTreeMap<String, Fixed> = BTreeMap::new();
     for (guest, pin) in &pins {
         if let Some((host, span)) = pin.host {
-            fixed.insert(guest.to_string(), Fixed { host: host.to_string(), value: Some(span) });
+            fixed.insert(
+                guest.to_string(),
+                Fixed {
+                    host: host.to_string(),
+                    value: Some(span),
+                },
+            );
         }
     }
     for guest in resolved.rules.pinned.keys() {
         if let Some(current) = topo.guests.get(guest) {
-            fixed.entry(guest.clone()).or_insert(Fixed { host: current.host.clone(), value: None });
+            fixed.entry(guest.clone()).or_insert(Fixed {
+                host: current.host.clone(),
+                value: None,
+            });
         }
     }
     intents::check_fixed(&resolved.rules, &resolved.spans, &fixed, topo, &mut errors);
@@ -115,7 +133,11 @@ pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<
         return Err(errors);
     }
 
-    let world = World { topo, hosts: &hosts, rules: &resolved.rules };
+    let world = World {
+        topo,
+        hosts: &hosts,
+        rules: &resolved.rules,
+    };
     let mut planner = Planner {
         world: &world,
         cfg,
@@ -137,7 +159,11 @@ pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<
         planner.rebalance(spec);
     }
 
-    let Planner { mut decided, unplaced, .. } = planner;
+    let Planner {
+        mut decided,
+        unplaced,
+        ..
+    } = planner;
     let guests = topo
         .guests
         .values()
@@ -150,12 +176,21 @@ pub fn desired_with(cfg: &Config, topo: &Topology, history: &History) -> Result<
             (guest.name.clone(), entry)
         })
         .collect();
-    Ok(Desired { guests, hosts, unplaced, rules: resolved.rules })
+    Ok(Desired {
+        guests,
+        hosts,
+        unplaced,
+        rules: resolved.rules,
+    })
 }
 
 /// `evacuate = true` defines the host's guests elsewhere without stopping them: with the host
 /// alive they would run twice, so a host that answers cannot be evacuated.
-fn evacuated_hosts_are_down(topo: &Topology, intents: &BTreeMap<&str, &HostIntent>, errors: &mut Vec<DiffError>) {
+fn evacuated_hosts_are_down(
+    topo: &Topology,
+    intents: &BTreeMap<&str, &HostIntent>,
+    errors: &mut Vec<DiffError>,
+) {
     for (name, intent) in intents {
         if intent.evacuate && topo.hosts.get(*name).is_some_and(|h| h.reachable) {
             errors.push(DiffError {
@@ -212,10 +247,24 @@ impl<'t> Planner<'_, '_, 't> {
             let pin = self.pins.get(guest.name.as_str());
             if let Some((host, span)) = pin.and_then(|p| p.host) {
                 // Off a dead host only `offline_force` works, unless the guest block insists.
-                let evacuated = self.world.hosts.get(&guest.host).is_some_and(|r| r.evacuate) && host != guest.host;
-                let mode = self.guest_mode(&guest.name).or(evacuated.then_some(MigrationMode::OfflineForce));
+                let evacuated = self
+                    .world
+                    .hosts
+                    .get(&guest.host)
+                    .is_some_and(|r| r.evacuate)
+                    && host != guest.host;
+                let mode = self
+                    .guest_mode(&guest.name)
+                    .or(evacuated.then_some(MigrationMode::OfflineForce));
                 self.ledger.apply(guest, host);
-                self.decided.insert(guest.name.clone(), DesiredGuest { host: host.to_string(), mode, origin: Origin::Pinned { span: span.clone() } });
+                self.decided.insert(
+                    guest.name.clone(),
+                    DesiredGuest {
+                        host: host.to_string(),
+                        mode,
+                        origin: Origin::Pinned { span: span.clone() },
+                    },
+                );
                 self.settled.insert(guest.name.clone());
             }
         }
@@ -231,9 +280,15 @@ impl<'t> Planner<'_, '_, 't> {
         let topo = self.topo();
         let mut homecomers: Vec<(&'t Guest, &'t str)> = Vec::new();
         for (guest, departed) in &history.departed {
-            let Some(guest) = topo.guests.get(guest) else { continue };
-            let home = departed.iter().find(|h| self.world.hosts.get(*h).is_some_and(|r| r.return_home));
-            let Some((home, _)) = home.and_then(|h| topo.hosts.get_key_value(h)) else { continue };
+            let Some(guest) = topo.guests.get(guest) else {
+                continue;
+            };
+            let home = departed
+                .iter()
+                .find(|h| self.world.hosts.get(*h).is_some_and(|r| r.return_home));
+            let Some((home, _)) = home.and_then(|h| topo.hosts.get_key_value(h)) else {
+                continue;
+            };
             // Placed by the configuration, pinned, or in an affinity group: it stays with them.
             if self.settled.contains(&guest.name) {
                 continue;
@@ -244,16 +299,25 @@ impl<'t> Planner<'_, '_, 't> {
         }
         homecomers.sort_by_key(|(g, _)| (std::cmp::Reverse(g.memory_held_mib()), g.name.clone()));
         for (guest, home) in homecomers {
-            let mode = self.guest_mode(&guest.name).unwrap_or(self.cfg.defaults.mode.value);
+            let mode = self
+                .guest_mode(&guest.name)
+                .unwrap_or(self.cfg.defaults.mode.value);
             let (mode, _) = super::rules::effective_mode(guest, mode);
             let host = &topo.hosts[home];
             let violations = all_violations(self.world, &self.ledger, guest, mode, host);
             if violations.is_empty() {
                 self.ledger.apply(guest, home);
-                let reason = format!("return home: berth moved {} off {home} earlier (state journal), and {home} has return_home = true", guest.name);
+                let reason = format!(
+                    "return home: berth moved {} off {home} earlier (state journal), and {home} has return_home = true",
+                    guest.name
+                );
                 self.decided.insert(
                     guest.name.clone(),
-                    DesiredGuest { host: home.to_string(), mode: self.guest_mode(&guest.name), origin: Origin::Chosen { reason } },
+                    DesiredGuest {
+                        host: home.to_string(),
+                        mode: self.guest_mode(&guest.name),
+                        origin: Origin::Chosen { reason },
+                    },
                 );
                 self.settled.insert(guest.name.clone());
             } else {
@@ -263,7 +327,11 @@ impl<'t> Planner<'_, '_, 't> {
                     guest: guest.name.clone(),
                     from: guest.host.clone(),
                     to: home.to_string(),
-                    message: format!("cannot bring {} back to {home}: {}", guest.name, why.join("; ")),
+                    message: format!(
+                        "cannot bring {} back to {home}: {}",
+                        guest.name,
+                        why.join("; ")
+                    ),
                 });
             }
         }
@@ -293,9 +361,22 @@ impl<'t> Planner<'_, '_, 't> {
         })
     }
 
-    fn request(&self, guest: &'t Guest, why: String, leaving: String, forced: Option<MigrationMode>) -> Request<'t> {
-        let mode = forced.or(self.guest_mode(&guest.name)).unwrap_or(self.cfg.defaults.mode.value);
-        Request { guest, mode, why, leaving }
+    fn request(
+        &self,
+        guest: &'t Guest,
+        why: String,
+        leaving: String,
+        forced: Option<MigrationMode>,
+    ) -> Request<'t> {
+        let mode = forced
+            .or(self.guest_mode(&guest.name))
+            .unwrap_or(self.cfg.defaults.mode.value);
+        Request {
+            guest,
+            mode,
+            why,
+            leaving,
+        }
     }
 
     /// Affinity groups that must come together, and single guests that must move.
@@ -303,15 +384,36 @@ impl<'t> Planner<'_, '_, 't> {
         let topo = self.topo();
         let mut groups = Vec::new();
         for (index, group) in self.world.rules.affinity.iter().enumerate() {
-            let members: Vec<&'t Guest> = group.members.iter().filter_map(|m| topo.guests.get(m)).collect();
-            let places: BTreeSet<&str> = members.iter().filter_map(|m| self.ledger.host_of(&m.name)).collect();
-            let fixed = members.iter().find(|m| self.decided.contains_key(&m.name) || self.world.rules.pinned.contains_key(&m.name));
+            let members: Vec<&'t Guest> = group
+                .members
+                .iter()
+                .filter_map(|m| topo.guests.get(m))
+                .collect();
+            let places: BTreeSet<&str> = members
+                .iter()
+                .filter_map(|m| self.ledger.host_of(&m.name))
+                .collect();
+            let fixed = members.iter().find(|m| {
+                self.decided.contains_key(&m.name) || self.world.rules.pinned.contains_key(&m.name)
+            });
             let fixed = fixed.and_then(|m| self.ledger.host_of(&m.name));
-            let leaving = members.iter().find_map(|m| self.must_leave(m).filter(|_| !self.decided.contains_key(&m.name)));
+            let leaving = members.iter().find_map(|m| {
+                self.must_leave(m)
+                    .filter(|_| !self.decided.contains_key(&m.name))
+            });
             if places.len() <= 1 && leaving.is_none() {
                 continue;
             }
-            let why = leaving.map_or_else(|| format!("affinity rule \"{}\": members on {} hosts", group.name, places.len()), |(why, _, _)| why);
+            let why = leaving.map_or_else(
+                || {
+                    format!(
+                        "affinity rule \"{}\": members on {} hosts",
+                        group.name,
+                        places.len()
+                    )
+                },
+                |(why, _, _)| why,
+            );
             let requests = members
                 .iter()
                 .map(|m| {
@@ -319,7 +421,11 @@ impl<'t> Planner<'_, '_, 't> {
                     self.request(m, why.clone(), String::new(), forced)
                 })
                 .collect();
-            groups.push(GroupRequest { group: index, members: requests, fixed });
+            groups.push(GroupRequest {
+                group: index,
+                members: requests,
+                fixed,
+            });
         }
 
         let mut singles: BTreeMap<String, Request<'t>> = BTreeMap::new();
@@ -328,7 +434,10 @@ impl<'t> Planner<'_, '_, 't> {
                 continue;
             }
             if let Some((why, leaving, forced)) = self.must_leave(guest) {
-                singles.insert(guest.name.clone(), self.request(guest, why, leaving, forced));
+                singles.insert(
+                    guest.name.clone(),
+                    self.request(guest, why, leaving, forced),
+                );
             }
         }
         self.anti_affinity_repairs(&mut singles);
@@ -341,16 +450,28 @@ impl<'t> Planner<'_, '_, 't> {
         let topo = self.topo();
         for (index, group) in self.world.rules.anti_affinity.iter().enumerate() {
             for (host, members) in self.ledger.crowded(index) {
-                let staying: Vec<&'t Guest> = members.iter().filter(|m| !singles.contains_key(**m)).filter_map(|m| topo.guests.get(*m)).collect();
+                let staying: Vec<&'t Guest> = members
+                    .iter()
+                    .filter(|m| !singles.contains_key(**m))
+                    .filter_map(|m| topo.guests.get(*m))
+                    .collect();
                 if staying.len() < 2 {
                     continue;
                 }
-                let placed: Vec<&&Guest> = staying.iter().filter(|g| self.decided.contains_key(&g.name) || self.world.rules.pinned.contains_key(&g.name)).collect();
+                let placed: Vec<&&Guest> = staying
+                    .iter()
+                    .filter(|g| {
+                        self.decided.contains_key(&g.name)
+                            || self.world.rules.pinned.contains_key(&g.name)
+                    })
+                    .collect();
                 if placed.len() > 1 {
                     let names: Vec<&str> = placed.iter().map(|g| g.name.as_str()).collect();
-                    let span = placed.iter().find_map(|g| match self.decided.get(&g.name).map(|d| &d.origin) {
-                        Some(Origin::Pinned { span }) => Some(span.clone()),
-                        _ => None,
+                    let span = placed.iter().find_map(|g| {
+                        match self.decided.get(&g.name).map(|d| &d.origin) {
+                            Some(Origin::Pinned { span }) => Some(span.clone()),
+                            _ => None,
+                        }
                     });
                     self.errors.push(DiffError {
                         span,
@@ -367,7 +488,13 @@ impl<'t> Planner<'_, '_, 't> {
                 }
                 let keep = placed.first().map(|g| **g).unwrap_or_else(|| {
                     let mut by_preference = staying.clone();
-                    by_preference.sort_by_key(|g| (!self.settled.contains(&g.name), std::cmp::Reverse(g.memory_mib), g.name.clone()));
+                    by_preference.sort_by_key(|g| {
+                        (
+                            !self.settled.contains(&g.name),
+                            std::cmp::Reverse(g.memory_mib),
+                            g.name.clone(),
+                        )
+                    });
                     by_preference[0]
                 });
                 for guest in staying {
@@ -387,28 +514,57 @@ impl<'t> Planner<'_, '_, 't> {
     /// what its guest block asks (`None` = the default).
     fn desired_mode(&self, request: &Request) -> Option<MigrationMode> {
         let asked = self.guest_mode(&request.guest.name);
-        if request.mode == MigrationMode::OfflineForce { Some(MigrationMode::OfflineForce) } else { asked }
+        if request.mode == MigrationMode::OfflineForce {
+            Some(MigrationMode::OfflineForce)
+        } else {
+            asked
+        }
     }
 
     /// Places the groups (biggest first), then the single guests (biggest first).
     fn place(&mut self, mut groups: Vec<GroupRequest<'t>>, singles: BTreeMap<String, Request<'t>>) {
         let mut placer = Placer::new(self.world, &self.ledger);
-        let size = |g: &GroupRequest| g.members.iter().map(|m| m.guest.memory_held_mib()).sum::<u64>();
+        let size = |g: &GroupRequest| {
+            g.members
+                .iter()
+                .map(|m| m.guest.memory_held_mib())
+                .sum::<u64>()
+        };
         groups.sort_by_key(|g| (std::cmp::Reverse(size(g)), g.group));
         for group in groups {
-            let before: Vec<Option<&str>> = group.members.iter().map(|m| self.ledger.host_of(&m.guest.name)).collect();
-            match placer.place_group(self.world, &mut self.ledger, group.group, &group.members, group.fixed) {
+            let before: Vec<Option<&str>> = group
+                .members
+                .iter()
+                .map(|m| self.ledger.host_of(&m.guest.name))
+                .collect();
+            match placer.place_group(
+                self.world,
+                &mut self.ledger,
+                group.group,
+                &group.members,
+                group.fixed,
+            ) {
                 Ok((host, reason)) => {
                     for (member, was) in group.members.iter().zip(before) {
                         if was != Some(host.as_str()) {
                             let mode = self.desired_mode(member);
-                            let entry = DesiredGuest { host: host.clone(), mode, origin: Origin::Chosen { reason: format!("{}; {reason}", member.why) } };
+                            let entry = DesiredGuest {
+                                host: host.clone(),
+                                mode,
+                                origin: Origin::Chosen {
+                                    reason: format!("{}; {reason}", member.why),
+                                },
+                            };
                             self.decided.insert(member.guest.name.clone(), entry);
                         }
                     }
                 }
                 Err(message) => {
-                    let first = group.members.iter().find(|m| self.must_leave(m.guest).is_some()).or(group.members.first());
+                    let first = group
+                        .members
+                        .iter()
+                        .find(|m| self.must_leave(m.guest).is_some())
+                        .or(group.members.first());
                     if let Some(first) = first {
                         self.unplaced.push(MoveProblem {
                             code: "no_target".into(),
@@ -420,7 +576,14 @@ impl<'t> Planner<'_, '_, 't> {
                     }
                     for member in &group.members {
                         if self.must_leave(member.guest).is_some() {
-                            self.decided.insert(member.guest.name.clone(), DesiredGuest { host: member.guest.host.clone(), mode: None, origin: Origin::Unplaced });
+                            self.decided.insert(
+                                member.guest.name.clone(),
+                                DesiredGuest {
+                                    host: member.guest.host.clone(),
+                                    mode: None,
+                                    origin: Origin::Unplaced,
+                                },
+                            );
                         }
                     }
                 }
@@ -428,18 +591,33 @@ impl<'t> Planner<'_, '_, 't> {
         }
         let mut singles: Vec<Request<'t>> = singles.into_values().collect();
         singles.sort_by(|a, b| {
-            let key = |g: &Guest| (std::cmp::Reverse(g.memory_held_mib()), std::cmp::Reverse(g.vcpus_held()), std::cmp::Reverse(g.memory_mib), g.name.clone());
+            let key = |g: &Guest| {
+                (
+                    std::cmp::Reverse(g.memory_held_mib()),
+                    std::cmp::Reverse(g.vcpus_held()),
+                    std::cmp::Reverse(g.memory_mib),
+                    g.name.clone(),
+                )
+            };
             key(a.guest).cmp(&key(b.guest))
         });
         for request in singles {
             let guest = request.guest;
             let mode = self.desired_mode(&request);
             let entry = match placer.place(self.world, &mut self.ledger, &request) {
-                Outcome::Chosen { host, reason } => DesiredGuest { host, mode, origin: Origin::Chosen { reason } },
+                Outcome::Chosen { host, reason } => DesiredGuest {
+                    host,
+                    mode,
+                    origin: Origin::Chosen { reason },
+                },
                 Outcome::Unplaced(problem) => {
                     self.unplaced.push(problem);
                     self.settled.insert(guest.name.clone());
-                    DesiredGuest { host: guest.host.clone(), mode, origin: Origin::Unplaced }
+                    DesiredGuest {
+                        host: guest.host.clone(),
+                        mode,
+                        origin: Origin::Unplaced,
+                    }
                 }
             };
             self.decided.insert(guest.name.clone(), entry);
@@ -449,17 +627,28 @@ impl<'t> Planner<'_, '_, 't> {
     /// Evens out one rebalance's hosts; a guest already chosen a host this plan may be moved
     /// again (its reason then tells both), settled guests are left alone.
     fn rebalance(&mut self, spec: &intents::Rebalance) {
-        let default_mode = spec.intent.mode.as_ref().map_or(self.cfg.defaults.mode.value, |m| m.value);
+        let default_mode = spec
+            .intent
+            .mode
+            .as_ref()
+            .map_or(self.cfg.defaults.mode.value, |m| m.value);
         let decided = &self.decided;
         let pins = self.pins;
         let mode_of = |guest: &Guest| {
-            decided.get(&guest.name).and_then(|d| d.mode).or(pins.get(guest.name.as_str()).and_then(|p| p.mode)).unwrap_or(default_mode)
+            decided
+                .get(&guest.name)
+                .and_then(|d| d.mode)
+                .or(pins.get(guest.name.as_str()).and_then(|p| p.mode))
+                .unwrap_or(default_mode)
         };
         let settled = &self.settled;
         let movable = |guest: &Guest| !settled.contains(&guest.name);
         // A guest moved twice keeps the last decision: its final host and why.
         let decisions: BTreeMap<String, _> =
-            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable).into_iter().map(|d| (d.guest.name.clone(), d)).collect();
+            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable)
+                .into_iter()
+                .map(|d| (d.guest.name.clone(), d))
+                .collect();
         for (name, decision) in decisions {
             let previous = self.decided.remove(&name);
             let reason = match previous.as_ref().map(|p| &p.origin) {
@@ -470,12 +659,23 @@ impl<'t> Planner<'_, '_, 't> {
                 .and_then(|p| p.mode)
                 .or(self.guest_mode(&name))
                 .or(spec.intent.mode.as_ref().map(|m| m.value));
-            let host = self.ledger.host_of(&name).unwrap_or(decision.to).to_string();
+            let host = self
+                .ledger
+                .host_of(&name)
+                .unwrap_or(decision.to)
+                .to_string();
             if host == decision.guest.host {
                 // Moved back where it started: no move at all.
                 continue;
             }
-            self.decided.insert(name, DesiredGuest { host, mode, origin: Origin::Chosen { reason } });
+            self.decided.insert(
+                name,
+                DesiredGuest {
+                    host,
+                    mode,
+                    origin: Origin::Chosen { reason },
+                },
+            );
         }
     }
 }

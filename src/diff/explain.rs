@@ -18,7 +18,11 @@ const HOSTS_PER_CONSTRAINT: usize = 6;
 
 /// Why no host can take `subject` (`vm03 (64 GiB, 8 vCPUs) off drained exa01adm01`), given
 /// every host considered with the violations that rule it out.
-pub(crate) fn no_host(world: &World, subject: &str, per_host: &[(String, Vec<Violation>)]) -> String {
+pub(crate) fn no_host(
+    world: &World,
+    subject: &str,
+    per_host: &[(String, Vec<Violation>)],
+) -> String {
     if per_host.is_empty() {
         return format!("no host can take {subject}: there is no other host");
     }
@@ -42,27 +46,53 @@ pub(crate) fn no_host(world: &World, subject: &str, per_host: &[(String, Vec<Vio
     if cases.iter().any(Vec::is_empty) {
         // A host nothing rules out: the caller found no room for reasons this module does not
         // model; list what is known.
-        let fits: Vec<&str> = per_host.iter().filter(|(_, v)| v.is_empty()).map(|(h, _)| h.as_str()).collect();
-        return format!("no host can take {subject}: no rule rules out {}, yet it was not placed there", fits.join(", "));
+        let fits: Vec<&str> = per_host
+            .iter()
+            .filter(|(_, v)| v.is_empty())
+            .map(|(h, _)| h.as_str())
+            .collect();
+        return format!(
+            "no host can take {subject}: no rule rules out {}, yet it was not placed there",
+            fits.join(", ")
+        );
     }
     let cover = smallest_cover(constraints.len(), &cases);
 
     // Each host is shown under the first constraint of the cover that rules it out.
     let mut shown: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     for (host, violations) in per_host {
-        let Some(&first) = cover.iter().find(|&&c| violations.iter().any(|v| index(&v.constraint) == c)) else { continue };
+        let Some(&first) = cover
+            .iter()
+            .find(|&&c| violations.iter().any(|v| index(&v.constraint) == c))
+        else {
+            continue;
+        };
         let violation = violations.iter().find(|v| index(&v.constraint) == first);
-        shown.entry(first).or_default().push(host_entry(host, violation));
+        shown
+            .entry(first)
+            .or_default()
+            .push(host_entry(host, violation));
     }
-    let names: Vec<String> = cover.iter().map(|&c| headline(world, &constraints[c])).collect();
+    let names: Vec<String> = cover
+        .iter()
+        .map(|&c| headline(world, &constraints[c]))
+        .collect();
     let parts: Vec<String> = cover
         .iter()
         .map(|&c| {
             let hosts = shown.remove(&c).unwrap_or_default();
-            format!("{} rules out {}", constraint_name(world, &constraints[c]), list(&hosts))
+            format!(
+                "{} rules out {}",
+                constraint_name(world, &constraints[c]),
+                list(&hosts)
+            )
         })
         .collect();
-    format!("no host can take {subject}; the smallest conflicting set is {}: {}", names.join(" + "), parts.join("; "))
+    format!(
+        "no host can take {subject}; the smallest conflicting set is {}: {}",
+        names.join(" + "),
+        parts.join("; ")
+    )
 }
 
 /// A constraint as the summary names it; an anti-affinity group says how many hosts it needs.
@@ -70,7 +100,11 @@ fn headline(world: &World, constraint: &Constraint) -> String {
     let name = constraint_name(world, constraint);
     match constraint {
         Constraint::AntiAffinity(group) => match world.rules.anti_affinity.get(*group) {
-            Some(g) => format!("{name} ({} members need {} hosts)", g.members.len(), g.members.len()),
+            Some(g) => format!(
+                "{name} ({} members need {} hosts)",
+                g.members.len(),
+                g.members.len()
+            ),
             None => name,
         },
         _ => name,
@@ -80,7 +114,12 @@ fn headline(world: &World, constraint: &Constraint) -> String {
 /// `exa01adm05 (only 32 GiB free, 64 GiB needed)`; a bare name where the constraint says it all.
 fn host_entry(host: &str, violation: Option<&Violation>) -> String {
     match violation {
-        Some(v) if !matches!(v.constraint, Constraint::Refusal(_) | Constraint::Ban(_) | Constraint::Unreachable) => {
+        Some(v)
+            if !matches!(
+                v.constraint,
+                Constraint::Refusal(_) | Constraint::Ban(_) | Constraint::Unreachable
+            ) =>
+        {
             format!("{host} ({})", v.detail)
         }
         _ => host.to_string(),
@@ -88,7 +127,12 @@ fn host_entry(host: &str, violation: Option<&Violation>) -> String {
 }
 
 fn list(hosts: &[String]) -> String {
-    let mut text = hosts.iter().take(HOSTS_PER_CONSTRAINT).cloned().collect::<Vec<_>>().join(", ");
+    let mut text = hosts
+        .iter()
+        .take(HOSTS_PER_CONSTRAINT)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if hosts.len() > HOSTS_PER_CONSTRAINT {
         text.push_str(&format!(" and {} more", hosts.len() - HOSTS_PER_CONSTRAINT));
     }
@@ -98,7 +142,11 @@ fn list(hosts: &[String]) -> String {
 /// Indices of the fewest constraints that meet every case (each case is a non-empty sorted set
 /// of constraint indices); among equally small sets, the first in the constraints' order.
 fn smallest_cover(count: usize, cases: &BTreeSet<Vec<usize>>) -> Vec<usize> {
-    let covers = |chosen: &[usize]| cases.iter().all(|case| case.iter().any(|c| chosen.contains(c)));
+    let covers = |chosen: &[usize]| {
+        cases
+            .iter()
+            .all(|case| case.iter().any(|c| chosen.contains(c)))
+    };
     if count <= EXACT_LIMIT {
         for size in 1..=count {
             let mut combination: Vec<usize> = (0..size).collect();
@@ -116,9 +164,12 @@ fn smallest_cover(count: usize, cases: &BTreeSet<Vec<usize>>) -> Vec<usize> {
     let mut chosen: Vec<usize> = Vec::new();
     let mut unmet: Vec<&Vec<usize>> = cases.iter().collect();
     while !unmet.is_empty() {
-        let best = (0..count)
-            .filter(|c| !chosen.contains(c))
-            .max_by_key(|c| (unmet.iter().filter(|case| case.contains(c)).count(), std::cmp::Reverse(*c)));
+        let best = (0..count).filter(|c| !chosen.contains(c)).max_by_key(|c| {
+            (
+                unmet.iter().filter(|case| case.contains(c)).count(),
+                std::cmp::Reverse(*c),
+            )
+        });
         let Some(best) = best else { break };
         chosen.push(best);
         unmet.retain(|case| !case.contains(&best));
@@ -154,7 +205,10 @@ mod tests {
     #[test]
     fn the_cover_is_the_smallest_and_the_first_in_order() {
         // Constraint 3 alone meets every case, although 0 and 1 come first.
-        assert_eq!(smallest_cover(4, &cases(&[&[0, 3], &[1, 3], &[2, 3]])), vec![3]);
+        assert_eq!(
+            smallest_cover(4, &cases(&[&[0, 3], &[1, 3], &[2, 3]])),
+            vec![3]
+        );
         // Two are needed; {0, 2} and {1, 2} both work, {0, 2} comes first.
         assert_eq!(smallest_cover(3, &cases(&[&[0, 1], &[2]])), vec![0, 2]);
         assert_eq!(smallest_cover(1, &cases(&[&[0]])), vec![0]);
@@ -175,6 +229,16 @@ mod tests {
         while next_combination(&mut c, 4) {
             seen.push(c.clone());
         }
-        assert_eq!(seen, vec![vec![0, 1], vec![0, 2], vec![0, 3], vec![1, 2], vec![1, 3], vec![2, 3]]);
+        assert_eq!(
+            seen,
+            vec![
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3]
+            ]
+        );
     }
 }

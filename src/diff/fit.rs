@@ -83,18 +83,32 @@ impl Need {
 
 /// The checks that depend only on the host, not on what is on it: whether it takes guests,
 /// answers, and can receive this guest from its source (architecture, image, CPU model).
-pub(crate) fn static_violations(world: &World, guest: &Guest, mode: MigrationMode, host: &Host) -> Vec<Violation> {
+pub(crate) fn static_violations(
+    world: &World,
+    guest: &Guest,
+    mode: MigrationMode,
+    host: &Host,
+) -> Vec<Violation> {
     let mut found = Vec::new();
     if let Some(refusal) = world.hosts.get(&host.name).and_then(HostRules::refusal) {
-        found.push(Violation { constraint: Constraint::Refusal(refusal), detail: refusal.to_string() });
+        found.push(Violation {
+            constraint: Constraint::Refusal(refusal),
+            detail: refusal.to_string(),
+        });
     }
     if !host.reachable {
-        found.push(Violation { constraint: Constraint::Unreachable, detail: "libvirt does not answer".into() });
+        found.push(Violation {
+            constraint: Constraint::Unreachable,
+            detail: "libvirt does not answer".into(),
+        });
     }
     let source = world.topo.hosts.get(&guest.host);
     for blocker in host_blockers(guest, source, host, mode) {
         if blocker.code != "target_unreachable" {
-            found.push(Violation { constraint: Constraint::Host(blocker.code), detail: blocker.message });
+            found.push(Violation {
+                constraint: Constraint::Host(blocker.code),
+                detail: blocker.message,
+            });
         }
     }
     found
@@ -113,7 +127,10 @@ pub(crate) fn rule_violations(
 ) -> Vec<Violation> {
     let mut found = Vec::new();
     if let Some(rule) = world.rules.ban(&guest.name, host) {
-        found.push(Violation { constraint: Constraint::Ban(rule.to_string()), detail: format!("{} may not run there", guest.name) });
+        found.push(Violation {
+            constraint: Constraint::Ban(rule.to_string()),
+            detail: format!("{} may not run there", guest.name),
+        });
         if first_only {
             return found;
         }
@@ -124,7 +141,10 @@ pub(crate) fn rule_violations(
             continue;
         }
         seen_groups.push(group);
-        found.push(Violation { constraint: Constraint::AntiAffinity(group), detail: format!("{member} is there") });
+        found.push(Violation {
+            constraint: Constraint::AntiAffinity(group),
+            detail: format!("{member} is there"),
+        });
         if first_only {
             return found;
         }
@@ -134,20 +154,35 @@ pub(crate) fn rule_violations(
 
 /// The capacities of `host` against `need` on top of what it holds: `max_guests`, memory
 /// (unless the caller has checked it) and vCPUs.
-pub(crate) fn capacity_violations(world: &World, ledger: &Ledger, need: Need, host: &str, check_memory: bool) -> Vec<Violation> {
+pub(crate) fn capacity_violations(
+    world: &World,
+    ledger: &Ledger,
+    need: Need,
+    host: &str,
+    check_memory: bool,
+) -> Vec<Violation> {
     let mut found = Vec::new();
-    let Some(rules) = world.hosts.get(host) else { return found };
+    let Some(rules) = world.hosts.get(host) else {
+        return found;
+    };
     let load = ledger.load(host);
     if let Some(max) = rules.max_guests
         && load.guests + need.guests > max
     {
-        found.push(Violation { constraint: Constraint::MaxGuests, detail: format!("already at max_guests = {max}") });
+        found.push(Violation {
+            constraint: Constraint::MaxGuests,
+            detail: format!("already at max_guests = {max}"),
+        });
     }
     let free_memory = rules.memory_capacity_mib as i64 - load.memory_mib as i64;
     if check_memory && free_memory < need.memory as i64 {
         found.push(Violation {
             constraint: Constraint::Memory,
-            detail: format!("only {} free, {} needed", mib_signed(free_memory), mib(need.memory)),
+            detail: format!(
+                "only {} free, {} needed",
+                mib_signed(free_memory),
+                mib(need.memory)
+            ),
         });
     }
     let limit = u64::from(rules.vcpu_limit);
@@ -164,33 +199,72 @@ pub(crate) fn capacity_violations(world: &World, ledger: &Ledger, need: Need, ho
     }
     if need.sriov_vfs > 0 {
         let shortfall = match &rules.sriov {
-            None => Some(format!("no `sriov_vfs` pool configured, needed for {} SR-IOV interfaces", need.sriov_vfs)),
+            None => Some(format!(
+                "no `sriov_vfs` pool configured, needed for {} SR-IOV interfaces",
+                need.sriov_vfs
+            )),
             Some(pool) => pool.shortfall(load.sriov_vfs_arriving, need.sriov_vfs),
         };
         if let Some(detail) = shortfall {
-            found.push(Violation { constraint: Constraint::SriovVfs, detail });
+            found.push(Violation {
+                constraint: Constraint::SriovVfs,
+                detail,
+            });
         }
     }
     found
 }
 
 /// Every violation of moving `guest` onto `host` now (static ones first).
-pub(crate) fn all_violations(world: &World, ledger: &Ledger, guest: &Guest, mode: MigrationMode, host: &Host) -> Vec<Violation> {
+pub(crate) fn all_violations(
+    world: &World,
+    ledger: &Ledger,
+    guest: &Guest,
+    mode: MigrationMode,
+    host: &Host,
+) -> Vec<Violation> {
     let mut found = static_violations(world, guest, mode, host);
-    found.extend(rule_violations(world, ledger, guest, &[], &host.name, false));
-    found.extend(capacity_violations(world, ledger, Need::of(guest), &host.name, true));
+    found.extend(rule_violations(
+        world,
+        ledger,
+        guest,
+        &[],
+        &host.name,
+        false,
+    ));
+    found.extend(capacity_violations(
+        world,
+        ledger,
+        Need::of(guest),
+        &host.name,
+        true,
+    ));
     found
 }
 
 /// Whether `guest` may move onto `host` now, and the first reason when not.
-pub(crate) fn first_violation(world: &World, ledger: &Ledger, guest: &Guest, mode: MigrationMode, host: &Host) -> Option<Violation> {
-    if let Some(first) = static_violations(world, guest, mode, host).into_iter().next() {
+pub(crate) fn first_violation(
+    world: &World,
+    ledger: &Ledger,
+    guest: &Guest,
+    mode: MigrationMode,
+    host: &Host,
+) -> Option<Violation> {
+    if let Some(first) = static_violations(world, guest, mode, host)
+        .into_iter()
+        .next()
+    {
         return Some(first);
     }
-    if let Some(first) = rule_violations(world, ledger, guest, &[], &host.name, true).into_iter().next() {
+    if let Some(first) = rule_violations(world, ledger, guest, &[], &host.name, true)
+        .into_iter()
+        .next()
+    {
         return Some(first);
     }
-    capacity_violations(world, ledger, Need::of(guest), &host.name, true).into_iter().next()
+    capacity_violations(world, ledger, Need::of(guest), &host.name, true)
+        .into_iter()
+        .next()
 }
 
 /// How a violation reads after a host's name: `RAC cluster exa01cl01 (vm01b is there)`,
@@ -198,7 +272,11 @@ pub(crate) fn first_violation(world: &World, ledger: &Ledger, guest: &Guest, mod
 pub(crate) fn describe(world: &World, violation: &Violation) -> String {
     match &violation.constraint {
         Constraint::AntiAffinity(_) | Constraint::Affinity(_) => {
-            format!("{} ({})", constraint_name(world, &violation.constraint), violation.detail)
+            format!(
+                "{} ({})",
+                constraint_name(world, &violation.constraint),
+                violation.detail
+            )
         }
         Constraint::Ban(_) => constraint_name(world, &violation.constraint),
         _ => violation.detail.clone(),
@@ -215,12 +293,15 @@ pub(crate) fn constraint_name(world: &World, constraint: &Constraint) -> String 
             other => other.to_string(),
         },
         Constraint::Ban(rule) => format!("ban rule \"{rule}\""),
-        Constraint::AntiAffinity(group) => {
-            world.rules.anti_affinity.get(*group).map_or_else(|| "anti-affinity".to_string(), |g| g.anti_affinity_label())
-        }
-        Constraint::Affinity(group) => {
-            world.rules.affinity.get(*group).map_or_else(|| "affinity".to_string(), |g| format!("affinity rule \"{}\"", g.name))
-        }
+        Constraint::AntiAffinity(group) => world
+            .rules
+            .anti_affinity
+            .get(*group)
+            .map_or_else(|| "anti-affinity".to_string(), |g| g.anti_affinity_label()),
+        Constraint::Affinity(group) => world.rules.affinity.get(*group).map_or_else(
+            || "affinity".to_string(),
+            |g| format!("affinity rule \"{}\"", g.name),
+        ),
         Constraint::MaxGuests => "max_guests".into(),
         Constraint::Memory => "memory".into(),
         Constraint::Vcpus => "vCPUs".into(),

@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::config::{
-    BalanceOn, Config, Defaults, DisruptionBudget, GuestIntent, HostIntent, InventoryConfig, MigrationMode, PlacementRule, RebalanceIntent,
-    RuleKind, SourceFile, Span, Spanned, SshSettings, StateConfig,
+    BalanceOn, Config, Defaults, DisruptionBudget, GuestIntent, HostIntent, InventoryConfig,
+    MigrationMode, PlacementRule, RebalanceIntent, RuleKind, SourceFile, Span, Spanned,
+    SshSettings, StateConfig,
 };
 use crate::inventory::{Cluster, Guest, GuestState, Host, Topology};
 
@@ -63,7 +64,11 @@ pub fn add_cluster(topo: &mut Topology, name: &str, members: &[&str]) {
             g.clusters.push(name.into());
         }
     }
-    let cluster = Cluster { id: format!("{name}_id"), name: name.into(), members: members.iter().map(|m| m.to_string()).collect() };
+    let cluster = Cluster {
+        id: format!("{name}_id"),
+        name: name.into(),
+        members: members.iter().map(|m| m.to_string()).collect(),
+    };
     topo.clusters.insert(cluster.id.clone(), cluster);
 }
 
@@ -77,10 +82,19 @@ impl ConfigBuilder {
     pub fn new() -> Self {
         let config = Config {
             dir: PathBuf::from("."),
-            files: vec![SourceFile { name: "main.hcl".into(), text: String::new() }],
+            files: vec![SourceFile {
+                name: "main.hcl".into(),
+                text: String::new(),
+            }],
             inventory: InventoryConfig {
-                es_xml: Spanned { value: PathBuf::from("es.xml"), span: Span::default() },
-                libvirt_uri: Spanned { value: "test:///default".into(), span: Span::default() },
+                es_xml: Spanned {
+                    value: PathBuf::from("es.xml"),
+                    span: Span::default(),
+                },
+                libvirt_uri: Spanned {
+                    value: "test:///default".into(),
+                    span: Span::default(),
+                },
                 ssh: SshSettings::default(),
                 drift_source: None,
                 volume_command: None,
@@ -95,13 +109,22 @@ impl ConfigBuilder {
             rules: Vec::new(),
             disruption_budgets: Vec::new(),
         };
-        ConfigBuilder { config, next: Cell::new(0) }
+        ConfigBuilder {
+            config,
+            next: Cell::new(0),
+        }
     }
 
     fn spanned(&self, value: &str) -> Spanned<String> {
         let start = self.next.get();
         self.next.set(start + value.len() + 10);
-        Spanned { value: value.into(), span: Span { file: 0, range: start..start + value.len() } }
+        Spanned {
+            value: value.into(),
+            span: Span {
+                file: 0,
+                range: start..start + value.len(),
+            },
+        }
     }
 
     pub fn mode(mut self, mode: MigrationMode) -> Self {
@@ -112,9 +135,20 @@ impl ConfigBuilder {
     pub fn guest(mut self, label: &str, host: Option<&str>, mode: Option<MigrationMode>) -> Self {
         let name = self.spanned(label);
         let host = host.map(|h| self.spanned(h));
-        let mode = mode.map(|m| Spanned { value: m, span: Span::default() });
+        let mode = mode.map(|m| Spanned {
+            value: m,
+            span: Span::default(),
+        });
         let span = name.span.clone();
-        self.config.guests.insert(label.into(), GuestIntent { name, host, mode, span });
+        self.config.guests.insert(
+            label.into(),
+            GuestIntent {
+                name,
+                host,
+                mode,
+                span,
+            },
+        );
         self
     }
 
@@ -154,12 +188,23 @@ impl ConfigBuilder {
         let guests = guests.iter().map(|g| self.spanned(g)).collect();
         let hosts = hosts.iter().map(|h| self.spanned(h)).collect();
         let span = name.span.clone();
-        self.config.rules.push(PlacementRule { kind, name, guests, hosts, span });
+        self.config.rules.push(PlacementRule {
+            kind,
+            name,
+            guests,
+            hosts,
+            span,
+        });
         self
     }
 
     /// A `rebalance "NAME"` block over `hosts` (all when empty), memory, default threshold.
-    pub fn rebalance(mut self, name: &str, hosts: &[&str], edit: impl FnOnce(&mut RebalanceIntent)) -> Self {
+    pub fn rebalance(
+        mut self,
+        name: &str,
+        hosts: &[&str],
+        edit: impl FnOnce(&mut RebalanceIntent),
+    ) -> Self {
         let name = self.spanned(name);
         let hosts = (!hosts.is_empty()).then(|| hosts.iter().map(|h| self.spanned(h)).collect());
         let span = name.span.clone();
@@ -183,8 +228,17 @@ impl ConfigBuilder {
         let name = self.spanned(name);
         let cluster = Some(self.spanned(cluster));
         let span = name.span.clone();
-        let max_unavailable = Spanned { value: max_unavailable, span: Span::default() };
-        self.config.disruption_budgets.push(DisruptionBudget { name, cluster, guests: Vec::new(), max_unavailable, span });
+        let max_unavailable = Spanned {
+            value: max_unavailable,
+            span: Span::default(),
+        };
+        self.config.disruption_budgets.push(DisruptionBudget {
+            name,
+            cluster,
+            guests: Vec::new(),
+            max_unavailable,
+            span,
+        });
         self
     }
 }

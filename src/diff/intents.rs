@@ -48,7 +48,11 @@ pub(crate) fn resolve<'c>(
     hosts: &BTreeMap<String, HostRules>,
     errors: &mut Vec<DiffError>,
 ) -> Resolved<'c> {
-    let mut resolver = Resolver { host_names, guest_names, errors };
+    let mut resolver = Resolver {
+        host_names,
+        guest_names,
+        errors,
+    };
     let mut rules = RuleSet::default();
     let mut spans = RuleSpans::default();
     for rule in &cfg.rules {
@@ -56,11 +60,20 @@ pub(crate) fn resolve<'c>(
     }
     if cfg.defaults.rac_anti_affinity {
         for cluster in topo.clusters.values() {
-            let mut members: Vec<String> = cluster.members.iter().filter(|m| topo.guests.contains_key(*m)).cloned().collect();
+            let mut members: Vec<String> = cluster
+                .members
+                .iter()
+                .filter(|m| topo.guests.contains_key(*m))
+                .cloned()
+                .collect();
             members.sort_unstable();
             members.dedup();
             if members.len() > 1 {
-                rules.anti_affinity.push(Group { name: cluster.name.clone(), source: GroupSource::RacCluster, members });
+                rules.anti_affinity.push(Group {
+                    name: cluster.name.clone(),
+                    source: GroupSource::RacCluster,
+                    members,
+                });
             }
         }
     }
@@ -73,7 +86,11 @@ pub(crate) fn resolve<'c>(
     }
     resolver.host_intents(cfg);
     let rebalances = resolver.rebalances(cfg, topo);
-    Resolved { rules, spans, rebalances }
+    Resolved {
+        rules,
+        spans,
+        rebalances,
+    }
 }
 
 /// A guest placed by the configuration: by its guest block (`guest { host = … }`) or because
@@ -112,10 +129,16 @@ pub(crate) fn check_fixed(
             let notes = spans.bans.get(&(guest.clone(), place.host.clone()));
             errors.push(DiffError {
                 span: Some(value.clone()),
-                message: format!("guest {guest} is placed on {}, which ban rule \"{rule}\" forbids", place.host),
+                message: format!(
+                    "guest {guest} is placed on {}, which ban rule \"{rule}\" forbids",
+                    place.host
+                ),
                 label: "banned host".into(),
                 help: Some(match notes {
-                    Some(_) => format!("pick another host, or remove {} from ban rule \"{rule}\"", place.host),
+                    Some(_) => format!(
+                        "pick another host, or remove {} from ban rule \"{rule}\"",
+                        place.host
+                    ),
                     None => "pick another host".to_string(),
                 }),
                 guest: Some(guest.clone()),
@@ -167,7 +190,10 @@ impl Resolver<'_, '_> {
         let (message, short, help) = match names.resolve(label) {
             Resolution::Found(name) => return Some(name.to_string()),
             Resolution::Ambiguous(candidates) => (
-                format!("{context}: {what} \"{label}\" is ambiguous, it is the short name of {}", candidates.join(" and ")),
+                format!(
+                    "{context}: {what} \"{label}\" is ambiguous, it is the short name of {}",
+                    candidates.join(" and ")
+                ),
                 format!("ambiguous {what} name"),
                 Some(format!("write the full name, e.g. \"{}\"", candidates[0])),
             ),
@@ -177,19 +203,41 @@ impl Resolver<'_, '_> {
                 } else {
                     suggestion.map(|s| format!("did you mean \"{s}\"?"))
                 };
-                (format!("{context}: {what} \"{label}\" is not in the topology"), format!("unknown {what}"), help)
+                (
+                    format!("{context}: {what} \"{label}\" is not in the topology"),
+                    format!("unknown {what}"),
+                    help,
+                )
             }
         };
-        let (guest, host) = if what == "guest" { (Some(label.to_string()), None) } else { (None, Some(label.to_string())) };
-        self.errors.push(DiffError { span: Some(value.span.clone()), message, label: short, help, guest, host });
+        let (guest, host) = if what == "guest" {
+            (Some(label.to_string()), None)
+        } else {
+            (None, Some(label.to_string()))
+        };
+        self.errors.push(DiffError {
+            span: Some(value.span.clone()),
+            message,
+            label: short,
+            help,
+            guest,
+            host,
+        });
         None
     }
 
     /// Resolves a list, reporting a name given twice.
-    fn names<'c>(&mut self, context: &str, what: &str, values: &'c [Spanned<String>]) -> Vec<(String, &'c Span)> {
+    fn names<'c>(
+        &mut self,
+        context: &str,
+        what: &str,
+        values: &'c [Spanned<String>],
+    ) -> Vec<(String, &'c Span)> {
         let mut resolved: Vec<(String, &Span)> = Vec::new();
         for value in values {
-            let Some(name) = self.name(context, what, value) else { continue };
+            let Some(name) = self.name(context, what, value) else {
+                continue;
+            };
             if resolved.iter().any(|(n, _)| *n == name) {
                 self.errors.push(DiffError {
                     span: Some(value.span.clone()),
@@ -226,7 +274,11 @@ impl Resolver<'_, '_> {
         match rule.kind {
             RuleKind::AntiAffinity => {
                 if guests.len() > 1 {
-                    rules.anti_affinity.push(Group { name, source: GroupSource::Rule, members: members() });
+                    rules.anti_affinity.push(Group {
+                        name,
+                        source: GroupSource::Rule,
+                        members: members(),
+                    });
                 }
             }
             RuleKind::Affinity => {
@@ -235,9 +287,13 @@ impl Resolver<'_, '_> {
                         let other = rules.affinity[other].name.clone();
                         self.errors.push(DiffError {
                             span: Some((*span).clone()),
-                            message: format!("{context}: guest {guest} is already in affinity rule \"{other}\""),
+                            message: format!(
+                                "{context}: guest {guest} is already in affinity rule \"{other}\""
+                            ),
                             label: "in two affinity rules".into(),
-                            help: Some(format!("merge affinity rules \"{other}\" and \"{name}\" into one")),
+                            help: Some(format!(
+                                "merge affinity rules \"{other}\" and \"{name}\" into one"
+                            )),
                             guest: Some(guest.clone()),
                             host: None,
                         });
@@ -245,14 +301,26 @@ impl Resolver<'_, '_> {
                     }
                 }
                 if guests.len() > 1 {
-                    rules.affinity.push(Group { name, source: GroupSource::Rule, members: members() });
+                    rules.affinity.push(Group {
+                        name,
+                        source: GroupSource::Rule,
+                        members: members(),
+                    });
                     spans.affinity.push(&rule.name.span);
                 }
             }
             RuleKind::Pin => {
                 for (guest, span) in guests {
-                    let current = topo.guests.get(&guest).map(|g| g.host.clone()).unwrap_or_default();
-                    if let Some(refusal) = hosts.get(&current).filter(|r| r.empties()).and_then(HostRules::refusal) {
+                    let current = topo
+                        .guests
+                        .get(&guest)
+                        .map(|g| g.host.clone())
+                        .unwrap_or_default();
+                    if let Some(refusal) = hosts
+                        .get(&current)
+                        .filter(|r| r.empties())
+                        .and_then(HostRules::refusal)
+                    {
                         self.errors.push(DiffError {
                             span: Some(span.clone()),
                             message: format!("{context}: guest {guest} never moves, but its host {current} is {refusal}"),
@@ -273,7 +341,10 @@ impl Resolver<'_, '_> {
                     let entry = rules.banned.entry(guest.clone()).or_default();
                     for (host, span) in &banned_hosts {
                         entry.entry(host.clone()).or_insert_with(|| name.clone());
-                        spans.bans.entry((guest.clone(), host.clone())).or_insert(span);
+                        spans
+                            .bans
+                            .entry((guest.clone(), host.clone()))
+                            .or_insert(span);
                     }
                 }
             }
@@ -283,9 +354,18 @@ impl Resolver<'_, '_> {
     /// A pinned guest on a host a ban forbids cannot satisfy both rules.
     fn pins_against_bans(&mut self, topo: &Topology, rules: &RuleSet, spans: &RuleSpans<'_>) {
         for (guest, pin) in &rules.pinned {
-            let current = topo.guests.get(guest).map(|g| g.host.as_str()).unwrap_or_default();
-            let Some(ban) = rules.ban(guest, current) else { continue };
-            let span = spans.bans.get(&(guest.clone(), current.to_string())).or_else(|| spans.pins.get(guest));
+            let current = topo
+                .guests
+                .get(guest)
+                .map(|g| g.host.as_str())
+                .unwrap_or_default();
+            let Some(ban) = rules.ban(guest, current) else {
+                continue;
+            };
+            let span = spans
+                .bans
+                .get(&(guest.clone(), current.to_string()))
+                .or_else(|| spans.pins.get(guest));
             self.errors.push(DiffError {
                 span: span.map(|s| (*s).clone()),
                 message: format!("guest {guest} is pinned by pin rule \"{pin}\" on {current}, which ban rule \"{ban}\" forbids"),
@@ -298,19 +378,34 @@ impl Resolver<'_, '_> {
     }
 
     /// Two guests that must share a host (affinity) and must not (anti-affinity) at once.
-    fn affinity_against_anti_affinity(&mut self, cfg: &Config, rules: &RuleSet, spans: &RuleSpans<'_>) {
+    fn affinity_against_anti_affinity(
+        &mut self,
+        cfg: &Config,
+        rules: &RuleSet,
+        spans: &RuleSpans<'_>,
+    ) {
         for (index, group) in rules.affinity.iter().enumerate() {
             for anti in &rules.anti_affinity {
-                let both: Vec<&str> =
-                    group.members.iter().filter(|m| anti.members.binary_search(m).is_ok()).map(String::as_str).collect();
+                let both: Vec<&str> = group
+                    .members
+                    .iter()
+                    .filter(|m| anti.members.binary_search(m).is_ok())
+                    .map(String::as_str)
+                    .collect();
                 if both.len() < 2 {
                     continue;
                 }
                 let help = match anti.source {
-                    GroupSource::Rule => format!("remove {} from one of the two rules", both.join(" or ")),
+                    GroupSource::Rule => {
+                        format!("remove {} from one of the two rules", both.join(" or "))
+                    }
                     GroupSource::RacCluster => format!(
                         "RAC members never share a host; to allow it, set `rac_anti_affinity = false` in the defaults block{}",
-                        if cfg.defaults.rac_anti_affinity { "" } else { " (it is)" }
+                        if cfg.defaults.rac_anti_affinity {
+                            ""
+                        } else {
+                            " (it is)"
+                        }
                     ),
                 };
                 self.errors.push(DiffError {
@@ -330,14 +425,19 @@ impl Resolver<'_, '_> {
         }
     }
 
-    fn budget(&mut self, budget: &crate::config::DisruptionBudget, topo: &Topology) -> Option<DisruptionBudget> {
+    fn budget(
+        &mut self,
+        budget: &crate::config::DisruptionBudget,
+        topo: &Topology,
+    ) -> Option<DisruptionBudget> {
         let name = budget.name.value.clone();
         let context = format!("disruption budget \"{name}\"");
         let mut members: Vec<String> = match &budget.cluster {
             Some(cluster) => {
                 let found = topo.clusters.values().find(|c| c.name == cluster.value);
                 let Some(found) = found else {
-                    let names: Vec<&str> = topo.clusters.values().map(|c| c.name.as_str()).collect();
+                    let names: Vec<&str> =
+                        topo.clusters.values().map(|c| c.name.as_str()).collect();
                     let help = match suggest::closest(&cluster.value, names.iter().copied()) {
                         Some(s) => format!("did you mean \"{s}\"?"),
                         None if names.is_empty() => "es.xml defines no clusters".to_string(),
@@ -345,7 +445,10 @@ impl Resolver<'_, '_> {
                     };
                     self.errors.push(DiffError {
                         span: Some(cluster.span.clone()),
-                        message: format!("{context}: cluster \"{}\" is not in es.xml", cluster.value),
+                        message: format!(
+                            "{context}: cluster \"{}\" is not in es.xml",
+                            cluster.value
+                        ),
                         label: "unknown cluster".into(),
                         help: Some(help),
                         guest: None,
@@ -353,13 +456,26 @@ impl Resolver<'_, '_> {
                     });
                     return None;
                 };
-                found.members.iter().filter(|m| topo.guests.contains_key(*m)).cloned().collect()
+                found
+                    .members
+                    .iter()
+                    .filter(|m| topo.guests.contains_key(*m))
+                    .cloned()
+                    .collect()
             }
-            None => self.names(&context, "guest", &budget.guests).into_iter().map(|(g, _)| g).collect(),
+            None => self
+                .names(&context, "guest", &budget.guests)
+                .into_iter()
+                .map(|(g, _)| g)
+                .collect(),
         };
         members.sort_unstable();
         members.dedup();
-        Some(DisruptionBudget { name, members, max_unavailable: budget.max_unavailable.value })
+        Some(DisruptionBudget {
+            name,
+            members,
+            max_unavailable: budget.max_unavailable.value,
+        })
     }
 
     /// `return_home` on a host being emptied asks for two opposite things.
@@ -388,7 +504,11 @@ impl Resolver<'_, '_> {
         for intent in &cfg.rebalances {
             let context = format!("rebalance \"{}\"", intent.name.value);
             let hosts: Vec<(String, Option<&Span>)> = match &intent.hosts {
-                Some(values) => self.names(&context, "host", values).into_iter().map(|(h, s)| (h, Some(s))).collect(),
+                Some(values) => self
+                    .names(&context, "host", values)
+                    .into_iter()
+                    .map(|(h, s)| (h, Some(s)))
+                    .collect(),
                 None => topo.hosts.keys().map(|h| (h.clone(), None)).collect(),
             };
             let mut clash = false;

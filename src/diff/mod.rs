@@ -14,9 +14,9 @@ mod desired;
 mod error;
 mod explain;
 mod fit;
-mod intents;
 #[cfg(test)]
 pub(crate) mod fixtures;
+mod intents;
 pub mod model;
 mod moves;
 mod placement;
@@ -29,10 +29,10 @@ pub mod units;
 
 pub use capacity::{HostRules, SriovPool};
 pub use desired::{Desired, DesiredGuest, History, Origin, desired, desired_with};
-pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 pub use error::DiffError;
 pub use model::{Move, MoveProblem};
 pub use moves::moves;
+pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 
 #[cfg(test)]
 mod tests;

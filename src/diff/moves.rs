@@ -22,7 +22,13 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
     let mut planned: Vec<(Move, &Guest)> = Vec::new();
     for (name, want) in &desired.guests {
         let Some(guest) = topo.guests.get(name) else {
-            problems.push(problem("unknown_guest", name, "", &want.host, format!("{name} is not in the topology")));
+            problems.push(problem(
+                "unknown_guest",
+                name,
+                "",
+                &want.host,
+                format!("{name} is not in the topology"),
+            ));
             continue;
         };
         if want.host == guest.host {
@@ -33,7 +39,9 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
         let mut reason = match &want.origin {
             Origin::Pinned { .. } => format!("config pins {} to {}", guest.name, want.host),
             Origin::Chosen { reason } => reason.clone(),
-            Origin::Stays | Origin::Unplaced => format!("desired host of {} is {}", guest.name, want.host),
+            Origin::Stays | Origin::Unplaced => {
+                format!("desired host of {} is {}", guest.name, want.host)
+            }
         };
         if let Some(note) = note {
             reason.push_str(&format!(" ({note})"));
@@ -62,34 +70,82 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
 }
 
 fn problem(code: &str, guest: &str, from: &str, to: &str, message: String) -> MoveProblem {
-    MoveProblem { code: code.into(), guest: guest.into(), from: from.into(), to: to.into(), message }
+    MoveProblem {
+        code: code.into(),
+        guest: guest.into(),
+        from: from.into(),
+        to: to.into(),
+        message,
+    }
 }
 
 /// Every prerequisite `mv` fails. `after` is the load with all moves done.
-fn prerequisites(cfg: &Config, topo: &Topology, desired: &Desired, after: &Ledger, mv: &Move, guest: &Guest) -> Vec<MoveProblem> {
+fn prerequisites(
+    cfg: &Config,
+    topo: &Topology,
+    desired: &Desired,
+    after: &Ledger,
+    mv: &Move,
+    guest: &Guest,
+) -> Vec<MoveProblem> {
     let cannot = |code: &str, why: String| {
-        problem(code, &mv.guest, &mv.from, &mv.to, format!("cannot move {} from {} to {}: {why}", mv.guest, mv.from, mv.to))
+        problem(
+            code,
+            &mv.guest,
+            &mv.from,
+            &mv.to,
+            format!(
+                "cannot move {} from {} to {}: {why}",
+                mv.guest, mv.from, mv.to
+            ),
+        )
     };
     let Some(target) = topo.hosts.get(&mv.to) else {
-        return vec![cannot("unknown_host", format!("{} is not in the topology", mv.to))];
+        return vec![cannot(
+            "unknown_host",
+            format!("{} is not in the topology", mv.to),
+        )];
     };
     let source = topo.hosts.get(&mv.from);
     let mut found = Vec::new();
     if target.domains.contains(&mv.guest) {
-        found.push(cannot("name_taken", format!("a domain named {} is already defined on {}", mv.guest, mv.to)));
+        found.push(cannot(
+            "name_taken",
+            format!(
+                "a domain named {} is already defined on {}",
+                mv.guest, mv.to
+            ),
+        ));
     }
     let blockers: Vec<Blocker> = host_blockers(guest, source, target, mv.mode);
-    found.extend(blockers.into_iter().map(|b| cannot(b.code, format!("{} {}", mv.to, b.message))));
+    found.extend(
+        blockers
+            .into_iter()
+            .map(|b| cannot(b.code, format!("{} {}", mv.to, b.message))),
+    );
     if let Some(rules) = desired.hosts.get(&mv.to) {
-        found.extend(final_state_problems(rules, after, mv, guest).into_iter().map(|(code, why)| cannot(code, why)));
+        found.extend(
+            final_state_problems(rules, after, mv, guest)
+                .into_iter()
+                .map(|(code, why)| cannot(code, why)),
+        );
         // A live move cannot take SR-IOV interfaces along at all (code `hostdev`).
         if mv.mode != MigrationMode::Live {
-            found.extend(sriov_problem(rules, after, mv, guest).map(|why| cannot("sriov_vfs", why)));
+            found
+                .extend(sriov_problem(rules, after, mv, guest).map(|why| cannot("sriov_vfs", why)));
         }
     }
-    found.extend(rule_problems(desired, after, mv).into_iter().map(|(code, why)| cannot(code, why)));
+    found.extend(
+        rule_problems(desired, after, mv)
+            .into_iter()
+            .map(|(code, why)| cannot(code, why)),
+    );
     if mv.mode == MigrationMode::Live {
-        found.extend(live_guest_blockers(guest, &cfg.defaults.shared_storage).into_iter().map(|b| cannot(b.code, b.message)));
+        found.extend(
+            live_guest_blockers(guest, &cfg.defaults.shared_storage)
+                .into_iter()
+                .map(|b| cannot(b.code, b.message)),
+        );
     }
     if mv.mode != MigrationMode::OfflineForce && !source.is_some_and(|s: &Host| s.reachable) {
         found.push(cannot(
@@ -117,16 +173,28 @@ fn sriov_problem(rules: &HostRules, after: &Ledger, mv: &Move, guest: &Guest) ->
         ));
     };
     let others = after.load(&mv.to).sriov_vfs_arriving.saturating_sub(wanted);
-    pool.shortfall(others, wanted)
-        .map(|why| format!("{} needs {wanted} SR-IOV VFs on {}, and {why}", mv.guest, mv.to))
+    pool.shortfall(others, wanted).map(|why| {
+        format!(
+            "{} needs {wanted} SR-IOV VFs on {}, and {why}",
+            mv.guest, mv.to
+        )
+    })
 }
 
 /// Host rules and capacity of the target with every planned move done.
-fn final_state_problems(rules: &HostRules, after: &Ledger, mv: &Move, guest: &Guest) -> Vec<(&'static str, String)> {
+fn final_state_problems(
+    rules: &HostRules,
+    after: &Ledger,
+    mv: &Move,
+    guest: &Guest,
+) -> Vec<(&'static str, String)> {
     let mut found = Vec::new();
     if let Some(refusal) = rules.refusal() {
         let code = "host_disabled";
-        found.push((code, format!("{} is {refusal}: no guest may move onto it", mv.to)));
+        found.push((
+            code,
+            format!("{} is {refusal}: no guest may move onto it", mv.to),
+        ));
     }
     let load = after.load(&mv.to);
     if load.memory_mib > rules.memory_capacity_mib {
@@ -158,7 +226,13 @@ fn final_state_problems(rules: &HostRules, after: &Ledger, mv: &Move, guest: &Gu
     if let Some(max) = rules.max_guests
         && load.guests > max
     {
-        found.push(("max_guests", format!("{} would hold {} guests, more than max_guests = {max}", mv.to, load.guests)));
+        found.push((
+            "max_guests",
+            format!(
+                "{} would hold {} guests, more than max_guests = {max}",
+                mv.to, load.guests
+            ),
+        ));
     }
     found
 }
@@ -168,22 +242,47 @@ fn rule_problems(desired: &Desired, after: &Ledger, mv: &Move) -> Vec<(&'static 
     let rules = &desired.rules;
     let mut found = Vec::new();
     if let Some((group, member)) = after.anti_affinity_conflict(&mv.guest, &mv.to) {
-        let label = rules.anti_affinity.get(group).map_or_else(|| "anti-affinity".to_string(), |g| g.anti_affinity_label());
-        found.push(("anti_affinity", format!("{} and {member} of {label} would both run on {}", mv.guest, mv.to)));
+        let label = rules
+            .anti_affinity
+            .get(group)
+            .map_or_else(|| "anti-affinity".to_string(), |g| g.anti_affinity_label());
+        found.push((
+            "anti_affinity",
+            format!(
+                "{} and {member} of {label} would both run on {}",
+                mv.guest, mv.to
+            ),
+        ));
     }
     if let Some(rule) = rules.ban(&mv.guest, &mv.to) {
-        found.push(("ban", format!("ban rule \"{rule}\" forbids {} on {}", mv.guest, mv.to)));
+        found.push((
+            "ban",
+            format!("ban rule \"{rule}\" forbids {} on {}", mv.guest, mv.to),
+        ));
     }
-    if let Some(group) = rules.affinity_of(&mv.guest).and_then(|g| rules.affinity.get(g)) {
+    if let Some(group) = rules
+        .affinity_of(&mv.guest)
+        .and_then(|g| rules.affinity.get(g))
+    {
         let apart: Vec<String> = group
             .members
             .iter()
-            .filter_map(|m| after.host_of(m).filter(|h| *h != mv.to).map(|h| format!("{m} on {h}")))
+            .filter_map(|m| {
+                after
+                    .host_of(m)
+                    .filter(|h| *h != mv.to)
+                    .map(|h| format!("{m} on {h}"))
+            })
             .collect();
         if !apart.is_empty() {
             found.push((
                 "affinity",
-                format!("affinity rule \"{}\" keeps its guests together, but {} would stay apart ({})", group.name, mv.guest, apart.join(", ")),
+                format!(
+                    "affinity rule \"{}\" keeps its guests together, but {} would stay apart ({})",
+                    group.name,
+                    mv.guest,
+                    apart.join(", ")
+                ),
             ));
         }
     }

@@ -31,7 +31,10 @@ use crate::inventory::{Guest, Host, ImageVersion};
 
 use super::capacity::Ledger;
 use super::explain;
-use super::fit::{Constraint, Need, Violation, World, capacity_violations, describe, rule_violations, static_violations};
+use super::fit::{
+    Constraint, Need, Violation, World, capacity_violations, describe, rule_violations,
+    static_violations,
+};
 use super::model::MoveProblem;
 use super::rules::effective_mode;
 use super::units::{mib, mib_signed, vcpus};
@@ -91,7 +94,12 @@ struct Class<'t> {
     ranking: BTreeSet<Rank>,
 }
 
-type ClassKey<'t> = (Option<&'t str>, Option<&'t str>, Option<&'t ImageVersion>, &'t BTreeSet<String>);
+type ClassKey<'t> = (
+    Option<&'t str>,
+    Option<&'t str>,
+    Option<&'t ImageVersion>,
+    &'t BTreeSet<String>,
+);
 
 /// The part of a host class the static checks read: architecture, CPU model, image version.
 type StaticKey<'t> = (Option<&'t str>, Option<&'t str>, Option<&'t ImageVersion>);
@@ -137,24 +145,47 @@ impl<'t> Placer<'t> {
         let mut class_of = Vec::with_capacity(hosts.len());
         for (i, host) in hosts.iter().enumerate() {
             let bridges = known_bridges(host);
-            let static_key = (host.arch.as_deref(), host.cpu_model.as_deref(), host.image_version.as_ref());
+            let static_key = (
+                host.arch.as_deref(),
+                host.cpu_model.as_deref(),
+                host.image_version.as_ref(),
+            );
             let groups = static_index.len();
             let static_group = *static_index.entry(static_key).or_insert(groups);
             let key = (static_key.0, static_key.1, static_key.2, bridges);
             let class = *class_index.entry(key).or_insert_with(|| {
-                classes.push(Class { representative: i, static_group, bridges, ranking: BTreeSet::new() });
+                classes.push(Class {
+                    representative: i,
+                    static_group,
+                    bridges,
+                    ranking: BTreeSet::new(),
+                });
                 classes.len() - 1
             });
             class_of.push(class);
         }
-        let index_of = hosts.iter().enumerate().map(|(i, h)| (h.name.as_str(), i)).collect();
+        let index_of = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.as_str(), i))
+            .collect();
         let mut classes_with_bridge: HashMap<&str, Vec<usize>> = HashMap::new();
         for (c, class) in classes.iter().enumerate() {
             for bridge in class.bridges {
-                classes_with_bridge.entry(bridge.as_str()).or_default().push(c);
+                classes_with_bridge
+                    .entry(bridge.as_str())
+                    .or_default()
+                    .push(c);
             }
         }
-        let mut placer = Placer { hosts, index_of, class_of, classes, static_groups: static_index.len(), classes_with_bridge };
+        let mut placer = Placer {
+            hosts,
+            index_of,
+            class_of,
+            classes,
+            static_groups: static_index.len(),
+            classes_with_bridge,
+        };
         for i in 0..placer.hosts.len() {
             let rank = placer.rank(i, world, ledger);
             placer.classes[placer.class_of[i]].ranking.insert(rank);
@@ -166,13 +197,27 @@ impl<'t> Placer<'t> {
         let name = &self.hosts[host].name;
         let load = ledger.load(name);
         let capacity = world.hosts.get(name).map_or(0, |r| r.memory_capacity_mib);
-        Rank { free_memory: Reverse(capacity as i64 - load.memory_mib as i64), guests: load.guests, host }
+        Rank {
+            free_memory: Reverse(capacity as i64 - load.memory_mib as i64),
+            guests: load.guests,
+            host,
+        }
     }
 
     /// Records `guest` moving to `to` in `ledger`, keeping the rankings of both hosts in step.
-    pub fn apply(&mut self, world: &World<'_, 't>, ledger: &mut Ledger<'t>, guest: &'t Guest, to: &'t str) {
+    pub fn apply(
+        &mut self,
+        world: &World<'_, 't>,
+        ledger: &mut Ledger<'t>,
+        guest: &'t Guest,
+        to: &'t str,
+    ) {
         let from = ledger.host_of(&guest.name);
-        let touched: Vec<usize> = [from, Some(to)].into_iter().flatten().filter_map(|h| self.index_of.get(h).copied()).collect();
+        let touched: Vec<usize> = [from, Some(to)]
+            .into_iter()
+            .flatten()
+            .filter_map(|h| self.index_of.get(h).copied())
+            .collect();
         for &host in &touched {
             let rank = self.rank(host, world, ledger);
             self.classes[self.class_of[host]].ranking.remove(&rank);
@@ -185,11 +230,18 @@ impl<'t> Placer<'t> {
     }
 
     /// Chooses a target for one guest and records it, or explains why none fits.
-    pub fn place(&mut self, world: &World<'_, 't>, ledger: &mut Ledger<'t>, request: &Request<'t>) -> Outcome {
+    pub fn place(
+        &mut self,
+        world: &World<'_, 't>,
+        ledger: &mut Ledger<'t>,
+        request: &Request<'t>,
+    ) -> Outcome {
         let guest = request.guest;
         let (mode, _) = effective_mode(guest, request.mode);
         let need = Need::of(guest);
-        let current = ledger.host_of(&guest.name).and_then(|h| self.index_of.get(h).copied());
+        let current = ledger
+            .host_of(&guest.name)
+            .and_then(|h| self.index_of.get(h).copied());
         let source = world.topo.hosts.get(&guest.host);
         let wanted = guest.bridges();
 
@@ -204,20 +256,33 @@ impl<'t> Placer<'t> {
         let mut host_cost: Vec<Option<Cost>> = vec![None; self.static_groups];
         let mut bridges_present = vec![0usize; self.classes.len()];
         for bridge in &wanted {
-            for &c in self.classes_with_bridge.get(bridge.as_str()).into_iter().flatten() {
+            for &c in self
+                .classes_with_bridge
+                .get(bridge.as_str())
+                .into_iter()
+                .flatten()
+            {
                 bridges_present[c] += 1;
             }
         }
         for (c, class) in self.classes.iter().enumerate() {
             let representative = self.hosts[class.representative];
             let first = static_checked[class.static_group]
-                .get_or_insert_with(|| static_violations(world, guest, mode, representative).into_iter().next())
+                .get_or_insert_with(|| {
+                    static_violations(world, guest, mode, representative)
+                        .into_iter()
+                        .next()
+                })
                 .clone();
             match first {
                 None => {
-                    let host_part = *host_cost[class.static_group]
-                        .get_or_insert_with(|| self.cost(source, representative, &BTreeSet::new(), &BTreeSet::new()));
-                    let cost = Cost { bridges_to_create: wanted.len() - bridges_present[c], ..host_part };
+                    let host_part = *host_cost[class.static_group].get_or_insert_with(|| {
+                        self.cost(source, representative, &BTreeSet::new(), &BTreeSet::new())
+                    });
+                    let cost = Cost {
+                        bridges_to_create: wanted.len() - bridges_present[c],
+                        ..host_part
+                    };
                     tiers.entry(cost).or_default().push(c)
                 }
                 Some(violation) => {
@@ -246,7 +311,15 @@ impl<'t> Placer<'t> {
         // fail a rule: with no runner-up, they say why the winner is the only host.
         let mut runner_up = None;
         for (t, (_, classes)) in tiers.iter().enumerate().skip(tier) {
-            let walk = self.best(world, ledger, classes, guest, need, current, Some(winner.host));
+            let walk = self.best(
+                world,
+                ledger,
+                classes,
+                guest,
+                need,
+                current,
+                Some(winner.host),
+            );
             for (rank, why) in walk.passed_over {
                 if !passed_over.iter().any(|(r, _)| r.host == rank.host) {
                     passed_over.push((rank, why));
@@ -261,17 +334,37 @@ impl<'t> Placer<'t> {
         let mut reason = format!("{}: ", request.why);
         let after = |rank: &Rank| mib_signed(rank.free_memory() - need.memory as i64);
         match runner_up {
-            None => reason.push_str(&format!("{} is the only host that can take it ({} free after the move)", names(&winner), after(&winner))),
+            None => reason.push_str(&format!(
+                "{} is the only host that can take it ({} free after the move)",
+                names(&winner),
+                after(&winner)
+            )),
             Some((t, second)) if t != tier => {
-                let (won, lost) = cost_gap(source, self.hosts[winner.host], self.hosts[second.host], &wanted);
-                reason.push_str(&format!("{} is the cheapest move ({won}); runner-up {}: {lost}", names(&winner), names(&second)));
+                let (won, lost) = cost_gap(
+                    source,
+                    self.hosts[winner.host],
+                    self.hosts[second.host],
+                    &wanted,
+                );
+                reason.push_str(&format!(
+                    "{} is the cheapest move ({won}); runner-up {}: {lost}",
+                    names(&winner),
+                    names(&second)
+                ));
             }
             Some((_, second)) => {
-                reason.push_str(&format!("{} has the most free memory after the move ({})", names(&winner), after(&winner)));
+                reason.push_str(&format!(
+                    "{} has the most free memory after the move ({})",
+                    names(&winner),
+                    after(&winner)
+                ));
                 let why = if second.free_memory() < winner.free_memory() {
                     format!("less free memory after the move ({})", after(&second))
                 } else if second.guests > winner.guests {
-                    format!("as much free memory, but more guests ({} against {})", second.guests, winner.guests)
+                    format!(
+                        "as much free memory, but more guests ({} against {})",
+                        second.guests, winner.guests
+                    )
                 } else {
                     "as much free memory and as many guests, later in name order".to_string()
                 };
@@ -282,7 +375,11 @@ impl<'t> Placer<'t> {
         let others = passed_over
             .iter()
             .map(|(rank, why)| format!("{}: {why}", names(rank)))
-            .chain(incompatible.iter().map(|(host, why)| format!("{}: {why}", self.hosts[*host].name)));
+            .chain(
+                incompatible
+                    .iter()
+                    .map(|(host, why)| format!("{}: {why}", self.hosts[*host].name)),
+            );
         for other in others.take(OTHERS_IN_REASON) {
             reason.push_str("; ");
             reason.push_str(&other);
@@ -290,7 +387,10 @@ impl<'t> Placer<'t> {
 
         let target = self.hosts[winner.host];
         self.apply(world, ledger, guest, &target.name);
-        Outcome::Chosen { host: target.name.clone(), reason }
+        Outcome::Chosen {
+            host: target.name.clone(),
+            reason,
+        }
     }
 
     /// The best-ranked host of `classes` that passes the rules depending on load, leaving out
@@ -319,7 +419,11 @@ impl<'t> Placer<'t> {
                 }
                 if rank.free_memory() < need.memory as i64 {
                     if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
-                        let why = format!("only {} free, {} needed", mib_signed(rank.free_memory()), mib(need.memory));
+                        let why = format!(
+                            "only {} free, {} needed",
+                            mib_signed(rank.free_memory()),
+                            mib(need.memory)
+                        );
                         short_of_memory = Some((*rank, why));
                     }
                     break;
@@ -328,7 +432,11 @@ impl<'t> Placer<'t> {
                 let blocked = rule_violations(world, ledger, guest, &[], host, true)
                     .into_iter()
                     .next()
-                    .or_else(|| capacity_violations(world, ledger, need, host, false).into_iter().next());
+                    .or_else(|| {
+                        capacity_violations(world, ledger, need, host, false)
+                            .into_iter()
+                            .next()
+                    });
                 match blocked {
                     Some(violation) => walk.passed_over.push((*rank, describe(world, &violation))),
                     None => {
@@ -345,8 +453,15 @@ impl<'t> Placer<'t> {
         walk
     }
 
-    fn cost(&self, source: Option<&Host>, target: &Host, bridges: &BTreeSet<String>, wanted: &BTreeSet<String>) -> Cost {
-        let differs = |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(a), Some(b)) if a != b);
+    fn cost(
+        &self,
+        source: Option<&Host>,
+        target: &Host,
+        bridges: &BTreeSet<String>,
+        wanted: &BTreeSet<String>,
+    ) -> Cost {
+        let differs =
+            |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(a), Some(b)) if a != b);
         Cost {
             cpu_differs: source.is_some_and(|s| differs(s.cpu_model.as_deref(), target.cpu_model.as_deref())),
             image_differs: source.is_some_and(|s| matches!((&s.image_version, &target.image_version), (Some(a), Some(b)) if a != b)),
@@ -354,7 +469,14 @@ impl<'t> Placer<'t> {
         }
     }
 
-    fn unplaced(&self, world: &World, ledger: &Ledger, request: &Request, mode: MigrationMode, need: Need) -> MoveProblem {
+    fn unplaced(
+        &self,
+        world: &World,
+        ledger: &Ledger,
+        request: &Request,
+        mode: MigrationMode,
+        need: Need,
+    ) -> MoveProblem {
         let guest = request.guest;
         let current = ledger.host_of(&guest.name).unwrap_or(guest.host.as_str());
         let per_host: Vec<(String, Vec<Violation>)> = world
@@ -362,9 +484,20 @@ impl<'t> Placer<'t> {
             .hosts
             .values()
             .filter(|h| h.name != current)
-            .map(|host| (host.name.clone(), super::fit::all_violations(world, ledger, guest, mode, host)))
+            .map(|host| {
+                (
+                    host.name.clone(),
+                    super::fit::all_violations(world, ledger, guest, mode, host),
+                )
+            })
             .collect();
-        let subject = format!("{} ({}, {}) {}", guest.name, mib(need.memory), vcpus(need.vcpus as i64), request.leaving);
+        let subject = format!(
+            "{} ({}, {}) {}",
+            guest.name,
+            mib(need.memory),
+            vcpus(need.vcpus as i64),
+            request.leaving
+        );
         MoveProblem {
             code: "no_target".into(),
             guest: guest.name.clone(),
@@ -386,7 +519,11 @@ impl<'t> Placer<'t> {
         fixed: Option<&'t str>,
     ) -> Result<(String, String), String> {
         let names: Vec<&str> = members.iter().map(|m| m.guest.name.as_str()).collect();
-        let group_name = world.rules.affinity.get(group).map_or("", |g| g.name.as_str());
+        let group_name = world
+            .rules
+            .affinity
+            .get(group)
+            .map_or("", |g| g.name.as_str());
         let candidates: Vec<&'t Host> = match fixed {
             Some(host) => world.topo.hosts.get(host).into_iter().collect(),
             None => self.hosts.clone(),
@@ -395,13 +532,26 @@ impl<'t> Placer<'t> {
         let mut fits: Vec<(u64, Rank, &'t Host)> = Vec::new();
         let mut refused: Vec<(String, Vec<Violation>)> = Vec::new();
         for host in candidates {
-            let incoming: Vec<&Request> = members.iter().filter(|m| ledger.host_of(&m.guest.name) != Some(host.name.as_str())).collect();
-            let need = incoming.iter().fold(Need::default(), |total, m| total.add(Need::of(m.guest)));
+            let incoming: Vec<&Request> = members
+                .iter()
+                .filter(|m| ledger.host_of(&m.guest.name) != Some(host.name.as_str()))
+                .collect();
+            let need = incoming
+                .iter()
+                .fold(Need::default(), |total, m| total.add(Need::of(m.guest)));
             let mut violations: Vec<Violation> = Vec::new();
             for m in &incoming {
                 let (mode, _) = effective_mode(m.guest, m.mode);
-                for v in static_violations(world, m.guest, mode, host).into_iter().chain(rule_violations(world, ledger, m.guest, &names, &host.name, false)) {
-                    if !violations.iter().any(|seen| seen.constraint == v.constraint) {
+                for v in static_violations(world, m.guest, mode, host)
+                    .into_iter()
+                    .chain(rule_violations(
+                        world, ledger, m.guest, &names, &host.name, false,
+                    ))
+                {
+                    if !violations
+                        .iter()
+                        .any(|seen| seen.constraint == v.constraint)
+                    {
                         violations.push(v);
                     }
                 }
@@ -409,11 +559,18 @@ impl<'t> Placer<'t> {
             violations.extend(capacity_violations(world, ledger, need, &host.name, true));
             if violations.is_empty() {
                 let load = ledger.load(&host.name);
-                let capacity = world.hosts.get(&host.name).map_or(0, |r| r.memory_capacity_mib);
+                let capacity = world
+                    .hosts
+                    .get(&host.name)
+                    .map_or(0, |r| r.memory_capacity_mib);
                 let rank = Rank {
                     free_memory: Reverse(capacity as i64 - (load.memory_mib + need.memory) as i64),
                     guests: load.guests + need.guests,
-                    host: self.index_of.get(host.name.as_str()).copied().unwrap_or(usize::MAX),
+                    host: self
+                        .index_of
+                        .get(host.name.as_str())
+                        .copied()
+                        .unwrap_or(usize::MAX),
                 };
                 let moved = incoming.iter().map(|m| m.guest.memory_mib).sum();
                 fits.push((moved, rank, host));
@@ -422,14 +579,26 @@ impl<'t> Placer<'t> {
             }
         }
         fits.sort_by(|a, b| (a.0, a.1, &a.2.name).cmp(&(b.0, b.1, &b.2.name)));
-        let total = members.iter().fold(Need::default(), |t, m| t.add(Need::of(m.guest)));
+        let total = members
+            .iter()
+            .fold(Need::default(), |t, m| t.add(Need::of(m.guest)));
         let Some(&(moved, rank, target)) = fits.first() else {
             if let Some(host) = fixed {
                 // Every other host is ruled out by the member placed on `host`.
-                let pinned: Vec<&str> = names.iter().copied().filter(|n| ledger.host_of(n) == Some(host)).collect();
+                let pinned: Vec<&str> = names
+                    .iter()
+                    .copied()
+                    .filter(|n| ledger.host_of(n) == Some(host))
+                    .collect();
                 let detail = format!("{} stays on {host}", pinned.join(", "));
                 for other in world.topo.hosts.keys().filter(|h| h.as_str() != host) {
-                    refused.push((other.clone(), vec![Violation { constraint: Constraint::Affinity(group), detail: detail.clone() }]));
+                    refused.push((
+                        other.clone(),
+                        vec![Violation {
+                            constraint: Constraint::Affinity(group),
+                            detail: detail.clone(),
+                        }],
+                    ));
                 }
             }
             let subject = format!(
@@ -448,17 +617,27 @@ impl<'t> Placer<'t> {
         );
         match fits.get(1) {
             Some((second_moved, second_rank, second)) if *second_moved > moved => {
-                reason.push_str(&format!("; runner-up {}: would move {}", second.name, mib(*second_moved)));
+                reason.push_str(&format!(
+                    "; runner-up {}: would move {}",
+                    second.name,
+                    mib(*second_moved)
+                ));
             }
             Some((_, second_rank, second)) => {
                 let why = if second_rank.free_memory() < rank.free_memory() {
-                    format!("as much to move, less free memory after ({})", mib_signed(second_rank.free_memory()))
+                    format!(
+                        "as much to move, less free memory after ({})",
+                        mib_signed(second_rank.free_memory())
+                    )
                 } else {
                     "as much to move and as much free memory, later in order".to_string()
                 };
                 reason.push_str(&format!("; runner-up {}: {why}", second.name));
             }
-            None => reason.push_str(&format!("; no other host takes the group ({} together)", mib(total.memory))),
+            None => reason.push_str(&format!(
+                "; no other host takes the group ({} together)",
+                mib(total.memory)
+            )),
         }
         for member in members {
             if ledger.host_of(&member.guest.name) != Some(target.name.as_str()) {
@@ -471,11 +650,18 @@ impl<'t> Placer<'t> {
 
 /// Why the winner's cost beats the runner-up's, at the first part where they differ:
 /// (what the winner has, what the runner-up lacks).
-fn cost_gap(source: Option<&Host>, winner: &Host, second: &Host, wanted: &BTreeSet<String>) -> (String, String) {
+fn cost_gap(
+    source: Option<&Host>,
+    winner: &Host,
+    second: &Host,
+    wanted: &BTreeSet<String>,
+) -> (String, String) {
     let source_name = source.map_or("the source", |s| s.name.as_str());
-    let same = |a: &Option<String>, b: &Option<String>| !matches!((a, b), (Some(a), Some(b)) if a != b);
+    let same =
+        |a: &Option<String>, b: &Option<String>| !matches!((a, b), (Some(a), Some(b)) if a != b);
     if let Some(source) = source {
-        if same(&source.cpu_model, &winner.cpu_model) && !same(&source.cpu_model, &second.cpu_model) {
+        if same(&source.cpu_model, &winner.cpu_model) && !same(&source.cpu_model, &second.cpu_model)
+        {
             return (
                 format!("same CPU model as {source_name}, so it can move live"),
                 format!(
@@ -499,9 +685,20 @@ fn cost_gap(source: Option<&Host>, winner: &Host, second: &Host, wanted: &BTreeS
     }
     let missing = |h: &Host| -> Vec<String> {
         let known = known_bridges(h);
-        wanted.iter().filter(|b| !known.contains(*b)).cloned().collect()
+        wanted
+            .iter()
+            .filter(|b| !known.contains(*b))
+            .cloned()
+            .collect()
     };
     let (won, lost) = (missing(winner), missing(second));
-    let won = if won.is_empty() { "no bridges to create".to_string() } else { format!("only {} to create", won.join(", ")) };
-    (won, format!("would need bridges {} created", lost.join(", ")))
+    let won = if won.is_empty() {
+        "no bridges to create".to_string()
+    } else {
+        format!("only {} to create", won.join(", "))
+    };
+    (
+        won,
+        format!("would need bridges {} created", lost.join(", ")),
+    )
 }

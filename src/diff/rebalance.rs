@@ -88,7 +88,9 @@ impl<'t> Balance<'_, 't> {
         self.resources
             .iter()
             .map(|&r| {
-                let mut all: Vec<(f64, usize)> = (0..self.hosts.len()).map(|h| (self.utilisation(h, r), h)).collect();
+                let mut all: Vec<(f64, usize)> = (0..self.hosts.len())
+                    .map(|h| (self.utilisation(h, r), h))
+                    .collect();
                 all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
                 all
             })
@@ -97,7 +99,10 @@ impl<'t> Balance<'_, 't> {
 
     /// Per resource: most used minus least used.
     fn spreads(&self, sorted: &[Vec<(f64, usize)>]) -> Vec<f64> {
-        sorted.iter().map(|all| all.first().map_or(0.0, |f| f.0) - all.last().map_or(0.0, |l| l.0)).collect()
+        sorted
+            .iter()
+            .map(|all| all.first().map_or(0.0, |f| f.0) - all.last().map_or(0.0, |l| l.0))
+            .collect()
     }
 }
 
@@ -120,7 +125,11 @@ pub(crate) fn rebalance<'t>(
         .filter(|(_, host)| host.reachable)
         .filter_map(|(name, _)| {
             let rules = world.hosts.get(name).filter(|r| r.accepts_guests())?;
-            let member = Member { name: name.as_str(), memory: rules.memory_capacity_mib as f64, vcpus: f64::from(rules.vcpu_limit) };
+            let member = Member {
+                name: name.as_str(),
+                memory: rules.memory_capacity_mib as f64,
+                vcpus: f64::from(rules.vcpu_limit),
+            };
             let usable = resources.iter().all(|r| match r {
                 Resource::Memory => member.memory > 0.0,
                 Resource::Vcpus => member.vcpus > 0.0,
@@ -136,10 +145,19 @@ pub(crate) fn rebalance<'t>(
         .topo
         .guests
         .values()
-        .filter_map(|g| ledger.host_of(&g.name).filter(|h| index.contains_key(*h)).map(|h| (g.name.as_str(), h)))
+        .filter_map(|g| {
+            ledger
+                .host_of(&g.name)
+                .filter(|h| index.contains_key(*h))
+                .map(|h| (g.name.as_str(), h))
+        })
         .collect();
     let mut progress = Progress::new(world, start, &index);
-    let balance = Balance { hosts, resources, ledger };
+    let balance = Balance {
+        hosts,
+        resources,
+        ledger,
+    };
     let before = balance.spreads(&balance.sorted());
 
     let mut steps: Vec<Step<'t>> = Vec::new();
@@ -150,14 +168,19 @@ pub(crate) fn rebalance<'t>(
         if worst <= intent.threshold + 1e-12 {
             break Stop::Within;
         }
-        let (candidates, over_budget) = candidates(&balance, &sorted, &spreads, &progress, intent, movable);
+        let (candidates, over_budget) =
+            candidates(&balance, &sorted, &spreads, &progress, intent, movable);
         let chosen = candidates.iter().enumerate().find(|(_, c)| {
             let guest = c.guest;
             let target = &world.topo.hosts[balance.hosts[c.to].name];
             first_violation(world, balance.ledger, guest, mode_of(guest), target).is_none()
         });
         let Some((position, choice)) = chosen else {
-            break if over_budget { Stop::Budget } else { Stop::NoGain };
+            break if over_budget {
+                Stop::Budget
+            } else {
+                Stop::NoGain
+            };
         };
         let runner_up = candidates[position + 1..].iter().find(|c| {
             let target = &world.topo.hosts[balance.hosts[c.to].name];
@@ -165,9 +188,13 @@ pub(crate) fn rebalance<'t>(
         });
         let (from, to) = (choice.from, choice.to);
         let shown = resources[0];
-        let before_move = (balance.utilisation(from, shown), balance.utilisation(to, shown));
+        let before_move = (
+            balance.utilisation(from, shown),
+            balance.utilisation(to, shown),
+        );
         let guest = choice.guest;
-        let runner_up = runner_up.map(|r| format!("{} to {}", r.guest.name, balance.hosts[r.to].name));
+        let runner_up =
+            runner_up.map(|r| format!("{} to {}", r.guest.name, balance.hosts[r.to].name));
         balance.ledger.apply(guest, balance.hosts[to].name);
         progress.record(guest, from, to, balance.hosts[to].name);
         steps.push(Step {
@@ -180,7 +207,15 @@ pub(crate) fn rebalance<'t>(
         });
     };
     let after = balance.spreads(&balance.sorted());
-    let summary = summary(intent, resources, &before, &after, stop, &progress.start, balance.ledger);
+    let summary = summary(
+        intent,
+        resources,
+        &before,
+        &after,
+        stop,
+        &progress.start,
+        balance.ledger,
+    );
     steps
         .into_iter()
         .map(|step| {
@@ -246,7 +281,15 @@ fn candidates<'t>(
     movable: &dyn Fn(&Guest) -> bool,
 ) -> (Vec<Candidate<'t>>, bool) {
     let count = balance.hosts.len();
-    let score: Vec<f64> = (0..count).map(|h| balance.resources.iter().map(|&r| balance.utilisation(h, r)).sum()).collect();
+    let score: Vec<f64> = (0..count)
+        .map(|h| {
+            balance
+                .resources
+                .iter()
+                .map(|&r| balance.utilisation(h, r))
+                .sum()
+        })
+        .collect();
     let mut by_score: Vec<usize> = (0..count).collect();
     by_score.sort_by(|&a, &b| score[b].total_cmp(&score[a]).then(a.cmp(&b)));
     let sources: Vec<usize> = by_score.iter().copied().take(EXTREMES).collect();
@@ -267,19 +310,39 @@ fn candidates<'t>(
                 let mut gain = 0.0;
                 let mut new_worst: f64 = 0.0;
                 for (r, &resource) in balance.resources.iter().enumerate() {
-                    let (us, ut) = (balance.utilisation(from, resource), balance.utilisation(to, resource));
-                    let (ds, dt) = (balance.share(guest, from, resource), balance.share(guest, to, resource));
+                    let (us, ut) = (
+                        balance.utilisation(from, resource),
+                        balance.utilisation(to, resource),
+                    );
+                    let (ds, dt) = (
+                        balance.share(guest, from, resource),
+                        balance.share(guest, to, resource),
+                    );
                     let (ns, nt) = (us - ds, ut + dt);
                     gain += us * us + ut * ut - ns * ns - nt * nt;
                     // The extremes among the other hosts: within the first and last three.
                     let other = |(_, h): &&(f64, usize)| *h != from && *h != to;
-                    let hi = sorted[r].iter().take(3).find(other).map_or(f64::MIN, |(u, _)| *u);
-                    let lo = sorted[r].iter().rev().take(3).find(other).map_or(f64::MAX, |(u, _)| *u);
+                    let hi = sorted[r]
+                        .iter()
+                        .take(3)
+                        .find(other)
+                        .map_or(f64::MIN, |(u, _)| *u);
+                    let lo = sorted[r]
+                        .iter()
+                        .rev()
+                        .take(3)
+                        .find(other)
+                        .map_or(f64::MAX, |(u, _)| *u);
                     new_worst = new_worst.max(hi.max(ns).max(nt) - lo.min(ns).min(nt));
                 }
                 if gain > MIN_GAIN && new_worst <= worst + 1e-12 {
                     if progress.within_budget(guest, balance.hosts[to].name, intent) {
-                        found.push(Candidate { guest, from, to, gain });
+                        found.push(Candidate {
+                            guest,
+                            from,
+                            to,
+                            gain,
+                        });
                     } else {
                         over_budget = true;
                     }
@@ -308,14 +371,23 @@ struct Progress<'t> {
 }
 
 impl<'t> Progress<'t> {
-    fn new(world: &World<'_, 't>, start: BTreeMap<&'t str, &'t str>, index: &HashMap<&'t str, usize>) -> Self {
+    fn new(
+        world: &World<'_, 't>,
+        start: BTreeMap<&'t str, &'t str>,
+        index: &HashMap<&'t str, usize>,
+    ) -> Self {
         let mut on = vec![Vec::new(); index.len()];
         for (guest, host) in &start {
             if let (Some(guest), Some(&i)) = (world.topo.guests.get(*guest), index.get(host)) {
                 on[i].push(guest);
             }
         }
-        Progress { start, on, moved: BTreeMap::new(), moved_memory: 0 }
+        Progress {
+            start,
+            on,
+            moved: BTreeMap::new(),
+            moved_memory: 0,
+        }
     }
 
     fn record(&mut self, guest: &'t Guest, from: usize, to: usize, to_name: &str) {
@@ -332,12 +404,19 @@ impl<'t> Progress<'t> {
 
     /// Whether moving `guest` to `to` keeps the rebalance within `max_moves` and `max_moved`
     /// (counting guests away from where the rebalance found them).
-    fn within_budget(&self, guest: &Guest, to: &str, intent: &crate::config::RebalanceIntent) -> bool {
+    fn within_budget(
+        &self,
+        guest: &Guest,
+        to: &str,
+        intent: &crate::config::RebalanceIntent,
+    ) -> bool {
         let back_home = self.start.get(guest.name.as_str()) == Some(&to);
         let already = self.moved.get(guest.name.as_str()).copied();
         let moves = self.moved.len() - usize::from(already.is_some()) + usize::from(!back_home);
-        let memory = self.moved_memory - already.unwrap_or(0) + if back_home { 0 } else { guest.memory_mib };
-        intent.max_moves.is_none_or(|max| moves <= max as usize) && intent.max_moved_mib.is_none_or(|max| memory <= max)
+        let memory =
+            self.moved_memory - already.unwrap_or(0) + if back_home { 0 } else { guest.memory_mib };
+        intent.max_moves.is_none_or(|max| moves <= max as usize)
+            && intent.max_moved_mib.is_none_or(|max| memory <= max)
     }
 }
 
@@ -358,8 +437,17 @@ fn summary(
             Resource::Vcpus => "vCPU",
         })
         .collect();
-    let spread = |values: &[f64]| values.iter().map(|v| percent(*v)).collect::<Vec<_>>().join("/");
-    let net = start.iter().filter(|(g, from)| ledger.host_of(g).is_some_and(|now| now != **from)).count();
+    let spread = |values: &[f64]| {
+        values
+            .iter()
+            .map(|v| percent(*v))
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let net = start
+        .iter()
+        .filter(|(g, from)| ledger.host_of(g).is_some_and(|now| now != **from))
+        .count();
     let mut text = format!(
         "rebalance \"{}\" ({} spread {} → {}, threshold {}, {} move{}",
         intent.name.value,

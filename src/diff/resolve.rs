@@ -19,7 +19,9 @@ pub enum Resolution<'a> {
     /// Several full names share this short form (sorted).
     Ambiguous(Vec<&'a str>),
     /// No name matches; the closest name, when one is close.
-    Unknown { suggestion: Option<&'a str> },
+    Unknown {
+        suggestion: Option<&'a str>,
+    },
 }
 
 /// Lookup table over one set of names (all guests, or all hosts).
@@ -56,7 +58,11 @@ impl<'a> NameIndex<'a> {
                 } else {
                     let written = self.full.iter().map(|n| {
                         let short = short_name(n);
-                        if self.short.get(short).is_some_and(|v| v.len() == 1) { short } else { n }
+                        if self.short.get(short).is_some_and(|v| v.len() == 1) {
+                            short
+                        } else {
+                            n
+                        }
                     });
                     suggest::closest(label, written)
                 };
@@ -77,14 +83,29 @@ mod tests {
 
     #[test]
     fn resolves_full_short_ambiguous_and_unknown() {
-        let index = NameIndex::new(["vm01.a.example.com", "vm01.b.example.com", "vm02.example.com"]);
-        assert_eq!(index.resolve("vm02.example.com"), Resolution::Found("vm02.example.com"));
+        let index = NameIndex::new([
+            "vm01.a.example.com",
+            "vm01.b.example.com",
+            "vm02.example.com",
+        ]);
+        assert_eq!(
+            index.resolve("vm02.example.com"),
+            Resolution::Found("vm02.example.com")
+        );
         assert_eq!(index.resolve("vm02"), Resolution::Found("vm02.example.com"));
         assert_eq!(
             index.resolve("vm01"),
             Resolution::Ambiguous(vec!["vm01.a.example.com", "vm01.b.example.com"])
         );
-        assert_eq!(index.resolve("vm03"), Resolution::Unknown { suggestion: Some("vm02") });
-        assert_eq!(index.resolve("zzzzzzzzzz"), Resolution::Unknown { suggestion: None });
+        assert_eq!(
+            index.resolve("vm03"),
+            Resolution::Unknown {
+                suggestion: Some("vm02")
+            }
+        );
+        assert_eq!(
+            index.resolve("zzzzzzzzzz"),
+            Resolution::Unknown { suggestion: None }
+        );
     }
 }

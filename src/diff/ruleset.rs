@@ -62,11 +62,19 @@ pub struct RuleSet {
 impl RuleSet {
     /// The ban rule that keeps `guest` off `host`, if one does.
     pub fn ban(&self, guest: &str, host: &str) -> Option<&str> {
-        self.banned.get(guest).and_then(|hosts| hosts.get(host)).map(String::as_str)
+        self.banned
+            .get(guest)
+            .and_then(|hosts| hosts.get(host))
+            .map(String::as_str)
     }
 
     /// The affinity group of `guest` (index into [`RuleSet::affinity`]).
     pub fn affinity_of(&self, guest: &str) -> Option<usize> {
-        self.affinity.iter().position(|group| group.members.binary_search_by(|m| m.as_str().cmp(guest)).is_ok())
+        self.affinity.iter().position(|group| {
+            group
+                .members
+                .binary_search_by(|m| m.as_str().cmp(guest))
+                .is_ok()
+        })
     }
 }

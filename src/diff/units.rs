@@ -14,12 +14,20 @@ pub fn mib(value: u64) -> String {
 
 /// Like [`mib`], for room that may be negative (a host already above its capacity).
 pub fn mib_signed(value: i64) -> String {
-    if value < 0 { format!("-{}", mib(value.unsigned_abs())) } else { mib(value as u64) }
+    if value < 0 {
+        format!("-{}", mib(value.unsigned_abs()))
+    } else {
+        mib(value as u64)
+    }
 }
 
 /// `1 vCPU`, `8 vCPUs`.
 pub fn vcpus(value: i64) -> String {
-    if value == 1 { "1 vCPU".into() } else { format!("{value} vCPUs") }
+    if value == 1 {
+        "1 vCPU".into()
+    } else {
+        format!("{value} vCPUs")
+    }
 }
 
 #[cfg(test)]

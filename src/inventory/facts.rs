@@ -39,7 +39,10 @@ pub enum FactsError {
 /// Gathers facts from every `(host, target)` pair, at most `parallelism` at a time, in input
 /// order. Runs on a private runtime in its own thread, so it may be called from anywhere,
 /// including from inside another tokio runtime.
-pub fn gather(targets: &[(String, SshTarget)], parallelism: usize) -> Vec<Result<HostFacts, FactsError>> {
+pub fn gather(
+    targets: &[(String, SshTarget)],
+    parallelism: usize,
+) -> Vec<Result<HostFacts, FactsError>> {
     let targets = targets.to_vec();
     let worker = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -51,11 +54,16 @@ pub fn gather(targets: &[(String, SshTarget)], parallelism: usize) -> Vec<Result
     match worker.join() {
         Ok(Ok(results)) => results,
         Ok(Err(e)) => vec![Err(e)],
-        Err(_) => vec![Err(FactsError::Runtime(std::io::Error::other("the SSH worker thread panicked")))],
+        Err(_) => vec![Err(FactsError::Runtime(std::io::Error::other(
+            "the SSH worker thread panicked",
+        )))],
     }
 }
 
-async fn gather_all(targets: Vec<(String, SshTarget)>, parallelism: usize) -> Vec<Result<HostFacts, FactsError>> {
+async fn gather_all(
+    targets: Vec<(String, SshTarget)>,
+    parallelism: usize,
+) -> Vec<Result<HostFacts, FactsError>> {
     let permits = std::sync::Arc::new(Semaphore::new(parallelism));
     let tasks: Vec<_> = targets
         .into_iter()
@@ -70,13 +78,19 @@ async fn gather_all(targets: Vec<(String, SshTarget)>, parallelism: usize) -> Ve
         .collect();
     let mut results = Vec::with_capacity(tasks.len());
     for task in tasks {
-        results.push(task.await.unwrap_or_else(|e| Err(FactsError::Runtime(std::io::Error::other(e.to_string())))));
+        results
+            .push(task.await.unwrap_or_else(|e| {
+                Err(FactsError::Runtime(std::io::Error::other(e.to_string())))
+            }));
     }
     results
 }
 
 async fn facts_of(host: String, target: &SshTarget) -> Result<HostFacts, FactsError> {
-    let remote = |source| FactsError::Remote { host: host.clone(), source };
+    let remote = |source| FactsError::Remote {
+        host: host.clone(),
+        source,
+    };
     let session = RemoteHost::connect(target).await.map_err(remote)?;
     // Two sessions over the one connection at once: each command costs a round trip.
     let (bridges, version_text) = tokio::join!(session.bridges(), session.image_version());
@@ -85,17 +99,28 @@ async fn facts_of(host: String, target: &SshTarget) -> Result<HostFacts, FactsEr
     let _ = session.close().await;
     let image_version = match version_text {
         None => None,
-        Some(text) => Some(text.parse().map_err(|_| FactsError::BadVersion { host: host.clone(), text })?),
+        Some(text) => Some(text.parse().map_err(|_| FactsError::BadVersion {
+            host: host.clone(),
+            text,
+        })?),
     };
-    Ok(HostFacts { host, bridges, image_version })
+    Ok(HostFacts {
+        host,
+        bridges,
+        image_version,
+    })
 }
 
 /// Records gathered facts in the topology. The first failure is returned: planning on partial
 /// facts could plan a bridge as present where it is not.
-pub fn record(topology: &mut Topology, facts: Vec<Result<HostFacts, FactsError>>) -> Result<(), FactsError> {
+pub fn record(
+    topology: &mut Topology,
+    facts: Vec<Result<HostFacts, FactsError>>,
+) -> Result<(), FactsError> {
     for f in facts {
         let f = f?;
-        apply_facts(topology, &f.host, f.bridges, f.image_version).map_err(|e| FactsError::UnknownHost(e.0))?;
+        apply_facts(topology, &f.host, f.bridges, f.image_version)
+            .map_err(|e| FactsError::UnknownHost(e.0))?;
     }
     Ok(())
 }

@@ -80,14 +80,20 @@ mod tests {
 
     #[test]
     fn names_that_differ_anywhere_hash_apart() {
-        let names: Vec<String> = (0..10_000).map(|i| format!("synadm{:05}vm{:03}.example.com", i / 10, i % 10)).collect();
+        let names: Vec<String> = (0..10_000)
+            .map(|i| format!("synadm{:05}vm{:03}.example.com", i / 10, i % 10))
+            .collect();
         let hashes: FastSet<u64> = names.iter().map(hash).collect();
         assert_eq!(hashes.len(), names.len());
         // A string and its prefix, and strings padded differently, stay apart.
         assert_ne!(hash("abcdefgh"), hash("abcdefgh\0"));
         assert_ne!(hash("a"), hash("a\0"));
         assert_ne!(hash(("ab", "c")), hash(("a", "bc")));
-        let map: FastMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+        let map: FastMap<&str, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         assert_eq!(map[names[1234].as_str()], 1234);
     }
 }

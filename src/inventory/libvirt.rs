@@ -94,7 +94,11 @@ pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtErr
 /// [`observe_host`] through a connection the caller already holds (and keeps). apply reads
 /// hosts through the connections it acts on: with libvirt's test driver every connection to
 /// a node file is a separate in-process host, so only those show what apply changed.
-pub fn observe_connection(host: &str, uri: &str, conn: &Connect) -> Result<HostObservation, LibvirtError> {
+pub fn observe_connection(
+    host: &str,
+    uri: &str,
+    conn: &Connect,
+) -> Result<HostObservation, LibvirtError> {
     silence_libvirt_stderr();
     let fail = |action: &str, message: &str| LibvirtError {
         host: host.to_string(),
@@ -102,10 +106,17 @@ pub fn observe_connection(host: &str, uri: &str, conn: &Connect) -> Result<HostO
         action: action.to_string(),
         message: message.to_string(),
     };
-    let node = conn.node_info().map_err(|e| fail("read node info", e.message()))?;
+    let node = conn
+        .node_info()
+        .map_err(|e| fail("read node info", e.message()))?;
     // Advisory: a driver without capabilities (or without a CPU model) still yields a host.
-    let cpu_model = conn.capabilities().ok().and_then(|xml| host_cpu_model(&xml));
-    let domains = conn.list_all_domains(0).map_err(|e| fail("list domains", e.message()))?;
+    let cpu_model = conn
+        .capabilities()
+        .ok()
+        .and_then(|xml| host_cpu_model(&xml));
+    let domains = conn
+        .list_all_domains(0)
+        .map_err(|e| fail("list domains", e.message()))?;
     let mut observed = Vec::with_capacity(domains.len());
     for (index, domain) in domains.iter().enumerate() {
         observed.push(
@@ -130,13 +141,18 @@ pub fn observe_connection(host: &str, uri: &str, conn: &Connect) -> Result<HostO
 /// One domain; on failure returns (action, message) for [`LibvirtError`].
 fn observe_domain(domain: &Domain, index: usize) -> Result<DomainObservation, (String, String)> {
     let name = domain.name().map_err(|e| {
-        (format!("read the name of domain #{}", index + 1), e.message().to_string())
+        (
+            format!("read the name of domain #{}", index + 1),
+            e.message().to_string(),
+        )
     })?;
     let action = format!("read domain {name}");
     let libvirt = |e: virt::error::Error| (action.clone(), e.message().to_string());
     let info = domain.info().map_err(libvirt)?;
     let persistent = domain.is_persistent().map_err(libvirt)?;
-    let xml = domain.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(libvirt)?;
+    let xml = domain
+        .xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)
+        .map_err(libvirt)?;
     let devices = parse_domain_devices(&xml)
         .map_err(|e| (format!("read the XML of domain {name}"), e.to_string()))?;
     Ok(DomainObservation {
@@ -193,22 +209,26 @@ pub fn observe_hosts_with(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((host, uri)) = hosts.get(i) else { break };
+                    let Some((host, uri)) = hosts.get(i) else {
+                        break;
+                    };
                     // A panicking read yields an error for its host only; `observe` is only
                     // borrowed, and whatever it shares must tolerate a panic half-way (the
                     // connection caches berth passes here recover from poisoned locks).
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| observe(host, uri)))
-                        .unwrap_or_else(|panic| {
-                            Err(LibvirtError {
-                                host: host.clone(),
-                                uri: uri.clone(),
-                                action: "read the host".into(),
-                                message: format!(
-                                    "the libvirt bindings panicked: {}",
-                                    panic_text(&panic)
-                                ),
-                            })
-                        });
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        observe(host, uri)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        Err(LibvirtError {
+                            host: host.clone(),
+                            uri: uri.clone(),
+                            action: "read the host".into(),
+                            message: format!(
+                                "the libvirt bindings panicked: {}",
+                                panic_text(&panic)
+                            ),
+                        })
+                    });
                     // A poisoned lock only means another worker panicked while holding it;
                     // the slots are still valid.
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(result);
@@ -267,10 +287,16 @@ mod tests {
             "qemu+ssh://root@exa01adm01.example.com/system"
         );
         assert_eq!(
-            expand_uri("test:///srv/nodes/{short}.xml#{host}", "exa01adm02.example.com"),
+            expand_uri(
+                "test:///srv/nodes/{short}.xml#{host}",
+                "exa01adm02.example.com"
+            ),
             "test:///srv/nodes/exa01adm02.xml#exa01adm02.example.com"
         );
-        assert_eq!(expand_uri("qemu+tcp://{short}/system", "labh1"), "qemu+tcp://labh1/system");
+        assert_eq!(
+            expand_uri("qemu+tcp://{short}/system", "labh1"),
+            "qemu+tcp://labh1/system"
+        );
         assert_eq!(expand_uri("x{other}{host", "h.d"), "x{other}{host");
         assert_eq!(expand_uri("qemu:///system", "h"), "qemu:///system");
     }

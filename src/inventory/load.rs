@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::esxml::{self, EsLayout, EsSystem, EsXmlError};
 use super::libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts_with};
-use super::observed::HostObservation;
 use super::model::Topology;
+use super::observed::HostObservation;
 use super::reconcile::{Drift, DriftPolicy, reconcile};
 
 /// Where to read from and how to treat drift.
@@ -68,10 +68,17 @@ pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
 /// of its parse (where each host and guest reference sits in the text).
 pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String, EsLayout), InventoryError> {
     let path = &spec.es_xml_path;
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| InventoryError::Read { path: path.clone(), source })?;
-    let (es, layout) = esxml::parse_with_layout(&path.display().to_string(), &text)
-        .map_err(|source| InventoryError::EsXml { path: path.clone(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let (es, layout) =
+        esxml::parse_with_layout(&path.display().to_string(), &text).map_err(|source| {
+            InventoryError::EsXml {
+                path: path.clone(),
+                source,
+            }
+        })?;
     Ok((es, text, layout))
 }
 
@@ -93,7 +100,12 @@ pub fn load_with(spec: &InventorySpec, observe: Observe<'_>) -> Result<Inventory
 }
 
 /// [`assemble`], reading each host with `observe`.
-pub fn assemble_with(es: EsSystem, es_xml_text: String, spec: &InventorySpec, observe: Observe<'_>) -> Inventory {
+pub fn assemble_with(
+    es: EsSystem,
+    es_xml_text: String,
+    spec: &InventorySpec,
+    observe: Observe<'_>,
+) -> Inventory {
     let observations = observe_hosts_with(&host_uris(&es, spec), spec.parallelism, observe);
     from_observations(es, es_xml_text, &observations, spec.policy)
 }
@@ -111,10 +123,19 @@ pub fn from_observations(
         let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
         let reconciled = reconcile(&es, observations, policy);
         // Hashing cannot panic; should the thread fail anyway, hash here.
-        let sha = hashing.join().unwrap_or_else(|_| sha256_hex(es_xml_text.as_bytes()));
+        let sha = hashing
+            .join()
+            .unwrap_or_else(|_| sha256_hex(es_xml_text.as_bytes()));
         (reconciled, sha)
     });
-    Inventory { es_xml_sha256, es, es_xml_text, topology: reconciled.topology, drift: reconciled.drift, es_layout: None }
+    Inventory {
+        es_xml_sha256,
+        es,
+        es_xml_text,
+        topology: reconciled.topology,
+        drift: reconciled.drift,
+        es_layout: None,
+    }
 }
 
 /// `(host, uri)` for every es.xml KVM host, in es.xml order: the override for the host's full
@@ -166,9 +187,12 @@ mod tests {
             "exa01adm03.example.com",
         ]);
         let mut s = spec("es.xml");
+        s.uri_overrides.insert(
+            "exa01adm02.example.com".into(),
+            "qemu+tcp://10.0.0.12/system".into(),
+        );
         s.uri_overrides
-            .insert("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into());
-        s.uri_overrides.insert("exa01adm03".into(), "test:///lab/adm03.xml".into());
+            .insert("exa01adm03".into(), "test:///lab/adm03.xml".into());
         assert_eq!(
             host_uris(&es, &s),
             vec![
@@ -176,8 +200,14 @@ mod tests {
                     "exa01adm01.example.com".into(),
                     "qemu+ssh://root@exa01adm01.example.com/system".into()
                 ),
-                ("exa01adm02.example.com".into(), "qemu+tcp://10.0.0.12/system".into()),
-                ("exa01adm03.example.com".into(), "test:///lab/adm03.xml".into()),
+                (
+                    "exa01adm02.example.com".into(),
+                    "qemu+tcp://10.0.0.12/system".into()
+                ),
+                (
+                    "exa01adm03.example.com".into(),
+                    "test:///lab/adm03.xml".into()
+                ),
             ]
         );
     }
@@ -187,7 +217,10 @@ mod tests {
         let err = load(&spec("/nonexistent/dir/es.xml")).unwrap_err();
         assert!(matches!(err, InventoryError::Read { .. }));
         let text = err.to_string();
-        assert!(text.starts_with("cannot read es.xml /nonexistent/dir/es.xml: "), "{text}");
+        assert!(
+            text.starts_with("cannot read es.xml /nonexistent/dir/es.xml: "),
+            "{text}"
+        );
     }
 
     #[test]

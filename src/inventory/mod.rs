@@ -6,8 +6,8 @@
 //! - [`load`] does all of it for one es.xml file: parse, read every host, reconcile.
 
 pub mod esxml;
-pub(crate) mod fast_hash;
 pub mod facts;
+pub(crate) mod fast_hash;
 pub mod libvirt;
 pub mod load;
 pub mod model;
@@ -16,9 +16,12 @@ pub mod reconcile;
 pub mod size;
 pub mod version;
 
-pub use model::{Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology, passed_through_pci};
 pub use libvirt::{LibvirtError, expand_uri, observe_connection, observe_host, observe_hosts};
 pub use load::{Inventory, InventoryError, InventorySpec, load};
+pub use model::{
+    Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology,
+    passed_through_pci,
+};
 pub use observed::{DomainObservation, HostObservation};
 pub use reconcile::{
     Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile,

@@ -85,17 +85,27 @@ impl Guest {
 
     /// Interfaces tied to one host's hardware (SR-IOV VFs): they must be detached before a move.
     pub fn host_specific_interfaces(&self) -> impl Iterator<Item = &Interface> {
-        self.interfaces.iter().filter(|i| i.kind == InterfaceKind::Hostdev)
+        self.interfaces
+            .iter()
+            .filter(|i| i.kind == InterfaceKind::Hostdev)
     }
 
     /// Memory the guest occupies on its host now (a shut-off guest holds none).
     pub fn memory_held_mib(&self) -> u64 {
-        if self.state.holds_resources() { self.memory_mib } else { 0 }
+        if self.state.holds_resources() {
+            self.memory_mib
+        } else {
+            0
+        }
     }
 
     /// vCPUs the guest occupies on its host now.
     pub fn vcpus_held(&self) -> u32 {
-        if self.state.holds_resources() { self.vcpus } else { 0 }
+        if self.state.holds_resources() {
+            self.vcpus
+        } else {
+            0
+        }
     }
 }
 
@@ -161,9 +171,20 @@ pub struct Disk {
 
 /// Host PCI addresses a domain's devices pass through: the sources of its hostdev interfaces
 /// (SR-IOV virtual functions) and the addresses of its PCI host devices.
-pub fn passed_through_pci<'a>(interfaces: &'a [Interface], hostdevs: &'a [HostDev]) -> impl Iterator<Item = &'a str> + 'a {
-    let vfs = interfaces.iter().filter(|i| i.kind == InterfaceKind::Hostdev).map(|i| i.source.as_str());
-    vfs.chain(hostdevs.iter().filter(|h| h.kind == "pci").map(|h| h.address.as_str()))
+pub fn passed_through_pci<'a>(
+    interfaces: &'a [Interface],
+    hostdevs: &'a [HostDev],
+) -> impl Iterator<Item = &'a str> + 'a {
+    let vfs = interfaces
+        .iter()
+        .filter(|i| i.kind == InterfaceKind::Hostdev)
+        .map(|i| i.source.as_str());
+    vfs.chain(
+        hostdevs
+            .iter()
+            .filter(|h| h.kind == "pci")
+            .map(|h| h.address.as_str()),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -151,11 +151,26 @@ pub fn reconcile(
     es_guests.sort_by(|a, b| a.name.cmp(&b.name));
     let hosts = &topology.hosts;
     let reconciled = map_in_parallel(&es_guests, |g| {
-        let es_host = index.host_names.get(g.host_id.as_str()).copied().unwrap_or(g.host_id.as_str());
+        let es_host = index
+            .host_names
+            .get(g.host_id.as_str())
+            .copied()
+            .unwrap_or(g.host_id.as_str());
         let es_host_reachable = hosts.get(es_host).is_some_and(|h| h.reachable);
-        let found = domains.get(g.name.as_str()).map(Vec::as_slice).unwrap_or(&[]);
+        let found = domains
+            .get(g.name.as_str())
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let mut guest_drift = Vec::new();
-        let guest = reconcile_guest(&index, g, es_host, es_host_reachable, found, policy, &mut guest_drift);
+        let guest = reconcile_guest(
+            &index,
+            g,
+            es_host,
+            es_host_reachable,
+            found,
+            policy,
+            &mut guest_drift,
+        );
         (guest, guest_drift)
     });
     let mut guests = Vec::with_capacity(reconciled.len());
@@ -168,7 +183,11 @@ pub fn reconcile(
 
     let es_names: FastSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
     for o in &reachable {
-        for d in o.domains.iter().filter(|d| !es_names.contains(d.name.as_str())) {
+        for d in o
+            .domains
+            .iter()
+            .filter(|d| !es_names.contains(d.name.as_str()))
+        {
             if d.state.holds_resources() {
                 if let Some(h) = topology.hosts.get_mut(&o.host) {
                     h.unmanaged_memory_mib += d.memory_mib;
@@ -201,7 +220,10 @@ pub fn apply_facts(
     bridges: BTreeSet<String>,
     image_version: Option<ImageVersion>,
 ) -> Result<(), UnknownHost> {
-    let h = topology.hosts.get_mut(host).ok_or_else(|| UnknownHost(host.to_string()))?;
+    let h = topology
+        .hosts
+        .get_mut(host)
+        .ok_or_else(|| UnknownHost(host.to_string()))?;
     h.bridges = Some(bridges);
     if image_version.is_some() {
         h.image_version = image_version;
@@ -213,16 +235,27 @@ pub fn apply_facts(
 /// is independent work per guest.
 fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     const MIN_CHUNK: usize = 4096;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len() / MIN_CHUNK).max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len() / MIN_CHUNK)
+        .max(1);
     if threads == 1 {
         return items.iter().map(&f).collect();
     }
     let f = &f;
     std::thread::scope(|s| {
-        let workers: Vec<_> =
-            items.chunks(items.len().div_ceil(threads)).map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>())).collect();
+        let workers: Vec<_> = items
+            .chunks(items.len().div_ceil(threads))
+            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .collect();
         // A worker can only fail by panicking; carry the panic on rather than lose guests.
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
     })
 }
 
@@ -253,7 +286,10 @@ fn index_domains<'a>(
     let mut index: HashMap<&str, Vec<(&str, &DomainObservation)>> = HashMap::default();
     for o in reachable {
         for d in &o.domains {
-            index.entry(d.name.as_str()).or_default().push((o.host.as_str(), d));
+            index
+                .entry(d.name.as_str())
+                .or_default()
+                .push((o.host.as_str(), d));
         }
     }
     index
@@ -270,7 +306,11 @@ fn bridges_of(domains: &[DomainObservation]) -> BTreeSet<String> {
 
 /// Host PCI addresses the domains pass through: hostdev interfaces and PCI host devices.
 fn pci_in_use(domains: &[DomainObservation]) -> BTreeSet<String> {
-    domains.iter().flat_map(|d| passed_through_pci(&d.interfaces, &d.hostdevs)).map(str::to_string).collect()
+    domains
+        .iter()
+        .flat_map(|d| passed_through_pci(&d.interfaces, &d.hostdevs))
+        .map(str::to_string)
+        .collect()
 }
 
 fn unreachable(host: &str, observation: Option<&Observation>) -> Drift {
@@ -316,8 +356,14 @@ impl<'a> EsIndex<'a> {
         }
         let mut clusters_of_guest: HashMap<&str, Vec<&str>> = HashMap::default();
         let mut members_of_cluster: HashMap<&str, Vec<&str>> = HashMap::default();
-        let from_guests = es.guests.iter().flat_map(|g| g.cluster_ids.iter().map(|c| (c.as_str(), g.id.as_str())));
-        let from_clusters = es.clusters.iter().flat_map(|c| c.member_ids.iter().map(|m| (c.id.as_str(), m.as_str())));
+        let from_guests = es
+            .guests
+            .iter()
+            .flat_map(|g| g.cluster_ids.iter().map(|c| (c.as_str(), g.id.as_str())));
+        let from_clusters = es
+            .clusters
+            .iter()
+            .flat_map(|c| c.member_ids.iter().map(|m| (c.id.as_str(), m.as_str())));
         for (cluster, guest) in from_guests.chain(from_clusters) {
             clusters_of_guest.entry(guest).or_default().push(cluster);
             members_of_cluster.entry(cluster).or_default().push(guest);
@@ -353,7 +399,10 @@ fn reconcile_guest(
     };
 
     if found.len() > 1 {
-        let copies: Vec<String> = found.iter().map(|(h, d)| format!("{h} ({})", d.state)).collect();
+        let copies: Vec<String> = found
+            .iter()
+            .map(|(h, d)| format!("{h} ({})", d.state))
+            .collect();
         drift.push(guest_drift(
             DriftKind::DuplicateDomain,
             es_host.to_string(),
@@ -426,7 +475,12 @@ fn reconcile_guest(
         .get(g.id.as_str())
         .into_iter()
         .flatten()
-        .filter_map(|cluster_id| index.cluster_names.get(cluster_id).map(|name| name.to_string()))
+        .filter_map(|cluster_id| {
+            index
+                .cluster_names
+                .get(cluster_id)
+                .map(|name| name.to_string())
+        })
         .collect();
     clusters.sort();
     clusters.dedup();
@@ -440,7 +494,9 @@ fn reconcile_guest(
         memory_mib: chosen.map_or(g.memory_mib.unwrap_or(0), |(_, d)| d.memory_mib),
         image_version: g.image_version.clone(),
         clusters,
-        interfaces: chosen.map(|(_, d)| d.interfaces.clone()).unwrap_or_default(),
+        interfaces: chosen
+            .map(|(_, d)| d.interfaces.clone())
+            .unwrap_or_default(),
         disks: chosen.map(|(_, d)| d.disks.clone()).unwrap_or_default(),
         volumes: volume_paths(index, g),
         hostdevs: chosen.map(|(_, d)| d.hostdevs.clone()).unwrap_or_default(),
@@ -469,7 +525,9 @@ fn volume_paths(index: &EsIndex<'_>, g: &EsGuest) -> Vec<String> {
         .iter()
         .filter_map(|id| index.volumes.get(id.as_str()))
         .filter_map(|v| {
-            v.device_path.clone().or_else(|| v.name.as_ref().map(|n| format!("/dev/exc/{n}")))
+            v.device_path
+                .clone()
+                .or_else(|| v.name.as_ref().map(|n| format!("/dev/exc/{n}")))
         })
         .collect()
 }
@@ -489,7 +547,14 @@ fn clusters(es: &EsSystem, index: &EsIndex<'_>) -> BTreeMap<String, Cluster> {
                 .collect();
             members.sort();
             members.dedup();
-            (c.name.clone(), Cluster { id: c.id.clone(), name: c.name.clone(), members })
+            (
+                c.name.clone(),
+                Cluster {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    members,
+                },
+            )
         })
         .collect()
 }

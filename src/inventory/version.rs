@@ -29,7 +29,10 @@ impl FromStr for ImageVersion {
             .split('.')
             .map(|f| f.parse::<u64>().map_err(|_| BadVersion(s.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(ImageVersion { text: text.to_string(), fields })
+        Ok(ImageVersion {
+            text: text.to_string(),
+            fields,
+        })
     }
 }
 
@@ -90,8 +93,14 @@ mod tests {
         assert!(a < b);
         let c: ImageVersion = "25.1".parse().unwrap();
         assert!(c > b);
-        assert_eq!("25.1".parse::<ImageVersion>().unwrap(), "25.1".parse().unwrap());
-        assert_eq!("25.1.0".parse::<ImageVersion>().unwrap().cmp(&c), Ordering::Equal);
+        assert_eq!(
+            "25.1".parse::<ImageVersion>().unwrap(),
+            "25.1".parse().unwrap()
+        );
+        assert_eq!(
+            "25.1.0".parse::<ImageVersion>().unwrap().cmp(&c),
+            Ordering::Equal
+        );
     }
 
     #[test]

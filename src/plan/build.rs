@@ -7,13 +7,13 @@ use crate::config::{Config, ConfigError, DriftSource};
 use crate::diff::{self, Move};
 use crate::inventory::esxml::{self, GuestMove};
 use crate::inventory::facts;
-use crate::remote::SshTarget;
 use crate::inventory::load::{Inventory, InventorySpec};
 use crate::inventory::reconcile::{DriftKind, DriftPolicy};
 use crate::inventory::{Drift, Guest, Topology};
+use crate::remote::SshTarget;
 use crate::schedule::{self, Concurrency, DurationModel, Limits, Schedule};
 
-use super::model::{Fingerprints, HostSummary, Plan, PlanError, FORMAT_VERSION};
+use super::model::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError};
 
 /// How to read the inventory for this configuration: es.xml path, URI per host, drift policy.
 pub fn inventory_spec(cfg: &Config) -> InventorySpec {
@@ -23,7 +23,11 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
         uri_overrides: cfg
             .hosts
             .iter()
-            .filter_map(|(name, h)| h.libvirt_uri.as_ref().map(|u| (name.clone(), u.value.clone())))
+            .filter_map(|(name, h)| {
+                h.libvirt_uri
+                    .as_ref()
+                    .map(|u| (name.clone(), u.value.clone()))
+            })
             .collect(),
         policy: match cfg.inventory.drift_source.as_ref().map(|s| s.value) {
             None => DriftPolicy::StopOnDrift,
@@ -66,7 +70,10 @@ pub fn gather_facts(cfg: &Config, inv: &mut Inventory) -> Result<(), facts::Fact
             .filter(|h| h.reachable)
             .map(|h| (h.name.clone(), ssh_target(cfg, &h.name)))
             .collect();
-        facts::record(&mut inv.topology, facts::gather(&targets, cfg.defaults.parallelism as usize))?;
+        facts::record(
+            &mut inv.topology,
+            facts::gather(&targets, cfg.defaults.parallelism as usize),
+        )?;
     }
     Ok(())
 }
@@ -86,7 +93,11 @@ pub enum InventoryLoadError {
 ///
 /// `history` is what earlier applies did, for `return_home` (`state::history::history` reads it;
 /// an error there becomes a plan error).
-pub fn build(cfg: &Config, inv: &Inventory, history: Result<diff::History, PlanError>) -> Result<Plan, ConfigError> {
+pub fn build(
+    cfg: &Config,
+    inv: &Inventory,
+    history: Result<diff::History, PlanError>,
+) -> Result<Plan, ConfigError> {
     let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
@@ -113,7 +124,8 @@ pub fn build(cfg: &Config, inv: &Inventory, history: Result<diff::History, PlanE
     });
     let desired = diff::desired_with(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
     let (moves, problems) = diff::moves(cfg, topo, &desired);
-    plan.errors.extend(problems.into_iter().map(PlanError::from));
+    plan.errors
+        .extend(problems.into_iter().map(PlanError::from));
 
     let limits = Limits {
         durations: DurationModel::from_defaults(&cfg.defaults),
@@ -124,7 +136,12 @@ pub fn build(cfg: &Config, inv: &Inventory, history: Result<diff::History, PlanE
         Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
         Err(e) => {
             plan.moves = moves;
-            plan.errors.push(PlanError { code: "capacity".into(), message: e.to_string(), guest: None, host: None });
+            plan.errors.push(PlanError {
+                code: "capacity".into(),
+                message: e.to_string(),
+                guest: None,
+                host: None,
+            });
             plan.hosts = host_summaries(topo, &limits, &plan.moves, &BTreeMap::new());
         }
     }
@@ -139,8 +156,16 @@ pub fn blocking_drift(cfg: &Config, drift: &[Drift]) -> usize {
         return 0;
     }
     let short = |name: &str| name.split('.').next().unwrap_or(name).to_string();
-    let dead: Vec<String> = cfg.hosts.values().filter(|h| h.evacuate).map(|h| short(&h.name.value)).collect();
-    let expected = |d: &&Drift| d.kind == DriftKind::HostUnreachable && d.host.as_deref().is_some_and(|h| dead.contains(&short(h)));
+    let dead: Vec<String> = cfg
+        .hosts
+        .values()
+        .filter(|h| h.evacuate)
+        .map(|h| short(&h.name.value))
+        .collect();
+    let expected = |d: &&Drift| {
+        d.kind == DriftKind::HostUnreachable
+            && d.host.as_deref().is_some_and(|h| dead.contains(&short(h)))
+    };
     drift.iter().filter(|d| !expected(d)).count()
 }
 
@@ -149,7 +174,10 @@ pub fn diff_errors(cfg: &Config, errs: Vec<diff::DiffError>) -> ConfigError {
         .into_iter()
         .map(|e| match &e.span {
             Some(span) => cfg.error_at(span, e.message.clone(), e.label.clone(), e.help.clone()),
-            None => ConfigError::Unlocated { message: e.message.clone(), help: e.help.clone() },
+            None => ConfigError::Unlocated {
+                message: e.message.clone(),
+                help: e.help.clone(),
+            },
         })
         .collect();
     ConfigError::many(errs)
@@ -175,10 +203,21 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
     }
 }
 
-fn fill_from_schedule(plan: &mut Plan, cfg: &Config, inv: &Inventory, limits: &Limits, s: Schedule) {
+fn fill_from_schedule(
+    plan: &mut Plan,
+    cfg: &Config,
+    inv: &Inventory,
+    limits: &Limits,
+    s: Schedule,
+) {
     plan.hosts = host_summaries(&inv.topology, limits, &s.moves, &s.peaks);
     plan.es_xml_diff = es_xml_diff(cfg, inv, &s.moves).unwrap_or_else(|e| {
-        plan.errors.push(PlanError { code: "es_xml".into(), message: e.to_string(), guest: None, host: None });
+        plan.errors.push(PlanError {
+            code: "es_xml".into(),
+            message: e.to_string(),
+            guest: None,
+            host: None,
+        });
         String::new()
     });
     plan.moves = s.moves;
@@ -215,8 +254,18 @@ fn es_xml_diff(cfg: &Config, inv: &Inventory, moves: &[Move]) -> Result<String, 
             &parsed
         }
     };
-    let edits = esxml::guest_move_edits(&path, &inv.es_xml_text, &inv.es, layout, &guest_moves(inv, moves))?;
-    Ok(super::unified_diff_of_edits(&path, &inv.es_xml_text, edits.iter().map(|e| (e.range.clone(), e.text.as_str()))))
+    let edits = esxml::guest_move_edits(
+        &path,
+        &inv.es_xml_text,
+        &inv.es,
+        layout,
+        &guest_moves(inv, moves),
+    )?;
+    Ok(super::unified_diff_of_edits(
+        &path,
+        &inv.es_xml_text,
+        edits.iter().map(|e| (e.range.clone(), e.text.as_str())),
+    ))
 }
 
 /// es.xml with every moved guest's reference under its final host (pivot hops collapse),
@@ -224,7 +273,9 @@ fn es_xml_diff(cfg: &Config, inv: &Inventory, moves: &[Move]) -> Result<String, 
 pub fn esxml_after(inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsXmlError> {
     let guest_moves = guest_moves(inv, moves);
     match &inv.es_layout {
-        Some(layout) => esxml::move_guests_parsed("es.xml", &inv.es_xml_text, &inv.es, layout, &guest_moves),
+        Some(layout) => {
+            esxml::move_guests_parsed("es.xml", &inv.es_xml_text, &inv.es, layout, &guest_moves)
+        }
         None => esxml::move_guests(&inv.es_xml_text, &guest_moves),
     }
 }
@@ -237,7 +288,12 @@ fn guest_moves(inv: &Inventory, moves: &[Move]) -> Vec<GuestMove> {
     for m in moves {
         final_host.insert(&m.guest, &m.to);
     }
-    let machine_id = |host: &str| topo.hosts.get(host).map(|h| h.machine_id.clone()).unwrap_or_default();
+    let machine_id = |host: &str| {
+        topo.hosts
+            .get(host)
+            .map(|h| h.machine_id.clone())
+            .unwrap_or_default()
+    };
     let es_parent: HashMap<&str, &str> = inv
         .es
         .guests
@@ -248,9 +304,16 @@ fn guest_moves(inv: &Inventory, moves: &[Move]) -> Vec<GuestMove> {
         .iter()
         .filter_map(|(guest, to)| {
             let g = topo.guests.get(*guest)?;
-            let from_id = es_parent.get(*guest).map(|s| s.to_string()).unwrap_or_default();
+            let from_id = es_parent
+                .get(*guest)
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             let to_id = machine_id(to);
-            (from_id != to_id).then(|| GuestMove { guest_id: g.machine_id.clone(), from_host_id: from_id, to_host_id: to_id })
+            (from_id != to_id).then(|| GuestMove {
+                guest_id: g.machine_id.clone(),
+                from_host_id: from_id,
+                to_host_id: to_id,
+            })
         })
         .collect()
 }
@@ -263,16 +326,27 @@ pub fn host_summaries(
     peaks: &BTreeMap<String, (u64, u32)>,
 ) -> Vec<HostSummary> {
     // Where each moved guest ends up (the last move wins).
-    let moved: HashMap<&str, &str> = moves.iter().map(|m| (m.guest.as_str(), m.to.as_str())).collect();
+    let moved: HashMap<&str, &str> = moves
+        .iter()
+        .map(|m| (m.guest.as_str(), m.to.as_str()))
+        .collect();
     // One pass over the guests, not one per host: 10,000 hosts × 100,000 guests must stay fast.
-    let position: HashMap<&str, usize> = topo.hosts.keys().enumerate().map(|(i, h)| (h.as_str(), i)).collect();
+    let position: HashMap<&str, usize> = topo
+        .hosts
+        .keys()
+        .enumerate()
+        .map(|(i, h)| (h.as_str(), i))
+        .collect();
     let mut before = vec![Load::default(); topo.hosts.len()];
     let mut after = vec![Load::default(); topo.hosts.len()];
     for g in topo.guests.values() {
         if let Some(&i) = position.get(g.host.as_str()) {
             before[i].add(g);
         }
-        let host = moved.get(g.name.as_str()).copied().unwrap_or(g.host.as_str());
+        let host = moved
+            .get(g.name.as_str())
+            .copied()
+            .unwrap_or(g.host.as_str());
         if let Some(&i) = position.get(host) {
             after[i].add(g);
         }
@@ -294,7 +368,10 @@ pub fn host_summaries(
                 vcpus_used_after: then.vcpus,
                 guests_before: now.guests,
                 guests_after: then.guests,
-                memory_peak_mib: peaks.get(&h.name).map(|p| p.0).unwrap_or_else(|| now.memory_mib.max(then.memory_mib)),
+                memory_peak_mib: peaks
+                    .get(&h.name)
+                    .map(|p| p.0)
+                    .unwrap_or_else(|| now.memory_mib.max(then.memory_mib)),
             }
         })
         .collect()

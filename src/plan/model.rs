@@ -54,7 +54,12 @@ pub struct PlanError {
 
 impl From<MoveProblem> for PlanError {
     fn from(p: MoveProblem) -> Self {
-        PlanError { code: p.code, message: p.message, guest: Some(p.guest), host: Some(p.to) }
+        PlanError {
+            code: p.code,
+            message: p.message,
+            guest: Some(p.guest),
+            host: Some(p.to),
+        }
     }
 }
 

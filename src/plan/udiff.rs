@@ -28,7 +28,11 @@ pub fn unified_diff(path: &str, before: &str, after: &str) -> String {
 /// may share its position with the start of a deletion; it goes first). Each change is widened
 /// to whole lines and lines it leaves unchanged are trimmed off, so the hunks are the ones a
 /// line diff finds for such sparse edits.
-pub fn unified_diff_of_edits<'a>(path: &str, before: &str, edits: impl IntoIterator<Item = (Range<usize>, &'a str)>) -> String {
+pub fn unified_diff_of_edits<'a>(
+    path: &str,
+    before: &str,
+    edits: impl IntoIterator<Item = (Range<usize>, &'a str)>,
+) -> String {
     let blocks = line_blocks(before, edits);
     let mut out = String::new();
     let mut lines = LineCursor::default();
@@ -37,7 +41,10 @@ pub fn unified_diff_of_edits<'a>(path: &str, before: &str, edits: impl IntoItera
     while i < blocks.len() {
         // Blocks closer than twice the context share one hunk.
         let mut j = i;
-        while j + 1 < blocks.len() && lines_between(before, blocks[j].old.end, blocks[j + 1].old.start) <= 2 * CONTEXT_LINES {
+        while j + 1 < blocks.len()
+            && lines_between(before, blocks[j].old.end, blocks[j + 1].old.start)
+                <= 2 * CONTEXT_LINES
+        {
             j += 1;
         }
         let first_line = lines.line_at(before, blocks[i].old.start);
@@ -61,7 +68,11 @@ pub fn unified_diff_of_edits<'a>(path: &str, before: &str, edits: impl IntoItera
             out.push_str(&format!("--- {path}\n+++ {path}\n"));
         }
         let new_start = start_line as isize + delta;
-        out.push_str(&format!("@@ -{} +{} @@\n", HunkRange(start_line, old_count), HunkRange(new_start.max(0) as usize, new_count)));
+        out.push_str(&format!(
+            "@@ -{} +{} @@\n",
+            HunkRange(start_line, old_count),
+            HunkRange(new_start.max(0) as usize, new_count)
+        ));
         out.push_str(&body);
         delta += new_count as isize - old_count as isize;
         i = j + 1;
@@ -84,7 +95,11 @@ fn line_blocks<'a>(text: &str, edits: impl IntoIterator<Item = Edit<'a>>) -> Vec
     let mut groups: Vec<(Range<usize>, Vec<Edit<'a>>)> = Vec::new();
     for (range, replacement) in edits {
         let start = line_start(text, range.start);
-        let mut end = if is_line_start(text, range.end) { range.end } else { line_end(text, range.end) };
+        let mut end = if is_line_start(text, range.end) {
+            range.end
+        } else {
+            line_end(text, range.end)
+        };
         // The new text of `start..end` must end a line too; deleting a newline (or inserting
         // mid-line) joins lines, and then the next line belongs to the change.
         let prefix_empty = start == range.start;
@@ -123,16 +138,31 @@ fn line_blocks<'a>(text: &str, edits: impl IntoIterator<Item = Edit<'a>>) -> Vec
 fn trim_unchanged(text: &str, old: Range<usize>, new: &str) -> Option<Block> {
     let old_lines: Vec<&str> = text[old.clone()].split_inclusive('\n').collect();
     let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
-    let head = old_lines.iter().zip(&new_lines).take_while(|(a, b)| a == b).count();
-    let tail = old_lines[head..].iter().rev().zip(new_lines[head..].iter().rev()).take_while(|(a, b)| a == b).count();
-    let (old_kept, new_kept) = (&old_lines[head..old_lines.len() - tail], &new_lines[head..new_lines.len() - tail]);
+    let head = old_lines
+        .iter()
+        .zip(&new_lines)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let tail = old_lines[head..]
+        .iter()
+        .rev()
+        .zip(new_lines[head..].iter().rev())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let (old_kept, new_kept) = (
+        &old_lines[head..old_lines.len() - tail],
+        &new_lines[head..new_lines.len() - tail],
+    );
     if old_kept.is_empty() && new_kept.is_empty() {
         return None;
     }
     let skipped: usize = old_lines[..head].iter().map(|l| l.len()).sum();
     let start = old.start + skipped;
     let end = start + old_kept.iter().map(|l| l.len()).sum::<usize>();
-    Some(Block { old: start..end, new: new_kept.concat() })
+    Some(Block {
+        old: start..end,
+        new: new_kept.concat(),
+    })
 }
 
 /// `@@` range: 1-based start and count; an empty range names the line before it, one line
@@ -190,7 +220,10 @@ fn count_lines(text: &str) -> usize {
 
 /// Whole lines between two line starts, counted no further than the hunk gap needs.
 fn lines_between(text: &str, from: usize, to: usize) -> usize {
-    text[from..to].split_inclusive('\n').take(2 * CONTEXT_LINES + 1).count()
+    text[from..to]
+        .split_inclusive('\n')
+        .take(2 * CONTEXT_LINES + 1)
+        .count()
 }
 
 fn is_line_start(text: &str, pos: usize) -> bool {
@@ -300,39 +333,75 @@ mod tests {
     }
 
     fn of_edits(before: &str, edits: &[(Range<usize>, String)]) -> String {
-        unified_diff_of_edits("f", before, edits.iter().map(|(r, t)| (r.clone(), t.as_str())))
+        unified_diff_of_edits(
+            "f",
+            before,
+            edits.iter().map(|(r, t)| (r.clone(), t.as_str())),
+        )
     }
 
     #[test]
     fn edits_diff_matches_the_line_diff_for_line_moves() {
         let before: String = (1..=40).map(|i| format!("line {i}\n")).collect();
-        let at = |line: usize| if line == 1 { 0 } else { before.match_indices('\n').nth(line - 2).map_or(before.len(), |(i, _)| i + 1) };
+        let at = |line: usize| {
+            if line == 1 {
+                0
+            } else {
+                before
+                    .match_indices('\n')
+                    .nth(line - 2)
+                    .map_or(before.len(), |(i, _)| i + 1)
+            }
+        };
         let whole = |line: usize| at(line)..at(line + 1);
         let cases: Vec<Vec<(Range<usize>, String)>> = vec![
             vec![(whole(5), String::new())],
             vec![(at(1)..at(1), "new first\n".into())],
             vec![(whole(40), String::new())],
-            vec![(at(40)..at(40), "above last\n".into()), (whole(40), String::new())],
+            vec![
+                (at(40)..at(40), "above last\n".into()),
+                (whole(40), String::new()),
+            ],
             vec![(whole(3), String::new()), (at(9)..at(9), "line 3\n".into())],
-            vec![(whole(3), String::new()), (at(20)..at(20), "line 3\n".into()), (whole(30), String::new())],
-            vec![(at(12)..at(12), "x\n".into()), (at(12)..at(12), "y\n".into()), (whole(12), String::new())],
+            vec![
+                (whole(3), String::new()),
+                (at(20)..at(20), "line 3\n".into()),
+                (whole(30), String::new()),
+            ],
+            vec![
+                (at(12)..at(12), "x\n".into()),
+                (at(12)..at(12), "y\n".into()),
+                (whole(12), String::new()),
+            ],
         ];
         for edits in cases {
             let after = apply(&before, &edits);
-            assert_eq!(of_edits(&before, &edits), unified_diff("f", &before, &after), "{edits:?}");
+            assert_eq!(
+                of_edits(&before, &edits),
+                unified_diff("f", &before, &after),
+                "{edits:?}"
+            );
         }
     }
 
     #[test]
     fn mid_line_edits_and_a_missing_final_newline_round_trip() {
         let before = "<a>\n  <b/><c/>\n  <d/>\n</a>";
-        let edits = vec![(8..12, String::new()), (20..20, "<c/>".to_string()), (24..24, "<e/>".to_string())];
+        let edits = vec![
+            (8..12, String::new()),
+            (20..20, "<c/>".to_string()),
+            (24..24, "<e/>".to_string()),
+        ];
         let after = apply(before, &edits);
         let diff = of_edits(before, &edits);
         assert_eq!(patch(before, &diff), after, "{diff}");
         assert!(diff.contains("\\ No newline at end of file"), "{diff}");
         assert_eq!(of_edits(before, &[]), "");
-        assert_eq!(of_edits(before, &[(3..3, String::new())]), "", "an empty edit changes nothing");
+        assert_eq!(
+            of_edits(before, &[(3..3, String::new())]),
+            "",
+            "an empty edit changes nothing"
+        );
     }
 
     proptest::proptest! {

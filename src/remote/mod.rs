@@ -16,8 +16,7 @@ use std::process::Output;
 use openssh::{KnownHosts, Session, SessionBuilder};
 
 /// Lists Linux bridges through sysfs. Fixed text: nothing from the outside is spliced in.
-const LIST_BRIDGES_SCRIPT: &str =
-    r#"for d in /sys/class/net/*/bridge; do if [ -d "$d" ]; then d=${d%/bridge}; echo "${d##*/}"; fi; done"#;
+const LIST_BRIDGES_SCRIPT: &str = r#"for d in /sys/class/net/*/bridge; do if [ -d "$d" ]; then d=${d%/bridge}; echo "${d##*/}"; fi; done"#;
 
 /// Exit status a POSIX shell gives for "command not found".
 const EXIT_NOT_FOUND: i32 = 127;
@@ -72,17 +71,32 @@ pub enum RemoteError {
     InvalidTarget { destination: String, reason: String },
 
     #[error("preparing the SSH connection to `{destination}`: {error}")]
-    Setup { destination: String, error: std::io::Error },
+    Setup {
+        destination: String,
+        error: std::io::Error,
+    },
 
     /// openssh's own Display is generic; the chain carries ssh's actual complaint.
     #[error("ssh to `{destination}` failed: {}", error_chain(.error))]
-    Connect { destination: String, error: openssh::Error },
+    Connect {
+        destination: String,
+        error: openssh::Error,
+    },
 
     #[error("running `{command}` on `{host}` failed: {}", error_chain(.error))]
-    Run { host: String, command: String, error: openssh::Error },
+    Run {
+        host: String,
+        command: String,
+        error: openssh::Error,
+    },
 
     #[error("`{command}` on `{host}` exited with {status}: {stderr}")]
-    Failed { host: String, command: String, status: String, stderr: String },
+    Failed {
+        host: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
 
     #[error("invalid bridge name `{name}`: {reason}")]
     InvalidBridgeName { name: String, reason: String },
@@ -106,7 +120,10 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 fn display_command(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
@@ -120,8 +137,12 @@ fn display_command(argv: &[String]) -> String {
 /// line could misread): 1–15 characters of `A–Z a–z 0–9 . _ -`, not starting with `-`,
 /// not `.` or `..`.
 pub fn validate_ifname(name: &str) -> Result<(), RemoteError> {
-    let invalid =
-        |reason: &str| Err(RemoteError::InvalidBridgeName { name: name.to_string(), reason: reason.to_string() });
+    let invalid = |reason: &str| {
+        Err(RemoteError::InvalidBridgeName {
+            name: name.to_string(),
+            reason: reason.to_string(),
+        })
+    };
     if name.is_empty() {
         return invalid("empty");
     }
@@ -134,8 +155,13 @@ pub fn validate_ifname(name: &str) -> Result<(), RemoteError> {
     if name.starts_with('-') {
         return invalid("starts with `-`");
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c))) {
-        return invalid(&format!("character {c:?} is not allowed (use letters, digits, `.`, `_`, `-`)"));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "._-".contains(*c)))
+    {
+        return invalid(&format!(
+            "character {c:?} is not allowed (use letters, digits, `.`, `_`, `-`)"
+        ));
     }
     Ok(())
 }
@@ -143,7 +169,12 @@ pub fn validate_ifname(name: &str) -> Result<(), RemoteError> {
 /// Host names and users go onto the ssh command line: refuse anything ssh could read as an
 /// option or a URI.
 fn validate_target(t: &SshTarget) -> Result<(), RemoteError> {
-    let invalid = |reason: String| Err(RemoteError::InvalidTarget { destination: t.destination(), reason });
+    let invalid = |reason: String| {
+        Err(RemoteError::InvalidTarget {
+            destination: t.destination(),
+            reason,
+        })
+    };
     let host_ok = |c: char| c.is_ascii_alphanumeric() || ".-_:[]%".contains(c);
     if t.host.is_empty() || t.host.starts_with('-') || !t.host.chars().all(host_ok) {
         return invalid(format!("host `{}` is not a host name or address", t.host));
@@ -155,16 +186,22 @@ fn validate_target(t: &SshTarget) -> Result<(), RemoteError> {
     for option in &t.options {
         let key = option.split(['=', ' ', '\t']).next().unwrap_or("");
         if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
-            return invalid(format!("ssh option `{option}` is not of the form Key=Value"));
+            return invalid(format!(
+                "ssh option `{option}` is not of the form Key=Value"
+            ));
         }
         if option.chars().any(|c| c.is_control()) {
-            return invalid(format!("ssh option `{option}` contains a control character"));
+            return invalid(format!(
+                "ssh option `{option}` contains a control character"
+            ));
         }
     }
     if let Some(path) = &t.config_file {
         let text = path.to_string_lossy();
         if text.contains(['"', '\n', '\r']) {
-            return invalid(format!("ssh config path `{text}` contains a quote or line break"));
+            return invalid(format!(
+                "ssh config path `{text}` contains a quote or line break"
+            ));
         }
     }
     Ok(())
@@ -190,7 +227,12 @@ fn options_config(t: &SshTarget) -> String {
 /// Bridge names from the output of [`LIST_BRIDGES_SCRIPT`]; lines that are not interface
 /// names are ignored.
 pub fn parse_bridges(stdout: &str) -> BTreeSet<String> {
-    stdout.lines().map(str::trim).filter(|l| validate_ifname(l).is_ok()).map(str::to_string).collect()
+    stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| validate_ifname(l).is_ok())
+        .map(str::to_string)
+        .collect()
 }
 
 /// An open SSH connection (a ControlMaster) to one host.
@@ -203,7 +245,9 @@ pub struct RemoteHost {
 
 impl std::fmt::Debug for RemoteHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemoteHost").field("destination", &self.destination).finish()
+        f.debug_struct("RemoteHost")
+            .field("destination", &self.destination)
+            .finish()
     }
 }
 
@@ -212,15 +256,23 @@ impl RemoteHost {
     pub async fn connect(t: &SshTarget) -> Result<Self, RemoteError> {
         validate_target(t)?;
         let destination = t.destination();
-        let setup = |error| RemoteError::Setup { destination: destination.clone(), error };
-        let private_dir = tempfile::Builder::new().prefix("berth-ssh-").tempdir().map_err(setup)?;
+        let setup = |error| RemoteError::Setup {
+            destination: destination.clone(),
+            error,
+        };
+        let private_dir = tempfile::Builder::new()
+            .prefix("berth-ssh-")
+            .tempdir()
+            .map_err(setup)?;
 
         let mut b = SessionBuilder::default();
-        b.user(t.user.clone()).control_directory(private_dir.path()).known_hosts_check(if t.strict_host_key_checking {
-            KnownHosts::Strict
-        } else {
-            KnownHosts::Add
-        });
+        b.user(t.user.clone())
+            .control_directory(private_dir.path())
+            .known_hosts_check(if t.strict_host_key_checking {
+                KnownHosts::Strict
+            } else {
+                KnownHosts::Add
+            });
         if let Some(port) = t.port {
             b.port(port);
         }
@@ -240,16 +292,26 @@ impl RemoteHost {
         let session = b
             .connect(&t.host)
             .await
-            .map_err(|error| RemoteError::Connect { destination: destination.clone(), error })?;
-        Ok(RemoteHost { destination, session, _private_dir: private_dir })
+            .map_err(|error| RemoteError::Connect {
+                destination: destination.clone(),
+                error,
+            })?;
+        Ok(RemoteHost {
+            destination,
+            session,
+            _private_dir: private_dir,
+        })
     }
 
     /// Runs `argv` (program and arguments, each passed verbatim) and returns its output,
     /// whatever its exit status, except 127 ("command not found"), which openssh reports as
     /// a [`RemoteError::Run`] with an `io::ErrorKind::NotFound` cause.
     pub async fn run(&self, argv: &[String]) -> Result<Output, RemoteError> {
-        let (program, args) =
-            argv.split_first().ok_or_else(|| RemoteError::EmptyCommand { host: self.destination.clone() })?;
+        let (program, args) = argv
+            .split_first()
+            .ok_or_else(|| RemoteError::EmptyCommand {
+                host: self.destination.clone(),
+            })?;
         let mut command = self.session.command(program.as_str());
         for a in args {
             command.arg(a);
@@ -264,7 +326,11 @@ impl RemoteHost {
     /// Runs `argv` and fails unless it exits with status 0.
     pub async fn run_checked(&self, argv: &[String]) -> Result<Output, RemoteError> {
         let out = self.run(argv).await?;
-        if out.status.success() { Ok(out) } else { Err(self.failure(argv, &out)) }
+        if out.status.success() {
+            Ok(out)
+        } else {
+            Err(self.failure(argv, &out))
+        }
     }
 
     /// Runs a yes/no check: exit status 0 is yes, 1 is no, anything else a failure.
@@ -304,8 +370,9 @@ impl RemoteHost {
             return Ok(false);
         }
         let up = ["ip", "link", "set", name, "up"].map(String::from);
-        if let Err(add_failed) =
-            self.run_checked(&["ip", "link", "add", name, "type", "bridge"].map(String::from)).await
+        if let Err(add_failed) = self
+            .run_checked(&["ip", "link", "add", name, "type", "bridge"].map(String::from))
+            .await
         {
             if !self.bridges().await?.contains(name) {
                 return Err(add_failed);
@@ -322,9 +389,10 @@ impl RemoteHost {
         let argv = ["imageinfo", "-ver"].map(String::from);
         let out = match self.run(&argv).await {
             // openssh turns the shell's "command not found" (status 127) into this error.
-            Err(RemoteError::Run { error: openssh::Error::Remote(e), .. })
-                if e.kind() == std::io::ErrorKind::NotFound =>
-            {
+            Err(RemoteError::Run {
+                error: openssh::Error::Remote(e),
+                ..
+            }) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(None);
             }
             other => other?,
@@ -336,13 +404,20 @@ impl RemoteHost {
             return Err(self.failure(&argv, &out));
         }
         let stdout = String::from_utf8_lossy(&out.stdout);
-        Ok(stdout.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))
+        Ok(stdout
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string))
     }
 
     /// Closes the master connection.
     pub async fn close(self) -> Result<(), RemoteError> {
         let destination = self.destination;
-        self.session.close().await.map_err(|error| RemoteError::Connect { destination, error })
+        self.session
+            .close()
+            .await
+            .map_err(|error| RemoteError::Connect { destination, error })
     }
 
     pub fn destination(&self) -> &str {
@@ -356,10 +431,28 @@ mod tests {
 
     #[test]
     fn ifname_rules() {
-        for ok in ["br0", "vmbondeth0", "vmeth0.123", "br_st-1", "abcdefghijklmno"] {
+        for ok in [
+            "br0",
+            "vmbondeth0",
+            "vmeth0.123",
+            "br_st-1",
+            "abcdefghijklmno",
+        ] {
             assert!(validate_ifname(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "abcdefghijklmnop", ".", "..", "-br", "br 0", "br/0", "br:0", "br;x", "brü", "$(x)"] {
+        for bad in [
+            "",
+            "abcdefghijklmnop",
+            ".",
+            "..",
+            "-br",
+            "br 0",
+            "br/0",
+            "br:0",
+            "br;x",
+            "brü",
+            "$(x)",
+        ] {
             assert!(validate_ifname(bad).is_err(), "{bad:?} accepted");
         }
         let e = validate_ifname("br;rm").unwrap_err().to_string();
@@ -377,14 +470,24 @@ mod tests {
             .arg(format!("{setup}{LIST_BRIDGES_SCRIPT}"))
             .output()
             .expect("unshare (util-linux) must be installed");
-        assert!(out.status.success(), "needs root: {}", String::from_utf8_lossy(&out.stderr));
-        assert_eq!(parse_bridges(&String::from_utf8_lossy(&out.stdout)), BTreeSet::from(["brtest0".to_string()]));
+        assert!(
+            out.status.success(),
+            "needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            parse_bridges(&String::from_utf8_lossy(&out.stdout)),
+            BTreeSet::from(["brtest0".to_string()])
+        );
     }
 
     #[test]
     fn bridge_output_parsing_keeps_only_interface_names() {
         let got = parse_bridges("br0\n  vmbondeth0 \n\nnot a name\nbr-st\n");
-        assert_eq!(got, BTreeSet::from(["br-st".to_string(), "br0".into(), "vmbondeth0".into()]));
+        assert_eq!(
+            got,
+            BTreeSet::from(["br-st".to_string(), "br0".into(), "vmbondeth0".into()])
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod table;
 pub mod text;
 
 pub use dot::plan_dot;
-pub use format::summary_line;
 pub(crate) use format::clean;
+pub use format::summary_line;
 pub use json::plan_json;
 pub use markdown::{COMMENT_LIMIT, plan_markdown, plan_markdown_within};
 pub use style::{color_enabled_for_stderr, color_enabled_for_stdout};

@@ -5,13 +5,13 @@
 use std::fmt::Write as _;
 
 use crate::plan::Plan;
-use crate::schedule::Timing;
 use crate::render::format::{
     WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, serde_name, steps_by_id,
     summary_line, waves,
 };
 use crate::render::style::{Painter, Role, color_enabled_for_stdout};
 use crate::render::table::{Cell, Table};
+use crate::schedule::Timing;
 
 /// Width used when the terminal's is unknown.
 pub const DEFAULT_WIDTH: usize = 100;
@@ -230,11 +230,21 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
         ),
     );
     let by_id = steps_by_id(plan);
-    let wave_times = plan.timing.as_ref().map(|t| t.waves.as_slice()).unwrap_or_default();
+    let wave_times = plan
+        .timing
+        .as_ref()
+        .map(|t| t.waves.as_slice())
+        .unwrap_or_default();
     for (n, wave) in waves(plan).iter().enumerate() {
         match wave_times.get(n) {
             Some(t) => {
-                let _ = writeln!(out, "  Wave {}: +{} → +{}", n + 1, duration(t.start_s), duration(t.finish_s));
+                let _ = writeln!(
+                    out,
+                    "  Wave {}: +{} → +{}",
+                    n + 1,
+                    duration(t.start_s),
+                    duration(t.finish_s)
+                );
             }
             None => {
                 let _ = writeln!(out, "  Wave {}:", n + 1);
@@ -301,7 +311,10 @@ fn predicted_line(t: &Timing) -> String {
         (b.budget_s, "disruption budget"),
     ]
     .into_iter()
-    .fold((0.0, ""), |best, (s, what)| if s > best.0 { (s, what) } else { best });
+    .fold(
+        (0.0, ""),
+        |best, (s, what)| if s > best.0 { (s, what) } else { best },
+    );
     let c = &t.concurrency;
     format!(
         "Predicted duration: {} (no order can beat {}: {}), {} steps at once, {} migrations into and {} out of a host at once",
@@ -515,11 +528,24 @@ mod tests {
             .filter(|l| l.trim_start().starts_with("Wave "))
             .collect();
         assert_eq!(wave_titles.len(), plan.waves.len());
-        let timing = plan.timing.as_ref().expect("the sample plan has a prediction");
+        let timing = plan
+            .timing
+            .as_ref()
+            .expect("the sample plan has a prediction");
         let first = &timing.waves[0];
-        assert_eq!(wave_titles[0].trim(), format!("Wave 1: +{} → +{}", duration(first.start_s), duration(first.finish_s)));
+        assert_eq!(
+            wave_titles[0].trim(),
+            format!(
+                "Wave 1: +{} → +{}",
+                duration(first.start_s),
+                duration(first.finish_s)
+            )
+        );
         assert!(
-            line_with(&text, "Predicted duration: ").contains(&format!("Predicted duration: {} (", duration(timing.makespan_s))),
+            line_with(&text, "Predicted duration: ").contains(&format!(
+                "Predicted duration: {} (",
+                duration(timing.makespan_s)
+            )),
             "{text}"
         );
         // Every step appears once, in its wave.

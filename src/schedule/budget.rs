@@ -52,9 +52,18 @@ pub struct BudgetSpec {
 impl BudgetSpec {
     /// A budget over the members of the RAC cluster named `cluster`; `None` when the topology
     /// has no such cluster.
-    pub fn for_cluster(name: &str, topo: &Topology, cluster: &str, max_unavailable: u32) -> Option<BudgetSpec> {
+    pub fn for_cluster(
+        name: &str,
+        topo: &Topology,
+        cluster: &str,
+        max_unavailable: u32,
+    ) -> Option<BudgetSpec> {
         let c = topo.clusters.values().find(|c| c.name == cluster)?;
-        Some(BudgetSpec { name: name.to_string(), members: c.members.clone(), max_unavailable })
+        Some(BudgetSpec {
+            name: name.to_string(),
+            members: c.members.clone(),
+            max_unavailable,
+        })
     }
 }
 
@@ -83,15 +92,29 @@ pub(crate) fn intervals(
         }
     }
     let first_node = first_nodes(&expansion.nodes, moves.len());
-    let mut out = Budgets { intervals: Vec::new(), capacity: Vec::new(), needs: Vec::new(), moves: Vec::new() };
+    let mut out = Budgets {
+        intervals: Vec::new(),
+        capacity: Vec::new(),
+        needs: Vec::new(),
+        moves: Vec::new(),
+    };
     for (m, mv) in moves.iter().enumerate() {
-        let Some(budgets) = budgets_of.get(mv.guest.as_str()) else { continue };
-        let Some(guest) = topo.guests.get(&mv.guest) else { continue };
+        let Some(budgets) = budgets_of.get(mv.guest.as_str()) else {
+            continue;
+        };
+        let Some(guest) = topo.guests.get(&mv.guest) else {
+            continue;
+        };
         if !guest.state.holds_resources() {
             // Down already, and it stays down: counted below as a member that is down.
             continue;
         }
-        let (start, end) = match (mv.mode, expansion.release[m], expansion.claim[m], first_node[m]) {
+        let (start, end) = match (
+            mv.mode,
+            expansion.release[m],
+            expansion.claim[m],
+            first_node[m],
+        ) {
             (MigrationMode::Live, _, Some(migrate), _) => (migrate, migrate),
             (_, Some(stop), Some(startup), _) => (stop, startup),
             (_, None, Some(startup), Some(first)) => (first, startup),
@@ -103,7 +126,15 @@ pub(crate) fn intervals(
         }
     }
     for spec in specs {
-        let down = spec.members.iter().filter(|g| topo.guests.get(*g).is_some_and(|g| !g.state.holds_resources())).count() as u32;
+        let down = spec
+            .members
+            .iter()
+            .filter(|g| {
+                topo.guests
+                    .get(*g)
+                    .is_some_and(|g| !g.state.holds_resources())
+            })
+            .count() as u32;
         out.capacity.push(spec.max_unavailable.saturating_sub(down));
     }
     for (k, interval) in out.intervals.iter().enumerate() {
@@ -146,9 +177,16 @@ fn needs(intervals: &[Interval], nodes: &[Node]) -> Vec<Vec<usize>> {
     // Stamped with the number of the search that reached the step: no clearing between searches.
     let mut seen = vec![usize::MAX; nodes.len()];
     let mut stack = Vec::new();
-    let searches = by_budget.values().filter(|ks| ks.len() >= 2).flat_map(|ks| ks.iter().map(move |&j| (j, ks)));
+    let searches = by_budget
+        .values()
+        .filter(|ks| ks.len() >= 2)
+        .flat_map(|ks| ks.iter().map(move |&j| (j, ks)));
     for (search, (j, ks)) in searches.enumerate() {
-        let horizon = ks.iter().map(|&k| position[intervals[k].end]).max().unwrap_or(0);
+        let horizon = ks
+            .iter()
+            .map(|&k| position[intervals[k].end])
+            .max()
+            .unwrap_or(0);
         stack.push(intervals[j].start);
         seen[intervals[j].start] = search;
         while let Some(node) = stack.pop() {
@@ -191,14 +229,25 @@ fn topological_positions(nodes: &[Node], successors: &[Vec<usize>]) -> Vec<usize
 
 /// Chains the intervals that shared a place, in the order they held it: the edges
 /// (end of one, start of the next) that make the budget hold under any order.
-pub(crate) fn chain_edges(budgets: &Budgets, slot: &[usize], start_time: &[f64]) -> Vec<(usize, usize)> {
+pub(crate) fn chain_edges(
+    budgets: &Budgets,
+    slot: &[usize],
+    start_time: &[f64],
+) -> Vec<(usize, usize)> {
     let mut places: BTreeMap<(usize, usize), Vec<usize>> = BTreeMap::new();
     for (k, interval) in budgets.intervals.iter().enumerate() {
-        places.entry((interval.budget, slot[k])).or_default().push(k);
+        places
+            .entry((interval.budget, slot[k]))
+            .or_default()
+            .push(k);
     }
     let mut edges = Vec::new();
     for holders in places.values_mut() {
-        holders.sort_by(|&a, &b| start_time[budgets.intervals[a].start].total_cmp(&start_time[budgets.intervals[b].start]).then(a.cmp(&b)));
+        holders.sort_by(|&a, &b| {
+            start_time[budgets.intervals[a].start]
+                .total_cmp(&start_time[budgets.intervals[b].start])
+                .then(a.cmp(&b))
+        });
         for pair in holders.windows(2) {
             let (before, after) = (budgets.intervals[pair[0]], budgets.intervals[pair[1]]);
             if before.end != after.start {
@@ -214,27 +263,47 @@ fn no_room(spec: &BudgetSpec, mv: &Move, topo: &Topology) -> ScheduleError {
     let down: Vec<String> = spec
         .members
         .iter()
-        .filter(|g| topo.guests.get(*g).is_some_and(|g| !g.state.holds_resources()))
+        .filter(|g| {
+            topo.guests
+                .get(*g)
+                .is_some_and(|g| !g.state.holds_resources())
+        })
         .cloned()
         .collect();
     let message = format!(
         "disruption budget `{}` allows {} of its members unavailable at once, and {} already down ({}): moving {} ({} → {}) would take one more down",
         spec.name,
         spec.max_unavailable,
-        if down.len() == 1 { "1 is".to_string() } else { format!("{} are", down.len()) },
+        if down.len() == 1 {
+            "1 is".to_string()
+        } else {
+            format!("{} are", down.len())
+        },
         down.join(", "),
         mv.guest,
         mv.from,
         mv.to,
     );
-    ScheduleError::Infeasible { message, hosts: vec![mv.from.clone(), mv.to.clone()], guests: vec![mv.guest.clone()] }
+    ScheduleError::Infeasible {
+        message,
+        hosts: vec![mv.from.clone(), mv.to.clone()],
+        guests: vec![mv.guest.clone()],
+    }
 }
 
 /// The scheduler could not place the waiting intervals within their budgets.
-pub(crate) fn stuck(specs: &[BudgetSpec], budgets: &Budgets, stuck: &Stuck, moves: &[Move]) -> ScheduleError {
+pub(crate) fn stuck(
+    specs: &[BudgetSpec],
+    budgets: &Budgets,
+    stuck: &Stuck,
+    moves: &[Move],
+) -> ScheduleError {
     let mut by_budget: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &k in &stuck.waiting {
-        by_budget.entry(budgets.intervals[k].budget).or_default().push(k);
+        by_budget
+            .entry(budgets.intervals[k].budget)
+            .or_default()
+            .push(k);
     }
     let mut parts = Vec::new();
     let mut guests = Vec::new();
@@ -248,7 +317,10 @@ pub(crate) fn stuck(specs: &[BudgetSpec], budgets: &Budgets, stuck: &Stuck, move
         }
         together.sort_unstable();
         together.dedup();
-        let described: Vec<String> = together.iter().map(|&m| format!("{} ({} → {})", moves[m].guest, moves[m].from, moves[m].to)).collect();
+        let described: Vec<String> = together
+            .iter()
+            .map(|&m| format!("{} ({} → {})", moves[m].guest, moves[m].from, moves[m].to))
+            .collect();
         for &m in &together {
             hosts.extend([moves[m].from.clone(), moves[m].to.clone()]);
             guests.push(moves[m].guest.clone());
@@ -265,7 +337,11 @@ pub(crate) fn stuck(specs: &[BudgetSpec], budgets: &Budgets, stuck: &Stuck, move
     guests.dedup();
     hosts.sort();
     hosts.dedup();
-    ScheduleError::Infeasible { message: parts.join("; "), hosts, guests }
+    ScheduleError::Infeasible {
+        message: parts.join("; "),
+        hosts,
+        guests,
+    }
 }
 
 /// The busiest budget's lower bound: its intervals' durations alone (the steps of a move from
@@ -278,5 +354,9 @@ pub(crate) fn bound(budgets: &Budgets, alone: &[f64], head: &[f64], tail: &[f64]
         let length = alone[interval.start..=interval.end].iter().sum::<f64>();
         resources[interval.budget].add(length, head[interval.start], tail[interval.end]);
     }
-    resources.iter().zip(&budgets.capacity).map(|(r, &c)| r.bound(f64::from(c.max(1)))).fold(0.0, f64::max)
+    resources
+        .iter()
+        .zip(&budgets.capacity)
+        .map(|(r, &c)| r.bound(f64::from(c.max(1))))
+        .fold(0.0, f64::max)
 }

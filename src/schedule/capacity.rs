@@ -61,7 +61,10 @@ pub(crate) struct Usage {
 
 impl Usage {
     pub fn new(memory: u64, vcpus: u64) -> Self {
-        Usage { memory: memory as i64, vcpus: vcpus as i64 }
+        Usage {
+            memory: memory as i64,
+            vcpus: vcpus as i64,
+        }
     }
 
     /// Both dimensions within `room`.
@@ -70,7 +73,10 @@ impl Usage {
     }
 
     fn max(self, other: Usage) -> Usage {
-        Usage { memory: self.memory.max(other.memory), vcpus: self.vcpus.max(other.vcpus) }
+        Usage {
+            memory: self.memory.max(other.memory),
+            vcpus: self.vcpus.max(other.vcpus),
+        }
     }
 
     /// `192 GiB and 8 vCPUs`.
@@ -82,20 +88,30 @@ impl Usage {
 impl Add for Usage {
     type Output = Usage;
     fn add(self, o: Usage) -> Usage {
-        Usage { memory: self.memory + o.memory, vcpus: self.vcpus + o.vcpus }
+        Usage {
+            memory: self.memory + o.memory,
+            vcpus: self.vcpus + o.vcpus,
+        }
     }
 }
 
 impl Sub for Usage {
     type Output = Usage;
     fn sub(self, o: Usage) -> Usage {
-        Usage { memory: self.memory - o.memory, vcpus: self.vcpus - o.vcpus }
+        Usage {
+            memory: self.memory - o.memory,
+            vcpus: self.vcpus - o.vcpus,
+        }
     }
 }
 
 /// What each host holds now.
 pub(crate) fn current_usage(topo: &Topology) -> HashMap<&str, Usage> {
-    let mut usage: HashMap<&str, Usage> = topo.hosts.keys().map(|h| (h.as_str(), Usage::default())).collect();
+    let mut usage: HashMap<&str, Usage> = topo
+        .hosts
+        .keys()
+        .map(|h| (h.as_str(), Usage::default()))
+        .collect();
     for guest in topo.guests.values() {
         let u = usage.entry(guest.host.as_str()).or_default();
         *u = *u + Usage::new(guest.memory_held_mib(), u64::from(guest.vcpus_held()));
@@ -150,33 +166,62 @@ pub(crate) fn plan(
 ) -> Result<CapacityPlan, ScheduleError> {
     let mut flows: BTreeMap<&str, HostFlows> = BTreeMap::new();
     for (index, mv) in moves.iter().enumerate() {
-        let Some(guest) = topo.guests.get(&mv.guest) else { continue };
+        let Some(guest) = topo.guests.get(&mv.guest) else {
+            continue;
+        };
         let usage = Usage::new(guest.memory_held_mib(), u64::from(guest.vcpus_held()));
-        let flow = |node| Flow { move_index: index, node, usage, live: mv.mode == MigrationMode::Live, pivot: mv.pivot };
+        let flow = |node| Flow {
+            move_index: index,
+            node,
+            usage,
+            live: mv.mode == MigrationMode::Live,
+            pivot: mv.pivot,
+        };
         if let Some(node) = expansion.claim[index] {
-            flows.entry(mv.to.as_str()).or_default().claims.push(flow(node));
+            flows
+                .entry(mv.to.as_str())
+                .or_default()
+                .claims
+                .push(flow(node));
         }
         if let Some(node) = expansion.release[index] {
-            flows.entry(mv.from.as_str()).or_default().releases.push(flow(node));
+            flows
+                .entry(mv.from.as_str())
+                .or_default()
+                .releases
+                .push(flow(node));
         }
     }
 
-    let mut plan = CapacityPlan { edges: Vec::new(), waits: Vec::new(), peaks: BTreeMap::new() };
+    let mut plan = CapacityPlan {
+        edges: Vec::new(),
+        waits: Vec::new(),
+        peaks: BTreeMap::new(),
+    };
     for host in topo.hosts.values() {
         let now = current.get(host.name.as_str()).copied().unwrap_or_default();
         plan.peaks.insert(host.name.clone(), to_peak(now));
     }
     for (host, mut flow) in flows {
-        let Some(h) = topo.hosts.get(host) else { continue };
+        let Some(h) = topo.hosts.get(host) else {
+            continue;
+        };
         let limit = limits.of(h);
         let capacity = Usage::new(limit.memory_mib, u64::from(limit.vcpus));
         let now = current.get(host).copied().unwrap_or_default();
         let key = |f: &Flow| {
             let guest = moves[f.move_index].guest.as_str();
-            (std::cmp::Reverse(f.usage.memory), std::cmp::Reverse(f.usage.vcpus), guest, f.move_index)
+            (
+                std::cmp::Reverse(f.usage.memory),
+                std::cmp::Reverse(f.usage.vcpus),
+                guest,
+                f.move_index,
+            )
         };
-        flow.claims.sort_by(|a, b| (!a.pivot, !a.live, key(a)).cmp(&(!b.pivot, !b.live, key(b))));
-        flow.releases.sort_by(|a, b| (a.live, key(a)).cmp(&(b.live, key(b))));
+        flow.claims
+            .sort_by(|a, b| (!a.pivot, !a.live, key(a)).cmp(&(!b.pivot, !b.live, key(b))));
+        flow.releases
+            .sort_by(|a, b| (a.live, key(a)).cmp(&(b.live, key(b))));
         let peak = order_host(host, capacity, now, &flow, moves, &mut plan)?;
         plan.peaks.insert(host.to_string(), to_peak(peak));
     }
@@ -217,7 +262,8 @@ fn order_host(
             return Err(overcommitted(host, capacity, now, flow, moves));
         }
         let waited = &flow.releases[..prefix];
-        plan.edges.extend(waited.iter().map(|r| (r.node, claim.node)));
+        plan.edges
+            .extend(waited.iter().map(|r| (r.node, claim.node)));
         plan.waits.push(Wait {
             host: host.to_string(),
             claim_move: claim.move_index,
@@ -232,27 +278,53 @@ fn order_host(
 }
 
 fn to_peak(usage: Usage) -> (u64, u32) {
-    (usage.memory.max(0) as u64, usage.vcpus.clamp(0, i64::from(u32::MAX)) as u32)
+    (
+        usage.memory.max(0) as u64,
+        usage.vcpus.clamp(0, i64::from(u32::MAX)) as u32,
+    )
 }
 
 /// Even with every move off it done, `host` cannot hold every move onto it.
-fn overcommitted(host: &str, capacity: Usage, now: Usage, flow: &HostFlows, moves: &[Move]) -> ScheduleError {
+fn overcommitted(
+    host: &str,
+    capacity: Usage,
+    now: Usage,
+    flow: &HostFlows,
+    moves: &[Move],
+) -> ScheduleError {
     let total = |flows: &[Flow]| flows.iter().fold(Usage::default(), |sum, f| sum + f.usage);
-    let names = |flows: &[Flow]| -> Vec<String> { flows.iter().map(|f| moves[f.move_index].guest.clone()).collect() };
+    let names = |flows: &[Flow]| -> Vec<String> {
+        flows
+            .iter()
+            .map(|f| moves[f.move_index].guest.clone())
+            .collect()
+    };
     let (incoming, outgoing) = (total(&flow.claims), total(&flow.releases));
     let after = now + incoming - outgoing;
     let message = format!(
         "{host} cannot hold every guest planned onto it: {} usable, {} in use now; moves onto it ({}) bring {}, \
          moves off it ({}) free {}, which leaves {} in use after the plan",
-        format_args!("{} and {}", mib(capacity.memory as u64), vcpus(capacity.vcpus)),
+        format_args!(
+            "{} and {}",
+            mib(capacity.memory as u64),
+            vcpus(capacity.vcpus)
+        ),
         now.describe(),
         names(&flow.claims).join(", "),
         incoming.describe(),
-        if flow.releases.is_empty() { "none".to_string() } else { names(&flow.releases).join(", ") },
+        if flow.releases.is_empty() {
+            "none".to_string()
+        } else {
+            names(&flow.releases).join(", ")
+        },
         outgoing.describe(),
         after.describe(),
     );
     let mut guests = names(&flow.claims);
     guests.sort();
-    ScheduleError::Infeasible { message, hosts: vec![host.to_string()], guests }
+    ScheduleError::Infeasible {
+        message,
+        hosts: vec![host.to_string()],
+        guests,
+    }
 }

@@ -83,7 +83,11 @@ pub enum Work {
     Fixed(f64),
     /// A live migration: `mib` over the links of `from` and `to`, at most `cap_mib_s` (∞ for no
     /// cap), then `tail_s` of fixed cost.
-    Transfer { mib: f64, cap_mib_s: f64, tail_s: f64 },
+    Transfer {
+        mib: f64,
+        cap_mib_s: f64,
+        tail_s: f64,
+    },
 }
 
 impl DurationModel {
@@ -99,12 +103,20 @@ impl DurationModel {
 
     /// Bandwidth of `host`'s migration link, MiB/s (never below 1).
     pub fn link_bandwidth(&self, host: &str) -> f64 {
-        self.host_link_bandwidth_mib_s.get(host).copied().unwrap_or(self.link_bandwidth_mib_s).max(1.0)
+        self.host_link_bandwidth_mib_s
+            .get(host)
+            .copied()
+            .unwrap_or(self.link_bandwidth_mib_s)
+            .max(1.0)
     }
 
     /// The per-migration cap, MiB/s (∞ when there is none).
     pub fn cap(&self) -> f64 {
-        if self.live_cap_mib_s > 0.0 { self.live_cap_mib_s } else { f64::INFINITY }
+        if self.live_cap_mib_s > 0.0 {
+            self.live_cap_mib_s
+        } else {
+            f64::INFINITY
+        }
     }
 
     /// MiB a live migration of `memory_mib` sends at `bandwidth_mib_s` when the guest dirties
@@ -126,13 +138,28 @@ impl DurationModel {
             StepKind::StopGuest => self.stop_guest_s,
             StepKind::StartupGuest => self.startup_guest_s,
             StepKind::CreateBridges => self.ssh_round_trip_s + items * self.per_bridge_s,
-            StepKind::DetachInterfaces | StepKind::AttachInterfaces => self.ssh_round_trip_s + items * self.per_interface_s,
-            StepKind::DetachVolumes | StepKind::AttachVolumes => self.ssh_round_trip_s + items * self.per_volume_s,
+            StepKind::DetachInterfaces | StepKind::AttachInterfaces => {
+                self.ssh_round_trip_s + items * self.per_interface_s
+            }
+            StepKind::DetachVolumes | StepKind::AttachVolumes => {
+                self.ssh_round_trip_s + items * self.per_volume_s
+            }
             StepKind::MigrateGuest if mv.mode == MigrationMode::Live => {
-                let alone = self.cap().min(self.link_bandwidth(&mv.from)).min(self.link_bandwidth(&mv.to));
-                let dirty = self.guest_dirty_rate_mib_s.get(&mv.guest).copied().unwrap_or(self.dirty_rate_mib_s);
+                let alone = self
+                    .cap()
+                    .min(self.link_bandwidth(&mv.from))
+                    .min(self.link_bandwidth(&mv.to));
+                let dirty = self
+                    .guest_dirty_rate_mib_s
+                    .get(&mv.guest)
+                    .copied()
+                    .unwrap_or(self.dirty_rate_mib_s);
                 let mib = self.live_volume_mib(mv.memory_mib as f64, dirty, alone);
-                return Work::Transfer { mib, cap_mib_s: self.cap(), tail_s: self.live_overhead_s };
+                return Work::Transfer {
+                    mib,
+                    cap_mib_s: self.cap(),
+                    tail_s: self.live_overhead_s,
+                };
             }
             StepKind::MigrateGuest => self.define_s,
         };
@@ -144,8 +171,15 @@ impl DurationModel {
     pub fn alone_seconds(&self, work: Work, from: &str, to: &str) -> f64 {
         match work {
             Work::Fixed(s) => s,
-            Work::Transfer { mib, cap_mib_s, tail_s } => {
-                mib / cap_mib_s.min(self.link_bandwidth(from)).min(self.link_bandwidth(to)) + tail_s
+            Work::Transfer {
+                mib,
+                cap_mib_s,
+                tail_s,
+            } => {
+                mib / cap_mib_s
+                    .min(self.link_bandwidth(from))
+                    .min(self.link_bandwidth(to))
+                    + tail_s
             }
         }
     }
@@ -202,40 +236,73 @@ mod tests {
         let m = DurationModel::default();
         assert!(close(m.live_volume_mib(65536.0, 0.0, 1000.0), 65536.0));
         let work = m.work(StepKind::MigrateGuest, &mv(MigrationMode::Live, 65536), 0);
-        assert_eq!(work, Work::Transfer { mib: 65536.0, cap_mib_s: f64::INFINITY, tail_s: m.live_overhead_s });
-        assert!(close(m.alone_seconds(work, "a", "b"), 65536.0 / 1100.0 + m.live_overhead_s));
+        assert_eq!(
+            work,
+            Work::Transfer {
+                mib: 65536.0,
+                cap_mib_s: f64::INFINITY,
+                tail_s: m.live_overhead_s
+            }
+        );
+        assert!(close(
+            m.alone_seconds(work, "a", "b"),
+            65536.0 / 1100.0 + m.live_overhead_s
+        ));
     }
 
     #[test]
     fn dirtying_adds_the_geometric_pre_copy_rounds() {
-        let m = DurationModel { max_precopy_rounds: 3, ..DurationModel::default() };
+        let m = DurationModel {
+            max_precopy_rounds: 3,
+            ..DurationModel::default()
+        };
         // r = 0.5: 1 + 0.5 + 0.25 of the memory over three rounds.
         assert!(close(m.live_volume_mib(1000.0, 500.0, 1000.0), 1750.0));
         // Many rounds approach M / (1 − r).
-        let many = DurationModel { max_precopy_rounds: 200, ..DurationModel::default() };
-        assert!(close(many.live_volume_mib(1000.0, 250.0, 1000.0), 1000.0 / 0.75));
+        let many = DurationModel {
+            max_precopy_rounds: 200,
+            ..DurationModel::default()
+        };
+        assert!(close(
+            many.live_volume_mib(1000.0, 250.0, 1000.0),
+            1000.0 / 0.75
+        ));
     }
 
     #[test]
     fn a_guest_dirtying_faster_than_the_link_stops_at_the_round_cap() {
-        let m = DurationModel { max_precopy_rounds: 30, ..DurationModel::default() };
+        let m = DurationModel {
+            max_precopy_rounds: 30,
+            ..DurationModel::default()
+        };
         assert!(close(m.live_volume_mib(1000.0, 1000.0, 1000.0), 30_000.0));
         assert!(close(m.live_volume_mib(1000.0, 5000.0, 1000.0), 30_000.0));
     }
 
     #[test]
     fn the_slowest_of_cap_and_both_links_sets_the_pace() {
-        let mut m = DurationModel { live_cap_mib_s: 800.0, ..DurationModel::default() };
+        let mut m = DurationModel {
+            live_cap_mib_s: 800.0,
+            ..DurationModel::default()
+        };
         let live = mv(MigrationMode::Live, 8000);
         let work = m.work(StepKind::MigrateGuest, &live, 0);
-        assert!(close(m.alone_seconds(work, "a", "b"), 10.0 + m.live_overhead_s));
+        assert!(close(
+            m.alone_seconds(work, "a", "b"),
+            10.0 + m.live_overhead_s
+        ));
         m.host_link_bandwidth_mib_s.insert("b".into(), 400.0);
-        assert!(close(m.alone_seconds(work, "a", "b"), 20.0 + m.live_overhead_s));
+        assert!(close(
+            m.alone_seconds(work, "a", "b"),
+            20.0 + m.live_overhead_s
+        ));
         // Per-guest dirty rates replace the default, and the volume is taken at the pace
         // the migration gets alone (400 MiB/s here: r = 0.5).
         m.guest_dirty_rate_mib_s.insert("vm1".into(), 200.0);
         m.max_precopy_rounds = 2;
-        let Work::Transfer { mib, .. } = m.work(StepKind::MigrateGuest, &live, 0) else { panic!("live is a transfer") };
+        let Work::Transfer { mib, .. } = m.work(StepKind::MigrateGuest, &live, 0) else {
+            panic!("live is a transfer")
+        };
         assert!(close(mib, 8000.0 * 1.5));
     }
 
@@ -249,18 +316,38 @@ mod tests {
         };
         assert_eq!(fixed(StepKind::StopGuest, 0), m.stop_guest_s);
         assert_eq!(fixed(StepKind::StartupGuest, 0), m.startup_guest_s);
-        assert_eq!(fixed(StepKind::MigrateGuest, 0), m.define_s, "offline moves only the definition");
-        assert_eq!(fixed(StepKind::DetachVolumes, 3), m.ssh_round_trip_s + 3.0 * m.per_volume_s);
-        assert_eq!(fixed(StepKind::CreateBridges, 2), m.ssh_round_trip_s + 2.0 * m.per_bridge_s);
+        assert_eq!(
+            fixed(StepKind::MigrateGuest, 0),
+            m.define_s,
+            "offline moves only the definition"
+        );
+        assert_eq!(
+            fixed(StepKind::DetachVolumes, 3),
+            m.ssh_round_trip_s + 3.0 * m.per_volume_s
+        );
+        assert_eq!(
+            fixed(StepKind::CreateBridges, 2),
+            m.ssh_round_trip_s + 2.0 * m.per_bridge_s
+        );
         assert!(fixed(StepKind::AttachInterfaces, 2) > fixed(StepKind::AttachInterfaces, 1));
     }
 
     #[test]
     fn the_configuration_sets_links_cap_and_dirty_rate() {
-        let defaults = Defaults { link_bandwidth_mib_s: 2200, dirty_rate_mib_s: 150, ..Defaults::default() };
+        let defaults = Defaults {
+            link_bandwidth_mib_s: 2200,
+            dirty_rate_mib_s: 150,
+            ..Defaults::default()
+        };
         let m = DurationModel::from_defaults(&defaults);
-        assert_eq!((m.link_bandwidth("any"), m.cap(), m.dirty_rate_mib_s), (2200.0, f64::INFINITY, 150.0));
-        let c = Concurrency::from_defaults(&Defaults { parallelism: 0, ..Defaults::default() });
+        assert_eq!(
+            (m.link_bandwidth("any"), m.cap(), m.dirty_rate_mib_s),
+            (2200.0, f64::INFINITY, 150.0)
+        );
+        let c = Concurrency::from_defaults(&Defaults {
+            parallelism: 0,
+            ..Defaults::default()
+        });
         assert_eq!(c.parallelism, 1, "at least one step runs");
     }
 }

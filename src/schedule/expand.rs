@@ -52,14 +52,38 @@ pub(crate) fn expand(moves: &[Move], topo: &Topology) -> Result<Expansion, Sched
     // A guest's previous move's last step, and how many moves of the guest were seen.
     let mut previous: HashMap<&str, (Option<usize>, usize)> = HashMap::new();
     for (index, mv) in moves.iter().enumerate() {
-        let guest = topo.guests.get(&mv.guest).ok_or_else(|| ScheduleError::UnknownGuest { guest: mv.guest.clone() })?;
+        let guest = topo
+            .guests
+            .get(&mv.guest)
+            .ok_or_else(|| ScheduleError::UnknownGuest {
+                guest: mv.guest.clone(),
+            })?;
         let host = |name: &str| {
-            topo.hosts.get(name).ok_or_else(|| ScheduleError::UnknownHost { guest: mv.guest.clone(), host: name.to_string() })
+            topo.hosts
+                .get(name)
+                .ok_or_else(|| ScheduleError::UnknownHost {
+                    guest: mv.guest.clone(),
+                    host: name.to_string(),
+                })
         };
         let (source, target) = (host(&mv.from)?, host(&mv.to)?);
-        let (last, count) = previous.get(mv.guest.as_str()).copied().unwrap_or((None, 0));
-        let suffix = if count == 0 { String::new() } else { format!("#{}", count + 1) };
-        let ctx = MoveContext { index, mv, guest, source, target, suffix };
+        let (last, count) = previous
+            .get(mv.guest.as_str())
+            .copied()
+            .unwrap_or((None, 0));
+        let suffix = if count == 0 {
+            String::new()
+        } else {
+            format!("#{}", count + 1)
+        };
+        let ctx = MoveContext {
+            index,
+            mv,
+            guest,
+            source,
+            target,
+            suffix,
+        };
         let first_node = expansion.nodes.len();
         let (claim, release) = ctx.expand_into(&mut expansion);
         // Chain: each step after the previous one of the same move; a guest's next move after
@@ -107,9 +131,24 @@ impl MoveContext<'_> {
 
         if self.mv.mode == MigrationMode::Live {
             self.bridges_step(out, missing_bridges);
-            self.items_step(out, StepKind::AttachVolumes, volumes, format!("attach Exascale volumes to {g} on {to}"));
-            let migrate = self.push(out, StepKind::MigrateGuest, format!("live-migrate {g} from {from} to {to} (it keeps running)"), Vec::new());
-            self.items_step(out, StepKind::DetachVolumes, volumes, format!("detach Exascale volumes of {g} on {from}"));
+            self.items_step(
+                out,
+                StepKind::AttachVolumes,
+                volumes,
+                format!("attach Exascale volumes to {g} on {to}"),
+            );
+            let migrate = self.push(
+                out,
+                StepKind::MigrateGuest,
+                format!("live-migrate {g} from {from} to {to} (it keeps running)"),
+                Vec::new(),
+            );
+            self.items_step(
+                out,
+                StepKind::DetachVolumes,
+                volumes,
+                format!("detach Exascale volumes of {g} on {from}"),
+            );
             if holds {
                 (claim, release) = (Some(migrate), Some(migrate));
             }
@@ -121,25 +160,68 @@ impl MoveContext<'_> {
         if source_gone {
             self.skip(out, StepKind::StopGuest, gone_reason.clone());
         } else if !holds {
-            self.skip(out, StepKind::StopGuest, format!("{g} is {}: nothing to stop", self.guest.state));
+            self.skip(
+                out,
+                StepKind::StopGuest,
+                format!("{g} is {}: nothing to stop", self.guest.state),
+            );
         } else {
-            release = Some(self.push(out, StepKind::StopGuest, format!("shut down {g} on {from}"), Vec::new()));
+            release = Some(self.push(
+                out,
+                StepKind::StopGuest,
+                format!("shut down {g} on {from}"),
+                Vec::new(),
+            ));
         }
         self.bridges_step(out, missing_bridges);
         if source_gone {
             self.skip(out, StepKind::DetachInterfaces, gone_reason.clone());
             self.skip(out, StepKind::DetachVolumes, gone_reason);
         } else {
-            self.items_step(out, StepKind::DetachInterfaces, &hostdev, format!("detach SR-IOV interfaces of {g} on {from}"));
-            self.items_step(out, StepKind::DetachVolumes, volumes, format!("detach Exascale volumes of {g} on {from}"));
+            self.items_step(
+                out,
+                StepKind::DetachInterfaces,
+                &hostdev,
+                format!("detach SR-IOV interfaces of {g} on {from}"),
+            );
+            self.items_step(
+                out,
+                StepKind::DetachVolumes,
+                volumes,
+                format!("detach Exascale volumes of {g} on {from}"),
+            );
         }
-        self.items_step(out, StepKind::AttachVolumes, volumes, format!("attach Exascale volumes to {g} on {to}"));
-        self.push(out, StepKind::MigrateGuest, format!("move the definition of {g} from {from} to {to}"), Vec::new());
-        self.items_step(out, StepKind::AttachInterfaces, &hostdev, format!("attach SR-IOV interfaces to {g} on {to} with free VFs of its sriov_vfs pool"));
+        self.items_step(
+            out,
+            StepKind::AttachVolumes,
+            volumes,
+            format!("attach Exascale volumes to {g} on {to}"),
+        );
+        self.push(
+            out,
+            StepKind::MigrateGuest,
+            format!("move the definition of {g} from {from} to {to}"),
+            Vec::new(),
+        );
+        self.items_step(
+            out,
+            StepKind::AttachInterfaces,
+            &hostdev,
+            format!("attach SR-IOV interfaces to {g} on {to} with free VFs of its sriov_vfs pool"),
+        );
         if holds {
-            claim = Some(self.push(out, StepKind::StartupGuest, format!("start {g} on {to}"), Vec::new()));
+            claim = Some(self.push(
+                out,
+                StepKind::StartupGuest,
+                format!("start {g} on {to}"),
+                Vec::new(),
+            ));
         } else {
-            self.skip(out, StepKind::StartupGuest, format!("{g} is {} and stays shut off on {to}", self.guest.state));
+            self.skip(
+                out,
+                StepKind::StartupGuest,
+                format!("{g} is {} and stays shut off on {to}", self.guest.state),
+            );
         }
         (claim, release)
     }
@@ -147,8 +229,16 @@ impl MoveContext<'_> {
     /// Bridges the guest needs that the target is not known to have. Without SSH facts the
     /// bridges the target's own domains use are all that is known.
     fn missing_bridges(&self) -> Vec<String> {
-        let known: &BTreeSet<String> = self.target.bridges.as_ref().unwrap_or(&self.target.bridges_in_use);
-        self.guest.bridges().into_iter().filter(|b| !known.contains(b)).collect()
+        let known: &BTreeSet<String> = self
+            .target
+            .bridges
+            .as_ref()
+            .unwrap_or(&self.target.bridges_in_use);
+        self.guest
+            .bridges()
+            .into_iter()
+            .filter(|b| !known.contains(b))
+            .collect()
     }
 
     fn bridges_step(&self, out: &mut Expansion, missing: Vec<String>) {
@@ -158,7 +248,10 @@ impl MoveContext<'_> {
             let reason = if needed.is_empty() {
                 format!("{g} uses no bridges")
             } else {
-                format!("{to} already has every bridge {g} needs ({})", needed.join(", "))
+                format!(
+                    "{to} already has every bridge {g} needs ({})",
+                    needed.join(", ")
+                )
             };
             self.skip(out, StepKind::CreateBridges, reason);
         } else {
@@ -183,7 +276,13 @@ impl MoveContext<'_> {
         }
     }
 
-    fn push(&self, out: &mut Expansion, kind: StepKind, detail: String, items: Vec<String>) -> usize {
+    fn push(
+        &self,
+        out: &mut Expansion,
+        kind: StepKind,
+        detail: String,
+        items: Vec<String>,
+    ) -> usize {
         out.nodes.push(Node {
             id: format!("{}:{}{}", self.mv.guest, kind.as_str(), self.suffix),
             kind,
@@ -196,6 +295,10 @@ impl MoveContext<'_> {
     }
 
     fn skip(&self, out: &mut Expansion, kind: StepKind, reason: String) {
-        out.skipped.push(SkippedStep { guest: self.mv.guest.clone(), kind, reason });
+        out.skipped.push(SkippedStep {
+            guest: self.mv.guest.clone(),
+            kind,
+            reason,
+        });
     }
 }

@@ -57,9 +57,18 @@ impl Limits {
             .rules
             .disruption_budgets
             .iter()
-            .map(|b| BudgetSpec { name: b.name.clone(), members: b.members.clone(), max_unavailable: b.max_unavailable })
+            .map(|b| BudgetSpec {
+                name: b.name.clone(),
+                members: b.members.clone(),
+                max_unavailable: b.max_unavailable,
+            })
             .collect();
-        Limits { hosts, allow_pivot, budgets, ..Limits::default() }
+        Limits {
+            hosts,
+            allow_pivot,
+            budgets,
+            ..Limits::default()
+        }
     }
 
     /// The limit of `host`, falling back to its physical size.

@@ -63,7 +63,11 @@ pub struct Schedule {
 /// pivot host fits, or when a budget cannot hold, the result is [`ScheduleError::Infeasible`]
 /// with the hosts, guests and numbers involved. The schedule's [`Timing`] predicts when each
 /// step runs.
-pub fn schedule(moves: &[Move], topo: &Topology, limits: &Limits) -> Result<Schedule, ScheduleError> {
+pub fn schedule(
+    moves: &[Move],
+    topo: &Topology,
+    limits: &Limits,
+) -> Result<Schedule, ScheduleError> {
     let current = capacity::current_usage(topo);
     let mut moves = moves.to_vec();
     // Each round routes at least one more guest through a pivot, and a guest is routed at most
@@ -83,7 +87,9 @@ pub fn schedule(moves: &[Move], topo: &Topology, limits: &Limits) -> Result<Sche
             let (timing, waves) = time(&moves, &mut expansion, topo, limits)?;
             return Ok(finish(moves, expansion, capacity.peaks, timing, waves));
         }
-        let pivots = pivot::break_cycles(&cycles, &moves, &expansion, &capacity, topo, limits, &current)?;
+        let pivots = pivot::break_cycles(
+            &cycles, &moves, &expansion, &capacity, topo, limits, &current,
+        )?;
         moves = pivot::insert(moves, pivots);
     }
 }
@@ -96,11 +102,19 @@ fn time(
     topo: &Topology,
     limits: &Limits,
 ) -> Result<(Timing, Vec<Vec<usize>>), ScheduleError> {
-    let shapes = expansion.nodes.iter().map(|n| timing::Shape { kind: n.kind, move_index: n.move_index, items: n.items.len(), deps: n.deps.clone() });
+    let shapes = expansion.nodes.iter().map(|n| timing::Shape {
+        kind: n.kind,
+        move_index: n.move_index,
+        items: n.items.len(),
+        deps: n.deps.clone(),
+    });
     let graph = timing::Graph::new(shapes, moves, &limits.durations);
     let budgets = budget::intervals(&limits.budgets, moves, expansion, topo)?;
     let (head, tail) = graph.heads_and_tails();
-    let lower_bound = graph.lower_bound(limits.concurrency, budget::bound(&budgets, &graph.alone, &head, &tail));
+    let lower_bound = graph.lower_bound(
+        limits.concurrency,
+        budget::bound(&budgets, &graph.alone, &head, &tail),
+    );
     let priority = graph.priority();
     let setup = timeline::Setup {
         jobs: &graph.jobs,
@@ -111,7 +125,8 @@ fn time(
         capacity: &budgets.capacity,
         needs: &budgets.needs,
     };
-    let run = timeline::run(&setup).map_err(|stuck| budget::stuck(&limits.budgets, &budgets, &stuck, moves))?;
+    let run = timeline::run(&setup)
+        .map_err(|stuck| budget::stuck(&limits.budgets, &budgets, &stuck, moves))?;
     let chains = budget::chain_edges(&budgets, &run.slot, &run.start);
     if !chains.is_empty() {
         for (end, start) in chains {
@@ -124,7 +139,14 @@ fn time(
     }
     let ids: Vec<&str> = expansion.nodes.iter().map(|n| n.id.as_str()).collect();
     let waves = graph::waves(&expansion.nodes);
-    let timing = timing::timing(&ids, &waves, &run, lower_bound, &limits.durations, limits.concurrency);
+    let timing = timing::timing(
+        &ids,
+        &waves,
+        &run,
+        lower_bound,
+        &limits.durations,
+        limits.concurrency,
+    );
     Ok((timing, waves))
 }
 
@@ -137,7 +159,11 @@ fn finish(
 ) -> Schedule {
     let waves = waves
         .into_iter()
-        .map(|wave| wave.into_iter().map(|i| expansion.nodes[i].id.clone()).collect())
+        .map(|wave| {
+            wave.into_iter()
+                .map(|i| expansion.nodes[i].id.clone())
+                .collect()
+        })
         .collect();
     let steps = expansion
         .nodes
@@ -151,13 +177,24 @@ fn finish(
                 from: mv.from.clone(),
                 to: mv.to.clone(),
                 move_index: node.move_index,
-                depends_on: node.deps.iter().map(|&d| expansion.nodes[d].id.clone()).collect(),
+                depends_on: node
+                    .deps
+                    .iter()
+                    .map(|&d| expansion.nodes[d].id.clone())
+                    .collect(),
                 detail: node.detail.clone(),
                 items: node.items.clone(),
             }
         })
         .collect();
-    Schedule { moves, steps, skipped: expansion.skipped, waves, peaks, timing }
+    Schedule {
+        moves,
+        steps,
+        skipped: expansion.skipped,
+        waves,
+        peaks,
+        timing,
+    }
 }
 
 #[cfg(test)]

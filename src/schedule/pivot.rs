@@ -46,7 +46,9 @@ pub(crate) fn break_cycles(
     for cycle in cycles {
         let story = Story::of(cycle, moves, expansion, capacity, topo);
         if !limits.allow_pivot {
-            return Err(story.infeasible("Pivot moves through a third host are not allowed.".into()));
+            return Err(
+                story.infeasible("Pivot moves through a third host are not allowed.".into())
+            );
         }
         let mut failures = Vec::new();
         let mut chosen = None;
@@ -64,13 +66,24 @@ pub(crate) fn break_cycles(
                 let reason = format!(
                     "pivot: {} stops over on {host} so that the live moves between {} can proceed ({host} has the most room: {})",
                     moves[move_index].guest,
-                    story.hosts.iter().cloned().collect::<Vec<_>>().join(" and "),
+                    story
+                        .hosts
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(" and "),
                     free.describe()
                 );
-                pivots.push(Pivot { move_index, host, reason });
+                pivots.push(Pivot {
+                    move_index,
+                    host,
+                    reason,
+                });
             }
             None if failures.is_empty() => {
-                return Err(story.infeasible("No live move of this cycle can be routed through a pivot host.".into()));
+                return Err(story.infeasible(
+                    "No live move of this cycle can be routed through a pivot host.".into(),
+                ));
             }
             None => return Err(story.infeasible(failures.join(" "))),
         }
@@ -84,9 +97,16 @@ pub(crate) fn insert(mut moves: Vec<Move>, mut pivots: Vec<Pivot>) -> Vec<Move> 
     pivots.sort_by_key(|p| std::cmp::Reverse(p.move_index));
     for pivot in pivots {
         let original = &mut moves[pivot.move_index];
-        let hop = Move { to: pivot.host.clone(), reason: pivot.reason, pivot: true, ..original.clone() };
+        let hop = Move {
+            to: pivot.host.clone(),
+            reason: pivot.reason,
+            pivot: true,
+            ..original.clone()
+        };
         original.from = pivot.host.clone();
-        original.reason.push_str(&format!(" (via pivot {})", pivot.host));
+        original
+            .reason
+            .push_str(&format!(" (via pivot {})", pivot.host));
         moves.insert(pivot.move_index, hop);
     }
     moves
@@ -94,7 +114,12 @@ pub(crate) fn insert(mut moves: Vec<Move>, mut pivots: Vec<Pivot>) -> Vec<Move> 
 
 /// Live moves of the cycle whose claim waits inside it, smallest guest first, skipping guests
 /// already routed through a pivot.
-fn candidates(cycle: &[usize], moves: &[Move], expansion: &Expansion, topo: &Topology) -> Vec<usize> {
+fn candidates(
+    cycle: &[usize],
+    moves: &[Move],
+    expansion: &Expansion,
+    topo: &Topology,
+) -> Vec<usize> {
     let in_cycle: HashSet<usize> = cycle.iter().copied().collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     for mv in moves {
@@ -104,7 +129,11 @@ fn candidates(cycle: &[usize], moves: &[Move], expansion: &Expansion, topo: &Top
         .filter(|&i| moves[i].mode == MigrationMode::Live && seen[moves[i].guest.as_str()] == 1)
         .filter(|&i| expansion.claim[i].is_some_and(|c| in_cycle.contains(&c)))
         .collect();
-    let memory = |i: usize| topo.guests.get(&moves[i].guest).map_or(0, |g| g.memory_held_mib());
+    let memory = |i: usize| {
+        topo.guests
+            .get(&moves[i].guest)
+            .map_or(0, |g| g.memory_held_mib())
+    };
     found.sort_by(|a, b| (memory(*a), &moves[*a].guest).cmp(&(memory(*b), &moves[*b].guest)));
     found
 }
@@ -117,12 +146,21 @@ struct RoomLedger<'t> {
 }
 
 impl<'t> RoomLedger<'t> {
-    fn new(moves: &[Move], expansion: &Expansion, topo: &'t Topology, limits: &Limits, current: &HashMap<&str, Usage>) -> Self {
+    fn new(
+        moves: &[Move],
+        expansion: &Expansion,
+        topo: &'t Topology,
+        limits: &Limits,
+        current: &HashMap<&str, Usage>,
+    ) -> Self {
         let mut room: HashMap<&str, Usage> = HashMap::with_capacity(topo.hosts.len());
         for host in topo.hosts.values() {
             let limit = limits.of(host);
             let now = current.get(host.name.as_str()).copied().unwrap_or_default();
-            room.insert(host.name.as_str(), Usage::new(limit.memory_mib, u64::from(limit.vcpus)) - now);
+            room.insert(
+                host.name.as_str(),
+                Usage::new(limit.memory_mib, u64::from(limit.vcpus)) - now,
+            );
         }
         let mut guests: HashMap<&str, u32> = HashMap::with_capacity(topo.hosts.len());
         for guest in topo.guests.values() {
@@ -131,7 +169,9 @@ impl<'t> RoomLedger<'t> {
             }
         }
         for (index, mv) in moves.iter().enumerate() {
-            let Some((name, _)) = topo.hosts.get_key_value(&mv.to) else { continue };
+            let Some((name, _)) = topo.hosts.get_key_value(&mv.to) else {
+                continue;
+            };
             *guests.entry(name.as_str()).or_default() += 1;
             if expansion.claim[index].is_some()
                 && let Some(guest) = topo.guests.get(&mv.guest)
@@ -147,21 +187,35 @@ impl<'t> RoomLedger<'t> {
 
     /// The host with the most room that satisfies the guest's rules (ties: fewer guests, name),
     /// booked for it; or why no host does.
-    fn choose(&mut self, index: usize, moves: &[Move], topo: &'t Topology, limits: &Limits) -> Result<(usize, String, Usage), String> {
+    fn choose(
+        &mut self,
+        index: usize,
+        moves: &[Move],
+        topo: &'t Topology,
+        limits: &Limits,
+    ) -> Result<(usize, String, Usage), String> {
         let mv = &moves[index];
-        let Some(guest) = topo.guests.get(&mv.guest) else { return Err(format!("{} is not in the topology.", mv.guest)) };
+        let Some(guest) = topo.guests.get(&mv.guest) else {
+            return Err(format!("{} is not in the topology.", mv.guest));
+        };
         let need = Usage::new(guest.memory_held_mib(), u64::from(guest.vcpus_held()));
         let avoid = cluster_hosts(&mv.guest, moves, topo);
         let (source, target) = (topo.hosts.get(&mv.from), topo.hosts.get(&mv.to));
         let mut best: Option<(&Host, Usage, u32)> = None;
         let mut refusals = Vec::new();
-        for host in topo.hosts.values().filter(|h| h.name != mv.from && h.name != mv.to) {
+        for host in topo
+            .hosts
+            .values()
+            .filter(|h| h.name != mv.from && h.name != mv.to)
+        {
             match self.refusal(host, need, &mv.guest, source, target, guest, &avoid, limits) {
                 Some(why) => refusals.push(format!("{}: {why}", host.name)),
                 None => {
                     let room = self.room[host.name.as_str()];
                     let count = self.guests.get(host.name.as_str()).copied().unwrap_or(0);
-                    if best.is_none_or(|(_, r, c)| room.memory > r.memory || (room.memory == r.memory && count < c)) {
+                    if best.is_none_or(|(_, r, c)| {
+                        room.memory > r.memory || (room.memory == r.memory && count < c)
+                    }) {
                         best = Some((host, room, count));
                     }
                 }
@@ -209,15 +263,27 @@ impl<'t> RoomLedger<'t> {
         if !limit.accepts_guests {
             return Some("takes no guests (drained or disabled)".into());
         }
-        if let Some(b) = host_blockers(guest, source, host, MigrationMode::Live).into_iter().next() {
+        if let Some(b) = host_blockers(guest, source, host, MigrationMode::Live)
+            .into_iter()
+            .next()
+        {
             return Some(b.message);
         }
         if let Some(target) = target
-            && let Some(b) = host_blockers(guest, Some(host), target, MigrationMode::Live).into_iter().next()
+            && let Some(b) = host_blockers(guest, Some(host), target, MigrationMode::Live)
+                .into_iter()
+                .next()
         {
-            return Some(format!("{} could not follow from there ({})", guest_name, b.message));
+            return Some(format!(
+                "{} could not follow from there ({})",
+                guest_name, b.message
+            ));
         }
-        let room = self.room.get(host.name.as_str()).copied().unwrap_or_default();
+        let room = self
+            .room
+            .get(host.name.as_str())
+            .copied()
+            .unwrap_or_default();
         if !need.fits_in(room) {
             return Some(format!(
                 "only {} and {} free after the planned moves",
@@ -231,7 +297,9 @@ impl<'t> RoomLedger<'t> {
             return Some(format!("already at max_guests = {max}"));
         }
         if avoid.contains(host.name.as_str()) {
-            return Some(format!("a RAC cluster peer of {guest_name} is or will be there"));
+            return Some(format!(
+                "a RAC cluster peer of {guest_name} is or will be there"
+            ));
         }
         None
     }
@@ -246,8 +314,17 @@ fn cluster_hosts<'t>(guest: &str, moves: &'t [Move], topo: &'t Topology) -> BTre
         .flat_map(|c| c.members.iter().map(String::as_str))
         .filter(|m| *m != guest)
         .collect();
-    let mut hosts: BTreeSet<&str> = peers.iter().filter_map(|p| topo.guests.get(*p)).map(|g| g.host.as_str()).collect();
-    hosts.extend(moves.iter().filter(|m| peers.contains(m.guest.as_str())).map(|m| m.to.as_str()));
+    let mut hosts: BTreeSet<&str> = peers
+        .iter()
+        .filter_map(|p| topo.guests.get(*p))
+        .map(|g| g.host.as_str())
+        .collect();
+    hosts.extend(
+        moves
+            .iter()
+            .filter(|m| peers.contains(m.guest.as_str()))
+            .map(|m| m.to.as_str()),
+    );
     hosts
 }
 
@@ -259,15 +336,35 @@ struct Story {
 }
 
 impl Story {
-    fn of(cycle: &[usize], moves: &[Move], expansion: &Expansion, capacity: &CapacityPlan, topo: &Topology) -> Self {
+    fn of(
+        cycle: &[usize],
+        moves: &[Move],
+        expansion: &Expansion,
+        capacity: &CapacityPlan,
+        topo: &Topology,
+    ) -> Self {
         let in_cycle: HashSet<usize> = cycle.iter().copied().collect();
-        let mut story = Story { sentences: Vec::new(), hosts: BTreeSet::new(), guests: BTreeSet::new() };
+        let mut story = Story {
+            sentences: Vec::new(),
+            hosts: BTreeSet::new(),
+            guests: BTreeSet::new(),
+        };
         for &node in cycle {
-            story.guests.insert(moves[expansion.nodes[node].move_index].guest.clone());
+            story
+                .guests
+                .insert(moves[expansion.nodes[node].move_index].guest.clone());
         }
-        for wait in capacity.waits.iter().filter(|w| in_cycle.contains(&w.claim_node)) {
-            let blocking: Vec<usize> =
-                wait.releases.iter().filter(|(_, node)| in_cycle.contains(node)).map(|(m, _)| *m).collect();
+        for wait in capacity
+            .waits
+            .iter()
+            .filter(|w| in_cycle.contains(&w.claim_node))
+        {
+            let blocking: Vec<usize> = wait
+                .releases
+                .iter()
+                .filter(|(_, node)| in_cycle.contains(node))
+                .map(|(m, _)| *m)
+                .collect();
             if blocking.is_empty() {
                 continue;
             }
@@ -291,7 +388,9 @@ impl Story {
                 towards.into_iter().collect::<Vec<_>>().join(", ")
             ));
             story.hosts.insert(wait.host.clone());
-            story.hosts.extend(blocking.iter().map(|m| moves[*m].to.clone()));
+            story
+                .hosts
+                .extend(blocking.iter().map(|m| moves[*m].to.clone()));
         }
         story
     }
@@ -315,7 +414,10 @@ impl Story {
 fn shortfall(need: Usage, room: Usage) -> (String, String) {
     let memory_short = need.memory > room.memory;
     let vcpus_short = need.vcpus > room.vcpus;
-    let room = Usage { memory: room.memory.max(0), vcpus: room.vcpus.max(0) };
+    let room = Usage {
+        memory: room.memory.max(0),
+        vcpus: room.vcpus.max(0),
+    };
     match (memory_short, vcpus_short) {
         (true, true) => (need.describe(), room.describe()),
         (false, true) => (vcpus(need.vcpus), vcpus(room.vcpus)),

@@ -522,7 +522,11 @@ mod tests {
     fn a_free_slot_goes_to_a_transfer_on_an_idle_link_first() {
         // Host 0 has two transfers to send, host 3 one; two slots. Sharing host 0's link would
         // run both of its transfers at half speed in both slots while host 3's link idles.
-        let jobs = [transfer(1000.0, 0, 1), transfer(1000.0, 0, 2), transfer(1000.0, 3, 4)];
+        let jobs = [
+            transfer(1000.0, 0, 1),
+            transfer(1000.0, 0, 2),
+            transfer(1000.0, 3, 4),
+        ];
         let bandwidth = [1000.0; 5];
         let run = run(&setup(&jobs, &bandwidth, &[3.0, 2.0, 1.0], 2)).unwrap();
         assert_eq!((run.start[0], run.start[2]), (0.0, 0.0), "{run:?}");

@@ -30,8 +30,17 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
-    pub fn new(shapes: impl IntoIterator<Item = Shape>, moves: &[Move], model: &DurationModel) -> Graph {
-        let mut graph = Graph { jobs: Vec::new(), alone: Vec::new(), hosts: Vec::new(), bandwidth: Vec::new() };
+    pub fn new(
+        shapes: impl IntoIterator<Item = Shape>,
+        moves: &[Move],
+        model: &DurationModel,
+    ) -> Graph {
+        let mut graph = Graph {
+            jobs: Vec::new(),
+            alone: Vec::new(),
+            hosts: Vec::new(),
+            bandwidth: Vec::new(),
+        };
         let mut index: HashMap<String, usize> = HashMap::new();
         let mut host = |name: &str, graph: &mut Graph| -> usize {
             if let Some(&i) = index.get(name) {
@@ -45,9 +54,16 @@ impl Graph {
         for shape in shapes {
             let mv = &moves[shape.move_index];
             let work = model.work(shape.kind, mv, shape.items);
-            let migration = (shape.kind == StepKind::MigrateGuest).then(|| (host(&mv.from, &mut graph), host(&mv.to, &mut graph)));
-            graph.alone.push(model.alone_seconds(work, &mv.from, &mv.to));
-            graph.jobs.push(Job { deps: shape.deps, work, migration });
+            let migration = (shape.kind == StepKind::MigrateGuest)
+                .then(|| (host(&mv.from, &mut graph), host(&mv.to, &mut graph)));
+            graph
+                .alone
+                .push(model.alone_seconds(work, &mv.from, &mv.to));
+            graph.jobs.push(Job {
+                deps: shape.deps,
+                work,
+                migration,
+            });
         }
         graph
     }
@@ -80,9 +96,18 @@ impl Graph {
         let order = timeline::topological_order(&self.jobs);
         let mut head = vec![0.0; self.jobs.len()];
         for &j in &order {
-            head[j] = self.jobs[j].deps.iter().map(|&d| head[d] + self.alone[d]).fold(0.0, f64::max);
+            head[j] = self.jobs[j]
+                .deps
+                .iter()
+                .map(|&d| head[d] + self.alone[d])
+                .fold(0.0, f64::max);
         }
-        let tail = self.priority().iter().zip(&self.alone).map(|(path, alone)| path - alone).collect();
+        let tail = self
+            .priority()
+            .iter()
+            .zip(&self.alone)
+            .map(|(path, alone)| path - alone)
+            .collect();
         (head, tail)
     }
 
@@ -95,7 +120,8 @@ impl Graph {
     /// least `min head + work / rate + min tail`.
     pub fn lower_bound(&self, concurrency: Concurrency, budget_s: f64) -> LowerBound {
         let critical_path_s = self.priority().into_iter().fold(0.0, f64::max);
-        let parallelism_s = self.alone.iter().sum::<f64>() / f64::from(concurrency.parallelism.max(1));
+        let parallelism_s =
+            self.alone.iter().sum::<f64>() / f64::from(concurrency.parallelism.max(1));
         let (head, tail) = self.heads_and_tails();
         let hosts = self.hosts.len();
         let mut slots_out = vec![Resource::default(); hosts];
@@ -104,30 +130,60 @@ impl Graph {
         let mut link_in = vec![Resource::default(); hosts];
         let mut cap = f64::INFINITY;
         for (j, job) in self.jobs.iter().enumerate() {
-            let Some((from, to)) = job.migration else { continue };
+            let Some((from, to)) = job.migration else {
+                continue;
+            };
             slots_out[from].add(self.alone[j], head[j], tail[j]);
             slots_in[to].add(self.alone[j], head[j], tail[j]);
-            if let Work::Transfer { mib, cap_mib_s, tail_s } = job.work {
+            if let Work::Transfer {
+                mib,
+                cap_mib_s,
+                tail_s,
+            } = job.work
+            {
                 // The transfer ends `tail_s` before the job does.
                 link_out[from].add(mib, head[j], tail[j] + tail_s);
                 link_in[to].add(mib, head[j], tail[j] + tail_s);
                 cap = cap.min(cap_mib_s);
             }
         }
-        let (max_out, max_in) = (f64::from(concurrency.max_outbound_per_host.max(1)), f64::from(concurrency.max_inbound_per_host.max(1)));
+        let (max_out, max_in) = (
+            f64::from(concurrency.max_outbound_per_host.max(1)),
+            f64::from(concurrency.max_inbound_per_host.max(1)),
+        );
         let mut link_s = 0.0;
         let mut link_host = None;
         let mut host_migrations_s: f64 = 0.0;
         for h in 0..hosts {
-            let seconds = link_out[h].bound(self.bandwidth[h].min(cap * max_out)).max(link_in[h].bound(self.bandwidth[h].min(cap * max_in)));
+            let seconds = link_out[h]
+                .bound(self.bandwidth[h].min(cap * max_out))
+                .max(link_in[h].bound(self.bandwidth[h].min(cap * max_in)));
             if seconds > link_s {
                 link_s = seconds;
                 link_host = Some(self.hosts[h].clone());
             }
-            host_migrations_s = host_migrations_s.max(slots_out[h].bound(max_out)).max(slots_in[h].bound(max_in));
+            host_migrations_s = host_migrations_s
+                .max(slots_out[h].bound(max_out))
+                .max(slots_in[h].bound(max_in));
         }
-        let overall_s = [critical_path_s, link_s, parallelism_s, host_migrations_s, budget_s].into_iter().fold(0.0, f64::max);
-        LowerBound { overall_s, critical_path_s, link_s, link_host, parallelism_s, host_migrations_s, budget_s }
+        let overall_s = [
+            critical_path_s,
+            link_s,
+            parallelism_s,
+            host_migrations_s,
+            budget_s,
+        ]
+        .into_iter()
+        .fold(0.0, f64::max);
+        LowerBound {
+            overall_s,
+            critical_path_s,
+            link_s,
+            link_host,
+            parallelism_s,
+            host_migrations_s,
+            budget_s,
+        }
     }
 }
 
@@ -141,7 +197,11 @@ pub(crate) struct Resource {
 
 impl Default for Resource {
     fn default() -> Self {
-        Resource { work: 0.0, head: f64::INFINITY, tail: f64::INFINITY }
+        Resource {
+            work: 0.0,
+            head: f64::INFINITY,
+            tail: f64::INFINITY,
+        }
     }
 }
 
@@ -154,13 +214,22 @@ impl Resource {
 
     /// `min head + work / rate + min tail`; 0 when no job uses the resource.
     pub fn bound(&self, rate: f64) -> f64 {
-        if self.work <= 0.0 { 0.0 } else { self.head + self.work / rate + self.tail }
+        if self.work <= 0.0 {
+            0.0
+        } else {
+            self.head + self.work / rate + self.tail
+        }
     }
 }
 
 /// A run of no steps, for the case that cannot happen.
 fn unreachable_run(n: usize) -> Run {
-    Run { start: vec![0.0; n], finish: vec![0.0; n], slot: Vec::new(), makespan: 0.0 }
+    Run {
+        start: vec![0.0; n],
+        finish: vec![0.0; n],
+        slot: Vec::new(),
+        makespan: 0.0,
+    }
 }
 
 /// Milliseconds are plenty, and keep plan files short.
@@ -180,16 +249,31 @@ pub(crate) fn timing(
     let steps = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| StepTiming { step: id.to_string(), start_s: ms(run.start[i]), duration_s: ms(run.finish[i] - run.start[i]) })
+        .map(|(i, id)| StepTiming {
+            step: id.to_string(),
+            start_s: ms(run.start[i]),
+            duration_s: ms(run.finish[i] - run.start[i]),
+        })
         .collect();
     let waves = waves
         .iter()
         .map(|wave| WaveTiming {
-            start_s: ms(wave.iter().map(|&i| run.start[i]).fold(f64::INFINITY, f64::min).min(run.makespan)),
+            start_s: ms(wave
+                .iter()
+                .map(|&i| run.start[i])
+                .fold(f64::INFINITY, f64::min)
+                .min(run.makespan)),
             finish_s: ms(wave.iter().map(|&i| run.finish[i]).fold(0.0, f64::max)),
         })
         .collect();
-    Timing { steps, waves, makespan_s: ms(run.makespan), lower_bound: round_bound(lower_bound), model: model.clone(), concurrency }
+    Timing {
+        steps,
+        waves,
+        makespan_s: ms(run.makespan),
+        lower_bound: round_bound(lower_bound),
+        model: model.clone(),
+        concurrency,
+    }
 }
 
 fn round_bound(b: LowerBound) -> LowerBound {
@@ -238,40 +322,98 @@ pub fn predict(
     concurrency: Concurrency,
 ) -> Result<Timing, ScheduleError> {
     let (graph, run) = replay_run(steps, moves, model, concurrency)?;
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
-    let waves: Vec<Vec<usize>> = waves.iter().map(|w| w.iter().filter_map(|id| index.get(id.as_str()).copied()).collect()).collect();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let waves: Vec<Vec<usize>> = waves
+        .iter()
+        .map(|w| {
+            w.iter()
+                .filter_map(|id| index.get(id.as_str()).copied())
+                .collect()
+        })
+        .collect();
     let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
-    Ok(timing(&ids, &waves, &run, graph.lower_bound(concurrency, 0.0), model, concurrency))
+    Ok(timing(
+        &ids,
+        &waves,
+        &run,
+        graph.lower_bound(concurrency, 0.0),
+        model,
+        concurrency,
+    ))
 }
 
 /// Runs `steps` (a plan's, with `moves`) on `model` under `concurrency`, critical path first,
 /// as the plan's prediction does; dependencies between steps, including a disruption budget's
 /// chains, are the steps' own.
-pub fn replay(steps: &[Step], moves: &[Move], model: &DurationModel, concurrency: Concurrency) -> Result<Replay, ScheduleError> {
+pub fn replay(
+    steps: &[Step],
+    moves: &[Move],
+    model: &DurationModel,
+    concurrency: Concurrency,
+) -> Result<Replay, ScheduleError> {
     let (graph, run) = replay_run(steps, moves, model, concurrency)?;
     let lower_bound = graph.lower_bound(concurrency, 0.0);
     let hosts = activity(&graph, &run);
-    Ok(Replay { start_s: run.start, finish_s: run.finish, makespan_s: run.makespan, lower_bound, hosts })
+    Ok(Replay {
+        start_s: run.start,
+        finish_s: run.finish,
+        makespan_s: run.makespan,
+        lower_bound,
+        hosts,
+    })
 }
 
-fn replay_run(steps: &[Step], moves: &[Move], model: &DurationModel, concurrency: Concurrency) -> Result<(Graph, Run), ScheduleError> {
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+fn replay_run(
+    steps: &[Step],
+    moves: &[Move],
+    model: &DurationModel,
+    concurrency: Concurrency,
+) -> Result<(Graph, Run), ScheduleError> {
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     let mut shapes = Vec::with_capacity(steps.len());
     for s in steps {
         if s.move_index >= moves.len() {
-            return Err(ScheduleError::BadPlan { step: s.id.clone(), message: format!("refers to move {}, but there are {}", s.move_index, moves.len()) });
+            return Err(ScheduleError::BadPlan {
+                step: s.id.clone(),
+                message: format!(
+                    "refers to move {}, but there are {}",
+                    s.move_index,
+                    moves.len()
+                ),
+            });
         }
         let mut deps = Vec::with_capacity(s.depends_on.len());
         for d in &s.depends_on {
-            let &i = index.get(d.as_str()).ok_or_else(|| ScheduleError::BadPlan { step: s.id.clone(), message: format!("depends on `{d}`, which is not in the plan") })?;
+            let &i = index
+                .get(d.as_str())
+                .ok_or_else(|| ScheduleError::BadPlan {
+                    step: s.id.clone(),
+                    message: format!("depends on `{d}`, which is not in the plan"),
+                })?;
             deps.push(i);
         }
-        shapes.push(Shape { kind: s.kind, move_index: s.move_index, items: s.items.len(), deps });
+        shapes.push(Shape {
+            kind: s.kind,
+            move_index: s.move_index,
+            items: s.items.len(),
+            deps,
+        });
     }
     let graph = Graph::new(shapes, moves, model);
     if timeline::topological_order(&graph.jobs).len() != graph.jobs.len() {
         let step = steps.first().map(|s| s.id.clone()).unwrap_or_default();
-        return Err(ScheduleError::BadPlan { step, message: "the step graph has a cycle".into() });
+        return Err(ScheduleError::BadPlan {
+            step,
+            message: "the step graph has a cycle".into(),
+        });
     }
     let run = graph.run(concurrency);
     Ok((graph, run))
@@ -283,10 +425,19 @@ fn activity(graph: &Graph, run: &Run) -> Vec<HostActivity> {
     let mut out: Vec<HostActivity> = graph
         .hosts
         .iter()
-        .map(|h| HostActivity { host: h.clone(), busy_s: 0.0, sent_mib: 0.0, received_mib: 0.0, migrations_out: 0, migrations_in: 0 })
+        .map(|h| HostActivity {
+            host: h.clone(),
+            busy_s: 0.0,
+            sent_mib: 0.0,
+            received_mib: 0.0,
+            migrations_out: 0,
+            migrations_in: 0,
+        })
         .collect();
     for (j, job) in graph.jobs.iter().enumerate() {
-        let Some((from, to)) = job.migration else { continue };
+        let Some((from, to)) = job.migration else {
+            continue;
+        };
         let mib = match job.work {
             Work::Transfer { mib, .. } => mib,
             Work::Fixed(_) => 0.0,

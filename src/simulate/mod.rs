@@ -77,17 +77,35 @@ pub fn simulate(plan: &Plan, opts: &Options) -> Result<Report, SimulateError> {
         model.host_link_bandwidth_mib_s.clear();
     }
     concurrency.parallelism = opts.parallelism.unwrap_or(concurrency.parallelism).max(1);
-    concurrency.max_inbound_per_host = opts.max_inbound_per_host.unwrap_or(concurrency.max_inbound_per_host).max(1);
-    concurrency.max_outbound_per_host = opts.max_outbound_per_host.unwrap_or(concurrency.max_outbound_per_host).max(1);
+    concurrency.max_inbound_per_host = opts
+        .max_inbound_per_host
+        .unwrap_or(concurrency.max_inbound_per_host)
+        .max(1);
+    concurrency.max_outbound_per_host = opts
+        .max_outbound_per_host
+        .unwrap_or(concurrency.max_outbound_per_host)
+        .max(1);
 
     let replay = schedule::replay(&plan.steps, &plan.moves, &model, concurrency)?;
-    let migrations: Vec<_> = plan.steps.iter().filter(|s| s.kind == StepKind::MigrateGuest).collect();
+    let migrations: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::MigrateGuest)
+        .collect();
     let live = migrations
         .iter()
-        .filter(|s| plan.moves.get(s.move_index).is_some_and(|m| m.mode == crate::config::MigrationMode::Live))
+        .filter(|s| {
+            plan.moves
+                .get(s.move_index)
+                .is_some_and(|m| m.mode == crate::config::MigrationMode::Live)
+        })
         .count();
     let overall = replay.lower_bound.overall_s;
-    let ratio = if overall > 0.0 { replay.makespan_s / overall } else { 1.0 };
+    let ratio = if overall > 0.0 {
+        replay.makespan_s / overall
+    } else {
+        1.0
+    };
     Ok(Report {
         moves: plan.moves.len(),
         steps: plan.steps.len(),
@@ -142,17 +160,39 @@ pub fn report_text(r: &Report) -> String {
     if let Some(p) = r.predicted_makespan_s {
         out.push_str(&format!("  plan predicted    {}\n", seconds(p)));
     }
-    out.push_str(&format!("  lower bound       {}   (makespan / bound = {:.3})\n", seconds(b.overall_s), r.ratio));
-    out.push_str(&format!("    longest chain   {}\n", seconds(b.critical_path_s)));
-    let link_host = b.link_host.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
-    out.push_str(&format!("    busiest link    {}{link_host}\n", seconds(b.link_s)));
-    out.push_str(&format!("    steps at once   {}\n", seconds(b.parallelism_s)));
-    out.push_str(&format!("    host migrations {}\n", seconds(b.host_migrations_s)));
+    out.push_str(&format!(
+        "  lower bound       {}   (makespan / bound = {:.3})\n",
+        seconds(b.overall_s),
+        r.ratio
+    ));
+    out.push_str(&format!(
+        "    longest chain   {}\n",
+        seconds(b.critical_path_s)
+    ));
+    let link_host = b
+        .link_host
+        .as_deref()
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "    busiest link    {}{link_host}\n",
+        seconds(b.link_s)
+    ));
+    out.push_str(&format!(
+        "    steps at once   {}\n",
+        seconds(b.parallelism_s)
+    ));
+    out.push_str(&format!(
+        "    host migrations {}\n",
+        seconds(b.host_migrations_s)
+    ));
     if b.budget_s > 0.0 {
         out.push_str(&format!("    budgets         {}\n", seconds(b.budget_s)));
     }
     if !r.hosts.is_empty() {
-        out.push_str("\n  HOST                              BUSY        SENT MiB  RECEIVED MiB  OUT  IN\n");
+        out.push_str(
+            "\n  HOST                              BUSY        SENT MiB  RECEIVED MiB  OUT  IN\n",
+        );
         for h in &r.hosts {
             out.push_str(&format!(
                 "  {:<32}  {:>10}  {:>8.0}  {:>12.0}  {:>3}  {:>2}\n",
@@ -166,14 +206,21 @@ pub fn report_text(r: &Report) -> String {
         }
     }
     if r.plan_errors > 0 {
-        out.push_str(&format!("\nThe plan has {} error(s): apply would refuse it.\n", r.plan_errors));
+        out.push_str(&format!(
+            "\nThe plan has {} error(s): apply would refuse it.\n",
+            r.plan_errors
+        ));
     }
     out
 }
 
 /// Seconds with one decimal, and the same as minutes when that reads better.
 fn seconds(s: f64) -> String {
-    if s >= 120.0 { format!("{s:.1} s ({:.1} min)", s / 60.0) } else { format!("{s:.1} s") }
+    if s >= 120.0 {
+        format!("{s:.1} s ({:.1} min)", s / 60.0)
+    } else {
+        format!("{s:.1} s")
+    }
 }
 
 #[cfg(test)]
@@ -186,7 +233,11 @@ mod tests {
         let plan = sample_plan();
         let report = simulate(&plan, &Options::default()).unwrap();
         let predicted = plan.timing.as_ref().unwrap().makespan_s;
-        assert!((report.makespan_s - predicted).abs() < 1e-3, "{} vs {predicted}", report.makespan_s);
+        assert!(
+            (report.makespan_s - predicted).abs() < 1e-3,
+            "{} vs {predicted}",
+            report.makespan_s
+        );
         assert!(report.makespan_s + 1e-9 >= report.lower_bound.overall_s);
         assert!(report.ratio >= 1.0 - 1e-9);
         assert_eq!(report.steps, plan.steps.len());
@@ -196,11 +247,22 @@ mod tests {
     #[test]
     fn one_step_at_a_time_is_the_sum_of_the_steps() {
         let plan = sample_plan();
-        let serial = simulate(&plan, &Options { parallelism: Some(1), ..Options::default() }).unwrap();
+        let serial = simulate(
+            &plan,
+            &Options {
+                parallelism: Some(1),
+                ..Options::default()
+            },
+        )
+        .unwrap();
         let t = plan.timing.as_ref().unwrap();
         let sum: f64 = t.steps.iter().map(|s| s.duration_s).sum();
         // With one step at a time nothing shares a link: each step takes its time alone.
-        assert!((serial.makespan_s - sum).abs() < 1e-2, "{} vs {sum}", serial.makespan_s);
+        assert!(
+            (serial.makespan_s - sum).abs() < 1e-2,
+            "{} vs {sum}",
+            serial.makespan_s
+        );
         assert!((serial.lower_bound.parallelism_s - serial.makespan_s).abs() < 1e-2);
         assert!((serial.ratio - 1.0).abs() < 1e-3);
     }
@@ -209,7 +271,12 @@ mod tests {
     fn text_and_json_show_makespan_bound_and_hosts() {
         let report = simulate(&sample_plan(), &Options::default()).unwrap();
         let text = report_text(&report);
-        assert!(text.contains("makespan") && text.contains("lower bound") && text.contains("exa01adm01"), "{text}");
+        assert!(
+            text.contains("makespan")
+                && text.contains("lower bound")
+                && text.contains("exa01adm01"),
+            "{text}"
+        );
         let json: serde_json::Value = serde_json::from_str(&report_json(&report)).unwrap();
         assert_eq!(json["steps"], report.steps);
         assert!(json["lower_bound"]["overall_s"].as_f64().is_some());

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use crate::config::Config;
 use crate::diff::History;
-use crate::schedule::StepKind;
 use crate::plan::PlanError;
+use crate::schedule::StepKind;
 
 use super::{State, StateStore, StepStatus};
 
@@ -15,16 +15,32 @@ use super::{State, StateStore, StepStatus};
 /// state file must exist and be readable (otherwise nothing could be brought back, and the plan
 /// says why instead of silently doing nothing).
 pub fn history(cfg: &Config) -> Result<History, PlanError> {
-    let wanted: Vec<&str> = cfg.hosts.values().filter(|h| h.return_home).map(|h| h.name.value.as_str()).collect();
+    let wanted: Vec<&str> = cfg
+        .hosts
+        .values()
+        .filter(|h| h.return_home)
+        .map(|h| h.name.value.as_str())
+        .collect();
     if wanted.is_empty() {
         return Ok(History::default());
     }
     let path = &cfg.state.path;
-    let error = |message: String| PlanError { code: "return_home".into(), message, guest: None, host: wanted.first().map(|h| h.to_string()) };
+    let error = |message: String| PlanError {
+        code: "return_home".into(),
+        message,
+        guest: None,
+        host: wanted.first().map(|h| h.to_string()),
+    };
     // No file (or not even its directory): nothing was ever applied here.
-    let loaded = if path.exists() { StateStore::open(path).and_then(|store| store.load()) } else { Ok(None) };
+    let loaded = if path.exists() {
+        StateStore::open(path).and_then(|store| store.load())
+    } else {
+        Ok(None)
+    };
     match loaded {
-        Ok(Some(state)) => Ok(History { departed: departed(&state) }),
+        Ok(Some(state)) => Ok(History {
+            departed: departed(&state),
+        }),
         Ok(None) => Err(error(format!(
             "return_home on {} needs the state file {} to know which guests berth moved off, and there is none",
             wanted.join(", "),
@@ -64,7 +80,14 @@ mod tests {
     use super::*;
     use crate::state::JournalEntry;
 
-    fn step(guest: &str, from: &str, to: &str, kind: StepKind, status: StepStatus, minute: u32) -> JournalEntry {
+    fn step(
+        guest: &str,
+        from: &str,
+        to: &str,
+        kind: StepKind,
+        status: StepStatus,
+        minute: u32,
+    ) -> JournalEntry {
         JournalEntry {
             plan_id: "p".into(),
             step_id: format!("{guest}:{kind}:{minute}"),
@@ -74,7 +97,11 @@ mod tests {
             to: to.into(),
             status,
             started_at: None,
-            finished_at: Some(Utc.with_ymd_and_hms(2025, 1, 1, 0, minute, 0).single().expect("valid time")),
+            finished_at: Some(
+                Utc.with_ymd_and_hms(2025, 1, 1, 0, minute, 0)
+                    .single()
+                    .expect("valid time"),
+            ),
             error: None,
         }
     }
@@ -94,7 +121,10 @@ mod tests {
             step("y", "b", "a", StepKind::MigrateGuest, StepStatus::Done, 5),
         ];
         let departed = departed(&state);
-        assert_eq!(departed.get("x"), Some(&vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(
+            departed.get("x"),
+            Some(&vec!["a".to_string(), "b".to_string()])
+        );
         assert_eq!(departed.get("y"), Some(&vec!["b".to_string()]));
     }
 
@@ -105,9 +135,18 @@ mod tests {
         let cfg = crate::config::parse_str("main.hcl", text, dir.path()).expect("valid");
         let error = history(&cfg).expect_err("no state file");
         assert_eq!(error.code, "return_home");
-        assert!(error.message.contains("state/berth.state.json"), "{}", error.message);
+        assert!(
+            error.message.contains("state/berth.state.json"),
+            "{}",
+            error.message
+        );
         // Without return_home the state is not read at all.
-        let plain = crate::config::parse_str("main.hcl", "inventory {\n  es_xml = \"es.xml\"\n}\n", dir.path()).expect("valid");
+        let plain = crate::config::parse_str(
+            "main.hcl",
+            "inventory {\n  es_xml = \"es.xml\"\n}\n",
+            dir.path(),
+        )
+        .expect("valid");
         assert_eq!(history(&plain), Ok(History::default()));
     }
 
@@ -117,8 +156,18 @@ mod tests {
         let path = dir.path().join("elsewhere/berth.json");
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         let mut state = State::new();
-        state.journal = vec![step("x", "a", "b", StepKind::MigrateGuest, StepStatus::Done, 1)];
-        StateStore::open(&path).expect("open").save(&mut state).expect("save");
+        state.journal = vec![step(
+            "x",
+            "a",
+            "b",
+            StepKind::MigrateGuest,
+            StepStatus::Done,
+            1,
+        )];
+        StateStore::open(&path)
+            .expect("open")
+            .save(&mut state)
+            .expect("save");
         let text = "inventory {\n  es_xml = \"es.xml\"\n}\nstate {\n  path = \"elsewhere/berth.json\"\n}\nhost \"a\" {\n  return_home = true\n}\n";
         let cfg = crate::config::parse_str("main.hcl", text, dir.path()).expect("valid");
         let history = history(&cfg).expect("the configured state file is read");

@@ -34,7 +34,8 @@ impl std::fmt::Display for LockInfo {
             self.owner,
             self.pid,
             self.operation,
-            self.created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            self.created
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.id
         )
     }
@@ -53,10 +54,15 @@ fn local_host() -> String {
 /// `USER`) the name of this process's uid in /etc/passwd, or `uid N`.
 fn local_user() -> String {
     use std::os::unix::fs::MetadataExt;
-    if let Some(user) = ["USER", "LOGNAME"].iter().find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())) {
+    if let Some(user) = ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
+    {
         return user;
     }
-    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else { return "unknown-user".into() };
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return "unknown-user".into();
+    };
     std::fs::read_to_string("/etc/passwd")
         .ok()
         .and_then(|passwd| user_of_uid(&passwd, uid))
@@ -92,21 +98,40 @@ pub(super) fn read(path: &Path) -> Result<Option<LockInfo>, StateError> {
     match std::fs::read_to_string(path) {
         Ok(text) => serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| StateError::LockUnreadable { path: path.to_path_buf(), reason: e.to_string() }),
+            .map_err(|e| StateError::LockUnreadable {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(StateError::Io { action: "reading lock", path: path.to_path_buf(), error }),
+        Err(error) => Err(StateError::Io {
+            action: "reading lock",
+            path: path.to_path_buf(),
+            error,
+        }),
     }
 }
 
 /// Takes the lock at `path` or reports who holds it.
 pub(super) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateError> {
     let info = LockInfo::for_this_process(operation);
-    let io = |action, error| StateError::Io { action, path: path.to_path_buf(), error };
-    let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    let io = |action, error| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut file = match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
             return Err(match read(path)? {
-                Some(holder) => StateError::Locked { path: path.to_path_buf(), info: Box::new(holder) },
+                Some(holder) => StateError::Locked {
+                    path: path.to_path_buf(),
+                    info: Box::new(holder),
+                },
                 // Removed between our attempt and our read: report rather than race again.
                 None => StateError::LockUnreadable {
                     path: path.to_path_buf(),
@@ -117,9 +142,15 @@ pub(super) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
         Err(e) => return Err(io("creating lock", e)),
     };
     // From here on the lock exists: the guard removes it again if writing fails.
-    let mut guard = LockGuard { path: path.to_path_buf(), info, written: false };
-    let text = serde_json::to_string_pretty(&guard.info).map_err(|e| io("writing lock", e.into()))?;
-    file.write_all(text.as_bytes()).map_err(|e| io("writing lock", e))?;
+    let mut guard = LockGuard {
+        path: path.to_path_buf(),
+        info,
+        written: false,
+    };
+    let text =
+        serde_json::to_string_pretty(&guard.info).map_err(|e| io("writing lock", e.into()))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| io("writing lock", e))?;
     file.sync_all().map_err(|e| io("syncing lock", e))?;
     guard.written = true;
     if let Some(dir) = path.parent() {
@@ -130,7 +161,9 @@ pub(super) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateEr
 
 /// Removes the lock at `path` when it is held under `id`.
 pub(super) fn force_remove(path: &Path, id: &str) -> Result<LockInfo, StateError> {
-    let holder = read(path)?.ok_or_else(|| StateError::NotLocked { path: path.to_path_buf() })?;
+    let holder = read(path)?.ok_or_else(|| StateError::NotLocked {
+        path: path.to_path_buf(),
+    })?;
     if holder.id != id {
         return Err(StateError::LockIdMismatch {
             path: path.to_path_buf(),
@@ -148,7 +181,11 @@ pub(super) fn force_remove(path: &Path, id: &str) -> Result<LockInfo, StateError
 
 /// fsync of a directory, so that a create, rename or unlink in it is durable.
 pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     File::open(dir)?.sync_all()
 }
 

@@ -12,5 +12,8 @@ pub mod store;
 
 pub use error::StateError;
 pub use lock::{LockGuard, LockInfo};
-pub use model::{DetachedInterface, FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, State, StepStatus, state_schema};
+pub use model::{
+    DetachedInterface, FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, State, StepStatus,
+    state_schema,
+};
 pub use store::StateStore;

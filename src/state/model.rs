@@ -130,12 +130,18 @@ impl State {
 
     /// The journal entry of `step_id` in plan `plan_id`.
     pub fn entry(&self, plan_id: &str, step_id: &str) -> Option<&JournalEntry> {
-        self.journal.iter().rev().find(|e| e.plan_id == plan_id && e.step_id == step_id)
+        self.journal
+            .iter()
+            .rev()
+            .find(|e| e.plan_id == plan_id && e.step_id == step_id)
     }
 
     /// Mutable access to the entry of `step_id` in plan `plan_id`.
     pub fn entry_mut(&mut self, plan_id: &str, step_id: &str) -> Option<&mut JournalEntry> {
-        self.journal.iter_mut().rev().find(|e| e.plan_id == plan_id && e.step_id == step_id)
+        self.journal
+            .iter_mut()
+            .rev()
+            .find(|e| e.plan_id == plan_id && e.step_id == step_id)
     }
 
     /// Inserts `entry`, replacing the existing entry of the same plan and step.

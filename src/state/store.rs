@@ -57,7 +57,13 @@ impl StateStore {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(StateError::Io { action: "reading state", path: self.path.clone(), error }),
+            Err(error) => {
+                return Err(StateError::Io {
+                    action: "reading state",
+                    path: self.path.clone(),
+                    error,
+                });
+            }
         };
         // Check the version before the full shape, so an old or new file gets the clear message.
         #[derive(serde::Deserialize)]
@@ -65,7 +71,10 @@ impl StateStore {
             version: u32,
         }
         let version: VersionOnly =
-            serde_json::from_str(&text).map_err(|error| StateError::Parse { path: self.path.clone(), error })?;
+            serde_json::from_str(&text).map_err(|error| StateError::Parse {
+                path: self.path.clone(),
+                error,
+            })?;
         if version.version != FORMAT_VERSION {
             return Err(StateError::UnsupportedVersion {
                 path: self.path.clone(),
@@ -73,7 +82,12 @@ impl StateStore {
                 supported: FORMAT_VERSION,
             });
         }
-        serde_json::from_str(&text).map(Some).map_err(|error| StateError::Parse { path: self.path.clone(), error })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|error| StateError::Parse {
+                path: self.path.clone(),
+                error,
+            })
     }
 
     /// Loads the state, or starts a new one when there is no file.
@@ -94,7 +108,11 @@ impl StateStore {
                 });
             }
             if on_disk.serial > state.serial {
-                return Err(StateError::Stale { path: self.path.clone(), on_disk: on_disk.serial, ours: state.serial });
+                return Err(StateError::Stale {
+                    path: self.path.clone(),
+                    on_disk: on_disk.serial,
+                    ours: state.serial,
+                });
             }
         }
         let mut next = state.clone();
@@ -107,9 +125,14 @@ impl StateStore {
     }
 
     fn write_atomically(&self, state: &State) -> Result<(), StateError> {
-        let io = |action, error| StateError::Io { action, path: self.path.clone(), error };
+        let io = |action, error| StateError::Io {
+            action,
+            path: self.path.clone(),
+            error,
+        };
         let dir = parent_dir(&self.path);
-        let mut text = serde_json::to_string_pretty(state).map_err(|e| io("serializing state", e.into()))?;
+        let mut text =
+            serde_json::to_string_pretty(state).map_err(|e| io("serializing state", e.into()))?;
         text.push('\n');
         // NamedTempFile creates the file with mode 0600 and removes it if anything below fails.
         let mut tmp = tempfile::Builder::new()
@@ -117,9 +140,13 @@ impl StateStore {
             .suffix(".tmp")
             .tempfile_in(dir)
             .map_err(|e| io("creating temporary file for state", e))?;
-        tmp.write_all(text.as_bytes()).map_err(|e| io("writing state", e))?;
-        tmp.as_file().sync_all().map_err(|e| io("syncing state", e))?;
-        tmp.persist(&self.path).map_err(|e| io("replacing state", e.error))?;
+        tmp.write_all(text.as_bytes())
+            .map_err(|e| io("writing state", e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| io("syncing state", e))?;
+        tmp.persist(&self.path)
+            .map_err(|e| io("replacing state", e.error))?;
         lock::sync_dir(dir).map_err(|e| io("syncing state directory", e))
     }
 

@@ -19,8 +19,11 @@ pub const VM02: &str = "exa01adm01vm02.example.com";
 pub const VM03: &str = "exa01adm01vm03.example.com";
 pub const HOSTS: [&str; 3] = [ADM01, ADM02, ADM03];
 /// Where the drain sends each guest of exa01adm01, and the state it ends in.
-pub const TARGETS: [(&str, &str, &str); 3] =
-    [(VM01, ADM03, "running"), (VM02, ADM02, "running"), (VM03, ADM02, "shut off")];
+pub const TARGETS: [(&str, &str, &str); 3] = [
+    (VM01, ADM03, "running"),
+    (VM02, ADM02, "running"),
+    (VM03, ADM02, "shut off"),
+];
 
 fn example() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/plans/drain-host")
@@ -32,7 +35,9 @@ pub fn strip_elements(text: &str, open: &str, close: &str, drop: impl Fn(&str) -
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(open) {
-        let Some(len) = rest[start..].find(close) else { break };
+        let Some(len) = rest[start..].find(close) else {
+            break;
+        };
         let end = start + len + close.len();
         let element = &rest[start..end];
         // Keep the indentation before the element only when the element stays.
@@ -55,12 +60,18 @@ pub fn drain_lab() -> tempfile::TempDir {
     let src = example();
     std::fs::copy(src.join("main.hcl"), dir.path().join("main.hcl")).unwrap();
     let es = std::fs::read_to_string(src.join("es.xml")).unwrap();
-    std::fs::write(dir.path().join("es.xml"), strip_elements(&es, "<edvVolumes>", "</edvVolumes>", |_| true)).unwrap();
+    std::fs::write(
+        dir.path().join("es.xml"),
+        strip_elements(&es, "<edvVolumes>", "</edvVolumes>", |_| true),
+    )
+    .unwrap();
     std::fs::create_dir(dir.path().join("nodes")).unwrap();
     for host in HOSTS {
         let name = format!("{host}.xml");
         let node = std::fs::read_to_string(src.join("nodes").join(&name)).unwrap();
-        let node = strip_elements(&node, "<interface", "</interface>", |e| e.contains("bridge='vmbondeth0.1"));
+        let node = strip_elements(&node, "<interface", "</interface>", |e| {
+            e.contains("bridge='vmbondeth0.1")
+        });
         std::fs::write(dir.path().join("nodes").join(name), node).unwrap();
     }
     dir

@@ -18,11 +18,21 @@ pub struct PlanBuilder {
 
 impl PlanBuilder {
     pub fn new() -> Self {
-        PlanBuilder { moves: Vec::new(), steps: Vec::new() }
+        PlanBuilder {
+            moves: Vec::new(),
+            steps: Vec::new(),
+        }
     }
 
     /// Adds a move of `guest` from `from` to `to` with `kinds` chained one after another.
-    pub fn chain(mut self, guest: &str, from: &str, to: &str, mode: MigrationMode, kinds: &[StepKind]) -> Self {
+    pub fn chain(
+        mut self,
+        guest: &str,
+        from: &str,
+        to: &str,
+        mode: MigrationMode,
+        kinds: &[StepKind],
+    ) -> Self {
         let move_index = self.moves.len();
         self.moves.push(Move {
             guest: guest.into(),

@@ -50,7 +50,11 @@ impl Sshd {
         if current_user() == "root" {
             std::fs::create_dir_all("/run/sshd").unwrap();
         }
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\n\
              AuthorizedKeysFile {d}/authorized_keys\nUsePAM no\nStrictModes no\nPasswordAuthentication no\n\
@@ -69,7 +73,12 @@ impl Sshd {
             .stderr(log)
             .spawn()
             .expect("starting sshd");
-        let sshd = Sshd { dir, child, port, user: current_user() };
+        let sshd = Sshd {
+            dir,
+            child,
+            port,
+            user: current_user(),
+        };
         sshd.wait_listening();
         sshd
     }
@@ -77,7 +86,11 @@ impl Sshd {
     fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "sshd did not listen; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen; log:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -116,7 +129,6 @@ impl Drop for Sshd {
         let _ = self.child.wait();
     }
 }
-
 
 /// Bridges of this machine, read locally the way the remote side reads them.
 pub fn local_bridges() -> BTreeSet<String> {

@@ -30,7 +30,13 @@ fn after(topo: &Topology, d: &Desired) -> Topology {
 fn skewed() -> Topology {
     topology(
         vec![host("a", 512, 96), host("b", 512, 96), host("c", 512, 96)],
-        vec![guest("a1", "a", 64, 4), guest("a2", "a", 64, 4), guest("a3", "a", 64, 4), guest("a4", "a", 64, 4), guest("b1", "b", 64, 4)],
+        vec![
+            guest("a1", "a", 64, 4),
+            guest("a2", "a", 64, 4),
+            guest("a3", "a", 64, 4),
+            guest("a4", "a", 64, 4),
+            guest("b1", "b", 64, 4),
+        ],
     )
 }
 
@@ -42,7 +48,10 @@ fn rebalance_evens_out_memory_and_a_second_rebalance_proposes_nothing() {
     let (mvs, problems) = moves(&b.config, &topo, &d);
     assert!(problems.is_empty(), "{problems:#?}");
     // 5 guests of 64 GiB over 3 hosts: 2/2/1 is as even as it gets, two moves away.
-    let moved: Vec<(&str, &str, &str)> = mvs.iter().map(|m| (m.guest.as_str(), m.from.as_str(), m.to.as_str())).collect();
+    let moved: Vec<(&str, &str, &str)> = mvs
+        .iter()
+        .map(|m| (m.guest.as_str(), m.from.as_str(), m.to.as_str()))
+        .collect();
     assert_eq!(moved, [("a1", "a", "c"), ("a2", "a", "b")]);
     assert_eq!(
         mvs[0].reason,
@@ -50,7 +59,11 @@ fn rebalance_evens_out_memory_and_a_second_rebalance_proposes_nothing() {
          a1 (64 GiB) from a (memory 50.0% → 37.5%) to c (0.0% → 12.5%), the move that evens the hosts out most; runner-up: a2 to c"
     );
     let second = desired(&b.config, &after(&topo, &d)).expect("valid");
-    assert!(second.guests.values().all(|g| g.origin == Origin::Stays), "{:#?}", second.guests);
+    assert!(
+        second.guests.values().all(|g| g.origin == Origin::Stays),
+        "{:#?}",
+        second.guests
+    );
 }
 
 #[test]
@@ -61,7 +74,13 @@ fn rebalance_stops_inside_the_threshold() {
     let (mvs, _) = moves(&b.config, &topo, &d);
     // One move brings the spread from 50 % to 25 %, inside 30 %.
     assert_eq!(mvs.len(), 1);
-    assert!(mvs[0].reason.starts_with("rebalance \"rack\" (memory spread 50.0% → 25.0%, threshold 30.0%, 1 move):"), "{}", mvs[0].reason);
+    assert!(
+        mvs[0].reason.starts_with(
+            "rebalance \"rack\" (memory spread 50.0% → 25.0%, threshold 30.0%, 1 move):"
+        ),
+        "{}",
+        mvs[0].reason
+    );
     let second = desired(&b.config, &after(&topo, &d)).expect("valid");
     assert!(second.guests.values().all(|g| g.origin == Origin::Stays));
 }
@@ -73,17 +92,32 @@ fn rebalance_keeps_to_its_budget_and_the_next_plan_continues_without_undoing() {
     let d = desired(&b.config, &topo).expect("valid");
     let (mvs, _) = moves(&b.config, &topo, &d);
     assert_eq!(mvs.len(), 1);
-    assert!(mvs[0].reason.contains("1 move; stopped by the budget (max_moves = 1))"), "{}", mvs[0].reason);
+    assert!(
+        mvs[0]
+            .reason
+            .contains("1 move; stopped by the budget (max_moves = 1))"),
+        "{}",
+        mvs[0].reason
+    );
     let next = after(&topo, &d);
     let d2 = desired(&b.config, &next).expect("valid");
     let (mvs2, _) = moves(&b.config, &next, &d2);
     assert_eq!(mvs2.len(), 1);
-    assert_ne!((mvs2[0].guest.as_str(), mvs2[0].to.as_str()), (mvs[0].guest.as_str(), mvs[0].from.as_str()), "moved back");
+    assert_ne!(
+        (mvs2[0].guest.as_str(), mvs2[0].to.as_str()),
+        (mvs[0].guest.as_str(), mvs[0].from.as_str()),
+        "moved back"
+    );
     let d3 = desired(&b.config, &after(&next, &d2)).expect("valid");
     assert!(d3.guests.values().all(|g| g.origin == Origin::Stays));
 
-    let by_memory = ConfigBuilder::new().rebalance("rack", &[], |r| r.max_moved_mib = Some(100 * GIB));
-    let (mvs, _) = moves(&by_memory.config, &topo, &desired(&by_memory.config, &topo).expect("valid"));
+    let by_memory =
+        ConfigBuilder::new().rebalance("rack", &[], |r| r.max_moved_mib = Some(100 * GIB));
+    let (mvs, _) = moves(
+        &by_memory.config,
+        &topo,
+        &desired(&by_memory.config, &topo).expect("valid"),
+    );
     assert_eq!(mvs.len(), 1, "a second 64 GiB move would pass 100 GiB");
 }
 
@@ -97,20 +131,31 @@ fn rebalance_respects_rules_pins_and_its_host_set() {
         .rebalance("rack", &[], |_| {});
     let d = desired(&b.config, &topo).expect("valid");
     let (mvs, _) = moves(&b.config, &topo, &d);
-    let moved: Vec<(&str, &str)> = mvs.iter().map(|m| (m.guest.as_str(), m.to.as_str())).collect();
+    let moved: Vec<(&str, &str)> = mvs
+        .iter()
+        .map(|m| (m.guest.as_str(), m.to.as_str()))
+        .collect();
     assert_eq!(moved, [("a4", "b"), ("b1", "c")]);
     // A rebalance of a and b only never uses c.
     let b = ConfigBuilder::new().rebalance("ab", &["a", "b"], |_| {});
     let d = desired(&b.config, &topo).expect("valid");
     assert!(d.guests.values().all(|g| g.host != "c"));
-    assert_eq!(d.guests.values().filter(|g| g.host == "b").count(), 2, "a: 3 guests, b: 2");
+    assert_eq!(
+        d.guests.values().filter(|g| g.host == "b").count(),
+        2,
+        "a: 3 guests, b: 2"
+    );
 }
 
 #[test]
 fn rebalance_on_vcpus_balances_vcpus() {
     let topo = topology(
         vec![host("a", 512, 16), host("b", 512, 16)],
-        vec![guest("big", "a", 8, 8), guest("small1", "a", 8, 4), guest("small2", "b", 200, 1)],
+        vec![
+            guest("big", "a", 8, 8),
+            guest("small1", "a", 8, 4),
+            guest("small2", "b", 200, 1),
+        ],
     );
     let b = ConfigBuilder::new().rebalance("cpu", &[], |r| r.on = BalanceOn::Vcpus);
     let d = desired(&b.config, &topo).expect("valid");
@@ -118,15 +163,27 @@ fn rebalance_on_vcpus_balances_vcpus() {
     // small1 is the better one (spread 18.8 % against 31.2 %).
     assert_eq!(d.guests["small1"].host, "b");
     assert_eq!(d.guests["big"].host, "a");
-    assert!(reason(&d, "small1").starts_with("rebalance \"cpu\" (vCPU spread 68.8% → 18.8%"), "{}", reason(&d, "small1"));
+    assert!(
+        reason(&d, "small1").starts_with("rebalance \"cpu\" (vCPU spread 68.8% → 18.8%"),
+        "{}",
+        reason(&d, "small1")
+    );
 }
 
 #[test]
 fn two_rebalances_may_not_share_a_host() {
-    let b = ConfigBuilder::new().rebalance("one", &["a", "b"], |_| {}).rebalance("two", &["b", "c"], |_| {});
+    let b = ConfigBuilder::new()
+        .rebalance("one", &["a", "b"], |_| {})
+        .rebalance("two", &["b", "c"], |_| {});
     let errs = desired(&b.config, &skewed()).expect_err("overlap");
-    assert_eq!(errs[0].message, "rebalance \"two\" and rebalance \"one\" both include host b: each would undo the other's moves");
-    assert_eq!(errs[0].span.as_ref(), b.config.rebalances[1].hosts.as_ref().map(|h| &h[0].span));
+    assert_eq!(
+        errs[0].message,
+        "rebalance \"two\" and rebalance \"one\" both include host b: each would undo the other's moves"
+    );
+    assert_eq!(
+        errs[0].span.as_ref(),
+        b.config.rebalances[1].hosts.as_ref().map(|h| &h[0].span)
+    );
 }
 
 #[test]
@@ -135,7 +192,9 @@ fn a_drained_guest_may_be_rebalanced_in_the_same_plan() {
         vec![host("d", 512, 96), host("a", 512, 96), host("b", 512, 96)],
         vec![guest("d1", "d", 64, 4), guest("a1", "a", 256, 4)],
     );
-    let b = ConfigBuilder::new().drain("d").rebalance("ab", &["a", "b"], |_| {});
+    let b = ConfigBuilder::new()
+        .drain("d")
+        .rebalance("ab", &["a", "b"], |_| {});
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["d1"].host, "b");
     let second = desired(&b.config, &after(&topo, &d)).expect("valid");
@@ -144,7 +203,10 @@ fn a_drained_guest_may_be_rebalanced_in_the_same_plan() {
 
 fn history(pairs: &[(&str, &[&str])]) -> History {
     History {
-        departed: pairs.iter().map(|(g, hosts)| (g.to_string(), hosts.iter().map(|h| h.to_string()).collect())).collect::<BTreeMap<_, _>>(),
+        departed: pairs
+            .iter()
+            .map(|(g, hosts)| (g.to_string(), hosts.iter().map(|h| h.to_string()).collect()))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
@@ -155,13 +217,29 @@ fn return_home_brings_guests_back_to_their_oldest_home() {
         vec![host("a", 512, 96), host("b", 512, 96), host("c", 512, 96)],
         vec![guest("x", "c", 64, 4), guest("y", "c", 64, 4)],
     );
-    let b = ConfigBuilder::new().host("a", |h| h.return_home = true).host("b", |h| h.return_home = true);
-    let d = desired_with(&b.config, &topo, &history(&[("x", &["a", "b"]), ("y", &["b"])])).expect("valid");
+    let b = ConfigBuilder::new()
+        .host("a", |h| h.return_home = true)
+        .host("b", |h| h.return_home = true);
+    let d = desired_with(
+        &b.config,
+        &topo,
+        &history(&[("x", &["a", "b"]), ("y", &["b"])]),
+    )
+    .expect("valid");
     assert_eq!(d.guests["x"].host, "a");
     assert_eq!(d.guests["y"].host, "b");
-    assert_eq!(reason(&d, "x"), "return home: berth moved x off a earlier (state journal), and a has return_home = true");
+    assert_eq!(
+        reason(&d, "x"),
+        "return home: berth moved x off a earlier (state journal), and a has return_home = true"
+    );
     // Without history (no state), nothing comes back.
-    assert!(desired(&b.config, &topo).expect("valid").guests.values().all(|g| g.origin == Origin::Stays));
+    assert!(
+        desired(&b.config, &topo)
+            .expect("valid")
+            .guests
+            .values()
+            .all(|g| g.origin == Origin::Stays)
+    );
 }
 
 #[test]
@@ -174,8 +252,14 @@ fn return_home_that_does_not_fit_is_explained_and_the_guest_stays() {
     let d = desired_with(&b.config, &topo, &history(&[("x", &["a"])])).expect("valid");
     assert_eq!(d.guests["x"].host, "c");
     assert_eq!(d.unplaced.len(), 1);
-    assert_eq!((d.unplaced[0].code.as_str(), d.unplaced[0].to.as_str()), ("return_home", "a"));
-    assert_eq!(d.unplaced[0].message, "cannot bring x back to a: only 32 GiB free, 64 GiB needed");
+    assert_eq!(
+        (d.unplaced[0].code.as_str(), d.unplaced[0].to.as_str()),
+        ("return_home", "a")
+    );
+    assert_eq!(
+        d.unplaced[0].message,
+        "cannot bring x back to a: only 32 GiB free, 64 GiB needed"
+    );
 }
 
 #[test]
@@ -185,7 +269,10 @@ fn return_home_and_drain_on_one_host_contradict() {
         h.drain = true;
     });
     let errs = desired(&b.config, &skewed()).expect_err("contradiction");
-    assert_eq!(errs[0].message, "host a has both `return_home` and `drain`: guests cannot come back to a host being emptied");
+    assert_eq!(
+        errs[0].message,
+        "host a has both `return_home` and `drain`: guests cannot come back to a host being emptied"
+    );
 }
 
 /// A rebalance over a large fleet: 2,000 hosts, 20,000 guests, the first 200 hosts twice as
@@ -194,10 +281,16 @@ fn return_home_and_drain_on_one_host_contradict() {
 #[test]
 #[ignore = "large; run explicitly in release mode"]
 fn large_rebalance_stays_fast() {
-    let hosts = (0..2_000).map(|i| host(&format!("h{i:05}"), 1024, 96)).collect();
+    let hosts = (0..2_000)
+        .map(|i| host(&format!("h{i:05}"), 1024, 96))
+        .collect();
     let guests = (0..20_000)
         .map(|i| {
-            let h = if i < 4_000 { i / 20 } else { 200 + (i - 4_000) % 1_800 };
+            let h = if i < 4_000 {
+                i / 20
+            } else {
+                200 + (i - 4_000) % 1_800
+            };
             guest(&format!("g{i:06}"), &format!("h{h:05}"), 32, 4)
         })
         .collect();

@@ -5,7 +5,11 @@ use crate::diff::{DiffError, Origin, desired};
 
 fn fleet() -> crate::inventory::Topology {
     topology(
-        vec![host("exa01adm01.example.com", 512, 96), host("exa01adm02.example.com", 512, 96), host("exa01adm03.example.com", 512, 96)],
+        vec![
+            host("exa01adm01.example.com", 512, 96),
+            host("exa01adm02.example.com", 512, 96),
+            host("exa01adm03.example.com", 512, 96),
+        ],
         vec![
             guest("exa01vm01.a.example.com", "exa01adm01.example.com", 64, 8),
             guest("exa01vm01.b.example.com", "exa01adm02.example.com", 64, 8),
@@ -24,10 +28,20 @@ fn only_error(result: Result<crate::diff::Desired, Vec<DiffError>>) -> DiffError
 fn short_and_full_labels_resolve() {
     let b = ConfigBuilder::new()
         .guest("exa01vm02", Some("exa01adm02"), None)
-        .guest("exa01vm01.b.example.com", Some("exa01adm03.example.com"), None);
+        .guest(
+            "exa01vm01.b.example.com",
+            Some("exa01adm03.example.com"),
+            None,
+        );
     let d = desired(&b.config, &fleet()).expect("valid config");
-    assert_eq!(d.guests["exa01vm02.example.com"].host, "exa01adm02.example.com");
-    assert_eq!(d.guests["exa01vm01.b.example.com"].host, "exa01adm03.example.com");
+    assert_eq!(
+        d.guests["exa01vm02.example.com"].host,
+        "exa01adm02.example.com"
+    );
+    assert_eq!(
+        d.guests["exa01vm01.b.example.com"].host,
+        "exa01adm03.example.com"
+    );
     assert_eq!(d.guests["exa01vm01.a.example.com"].origin, Origin::Stays);
 }
 
@@ -35,17 +49,32 @@ fn short_and_full_labels_resolve() {
 fn unknown_guest_points_at_the_label_and_suggests() {
     let b = ConfigBuilder::new().guest("exa01vm03", Some("exa01adm02"), None);
     let error = only_error(desired(&b.config, &fleet()));
-    assert_eq!(error.span.as_ref(), Some(&b.config.guests["exa01vm03"].name.span));
+    assert_eq!(
+        error.span.as_ref(),
+        Some(&b.config.guests["exa01vm03"].name.span)
+    );
     assert_eq!(error.message, "guest \"exa01vm03\" is not in the topology");
-    assert_eq!(error.help.as_deref(), Some("did you mean guest \"exa01vm02\"?"));
+    assert_eq!(
+        error.help.as_deref(),
+        Some("did you mean guest \"exa01vm02\"?")
+    );
 }
 
 #[test]
 fn ambiguous_short_name_lists_the_full_names() {
     let b = ConfigBuilder::new().guest("exa01vm01", Some("exa01adm02"), None);
     let error = only_error(desired(&b.config, &fleet()));
-    assert_eq!(error.span.as_ref(), Some(&b.config.guests["exa01vm01"].name.span));
-    assert!(error.message.contains("exa01vm01.a.example.com and exa01vm01.b.example.com"), "{}", error.message);
+    assert_eq!(
+        error.span.as_ref(),
+        Some(&b.config.guests["exa01vm01"].name.span)
+    );
+    assert!(
+        error
+            .message
+            .contains("exa01vm01.a.example.com and exa01vm01.b.example.com"),
+        "{}",
+        error.message
+    );
     assert_eq!(error.label, "ambiguous guest name");
 }
 
@@ -53,7 +82,10 @@ fn ambiguous_short_name_lists_the_full_names() {
 fn unknown_host_value_points_at_the_value() {
     let b = ConfigBuilder::new().guest("exa01vm02", Some("exa01adm04"), None);
     let error = only_error(desired(&b.config, &fleet()));
-    let value = b.config.guests["exa01vm02"].host.as_ref().expect("host set");
+    let value = b.config.guests["exa01vm02"]
+        .host
+        .as_ref()
+        .expect("host set");
     assert_eq!(error.span.as_ref(), Some(&value.span));
     assert_eq!(error.guest.as_deref(), Some("exa01vm02.example.com"));
     assert_eq!(error.help.as_deref(), Some("did you mean \"exa01adm01\"?"));
@@ -63,40 +95,70 @@ fn unknown_host_value_points_at_the_value() {
 fn host_name_in_a_guest_block_is_explained() {
     let b = ConfigBuilder::new().guest("exa01adm02", None, None);
     let error = only_error(desired(&b.config, &fleet()));
-    assert!(error.help.as_deref().is_some_and(|h| h.contains("is a host")), "{error:?}");
+    assert!(
+        error
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("is a host")),
+        "{error:?}"
+    );
 }
 
 #[test]
 fn pin_onto_a_drained_host_is_an_error_at_the_value() {
-    let b = ConfigBuilder::new().drain("exa01adm02").guest("exa01vm02", Some("exa01adm02"), None);
+    let b = ConfigBuilder::new()
+        .drain("exa01adm02")
+        .guest("exa01vm02", Some("exa01adm02"), None);
     let error = only_error(desired(&b.config, &fleet()));
-    let value = b.config.guests["exa01vm02"].host.as_ref().expect("host set");
+    let value = b.config.guests["exa01vm02"]
+        .host
+        .as_ref()
+        .expect("host set");
     assert_eq!(error.span.as_ref(), Some(&value.span));
-    assert_eq!(error.message, "guest exa01vm02.example.com is pinned to exa01adm02.example.com, which is drained");
+    assert_eq!(
+        error.message,
+        "guest exa01vm02.example.com is pinned to exa01adm02.example.com, which is drained"
+    );
     assert_eq!(error.label, "drained host");
 }
 
 #[test]
 fn pin_onto_a_disabled_host_is_an_error_unless_already_there() {
-    let onto = ConfigBuilder::new().host("exa01adm02", |h| h.disabled = true).guest("exa01vm02", Some("exa01adm02"), None);
+    let onto = ConfigBuilder::new()
+        .host("exa01adm02", |h| h.disabled = true)
+        .guest("exa01vm02", Some("exa01adm02"), None);
     let error = only_error(desired(&onto.config, &fleet()));
     assert_eq!(error.label, "disabled host");
 
-    let stay = ConfigBuilder::new().host("exa01adm02", |h| h.disabled = true).guest("exa01vm01.b.example.com", Some("exa01adm02"), None);
+    let stay = ConfigBuilder::new()
+        .host("exa01adm02", |h| h.disabled = true)
+        .guest("exa01vm01.b.example.com", Some("exa01adm02"), None);
     assert!(desired(&stay.config, &fleet()).is_ok());
 }
 
 #[test]
 fn the_same_guest_configured_twice_points_at_the_second_block() {
-    let b = ConfigBuilder::new().guest("exa01vm02", Some("exa01adm02"), None).guest("exa01vm02.example.com", None, None);
+    let b = ConfigBuilder::new()
+        .guest("exa01vm02", Some("exa01adm02"), None)
+        .guest("exa01vm02.example.com", None, None);
     let error = only_error(desired(&b.config, &fleet()));
-    assert_eq!(error.span.as_ref(), Some(&b.config.guests["exa01vm02.example.com"].name.span));
-    assert!(error.message.contains("configured twice"), "{}", error.message);
+    assert_eq!(
+        error.span.as_ref(),
+        Some(&b.config.guests["exa01vm02.example.com"].name.span)
+    );
+    assert!(
+        error.message.contains("configured twice"),
+        "{}",
+        error.message
+    );
 }
 
 #[test]
 fn every_error_is_reported_at_once() {
-    let b = ConfigBuilder::new().guest("nope1", None, None).host("nope2", |_| {}).guest("exa01vm02", Some("nope3"), None);
+    let b = ConfigBuilder::new()
+        .guest("nope1", None, None)
+        .host("nope2", |_| {})
+        .guest("exa01vm02", Some("nope3"), None);
     let errors = desired(&b.config, &fleet()).expect_err("three errors");
     assert_eq!(errors.len(), 3, "{errors:#?}");
 }

@@ -7,7 +7,12 @@ use crate::inventory::{GuestState, Topology};
 /// adm01 is drained; adm02 has the most room but holds vm01's RAC peer; adm03 and adm04 are free.
 fn rac_fleet() -> Topology {
     let mut topo = topology(
-        vec![host("exa01adm01", 512, 96), host("exa01adm02", 1024, 96), host("exa01adm03", 512, 96), host("exa01adm04", 512, 96)],
+        vec![
+            host("exa01adm01", 512, 96),
+            host("exa01adm02", 1024, 96),
+            host("exa01adm03", 512, 96),
+            host("exa01adm04", 512, 96),
+        ],
         vec![
             guest("vm01", "exa01adm01", 64, 8),
             guest("vm01b", "exa01adm02", 64, 8),
@@ -46,25 +51,46 @@ fn drain_honours_anti_affinity_and_explains_the_choice() {
 fn biggest_guests_are_placed_first_and_spread_by_free_memory() {
     let topo = topology(
         vec![host("a", 512, 96), host("b", 256, 96), host("c", 256, 96)],
-        vec![guest("small", "a", 32, 2), guest("big", "a", 200, 2), guest("mid", "a", 100, 2)],
+        vec![
+            guest("small", "a", 32, 2),
+            guest("big", "a", 200, 2),
+            guest("mid", "a", 100, 2),
+        ],
     );
     let d = desired(&ConfigBuilder::new().drain("a").config, &topo).expect("valid");
     // big → b (tie on memory and guests with c, b first by name); mid → c; small → c (224 vs 156 free).
     assert_eq!(d.guests["big"].host, "b");
     assert_eq!(d.guests["mid"].host, "c");
     assert_eq!(d.guests["small"].host, "c");
-    assert!(reason(&d, "big").contains("c: as much free memory and as many guests, later in name order"), "{}", reason(&d, "big"));
+    assert!(
+        reason(&d, "big")
+            .contains("c: as much free memory and as many guests, later in name order"),
+        "{}",
+        reason(&d, "big")
+    );
 }
 
 #[test]
 fn placement_counts_vcpus_max_guests_and_shut_off_guests() {
     let mut topo = topology(
-        vec![host("a", 512, 96), host("b", 512, 8), host("c", 256, 96), host("d", 512, 96)],
-        vec![guest("vm", "a", 64, 16), guest("off", "a", 300, 16), guest("d1", "d", 8, 1)],
+        vec![
+            host("a", 512, 96),
+            host("b", 512, 8),
+            host("c", 256, 96),
+            host("d", 512, 96),
+        ],
+        vec![
+            guest("vm", "a", 64, 16),
+            guest("off", "a", 300, 16),
+            guest("d1", "d", 8, 1),
+        ],
     );
     topo.guests.get_mut("off").expect("exists").state = GuestState::ShutOff;
     let b = ConfigBuilder::new().drain("a").host("d", |h| {
-        h.max_guests = Some(crate::config::Spanned { value: 1, span: Default::default() })
+        h.max_guests = Some(crate::config::Spanned {
+            value: 1,
+            span: Default::default(),
+        })
     });
     let d = desired(&b.config, &topo).expect("valid");
     // b has the most memory but only 8 vCPUs; d is at max_guests; c wins.
@@ -80,13 +106,20 @@ fn placement_counts_vcpus_max_guests_and_shut_off_guests() {
 fn no_candidate_is_explained_by_the_smallest_conflicting_set() {
     let mut topo = rac_fleet();
     topo.hosts.get_mut("exa01adm04").expect("exists").reachable = false;
-    topo.hosts.get_mut("exa01adm03").expect("exists").image_version = Some("23.1.0".parse().expect("valid"));
+    topo.hosts
+        .get_mut("exa01adm03")
+        .expect("exists")
+        .image_version = Some("23.1.0".parse().expect("valid"));
     topo.guests.get_mut("vm02").expect("exists").memory_mib = 2048 * GIB;
     let b = ConfigBuilder::new().drain("exa01adm01");
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["vm02"].origin, Origin::Unplaced);
     assert_eq!(d.guests["vm02"].host, "exa01adm01");
-    let problem = d.unplaced.iter().find(|p| p.guest == "vm02").expect("vm02 is unplaced");
+    let problem = d
+        .unplaced
+        .iter()
+        .find(|p| p.guest == "vm02")
+        .expect("vm02 is unplaced");
     assert_eq!(problem.code, "no_target");
     // Memory alone rules out every host: the unreachable host and the old image do not matter.
     assert_eq!(
@@ -100,7 +133,11 @@ fn no_candidate_is_explained_by_the_smallest_conflicting_set() {
     topo.guests.get_mut("vm02").expect("exists").memory_mib = 128 * GIB;
     topo.hosts.get_mut("exa01adm02").expect("exists").memory_mib = 1024 * GIB;
     let d = desired(&b.config, &topo).expect("valid");
-    let problem = d.unplaced.iter().find(|p| p.guest == "vm01").expect("vm01 is unplaced");
+    let problem = d
+        .unplaced
+        .iter()
+        .find(|p| p.guest == "vm01")
+        .expect("vm01 is unplaced");
     assert_eq!(
         problem.message,
         "no host can take vm01 (64 GiB, 8 vCPUs) off drained exa01adm01; the smallest conflicting set is \
@@ -110,7 +147,11 @@ fn no_candidate_is_explained_by_the_smallest_conflicting_set() {
     );
     // moves() passes the problem on.
     let (_, problems) = moves(&b.config, &topo, &d);
-    assert!(problems.iter().any(|p| p.code == "no_target" && p.guest == "vm01"));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.code == "no_target" && p.guest == "vm01")
+    );
 }
 
 #[test]
@@ -120,7 +161,9 @@ fn pinned_moves_are_counted_before_automatic_ones() {
         vec![guest("pinned", "c", 300, 4), guest("auto", "a", 64, 4)],
     );
     // Without the pin b would have the most room (512 against 100 GiB); the pin fills it first.
-    let b = ConfigBuilder::new().drain("a").guest("pinned", Some("b"), None);
+    let b = ConfigBuilder::new()
+        .drain("a")
+        .guest("pinned", Some("b"), None);
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["auto"].host, "c");
 }

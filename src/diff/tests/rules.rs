@@ -28,11 +28,23 @@ fn three_hosts() -> Topology {
 fn anti_affinity_keeps_a_drained_guest_off_its_peers_host() {
     let topo = three_hosts();
     // Without the rule x goes to b, which has the most room.
-    assert_eq!(desired(&ConfigBuilder::new().drain("a").config, &topo).expect("valid").guests["x"].host, "b");
-    let b = ConfigBuilder::new().drain("a").rule(RuleKind::AntiAffinity, "apart", &["x", "y"], &[]);
+    assert_eq!(
+        desired(&ConfigBuilder::new().drain("a").config, &topo)
+            .expect("valid")
+            .guests["x"]
+            .host,
+        "b"
+    );
+    let b = ConfigBuilder::new()
+        .drain("a")
+        .rule(RuleKind::AntiAffinity, "apart", &["x", "y"], &[]);
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["x"].host, "c");
-    assert!(reason(&d, "x").contains("b: anti-affinity apart (y is there)"), "{}", reason(&d, "x"));
+    assert!(
+        reason(&d, "x").contains("b: anti-affinity apart (y is there)"),
+        "{}",
+        reason(&d, "x")
+    );
 }
 
 #[test]
@@ -45,7 +57,13 @@ fn anti_affinity_members_sharing_a_host_are_separated_biggest_stays() {
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["big"].origin, Origin::Stays);
     assert_eq!(d.guests["small"].host, "b");
-    assert!(reason(&d, "small").starts_with("anti-affinity apart: big stays on a: b is the only host that can take it"), "{}", reason(&d, "small"));
+    assert!(
+        reason(&d, "small").starts_with(
+            "anti-affinity apart: big stays on a: b is the only host that can take it"
+        ),
+        "{}",
+        reason(&d, "small")
+    );
 }
 
 #[test]
@@ -56,18 +74,30 @@ fn the_rac_default_can_be_switched_off() {
     assert_eq!(d.guests["x"].host, "c");
     let mut b = ConfigBuilder::new().drain("a");
     b.config.defaults.rac_anti_affinity = false;
-    assert_eq!(desired(&b.config, &topo).expect("valid").guests["x"].host, "b");
+    assert_eq!(
+        desired(&b.config, &topo).expect("valid").guests["x"].host,
+        "b"
+    );
 }
 
 #[test]
 fn an_affinity_group_leaves_a_drained_host_together() {
     let topo = topology(
         vec![host("a", 512, 96), host("b", 512, 96), host("c", 512, 96)],
-        vec![guest("p", "a", 64, 4), guest("q", "a", 64, 4), guest("r", "b", 200, 4)],
+        vec![
+            guest("p", "a", 64, 4),
+            guest("q", "a", 64, 4),
+            guest("r", "b", 200, 4),
+        ],
     );
-    let b = ConfigBuilder::new().drain("a").rule(RuleKind::Affinity, "app", &["p", "q"], &[]);
+    let b = ConfigBuilder::new()
+        .drain("a")
+        .rule(RuleKind::Affinity, "app", &["p", "q"], &[]);
     let d = desired(&b.config, &topo).expect("valid");
-    assert_eq!((d.guests["p"].host.as_str(), d.guests["q"].host.as_str()), ("c", "c"));
+    assert_eq!(
+        (d.guests["p"].host.as_str(), d.guests["q"].host.as_str()),
+        ("c", "c")
+    );
     assert_eq!(
         reason(&d, "q"),
         "drain a; affinity rule \"app\" keeps p, q together: c moves the least memory (128 GiB); \
@@ -98,7 +128,9 @@ fn an_affinity_group_too_big_for_any_host_is_explained() {
         vec![host("a", 1024, 96), host("b", 512, 96), host("c", 512, 96)],
         vec![guest("p", "a", 300, 4), guest("q", "a", 300, 4)],
     );
-    let b = ConfigBuilder::new().drain("a").rule(RuleKind::Affinity, "app", &["p", "q"], &[]);
+    let b = ConfigBuilder::new()
+        .drain("a")
+        .rule(RuleKind::Affinity, "app", &["p", "q"], &[]);
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["p"].origin, Origin::Unplaced);
     assert_eq!(d.unplaced.len(), 1, "{:#?}", d.unplaced);
@@ -116,20 +148,36 @@ fn affinity_and_anti_affinity_on_the_same_guests_contradict() {
         .rule(RuleKind::Affinity, "together", &["x", "y"], &[]);
     let errs = errors(&b, &three_hosts());
     assert_eq!(errs.len(), 1, "{errs:#?}");
-    assert_eq!(errs[0].message, "affinity rule \"together\" puts x and y on one host, but anti-affinity apart keeps them apart");
+    assert_eq!(
+        errs[0].message,
+        "affinity rule \"together\" puts x and y on one host, but anti-affinity apart keeps them apart"
+    );
     assert_eq!(errs[0].span.as_ref(), Some(&b.config.rules[1].name.span));
 }
 
 #[test]
 fn a_pinned_guest_never_moves_and_cannot_sit_on_a_drained_host() {
-    let b = ConfigBuilder::new().drain("a").rule(RuleKind::Pin, "db", &["x"], &[]);
+    let b = ConfigBuilder::new()
+        .drain("a")
+        .rule(RuleKind::Pin, "db", &["x"], &[]);
     let errs = errors(&b, &three_hosts());
-    assert_eq!(errs[0].message, "pin rule \"db\": guest x never moves, but its host a is drained");
-    assert_eq!(errs[0].span.as_ref(), Some(&b.config.rules[0].guests[0].span));
+    assert_eq!(
+        errs[0].message,
+        "pin rule \"db\": guest x never moves, but its host a is drained"
+    );
+    assert_eq!(
+        errs[0].span.as_ref(),
+        Some(&b.config.rules[0].guests[0].span)
+    );
 
-    let b = ConfigBuilder::new().guest("x", Some("c"), None).rule(RuleKind::Pin, "db", &["x"], &[]);
+    let b = ConfigBuilder::new()
+        .guest("x", Some("c"), None)
+        .rule(RuleKind::Pin, "db", &["x"], &[]);
     let errs = errors(&b, &three_hosts());
-    assert_eq!(errs[0].message, "guest x is pinned by pin rule \"db\" (it never moves), but its guest block moves it from a to c");
+    assert_eq!(
+        errs[0].message,
+        "guest x is pinned by pin rule \"db\" (it never moves), but its guest block moves it from a to c"
+    );
 }
 
 #[test]
@@ -138,21 +186,37 @@ fn a_ban_moves_the_guest_off_and_keeps_targets_away() {
     let b = ConfigBuilder::new().rule(RuleKind::Ban, "old", &["x"], &["a", "b"]);
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["x"].host, "c");
-    assert!(reason(&d, "x").starts_with("ban rule \"old\" keeps x off a: c is the only host that can take it"), "{}", reason(&d, "x"));
+    assert!(
+        reason(&d, "x")
+            .starts_with("ban rule \"old\" keeps x off a: c is the only host that can take it"),
+        "{}",
+        reason(&d, "x")
+    );
     let (mvs, problems) = moves(&b.config, &topo, &d);
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(mvs.len(), 1);
 
     // A guest block onto a banned host contradicts the ban.
-    let b = ConfigBuilder::new().guest("y", Some("a"), None).rule(RuleKind::Ban, "old", &["y"], &["a"]);
+    let b =
+        ConfigBuilder::new()
+            .guest("y", Some("a"), None)
+            .rule(RuleKind::Ban, "old", &["y"], &["a"]);
     let errs = errors(&b, &topo);
-    assert_eq!(errs[0].message, "guest y is placed on a, which ban rule \"old\" forbids");
+    assert_eq!(
+        errs[0].message,
+        "guest y is placed on a, which ban rule \"old\" forbids"
+    );
 }
 
 #[test]
 fn max_guests_from_the_defaults_and_vcpu_overcommit_per_host() {
     let topo = topology(
-        vec![host("a", 512, 96), host("b", 1024, 8), host("c", 512, 96), host("d", 256, 96)],
+        vec![
+            host("a", 512, 96),
+            host("b", 1024, 8),
+            host("c", 512, 96),
+            host("d", 256, 96),
+        ],
         vec![guest("x", "a", 64, 12), guest("c1", "c", 8, 1)],
     );
     let mut b = ConfigBuilder::new().drain("a");
@@ -161,11 +225,17 @@ fn max_guests_from_the_defaults_and_vcpu_overcommit_per_host() {
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["x"].host, "d");
     let why = reason(&d, "x");
-    assert!(why.contains("b: only 8 vCPUs of 8 vCPUs free, 12 vCPUs needed"), "{why}");
+    assert!(
+        why.contains("b: only 8 vCPUs of 8 vCPUs free, 12 vCPUs needed"),
+        "{why}"
+    );
     assert!(why.contains("c: already at max_guests = 1"), "{why}");
     // Overcommitting b's CPUs twice makes room for 16 vCPUs.
     let b = b.host("b", |h| h.vcpu_overcommit = Some(2.0));
-    assert_eq!(desired(&b.config, &topo).expect("valid").guests["x"].host, "b");
+    assert_eq!(
+        desired(&b.config, &topo).expect("valid").guests["x"].host,
+        "b"
+    );
 }
 
 #[test]
@@ -181,18 +251,25 @@ fn the_cheapest_move_wins_before_the_least_loaded_host() {
     };
     // Equal costs: the least loaded wins.
     assert_eq!(fleet(&|_| {}).0, "b");
-    let (host, why) = fleet(&|t| t.hosts.get_mut("b").expect("b").cpu_model = Some("Skylake-Server".into()));
+    let (host, why) =
+        fleet(&|t| t.hosts.get_mut("b").expect("b").cpu_model = Some("Skylake-Server".into()));
     assert_eq!(host, "c");
     assert_eq!(
         why,
         "drain a: c is the cheapest move (same CPU model as a, so it can move live); \
          runner-up b: CPU model Skylake-Server differs from a's Icelake-Server (no live migration)"
     );
-    let (host, why) = fleet(&|t| t.hosts.get_mut("b").expect("b").image_version = Some("25.1.0".parse().expect("version")));
+    let (host, why) = fleet(&|t| {
+        t.hosts.get_mut("b").expect("b").image_version = Some("25.1.0".parse().expect("version"))
+    });
     assert_eq!(host, "c");
     assert!(why.ends_with("c is the cheapest move (same image as a); runner-up b: image 25.1.0 differs from a's 24.1.0"), "{why}");
     let (host, why) = fleet(&|t| {
-        let bridge = Interface { kind: InterfaceKind::Bridge, source: "vmbondeth0.120".into(), mac: None };
+        let bridge = Interface {
+            kind: InterfaceKind::Bridge,
+            source: "vmbondeth0.120".into(),
+            mac: None,
+        };
         t.guests.get_mut("x").expect("x").interfaces.push(bridge);
         t.hosts.get_mut("c").expect("c").bridges = Some(["vmbondeth0.120".to_string()].into());
     });
@@ -204,31 +281,56 @@ fn the_cheapest_move_wins_before_the_least_loaded_host() {
 fn evacuation_moves_offline_force_and_needs_a_dead_host() {
     let mut topo = three_hosts();
     topo.hosts.get_mut("a").expect("a").reachable = false;
-    let b = ConfigBuilder::new().evacuate("a").guest("x", None, Some(MigrationMode::Live));
+    let b = ConfigBuilder::new()
+        .evacuate("a")
+        .guest("x", None, Some(MigrationMode::Live));
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["x"].mode, Some(MigrationMode::OfflineForce));
-    assert!(reason(&d, "x").starts_with("evacuate a (dead host, offline_force): b has the most free memory"), "{}", reason(&d, "x"));
+    assert!(
+        reason(&d, "x")
+            .starts_with("evacuate a (dead host, offline_force): b has the most free memory"),
+        "{}",
+        reason(&d, "x")
+    );
     let (mvs, problems) = moves(&b.config, &topo, &d);
     assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!((mvs[0].to.as_str(), mvs[0].mode), ("b", MigrationMode::OfflineForce));
+    assert_eq!(
+        (mvs[0].to.as_str(), mvs[0].mode),
+        ("b", MigrationMode::OfflineForce)
+    );
 
     // A guest block moving a guest off the dead host moves it offline_force too.
-    let placed = ConfigBuilder::new().evacuate("a").guest("x", Some("c"), None);
+    let placed = ConfigBuilder::new()
+        .evacuate("a")
+        .guest("x", Some("c"), None);
     let d = desired(&placed.config, &topo).expect("valid");
     assert_eq!(d.guests["x"].mode, Some(MigrationMode::OfflineForce));
     assert!(moves(&placed.config, &topo, &d).1.is_empty());
 
     let alive = three_hosts();
     let errs = errors(&b, &alive);
-    assert_eq!(errs[0].message, "host a is marked dead (`evacuate = true`), but libvirt on it answers");
+    assert_eq!(
+        errs[0].message,
+        "host a is marked dead (`evacuate = true`), but libvirt on it answers"
+    );
     assert_eq!(errs[0].span.as_ref(), Some(&b.config.hosts["a"].name.span));
 }
 
 #[test]
 fn the_smallest_conflicting_set_names_rules_hosts_and_numbers() {
     let topo = topology(
-        vec![host("h1", 512, 96), host("h2", 512, 96), host("h3", 512, 96), host("h4", 512, 96), host("h5", 32, 96)],
-        vec![guest("m1", "h1", 64, 8), guest("m2", "h2", 64, 8), guest("m3", "h3", 64, 8)],
+        vec![
+            host("h1", 512, 96),
+            host("h2", 512, 96),
+            host("h3", 512, 96),
+            host("h4", 512, 96),
+            host("h5", 32, 96),
+        ],
+        vec![
+            guest("m1", "h1", 64, 8),
+            guest("m2", "h2", 64, 8),
+            guest("m3", "h3", 64, 8),
+        ],
     );
     let b = ConfigBuilder::new()
         .drain("h1")
@@ -257,7 +359,10 @@ fn disruption_budgets_resolve_to_members_for_the_scheduler() {
 
     let b = ConfigBuilder::new().cluster_budget("b", "cl02", 1);
     let errs = errors(&b, &topo);
-    assert_eq!(errs[0].message, "disruption budget \"b\": cluster \"cl02\" is not in es.xml");
+    assert_eq!(
+        errs[0].message,
+        "disruption budget \"b\": cluster \"cl02\" is not in es.xml"
+    );
     assert_eq!(errs[0].help.as_deref(), Some("did you mean \"cl01\"?"));
 }
 
@@ -266,7 +371,16 @@ fn rule_names_are_resolved_with_suggestions() {
     let b = ConfigBuilder::new().rule(RuleKind::Ban, "old", &["xx"], &["d"]);
     let errs = errors(&b, &three_hosts());
     let messages: Vec<&str> = errs.iter().map(|e| e.message.as_str()).collect();
-    assert_eq!(messages, ["ban rule \"old\": guest \"xx\" is not in the topology", "ban rule \"old\": host \"d\" is not in the topology"]);
+    assert_eq!(
+        messages,
+        [
+            "ban rule \"old\": guest \"xx\" is not in the topology",
+            "ban rule \"old\": host \"d\" is not in the topology"
+        ]
+    );
     assert_eq!(errs[0].help.as_deref(), Some("did you mean \"x\"?"));
-    assert_eq!(errs[0].span.as_ref(), Some(&b.config.rules[0].guests[0].span));
+    assert_eq!(
+        errs[0].span.as_ref(),
+        Some(&b.config.rules[0].guests[0].span)
+    );
 }

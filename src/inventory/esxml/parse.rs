@@ -5,17 +5,16 @@
 
 use std::collections::hash_map::Entry;
 
-
 use crate::inventory::size::parse_size_mib;
 use crate::inventory::version::ImageVersion;
 
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
-use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 use super::layout::{EsLayout, HostLayout};
 use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 use super::scan::{
     IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField, scan,
 };
+use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 
 /// Parses and checks an es.xml. `source_name` (usually the path) prefixes every error.
 pub fn parse(source_name: &str, text: &str) -> Result<EsSystem, EsXmlError> {

@@ -11,10 +11,10 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
-use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 use super::layout::{EsLayout, GuestRefSpan, HostLayout};
 use super::model::{EsGuest, EsSystem};
 use super::parse::{parse, parse_with_layout};
+use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 
 /// One guest changing hosts, by es.xml machine ids.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,7 +78,10 @@ pub fn guest_move_edits(
     let checked = check_moves(source_name, text, system, layout, moves)?;
     let removed: HashSet<&str> = moves.iter().map(|m| m.guest_id.as_str()).collect();
     for (m, reference) in moves.iter().zip(&checked) {
-        edits.push(TextEdit { range: removal_range(text, &reference.span), text: String::new() });
+        edits.push(TextEdit {
+            range: removal_range(text, &reference.span),
+            text: String::new(),
+        });
         let target = &layout.hosts[&m.to_host_id];
         edits.push(insertion(
             source_name,
@@ -117,7 +120,11 @@ fn check_moves<'l>(
     for m in moves {
         let guest = m.guest_id.clone();
         let Some(es_guest) = guests.get(m.guest_id.as_str()) else {
-            return Err(failure(None, String::new(), EsXmlErrorKind::MoveUnknownGuest { guest }));
+            return Err(failure(
+                None,
+                String::new(),
+                EsXmlErrorKind::MoveUnknownGuest { guest },
+            ));
         };
         if !seen.insert(m.guest_id.as_str()) {
             return Err(failure(
@@ -198,12 +205,23 @@ fn insertion(
     removed: &HashSet<&str>,
     raw: &str,
 ) -> Result<TextEdit, EsXmlError> {
-    let staying = target.guest_refs.iter().rev().find(|r| !removed.contains(r.guest_id.as_str()));
+    let staying = target
+        .guest_refs
+        .iter()
+        .rev()
+        .find(|r| !removed.contains(r.guest_id.as_str()));
     if let Some(sibling) = staying {
         let span = &sibling.span;
         if alone_on_line(text, span) && line_end(text, span.end) > span.end {
             let at = line_end(text, span.end);
-            return Ok(insert(at, format!("{}{raw}{}", indentation(text, span.start), line_ending(text, at))));
+            return Ok(insert(
+                at,
+                format!(
+                    "{}{raw}{}",
+                    indentation(text, span.start),
+                    line_ending(text, at)
+                ),
+            ));
         }
         return Ok(insert(span.end, raw.to_string()));
     }
@@ -234,11 +252,17 @@ fn insertion(
         }
     };
     let at = line_start(text, close);
-    Ok(insert(at, format!("{indent}{raw}{}", line_ending(text, at))))
+    Ok(insert(
+        at,
+        format!("{indent}{raw}{}", line_ending(text, at)),
+    ))
 }
 
 fn insert(at: usize, text: String) -> TextEdit {
-    TextEdit { range: at..at, text }
+    TextEdit {
+        range: at..at,
+        text,
+    }
 }
 
 fn verify(source_name: &str, rewritten: &str, moves: &[GuestMove]) -> Result<(), EsXmlError> {

@@ -54,7 +54,10 @@ pub fn parse_domain_devices(xml: &str) -> Result<DomainDevices, DomainXmlError> 
 }
 
 fn device_error(element: &str, problem: impl Into<String>) -> DomainXmlError {
-    DomainXmlError::Device { element: element.to_string(), problem: problem.into() }
+    DomainXmlError::Device {
+        element: element.to_string(),
+        problem: problem.into(),
+    }
 }
 
 fn interface(doc: InterfaceDoc, element: &str) -> Result<Interface, DomainXmlError> {
@@ -82,25 +85,38 @@ fn interface(doc: InterfaceDoc, element: &str) -> Result<Interface, DomainXmlErr
         // direct (macvtap), user, ethernet, vhostuser, …: keep what names the host side.
         other => (
             InterfaceKind::Other,
-            source.dev.or(source.bridge).unwrap_or_else(|| other.to_string()),
+            source
+                .dev
+                .or(source.bridge)
+                .unwrap_or_else(|| other.to_string()),
         ),
     };
     Ok(Interface { kind, source, mac })
 }
 
 fn disk(doc: DiskDoc, element: &str) -> Result<Disk, DomainXmlError> {
-    let target = doc.target.ok_or_else(|| device_error(element, "no <target>"))?;
-    let dev = target.dev.ok_or_else(|| device_error(element, "<target> without dev"))?;
-    let source = doc.source.and_then(|s| match (s.file, s.dev, s.pool, s.volume, s.name) {
-        (Some(file), ..) => Some(file),
-        (None, Some(dev), ..) => Some(dev),
-        (None, None, Some(pool), Some(volume), _) => Some(format!("{pool}/{volume}")),
-        (None, None, None, Some(volume), _) => Some(volume),
-        (.., Some(name)) => Some(name),
-        _ => None,
-    });
+    let target = doc
+        .target
+        .ok_or_else(|| device_error(element, "no <target>"))?;
+    let dev = target
+        .dev
+        .ok_or_else(|| device_error(element, "<target> without dev"))?;
+    let source = doc
+        .source
+        .and_then(|s| match (s.file, s.dev, s.pool, s.volume, s.name) {
+            (Some(file), ..) => Some(file),
+            (None, Some(dev), ..) => Some(dev),
+            (None, None, Some(pool), Some(volume), _) => Some(format!("{pool}/{volume}")),
+            (None, None, None, Some(volume), _) => Some(volume),
+            (.., Some(name)) => Some(name),
+            _ => None,
+        });
     // libvirt always writes the bus; an empty string marks a hand-written XML without one.
-    Ok(Disk { target: dev, bus: target.bus.unwrap_or_default(), source })
+    Ok(Disk {
+        target: dev,
+        bus: target.bus.unwrap_or_default(),
+        source,
+    })
 }
 
 fn hostdev(doc: HostdevDoc, element: &str) -> Result<HostDev, DomainXmlError> {
@@ -109,7 +125,10 @@ fn hostdev(doc: HostdevDoc, element: &str) -> Result<HostDev, DomainXmlError> {
     let address = match (kind.as_str(), source.address) {
         ("pci", Some(a)) => a.host_address(element)?,
         ("pci", None) => {
-            return Err(device_error(element, "pci hostdev without <source><address …/>"));
+            return Err(device_error(
+                element,
+                "pci hostdev without <source><address …/>",
+            ));
         }
         (_, Some(a)) => a.describe(),
         (_, None) => match (source.vendor, source.product) {
@@ -277,8 +296,10 @@ fn parse_number(text: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    const KVM_GUEST: &str =
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/oeda-fixtures/kvm_guest.xml"));
+    const KVM_GUEST: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/oeda-fixtures/kvm_guest.xml"
+    ));
 
     #[test]
     fn exadata_guest_bridges_in_document_order() {
@@ -309,7 +330,15 @@ mod tests {
             .map(|i| i.source.as_str())
             .collect();
         // The <source> address (host side), not the guest-side <address> after it.
-        assert_eq!(vfs, vec!["0000:af:00.2", "0000:af:03.2", "0000:af:00.3", "0000:af:03.3"]);
+        assert_eq!(
+            vfs,
+            vec![
+                "0000:af:00.2",
+                "0000:af:03.2",
+                "0000:af:00.3",
+                "0000:af:03.3"
+            ]
+        );
         assert_eq!(d.interfaces.len(), 7);
         assert_eq!(d.interfaces[3].mac.as_deref(), Some("52:54:00:56:16:a1"));
         // SR-IOV NICs are interfaces, not generic host devices.
@@ -321,7 +350,10 @@ mod tests {
         let d = parse_domain_devices(KVM_GUEST).unwrap();
         assert_eq!(d.disks.len(), 8);
         let targets: Vec<&str> = d.disks.iter().map(|x| x.target.as_str()).collect();
-        assert_eq!(targets, vec!["sda", "sdb", "sdc", "sdd", "sde", "sdf", "sdg", "sdh"]);
+        assert_eq!(
+            targets,
+            vec!["sda", "sdb", "sdc", "sdd", "sde", "sdf", "sdg", "sdh"]
+        );
         assert!(d.disks.iter().all(|x| x.bus == "scsi"));
         assert_eq!(
             d.disks[0].source.as_deref(),
@@ -345,16 +377,36 @@ mod tests {
         assert_eq!(
             d.interfaces,
             vec![
-                Interface { kind: InterfaceKind::Network, source: "default".into(), mac: None },
-                Interface { kind: InterfaceKind::Other, source: "eth3".into(), mac: None },
-                Interface { kind: InterfaceKind::Other, source: "user".into(), mac: None },
+                Interface {
+                    kind: InterfaceKind::Network,
+                    source: "default".into(),
+                    mac: None
+                },
+                Interface {
+                    kind: InterfaceKind::Other,
+                    source: "eth3".into(),
+                    mac: None
+                },
+                Interface {
+                    kind: InterfaceKind::Other,
+                    source: "user".into(),
+                    mac: None
+                },
             ]
         );
         assert_eq!(
             d.disks,
             vec![
-                Disk { target: "vda".into(), bus: "virtio".into(), source: Some("p1/v1".into()) },
-                Disk { target: "sdz".into(), bus: "sata".into(), source: None },
+                Disk {
+                    target: "vda".into(),
+                    bus: "virtio".into(),
+                    source: Some("p1/v1".into())
+                },
+                Disk {
+                    target: "sdz".into(),
+                    bus: "sata".into(),
+                    source: None
+                },
                 Disk {
                     target: "vdb".into(),
                     bus: "virtio".into(),
@@ -365,8 +417,14 @@ mod tests {
         assert_eq!(
             d.hostdevs,
             vec![
-                HostDev { kind: "pci".into(), address: "0000:5e:00.1".into() },
-                HostDev { kind: "usb".into(), address: "0x1234:0xbeef".into() },
+                HostDev {
+                    kind: "pci".into(),
+                    address: "0000:5e:00.1".into()
+                },
+                HostDev {
+                    kind: "usb".into(),
+                    address: "0x1234:0xbeef".into()
+                },
             ]
         );
     }
@@ -384,14 +442,20 @@ mod tests {
              <interface type='bridge'/></devices></domain>",
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "interface 2: type 'bridge' without <source bridge=…>");
+        assert_eq!(
+            err.to_string(),
+            "interface 2: type 'bridge' without <source bridge=…>"
+        );
 
         let err = parse_domain_devices(
             "<domain><devices><interface type='hostdev'><source><address type='pci' domain='0x0000' \
              bus='0xzz' slot='0x00' function='0x1'/></source></interface></devices></domain>",
         )
         .unwrap_err();
-        assert_eq!(err.to_string(), "interface 1: PCI address bus='0xzz' is not a number");
+        assert_eq!(
+            err.to_string(),
+            "interface 1: PCI address bus='0xzz' is not a number"
+        );
 
         let err = parse_domain_devices("<domain><devices><disk type='file'/></devices></domain>")
             .unwrap_err();

@@ -42,7 +42,11 @@ fn system() -> EsSystem {
     EsSystem {
         oeda_version: None,
         customer_name: None,
-        hosts: vec![es_host(H1, &[VM1, VM2]), es_host(H2, &[VM3]), es_host(H3, &[])],
+        hosts: vec![
+            es_host(H1, &[VM1, VM2]),
+            es_host(H2, &[VM3]),
+            es_host(H3, &[]),
+        ],
         guests: vec![
             es_guest(VM1, H1, 8, 65536, &["exa01cl01"]),
             es_guest(VM2, H1, 4, 32768, &[]),
@@ -75,7 +79,11 @@ fn domain(
         memory_mib,
         interfaces: bridges
             .iter()
-            .map(|b| Interface { kind: InterfaceKind::Bridge, source: (*b).into(), mac: None })
+            .map(|b| Interface {
+                kind: InterfaceKind::Bridge,
+                source: (*b).into(),
+                mac: None,
+            })
             .chain([Interface {
                 kind: InterfaceKind::Hostdev,
                 source: "0000:3b:02.1".into(),
@@ -118,13 +126,31 @@ fn consistent() -> Vec<Observation> {
         host(
             H1,
             vec![
-                domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0", "vmbondeth0.110"]),
-                domain(VM2, GuestState::ShutOff, 4, 32768, &["vmbondeth0", "vmbondeth0.120"]),
+                domain(
+                    VM1,
+                    GuestState::Running,
+                    8,
+                    65536,
+                    &["vmbondeth0", "vmbondeth0.110"],
+                ),
+                domain(
+                    VM2,
+                    GuestState::ShutOff,
+                    4,
+                    32768,
+                    &["vmbondeth0", "vmbondeth0.120"],
+                ),
             ],
         ),
         host(
             H2,
-            vec![domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0", "vmbondeth0.110"])],
+            vec![domain(
+                VM3,
+                GuestState::Running,
+                8,
+                65536,
+                &["vmbondeth0", "vmbondeth0.110"],
+            )],
         ),
         host(H3, vec![]),
     ]
@@ -157,13 +183,22 @@ fn consistent_inputs_give_no_drift_and_a_full_topology() {
 
     let h1 = &r.topology.hosts[H1];
     assert_eq!(h1.machine_id, format!("{H1}_id"));
-    assert_eq!((h1.memory_mib, h1.cpus, h1.arch.as_deref()), (524288, 96, Some("x86_64")));
+    assert_eq!(
+        (h1.memory_mib, h1.cpus, h1.arch.as_deref()),
+        (524288, 96, Some("x86_64"))
+    );
     assert_eq!(h1.cpu_model.as_deref(), Some("Sapphire Rapids"));
-    assert_eq!(h1.image_version.as_ref().map(|v| v.as_str()), Some("25.1.4.0.0.250614"));
+    assert_eq!(
+        h1.image_version.as_ref().map(|v| v.as_str()),
+        Some("25.1.4.0.0.250614")
+    );
     assert!(h1.reachable);
     assert_eq!(h1.bridges, None);
     assert_eq!(
-        h1.bridges_in_use.iter().map(String::as_str).collect::<Vec<_>>(),
+        h1.bridges_in_use
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         vec!["vmbondeth0", "vmbondeth0.110", "vmbondeth0.120"]
     );
     assert!(r.topology.hosts[H3].bridges_in_use.is_empty());
@@ -184,20 +219,39 @@ fn consistent_inputs_give_no_drift_and_a_full_topology() {
     let cl = &r.topology.clusters["exa01cl01"];
     assert_eq!(cl.id, "exa01cl01_id");
     assert_eq!(cl.members, vec![VM1, VM3]);
-    assert_eq!(r.topology.memory_used_mib(H1), 65536, "the shut-off vm02 holds nothing");
+    assert_eq!(
+        r.topology.memory_used_mib(H1),
+        65536,
+        "the shut-off vm02 holds nothing"
+    );
 }
 
 #[test]
 fn wrong_host_follows_the_policy() {
     let mut obs = consistent();
     // vm02 is defined on adm03, not on adm01 as es.xml says.
-    obs[0] = host(H1, vec![domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0"])]);
-    obs[2] = host(H3, vec![domain(VM2, GuestState::Running, 4, 32768, &["vmbondeth0.120"])]);
+    obs[0] = host(
+        H1,
+        vec![domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0"])],
+    );
+    obs[2] = host(
+        H3,
+        vec![domain(
+            VM2,
+            GuestState::Running,
+            4,
+            32768,
+            &["vmbondeth0.120"],
+        )],
+    );
 
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
     assert_eq!(kinds(&r), vec![DriftKind::WrongHost]);
     let d = &r.drift[0];
-    assert_eq!((d.guest.as_deref(), d.host.as_deref()), (Some(VM2), Some(H3)));
+    assert_eq!(
+        (d.guest.as_deref(), d.host.as_deref()),
+        (Some(VM2), Some(H3))
+    );
     assert_eq!((d.es_xml.as_str(), d.libvirt.as_str()), (H1, H3));
     assert_eq!(
         d.message,
@@ -209,19 +263,29 @@ fn wrong_host_follows_the_policy() {
 
     let r = reconcile(&system(), &obs, DriftPolicy::StopOnDrift);
     assert_eq!(kinds(&r), vec![DriftKind::WrongHost]);
-    assert_eq!(r.topology.guests[VM2].host, H3, "stop-on-drift shows what runs where");
+    assert_eq!(
+        r.topology.guests[VM2].host, H3,
+        "stop-on-drift shows what runs where"
+    );
 
     let r = reconcile(&system(), &obs, DriftPolicy::PreferEsXml);
     assert_eq!(kinds(&r), vec![DriftKind::WrongHost]);
     assert_eq!(r.topology.guests[VM2].host, H1);
     // The host's bridges are what libvirt shows there, whichever side placement follows.
-    assert!(r.topology.hosts[H3].bridges_in_use.contains("vmbondeth0.120"));
+    assert!(
+        r.topology.hosts[H3]
+            .bridges_in_use
+            .contains("vmbondeth0.120")
+    );
 }
 
 #[test]
 fn missing_domain_keeps_es_xml_numbers() {
     let mut obs = consistent();
-    obs[0] = host(H1, vec![domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0"])]);
+    obs[0] = host(
+        H1,
+        vec![domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0"])],
+    );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
     assert_eq!(kinds(&r), vec![DriftKind::MissingDomain]);
     assert_eq!(r.drift[0].guest.as_deref(), Some(VM2));
@@ -258,7 +322,10 @@ fn unreachable_host_reports_once_and_falls_back_to_es_xml() {
     );
     let h1 = &r.topology.hosts[H1];
     assert!(!h1.reachable);
-    assert_eq!((h1.memory_mib, h1.cpus, h1.arch.as_deref()), (524288, 0, None));
+    assert_eq!(
+        (h1.memory_mib, h1.cpus, h1.arch.as_deref()),
+        (524288, 0, None)
+    );
     let vm1 = &r.topology.guests[VM1];
     assert_eq!(
         (vm1.host.as_str(), vm1.state, vm1.vcpus, vm1.memory_mib),
@@ -278,11 +345,23 @@ fn host_without_any_observation_is_unreachable() {
 #[test]
 fn extra_domain_is_reported_not_placed() {
     let mut obs = consistent();
-    obs[2] = host(H3, vec![domain("scratch01", GuestState::Paused, 2, 4096, &["virbr0"])]);
+    obs[2] = host(
+        H3,
+        vec![domain(
+            "scratch01",
+            GuestState::Paused,
+            2,
+            4096,
+            &["virbr0"],
+        )],
+    );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
     assert_eq!(kinds(&r), vec![DriftKind::ExtraDomain]);
     let d = &r.drift[0];
-    assert_eq!((d.guest.as_deref(), d.host.as_deref()), (Some("scratch01"), Some(H3)));
+    assert_eq!(
+        (d.guest.as_deref(), d.host.as_deref()),
+        (Some("scratch01"), Some(H3))
+    );
     assert_eq!(
         d.message,
         format!(
@@ -292,16 +371,31 @@ fn extra_domain_is_reported_not_placed() {
     assert!(!r.topology.guests.contains_key("scratch01"));
     assert!(r.topology.hosts[H3].bridges_in_use.contains("virbr0"));
     // It is never moved, but it holds room the planner must not hand out.
-    assert_eq!((r.topology.hosts[H3].unmanaged_memory_mib, r.topology.hosts[H3].unmanaged_vcpus), (4096, 2));
+    assert_eq!(
+        (
+            r.topology.hosts[H3].unmanaged_memory_mib,
+            r.topology.hosts[H3].unmanaged_vcpus
+        ),
+        (4096, 2)
+    );
 }
 
 #[test]
 fn shut_off_extra_domain_holds_no_room() {
     let mut obs = consistent();
-    obs[2] = host(H3, vec![domain("scratch01", GuestState::ShutOff, 2, 4096, &[])]);
+    obs[2] = host(
+        H3,
+        vec![domain("scratch01", GuestState::ShutOff, 2, 4096, &[])],
+    );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
     assert_eq!(kinds(&r), vec![DriftKind::ExtraDomain]);
-    assert_eq!((r.topology.hosts[H3].unmanaged_memory_mib, r.topology.hosts[H3].unmanaged_vcpus), (0, 0));
+    assert_eq!(
+        (
+            r.topology.hosts[H3].unmanaged_memory_mib,
+            r.topology.hosts[H3].unmanaged_vcpus
+        ),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -345,23 +439,38 @@ fn duplicate_domain_names_both_hosts_and_uses_the_live_copy() {
         ],
     );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
-    assert_eq!(kinds(&r), vec![DriftKind::DuplicateDomain, DriftKind::WrongHost]);
+    assert_eq!(
+        kinds(&r),
+        vec![DriftKind::DuplicateDomain, DriftKind::WrongHost]
+    );
     assert_eq!(r.topology.guests[VM1].host, H2);
 }
 
 #[test]
 fn memory_and_vcpu_mismatches_name_the_numbers() {
     let mut obs = consistent();
-    obs[1] = host(H2, vec![domain(VM3, GuestState::Running, 12, 98304, &["vmbondeth0"])]);
+    obs[1] = host(
+        H2,
+        vec![domain(VM3, GuestState::Running, 12, 98304, &["vmbondeth0"])],
+    );
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
-    assert_eq!(kinds(&r), vec![DriftKind::MemoryMismatch, DriftKind::VcpuMismatch]);
+    assert_eq!(
+        kinds(&r),
+        vec![DriftKind::MemoryMismatch, DriftKind::VcpuMismatch]
+    );
     let (mem, cpu) = (&r.drift[0], &r.drift[1]);
-    assert_eq!((mem.es_xml.as_str(), mem.libvirt.as_str()), ("65536 MiB", "98304 MiB"));
+    assert_eq!(
+        (mem.es_xml.as_str(), mem.libvirt.as_str()),
+        ("65536 MiB", "98304 MiB")
+    );
     assert_eq!(
         mem.message,
         format!("guest {VM3}: es.xml says 65536 MiB of memory, libvirt on host {H2} has 98304 MiB")
     );
-    assert_eq!((cpu.es_xml.as_str(), cpu.libvirt.as_str()), ("8 vCPUs", "12 vCPUs"));
+    assert_eq!(
+        (cpu.es_xml.as_str(), cpu.libvirt.as_str()),
+        ("8 vCPUs", "12 vCPUs")
+    );
     assert_eq!(
         cpu.message,
         format!("guest {VM3}: es.xml says 8 vCPUs, libvirt on host {H2} has 12")
@@ -377,14 +486,20 @@ fn es_xml_without_sizes_is_not_a_mismatch() {
     es.guests[2].vcpus = None;
     es.guests[2].memory_mib = None;
     let mut obs = consistent();
-    obs[1] = host(H2, vec![domain(VM3, GuestState::Running, 12, 98304, &["vmbondeth0"])]);
+    obs[1] = host(
+        H2,
+        vec![domain(VM3, GuestState::Running, 12, 98304, &["vmbondeth0"])],
+    );
     assert_eq!(reconcile(&es, &obs, DriftPolicy::StopOnDrift).drift, vec![]);
 }
 
 #[test]
 fn drift_comes_in_a_fixed_order() {
     let obs = vec![
-        host(H1, vec![domain("zz-extra", GuestState::Running, 1, 1024, &[])]),
+        host(
+            H1,
+            vec![domain("zz-extra", GuestState::Running, 1, 1024, &[])],
+        ),
         down(H2),
         host(
             H3,
@@ -395,8 +510,11 @@ fn drift_comes_in_a_fixed_order() {
         ),
     ];
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
-    let summary: Vec<(DriftKind, Option<&str>)> =
-        r.drift.iter().map(|d| (d.kind, d.guest.as_deref())).collect();
+    let summary: Vec<(DriftKind, Option<&str>)> = r
+        .drift
+        .iter()
+        .map(|d| (d.kind, d.guest.as_deref()))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -412,23 +530,43 @@ fn drift_comes_in_a_fixed_order() {
 #[test]
 fn facts_fill_bridges_and_image_version() {
     let mut r = reconcile(&system(), &consistent(), DriftPolicy::StopOnDrift);
-    let bridges: BTreeSet<String> =
-        ["vmbondeth0", "vmbondeth0.110", "vmeth0"].map(String::from).into();
-    apply_facts(&mut r.topology, H2, bridges.clone(), Some("25.2.0.0.0.251001".parse().unwrap()))
-        .unwrap();
+    let bridges: BTreeSet<String> = ["vmbondeth0", "vmbondeth0.110", "vmeth0"]
+        .map(String::from)
+        .into();
+    apply_facts(
+        &mut r.topology,
+        H2,
+        bridges.clone(),
+        Some("25.2.0.0.0.251001".parse().unwrap()),
+    )
+    .unwrap();
     let h2 = &r.topology.hosts[H2];
     assert_eq!(h2.bridges.as_ref(), Some(&bridges));
-    assert_eq!(h2.image_version.as_ref().map(|v| v.as_str()), Some("25.2.0.0.0.251001"));
+    assert_eq!(
+        h2.image_version.as_ref().map(|v| v.as_str()),
+        Some("25.2.0.0.0.251001")
+    );
 
     apply_facts(&mut r.topology, H3, BTreeSet::new(), None).unwrap();
     assert_eq!(
-        r.topology.hosts[H3].image_version.as_ref().map(|v| v.as_str()),
+        r.topology.hosts[H3]
+            .image_version
+            .as_ref()
+            .map(|v| v.as_str()),
         Some("25.1.4.0.0.250614")
     );
 
-    let err =
-        apply_facts(&mut r.topology, "exa09adm01.example.com", BTreeSet::new(), None).unwrap_err();
-    assert_eq!(err.to_string(), "host exa09adm01.example.com is not a KVM host in es.xml");
+    let err = apply_facts(
+        &mut r.topology,
+        "exa09adm01.example.com",
+        BTreeSet::new(),
+        None,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "host exa09adm01.example.com is not a KVM host in es.xml"
+    );
 }
 
 #[test]
@@ -445,12 +583,24 @@ fn pci_devices_of_every_domain_count_as_in_use() {
     let mut scratch = domain("scratch01", GuestState::ShutOff, 2, 4096, &[]);
     scratch.interfaces[0].source = "0000:5e:02.3".into();
     scratch.hostdevs = vec![
-        HostDev { kind: "pci".into(), address: "0000:af:00.2".into() },
-        HostDev { kind: "usb".into(), address: "0x1234:0xbeef".into() },
+        HostDev {
+            kind: "pci".into(),
+            address: "0000:af:00.2".into(),
+        },
+        HostDev {
+            kind: "usb".into(),
+            address: "0x1234:0xbeef".into(),
+        },
     ];
     obs[2] = host(H3, vec![scratch]);
     let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
-    let in_use = |h: &str| r.topology.hosts[h].vfs_in_use.iter().cloned().collect::<Vec<_>>();
+    let in_use = |h: &str| {
+        r.topology.hosts[h]
+            .vfs_in_use
+            .iter()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
     // adm01's two guests both use 0000:3b:02.1 in the fixture: listed once.
     assert_eq!(in_use(H1), ["0000:3b:02.1"]);
     // A domain es.xml does not know, even shut off, holds its devices.

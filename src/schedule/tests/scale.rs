@@ -21,7 +21,12 @@ fn drain_five_percent_of_a_large_fleet() {
     // Ten guests per host; guests 4k … 4k+3 form cluster k, on four consecutive hosts.
     let guests = (0..100_000).map(|i| {
         let memory_gib = 32 + 32 * (i as u64 % 4);
-        guest(&name(i), &format!("exa{:05}adm", i % 10_000), memory_gib, 4 + (i as u32 % 3) * 2)
+        guest(
+            &name(i),
+            &format!("exa{:05}adm", i % 10_000),
+            memory_gib,
+            4 + (i as u32 % 3) * 2,
+        )
     });
     let mut topo = topology(hosts.collect(), guests.collect());
     for k in 0..25_000 {
@@ -51,5 +56,9 @@ fn drain_five_percent_of_a_large_fleet() {
         total - moved
     );
     assert_eq!(mvs.len(), 5_000);
-    assert!(problems.is_empty(), "{:#?}", &problems[..problems.len().min(3)]);
+    assert!(
+        problems.is_empty(),
+        "{:#?}",
+        &problems[..problems.len().min(3)]
+    );
 }

@@ -1,0 +1,42 @@
+//! The memory allocator berth's binaries use.
+//!
+//! Planning a large fleet builds millions of small strings (es.xml's names, ids and paths) and
+//! frees most of them again; with glibc's malloc a quarter of the planning time went to
+//! allocating and freeing (docs/benchmarks.md). mimalloc halves that. berth is a short-lived
+//! command, so memory freed during a run is kept for reuse rather than handed back to the
+//! operating system in between: handing it back (mimalloc's default purge after 10 ms) made
+//! the reconcile stage twice as slow, for a peak RSS that is the same either way.
+//!
+//! The binary (`src/main.rs`) and the benchmarks declare `#[global_allocator]` with
+//! [`Allocator`] and call [`configure`] first, so the figures in docs/ are those of `berth`.
+
+/// The global allocator type.
+pub type Allocator = mimalloc::MiMalloc;
+
+/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (include/mimalloc.h): the delay in
+/// milliseconds before freed memory is returned to the OS, `-1` for never. libmimalloc-sys
+/// does not name this variant.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tunes the allocator for a short-lived process: freed memory stays with the process.
+pub fn configure() {
+    // SAFETY: `mi_option_set` only stores an integer option; any value is valid for it.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
+/// The purge delay in force, for the test that checks [`configure`] reaches the right option.
+pub fn purge_delay() -> i64 {
+    // SAFETY: reads an integer option.
+    i64::from(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn configure_turns_purging_off() {
+        // mimalloc's documented default is 10 ms; after `configure` it is -1 (never).
+        assert_ne!(super::purge_delay(), -1, "purging is on by default");
+        super::configure();
+        assert_eq!(super::purge_delay(), -1);
+    }
+}
