@@ -1,5 +1,5 @@
 //! Placement invariants on random fleets: seeded generators build 5–20 hosts and 20–100
-//! guests with RAC clusters, anti-affinity, affinity, pin and ban rules, max_guests and vCPU
+//! guests (bridges on hosts and guests, so placement weighs bridges to create) with RAC clusters, anti-affinity, affinity, pin and ban rules, max_guests and vCPU
 //! overcommit (every rule holding at the start), then plan drains and rebalances through the
 //! HCL and check that
 //! - every rule holds in the final placement, and no capacity is exceeded there or at any
@@ -16,8 +16,11 @@ use std::path::Path;
 
 use berth::config::{Config, parse_str};
 use berth::diff::{Desired, Move, MoveProblem, desired, moves};
-use berth::inventory::{Cluster, Guest, GuestState, Host, Topology};
+use berth::inventory::{Cluster, Guest, GuestState, Host, Interface, InterfaceKind, Topology};
 use berth::schedule::{Limits, schedule};
+
+/// Bridges hosts may have and guests may use: placement prefers hosts with fewer to create.
+const BRIDGES: [&str; 4] = ["vmbondeth0", "vmbondeth1", "vmeth100", "vmeth200"];
 
 /// splitmix64: small, seeded, good enough to shuffle fleets.
 struct Rng(u64);
@@ -86,7 +89,13 @@ impl Fleet {
                             .parse()
                             .unwrap(),
                     ),
-                    bridges: Some(BTreeSet::new()),
+                    bridges: Some(
+                        BRIDGES
+                            .iter()
+                            .filter(|_| rng.chance(50))
+                            .map(|b| b.to_string())
+                            .collect(),
+                    ),
                     bridges_in_use: BTreeSet::new(),
                     unmanaged_memory_mib: 0,
                     unmanaged_vcpus: 0,
@@ -118,7 +127,15 @@ impl Fleet {
                     memory_mib: 8 * rng.range(1, 16) as u64 * GIB,
                     image_version: None,
                     clusters: Vec::new(),
-                    interfaces: Vec::new(),
+                    interfaces: BRIDGES
+                        .iter()
+                        .filter(|_| rng.chance(30))
+                        .map(|b| Interface {
+                            kind: InterfaceKind::Bridge,
+                            source: b.to_string(),
+                            mac: None,
+                        })
+                        .collect(),
                     disks: Vec::new(),
                     volumes: Vec::new(),
                     hostdevs: Vec::new(),

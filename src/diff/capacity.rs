@@ -1,8 +1,7 @@
 //! What a host may hold, and a running account of what it holds as moves are decided.
 
-use std::collections::HashMap;
-
 use crate::config::{Defaults, HostIntent};
+use crate::inventory::fast_hash::{FastMap, map_with_capacity};
 use crate::inventory::{Guest, Host, Topology};
 
 use super::ruleset::RuleSet;
@@ -161,24 +160,24 @@ pub struct Load {
 /// The load and the guests of every host, updated move by move: where each guest is, and where
 /// the members of each anti-affinity group are.
 pub(crate) struct Ledger<'t> {
-    loads: HashMap<&'t str, Load>,
-    host_of: HashMap<&'t str, &'t str>,
+    loads: FastMap<&'t str, Load>,
+    host_of: FastMap<&'t str, &'t str>,
     /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → host → members on it.
-    spread: Vec<HashMap<&'t str, Vec<&'t str>>>,
+    spread: Vec<FastMap<&'t str, Vec<&'t str>>>,
     /// Guest → the anti-affinity groups it belongs to.
-    groups_of: HashMap<&'t str, Vec<usize>>,
+    groups_of: FastMap<&'t str, Vec<usize>>,
 }
 
 impl<'t> Ledger<'t> {
     /// The current state of `topo`, in one pass over guests and groups. Group members that are
     /// not in the topology are left out (name resolution has reported them).
     pub fn new(topo: &'t Topology, rules: &RuleSet) -> Self {
-        let mut loads: HashMap<&str, Load> = topo
+        let mut loads: FastMap<&str, Load> = topo
             .hosts
             .keys()
             .map(|h| (h.as_str(), Load::default()))
             .collect();
-        let mut host_of = HashMap::with_capacity(topo.guests.len());
+        let mut host_of = map_with_capacity(topo.guests.len());
         for guest in topo.guests.values() {
             let load = loads.entry(guest.host.as_str()).or_default();
             load.memory_mib += guest.memory_held_mib();
@@ -187,9 +186,9 @@ impl<'t> Ledger<'t> {
             host_of.insert(guest.name.as_str(), guest.host.as_str());
         }
         let mut spread = Vec::with_capacity(rules.anti_affinity.len());
-        let mut groups_of: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut groups_of: FastMap<&str, Vec<usize>> = FastMap::default();
         for (index, group) in rules.anti_affinity.iter().enumerate() {
-            let mut hosts: HashMap<&str, Vec<&str>> = HashMap::new();
+            let mut hosts: FastMap<&str, Vec<&str>> = FastMap::default();
             for member in &group.members {
                 let Some(guest) = topo.guests.get(member) else {
                     continue;

@@ -17,14 +17,20 @@
 //! reason says why its target won and why the runner-up lost.
 //!
 //! Speed: hosts are grouped in classes of equal (architecture, CPU model, image version, known
-//! bridges), every property the static rules and the cost look at; each class keeps its hosts
-//! ranked in a `BTreeSet`. A guest checks the rules and the cost once per class, then walks the
-//! cheapest compatible classes' rankings from the top, skipping only hosts blocked by bans,
-//! anti-affinity, vCPUs or `max_guests`. A drain of thousands of guests over thousands of hosts
-//! therefore costs about `moves × classes × log(hosts)`.
+//! bridges), every property the static rules and the cost look at, and classes in static groups
+//! of equal (architecture, CPU model, image version). The static rules and the cost's host part
+//! run once per group and guest. A guest's bridges are counted through two indexes (bridge →
+//! groups in which every class has it, bridge → the other classes that have it), so only the
+//! classes holding some of its less common bridges are looked at one by one; every other class
+//! of a group costs the same, and its hosts are walked in the group's ranking (a `BTreeSet`,
+//! best first), skipping only hosts blocked by bans, anti-affinity, vCPUs or `max_guests`. A
+//! drain of thousands of guests over thousands of hosts therefore costs about
+//! `moves × (groups + classes with a guest's rarer bridges) × log(hosts)`.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::inventory::fast_hash::FastMap;
 
 use crate::config::MigrationMode;
 use crate::inventory::{Guest, Host, ImageVersion};
@@ -112,15 +118,33 @@ fn known_bridges(host: &Host) -> &BTreeSet<String> {
 /// The hosts that take guests, ranked, and the decisions made on them.
 pub(crate) struct Placer<'t> {
     hosts: Vec<&'t Host>,
-    index_of: HashMap<&'t str, usize>,
+    index_of: FastMap<&'t str, usize>,
     class_of: Vec<usize>,
     classes: Vec<Class<'t>>,
-    /// How many distinct (architecture, CPU model, image) combinations the classes have.
-    static_groups: usize,
-    /// Bridge name → the classes whose hosts have it: with thousands of classes (hosts differ
-    /// by their bridges), counting a guest's bridges per class this way avoids a set lookup per
-    /// class and bridge for every guest placed.
-    classes_with_bridge: HashMap<&'t str, Vec<usize>>,
+    /// Bridge name → the classes whose hosts have it, leaving out the static groups in which
+    /// every class has it: with thousands of classes (hosts differ by their bridges), counting
+    /// a guest's bridges per class this way avoids a set lookup per class and bridge for every
+    /// guest placed.
+    classes_with_bridge: FastMap<&'t str, Vec<usize>>,
+    /// Bridge name → the static groups in which every class has it (a bridge every host has,
+    /// such as the admin network's): counted once per group, not per class.
+    groups_with_bridge: FastMap<&'t str, Vec<usize>>,
+    /// Per static group, all its hosts ranked: the classes that have none of a guest's bridges
+    /// all cost the same, so their hosts are walked in one ranking instead of class by class.
+    group_ranking: Vec<BTreeSet<Rank>>,
+    /// Per static group, its first classes in class order ([`OTHERS_IN_REASON`] at most): the
+    /// incompatible classes a reason names.
+    group_first_classes: Vec<Vec<usize>>,
+    /// Scratch for [`Placer::place`]: per class, how many of the guest's bridges it has.
+    bridges_present: Vec<usize>,
+}
+
+/// Classes that cost the same for a guest: classes with some of its bridges one by one, and
+/// static groups whose classes with none of its bridges all belong here.
+#[derive(Default)]
+struct Tier {
+    classes: Vec<usize>,
+    groups: Vec<usize>,
 }
 
 /// The best host found in a walk, and better-ranked hosts that failed with why.
@@ -169,28 +193,77 @@ impl<'t> Placer<'t> {
             .enumerate()
             .map(|(i, h)| (h.name.as_str(), i))
             .collect();
-        let mut classes_with_bridge: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (c, class) in classes.iter().enumerate() {
+        let static_groups = static_index.len();
+        let mut classes_in_group = vec![0usize; static_groups];
+        let mut with_bridge_in_group: FastMap<(&str, usize), usize> = FastMap::default();
+        for class in &classes {
+            classes_in_group[class.static_group] += 1;
             for bridge in class.bridges {
-                classes_with_bridge
-                    .entry(bridge.as_str())
-                    .or_default()
-                    .push(c);
+                *with_bridge_in_group
+                    .entry((bridge.as_str(), class.static_group))
+                    .or_default() += 1;
             }
         }
+        let everywhere_in_group = |bridge: &str, group: usize| {
+            with_bridge_in_group.get(&(bridge, group)) == Some(&classes_in_group[group])
+        };
+        let mut classes_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
+        for (c, class) in classes.iter().enumerate() {
+            for bridge in class.bridges {
+                if !everywhere_in_group(bridge, class.static_group) {
+                    classes_with_bridge
+                        .entry(bridge.as_str())
+                        .or_default()
+                        .push(c);
+                }
+            }
+        }
+        let mut groups_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
+        let mut universal: Vec<(&str, usize)> = with_bridge_in_group
+            .keys()
+            .filter(|(bridge, group)| everywhere_in_group(bridge, *group))
+            .copied()
+            .collect();
+        universal.sort_unstable();
+        for (bridge, group) in universal {
+            groups_with_bridge.entry(bridge).or_default().push(group);
+        }
+        let mut group_first_classes = vec![Vec::new(); static_groups];
+        for (c, class) in classes.iter().enumerate() {
+            let first = &mut group_first_classes[class.static_group];
+            if first.len() < OTHERS_IN_REASON {
+                first.push(c);
+            }
+        }
+        let bridges_present = vec![0; classes.len()];
         let mut placer = Placer {
             hosts,
             index_of,
             class_of,
             classes,
-            static_groups: static_index.len(),
             classes_with_bridge,
+            groups_with_bridge,
+            group_ranking: vec![BTreeSet::new(); static_groups],
+            group_first_classes,
+            bridges_present,
         };
         for i in 0..placer.hosts.len() {
             let rank = placer.rank(i, world, ledger);
-            placer.classes[placer.class_of[i]].ranking.insert(rank);
+            placer.insert_rank(i, rank);
         }
         placer
+    }
+
+    fn insert_rank(&mut self, host: usize, rank: Rank) {
+        let class = &mut self.classes[self.class_of[host]];
+        class.ranking.insert(rank);
+        self.group_ranking[class.static_group].insert(rank);
+    }
+
+    fn remove_rank(&mut self, host: usize, rank: &Rank) {
+        let class = &mut self.classes[self.class_of[host]];
+        class.ranking.remove(rank);
+        self.group_ranking[class.static_group].remove(rank);
     }
 
     fn rank(&self, host: usize, world: &World, ledger: &Ledger) -> Rank {
@@ -220,12 +293,12 @@ impl<'t> Placer<'t> {
             .collect();
         for &host in &touched {
             let rank = self.rank(host, world, ledger);
-            self.classes[self.class_of[host]].ranking.remove(&rank);
+            self.remove_rank(host, &rank);
         }
         ledger.apply(guest, to);
         for &host in &touched {
             let rank = self.rank(host, world, ledger);
-            self.classes[self.class_of[host]].ranking.insert(rank);
+            self.insert_rank(host, rank);
         }
     }
 
@@ -245,59 +318,91 @@ impl<'t> Placer<'t> {
         let source = world.topo.hosts.get(&guest.host);
         let wanted = guest.bridges();
 
-        let mut tiers: BTreeMap<Cost, Vec<usize>> = BTreeMap::new();
-        let mut incompatible: Vec<(usize, String)> = Vec::new();
-        // Classes differ by bridges too (for the cost), but the static checks read only the
-        // host's architecture, CPU model and image (candidates all answer and take guests):
-        // check each such combination once per guest, not once per class.
-        let mut static_checked: Vec<Option<Option<Violation>>> = vec![None; self.static_groups];
+        // The static checks read only the host's architecture, CPU model and image (candidates
+        // all answer and take guests): check each such group once per guest, not once per class.
+        let checked: Vec<Option<Violation>> = self
+            .group_first_classes
+            .iter()
+            .map(|classes| {
+                let representative = self.hosts[self.classes[classes[0]].representative];
+                static_violations(world, guest, mode, representative)
+                    .into_iter()
+                    .next()
+            })
+            .collect();
         // The cost's host part (CPU model, image) is also per static group; its bridge part is
-        // the wanted bridges a class lacks, counted through the bridge index.
-        let mut host_cost: Vec<Option<Cost>> = vec![None; self.static_groups];
-        let mut bridges_present = vec![0usize; self.classes.len()];
+        // the wanted bridges a class lacks, counted through the bridge indexes: per group for
+        // bridges all its classes have, per class for the others.
+        let host_cost: Vec<Cost> = self
+            .group_first_classes
+            .iter()
+            .map(|classes| {
+                let representative = self.hosts[self.classes[classes[0]].representative];
+                self.cost(source, representative, &BTreeSet::new(), &BTreeSet::new())
+            })
+            .collect();
+        let mut everywhere = vec![0usize; checked.len()];
+        let mut with_bridges: Vec<usize> = Vec::new();
         for bridge in &wanted {
+            for &group in self
+                .groups_with_bridge
+                .get(bridge.as_str())
+                .into_iter()
+                .flatten()
+            {
+                everywhere[group] += 1;
+            }
             for &c in self
                 .classes_with_bridge
                 .get(bridge.as_str())
                 .into_iter()
                 .flatten()
             {
-                bridges_present[c] += 1;
+                if self.bridges_present[c] == 0 {
+                    with_bridges.push(c);
+                }
+                self.bridges_present[c] += 1;
             }
         }
-        for (c, class) in self.classes.iter().enumerate() {
-            let representative = self.hosts[class.representative];
-            let first = static_checked[class.static_group]
-                .get_or_insert_with(|| {
-                    static_violations(world, guest, mode, representative)
-                        .into_iter()
-                        .next()
-                })
-                .clone();
-            match first {
-                None => {
-                    let host_part = *host_cost[class.static_group].get_or_insert_with(|| {
-                        self.cost(source, representative, &BTreeSet::new(), &BTreeSet::new())
-                    });
-                    let cost = Cost {
-                        bridges_to_create: wanted.len() - bridges_present[c],
-                        ..host_part
-                    };
-                    tiers.entry(cost).or_default().push(c)
-                }
-                Some(violation) => {
-                    if let Some(top) = class.ranking.first() {
-                        incompatible.push((top.host, violation.detail));
-                    }
-                }
+        let mut tiers: BTreeMap<Cost, Tier> = BTreeMap::new();
+        for &c in &with_bridges {
+            let group = self.classes[c].static_group;
+            if checked[group].is_none() {
+                let cost = Cost {
+                    bridges_to_create: wanted.len() - everywhere[group] - self.bridges_present[c],
+                    ..host_cost[group]
+                };
+                tiers.entry(cost).or_default().classes.push(c);
             }
         }
-        let tiers: Vec<(Cost, Vec<usize>)> = tiers.into_iter().collect();
+        for (group, violation) in checked.iter().enumerate() {
+            if violation.is_none() {
+                let cost = Cost {
+                    bridges_to_create: wanted.len() - everywhere[group],
+                    ..host_cost[group]
+                };
+                tiers.entry(cost).or_default().groups.push(group);
+            }
+        }
+        // The first incompatible classes in class order, by their best-ranked host.
+        let mut incompatible: Vec<(usize, usize)> = checked
+            .iter()
+            .enumerate()
+            .filter(|(_, violation)| violation.is_some())
+            .flat_map(|(group, _)| {
+                self.group_first_classes[group]
+                    .iter()
+                    .map(move |&c| (c, group))
+            })
+            .collect();
+        incompatible.sort_unstable();
+        incompatible.truncate(OTHERS_IN_REASON);
+        let tiers: Vec<(Cost, Tier)> = tiers.into_iter().collect();
 
         let mut passed_over: Vec<(Rank, String)> = Vec::new();
         let mut winner: Option<(usize, Rank)> = None;
-        for (t, (_, classes)) in tiers.iter().enumerate() {
-            let walk = self.best(world, ledger, classes, guest, need, current, None);
+        for (t, (_, members)) in tiers.iter().enumerate() {
+            let walk = self.best(world, ledger, members, guest, need, current, None);
             passed_over.extend(walk.passed_over);
             if let Some(best) = walk.best {
                 winner = Some((t, best));
@@ -305,16 +410,17 @@ impl<'t> Placer<'t> {
             }
         }
         let Some((tier, winner)) = winner else {
+            self.clear_bridges_present(&with_bridges);
             return Outcome::Unplaced(self.unplaced(world, ledger, request, mode, need));
         };
         // The runner-up search also finds the hosts between the winner and the runner-up that
         // fail a rule: with no runner-up, they say why the winner is the only host.
         let mut runner_up = None;
-        for (t, (_, classes)) in tiers.iter().enumerate().skip(tier) {
+        for (t, (_, members)) in tiers.iter().enumerate().skip(tier) {
             let walk = self.best(
                 world,
                 ledger,
-                classes,
+                members,
                 guest,
                 need,
                 current,
@@ -375,16 +481,17 @@ impl<'t> Placer<'t> {
         let others = passed_over
             .iter()
             .map(|(rank, why)| format!("{}: {why}", names(rank)))
-            .chain(
-                incompatible
-                    .iter()
-                    .map(|(host, why)| format!("{}: {why}", self.hosts[*host].name)),
-            );
+            .chain(incompatible.iter().filter_map(|&(class, group)| {
+                let top = self.classes[class].ranking.first()?;
+                let why = checked[group].as_ref().map_or("", |v| v.detail.as_str());
+                Some(format!("{}: {why}", self.hosts[top.host].name))
+            }));
         for other in others.take(OTHERS_IN_REASON) {
             reason.push_str("; ");
             reason.push_str(&other);
         }
 
+        self.clear_bridges_present(&with_bridges);
         let target = self.hosts[winner.host];
         self.apply(world, ledger, guest, &target.name);
         Outcome::Chosen {
@@ -393,15 +500,23 @@ impl<'t> Placer<'t> {
         }
     }
 
-    /// The best-ranked host of `classes` that passes the rules depending on load, leaving out
+    fn clear_bridges_present(&mut self, classes: &[usize]) {
+        for &c in classes {
+            self.bridges_present[c] = 0;
+        }
+    }
+
+    /// The best-ranked host of `tier` that passes the rules depending on load, leaving out
     /// the guest's current host and `excluded`. Better-ranked hosts that fail come back in
-    /// [`Walk::passed_over`], with the first class's host that lacks memory when none passes.
+    /// [`Walk::passed_over`], with the best-ranked host that lacks memory when none passes.
+    /// A static group of the tier is walked in its ranking, skipping the hosts of classes with
+    /// some of the guest's bridges (they belong to cheaper tiers).
     #[allow(clippy::too_many_arguments)]
     fn best(
         &self,
         world: &World,
         ledger: &Ledger,
-        classes: &[usize],
+        tier: &Tier,
         guest: &Guest,
         need: Need,
         current: Option<usize>,
@@ -409,12 +524,24 @@ impl<'t> Placer<'t> {
     ) -> Walk {
         let mut walk = Walk::default();
         let mut short_of_memory: Option<(Rank, String)> = None;
-        for &class in classes {
-            for rank in &self.classes[class].ranking {
+        let rankings = tier
+            .classes
+            .iter()
+            .map(|&class| (&self.classes[class].ranking, false))
+            .chain(
+                tier.groups
+                    .iter()
+                    .map(|&group| (&self.group_ranking[group], true)),
+            );
+        for (ranking, skip_with_bridges) in rankings {
+            for rank in ranking {
                 if walk.best.is_some_and(|b| *rank > b) {
                     break;
                 }
-                if Some(rank.host) == current || Some(rank.host) == excluded {
+                if Some(rank.host) == current
+                    || Some(rank.host) == excluded
+                    || (skip_with_bridges && self.bridges_present[self.class_of[rank.host]] > 0)
+                {
                     continue;
                 }
                 if rank.free_memory() < need.memory as i64 {
