@@ -221,3 +221,20 @@ fn dash_evacuate_defines_the_guests_of_a_dead_host_elsewhere_offline_force() {
         );
     }
 }
+
+#[test]
+fn plan_and_apply_help_list_the_intent_flags() {
+    for command in ["plan", "apply"] {
+        let out = berth(&example("drain-host"), &[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in [
+            "--drain <HOST>",
+            "--evacuate <HOST>",
+            "--return-home <HOST>",
+            "--rebalance",
+        ] {
+            assert!(help.contains(flag), "{command} --help lacks {flag}:\n{help}");
+        }
+    }
+}
