@@ -508,7 +508,11 @@ fn apply_with_an_intent_flag_plans_with_it_and_applies_that_plan() {
 
     // The flag plans what `berth plan -drain` shows, and applies it.
     let planned: Value = serde_json::from_slice(
-        &berth(dir, &["plan", "--json", "-lock=false", "-drain", "exa01adm01"]).stdout,
+        &berth(
+            dir,
+            &["plan", "--json", "-lock=false", "-drain", "exa01adm01"],
+        )
+        .stdout,
     )
     .unwrap();
     assert_eq!(planned["moves"].as_array().unwrap().len(), 3);
@@ -532,7 +536,10 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
     let saved = dir.join("drain.berth");
     let saved = saved.to_str().unwrap();
     assert_exit(
-        &berth(dir, &["plan", "-drain", "exa01adm01", &format!("-out={saved}")]),
+        &berth(
+            dir,
+            &["plan", "-drain", "exa01adm01", &format!("-out={saved}")],
+        ),
         0,
     );
     for flags in [
@@ -548,7 +555,9 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
         let err = stderr(&out);
         assert!(
             err.contains(&format!("{saved} is a saved plan"))
-                && err.contains("intent flags (-drain, -evacuate, -return-home, -rebalance) cannot change it"),
+                && err.contains(
+                    "intent flags (-drain, -evacuate, -return-home, -rebalance) cannot change it"
+                ),
             "{flags:?}: {err}"
         );
         assert!(!state_path(dir).exists(), "{flags:?}: nothing ran");

@@ -234,7 +234,78 @@ fn plan_and_apply_help_list_the_intent_flags() {
             "--return-home <HOST>",
             "--rebalance",
         ] {
-            assert!(help.contains(flag), "{command} --help lacks {flag}:\n{help}");
+            assert!(
+                help.contains(flag),
+                "{command} --help lacks {flag}:\n{help}"
+            );
         }
     }
+}
+
+/// A state file in `dir` whose journal has one live move of `guest` from `home` to where es.xml
+/// has it now (exa01adm01), routed through `pivot`: two completed migrations of one plan.
+fn journal_pivoted_move(dir: &Path, guest: &str, home: &str, pivot: &str) {
+    use berth::schedule::StepKind;
+    use berth::state::{JournalEntry, State, StateStore, StepStatus};
+    let hop = |step_id: &str, from: &str, to: &str, minute: u32| JournalEntry {
+        plan_id: "swap".into(),
+        step_id: step_id.into(),
+        kind: StepKind::MigrateGuest,
+        guest: guest.into(),
+        from: from.into(),
+        to: to.into(),
+        status: StepStatus::Done,
+        started_at: None,
+        finished_at: chrono::DateTime::from_timestamp(60 * i64::from(minute), 0),
+        error: None,
+    };
+    let mut state = State::new();
+    state.journal = vec![
+        hop(&format!("{guest}:MIGRATE_GUEST"), home, pivot, 1),
+        hop(
+            &format!("{guest}:MIGRATE_GUEST#2"),
+            pivot,
+            "exa01adm01.example.com",
+            2,
+        ),
+    ];
+    let path = dir.join("state/berth.state.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    StateStore::open(&path).unwrap().save(&mut state).unwrap();
+}
+
+#[test]
+fn return_home_takes_a_guest_back_to_where_it_was_before_a_pivoted_move_never_to_the_pivot() {
+    // The example (with its SR-IOV pools) without its drain.
+    let dir = example_edited("drain-host", "  drain = true\n", "  drain = false\n");
+    let vm02 = "exa01adm01vm02.example.com";
+    journal_pivoted_move(
+        dir.path(),
+        vm02,
+        "exa01adm02.example.com",
+        "exa01adm03.example.com",
+    );
+    // vm02 only passed through exa01adm03: nothing of it to bring back there.
+    let pivot = json(dir.path(), &["-return-home", "exa01adm03"]);
+    assert!(
+        pivot["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        pivot["errors"]
+    );
+    assert!(moves(&pivot).is_empty(), "{:#?}", moves(&pivot));
+    // Its home is exa01adm02, where it was before the move.
+    let home = json(dir.path(), &["-return-home", "exa01adm02"]);
+    assert!(
+        home["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        home["errors"]
+    );
+    let moves = moves(&home);
+    assert_eq!(moves.len(), 1, "{moves:#?}");
+    let (from, to, _, reason) = &moves[vm02];
+    assert_eq!(
+        (from.as_str(), to.as_str()),
+        ("exa01adm01.example.com", "exa01adm02.example.com")
+    );
+    assert!(reason.starts_with("return home: "), "{reason}");
 }
