@@ -309,3 +309,47 @@ fn return_home_takes_a_guest_back_to_where_it_was_before_a_pivoted_move_never_to
     );
     assert!(reason.starts_with("return home: "), "{reason}");
 }
+
+#[test]
+fn a_plan_says_when_a_rebalance_stopped_at_its_budget_in_text_and_json() {
+    let dir = example_edited("rebalance", "  max_moves = 4\n", "  max_moves = 1\n");
+    let plan = json(dir.path(), &[]);
+    assert_eq!(moves(&plan).len(), 1);
+    let outcome = &plan["rebalances"][0];
+    assert_eq!(outcome["name"], "rack1");
+    assert_eq!(outcome["stop"], "budget");
+    assert_eq!(outcome["budget"], serde_json::json!(["max_moves = 1"]));
+    assert_eq!(outcome["moves"], 1);
+    let after = outcome["spreads"][0]["after"].as_f64().unwrap();
+    let above = outcome["above_threshold"].as_f64().unwrap();
+    assert!(
+        after > 0.10 && (above - (after - 0.10)).abs() < 1e-9,
+        "{outcome}"
+    );
+    assert!(
+        (spread(&used_after(&plan)) - after).abs() < 1e-9,
+        "{outcome}"
+    );
+    let message = outcome["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("rebalance \"rack1\" stopped at its budget (max_moves = 1) after 1 move: memory spread 66.7% → ")
+            && message.ends_with(&format!(
+                "still {:.1} points above the threshold of 10.0%; the next plan continues it",
+                above * 100.0
+            )),
+        "{message}"
+    );
+
+    let text = berth(dir.path(), &["plan", "-no-color"]);
+    assert_eq!(text.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&text.stdout);
+    let section = &text[text.find("\nRebalance:\n").expect("a Rebalance section")..];
+    let section = &section[..section.find("\nHosts").unwrap()];
+    let joined = section.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(joined.contains(&format!("~ {message}")), "{section}");
+
+    // Without the cut, the rebalance completes within its threshold, and says so.
+    let full = json(&example("rebalance"), &[]);
+    assert_eq!(full["rebalances"][0]["stop"], "within_threshold");
+    assert_eq!(full["rebalances"][0]["above_threshold"], 0.0);
+}

@@ -20,7 +20,7 @@ use super::capacity::{HostRules, Ledger};
 use super::error::DiffError;
 use super::fit::{World, all_violations, describe};
 use super::intents::{self, Fixed};
-use super::model::MoveProblem;
+use super::model::{MoveProblem, RebalanceOutcome};
 use super::placement::{Outcome, Placer, Request};
 use super::rebalance::rebalance;
 use super::resolve::NameIndex;
@@ -39,6 +39,9 @@ pub struct Desired {
     pub unplaced: Vec<MoveProblem>,
     /// The placement rules, resolved (the scheduler reads the disruption budgets here).
     pub rules: RuleSet,
+    /// How each `rebalance` ended, in configuration order (one that has fewer than two hosts
+    /// taking guests has nothing to even out and is not listed).
+    pub rebalances: Vec<RebalanceOutcome>,
 }
 
 /// Where one guest should be, and why.
@@ -146,6 +149,7 @@ pub fn desired_with(
         decided: BTreeMap::new(),
         settled: BTreeSet::new(),
         unplaced: Vec::new(),
+        rebalances: Vec::new(),
         errors: Vec::new(),
     };
     planner.configured();
@@ -162,6 +166,7 @@ pub fn desired_with(
     let Planner {
         mut decided,
         unplaced,
+        rebalances,
         ..
     } = planner;
     let guests = topo
@@ -181,6 +186,7 @@ pub fn desired_with(
         hosts,
         unplaced,
         rules: resolved.rules,
+        rebalances,
     })
 }
 
@@ -228,6 +234,7 @@ struct Planner<'w, 'a, 't> {
     /// unplaced, or in an affinity group.
     settled: BTreeSet<String>,
     unplaced: Vec<MoveProblem>,
+    rebalances: Vec<RebalanceOutcome>,
     errors: Vec<DiffError>,
 }
 
@@ -644,11 +651,13 @@ impl<'t> Planner<'_, '_, 't> {
         let settled = &self.settled;
         let movable = |guest: &Guest| !settled.contains(&guest.name);
         // A guest moved twice keeps the last decision: its final host and why.
-        let decisions: BTreeMap<String, _> =
-            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable)
-                .into_iter()
-                .map(|d| (d.guest.name.clone(), d))
-                .collect();
+        let (decisions, outcome) =
+            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable);
+        self.rebalances.extend(outcome);
+        let decisions: BTreeMap<String, _> = decisions
+            .into_iter()
+            .map(|d| (d.guest.name.clone(), d))
+            .collect();
         for (name, decision) in decisions {
             let previous = self.decided.remove(&name);
             let reason = match previous.as_ref().map(|p| &p.origin) {
