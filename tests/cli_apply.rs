@@ -486,3 +486,85 @@ fn replan_drops_an_unfinished_plan_and_names_the_guests_it_left_stopped() {
     );
     assert!(text.contains("Apply complete!"), "{text}");
 }
+
+/// The drain lab with its `drain = true` line taken out: nothing to do without a flag.
+fn undrained_lab() -> tempfile::TempDir {
+    let lab = drain_lab();
+    let hcl = lab.path().join("main.hcl");
+    let text = read(&hcl);
+    assert!(text.contains("  drain = true\n"), "{text}");
+    std::fs::write(&hcl, text.replacen("  drain = true\n", "", 1)).unwrap();
+    lab
+}
+
+#[test]
+fn apply_with_an_intent_flag_plans_with_it_and_applies_that_plan() {
+    let lab = undrained_lab();
+    let dir = lab.path();
+    let plain = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&plain, 0);
+    assert!(!stdout(&plain).contains("Moves ("), "{}", stdout(&plain));
+    assert!(!state_path(dir).exists(), "nothing ran");
+
+    // The flag plans what `berth plan -drain` shows, and applies it.
+    let planned: Value = serde_json::from_slice(
+        &berth(
+            dir,
+            &["plan", "--json", "-lock=false", "-drain", "exa01adm01"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(planned["moves"].as_array().unwrap().len(), 3);
+    let out = berth(dir, &["apply", "-auto-approve", "-drain", "exa01adm01"]);
+    assert_exit(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("Moves (3)"), "{text}");
+    assert!(
+        text.contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."),
+        "{text}"
+    );
+    for (guest, host, _) in TARGETS {
+        assert_eq!(es_host(dir, guest), host, "{guest}");
+    }
+}
+
+#[test]
+fn apply_refuses_intent_flags_with_a_saved_plan() {
+    let lab = undrained_lab();
+    let dir = lab.path();
+    let saved = dir.join("drain.berth");
+    let saved = saved.to_str().unwrap();
+    assert_exit(
+        &berth(
+            dir,
+            &["plan", "-drain", "exa01adm01", &format!("-out={saved}")],
+        ),
+        0,
+    );
+    for flags in [
+        &["-drain", "exa01adm01"][..],
+        &["-rebalance"],
+        &["-evacuate", "exa01adm02"],
+        &["-return-home", "exa01adm01"],
+    ] {
+        let mut args = vec!["apply", saved];
+        args.extend_from_slice(flags);
+        let out = berth(dir, &args);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{saved} is a saved plan"))
+                && err.contains(
+                    "intent flags (-drain, -evacuate, -return-home, -rebalance) cannot change it"
+                ),
+            "{flags:?}: {err}"
+        );
+        assert!(!state_path(dir).exists(), "{flags:?}: nothing ran");
+    }
+    // Without the flags, the saved plan (made with -drain) is applied as it is.
+    let out = berth(dir, &["apply", saved]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
+    assert_eq!(es_host(dir, VM01), ADM03);
+}

@@ -221,3 +221,135 @@ fn dash_evacuate_defines_the_guests_of_a_dead_host_elsewhere_offline_force() {
         );
     }
 }
+
+#[test]
+fn plan_and_apply_help_list_the_intent_flags() {
+    for command in ["plan", "apply"] {
+        let out = berth(&example("drain-host"), &[command, "--help"]);
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8_lossy(&out.stdout);
+        for flag in [
+            "--drain <HOST>",
+            "--evacuate <HOST>",
+            "--return-home <HOST>",
+            "--rebalance",
+        ] {
+            assert!(
+                help.contains(flag),
+                "{command} --help lacks {flag}:\n{help}"
+            );
+        }
+    }
+}
+
+/// A state file in `dir` whose journal has one live move of `guest` from `home` to where es.xml
+/// has it now (exa01adm01), routed through `pivot`: two completed migrations of one plan.
+fn journal_pivoted_move(dir: &Path, guest: &str, home: &str, pivot: &str) {
+    use berth::schedule::StepKind;
+    use berth::state::{JournalEntry, State, StateStore, StepStatus};
+    let hop = |step_id: &str, from: &str, to: &str, minute: u32| JournalEntry {
+        plan_id: "swap".into(),
+        step_id: step_id.into(),
+        kind: StepKind::MigrateGuest,
+        guest: guest.into(),
+        from: from.into(),
+        to: to.into(),
+        status: StepStatus::Done,
+        started_at: None,
+        finished_at: chrono::DateTime::from_timestamp(60 * i64::from(minute), 0),
+        error: None,
+    };
+    let mut state = State::new();
+    state.journal = vec![
+        hop(&format!("{guest}:MIGRATE_GUEST"), home, pivot, 1),
+        hop(
+            &format!("{guest}:MIGRATE_GUEST#2"),
+            pivot,
+            "exa01adm01.example.com",
+            2,
+        ),
+    ];
+    let path = dir.join("state/berth.state.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    StateStore::open(&path).unwrap().save(&mut state).unwrap();
+}
+
+#[test]
+fn return_home_takes_a_guest_back_to_where_it_was_before_a_pivoted_move_never_to_the_pivot() {
+    // The example (with its SR-IOV pools) without its drain.
+    let dir = example_edited("drain-host", "  drain = true\n", "  drain = false\n");
+    let vm02 = "exa01adm01vm02.example.com";
+    journal_pivoted_move(
+        dir.path(),
+        vm02,
+        "exa01adm02.example.com",
+        "exa01adm03.example.com",
+    );
+    // vm02 only passed through exa01adm03: nothing of it to bring back there.
+    let pivot = json(dir.path(), &["-return-home", "exa01adm03"]);
+    assert!(
+        pivot["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        pivot["errors"]
+    );
+    assert!(moves(&pivot).is_empty(), "{:#?}", moves(&pivot));
+    // Its home is exa01adm02, where it was before the move.
+    let home = json(dir.path(), &["-return-home", "exa01adm02"]);
+    assert!(
+        home["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        home["errors"]
+    );
+    let moves = moves(&home);
+    assert_eq!(moves.len(), 1, "{moves:#?}");
+    let (from, to, _, reason) = &moves[vm02];
+    assert_eq!(
+        (from.as_str(), to.as_str()),
+        ("exa01adm01.example.com", "exa01adm02.example.com")
+    );
+    assert!(reason.starts_with("return home: "), "{reason}");
+}
+
+#[test]
+fn a_plan_says_when_a_rebalance_stopped_at_its_budget_in_text_and_json() {
+    let dir = example_edited("rebalance", "  max_moves = 4\n", "  max_moves = 1\n");
+    let plan = json(dir.path(), &[]);
+    assert_eq!(moves(&plan).len(), 1);
+    let outcome = &plan["rebalances"][0];
+    assert_eq!(outcome["name"], "rack1");
+    assert_eq!(outcome["stop"], "budget");
+    assert_eq!(outcome["budget"], serde_json::json!(["max_moves = 1"]));
+    assert_eq!(outcome["moves"], 1);
+    let after = outcome["spreads"][0]["after"].as_f64().unwrap();
+    let above = outcome["above_threshold"].as_f64().unwrap();
+    assert!(
+        after > 0.10 && (above - (after - 0.10)).abs() < 1e-9,
+        "{outcome}"
+    );
+    assert!(
+        (spread(&used_after(&plan)) - after).abs() < 1e-9,
+        "{outcome}"
+    );
+    let message = outcome["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("rebalance \"rack1\" stopped at its budget (max_moves = 1) after 1 move: memory spread 66.7% → ")
+            && message.ends_with(&format!(
+                "still {:.1} points above the threshold of 10.0%; the next plan continues it",
+                above * 100.0
+            )),
+        "{message}"
+    );
+
+    let text = berth(dir.path(), &["plan", "-no-color"]);
+    assert_eq!(text.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&text.stdout);
+    let section = &text[text.find("\nRebalance:\n").expect("a Rebalance section")..];
+    let section = &section[..section.find("\nHosts").unwrap()];
+    let joined = section.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(joined.contains(&format!("~ {message}")), "{section}");
+
+    // Without the cut, the rebalance completes within its threshold, and says so.
+    let full = json(&example("rebalance"), &[]);
+    assert_eq!(full["rebalances"][0]["stop"], "within_threshold");
+    assert_eq!(full["rebalances"][0]["above_threshold"], 0.0);
+}

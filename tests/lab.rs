@@ -25,24 +25,11 @@ use berth::inventory::{
     DriftPolicy, GuestState, InterfaceKind, InventorySpec, apply_facts, load, observe_host,
 };
 use berth::remote::{RemoteError, RemoteHost};
-use support::{GuestSpec, Lab, runtime};
-
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const TICK_TIMEOUT: Duration = Duration::from_secs(30);
+use support::{GuestSpec, Lab, START_TIMEOUT, TICK_TIMEOUT, define, runtime, start_ticker};
 
 fn connect(lab: &Lab, n: u8) -> Hypervisor {
     let h = lab.host(n);
     Hypervisor::connect(&h.name, &h.uri).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Defines a guest through berth and, when `start`, starts it.
-fn define(hv: &Hypervisor, lab: &Lab, spec: &GuestSpec, start: bool) {
-    hv.define(&lab.domxml(spec))
-        .unwrap_or_else(|e| panic!("{e}"));
-    if start {
-        hv.start(spec.name, START_TIMEOUT)
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
 }
 
 fn ssh_bridges(lab: &Lab, n: u8) -> BTreeSet<String> {
@@ -414,16 +401,7 @@ fn live_move_creates_the_bridge_on_the_target_and_keeps_the_guest_running() {
     );
 
     let (h1, h2) = (connect(&lab, 1), connect(&lab, 2));
-    let serial = lab.fresh_serial(GUEST);
-    let spec = GuestSpec {
-        name: GUEST,
-        memory_mib: 64,
-        vcpus: 1,
-        ticker_serial: Some(&serial.path),
-        bridge: Some(BRIDGE),
-    };
-    define(&h1, &lab, &spec, true);
-    serial.wait_tick_above(1, TICK_TIMEOUT);
+    let serial = start_ticker(&h1, &lab, GUEST, Some(BRIDGE));
 
     // CREATE_BRIDGES on the target, through berth's SSH layer.
     let before = rt
@@ -509,16 +487,7 @@ fn failed_live_migration_leaves_the_guest_running_on_its_source() {
     );
 
     let (h1, h3) = (connect(&lab, 1), connect(&lab, 3));
-    let serial = lab.fresh_serial(GUEST);
-    let spec = GuestSpec {
-        name: GUEST,
-        memory_mib: 64,
-        vcpus: 1,
-        ticker_serial: Some(&serial.path),
-        bridge: Some(BRIDGE),
-    };
-    define(&h1, &lab, &spec, true);
-    serial.wait_tick_above(1, TICK_TIMEOUT);
+    let serial = start_ticker(&h1, &lab, GUEST, Some(BRIDGE));
 
     let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), &mut |_| {})
         .expect_err("labh3 lacks the bridge: the migration must fail");
@@ -660,16 +629,7 @@ fn live_migration_to_a_stopped_libvirtd_fails_and_leaves_the_guest_running() {
     let _restart = lab.restart_on_drop();
     let _cleanup = lab.cleanup(&[GUEST], &[]);
     let (h1, h3) = (connect(&lab, 1), connect(&lab, 3));
-    let serial = lab.fresh_serial(GUEST);
-    let spec = GuestSpec {
-        name: GUEST,
-        memory_mib: 64,
-        vcpus: 1,
-        ticker_serial: Some(&serial.path),
-        bridge: None,
-    };
-    define(&h1, &lab, &spec, true);
-    serial.wait_tick_above(1, TICK_TIMEOUT);
+    let serial = start_ticker(&h1, &lab, GUEST, None);
 
     lab.stop_libvirtd(3);
     let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), &mut |_| {})

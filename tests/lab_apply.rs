@@ -27,10 +27,8 @@ use berth::inventory::{GuestState, esxml, observe_host};
 use berth::plan::Plan;
 use berth::schedule::StepKind;
 use berth::state::{State, StateStore, StepStatus};
-use support::{Cleanup, GuestSpec, Lab, Serial};
+use support::{Cleanup, GuestSpec, Lab, START_TIMEOUT, Serial, TICK_TIMEOUT};
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
-const TICK_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long libvirt may take to clean up after a client that was killed.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(20);
 

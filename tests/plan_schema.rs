@@ -14,7 +14,7 @@ mod sample {
     use std::collections::BTreeMap;
 
     use berth::config::MigrationMode;
-    use berth::diff::Move;
+    use berth::diff::{Move, RebalanceOutcome, RebalanceStop, ResourceSpread};
     use berth::inventory::{Drift, DriftKind};
     use berth::plan::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError, unified_diff};
     use berth::schedule::{Concurrency, DurationModel, SkippedStep, Step, StepKind, predict};

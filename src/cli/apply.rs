@@ -38,7 +38,20 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
             "--step runs one step of one guest's move: give exactly one -target GUEST".into(),
         ));
     }
-    let cfg = config::load_dir(Path::new("."))?;
+    let intents = args.intents.intents();
+    if let Some(file) = &args.file
+        && !intents.is_empty()
+    {
+        return Err(CliError::Refused(format!(
+            "{} is a saved plan: it is applied exactly as it was planned, so intent flags (-drain, -evacuate, \
+             -return-home, -rebalance) cannot change it. Give them to `berth plan -out FILE` instead, or run \
+             `berth apply` with them and without FILE to plan and apply at once",
+            file.display()
+        )));
+    }
+    // The flags count for every plan made now: the first one, and the fresh plan that follows
+    // an unfinished plan continued first.
+    let cfg = config::load_dir(Path::new("."))?.with_command_line(&intents);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -41,7 +41,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Print the step graph of a plan in Graphviz DOT (`berth graph | dot -Tsvg > plan.svg`)
     Graph(GraphArgs),
-    /// Carry out a plan: plan now (or take a saved plan), show it, ask, then move the guests
+    /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
+    /// it, ask, then move the guests
     Apply(ApplyArgs),
     /// Show what berth's state file records: where it left each guest, and the step journal
     #[command(subcommand)]
@@ -87,6 +88,11 @@ pub struct ApplyArgs {
     /// (guests it stopped and did not start again stay stopped; they are named)
     #[arg(long)]
     pub replan: bool,
+
+    // Intents for the plan made now, as with `berth plan`; refused with a saved plan FILE,
+    // which was planned with the flags it was made with.
+    #[command(flatten)]
+    pub intents: IntentArgs,
 }
 
 #[derive(Debug, Subcommand)]

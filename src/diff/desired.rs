@@ -20,7 +20,7 @@ use super::capacity::{HostRules, Ledger};
 use super::error::DiffError;
 use super::fit::{World, all_violations, describe};
 use super::intents::{self, Fixed};
-use super::model::MoveProblem;
+use super::model::{MoveProblem, RebalanceOutcome};
 use super::placement::{Outcome, Placer, Request};
 use super::rebalance::rebalance;
 use super::resolve::NameIndex;
@@ -39,6 +39,9 @@ pub struct Desired {
     pub unplaced: Vec<MoveProblem>,
     /// The placement rules, resolved (the scheduler reads the disruption budgets here).
     pub rules: RuleSet,
+    /// How each `rebalance` ended, in configuration order (one that has fewer than two hosts
+    /// taking guests has nothing to even out and is not listed).
+    pub rebalances: Vec<RebalanceOutcome>,
 }
 
 /// Where one guest should be, and why.
@@ -146,6 +149,7 @@ pub fn desired_with(
         decided: BTreeMap::new(),
         settled: BTreeSet::new(),
         unplaced: Vec::new(),
+        rebalances: Vec::new(),
         errors: Vec::new(),
     };
     planner.configured();
@@ -162,6 +166,7 @@ pub fn desired_with(
     let Planner {
         mut decided,
         unplaced,
+        rebalances,
         ..
     } = planner;
     let guests = topo
@@ -181,6 +186,7 @@ pub fn desired_with(
         hosts,
         unplaced,
         rules: resolved.rules,
+        rebalances,
     })
 }
 
@@ -208,12 +214,14 @@ fn evacuated_hosts_are_down(
     }
 }
 
-/// An affinity group that must come together: its members, and the host one of them is
-/// already placed on by the configuration, if any.
+/// An affinity group that must come together (or move together): its members, the host one
+/// of them is already placed on by the configuration, if any, and the hosts it must leave
+/// (a member shares them with an anti-affinity peer that stays).
 struct GroupRequest<'t> {
     group: usize,
     members: Vec<Request<'t>>,
     fixed: Option<&'t str>,
+    avoid: Vec<&'t str>,
 }
 
 /// The decisions of one `desired` call, taken in order on one ledger.
@@ -228,6 +236,7 @@ struct Planner<'w, 'a, 't> {
     /// unplaced, or in an affinity group.
     settled: BTreeSet<String>,
     unplaced: Vec<MoveProblem>,
+    rebalances: Vec<RebalanceOutcome>,
     errors: Vec<DiffError>,
 }
 
@@ -379,24 +388,47 @@ impl<'t> Planner<'_, '_, 't> {
         }
     }
 
+    fn group_members(&self, group: usize) -> Vec<&'t Guest> {
+        let topo = self.topo();
+        self.world.rules.affinity[group]
+            .members
+            .iter()
+            .filter_map(|m| topo.guests.get(m))
+            .collect()
+    }
+
+    /// The request to place affinity group `group` as one unit, every member asked for `why`.
+    fn group_request(&self, group: usize, why: &str) -> GroupRequest<'t> {
+        let members = self.group_members(group);
+        let fixed = members.iter().find(|m| {
+            self.decided.contains_key(&m.name) || self.world.rules.pinned.contains_key(&m.name)
+        });
+        let fixed = fixed.and_then(|m| self.ledger.host_of(&m.name));
+        let requests = members
+            .iter()
+            .map(|m| {
+                let forced = self.must_leave(m).and_then(|(_, _, f)| f);
+                self.request(m, why.to_string(), String::new(), forced)
+            })
+            .collect();
+        GroupRequest {
+            group,
+            members: requests,
+            fixed,
+            avoid: Vec::new(),
+        }
+    }
+
     /// Affinity groups that must come together, and single guests that must move.
     fn requests(&mut self) -> (Vec<GroupRequest<'t>>, BTreeMap<String, Request<'t>>) {
         let topo = self.topo();
         let mut groups = Vec::new();
         for (index, group) in self.world.rules.affinity.iter().enumerate() {
-            let members: Vec<&'t Guest> = group
-                .members
-                .iter()
-                .filter_map(|m| topo.guests.get(m))
-                .collect();
+            let members = self.group_members(index);
             let places: BTreeSet<&str> = members
                 .iter()
                 .filter_map(|m| self.ledger.host_of(&m.name))
                 .collect();
-            let fixed = members.iter().find(|m| {
-                self.decided.contains_key(&m.name) || self.world.rules.pinned.contains_key(&m.name)
-            });
-            let fixed = fixed.and_then(|m| self.ledger.host_of(&m.name));
             let leaving = members.iter().find_map(|m| {
                 self.must_leave(m)
                     .filter(|_| !self.decided.contains_key(&m.name))
@@ -414,18 +446,7 @@ impl<'t> Planner<'_, '_, 't> {
                 },
                 |(why, _, _)| why,
             );
-            let requests = members
-                .iter()
-                .map(|m| {
-                    let forced = self.must_leave(m).and_then(|(_, _, f)| f);
-                    self.request(m, why.clone(), String::new(), forced)
-                })
-                .collect();
-            groups.push(GroupRequest {
-                group: index,
-                members: requests,
-                fixed,
-            });
+            groups.push(self.group_request(index, &why));
         }
 
         let mut singles: BTreeMap<String, Request<'t>> = BTreeMap::new();
@@ -440,13 +461,19 @@ impl<'t> Planner<'_, '_, 't> {
                 );
             }
         }
-        self.anti_affinity_repairs(&mut singles);
+        self.anti_affinity_repairs(&mut groups, &mut singles);
         (groups, singles)
     }
 
     /// Members of an anti-affinity group sharing a host: one stays (one the configuration
     /// placed there, else one that may not move, else the biggest), the others get targets.
-    fn anti_affinity_repairs(&mut self, singles: &mut BTreeMap<String, Request<'t>>) {
+    /// A member that is in an affinity group cannot move alone: its whole group must leave the
+    /// host (and is explained when it cannot, e.g. because another member is pinned there).
+    fn anti_affinity_repairs(
+        &mut self,
+        groups: &mut Vec<GroupRequest<'t>>,
+        singles: &mut BTreeMap<String, Request<'t>>,
+    ) {
         let topo = self.topo();
         for (index, group) in self.world.rules.anti_affinity.iter().enumerate() {
             for (host, members) in self.ledger.crowded(index) {
@@ -498,15 +525,56 @@ impl<'t> Planner<'_, '_, 't> {
                     by_preference[0]
                 });
                 for guest in staying {
-                    if guest.name == keep.name || self.settled.contains(&guest.name) {
+                    if guest.name == keep.name {
                         continue;
                     }
                     let label = group.anti_affinity_label();
                     let why = format!("{label}: {} stays on {host}", keep.name);
+                    if let Some(affinity) = self.moves_only_with_its_group(&guest.name) {
+                        self.group_leaves(groups, affinity, host, &why);
+                        continue;
+                    }
+                    if self.settled.contains(&guest.name) {
+                        continue;
+                    }
                     let leaving = format!("away from {} on {host} ({label})", keep.name);
                     singles.insert(guest.name.clone(), self.request(guest, why, leaving, None));
                 }
             }
+        }
+    }
+
+    /// The affinity group of `guest` when that group is what keeps it from moving on its own
+    /// (the guest is neither pinned nor placed by the configuration).
+    fn moves_only_with_its_group(&self, guest: &str) -> Option<usize> {
+        if self.decided.contains_key(guest) || self.world.rules.pinned.contains_key(guest) {
+            return None;
+        }
+        self.world
+            .rules
+            .affinity
+            .iter()
+            .position(|g| g.members.iter().any(|m| m == guest))
+    }
+
+    /// Affinity group `group` must leave `host` (`why`): a request to place it elsewhere, or
+    /// one more host for its existing request to avoid.
+    fn group_leaves(
+        &self,
+        groups: &mut Vec<GroupRequest<'t>>,
+        group: usize,
+        host: &'t str,
+        why: &str,
+    ) {
+        let index = match groups.iter().position(|g| g.group == group) {
+            Some(index) => index,
+            None => {
+                groups.push(self.group_request(group, why));
+                groups.len() - 1
+            }
+        };
+        if !groups[index].avoid.contains(&host) {
+            groups[index].avoid.push(host);
         }
     }
 
@@ -543,6 +611,7 @@ impl<'t> Planner<'_, '_, 't> {
                 group.group,
                 &group.members,
                 group.fixed,
+                &group.avoid,
             ) {
                 Ok((host, reason)) => {
                     for (member, was) in group.members.iter().zip(before) {
@@ -644,11 +713,13 @@ impl<'t> Planner<'_, '_, 't> {
         let settled = &self.settled;
         let movable = |guest: &Guest| !settled.contains(&guest.name);
         // A guest moved twice keeps the last decision: its final host and why.
-        let decisions: BTreeMap<String, _> =
-            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable)
-                .into_iter()
-                .map(|d| (d.guest.name.clone(), d))
-                .collect();
+        let (decisions, outcome) =
+            rebalance(self.world, &mut self.ledger, spec, &mode_of, &movable);
+        self.rebalances.extend(outcome);
+        let decisions: BTreeMap<String, _> = decisions
+            .into_iter()
+            .map(|d| (d.guest.name.clone(), d))
+            .collect();
         for (name, decision) in decisions {
             let previous = self.decided.remove(&name);
             let reason = match previous.as_ref().map(|p| &p.origin) {

@@ -29,3 +29,48 @@ pub struct MoveProblem {
     pub to: String,
     pub message: String,
 }
+
+/// How one `rebalance` ended in this plan. A rebalance stopped by its budget is not done: the
+/// next plan continues it; one that stopped for any other reason proposes nothing next time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RebalanceOutcome {
+    /// The rebalance's name (`rebalance "NAME"`; `all` for `-rebalance`).
+    pub name: String,
+    /// Per balanced resource (memory first): the spread before and after the plan.
+    pub spreads: Vec<ResourceSpread>,
+    /// The spread it aims to stay within (fraction: 0.10 = 10 points).
+    pub threshold: f64,
+    /// Guests this plan moves for it.
+    pub moves: usize,
+    pub stop: RebalanceStop,
+    /// The limits that stopped it (`max_moves = 2`, `max_moved = 128 GiB`), when `stop` is
+    /// `budget`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budget: Vec<String>,
+    /// How far the widest spread after the plan stays above the threshold (fraction; 0 within).
+    pub above_threshold: f64,
+    /// All of the above in one sentence, as the text plan shows it.
+    pub message: String,
+}
+
+/// One balanced resource's spread (most used host's utilisation minus the least used one's).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ResourceSpread {
+    /// `memory` or `vcpus`.
+    pub resource: String,
+    pub before: f64,
+    pub after: f64,
+}
+
+/// Why a rebalance stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RebalanceStop {
+    /// The spread is within the threshold: balanced.
+    WithinThreshold,
+    /// Above the threshold, but no move evens the hosts out by more than the margin (or every
+    /// such move breaks a rule): as balanced as it gets; the next plan proposes nothing.
+    NoGain,
+    /// `max_moves` or `max_moved` stopped it above the threshold: the next plan continues.
+    Budget,
+}

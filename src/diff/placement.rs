@@ -636,7 +636,9 @@ impl<'t> Placer<'t> {
 
     /// Chooses one host for all of `members` (an affinity group; `fixed` when a member is
     /// placed by the configuration) and records their moves: the host that moves the least
-    /// memory, then the least loaded. `Err` explains why no host can take the group.
+    /// memory, then the least loaded. The group must leave the hosts of `avoid`, where a member
+    /// shares the host with an anti-affinity peer that stays. `Err` explains why no host can
+    /// take the group.
     pub fn place_group(
         &mut self,
         world: &World<'_, 't>,
@@ -644,6 +646,7 @@ impl<'t> Placer<'t> {
         group: usize,
         members: &[Request<'t>],
         fixed: Option<&'t str>,
+        avoid: &[&'t str],
     ) -> Result<(String, String), String> {
         let names: Vec<&str> = members.iter().map(|m| m.guest.name.as_str()).collect();
         let group_name = world
@@ -659,6 +662,25 @@ impl<'t> Placer<'t> {
         let mut fits: Vec<(u64, Rank, &'t Host)> = Vec::new();
         let mut refused: Vec<(String, Vec<Violation>)> = Vec::new();
         for host in candidates {
+            if avoid.contains(&host.name.as_str()) {
+                // The members already there break a rule with a guest that stays.
+                let staying = members
+                    .iter()
+                    .filter(|m| ledger.host_of(&m.guest.name) == Some(host.name.as_str()));
+                let mut violations: Vec<Violation> = Vec::new();
+                for m in staying {
+                    for v in rule_violations(world, ledger, m.guest, &names, &host.name, false) {
+                        if !violations
+                            .iter()
+                            .any(|seen| seen.constraint == v.constraint)
+                        {
+                            violations.push(v);
+                        }
+                    }
+                }
+                refused.push((host.name.clone(), violations));
+                continue;
+            }
             let incoming: Vec<&Request> = members
                 .iter()
                 .filter(|m| ledger.host_of(&m.guest.name) != Some(host.name.as_str()))
@@ -711,13 +733,21 @@ impl<'t> Placer<'t> {
             .fold(Need::default(), |t, m| t.add(Need::of(m.guest)));
         let Some(&(moved, rank, target)) = fits.first() else {
             if let Some(host) = fixed {
-                // Every other host is ruled out by the member placed on `host`.
-                let pinned: Vec<&str> = names
+                // Every other host is ruled out by the member placed on `host`: a pinned one
+                // when there is one (a member placed by a guest block is not known here).
+                let there: Vec<&str> = names
                     .iter()
                     .copied()
                     .filter(|n| ledger.host_of(n) == Some(host))
                     .collect();
-                let detail = format!("{} stays on {host}", pinned.join(", "));
+                let pinned: Vec<&str> = there
+                    .iter()
+                    .copied()
+                    .filter(|n| world.rules.pinned.contains_key(*n))
+                    .collect();
+                let held = if pinned.is_empty() { there } else { pinned };
+                let verb = if held.len() == 1 { "stays" } else { "stay" };
+                let detail = format!("{} {verb} on {host}", held.join(", "));
                 for other in world.topo.hosts.keys().filter(|h| h.as_str() != host) {
                     refused.push((
                         other.clone(),

@@ -23,6 +23,7 @@ use crate::inventory::Guest;
 use super::capacity::Ledger;
 use super::fit::{World, first_violation};
 use super::intents::Rebalance;
+use super::model::{RebalanceOutcome, RebalanceStop as Stop, ResourceSpread};
 use super::units::mib;
 
 /// A move must lower `Σ u²` (summed over the balanced resources) by more than this: a tenth of
@@ -108,14 +109,15 @@ impl<'t> Balance<'_, 't> {
 
 /// Evens out `spec.hosts` in `ledger`. `movable` says which guests the rebalance may move
 /// (not pinned, not placed by the configuration, not in an affinity group); `mode_of` gives
-/// each guest's mode. Returns the moves in the order they were decided.
+/// each guest's mode. Returns the moves in the order they were decided, and how the rebalance
+/// ended (`None` when fewer than two of its hosts can take guests: nothing to even out).
 pub(crate) fn rebalance<'t>(
     world: &World<'_, 't>,
     ledger: &mut Ledger<'t>,
     spec: &Rebalance,
     mode_of: &dyn Fn(&Guest) -> MigrationMode,
     movable: &dyn Fn(&Guest) -> bool,
-) -> Vec<Decision<'t>> {
+) -> (Vec<Decision<'t>>, Option<RebalanceOutcome>) {
     let intent = spec.intent;
     let resources = resources(intent.on);
     let hosts: Vec<Member<'t>> = spec
@@ -138,7 +140,7 @@ pub(crate) fn rebalance<'t>(
         })
         .collect();
     if hosts.len() < 2 {
-        return Vec::new();
+        return (Vec::new(), None);
     }
     let index: HashMap<&str, usize> = hosts.iter().enumerate().map(|(i, h)| (h.name, i)).collect();
     let start: BTreeMap<&'t str, &'t str> = world
@@ -161,22 +163,25 @@ pub(crate) fn rebalance<'t>(
     let before = balance.spreads(&balance.sorted());
 
     let mut steps: Vec<Step<'t>> = Vec::new();
+    // The limits the last search ran into (what stopped it, when the budget did).
+    let mut spent = Spent::default();
     let stop = loop {
         let sorted = balance.sorted();
         let spreads = balance.spreads(&sorted);
         let worst = spreads.iter().copied().fold(0.0, f64::max);
         if worst <= intent.threshold + 1e-12 {
-            break Stop::Within;
+            break Stop::WithinThreshold;
         }
         let (candidates, over_budget) =
             candidates(&balance, &sorted, &spreads, &progress, intent, movable);
+        spent = over_budget;
         let chosen = candidates.iter().enumerate().find(|(_, c)| {
             let guest = c.guest;
             let target = &world.topo.hosts[balance.hosts[c.to].name];
             first_violation(world, balance.ledger, guest, mode_of(guest), target).is_none()
         });
         let Some((position, choice)) = chosen else {
-            break if over_budget {
+            break if over_budget.any() {
                 Stop::Budget
             } else {
                 Stop::NoGain
@@ -207,16 +212,18 @@ pub(crate) fn rebalance<'t>(
         });
     };
     let after = balance.spreads(&balance.sorted());
-    let summary = summary(
+    let outcome = outcome(
         intent,
         resources,
         &before,
         &after,
         stop,
+        spent,
         &progress.start,
         balance.ledger,
     );
-    steps
+    let summary = summary(intent, &outcome);
+    let decisions = steps
         .into_iter()
         .map(|step| {
             let what = match resources[0] {
@@ -239,15 +246,21 @@ pub(crate) fn rebalance<'t>(
             }
             Decision { guest: step.guest, to: step.to, reason }
         })
-        .collect()
+        .collect();
+    (decisions, Some(outcome))
 }
 
-/// Why a rebalance stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    Within,
-    NoGain,
-    Budget,
+/// The budget limits a move would exceed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Spent {
+    moves: bool,
+    memory: bool,
+}
+
+impl Spent {
+    fn any(self) -> bool {
+        self.moves || self.memory
+    }
 }
 
 struct Step<'t> {
@@ -279,7 +292,7 @@ fn candidates<'t>(
     progress: &Progress<'t>,
     intent: &crate::config::RebalanceIntent,
     movable: &dyn Fn(&Guest) -> bool,
-) -> (Vec<Candidate<'t>>, bool) {
+) -> (Vec<Candidate<'t>>, Spent) {
     let count = balance.hosts.len();
     let score: Vec<f64> = (0..count)
         .map(|h| {
@@ -297,7 +310,7 @@ fn candidates<'t>(
 
     let worst = spreads.iter().copied().fold(0.0, f64::max);
     let mut found = Vec::new();
-    let mut over_budget = false;
+    let mut over_budget = Spent::default();
     for &from in &sources {
         for &guest in &progress.on[from] {
             if !movable(guest) || (guest.memory_held_mib() == 0 && guest.vcpus_held() == 0) {
@@ -336,7 +349,8 @@ fn candidates<'t>(
                     new_worst = new_worst.max(hi.max(ns).max(nt) - lo.min(ns).min(nt));
                 }
                 if gain > MIN_GAIN && new_worst <= worst + 1e-12 {
-                    if progress.within_budget(guest, balance.hosts[to].name, intent) {
+                    let spent = progress.spent(guest, balance.hosts[to].name, intent);
+                    if !spent.any() {
                         found.push(Candidate {
                             guest,
                             from,
@@ -344,7 +358,8 @@ fn candidates<'t>(
                             gain,
                         });
                     } else {
-                        over_budget = true;
+                        over_budget.moves |= spent.moves;
+                        over_budget.memory |= spent.memory;
                     }
                 }
             }
@@ -402,78 +417,179 @@ impl<'t> Progress<'t> {
         }
     }
 
-    /// Whether moving `guest` to `to` keeps the rebalance within `max_moves` and `max_moved`
-    /// (counting guests away from where the rebalance found them).
-    fn within_budget(
-        &self,
-        guest: &Guest,
-        to: &str,
-        intent: &crate::config::RebalanceIntent,
-    ) -> bool {
+    /// Which limits (`max_moves`, `max_moved`) moving `guest` to `to` would exceed (counting
+    /// guests away from where the rebalance found them); none: it is within the budget.
+    fn spent(&self, guest: &Guest, to: &str, intent: &crate::config::RebalanceIntent) -> Spent {
         let back_home = self.start.get(guest.name.as_str()) == Some(&to);
         let already = self.moved.get(guest.name.as_str()).copied();
         let moves = self.moved.len() - usize::from(already.is_some()) + usize::from(!back_home);
         let memory =
             self.moved_memory - already.unwrap_or(0) + if back_home { 0 } else { guest.memory_mib };
-        intent.max_moves.is_none_or(|max| moves <= max as usize)
-            && intent.max_moved_mib.is_none_or(|max| memory <= max)
+        Spent {
+            moves: intent.max_moves.is_some_and(|max| moves > max as usize),
+            memory: intent.max_moved_mib.is_some_and(|max| memory > max),
+        }
     }
 }
 
+fn resource_name(resource: Resource) -> &'static str {
+    match resource {
+        Resource::Memory => "memory",
+        Resource::Vcpus => "vcpus",
+    }
+}
+
+/// How the rebalance ended: spreads, moves, why it stopped, and that in one sentence.
 #[allow(clippy::too_many_arguments)]
-fn summary(
+fn outcome(
     intent: &crate::config::RebalanceIntent,
     resources: &[Resource],
     before: &[f64],
     after: &[f64],
     stop: Stop,
+    spent: Spent,
     start: &BTreeMap<&str, &str>,
     ledger: &Ledger,
-) -> String {
-    let names: Vec<&str> = resources
-        .iter()
-        .map(|r| match r {
-            Resource::Memory => "memory",
-            Resource::Vcpus => "vCPU",
-        })
-        .collect();
-    let spread = |values: &[f64]| {
-        values
-            .iter()
-            .map(|v| percent(*v))
-            .collect::<Vec<_>>()
-            .join("/")
-    };
-    let net = start
+) -> RebalanceOutcome {
+    let moves = start
         .iter()
         .filter(|(g, from)| ledger.host_of(g).is_some_and(|now| now != **from))
         .count();
-    let mut text = format!(
-        "rebalance \"{}\" ({} spread {} → {}, threshold {}, {} move{}",
-        intent.name.value,
-        names.join("/"),
-        spread(before),
-        spread(after),
-        percent(intent.threshold),
-        net,
-        if net == 1 { "" } else { "s" }
-    );
-    match stop {
-        Stop::Within => {}
-        Stop::NoGain => text.push_str("; no further move evens the hosts out"),
-        Stop::Budget => {
-            let mut limits = Vec::new();
-            if let Some(moves) = intent.max_moves {
-                limits.push(format!("max_moves = {moves}"));
-            }
-            if let Some(memory) = intent.max_moved_mib {
-                limits.push(format!("max_moved = {}", mib(memory)));
-            }
-            text.push_str(&format!("; stopped by the budget ({})", limits.join(", ")));
+    let mut budget = Vec::new();
+    if stop == Stop::Budget {
+        if let Some(moves) = intent.max_moves.filter(|_| spent.moves) {
+            budget.push(format!("max_moves = {moves}"));
         }
+        if let Some(memory) = intent.max_moved_mib.filter(|_| spent.memory) {
+            budget.push(format!("max_moved = {}", mib(memory)));
+        }
+    }
+    let widest = after.iter().copied().fold(0.0, f64::max);
+    let above_threshold = (widest - intent.threshold).max(0.0);
+    let spreads: Vec<ResourceSpread> = resources
+        .iter()
+        .zip(before.iter().zip(after))
+        .map(|(&r, (&before, &after))| ResourceSpread {
+            resource: resource_name(r).into(),
+            before,
+            after,
+        })
+        .collect();
+    let mut outcome = RebalanceOutcome {
+        name: intent.name.value.clone(),
+        spreads,
+        threshold: intent.threshold,
+        moves,
+        stop,
+        budget,
+        above_threshold,
+        message: String::new(),
+    };
+    outcome.message = message(&outcome);
+    outcome
+}
+
+fn spread_names(outcome: &RebalanceOutcome) -> String {
+    let names: Vec<&str> = outcome
+        .spreads
+        .iter()
+        .map(|s| {
+            if s.resource == "vcpus" {
+                "vCPU"
+            } else {
+                "memory"
+            }
+        })
+        .collect();
+    names.join("/")
+}
+
+fn percents(values: impl Iterator<Item = f64>) -> String {
+    values.map(percent).collect::<Vec<_>>().join("/")
+}
+
+/// `memory spread 50.0% → 37.5%` (`memory/vCPU spread 50.0%/20.0% → …` for both).
+fn spread_text(outcome: &RebalanceOutcome) -> String {
+    format!(
+        "{} spread {} → {}",
+        spread_names(outcome),
+        percents(outcome.spreads.iter().map(|s| s.before)),
+        percents(outcome.spreads.iter().map(|s| s.after))
+    )
+}
+
+/// `memory spread 5.0%`: the spread of a rebalance that moves nothing.
+fn spread_now(outcome: &RebalanceOutcome) -> String {
+    format!(
+        "{} spread {}",
+        spread_names(outcome),
+        percents(outcome.spreads.iter().map(|s| s.after))
+    )
+}
+
+/// The plan's sentence about a rebalance: where it got, why it stopped, and whether the next
+/// plan has more to do.
+fn message(outcome: &RebalanceOutcome) -> String {
+    let moves = match outcome.moves {
+        1 => "1 move".to_string(),
+        n => format!("{n} moves"),
+    };
+    let name = &outcome.name;
+    let threshold = percent(outcome.threshold);
+    let spread = if outcome.moves == 0 {
+        spread_now(outcome)
+    } else {
+        spread_text(outcome)
+    };
+    let above = points(outcome.above_threshold);
+    match (outcome.stop, outcome.moves) {
+        (Stop::WithinThreshold, 0) => format!(
+            "rebalance \"{name}\" has nothing to do: {spread}, within the threshold of {threshold}"
+        ),
+        (Stop::WithinThreshold, _) => format!(
+            "rebalance \"{name}\" completes with {moves}: {spread}, within the threshold of {threshold}"
+        ),
+        (Stop::NoGain, 0) => format!(
+            "rebalance \"{name}\" has nothing to do: {spread}, {above} points above the threshold of {threshold}, \
+             but no move evens the hosts out"
+        ),
+        (Stop::NoGain, _) => format!(
+            "rebalance \"{name}\" completes with {moves}: {spread}, {above} points above the threshold of {threshold}, \
+             but no further move evens the hosts out (the next plan proposes nothing more)"
+        ),
+        (Stop::Budget, _) => format!(
+            "rebalance \"{name}\" stopped at its budget ({}) after {moves}: {spread}, still {above} points above \
+             the threshold of {threshold}; the next plan continues it",
+            outcome.budget.join(", ")
+        ),
+    }
+}
+
+/// The prefix of each rebalancing move's reason.
+fn summary(intent: &crate::config::RebalanceIntent, outcome: &RebalanceOutcome) -> String {
+    let mut text = format!(
+        "rebalance \"{}\" ({}, threshold {}, {} move{}",
+        intent.name.value,
+        spread_text(outcome),
+        percent(intent.threshold),
+        outcome.moves,
+        if outcome.moves == 1 { "" } else { "s" }
+    );
+    match outcome.stop {
+        Stop::WithinThreshold => {}
+        Stop::NoGain => text.push_str("; no further move evens the hosts out"),
+        Stop::Budget => text.push_str(&format!(
+            "; stopped by the budget ({})",
+            outcome.budget.join(", ")
+        )),
     }
     text.push(')');
     text
+}
+
+/// A utilisation difference in percentage points: `27.5`.
+fn points(value: f64) -> String {
+    format!("{:.1}", value * 100.0)
 }
 
 fn percent(value: f64) -> String {

@@ -124,6 +124,7 @@ pub fn build(
     });
     let desired = diff::desired_with(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
     let (moves, problems) = diff::moves(cfg, topo, &desired);
+    plan.rebalances = desired.rebalances.clone();
     plan.errors
         .extend(problems.into_iter().map(PlanError::from));
 
@@ -197,6 +198,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         hosts: Vec::new(),
         drift: inv.drift.clone(),
         errors: Vec::new(),
+        rebalances: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         es_xml_diff: String::new(),
         timing: None,

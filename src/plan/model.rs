@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diff::{Move, MoveProblem};
+use crate::diff::{Move, MoveProblem, RebalanceOutcome};
 use crate::inventory::Drift;
 use crate::schedule::{SkippedStep, Step, Timing};
 
@@ -80,6 +80,10 @@ pub struct Plan {
     pub hosts: Vec<HostSummary>,
     pub drift: Vec<Drift>,
     pub errors: Vec<PlanError>,
+    /// How each `rebalance` ended: a rebalance stopped by its budget (`stop = "budget"`) is not
+    /// done, and the next plan continues it. Absent when the configuration has no rebalance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebalances: Vec<RebalanceOutcome>,
     pub fingerprints: Fingerprints,
     /// What apply will change in es.xml: a unified diff (`---`/`+++` headers naming
     /// `es_xml_path`, 3 lines of context) of the current text against the text apply writes.

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::MigrationMode;
-use crate::diff::Move;
+use crate::diff::{Move, RebalanceOutcome, RebalanceStop, ResourceSpread};
 use crate::inventory::{Drift, DriftKind};
 use crate::plan::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError, unified_diff};
 use crate::schedule::{Concurrency, DurationModel, SkippedStep, Step, StepKind, predict};

@@ -120,7 +120,7 @@ fn paint(painter: Painter, role: Option<Role>, text: &str) -> String {
 }
 
 /// Splits `text` into lines of at most `width` columns at spaces (a longer word stays whole).
-fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: Option<usize>) -> Vec<String> {
     let Some(width) = width else {
         return vec![text.to_string()];
     };

@@ -4,13 +4,14 @@
 
 use std::fmt::Write as _;
 
+use crate::diff::RebalanceStop;
 use crate::plan::Plan;
 use crate::render::format::{
     WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, serde_name, steps_by_id,
     summary_line, waves,
 };
 use crate::render::style::{Painter, Role, color_enabled_for_stdout};
-use crate::render::table::{Cell, Table};
+use crate::render::table::{Cell, Table, wrap};
 use crate::schedule::Timing;
 
 /// Width used when the terminal's is unknown.
@@ -55,6 +56,7 @@ pub fn plan_text(plan: &Plan, opts: &TextOptions) -> String {
         header(plan, painter),
         drift_section(plan, painter),
         moves_section(plan, opts, painter),
+        rebalance_section(plan, opts, painter),
         hosts_section(plan, opts, painter),
         steps_section(plan, painter),
         errors_section(plan, painter),
@@ -163,6 +165,31 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
     out.push_str(&table.render(2, opts.width, painter));
     if plan.moves.iter().any(|m| m.pivot) {
         out.push_str("  pivot: a hop through another host that breaks a cycle of live swaps.\n");
+    }
+    out
+}
+
+/// How each rebalance ended; one stopped by its budget is marked, as the next plan continues it.
+fn rebalance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
+    if plan.rebalances.is_empty() {
+        return String::new();
+    }
+    const INDENT: usize = 4;
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(INDENT).max(20));
+    let mut out = heading(painter, "Rebalance:");
+    for r in &plan.rebalances {
+        let mark = match r.stop {
+            RebalanceStop::Budget => painter.paint(Role::Change, "~"),
+            RebalanceStop::WithinThreshold | RebalanceStop::NoGain => " ".to_string(),
+        };
+        for (i, line) in wrap(&clean(&r.message), width).iter().enumerate() {
+            let lead = if i == 0 {
+                format!("  {mark} ")
+            } else {
+                " ".repeat(INDENT)
+            };
+            let _ = writeln!(out, "{lead}{line}");
+        }
     }
     out
 }
@@ -657,6 +684,32 @@ mod tests {
         assert!(coloured.contains(&format!("{yellow}~")));
         // Colour adds escapes and nothing else.
         assert_eq!(console::strip_ansi_codes(&coloured), plain(&plan));
+    }
+
+    #[test]
+    fn rebalance_outcomes_are_shown_and_a_budget_stop_is_marked() {
+        let text = plan_text(
+            &sample_plan(),
+            &TextOptions {
+                color: false,
+                width: 100,
+            },
+        );
+        let start = text.find("Rebalance:\n").expect("a Rebalance section");
+        let section = &text[start..text.find("Hosts").unwrap()];
+        assert!(
+            section.contains(
+                "\n  ~ rebalance \"rack1\" stopped at its budget (max_moves = 1) after 1 move:"
+            ),
+            "{section}"
+        );
+        // Wrapped under itself within the width.
+        assert!(section.contains("\n    "), "{section}");
+        for line in section.lines() {
+            assert!(console::measure_text_width(line) <= 100, "{line:?}");
+        }
+        // A plan without a rebalance has no such section.
+        assert!(!plain(&sample_no_change_plan()).contains("Rebalance:"));
     }
 
     #[test]

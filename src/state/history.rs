@@ -2,14 +2,14 @@
 //! (`return_home`). The caller (CLI, apply) hands it to planning as plain data ([`History`]):
 //! neither diff nor plan reads the state file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::config::Config;
 use crate::diff::History;
 use crate::plan::PlanError;
 use crate::schedule::StepKind;
 
-use super::{State, StateStore, StepStatus};
+use super::{JournalEntry, State, StateStore, StepStatus};
 
 /// The history `cfg`'s intents need: empty unless a host has `return_home`, in which case the
 /// state file must exist and be readable (otherwise nothing could be brought back, and the plan
@@ -52,21 +52,44 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
 
 /// Guest → the hosts berth moved it off (completed MIGRATE_GUEST steps) and it has not come
 /// back to since, oldest first.
+///
+/// A move routed through a pivot host (a live swap cycle broken by a stop-over: A → pivot → B)
+/// is journaled as two migrations of one plan. The guest only passed through the pivot: its
+/// home is where it was before the move (A), so the pivot is neither a host it came to nor
+/// one it departed, even when the plan stopped there and a later plan moved the guest on.
 pub fn departed(state: &State) -> BTreeMap<String, Vec<String>> {
-    let mut done: Vec<_> = state
-        .journal
-        .iter()
-        .filter(|e| e.kind == StepKind::MigrateGuest && e.status == StepStatus::Done)
+    let migrations = || {
+        state
+            .journal
+            .iter()
+            .filter(|e| e.kind == StepKind::MigrateGuest)
+    };
+    // (plan, guest, host) of every migration a plan has (whatever became of it): a migration
+    // whose target another migration of the same guest and plan leaves from is a pivot hop.
+    let leaves: HashSet<(&str, &str, &str)> = migrations()
+        .map(|e| (e.plan_id.as_str(), e.guest.as_str(), e.from.as_str()))
+        .collect();
+    let is_pivot_hop =
+        |e: &JournalEntry| leaves.contains(&(e.plan_id.as_str(), e.guest.as_str(), e.to.as_str()));
+    let mut done: Vec<_> = migrations()
+        .filter(|e| e.status == StepStatus::Done)
         .enumerate()
         .collect();
     // Journal order breaks ties between steps that finished at the same instant.
     done.sort_by_key(|(index, e)| (e.finished_at, *index));
     let mut departed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    // Guest → the pivot host a pivot hop left it on.
+    let mut stopped_over: HashMap<&str, &str> = HashMap::new();
     for (_, entry) in done {
         let hosts = departed.entry(entry.guest.clone()).or_default();
-        hosts.retain(|h| *h != entry.to);
-        if !hosts.contains(&entry.from) {
+        let leaves_pivot = stopped_over.remove(entry.guest.as_str()) == Some(entry.from.as_str());
+        if !leaves_pivot && !hosts.contains(&entry.from) {
             hosts.push(entry.from.clone());
+        }
+        if is_pivot_hop(entry) {
+            stopped_over.insert(&entry.guest, &entry.to);
+        } else {
+            hosts.retain(|h| *h != entry.to);
         }
     }
     departed.retain(|_, hosts| !hosts.is_empty());
@@ -78,9 +101,9 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::state::JournalEntry;
 
     fn step(
+        plan: &str,
         guest: &str,
         from: &str,
         to: &str,
@@ -89,7 +112,7 @@ mod tests {
         minute: u32,
     ) -> JournalEntry {
         JournalEntry {
-            plan_id: "p".into(),
+            plan_id: plan.into(),
             step_id: format!("{guest}:{kind}:{minute}"),
             kind,
             guest: guest.into(),
@@ -111,14 +134,62 @@ mod tests {
         let mut state = State::new();
         state.journal = vec![
             // Written out of order: times decide.
-            step("x", "b", "c", StepKind::MigrateGuest, StepStatus::Done, 2),
-            step("x", "a", "b", StepKind::MigrateGuest, StepStatus::Done, 1),
+            step(
+                "p2",
+                "x",
+                "b",
+                "c",
+                StepKind::MigrateGuest,
+                StepStatus::Done,
+                2,
+            ),
+            step(
+                "p1",
+                "x",
+                "a",
+                "b",
+                StepKind::MigrateGuest,
+                StepStatus::Done,
+                1,
+            ),
             // Other steps and failed migrations do not count.
-            step("x", "c", "d", StepKind::StopGuest, StepStatus::Done, 3),
-            step("x", "c", "d", StepKind::MigrateGuest, StepStatus::Failed, 4),
+            step(
+                "p3",
+                "x",
+                "c",
+                "d",
+                StepKind::StopGuest,
+                StepStatus::Done,
+                3,
+            ),
+            step(
+                "p3",
+                "x",
+                "c",
+                "d",
+                StepKind::MigrateGuest,
+                StepStatus::Failed,
+                4,
+            ),
             // y went away and came back.
-            step("y", "a", "b", StepKind::MigrateGuest, StepStatus::Done, 1),
-            step("y", "b", "a", StepKind::MigrateGuest, StepStatus::Done, 5),
+            step(
+                "p1",
+                "y",
+                "a",
+                "b",
+                StepKind::MigrateGuest,
+                StepStatus::Done,
+                1,
+            ),
+            step(
+                "p4",
+                "y",
+                "b",
+                "a",
+                StepKind::MigrateGuest,
+                StepStatus::Done,
+                5,
+            ),
         ];
         let departed = departed(&state);
         assert_eq!(
@@ -126,6 +197,60 @@ mod tests {
             Some(&vec!["a".to_string(), "b".to_string()])
         );
         assert_eq!(departed.get("y"), Some(&vec!["b".to_string()]));
+    }
+
+    /// A live swap broken through pivot host p: x goes a → p → b in one plan.
+    fn pivoted(plan: &str, second: StepStatus) -> Vec<JournalEntry> {
+        let mut hop = step(
+            plan,
+            "x",
+            "a",
+            "p",
+            StepKind::MigrateGuest,
+            StepStatus::Done,
+            1,
+        );
+        hop.step_id = "x:MIGRATE_GUEST".into();
+        let mut on = step(plan, "x", "p", "b", StepKind::MigrateGuest, second, 2);
+        on.step_id = "x:MIGRATE_GUEST#2".into();
+        vec![hop, on]
+    }
+
+    #[test]
+    fn a_pivot_host_is_never_a_departure() {
+        let mut state = State::new();
+        state.journal = pivoted("p1", StepStatus::Done);
+        assert_eq!(departed(&state).get("x"), Some(&vec!["a".to_string()]));
+
+        // The plan stopped on the pivot (the onward migration failed), and a later plan moved
+        // the guest on from there: still only a.
+        state.journal = pivoted("p1", StepStatus::Failed);
+        state.journal.push(step(
+            "p2",
+            "x",
+            "p",
+            "c",
+            StepKind::MigrateGuest,
+            StepStatus::Done,
+            3,
+        ));
+        assert_eq!(departed(&state).get("x"), Some(&vec!["a".to_string()]));
+
+        // Passing through a host it departed earlier is not coming back to it.
+        state.journal = vec![step(
+            "p0",
+            "x",
+            "p",
+            "a",
+            StepKind::MigrateGuest,
+            StepStatus::Done,
+            0,
+        )];
+        state.journal.extend(pivoted("p1", StepStatus::Done));
+        assert_eq!(
+            departed(&state).get("x"),
+            Some(&vec!["p".to_string(), "a".to_string()])
+        );
     }
 
     #[test]
@@ -157,6 +282,7 @@ mod tests {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         let mut state = State::new();
         state.journal = vec![step(
+            "p",
             "x",
             "a",
             "b",

@@ -90,6 +90,7 @@ impl PlanBuilder {
             hosts: Vec::new(),
             drift: Vec::new(),
             errors: Vec::new(),
+            rebalances: Vec::new(),
             fingerprints: Fingerprints::default(),
             es_xml_diff: String::new(),
             timing: None,

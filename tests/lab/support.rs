@@ -9,11 +9,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use berth::apply::hypervisor::Hypervisor;
 use berth::remote::SshTarget;
 use virt::connect::Connect;
 
 /// Where `lab.sh` builds the lab unless `BERTH_LAB` says otherwise.
 pub const DEFAULT_DIR: &str = "/tmp/berth-lab";
+
+/// How long a guest may take to start.
+pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the ticker may take to log the tick a test waits for.
+pub const TICK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How `lab.sh up` is asked for in every failure message.
 pub const START_HINT: &str = "start it with `tests/lab/lab.sh up 3` (as root; set BERTH_LAB for both if the lab is not at /tmp/berth-lab)";
@@ -290,6 +296,33 @@ impl Serial {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Defines a guest through berth and, when `start`, starts it.
+pub fn define(hv: &Hypervisor, lab: &Lab, spec: &GuestSpec, start: bool) {
+    hv.define(&lab.domxml(spec))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if start {
+        hv.start(spec.name, START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// Defines and starts a ticker guest `name` (64 MiB, 1 vCPU, on `bridge` when given) on `hv`
+/// through berth, and waits until it ticks (a tick above 1): the guest runs. Returns its
+/// serial log.
+pub fn start_ticker(hv: &Hypervisor, lab: &Lab, name: &str, bridge: Option<&str>) -> Serial {
+    let serial = lab.fresh_serial(name);
+    let spec = GuestSpec {
+        name,
+        memory_mib: 64,
+        vcpus: 1,
+        ticker_serial: Some(&serial.path),
+        bridge,
+    };
+    define(hv, lab, &spec, true);
+    serial.wait_tick_above(1, TICK_TIMEOUT);
+    serial
 }
 
 /// A current-thread tokio runtime for the SSH layer (which is async).

@@ -300,6 +300,22 @@ pub fn sample_plan() -> Plan {
             guest: Some("exa01vm02".to_string()),
             host: Some("exa01adm03".to_string()),
         }],
+        rebalances: vec![RebalanceOutcome {
+            name: "rack1".to_string(),
+            spreads: vec![ResourceSpread {
+                resource: "memory".to_string(),
+                before: 0.5,
+                after: 0.375,
+            }],
+            threshold: 0.1,
+            moves: 1,
+            stop: RebalanceStop::Budget,
+            budget: vec!["max_moves = 1".to_string()],
+            above_threshold: 0.275,
+            message: "rebalance \"rack1\" stopped at its budget (max_moves = 1) after 1 move: memory spread 50.0% → 37.5%, \
+                      still 27.5 points above the threshold of 10.0%; the next plan continues it"
+                .to_string(),
+        }],
         fingerprints: sample_fingerprints(&[
             ("exa01vm01", "exa01adm01/running"),
             ("exa01vm02", "exa01adm01/running"),
@@ -379,6 +395,7 @@ pub fn sample_pivot_plan() -> Plan {
         ],
         drift: Vec::new(),
         errors: Vec::new(),
+        rebalances: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm04", "exa01adm02/running"),
             ("exa01vm05", "exa01adm03/running"),
@@ -412,6 +429,7 @@ pub fn sample_no_change_plan() -> Plan {
         hosts: vec![sample_host("exa01adm02", (24, 6, 1), (24, 6, 1), 24)],
         drift: Vec::new(),
         errors: Vec::new(),
+        rebalances: Vec::new(),
         fingerprints: sample_fingerprints(&[("exa01vm04", "exa01adm02/running")]),
         es_xml_diff: String::new(),
         timing: None,
@@ -464,6 +482,7 @@ pub fn sample_huge_plan(moves: usize) -> Plan {
             .collect(),
         drift: Vec::new(),
         errors: Vec::new(),
+        rebalances: Vec::new(),
         fingerprints: sample_fingerprints(&[]),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),
         timing: None,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::config::{BalanceOn, RuleKind};
 use crate::diff::fixtures::*;
-use crate::diff::{Desired, History, Origin, desired, desired_with, moves};
+use crate::diff::{Desired, History, Origin, RebalanceStop, desired, desired_with, moves};
 use crate::inventory::Topology;
 
 fn reason(d: &Desired, guest: &str) -> String {
@@ -119,6 +119,90 @@ fn rebalance_keeps_to_its_budget_and_the_next_plan_continues_without_undoing() {
         &desired(&by_memory.config, &topo).expect("valid"),
     );
     assert_eq!(mvs.len(), 1, "a second 64 GiB move would pass 100 GiB");
+}
+
+#[test]
+fn a_rebalance_stopped_by_its_budget_says_so_and_how_far_it_remains_above_the_threshold() {
+    let topo = skewed();
+    let b = ConfigBuilder::new().rebalance("rack", &[], |r| r.max_moves = Some(1));
+    let d = desired(&b.config, &topo).expect("valid");
+    let [outcome] = d.rebalances.as_slice() else {
+        panic!("{:#?}", d.rebalances)
+    };
+    assert_eq!(outcome.stop, RebalanceStop::Budget);
+    assert_eq!(outcome.budget, ["max_moves = 1"]);
+    assert_eq!(outcome.moves, 1);
+    // a 37.5 %, b and c 12.5 %: the spread is 25 %, 15 points above the 10 % threshold.
+    assert!(
+        (outcome.spreads[0].after - 0.25).abs() < 1e-9,
+        "{outcome:#?}"
+    );
+    assert!(
+        (outcome.above_threshold - 0.15).abs() < 1e-9,
+        "{outcome:#?}"
+    );
+    assert_eq!(
+        outcome.message,
+        "rebalance \"rack\" stopped at its budget (max_moves = 1) after 1 move: memory spread 50.0% → 25.0%, \
+         still 15.0 points above the threshold of 10.0%; the next plan continues it"
+    );
+
+    // A budget too small for any qualifying move stops the rebalance before its first move:
+    // the plan has no move, and still says the rebalance is not done.
+    let tiny = ConfigBuilder::new().rebalance("rack", &[], |r| r.max_moved_mib = Some(GIB));
+    let d = desired(&tiny.config, &topo).expect("valid");
+    assert!(d.guests.values().all(|g| g.origin == Origin::Stays));
+    assert_eq!(d.rebalances[0].stop, RebalanceStop::Budget);
+    assert_eq!(
+        d.rebalances[0].message,
+        "rebalance \"rack\" stopped at its budget (max_moved = 1 GiB) after 0 moves: memory spread 50.0%, \
+         still 40.0 points above the threshold of 10.0%; the next plan continues it"
+    );
+}
+
+#[test]
+fn a_completed_rebalance_says_it_is_done_and_proposes_nothing_next_time() {
+    let topo = skewed();
+    for (threshold, stop) in [
+        (0.3, RebalanceStop::WithinThreshold),
+        (0.1, RebalanceStop::NoGain),
+    ] {
+        let b = ConfigBuilder::new().rebalance("rack", &[], |r| r.threshold = threshold);
+        let d = desired(&b.config, &topo).expect("valid");
+        assert_eq!(d.rebalances[0].stop, stop, "{:#?}", d.rebalances);
+        assert!(
+            d.rebalances[0]
+                .message
+                .starts_with("rebalance \"rack\" completes with "),
+            "{}",
+            d.rebalances[0].message
+        );
+        // The next plan, on the result: no move, and the same verdict.
+        let next = desired(&b.config, &after(&topo, &d)).expect("valid");
+        assert!(next.guests.values().all(|g| g.origin == Origin::Stays));
+        assert_eq!(next.rebalances[0].stop, stop);
+        assert_eq!(next.rebalances[0].moves, 0);
+        assert!(
+            next.rebalances[0]
+                .message
+                .starts_with("rebalance \"rack\" has nothing to do: "),
+            "{}",
+            next.rebalances[0].message
+        );
+    }
+    let b = ConfigBuilder::new().rebalance("rack", &[], |r| r.threshold = 0.3);
+    let d = desired(&b.config, &topo).expect("valid");
+    assert_eq!(
+        d.rebalances[0].message,
+        "rebalance \"rack\" completes with 1 move: memory spread 50.0% → 25.0%, within the threshold of 30.0%"
+    );
+    let b = ConfigBuilder::new().rebalance("rack", &[], |_| {});
+    let d = desired(&b.config, &topo).expect("valid");
+    assert_eq!(
+        d.rebalances[0].message,
+        "rebalance \"rack\" completes with 2 moves: memory spread 50.0% → 12.5%, 2.5 points above the threshold of 10.0%, \
+         but no further move evens the hosts out (the next plan proposes nothing more)"
+    );
 }
 
 #[test]

@@ -384,3 +384,63 @@ fn rule_names_are_resolved_with_suggestions() {
         Some(&b.config.rules[0].guests[0].span)
     );
 }
+
+/// p is pinned; m is p's RAC peer (default anti-affinity) and in affinity group "app" with n;
+/// all three on a.
+fn pinned_peer_of_an_affinity_member() -> Topology {
+    let mut topo = topology(
+        vec![host("a", 512, 96), host("b", 512, 96), host("c", 256, 96)],
+        vec![
+            guest("p", "a", 64, 4),
+            guest("m", "a", 32, 4),
+            guest("n", "a", 32, 4),
+        ],
+    );
+    add_cluster(&mut topo, "cl01", &["p", "m"]);
+    topo
+}
+
+#[test]
+fn an_affinity_member_sharing_a_host_with_a_pinned_rac_peer_moves_with_its_group() {
+    let topo = pinned_peer_of_an_affinity_member();
+    let b = ConfigBuilder::new()
+        .rule(RuleKind::Pin, "db", &["p"], &[])
+        .rule(RuleKind::Affinity, "app", &["m", "n"], &[]);
+    let d = desired(&b.config, &topo).expect("valid");
+    assert!(d.unplaced.is_empty(), "{:#?}", d.unplaced);
+    assert_eq!(d.guests["p"].origin, Origin::Stays);
+    // The group leaves a together, for the host with the most room.
+    assert_eq!(
+        (d.guests["m"].host.as_str(), d.guests["n"].host.as_str()),
+        ("b", "b")
+    );
+    for member in ["m", "n"] {
+        assert_eq!(
+            reason(&d, member),
+            "RAC cluster cl01: p stays on a; affinity rule \"app\" keeps m, n together: b moves the least memory (64 GiB); \
+             runner-up c: as much to move, less free memory after (192 GiB)"
+        );
+    }
+    let (mvs, problems) = moves(&b.config, &topo, &d);
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(mvs.len(), 2);
+}
+
+#[test]
+fn an_affinity_group_held_on_the_host_of_a_pinned_rac_peer_is_explained() {
+    let topo = pinned_peer_of_an_affinity_member();
+    // n is pinned too: the group cannot leave a, and m cannot stay there with p.
+    let b = ConfigBuilder::new()
+        .rule(RuleKind::Pin, "db", &["p", "n"], &[])
+        .rule(RuleKind::Affinity, "app", &["m", "n"], &[]);
+    let d = desired(&b.config, &topo).expect("valid");
+    assert!(d.guests.values().all(|g| g.host == "a"), "{:#?}", d.guests);
+    assert_eq!(d.unplaced.len(), 1, "{:#?}", d.unplaced);
+    assert_eq!(d.unplaced[0].code, "no_target");
+    assert_eq!(
+        d.unplaced[0].message,
+        "no host can take affinity group \"app\" (m, n: 64 GiB, 8 vCPUs together); the smallest conflicting set is \
+         RAC cluster cl01 (2 members need 2 hosts) + affinity rule \"app\": RAC cluster cl01 rules out a (p is there); \
+         affinity rule \"app\" rules out b (n stays on a), c (n stays on a)"
+    );
+}
