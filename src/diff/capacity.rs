@@ -177,7 +177,7 @@ impl<'t> Ledger<'t> {
             .keys()
             .map(|h| (h.as_str(), Load::default()))
             .collect();
-        let mut host_of = map_with_capacity(topo.guests.len());
+        let mut host_of: FastMap<&str, &str> = map_with_capacity(topo.guests.len());
         for guest in topo.guests.values() {
             let load = loads.entry(guest.host.as_str()).or_default();
             load.memory_mib += guest.memory_held_mib();
@@ -190,17 +190,13 @@ impl<'t> Ledger<'t> {
         for (index, group) in rules.anti_affinity.iter().enumerate() {
             let mut hosts: FastMap<&str, Vec<&str>> = FastMap::default();
             for member in &group.members {
-                let Some(guest) = topo.guests.get(member) else {
+                // `host_of` has the topology's guests by name: a hash lookup, where the
+                // topology's own map would compare names along a tree path.
+                let Some((&name, &host)) = host_of.get_key_value(member.as_str()) else {
                     continue;
                 };
-                hosts
-                    .entry(guest.host.as_str())
-                    .or_default()
-                    .push(guest.name.as_str());
-                groups_of
-                    .entry(guest.name.as_str())
-                    .or_default()
-                    .push(index);
+                hosts.entry(host).or_default().push(name);
+                groups_of.entry(name).or_default().push(index);
             }
             spread.push(hosts);
         }
