@@ -25,9 +25,9 @@ pub fn configure() {
 }
 
 /// The purge delay in force, for the test that checks [`configure`] reaches the right option.
-pub fn purge_delay() -> i64 {
+pub fn purge_delay() -> std::ffi::c_long {
     // SAFETY: reads an integer option.
-    i64::from(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) })
+    unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }
 }
 
 #[cfg(test)]

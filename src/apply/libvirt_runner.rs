@@ -77,8 +77,11 @@ pub struct LibvirtRunner {
 /// nobody else's (SSH handshakes to several hosts overlap), and one host never gets two (with
 /// the test driver two connections would even be two different hosts).
 struct PerHost<T> {
-    slots: Mutex<HashMap<String, Arc<Mutex<Option<Arc<T>>>>>>,
+    slots: Mutex<HashMap<String, Slot<T>>>,
 }
+
+/// One host's connection, once opened; its own lock is held while it opens.
+type Slot<T> = Arc<Mutex<Option<Arc<T>>>>;
 
 impl<T> Default for PerHost<T> {
     fn default() -> Self {
