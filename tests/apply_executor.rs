@@ -175,8 +175,8 @@ fn opts(parallelism: usize) -> ExecOptions {
     }
 }
 
-/// vm01: stop → migrate → start; vm02: migrate → start, its migrate waiting for vm01's.
-fn two_moves() -> Plan {
+/// vm01: stop → migrate → start; vm02: migrate → start, independent of each other.
+fn two_chains() -> PlanBuilder {
     PlanBuilder::new()
         .chain(
             "vm01",
@@ -192,6 +192,11 @@ fn two_moves() -> Plan {
             Offline,
             &[MigrateGuest, StartupGuest],
         )
+}
+
+/// [`two_chains`], vm02's migrate waiting for vm01's.
+fn two_moves() -> Plan {
+    two_chains()
         .edge("vm02:MIGRATE_GUEST", "vm01:MIGRATE_GUEST")
         .build()
 }
@@ -333,22 +338,7 @@ async fn a_failure_stops_the_run_and_its_dependents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_going_finishes_independent_branches_only() {
-    let plan = PlanBuilder::new()
-        .chain(
-            "vm01",
-            "adm01",
-            "adm02",
-            Offline,
-            &[StopGuest, MigrateGuest, StartupGuest],
-        )
-        .chain(
-            "vm02",
-            "adm02",
-            "adm03",
-            Offline,
-            &[MigrateGuest, StartupGuest],
-        )
-        .build();
+    let plan = two_chains().build();
     let mut h = Harness::new();
     let runner = Arc::new(Recorder::failing(&["vm01:STOP_GUEST"]));
     let report = h

@@ -19,6 +19,8 @@ use berth::state::StateStore;
 use common::drain_lab::*;
 use serde_json::Value;
 
+/// Runs the binary as given: unlike `common::cli::berth`, `plan` keeps its state lock, which
+/// the lock tests here need.
 fn berth(dir: &Path, args: &[&str]) -> Output {
     Command::cargo_bin("berth")
         .unwrap()
