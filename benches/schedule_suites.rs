@@ -11,7 +11,7 @@
 //! - drain 1 of 8 hosts (80 guests), offline and live;
 //! - drain 5 % of a 10,000-host, 100,000-guest fleet, offline and live (`BERTH_BENCH_LARGE=0`
 //!   leaves it out);
-//! - rebalance skewed fleets (moves built here, greedy from the fullest to the emptiest host);
+//! - rebalance skewed fleets (berth's rebalancer; `needed` is a greedy reference's move count);
 //! - swap chains (each guest onto the next host, the last host empty) and cycles (full hosts
 //!   in a ring), live and offline.
 
@@ -294,8 +294,10 @@ fn scheduled(name: String, moves: &[Move], topo: &Topology, needed: usize) -> Ro
 }
 
 /// `hosts` hosts of 1 TiB; the first `skewed` hold ~85 % in 32–128 GiB guests, the rest ~25 %.
-/// Greedy moves, live, from the fullest host to the emptiest until every host is within 10
-/// points of the mean.
+/// berth's own rebalancer (a `rebalance` block over every host, memory, threshold 10 points,
+/// live) chooses the moves through `diff::desired`; `needed` is what a simple reference takes
+/// to the same goal (greedy, the biggest guest that fits from the fullest host to the
+/// emptiest), so the row shows whether the rebalancer moves more than that.
 fn rebalance(hosts: usize, skewed: usize) -> Row {
     let names: Vec<String> = (0..hosts).map(|h| format!("h{h:04}")).collect();
     let mut guests = Vec::new();
@@ -312,40 +314,67 @@ fn rebalance(hosts: usize, skewed: usize) -> Row {
         }
     }
     let topo = topology(names.iter().map(|n| host(n, 1024)).collect(), guests);
-    let mut load: BTreeMap<String, u64> = names.iter().map(|n| (n.clone(), 0)).collect();
-    for g in topo.guests.values() {
-        *load.get_mut(&g.host).unwrap() += g.memory_mib / 1024;
-    }
-    let mean = load.values().sum::<u64>() as f64 / hosts as f64;
-    let mut placed: BTreeMap<String, String> = BTreeMap::new();
-    let mut moves = Vec::new();
-    loop {
-        let (full, &most) = load.iter().max_by_key(|(_, l)| **l).unwrap();
-        let (empty, &least) = load.iter().min_by_key(|(_, l)| **l).unwrap();
-        if (most as f64 - mean) <= 0.10 * 1024.0 && (mean - least as f64) <= 0.10 * 1024.0 {
-            break;
+    let hcl = "inventory {\n  es_xml = \"es.xml\"\n}\ndefaults {\n  memory_reserved = \"0GiB\"\n}\n\
+               rebalance \"all\" {\n  on        = \"memory\"\n  threshold = 0.10\n  mode      = \"live\"\n}\n";
+    let cfg = berth::config::parse_str("main.hcl", hcl, std::path::Path::new("/fleet"))
+        .expect("HCL loads");
+    let desired = berth::diff::desired(&cfg, &topo).expect("rebalance plans");
+    let (moves, problems) = berth::diff::moves(&cfg, &topo, &desired);
+    assert!(problems.is_empty(), "rebalance: {:?}", problems.first());
+    let name = format!("rebalance {skewed} of {hosts} skewed, live");
+    let spread = |placement: &BTreeMap<&str, &str>| {
+        let mut load: BTreeMap<&str, u64> = names.iter().map(|n| (n.as_str(), 0)).collect();
+        for g in topo.guests.values() {
+            *load.get_mut(placement[g.name.as_str()]).unwrap() += g.memory_mib / 1024;
         }
-        let (full, empty) = (full.clone(), empty.clone());
-        // The biggest guest that does not overshoot the mean on the emptiest host.
+        (load.values().max().unwrap() - load.values().min().unwrap()) as f64 / 1024.0
+    };
+    let mut placement: BTreeMap<&str, &str> = topo
+        .guests
+        .values()
+        .map(|g| (g.name.as_str(), g.host.as_str()))
+        .collect();
+    let before = spread(&placement);
+    for m in &moves {
+        placement.insert(m.guest.as_str(), m.to.as_str());
+    }
+    println!(
+        "{name}: memory spread {:.1} % -> {:.1} % in {} moves (greedy reference: {})",
+        100.0 * before,
+        100.0 * spread(&placement),
+        moves.len(),
+        greedy_rebalance(&topo, &names)
+    );
+    scheduled(name, &moves, &topo, greedy_rebalance(&topo, &names))
+}
+
+/// Moves a greedy rebalance takes to bring the memory spread within 10 points: the biggest
+/// guest that does not overshoot, from the fullest host to the emptiest.
+fn greedy_rebalance(topo: &Topology, names: &[String]) -> usize {
+    let mut load: BTreeMap<&str, u64> = names.iter().map(|n| (n.as_str(), 0)).collect();
+    for g in topo.guests.values() {
+        *load.get_mut(g.host.as_str()).unwrap() += g.memory_mib / 1024;
+    }
+    let mut moved: std::collections::BTreeSet<&str> = Default::default();
+    loop {
+        let (&full, &most) = load.iter().max_by_key(|(_, l)| **l).unwrap();
+        let (&empty, &least) = load.iter().min_by_key(|(_, l)| **l).unwrap();
+        if (most - least) as f64 <= 0.10 * 1024.0 {
+            return moved.len();
+        }
         let candidate = topo
             .guests
             .values()
-            .filter(|g| g.host == full && !placed.contains_key(&g.name))
-            .filter(|g| (least + g.memory_mib / 1024) as f64 <= mean + 0.05 * 1024.0)
+            .filter(|g| g.host == full && !moved.contains(g.name.as_str()))
+            .filter(|g| least + g.memory_mib / 1024 <= most - g.memory_mib / 1024)
             .max_by_key(|g| (g.memory_mib, std::cmp::Reverse(g.name.clone())));
-        let Some(g) = candidate else { break };
-        *load.get_mut(&full).unwrap() -= g.memory_mib / 1024;
-        *load.get_mut(&empty).unwrap() += g.memory_mib / 1024;
-        placed.insert(g.name.clone(), empty.clone());
-        moves.push(mv(g, &empty, MigrationMode::Live));
+        let Some(g) = candidate else {
+            return moved.len();
+        };
+        *load.get_mut(full).unwrap() -= g.memory_mib / 1024;
+        *load.get_mut(empty).unwrap() += g.memory_mib / 1024;
+        moved.insert(g.name.as_str());
     }
-    let needed = moves.len();
-    scheduled(
-        format!("rebalance {skewed} of {hosts} skewed, live"),
-        &moves,
-        &topo,
-        needed,
-    )
 }
 
 /// `k` hosts of 256 GiB, each but the last running a 192 GiB guest that moves one host on.

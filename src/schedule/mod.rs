@@ -121,6 +121,7 @@ fn time(
         bandwidth: &graph.bandwidth,
         concurrency: limits.concurrency,
         priority: &priority,
+        alone: &graph.alone,
         intervals: &budgets.intervals,
         capacity: &budgets.capacity,
         needs: &budgets.needs,

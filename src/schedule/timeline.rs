@@ -3,12 +3,13 @@
 //! A step starts once its dependencies are done and the limits allow: a global slot, for a
 //! MIGRATE_GUEST a slot out of its source and into its target, and for a step that makes a
 //! budgeted guest unavailable a place in its budget. Among the steps that could start, the
-//! one with the highest priority goes first (the caller gives the longest remaining path: list
-//! scheduling by critical path), except that a transfer on a link another transfer already
-//! uses only takes a slot left over once everything else that could start has: two transfers
-//! sharing a link each run at half speed, holding two slots for the throughput of one, while
-//! a transfer on an idle link would use its own. Time then jumps to the next event: a fixed-cost step ending,
-//! or a transfer finishing at its current rate. Live transfers share links: each gets
+//! one with the highest priority goes first (the longest remaining path, a migration counted as
+//! long as its busier host's migration work still to start: see [`run`]), except that a
+//! transfer on a link another transfer already uses only takes a slot left over once everything
+//! else that could start has: two transfers sharing a link each run at half speed, holding two
+//! slots for the throughput of one, while a transfer on an idle link would use its own. Time
+//! then jumps to the next event: a fixed-cost step ending, or a transfer finishing at its
+//! current rate. Live transfers share links: each gets
 //! `min(cap, source link ÷ transfers out of the source, target link ÷ transfers into the target)`,
 //! recomputed whenever a transfer starts or ends.
 
@@ -42,8 +43,12 @@ pub(crate) struct Setup<'a> {
     /// Link bandwidth per host index, MiB/s.
     pub bandwidth: &'a [f64],
     pub concurrency: Concurrency,
-    /// Per job; higher starts first, ties by index.
+    /// Per job, its longest remaining path (its own duration included): the critical-path
+    /// priority, higher first.
     pub priority: &'a [f64],
+    /// Per job, its duration alone. With it, a MIGRATE_GUEST's priority also counts the
+    /// migration work its hosts still have to start (see [`run`]); empty: critical path only.
+    pub alone: &'a [f64],
     pub intervals: &'a [Interval],
     /// Per budget, how many of its intervals may be open at once.
     pub capacity: &'a [u32],
@@ -105,6 +110,16 @@ struct Active {
 const DONE_MIB: f64 = 1e-6;
 
 /// Runs the jobs (which must form a DAG) and returns when each started and finished.
+///
+/// Priority: the longest remaining path, where a MIGRATE_GUEST counts as long as the migration
+/// work not yet started on the busier of its two hosts (a link's transfers take their
+/// durations one after the other however they overlap; fixed-cost migrations share the host's
+/// slots), ties by the plain remaining path, then by index. Plain critical-path order starts
+/// the longest transfers first wherever they are, and leaves hosts with several moves queued
+/// to the end, their transfers then running one after another while other slots stand idle;
+/// counting the backlog still to start moves a slot to the host with the most left, so every
+/// busy host ends near the same time. The backlog falls as a host's migrations start, so the
+/// waiting migrations of both its hosts are re-ranked then.
 pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
     let n = s.jobs.len();
     let mut waiting: Vec<usize> = s.jobs.iter().map(|j| j.deps.len()).collect();
@@ -120,16 +135,14 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
         starts_of[interval.start].push(k);
         ends_of[interval.end].push(k);
     }
-    let key = |j: usize| {
-        (
-            Reverse(Priority(s.priority.get(j).copied().unwrap_or(0.0))),
-            j,
-        )
-    };
-    let mut ready: BTreeSet<(Reverse<Priority>, usize)> =
-        (0..n).filter(|&j| waiting[j] == 0).map(key).collect();
-
     let hosts = s.bandwidth.len();
+    let mut backlog = Backlog::new(s, hosts);
+    let path = |j: usize| s.priority.get(j).copied().unwrap_or(0.0);
+    let mut ready = Ready::new(n, hosts);
+    for j in (0..n).filter(|&j| waiting[j] == 0) {
+        ready.insert(s, j, backlog.priority(s, j, path(j)), path(j));
+    }
+
     let (mut out_slots, mut in_slots) = (vec![0u32; hosts], vec![0u32; hosts]);
     let (mut out_transfers, mut in_transfers) = (vec![0u32; hosts], vec![0u32; hosts]);
     let mut open = vec![0u32; s.capacity.len()];
@@ -156,7 +169,7 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
         // Start what may start, best first; transfers onto busy links only in the second pass.
         let mut chosen = Vec::new();
         for share_links in [false, true] {
-            for &(_, j) in &ready {
+            for &(_, _, j) in &ready.queue {
                 if active.len() + chosen.len() >= parallelism {
                     break;
                 }
@@ -204,8 +217,20 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
                 chosen.push(j);
             }
         }
+        for &j in &chosen {
+            ready.remove(s, j);
+            backlog.started(s, j);
+        }
+        // The backlog of the chosen migrations' hosts fell: re-rank their waiting migrations.
+        for &j in &chosen {
+            if let Some((from, to)) = s.jobs[j].migration {
+                for k in ready.on_hosts(from, to) {
+                    ready.remove(s, k);
+                    ready.insert(s, k, backlog.priority(s, k, path(k)), path(k));
+                }
+            }
+        }
         for j in chosen {
-            ready.remove(&key(j));
             start[j] = now;
             let phase = match s.jobs[j].work {
                 Work::Fixed(seconds) => Phase::Fixed(now + seconds),
@@ -219,8 +244,9 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
         }
         if active.is_empty() {
             let waiting = ready
+                .queue
                 .iter()
-                .flat_map(|&(_, j)| starts_of[j].iter().copied())
+                .flat_map(|&(_, _, j)| starts_of[j].iter().copied())
                 .collect();
             return Err(Stuck { waiting });
         }
@@ -283,7 +309,8 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
             for &next_job in &successors[j] {
                 waiting[next_job] -= 1;
                 if waiting[next_job] == 0 {
-                    ready.insert(key(next_job));
+                    let priority = backlog.priority(s, next_job, path(next_job));
+                    ready.insert(s, next_job, priority, path(next_job));
                 }
             }
         }
@@ -295,6 +322,119 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
         slot,
         makespan,
     })
+}
+
+/// Migration work not yet started per host, outbound and inbound, in seconds of the resource
+/// that limits it: a link for transfers, a migration slot for fixed-cost migrations.
+struct Backlog {
+    work: Vec<f64>,
+    outbound: Vec<f64>,
+    inbound: Vec<f64>,
+}
+
+impl Backlog {
+    fn new(s: &Setup<'_>, hosts: usize) -> Backlog {
+        let (max_out, max_in) = (
+            f64::from(s.concurrency.max_outbound_per_host.max(1)),
+            f64::from(s.concurrency.max_inbound_per_host.max(1)),
+        );
+        let mut backlog = Backlog {
+            work: vec![0.0; s.jobs.len()],
+            outbound: vec![0.0; hosts],
+            inbound: vec![0.0; hosts],
+        };
+        for (j, job) in s.jobs.iter().enumerate() {
+            let (Some((from, to)), Some(&alone)) = (job.migration, s.alone.get(j)) else {
+                continue;
+            };
+            let transfer = matches!(job.work, Work::Transfer { .. });
+            backlog.work[j] = alone;
+            backlog.outbound[from] += if transfer { alone } else { alone / max_out };
+            backlog.inbound[to] += if transfer { alone } else { alone / max_in };
+        }
+        backlog
+    }
+
+    /// `path` (the job's remaining path), or for a migration the backlog of its busier host
+    /// followed by what must come after the job, when that is longer.
+    fn priority(&self, s: &Setup<'_>, job: usize, path: f64) -> f64 {
+        match (s.jobs[job].migration, s.alone.get(job)) {
+            (Some((from, to)), Some(&alone)) => {
+                let after = path - alone;
+                path.max(self.outbound[from].max(self.inbound[to]) + after)
+            }
+            _ => path,
+        }
+    }
+
+    fn started(&mut self, s: &Setup<'_>, job: usize) {
+        let Some((from, to)) = s.jobs[job].migration else {
+            return;
+        };
+        let (max_out, max_in) = (
+            f64::from(s.concurrency.max_outbound_per_host.max(1)),
+            f64::from(s.concurrency.max_inbound_per_host.max(1)),
+        );
+        let transfer = matches!(s.jobs[job].work, Work::Transfer { .. });
+        let work = self.work[job];
+        self.outbound[from] -= if transfer { work } else { work / max_out };
+        self.inbound[to] -= if transfer { work } else { work / max_in };
+    }
+}
+
+type ReadyKey = (Reverse<Priority>, Reverse<Priority>, usize);
+
+/// The jobs that could start, best first, and where each is (to re-rank it).
+struct Ready {
+    queue: BTreeSet<ReadyKey>,
+    /// Per job, the key it is queued under while ready.
+    key: Vec<Option<ReadyKey>>,
+    /// Per host, its ready migrations (either end).
+    by_host: Vec<Vec<usize>>,
+}
+
+impl Ready {
+    fn new(jobs: usize, hosts: usize) -> Ready {
+        Ready {
+            queue: BTreeSet::new(),
+            key: vec![None; jobs],
+            by_host: vec![Vec::new(); hosts],
+        }
+    }
+
+    fn insert(&mut self, s: &Setup<'_>, job: usize, priority: f64, path: f64) {
+        let key = (Reverse(Priority(priority)), Reverse(Priority(path)), job);
+        self.queue.insert(key);
+        self.key[job] = Some(key);
+        if let Some((from, to)) = s.jobs[job].migration {
+            self.by_host[from].push(job);
+            if to != from {
+                self.by_host[to].push(job);
+            }
+        }
+    }
+
+    fn remove(&mut self, s: &Setup<'_>, job: usize) {
+        if let Some(key) = self.key[job].take() {
+            self.queue.remove(&key);
+        }
+        if let Some((from, to)) = s.jobs[job].migration {
+            for host in [from, to] {
+                self.by_host[host].retain(|&k| k != job);
+            }
+        }
+    }
+
+    /// The ready migrations from or to either host.
+    fn on_hosts(&self, from: usize, to: usize) -> Vec<usize> {
+        let mut jobs: Vec<usize> = [from, to]
+            .iter()
+            .flat_map(|&h| self.by_host[h].iter().copied())
+            .collect();
+        jobs.sort_unstable();
+        jobs.dedup();
+        jobs
+    }
 }
 
 fn transfer_rate(s: &Setup<'_>, job: usize, out_transfers: &[u32], in_transfers: &[u32]) -> f64 {
@@ -390,6 +530,7 @@ mod tests {
                 max_outbound_per_host: 2,
             },
             priority,
+            alone: &[],
             intervals: &[],
             capacity: &[],
             needs: &[],
@@ -535,6 +676,43 @@ mod tests {
         // With a third slot left over, the second transfer shares host 0's link after all.
         let roomy = run_with(&jobs, &bandwidth, 3);
         assert_eq!(roomy.start, vec![0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_host_with_more_migration_work_left_gets_the_slots_first() {
+        // Host 0 sends three 10 s transfers (to hosts 1–3); hosts 4 and 5 one 12 s transfer
+        // each (to 6 and 7); two slots. By critical path alone the 12 s transfers go first and
+        // host 0's three then run one after another: 12 + 30 = 42 s. Counting host 0's backlog
+        // (30 s) keeps its link busy from the start: 30 s, the link's own work.
+        let mut jobs: Vec<Job> = (1..=3).map(|to| transfer(100.0, 0, to)).collect();
+        jobs.push(transfer(120.0, 4, 6));
+        jobs.push(transfer(120.0, 5, 7));
+        let bandwidth = [10.0; 8];
+        let alone = [10.0, 10.0, 10.0, 12.0, 12.0];
+        let path = remaining_path(&jobs, &alone);
+        let critical_path_only = run(&setup(&jobs, &bandwidth, &path, 2)).unwrap();
+        assert!(
+            (critical_path_only.makespan - 42.0).abs() < 1e-9,
+            "{critical_path_only:?}"
+        );
+        let with_backlog = run(&Setup {
+            alone: &alone,
+            ..setup(&jobs, &bandwidth, &path, 2)
+        })
+        .unwrap();
+        assert!(
+            (with_backlog.makespan - 30.0).abs() < 1e-9,
+            "{with_backlog:?}"
+        );
+        // Host 0's transfers never overlap (its link would only be shared, not faster).
+        let mut host0: Vec<(f64, f64)> = (0..3)
+            .map(|j| (with_backlog.start[j], with_backlog.finish[j]))
+            .collect();
+        host0.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(
+            host0.windows(2).all(|w| w[0].1 <= w[1].0 + 1e-9),
+            "{host0:?}"
+        );
     }
 
     fn run_with(jobs: &[Job], bandwidth: &[f64], parallelism: u32) -> Run {

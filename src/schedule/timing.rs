@@ -81,6 +81,7 @@ impl Graph {
             bandwidth: &self.bandwidth,
             concurrency,
             priority: &priority,
+            alone: &self.alone,
             intervals: &[],
             capacity: &[],
             needs: &[],
