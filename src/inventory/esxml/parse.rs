@@ -14,6 +14,8 @@ use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 use super::scan::{
     IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField, scan,
 };
+#[cfg(test)]
+use super::scan::{Split, scan_with};
 use crate::inventory::fast_hash::{FastMap as IdMap, map_with_capacity as id_map};
 
 /// Parses and checks an es.xml. `source_name` (usually the path) prefixes every error.
@@ -30,6 +32,18 @@ pub fn parse_with_layout(
     Resolver { source_name, text }.resolve(raw)
 }
 
+/// [`parse_with_layout`] with the scan split as `policy` says, for tests comparing a split
+/// scan with a sequential one.
+#[cfg(test)]
+pub(super) fn parse_with_split(
+    source_name: &str,
+    text: &str,
+    policy: Split,
+) -> Result<(EsSystem, EsLayout), EsXmlError> {
+    let raw = scan_with(source_name, text, policy)?;
+    Resolver { source_name, text }.resolve(raw)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Host,
@@ -39,6 +53,34 @@ enum Role {
 
 const OS_KVM_HOST: &str = "LinuxKVM";
 const OS_KVM_GUEST: &str = "LinuxKVMGuest";
+
+/// Runs `a` here and `b` on a second thread; both run to the end.
+fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    std::thread::scope(|s| {
+        let b = s.spawn(b);
+        let a = a();
+        // The closures return errors as values; a panic is a bug, passed on as is.
+        let b = b
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
+}
+
+/// [`Resolver::link_machines`]: machine id → position, each machine's role, and the id of
+/// the host listing each guest (empty for other machines).
+struct MachineLinks<'r> {
+    index: IdMap<&'r str, usize>,
+    roles: Vec<Role>,
+    parent_ids: Vec<String>,
+}
+
+/// [`Resolver::index_lists`]: id → position in each list.
+struct ListIndexes<'r> {
+    networks: IdMap<&'r str, usize>,
+    clusters: IdMap<&'r str, usize>,
+    volumes: IdMap<&'r str, usize>,
+}
 
 struct Resolver<'a> {
     source_name: &'a str,
@@ -59,6 +101,10 @@ impl Resolver<'_> {
         Location::of(self.text, offset).line
     }
 
+    /// Checks and converts the scanned document. The machines on one side and the other
+    /// lists (networks, clusters, EDV volumes) on the other are independent until the guests'
+    /// references are checked, so each phase runs them on two threads; errors are still
+    /// reported in the order of the checks below (machines first), as one thread would.
     fn resolve(&self, raw: RawDocument) -> Result<(EsSystem, EsLayout), EsXmlError> {
         let RawDocument {
             root_offset,
@@ -69,7 +115,99 @@ impl Resolver<'_> {
             clusters,
             volumes,
         } = raw;
-        let machine_index = self.index(&machines, "machine", |m| (&m.id, m.offset))?;
+        let (links, indexes) = both(
+            || self.link_machines(&machines, root_offset),
+            || self.index_lists(&networks, &clusters, &volumes),
+        );
+        let (links, indexes) = (links?, indexes?);
+        let MachineLinks {
+            index: machine_index,
+            roles,
+            mut parent_ids,
+        } = links;
+        let guest_clusters = self.memberships(
+            &machines,
+            &roles,
+            &machine_index,
+            &clusters,
+            &indexes.clusters,
+        )?;
+        drop(machine_index);
+
+        let (machine_side, list_side) = both(
+            || -> Result<_, EsXmlError> {
+                let mut hosts = Vec::new();
+                let mut guests = Vec::new();
+                let mut members = vec![Vec::new(); clusters.len()];
+                let mut layout = EsLayout::default();
+                for (i, machine) in machines.into_iter().enumerate() {
+                    match roles[i] {
+                        Role::Host => {
+                            let (host, host_layout) = self.host(machine)?;
+                            layout.hosts.insert(host.id.clone(), host_layout);
+                            hosts.push(host);
+                        }
+                        Role::Guest => {
+                            self.check_references(&machine, &indexes.networks, &indexes.volumes)?;
+                            let cluster_ids = guest_clusters[i]
+                                .iter()
+                                .map(|&c| clusters[c].id.clone())
+                                .collect();
+                            for &c in &guest_clusters[i] {
+                                members[c].push(machine.id.clone());
+                            }
+                            guests.push(self.guest(
+                                machine,
+                                std::mem::take(&mut parent_ids[i]),
+                                cluster_ids,
+                            )?);
+                        }
+                        Role::Other => {}
+                    }
+                }
+                Ok((hosts, guests, members, layout))
+            },
+            || -> Result<_, EsXmlError> {
+                let networks = networks
+                    .iter()
+                    .map(|n| self.network(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((networks, volumes.iter().map(volume).collect::<Vec<_>>()))
+            },
+        );
+        let (hosts, guests, members, layout) = machine_side?;
+        let (networks, volumes) = list_side?;
+        let clusters = clusters
+            .into_iter()
+            .zip(members)
+            .map(|(c, member_ids)| EsCluster {
+                name: text(&c.name).unwrap_or_default(),
+                id: c.id,
+                member_ids,
+            })
+            .collect();
+        let system = EsSystem {
+            oeda_version,
+            customer_name: customer_name
+                .map(|c| c.value.into_owned())
+                .filter(|c| !c.is_empty()),
+            hosts,
+            guests,
+            clusters,
+            networks,
+            volumes,
+        };
+        Ok((system, layout))
+    }
+
+    /// The machines' own checks: ids unique, roles, at least one KVM host, host names, and
+    /// which host lists each guest.
+    fn link_machines<'r>(
+        &self,
+        machines: &'r [RawMachine],
+        root_offset: usize,
+    ) -> Result<MachineLinks<'r>, EsXmlError> {
+        let index = self.index(machines, "machine", |m| (&m.id, m.offset))?;
         let roles = machines
             .iter()
             .map(|m| self.role(m))
@@ -81,74 +219,33 @@ impl Resolver<'_> {
                 EsXmlErrorKind::NoKvmHosts,
             ));
         }
-        self.check_host_names(&machines, &roles)?;
-        let parents = self.parents(&machines, &roles, &machine_index)?;
-        let mut parent_ids: Vec<String> = parents
+        self.check_host_names(machines, &roles)?;
+        let parents = self.parents(machines, &roles, &index)?;
+        let parent_ids = parents
             .iter()
             .map(|p| p.map(|h| machines[h].id.clone()).unwrap_or_default())
             .collect();
+        Ok(MachineLinks {
+            index,
+            roles,
+            parent_ids,
+        })
+    }
 
-        let network_index = self.index(&networks, "network", |n| (&n.id, n.offset))?;
-        let cluster_index = self.index(&clusters, "cluster", |c| (&c.id, c.offset))?;
-        let volume_index = self.index(&volumes, "EDV volume", |v| (&v.id, v.offset))?;
-        self.check_cluster_names(&clusters)?;
-        let guest_clusters =
-            self.memberships(&machines, &roles, &machine_index, &clusters, &cluster_index)?;
-
-        let mut hosts = Vec::new();
-        let mut guests = Vec::new();
-        let mut members = vec![Vec::new(); clusters.len()];
-        let mut layout = EsLayout::default();
-        for (i, machine) in machines.into_iter().enumerate() {
-            match roles[i] {
-                Role::Host => {
-                    let (host, host_layout) = self.host(machine)?;
-                    layout.hosts.insert(host.id.clone(), host_layout);
-                    hosts.push(host);
-                }
-                Role::Guest => {
-                    self.check_references(&machine, &network_index, &volume_index)?;
-                    let cluster_ids = guest_clusters[i]
-                        .iter()
-                        .map(|&c| clusters[c].id.clone())
-                        .collect();
-                    for &c in &guest_clusters[i] {
-                        members[c].push(machine.id.clone());
-                    }
-                    guests.push(self.guest(
-                        machine,
-                        std::mem::take(&mut parent_ids[i]),
-                        cluster_ids,
-                    )?);
-                }
-                Role::Other => {}
-            }
-        }
-        let clusters = clusters
-            .into_iter()
-            .zip(members)
-            .map(|(c, member_ids)| EsCluster {
-                name: text(c.name).unwrap_or_default(),
-                id: c.id,
-                member_ids,
-            })
-            .collect();
-        let networks = networks
-            .into_iter()
-            .map(|n| self.network(n))
-            .collect::<Result<Vec<_>, _>>()?;
-        let system = EsSystem {
-            oeda_version,
-            customer_name: customer_name
-                .map(|c| c.value.into_owned())
-                .filter(|c| !c.is_empty()),
-            hosts,
-            guests,
-            clusters,
-            networks,
-            volumes: volumes.into_iter().map(volume).collect(),
+    /// Id indexes of the networks, clusters and EDV volumes, and the clusters' names.
+    fn index_lists<'r>(
+        &self,
+        networks: &'r [RawNetwork],
+        clusters: &'r [RawCluster],
+        volumes: &'r [RawVolume],
+    ) -> Result<ListIndexes<'r>, EsXmlError> {
+        let indexes = ListIndexes {
+            networks: self.index(networks, "network", |n| (&n.id, n.offset))?,
+            clusters: self.index(clusters, "cluster", |c| (&c.id, c.offset))?,
+            volumes: self.index(volumes, "EDV volume", |v| (&v.id, v.offset))?,
         };
-        Ok((system, layout))
+        self.check_cluster_names(clusters)?;
+        Ok(indexes)
     }
 
     /// Id → position, refusing a second definition of the same id.
@@ -441,7 +538,7 @@ impl Resolver<'_> {
         })
     }
 
-    fn network(&self, n: RawNetwork) -> Result<EsNetwork, EsXmlError> {
+    fn network(&self, n: &RawNetwork) -> Result<EsNetwork, EsXmlError> {
         let owner = Owner {
             element: "network",
             id: &n.id,
@@ -456,9 +553,9 @@ impl Resolver<'_> {
         Ok(EsNetwork {
             network_type: network_type.value.to_string(),
             vlan_id: self.vlan(&n.vlan_id, owner)?,
-            master: text(n.master),
-            interface_name: text(n.interface_name),
-            id: n.id,
+            master: text(&n.master),
+            interface_name: text(&n.interface_name),
+            id: n.id.clone(),
         })
     }
 
@@ -580,10 +677,8 @@ fn os_type_text(m: &RawMachine) -> String {
     TextField::non_empty(&m.os_type).map_or_else(|| "(none)".to_string(), |f| f.value.to_string())
 }
 
-fn text(field: Option<TextField>) -> Option<String> {
-    field
-        .map(|f| f.value.into_owned())
-        .filter(|v| !v.is_empty())
+fn text(field: &Option<TextField>) -> Option<String> {
+    TextField::non_empty(field).map(|f| f.value.to_string())
 }
 
 fn element_of(what: &str) -> &str {
@@ -593,11 +688,11 @@ fn element_of(what: &str) -> &str {
     }
 }
 
-fn volume(v: RawVolume) -> EsVolume {
+fn volume(v: &RawVolume) -> EsVolume {
     EsVolume {
-        id: v.id,
-        name: text(v.name),
-        device_path: text(v.device_path),
-        volume_type: text(v.volume_type),
+        id: v.id.clone(),
+        name: text(&v.name),
+        device_path: text(&v.device_path),
+        volume_type: text(&v.volume_type),
     }
 }

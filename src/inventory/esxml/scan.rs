@@ -17,6 +17,8 @@ use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::GuestRefSpan;
 use super::position::LineCounter;
 
+mod split;
+
 /// The text of one leaf element, trimmed, and where its start tag begins. Borrowed from the
 /// input unless it had to be unescaped, which saves an allocation per element on big files.
 #[derive(Debug, Clone)]
@@ -262,49 +264,45 @@ struct Capture {
     buffered: bool,
 }
 
-/// Scans `text` (named `source_name` in errors) into a [`RawDocument`].
+/// Scans `text` (named `source_name` in errors) into a [`RawDocument`]. A large file is
+/// scanned in two halves on two threads (see [`split`]); the result, and every error, is
+/// the one the sequential scan gives.
 pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocument<'a>, EsXmlError> {
-    let mut scanner = Scanner::new(source_name, text);
-    // quick-xml skips a byte order mark without counting it; read after it and add its length
-    // back, so that every offset indexes `text` itself.
-    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let base = text.len() - body.len();
-    let position = |reader: &Reader<&[u8]>| base + reader.buffer_position() as usize;
-    let mut reader = Reader::from_str(body);
-    // Skipping whitespace-only text halves the number of events. It must be off while a leaf's
-    // text is buffered, or the space in `A &amp; B` after the entity would be lost.
-    let mut trimming = true;
-    reader.config_mut().trim_text_start = trimming;
-    loop {
-        let before = position(&reader);
-        let event = reader.read_event().map_err(|e| {
-            let at = base + reader.error_position() as usize;
-            scanner.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
-        })?;
-        let end = position(&reader);
-        // With trimming, whitespace before markup is consumed with it: find the `<` or `&`.
-        let start = skip_whitespace(text, before);
-        match event {
-            Event::Start(e) => scanner.open(&e, start, end)?,
-            Event::Empty(e) => {
-                scanner.open(&e, start, end)?;
-                scanner.close(start, end, true)?;
-            }
-            Event::End(_) => scanner.close(start, end, false)?,
-            Event::Text(t) => scanner.push_text(&t.xml10_content()),
-            Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), start),
-            Event::GeneralRef(r) => scanner.push_reference(&r, start)?,
-            // A comment inside a leaf is not part of its text: stop slicing the raw input.
-            Event::Comment(_) | Event::PI(_) => scanner.buffer_capture(start),
-            Event::Eof => return scanner.finish(),
-            _ => {}
-        }
-        let want_trimming = !scanner.capture.as_ref().is_some_and(|c| c.buffered);
-        if want_trimming != trimming {
-            trimming = want_trimming;
-            reader.config_mut().trim_text_start = trimming;
-        }
+    scan_with(source_name, text, Split::Auto)
+}
+
+/// Whether to scan in two halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Split {
+    /// In one pass (for tests: the reference a split scan is compared with).
+    #[cfg(test)]
+    Never,
+    /// In two halves when the file is large enough for a second thread to pay off.
+    Auto,
+    /// In two halves, split near this byte offset whatever the size (for tests).
+    #[cfg(test)]
+    Near(usize),
+}
+
+/// [`scan`] with an explicit splitting policy.
+pub(super) fn scan_with<'a>(
+    source_name: &'a str,
+    text: &'a str,
+    policy: Split,
+) -> Result<RawDocument<'a>, EsXmlError> {
+    let target = match policy {
+        #[cfg(test)]
+        Split::Never => None,
+        Split::Auto => split::auto_target(text),
+        #[cfg(test)]
+        Split::Near(offset) => Some(offset),
+    };
+    if let Some(doc) = target.and_then(|t| split::scan_in_two(source_name, text, t)) {
+        return Ok(doc);
     }
+    let mut scanner = Scanner::new(source_name, text, &[]);
+    scanner.run(0..text.len(), false)?;
+    scanner.finish()
 }
 
 fn skip_whitespace(text: &str, offset: usize) -> usize {
@@ -341,15 +339,28 @@ struct Scanner<'a> {
     network: Option<RawNetwork<'a>>,
     cluster: Option<RawCluster<'a>>,
     volume: Option<RawVolume<'a>>,
+    /// End tags (offsets of their `<`) that closed an element opened before the scanned range,
+    /// i.e. one of the `context` the scanner started in; checked against the real start tags
+    /// when the halves of a split scan are joined.
+    unmatched_ends: Vec<usize>,
 }
 
+/// Stands in `Scanner::starts` for an element opened before the scanned range.
+const OPENED_BEFORE: usize = usize::MAX;
+
 impl<'a> Scanner<'a> {
-    fn new(source_name: &'a str, text: &'a str) -> Self {
+    /// A scanner for a range of `text` that starts inside the elements `context` (outermost
+    /// first; empty at the start of the file).
+    fn new(source_name: &'a str, text: &'a str, context: &[Tag]) -> Self {
+        let mut tags = Vec::with_capacity(16);
+        tags.extend_from_slice(context);
+        let mut starts = Vec::with_capacity(16);
+        starts.resize(context.len(), OPENED_BEFORE);
         Scanner {
             source_name,
             text,
-            tags: Vec::with_capacity(16),
-            starts: Vec::with_capacity(16),
+            tags,
+            starts,
             root_closed: false,
             lines: LineCounter::new(),
             capture: None,
@@ -360,6 +371,71 @@ impl<'a> Scanner<'a> {
             network: None,
             cluster: None,
             volume: None,
+            unmatched_ends: Vec::new(),
+        }
+    }
+
+    /// Reads the events of `text[range]`. Returns where the last event ends when it was an end
+    /// tag (`None` otherwise), which tells a split scan whether its first half stopped cleanly
+    /// between two elements. With `allow_unmatched_ends`, an end tag that closes an element of
+    /// the starting context is recorded in `unmatched_ends` instead of being an error;
+    /// quick-xml still checks that every other end tag matches its start tag.
+    fn run(
+        &mut self,
+        range: Range<usize>,
+        allow_unmatched_ends: bool,
+    ) -> Result<Option<usize>, EsXmlError> {
+        let slice = &self.text[range.clone()];
+        // quick-xml skips a byte order mark without counting it; read after it and add its
+        // length back, so that every offset indexes `text` itself.
+        let body = if range.start == 0 {
+            slice.strip_prefix('\u{feff}').unwrap_or(slice)
+        } else {
+            slice
+        };
+        let base = range.start + slice.len() - body.len();
+        let position = |reader: &Reader<&[u8]>| base + reader.buffer_position() as usize;
+        let mut reader = Reader::from_str(body);
+        reader.config_mut().allow_unmatched_ends = allow_unmatched_ends;
+        // Skipping whitespace-only text halves the number of events. It must be off while a
+        // leaf's text is buffered, or the space in `A &amp; B` after the entity would be lost.
+        let mut trimming = true;
+        reader.config_mut().trim_text_start = trimming;
+        let mut last_end_tag = None;
+        loop {
+            let before = position(&reader);
+            let event = reader.read_event().map_err(|e| {
+                let at = base + reader.error_position() as usize;
+                self.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
+            })?;
+            let end = position(&reader);
+            // With trimming, whitespace before markup is consumed with it: find the `<` or `&`.
+            let start = skip_whitespace(self.text, before);
+            let mut ended_element = false;
+            match event {
+                Event::Start(e) => self.open(&e, start, end)?,
+                Event::Empty(e) => {
+                    self.open(&e, start, end)?;
+                    self.close(start, end, true)?;
+                }
+                Event::End(_) => {
+                    self.close(start, end, false)?;
+                    ended_element = true;
+                }
+                Event::Text(t) => self.push_text(&t.xml10_content()),
+                Event::CData(t) => self.push_unescaped(&t.xml10_content(), start),
+                Event::GeneralRef(r) => self.push_reference(&r, start)?,
+                // A comment inside a leaf is not part of its text: stop slicing the raw input.
+                Event::Comment(_) | Event::PI(_) => self.buffer_capture(start),
+                Event::Eof => return Ok(last_end_tag),
+                _ => {}
+            }
+            last_end_tag = ended_element.then_some(end);
+            let want_trimming = !self.capture.as_ref().is_some_and(|c| c.buffered);
+            if want_trimming != trimming {
+                trimming = want_trimming;
+                reader.config_mut().trim_text_start = trimming;
+            }
         }
     }
 
@@ -656,7 +732,9 @@ impl<'a> Scanner<'a> {
             )?;
         }
         let tag = self.tags.pop().unwrap_or(Tag::Other);
-        self.starts.pop();
+        if matches!(self.starts.pop(), Some(OPENED_BEFORE) | None) {
+            self.unmatched_ends.push(start);
+        }
         use Tag::*;
         match (self.tags.as_slice(), tag) {
             ([], Root) => self.root_closed = true,
