@@ -8,6 +8,7 @@ use std::collections::hash_map::Entry;
 use crate::inventory::size::parse_size_mib;
 use crate::inventory::version::ImageVersion;
 
+use super::blocks::Blocks;
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::{EsLayout, HostLayout};
 use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
@@ -136,8 +137,9 @@ impl Resolver<'_> {
 
         let (machine_side, list_side) = both(
             || -> Result<_, EsXmlError> {
-                let mut hosts = Vec::new();
-                let mut guests = Vec::new();
+                let count = |role| roles.iter().filter(|r| **r == role).count();
+                let mut hosts = Vec::with_capacity(count(Role::Host));
+                let mut guests = Vec::with_capacity(count(Role::Guest));
                 let mut members = vec![Vec::new(); clusters.len()];
                 let mut layout = EsLayout::default();
                 for (i, machine) in machines.into_iter().enumerate() {
@@ -168,11 +170,11 @@ impl Resolver<'_> {
                 Ok((hosts, guests, members, layout))
             },
             || -> Result<_, EsXmlError> {
-                let networks = networks
-                    .iter()
-                    .map(|n| self.network(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((networks, volumes.iter().map(volume).collect::<Vec<_>>()))
+                let mut converted = Vec::with_capacity(networks.len());
+                for n in networks.iter() {
+                    converted.push(self.network(n)?);
+                }
+                Ok((converted, volumes.map_to_vec(volume)))
             },
         );
         let (hosts, guests, members, layout) = machine_side?;
@@ -204,14 +206,14 @@ impl Resolver<'_> {
     /// which host lists each guest.
     fn link_machines<'r>(
         &self,
-        machines: &'r [RawMachine],
+        machines: &'r Blocks<RawMachine>,
         root_offset: usize,
     ) -> Result<MachineLinks<'r>, EsXmlError> {
         let index = self.index(machines, "machine", |m| (&m.id, m.offset))?;
-        let roles = machines
-            .iter()
-            .map(|m| self.role(m))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut roles = Vec::with_capacity(machines.len());
+        for m in machines.iter() {
+            roles.push(self.role(m)?);
+        }
         if !roles.contains(&Role::Host) {
             return Err(self.error(
                 root_offset,
@@ -235,9 +237,9 @@ impl Resolver<'_> {
     /// Id indexes of the networks, clusters and EDV volumes, and the clusters' names.
     fn index_lists<'r>(
         &self,
-        networks: &'r [RawNetwork],
-        clusters: &'r [RawCluster],
-        volumes: &'r [RawVolume],
+        networks: &'r Blocks<RawNetwork>,
+        clusters: &'r Blocks<RawCluster>,
+        volumes: &'r Blocks<RawVolume>,
     ) -> Result<ListIndexes<'r>, EsXmlError> {
         let indexes = ListIndexes {
             networks: self.index(networks, "network", |n| (&n.id, n.offset))?,
@@ -251,7 +253,7 @@ impl Resolver<'_> {
     /// Id → position, refusing a second definition of the same id.
     fn index<'r, T>(
         &self,
-        items: &'r [T],
+        items: &'r Blocks<T>,
         what: &'static str,
         key: impl Fn(&'r T) -> (&'r String, usize),
     ) -> Result<IdMap<&'r str, usize>, EsXmlError> {
@@ -299,7 +301,11 @@ impl Resolver<'_> {
 
     /// Hosts and guests need a `hostName` (for guests it is the libvirt domain name), and no
     /// two may share one.
-    fn check_host_names(&self, machines: &[RawMachine], roles: &[Role]) -> Result<(), EsXmlError> {
+    fn check_host_names(
+        &self,
+        machines: &Blocks<RawMachine>,
+        roles: &[Role],
+    ) -> Result<(), EsXmlError> {
         let mut seen: IdMap<&str, &RawMachine> = id_map(machines.len());
         for (m, _) in machines
             .iter()
@@ -329,7 +335,7 @@ impl Resolver<'_> {
     /// only guests are listed, each guest exactly once.
     fn parents(
         &self,
-        machines: &[RawMachine],
+        machines: &Blocks<RawMachine>,
         roles: &[Role],
         index: &IdMap<&str, usize>,
     ) -> Result<Vec<Option<usize>>, EsXmlError> {
@@ -403,10 +409,10 @@ impl Resolver<'_> {
     /// lists, because OEDA records it in both places and either may be the only one kept.
     fn memberships(
         &self,
-        machines: &[RawMachine],
+        machines: &Blocks<RawMachine>,
         roles: &[Role],
         machine_index: &IdMap<&str, usize>,
-        clusters: &[RawCluster],
+        clusters: &Blocks<RawCluster>,
         cluster_index: &IdMap<&str, usize>,
     ) -> Result<Vec<Vec<usize>>, EsXmlError> {
         let mut member_of = vec![Vec::new(); machines.len()];
@@ -451,7 +457,7 @@ impl Resolver<'_> {
         Ok(member_of)
     }
 
-    fn check_cluster_names(&self, clusters: &[RawCluster]) -> Result<(), EsXmlError> {
+    fn check_cluster_names(&self, clusters: &Blocks<RawCluster>) -> Result<(), EsXmlError> {
         match clusters
             .iter()
             .find(|c| TextField::non_empty(&c.name).is_none())

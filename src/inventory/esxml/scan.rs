@@ -13,6 +13,7 @@ use quick_xml::Reader;
 use quick_xml::XmlVersion;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
+use super::blocks::Blocks;
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::GuestRefSpan;
 use super::position::LineCounter;
@@ -96,10 +97,10 @@ pub(super) struct RawDocument<'a> {
     pub root_offset: usize,
     pub oeda_version: Option<String>,
     pub customer_name: Option<TextField<'a>>,
-    pub machines: Vec<RawMachine<'a>>,
-    pub networks: Vec<RawNetwork<'a>>,
-    pub clusters: Vec<RawCluster<'a>>,
-    pub volumes: Vec<RawVolume<'a>>,
+    pub machines: Blocks<RawMachine<'a>>,
+    pub networks: Blocks<RawNetwork<'a>>,
+    pub clusters: Blocks<RawCluster<'a>>,
+    pub volumes: Blocks<RawVolume<'a>>,
 }
 
 /// Leaf elements whose text berth reads.
@@ -750,9 +751,13 @@ impl<'a> Scanner<'a> {
                     m.child_refs.push(r);
                 }
             }
-            ([Root, Networks], Network) => self.doc.networks.extend(self.network.take()),
-            ([Root, Software, Clusters], Cluster) => self.doc.clusters.extend(self.cluster.take()),
-            ([Root, Storage, EdvVolumes], EdvVolume) => self.doc.volumes.extend(self.volume.take()),
+            ([Root, Networks], Network) => push_some(&mut self.doc.networks, self.network.take()),
+            ([Root, Software, Clusters], Cluster) => {
+                push_some(&mut self.doc.clusters, self.cluster.take())
+            }
+            ([Root, Storage, EdvVolumes], EdvVolume) => {
+                push_some(&mut self.doc.volumes, self.volume.take())
+            }
             _ => {}
         }
         Ok(())
@@ -819,7 +824,7 @@ impl<'a> Scanner<'a> {
         ))
     }
 
-    fn finish(mut self) -> Result<RawDocument<'a>, EsXmlError> {
+    fn finish(self) -> Result<RawDocument<'a>, EsXmlError> {
         if let Some(&open_offset) = self.starts.last() {
             let open = element_name_at(self.text, open_offset).to_string();
             let open_line = Location::of(self.text, open_offset).line;
@@ -832,8 +837,13 @@ impl<'a> Scanner<'a> {
         if !self.root_closed {
             return Err(self.error_at(self.text.len(), "", EsXmlErrorKind::NoRoot));
         }
-        self.doc.machines.shrink_to_fit();
         Ok(self.doc)
+    }
+}
+
+fn push_some<T>(list: &mut Blocks<T>, item: Option<T>) {
+    if let Some(item) = item {
+        list.push(item);
     }
 }
 

@@ -139,9 +139,9 @@ fn join<'a>(
         oeda_version: _,
         customer_name,
         mut machines,
-        mut networks,
-        mut clusters,
-        mut volumes,
+        networks,
+        clusters,
+        volumes,
     } = second;
     if customer_name.is_some() {
         if doc.customer_name.is_some() {
@@ -151,14 +151,14 @@ fn join<'a>(
     }
     if !machines.is_empty() {
         let shift = lines.line_at(text, at) - 1;
-        for m in &mut machines {
+        for m in machines.iter_mut() {
             m.line += shift;
         }
     }
-    doc.machines.append(&mut machines);
-    doc.networks.append(&mut networks);
-    doc.clusters.append(&mut clusters);
-    doc.volumes.append(&mut volumes);
+    doc.machines.append(machines);
+    doc.networks.append(networks);
+    doc.clusters.append(clusters);
+    doc.volumes.append(volumes);
     Some(doc)
 }
 
