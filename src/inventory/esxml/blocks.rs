@@ -61,6 +61,22 @@ impl<T> Blocks<T> {
         }
     }
 
+    /// Splits at the first block boundary at or after item `at`: the head, the index of the
+    /// tail's first item, and the tail.
+    pub fn split_at_block(mut self, at: usize) -> (Blocks<T>, usize, Blocks<T>) {
+        let block = self.firsts.partition_point(|&first| first < at);
+        let tail_first = self.firsts.get(block).copied().unwrap_or(self.len);
+        let mut tail = Blocks::default();
+        tail.append(Blocks {
+            blocks: self.blocks.split_off(block),
+            firsts: Vec::new(),
+            len: 0,
+        });
+        self.firsts.truncate(block);
+        self.len = tail_first;
+        (self, tail_first, tail)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.blocks.iter().flatten()
     }
@@ -119,6 +135,12 @@ mod tests {
         }
         assert!(a.iter().copied().eq(0..BLOCK_LEN + 9));
         assert_eq!(a.map_to_vec(|i| i * 2)[BLOCK_LEN + 4], 2 * (BLOCK_LEN + 4));
-        assert!(a.into_iter().eq(0..BLOCK_LEN + 9));
+        let (head, tail_first, tail) = a.split_at_block(10);
+        assert_eq!(
+            (head.len(), tail_first, tail.len()),
+            (BLOCK_LEN, BLOCK_LEN, 9)
+        );
+        assert_eq!(tail[4], BLOCK_LEN + 4);
+        assert!(head.into_iter().chain(tail).eq(0..BLOCK_LEN + 9));
     }
 }

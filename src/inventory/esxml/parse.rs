@@ -3,6 +3,7 @@
 //! Every check names the file, line and element: an operator with a hand-edited or half-copied
 //! es.xml must be able to go straight to the line that is wrong.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 
 use crate::inventory::size::parse_size_mib;
@@ -76,6 +77,36 @@ struct MachineLinks<'r> {
     parent_ids: Vec<String>,
 }
 
+/// What converting machines needs from the checks before it.
+struct MachineContext<'c> {
+    roles: &'c [Role],
+    /// Per machine, the clusters it belongs to (see [`Resolver::memberships`]).
+    guest_clusters: &'c [Vec<usize>],
+    clusters: &'c Blocks<RawCluster<'c>>,
+    indexes: &'c ListIndexes<'c>,
+}
+
+/// [`Resolver::build_machines`]: the machines' part of the [`EsSystem`] and the layout.
+struct BuiltMachines {
+    hosts: Vec<EsHost>,
+    guests: Vec<EsGuest>,
+    /// Per cluster, its guests' ids in file order.
+    members: Vec<Vec<String>>,
+    layout: EsLayout,
+}
+
+impl BuiltMachines {
+    /// Adds the machines that follow these in the file.
+    fn append(&mut self, next: BuiltMachines) {
+        self.hosts.extend(next.hosts);
+        self.guests.extend(next.guests);
+        for (mine, theirs) in self.members.iter_mut().zip(next.members) {
+            mine.extend(theirs);
+        }
+        self.layout.hosts.extend(next.layout.hosts);
+    }
+}
+
 /// [`Resolver::index_lists`]: id → position in each list.
 struct ListIndexes<'r> {
     networks: IdMap<&'r str, usize>,
@@ -135,61 +166,47 @@ impl Resolver<'_> {
         )?;
         drop(machine_index);
 
-        let (machine_side, list_side) = both(
+        // The second thread also converts the networks and volumes, so it takes fewer machines.
+        let head_len = machines.len() * 3 / 5;
+        let (head, tail_first, tail) = machines.split_at_block(head_len);
+        let tail_parent_ids = parent_ids.split_off(tail_first);
+        let cx = MachineContext {
+            roles: &roles,
+            guest_clusters: &guest_clusters,
+            clusters: &clusters,
+            indexes: &indexes,
+        };
+        let (head, tail_side) = both(
+            || self.build_machines(head, 0, parent_ids, &cx),
             || -> Result<_, EsXmlError> {
-                let count = |role| roles.iter().filter(|r| **r == role).count();
-                let mut hosts = Vec::with_capacity(count(Role::Host));
-                let mut guests = Vec::with_capacity(count(Role::Guest));
-                let mut members = vec![Vec::new(); clusters.len()];
-                let mut layout = EsLayout::default();
-                for (i, machine) in machines.into_iter().enumerate() {
-                    match roles[i] {
-                        Role::Host => {
-                            let (host, host_layout) = self.host(machine)?;
-                            layout.hosts.insert(host.id.clone(), host_layout);
-                            hosts.push(host);
-                        }
-                        Role::Guest => {
-                            self.check_references(&machine, &indexes.networks, &indexes.volumes)?;
-                            let cluster_ids = guest_clusters[i]
-                                .iter()
-                                .map(|&c| clusters[c].id.clone())
-                                .collect();
-                            for &c in &guest_clusters[i] {
-                                members[c].push(machine.id.clone());
-                            }
-                            guests.push(self.guest(
-                                machine,
-                                std::mem::take(&mut parent_ids[i]),
-                                cluster_ids,
-                            )?);
-                        }
-                        Role::Other => {}
-                    }
-                }
-                Ok((hosts, guests, members, layout))
-            },
-            || -> Result<_, EsXmlError> {
+                let tail = self.build_machines(tail, tail_first, tail_parent_ids, &cx)?;
                 let mut converted = Vec::with_capacity(networks.len());
                 for n in networks.iter() {
                     converted.push(self.network(n)?);
                 }
-                Ok((converted, volumes.map_to_vec(volume)))
+                Ok((tail, converted, volumes.map_to_vec(volume)))
             },
         );
-        let (hosts, guests, members, layout) = machine_side?;
-        let (networks, volumes) = list_side?;
+        let mut built = head?;
+        let (tail, networks, volumes) = tail_side?;
+        built.append(tail);
+        let BuiltMachines {
+            hosts,
+            guests,
+            members,
+            layout,
+        } = built;
         let clusters = clusters
             .into_iter()
             .zip(members)
             .map(|(c, member_ids)| EsCluster {
                 name: text(&c.name).unwrap_or_default(),
-                id: c.id,
+                id: c.id.into_owned(),
                 member_ids,
             })
             .collect();
         let system = EsSystem {
-            oeda_version,
+            oeda_version: oeda_version.map(Cow::into_owned),
             customer_name: customer_name
                 .map(|c| c.value.into_owned())
                 .filter(|c| !c.is_empty()),
@@ -202,6 +219,52 @@ impl Resolver<'_> {
         Ok((system, layout))
     }
 
+    /// Hosts, guests, cluster members and layout of a run of machines that starts at machine
+    /// `first`; `parent_ids` are the run's own (see [`MachineLinks`]).
+    fn build_machines(
+        &self,
+        machines: Blocks<RawMachine>,
+        first: usize,
+        mut parent_ids: Vec<String>,
+        cx: &MachineContext,
+    ) -> Result<BuiltMachines, EsXmlError> {
+        let roles = &cx.roles[first..first + machines.len()];
+        let count = |role| roles.iter().filter(|r| **r == role).count();
+        let mut built = BuiltMachines {
+            hosts: Vec::with_capacity(count(Role::Host)),
+            guests: Vec::with_capacity(count(Role::Guest)),
+            members: vec![Vec::new(); cx.clusters.len()],
+            layout: EsLayout::default(),
+        };
+        for (i, machine) in machines.into_iter().enumerate() {
+            match roles[i] {
+                Role::Host => {
+                    let (host, host_layout) = self.host(machine)?;
+                    built.layout.hosts.insert(host.id.clone(), host_layout);
+                    built.hosts.push(host);
+                }
+                Role::Guest => {
+                    let networks = &cx.indexes.networks;
+                    self.check_references(&machine, networks, &cx.indexes.volumes)?;
+                    let clusters = &cx.guest_clusters[first + i];
+                    let cluster_ids = clusters
+                        .iter()
+                        .map(|&c| cx.clusters[c].id.to_string())
+                        .collect();
+                    for &c in clusters {
+                        built.members[c].push(machine.id.to_string());
+                    }
+                    let host_id = std::mem::take(&mut parent_ids[i]);
+                    built
+                        .guests
+                        .push(self.guest(machine, host_id, cluster_ids)?);
+                }
+                Role::Other => {}
+            }
+        }
+        Ok(built)
+    }
+
     /// The machines' own checks: ids unique, roles, at least one KVM host, host names, and
     /// which host lists each guest.
     fn link_machines<'r>(
@@ -209,7 +272,7 @@ impl Resolver<'_> {
         machines: &'r Blocks<RawMachine>,
         root_offset: usize,
     ) -> Result<MachineLinks<'r>, EsXmlError> {
-        let index = self.index(machines, "machine", |m| (&m.id, m.offset))?;
+        let index = self.index(machines, "machine", |m| (&*m.id, m.offset))?;
         let mut roles = Vec::with_capacity(machines.len());
         for m in machines.iter() {
             roles.push(self.role(m)?);
@@ -225,7 +288,7 @@ impl Resolver<'_> {
         let parents = self.parents(machines, &roles, &index)?;
         let parent_ids = parents
             .iter()
-            .map(|p| p.map(|h| machines[h].id.clone()).unwrap_or_default())
+            .map(|p| p.map(|h| machines[h].id.to_string()).unwrap_or_default())
             .collect();
         Ok(MachineLinks {
             index,
@@ -242,9 +305,9 @@ impl Resolver<'_> {
         volumes: &'r Blocks<RawVolume>,
     ) -> Result<ListIndexes<'r>, EsXmlError> {
         let indexes = ListIndexes {
-            networks: self.index(networks, "network", |n| (&n.id, n.offset))?,
-            clusters: self.index(clusters, "cluster", |c| (&c.id, c.offset))?,
-            volumes: self.index(volumes, "EDV volume", |v| (&v.id, v.offset))?,
+            networks: self.index(networks, "network", |n| (&*n.id, n.offset))?,
+            clusters: self.index(clusters, "cluster", |c| (&*c.id, c.offset))?,
+            volumes: self.index(volumes, "EDV volume", |v| (&*v.id, v.offset))?,
         };
         self.check_cluster_names(clusters)?;
         Ok(indexes)
@@ -255,12 +318,12 @@ impl Resolver<'_> {
         &self,
         items: &'r Blocks<T>,
         what: &'static str,
-        key: impl Fn(&'r T) -> (&'r String, usize),
+        key: impl Fn(&'r T) -> (&'r str, usize),
     ) -> Result<IdMap<&'r str, usize>, EsXmlError> {
         let mut index = id_map(items.len());
         for (i, item) in items.iter().enumerate() {
             let (id, offset) = key(item);
-            match index.entry(id.as_str()) {
+            match index.entry(id) {
                 Entry::Vacant(slot) => {
                     slot.insert(i);
                 }
@@ -322,7 +385,7 @@ impl Resolver<'_> {
             if let Some(first) = seen.insert(name.value.as_ref(), m) {
                 let kind = EsXmlErrorKind::DuplicateHostName {
                     name: name.value.to_string(),
-                    first_id: first.id.clone(),
+                    first_id: first.id.to_string(),
                     first_line: first.line,
                 };
                 return Err(self.error(name.offset, machine_element(&m.id), kind));
@@ -395,7 +458,7 @@ impl Resolver<'_> {
         for (g, guest) in machines.iter().enumerate() {
             if roles[g] == Role::Guest && parents[g].is_none() {
                 let kind = EsXmlErrorKind::NoParentHost {
-                    id: guest.id.clone(),
+                    id: guest.id.to_string(),
                     name: host_name(guest),
                 };
                 return Err(self.error(guest.offset, machine_element(&guest.id), kind));
@@ -423,14 +486,14 @@ impl Resolver<'_> {
         {
             for r in &guest.cluster_refs {
                 let &c = cluster_index
-                    .get(r.id.as_str())
+                    .get(&*r.id)
                     .ok_or_else(|| self.unknown(guest, r, "cluster"))?;
                 member_of[g].push(c);
             }
         }
         for (c, cluster) in clusters.iter().enumerate() {
             for member in &cluster.vip_members {
-                match machine_index.get(member.id.as_str()) {
+                match machine_index.get(&*member.id) {
                     Some(&g) if roles[g] == Role::Guest => member_of[g].push(c),
                     found => {
                         let found = match found {
@@ -438,7 +501,7 @@ impl Resolver<'_> {
                             None => "is no machine in the file".to_string(),
                         };
                         let kind = EsXmlErrorKind::VipNotAGuest {
-                            id: member.id.clone(),
+                            id: member.id.to_string(),
                             found,
                         };
                         return Err(self.error(
@@ -474,7 +537,7 @@ impl Resolver<'_> {
     fn unknown(&self, guest: &RawMachine, r: &IdRef, what: &'static str) -> EsXmlError {
         let kind = EsXmlErrorKind::UnknownReference {
             what,
-            id: r.id.clone(),
+            id: r.id.to_string(),
         };
         self.error(r.offset, machine_element(&guest.id), kind)
     }
@@ -486,12 +549,12 @@ impl Resolver<'_> {
         volumes: &IdMap<&str, usize>,
     ) -> Result<(), EsXmlError> {
         for r in &guest.network_refs {
-            if !networks.contains_key(r.id.as_str()) {
+            if !networks.contains_key(&*r.id) {
                 return Err(self.unknown(guest, r, "network"));
             }
         }
         for r in &guest.volume_refs {
-            if !volumes.contains_key(r.id.as_str()) {
+            if !volumes.contains_key(&*r.id) {
                 return Err(self.unknown(guest, r, "EDV volume"));
             }
         }
@@ -509,7 +572,7 @@ impl Resolver<'_> {
             guest_ids: m.child_refs.iter().map(|r| r.guest_id.clone()).collect(),
             name: host_name(&m),
             line: m.line,
-            id: m.id,
+            id: m.id.into_owned(),
         };
         let layout = HostLayout {
             start_tag: m.start_tag,
@@ -537,10 +600,18 @@ impl Resolver<'_> {
             memory_mib: self.size(&m.guest_memory, "guestMemory", owner)?,
             image_version: self.image_version(&m.image_version, owner)?,
             cluster_ids,
-            network_ids: m.network_refs.into_iter().map(|r| r.id).collect(),
-            volume_ids: m.volume_refs.into_iter().map(|r| r.id).collect(),
+            network_ids: m
+                .network_refs
+                .into_iter()
+                .map(|r| r.id.into_owned())
+                .collect(),
+            volume_ids: m
+                .volume_refs
+                .into_iter()
+                .map(|r| r.id.into_owned())
+                .collect(),
             line: m.line,
-            id: m.id,
+            id: m.id.into_owned(),
         })
     }
 
@@ -561,7 +632,7 @@ impl Resolver<'_> {
             vlan_id: self.vlan(&n.vlan_id, owner)?,
             master: text(&n.master),
             interface_name: text(&n.interface_name),
-            id: n.id.clone(),
+            id: n.id.to_string(),
         })
     }
 
@@ -676,7 +747,7 @@ impl Owner<'_> {
 }
 
 fn host_name(m: &RawMachine) -> String {
-    TextField::non_empty(&m.host_name).map_or_else(|| m.id.clone(), |f| f.value.to_string())
+    TextField::non_empty(&m.host_name).map_or_else(|| m.id.to_string(), |f| f.value.to_string())
 }
 
 fn os_type_text(m: &RawMachine) -> String {
@@ -696,7 +767,7 @@ fn element_of(what: &str) -> &str {
 
 fn volume(v: &RawVolume) -> EsVolume {
     EsVolume {
-        id: v.id.clone(),
+        id: v.id.to_string(),
         name: text(&v.name),
         device_path: text(&v.device_path),
         volume_type: text(&v.volume_type),

@@ -37,14 +37,14 @@ impl<'a> TextField<'a> {
 
 /// An `id` reference (`<network id="…"/>`) and where it begins.
 #[derive(Debug, Clone)]
-pub(super) struct IdRef {
-    pub id: String,
+pub(super) struct IdRef<'a> {
+    pub id: Cow<'a, str>,
     pub offset: usize,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawMachine<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub line: usize,
     pub host_name: Option<TextField<'a>>,
@@ -56,9 +56,9 @@ pub(super) struct RawMachine<'a> {
     pub image_version: Option<TextField<'a>>,
     /// Child `<machine id=…/>` elements: the guests, when this machine is a KVM host.
     pub child_refs: Vec<GuestRefSpan>,
-    pub network_refs: Vec<IdRef>,
-    pub cluster_refs: Vec<IdRef>,
-    pub volume_refs: Vec<IdRef>,
+    pub network_refs: Vec<IdRef<'a>>,
+    pub cluster_refs: Vec<IdRef<'a>>,
+    pub volume_refs: Vec<IdRef<'a>>,
     pub start_tag: Range<usize>,
     pub end_tag: Option<Range<usize>>,
     pub last_child_start: Option<usize>,
@@ -66,7 +66,7 @@ pub(super) struct RawMachine<'a> {
 
 #[derive(Debug, Default)]
 pub(super) struct RawNetwork<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub network_type: Option<TextField<'a>>,
     pub master: Option<TextField<'a>>,
@@ -76,16 +76,16 @@ pub(super) struct RawNetwork<'a> {
 
 #[derive(Debug, Default)]
 pub(super) struct RawCluster<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub name: Option<TextField<'a>>,
     /// `clusterVips/clusterVip/machines/machine@id`.
-    pub vip_members: Vec<IdRef>,
+    pub vip_members: Vec<IdRef<'a>>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawVolume<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub name: Option<TextField<'a>>,
     pub device_path: Option<TextField<'a>>,
@@ -95,7 +95,7 @@ pub(super) struct RawVolume<'a> {
 #[derive(Debug, Default)]
 pub(super) struct RawDocument<'a> {
     pub root_offset: usize,
-    pub oeda_version: Option<String>,
+    pub oeda_version: Option<Cow<'a, str>>,
     pub customer_name: Option<TextField<'a>>,
     pub machines: Blocks<RawMachine<'a>>,
     pub networks: Blocks<RawNetwork<'a>>,
@@ -520,7 +520,7 @@ impl<'a> Scanner<'a> {
                 let guest_id = self.required_id(e, start, "machine")?;
                 self.set_last_child(start);
                 self.pending_ref = Some(GuestRefSpan {
-                    guest_id,
+                    guest_id: guest_id.into_owned(),
                     span: start..end,
                 });
             }
@@ -625,7 +625,7 @@ impl<'a> Scanner<'a> {
         e: &BytesStart<'_>,
         start: usize,
         name: &str,
-    ) -> Result<Option<String>, EsXmlError> {
+    ) -> Result<Option<Cow<'a, str>>, EsXmlError> {
         let element = || format!("<{}>", e.local_name().as_ref());
         let attr = e.try_get_attribute(name).map_err(|err| {
             self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
@@ -634,11 +634,28 @@ impl<'a> Scanner<'a> {
             None => Ok(None),
             Some(a) => a
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map(|v| Some(v.into_owned()))
+                .map(|v| Some(self.in_text(v)))
                 .map_err(|err| {
                     self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
                 }),
         }
+    }
+
+    /// `value` as a borrow of the input when it is one (attribute values without entity
+    /// references are): ids then cost no allocation until the resolver keeps them, and most
+    /// (references to networks, clusters, volumes) it only looks up.
+    fn in_text(&self, value: Cow<'_, str>) -> Cow<'a, str> {
+        if let Cow::Borrowed(v) = &value {
+            let start = (v.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+            let in_text = start
+                .checked_add(v.len())
+                .and_then(|end| self.text.get(start..end))
+                .filter(|slice| std::ptr::eq(slice.as_ptr(), v.as_ptr()));
+            if let Some(slice) = in_text {
+                return Cow::Borrowed(slice);
+            }
+        }
+        Cow::Owned(value.into_owned())
     }
 
     fn required_id(
@@ -646,7 +663,7 @@ impl<'a> Scanner<'a> {
         e: &BytesStart<'_>,
         start: usize,
         element: &str,
-    ) -> Result<String, EsXmlError> {
+    ) -> Result<Cow<'a, str>, EsXmlError> {
         match self.attribute(e, start, "id")? {
             Some(id) if !id.trim().is_empty() => Ok(id),
             _ => Err(self.error_at(
@@ -792,10 +809,10 @@ impl<'a> Scanner<'a> {
     fn owner_of(&self, leaf: Leaf) -> String {
         let (element, id) = match leaf {
             Leaf::CustomerName => return String::new(),
-            l if l.is_machine_field() => ("machine", self.machine.as_ref().map(|m| m.id.as_str())),
-            l if l.is_network_field() => ("network", self.network.as_ref().map(|n| n.id.as_str())),
-            l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| v.id.as_str())),
-            _ => ("cluster", self.cluster.as_ref().map(|c| c.id.as_str())),
+            l if l.is_machine_field() => ("machine", self.machine.as_ref().map(|m| &*m.id)),
+            l if l.is_network_field() => ("network", self.network.as_ref().map(|n| &*n.id)),
+            l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| &*v.id)),
+            _ => ("cluster", self.cluster.as_ref().map(|c| &*c.id)),
         };
         id.map(|id| format!("<{element} id=\"{id}\">"))
             .unwrap_or_default()

@@ -55,9 +55,12 @@ const LIST_ITEMS: [ListItem; 4] = [
 ];
 
 /// Where to split `text` in [`super::Split::Auto`] mode, or `None` to scan in one pass.
+/// Slightly before the middle: `<machines>`, at the start of the file, holds more of the
+/// elements berth reads per byte than the lists after it (measured on the 10,000-host
+/// benchmark file, the first half otherwise takes about a third longer).
 pub(super) fn auto_target(text: &str) -> Option<usize> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (text.len() >= MIN_SPLIT_LEN && cores > 1).then_some(text.len() / 2)
+    (text.len() >= MIN_SPLIT_LEN && cores > 1).then_some(text.len() / 100 * 44)
 }
 
 /// Scans `text` in two halves split near `target`; `None` when no split point was found or
