@@ -14,7 +14,7 @@ use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::{EsLayout, HostLayout};
 use super::model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
 use super::scan::{
-    IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField, scan,
+    IdRef, RawCluster, RawDocument, RawMachine, RawNetwork, RawVolume, TextField, push_small, scan,
 };
 #[cfg(test)]
 use super::scan::{Split, scan_with};
@@ -252,7 +252,7 @@ impl Resolver<'_> {
                         .map(|&c| cx.clusters[c].id.to_string())
                         .collect();
                     for &c in clusters {
-                        built.members[c].push(machine.id.to_string());
+                        push_small(&mut built.members[c], machine.id.to_string());
                     }
                     let host_id = std::mem::take(&mut parent_ids[i]);
                     built
@@ -488,13 +488,13 @@ impl Resolver<'_> {
                 let &c = cluster_index
                     .get(&*r.id)
                     .ok_or_else(|| self.unknown(guest, r, "cluster"))?;
-                member_of[g].push(c);
+                push_small(&mut member_of[g], c);
             }
         }
         for (c, cluster) in clusters.iter().enumerate() {
             for member in &cluster.vip_members {
                 match machine_index.get(&*member.id) {
-                    Some(&g) if roles[g] == Role::Guest => member_of[g].push(c),
+                    Some(&g) if roles[g] == Role::Guest => push_small(&mut member_of[g], c),
                     found => {
                         let found = match found {
                             Some(&m) => format!("has osType {}", os_type_text(&machines[m])),
