@@ -451,6 +451,14 @@ mod tests {
     }
 
     #[test]
+    fn large_files_are_split_when_there_is_a_second_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let large = " ".repeat(MIN_SPLIT_LEN);
+        assert_eq!(auto_target(&large).is_some(), cores > 1);
+        assert!(auto_target(&large).is_none_or(|t| t > 0 && t < large.len()));
+    }
+
+    #[test]
     fn small_files_are_scanned_in_one_pass() {
         assert_eq!(auto_target(&"x".repeat(1000)), None);
         let text = synthesize(&SynthSpec::new(2, 1, 1));
