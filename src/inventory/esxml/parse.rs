@@ -69,21 +69,28 @@ fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + 
     })
 }
 
-/// [`Resolver::link_machines`]: machine id → position, each machine's role, and the id of
-/// the host listing each guest (empty for other machines).
-struct MachineLinks<'r> {
-    index: IdMap<&'r str, usize>,
+/// [`Resolver::link_machines`]: each machine's role, the id of the host listing each guest
+/// (empty for other machines), and the clusters' VIP members (see [`Resolver::vip_members`]).
+struct MachineLinks {
     roles: Vec<Role>,
     parent_ids: Vec<String>,
+    vip_members: Result<Vec<(usize, usize)>, EsXmlError>,
 }
 
 /// What converting machines needs from the checks before it.
 struct MachineContext<'c> {
     roles: &'c [Role],
-    /// Per machine, the clusters it belongs to (see [`Resolver::memberships`]).
-    guest_clusters: &'c [Vec<usize>],
+    /// `(guest, cluster)` pairs from the clusters' VIP lists, sorted.
+    vip_members: &'c [(usize, usize)],
     clusters: &'c Blocks<RawCluster<'c>>,
     indexes: &'c ListIndexes<'c>,
+}
+
+/// How a run of machines failed: the memberships of every run are checked before any
+/// machine is converted, so errors of the first kind come first.
+enum RunError {
+    Membership(EsXmlError),
+    Conversion(EsXmlError),
 }
 
 /// [`Resolver::build_machines`]: the machines' part of the [`EsSystem`] and the layout.
@@ -148,23 +155,23 @@ impl Resolver<'_> {
             volumes,
         } = raw;
         let (links, indexes) = both(
-            || self.link_machines(&machines, root_offset),
+            || self.link_machines(&machines, &clusters, root_offset),
             || self.index_lists(&networks, &clusters, &volumes),
         );
         let (links, indexes) = (links?, indexes?);
         let MachineLinks {
-            index: machine_index,
             roles,
             mut parent_ids,
+            vip_members,
         } = links;
-        let guest_clusters = self.memberships(
-            &machines,
-            &roles,
-            &machine_index,
-            &clusters,
-            &indexes.clusters,
-        )?;
-        drop(machine_index);
+        let vip_members = match vip_members {
+            Ok(vip_members) => vip_members,
+            Err(vip_error) => {
+                // The guests' own cluster references are checked first.
+                self.memberships(&machines, 0, &roles, &indexes.clusters, &[])?;
+                return Err(vip_error);
+            }
+        };
 
         // The second thread also converts the networks and volumes, so it takes fewer machines.
         let head_len = machines.len() * 3 / 5;
@@ -172,23 +179,32 @@ impl Resolver<'_> {
         let tail_parent_ids = parent_ids.split_off(tail_first);
         let cx = MachineContext {
             roles: &roles,
-            guest_clusters: &guest_clusters,
+            vip_members: &vip_members,
             clusters: &clusters,
             indexes: &indexes,
         };
         let (head, tail_side) = both(
             || self.build_machines(head, 0, parent_ids, &cx),
-            || -> Result<_, EsXmlError> {
+            || -> Result<_, RunError> {
                 let tail = self.build_machines(tail, tail_first, tail_parent_ids, &cx)?;
                 let mut converted = Vec::with_capacity(networks.len());
                 for n in networks.iter() {
-                    converted.push(self.network(n)?);
+                    converted.push(self.network(n).map_err(RunError::Conversion)?);
                 }
                 Ok((tail, converted, volumes.map_to_vec(volume)))
             },
         );
-        let mut built = head?;
-        let (tail, networks, volumes) = tail_side?;
+        // The errors one thread would have met first: every guest's cluster references
+        // (head, then tail) before any conversion.
+        let (mut built, (tail, networks, volumes)) = match (head, tail_side) {
+            (Err(RunError::Membership(e)), _) | (_, Err(RunError::Membership(e))) => {
+                return Err(e);
+            }
+            (Err(RunError::Conversion(e)), _) | (_, Err(RunError::Conversion(e))) => {
+                return Err(e);
+            }
+            (Ok(head), Ok(tail_side)) => (head, tail_side),
+        };
         built.append(tail);
         let BuiltMachines {
             hosts,
@@ -227,6 +243,34 @@ impl Resolver<'_> {
         first: usize,
         mut parent_ids: Vec<String>,
         cx: &MachineContext,
+    ) -> Result<BuiltMachines, RunError> {
+        let guest_clusters = self
+            .memberships(
+                &machines,
+                first,
+                cx.roles,
+                &cx.indexes.clusters,
+                cx.vip_members,
+            )
+            .map_err(RunError::Membership)?;
+        self.convert_machines(
+            machines,
+            first,
+            parent_ids.as_mut_slice(),
+            &guest_clusters,
+            cx,
+        )
+        .map_err(RunError::Conversion)
+    }
+
+    /// [`Resolver::build_machines`] once the run's cluster memberships are known.
+    fn convert_machines(
+        &self,
+        machines: Blocks<RawMachine>,
+        first: usize,
+        parent_ids: &mut [String],
+        guest_clusters: &[Vec<usize>],
+        cx: &MachineContext,
     ) -> Result<BuiltMachines, EsXmlError> {
         let roles = &cx.roles[first..first + machines.len()];
         let count = |role| roles.iter().filter(|r| **r == role).count();
@@ -246,7 +290,7 @@ impl Resolver<'_> {
                 Role::Guest => {
                     let networks = &cx.indexes.networks;
                     self.check_references(&machine, networks, &cx.indexes.volumes)?;
-                    let clusters = &cx.guest_clusters[first + i];
+                    let clusters = &guest_clusters[i];
                     let cluster_ids = clusters
                         .iter()
                         .map(|&c| cx.clusters[c].id.to_string())
@@ -267,11 +311,12 @@ impl Resolver<'_> {
 
     /// The machines' own checks: ids unique, roles, at least one KVM host, host names, and
     /// which host lists each guest.
-    fn link_machines<'r>(
+    fn link_machines(
         &self,
-        machines: &'r Blocks<RawMachine>,
+        machines: &Blocks<RawMachine>,
+        clusters: &Blocks<RawCluster>,
         root_offset: usize,
-    ) -> Result<MachineLinks<'r>, EsXmlError> {
+    ) -> Result<MachineLinks, EsXmlError> {
         let index = self.index(machines, "machine", |m| (&*m.id, m.offset))?;
         let mut roles = Vec::with_capacity(machines.len());
         for m in machines.iter() {
@@ -290,10 +335,11 @@ impl Resolver<'_> {
             .iter()
             .map(|p| p.map(|h| machines[h].id.to_string()).unwrap_or_default())
             .collect();
+        let vip_members = self.vip_members(machines, &roles, &index, clusters);
         Ok(MachineLinks {
-            index,
             roles,
             parent_ids,
+            vip_members,
         })
     }
 
@@ -467,34 +513,58 @@ impl Resolver<'_> {
         Ok(parents)
     }
 
-    /// For each machine, the clusters (indices, file order) it belongs to. Membership is the
-    /// union of the guest's own `software/clusters/cluster@id` and the clusters' VIP machine
-    /// lists, because OEDA records it in both places and either may be the only one kept.
+    /// For each machine of the run that starts at machine `first`, the clusters (indices, in
+    /// file order) it belongs to. Membership is the union of the guest's own
+    /// `software/clusters/cluster@id` and the clusters' VIP machine lists (`vip_members`, see
+    /// [`Resolver::vip_members`]), because OEDA records it in both places and either may be
+    /// the only one kept.
     fn memberships(
+        &self,
+        machines: &Blocks<RawMachine>,
+        first: usize,
+        roles: &[Role],
+        cluster_index: &IdMap<&str, usize>,
+        vip_members: &[(usize, usize)],
+    ) -> Result<Vec<Vec<usize>>, EsXmlError> {
+        let mut vips = vip_members[vip_members.partition_point(|&(g, _)| g < first)..]
+            .iter()
+            .peekable();
+        let mut member_of = Vec::with_capacity(machines.len());
+        for (i, machine) in machines.iter().enumerate() {
+            let g = first + i;
+            let mut clusters = Vec::new();
+            if roles[g] == Role::Guest {
+                for r in &machine.cluster_refs {
+                    let &c = cluster_index
+                        .get(&*r.id)
+                        .ok_or_else(|| self.unknown(machine, r, "cluster"))?;
+                    push_small(&mut clusters, c);
+                }
+            }
+            while let Some(&(_, c)) = vips.next_if(|&&(vip, _)| vip == g) {
+                push_small(&mut clusters, c);
+            }
+            clusters.sort_unstable();
+            clusters.dedup();
+            member_of.push(clusters);
+        }
+        Ok(member_of)
+    }
+
+    /// `(guest, cluster)` for every machine a cluster's VIPs list, sorted; the error is kept
+    /// for its turn (after the guests' own cluster references are checked).
+    fn vip_members(
         &self,
         machines: &Blocks<RawMachine>,
         roles: &[Role],
         machine_index: &IdMap<&str, usize>,
         clusters: &Blocks<RawCluster>,
-        cluster_index: &IdMap<&str, usize>,
-    ) -> Result<Vec<Vec<usize>>, EsXmlError> {
-        let mut member_of = vec![Vec::new(); machines.len()];
-        for (g, guest) in machines
-            .iter()
-            .enumerate()
-            .filter(|(g, _)| roles[*g] == Role::Guest)
-        {
-            for r in &guest.cluster_refs {
-                let &c = cluster_index
-                    .get(&*r.id)
-                    .ok_or_else(|| self.unknown(guest, r, "cluster"))?;
-                push_small(&mut member_of[g], c);
-            }
-        }
+    ) -> Result<Vec<(usize, usize)>, EsXmlError> {
+        let mut pairs = Vec::new();
         for (c, cluster) in clusters.iter().enumerate() {
             for member in &cluster.vip_members {
                 match machine_index.get(&*member.id) {
-                    Some(&g) if roles[g] == Role::Guest => push_small(&mut member_of[g], c),
+                    Some(&g) if roles[g] == Role::Guest => pairs.push((g, c)),
                     found => {
                         let found = match found {
                             Some(&m) => format!("has osType {}", os_type_text(&machines[m])),
@@ -513,11 +583,8 @@ impl Resolver<'_> {
                 }
             }
         }
-        for clusters_of_machine in &mut member_of {
-            clusters_of_machine.sort_unstable();
-            clusters_of_machine.dedup();
-        }
-        Ok(member_of)
+        pairs.sort_unstable();
+        Ok(pairs)
     }
 
     fn check_cluster_names(&self, clusters: &Blocks<RawCluster>) -> Result<(), EsXmlError> {
@@ -771,5 +838,154 @@ fn volume(v: &RawVolume) -> EsVolume {
         name: text(&v.name),
         device_path: text(&v.device_path),
         volume_type: text(&v.volume_type),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::esxml::{SynthSpec, synthesize};
+
+    /// 6 hosts with 2 guests each: 18 machines, so (with the unit tests' 8-item blocks) the
+    /// resolver converts them in two runs; every cluster has one guest on each of two hosts.
+    fn synthetic() -> String {
+        synthesize(&SynthSpec::new(6, 2, 3))
+    }
+
+    /// `text` with the first (or last) occurrence of `from` replaced by `to`, and where it is.
+    fn replace_one(text: &str, from: &str, to: &str, last: bool) -> (String, usize) {
+        let at = if last {
+            text.rfind(from)
+        } else {
+            text.find(from)
+        }
+        .unwrap();
+        (
+            format!("{}{to}{}", &text[..at], &text[at + from.len()..]),
+            at,
+        )
+    }
+
+    fn error_of(text: &str) -> EsXmlError {
+        parse("es.xml", text).unwrap_err()
+    }
+
+    #[test]
+    fn cluster_members_come_from_guests_and_vips_across_both_runs() {
+        let expected: Vec<(String, Vec<String>)> = {
+            let (es, _) = parse_with_layout("es.xml", &synthetic()).unwrap();
+            es.clusters
+                .into_iter()
+                .map(|c| (c.id, c.member_ids))
+                .collect()
+        };
+        assert_eq!(expected.len(), 6);
+        for (id, members) in &expected {
+            assert_eq!(members.len(), 2, "{id}: {members:?}");
+        }
+        // Guests that name no cluster themselves still belong through the VIP lists.
+        let vip_only: String = synthetic()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("<cluster id=") || l.contains("\">"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (es, _) = parse_with_layout("es.xml", &vip_only).unwrap();
+        let found: Vec<(String, Vec<String>)> = es
+            .clusters
+            .into_iter()
+            .map(|c| (c.id, c.member_ids))
+            .collect();
+        assert_eq!(found, expected);
+        assert!(es.guests.iter().all(|g| g.cluster_ids.len() == 1));
+    }
+
+    #[test]
+    fn a_cluster_reference_error_comes_before_a_value_error_in_an_earlier_guest() {
+        let (text, _) = replace_one(&synthetic(), "<guestMemory>", "<guestMemory>x", false);
+        // The last guest's own reference (the cluster definitions follow `</machines>`).
+        let machines_end = text.find("</machines>").unwrap();
+        let last_ref = text[..machines_end].rfind("<cluster id=\"syncl").unwrap();
+        let text = format!(
+            "{}<cluster id=\"nosuch{}",
+            &text[..last_ref],
+            &text[last_ref + "<cluster id=\"syncl".len()..]
+        );
+        let err = error_of(&text);
+        assert!(
+            matches!(&err.kind, EsXmlErrorKind::UnknownReference { what: "cluster", id } if id.starts_with("nosuch")),
+            "{err}"
+        );
+        assert_eq!(err.location, Some(Location::of(&text, last_ref)));
+    }
+
+    #[test]
+    fn a_vip_error_comes_after_cluster_references_and_before_value_errors() {
+        let host = "<machine id=\"synadm00000_id\" />";
+        let (vip_is_host, vip_at) = replace_one(
+            &synthetic(),
+            "<machine id=\"synadm00005vm001_id\" />",
+            host,
+            true,
+        );
+        let err = error_of(&vip_is_host);
+        assert!(
+            matches!(err.kind, EsXmlErrorKind::VipNotAGuest { .. }),
+            "{err}"
+        );
+        assert_eq!(err.location, Some(Location::of(&vip_is_host, vip_at)));
+
+        let (with_value_error, _) =
+            replace_one(&vip_is_host, "<guestMemory>", "<guestMemory>x", false);
+        assert_eq!(error_of(&with_value_error).kind, err.kind);
+
+        let (with_ref_error, _) = replace_one(
+            &vip_is_host,
+            "<cluster id=\"syncl",
+            "<cluster id=\"nosuch",
+            false,
+        );
+        let err = error_of(&with_ref_error);
+        assert!(
+            matches!(
+                err.kind,
+                EsXmlErrorKind::UnknownReference {
+                    what: "cluster",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn guests_are_checked_before_networks_and_the_first_guest_before_the_last() {
+        let (text, first_memory) =
+            replace_one(&synthetic(), "<guestMemory>", "<guestMemory>x", false);
+        let (text, _) = replace_one(&text, "<guestMemory>", "<guestMemory>x", true);
+        let (text, _) = replace_one(&text, "<vlanId>", "<vlanId>x", true);
+        let err = error_of(&text);
+        assert_eq!(
+            err.location,
+            Some(Location::of(&text, first_memory)),
+            "{err}"
+        );
+
+        let (only_last, _) = replace_one(&synthetic(), "<guestMemory>", "<guestMemory>x", true);
+        let (only_last, _) = replace_one(&only_last, "<vlanId>", "<vlanId>x", false);
+        assert!(matches!(
+            error_of(&only_last).kind,
+            EsXmlErrorKind::BadSize {
+                field: "guestMemory",
+                ..
+            }
+        ));
+        let (only_network, _) = replace_one(&synthetic(), "<vlanId>", "<vlanId>x", true);
+        assert!(matches!(
+            error_of(&only_network).kind,
+            EsXmlErrorKind::BadValue {
+                field: "vlanId",
+                ..
+            }
+        ));
     }
 }
