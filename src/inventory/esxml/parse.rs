@@ -77,6 +77,23 @@ struct MachineLinks {
     vip_members: Result<Vec<(usize, usize)>, EsXmlError>,
 }
 
+/// Where [`Resolver::link_machines`] failed: the host names (checked on the other thread)
+/// come between the two.
+enum Linking {
+    /// Duplicate ids, roles, no KVM host.
+    Classifying(EsXmlError),
+    /// Which host lists which guest.
+    Parents(EsXmlError),
+}
+
+impl Linking {
+    fn into_error(self) -> EsXmlError {
+        match self {
+            Linking::Classifying(e) | Linking::Parents(e) => e,
+        }
+    }
+}
+
 /// What converting machines needs from the checks before it.
 struct MachineContext<'c> {
     roles: &'c [Role],
@@ -154,11 +171,24 @@ impl Resolver<'_> {
             clusters,
             volumes,
         } = raw;
-        let (links, indexes) = both(
+        let (links, (host_names, indexes)) = both(
             || self.link_machines(&machines, &clusters, root_offset),
-            || self.index_lists(&networks, &clusters, &volumes),
+            || {
+                // A machine whose role is in error makes `link_machines` fail first, so it
+                // may count as neither host nor guest here.
+                let roles = machines.map_to_vec(|m| self.role(m).unwrap_or(Role::Other));
+                let host_names = self.check_host_names(&machines, &roles);
+                (host_names, self.index_lists(&networks, &clusters, &volumes))
+            },
         );
-        let (links, indexes) = (links?, indexes?);
+        // In the order of one thread: ids and roles, host names, parents, the other lists.
+        let links = match links {
+            Err(Linking::Classifying(e)) => return Err(e),
+            links => links,
+        };
+        host_names?;
+        let links = links.map_err(Linking::into_error)?;
+        let indexes = indexes?;
         let MachineLinks {
             roles,
             mut parent_ids,
@@ -309,28 +339,32 @@ impl Resolver<'_> {
         Ok(built)
     }
 
-    /// The machines' own checks: ids unique, roles, at least one KVM host, host names, and
-    /// which host lists each guest.
+    /// The machines' own checks: ids unique, roles, at least one KVM host, and which host
+    /// lists each guest (the host names are checked on the other thread meanwhile, see
+    /// [`Resolver::resolve`]).
     fn link_machines(
         &self,
         machines: &Blocks<RawMachine>,
         clusters: &Blocks<RawCluster>,
         root_offset: usize,
-    ) -> Result<MachineLinks, EsXmlError> {
-        let index = self.index(machines, "machine", |m| (&*m.id, m.offset))?;
+    ) -> Result<MachineLinks, Linking> {
+        let index = self
+            .index(machines, "machine", |m| (&*m.id, m.offset))
+            .map_err(Linking::Classifying)?;
         let mut roles = Vec::with_capacity(machines.len());
         for m in machines.iter() {
-            roles.push(self.role(m)?);
+            roles.push(self.role(m).map_err(Linking::Classifying)?);
         }
         if !roles.contains(&Role::Host) {
-            return Err(self.error(
+            return Err(Linking::Classifying(self.error(
                 root_offset,
                 "<engineeredSystem>",
                 EsXmlErrorKind::NoKvmHosts,
-            ));
+            )));
         }
-        self.check_host_names(machines, &roles)?;
-        let parents = self.parents(machines, &roles, &index)?;
+        let parents = self
+            .parents(machines, &roles, &index)
+            .map_err(Linking::Parents)?;
         let parent_ids = parents
             .iter()
             .map(|p| p.map(|h| machines[h].id.to_string()).unwrap_or_default())
@@ -987,5 +1021,39 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn host_names_are_checked_after_roles_and_before_parents() {
+        let text = synthetic();
+        let (text, _) = replace_one(
+            &text,
+            "<hostName>synadm00005vm001.example.com",
+            "<hostName>synadm00000vm000.example.com",
+            true,
+        );
+        let (text, _) = replace_one(
+            &text,
+            "<machine id=\"synadm00000vm000_id\" />",
+            "<machine id=\"nosuch_id\" />",
+            false,
+        );
+        let err = error_of(&text);
+        assert!(
+            matches!(err.kind, EsXmlErrorKind::DuplicateHostName { .. }),
+            "{err}"
+        );
+
+        let (text, _) = replace_one(
+            &text,
+            "compute</machineType>",
+            "storage</machineType>",
+            true,
+        );
+        let err = error_of(&text);
+        assert!(
+            matches!(err.kind, EsXmlErrorKind::ConflictingMachineType { .. }),
+            "{err}"
+        );
     }
 }
