@@ -204,7 +204,7 @@ impl Resolver<'_> {
         };
 
         // The second thread also converts the networks and volumes, so it takes fewer machines.
-        let head_len = machines.len() * 3 / 5;
+        let head_len = machines.len() * 11 / 20;
         let (head, tail_first, tail) = machines.split_at_block(head_len);
         let tail_parent_ids = parent_ids.split_off(tail_first);
         let cx = MachineContext {
