@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use quick_xml::Reader;
 use quick_xml::XmlVersion;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, BytesText, Event};
 
 use super::blocks::Blocks;
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
@@ -423,7 +423,7 @@ impl<'a> Scanner<'a> {
                     self.close(start, end, false)?;
                     ended_element = true;
                 }
-                Event::Text(t) => self.push_text(&t.xml10_content()),
+                Event::Text(t) => self.push_text(&t),
                 Event::CData(t) => self.push_unescaped(&t.xml10_content(), start),
                 Event::GeneralRef(r) => self.push_reference(&r, start)?,
                 // A comment inside a leaf is not part of its text: stop slicing the raw input.
@@ -693,9 +693,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn push_text(&mut self, text: &str) {
+    /// Text is only needed while a capture is buffered (plain text is sliced from the input
+    /// when its element closes), so it is not even normalized otherwise.
+    fn push_text(&mut self, text: &BytesText<'_>) {
         if self.capture.as_ref().is_some_and(|c| c.buffered) {
-            self.buf.push_str(text);
+            self.buf.push_str(&text.xml10_content());
         }
     }
 
