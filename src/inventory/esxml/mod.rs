@@ -5,6 +5,7 @@
 //!   byte as it was.
 //! - [`synthesize`] writes synthetic but valid files for tests and benchmarks.
 
+mod blocks;
 mod error;
 mod layout;
 pub mod model;

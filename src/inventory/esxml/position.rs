@@ -36,6 +36,12 @@ impl LineCounter {
         LineCounter { offset: 0, line: 1 }
     }
 
+    /// A counter that calls `offset` line 1: for the second half of a split scan, whose lines
+    /// are shifted once the first half knows the line of the split.
+    pub fn starting_at(offset: usize) -> LineCounter {
+        LineCounter { offset, line: 1 }
+    }
+
     /// The 1-based line of `offset`. Offsets must not decrease between calls (a smaller offset
     /// is answered by a full rescan, correct but slow).
     pub fn line_at(&mut self, text: &str, offset: usize) -> usize {

@@ -11,11 +11,14 @@ use std::ops::Range;
 
 use quick_xml::Reader;
 use quick_xml::XmlVersion;
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, BytesText, Event};
 
+use super::blocks::Blocks;
 use super::error::{EsXmlError, EsXmlErrorKind, Location, machine_element};
 use super::layout::GuestRefSpan;
 use super::position::LineCounter;
+
+mod split;
 
 /// The text of one leaf element, trimmed, and where its start tag begins. Borrowed from the
 /// input unless it had to be unescaped, which saves an allocation per element on big files.
@@ -34,14 +37,14 @@ impl<'a> TextField<'a> {
 
 /// An `id` reference (`<network id="…"/>`) and where it begins.
 #[derive(Debug, Clone)]
-pub(super) struct IdRef {
-    pub id: String,
+pub(super) struct IdRef<'a> {
+    pub id: Cow<'a, str>,
     pub offset: usize,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawMachine<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub line: usize,
     pub host_name: Option<TextField<'a>>,
@@ -53,9 +56,9 @@ pub(super) struct RawMachine<'a> {
     pub image_version: Option<TextField<'a>>,
     /// Child `<machine id=…/>` elements: the guests, when this machine is a KVM host.
     pub child_refs: Vec<GuestRefSpan>,
-    pub network_refs: Vec<IdRef>,
-    pub cluster_refs: Vec<IdRef>,
-    pub volume_refs: Vec<IdRef>,
+    pub network_refs: Vec<IdRef<'a>>,
+    pub cluster_refs: Vec<IdRef<'a>>,
+    pub volume_refs: Vec<IdRef<'a>>,
     pub start_tag: Range<usize>,
     pub end_tag: Option<Range<usize>>,
     pub last_child_start: Option<usize>,
@@ -63,7 +66,7 @@ pub(super) struct RawMachine<'a> {
 
 #[derive(Debug, Default)]
 pub(super) struct RawNetwork<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub network_type: Option<TextField<'a>>,
     pub master: Option<TextField<'a>>,
@@ -73,16 +76,16 @@ pub(super) struct RawNetwork<'a> {
 
 #[derive(Debug, Default)]
 pub(super) struct RawCluster<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub name: Option<TextField<'a>>,
     /// `clusterVips/clusterVip/machines/machine@id`.
-    pub vip_members: Vec<IdRef>,
+    pub vip_members: Vec<IdRef<'a>>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct RawVolume<'a> {
-    pub id: String,
+    pub id: Cow<'a, str>,
     pub offset: usize,
     pub name: Option<TextField<'a>>,
     pub device_path: Option<TextField<'a>>,
@@ -92,12 +95,12 @@ pub(super) struct RawVolume<'a> {
 #[derive(Debug, Default)]
 pub(super) struct RawDocument<'a> {
     pub root_offset: usize,
-    pub oeda_version: Option<String>,
+    pub oeda_version: Option<Cow<'a, str>>,
     pub customer_name: Option<TextField<'a>>,
-    pub machines: Vec<RawMachine<'a>>,
-    pub networks: Vec<RawNetwork<'a>>,
-    pub clusters: Vec<RawCluster<'a>>,
-    pub volumes: Vec<RawVolume<'a>>,
+    pub machines: Blocks<RawMachine<'a>>,
+    pub networks: Blocks<RawNetwork<'a>>,
+    pub clusters: Blocks<RawCluster<'a>>,
+    pub volumes: Blocks<RawVolume<'a>>,
 }
 
 /// Leaf elements whose text berth reads.
@@ -262,49 +265,45 @@ struct Capture {
     buffered: bool,
 }
 
-/// Scans `text` (named `source_name` in errors) into a [`RawDocument`].
+/// Scans `text` (named `source_name` in errors) into a [`RawDocument`]. A large file is
+/// scanned in two halves on two threads (see [`split`]); the result, and every error, is
+/// the one the sequential scan gives.
 pub(super) fn scan<'a>(source_name: &'a str, text: &'a str) -> Result<RawDocument<'a>, EsXmlError> {
-    let mut scanner = Scanner::new(source_name, text);
-    // quick-xml skips a byte order mark without counting it; read after it and add its length
-    // back, so that every offset indexes `text` itself.
-    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let base = text.len() - body.len();
-    let position = |reader: &Reader<&[u8]>| base + reader.buffer_position() as usize;
-    let mut reader = Reader::from_str(body);
-    // Skipping whitespace-only text halves the number of events. It must be off while a leaf's
-    // text is buffered, or the space in `A &amp; B` after the entity would be lost.
-    let mut trimming = true;
-    reader.config_mut().trim_text_start = trimming;
-    loop {
-        let before = position(&reader);
-        let event = reader.read_event().map_err(|e| {
-            let at = base + reader.error_position() as usize;
-            scanner.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
-        })?;
-        let end = position(&reader);
-        // With trimming, whitespace before markup is consumed with it: find the `<` or `&`.
-        let start = skip_whitespace(text, before);
-        match event {
-            Event::Start(e) => scanner.open(&e, start, end)?,
-            Event::Empty(e) => {
-                scanner.open(&e, start, end)?;
-                scanner.close(start, end, true)?;
-            }
-            Event::End(_) => scanner.close(start, end, false)?,
-            Event::Text(t) => scanner.push_text(&t.xml10_content()),
-            Event::CData(t) => scanner.push_unescaped(&t.xml10_content(), start),
-            Event::GeneralRef(r) => scanner.push_reference(&r, start)?,
-            // A comment inside a leaf is not part of its text: stop slicing the raw input.
-            Event::Comment(_) | Event::PI(_) => scanner.buffer_capture(start),
-            Event::Eof => return scanner.finish(),
-            _ => {}
-        }
-        let want_trimming = !scanner.capture.as_ref().is_some_and(|c| c.buffered);
-        if want_trimming != trimming {
-            trimming = want_trimming;
-            reader.config_mut().trim_text_start = trimming;
-        }
+    scan_with(source_name, text, Split::Auto)
+}
+
+/// Whether to scan in two halves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Split {
+    /// In one pass (for tests: the reference a split scan is compared with).
+    #[cfg(test)]
+    Never,
+    /// In two halves when the file is large enough for a second thread to pay off.
+    Auto,
+    /// In two halves, split near this byte offset whatever the size (for tests).
+    #[cfg(test)]
+    Near(usize),
+}
+
+/// [`scan`] with an explicit splitting policy.
+pub(super) fn scan_with<'a>(
+    source_name: &'a str,
+    text: &'a str,
+    policy: Split,
+) -> Result<RawDocument<'a>, EsXmlError> {
+    let target = match policy {
+        #[cfg(test)]
+        Split::Never => None,
+        Split::Auto => split::auto_target(text),
+        #[cfg(test)]
+        Split::Near(offset) => Some(offset),
+    };
+    if let Some(doc) = target.and_then(|t| split::scan_in_two(source_name, text, t)) {
+        return Ok(doc);
     }
+    let mut scanner = Scanner::new(source_name, text, &[]);
+    scanner.run(0..text.len(), false)?;
+    scanner.finish()
 }
 
 fn skip_whitespace(text: &str, offset: usize) -> usize {
@@ -341,15 +340,28 @@ struct Scanner<'a> {
     network: Option<RawNetwork<'a>>,
     cluster: Option<RawCluster<'a>>,
     volume: Option<RawVolume<'a>>,
+    /// End tags (offsets of their `<`) that closed an element opened before the scanned range,
+    /// i.e. one of the `context` the scanner started in; checked against the real start tags
+    /// when the halves of a split scan are joined.
+    unmatched_ends: Vec<usize>,
 }
 
+/// Stands in `Scanner::starts` for an element opened before the scanned range.
+const OPENED_BEFORE: usize = usize::MAX;
+
 impl<'a> Scanner<'a> {
-    fn new(source_name: &'a str, text: &'a str) -> Self {
+    /// A scanner for a range of `text` that starts inside the elements `context` (outermost
+    /// first; empty at the start of the file).
+    fn new(source_name: &'a str, text: &'a str, context: &[Tag]) -> Self {
+        let mut tags = Vec::with_capacity(16);
+        tags.extend_from_slice(context);
+        let mut starts = Vec::with_capacity(16);
+        starts.resize(context.len(), OPENED_BEFORE);
         Scanner {
             source_name,
             text,
-            tags: Vec::with_capacity(16),
-            starts: Vec::with_capacity(16),
+            tags,
+            starts,
             root_closed: false,
             lines: LineCounter::new(),
             capture: None,
@@ -360,6 +372,71 @@ impl<'a> Scanner<'a> {
             network: None,
             cluster: None,
             volume: None,
+            unmatched_ends: Vec::new(),
+        }
+    }
+
+    /// Reads the events of `text[range]`. Returns where the last event ends when it was an end
+    /// tag (`None` otherwise), which tells a split scan whether its first half stopped cleanly
+    /// between two elements. With `allow_unmatched_ends`, an end tag that closes an element of
+    /// the starting context is recorded in `unmatched_ends` instead of being an error;
+    /// quick-xml still checks that every other end tag matches its start tag.
+    fn run(
+        &mut self,
+        range: Range<usize>,
+        allow_unmatched_ends: bool,
+    ) -> Result<Option<usize>, EsXmlError> {
+        let slice = &self.text[range.clone()];
+        // quick-xml skips a byte order mark without counting it; read after it and add its
+        // length back, so that every offset indexes `text` itself.
+        let body = if range.start == 0 {
+            slice.strip_prefix('\u{feff}').unwrap_or(slice)
+        } else {
+            slice
+        };
+        let base = range.start + slice.len() - body.len();
+        let position = |reader: &Reader<&[u8]>| base + reader.buffer_position() as usize;
+        let mut reader = Reader::from_str(body);
+        reader.config_mut().allow_unmatched_ends = allow_unmatched_ends;
+        // Skipping whitespace-only text halves the number of events. It must be off while a
+        // leaf's text is buffered, or the space in `A &amp; B` after the entity would be lost.
+        let mut trimming = true;
+        reader.config_mut().trim_text_start = trimming;
+        let mut last_end_tag = None;
+        loop {
+            let before = position(&reader);
+            let event = reader.read_event().map_err(|e| {
+                let at = base + reader.error_position() as usize;
+                self.error_at(at, "", EsXmlErrorKind::Malformed(e.to_string()))
+            })?;
+            let end = position(&reader);
+            // With trimming, whitespace before markup is consumed with it: find the `<` or `&`.
+            let start = skip_whitespace(self.text, before);
+            let mut ended_element = false;
+            match event {
+                Event::Start(e) => self.open(&e, start, end)?,
+                Event::Empty(e) => {
+                    self.open(&e, start, end)?;
+                    self.close(start, end, true)?;
+                }
+                Event::End(_) => {
+                    self.close(start, end, false)?;
+                    ended_element = true;
+                }
+                Event::Text(t) => self.push_text(&t),
+                Event::CData(t) => self.push_unescaped(&t.xml10_content(), start),
+                Event::GeneralRef(r) => self.push_reference(&r, start)?,
+                // A comment inside a leaf is not part of its text: stop slicing the raw input.
+                Event::Comment(_) | Event::PI(_) => self.buffer_capture(start),
+                Event::Eof => return Ok(last_end_tag),
+                _ => {}
+            }
+            last_end_tag = ended_element.then_some(end);
+            let want_trimming = !self.capture.as_ref().is_some_and(|c| c.buffered);
+            if want_trimming != trimming {
+                trimming = want_trimming;
+                reader.config_mut().trim_text_start = trimming;
+            }
         }
     }
 
@@ -443,7 +520,7 @@ impl<'a> Scanner<'a> {
                 let guest_id = self.required_id(e, start, "machine")?;
                 self.set_last_child(start);
                 self.pending_ref = Some(GuestRefSpan {
-                    guest_id,
+                    guest_id: guest_id.into_owned(),
                     span: start..end,
                 });
             }
@@ -460,9 +537,9 @@ impl<'a> Scanner<'a> {
                 };
                 if let Some(m) = self.machine.as_mut() {
                     match kind {
-                        RefKind::Network => m.network_refs.push(id_ref),
-                        RefKind::Cluster => m.cluster_refs.push(id_ref),
-                        RefKind::Volume => m.volume_refs.push(id_ref),
+                        RefKind::Network => push_small(&mut m.network_refs, id_ref),
+                        RefKind::Cluster => push_small(&mut m.cluster_refs, id_ref),
+                        RefKind::Volume => push_small(&mut m.volume_refs, id_ref),
                     }
                 }
             }
@@ -488,7 +565,7 @@ impl<'a> Scanner<'a> {
                     offset: start,
                 };
                 if let Some(c) = self.cluster.as_mut() {
-                    c.vip_members.push(id_ref);
+                    push_small(&mut c.vip_members, id_ref);
                 }
             }
             Action::BeginVolume => {
@@ -548,7 +625,7 @@ impl<'a> Scanner<'a> {
         e: &BytesStart<'_>,
         start: usize,
         name: &str,
-    ) -> Result<Option<String>, EsXmlError> {
+    ) -> Result<Option<Cow<'a, str>>, EsXmlError> {
         let element = || format!("<{}>", e.local_name().as_ref());
         let attr = e.try_get_attribute(name).map_err(|err| {
             self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
@@ -557,11 +634,28 @@ impl<'a> Scanner<'a> {
             None => Ok(None),
             Some(a) => a
                 .normalized_value(XmlVersion::Implicit1_0)
-                .map(|v| Some(v.into_owned()))
+                .map(|v| Some(self.in_text(v)))
                 .map_err(|err| {
                     self.error_at(start, element(), EsXmlErrorKind::Malformed(err.to_string()))
                 }),
         }
+    }
+
+    /// `value` as a borrow of the input when it is one (attribute values without entity
+    /// references are): ids then cost no allocation until the resolver keeps them, and most
+    /// (references to networks, clusters, volumes) it only looks up.
+    fn in_text(&self, value: Cow<'_, str>) -> Cow<'a, str> {
+        if let Cow::Borrowed(v) = &value {
+            let start = (v.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+            let in_text = start
+                .checked_add(v.len())
+                .and_then(|end| self.text.get(start..end))
+                .filter(|slice| std::ptr::eq(slice.as_ptr(), v.as_ptr()));
+            if let Some(slice) = in_text {
+                return Cow::Borrowed(slice);
+            }
+        }
+        Cow::Owned(value.into_owned())
     }
 
     fn required_id(
@@ -569,7 +663,7 @@ impl<'a> Scanner<'a> {
         e: &BytesStart<'_>,
         start: usize,
         element: &str,
-    ) -> Result<String, EsXmlError> {
+    ) -> Result<Cow<'a, str>, EsXmlError> {
         match self.attribute(e, start, "id")? {
             Some(id) if !id.trim().is_empty() => Ok(id),
             _ => Err(self.error_at(
@@ -599,9 +693,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn push_text(&mut self, text: &str) {
+    /// Text is only needed while a capture is buffered (plain text is sliced from the input
+    /// when its element closes), so it is not even normalized otherwise.
+    fn push_text(&mut self, text: &BytesText<'_>) {
         if self.capture.as_ref().is_some_and(|c| c.buffered) {
-            self.buf.push_str(text);
+            self.buf.push_str(&text.xml10_content());
         }
     }
 
@@ -656,7 +752,9 @@ impl<'a> Scanner<'a> {
             )?;
         }
         let tag = self.tags.pop().unwrap_or(Tag::Other);
-        self.starts.pop();
+        if matches!(self.starts.pop(), Some(OPENED_BEFORE) | None) {
+            self.unmatched_ends.push(start);
+        }
         use Tag::*;
         match (self.tags.as_slice(), tag) {
             ([], Root) => self.root_closed = true,
@@ -669,12 +767,16 @@ impl<'a> Scanner<'a> {
             ([Root, Machines, Machine], Machine) => {
                 if let (Some(mut r), Some(m)) = (self.pending_ref.take(), self.machine.as_mut()) {
                     r.span.end = end;
-                    m.child_refs.push(r);
+                    push_small(&mut m.child_refs, r);
                 }
             }
-            ([Root, Networks], Network) => self.doc.networks.extend(self.network.take()),
-            ([Root, Software, Clusters], Cluster) => self.doc.clusters.extend(self.cluster.take()),
-            ([Root, Storage, EdvVolumes], EdvVolume) => self.doc.volumes.extend(self.volume.take()),
+            ([Root, Networks], Network) => push_some(&mut self.doc.networks, self.network.take()),
+            ([Root, Software, Clusters], Cluster) => {
+                push_some(&mut self.doc.clusters, self.cluster.take())
+            }
+            ([Root, Storage, EdvVolumes], EdvVolume) => {
+                push_some(&mut self.doc.volumes, self.volume.take())
+            }
             _ => {}
         }
         Ok(())
@@ -709,10 +811,10 @@ impl<'a> Scanner<'a> {
     fn owner_of(&self, leaf: Leaf) -> String {
         let (element, id) = match leaf {
             Leaf::CustomerName => return String::new(),
-            l if l.is_machine_field() => ("machine", self.machine.as_ref().map(|m| m.id.as_str())),
-            l if l.is_network_field() => ("network", self.network.as_ref().map(|n| n.id.as_str())),
-            l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| v.id.as_str())),
-            _ => ("cluster", self.cluster.as_ref().map(|c| c.id.as_str())),
+            l if l.is_machine_field() => ("machine", self.machine.as_ref().map(|m| &*m.id)),
+            l if l.is_network_field() => ("network", self.network.as_ref().map(|n| &*n.id)),
+            l if l.is_volume_field() => ("edvVolume", self.volume.as_ref().map(|v| &*v.id)),
+            _ => ("cluster", self.cluster.as_ref().map(|c| &*c.id)),
         };
         id.map(|id| format!("<{element} id=\"{id}\">"))
             .unwrap_or_default()
@@ -741,7 +843,7 @@ impl<'a> Scanner<'a> {
         ))
     }
 
-    fn finish(mut self) -> Result<RawDocument<'a>, EsXmlError> {
+    fn finish(self) -> Result<RawDocument<'a>, EsXmlError> {
         if let Some(&open_offset) = self.starts.last() {
             let open = element_name_at(self.text, open_offset).to_string();
             let open_line = Location::of(self.text, open_offset).line;
@@ -754,8 +856,23 @@ impl<'a> Scanner<'a> {
         if !self.root_closed {
             return Err(self.error_at(self.text.len(), "", EsXmlErrorKind::NoRoot));
         }
-        self.doc.machines.shrink_to_fit();
         Ok(self.doc)
+    }
+}
+
+/// Pushes with capacities 1, 2, 4, … rather than `Vec`'s first step to 4: a guest has one or
+/// two references of each kind (and one or two clusters, a cluster two guests), and on 100,000
+/// guests the unused slots came to tens of megabytes of memory touched for nothing.
+pub(super) fn push_small<T>(list: &mut Vec<T>, item: T) {
+    if list.len() == list.capacity() {
+        list.reserve_exact(list.len().max(1));
+    }
+    list.push(item);
+}
+
+fn push_some<T>(list: &mut Blocks<T>, item: Option<T>) {
+    if let Some(item) = item {
+        list.push(item);
     }
 }
 
