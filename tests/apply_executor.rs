@@ -570,6 +570,7 @@ async fn ready_steps_start_in_the_predicted_order() {
         lower_bound: LowerBound::default(),
         model: DurationModel::default(),
         concurrency: Concurrency::default(),
+        priority_seed: 0,
     });
     let runner = Arc::new(Recorder::default());
     let mut h = Harness::new();

@@ -511,7 +511,20 @@ fn check_timing(s: &Schedule, topo: &Topology, limits: &Limits) {
             );
         }
     }
-    let replayed = replay(&s.steps, &s.moves, &t.model, t.concurrency).expect("the plan replays");
+    let replayed = replay(&s.steps, &s.moves, &t.model, t.concurrency, t.priority_seed)
+        .expect("the plan replays");
+    // Replayed in the order the plan records, the steps keep the predicted makespan. (With a
+    // disruption budget the replay keeps the budget through the chain edges the plan carries,
+    // not through the budget's places, and may end elsewhere.)
+    if limits.budgets.is_empty() {
+        assert!(
+            (replayed.makespan_s - t.makespan_s).abs() < 1e-2,
+            "replay {} against predicted {} (priority order {})",
+            replayed.makespan_s,
+            t.makespan_s,
+            t.priority_seed
+        );
+    }
     assert!(
         replayed.makespan_s + EPS >= replayed.lower_bound.overall_s,
         "replay {} beats {:?}",
@@ -651,12 +664,15 @@ fn no_execution_order_ever_overcommits_a_host() {
     let mut rng = Rng(0x5eed_cafe_f00d_0001);
     let mut extra = Rng(0x0b0d_9e75_a11c_e5e1);
     let (mut scheduled, mut infeasible, mut pivoted, mut budgeted) = (0, 0, 0, 0);
+    // Schedules whose best priority order was not the plain one (see `timeline::best_of`).
+    let mut reordered = 0;
     for case in 0..2000 {
         let (topo, moves, limits) = random_case(&mut rng, &mut extra);
         match schedule(&moves, &topo, &limits) {
             Ok(s) => {
                 check(&s, &moves, &topo, &limits);
                 scheduled += 1;
+                reordered += usize::from(s.timing.priority_seed != 0);
                 pivoted += usize::from(s.moves.iter().any(|m| m.pivot));
                 // A budget that had to serialise: more budgeted moves than places.
                 budgeted += usize::from(limits.budgets.iter().any(|b| {
@@ -685,7 +701,11 @@ fn no_execution_order_ever_overcommits_a_host() {
         }
     }
     eprintln!(
-        "scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}"
+        "scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}, reordered {reordered}"
+    );
+    assert!(
+        reordered >= 2,
+        "only {reordered} cases took another priority order"
     );
     // The generator must exercise both outcomes, and pivots, for the check to mean something.
     assert!(

@@ -122,11 +122,12 @@ fn time(
         concurrency: limits.concurrency,
         priority: &priority,
         alone: &graph.alone,
+        jitter: 0,
         intervals: &budgets.intervals,
         capacity: &budgets.capacity,
         needs: &budgets.needs,
     };
-    let run = timeline::run(&setup)
+    let (priority_seed, run) = timeline::best_of(&setup)
         .map_err(|stuck| budget::stuck(&limits.budgets, &budgets, &stuck, moves))?;
     let chains = budget::chain_edges(&budgets, &run.slot, &run.start);
     if !chains.is_empty() {
@@ -147,6 +148,7 @@ fn time(
         lower_bound,
         &limits.durations,
         limits.concurrency,
+        priority_seed,
     );
     Ok((timing, waves))
 }

@@ -114,6 +114,14 @@ pub struct Timing {
     pub lower_bound: LowerBound,
     pub model: super::duration::DurationModel,
     pub concurrency: super::duration::Concurrency,
+    /// Which of the list scheduler's priority orders gave this schedule (0: the plain one; see
+    /// `schedule::timeline::best_of`), so a replay of the plan orders its steps the same way.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub priority_seed: u64,
+}
+
+fn is_zero(seed: &u64) -> bool {
+    *seed == 0
 }
 
 /// One step's predicted start and duration, seconds.

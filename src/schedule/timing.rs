@@ -73,8 +73,9 @@ impl Graph {
         timeline::remaining_path(&self.jobs, &self.alone)
     }
 
-    /// Runs the jobs without budgets (their edges are in the graph already).
-    pub fn run(&self, concurrency: Concurrency) -> Run {
+    /// Runs the jobs without budgets (their edges are in the graph already), in the priority
+    /// order `priority_seed` names (see `timeline::best_of`).
+    pub fn run(&self, concurrency: Concurrency, priority_seed: u64) -> Run {
         let priority = self.priority();
         let setup = Setup {
             jobs: &self.jobs,
@@ -82,6 +83,7 @@ impl Graph {
             concurrency,
             priority: &priority,
             alone: &self.alone,
+            jitter: priority_seed,
             intervals: &[],
             capacity: &[],
             needs: &[],
@@ -246,6 +248,7 @@ pub(crate) fn timing(
     lower_bound: LowerBound,
     model: &DurationModel,
     concurrency: Concurrency,
+    priority_seed: u64,
 ) -> Timing {
     let steps = ids
         .iter()
@@ -274,6 +277,7 @@ pub(crate) fn timing(
         lower_bound: round_bound(lower_bound),
         model: model.clone(),
         concurrency,
+        priority_seed,
     }
 }
 
@@ -322,7 +326,7 @@ pub fn predict(
     model: &DurationModel,
     concurrency: Concurrency,
 ) -> Result<Timing, ScheduleError> {
-    let (graph, run) = replay_run(steps, moves, model, concurrency)?;
+    let (graph, run) = replay_run(steps, moves, model, concurrency, 0)?;
     let index: HashMap<&str, usize> = steps
         .iter()
         .enumerate()
@@ -344,19 +348,21 @@ pub fn predict(
         graph.lower_bound(concurrency, 0.0),
         model,
         concurrency,
+        0,
     ))
 }
 
-/// Runs `steps` (a plan's, with `moves`) on `model` under `concurrency`, critical path first,
-/// as the plan's prediction does; dependencies between steps, including a disruption budget's
-/// chains, are the steps' own.
+/// Runs `steps` (a plan's, with `moves`) on `model` under `concurrency` in the priority order
+/// `priority_seed` names (the plan's `timing.priority_seed`), as the plan's prediction does;
+/// dependencies between steps, including a disruption budget's chains, are the steps' own.
 pub fn replay(
     steps: &[Step],
     moves: &[Move],
     model: &DurationModel,
     concurrency: Concurrency,
+    priority_seed: u64,
 ) -> Result<Replay, ScheduleError> {
-    let (graph, run) = replay_run(steps, moves, model, concurrency)?;
+    let (graph, run) = replay_run(steps, moves, model, concurrency, priority_seed)?;
     let lower_bound = graph.lower_bound(concurrency, 0.0);
     let hosts = activity(&graph, &run);
     Ok(Replay {
@@ -373,6 +379,7 @@ fn replay_run(
     moves: &[Move],
     model: &DurationModel,
     concurrency: Concurrency,
+    priority_seed: u64,
 ) -> Result<(Graph, Run), ScheduleError> {
     let index: HashMap<&str, usize> = steps
         .iter()
@@ -416,7 +423,7 @@ fn replay_run(
             message: "the step graph has a cycle".into(),
         });
     }
-    let run = graph.run(concurrency);
+    let run = graph.run(concurrency, priority_seed);
     Ok((graph, run))
 }
 

@@ -86,7 +86,8 @@ pub fn simulate(plan: &Plan, opts: &Options) -> Result<Report, SimulateError> {
         .unwrap_or(concurrency.max_outbound_per_host)
         .max(1);
 
-    let replay = schedule::replay(&plan.steps, &plan.moves, &model, concurrency)?;
+    let priority_seed = plan.timing.as_ref().map_or(0, |t| t.priority_seed);
+    let replay = schedule::replay(&plan.steps, &plan.moves, &model, concurrency, priority_seed)?;
     let migrations: Vec<_> = plan
         .steps
         .iter()
