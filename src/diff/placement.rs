@@ -320,27 +320,20 @@ impl<'t> Placer<'t> {
 
         // The static checks read only the host's architecture, CPU model and image (candidates
         // all answer and take guests): check each such group once per guest, not once per class.
-        let checked: Vec<Option<Violation>> = self
-            .group_first_classes
-            .iter()
-            .map(|classes| {
-                let representative = self.hosts[self.classes[classes[0]].representative];
-                static_violations(world, guest, mode, representative)
-                    .into_iter()
-                    .next()
-            })
-            .collect();
         // The cost's host part (CPU model, image) is also per static group; its bridge part is
         // the wanted bridges a class lacks, counted through the bridge indexes: per group for
         // bridges all its classes have, per class for the others.
-        let host_cost: Vec<Cost> = self
+        let (checked, host_cost): (Vec<Option<Violation>>, Vec<Cost>) = self
             .group_first_classes
             .iter()
             .map(|classes| {
                 let representative = self.hosts[self.classes[classes[0]].representative];
-                self.cost(source, representative, &BTreeSet::new(), &BTreeSet::new())
+                let violation = static_violations(world, guest, mode, representative)
+                    .into_iter()
+                    .next();
+                (violation, Self::host_cost(source, representative))
             })
-            .collect();
+            .unzip();
         let mut everywhere = vec![0usize; checked.len()];
         let mut with_bridges: Vec<usize> = Vec::new();
         for bridge in &wanted {
@@ -580,19 +573,15 @@ impl<'t> Placer<'t> {
         walk
     }
 
-    fn cost(
-        &self,
-        source: Option<&Host>,
-        target: &Host,
-        bridges: &BTreeSet<String>,
-        wanted: &BTreeSet<String>,
-    ) -> Cost {
+    /// The part of a move's cost the target host decides (CPU model, image); bridges are
+    /// counted per class in [`Placer::place`].
+    fn host_cost(source: Option<&Host>, target: &Host) -> Cost {
         let differs =
             |a: Option<&str>, b: Option<&str>| matches!((a, b), (Some(a), Some(b)) if a != b);
         Cost {
             cpu_differs: source.is_some_and(|s| differs(s.cpu_model.as_deref(), target.cpu_model.as_deref())),
             image_differs: source.is_some_and(|s| matches!((&s.image_version, &target.image_version), (Some(a), Some(b)) if a != b)),
-            bridges_to_create: wanted.iter().filter(|b| !bridges.contains(*b)).count(),
+            bridges_to_create: 0,
         }
     }
 

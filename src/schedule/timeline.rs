@@ -140,10 +140,9 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
     }
     let hosts = s.bandwidth.len();
     let mut backlog = Backlog::new(s, hosts);
-    let path = |j: usize| s.priority.get(j).copied().unwrap_or(0.0);
     let mut ready = Ready::new(n, hosts);
     for j in (0..n).filter(|&j| waiting[j] == 0) {
-        ready.insert(s, j, backlog.priority(s, j, path(j)), path(j));
+        ready.insert(s, &backlog, j);
     }
 
     let (mut out_slots, mut in_slots) = (vec![0u32; hosts], vec![0u32; hosts]);
@@ -229,7 +228,7 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
             if let Some((from, to)) = s.jobs[j].migration {
                 for k in ready.on_hosts(from, to) {
                     ready.remove(s, k);
-                    ready.insert(s, k, backlog.priority(s, k, path(k)), path(k));
+                    ready.insert(s, &backlog, k);
                 }
             }
         }
@@ -312,8 +311,7 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
             for &next_job in &successors[j] {
                 waiting[next_job] -= 1;
                 if waiting[next_job] == 0 {
-                    let priority = backlog.priority(s, next_job, path(next_job));
-                    ready.insert(s, next_job, priority, path(next_job));
+                    ready.insert(s, &backlog, next_job);
                 }
             }
         }
@@ -330,7 +328,8 @@ pub(crate) fn run(s: &Setup<'_>) -> Result<Run, Stuck> {
 /// Migration work not yet started per host, outbound and inbound, in seconds of the resource
 /// that limits it: a link for transfers, a migration slot for fixed-cost migrations.
 struct Backlog {
-    work: Vec<f64>,
+    /// Per job, what it adds to its source's and its target's backlog (0 for other jobs).
+    share: Vec<(f64, f64)>,
     outbound: Vec<f64>,
     inbound: Vec<f64>,
 }
@@ -342,7 +341,7 @@ impl Backlog {
             f64::from(s.concurrency.max_inbound_per_host.max(1)),
         );
         let mut backlog = Backlog {
-            work: vec![0.0; s.jobs.len()],
+            share: vec![(0.0, 0.0); s.jobs.len()],
             outbound: vec![0.0; hosts],
             inbound: vec![0.0; hosts],
         };
@@ -350,15 +349,19 @@ impl Backlog {
             let (Some((from, to)), Some(&alone)) = (job.migration, s.alone.get(j)) else {
                 continue;
             };
-            let transfer = matches!(job.work, Work::Transfer { .. });
-            backlog.work[j] = alone;
-            backlog.outbound[from] += if transfer { alone } else { alone / max_out };
-            backlog.inbound[to] += if transfer { alone } else { alone / max_in };
+            let share = if matches!(job.work, Work::Transfer { .. }) {
+                (alone, alone)
+            } else {
+                (alone / max_out, alone / max_in)
+            };
+            backlog.share[j] = share;
+            backlog.outbound[from] += share.0;
+            backlog.inbound[to] += share.1;
         }
         backlog
     }
 
-    /// `path` (the job's remaining path), or for a migration the backlog of its busier host
+    /// The job's remaining path `path`, or for a migration the backlog of its busier host
     /// followed by what must come after the job, when that is longer.
     fn priority(&self, s: &Setup<'_>, job: usize, path: f64) -> f64 {
         match (s.jobs[job].migration, s.alone.get(job)) {
@@ -375,14 +378,9 @@ impl Backlog {
         let Some((from, to)) = s.jobs[job].migration else {
             return;
         };
-        let (max_out, max_in) = (
-            f64::from(s.concurrency.max_outbound_per_host.max(1)),
-            f64::from(s.concurrency.max_inbound_per_host.max(1)),
-        );
-        let transfer = matches!(s.jobs[job].work, Work::Transfer { .. });
-        let work = self.work[job];
-        self.outbound[from] -= if transfer { work } else { work / max_out };
-        self.inbound[to] -= if transfer { work } else { work / max_in };
+        let (out, into) = self.share[job];
+        self.outbound[from] -= out;
+        self.inbound[to] -= into;
     }
 }
 
@@ -460,7 +458,10 @@ impl Ready {
         }
     }
 
-    fn insert(&mut self, s: &Setup<'_>, job: usize, priority: f64, path: f64) {
+    /// Queues `job` under its priority with the backlog as it is now.
+    fn insert(&mut self, s: &Setup<'_>, backlog: &Backlog, job: usize) {
+        let path = s.priority.get(job).copied().unwrap_or(0.0);
+        let priority = backlog.priority(s, job, path);
         let key = (Reverse(Priority(priority)), Reverse(Priority(path)), job);
         self.queue.insert(key);
         self.key[job] = Some(key);
