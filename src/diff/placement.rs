@@ -656,17 +656,9 @@ impl<'t> Placer<'t> {
                 let staying = members
                     .iter()
                     .filter(|m| ledger.host_of(&m.guest.name) == Some(host.name.as_str()));
-                let mut violations: Vec<Violation> = Vec::new();
-                for m in staying {
-                    for v in rule_violations(world, ledger, m.guest, &names, &host.name, false) {
-                        if !violations
-                            .iter()
-                            .any(|seen| seen.constraint == v.constraint)
-                        {
-                            violations.push(v);
-                        }
-                    }
-                }
+                let violations = distinct(staying.flat_map(|m| {
+                    rule_violations(world, ledger, m.guest, &names, &host.name, false)
+                }));
                 refused.push((host.name.clone(), violations));
                 continue;
             }
@@ -677,23 +669,14 @@ impl<'t> Placer<'t> {
             let need = incoming
                 .iter()
                 .fold(Need::default(), |total, m| total.add(Need::of(m.guest)));
-            let mut violations: Vec<Violation> = Vec::new();
-            for m in &incoming {
+            let mut violations = distinct(incoming.iter().flat_map(|m| {
                 let (mode, _) = effective_mode(m.guest, m.mode);
-                for v in static_violations(world, m.guest, mode, host)
+                static_violations(world, m.guest, mode, host)
                     .into_iter()
                     .chain(rule_violations(
                         world, ledger, m.guest, &names, &host.name, false,
                     ))
-                {
-                    if !violations
-                        .iter()
-                        .any(|seen| seen.constraint == v.constraint)
-                    {
-                        violations.push(v);
-                    }
-                }
-            }
+            }));
             violations.extend(capacity_violations(world, ledger, need, &host.name, true));
             if violations.is_empty() {
                 let load = ledger.load(&host.name);
@@ -792,6 +775,18 @@ impl<'t> Placer<'t> {
         }
         Ok((target.name.clone(), reason))
     }
+}
+
+/// `violations` with each constraint once (the first of its kind): members of a group often
+/// break the same rule.
+fn distinct(violations: impl Iterator<Item = Violation>) -> Vec<Violation> {
+    let mut found: Vec<Violation> = Vec::new();
+    for v in violations {
+        if !found.iter().any(|seen| seen.constraint == v.constraint) {
+            found.push(v);
+        }
+    }
+    found
 }
 
 /// Why the winner's cost beats the runner-up's, at the first part where they differ:
