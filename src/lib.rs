@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod inventory;
+pub mod names;
 pub mod plan;
 pub mod remote;
 pub mod render;

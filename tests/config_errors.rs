@@ -63,7 +63,7 @@ const FULL: &str = r#"inventory {
   es_xml       = "es.xml"
   libvirt_uri  = "test:nodes/{host}.xml"
   drift_source = "libvirt"
-  volume_command = ["/usr/local/bin/vol", "{action}", "{volume}", "--guest", "{guest}"]
+  volume_command = ["/usr/local/bin/vol", "{action}", "--", "{volume}", "{guest}"]
   ssh {
     user = "admin"
     port = 2222
@@ -132,8 +132,8 @@ fn a_full_config_loads_into_the_model() {
             &[
                 "/usr/local/bin/vol",
                 "{action}",
+                "--",
                 "{volume}",
-                "--guest",
                 "{guest}"
             ]
             .map(String::from)[..]
@@ -148,6 +148,7 @@ fn a_full_config_loads_into_the_model() {
             known_hosts_file: Some(PathBuf::from("/etc/berth/known_hosts")),
             strict_host_key_checking: false,
             options: vec!["ConnectTimeout=5".into()],
+            allow_command_options: vec![],
             gather_facts: true,
         }
     );

@@ -164,3 +164,33 @@ async fn extra_options_reach_ssh() {
         "{err}"
     );
 }
+
+/// `LocalCommand` runs a local command once connected: refused unless the configuration names
+/// it in `allow_command_options`, and then it works.
+#[tokio::test]
+async fn command_options_run_only_when_explicitly_allowed() {
+    let sshd = Sshd::start();
+    let marker = sshd.path("local-command-ran");
+    let options = strings(&[
+        "PermitLocalCommand=yes",
+        &format!("LocalCommand=touch {}", marker.display()),
+    ]);
+    let refused = SshTarget {
+        options: options.clone(),
+        ..sshd.target(sshd.known_hosts())
+    };
+    let err = RemoteHost::connect(&refused).await.unwrap_err().to_string();
+    assert!(err.contains("allow_command_options"), "{err}");
+    assert!(!marker.exists(), "a refused option ran");
+
+    let allowed = SshTarget {
+        options,
+        allow_command_options: strings(&["PermitLocalCommand", "LocalCommand"]),
+        ..sshd.target(sshd.known_hosts())
+    };
+    let host = RemoteHost::connect(&allowed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    host.close().await.unwrap();
+    assert!(marker.exists(), "the allowed LocalCommand did not run");
+}

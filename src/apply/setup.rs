@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use crate::config::{Config, HostIntent, SshSettings};
 use crate::diff::resolve::{NameIndex, Resolution};
 use crate::inventory::esxml::EsSystem;
+use crate::inventory::expand_uri;
 use crate::inventory::load::host_uris;
 use crate::plan::build::inventory_spec;
 use crate::remote::SshTarget;
@@ -24,7 +25,7 @@ pub fn host_access(cfg: &Config, es: &EsSystem) -> BTreeMap<String, HostAccess> 
             let ssh = Some(ssh_target(&host, &cfg.inventory.ssh));
             let migration_uri = host_block(cfg, &host)
                 .and_then(|h| h.migration_uri.as_ref())
-                .map(|u| u.value.clone());
+                .map(|u| expand_uri(&u.value, &host));
             (
                 host,
                 HostAccess {
@@ -55,6 +56,7 @@ pub fn ssh_target(host: &str, ssh: &SshSettings) -> SshTarget {
         strict_host_key_checking: ssh.strict_host_key_checking,
         options: ssh.options.clone(),
         config_file: None,
+        allow_command_options: ssh.allow_command_options.clone(),
     }
 }
 
@@ -123,7 +125,7 @@ inventory {
 }
 host "adm02" {
   libvirt_uri   = "test:nodes/adm02.xml"
-  migration_uri = "tcp://10.0.9.2"
+  migration_uri = "tcp://{short}-mig.example.com"
 }
 host "adm01.example.com" {
   drain = true
@@ -132,8 +134,8 @@ host "adm01.example.com" {
         );
         let access = host_access(&cfg, &es(&["adm01.example.com", "adm02.example.com"]));
         assert_eq!(
-            access["adm01.example.com"].uri,
-            "qemu+ssh://root@adm01.example.com/system"
+            access["adm01.example.com"].uri, "qemu+ssh://root@adm01.example.com/system?no_verify=1",
+            "libvirt's ssh transport follows `strict_host_key_checking = false` too"
         );
         assert_eq!(
             access["adm02.example.com"].uri,
@@ -142,7 +144,7 @@ host "adm01.example.com" {
         // By its first label, like libvirt_uri; a host block without one leaves libvirt to choose.
         assert_eq!(
             access["adm02.example.com"].migration_uri.as_deref(),
-            Some("tcp://10.0.9.2")
+            Some("tcp://adm02-mig.example.com")
         );
         assert_eq!(access["adm01.example.com"].migration_uri, None);
         let ssh = access["adm01.example.com"].ssh.as_ref().unwrap();
@@ -156,7 +158,7 @@ host "adm01.example.com" {
             r#"
 inventory {
   es_xml = "es.xml"
-  volume_command = ["/opt/edv", "{action}", "{volume}"]
+  volume_command = ["/opt/edv", "{action}", "--", "{volume}"]
 }
 defaults {
   parallelism          = 7
@@ -190,7 +192,7 @@ defaults {
             r#"
 inventory {
   es_xml = "es.xml"
-  volume_check_command = ["/opt/edv", "status", "{volume}"]
+  volume_check_command = ["/opt/edv", "status", "--", "{volume}"]
 }
 host "adm01" {
   sriov_vfs = ["0000:3B:02.0", "0000:5e:02.0"]

@@ -145,6 +145,9 @@ fn build_ssh(node: &Node, dir: &Path) -> SshSettings {
             .bool("strict_host_key_checking")
             .unwrap_or(base.strict_host_key_checking),
         options: node.list("options").unwrap_or(base.options),
+        allow_command_options: node
+            .list("allow_command_options")
+            .unwrap_or(base.allow_command_options),
         gather_facts: node.bool("gather_facts").unwrap_or(base.gather_facts),
     }
 }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use super::build::build;
 use super::error::ConfigError;
 use super::model::{Config, SourceFile};
+use super::safety;
 use super::syntax::syntax_error;
 use super::validate::validate;
 
@@ -70,6 +71,7 @@ fn load_files(files: Vec<SourceFile>, dir: PathBuf) -> Result<Config, ConfigErro
     // A file that does not parse may hold blocks the others rely on: stop before validation.
     ConfigError::check(syntax_errors)?;
     let root = validate(&files, &bodies)?;
+    safety::check(&files, &root, &dir)?;
     build(&root, files, dir)
 }
 

@@ -105,6 +105,9 @@ pub struct SshSettings {
     pub strict_host_key_checking: bool,
     /// Extra `-o` options, passed as separate arguments.
     pub options: Vec<String>,
+    /// ssh_config keywords that run local commands (`ProxyCommand`, …) that `options` may use:
+    /// the explicit opt-in; without it such options are refused at load.
+    pub allow_command_options: Vec<String>,
     /// Whether to gather host facts (bridges, image version) over SSH while planning.
     pub gather_facts: bool,
 }
@@ -118,6 +121,7 @@ impl Default for SshSettings {
             known_hosts_file: None,
             strict_host_key_checking: true,
             options: Vec::new(),
+            allow_command_options: Vec::new(),
             gather_facts: false,
         }
     }

@@ -137,6 +137,7 @@ const SSH: BlockSpec = BlockSpec {
         attr("known_hosts_file", Kind::Str),
         attr("strict_host_key_checking", Kind::Bool),
         attr("options", Kind::StrList { min_len: 0 }),
+        attr("allow_command_options", Kind::StrList { min_len: 0 }),
         attr("gather_facts", Kind::Bool),
     ],
     ..BLOCK

@@ -33,18 +33,30 @@ pub struct LibvirtError {
 /// Expands a libvirt URI template for one host: `{host}` becomes the host name as written in
 /// es.xml, `{short}` its first DNS label (`exa01adm01` for `exa01adm01.example.com`).
 /// Other text, including unknown `{…}`, is kept as written.
+///
+/// What is substituted is data, never URI syntax: every byte outside RFC 3986's unreserved
+/// set (`A–Z a–z 0–9 - . _ ~`) is percent-encoded, so a name cannot end the authority, add a
+/// query (`?command=…`) or a fragment. An IPv6 literal (`fe80::1`) goes in as `[fe80::1]`,
+/// the form a URI authority needs. Names are also checked where they are read
+/// ([`crate::names`]); this is the second wall. The one expander for every URI template
+/// berth has (`inventory.libvirt_uri`, host `libvirt_uri`, `migration_uri`).
 pub fn expand_uri(template: &str, host: &str) -> String {
     let short = host.split('.').next().unwrap_or(host);
+    let host_text = match host.parse::<std::net::Ipv6Addr>() {
+        Ok(_) => format!("[{host}]"),
+        Err(_) => percent_encode(host),
+    };
+    let short_text = percent_encode(short);
     let mut out = String::with_capacity(template.len() + host.len());
     let mut rest = template;
     while let Some(start) = rest.find('{') {
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
         if let Some(after) = tail.strip_prefix("{host}") {
-            out.push_str(host);
+            out.push_str(&host_text);
             rest = after;
         } else if let Some(after) = tail.strip_prefix("{short}") {
-            out.push_str(short);
+            out.push_str(&short_text);
             rest = after;
         } else {
             out.push('{');
@@ -53,6 +65,88 @@ pub fn expand_uri(template: &str, host: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// `text` with every byte outside RFC 3986's unreserved characters percent-encoded.
+pub fn percent_encode(text: &str) -> String {
+    percent_encode_keeping(text, b"")
+}
+
+fn percent_encode_keeping(text: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || keep.contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// berth's SSH settings (`inventory.ssh`) in the form libvirt's own SSH transports take them,
+/// so that libvirt's connections (and the migrations they carry) check host keys and
+/// authenticate exactly as berth's openssh sessions do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UriSsh {
+    /// `identity_file` → `keyfile=`.
+    pub keyfile: Option<std::path::PathBuf>,
+    /// `known_hosts_file` → `known_hosts=`.
+    pub known_hosts: Option<std::path::PathBuf>,
+    /// `strict_host_key_checking = false` → `no_verify=1` (libssh2: `known_hosts_verify=auto`);
+    /// else `no_verify=0` (libssh2: `known_hosts_verify=normal`).
+    pub no_verify: bool,
+}
+
+/// Whether `uri` goes through an SSH transport (`qemu+ssh://`, `qemu+libssh2://`, …).
+pub fn is_ssh_transport(uri: &str) -> bool {
+    let scheme = uri.split("://").next().unwrap_or_default();
+    scheme.ends_with("+ssh") || scheme.ends_with("+libssh2") || scheme.ends_with("+libssh")
+}
+
+/// `uri` with `ssh`'s settings added as query parameters when it goes through an SSH
+/// transport (any other URI is returned as is). Paths are percent-encoded (`/` kept).
+/// libvirt's `qemu+ssh` (the ssh binary) uses `keyfile` (`-i`) and `no_verify`
+/// (`StrictHostKeyChecking=no`); `qemu+libssh2` also `known_hosts` and
+/// `known_hosts_verify`. `known_hosts` is added for both: libvirt 9.0's ssh-binary transport
+/// ignores it (ssh then reads its default known_hosts, in batch mode, so an unknown key is
+/// still refused when `no_verify=0`).
+pub fn with_ssh_params(uri: &str, ssh: &UriSsh) -> String {
+    if !is_ssh_transport(uri) {
+        return uri.to_string();
+    }
+    let (base, fragment) = match uri.split_once('#') {
+        Some((base, fragment)) => (base, Some(fragment)),
+        None => (uri, None),
+    };
+    let mut params = Vec::new();
+    if let Some(key) = &ssh.keyfile {
+        params.push(format!("keyfile={}", encode_path(key)));
+    }
+    if let Some(file) = &ssh.known_hosts {
+        params.push(format!("known_hosts={}", encode_path(file)));
+    }
+    params.push(format!("no_verify={}", u8::from(ssh.no_verify)));
+    if base
+        .split("://")
+        .next()
+        .unwrap_or_default()
+        .ends_with("+libssh2")
+    {
+        let verify = if ssh.no_verify { "auto" } else { "normal" };
+        params.push(format!("known_hosts_verify={verify}"));
+    }
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let mut out = format!("{base}{separator}{}", params.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+fn encode_path(path: &std::path::Path) -> String {
+    percent_encode_keeping(&path.to_string_lossy(), b"/")
 }
 
 /// libvirt prints every error to stderr unless its default error callback is removed;
@@ -299,6 +393,57 @@ mod tests {
         );
         assert_eq!(expand_uri("x{other}{host", "h.d"), "x{other}{host");
         assert_eq!(expand_uri("qemu:///system", "h"), "qemu:///system");
+        assert_eq!(
+            expand_uri("qemu+ssh://root@{host}/system", "fe80::1"),
+            "qemu+ssh://root@[fe80::1]/system"
+        );
+    }
+
+    #[test]
+    fn substituted_names_cannot_become_uri_syntax() {
+        let attack = "exa01adm02.example.com/system?command=/path/evil.sh&no_verify=1#";
+        let uri = expand_uri("qemu+ssh://root@{host}/system", attack);
+        assert_eq!(
+            uri,
+            "qemu+ssh://root@exa01adm02.example.com%2Fsystem%3Fcommand%3D%2Fpath%2Fevil.sh%26no_verify%3D1%23/system"
+        );
+        assert!(!uri.contains(['?', '#', '&']), "{uri}");
+        assert_eq!(
+            expand_uri("test:///n/{short}.xml", "a b@c.d"),
+            "test:///n/a%20b%40c.xml"
+        );
+    }
+
+    #[test]
+    fn ssh_transports_get_berths_ssh_settings() {
+        let ssh = UriSsh {
+            keyfile: Some("/etc/berth/id ed25519".into()),
+            known_hosts: Some("/etc/berth/known_hosts&x=1".into()),
+            no_verify: false,
+        };
+        assert_eq!(
+            with_ssh_params("qemu+ssh://root@h/system", &ssh),
+            "qemu+ssh://root@h/system?keyfile=/etc/berth/id%20ed25519\
+             &known_hosts=/etc/berth/known_hosts%26x%3D1&no_verify=0"
+        );
+        assert_eq!(
+            with_ssh_params(
+                "qemu+libssh2://root@h/system?socket=/s#f",
+                &UriSsh::default()
+            ),
+            "qemu+libssh2://root@h/system?socket=/s&no_verify=0&known_hosts_verify=normal#f"
+        );
+        let lenient = UriSsh {
+            no_verify: true,
+            ..UriSsh::default()
+        };
+        assert_eq!(
+            with_ssh_params("qemu+ssh://h/system", &lenient),
+            "qemu+ssh://h/system?no_verify=1"
+        );
+        for other in ["qemu:///system", "qemu+tcp://h/system", "test:///n.xml"] {
+            assert_eq!(with_ssh_params(other, &ssh), other);
+        }
     }
 
     #[test]

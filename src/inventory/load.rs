@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::esxml::{self, EsLayout, EsSystem, EsXmlError};
-use super::libvirt::{LibvirtError, expand_uri, observe_host, observe_hosts_with};
+use super::libvirt::{
+    LibvirtError, UriSsh, expand_uri, observe_host, observe_hosts_with, with_ssh_params,
+};
 use super::model::Topology;
 use super::observed::HostObservation;
 use super::reconcile::{Drift, DriftPolicy, reconcile};
@@ -23,6 +25,8 @@ pub struct InventorySpec {
     pub policy: DriftPolicy,
     /// Hosts read at the same time (0 is taken as 1).
     pub parallelism: usize,
+    /// berth's SSH settings, added to every SSH-transport URI (see [`with_ssh_params`]).
+    pub ssh: UriSsh,
 }
 
 /// es.xml as read, and the reconciled topology.
@@ -139,7 +143,8 @@ pub fn from_observations(
 }
 
 /// `(host, uri)` for every es.xml KVM host, in es.xml order: the override for the host's full
-/// or short name when there is one, else the expanded template.
+/// or short name when there is one, else the expanded template; an SSH transport carries the
+/// spec's SSH settings.
 pub fn host_uris(es: &EsSystem, spec: &InventorySpec) -> Vec<(String, String)> {
     es.hosts
         .iter()
@@ -151,7 +156,7 @@ pub fn host_uris(es: &EsSystem, spec: &InventorySpec) -> Vec<(String, String)> {
                 .or_else(|| spec.uri_overrides.get(short))
                 .cloned()
                 .unwrap_or_else(|| expand_uri(&spec.uri_template, &h.name));
-            (h.name.clone(), uri)
+            (h.name.clone(), with_ssh_params(&uri, &spec.ssh))
         })
         .collect()
 }
@@ -172,6 +177,7 @@ mod tests {
             uri_overrides: BTreeMap::new(),
             policy: DriftPolicy::StopOnDrift,
             parallelism: 2,
+            ssh: UriSsh::default(),
         }
     }
 
@@ -198,7 +204,7 @@ mod tests {
             vec![
                 (
                     "exa01adm01.example.com".into(),
-                    "qemu+ssh://root@exa01adm01.example.com/system".into()
+                    "qemu+ssh://root@exa01adm01.example.com/system?no_verify=0".into()
                 ),
                 (
                     "exa01adm02.example.com".into(),

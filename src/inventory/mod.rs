@@ -16,7 +16,10 @@ pub mod reconcile;
 pub mod size;
 pub mod version;
 
-pub use libvirt::{LibvirtError, expand_uri, observe_connection, observe_host, observe_hosts};
+pub use libvirt::{
+    LibvirtError, UriSsh, expand_uri, observe_connection, observe_host, observe_hosts,
+    with_ssh_params,
+};
 pub use load::{Inventory, InventoryError, InventorySpec, load};
 pub use model::{
     Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology,

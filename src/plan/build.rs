@@ -35,6 +35,11 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
             Some(DriftSource::EsXml) => DriftPolicy::PreferEsXml,
         },
         parallelism: cfg.defaults.parallelism.max(1) as usize,
+        ssh: crate::inventory::UriSsh {
+            keyfile: cfg.inventory.ssh.identity_file.clone(),
+            known_hosts: cfg.inventory.ssh.known_hosts_file.clone(),
+            no_verify: !cfg.inventory.ssh.strict_host_key_checking,
+        },
     }
 }
 
@@ -47,6 +52,7 @@ pub fn ssh_target(cfg: &Config, host: &str) -> SshTarget {
         known_hosts_file: ssh.known_hosts_file.clone(),
         strict_host_key_checking: ssh.strict_host_key_checking,
         options: ssh.options.clone(),
+        allow_command_options: ssh.allow_command_options.clone(),
         ..SshTarget::new(host, ssh.user.clone())
     }
 }

@@ -39,6 +39,9 @@ pub struct SshTarget {
     pub options: Vec<String>,
     /// An ssh_config file to read instead of the defaults.
     pub config_file: Option<PathBuf>,
+    /// Keywords of [`COMMAND_OPTIONS`] that `options` may use (the configuration's explicit
+    /// `allow_command_options`); any other such option is refused.
+    pub allow_command_options: Vec<String>,
 }
 
 impl SshTarget {
@@ -53,6 +56,7 @@ impl SshTarget {
             strict_host_key_checking: true,
             options: Vec::new(),
             config_file: None,
+            allow_command_options: Vec::new(),
         }
     }
 
@@ -114,6 +118,58 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     text
+}
+
+/// ssh_config(5) keywords that make ssh run a local command or load local code: `ProxyCommand`,
+/// `LocalCommand` (with `PermitLocalCommand`), `KnownHostsCommand`, `ProxyJump` (runs ssh
+/// again), `XAuthLocation` (runs that program), `PKCS11Provider` and `SecurityKeyProvider`
+/// (load a shared library), `Include` (reads a file that may hold any of these). An option
+/// with one of them is refused unless explicitly allowed by name.
+pub const COMMAND_OPTIONS: &[&str] = &[
+    "ProxyCommand",
+    "LocalCommand",
+    "PermitLocalCommand",
+    "KnownHostsCommand",
+    "ProxyJump",
+    "XAuthLocation",
+    "PKCS11Provider",
+    "SecurityKeyProvider",
+    "Include",
+];
+
+/// ssh_config keywords that open a block (`Match exec …` runs a command): berth writes the
+/// options into its own config file, before the files it includes, where a block would scope
+/// everything after it. Never allowed.
+pub const BLOCK_OPTIONS: &[&str] = &["Match", "Host"];
+
+/// The keyword of an ssh option (`Key=Value` or `Key Value`), as written.
+pub fn option_keyword(option: &str) -> &str {
+    option
+        .trim_start()
+        .split(['=', ' ', '\t'])
+        .next()
+        .unwrap_or("")
+}
+
+/// Why an ssh option may not be used, given the keywords explicitly allowed
+/// (case-insensitive, as ssh reads them), or `None` when it may.
+pub fn forbidden_option(option: &str, allowed: &[String]) -> Option<String> {
+    let key = option_keyword(option);
+    if let Some(block) = BLOCK_OPTIONS.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Some(format!(
+            "`{block}` opens an ssh_config block (`Match exec` runs a command); it cannot be an option"
+        ));
+    }
+    let command = COMMAND_OPTIONS
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(key))?;
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(command)) {
+        return None;
+    }
+    Some(format!(
+        "`{command}` makes ssh run a local command or load local code; \
+         name it in `allow_command_options` to allow it"
+    ))
 }
 
 /// Shell-like rendering of an argument vector, for messages only.
@@ -194,6 +250,9 @@ fn validate_target(t: &SshTarget) -> Result<(), RemoteError> {
             return invalid(format!(
                 "ssh option `{option}` contains a control character"
             ));
+        }
+        if let Some(why) = forbidden_option(option, &t.allow_command_options) {
+            return invalid(format!("ssh option `{option}`: {why}"));
         }
     }
     if let Some(path) = &t.config_file {
@@ -507,6 +566,40 @@ mod tests {
         assert!(validate_target(&t).is_err());
         t.options = vec!["ServerAliveCountMax=3".into(), "Ciphers aes256-ctr".into()];
         assert!(validate_target(&t).is_ok());
+    }
+
+    #[test]
+    fn options_that_run_local_commands_need_an_explicit_opt_in() {
+        let mut t = SshTarget::new("h", "root");
+        for option in [
+            "ProxyCommand=touch /tmp/x",
+            "proxycommand touch /tmp/x",
+            "LocalCommand=id",
+            "PermitLocalCommand=yes",
+            "KnownHostsCommand=/bin/x",
+            "ProxyJump=evil",
+            "XAuthLocation=/tmp/x",
+            "PKCS11Provider=/tmp/x.so",
+            "SecurityKeyProvider=/tmp/x.so",
+            "Include=/tmp/x",
+        ] {
+            t.options = vec![option.into()];
+            let err = validate_target(&t).unwrap_err().to_string();
+            assert!(err.contains("allow_command_options"), "{option}: {err}");
+        }
+        t.options = vec!["ProxyCommand=nc %h %p".into()];
+        t.allow_command_options = vec!["proxycommand".into()];
+        assert!(validate_target(&t).is_ok());
+        // An opt-in names one keyword, not all of them.
+        t.options.push("LocalCommand=id".into());
+        assert!(validate_target(&t).is_err());
+        // Blocks are never options, opt-in or not.
+        t.allow_command_options = vec!["Match".into(), "Host".into()];
+        for option in ["Match exec \"touch /tmp/x\"", "Host=*"] {
+            t.options = vec![option.into()];
+            let err = validate_target(&t).unwrap_err().to_string();
+            assert!(err.contains("block"), "{option}: {err}");
+        }
     }
 
     #[test]

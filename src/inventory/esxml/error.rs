@@ -121,6 +121,14 @@ pub enum EsXmlErrorKind {
         first_id: String,
         first_line: usize,
     },
+    /// A host or guest name that could be read as syntax where berth uses it (a URI, an SSH
+    /// destination, a command line).
+    #[error("<hostName> \"{name}\" is not a valid {what} name: {why}")]
+    BadName {
+        name: String,
+        what: &'static str,
+        why: String,
+    },
     #[error(
         "machineType {machine_type} contradicts osType {os_type} (KVM hosts and guests are machineType compute)"
     )]

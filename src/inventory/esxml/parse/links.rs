@@ -98,7 +98,8 @@ impl Resolver<'_> {
         }
     }
 
-    /// Hosts and guests need a `hostName` (for guests it is the libvirt domain name), and no
+    /// Hosts and guests need a `hostName` (for guests it is the libvirt domain name) that is a
+    /// name and nothing else ([`crate::names`]: it goes into URIs and command lines), and no
     /// two may share one.
     pub(super) fn check_host_names(
         &self,
@@ -106,7 +107,7 @@ impl Resolver<'_> {
         roles: &[Role],
     ) -> Result<(), EsXmlError> {
         let mut seen: IdMap<&str, &RawMachine> = id_map(machines.len());
-        for (m, _) in machines
+        for (m, role) in machines
             .iter()
             .zip(roles)
             .filter(|(_, r)| **r != Role::Other)
@@ -118,6 +119,19 @@ impl Resolver<'_> {
                     EsXmlErrorKind::MissingElement("hostName"),
                 ));
             };
+            let (what, check): (_, fn(&str) -> Result<(), String>) = if *role == Role::Host {
+                ("host", crate::names::check_host_name)
+            } else {
+                ("guest", crate::names::check_guest_name)
+            };
+            if let Err(why) = check(&name.value) {
+                let kind = EsXmlErrorKind::BadName {
+                    name: name.value.to_string(),
+                    what,
+                    why,
+                };
+                return Err(self.error(name.offset, machine_element(&m.id), kind));
+            }
             if let Some(first) = seen.insert(name.value.as_ref(), m) {
                 let kind = EsXmlErrorKind::DuplicateHostName {
                     name: name.value.to_string(),

@@ -1,0 +1,429 @@
+//! Checks that keep configured values data: names that go into URIs, SSH destinations and
+//! command lines ([`crate::names`]), SSH options that would run local commands, libvirt URIs
+//! that would override berth's SSH settings, volume command templates whose placeholders
+//! could become part of a larger argument or be read as options, and a state file outside the
+//! configuration directory. Each problem is a located error; all are reported together.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::names::{check_guest_name, check_host_name, reserved_uri_params};
+use crate::remote::{COMMAND_OPTIONS, forbidden_option};
+
+use super::error::{ConfigError, located};
+use super::model::{SourceFile, Span, Spanned};
+use super::validate::Node;
+
+/// The placeholders of `volume_command` and `volume_check_command`.
+pub const VOLUME_PLACEHOLDERS: &[&str] = &["{action}", "{volume}", "{guest}", "{host}"];
+
+/// Placeholders that carry es.xml data: they must follow a `--` element (`{action}` is
+/// always `attach` or `detach` and may come before).
+const DATA_PLACEHOLDERS: &[&str] = &["{volume}", "{guest}", "{host}"];
+
+struct Checker<'a> {
+    files: &'a [SourceFile],
+    errors: Vec<ConfigError>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: &Span, message: String, label: &str, help: Option<String>) {
+        self.errors
+            .push(located(self.files, span, message, label, help, Vec::new()));
+    }
+
+    fn host_name(&mut self, name: &Spanned<String>, what: &str) {
+        if let Err(why) = check_host_name(&name.value) {
+            self.error(
+                &name.span,
+                format!("{what} `{}` is not a valid host name: {why}", name.value),
+                "not a host name",
+                None,
+            );
+        }
+    }
+
+    fn guest_name(&mut self, name: &Spanned<String>, what: &str) {
+        if let Err(why) = check_guest_name(&name.value) {
+            self.error(
+                &name.span,
+                format!("{what} `{}` is not a valid guest name: {why}", name.value),
+                "not a guest name",
+                None,
+            );
+        }
+    }
+}
+
+/// Runs every check on the validated tree. `dir` is the configuration directory (absolute).
+pub(crate) fn check(files: &[SourceFile], root: &Node, dir: &Path) -> Result<(), ConfigError> {
+    let mut c = Checker {
+        files,
+        errors: Vec::new(),
+    };
+    if let Some(inventory) = root.child("inventory") {
+        check_inventory(&mut c, inventory);
+    }
+    for host in root.children("host") {
+        if let Some(label) = &host.label {
+            c.host_name(label, "host");
+        }
+        if let Some(uri) = host.str("libvirt_uri") {
+            check_uri(&mut c, &uri, "libvirt_uri");
+        }
+    }
+    for guest in root.children("guest") {
+        if let Some(label) = &guest.label {
+            c.guest_name(label, "guest");
+        }
+        if let Some(host) = guest.str("host") {
+            c.host_name(&host, "host");
+        }
+    }
+    for node in root.children("rule").chain(root.children("rebalance")) {
+        for guest in node.spanned_list("guests").unwrap_or_default() {
+            c.guest_name(&guest, "guest");
+        }
+        for host in node.spanned_list("hosts").unwrap_or_default() {
+            c.host_name(&host, "host");
+        }
+    }
+    if let Some(path) = root.child("state").and_then(|state| state.str("path")) {
+        check_state_path(&mut c, &path, dir);
+    }
+    ConfigError::check(c.errors)
+}
+
+fn check_inventory(c: &mut Checker, inventory: &Node) {
+    if let Some(uri) = inventory.str("libvirt_uri") {
+        check_uri(c, &uri, "libvirt_uri");
+    }
+    for name in ["volume_command", "volume_check_command"] {
+        if let Some(argv) = inventory.spanned_list(name) {
+            check_volume_command(c, name, &argv);
+        }
+    }
+    let Some(ssh) = inventory.child("ssh") else {
+        return;
+    };
+    let allowed = ssh
+        .spanned_list("allow_command_options")
+        .unwrap_or_default();
+    for keyword in &allowed {
+        if !COMMAND_OPTIONS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&keyword.value))
+        {
+            c.error(
+                &keyword.span,
+                format!(
+                    "`{}` is not an ssh option that runs commands; `allow_command_options` takes only those",
+                    keyword.value
+                ),
+                "not a command option",
+                Some(format!("one of: {}", COMMAND_OPTIONS.join(", "))),
+            );
+        }
+    }
+    let allowed: Vec<String> = allowed.into_iter().map(|k| k.value).collect();
+    for option in ssh.spanned_list("options").unwrap_or_default() {
+        if let Some(why) = forbidden_option(&option.value, &allowed) {
+            c.error(
+                &option.span,
+                format!("ssh option `{}` is refused: {why}", option.value),
+                "runs a local command",
+                Some(
+                    "`berth plan` runs SSH (facts) and so would run it, in CI on pull requests too; \
+                     if the command is really wanted, add its keyword to `allow_command_options` in this `ssh` block"
+                        .into(),
+                ),
+            );
+        }
+    }
+}
+
+fn check_uri(c: &mut Checker, uri: &Spanned<String>, what: &str) {
+    let reserved = reserved_uri_params(&uri.value);
+    if !reserved.is_empty() {
+        c.error(
+            &uri.span,
+            format!(
+                "`{what}` sets {}: berth sets the SSH parameters itself, from the `ssh` block, \
+                 and a libvirt URI may not name a command",
+                reserved
+                    .iter()
+                    .map(|p| format!("`{p}=`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "reserved URI parameter",
+            Some(
+                "use `identity_file`, `known_hosts_file` and `strict_host_key_checking` in `inventory { ssh { … } }`"
+                    .into(),
+            ),
+        );
+    }
+}
+
+/// Each placeholder is a whole element (one argument, never spliced into a larger string),
+/// and the data placeholders come after a `--` element, so no value is read as an option.
+fn check_volume_command(c: &mut Checker, name: &str, argv: &[Spanned<String>]) {
+    let mut operands = false;
+    for (i, arg) in argv.iter().enumerate() {
+        if arg.value == "--" {
+            operands = true;
+            continue;
+        }
+        let inside = VOLUME_PLACEHOLDERS
+            .iter()
+            .find(|p| arg.value.contains(**p) && arg.value != **p);
+        if let Some(placeholder) = inside {
+            c.error(
+                &arg.span,
+                format!(
+                    "`{name}`: `{placeholder}` must be a whole element, not part of `{}`",
+                    arg.value
+                ),
+                "placeholder inside a larger argument",
+                Some(
+                    "each placeholder becomes exactly one argument, e.g. \
+                     [\"/opt/site/bin/edv-volume\", \"{action}\", \"--\", \"{volume}\", \"{guest}\"]"
+                        .into(),
+                ),
+            );
+            continue;
+        }
+        if i == 0 && VOLUME_PLACEHOLDERS.contains(&arg.value.as_str()) {
+            c.error(
+                &arg.span,
+                format!("`{name}`: the program cannot be a placeholder"),
+                "placeholder as the program",
+                None,
+            );
+            continue;
+        }
+        if !operands && DATA_PLACEHOLDERS.contains(&arg.value.as_str()) {
+            c.error(
+                &arg.span,
+                format!(
+                    "`{name}`: `{}` comes before `--`; es.xml values are operands and must follow a `--` element",
+                    arg.value
+                ),
+                "before `--`",
+                Some(
+                    "e.g. [\"/opt/site/bin/edv-volume\", \"{action}\", \"--\", \"{volume}\", \"{guest}\"]"
+                        .into(),
+                ),
+            );
+        }
+    }
+}
+
+/// A relative `state.path` stays inside the configuration directory, also through symbolic
+/// links of what already exists; an absolute path is taken as the explicit choice it is.
+fn check_state_path(c: &mut Checker, path: &Spanned<String>, dir: &Path) {
+    let written = Path::new(&path.value);
+    if written.is_absolute() {
+        return;
+    }
+    let escapes = || {
+        c_error_text(
+            path,
+            "leaves the configuration directory; a relative state path must stay inside it",
+        )
+    };
+    let mut depth = 0usize;
+    for component in written.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            _ => {
+                let (message, help) = escapes();
+                c.error(
+                    &path.span,
+                    message,
+                    "outside the configuration directory",
+                    help,
+                );
+                return;
+            }
+        }
+    }
+    if let Some(real) = deepest_existing(&dir.join(written)) {
+        let inside = dir
+            .canonicalize()
+            .map(|d| real.starts_with(d))
+            .unwrap_or(true);
+        if !inside {
+            let (message, help) = escapes();
+            c.error(
+                &path.span,
+                format!("{message} (through a symbolic link, to {})", real.display()),
+                "outside the configuration directory",
+                help,
+            );
+        }
+    }
+}
+
+fn c_error_text(path: &Spanned<String>, why: &str) -> (String, Option<String>) {
+    (
+        format!("state path `{}` {why}", path.value),
+        Some(
+            "write an absolute path to keep the state elsewhere on purpose, e.g. `path = \"/var/lib/berth/rack1.state.json\"`"
+                .into(),
+        ),
+    )
+}
+
+/// The canonical form of `path`, or of its deepest ancestor that exists (with the rest
+/// appended), so that a symbolic link anywhere on the way is followed.
+fn deepest_existing(path: &Path) -> Option<PathBuf> {
+    let mut rest = Vec::new();
+    let mut current = path;
+    loop {
+        if let Ok(real) = current.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |p: PathBuf, c| p.join(c)));
+        }
+        rest.push(current.file_name()?.to_os_string());
+        current = current.parent()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse_str;
+
+    fn errors(text: &str) -> Vec<String> {
+        errors_in(text, Path::new("/etc/berth"))
+    }
+
+    fn errors_in(text: &str, dir: &Path) -> Vec<String> {
+        match parse_str("main.hcl", text, dir) {
+            Ok(_) => Vec::new(),
+            Err(e) => e
+                .errors()
+                .iter()
+                .map(|e| match e.location() {
+                    Some(at) => format!("{at}: {e}"),
+                    None => e.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    fn inventory(body: &str) -> String {
+        format!("inventory {{\n  es_xml = \"es.xml\"\n{body}\n}}\n")
+    }
+
+    #[test]
+    fn command_running_ssh_options_are_refused_at_their_place() {
+        let text = inventory(
+            "  ssh {\n    options = [\"ConnectTimeout=5\", \"ProxyCommand=touch /tmp/x\"]\n  }",
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("main.hcl:4:36: ssh option `ProxyCommand=touch /tmp/x` is refused"),
+            "{errs:?}"
+        );
+
+        let allowed = inventory(
+            "  ssh {\n    options = [\"ProxyCommand=nc %h %p\"]\n    allow_command_options = [\"ProxyCommand\"]\n  }",
+        );
+        let cfg = parse_str("main.hcl", &allowed, Path::new("/etc/berth")).unwrap();
+        assert_eq!(
+            cfg.inventory.ssh.allow_command_options,
+            vec!["ProxyCommand"]
+        );
+
+        let unknown = inventory("  ssh {\n    allow_command_options = [\"Ciphers\"]\n  }");
+        let errs = errors(&unknown);
+        assert!(
+            errs[0].contains("`Ciphers` is not an ssh option that runs commands"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn uris_may_not_set_berths_ssh_parameters_or_commands() {
+        let text =
+            inventory("  libvirt_uri = \"qemu+ssh://root@{host}/system?no_verify=1&command=/x\"");
+        let errs = errors(&text);
+        assert!(errs[0].starts_with("main.hcl:3:"), "{errs:?}");
+        assert!(errs[0].contains("`no_verify=`, `command=`"), "{errs:?}");
+        let host = format!(
+            "{}host \"h1\" {{\n  libvirt_uri = \"qemu+ssh://h1/system?keyfile=/k\"\n}}\n",
+            inventory("")
+        );
+        assert!(
+            errors(&host)[0].starts_with("main.hcl:6:"),
+            "{:?}",
+            errors(&host)
+        );
+    }
+
+    #[test]
+    fn names_in_hcl_are_names() {
+        let text = format!(
+            "{}host \"h1/system?x\" {{\n  drain = true\n}}\nguest \"g 1\" {{\n  host = \"-oProxyCommand=x\"\n}}\nrule \"pin\" \"p\" {{\n  guests = [\"g;id\"]\n}}\n",
+            inventory("")
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs[0].starts_with("main.hcl:5:6: host `h1/system?x` is not a valid host name"),
+            "{errs:?}"
+        );
+        assert!(errs[1].starts_with("main.hcl:8:7: guest `g 1`"), "{errs:?}");
+        assert!(
+            errs[2].starts_with("main.hcl:9:10: host `-oProxyCommand=x`"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[3].starts_with("main.hcl:12:13: guest `g;id`"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn volume_placeholders_are_whole_operands_after_a_double_dash() {
+        let ok = inventory(
+            "  volume_command = [\"/opt/edv\", \"{action}\", \"--\", \"{volume}\", \"{guest}\", \"{host}\"]",
+        );
+        assert!(errors(&ok).is_empty(), "{:?}", errors(&ok));
+        let inside = inventory("  volume_command = [\"/opt/edv\", \"--\", \"--volume={volume}\"]");
+        assert!(
+            errors(&inside)[0].contains("`{volume}` must be a whole element"),
+            "{:?}",
+            errors(&inside)
+        );
+        let before =
+            inventory("  volume_check_command = [\"/opt/edv\", \"{volume}\", \"--\", \"{guest}\"]");
+        let errs = errors(&before);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].contains("`{volume}` comes before `--`"), "{errs:?}");
+        let program = inventory("  volume_command = [\"{volume}\", \"--\"]");
+        assert!(errors(&program)[0].contains("the program cannot be a placeholder"));
+    }
+
+    #[test]
+    fn a_relative_state_path_stays_in_the_configuration_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = |path: &str| format!("{}state {{\n  path = \"{path}\"\n}}\n", inventory(""));
+        assert!(errors_in(&state("state/s.json"), dir.path()).is_empty());
+        assert!(errors_in(&state("a/../s.json"), dir.path()).is_empty());
+        assert!(errors_in(&state("/var/lib/berth/s.json"), dir.path()).is_empty());
+        let errs = errors_in(&state("../elsewhere/s.json"), dir.path());
+        assert!(
+            errs[0].contains("leaves the configuration directory"),
+            "{errs:?}"
+        );
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let errs = errors_in(&state("link/s.json"), dir.path());
+        assert!(errs[0].contains("through a symbolic link"), "{errs:?}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Names and configuration are data, never syntax: the attacks of issue 10 through the real
+//! binary. Each is refused at load with a located error, exit 1, and nothing runs (a script
+//! the attack would run creates a marker file; the marker must not exist afterwards).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+#[path = "common/fs.rs"]
+mod fs_util;
+use fs_util::copy_dir;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch copy of the drain-host example, and `evil.sh` beside it, which creates `pwned`.
+fn workdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
+    let script = dir.path().join("evil.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ntouch {}\n", dir.path().join("pwned").display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+fn replace(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+fn berth(dir: &Path, args: &[&str]) -> Output {
+    Command::cargo_bin("berth")
+        .unwrap()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs `args`, asserts exit 1 and that `evil.sh` never ran; returns stderr + stdout.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = berth(dir, args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(!dir.join("pwned").exists(), "the attack ran: {text}");
+    text
+}
+
+#[test]
+fn an_es_xml_host_name_cannot_inject_a_libvirt_command() {
+    let dir = workdir();
+    let d = dir.path();
+    replace(
+        d,
+        "main.hcl",
+        "libvirt_uri = \"test:nodes/{host}.xml\"",
+        "libvirt_uri = \"qemu+ssh://root@{host}/system\"",
+    );
+    replace(
+        d,
+        "es.xml",
+        "<hostName>exa01adm02.example.com</hostName>",
+        &format!(
+            "<hostName>exa01adm02.example.com/system?command={}&amp;no_verify=1#</hostName>",
+            d.join("evil.sh").display()
+        ),
+    );
+    for args in [&["plan", "-out=p.berth"][..], &["validate"], &["apply"]] {
+        let text = refused(d, args);
+        assert!(text.contains("es.xml:29:"), "{args:?}: {text}");
+        assert!(
+            text.contains("<machine id=\"exa01adm02.example.com_id\">")
+                && text.contains("is not a valid host name"),
+            "{args:?}: {text}"
+        );
+        assert!(!d.join("p.berth").exists());
+    }
+}
+
+#[test]
+fn an_es_xml_guest_name_must_be_a_domain_name() {
+    let dir = workdir();
+    let d = dir.path();
+    replace(
+        d,
+        "es.xml",
+        "<hostName>exa01adm01vm02.example.com</hostName>",
+        "<hostName>exa01adm01vm02;touch pwned</hostName>",
+    );
+    let text = refused(d, &["plan"]);
+    assert!(text.contains("es.xml:95:"), "{text}");
+    assert!(text.contains("is not a valid guest name"), "{text}");
+}
+
+#[test]
+fn an_hcl_proxy_command_is_refused_before_anything_connects() {
+    let dir = workdir();
+    let d = dir.path();
+    let evil = d.join("evil.sh").display().to_string();
+    replace(
+        d,
+        "main.hcl",
+        "libvirt_uri = \"test:nodes/{host}.xml\"",
+        &format!(
+            "libvirt_uri = \"test:nodes/{{host}}.xml\"\n  ssh {{\n    gather_facts = true\n    options = [\"ProxyCommand={evil}\"]\n  }}"
+        ),
+    );
+    let text = refused(d, &["plan"]);
+    assert!(text.contains("main.hcl:13:"), "{text}");
+    assert!(text.contains("allow_command_options"), "{text}");
+}
