@@ -234,3 +234,39 @@ fn a_saved_state_file_validates_against_the_committed_schema() {
     broken["journal"][0]["status"] = "teleported".into();
     assert!(!validator.is_valid(&broken));
 }
+
+#[test]
+fn recorded_definitions_are_written_without_their_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("berth.tfstate")).unwrap();
+    let mut state = sample_state();
+    let record = state.topology.get_mut("exa01vm01").unwrap();
+    record.last_definition_xml = Some(
+        "<domain type='kvm'><devices><graphics type='vnc' passwd='s3cret'/></devices></domain>"
+            .into(),
+    );
+    state.topology.insert(
+        "broken".into(),
+        GuestRecord {
+            last_definition_xml: Some("<domain passwd='s3cret'><open></domain>".into()),
+            ..record_clone(&state)
+        },
+    );
+    store.save(&mut state).unwrap();
+    let text = std::fs::read_to_string(store.path()).unwrap();
+    assert!(!text.contains("s3cret"), "{text}");
+    let loaded = store.load().unwrap().unwrap();
+    let kept = loaded.topology["exa01vm01"]
+        .last_definition_xml
+        .as_deref()
+        .unwrap();
+    assert!(kept.contains("passwd=\"berth:removed\""), "{kept}");
+    assert_eq!(
+        loaded.topology["broken"].last_definition_xml, None,
+        "a definition that cannot be read is not recorded"
+    );
+}
+
+fn record_clone(state: &State) -> GuestRecord {
+    state.topology["exa01vm01"].clone()
+}

@@ -274,12 +274,26 @@ impl Hypervisor {
         }
     }
 
-    /// The persistent definition in the form another host can define
-    /// (`VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_INACTIVE`).
+    /// The persistent definition in the form another host can define, without secrets
+    /// (`VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_INACTIVE`): what the state records.
     pub fn migratable_xml(&self, guest: &str) -> Result<String, ApplyError> {
         let dom = self.require("read definition of", guest)?;
         dom.xml_desc(sys::VIR_DOMAIN_XML_MIGRATABLE | sys::VIR_DOMAIN_XML_INACTIVE)
             .map_err(|e| self.libvirt_error("read definition of", guest, e))
+    }
+
+    /// The persistent definition in the form another host can define, with its secrets (a
+    /// console password): `VIR_DOMAIN_XML_SECURE` too, for MIGRATE_GUEST's `define` on the
+    /// target. Never recorded anywhere: the state keeps [`Self::migratable_xml`], which has no
+    /// secrets.
+    pub fn movable_xml(&self, guest: &str) -> Result<String, ApplyError> {
+        let dom = self.require("read definition of", guest)?;
+        dom.xml_desc(
+            sys::VIR_DOMAIN_XML_MIGRATABLE
+                | sys::VIR_DOMAIN_XML_INACTIVE
+                | sys::VIR_DOMAIN_XML_SECURE,
+        )
+        .map_err(|e| self.libvirt_error("read definition of", guest, e))
     }
 
     /// The persistent definition to redefine on this same host, `None` when the host does not
@@ -510,7 +524,7 @@ pub fn move_offline(src: &Hypervisor, dst: &Hypervisor, guest: &str) -> Result<(
     }
     let src_uuid = src.uuid_of(guest, &src_dom)?;
     if on_dst.is_none() {
-        let xml = src.migratable_xml(guest)?;
+        let xml = src.movable_xml(guest)?;
         dst.define(&xml)?;
     }
     // Confirm through a fresh lookup that the target now holds this very domain.

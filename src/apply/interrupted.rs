@@ -81,7 +81,7 @@ pub fn settle_live(
             }
             if !d.persistent {
                 // The target runs the guest but did not persist it: give it the definition.
-                dst.define(&src.migratable_xml(guest)?)?;
+                dst.define(&src.movable_xml(guest)?)?;
             }
             src.discard(guest)?;
             Ok(LiveSettlement::SourceCopyDiscarded)

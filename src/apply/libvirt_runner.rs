@@ -362,14 +362,33 @@ impl LibvirtRunner {
                     host: step.to.clone(),
                     message: format!("the definition recorded in the state file: {message}"),
                 })?;
+            // The state holds no secrets: a console password it removed gets a fresh random
+            // one, so the console is never left open.
+            let (xml, locked) = crate::state::secrets::lock_removed(&xml).ok_or_else(|| {
+                ApplyError::Definition {
+                    guest: step.guest.clone(),
+                    host: step.to.clone(),
+                    message: "the definition recorded in the state file is not well-formed XML"
+                        .into(),
+                }
+            })?;
             dst.define(&xml)?;
-            let note = (!detached.is_empty()).then(|| {
-                format!(
+            let mut notes = Vec::new();
+            if !detached.is_empty() {
+                notes.push(format!(
                     "{} SR-IOV interfaces of the recorded definition wait for VFs of {} (ATTACH_INTERFACES)",
                     detached.len(),
                     step.to
-                )
-            });
+                ));
+            }
+            if locked > 0 {
+                notes.push(format!(
+                    "the state file keeps no passwords: {locked} console password(s) set to a random value; \
+                     set yours with `virsh edit {}` on {}",
+                    step.guest, step.to
+                ));
+            }
+            let note = (!notes.is_empty()).then(|| notes.join("; "));
             return Ok(StepOutcome {
                 guest_state: dst.domain_state(&step.guest)?,
                 note,

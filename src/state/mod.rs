@@ -8,6 +8,7 @@ pub mod error;
 pub mod history;
 pub mod lock;
 pub mod model;
+pub mod secrets;
 pub mod store;
 
 pub use error::StateError;

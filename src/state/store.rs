@@ -11,6 +11,7 @@ use chrono::Utc;
 use super::error::StateError;
 use super::lock::{self, LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
+use super::secrets;
 
 /// The state file at one path (and its lock beside it).
 #[derive(Debug, Clone)]
@@ -124,6 +125,7 @@ impl StateStore {
         Ok(())
     }
 
+    /// Writes `state` as it may be on disk: see [`without_secrets`].
     fn write_atomically(&self, state: &State) -> Result<(), StateError> {
         let io = |action, error| StateError::Io {
             action,
@@ -131,8 +133,9 @@ impl StateStore {
             error,
         };
         let dir = parent_dir(&self.path);
+        let state = without_secrets(state);
         let mut text =
-            serde_json::to_string_pretty(state).map_err(|e| io("serializing state", e.into()))?;
+            serde_json::to_string_pretty(&*state).map_err(|e| io("serializing state", e.into()))?;
         text.push('\n');
         // NamedTempFile creates the file with mode 0600 and removes it if anything below fails.
         let mut tmp = tempfile::Builder::new()
@@ -174,4 +177,25 @@ fn parent_dir(path: &Path) -> &Path {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     }
+}
+
+/// `state` with the secrets of its recorded definitions removed ([`secrets::strip_secrets`]);
+/// a definition that cannot be read well enough to tell is not recorded at all.
+fn without_secrets(state: &State) -> std::borrow::Cow<'_, State> {
+    let holds_secret = |xml: &String| secrets::strip_secrets(xml).as_ref() != Some(xml);
+    if !state
+        .topology
+        .values()
+        .any(|r| r.last_definition_xml.as_ref().is_some_and(holds_secret))
+    {
+        return std::borrow::Cow::Borrowed(state);
+    }
+    let mut clean = state.clone();
+    for record in clean.topology.values_mut() {
+        record.last_definition_xml = record
+            .last_definition_xml
+            .as_deref()
+            .and_then(secrets::strip_secrets);
+    }
+    std::borrow::Cow::Owned(clean)
 }
