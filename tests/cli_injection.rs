@@ -124,3 +124,117 @@ fn an_hcl_proxy_command_is_refused_before_anything_connects() {
     assert!(text.contains("main.hcl:13:"), "{text}");
     assert!(text.contains("allow_command_options"), "{text}");
 }
+
+/// Every entry under `dir` (relative path, kind, mode) with the sha256 of each file.
+fn snapshot(dir: &Path) -> Vec<(String, String)> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            let what = if meta.is_dir() {
+                walk(root, &path, out);
+                "dir".to_string()
+            } else {
+                hex::encode(Sha256::digest(std::fs::read(&path).unwrap()))
+            };
+            out.push((rel, format!("{what} {:o}", meta.mode())));
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// `plan` writes nothing but its `-out` file: not the state directory, not a lock, for good
+/// input and for input it refuses (es.xml refused after the configuration was read).
+#[test]
+fn plan_leaves_the_configuration_directory_byte_for_byte_unchanged() {
+    // Good input, with and without an existing state directory (the lock comes and goes).
+    for with_state_dir in [false, true] {
+        let dir = workdir();
+        let d = dir.path();
+        if with_state_dir {
+            std::fs::create_dir(d.join("state")).unwrap();
+        }
+        let before = snapshot(d);
+        let out = berth(d, &["plan"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert_eq!(snapshot(d), before, "state dir existed: {with_state_dir}");
+
+        let out = berth(d, &["plan", "-out=p.berth"]);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let mut after = snapshot(d);
+        after.retain(|(path, _)| path != "p.berth");
+        assert_eq!(after, before, "only p.berth is new");
+        assert!(d.join("p.berth").is_file());
+    }
+
+    // Refused input: a broken es.xml (read after the configuration), a plan with errors.
+    let dir = workdir();
+    let d = dir.path();
+    replace(
+        d,
+        "es.xml",
+        "<hostName>exa01adm02.example.com</hostName>",
+        "<hostName>a b</hostName>",
+    );
+    let before = snapshot(d);
+    refused(d, &["plan", "-out=p.berth"]);
+    assert_eq!(snapshot(d), before);
+
+    let dir = workdir();
+    let d = dir.path();
+    replace(
+        d,
+        "main.hcl",
+        "drain = true",
+        "drain = true\n  return_home = true",
+    );
+    let before = snapshot(d);
+    let out = berth(d, &["plan", "-out=p.berth"]);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(snapshot(d), before);
+}
+
+/// A relative `state.path` that leaves the configuration directory is refused at its place;
+/// nothing is created there. An absolute one is an explicit choice and accepted.
+#[test]
+fn a_state_path_outside_the_configuration_directory_must_be_absolute() {
+    let outer = tempfile::tempdir().unwrap();
+    let d = outer.path().join("config");
+    std::fs::create_dir(&d).unwrap();
+    copy_dir(&repo().join("examples/plans/drain-host"), &d);
+    let main = std::fs::read_to_string(d.join("main.hcl")).unwrap();
+    std::fs::write(
+        d.join("main.hcl"),
+        format!("{main}\nstate {{\n  path = \"../elsewhere/berth.state.json\"\n}}\n"),
+    )
+    .unwrap();
+    let text = refused(&d, &["plan"]);
+    assert!(
+        text.contains("main.hcl:") && text.contains("leaves the configuration directory"),
+        "{text}"
+    );
+    assert!(!outer.path().join("elsewhere").exists());
+
+    let absolute = outer.path().join("elsewhere/berth.state.json");
+    std::fs::write(
+        d.join("main.hcl"),
+        format!(
+            "{main}\nstate {{\n  path = \"{}\"\n}}\n",
+            absolute.display()
+        ),
+    )
+    .unwrap();
+    let out = berth(&d, &["plan"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !outer.path().join("elsewhere").exists(),
+        "plan created the state directory"
+    );
+}

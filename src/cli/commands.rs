@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::apply;
 use crate::config::{self, Config};
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
@@ -58,8 +57,17 @@ fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError
 
 /// The state lock for `plan` (so that nobody plans against hosts an apply is changing), and a
 /// warning when an apply left a plan unfinished.
-fn plan_lock(cfg: &Config) -> Result<LockGuard, CliError> {
-    let store = apply::open_store(&cfg.state.path)?;
+///
+/// `plan` writes nothing but its `-out` file. Where the state directory does not exist yet no
+/// apply has ever run (apply creates it before it takes the lock), so there is nothing to lock
+/// and nothing is created: `None`. Otherwise the lock file exists while planning and is removed
+/// after, leaving the directory as it was.
+fn plan_lock(cfg: &Config) -> Result<Option<LockGuard>, CliError> {
+    let dir = cfg.state.path.parent().unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let store = crate::state::StateStore::open(&cfg.state.path)?;
     let guard = store.lock("plan")?;
     if let Some(u) = store.load()?.and_then(|s| s.in_progress) {
         eprintln!(
@@ -68,7 +76,7 @@ fn plan_lock(cfg: &Config) -> Result<LockGuard, CliError> {
             u.plan_id
         );
     }
-    Ok(guard)
+    Ok(Some(guard))
 }
 
 fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
@@ -111,11 +119,7 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
-    let _lock = if args.lock {
-        Some(plan_lock(&cfg)?)
-    } else {
-        None
-    };
+    let _lock = if args.lock { plan_lock(&cfg)? } else { None };
     let inv = plan::build::load_inventory(&cfg)?;
     let plan = plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
