@@ -36,6 +36,37 @@ pub fn check_guest_name(name: &str) -> Result<(), String> {
     })
 }
 
+/// What a device path ([`check_device_path`]) may be, for messages.
+pub const DEVICE_PATH_RULE: &str = "an absolute path (`/dev/exc/vm01_u01`) of `/`-separated components made of \
+     ASCII letters, digits and `._+:@,-`, none of them `.` or `..`, 4095 bytes at most";
+
+/// Checks a volume's device path before it becomes an argument of a host-side command: see
+/// [`DEVICE_PATH_RULE`]. No whitespace, quotes, NUL, line breaks or shell metacharacters (the
+/// command gets it as one argument anyway; a path that needs them is not a device path), and
+/// it starts with `/`, so it is never read as an option.
+pub fn check_device_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err("not an absolute path".into());
+    }
+    if path.len() > 4095 {
+        return Err("longer than 4095 bytes".into());
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "/._+:@,-".contains(*c)))
+    {
+        return Err(format!("character {c:?} is not allowed"));
+    }
+    for component in path[1..].split('/') {
+        match component {
+            "" => return Err("empty component (`//` or a trailing `/`)".into()),
+            "." | ".." => return Err(format!("`{component}` component")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// URI query parameters berth sets itself on libvirt's SSH transports (from `inventory.ssh`),
 /// or that make libvirt run a command (`command=` locally, `netcat=` on the host): a configured
 /// libvirt URI may not carry them.
@@ -165,6 +196,35 @@ mod tests {
         }
         assert!(check_guest_name("10.0.0.1").is_ok(), "labels of digits");
         assert!(check_guest_name("fe80::1").is_err());
+    }
+
+    #[test]
+    fn device_paths_are_absolute_and_plain() {
+        for ok in ["/dev/exc/vm03_u01", "/dev/exc/a.b-c+d:e@f,g", "/x"] {
+            assert_eq!(check_device_path(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "dev/exc/x",
+            "-rf",
+            "/dev/exc/../../etc/passwd",
+            "/dev/./exc",
+            "/dev//exc",
+            "/dev/exc/",
+            "/dev/exc/vm03 sys",
+            "/dev/exc/it's",
+            "/dev/exc/a;b",
+            "/dev/exc/$(id)",
+            "/dev/exc/a`id`",
+            "/dev/exc/a\nb",
+            "/dev/exc/a\0b",
+            "/dev/exc/a|b",
+            "/dev/exc/a>b",
+            "/dev/exc/*",
+            "",
+        ] {
+            assert!(check_device_path(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_device_path(&format!("/{}", "a".repeat(4095))).is_err());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! ATTACH_VOLUMES through the LibvirtRunner against a private sshd (DETACH_VOLUMES runs the
-//! same code): the configured commands get every argument verbatim, hostile volume names
-//! included, and a `volume_check_command` makes the step check reality before and after.
+//! same code): each placeholder becomes exactly one argument, verbatim, hostile values
+//! included; device paths that are not plain absolute paths are refused before anything runs;
+//! and a `volume_check_command` makes the step check reality before and after.
 //! Heavier than most tests (an sshd and a few SSH round trips each, about a second or two).
 
 mod common;
@@ -12,9 +13,11 @@ use std::sync::Arc;
 
 use berth::apply::{
     ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute,
+    volume_argv,
 };
 use berth::config::MigrationMode::Offline;
 use berth::plan::Plan;
+use berth::remote::RemoteHost;
 use berth::schedule::StepKind::AttachVolumes;
 use berth::state::{State, StateStore};
 use common::PlanBuilder;
@@ -58,12 +61,13 @@ impl Lab {
     /// `command` instead) and, with `check`, whose check command looks for that line.
     fn runner(&self, command: Option<&str>, check: bool) -> Arc<LibvirtRunner> {
         let log = self.dir.path().join("volumes.log").display().to_string();
-        let script = command
-            .map(str::to_string)
-            .unwrap_or(format!("printf '%s|%s|%s|%s\\n' \"$@\" >> '{log}'"));
+        // $1 is the action, $2 the `--` before the operands.
+        let script = command.map(str::to_string).unwrap_or(format!(
+            "a=$1; shift 2; printf '%s|%s|%s|%s\\n' \"$a\" \"$@\" >> '{log}'"
+        ));
         let argv = |script: String| {
             [
-                "sh", "-c", &script, "sh", "{action}", "{volume}", "{guest}", "{host}",
+                "sh", "-c", &script, "sh", "{action}", "--", "{volume}", "{guest}", "{host}",
             ]
             .map(String::from)
             .to_vec()
@@ -76,7 +80,7 @@ impl Lab {
         let settings = RunnerSettings {
             volume_command: Some(argv(script)),
             volume_check_command: check
-                .then(|| argv(format!("grep -qxF -- \"$1|$2|$3|$4\" '{log}'"))),
+                .then(|| argv(format!("grep -qxF -- \"$1|$3|$4|$5\" '{log}'"))),
             ..RunnerSettings::default()
         };
         let hosts = BTreeMap::from([("adm02".to_string(), access)]);
@@ -122,8 +126,8 @@ fn note(events: &[Event]) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn volume_commands_get_hostile_names_verbatim_and_are_checked_before_and_after() {
-    let lab = Lab::new(&["/dev/exc/it's `id`", "/dev/exc/vm03 sys;$(touch MARKER)"]);
+async fn volume_steps_are_checked_before_and_after() {
+    let lab = Lab::new(&["/dev/exc/vm03_u01", "/dev/exc/vm03_sys"]);
     // An apply killed half-way attached the first volume: only the second is attached now.
     std::fs::write(lab.dir.path().join("volumes.log"), lab.line(0)).unwrap();
     let runner = lab.runner(None, true);
@@ -134,10 +138,6 @@ async fn volume_commands_get_hostile_names_verbatim_and_are_checked_before_and_a
         Some(format!("already attached: {}", lab.volumes[0]))
     );
     assert_eq!(lab.log(), lab.line(0) + &lab.line(1));
-    assert!(
-        !lab.dir.path().join("pwned").exists(),
-        "a command substitution ran on the remote side"
-    );
 
     // Checked against reality first: a second apply finds the step done and runs nothing.
     let (report, events) = lab.apply(runner, "second").await;
@@ -146,6 +146,85 @@ async fn volume_commands_get_hostile_names_verbatim_and_are_checked_before_and_a
         (1, Some("already done".to_string()))
     );
     assert_eq!(lab.log(), lab.line(0) + &lab.line(1));
+}
+
+/// A device path with spaces, quotes, `;` or `$(…)` (an edited plan file) is refused before
+/// any command runs, with or without a check command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_device_paths_are_refused_before_anything_runs() {
+    for hostile in [
+        "/dev/exc/it's `id`",
+        "/dev/exc/vm03 sys;$(touch MARKER)",
+        "/dev/exc/../../etc/passwd",
+        "-rf",
+    ] {
+        let lab = Lab::new(&["/dev/exc/vm03_u01", hostile]);
+        for check in [true, false] {
+            let (report, _) = lab
+                .apply(lab.runner(None, check), &format!("c{check}"))
+                .await;
+            let (id, message) = &report.failed[0];
+            assert_eq!(id, "vm03:ATTACH_VOLUMES");
+            assert!(
+                message.contains("is not a device path berth passes to a command"),
+                "{message}"
+            );
+            assert_eq!(lab.log(), "", "a command ran for {hostile:?}");
+            assert!(!lab.dir.path().join("pwned").exists());
+        }
+    }
+}
+
+/// Over a real sshd, each placeholder arrives as exactly one argument, unchanged: spaces,
+/// quotes, `;`, `$(…)`, a line break, a leading `-`, and a value that looks like another
+/// placeholder (substituting one after another would have replaced it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_placeholder_is_one_argument_verbatim_over_ssh() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("pwned");
+    let volume = format!("vm03 sys;$(touch {}) it's \"q\"", marker.display());
+    let guest = "{host}\n`touch x`";
+    let host = "-rf {volume}";
+    let template: Vec<String> = [
+        "printf",
+        "%s\\0",
+        "--volume={volume}",
+        "{action}",
+        "--",
+        "{volume}",
+        "{guest}",
+        "{host}",
+    ]
+    .map(String::from)
+    .to_vec();
+    let argv = volume_argv(&template, "attach", &volume, guest, host);
+    let remote = RemoteHost::connect(&sshd.target(sshd.known_hosts()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    let out = remote.run_checked(&argv).await.unwrap();
+    remote.close().await.unwrap();
+    let got: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .strip_suffix('\0')
+        .unwrap()
+        .split('\0')
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "--volume={volume}",
+            "attach",
+            "--",
+            volume.as_str(),
+            guest,
+            host
+        ]
+    );
+    assert!(
+        !marker.exists(),
+        "a command substitution ran on the remote side"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -238,3 +238,20 @@ fn a_state_path_outside_the_configuration_directory_must_be_absolute() {
         "plan created the state directory"
     );
 }
+
+/// An es.xml device path that is not a plain absolute path is refused where it is written.
+#[test]
+fn an_es_xml_device_path_is_checked_at_load() {
+    let dir = workdir();
+    let d = dir.path();
+    replace(
+        d,
+        "es.xml",
+        "<edvDevicePath>/dev/exc/exa01adm01vm01_sys</edvDevicePath>",
+        "<edvDevicePath>/dev/exc/x;touch pwned</edvDevicePath>",
+    );
+    let text = refused(d, &["plan"]);
+    assert!(text.contains("es.xml:649:"), "{text}");
+    assert!(text.contains("<edvDevicePath>"), "{text}");
+    assert!(text.contains("an absolute path"), "{text}");
+}

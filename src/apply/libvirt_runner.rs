@@ -110,8 +110,11 @@ impl<T> PerHost<T> {
     }
 }
 
-/// Fills a volume command template for one volume.
-fn volume_argv(
+/// Fills a volume command template for one volume: an element that is exactly a placeholder
+/// (`{action}`, `{volume}`, `{guest}`, `{host}`) becomes exactly that one argument; every other
+/// element is passed as written (placeholders are never substituted inside a larger string;
+/// the configuration refuses such templates, and puts the data placeholders after `--`).
+pub fn volume_argv(
     template: &[String],
     action: &str,
     volume: &str,
@@ -120,13 +123,35 @@ fn volume_argv(
 ) -> Vec<String> {
     template
         .iter()
-        .map(|arg| {
-            arg.replace("{action}", action)
-                .replace("{volume}", volume)
-                .replace("{guest}", guest)
-                .replace("{host}", host)
+        .map(|arg| match arg.as_str() {
+            "{action}" => action,
+            "{volume}" => volume,
+            "{guest}" => guest,
+            "{host}" => host,
+            other => other,
         })
+        .map(str::to_string)
         .collect()
+}
+
+/// Refuses a volume step whose device paths are not [`crate::names::check_device_path`]
+/// paths, before anything runs (the plan file they come from may have been edited).
+fn check_volume_paths(step: &Step) -> Result<(), ApplyError> {
+    for volume in &step.items {
+        if let Err(why) = crate::names::check_device_path(volume) {
+            return Err(ApplyError::Unsupported {
+                step: step.id.clone(),
+                message: format!(
+                    "volume `{}` of guest `{}` is not a device path berth passes to a command: {why}; \
+                     a device path is {}",
+                    volume.escape_debug(),
+                    step.guest,
+                    crate::names::DEVICE_PATH_RULE
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl LibvirtRunner {
@@ -268,6 +293,7 @@ impl LibvirtRunner {
     /// Every volume already attached (detached), by `volume_check_command`. Without one berth
     /// cannot know, and runs the step (`volume_command` must be safe to repeat).
     fn volumes_done(&self, step: &Step, action: &str, host: &str) -> Result<bool, ApplyError> {
+        check_volume_paths(step)?;
         if self.settings.volume_check_command.is_none() {
             return Ok(false);
         }
@@ -281,6 +307,7 @@ impl LibvirtRunner {
     }
 
     fn volumes(&self, step: &Step, action: &str, host: &str) -> Result<StepOutcome, ApplyError> {
+        check_volume_paths(step)?;
         let template =
             self.settings
                 .volume_command

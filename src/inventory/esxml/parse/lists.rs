@@ -94,11 +94,45 @@ fn element_of(what: &str) -> &str {
     }
 }
 
-pub(super) fn volume(v: &RawVolume) -> EsVolume {
-    EsVolume {
-        id: v.id.to_string(),
-        name: text(&v.name),
-        device_path: text(&v.device_path),
-        volume_type: text(&v.volume_type),
+impl Resolver<'_> {
+    /// An EDV volume, its device path checked ([`crate::names::check_device_path`]): given as
+    /// `edvDevicePath`, or where Exascale puts it, `/dev/exc/<name>`. It becomes an argument
+    /// of `volume_command` on the hosts.
+    pub(super) fn volume(&self, v: &RawVolume) -> Result<EsVolume, EsXmlError> {
+        let owner = Owner {
+            element: "edvVolume",
+            id: &v.id,
+        };
+        let checked = match (
+            TextField::non_empty(&v.device_path),
+            TextField::non_empty(&v.name),
+        ) {
+            (Some(path), _) => Some(("edvDevicePath", path, path.value.to_string())),
+            (None, Some(name)) => Some(("name", name, format!("/dev/exc/{}", name.value))),
+            (None, None) => None,
+        };
+        if let Some((field, at, path)) = checked
+            && crate::names::check_device_path(&path).is_err()
+        {
+            return Err(self.error(
+                at.offset,
+                owner.describe(),
+                EsXmlErrorKind::BadValue {
+                    field,
+                    text: at.value.to_string(),
+                    expected: if field == "name" {
+                        "a volume name that makes a device path /dev/exc/<name>: ASCII letters, digits and `._+:@,-`"
+                    } else {
+                        crate::names::DEVICE_PATH_RULE
+                    },
+                },
+            ));
+        }
+        Ok(EsVolume {
+            id: v.id.to_string(),
+            name: text(&v.name),
+            device_path: text(&v.device_path),
+            volume_type: text(&v.volume_type),
+        })
     }
 }

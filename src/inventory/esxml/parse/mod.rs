@@ -22,7 +22,6 @@ mod machines;
 mod values;
 
 use links::{Linking, MachineLinks};
-use lists::volume;
 use machines::{BuiltMachines, MachineContext, RunError};
 use values::text;
 
@@ -155,7 +154,11 @@ impl Resolver<'_> {
                 for n in networks.iter() {
                     converted.push(self.network(n).map_err(RunError::Conversion)?);
                 }
-                Ok((tail, converted, volumes.map_to_vec(volume)))
+                let mut converted_volumes = Vec::with_capacity(volumes.len());
+                for v in volumes.iter() {
+                    converted_volumes.push(self.volume(v).map_err(RunError::Conversion)?);
+                }
+                Ok((tail, converted, converted_volumes))
             },
         );
         // The errors one thread would have met first: every guest's cluster references
