@@ -521,25 +521,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn volume_templates_substitute_per_argument() {
+    fn volume_templates_substitute_whole_elements_only() {
         let template = [
             "/opt/exa/edv",
             "{action}",
             "--volume={volume}",
-            "--guest",
+            "--",
+            "{volume}",
             "{guest}",
             "{host}",
         ]
         .map(String::from);
-        let argv = volume_argv(&template, "attach", "/dev/exc/vol 1", "vm01", "adm02");
+        let argv = volume_argv(&template, "attach", "/dev/exc/vol1", "{host}", "adm02");
         assert_eq!(
             argv,
             [
                 "/opt/exa/edv",
                 "attach",
-                "--volume=/dev/exc/vol 1",
-                "--guest",
-                "vm01",
+                "--volume={volume}",
+                "--",
+                "/dev/exc/vol1",
+                "{host}",
                 "adm02"
             ]
         );
