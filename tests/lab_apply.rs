@@ -171,6 +171,7 @@ impl Scenario {
     identity_file    = "{lab}/ssh/id_ed25519"
     known_hosts_file = "{lab}/ssh/known_hosts"
     options          = ["Include={lab}/ssh/ssh_config"]
+    allow_command_options = ["Include"]
     gather_facts     = {facts}
   }}
 }}

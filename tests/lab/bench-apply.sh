@@ -99,6 +99,7 @@ write_config() {
 			    identity_file    = "$LAB/ssh/id_ed25519"
 			    known_hosts_file = "$LAB/ssh/known_hosts"
 			    options          = ["Include=$LAB/ssh/ssh_config"]
+			    allow_command_options = ["Include"]
 			    gather_facts     = $FACTS
 			  }
 			}

@@ -17,7 +17,9 @@ inventory {
     identity_file    = "/tmp/berth-lab/ssh/id_ed25519"
     known_hosts_file = "/tmp/berth-lab/ssh/known_hosts"
     # The lab's ssh_config maps labhN to 10.77.0.1N; host keys stay strictly checked.
-    options      = ["Include=/tmp/berth-lab/ssh/ssh_config"]
+    # `Include` reads a file that could run commands, so it needs the explicit opt-in.
+    options               = ["Include=/tmp/berth-lab/ssh/ssh_config"]
+    allow_command_options = ["Include"]
     gather_facts = true
   }
 }
