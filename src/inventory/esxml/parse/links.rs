@@ -119,12 +119,12 @@ impl Resolver<'_> {
                     EsXmlErrorKind::MissingElement("hostName"),
                 ));
             };
-            let (what, check): (_, fn(&str) -> Result<(), String>) = if *role == Role::Host {
-                ("host", crate::names::check_host_name)
+            let (what, checked) = if *role == Role::Host {
+                ("host", crate::names::check_host_name(&name.value))
             } else {
-                ("guest", crate::names::check_guest_name)
+                ("guest", crate::names::check_guest_name(&name.value))
             };
-            if let Err(why) = check(&name.value) {
+            if let Err(why) = checked {
                 let kind = EsXmlErrorKind::BadName {
                     name: name.value.to_string(),
                     what,
