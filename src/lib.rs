@@ -11,6 +11,8 @@
 //! `simulate` replays a plan (schedule's duration model and list scheduler) for `berth simulate`.
 //!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
+//! `names` (what a host or guest name may be) and `remote` (the SSH edge) are leaves that any
+//! stage may use.
 
 pub mod alloc;
 pub mod apply;
