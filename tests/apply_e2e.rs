@@ -34,12 +34,16 @@ struct Lab {
 
 impl Lab {
     fn new() -> Lab {
+        Lab::with_vm03(&domain("vm03", VM03_UUID, 5))
+    }
+
+    /// The lab with `vm03` (shut off, on adm01) defined by `vm03`.
+    fn with_vm03(vm03: &str) -> Lab {
         let dir = tempfile::tempdir().unwrap();
         let adm01 = node(
             dir.path(),
             "adm01",
-            &(domain("vm03", VM03_UUID, 5)
-                + &domain("vm01", "7c1d2e3f-0000-4000-8000-000000000001", 1)),
+            &(vm03.to_string() + &domain("vm01", "7c1d2e3f-0000-4000-8000-000000000001", 1)),
         );
         let adm02 = node(dir.path(), "adm02", "");
         let adm03 = node(dir.path(), "adm03", "");
@@ -171,6 +175,74 @@ async fn offline_force_defines_from_the_recorded_definition() {
             .migratable_xml("vm03")
             .unwrap()
             .contains(VM03_UUID)
+    );
+}
+
+/// The state file keeps no console password, yet knows there was one: an offline_force move
+/// from the state as read back from disk gives the console a fresh random password instead of
+/// leaving it open, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_force_locks_a_console_whose_password_the_state_did_not_keep() {
+    let vm03 = domain("vm03", VM03_UUID, 5).replace(
+        "<os>",
+        "<devices><graphics type='vnc' port='-1' autoport='yes' passwd='s3cret'/></devices><os>",
+    );
+    let mut lab = Lab::with_vm03(&vm03);
+    let first = PlanBuilder::new()
+        .chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest])
+        .build();
+    assert!(lab.apply(&first).await.succeeded());
+    let on_disk = std::fs::read_to_string(lab.store.path()).unwrap();
+    assert!(!on_disk.contains("s3cret"), "{on_disk}");
+    assert!(on_disk.contains("berth:removed"), "{on_disk}");
+
+    // A later berth reads the state from disk; adm02 is "unreachable".
+    lab.state = lab.store.load().unwrap().unwrap();
+    let forced = PlanBuilder::new()
+        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
+        .build();
+    let mut notes = Vec::new();
+    let report = execute(
+        &forced,
+        lab.runner.clone(),
+        &lab.store,
+        &mut lab.state,
+        &ExecOptions::default(),
+        &mut |e| {
+            if let berth::apply::Event::Done { note: Some(n), .. } = e {
+                notes.push(n)
+            }
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    let xml = lab
+        .runner
+        .hypervisor("adm03")
+        .unwrap()
+        .persistent_xml("vm03")
+        .unwrap()
+        .unwrap();
+    let passwd = xml
+        .split("passwd='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap_or_else(|| panic!("the console was left without a password:\n{xml}"));
+    assert!(
+        passwd != "s3cret" && passwd != "berth:removed" && passwd.len() >= 8,
+        "{passwd}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("1 console password(s) set to a random value")),
+        "{notes:?}"
+    );
+    assert!(
+        !std::fs::read_to_string(lab.store.path())
+            .unwrap()
+            .contains(passwd)
     );
 }
 

@@ -275,7 +275,7 @@ impl Hypervisor {
     }
 
     /// The persistent definition in the form another host can define, without secrets
-    /// (`VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_INACTIVE`): what the state records.
+    /// (`VIR_DOMAIN_XML_MIGRATABLE | VIR_DOMAIN_XML_INACTIVE`).
     pub fn migratable_xml(&self, guest: &str) -> Result<String, ApplyError> {
         let dom = self.require("read definition of", guest)?;
         dom.xml_desc(sys::VIR_DOMAIN_XML_MIGRATABLE | sys::VIR_DOMAIN_XML_INACTIVE)
@@ -284,8 +284,8 @@ impl Hypervisor {
 
     /// The persistent definition in the form another host can define, with its secrets (a
     /// console password): `VIR_DOMAIN_XML_SECURE` too, for MIGRATE_GUEST's `define` on the
-    /// target. Never recorded anywhere: the state keeps [`Self::migratable_xml`], which has no
-    /// secrets.
+    /// target, and for the state's record (which the state store writes with every secret
+    /// replaced by a marker, so that `offline_force` knows which consoles to lock).
     pub fn movable_xml(&self, guest: &str) -> Result<String, ApplyError> {
         let dom = self.require("read definition of", guest)?;
         dom.xml_desc(

@@ -209,7 +209,7 @@ pub fn attach(
         .collect();
     Ok(StepOutcome {
         note: Some(format!("gave back {}", given.join(", "))),
-        definition_xml: Some(dst.migratable_xml(guest)?),
+        definition_xml: Some(dst.movable_xml(guest)?),
         detached_interfaces: Some(Vec::new()),
         ..StepOutcome::default()
     })

@@ -424,7 +424,9 @@ impl LibvirtRunner {
             });
         }
         let src = self.hypervisor(&step.from)?;
-        let definition_xml = src.migratable_xml(&step.guest).ok();
+        // With its secrets, so that the state knows a console had a password: the state store
+        // replaces each by a marker before writing, and offline_force locks such consoles.
+        let definition_xml = src.movable_xml(&step.guest).ok();
         match ctx.mv.mode {
             MigrationMode::Live => {
                 migrate_live(&src, &dst, &step.guest, &self.settings.live, progress)?
