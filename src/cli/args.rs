@@ -146,7 +146,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
 
-    /// Take the state lock while planning (`-lock=false` to plan while an apply runs)
+    /// Take the state lock while planning (`-lock=false` to plan while an apply runs); without a
+    /// state directory yet there is nothing to lock, and plan creates nothing
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub lock: bool,
