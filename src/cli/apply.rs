@@ -123,7 +123,7 @@ fn choose_plan(
 ) -> Result<(Plan, Source), CliError> {
     if let Some(u) = session.unfinished() {
         if let Some(file) = &args.file {
-            let saved = plan::file::load(file)?;
+            let saved = plan::file::load_for_apply(file, plan::file::key_from_env()?.as_deref())?;
             if plan_id(&saved) != plan_id(&u.plan) {
                 return Err(CliError::Refused(format!(
                     "plan {} of an earlier apply (started {}) is unfinished, and {} is another plan: finish the \
@@ -147,13 +147,9 @@ fn choose_plan(
         return Ok((u.plan.clone(), Source::Unfinished));
     }
     if let Some(file) = &args.file {
-        let saved = plan::file::load(file)?;
-        if !saved.is_ok() {
-            return Err(CliError::Refused(format!(
-                "{} has errors; it cannot be applied",
-                file.display()
-            )));
-        }
+        let saved = plan::file::load_for_apply(file, plan::file::key_from_env()?.as_deref())?;
+        // A plan with errors is never applied; planning it again (below) finds them too, even
+        // if they were taken out of the file.
         let reasons = session.stale_reasons(&saved, inv);
         if !reasons.is_empty() {
             return Err(CliError::Refused(format!(

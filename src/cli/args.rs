@@ -53,8 +53,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// A plan saved with `berth plan -out FILE`: applied exactly, without asking, if what it
-    /// was made from still holds (es.xml, configuration, guests, room on the hosts)
+    /// A plan saved with `berth plan -out FILE`: applied exactly, without asking, if its seal
+    /// (sha256) holds, its signature too when signed or when BERTH_PLAN_KEY is set, what it was
+    /// made from still holds (es.xml, configuration, guests, room on the hosts), and planning
+    /// again with the intents it records gives the same moves and steps
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
 
@@ -135,7 +137,8 @@ pub struct OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Also save the plan to FILE (mode 0600), to be shown with `berth show FILE`
+    /// Also save the plan to FILE (mode 0600, sealed with its sha256; signed with HMAC-SHA-256
+    /// when BERTH_PLAN_KEY is set), to be applied with `berth apply FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 

@@ -121,7 +121,7 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {
-        plan::file::save(&plan, path)?;
+        plan::file::save(&plan, path, plan::file::key_from_env()?.as_deref())?;
     }
     print_plan(&plan, &args.format, color)?;
     match (&args.out, save_to) {
