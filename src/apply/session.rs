@@ -22,7 +22,7 @@ use super::executor::{ApplyReport, ExecOptions, execute, plan_id};
 use super::libvirt_runner::LibvirtRunner;
 use super::runner::{StepContext, StepOutcome, StepRunner};
 use super::writeback::{WriteBackTarget, WrittenBack, write_back};
-use super::{freshness, resume, setup};
+use super::{freshness, preflight, resume, setup};
 use crate::apply::hypervisor::MigrationProgress;
 
 /// Opens the state store at `path`, creating its directory (mode 0700) when missing.
@@ -205,6 +205,15 @@ impl Session {
                 reasons
             }
         }
+    }
+
+    /// Preflight (see [`super::preflight`]): every problem that would stop `steps` of `plan`
+    /// before they finish, static and through the connections (libvirt, SSH). Empty: go.
+    /// Blocking.
+    pub fn preflight(&self, plan: &Plan, steps: &[&Step]) -> Vec<String> {
+        let mut problems = preflight::static_problems(&self.cfg, plan, steps);
+        problems.extend(self.libvirt.preflight(&preflight::Needs::of(plan, steps)));
+        problems
     }
 
     /// Finishes migrations an interrupted apply left half-way (guest defined on both hosts).

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::apply::{ExecOptions, RunOutcome, Session, WrittenBack, plan_id, resume, setup};
+use crate::apply::{
+    ExecOptions, RunOutcome, Session, WrittenBack, plan_id, preflight, resume, setup,
+};
 use crate::config;
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
@@ -335,6 +337,31 @@ fn apply_plan(
         .iter()
         .filter(|m| scope.contains(&m.guest))
         .count();
+    // Preflight: everything the steps will need, before asking and before the first step.
+    let done: BTreeSet<String> = match (source, session.unfinished()) {
+        (Source::Unfinished, Some(u)) => {
+            let left: BTreeSet<&str> = resume::unfinished_steps(session.state(), u)
+                .into_iter()
+                .map(|s| s.id.as_str())
+                .collect();
+            plan.steps
+                .iter()
+                .filter(|s| !left.contains(s.id.as_str()))
+                .map(|s| s.id.clone())
+                .collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    let steps = preflight::steps_to_run(&plan, &scope, single_step.as_deref(), &done);
+    let problems = session.preflight(&plan, &steps);
+    if !problems.is_empty() {
+        return Err(CliError::Refused(format!(
+            "preflight found {} problem{} that would stop this apply before it finishes; nothing was changed:\n  - {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  - ")
+        )));
+    }
     if source != Source::Saved && moves > 0 && !args.auto_approve && !confirm(moves)? {
         println!("Apply cancelled.");
         return Ok(Some((exit::ERROR, false)));
