@@ -31,7 +31,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the configuration and the inventory it points at (es.xml, libvirt), without planning
+    /// Check the configuration and the inventory it points at (es.xml, libvirt), and the static
+    /// preflight checks `apply` makes (volume_command for volume steps, where es.xml and the state
+    /// are written); connections to the hosts are checked by `apply` before its first step
     Validate(ValidateArgs),
     /// Show the moves and steps that would bring every guest where the configuration wants it
     Plan(PlanArgs),
@@ -118,7 +120,8 @@ pub struct ForceUnlockArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Print the result as JSON ({"valid": bool, "hosts": N, "guests": N, "drift": [...]}); configuration
+    /// Print the result as JSON ({"valid": bool, "hosts": N, "guests": N, "drift": [...],
+    /// "apply_problems": [...]}); configuration
     /// and es.xml errors are reported as text, with exit code 1
     #[arg(long)]
     pub json: bool,
