@@ -134,6 +134,55 @@ fn drain_host_moves_every_guest_off_the_drained_host() {
 }
 
 #[test]
+fn drain_host_creates_bridges_while_the_guests_run_and_predicts_their_downtime() {
+    let (plan, _) = json_plan(&example("drain-host"));
+    // vm01 and vm02 need a VLAN bridge their target lacks; both run.
+    let timing = |id: &str| {
+        let t = plan["timing"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["step"] == id)
+            .unwrap_or_else(|| panic!("no timing for {id}"));
+        let start = t["start_s"].as_f64().unwrap();
+        (start, start + t["duration_s"].as_f64().unwrap())
+    };
+    let downtime = plan["timing"]["downtime"].as_array().unwrap();
+    for guest in ["exa01adm01vm01", "exa01adm01vm02"] {
+        let bridges = step_id(&plan, guest, "CREATE_BRIDGES");
+        let stop = step_id(&plan, guest, "STOP_GUEST");
+        let startup = step_id(&plan, guest, "STARTUP_GUEST");
+        assert!(depends(&plan, &stop, &bridges), "{stop} after {bridges}");
+        assert!(!depends(&plan, &bridges, &stop), "{bridges} before {stop}");
+        let d = downtime
+            .iter()
+            .find(|d| d["guest"].as_str().unwrap().starts_with(guest))
+            .unwrap_or_else(|| panic!("no downtime for {guest}: {downtime:?}"));
+        assert_eq!(
+            (d["from_step"].as_str(), d["to_step"].as_str()),
+            (Some(stop.as_str()), Some(startup.as_str()))
+        );
+        let predicted = d["downtime_s"].as_f64().unwrap();
+        assert!(
+            (predicted - (timing(&startup).1 - timing(&stop).0)).abs() < 0.002,
+            "{d}"
+        );
+        assert!(timing(&bridges).1 <= timing(&stop).0, "{guest}");
+    }
+    // vm03 is shut off: it is not stopped, so it has no downtime.
+    assert_eq!(downtime.len(), 2, "{downtime:?}");
+
+    let text = stdout(&berth(&example("drain-host"), &["plan"]));
+    let at = text
+        .find("Predicted downtime (STOP_GUEST to STARTUP_GUEST; bridges are created before the stop):")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text[at..].contains("    exa01adm01vm01.example.com: "),
+        "{text}"
+    );
+}
+
+#[test]
 fn live_move_creates_the_missing_bridge_before_migrating() {
     let (plan, code) = json_plan(&example("live-move"));
     assert_eq!(code, Some(0));
