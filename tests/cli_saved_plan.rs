@@ -115,6 +115,13 @@ fn a_flipped_bit_in_a_target_is_refused_as_corrupted_before_anything() {
         err.contains("is corrupted or was edited after it was saved"),
         "{err}"
     );
+    // The flipped bit made adm03 into adm02: named, though the file is refused anyway.
+    assert!(
+        err.contains(&format!(
+            "move of guest {VM01}: `to` saved \"{ADM02}\", now \"{ADM03}\""
+        )),
+        "{err}"
+    );
     assert!(
         !text(&out.stdout).contains("STOP_GUEST"),
         "no step was even shown as running"

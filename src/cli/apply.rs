@@ -149,7 +149,24 @@ fn choose_plan(
         return Ok((u.plan.clone(), Source::Unfinished));
     }
     if let Some(file) = &args.file {
-        let saved = plan::file::load_for_apply(file, plan::file::key_from_env()?.as_deref())?;
+        let saved = match plan::file::load_for_apply(file, plan::file::key_from_env()?.as_deref()) {
+            Err(e @ plan::file::PlanFileError::Corrupted { .. }) => {
+                // Refused whatever it says; what it says, compared with a plan made now, shows
+                // where it was changed.
+                let mut message = e.to_string();
+                let differences = plan::file::salvage(file)
+                    .map(|p| session.stale_reasons(&p, inv))
+                    .unwrap_or_default();
+                if !differences.is_empty() {
+                    message.push_str(&format!(
+                        "\nWhat it says differs from a plan made now:\n  - {}",
+                        differences.join("\n  - ")
+                    ));
+                }
+                return Err(CliError::Refused(message));
+            }
+            other => other?,
+        };
         // A plan with errors is never applied; planning it again (below) finds them too, even
         // if they were taken out of the file.
         let reasons = session.stale_reasons(&saved, inv);

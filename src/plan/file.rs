@@ -238,6 +238,15 @@ pub fn load_for_apply(path: &Path, key: Option<&[u8]>) -> Result<Plan, PlanFileE
     }
 }
 
+/// What a plan file whose seal does not hold says, when it still reads as a plan: only to
+/// explain a [`PlanFileError::Corrupted`] refusal (which fields differ from a plan made now).
+/// Never apply or show what this returns.
+pub fn salvage(path: &Path) -> Option<Plan> {
+    let mut value: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    value.as_object_mut()?.remove(SEAL);
+    serde_json::from_value(value).ok()
+}
+
 /// The plan, its seal and the canonical bytes the seal covers.
 fn read_sealed(path: &Path) -> Result<(Plan, Seal, Vec<u8>), PlanFileError> {
     let bytes = fs::read(path).map_err(|source| PlanFileError::Unreadable {
