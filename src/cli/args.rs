@@ -44,7 +44,8 @@ pub enum Command {
     /// Print the step graph of a plan in Graphviz DOT (`berth graph | dot -Tsvg > plan.svg`)
     Graph(GraphArgs),
     /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
-    /// it, ask, then move the guests
+    /// it, check everything its steps need (preflight: libvirt and SSH to the hosts, tools,
+    /// volume_command, where es.xml and the state are written), ask, then move the guests
     Apply(ApplyArgs),
     /// Show what berth's state file records: where it left each guest, and the step journal
     #[command(subcommand)]
