@@ -31,9 +31,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the configuration and the inventory it points at (es.xml, libvirt), and the static
-    /// preflight checks `apply` makes (volume_command for volume steps, where es.xml and the state
-    /// are written); connections to the hosts are checked by `apply` before its first step
+    /// Check the configuration, the inventory it points at and apply's static preflight checks
+    ///
+    /// Loads the *.hcl files, es.xml and libvirt, and makes the static checks of `apply`'s
+    /// preflight on what would be applied now, without connecting to the hosts:
+    /// `volume_command` for volume steps, where es.xml and the state are written. Connections
+    /// (libvirt, SSH, tools on the hosts) are checked by `apply` before its first step.
     Validate(ValidateArgs),
     /// Show the moves and steps that would bring every guest where the configuration wants it
     Plan(PlanArgs),
@@ -43,9 +46,13 @@ pub enum Command {
     Show(ShowArgs),
     /// Print the step graph of a plan in Graphviz DOT (`berth graph | dot -Tsvg > plan.svg`)
     Graph(GraphArgs),
-    /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
-    /// it, check everything its steps need (preflight: libvirt and SSH to the hosts, tools,
-    /// volume_command, where es.xml and the state are written), ask, then move the guests
+    /// Carry out a plan: plan now or take a saved plan, show it, check, ask, move the guests
+    ///
+    /// Plans now (with the intent flags `plan` takes) or takes a saved plan (sealed, planned
+    /// again, signed with BERTH_PLAN_KEY when set), shows it, checks everything its steps need
+    /// before the first one (preflight: libvirt and SSH to the hosts, `ip`, the volume commands,
+    /// where es.xml and the state are written; every problem at once, nothing changed), asks,
+    /// then moves the guests.
     Apply(ApplyArgs),
     /// Show what berth's state file records: where it left each guest, and the step journal
     #[command(subcommand)]
