@@ -333,4 +333,50 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn names_every_move_step_and_error_that_differs_from_the_plan_made_now() {
+        let mut now = crate::plan::sample::sample_plan();
+        now.errors.clear();
+        assert_eq!(plan_differences(&now, &now), Vec::<String>::new());
+
+        let mut saved = now.clone();
+        let guest = saved.moves[0].guest.clone();
+        saved.moves[0].to = "elsewhere".into();
+        let dropped = saved.steps.pop().unwrap();
+        saved.steps[0].depends_on.push("invented".into());
+        let first = saved.steps[0].id.clone();
+        let mut extra = now.clone();
+        extra.errors.push(crate::plan::PlanError {
+            code: "capacity".into(),
+            message: "no room".into(),
+            guest: None,
+            host: None,
+        });
+        let reasons = plan_differences(&saved, &extra);
+        let to_now = serde_json::to_string(&now.moves[0].to).unwrap();
+        assert!(
+            reasons.contains(&"planned now, it has an error: capacity: no room".to_string()),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons.contains(&format!(
+                "move of guest {guest}: `to` saved \"elsewhere\", now {to_now}"
+            )),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons.contains(&format!(
+                "step {} is planned now, and the saved plan has no such step",
+                dropped.id
+            )),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with(&format!("step {first}: `depends_on` saved "))),
+            "{reasons:#?}"
+        );
+    }
 }
