@@ -247,18 +247,28 @@ pub fn salvage(path: &Path) -> Option<Plan> {
     serde_json::from_value(value).ok()
 }
 
+/// [`load`] of a plan file's bytes already read (`path` names it in errors): the same checks,
+/// for callers that hold the bytes (the fuzzing harness).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Plan, PlanFileError> {
+    parse_sealed(path, bytes).map(|(plan, _, _)| plan)
+}
+
 /// The plan, its seal and the canonical bytes the seal covers.
 fn read_sealed(path: &Path) -> Result<(Plan, Seal, Vec<u8>), PlanFileError> {
     let bytes = fs::read(path).map_err(|source| PlanFileError::Unreadable {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_sealed(path, &bytes)
+}
+
+fn parse_sealed(path: &Path, bytes: &[u8]) -> Result<(Plan, Seal, Vec<u8>), PlanFileError> {
     let not_a_plan = |reason: String| PlanFileError::NotAPlan {
         path: path.to_path_buf(),
         reason,
     };
 
-    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
         not_a_plan(format!(
             "not JSON (line {}, column {}: {e})",
             e.line(),
@@ -551,5 +561,16 @@ mod tests {
             load_for_apply(&path, Some(key)),
             Err(PlanFileError::Unsigned { .. })
         ));
+    }
+
+    #[test]
+    fn parse_checks_bytes_like_load_does() {
+        let bytes = sealed_json(&sample_plan(), None).unwrap();
+        let path = Path::new("held.plan");
+        assert_eq!(parse(path, &bytes).unwrap(), sample_plan());
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 3] {
+            let err = parse(path, &bytes[..cut]).unwrap_err();
+            assert!(err.to_string().contains("held.plan"), "{err}");
+        }
     }
 }
