@@ -571,6 +571,7 @@ async fn ready_steps_start_in_the_predicted_order() {
         model: DurationModel::default(),
         concurrency: Concurrency::default(),
         priority_seed: 0,
+        downtime: Vec::new(),
     });
     let runner = Arc::new(Recorder::default());
     let mut h = Harness::new();

@@ -3,6 +3,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/fs.rs"]
+mod fs;
 use cli::{berth, example};
 
 use std::collections::BTreeMap;
@@ -132,6 +134,55 @@ fn drain_host_moves_every_guest_off_the_drained_host() {
 }
 
 #[test]
+fn drain_host_creates_bridges_while_the_guests_run_and_predicts_their_downtime() {
+    let (plan, _) = json_plan(&example("drain-host"));
+    // vm01 and vm02 need a VLAN bridge their target lacks; both run.
+    let timing = |id: &str| {
+        let t = plan["timing"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["step"] == id)
+            .unwrap_or_else(|| panic!("no timing for {id}"));
+        let start = t["start_s"].as_f64().unwrap();
+        (start, start + t["duration_s"].as_f64().unwrap())
+    };
+    let downtime = plan["timing"]["downtime"].as_array().unwrap();
+    for guest in ["exa01adm01vm01", "exa01adm01vm02"] {
+        let bridges = step_id(&plan, guest, "CREATE_BRIDGES");
+        let stop = step_id(&plan, guest, "STOP_GUEST");
+        let startup = step_id(&plan, guest, "STARTUP_GUEST");
+        assert!(depends(&plan, &stop, &bridges), "{stop} after {bridges}");
+        assert!(!depends(&plan, &bridges, &stop), "{bridges} before {stop}");
+        let d = downtime
+            .iter()
+            .find(|d| d["guest"].as_str().unwrap().starts_with(guest))
+            .unwrap_or_else(|| panic!("no downtime for {guest}: {downtime:?}"));
+        assert_eq!(
+            (d["from_step"].as_str(), d["to_step"].as_str()),
+            (Some(stop.as_str()), Some(startup.as_str()))
+        );
+        let predicted = d["downtime_s"].as_f64().unwrap();
+        assert!(
+            (predicted - (timing(&startup).1 - timing(&stop).0)).abs() < 0.002,
+            "{d}"
+        );
+        assert!(timing(&bridges).1 <= timing(&stop).0, "{guest}");
+    }
+    // vm03 is shut off: it is not stopped, so it has no downtime.
+    assert_eq!(downtime.len(), 2, "{downtime:?}");
+
+    let text = stdout(&berth(&example("drain-host"), &["plan"]));
+    let at = text
+        .find("Predicted downtime (STOP_GUEST to STARTUP_GUEST; bridges are created before the stop):")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text[at..].contains("    exa01adm01vm01.example.com: "),
+        "{text}"
+    );
+}
+
+#[test]
 fn live_move_creates_the_missing_bridge_before_migrating() {
     let (plan, code) = json_plan(&example("live-move"));
     assert_eq!(code, Some(0));
@@ -219,17 +270,39 @@ fn markdown_summary_names_every_move() {
 }
 
 #[test]
-fn validate_accepts_every_example_but_the_drifted_one() {
+fn validate_accepts_the_quickstart_and_names_what_apply_needs_for_the_others() {
+    let out = berth(&example("quickstart"), &["validate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("Success! The configuration is valid."));
+    assert!(
+        stdout(&out).contains("Checked without connecting"),
+        "validate says which checks are static: {}",
+        stdout(&out)
+    );
+    // These examples plan, but their volume steps need a `volume_command`: validate runs
+    // apply's static preflight checks and says so (it said "Success!" before).
     for name in ["drain-host", "live-move", "swap"] {
         let out = berth(&example(name), &["validate"]);
         assert_eq!(
             out.status.code(),
-            Some(0),
+            Some(1),
             "{name}: {}{}",
             stdout(&out),
             stderr(&out)
         );
-        assert!(stdout(&out).contains("valid"));
+        let text = stdout(&out);
+        assert!(
+            text.contains("apply would refuse: the volume steps (")
+                && text.contains("`inventory.volume_command`"),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("Success!"), "{name}: {text}");
     }
     assert_eq!(
         berth(&example("drift"), &["validate"]).status.code(),
@@ -240,7 +313,7 @@ fn validate_accepts_every_example_but_the_drifted_one() {
 #[test]
 fn validate_json_reports_what_it_read_and_the_drift() {
     let ok: Value =
-        serde_json::from_slice(&berth(&example("drain-host"), &["validate", "--json"]).stdout)
+        serde_json::from_slice(&berth(&example("quickstart"), &["validate", "--json"]).stdout)
             .unwrap();
     assert_eq!(
         (
@@ -251,9 +324,204 @@ fn validate_json_reports_what_it_read_and_the_drift() {
         (Some(true), Some(3), Some(5))
     );
     assert!(ok["drift"].as_array().unwrap().is_empty());
+    assert!(ok["apply_problems"].as_array().unwrap().is_empty());
+    let needs: Value =
+        serde_json::from_slice(&berth(&example("drain-host"), &["validate", "--json"]).stdout)
+            .unwrap();
+    assert_eq!(needs["valid"], false);
+    assert_eq!(
+        needs["apply_problems"].as_array().unwrap().len(),
+        1,
+        "{needs}"
+    );
     let out = berth(&example("drift"), &["validate", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let drifted: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(drifted["valid"], false);
     assert_eq!(drifted["drift"].as_array().unwrap().len(), 1);
+}
+
+/// A scratch copy of an example, and every file in it with its bytes.
+fn scratch(name: &str) -> (tempfile::TempDir, BTreeMap<PathBuf, Vec<u8>>) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::copy_dir(&example(name), dir.path());
+    let files = files(dir.path());
+    (dir, files)
+}
+
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), bytes);
+            }
+        }
+    }
+    out
+}
+
+/// The es.xml host of each guest.
+fn placement(dir: &Path) -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(dir.join("es.xml")).unwrap();
+    let es = berth::inventory::esxml::parse("es.xml", &text).unwrap();
+    es.guests
+        .iter()
+        .map(|g| {
+            let host = es.hosts.iter().find(|h| h.id == g.host_id).unwrap();
+            (g.name.clone(), host.name.clone())
+        })
+        .collect()
+}
+
+const QUICKSTART_TARGETS: [(&str, &str); 3] = [
+    ("exa01adm01vm01.example.com", "exa01adm03.example.com"),
+    ("exa01adm01vm02.example.com", "exa01adm02.example.com"),
+    ("exa01adm01vm03.example.com", "exa01adm02.example.com"),
+];
+
+#[test]
+fn the_quickstart_applies_end_to_end_on_the_test_driver() {
+    let (lab, _) = scratch("quickstart");
+    let dir = lab.path();
+    let saved = dir.join("plan.berth");
+    let planned = berth(dir, &["plan", &format!("-out={}", saved.display())]);
+    assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
+    assert!(
+        stdout(&planned).contains("Plan: 3 moves"),
+        "{}",
+        stdout(&planned)
+    );
+
+    let applied = berth(dir, &["apply", saved.to_str().unwrap()]);
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&applied),
+        stderr(&applied)
+    );
+    assert!(
+        stdout(&applied).contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."),
+        "{}",
+        stdout(&applied)
+    );
+    let after = placement(dir);
+    for (guest, host) in QUICKSTART_TARGETS {
+        assert_eq!(after[guest], host, "es.xml written back: {guest}");
+    }
+    let list = berth(dir, &["state", "list"]);
+    assert_eq!(list.status.code(), Some(0));
+    for (guest, host) in QUICKSTART_TARGETS {
+        assert!(
+            stdout(&list)
+                .lines()
+                .any(|l| l.starts_with(guest) && l.contains(host)),
+            "{guest} on {host} in:\n{}",
+            stdout(&list)
+        );
+    }
+}
+
+#[test]
+fn demo_sh_plans_applies_and_lists_the_state_on_a_scratch_copy_only() {
+    let before = files(&example("quickstart"));
+    let out = std::process::Command::new(repo().join("examples/demo.sh"))
+        .env("BERTH", assert_cmd::cargo::cargo_bin("berth"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let order: Vec<usize> = [
+        "$ berth plan -out plan.berth",
+        "Plan: 3 moves",
+        "$ berth apply plan.berth",
+        "Apply complete! 13 steps done",
+        "$ berth state list",
+        "exa01adm01vm01.example.com  exa01adm03.example.com  running",
+    ]
+    .iter()
+    .map(|s| {
+        text.find(s)
+            .unwrap_or_else(|| panic!("{s:?} missing from:\n{text}"))
+    })
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    assert_eq!(
+        files(&example("quickstart")),
+        before,
+        "the example was changed"
+    );
+    let scratch = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Working on a scratch copy: "))
+        .unwrap();
+    assert!(!Path::new(scratch).exists(), "the scratch copy is removed");
+}
+
+#[test]
+fn every_other_example_is_refused_before_anything_changes_saying_what_it_needs() {
+    // (examples/plans/lab needs the KVM lab of tests/lab and is left to the lab tests.)
+    for (name, needs) in [
+        (
+            "drain-host",
+            &[
+                "`inventory.volume_command`",
+                "no SSH to exa01adm02.example.com, which",
+            ][..],
+        ),
+        (
+            "live-move",
+            &[
+                "`inventory.volume_command`",
+                "no SSH to exa01adm02.example.com, which",
+            ],
+        ),
+        (
+            "swap",
+            &[
+                "`inventory.volume_command`",
+                "no SSH to exa01adm01.example.com, which",
+            ],
+        ),
+        (
+            "rebalance",
+            &[
+                "`inventory.volume_command`",
+                "no SSH to exa01adm04.example.com, which",
+            ],
+        ),
+        (
+            "drift",
+            &["es.xml and libvirt disagree", "nothing was applied"],
+        ),
+    ] {
+        let (lab, before) = scratch(name);
+        let out = berth(lab.path(), &["apply", "-auto-approve"]);
+        let all = stdout(&out) + &stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {all}");
+        for need in needs {
+            assert!(all.contains(need), "{name}: {need:?} missing from:\n{all}");
+        }
+        if name != "drift" {
+            assert!(
+                stderr(&out).contains("nothing was changed"),
+                "{name}: {all}"
+            );
+            assert!(!all.contains("STOP_GUEST started"), "{name}: {all}");
+        }
+        let mut after = files(lab.path());
+        assert!(
+            !after.keys().any(|p| p.starts_with("state")),
+            "{name}: a state file was written"
+        );
+        after.retain(|p, _| !p.starts_with("state"));
+        assert_eq!(after, before, "{name}: a file changed");
+    }
 }

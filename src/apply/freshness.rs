@@ -1,9 +1,14 @@
 //! Is a saved plan still true? A plan is applied only while what it was made from still holds:
 //! the same es.xml and configuration, every guest on the host and in the state the plan saw,
-//! and the same room on every host. Each difference is named, so the operator knows why the
-//! plan was refused.
+//! and the same room on every host; and only if planning again now, with the intents the file
+//! records, gives the very moves and steps it holds (so a hand-edited target, a plan whose
+//! errors were emptied, a dropped or added step are refused). Each difference is named, so the
+//! operator knows why the plan was refused.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::plan::{Fingerprints, HostSummary, Plan};
 
@@ -114,11 +119,144 @@ pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
     changes
 }
 
-/// Everything that makes `saved` stale, given a plan made now from the current inputs.
+/// Everything that makes `saved` stale, given a plan made now from the current inputs and the
+/// intents `saved` records.
 pub fn stale_reasons(saved: &Plan, now: &Plan) -> Vec<String> {
     let mut reasons = fingerprint_changes(&saved.fingerprints, &now.fingerprints);
     reasons.extend(host_changes(&saved.hosts, &now.hosts));
+    reasons.extend(plan_differences(saved, now));
     reasons
+}
+
+/// A JSON value for a message: compact, cut at 120 characters.
+fn shown(value: Option<&Value>) -> String {
+    let Some(value) = value else {
+        return "absent".to_string();
+    };
+    let text = value.to_string();
+    match text.char_indices().nth(120) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// Every member of two JSON objects that differs, as `` `field` saved X, now Y ``.
+fn field_differences<T: Serialize>(saved: &T, now: &T) -> Vec<String> {
+    let object = |v: &T| match serde_json::to_value(v) {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    let (a, b) = (object(saved), object(now));
+    let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("`{k}` saved {}, now {}", shown(a.get(k)), shown(b.get(k))))
+        .collect()
+}
+
+/// What differs between the saved plan and the plan made now: errors the plan has now (or
+/// records), and every move, step and skipped step that is not the same, field by field.
+pub fn plan_differences(saved: &Plan, now: &Plan) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &saved.errors {
+        out.push(format!(
+            "the saved plan records an error: {}: {}",
+            e.code, e.message
+        ));
+    }
+    for e in &now.errors {
+        out.push(format!(
+            "planned now, it has an error: {}: {}",
+            e.code, e.message
+        ));
+    }
+    if saved.es_xml_path != now.es_xml_path {
+        out.push(format!(
+            "es.xml path: saved {}, now {}",
+            saved.es_xml_path, now.es_xml_path
+        ));
+    }
+
+    // Moves, by guest and the guest's n-th move.
+    fn keyed(plan: &Plan) -> BTreeMap<String, &crate::diff::Move> {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut moves = BTreeMap::new();
+        for mv in &plan.moves {
+            let n = seen.entry(mv.guest.clone()).or_default();
+            *n += 1;
+            let key = match *n {
+                1 => mv.guest.clone(),
+                n => format!("{} (move {n})", mv.guest),
+            };
+            moves.insert(key, mv);
+        }
+        moves
+    }
+    let (then, current) = (keyed(saved), keyed(now));
+    for key in then.keys().chain(current.keys()).collect::<BTreeSet<_>>() {
+        match (then.get(key), current.get(key)) {
+            (Some(a), Some(b)) => out.extend(
+                field_differences(*a, *b)
+                    .into_iter()
+                    .map(|d| format!("move of guest {key}: {d}")),
+            ),
+            (Some(a), None) => out.push(format!(
+                "move of guest {key} ({} → {}) is in the saved plan, and planned now there is none",
+                a.from, a.to
+            )),
+            (None, Some(b)) => out.push(format!(
+                "move of guest {key} ({} → {}) is planned now, and the saved plan has none",
+                b.from, b.to
+            )),
+            (None, None) => {}
+        }
+    }
+    if saved.moves.len() == now.moves.len()
+        && then.len() == current.len()
+        && saved
+            .moves
+            .iter()
+            .zip(&now.moves)
+            .any(|(a, b)| a.guest != b.guest)
+    {
+        out.push("the moves are in another order than planned now".into());
+    }
+
+    // Steps, by id.
+    fn steps(plan: &Plan) -> BTreeMap<String, &crate::schedule::Step> {
+        plan.steps.iter().map(|s| (s.id.clone(), s)).collect()
+    }
+    let (then, current) = (steps(saved), steps(now));
+    for id in then.keys().chain(current.keys()).collect::<BTreeSet<_>>() {
+        match (then.get(id), current.get(id)) {
+            (Some(a), Some(b)) => out.extend(
+                field_differences(*a, *b)
+                    .into_iter()
+                    .map(|d| format!("step {id}: {d}")),
+            ),
+            (Some(_), None) => out.push(format!(
+                "step {id} is in the saved plan, and planned now there is no such step"
+            )),
+            (None, Some(_)) => out.push(format!(
+                "step {id} is planned now, and the saved plan has no such step"
+            )),
+            (None, None) => {}
+        }
+    }
+    if saved.skipped_steps != now.skipped_steps {
+        out.push(format!(
+            "the steps left out differ: saved {}, now {}",
+            shown(serde_json::to_value(&saved.skipped_steps).ok().as_ref()),
+            shown(serde_json::to_value(&now.skipped_steps).ok().as_ref())
+        ));
+    }
+    if saved.es_xml_diff != now.es_xml_diff {
+        out.push(
+            "the change to es.xml (es_xml_diff) is not the one planned now from the same moves"
+                .into(),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -193,6 +331,52 @@ mod tests {
                 "host adm02 is no longer in the inventory",
                 "host adm03 is new in the inventory, the plan did not know it",
             ]
+        );
+    }
+
+    #[test]
+    fn names_every_move_step_and_error_that_differs_from_the_plan_made_now() {
+        let mut now = crate::plan::sample::sample_plan();
+        now.errors.clear();
+        assert_eq!(plan_differences(&now, &now), Vec::<String>::new());
+
+        let mut saved = now.clone();
+        let guest = saved.moves[0].guest.clone();
+        saved.moves[0].to = "elsewhere".into();
+        let dropped = saved.steps.pop().unwrap();
+        saved.steps[0].depends_on.push("invented".into());
+        let first = saved.steps[0].id.clone();
+        let mut extra = now.clone();
+        extra.errors.push(crate::plan::PlanError {
+            code: "capacity".into(),
+            message: "no room".into(),
+            guest: None,
+            host: None,
+        });
+        let reasons = plan_differences(&saved, &extra);
+        let to_now = serde_json::to_string(&now.moves[0].to).unwrap();
+        assert!(
+            reasons.contains(&"planned now, it has an error: capacity: no room".to_string()),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons.contains(&format!(
+                "move of guest {guest}: `to` saved \"elsewhere\", now {to_now}"
+            )),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons.contains(&format!(
+                "step {} is planned now, and the saved plan has no such step",
+                dropped.id
+            )),
+            "{reasons:#?}"
+        );
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with(&format!("step {first}: `depends_on` saved "))),
+            "{reasons:#?}"
         );
     }
 }

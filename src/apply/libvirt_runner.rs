@@ -219,6 +219,88 @@ impl LibvirtRunner {
         })
     }
 
+    /// The connection checks of preflight (see [`super::preflight`]): libvirt to every host in
+    /// `needs.libvirt`; SSH to every host with host-side steps, `ip` where bridges are created,
+    /// the programs of the volume commands where volumes are attached or detached. Every
+    /// problem, each naming the host and the steps that need it. Blocking. Connections opened
+    /// here are the ones the steps use.
+    pub fn preflight(&self, needs: &super::preflight::Needs) -> Vec<String> {
+        use super::preflight::step_list;
+        let mut problems = Vec::new();
+        for (host, steps) in &needs.libvirt {
+            if let Err(e) = self.hypervisor(host) {
+                problems.push(format!(
+                    "no libvirt connection to {host}, which {} need: {e}",
+                    step_list(steps)
+                ));
+            }
+        }
+        let mut ssh: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (host, steps) in needs.bridges.iter().chain(&needs.volumes) {
+            ssh.entry(host).or_default().extend(steps.iter().cloned());
+        }
+        for (host, steps) in ssh {
+            let probe = Step {
+                id: steps[0].clone(),
+                kind: StepKind::CreateBridges,
+                guest: String::new(),
+                from: String::new(),
+                to: host.to_string(),
+                move_index: 0,
+                depends_on: Vec::new(),
+                detail: String::new(),
+                items: Vec::new(),
+            };
+            let remote = match self.remote(host, &probe) {
+                Ok(r) => r,
+                Err(e) => {
+                    problems.push(format!(
+                        "no SSH to {host}, which {} need (host-side commands run over SSH, `inventory.ssh`): {e}",
+                        step_list(&steps)
+                    ));
+                    continue;
+                }
+            };
+            if let Some(steps) = needs.bridges.get(host)
+                && let Err(e) = self.runtime.block_on(remote.bridges())
+            {
+                problems.push(format!(
+                    "cannot list bridges with `ip` on {host}, which {} need (iproute2's `ip` creates them): {e}",
+                    step_list(steps)
+                ));
+            }
+            if let Some(steps) = needs.volumes.get(host) {
+                let commands = [
+                    ("volume_command", &self.settings.volume_command),
+                    ("volume_check_command", &self.settings.volume_check_command),
+                ];
+                for (name, command) in commands {
+                    // A program named by a placeholder is only known per volume.
+                    let Some(program) = command
+                        .as_ref()
+                        .and_then(|c| c.first())
+                        .filter(|p| !p.contains('{'))
+                    else {
+                        continue;
+                    };
+                    let argv = ["command", "-v", program.as_str()].map(String::from);
+                    match self.runtime.block_on(remote.check(&argv)) {
+                        Ok(true) => {}
+                        Ok(false) => problems.push(format!(
+                            "`{program}` (`inventory.{name}`) is not found on {host}, which {} need",
+                            step_list(steps)
+                        )),
+                        Err(e) => problems.push(format!(
+                            "cannot check for `{program}` (`inventory.{name}`) on {host}, which {} need: {e}",
+                            step_list(steps)
+                        )),
+                    }
+                }
+            }
+        }
+        problems
+    }
+
     fn missing_bridges(&self, step: &Step) -> Result<BTreeSet<String>, ApplyError> {
         let remote = self.remote(&step.to, step)?;
         let present =

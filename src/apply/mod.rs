@@ -8,7 +8,8 @@
 //!   and [`libvirt_runner`] acts on real hosts.
 //! - [`session`] is one whole apply: lock, state, resuming an unfinished plan ([`resume`]),
 //!   checking a saved plan ([`freshness`]), running, and writing es.xml back ([`writeback`]);
-//!   [`setup`] maps the configuration onto runner and executor settings.
+//!   [`setup`] maps the configuration onto runner and executor settings; [`preflight`] checks
+//!   everything the steps need before the first one runs.
 
 pub mod definition;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod hypervisor;
 pub mod interfaces;
 pub mod interrupted;
 pub mod libvirt_runner;
+pub mod preflight;
 pub mod resume;
 pub mod runner;
 pub mod session;

@@ -22,7 +22,7 @@ use super::executor::{ApplyReport, ExecOptions, execute, plan_id};
 use super::libvirt_runner::LibvirtRunner;
 use super::runner::{StepContext, StepOutcome, StepRunner};
 use super::writeback::{WriteBackTarget, WrittenBack, write_back};
-use super::{freshness, resume, setup};
+use super::{freshness, preflight, resume, setup};
 use crate::apply::hypervisor::MigrationProgress;
 
 /// Opens the state store at `path`, creating its directory (mode 0700) when missing.
@@ -186,21 +186,34 @@ impl Session {
         plan::build::build(&self.cfg, inv, crate::state::history::history(&self.cfg))
     }
 
-    /// Why the saved plan may not be applied now (empty: it may). A plan made now from the
-    /// same inputs is the reference for the room on every host.
+    /// Why the saved plan may not be applied now (empty: it may). The reference is a plan made
+    /// now from the same inputs and the intents the saved plan records: the room on every host,
+    /// and the moves and steps, must be the same.
     pub fn stale_reasons(&self, saved: &Plan, inv: &Inventory) -> Vec<String> {
-        match self.make_plan(inv) {
+        let cfg = self.cfg.clone().with_command_line(&saved.intents);
+        match plan::build::build(&cfg, inv, crate::state::history::history(&cfg)) {
             Ok(now) => freshness::stale_reasons(saved, &now),
-            Err(_) => {
+            Err(e) => {
                 let mut reasons = freshness::fingerprint_changes(
                     &saved.fingerprints,
                     &plan::build::fingerprints(&self.cfg, inv),
                 );
-                reasons
-                    .push("the configuration no longer plans (run `berth plan` to see why)".into());
+                reasons.push(format!(
+                    "the configuration with the plan's intents no longer plans: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                ));
                 reasons
             }
         }
+    }
+
+    /// Preflight (see [`super::preflight`]): every problem that would stop `steps` of `plan`
+    /// before they finish, static and through the connections (libvirt, SSH). Empty: go.
+    /// Blocking.
+    pub fn preflight(&self, plan: &Plan, steps: &[&Step]) -> Vec<String> {
+        let mut problems = preflight::static_problems(&self.cfg, plan, steps);
+        problems.extend(self.libvirt.preflight(&preflight::Needs::of(plan, steps)));
+        problems
     }
 
     /// Finishes migrations an interrupted apply left half-way (guest defined on both hosts).

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::apply::{ExecOptions, RunOutcome, Session, WrittenBack, plan_id, resume, setup};
+use crate::apply::{
+    ExecOptions, RunOutcome, Session, WrittenBack, plan_id, preflight, resume, setup,
+};
 use crate::config;
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
@@ -123,7 +125,7 @@ fn choose_plan(
 ) -> Result<(Plan, Source), CliError> {
     if let Some(u) = session.unfinished() {
         if let Some(file) = &args.file {
-            let saved = plan::file::load(file)?;
+            let saved = plan::file::load_for_apply(file, plan::file::key_from_env()?.as_deref())?;
             if plan_id(&saved) != plan_id(&u.plan) {
                 return Err(CliError::Refused(format!(
                     "plan {} of an earlier apply (started {}) is unfinished, and {} is another plan: finish the \
@@ -147,13 +149,26 @@ fn choose_plan(
         return Ok((u.plan.clone(), Source::Unfinished));
     }
     if let Some(file) = &args.file {
-        let saved = plan::file::load(file)?;
-        if !saved.is_ok() {
-            return Err(CliError::Refused(format!(
-                "{} has errors; it cannot be applied",
-                file.display()
-            )));
-        }
+        let saved = match plan::file::load_for_apply(file, plan::file::key_from_env()?.as_deref()) {
+            Err(e @ plan::file::PlanFileError::Corrupted { .. }) => {
+                // Refused whatever it says; what it says, compared with a plan made now, shows
+                // where it was changed.
+                let mut message = e.to_string();
+                let differences = plan::file::salvage(file)
+                    .map(|p| session.stale_reasons(&p, inv))
+                    .unwrap_or_default();
+                if !differences.is_empty() {
+                    message.push_str(&format!(
+                        "\nWhat it says differs from a plan made now:\n  - {}",
+                        differences.join("\n  - ")
+                    ));
+                }
+                return Err(CliError::Refused(message));
+            }
+            other => other?,
+        };
+        // A plan with errors is never applied; planning it again (below) finds them too, even
+        // if they were taken out of the file.
         let reasons = session.stale_reasons(&saved, inv);
         if !reasons.is_empty() {
             return Err(CliError::Refused(format!(
@@ -339,6 +354,31 @@ fn apply_plan(
         .iter()
         .filter(|m| scope.contains(&m.guest))
         .count();
+    // Preflight: everything the steps will need, before asking and before the first step.
+    let done: BTreeSet<String> = match (source, session.unfinished()) {
+        (Source::Unfinished, Some(u)) => {
+            let left: BTreeSet<&str> = resume::unfinished_steps(session.state(), u)
+                .into_iter()
+                .map(|s| s.id.as_str())
+                .collect();
+            plan.steps
+                .iter()
+                .filter(|s| !left.contains(s.id.as_str()))
+                .map(|s| s.id.clone())
+                .collect()
+        }
+        _ => BTreeSet::new(),
+    };
+    let steps = preflight::steps_to_run(&plan, &scope, single_step.as_deref(), &done);
+    let problems = session.preflight(&plan, &steps);
+    if !problems.is_empty() {
+        return Err(CliError::Refused(format!(
+            "preflight found {} problem{} that would stop this apply before it finishes; nothing was changed:\n  - {}",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            problems.join("\n  - ")
+        )));
+    }
     if source != Source::Saved && moves > 0 && !args.auto_approve && !confirm(moves)? {
         println!("Apply cancelled.");
         return Ok(Some((exit::ERROR, false)));

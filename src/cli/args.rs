@@ -31,7 +31,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Check the configuration and the inventory it points at (es.xml, libvirt), without planning
+    /// Check the configuration, the inventory it points at and apply's static preflight checks
+    ///
+    /// Loads the *.hcl files, es.xml and libvirt, and makes the static checks of `apply`'s
+    /// preflight on what would be applied now, without connecting to the hosts:
+    /// `volume_command` for volume steps, where es.xml and the state are written. Connections
+    /// (libvirt, SSH, tools on the hosts) are checked by `apply` before its first step.
     Validate(ValidateArgs),
     /// Show the moves and steps that would bring every guest where the configuration wants it
     Plan(PlanArgs),
@@ -41,8 +46,13 @@ pub enum Command {
     Show(ShowArgs),
     /// Print the step graph of a plan in Graphviz DOT (`berth graph | dot -Tsvg > plan.svg`)
     Graph(GraphArgs),
-    /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
-    /// it, ask, then move the guests
+    /// Carry out a plan: plan now or take a saved plan, show it, check, ask, move the guests
+    ///
+    /// Plans now (with the intent flags `plan` takes) or takes a saved plan (sealed, planned
+    /// again, signed with BERTH_PLAN_KEY when set), shows it, checks everything its steps need
+    /// before the first one (preflight: libvirt and SSH to the hosts, `ip`, the volume commands,
+    /// where es.xml and the state are written; every problem at once, nothing changed), asks,
+    /// then moves the guests.
     Apply(ApplyArgs),
     /// Show what berth's state file records: where it left each guest, and the step journal
     #[command(subcommand)]
@@ -53,8 +63,10 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// A plan saved with `berth plan -out FILE`: applied exactly, without asking, if what it
-    /// was made from still holds (es.xml, configuration, guests, room on the hosts)
+    /// A plan saved with `berth plan -out FILE`: applied exactly, without asking, if its seal
+    /// (sha256) holds, its signature too when signed or when BERTH_PLAN_KEY is set, what it was
+    /// made from still holds (es.xml, configuration, guests, room on the hosts), and planning
+    /// again with the intents it records gives the same moves and steps
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
 
@@ -116,7 +128,8 @@ pub struct ForceUnlockArgs {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// Print the result as JSON ({"valid": bool, "hosts": N, "guests": N, "drift": [...]}); configuration
+    /// Print the result as JSON ({"valid": bool, "hosts": N, "guests": N, "drift": [...],
+    /// "apply_problems": [...]}); configuration
     /// and es.xml errors are reported as text, with exit code 1
     #[arg(long)]
     pub json: bool,
@@ -135,7 +148,8 @@ pub struct OutputFormat {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Also save the plan to FILE (mode 0600), to be shown with `berth show FILE`
+    /// Also save the plan to FILE (mode 0600, sealed with its sha256; signed with HMAC-SHA-256
+    /// when BERTH_PLAN_KEY is set), to be applied with `berth apply FILE`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 

@@ -85,12 +85,24 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
     crate::diff::desired(&cfg, &inv.topology)
         .map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
     let drift_blocks = plan::build::blocking_drift(&cfg, &inv.drift) > 0;
+    // The static preflight checks of `berth apply` (no connection), on what would be applied
+    // now: a plan that cannot be made is `berth plan`'s to explain.
+    let apply_problems = match plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))
+    {
+        Ok(p) if p.is_ok() => {
+            let steps: Vec<&crate::schedule::Step> = p.steps.iter().collect();
+            apply::preflight::static_problems(&cfg, &p, &steps)
+        }
+        _ => Vec::new(),
+    };
+    let valid = !drift_blocks && apply_problems.is_empty();
     if args.json {
         let report = serde_json::json!({
-            "valid": !drift_blocks,
+            "valid": valid,
             "hosts": inv.topology.hosts.len(),
             "guests": inv.topology.guests.len(),
             "drift": inv.drift,
+            "apply_problems": apply_problems,
         });
         print(&format!(
             "{}\n",
@@ -107,14 +119,26 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
         for d in &inv.drift {
             out.push_str(&format!("drift: {}\n", d.message));
         }
+        for p in &apply_problems {
+            out.push_str(&format!("apply would refuse: {p}\n"));
+        }
         if drift_blocks {
             out.push_str("The configuration is valid, but es.xml and libvirt disagree: `berth plan` will stop until the drift is fixed or `drift_source` says which side wins.\n");
+        } else if !apply_problems.is_empty() {
+            out.push_str("The configuration plans, but `berth apply` would refuse it before the first step (above).\n");
         } else {
             out.push_str("Success! The configuration is valid.\n");
         }
+        if !drift_blocks {
+            out.push_str(
+                "(Checked without connecting: the volume command, where es.xml and the state are written. \
+                 `berth apply` also checks, before the first step, libvirt and SSH to every host involved, \
+                 `ip` for bridges and the volume commands' programs on the hosts.)\n",
+            );
+        }
         print(&out)?;
     }
-    Ok(if drift_blocks { exit::ERROR } else { exit::OK })
+    Ok(if valid { exit::OK } else { exit::ERROR })
 }
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
@@ -125,7 +149,7 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {
-        plan::file::save(&plan, path)?;
+        plan::file::save(&plan, path, plan::file::key_from_env()?.as_deref())?;
     }
     print_plan(&plan, &args.format, color)?;
     match (&args.out, save_to) {

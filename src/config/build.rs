@@ -69,6 +69,7 @@ pub(crate) fn build(
             rebalances: Vec::new(),
             rules: Vec::new(),
             disruption_budgets: Vec::new(),
+            command_line: Default::default(),
         };
         for node in root.children("rebalance") {
             config.rebalances.extend(build_rebalance(node)?);

@@ -17,16 +17,24 @@ pub const COMMAND_LINE: &str = "<command line>";
 /// `rebalance "all" {}` in HCL.
 pub const COMMAND_LINE_REBALANCE: &str = "all";
 
-/// Intents from command-line flags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Intents from command-line flags. A plan records them (`intents` in its JSON), so that
+/// `berth apply FILE` can plan again with exactly the flags the saved plan was made with.
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(default, deny_unknown_fields)]
 pub struct CommandLineIntents {
     /// `-drain HOST`: `host "HOST" { drain = true }`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub drain: Vec<String>,
     /// `-evacuate HOST`: `host "HOST" { evacuate = true }`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub evacuate: Vec<String>,
     /// `-return-home HOST`: `host "HOST" { return_home = true }`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub return_home: Vec<String>,
     /// `-rebalance`: `rebalance "all" {}`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rebalance: bool,
 }
 
@@ -74,6 +82,13 @@ impl Config {
         if intents.is_empty() {
             return self;
         }
+        let recorded = &mut self.command_line;
+        recorded.drain.extend(intents.drain.iter().cloned());
+        recorded.evacuate.extend(intents.evacuate.iter().cloned());
+        recorded
+            .return_home
+            .extend(intents.return_home.iter().cloned());
+        recorded.rebalance |= intents.rebalance;
         let file = self.files.len();
         let mut text = String::new();
         let mut named: Vec<(HostFlag, Spanned<String>)> = Vec::new();

@@ -374,4 +374,7 @@ pub struct Config {
     /// Placement rules, in file order.
     pub rules: Vec<PlacementRule>,
     pub disruption_budgets: Vec<DisruptionBudget>,
+    /// The intents given as flags ([`Config::with_command_line`]); a saved plan records them,
+    /// so that `berth apply FILE` plans again with the same ones.
+    pub command_line: super::CommandLineIntents,
 }

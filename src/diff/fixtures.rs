@@ -108,6 +108,7 @@ impl ConfigBuilder {
             rebalances: Vec::new(),
             rules: Vec::new(),
             disruption_budgets: Vec::new(),
+            command_line: Default::default(),
         };
         ConfigBuilder {
             config,

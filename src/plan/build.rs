@@ -206,6 +206,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
+        intents: cfg.command_line.clone(),
         es_xml_diff: String::new(),
         timing: None,
     }

@@ -1,20 +1,38 @@
-//! The saved plan file (`berth plan -out FILE`, `berth apply FILE`): the plan's JSON form.
+//! The saved plan file (`berth plan -out FILE`, `berth apply FILE`): the plan's JSON form,
+//! sealed.
 //!
 //! Saving is atomic (a temp file in the same directory, fsynced, then renamed over the target),
 //! so a crash never leaves a half-written plan that apply could pick up. The file is created
 //! with mode 0600 from the start: a plan names every guest and host of the rack.
+//!
+//! **The seal.** A saved plan is the record of what was reviewed, so the file carries a
+//! `seal`: the sha256 of the plan's canonical JSON (every member but `seal`, object keys in
+//! sorted order, no whitespace), and, when [`PLAN_KEY_ENV`] is set, an HMAC-SHA-256 of the
+//! same bytes under that key. [`load`] refuses a file whose content does not match its sha256
+//! (an edited byte, a flipped bit), before anything else reads it; [`load_for_apply`] also
+//! checks the signature: a signed plan needs the key and a matching HMAC, and with the key set
+//! an unsigned plan is refused (a pipeline that signs accepts only what it signed).
 
 use std::fs::{self, File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::plan::{FORMAT_VERSION, Plan};
 
 /// Mode of a saved plan file: readable and writable by its owner only.
 pub const PLAN_FILE_MODE: u32 = 0o600;
+
+/// The environment variable holding the key plans are signed and verified with.
+pub const PLAN_KEY_ENV: &str = "BERTH_PLAN_KEY";
+
+/// The member of the plan file's JSON object that holds the seal.
+const SEAL: &str = "seal";
 
 /// Why a plan file could not be saved or loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -45,19 +63,122 @@ pub enum PlanFileError {
         field: String,
         message: String,
     },
+
+    #[error(
+        "{path} has no valid seal ({reason}): a plan saved by `berth plan -out` carries the \
+         sha256 of its content; make the plan again with `berth plan -out {path}`"
+    )]
+    Unsealed { path: PathBuf, reason: String },
+
+    #[error(
+        "{path} is corrupted or was edited after it was saved: its content has sha256 \
+         {found}, its seal says {sealed}. Nothing was done; make the plan again with \
+         `berth plan -out {path}`"
+    )]
+    Corrupted {
+        path: PathBuf,
+        sealed: String,
+        found: String,
+    },
+
+    #[error(
+        "{path}: the signature does not match (seal.hmac_sha256 under the key in {PLAN_KEY_ENV}): \
+         the plan was changed, or signed with another key. Nothing was done"
+    )]
+    BadSignature { path: PathBuf },
+
+    #[error(
+        "{path} is signed, and {PLAN_KEY_ENV} is not set: set it to the key the plan was signed \
+         with, so that the signature can be checked"
+    )]
+    NoKey { path: PathBuf },
+
+    #[error(
+        "{path} is not signed, and {PLAN_KEY_ENV} is set: with a key, only plans signed with it \
+         are applied. Make the plan with `berth plan -out` and {PLAN_KEY_ENV} set"
+    )]
+    Unsigned { path: PathBuf },
+
+    #[error("{PLAN_KEY_ENV} is set but empty: set it to the signing key, or unset it")]
+    EmptyKey,
 }
 
-/// Writes `plan` as pretty JSON to `path`, atomically and with mode 0600.
+/// The seal of a saved plan file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seal {
+    /// sha256 (hex) of the canonical JSON of every other member.
+    pub sha256: String,
+    /// HMAC-SHA-256 (hex) of the same bytes under the key in [`PLAN_KEY_ENV`], when it was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hmac_sha256: Option<String>,
+}
+
+/// The plan file as written: the plan's members, then the seal.
+#[derive(Serialize)]
+struct Sealed<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    seal: &'a Seal,
+}
+
+/// The signing key from [`PLAN_KEY_ENV`]: `None` when it is not set; an error when it is set
+/// but empty (a pipeline whose secret went missing must not silently stop signing).
+pub fn key_from_env() -> Result<Option<Vec<u8>>, PlanFileError> {
+    use std::os::unix::ffi::OsStrExt;
+    match std::env::var_os(PLAN_KEY_ENV) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Err(PlanFileError::EmptyKey),
+        Some(v) => Ok(Some(v.as_bytes().to_vec())),
+    }
+}
+
+/// The canonical bytes of a plan file's JSON: every member but the seal, keys sorted (serde_json's
+/// map is ordered by key), no whitespace.
+fn canonical(value: &Value) -> Vec<u8> {
+    let mut value = value.clone();
+    if let Value::Object(map) = &mut value {
+        map.remove(SEAL);
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+fn hmac_hex(key: &[u8], bytes: &[u8]) -> String {
+    // HMAC takes keys of any length.
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key");
+    mac.update(bytes);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The seal of `value` (a plan's JSON), signed when `key` is given.
+fn seal_of(value: &Value, key: Option<&[u8]>) -> Seal {
+    let bytes = canonical(value);
+    Seal {
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        hmac_sha256: key.map(|k| hmac_hex(k, &bytes)),
+    }
+}
+
+/// The sealed JSON text of `plan` (pretty, with a final newline), signed when `key` is given.
+pub fn sealed_json(plan: &Plan, key: Option<&[u8]>) -> Result<Vec<u8>, serde_json::Error> {
+    let value = serde_json::to_value(plan)?;
+    let seal = seal_of(&value, key);
+    let mut json = serde_json::to_vec_pretty(&Sealed { plan, seal: &seal })?;
+    json.push(b'\n');
+    Ok(json)
+}
+
+/// Writes `plan` as sealed pretty JSON to `path`, atomically and with mode 0600; signed when
+/// `key` is given (see [`key_from_env`]).
 ///
 /// An existing file at `path` is replaced whole; on any error it is left untouched and no
 /// temp file remains.
-pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
+pub fn save(plan: &Plan, path: &Path, key: Option<&[u8]>) -> Result<(), PlanFileError> {
     let unwritable = |source: io::Error| PlanFileError::Unwritable {
         path: path.to_path_buf(),
         source,
     };
-    let mut json = serde_json::to_vec_pretty(plan).map_err(|e| unwritable(io::Error::other(e)))?;
-    json.push(b'\n');
+    let json = sealed_json(plan, key).map_err(|e| unwritable(io::Error::other(e)))?;
 
     let dir = parent_dir(path);
     let file_name = path.file_name().ok_or_else(|| {
@@ -88,18 +209,66 @@ pub fn save(plan: &Plan, path: &Path) -> Result<(), PlanFileError> {
 }
 
 /// Reads a plan saved by [`save`], telling apart a file that cannot be read, one that is not a
-/// berth plan, a plan from a newer berth, and a plan with an invalid field.
+/// berth plan, a plan from a newer berth, one whose content does not match its seal, and a plan
+/// with an invalid field. The signature, if any, is not checked (see [`load_for_apply`]).
 pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
+    read_sealed(path).map(|(plan, _, _)| plan)
+}
+
+/// [`load`], and the signature policy of `berth apply` with the signing key `key`: a signed
+/// plan needs the key and a matching HMAC; with a key, an unsigned plan is refused.
+pub fn load_for_apply(path: &Path, key: Option<&[u8]>) -> Result<Plan, PlanFileError> {
+    let (plan, seal, bytes) = read_sealed(path)?;
+    let path = path.to_path_buf();
+    match (&seal.hmac_sha256, key) {
+        (None, None) => Ok(plan),
+        (None, Some(_)) => Err(PlanFileError::Unsigned { path }),
+        (Some(_), None) => Err(PlanFileError::NoKey { path }),
+        (Some(signature), Some(key)) => {
+            let mut mac =
+                <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts any key");
+            mac.update(&bytes);
+            let given = hex::decode(signature)
+                .map_err(|_| PlanFileError::BadSignature { path: path.clone() })?;
+            // Constant-time comparison.
+            mac.verify_slice(&given)
+                .map_err(|_| PlanFileError::BadSignature { path: path.clone() })?;
+            Ok(plan)
+        }
+    }
+}
+
+/// What a plan file whose seal does not hold says, when it still reads as a plan: only to
+/// explain a [`PlanFileError::Corrupted`] refusal (which fields differ from a plan made now).
+/// Never apply or show what this returns.
+pub fn salvage(path: &Path) -> Option<Plan> {
+    let mut value: Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+    value.as_object_mut()?.remove(SEAL);
+    serde_json::from_value(value).ok()
+}
+
+/// [`load`] of a plan file's bytes already read (`path` names it in errors): the same checks,
+/// for callers that hold the bytes (the fuzzing harness).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Plan, PlanFileError> {
+    parse_sealed(path, bytes).map(|(plan, _, _)| plan)
+}
+
+/// The plan, its seal and the canonical bytes the seal covers.
+fn read_sealed(path: &Path) -> Result<(Plan, Seal, Vec<u8>), PlanFileError> {
     let bytes = fs::read(path).map_err(|source| PlanFileError::Unreadable {
         path: path.to_path_buf(),
         source,
     })?;
+    parse_sealed(path, &bytes)
+}
+
+fn parse_sealed(path: &Path, bytes: &[u8]) -> Result<(Plan, Seal, Vec<u8>), PlanFileError> {
     let not_a_plan = |reason: String| PlanFileError::NotAPlan {
         path: path.to_path_buf(),
         reason,
     };
 
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
         not_a_plan(format!(
             "not JSON (line {}, column {}: {e})",
             e.line(),
@@ -130,11 +299,34 @@ pub fn load(path: &Path) -> Result<Plan, PlanFileError> {
         return Err(not_a_plan("it has no `berth_version`".to_string()));
     }
 
-    serde_path_to_error::deserialize(value).map_err(|e| PlanFileError::Invalid {
+    // The seal is checked before any field is interpreted: a corrupted plan is refused as
+    // corrupted, whatever the corruption made of it.
+    let unsealed = |reason: &str| PlanFileError::Unsealed {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let seal: Seal = match value.as_object_mut().and_then(|o| o.remove(SEAL)) {
+        None => return Err(unsealed("it has no `seal`")),
+        Some(v) => {
+            serde_json::from_value(v).map_err(|e| unsealed(&format!("`seal` is malformed: {e}")))?
+        }
+    };
+    let canonical = canonical(&value);
+    let found = hex::encode(Sha256::digest(&canonical));
+    if !found.eq_ignore_ascii_case(&seal.sha256) {
+        return Err(PlanFileError::Corrupted {
+            path: path.to_path_buf(),
+            sealed: seal.sha256.clone(),
+            found,
+        });
+    }
+
+    let plan = serde_path_to_error::deserialize(value).map_err(|e| PlanFileError::Invalid {
         path: path.to_path_buf(),
         field: e.path().to_string(),
         message: e.into_inner().to_string(),
-    })
+    })?;
+    Ok((plan, seal, canonical))
 }
 
 /// The directory a file path lives in; `.` for a bare file name.
@@ -168,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("drain.plan");
         let plan = sample_plan();
-        save(&plan, &path).unwrap();
+        save(&plan, &path, None).unwrap();
 
         assert_eq!(load(&path).unwrap(), plan);
         assert_eq!(mode_of(&path), 0o600);
@@ -184,7 +376,7 @@ mod tests {
 
         let mut plan = sample_plan();
         plan.moves.truncate(1);
-        save(&plan, &path).unwrap();
+        save(&plan, &path, None).unwrap();
 
         assert_eq!(mode_of(&path), 0o600);
         assert_eq!(load(&path).unwrap(), plan);
@@ -195,7 +387,7 @@ mod tests {
     fn save_into_a_missing_directory_names_the_path_and_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("no-such-dir").join("plan.json");
-        let err = save(&sample_plan(), &path).unwrap_err();
+        let err = save(&sample_plan(), &path, None).unwrap_err();
         assert!(matches!(err, PlanFileError::Unwritable { .. }), "{err:?}");
         assert!(err.to_string().contains("no-such-dir/plan.json"), "{err}");
         assert!(dir_entries(dir.path()).is_empty());
@@ -206,7 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("taken");
         fs::create_dir(&target).unwrap();
-        let err = save(&sample_plan(), &target).unwrap_err();
+        let err = save(&sample_plan(), &target, None).unwrap_err();
         assert!(matches!(err, PlanFileError::Unwritable { .. }), "{err:?}");
         assert_eq!(dir_entries(dir.path()), vec!["taken".to_string()]);
     }
@@ -281,6 +473,8 @@ mod tests {
     fn invalid_field_is_reported_with_its_json_path() {
         let mut value = serde_json::to_value(sample_plan()).unwrap();
         value["steps"][2]["kind"] = "TELEPORT_GUEST".into();
+        // Sealed after the edit: the seal holds, the field does not.
+        value["seal"] = serde_json::to_value(seal_of(&value, None)).unwrap();
         let (err, message) = load_text(&value.to_string());
         match &err {
             PlanFileError::Invalid { field, message, .. } => {
@@ -290,5 +484,93 @@ mod tests {
             other => panic!("expected Invalid, got {other:?}"),
         }
         assert!(message.contains("steps[2].kind"), "{message}");
+    }
+
+    fn saved_text(key: Option<&[u8]>) -> String {
+        String::from_utf8(sealed_json(&sample_plan(), key).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_unsealed_plan_is_refused() {
+        let (err, message) = load_text(&serde_json::to_string(&sample_plan()).unwrap());
+        assert!(matches!(err, PlanFileError::Unsealed { .. }), "{err:?}");
+        assert!(message.contains("no valid seal"), "{message}");
+    }
+
+    #[test]
+    fn every_edited_byte_of_a_value_is_detected() {
+        let text = saved_text(None);
+        // A flipped bit in a move's target (the last character of the host name).
+        let at = text.find("\"to\": \"").unwrap() + "\"to\": \"".len();
+        let end = at + text[at..].find('"').unwrap();
+        let mut bytes = text.clone().into_bytes();
+        bytes[end - 1] ^= 1;
+        let (err, message) = load_text(&String::from_utf8(bytes).unwrap());
+        assert!(matches!(err, PlanFileError::Corrupted { .. }), "{err:?}");
+        assert!(message.contains("corrupted or was edited"), "{message}");
+
+        // Emptying `errors` by hand, or any other edit of a value, is the same.
+        let edited = text.replacen("\"created_at\": \"", "\"created_at\": \"1", 1);
+        assert_ne!(edited, text);
+        let (err, _) = load_text(&edited);
+        assert!(matches!(err, PlanFileError::Corrupted { .. }), "{err:?}");
+
+        // Whitespace is not content: re-indenting keeps the seal valid.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.plan");
+        let compact =
+            serde_json::to_string(&serde_json::from_str::<Value>(&text).unwrap()).unwrap();
+        fs::write(&path, compact).unwrap();
+        assert_eq!(load(&path).unwrap(), sample_plan());
+    }
+
+    #[test]
+    fn signatures_are_checked_by_the_apply_loader() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.plan");
+        let key = b"pipeline secret".as_slice();
+
+        fs::write(&path, saved_text(Some(key))).unwrap();
+        assert_eq!(load_for_apply(&path, Some(key)).unwrap(), sample_plan());
+        assert!(matches!(
+            load_for_apply(&path, Some(b"another key")),
+            Err(PlanFileError::BadSignature { .. })
+        ));
+        assert!(matches!(
+            load_for_apply(&path, None),
+            Err(PlanFileError::NoKey { .. })
+        ));
+        // `load` (show, graph) checks the digest only.
+        assert_eq!(load(&path).unwrap(), sample_plan());
+
+        // Re-sealing an edited plan with a fresh sha256 does not forge the signature.
+        let mut value: Value = serde_json::from_str(&saved_text(Some(key))).unwrap();
+        value["es_xml_path"] = "elsewhere.xml".into();
+        let hmac = value["seal"]["hmac_sha256"].clone();
+        value["seal"] = serde_json::to_value(seal_of(&value, None)).unwrap();
+        value["seal"]["hmac_sha256"] = hmac;
+        fs::write(&path, value.to_string()).unwrap();
+        assert!(matches!(
+            load_for_apply(&path, Some(key)),
+            Err(PlanFileError::BadSignature { .. })
+        ));
+
+        fs::write(&path, saved_text(None)).unwrap();
+        assert_eq!(load_for_apply(&path, None).unwrap(), sample_plan());
+        assert!(matches!(
+            load_for_apply(&path, Some(key)),
+            Err(PlanFileError::Unsigned { .. })
+        ));
+    }
+
+    #[test]
+    fn parse_checks_bytes_like_load_does() {
+        let bytes = sealed_json(&sample_plan(), None).unwrap();
+        let path = Path::new("held.plan");
+        assert_eq!(parse(path, &bytes).unwrap(), sample_plan());
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 3] {
+            let err = parse(path, &bytes[..cut]).unwrap_err();
+            assert!(err.to_string().contains("held.plan"), "{err}");
+        }
     }
 }

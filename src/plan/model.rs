@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::CommandLineIntents;
 use crate::diff::{Move, MoveProblem, RebalanceOutcome};
 use crate::inventory::Drift;
 use crate::schedule::{SkippedStep, Step, Timing};
@@ -85,6 +86,11 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rebalances: Vec<RebalanceOutcome>,
     pub fingerprints: Fingerprints,
+    /// The intents given as flags when the plan was made (`-drain`, `-evacuate`,
+    /// `-return-home`, `-rebalance`); `berth apply FILE` plans again with them and applies
+    /// only if that plan is this one. Absent when no flag was given.
+    #[serde(default, skip_serializing_if = "CommandLineIntents::is_empty")]
+    pub intents: CommandLineIntents,
     /// What apply will change in es.xml: a unified diff (`---`/`+++` headers naming
     /// `es_xml_path`, 3 lines of context) of the current text against the text apply writes.
     /// Empty when es.xml stays as it is. Made with `plan::unified_diff`.

@@ -310,6 +310,15 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
     }
     if let Some(t) = &plan.timing {
         let _ = writeln!(out, "  {}", predicted_line(t));
+        if !t.downtime.is_empty() {
+            let _ = writeln!(
+                out,
+                "  Predicted downtime (STOP_GUEST to STARTUP_GUEST; bridges are created before the stop):"
+            );
+            for d in &t.downtime {
+                let _ = writeln!(out, "    {}: {}", clean(&d.guest), duration(d.downtime_s));
+            }
+        }
     }
     if !plan.skipped_steps.is_empty() {
         let _ = writeln!(out, "  Skipped ({}):", plan.skipped_steps.len());

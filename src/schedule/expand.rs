@@ -1,7 +1,8 @@
 //! One move → its MIGRATE GUEST steps, in per-move order, leaving out steps with nothing to do.
 //!
-//! - offline: STOP_GUEST, CREATE_BRIDGES, DETACH_INTERFACES, DETACH_VOLUMES, ATTACH_VOLUMES,
-//!   MIGRATE_GUEST, ATTACH_INTERFACES, STARTUP_GUEST.
+//! - offline: CREATE_BRIDGES, STOP_GUEST, DETACH_INTERFACES, DETACH_VOLUMES, ATTACH_VOLUMES,
+//!   MIGRATE_GUEST, ATTACH_INTERFACES, STARTUP_GUEST. The bridges come first: they are prepared
+//!   on the target while the guest still runs, so they are not part of its downtime.
 //! - live (the guest keeps running): CREATE_BRIDGES, ATTACH_VOLUMES (on the target, before),
 //!   MIGRATE_GUEST, DETACH_VOLUMES (on the source, after).
 //! - offline_force: as offline, minus the source-side steps (STOP_GUEST, DETACH_INTERFACES,
@@ -157,6 +158,8 @@ impl MoveContext<'_> {
 
         let source_gone = self.mv.mode == MigrationMode::OfflineForce && !self.source.reachable;
         let gone_reason = format!("{from} does not answer: offline_force leaves the source alone");
+        // Prepared while the guest runs, before it is stopped.
+        self.bridges_step(out, missing_bridges);
         if source_gone {
             self.skip(out, StepKind::StopGuest, gone_reason.clone());
         } else if !holds {
@@ -173,7 +176,6 @@ impl MoveContext<'_> {
                 Vec::new(),
             ));
         }
-        self.bridges_step(out, missing_bridges);
         if source_gone {
             self.skip(out, StepKind::DetachInterfaces, gone_reason.clone());
             self.skip(out, StepKind::DetachVolumes, gone_reason);

@@ -31,7 +31,9 @@ pub use budget::BudgetSpec;
 pub use duration::{Concurrency, DurationModel, Work};
 pub use error::ScheduleError;
 pub use limits::{HostLimit, Limits};
-pub use model::{LowerBound, SkippedStep, Step, StepKind, StepTiming, Timing, WaveTiming};
+pub use model::{
+    GuestDowntime, LowerBound, SkippedStep, Step, StepKind, StepTiming, Timing, WaveTiming,
+};
 pub use timing::{HostActivity, Replay, predict, replay};
 
 /// The schedule of a plan.

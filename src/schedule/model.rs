@@ -29,9 +29,10 @@ pub enum StepKind {
 }
 
 impl StepKind {
+    /// In the order of an offline move's chain.
     pub const ALL: [StepKind; 8] = [
-        StepKind::StopGuest,
         StepKind::CreateBridges,
+        StepKind::StopGuest,
         StepKind::DetachInterfaces,
         StepKind::DetachVolumes,
         StepKind::AttachVolumes,
@@ -118,6 +119,23 @@ pub struct Timing {
     /// `schedule::timeline::best_of`), so a replay of the plan orders its steps the same way.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority_seed: u64,
+    /// Per offline move of a running guest: how long the guest is predicted to be down. Steps
+    /// that can be done while it runs (CREATE_BRIDGES) come before its STOP_GUEST and do not
+    /// count. Absent when no move stops a guest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub downtime: Vec<GuestDowntime>,
+}
+
+/// One guest's predicted downtime during one move: from the start of its STOP_GUEST to the end
+/// of its STARTUP_GUEST, waits for capacity included.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GuestDowntime {
+    pub guest: String,
+    /// The STOP_GUEST step it starts with.
+    pub from_step: String,
+    /// The STARTUP_GUEST step it ends with.
+    pub to_step: String,
+    pub downtime_s: f64,
 }
 
 fn is_zero(seed: &u64) -> bool {

@@ -8,7 +8,7 @@ use crate::diff::Move;
 
 use super::duration::{Concurrency, DurationModel, Work};
 use super::error::ScheduleError;
-use super::model::{LowerBound, Step, StepKind, StepTiming, Timing, WaveTiming};
+use super::model::{GuestDowntime, LowerBound, Step, StepKind, StepTiming, Timing, WaveTiming};
 use super::timeline::{self, Job, Run, Setup};
 
 /// What the timeline needs to know of one step.
@@ -278,7 +278,30 @@ pub(crate) fn timing(
         model: model.clone(),
         concurrency,
         priority_seed,
+        downtime: downtime(ids, run),
     }
+}
+
+/// Each STOP_GUEST paired with the STARTUP_GUEST of the same move (step ids are
+/// `<guest>:<KIND><#n>`): the guest is down from the one's start to the other's end.
+fn downtime(ids: &[&str], run: &Run) -> Vec<GuestDowntime> {
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let stop = StepKind::StopGuest.as_str();
+    ids.iter()
+        .enumerate()
+        .filter_map(|(i, id)| {
+            let (guest, kind) = id.rsplit_once(':')?;
+            let suffix = kind.strip_prefix(stop)?;
+            let to_step = format!("{guest}:{}{suffix}", StepKind::StartupGuest.as_str());
+            let &j = index.get(to_step.as_str())?;
+            Some(GuestDowntime {
+                guest: guest.to_string(),
+                from_step: id.to_string(),
+                to_step,
+                downtime_s: ms(run.finish[j] - run.start[i]),
+            })
+        })
+        .collect()
 }
 
 fn round_bound(b: LowerBound) -> LowerBound {

@@ -92,6 +92,7 @@ impl PlanBuilder {
             errors: Vec::new(),
             rebalances: Vec::new(),
             fingerprints: Fingerprints::default(),
+            intents: Default::default(),
             es_xml_diff: String::new(),
             timing: None,
         }

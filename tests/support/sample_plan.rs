@@ -323,6 +323,7 @@ pub fn sample_plan() -> Plan {
             ("exa01vm04", "exa01adm02/running"),
             ("exa01vm05", "exa01adm03/running"),
         ]),
+        intents: Default::default(),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),
         timing,
     }
@@ -400,6 +401,7 @@ pub fn sample_pivot_plan() -> Plan {
             ("exa01vm04", "exa01adm02/running"),
             ("exa01vm05", "exa01adm03/running"),
         ]),
+        intents: Default::default(),
         es_xml_diff: unified_diff(
             SAMPLE_ES_XML_PATH,
             &sample_es_xml(&[
@@ -431,6 +433,7 @@ pub fn sample_no_change_plan() -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         fingerprints: sample_fingerprints(&[("exa01vm04", "exa01adm02/running")]),
+        intents: Default::default(),
         es_xml_diff: String::new(),
         timing: None,
     }
@@ -484,6 +487,7 @@ pub fn sample_huge_plan(moves: usize) -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         fingerprints: sample_fingerprints(&[]),
+        intents: Default::default(),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),
         timing: None,
     }

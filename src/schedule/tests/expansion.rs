@@ -102,11 +102,11 @@ fn a_shut_off_guest_with_nothing_attached_only_migrates() {
     assert_eq!(
         skipped(&s),
         vec![
-            (StepKind::StopGuest, "vm01 is shut off: nothing to stop"),
             (
                 StepKind::CreateBridges,
                 "dst already has every bridge vm01 needs (vmbondeth0)"
             ),
+            (StepKind::StopGuest, "vm01 is shut off: nothing to stop"),
             (
                 StepKind::DetachInterfaces,
                 "vm01 has no SR-IOV (hostdev) interfaces"
@@ -268,5 +268,70 @@ fn unknown_names_are_errors() {
             guest: "vm01".into(),
             host: "nowhere".into()
         }
+    );
+}
+
+#[test]
+fn bridges_are_created_while_the_guest_runs_and_are_not_part_of_its_downtime() {
+    let s = schedule(
+        &[mv("vm01", "src", "dst", MigrationMode::Offline)],
+        &busy_guest(),
+        &limits(),
+    )
+    .expect("schedules");
+    assert_eq!(
+        step(&s, "vm01:CREATE_BRIDGES").depends_on,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        step(&s, "vm01:STOP_GUEST").depends_on,
+        vec!["vm01:CREATE_BRIDGES".to_string()]
+    );
+    let at = |id: &str| {
+        let t = s.timing.steps.iter().find(|t| t.step == id).expect(id);
+        (t.start_s, t.start_s + t.duration_s)
+    };
+    let (bridges_start, bridges_end) = at("vm01:CREATE_BRIDGES");
+    let (stop_start, _) = at("vm01:STOP_GUEST");
+    let (_, startup_end) = at("vm01:STARTUP_GUEST");
+    assert!(bridges_end <= stop_start, "bridges before the stop");
+    assert!(bridges_end > bridges_start, "the bridges take time");
+    let [down] = s.timing.downtime.as_slice() else {
+        panic!("one downtime: {:?}", s.timing.downtime)
+    };
+    assert_eq!(down.guest, "vm01");
+    assert_eq!(
+        (down.from_step.as_str(), down.to_step.as_str()),
+        ("vm01:STOP_GUEST", "vm01:STARTUP_GUEST")
+    );
+    assert!(
+        (down.downtime_s - (startup_end - stop_start)).abs() < 0.002,
+        "{down:?}"
+    );
+}
+
+#[test]
+fn live_moves_and_shut_off_guests_have_no_predicted_downtime() {
+    let live = schedule(
+        &[mv("vm01", "src", "dst", MigrationMode::Live)],
+        &busy_guest(),
+        &limits(),
+    )
+    .expect("schedules");
+    assert!(
+        live.timing.downtime.is_empty(),
+        "{:?}",
+        live.timing.downtime
+    );
+    let idle = schedule(
+        &[mv("vm01", "src", "dst", MigrationMode::Offline)],
+        &idle_guest(),
+        &limits(),
+    )
+    .expect("schedules");
+    assert!(
+        idle.timing.downtime.is_empty(),
+        "{:?}",
+        idle.timing.downtime
     );
 }

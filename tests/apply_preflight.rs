@@ -1,0 +1,89 @@
+//! Preflight's connection checks (`LibvirtRunner::preflight`) against libvirt's test driver and
+//! a private sshd: every problem is named with its host and the steps that need it, and what
+//! is there passes.
+
+mod common;
+#[path = "common/sshd.rs"]
+mod sshd;
+
+use std::collections::BTreeMap;
+
+use berth::apply::preflight::Needs;
+use berth::apply::{HostAccess, LibvirtRunner, RunnerSettings};
+use sshd::Sshd;
+
+fn needs(entries: &[(&str, &str, &str)]) -> Needs {
+    let mut needs = Needs::default();
+    for (kind, host, step) in entries {
+        let map = match *kind {
+            "libvirt" => &mut needs.libvirt,
+            "bridges" => &mut needs.bridges,
+            _ => &mut needs.volumes,
+        };
+        map.entry(host.to_string())
+            .or_default()
+            .push(step.to_string());
+    }
+    needs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_missing_connection_and_program_is_reported_at_once() {
+    let sshd = Sshd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ssh = Some(sshd.target(sshd.known_hosts()));
+    let hosts = BTreeMap::from([
+        // Reachable over libvirt and SSH (the private sshd runs on this machine, which has `ip`).
+        (
+            "adm02".to_string(),
+            HostAccess {
+                uri: "test:///default".into(),
+                migration_uri: None,
+                ssh: ssh.clone(),
+            },
+        ),
+        // libvirt's test driver cannot open a node file that is not there.
+        (
+            "adm01".to_string(),
+            HostAccess {
+                uri: format!("test://{}", dir.path().join("absent.xml").display()),
+                migration_uri: None,
+                ssh: None,
+            },
+        ),
+    ]);
+    let settings = RunnerSettings {
+        volume_command: Some(
+            ["/opt/site/bin/edv-volume", "{action}", "{volume}"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        // Present on every host: passes.
+        volume_check_command: Some(["sh", "-c", "exit 1"].map(String::from).to_vec()),
+        ..RunnerSettings::default()
+    };
+    let runner = LibvirtRunner::new(hosts, settings, tokio::runtime::Handle::current());
+    let needs = needs(&[
+        ("libvirt", "adm01", "vm01:STOP_GUEST"),
+        ("libvirt", "adm02", "vm01:STARTUP_GUEST"),
+        ("bridges", "adm02", "vm01:CREATE_BRIDGES"),
+        ("volumes", "adm02", "vm01:ATTACH_VOLUMES"),
+        ("volumes", "adm01", "vm01:DETACH_VOLUMES"),
+    ]);
+    let problems = tokio::task::spawn_blocking(move || runner.preflight(&needs))
+        .await
+        .unwrap();
+    assert_eq!(problems.len(), 3, "{problems:#?}\n{}", sshd.log());
+    assert!(
+        problems[0].starts_with("no libvirt connection to adm01, which vm01:STOP_GUEST need"),
+        "{problems:#?}"
+    );
+    assert!(
+        problems[1].starts_with("no SSH to adm01, which vm01:DETACH_VOLUMES need"),
+        "{problems:#?}"
+    );
+    assert_eq!(
+        problems[2],
+        "`/opt/site/bin/edv-volume` (`inventory.volume_command`) is not found on adm02, which vm01:ATTACH_VOLUMES need"
+    );
+}
