@@ -10,6 +10,7 @@
 //! Options: `--execs N` (total, split evenly over the targets run; default 100000),
 //! `--seed S` (default 1), `--target NAME` (repeatable; esxml, config, plan, state),
 //! `--time-limit-ms MS` (an input slower than this is a hang; default 2000),
+//! `--max-seconds S` (stop each target after S seconds even if fewer inputs ran),
 //! `--findings DIR` (default target/tmp/fuzz-findings). Prints one line per target (execs,
 //! execs/s, panics, hangs, bad errors, slowest input) and the outcome histogram; exits 1 when
 //! anything was found. The harness is tests/fuzzing/ (docs/fuzzing.md).
@@ -27,7 +28,7 @@ fn usage(message: &str) -> ExitCode {
     eprintln!("fuzz: {message}");
     eprintln!(
         "usage: cargo bench --bench fuzz -- [--execs N] [--seed S] [--target NAME]... \
-         [--time-limit-ms MS] [--findings DIR] | --replay TARGET FILE"
+         [--time-limit-ms MS] [--max-seconds S] [--findings DIR] | --replay TARGET FILE"
     );
     ExitCode::from(2)
 }
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
     let mut time_limit = Duration::from_secs(2);
     let mut findings = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fuzz-findings");
     let mut replay: Option<(String, PathBuf)> = None;
+    let mut max_time: Option<Duration> = None;
 
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -64,6 +66,13 @@ fn main() -> ExitCode {
                             .parse()
                             .map_err(|e| format!("--time-limit-ms: {e}"))?,
                     )
+                }
+                "--max-seconds" => {
+                    max_time = Some(Duration::from_secs(
+                        value("seconds")?
+                            .parse()
+                            .map_err(|e| format!("--max-seconds: {e}"))?,
+                    ))
                 }
                 "--findings" => findings = PathBuf::from(value("a directory")?),
                 "--replay" => {
@@ -119,6 +128,7 @@ fn main() -> ExitCode {
             time_limit,
             findings_dir: findings.clone(),
             progress: Some(Duration::from_secs(60)),
+            max_time,
         };
         let report = fuzzing::fuzz(target.as_mut(), &options);
         println!("{}", report.summary());

@@ -21,6 +21,7 @@ fn options(execs: u64) -> (tempfile::TempDir, Options) {
         time_limit: Duration::from_secs(10),
         findings_dir: dir.path().join("findings"),
         progress: None,
+        max_time: None,
     };
     (dir, options)
 }

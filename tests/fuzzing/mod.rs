@@ -67,6 +67,8 @@ pub struct Options {
     pub findings_dir: PathBuf,
     /// Print a progress line at most this often (`None`: quiet).
     pub progress: Option<Duration>,
+    /// Stop after this long even if fewer than `execs` inputs ran (`None`: no limit).
+    pub max_time: Option<Duration>,
 }
 
 /// One saved finding.
@@ -259,6 +261,8 @@ impl Drop for Watchdog {
 
 /// Most inputs the pool keeps (inputs a reader accepted, beyond the seeds).
 const POOL_LIMIT: usize = 256;
+/// Largest input the pool keeps: big accepted inputs would slow every later input down.
+const POOL_INPUT_LIMIT: usize = 64 << 10;
 
 /// Fuzzes `target` for `options.execs` inputs.
 pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
@@ -267,11 +271,11 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
     let seeds = target.seeds();
     assert!(!seeds.is_empty(), "{name}: no seeds");
     let dict = Dictionary::from_seeds(seeds.iter().map(Vec::as_slice));
-    // Smaller seeds are picked more often: a mutated 1 MB es.xml costs as much as a hundred
+    // Smaller seeds are picked more often: a mutated 1 MB es.xml costs as much as hundreds of
     // mutated small ones, and most of the checks are reached by both.
     let weights: Vec<f64> = seeds
         .iter()
-        .map(|s| 1.0 / (1.0 + s.len() as f64 / 32_768.0))
+        .map(|s| 1.0 / (1.0 + s.len() as f64 / 4096.0))
         .collect();
     let total_weight: f64 = weights.iter().sum();
     let mut pool: Vec<Vec<u8>> = Vec::new();
@@ -344,7 +348,7 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
             }
             Ok(Verdict::Accepted) => {
                 *report.outcomes.entry("accepted".to_string()).or_default() += 1;
-                if exec as usize >= seeds.len() && input.len() < 2 << 20 {
+                if exec as usize >= seeds.len() && input.len() < POOL_INPUT_LIMIT {
                     if pool.len() < POOL_LIMIT {
                         pool.push(input.clone());
                     } else {
@@ -372,6 +376,9 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
             }
         }
 
+        if options.max_time.is_some_and(|max| started.elapsed() >= max) {
+            break;
+        }
         if let Some(every) = options.progress {
             if last_progress.elapsed() >= every {
                 last_progress = Instant::now();

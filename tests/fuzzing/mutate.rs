@@ -884,13 +884,18 @@ fn json_scalar(dict: &Dictionary, rng: &mut Rng) -> Value {
 }
 
 /// Tree edits on a parsed JSON value.
-fn json_tree(root: &mut Value, dict: &Dictionary, donor: Option<&Value>, rng: &mut Rng) {
-    let donor_node = donor.map(|d| {
-        let mut n = rng.below(count(d));
-        nth_ref(d, &mut n).cloned().unwrap_or(Value::Null)
-    });
+fn json_tree(root: &mut Value, dict: &Dictionary, donor: &[u8], rng: &mut Rng) {
+    let op = rng.below(8);
+    // Another input is parsed only for the splice, the one edit that needs it.
+    let donor_node = (op == 4)
+        .then(|| serde_json::from_slice::<Value>(donor).ok())
+        .flatten()
+        .map(|d| {
+            let mut n = rng.below(count(&d));
+            nth_ref(&d, &mut n).cloned().unwrap_or(Value::Null)
+        });
     let target = node(root, rng);
-    match rng.below(8) {
+    match op {
         0 | 1 => *target = json_scalar(dict, rng),
         2 => match target {
             Value::Object(map) if !map.is_empty() => {
@@ -975,8 +980,7 @@ pub fn json(data: &mut Vec<u8>, dict: &Dictionary, donor: &[u8], rng: &mut Rng) 
             let Ok(mut root) = serde_json::from_slice::<Value>(data) else {
                 return bytes(data, dict, donor, rng);
             };
-            let donor_value = serde_json::from_slice::<Value>(donor).ok();
-            json_tree(&mut root, dict, donor_value.as_ref(), rng);
+            json_tree(&mut root, dict, donor, rng);
             *data = if rng.one_in(2) {
                 serde_json::to_vec_pretty(&root)
             } else {

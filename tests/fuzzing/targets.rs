@@ -267,6 +267,38 @@ impl PlanFile {
     }
 }
 
+/// A smaller copy of a JSON document with the same shape: every array cut to its first
+/// element and long strings shortened. Small seeds make many more inputs per second, and the
+/// mutations grow them again where it matters.
+fn trimmed(json: &[u8]) -> Option<Vec<u8>> {
+    fn trim(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Array(items) => {
+                items.truncate(1);
+                items.iter_mut().for_each(trim);
+            }
+            serde_json::Value::Object(map) => map.values_mut().for_each(trim),
+            serde_json::Value::String(s) if s.len() > 120 => {
+                let mut end = 120;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                s.truncate(end);
+            }
+            _ => {}
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(json).ok()?;
+    trim(&mut value);
+    serde_json::to_vec_pretty(&value).ok()
+}
+
+/// `seeds` and their trimmed copies.
+fn with_trimmed(seeds: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let small: Vec<Vec<u8>> = seeds.iter().filter_map(|s| trimmed(s)).collect();
+    seeds.into_iter().chain(small).collect()
+}
+
 /// Plans made by the berth binary (`plan -out`) on scratch copies of the examples.
 pub fn saved_plans() -> Vec<Vec<u8>> {
     let mut plans = Vec::new();
@@ -319,7 +351,7 @@ impl Target for PlanFile {
             !plans.is_empty(),
             "berth plan -out made no plan of any example"
         );
-        plans
+        with_trimmed(plans)
     }
 
     fn run(&mut self, input: &[u8]) -> Verdict {
@@ -441,7 +473,7 @@ impl Target for StateFile {
     }
 
     fn seeds(&self) -> Vec<Vec<u8>> {
-        saved_states()
+        with_trimmed(saved_states())
     }
 
     fn run(&mut self, input: &[u8]) -> Verdict {
