@@ -634,40 +634,43 @@ pub fn lines(data: &[u8]) -> Vec<Range<usize>> {
     out
 }
 
-/// Blocks of an HCL text: from the start of a line ending in `{` to its matching `}`.
-pub fn blocks(data: &[u8], lines: &[Range<usize>]) -> Vec<Range<usize>> {
+/// Blocks of an HCL text: from the start of a line ending in `{` to its matching `}`. One
+/// pass with a stack, so deeply nested inputs cost no more than flat ones.
+pub fn blocks(data: &[u8], _lines: &[Range<usize>]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
-    for line in lines {
-        let text = &data[line.clone()];
-        let trimmed = text.trim_ascii_end();
-        if trimmed.last() != Some(&b'{') || trimmed.trim_ascii_start().starts_with(b"#") {
-            continue;
-        }
-        let open = line.start + trimmed.len() - 1;
-        let mut depth = 0usize;
-        let mut in_string = false;
-        let mut end = None;
-        let mut k = open;
-        while k < data.len() {
-            match data[k] {
-                b'\\' if in_string => k += 1,
-                b'"' => in_string = !in_string,
-                b'{' if !in_string => depth += 1,
-                b'}' if !in_string => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(k + 1);
-                        break;
-                    }
-                }
-                _ => {}
+    // One entry per open brace: the start of its line when the brace ends that line.
+    let mut open: Vec<Option<usize>> = Vec::new();
+    let mut line_start = 0;
+    let mut in_string = false;
+    let mut comment = false;
+    let mut k = 0;
+    while k < data.len() {
+        match data[k] {
+            b'\n' => {
+                line_start = k + 1;
+                comment = false;
+                in_string = false;
             }
-            k += 1;
+            _ if comment => {}
+            b'\\' if in_string => k += 1,
+            b'"' => in_string = !in_string,
+            b'#' if !in_string => comment = true,
+            b'{' if !in_string => {
+                let rest = &data[k + 1..];
+                let line_end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+                let ends_line = rest[..line_end].trim_ascii().is_empty();
+                open.push(ends_line.then_some(line_start));
+            }
+            b'}' if !in_string => {
+                if let Some(Some(start)) = open.pop() {
+                    out.push(start..k + 1);
+                }
+            }
+            _ => {}
         }
-        if let Some(end) = end {
-            out.push(line.start..end);
-        }
+        k += 1;
     }
+    out.sort_unstable_by_key(|r| r.start);
     out
 }
 
