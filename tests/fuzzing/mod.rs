@@ -296,21 +296,14 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
         } else if !pool.is_empty() && rng.one_in(3) {
             &pool[rng.below(pool.len())]
         } else {
-            let mut x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total_weight;
-            let mut chosen = &seeds[seeds.len() - 1];
-            for (seed, w) in seeds.iter().zip(&weights) {
-                if x < *w {
-                    chosen = seed;
-                    break;
-                }
-                x -= w;
-            }
-            chosen
+            &seeds[weighted(&weights, total_weight, &mut rng)]
         };
         input.clear();
         input.extend_from_slice(base);
         if exec as usize >= seeds.len() {
-            let donor = rng.below(seeds.len());
+            // The donor is picked like a base: scanning a 1 MB donor for one element to
+            // splice in would cost more than the rest of the input.
+            let donor = weighted(&weights, total_weight, &mut rng);
             mutate::mutate(&mut input, syntax, &dict, &seeds[donor], &mut rng);
         }
 
@@ -390,6 +383,18 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
     report.elapsed = started.elapsed();
     drop(watchdog);
     report
+}
+
+/// An index into `weights`, picked with probability proportional to its weight.
+fn weighted(weights: &[f64], total: f64, rng: &mut Rng) -> usize {
+    let mut x = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
+    for (i, w) in weights.iter().enumerate() {
+        if x < *w {
+            return i;
+        }
+        x -= w;
+    }
+    weights.len() - 1
 }
 
 /// Runs `target` on one saved input and describes what happened.
