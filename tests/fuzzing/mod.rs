@@ -87,6 +87,8 @@ pub struct Report {
     pub elapsed: Duration,
     pub panics: u64,
     pub hangs: u64,
+    /// Inputs over the time limit once but not when run again (the machine was busy).
+    pub slow_once: u64,
     pub bad_errors: u64,
     pub slowest: Duration,
     /// Verdict label → count ("accepted", or the error kind).
@@ -105,7 +107,7 @@ impl Report {
 
     pub fn summary(&self) -> String {
         format!(
-            "{:<7} execs={} time={:.1}s execs/s={:.0} panics={} hangs={} bad_errors={} slowest={:.1}ms accepted={} distinct_outcomes={}",
+            "{:<7} execs={} time={:.1}s execs/s={:.0} panics={} hangs={} bad_errors={} slowest={:.1}ms slow_once={} accepted={} distinct_outcomes={}",
             self.target,
             self.execs,
             self.elapsed.as_secs_f64(),
@@ -114,6 +116,7 @@ impl Report {
             self.hangs,
             self.bad_errors,
             self.slowest.as_secs_f64() * 1e3,
+            self.slow_once,
             self.outcomes.get("accepted").copied().unwrap_or(0),
             self.outcomes.len(),
         )
@@ -316,13 +319,31 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
         report.slowest = report.slowest.max(took);
 
         if took > options.time_limit {
-            report.hangs += 1;
-            let file = save_finding(&options.findings_dir, name, "slow", &input);
-            report.findings.push(Finding {
-                kind: "hang",
-                message: format!("took {took:?} (limit {:?})", options.time_limit),
-                file,
-            });
+            // On a shared machine one input can wait for a CPU longer than it runs: an input
+            // is a hang when it is over the limit a second time too.
+            watchdog.begin(&input);
+            let t1 = Instant::now();
+            let _ = run_one(target, &input);
+            let again = t1.elapsed();
+            watchdog.end();
+            if again > options.time_limit {
+                report.hangs += 1;
+                let file = save_finding(&options.findings_dir, name, "slow", &input);
+                report.findings.push(Finding {
+                    kind: "hang",
+                    message: format!(
+                        "took {took:?}, then {again:?} (limit {:?})",
+                        options.time_limit
+                    ),
+                    file,
+                });
+            } else {
+                report.slow_once += 1;
+                eprintln!(
+                    "fuzz {name}: one input took {took:?} once, {again:?} when run again ({} bytes)",
+                    input.len()
+                );
+            }
         }
         match result {
             Err(message) => {

@@ -281,8 +281,13 @@ pub fn mutate(data: &mut Vec<u8>, syntax: Syntax, dict: &Dictionary, donor: &[u8
             }
         }
     }
-    // Keep inputs bounded so that one run does not spend its time copying megabytes.
-    data.truncate(4 << 20);
+    // Keep inputs bounded so that one run does not spend its time copying megabytes: four
+    // times the largest real es.xml (the 1 MB full rack), 1 MiB of HCL (real ones are a few
+    // KiB).
+    data.truncate(match syntax {
+        Syntax::Hcl => 1 << 20,
+        Syntax::Xml | Syntax::Json => 4 << 20,
+    });
 }
 
 fn splice(data: &mut Vec<u8>, at: Range<usize>, with: &[u8]) {
