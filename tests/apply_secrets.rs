@@ -51,7 +51,7 @@ fn console_passwords_survive_an_offline_move_and_reach_no_file() {
     let plan = session.make_plan(&inv).unwrap();
     assert!(plan.is_ok(), "{:?}", plan.errors);
     let plan_file = lab.path().join("p.berth");
-    berth::plan::file::save(&plan, &plan_file).unwrap();
+    berth::plan::file::save(&plan, &plan_file, None).unwrap();
 
     session.begin(plan.clone(), None).unwrap();
     let outcome = rt

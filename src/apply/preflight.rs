@@ -221,7 +221,7 @@ state { path = "no/such/state.json" }
 inventory {
   es_xml         = "es.xml"
   es_xml_out     = "missing/es.xml"
-  volume_command = ["/bin/true", "{action}", "{volume}"]
+  volume_command = ["/bin/true", "{action}", "--", "{volume}"]
 }
 "#,
             dir.path(),

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::apply;
 use crate::config::{self, Config};
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
