@@ -296,12 +296,13 @@ fn apply_plan(
             .transpose()?,
         _ => None,
     };
+    super::commands::report_errors(&plan);
     if !args.json {
         show(session, &plan, source, color);
     }
     if !plan.is_ok() {
         return Err(CliError::Refused(
-            "the plan has errors (shown above); nothing was applied".into(),
+            "the plan has errors (listed before it); nothing was applied".into(),
         ));
     }
     let scope = match (source, session.unfinished()) {
@@ -385,6 +386,8 @@ fn show(session: &Session, plan: &Plan, source: Source, color: bool) {
             plan,
             &render::TextOptions {
                 color,
+                // On stderr already (`report_errors`).
+                omit_errors: true,
                 ..Default::default()
             }
         )

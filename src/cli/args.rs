@@ -25,6 +25,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
 
+    /// Log more on stderr: -v info, -vv debug (with libvirt's and libxml2's own messages),
+    /// -vvv trace. Warnings are always shown; RUST_LOG refines per module
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Append the log (at the -v / RUST_LOG level, with timestamps) to PATH, created with mode
+    /// 0600; stderr then shows only warnings and errors
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

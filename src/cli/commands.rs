@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply;
 use crate::config::{self, Config};
@@ -14,6 +15,9 @@ use super::args::{Cli, Command, GraphArgs, OutputFormat, PlanArgs, ShowArgs, Val
 use super::error::CliError;
 use super::exit;
 
+/// Whether stderr is coloured (`--no-color`, NO_COLOR, a terminal), for [`report_errors`].
+static STDERR_COLOR: AtomicBool = AtomicBool::new(false);
+
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     if let Some(dir) = &cli.chdir {
         std::env::set_current_dir(dir).map_err(|source| CliError::Chdir {
@@ -22,6 +26,10 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         })?;
     }
     let color = !cli.no_color && render::color_enabled_for_stdout();
+    STDERR_COLOR.store(
+        !cli.no_color && render::color_enabled_for_stderr(),
+        Ordering::Relaxed,
+    );
     match &cli.command {
         Command::Validate(args) => validate(args),
         Command::Plan(args) => plan_cmd(args, color),
@@ -123,6 +131,7 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     if let Some(path) = save_to {
         plan::file::save(&plan, path)?;
     }
+    report_errors(&plan);
     print_plan(&plan, &args.format, color)?;
     match (&args.out, save_to) {
         (Some(path), Some(_)) if !args.format.json => {
@@ -146,6 +155,7 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
 
 fn show(args: &ShowArgs, color: bool) -> Result<u8, CliError> {
     let plan = plan::file::load(&args.file)?;
+    report_errors(&plan);
     print_plan(&plan, &args.format, color)?;
     Ok(exit::OK)
 }
@@ -155,8 +165,18 @@ fn graph(args: &GraphArgs) -> Result<u8, CliError> {
         Some(path) => plan::file::load(path)?,
         None => make_plan()?,
     };
+    report_errors(&plan);
     print(&render::plan_dot(&plan))?;
     Ok(if plan.is_ok() { exit::OK } else { exit::ERROR })
+}
+
+/// A plan's errors, on stderr and before the plan: the first thing read, not the last lines of a
+/// long plan (and not mixed into a JSON or Markdown plan on stdout, which keeps its own list).
+pub(super) fn report_errors(plan: &Plan) {
+    let errors = render::plan_errors_text(plan, STDERR_COLOR.load(Ordering::Relaxed));
+    if !errors.is_empty() {
+        eprint!("{errors}");
+    }
 }
 
 fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), CliError> {
@@ -169,6 +189,8 @@ fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), Cli
             plan,
             &render::TextOptions {
                 color,
+                // On stderr already (`report_errors`).
+                omit_errors: true,
                 ..Default::default()
             },
         )

@@ -8,6 +8,7 @@ mod apply;
 mod args;
 mod commands;
 mod error;
+mod logging;
 mod progress;
 mod simulate;
 mod state_cmd;
@@ -47,6 +48,10 @@ pub fn main() -> ExitCode {
         }
     };
     let color = !cli.no_color && crate::render::color_enabled_for_stderr();
+    if let Err(err) = logging::init(cli.verbose, cli.log_file.as_deref(), color) {
+        eprintln!("{}", err.render(color));
+        return ExitCode::from(exit::ERROR);
+    }
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
