@@ -570,3 +570,34 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
     assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
     assert_eq!(es_host(dir, VM01), ADM03);
 }
+
+#[test]
+fn a_step_that_did_nothing_exits_1_and_says_why() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let step = |name: &str| {
+        berth(
+            dir,
+            &["apply", "-auto-approve", "--step", name, "-target", VM01],
+        )
+    };
+    // Its earlier steps are not done: nothing runs.
+    let out = step("MIGRATE_GUEST");
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("--step MIGRATE_GUEST did nothing: depends on"),
+        "{text}"
+    );
+    assert!(text.contains("Nothing applied: 0 steps done"), "{text}");
+
+    assert_exit(&step("STOP_GUEST"), 0);
+    // Done in an earlier run: nothing to do again.
+    let out = step("STOP_GUEST");
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("--step STOP_GUEST did nothing: done in an earlier run."),
+        "{text}"
+    );
+}

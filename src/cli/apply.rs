@@ -438,7 +438,24 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
             true
         }
     };
-    let ok = r.succeeded() && !write_back_failed;
+    // `--step` that ran nothing (done before, or its earlier steps are not done) did not do
+    // what was asked: say why, and exit 1 so that a script notices.
+    let step_did_nothing = match &args.step {
+        Some(step) if r.done.is_empty() && r.failed.is_empty() => {
+            let why: Vec<&str> = r.skipped.iter().map(|(_, why)| why.as_str()).collect();
+            lines.push(format!(
+                "--step {step} did nothing: {}.",
+                if why.is_empty() {
+                    "no step was selected".to_string()
+                } else {
+                    why.join("; ")
+                }
+            ));
+            true
+        }
+        _ => false,
+    };
+    let ok = r.succeeded() && !write_back_failed && !step_did_nothing;
     let counts = format!(
         "{} step{} done, {} failed, {} skipped, {} not run",
         r.done.len(),
@@ -449,6 +466,8 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
     );
     if ok && outcome.finished {
         lines.push(format!("Apply complete! {counts}."));
+    } else if step_did_nothing {
+        lines.push(format!("Nothing applied: {counts}."));
     } else if ok {
         lines.push(format!(
             "Applied what was asked: {counts}. The plan is not finished; `berth apply` continues it{}.",

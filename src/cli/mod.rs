@@ -16,7 +16,7 @@ mod terraform_flags;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub use args::Cli;
 pub use error::CliError;
@@ -33,13 +33,19 @@ pub mod exit {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let argv = terraform_flags::normalize(std::env::args_os());
-    let cli = match Cli::try_parse_from(argv) {
+    let flags = terraform_flags::Flags::of(&Cli::command());
+    let argv = terraform_flags::normalize(std::env::args_os(), &flags);
+    let cli = match Cli::try_parse_from(argv.args) {
         Ok(cli) => cli,
         Err(e) => {
             // `--help` and `--version` print and succeed; a usage error exits 1 like every other
             // bad input (clap's own 2 would read as "changes" under --detailed-exitcode).
-            let _ = e.print();
+            if argv.rewritten.is_empty() {
+                let _ = e.print();
+            } else {
+                let text = e.render().to_string();
+                eprint!("{}", terraform_flags::reword_error(text, &argv.rewritten));
+            }
             return ExitCode::from(if e.use_stderr() {
                 exit::ERROR
             } else {
