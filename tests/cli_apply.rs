@@ -601,3 +601,25 @@ fn a_step_that_did_nothing_exits_1_and_says_why() {
         "{text}"
     );
 }
+
+#[test]
+fn apply_exclude_leaves_those_guests_alone() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let out = berth(
+        dir,
+        &[
+            "apply",
+            "-auto-approve",
+            "-exclude",
+            "exa01adm01vm01",
+            "-exclude=exa01adm01vm02",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(es_host(dir, VM03), ADM02);
+    assert_eq!(
+        (es_host(dir, VM01), es_host(dir, VM02)),
+        (ADM01.to_string(), ADM01.to_string())
+    );
+}

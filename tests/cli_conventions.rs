@@ -53,3 +53,48 @@ fn an_unknown_single_dash_flag_is_named_as_written() {
         stderr(&out)
     );
 }
+
+fn moved(out: &std::process::Output) -> Vec<String> {
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", stderr(out));
+    });
+    plan["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["guest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn plan_target_and_exclude_limit_the_moves_planned() {
+    let dir = example("drain-host");
+    let all = moved(&berth(&dir, &["plan", "--json"]));
+    assert_eq!(all.len(), 3, "{all:?}");
+    let vm01 = "exa01adm01vm01.example.com";
+
+    let out = berth(&dir, &["plan", "-json", "-target", "exa01adm01vm01"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(moved(&out), [vm01]);
+    assert!(stderr(&out).contains("-target/-exclude in effect"));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    assert!(!steps.is_empty());
+    assert!(steps.iter().all(|s| s["guest"] == vm01), "{steps:?}");
+
+    let out = berth(
+        &dir,
+        &["plan", "-json", "-exclude", vm01, "-exclude=exa01adm01vm02"],
+    );
+    assert_eq!(moved(&out), ["exa01adm01vm03.example.com"]);
+
+    // A name that is no guest is an error on stderr, first, and the plan is not saved.
+    let out = berth(&dir, &["plan", "-target", "nosuchvm", "-out=never.berth"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("✗ [scope]: -target nosuchvm: no such guest in es.xml"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.join("never.berth").exists());
+}

@@ -33,7 +33,7 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
             "--json cannot ask for confirmation: add -auto-approve, or apply a saved plan (`berth apply FILE`)".into(),
         ));
     }
-    if args.step.is_some() && args.targets.len() != 1 {
+    if args.step.is_some() && (args.targets.len() != 1 || !args.excludes.is_empty()) {
         return Err(CliError::Refused(
             "--step runs one step of one guest's move: give exactly one -target GUEST".into(),
         ));
@@ -279,7 +279,7 @@ fn apply_plan(
     source: Source,
     color: bool,
 ) -> Result<Option<(u8, bool)>, CliError> {
-    let targets = match args.targets.is_empty() {
+    let mut targets = match args.targets.is_empty() {
         true => None,
         false => Some(
             args.targets
@@ -288,6 +288,18 @@ fn apply_plan(
                 .collect::<Result<BTreeSet<_>, _>>()?,
         ),
     };
+    // `-exclude G`: every guest in scope but those (the plan's moved guests, or the targets).
+    if !args.excludes.is_empty() {
+        let excluded = args
+            .excludes
+            .iter()
+            .map(|g| resolve_guest(&plan, g))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let base = targets
+            .take()
+            .unwrap_or_else(|| plan.moves.iter().map(|m| m.guest.clone()).collect());
+        targets = Some(base.difference(&excluded).cloned().collect());
+    }
     let single_step = match (&args.step, &targets) {
         (Some(step), Some(t)) => t
             .iter()

@@ -39,6 +39,10 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Apply(args) => super::apply::apply(args, color),
         Command::State(cmd) => super::state_cmd::state(cmd),
         Command::ForceUnlock(args) => super::state_cmd::force_unlock(args),
+        Command::Version(args) => super::shell::version(args),
+        Command::Completions(args) => super::shell::completions(args),
+        Command::Man => super::shell::man(),
+        Command::Complete(args) => super::shell::complete(args),
     }
 }
 
@@ -125,7 +129,17 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
         None
     };
     let inv = plan::build::load_inventory(&cfg)?;
-    let plan = plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?;
+    let scope = plan::build::Scope {
+        targets: args.targets.clone(),
+        excludes: args.excludes.clone(),
+    };
+    if !scope.is_everything() {
+        eprintln!(
+            "Warning: -target/-exclude in effect: the plan moves only some guests, and may leave what the \
+             configuration asks for unfinished; a later `berth plan` shows the rest."
+        );
+    }
+    let plan = plan::build::build_scoped(&cfg, &inv, crate::state::history::history(&cfg), &scope)?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {

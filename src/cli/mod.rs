@@ -10,6 +10,7 @@ mod commands;
 mod error;
 mod logging;
 mod progress;
+mod shell;
 mod simulate;
 mod state_cmd;
 mod terraform_flags;

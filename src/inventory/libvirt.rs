@@ -56,6 +56,17 @@ pub fn expand_uri(template: &str, host: &str) -> String {
     out
 }
 
+/// The libvirt library berth runs with, as `major.minor.release` (`berth version`).
+pub fn library_version() -> Option<String> {
+    let v = Connect::version().ok()?;
+    Some(format!(
+        "{}.{}.{}",
+        v / 1_000_000,
+        (v / 1000) % 1000,
+        v % 1000
+    ))
+}
+
 /// Refuses transports berth cannot drive. libvirt's `libssh` transport waits for an event loop
 /// that berth does not run: the connection logs in and then hangs for good (seen on the lab).
 /// `qemu+ssh://` (the system ssh client) and `qemu+libssh2://` work.
