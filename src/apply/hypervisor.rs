@@ -30,7 +30,7 @@ const POSTCOPY_AFTER_ITERATION: u64 = 2;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Progress of a live migration, from libvirt's job statistics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MigrationProgress {
     /// Share of guest memory transferred, 0–100 (from total and remaining memory).
     pub percent: Option<f64>,

@@ -49,6 +49,9 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
             file.display()
         )));
     }
+    if args.json {
+        super::progress::Json::start_stream();
+    }
     // The flags count for every plan made now: the first one, and the fresh plan that follows
     // an unfinished plan continued first.
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&intents);
