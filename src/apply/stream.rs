@@ -76,9 +76,5 @@ impl StreamMessage {
 /// The JSON Schema of one stream message as pretty JSON text, ending with a newline (the
 /// committed file's exact contents).
 pub fn apply_events_json_schema() -> String {
-    let schema = schemars::schema_for!(StreamMessage);
-    let mut text = serde_json::to_string_pretty(&schema)
-        .expect("a schemars Schema is a JSON value and always serializes");
-    text.push('\n');
-    text
+    crate::plan::schema::json_schema_text::<StreamMessage>()
 }

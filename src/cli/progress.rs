@@ -110,81 +110,77 @@ impl Json {
 
     /// The `@level` and `@message` of `event`: the words the text output uses.
     fn words(&self, event: &Event) -> (Level, String) {
-        match event {
-            Event::Version { berth, .. } => (Level::Info, format!("berth {berth}")),
-            Event::Start { step, guest, .. } => {
-                let detail = self.details.get(step).map(String::as_str).unwrap_or("");
-                (
-                    Level::Info,
-                    format!("{guest}: {} started ({detail})", step_name(step)),
-                )
-            }
-            Event::Progress {
-                step,
-                guest,
-                progress,
-            } => (
-                Level::Info,
-                format!("{guest}: {} {}", step_name(step), progress_text(progress)),
-            ),
-            Event::Done {
-                step,
-                guest,
-                note,
-                elapsed_ms,
-            } => (
-                Level::Info,
-                match note {
-                    Some(note) => format!(
-                        "{guest}: {} done ({note}) after {}",
-                        step_name(step),
-                        seconds(*elapsed_ms)
-                    ),
-                    None => format!(
-                        "{guest}: {} done after {}",
-                        step_name(step),
-                        seconds(*elapsed_ms)
-                    ),
-                },
-            ),
-            Event::Skip {
-                step,
-                guest,
-                reason,
-            } => (
-                Level::Info,
-                format!("{guest}: {} skipped: {reason}", step_name(step)),
-            ),
-            Event::Error {
-                step,
-                guest,
-                message,
-            } => (
-                Level::Error,
-                format!("{guest}: {} FAILED: {message}", step_name(step)),
-            ),
+        let level = match event {
+            Event::Error { .. } => Level::Error,
             Event::Summary {
-                done,
-                failed,
-                skipped,
-                not_run,
-                ..
-            } => (
-                if failed + not_run > 0 {
-                    Level::Error
-                } else {
-                    Level::Info
-                },
-                format!(
-                    "Apply {}: {done} done, {failed} failed, {skipped} skipped, {not_run} not run",
-                    if failed + not_run > 0 {
-                        "failed"
-                    } else {
-                        "ended"
-                    }
-                ),
-            ),
+                failed, not_run, ..
+            } if failed + not_run > 0 => Level::Error,
+            _ => Level::Info,
+        };
+        (level, line_for(&self.details, event))
+    }
+}
+
+/// The line that tells `event` in words (plain output and the JSON stream's `@message`).
+fn line_for(details: &HashMap<String, String>, event: &Event) -> String {
+    match event {
+        Event::Version {
+            berth,
+            format_version,
+        } => format!("berth {berth}: apply events, format {format_version}"),
+        Event::Start { step, guest, .. } => {
+            let detail = details.get(step).map(String::as_str).unwrap_or("");
+            format!("{guest}: {} started ({detail})", step_name(step))
         }
+        Event::Progress {
+            step,
+            guest,
+            progress,
+        } => format!("{guest}: {} {}", step_name(step), progress_text(progress)),
+        Event::Done {
+            step,
+            guest,
+            note: Some(note),
+            elapsed_ms,
+        } => format!(
+            "{guest}: {} done ({note}) after {}",
+            step_name(step),
+            seconds(*elapsed_ms)
+        ),
+        Event::Done {
+            step,
+            guest,
+            note: None,
+            elapsed_ms,
+        } => format!(
+            "{guest}: {} done after {}",
+            step_name(step),
+            seconds(*elapsed_ms)
+        ),
+        Event::Skip {
+            step,
+            guest,
+            reason,
+        } => format!("{guest}: {} skipped: {reason}", step_name(step)),
+        Event::Error {
+            step,
+            guest,
+            message,
+        } => format!("{guest}: {} FAILED: {message}", step_name(step)),
+        Event::Summary {
+            done,
+            failed,
+            skipped,
+            not_run,
+            ..
+        } => format!(
+            "Apply {}: {done} done, {failed} failed, {skipped} skipped, {not_run} not run",
+            if failed + not_run > 0 {
+                "failed"
+            } else {
+                "ended"
+            }
+        ),
     }
 }
 
@@ -205,48 +201,14 @@ impl Lines {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Start { step, guest, .. } => {
-                let detail = self.details.get(step).map(String::as_str).unwrap_or("");
-                println!("{guest}: {} started ({detail})", step_name(step));
-            }
-            Event::Progress {
-                step,
-                guest,
-                progress,
-            } => {
+            Event::Progress { step, progress, .. } => {
                 let decile = progress.percent.map_or(0, |p| (p / 10.0) as u64);
                 if self.last_decile.insert(step.clone(), decile) != Some(decile) {
-                    println!("{guest}: {} {}", step_name(step), progress_text(progress));
+                    println!("{}", line_for(&self.details, event));
                 }
             }
-            Event::Done {
-                step,
-                guest,
-                note,
-                elapsed_ms,
-            } => match note {
-                Some(note) => println!(
-                    "{guest}: {} done ({note}) after {}",
-                    step_name(step),
-                    seconds(*elapsed_ms)
-                ),
-                None => println!(
-                    "{guest}: {} done after {}",
-                    step_name(step),
-                    seconds(*elapsed_ms)
-                ),
-            },
-            Event::Skip {
-                step,
-                guest,
-                reason,
-            } => println!("{guest}: {} skipped: {reason}", step_name(step)),
-            Event::Error {
-                step,
-                guest,
-                message,
-            } => println!("{guest}: {} FAILED: {message}", step_name(step)),
             Event::Summary { .. } | Event::Version { .. } => {}
+            _ => println!("{}", line_for(&self.details, event)),
         }
     }
 }
