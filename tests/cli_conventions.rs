@@ -98,3 +98,16 @@ fn plan_target_and_exclude_limit_the_moves_planned() {
     );
     assert!(!dir.join("never.berth").exists());
 }
+
+#[test]
+fn help_after_a_single_dash_flag_still_prints_on_stdout() {
+    let dir = example("drain-host");
+    // `berth()` adds `-lock=false` to plan: a rewritten flag before `--help`.
+    let out = berth(&dir, &["plan", "-help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("--target <GUEST>"),
+        "{}",
+        stderr(&out)
+    );
+}

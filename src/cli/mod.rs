@@ -41,7 +41,8 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // `--help` and `--version` print and succeed; a usage error exits 1 like every other
             // bad input (clap's own 2 would read as "changes" under --detailed-exitcode).
-            if argv.rewritten.is_empty() {
+            // `--help` goes to stdout as clap prints it; only errors are reworded.
+            if argv.rewritten.is_empty() || !e.use_stderr() {
                 let _ = e.print();
             } else {
                 let text = e.render().to_string();
