@@ -8,6 +8,7 @@
 //! inventory ────┘   (es.xml + libvirt + SSH facts)                                   └─> apply (executor) ─> state
 //! ```
 //!
+//! `size` (memory sizes) is a leaf both config and inventory use.
 //! `simulate` replays a plan (schedule's duration model and list scheduler) for `berth simulate`.
 //!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
@@ -16,6 +17,7 @@
 
 pub mod alloc;
 pub mod apply;
+pub mod atomic_file;
 pub mod cli;
 pub mod config;
 pub mod diff;
@@ -26,4 +28,5 @@ pub mod remote;
 pub mod render;
 pub mod schedule;
 pub mod simulate;
+pub mod size;
 pub mod state;

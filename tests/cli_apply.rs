@@ -216,7 +216,42 @@ fn json_output_is_one_event_per_line() {
         .iter()
         .map(|e| e["event"].as_str().unwrap())
         .collect();
-    assert_eq!(kinds.first(), Some(&"start"));
+    // The stream says its format first; every message validates against the committed schema.
+    assert_eq!(kinds.first(), Some(&"version"));
+    assert_eq!(
+        events[0]["format_version"],
+        berth::apply::stream::FORMAT_VERSION
+    );
+    let schema: Value = serde_json::from_str(&read(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join(berth::apply::stream::APPLY_EVENTS_SCHEMA_PATH),
+    ))
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for event in &events {
+        let errors: Vec<String> = validator
+            .iter_errors(event)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{event}: {errors:?}");
+        assert_eq!(event["@level"], "info", "{event}");
+        assert!(event["@message"].as_str().is_some_and(|m| !m.is_empty()));
+        let stamp = event["@timestamp"].as_str().unwrap();
+        chrono::DateTime::parse_from_rfc3339(stamp).unwrap_or_else(|e| panic!("{stamp}: {e}"));
+    }
+    assert_eq!(kinds[1], "start");
+    let first_step = format!(
+        "{}: {} started (",
+        events[1]["guest"].as_str().unwrap(),
+        events[1]["kind"].as_str().unwrap()
+    );
+    assert!(
+        events[1]["@message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&first_step),
+        "{}",
+        events[1]
+    );
     assert_eq!(kinds.iter().filter(|k| **k == "start").count(), 13);
     assert_eq!(kinds.iter().filter(|k| **k == "done").count(), 13);
     let summary = events.last().unwrap();
@@ -569,4 +604,57 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
     assert_exit(&out, 0);
     assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
     assert_eq!(es_host(dir, VM01), ADM03);
+}
+
+#[test]
+fn a_step_that_did_nothing_exits_1_and_says_why() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let step = |name: &str| {
+        berth(
+            dir,
+            &["apply", "-auto-approve", "--step", name, "-target", VM01],
+        )
+    };
+    // Its earlier steps are not done: nothing runs.
+    let out = step("MIGRATE_GUEST");
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("--step MIGRATE_GUEST did nothing: depends on"),
+        "{text}"
+    );
+    assert!(text.contains("Nothing applied: 0 steps done"), "{text}");
+
+    assert_exit(&step("STOP_GUEST"), 0);
+    // Done in an earlier run: nothing to do again.
+    let out = step("STOP_GUEST");
+    assert_exit(&out, 1);
+    let text = stdout(&out);
+    assert!(
+        text.contains("--step STOP_GUEST did nothing: done in an earlier run."),
+        "{text}"
+    );
+}
+
+#[test]
+fn apply_exclude_leaves_those_guests_alone() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let out = berth(
+        dir,
+        &[
+            "apply",
+            "-auto-approve",
+            "-exclude",
+            "exa01adm01vm01",
+            "-exclude=exa01adm01vm02",
+        ],
+    );
+    assert_exit(&out, 0);
+    assert_eq!(es_host(dir, VM03), ADM02);
+    assert_eq!(
+        (es_host(dir, VM01), es_host(dir, VM02)),
+        (ADM01.to_string(), ADM01.to_string())
+    );
 }

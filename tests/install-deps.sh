@@ -28,6 +28,15 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "berth: cargo (Rust 1.85 or newer) is required; install it with rustup" >&2
+  echo "berth: cargo (Rust 1.89 or newer) is required; install it with rustup" >&2
   exit 1
+fi
+# tests/run.sh checks formatting and lints before testing.
+if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+  if command -v rustup >/dev/null; then
+    rustup component add rustfmt clippy
+  else
+    echo "berth: cargo fmt and cargo clippy are required (rustup component add rustfmt clippy)" >&2
+    exit 1
+  fi
 fi

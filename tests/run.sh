@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 tests/install-deps.sh
 
+echo "== cargo fmt --check, cargo clippy (warnings are errors)"
+cargo fmt --check
+cargo clippy --all-targets --locked -- -D warnings
+
 echo "== cargo test (unit, integration, examples, property tests)"
 cargo test --locked
 # Benches are not built by `cargo test`; type-check them so they cannot rot unnoticed.

@@ -6,9 +6,16 @@ use serde::{Deserialize, Serialize};
 use super::hypervisor::MigrationProgress;
 use crate::schedule::StepKind;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The first message of `berth apply --json` (written by the CLI, never by the executor):
+    /// which version of this stream's format follows, and which berth writes it.
+    Version {
+        /// The stream format's `major.minor`: a reader refuses a major it does not know.
+        format_version: String,
+        berth: String,
+    },
     /// A step begins (its journal entry is already saved as running).
     Start {
         step: String,

@@ -30,7 +30,7 @@ const POSTCOPY_AFTER_ITERATION: u64 = 2;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// Progress of a live migration, from libvirt's job statistics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MigrationProgress {
     /// Share of guest memory transferred, 0–100 (from total and remaining memory).
     pub percent: Option<f64>,
@@ -90,7 +90,7 @@ impl std::fmt::Debug for Hypervisor {
 impl Hypervisor {
     /// Opens `uri` for the host named `host` (the name used in plans and messages).
     pub fn connect(host: &str, uri: &str) -> Result<Self, ApplyError> {
-        crate::inventory::libvirt::silence_libvirt_stderr();
+        crate::inventory::libvirt::route_errors_to_tracing();
         let refused = |message: String| ApplyError::Connect {
             host: host.to_string(),
             uri: uri.to_string(),
@@ -100,7 +100,7 @@ impl Hypervisor {
         let conn = Connect::open(Some(uri)).map_err(|e| ApplyError::Connect {
             host: host.to_string(),
             uri: uri.to_string(),
-            message: e.message().to_string(),
+            message: crate::inventory::libvirt::libvirt_message(&e),
         })?;
         Ok(Hypervisor {
             host: host.to_string(),
@@ -146,7 +146,7 @@ impl Hypervisor {
             action,
             guest: guest.to_string(),
             host: self.host.clone(),
-            message: e.message().to_string(),
+            message: crate::inventory::libvirt::libvirt_message(&e),
         }
     }
 
@@ -619,7 +619,7 @@ pub fn migrate_live(
             let result = migrating
                 .migrate3(&dst.conn, params, flags)
                 .map(drop)
-                .map_err(|e| e.message().to_string());
+                .map_err(|e| crate::inventory::libvirt::libvirt_message(&e));
             // The receiver only goes away once this scope ends, after this thread.
             let _ = done_tx.send(result);
         });
@@ -696,7 +696,7 @@ fn start_post_copy(dom: &Domain) {
     if rc < 0 {
         let e = virt::error::Error::last_error();
         tracing::warn!(
-            error = e.message(),
+            error = %crate::inventory::libvirt::libvirt_message(&e),
             "switching to post-copy failed; staying in pre-copy"
         );
     }

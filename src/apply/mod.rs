@@ -25,6 +25,7 @@ pub mod resume;
 pub mod runner;
 pub mod session;
 pub mod setup;
+pub mod stream;
 pub mod writeback;
 
 pub use error::ApplyError;

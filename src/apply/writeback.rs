@@ -12,7 +12,6 @@
 //! - Writes are atomic (temporary file in the same directory, fsync, rename, fsync of the
 //!   directory); a rewritten es.xml keeps its file mode, new files get 0600.
 
-use std::fs::Permissions;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -200,24 +199,5 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ApplyError> {
         Ok(m) => m.permissions().mode() & 0o7777,
         Err(_) => PRIVATE_MODE,
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(path.file_name().unwrap_or_default());
-    prefix.push(".");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(|e| io("creating temporary file for", e))?;
-    tmp.write_all(text.as_bytes())
-        .map_err(|e| io("writing", e))?;
-    tmp.as_file().sync_all().map_err(|e| io("syncing", e))?;
-    tmp.persist(path).map_err(|e| io("replacing", e.error))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("syncing the directory of", e))
+    crate::atomic_file::write(path, text.as_bytes(), mode).map_err(|e| io(e.action, e.source))
 }

@@ -35,7 +35,7 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
             "--json cannot ask for confirmation: add -auto-approve, or apply a saved plan (`berth apply FILE`)".into(),
         ));
     }
-    if args.step.is_some() && args.targets.len() != 1 {
+    if args.step.is_some() && (args.targets.len() != 1 || !args.excludes.is_empty()) {
         return Err(CliError::Refused(
             "--step runs one step of one guest's move: give exactly one -target GUEST".into(),
         ));
@@ -50,6 +50,9 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
              `berth apply` with them and without FILE to plan and apply at once",
             file.display()
         )));
+    }
+    if args.json {
+        super::progress::Json::start_stream();
     }
     // The flags count for every plan made now: the first one, and the fresh plan that follows
     // an unfinished plan continued first.
@@ -294,7 +297,7 @@ fn apply_plan(
     source: Source,
     color: bool,
 ) -> Result<Option<(u8, bool)>, CliError> {
-    let targets = match args.targets.is_empty() {
+    let mut targets = match args.targets.is_empty() {
         true => None,
         false => Some(
             args.targets
@@ -303,6 +306,18 @@ fn apply_plan(
                 .collect::<Result<BTreeSet<_>, _>>()?,
         ),
     };
+    // `-exclude G`: every guest in scope but those (the plan's moved guests, or the targets).
+    if !args.excludes.is_empty() {
+        let excluded = args
+            .excludes
+            .iter()
+            .map(|g| resolve_guest(&plan, g))
+            .collect::<Result<BTreeSet<_>, _>>()?;
+        let base = targets
+            .take()
+            .unwrap_or_else(|| plan.moves.iter().map(|m| m.guest.clone()).collect());
+        targets = Some(base.difference(&excluded).cloned().collect());
+    }
     let single_step = match (&args.step, &targets) {
         (Some(step), Some(t)) => t
             .iter()
@@ -311,12 +326,13 @@ fn apply_plan(
             .transpose()?,
         _ => None,
     };
+    super::commands::report_errors(&plan);
     if !args.json {
         show(session, &plan, source, color);
     }
     if !plan.is_ok() {
         return Err(CliError::Refused(
-            "the plan has errors (shown above); nothing was applied".into(),
+            "the plan has errors (listed before it); nothing was applied".into(),
         ));
     }
     let scope = match (source, session.unfinished()) {
@@ -425,6 +441,8 @@ fn show(session: &Session, plan: &Plan, source: Source, color: bool) {
             plan,
             &render::TextOptions {
                 color,
+                // On stderr already (`report_errors`).
+                omit_errors: true,
                 ..Default::default()
             }
         )
@@ -475,7 +493,24 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
             true
         }
     };
-    let ok = r.succeeded() && !write_back_failed;
+    // `--step` that ran nothing (done before, or its earlier steps are not done) did not do
+    // what was asked: say why, and exit 1 so that a script notices.
+    let step_did_nothing = match &args.step {
+        Some(step) if r.done.is_empty() && r.failed.is_empty() => {
+            let why: Vec<&str> = r.skipped.iter().map(|(_, why)| why.as_str()).collect();
+            lines.push(format!(
+                "--step {step} did nothing: {}.",
+                if why.is_empty() {
+                    "no step was selected".to_string()
+                } else {
+                    why.join("; ")
+                }
+            ));
+            true
+        }
+        _ => false,
+    };
+    let ok = r.succeeded() && !write_back_failed && !step_did_nothing;
     let counts = format!(
         "{} step{} done, {} failed, {} skipped, {} not run",
         r.done.len(),
@@ -486,6 +521,8 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
     );
     if ok && outcome.finished {
         lines.push(format!("Apply complete! {counts}."));
+    } else if step_did_nothing {
+        lines.push(format!("Nothing applied: {counts}."));
     } else if ok {
         lines.push(format!(
             "Applied what was asked: {counts}. The plan is not finished; `berth apply` continues it{}.",

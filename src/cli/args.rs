@@ -25,6 +25,16 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_color: bool,
 
+    /// Log more on stderr: -v info, -vv debug (with libvirt's and libxml2's own messages),
+    /// -vvv trace. Warnings are always shown; RUST_LOG refines per module
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Append the log (at the -v / RUST_LOG level, with timestamps) to PATH, created with mode
+    /// 0600; stderr then shows only warnings and errors
+    #[arg(long, global = true, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -59,6 +69,56 @@ pub enum Command {
     State(StateCommand),
     /// Remove the state lock a berth that no longer runs left behind
     ForceUnlock(ForceUnlockArgs),
+    /// Print berth's version, the git commit it was built from and the libvirt library version
+    Version(VersionArgs),
+    /// Print a shell completion script (guest and host names are completed from the
+    /// configuration of the directory you are in, or -C DIR)
+    #[command(
+        after_help = "Install: bash: berth completions bash > /etc/bash_completion.d/berth\n\
+         zsh: berth completions zsh > \"${fpath[1]}/_berth\"\n\
+         fish: berth completions fish > ~/.config/fish/completions/berth.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `berth man | man -l -`
+    Man,
+    /// The names completion scripts offer (hosts or guests of es.xml), one per line
+    #[command(name = "__complete", hide = true)]
+    Complete(CompleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Print {"version", "git_commit", "libvirt"} as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Shells berth writes completions for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the completion script for
+    #[arg(value_name = "SHELL")]
+    pub shell: CompletionShell,
+}
+
+/// What `berth __complete` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NameKind {
+    Hosts,
+    Guests,
+}
+
+#[derive(Debug, Args)]
+pub struct CompleteArgs {
+    #[arg(value_name = "KIND")]
+    pub kind: NameKind,
 }
 
 #[derive(Debug, Args)]
@@ -77,6 +137,10 @@ pub struct ApplyArgs {
     /// Only the moves of this guest (repeat for several guests); full or short name
     #[arg(long = "target", value_name = "GUEST")]
     pub targets: Vec<String>,
+
+    /// Leave out the moves of this guest (repeatable); full or short name
+    #[arg(long = "exclude", value_name = "GUEST")]
+    pub excludes: Vec<String>,
 
     /// Run only this step of the move of the one `-target` guest (e.g. STOP_GUEST, or
     /// MIGRATE_GUEST#2 for its second move); the steps before it must be done
@@ -159,6 +223,15 @@ pub struct PlanArgs {
     /// Exit 0 when there are no changes, 1 on error, 2 when the plan has changes
     #[arg(long)]
     pub detailed_exitcode: bool,
+
+    /// Plan only the moves of this guest (repeatable); full or short name. The other guests
+    /// stay where they are, and the plan is checked for room with these moves alone
+    #[arg(long = "target", value_name = "GUEST")]
+    pub targets: Vec<String>,
+
+    /// Leave this guest where it is (repeatable); full or short name
+    #[arg(long = "exclude", value_name = "GUEST")]
+    pub excludes: Vec<String>,
 
     /// Take the state lock while planning (`-lock=false` to plan while an apply runs); without a
     /// state directory yet there is nothing to lock, and plan creates nothing

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::apply;
 use crate::config::{self, Config};
@@ -14,6 +15,9 @@ use super::args::{Cli, Command, GraphArgs, OutputFormat, PlanArgs, ShowArgs, Val
 use super::error::CliError;
 use super::exit;
 
+/// Whether stderr is coloured (`--no-color`, NO_COLOR, a terminal), for [`report_errors`].
+static STDERR_COLOR: AtomicBool = AtomicBool::new(false);
+
 pub fn run(cli: &Cli) -> Result<u8, CliError> {
     if let Some(dir) = &cli.chdir {
         std::env::set_current_dir(dir).map_err(|source| CliError::Chdir {
@@ -22,6 +26,10 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         })?;
     }
     let color = !cli.no_color && render::color_enabled_for_stdout();
+    STDERR_COLOR.store(
+        !cli.no_color && render::color_enabled_for_stderr(),
+        Ordering::Relaxed,
+    );
     match &cli.command {
         Command::Validate(args) => validate(args),
         Command::Plan(args) => plan_cmd(args, color),
@@ -31,6 +39,10 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Apply(args) => super::apply::apply(args, color),
         Command::State(cmd) => super::state_cmd::state(cmd),
         Command::ForceUnlock(args) => super::state_cmd::force_unlock(args),
+        Command::Version(args) => super::shell::version(args),
+        Command::Completions(args) => super::shell::completions(args),
+        Command::Man => super::shell::man(),
+        Command::Complete(args) => super::shell::complete(args),
     }
 }
 
@@ -146,12 +158,23 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
     let _lock = if args.lock { plan_lock(&cfg)? } else { None };
     let inv = plan::build::load_inventory(&cfg)?;
-    let plan = plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))?;
+    let scope = plan::build::Scope {
+        targets: args.targets.clone(),
+        excludes: args.excludes.clone(),
+    };
+    if !scope.is_everything() {
+        eprintln!(
+            "Warning: -target/-exclude in effect: the plan moves only some guests, and may leave what the \
+             configuration asks for unfinished; a later `berth plan` shows the rest."
+        );
+    }
+    let plan = plan::build::build_scoped(&cfg, &inv, crate::state::history::history(&cfg), &scope)?;
     // A plan with errors would be refused by apply: like Terraform, do not save it.
     let save_to = args.out.as_ref().filter(|_| plan.is_ok());
     if let Some(path) = save_to {
         plan::file::save(&plan, path, plan::file::key_from_env()?.as_deref())?;
     }
+    report_errors(&plan);
     print_plan(&plan, &args.format, color)?;
     match (&args.out, save_to) {
         (Some(path), Some(_)) if !args.format.json => {
@@ -175,6 +198,7 @@ fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
 
 fn show(args: &ShowArgs, color: bool) -> Result<u8, CliError> {
     let plan = plan::file::load(&args.file)?;
+    report_errors(&plan);
     print_plan(&plan, &args.format, color)?;
     Ok(exit::OK)
 }
@@ -184,8 +208,18 @@ fn graph(args: &GraphArgs) -> Result<u8, CliError> {
         Some(path) => plan::file::load(path)?,
         None => make_plan()?,
     };
+    report_errors(&plan);
     print(&render::plan_dot(&plan))?;
     Ok(if plan.is_ok() { exit::OK } else { exit::ERROR })
+}
+
+/// A plan's errors, on stderr and before the plan: the first thing read, not the last lines of a
+/// long plan (and not mixed into a JSON or Markdown plan on stdout, which keeps its own list).
+pub(super) fn report_errors(plan: &Plan) {
+    let errors = render::plan_errors_text(plan, STDERR_COLOR.load(Ordering::Relaxed));
+    if !errors.is_empty() {
+        eprint!("{errors}");
+    }
 }
 
 fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), CliError> {
@@ -198,6 +232,8 @@ fn print_plan(plan: &Plan, format: &OutputFormat, color: bool) -> Result<(), Cli
             plan,
             &render::TextOptions {
                 color,
+                // On stderr already (`report_errors`).
+                omit_errors: true,
                 ..Default::default()
             },
         )

@@ -34,6 +34,11 @@ pub enum CliError {
     /// The command will not do what was asked, and the message says why and what to do.
     #[error("{0}")]
     Refused(String),
+    #[error("cannot open the log file {path}: {source}")]
+    LogFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot read the confirmation from standard input: {0}")]

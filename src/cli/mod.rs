@@ -8,14 +8,16 @@ mod apply;
 mod args;
 mod commands;
 mod error;
+mod logging;
 mod progress;
+mod shell;
 mod simulate;
 mod state_cmd;
 mod terraform_flags;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 pub use args::Cli;
 pub use error::CliError;
@@ -32,13 +34,20 @@ pub mod exit {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let argv = terraform_flags::normalize(std::env::args_os());
-    let cli = match Cli::try_parse_from(argv) {
+    let flags = terraform_flags::Flags::of(&Cli::command());
+    let argv = terraform_flags::normalize(std::env::args_os(), &flags);
+    let cli = match Cli::try_parse_from(argv.args) {
         Ok(cli) => cli,
         Err(e) => {
             // `--help` and `--version` print and succeed; a usage error exits 1 like every other
             // bad input (clap's own 2 would read as "changes" under --detailed-exitcode).
-            let _ = e.print();
+            // `--help` goes to stdout as clap prints it; only errors are reworded.
+            if argv.rewritten.is_empty() || !e.use_stderr() {
+                let _ = e.print();
+            } else {
+                let text = e.render().to_string();
+                eprint!("{}", terraform_flags::reword_error(text, &argv.rewritten));
+            }
             return ExitCode::from(if e.use_stderr() {
                 exit::ERROR
             } else {
@@ -47,6 +56,10 @@ pub fn main() -> ExitCode {
         }
     };
     let color = !cli.no_color && crate::render::color_enabled_for_stderr();
+    if let Err(err) = logging::init(cli.verbose, cli.log_file.as_deref(), color) {
+        eprintln!("{}", err.render(color));
+        return ExitCode::from(exit::ERROR);
+    }
     match commands::run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

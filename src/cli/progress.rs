@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::apply::stream::{Level, StreamMessage};
 use crate::apply::{Event, MigrationProgress};
 use crate::plan::Plan;
 
 /// Where events go.
 pub enum Progress {
-    Json,
+    Json(Json),
     Lines(Lines),
     Bars(Bars),
 }
@@ -21,7 +22,7 @@ impl Progress {
     pub fn new(plan: &Plan, json: bool) -> Progress {
         use std::io::IsTerminal;
         if json {
-            Progress::Json
+            Progress::Json(Json::new(plan))
         } else if std::io::stderr().is_terminal() {
             Progress::Bars(Bars::new(plan))
         } else {
@@ -31,7 +32,7 @@ impl Progress {
 
     pub fn event(&mut self, event: Event) {
         match self {
-            Progress::Json => println!("{}", event.to_json_line()),
+            Progress::Json(j) => j.event(event),
             Progress::Lines(l) => l.event(&event),
             Progress::Bars(b) => b.event(&event),
         }
@@ -40,7 +41,7 @@ impl Progress {
     /// Prints a line that is not an event (to stderr in JSON mode, so stdout stays JSON).
     pub fn note(&self, line: &str) {
         match self {
-            Progress::Json => eprintln!("{line}"),
+            Progress::Json(_) => eprintln!("{line}"),
             Progress::Lines(_) => println!("{line}"),
             Progress::Bars(b) => b.multi.suspend(|| println!("{line}")),
         }
@@ -81,6 +82,108 @@ fn details(plan: &Plan) -> HashMap<String, String> {
         .collect()
 }
 
+/// `--json`: the stream of [`StreamMessage`]s on stdout (after the version message, which
+/// [`Json::start_stream`] writes once per apply).
+pub struct Json {
+    details: HashMap<String, String>,
+}
+
+impl Json {
+    fn new(plan: &Plan) -> Json {
+        Json {
+            details: details(plan),
+        }
+    }
+
+    /// The stream's first line: its format version.
+    pub fn start_stream() {
+        println!("{}", StreamMessage::version().to_json_line());
+    }
+
+    fn event(&mut self, event: Event) {
+        let (level, message) = self.words(&event);
+        println!(
+            "{}",
+            StreamMessage::now(level, message, event).to_json_line()
+        );
+    }
+
+    /// The `@level` and `@message` of `event`: the words the text output uses.
+    fn words(&self, event: &Event) -> (Level, String) {
+        let level = match event {
+            Event::Error { .. } => Level::Error,
+            Event::Summary {
+                failed, not_run, ..
+            } if failed + not_run > 0 => Level::Error,
+            _ => Level::Info,
+        };
+        (level, line_for(&self.details, event))
+    }
+}
+
+/// The line that tells `event` in words (plain output and the JSON stream's `@message`).
+fn line_for(details: &HashMap<String, String>, event: &Event) -> String {
+    match event {
+        Event::Version {
+            berth,
+            format_version,
+        } => format!("berth {berth}: apply events, format {format_version}"),
+        Event::Start { step, guest, .. } => {
+            let detail = details.get(step).map(String::as_str).unwrap_or("");
+            format!("{guest}: {} started ({detail})", step_name(step))
+        }
+        Event::Progress {
+            step,
+            guest,
+            progress,
+        } => format!("{guest}: {} {}", step_name(step), progress_text(progress)),
+        Event::Done {
+            step,
+            guest,
+            note: Some(note),
+            elapsed_ms,
+        } => format!(
+            "{guest}: {} done ({note}) after {}",
+            step_name(step),
+            seconds(*elapsed_ms)
+        ),
+        Event::Done {
+            step,
+            guest,
+            note: None,
+            elapsed_ms,
+        } => format!(
+            "{guest}: {} done after {}",
+            step_name(step),
+            seconds(*elapsed_ms)
+        ),
+        Event::Skip {
+            step,
+            guest,
+            reason,
+        } => format!("{guest}: {} skipped: {reason}", step_name(step)),
+        Event::Error {
+            step,
+            guest,
+            message,
+        } => format!("{guest}: {} FAILED: {message}", step_name(step)),
+        Event::Summary {
+            done,
+            failed,
+            skipped,
+            not_run,
+            ..
+        } => format!(
+            "Apply {}: {done} done, {failed} failed, {skipped} skipped, {not_run} not run",
+            if failed + not_run > 0 {
+                "failed"
+            } else {
+                "ended"
+            }
+        ),
+    }
+}
+
 /// Plain lines on stdout: one when a step starts and one when it ends; live-migration
 /// progress every 10 %.
 pub struct Lines {
@@ -98,48 +201,14 @@ impl Lines {
 
     fn event(&mut self, event: &Event) {
         match event {
-            Event::Start { step, guest, .. } => {
-                let detail = self.details.get(step).map(String::as_str).unwrap_or("");
-                println!("{guest}: {} started ({detail})", step_name(step));
-            }
-            Event::Progress {
-                step,
-                guest,
-                progress,
-            } => {
+            Event::Progress { step, progress, .. } => {
                 let decile = progress.percent.map_or(0, |p| (p / 10.0) as u64);
                 if self.last_decile.insert(step.clone(), decile) != Some(decile) {
-                    println!("{guest}: {} {}", step_name(step), progress_text(progress));
+                    println!("{}", line_for(&self.details, event));
                 }
             }
-            Event::Done {
-                step,
-                guest,
-                note,
-                elapsed_ms,
-            } => match note {
-                Some(note) => println!(
-                    "{guest}: {} done ({note}) after {}",
-                    step_name(step),
-                    seconds(*elapsed_ms)
-                ),
-                None => println!(
-                    "{guest}: {} done after {}",
-                    step_name(step),
-                    seconds(*elapsed_ms)
-                ),
-            },
-            Event::Skip {
-                step,
-                guest,
-                reason,
-            } => println!("{guest}: {} skipped: {reason}", step_name(step)),
-            Event::Error {
-                step,
-                guest,
-                message,
-            } => println!("{guest}: {} FAILED: {message}", step_name(step)),
-            Event::Summary { .. } => {}
+            Event::Summary { .. } | Event::Version { .. } => {}
+            _ => println!("{}", line_for(&self.details, event)),
         }
     }
 }
@@ -242,7 +311,7 @@ impl Bars {
                     .multi
                     .println(format!("- {guest}: {} skipped: {reason}", step_name(step)));
             }
-            Event::Summary { .. } => {}
+            Event::Summary { .. } | Event::Version { .. } => {}
         }
     }
 

@@ -103,10 +103,10 @@ impl ConfigError {
                 other => flat.push(other),
             }
         }
-        if flat.len() == 1 {
-            if let Some(only) = flat.pop() {
-                return only;
-            }
+        if flat.len() == 1
+            && let Some(only) = flat.pop()
+        {
+            return only;
         }
         ConfigError::Many { errors: flat }
     }

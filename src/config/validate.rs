@@ -466,21 +466,21 @@ impl Validator<'_> {
             return (None, false);
         };
         let mut keep = true;
-        if let [_, extra @ ..] = block.labels.as_slice() {
-            if let (Some(second), Some(last)) = (extra.first(), extra.last()) {
-                let range =
-                    label_span(second).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
-                self.error(
-                    Span { file, range },
-                    format!(
-                        "the `{name}` block takes one label (the {what}), found {}",
-                        block.labels.len()
-                    ),
-                    "extra label",
-                    Some(format!("write `{name} \"{}\" {{`", first.as_str())),
-                );
-                keep = false;
-            }
+        if let [_, extra @ ..] = block.labels.as_slice()
+            && let (Some(second), Some(last)) = (extra.first(), extra.last())
+        {
+            let range =
+                label_span(second).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
+            self.error(
+                Span { file, range },
+                format!(
+                    "the `{name}` block takes one label (the {what}), found {}",
+                    block.labels.len()
+                ),
+                "extra label",
+                Some(format!("write `{name} \"{}\" {{`", first.as_str())),
+            );
+            keep = false;
         }
         let label = Spanned {
             value: first.as_str().to_string(),

@@ -8,8 +8,8 @@ use hcl::edit::expr::Expression;
 
 use super::pci::PciAddress;
 use super::schema::{AttrSpec, Kind};
-use super::size::parse_size_mib;
 use super::suggest::did_you_mean;
+use crate::size::parse_size_mib;
 
 /// A validated attribute value, typed as its [`Kind`] says.
 #[derive(Debug, Clone, PartialEq)]
@@ -194,7 +194,8 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
 
         (Kind::Size, Expression::String(s)) => match parse_size_mib(s) {
             Ok(mib) => Value::SizeMib(mib),
-            Err(why) => {
+            Err(e) => {
+                let why = e.reason.to_string();
                 return Err(Problem::new(
                     format!("invalid size \"{}\" for `{name}`: {why}", s.as_str()),
                     why,

@@ -25,6 +25,7 @@ pub mod resolve;
 pub mod rules;
 pub mod ruleset;
 mod suggest;
+pub use suggest::closest as closest_name;
 pub mod units;
 
 pub use capacity::{HostRules, SriovPool};

@@ -1,21 +1,6 @@
 //! "Did you mean" for misspelt guest and host names.
 
-/// Edit distance (insertions, deletions, substitutions), case-insensitive.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.to_lowercase().chars().collect();
-    let b: Vec<char> = b.to_lowercase().chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
-    }
-    previous[b.len()]
-}
+use crate::config::suggest::edit_distance as distance;
 
 /// The candidate closest to `wanted`, when it is close enough to be a plausible typo
 /// (at most a third of the label's length, and at least 2 edits allowed). Ties go to the
@@ -42,5 +27,7 @@ mod tests {
         assert_eq!(closest("exa01amd02", names), Some("exa01adm02"));
         assert_eq!(closest("completely-else", names), None);
         assert_eq!(distance("kitten", "sitting"), 3);
+        // A swap of two letters is one edit, as for attribute names.
+        assert_eq!(distance("exa01amd02", "exa01adm02"), 1);
     }
 }

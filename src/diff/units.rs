@@ -2,7 +2,7 @@
 
 /// `196608` → `192 GiB`, `1536` → `1.5 GiB`, `512` → `512 MiB`.
 pub fn mib(value: u64) -> String {
-    if value >= 1024 && value % 1024 == 0 {
+    if value >= 1024 && value.is_multiple_of(1024) {
         format!("{} GiB", value / 1024)
     } else if value >= 1024 {
         let gib = value as f64 / 1024.0;

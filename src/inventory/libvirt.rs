@@ -2,16 +2,17 @@
 //! domain with its devices. Nothing here writes: connections are opened read-only.
 
 mod capabilities;
+mod diagnostics;
 mod domain_xml;
 
 use std::sync::Mutex;
-use std::sync::Once;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 
 pub use capabilities::host_cpu_model;
+pub use diagnostics::{message as libvirt_message, one_line, route_errors_to_tracing};
 pub use domain_xml::{DomainDevices, DomainXmlError, parse_domain_devices};
 
 use super::model::GuestState;
@@ -149,11 +150,15 @@ fn encode_path(path: &std::path::Path) -> String {
     percent_encode_keeping(&path.to_string_lossy(), b"/")
 }
 
-/// libvirt prints every error to stderr unless its default error callback is removed;
-/// berth reports errors itself.
-pub fn silence_libvirt_stderr() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(virt::error::clear_error_callback);
+/// The libvirt library berth runs with, as `major.minor.release` (`berth version`).
+pub fn library_version() -> Option<String> {
+    let v = Connect::version().ok()?;
+    Some(format!(
+        "{}.{}.{}",
+        v / 1_000_000,
+        (v / 1000) % 1000,
+        v % 1000
+    ))
 }
 
 /// Refuses transports berth cannot drive. libvirt's `libssh` transport waits for an event loop
@@ -173,7 +178,7 @@ pub fn check_transport(uri: &str) -> Result<(), String> {
 /// Reads one host: node memory (MiB), logical CPUs and model, the capabilities' CPU model
 /// (optional), and every domain, defined or running, sorted by name.
 pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtError> {
-    silence_libvirt_stderr();
+    route_errors_to_tracing();
     let fail = |message: &str| LibvirtError {
         host: host.to_string(),
         uri: uri.to_string(),
@@ -181,7 +186,7 @@ pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtErr
         message: message.to_string(),
     };
     check_transport(uri).map_err(|m| fail(&m))?;
-    let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail(e.message()))?;
+    let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail(&libvirt_message(&e)))?;
     observe_connection(host, uri, &conn)
 }
 
@@ -193,7 +198,7 @@ pub fn observe_connection(
     uri: &str,
     conn: &Connect,
 ) -> Result<HostObservation, LibvirtError> {
-    silence_libvirt_stderr();
+    route_errors_to_tracing();
     let fail = |action: &str, message: &str| LibvirtError {
         host: host.to_string(),
         uri: uri.to_string(),
@@ -202,7 +207,7 @@ pub fn observe_connection(
     };
     let node = conn
         .node_info()
-        .map_err(|e| fail("read node info", e.message()))?;
+        .map_err(|e| fail("read node info", &libvirt_message(&e)))?;
     // Advisory: a driver without capabilities (or without a CPU model) still yields a host.
     let cpu_model = conn
         .capabilities()
@@ -210,7 +215,7 @@ pub fn observe_connection(
         .and_then(|xml| host_cpu_model(&xml));
     let domains = conn
         .list_all_domains(0)
-        .map_err(|e| fail("list domains", e.message()))?;
+        .map_err(|e| fail("list domains", &libvirt_message(&e)))?;
     let mut observed = Vec::with_capacity(domains.len());
     for (index, domain) in domains.iter().enumerate() {
         observed.push(
@@ -237,11 +242,11 @@ fn observe_domain(domain: &Domain, index: usize) -> Result<DomainObservation, (S
     let name = domain.name().map_err(|e| {
         (
             format!("read the name of domain #{}", index + 1),
-            e.message().to_string(),
+            libvirt_message(&e),
         )
     })?;
     let action = format!("read domain {name}");
-    let libvirt = |e: virt::error::Error| (action.clone(), e.message().to_string());
+    let libvirt = |e: virt::error::Error| (action.clone(), libvirt_message(&e));
     let info = domain.info().map_err(libvirt)?;
     let persistent = domain.is_persistent().map_err(libvirt)?;
     let xml = domain

@@ -13,7 +13,6 @@ pub mod load;
 pub mod model;
 pub mod observed;
 pub mod reconcile;
-pub mod size;
 pub mod version;
 
 pub use libvirt::{

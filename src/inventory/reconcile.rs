@@ -188,11 +188,11 @@ pub fn reconcile(
             .iter()
             .filter(|d| !es_names.contains(d.name.as_str()))
         {
-            if d.state.holds_resources() {
-                if let Some(h) = topology.hosts.get_mut(&o.host) {
-                    h.unmanaged_memory_mib += d.memory_mib;
-                    h.unmanaged_vcpus += d.vcpus;
-                }
+            if d.state.holds_resources()
+                && let Some(h) = topology.hosts.get_mut(&o.host)
+            {
+                h.unmanaged_memory_mib += d.memory_mib;
+                h.unmanaged_vcpus += d.vcpus;
             }
             drift.push(Drift {
                 kind: DriftKind::ExtraDomain,

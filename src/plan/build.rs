@@ -1,7 +1,7 @@
 //! Builds a [`Plan`] from a loaded configuration and inventory: diff, then schedule, then the
 //! per-host summaries, the es.xml write-back diff and the fingerprints a later apply checks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::config::{Config, ConfigError, DriftSource};
 use crate::diff::{self, Move};
@@ -104,6 +104,84 @@ pub fn build(
     inv: &Inventory,
     history: Result<diff::History, PlanError>,
 ) -> Result<Plan, ConfigError> {
+    build_scoped(cfg, inv, history, &Scope::default())
+}
+
+/// Which guests a plan may move (`berth plan -target G -exclude G`): the moves of other guests
+/// are left out before scheduling, so the plan's steps, host figures and es.xml diff describe
+/// only what it will do, and its capacity checks hold for those moves alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Only these guests (full name or first DNS label); empty: every guest.
+    pub targets: Vec<String>,
+    /// Never these guests.
+    pub excludes: Vec<String>,
+}
+
+impl Scope {
+    pub fn is_everything(&self) -> bool {
+        self.targets.is_empty() && self.excludes.is_empty()
+    }
+
+    /// The full names `names` designate, or the plan errors for names that match no guest
+    /// (or several).
+    fn resolve(
+        flag: &str,
+        names: &[String],
+        topo: &Topology,
+    ) -> (BTreeSet<String>, Vec<PlanError>) {
+        let mut found = BTreeSet::new();
+        let mut errors = Vec::new();
+        for name in names {
+            if topo.guests.contains_key(name) {
+                found.insert(name.clone());
+                continue;
+            }
+            let short: Vec<&String> = topo
+                .guests
+                .keys()
+                .filter(|g| g.split('.').next() == Some(name.as_str()))
+                .collect();
+            match short.as_slice() {
+                [one] => {
+                    found.insert((*one).clone());
+                }
+                [] => errors.push(PlanError {
+                    code: "scope".into(),
+                    message: format!(
+                        "{flag} {name}: no such guest in es.xml{}",
+                        diff::closest_name(name, topo.guests.keys().map(String::as_str))
+                            .map(|g| format!(" (did you mean {g}?)"))
+                            .unwrap_or_default()
+                    ),
+                    guest: None,
+                    host: None,
+                }),
+                many => errors.push(PlanError {
+                    code: "scope".into(),
+                    message: format!(
+                        "{flag} {name} is ambiguous: {}",
+                        many.iter()
+                            .map(|g| g.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    guest: None,
+                    host: None,
+                }),
+            }
+        }
+        (found, errors)
+    }
+}
+
+/// [`build`] limited to the guests of `scope`.
+pub fn build_scoped(
+    cfg: &Config,
+    inv: &Inventory,
+    history: Result<diff::History, PlanError>,
+    scope: &Scope,
+) -> Result<Plan, ConfigError> {
     let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
@@ -129,7 +207,16 @@ pub fn build(
         diff::History::default()
     });
     let desired = diff::desired_with(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
-    let (moves, problems) = diff::moves(cfg, topo, &desired);
+    let (mut moves, problems) = diff::moves(cfg, topo, &desired);
+    if !scope.is_everything() {
+        let (targets, mut errors) = Scope::resolve("-target", &scope.targets, topo);
+        let (excludes, more) = Scope::resolve("-exclude", &scope.excludes, topo);
+        errors.extend(more);
+        moves.retain(|m| {
+            (scope.targets.is_empty() || targets.contains(&m.guest)) && !excludes.contains(&m.guest)
+        });
+        plan.errors.extend(errors);
+    }
     plan.rebalances = desired.rebalances.clone();
     plan.errors
         .extend(problems.into_iter().map(PlanError::from));

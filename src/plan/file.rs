@@ -13,9 +13,8 @@
 //! checks the signature: a signed plan needs the key and a matching HMAC, and with the key set
 //! an unsigned plan is refused (a pipeline that signs accepts only what it signed).
 
-use std::fs::{self, File, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -180,32 +179,7 @@ pub fn save(plan: &Plan, path: &Path, key: Option<&[u8]>) -> Result<(), PlanFile
     };
     let json = sealed_json(plan, key).map_err(|e| unwritable(io::Error::other(e)))?;
 
-    let dir = parent_dir(path);
-    let file_name = path.file_name().ok_or_else(|| {
-        unwritable(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path names no file",
-        ))
-    })?;
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(file_name);
-    prefix.push(".");
-    // The temp file is created with mode 0600 (tempfile creates it with O_EXCL and this mode),
-    // so the plan is never readable by others, not even for an instant.
-    let mut temp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .permissions(Permissions::from_mode(PLAN_FILE_MODE))
-        .tempfile_in(dir)
-        .map_err(unwritable)?;
-    temp.write_all(&json).map_err(unwritable)?;
-    temp.as_file().sync_all().map_err(unwritable)?;
-    temp.persist(path).map_err(|e| unwritable(e.error))?;
-    // Make the rename itself durable.
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(unwritable)?;
-    Ok(())
+    crate::atomic_file::write(path, &json, PLAN_FILE_MODE).map_err(|e| unwritable(e.source))
 }
 
 /// Reads a plan saved by [`save`], telling apart a file that cannot be read, one that is not a
@@ -330,17 +304,12 @@ fn parse_sealed(path: &Path, bytes: &[u8]) -> Result<(Plan, Seal, Vec<u8>), Plan
 }
 
 /// The directory a file path lives in; `.` for a bare file name.
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::plan::sample::sample_plan;
+    use std::fs::Permissions;
+    use std::os::unix::fs::PermissionsExt;
 
     fn dir_entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)

@@ -17,7 +17,7 @@ pub(crate) fn count(n: usize, singular: &str, plural: &str) -> String {
 
 /// Memory as operators size guests: whole GiB when exact, MiB otherwise (never rounded).
 pub(crate) fn mib(value: u64) -> String {
-    if value % 1024 == 0 {
+    if value.is_multiple_of(1024) {
         format!("{} GiB", value / 1024)
     } else {
         format!("{value} MiB")

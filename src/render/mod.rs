@@ -17,7 +17,7 @@ pub use format::summary_line;
 pub use json::plan_json;
 pub use markdown::{COMMENT_LIMIT, plan_markdown, plan_markdown_within};
 pub use style::{color_enabled_for_stderr, color_enabled_for_stdout};
-pub use text::{TextOptions, plan_text};
+pub use text::{TextOptions, plan_errors_text, plan_text};
 
 #[cfg(test)]
 mod tests {

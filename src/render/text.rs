@@ -24,6 +24,9 @@ pub struct TextOptions {
     pub color: bool,
     /// Columns available; long reasons wrap to fit. 0: never wrap.
     pub width: usize,
+    /// Leave the errors out: the CLI prints them on stderr, before the plan
+    /// ([`plan_errors_text`]).
+    pub omit_errors: bool,
 }
 
 impl Default for TextOptions {
@@ -31,6 +34,7 @@ impl Default for TextOptions {
         TextOptions {
             color: false,
             width: DEFAULT_WIDTH,
+            omit_errors: false,
         }
     }
 }
@@ -45,6 +49,7 @@ impl TextOptions {
         TextOptions {
             color: color_enabled_for_stdout(),
             width,
+            omit_errors: false,
         }
     }
 }
@@ -59,7 +64,11 @@ pub fn plan_text(plan: &Plan, opts: &TextOptions) -> String {
         rebalance_section(plan, opts, painter),
         hosts_section(plan, opts, painter),
         steps_section(plan, painter),
-        errors_section(plan, painter),
+        if opts.omit_errors {
+            String::new()
+        } else {
+            errors_section(plan, painter)
+        },
         diff_section(plan, painter),
     ];
     let mut out: String = sections
@@ -403,6 +412,12 @@ fn errors_section(plan: &Plan, painter: Painter) -> String {
     out
 }
 
+/// The plan's errors alone (empty when it has none): what the CLI prints on stderr before
+/// the plan, so that they are the first thing read, not the last of a long plan.
+pub fn plan_errors_text(plan: &Plan, color: bool) -> String {
+    errors_section(plan, Painter { color })
+}
+
 /// `Error` / `Errors (3)`-style title.
 fn heading_count(n: usize, singular: &str, plural: &str) -> String {
     if n == 1 {
@@ -449,6 +464,7 @@ mod tests {
             &TextOptions {
                 color: false,
                 width: 0,
+                ..Default::default()
             },
         )
     }
@@ -614,6 +630,25 @@ mod tests {
     }
 
     #[test]
+    fn errors_can_be_printed_apart_from_the_plan() {
+        let plan = sample_plan();
+        let errors = plan_errors_text(&plan, false);
+        assert!(errors.starts_with("Error"), "{errors}");
+        assert!(errors.contains("[image_version]"), "{errors}");
+        let rest = plan_text(
+            &plan,
+            &TextOptions {
+                width: 0,
+                omit_errors: true,
+                ..Default::default()
+            },
+        );
+        assert!(!rest.contains("[image_version]"), "{rest}");
+        assert!(rest.contains("apply refuses this plan"), "{rest}");
+        assert_eq!(plan_errors_text(&sample_no_change_plan(), false), "");
+    }
+
+    #[test]
     fn errors_and_drift_name_guest_and_host() {
         let text = plain(&sample_plan());
         assert!(
@@ -676,6 +711,7 @@ mod tests {
             &TextOptions {
                 color: true,
                 width: 0,
+                ..Default::default()
             },
         );
         let green = "\u{1b}[32m";
@@ -702,6 +738,7 @@ mod tests {
             &TextOptions {
                 color: false,
                 width: 100,
+                ..Default::default()
             },
         );
         let start = text.find("Rebalance:\n").expect("a Rebalance section");
@@ -728,6 +765,7 @@ mod tests {
             &TextOptions {
                 color: false,
                 width: 100,
+                ..Default::default()
             },
         );
         let moves = &text[text.find("Moves (3):").unwrap()..text.find("Hosts").unwrap()];

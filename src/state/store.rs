@@ -3,7 +3,6 @@
 //! A write never leaves a torn file: the new content goes to a temporary file in the same
 //! directory (mode 0600), is fsynced, renamed over the old file, and the directory is fsynced.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
@@ -12,6 +11,10 @@ use super::error::StateError;
 use super::lock::{self, LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
 use super::secrets;
+use crate::atomic_file::parent_dir;
+
+/// Mode of the state file: it names every guest and host, readable by its owner only.
+const STATE_FILE_MODE: u32 = 0o600;
 
 /// The state file at one path (and its lock beside it).
 #[derive(Debug, Clone)]
@@ -132,25 +135,12 @@ impl StateStore {
             path: self.path.clone(),
             error,
         };
-        let dir = parent_dir(&self.path);
         let state = without_secrets(state);
         let mut text =
             serde_json::to_string_pretty(&*state).map_err(|e| io("serializing state", e.into()))?;
         text.push('\n');
-        // NamedTempFile creates the file with mode 0600 and removes it if anything below fails.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".berth-state-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| io("creating temporary file for state", e))?;
-        tmp.write_all(text.as_bytes())
-            .map_err(|e| io("writing state", e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| io("syncing state", e))?;
-        tmp.persist(&self.path)
-            .map_err(|e| io("replacing state", e.error))?;
-        lock::sync_dir(dir).map_err(|e| io("syncing state directory", e))
+        crate::atomic_file::write(&self.path, text.as_bytes(), STATE_FILE_MODE)
+            .map_err(|e| io(e.action, e.source))
     }
 
     /// Takes the state lock for `operation`; fails with [`StateError::Locked`] naming the
@@ -170,15 +160,6 @@ impl StateStore {
         lock::force_remove(&self.lock_path, id)
     }
 }
-
-/// The directory a path lives in (`.` for a bare file name).
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
 /// `state` with the secrets of its recorded definitions removed ([`secrets::strip_secrets`]);
 /// a definition that cannot be read well enough to tell is not recorded at all.
 fn without_secrets(state: &State) -> std::borrow::Cow<'_, State> {

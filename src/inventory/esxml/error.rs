@@ -1,6 +1,6 @@
 //! The one error type of the es.xml layer: where (file, line, column, element) and what.
 
-use crate::inventory::size::SizeError;
+use crate::size::SizeError;
 
 pub use super::position::Location;
 

@@ -4,8 +4,8 @@
 
 use crate::inventory::esxml::error::{EsXmlError, EsXmlErrorKind};
 use crate::inventory::esxml::scan::TextField;
-use crate::inventory::size::parse_size_mib;
 use crate::inventory::version::ImageVersion;
+use crate::size::parse_size_mib;
 
 use super::Resolver;
 

@@ -1,5 +1,7 @@
 //! Memory sizes as es.xml and HCL write them (`64GB`, `1390Gb`, `2048G`, `512M`, `16GiB`, `1.5TB`).
 //!
+//! The one size parser of berth: a leaf module, so that both `config` and `inventory` use it.
+//!
 //! Exadata writes decimal-looking units (`GB`, `Gb`) but means binary ones: `1G` is 1024 MiB.
 //! berth follows that convention everywhere, so es.xml and HCL sizes compare without surprises.
 //! Everything is kept in whole MiB; arithmetic is exact (no floating point), so `1.5TB` is

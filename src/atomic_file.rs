@@ -1,0 +1,85 @@
+//! Replacing a file atomically: the one way berth writes the state, saved plans and es.xml.
+//!
+//! The bytes go to a temp file in the same directory (so the rename cannot cross filesystems),
+//! created with its final mode from the start (`O_EXCL`, never readable by others, not even for
+//! an instant), fsynced, renamed over the target, and the directory is fsynced so the rename is
+//! durable. A crash leaves the old file or the new one, never half of one; on any error the
+//! target is untouched and no temp file remains.
+
+use std::ffi::OsString;
+use std::fs::{File, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+/// Which part of the write failed (`"creating a temporary file for"`, `"writing"`, …: it reads
+/// before the path), and the OS error. Callers wrap it in their layer's error with the path.
+#[derive(Debug)]
+pub struct AtomicWriteError {
+    pub action: &'static str,
+    pub source: io::Error,
+}
+
+/// Replaces `path` with `bytes`, atomically, with file mode `mode` (e.g. `0o600`).
+pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AtomicWriteError> {
+    let fail = |action| move |source| AtomicWriteError { action, source };
+    let dir = parent_dir(path);
+    let file_name = path.file_name().ok_or_else(|| AtomicWriteError {
+        action: "naming",
+        source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
+    })?;
+    let mut prefix = OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".tmp")
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .map_err(fail("creating a temporary file for"))?;
+    tmp.write_all(bytes).map_err(fail("writing"))?;
+    tmp.as_file().sync_all().map_err(fail("syncing"))?;
+    tmp.persist(path).map_err(|e| fail("replacing")(e.error))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail("syncing the directory of"))
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_with_the_mode_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "old").unwrap();
+        write(&path, b"new", 0o640).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn a_failed_write_says_which_part_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = write(&dir.path().join("missing/state.json"), b"x", 0o600).unwrap_err();
+        assert_eq!(err.action, "creating a temporary file for");
+        assert_eq!(err.source.kind(), io::ErrorKind::NotFound);
+        let err = write(Path::new("/"), b"x", 0o600).unwrap_err();
+        assert_eq!(err.action, "naming");
+    }
+}
