@@ -658,3 +658,25 @@ fn apply_exclude_leaves_those_guests_alone() {
         (ADM01.to_string(), ADM01.to_string())
     );
 }
+
+#[test]
+fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
+    let lab = drain_lab();
+    let out = berth(lab.path(), &["apply", "--json"]);
+    assert_exit(&out, 1);
+    let messages: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0]["event"], "version");
+    assert_eq!(messages[1]["event"], "diagnostic");
+    assert_eq!(messages[1]["@level"], "error");
+    let summary = messages[1]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("--json cannot ask for confirmation"),
+        "{summary}"
+    );
+    assert_eq!(messages[1]["@message"].as_str(), Some(summary));
+    assert!(stderr(&out).contains("--json cannot ask for confirmation"));
+}

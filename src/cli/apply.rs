@@ -28,6 +28,20 @@ enum Source {
 }
 
 pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
+    if !args.json {
+        return run(args, color);
+    }
+    // The stream starts with its version, whatever follows; an error ends it with a diagnostic
+    // message (and is printed on stderr as always).
+    super::progress::Json::start_stream();
+    let result = run(args, color);
+    if let Err(e) = &result {
+        super::progress::Json::diagnostic(&e.render(false));
+    }
+    result
+}
+
+fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
     if args.json && !args.auto_approve && args.file.is_none() {
         return Err(CliError::Refused(
             "--json cannot ask for confirmation: add -auto-approve, or apply a saved plan (`berth apply FILE`)".into(),
@@ -48,9 +62,6 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
              `berth apply` with them and without FILE to plan and apply at once",
             file.display()
         )));
-    }
-    if args.json {
-        super::progress::Json::start_stream();
     }
     // The flags count for every plan made now: the first one, and the fresh plan that follows
     // an unfinished plan continued first.
