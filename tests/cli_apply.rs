@@ -641,6 +641,13 @@ fn a_step_that_did_nothing_exits_1_and_says_why() {
 fn apply_exclude_leaves_those_guests_alone() {
     let lab = drain_lab();
     let dir = lab.path();
+    let out = berth(dir, &["apply", "-auto-approve", "-exclude", "nosuchvm"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("-exclude nosuchvm: no such guest; the plan moves"),
+        "{}",
+        stderr(&out)
+    );
     let out = berth(
         dir,
         &[

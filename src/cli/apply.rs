@@ -184,7 +184,7 @@ fn choose_plan(
 
 /// The guest `name` designates in `plan`: a guest of its moves or of its fingerprints, by full
 /// name or first DNS label.
-fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
+fn resolve_guest(plan: &Plan, flag: &str, name: &str) -> Result<String, CliError> {
     let known: BTreeSet<&str> = plan
         .fingerprints
         .guests
@@ -206,7 +206,7 @@ fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
             let moved: BTreeSet<&str> = plan.moves.iter().map(|m| m.guest.as_str()).collect();
             let moved: Vec<&str> = moved.into_iter().collect();
             Err(CliError::Refused(format!(
-                "-target {name}: no such guest; the plan moves {}",
+                "{flag} {name}: no such guest; the plan moves {}",
                 if moved.is_empty() {
                     "nothing".to_string()
                 } else {
@@ -215,7 +215,7 @@ fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
             )))
         }
         many => Err(CliError::Refused(format!(
-            "-target {name} is ambiguous: {}",
+            "{flag} {name} is ambiguous: {}",
             many.join(", ")
         ))),
     }
@@ -298,7 +298,7 @@ fn apply_plan(
         false => Some(
             args.targets
                 .iter()
-                .map(|t| resolve_guest(&plan, t))
+                .map(|t| resolve_guest(&plan, "-target", t))
                 .collect::<Result<BTreeSet<_>, _>>()?,
         ),
     };
@@ -307,7 +307,7 @@ fn apply_plan(
         let excluded = args
             .excludes
             .iter()
-            .map(|g| resolve_guest(&plan, g))
+            .map(|g| resolve_guest(&plan, "-exclude", g))
             .collect::<Result<BTreeSet<_>, _>>()?;
         let base = targets
             .take()
