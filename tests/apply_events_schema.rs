@@ -81,6 +81,9 @@ fn every_kind() -> Vec<StreamMessage> {
             guest,
             message: "host adm02: connection refused".into(),
         },
+        Event::Diagnostic {
+            summary: "error: state `state/berth.state.json` is locked".into(),
+        },
         Event::Summary {
             plan_id: "p1".into(),
             done: 1,

@@ -641,6 +641,13 @@ fn a_step_that_did_nothing_exits_1_and_says_why() {
 fn apply_exclude_leaves_those_guests_alone() {
     let lab = drain_lab();
     let dir = lab.path();
+    let out = berth(dir, &["apply", "-auto-approve", "-exclude", "nosuchvm"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains("-exclude nosuchvm: no such guest; the plan moves"),
+        "{}",
+        stderr(&out)
+    );
     let out = berth(
         dir,
         &[
@@ -657,4 +664,26 @@ fn apply_exclude_leaves_those_guests_alone() {
         (es_host(dir, VM01), es_host(dir, VM02)),
         (ADM01.to_string(), ADM01.to_string())
     );
+}
+
+#[test]
+fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
+    let lab = drain_lab();
+    let out = berth(lab.path(), &["apply", "--json"]);
+    assert_exit(&out, 1);
+    let messages: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages[0]["event"], "version");
+    assert_eq!(messages[1]["event"], "diagnostic");
+    assert_eq!(messages[1]["@level"], "error");
+    let summary = messages[1]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("--json cannot ask for confirmation"),
+        "{summary}"
+    );
+    assert_eq!(messages[1]["@message"].as_str(), Some(summary));
+    assert!(stderr(&out).contains("--json cannot ask for confirmation"));
 }

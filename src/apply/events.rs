@@ -49,6 +49,9 @@ pub enum Event {
         guest: String,
         message: String,
     },
+    /// Why `berth apply --json` stopped before or instead of running (a refusal, a plan with
+    /// errors, a held lock): written by the CLI, the same text as on stderr.
+    Diagnostic { summary: String },
     /// The end of the run.
     Summary {
         plan_id: String,

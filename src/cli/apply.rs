@@ -30,6 +30,20 @@ enum Source {
 }
 
 pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
+    if !args.json {
+        return run(args, color);
+    }
+    // The stream starts with its version, whatever follows; an error ends it with a diagnostic
+    // message (and is printed on stderr as always).
+    super::progress::Json::start_stream();
+    let result = run(args, color);
+    if let Err(e) = &result {
+        super::progress::Json::diagnostic(&e.render(false));
+    }
+    result
+}
+
+fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
     if args.json && !args.auto_approve && args.file.is_none() {
         return Err(CliError::Refused(
             "--json cannot ask for confirmation: add -auto-approve, or apply a saved plan (`berth apply FILE`)".into(),
@@ -50,9 +64,6 @@ pub fn apply(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
              `berth apply` with them and without FILE to plan and apply at once",
             file.display()
         )));
-    }
-    if args.json {
-        super::progress::Json::start_stream();
     }
     // The flags count for every plan made now: the first one, and the fresh plan that follows
     // an unfinished plan continued first.
@@ -188,7 +199,7 @@ fn choose_plan(
 
 /// The guest `name` designates in `plan`: a guest of its moves or of its fingerprints, by full
 /// name or first DNS label.
-fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
+fn resolve_guest(plan: &Plan, flag: &str, name: &str) -> Result<String, CliError> {
     let known: BTreeSet<&str> = plan
         .fingerprints
         .guests
@@ -210,7 +221,7 @@ fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
             let moved: BTreeSet<&str> = plan.moves.iter().map(|m| m.guest.as_str()).collect();
             let moved: Vec<&str> = moved.into_iter().collect();
             Err(CliError::Refused(format!(
-                "-target {name}: no such guest; the plan moves {}",
+                "{flag} {name}: no such guest; the plan moves {}",
                 if moved.is_empty() {
                     "nothing".to_string()
                 } else {
@@ -219,7 +230,7 @@ fn resolve_guest(plan: &Plan, name: &str) -> Result<String, CliError> {
             )))
         }
         many => Err(CliError::Refused(format!(
-            "-target {name} is ambiguous: {}",
+            "{flag} {name} is ambiguous: {}",
             many.join(", ")
         ))),
     }
@@ -302,7 +313,7 @@ fn apply_plan(
         false => Some(
             args.targets
                 .iter()
-                .map(|t| resolve_guest(&plan, t))
+                .map(|t| resolve_guest(&plan, "-target", t))
                 .collect::<Result<BTreeSet<_>, _>>()?,
         ),
     };
@@ -311,7 +322,7 @@ fn apply_plan(
         let excluded = args
             .excludes
             .iter()
-            .map(|g| resolve_guest(&plan, g))
+            .map(|g| resolve_guest(&plan, "-exclude", g))
             .collect::<Result<BTreeSet<_>, _>>()?;
         let base = targets
             .take()

@@ -151,8 +151,9 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub keep_going: bool,
 
-    /// Print one JSON event per line (start, progress, done, skip, error, summary); needs
-    /// -auto-approve unless FILE is given
+    /// Print a versioned JSON stream, one message per line (version first, then start,
+    /// progress, done, skip, error, summary or diagnostic; each with @level, @message and
+    /// @timestamp; schemas/apply-events.schema.json); needs -auto-approve unless FILE is given
     #[arg(long)]
     pub json: bool,
 

@@ -100,6 +100,18 @@ impl Json {
         println!("{}", StreamMessage::version().to_json_line());
     }
 
+    /// A diagnostic message: why the apply stopped.
+    pub fn diagnostic(text: &str) {
+        let event = Event::Diagnostic {
+            summary: text.to_string(),
+        };
+        let message = line_for(&HashMap::new(), &event);
+        println!(
+            "{}",
+            StreamMessage::now(Level::Error, message, event).to_json_line()
+        );
+    }
+
     fn event(&mut self, event: Event) {
         let (level, message) = self.words(&event);
         println!(
@@ -111,7 +123,7 @@ impl Json {
     /// The `@level` and `@message` of `event`: the words the text output uses.
     fn words(&self, event: &Event) -> (Level, String) {
         let level = match event {
-            Event::Error { .. } => Level::Error,
+            Event::Error { .. } | Event::Diagnostic { .. } => Level::Error,
             Event::Summary {
                 failed, not_run, ..
             } if failed + not_run > 0 => Level::Error,
@@ -167,6 +179,7 @@ fn line_for(details: &HashMap<String, String>, event: &Event) -> String {
             guest,
             message,
         } => format!("{guest}: {} FAILED: {message}", step_name(step)),
+        Event::Diagnostic { summary } => summary.clone(),
         Event::Summary {
             done,
             failed,
@@ -207,7 +220,7 @@ impl Lines {
                     println!("{}", line_for(&self.details, event));
                 }
             }
-            Event::Summary { .. } | Event::Version { .. } => {}
+            Event::Summary { .. } | Event::Version { .. } | Event::Diagnostic { .. } => {}
             _ => println!("{}", line_for(&self.details, event)),
         }
     }
@@ -311,7 +324,7 @@ impl Bars {
                     .multi
                     .println(format!("- {guest}: {} skipped: {reason}", step_name(step)));
             }
-            Event::Summary { .. } | Event::Version { .. } => {}
+            Event::Summary { .. } | Event::Version { .. } | Event::Diagnostic { .. } => {}
         }
     }
 
