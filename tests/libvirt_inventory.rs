@@ -275,6 +275,7 @@ fn drain_host_es() -> EsSystem {
             .into(),
         networks: vec![],
         volumes: vec![],
+        others: vec![],
     }
 }
 

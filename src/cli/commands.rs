@@ -77,12 +77,20 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
     crate::diff::desired(&cfg, &inv.topology)
         .map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
     let drift_blocks = plan::build::blocking_drift(&cfg, &inv.drift) > 0;
+    let unreachable = plan::build::unreachable_hosts(&cfg, &inv.drift);
+    let drift: Vec<&crate::inventory::Drift> = inv
+        .drift
+        .iter()
+        .filter(|d| d.kind != crate::inventory::reconcile::DriftKind::HostUnreachable)
+        .collect();
+    let valid = !drift_blocks && unreachable.is_empty();
     if args.json {
         let report = serde_json::json!({
-            "valid": !drift_blocks,
+            "valid": valid,
             "hosts": inv.topology.hosts.len(),
             "guests": inv.topology.guests.len(),
-            "drift": inv.drift,
+            "unreachable": unreachable,
+            "drift": drift,
         });
         print(&format!(
             "{}\n",
@@ -96,17 +104,22 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
             inv.topology.guests.len(),
             inv.topology.clusters.len()
         );
-        for d in &inv.drift {
+        for d in &unreachable {
+            out.push_str(&format!("unreachable: {}\n", d.message));
+        }
+        for d in &drift {
             out.push_str(&format!("drift: {}\n", d.message));
         }
-        if drift_blocks {
+        if !unreachable.is_empty() {
+            out.push_str("The configuration is valid, but berth cannot read every host: `berth plan` will stop until libvirt answers on each (or the host is declared `evacuate = true`).\n");
+        } else if drift_blocks {
             out.push_str("The configuration is valid, but es.xml and libvirt disagree: `berth plan` will stop until the drift is fixed or `drift_source` says which side wins.\n");
         } else {
             out.push_str("Success! The configuration is valid.\n");
         }
         print(&out)?;
     }
-    Ok(if drift_blocks { exit::ERROR } else { exit::OK })
+    Ok(if valid { exit::OK } else { exit::ERROR })
 }
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {

@@ -97,7 +97,7 @@ pub fn desired_with(
     let guest_names = NameIndex::new(topo.guests.keys().map(String::as_str));
     let mut errors = Vec::new();
 
-    let host_intents = resolve_host_blocks(cfg, &host_names, &guest_names, &mut errors);
+    let host_intents = resolve_host_blocks(cfg, topo, &host_names, &guest_names, &mut errors);
     let hosts: BTreeMap<String, HostRules> = topo
         .hosts
         .values()

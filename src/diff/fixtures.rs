@@ -55,6 +55,7 @@ pub fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
         hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
         guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
         clusters: BTreeMap::new(),
+        other_machines: BTreeMap::new(),
     }
 }
 

@@ -210,6 +210,10 @@ pub struct Topology {
     pub hosts: BTreeMap<String, Host>,
     pub guests: BTreeMap<String, Guest>,
     pub clusters: BTreeMap<String, Cluster>,
+    /// es.xml machines that are not KVM hosts or guests (storage cells, bare-metal servers),
+    /// by name, with what each is: so that naming one where a KVM host is expected says so.
+    #[serde(default)]
+    pub other_machines: BTreeMap<String, String>,
 }
 
 impl Topology {

@@ -209,6 +209,11 @@ pub fn reconcile(
     }
 
     topology.clusters = clusters(es, &index);
+    topology.other_machines = es
+        .others
+        .iter()
+        .map(|m| (m.name.clone(), m.kind.clone()))
+        .collect();
     Reconciled { topology, drift }
 }
 

@@ -11,7 +11,7 @@ use crate::inventory::load::{Inventory, InventorySpec};
 use crate::inventory::reconcile::{DriftKind, DriftPolicy};
 use crate::inventory::{Drift, Guest, Topology};
 use crate::remote::SshTarget;
-use crate::schedule::{self, Concurrency, DurationModel, Limits, Schedule};
+use crate::schedule::{self, Concurrency, DurationModel, HostLimit, Limits, Schedule};
 
 use super::model::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError};
 
@@ -101,6 +101,21 @@ pub fn build(
     let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
+    // A host berth cannot read is not a disagreement between es.xml and libvirt: it is its
+    // own error, whatever `drift_source` says (only an evacuated host is expected to be down).
+    let unreachable = unreachable_hosts(cfg, &inv.drift);
+    for d in &unreachable {
+        plan.errors.push(PlanError {
+            code: "host_unreachable".into(),
+            message: format!(
+                "{}. berth does not plan with a host it cannot see: start libvirtd or fix the host's `libvirt_uri`; \
+                 if the host is down for good, set `evacuate = true` in its host block",
+                d.message
+            ),
+            guest: None,
+            host: d.host.clone(),
+        });
+    }
     let blocking = blocking_drift(cfg, &inv.drift);
     if blocking > 0 {
         plan.errors.push(PlanError {
@@ -114,7 +129,11 @@ pub fn build(
             guest: None,
             host: None,
         });
-        plan.hosts = host_summaries(topo, &Limits::default(), &[], &BTreeMap::new());
+    }
+    if !plan.errors.is_empty() {
+        // Capacity as the configuration sets it (memory_reserved, vcpu_overcommit), so the
+        // table marks only what is really over.
+        plan.hosts = host_summaries(topo, &configured_limits(cfg, topo), &[], &BTreeMap::new());
         return Ok(plan);
     }
 
@@ -125,6 +144,7 @@ pub fn build(
     let desired = diff::desired_with(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
     let (moves, problems) = diff::moves(cfg, topo, &desired);
     plan.rebalances = desired.rebalances.clone();
+    plan.errors.extend(infeasible_drains(topo, &problems));
     plan.errors
         .extend(problems.into_iter().map(PlanError::from));
 
@@ -149,25 +169,140 @@ pub fn build(
     Ok(plan)
 }
 
+/// One summary line per host whose drain cannot be met (its guests with no target are listed
+/// one by one after it): how many are stuck, the reason most of them share, and the way out
+/// an operator wants, `maintenance`, which stops in place what cannot move.
+fn infeasible_drains(topo: &Topology, problems: &[diff::MoveProblem]) -> Vec<PlanError> {
+    let mut stuck: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in problems.iter().filter(|p| p.code == "no_target") {
+        if let Some(g) = topo.guests.get(&p.guest) {
+            stuck
+                .entry(g.host.as_str())
+                .or_default()
+                .push(g.name.as_str());
+        }
+    }
+    stuck
+        .into_iter()
+        .map(|(host, guests)| {
+            // A guest is held by anti-affinity when every other host runs a member of one of
+            // its RAC clusters: the common two-host rack, one member per host.
+            let held = |guest: &str| {
+                let Some(g) = topo.guests.get(guest) else {
+                    return false;
+                };
+                let others: Vec<&str> = topo
+                    .hosts
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|h| *h != host)
+                    .collect();
+                !g.clusters.is_empty()
+                    && others.iter().all(|other| {
+                        g.clusters.iter().any(|c| {
+                            topo.clusters.get(c).is_some_and(|c| {
+                                c.members.iter().any(|m| {
+                                    topo.guests.get(m).is_some_and(|m| m.host == *other)
+                                })
+                            })
+                        })
+                    })
+            };
+            let by_rac = guests.iter().filter(|g| held(g)).count();
+            let on_host = topo.guests_on(host).count();
+            let reason = if by_rac == guests.len() {
+                "every other host already runs a member of each one's RAC cluster (anti-affinity)".to_string()
+            } else if by_rac > 0 {
+                format!(
+                    "{by_rac} by RAC anti-affinity (every other host runs a member of their cluster), the others for the reasons below"
+                )
+            } else {
+                "no other host has room for them under the rules (reasons below)".to_string()
+            };
+            let short = short_name(host);
+            PlanError {
+                code: "drain_infeasible".into(),
+                message: format!(
+                    "the drain of {host} cannot be met: {} of its {on_host} guests can go nowhere: {reason}. \
+                     To service the host anyway, use maintenance (`maintenance = true` in host \"{short}\", or `-maintenance {short}`): \
+                     guests that can move are moved, the others are stopped in place, one member of each RAC cluster at a time",
+                    guests.len()
+                ),
+                guest: None,
+                host: Some(host.to_string()),
+            }
+        })
+        .collect()
+}
+
 /// How many drift items stop the plan: none when `drift_source` says which side wins; else
-/// all but the unreachable hosts the configuration declares dead (`evacuate = true`), which
-/// are expected not to answer.
+/// every disagreement between es.xml and libvirt. Unreachable hosts are not counted: they are
+/// their own error ([`unreachable_hosts`]).
 pub fn blocking_drift(cfg: &Config, drift: &[Drift]) -> usize {
     if cfg.inventory.drift_source.is_some() {
         return 0;
     }
-    let short = |name: &str| name.split('.').next().unwrap_or(name).to_string();
-    let dead: Vec<String> = cfg
+    drift
+        .iter()
+        .filter(|d| d.kind != DriftKind::HostUnreachable)
+        .count()
+}
+
+/// The hosts whose libvirt did not answer, but for those the configuration declares dead
+/// (`evacuate = true`), which are expected not to.
+pub fn unreachable_hosts<'d>(cfg: &Config, drift: &'d [Drift]) -> Vec<&'d Drift> {
+    let dead: Vec<&str> = cfg
         .hosts
         .values()
         .filter(|h| h.evacuate)
-        .map(|h| short(&h.name.value))
+        .map(|h| short_name(&h.name.value))
         .collect();
-    let expected = |d: &&Drift| {
-        d.kind == DriftKind::HostUnreachable
-            && d.host.as_deref().is_some_and(|h| dead.contains(&short(h)))
-    };
-    drift.iter().filter(|d| !expected(d)).count()
+    drift
+        .iter()
+        .filter(|d| {
+            d.kind == DriftKind::HostUnreachable
+                && !d
+                    .host
+                    .as_deref()
+                    .is_some_and(|h| dead.contains(&short_name(h)))
+        })
+        .collect()
+}
+
+fn short_name(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// Each host's capacity as the configuration sets it (its host block, matched by full or short
+/// name, over the defaults), for plans that stop before diff resolves the blocks.
+fn configured_limits(cfg: &Config, topo: &Topology) -> Limits {
+    let hosts = topo
+        .hosts
+        .values()
+        .map(|h| {
+            let intent = cfg
+                .hosts
+                .values()
+                .find(|i| i.name.value == h.name)
+                .or_else(|| {
+                    cfg.hosts
+                        .values()
+                        .find(|i| i.name.value == short_name(&h.name))
+                });
+            let rules = diff::HostRules::new(h, intent, &cfg.defaults);
+            let limit = HostLimit {
+                memory_mib: rules.memory_capacity_mib,
+                vcpus: rules.vcpu_limit,
+                max_guests: rules.max_guests,
+                accepts_guests: rules.accepts_guests(),
+            };
+            (h.name.clone(), limit)
+        })
+        .collect();
+    Limits {
+        hosts,
+        ..Limits::default()
+    }
 }
 
 pub fn diff_errors(cfg: &Config, errs: Vec<diff::DiffError>) -> ConfigError {
@@ -196,7 +331,13 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         waves: Vec::new(),
         // Filled by `build` once the limits are known.
         hosts: Vec::new(),
-        drift: inv.drift.clone(),
+        // Unreachable hosts are errors of their own, not disagreements (see `build`).
+        drift: inv
+            .drift
+            .iter()
+            .filter(|d| d.kind != DriftKind::HostUnreachable)
+            .cloned()
+            .collect(),
         errors: Vec::new(),
         rebalances: Vec::new(),
         fingerprints: fingerprints(cfg, inv),

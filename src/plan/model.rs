@@ -53,12 +53,15 @@ pub struct PlanError {
 }
 
 impl From<MoveProblem> for PlanError {
+    /// The host is the move's target; a problem without one (`no_target`: nowhere to go) names
+    /// the host the guest is on, never an empty name.
     fn from(p: MoveProblem) -> Self {
+        let host = [p.to, p.from].into_iter().find(|h| !h.is_empty());
         PlanError {
             code: p.code,
             message: p.message,
-            guest: Some(p.guest),
-            host: Some(p.to),
+            guest: Some(p.guest).filter(|g| !g.is_empty()),
+            host,
         }
     }
 }
@@ -101,5 +104,30 @@ impl Plan {
     }
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(from: &str, to: &str) -> MoveProblem {
+        MoveProblem {
+            code: "no_target".into(),
+            guest: "vm1".into(),
+            from: from.into(),
+            to: to.into(),
+            message: "no host can take it".into(),
+        }
+    }
+
+    #[test]
+    fn a_problem_without_a_target_names_the_guests_host_not_an_empty_one() {
+        let e = PlanError::from(problem("adm01", ""));
+        assert_eq!(e.host.as_deref(), Some("adm01"));
+        let e = PlanError::from(problem("adm01", "adm02"));
+        assert_eq!(e.host.as_deref(), Some("adm02"));
+        let e = PlanError::from(problem("", ""));
+        assert_eq!(e.host, None);
     }
 }

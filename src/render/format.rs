@@ -96,9 +96,65 @@ pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
 pub(crate) fn guest_host(guest: Option<&str>, host: Option<&str>) -> String {
     let parts: Vec<String> = [("guest", guest), ("host", host)]
         .into_iter()
-        .filter_map(|(what, name)| name.map(|n| format!("{what} {}", clean(n))))
+        .filter_map(|(what, name)| {
+            name.filter(|n| !n.is_empty())
+                .map(|n| format!("{what} {}", clean(n)))
+        })
         .collect();
     parts.join(", ")
+}
+
+/// Why a host of the capacity table is marked over capacity, one sentence per such host. A
+/// host can be over before the plan moves anything (es.xml's or libvirt's own figures exceed
+/// what `memory_reserved` and `vcpu_overcommit` leave): the mark must say so, or it reads as
+/// a fault of the plan.
+pub(crate) fn over_capacity_notes(plan: &Plan) -> Vec<String> {
+    plan.hosts
+        .iter()
+        .filter_map(|h| {
+            let mut what = Vec::new();
+            let memory_before = h.memory_used_mib_before > h.memory_mib;
+            let vcpus_before = h.vcpus_used_before > h.vcpu_limit;
+            if memory_before {
+                what.push(format!(
+                    "{} of memory in use of {}",
+                    crate::diff::units::mib(h.memory_used_mib_before),
+                    crate::diff::units::mib(h.memory_mib)
+                ));
+            }
+            if vcpus_before {
+                what.push(format!(
+                    "{} vCPUs in use of {}",
+                    h.vcpus_used_before, h.vcpu_limit
+                ));
+            }
+            if !what.is_empty() {
+                let change = if h.memory_used_mib_after > h.memory_used_mib_before
+                    || h.vcpus_used_after > h.vcpus_used_before
+                {
+                    "and the plan adds to it"
+                } else {
+                    "the plan adds nothing to it"
+                };
+                return Some(format!(
+                    "{} is over its capacity before any move ({}; capacity is physical memory minus \
+                     `memory_reserved`, CPUs times `vcpu_overcommit`): {change}. Check those settings, or the \
+                     guests' sizes in es.xml and libvirt",
+                    clean(&h.name),
+                    what.join(", ")
+                ));
+            }
+            let over_after = h.memory_used_mib_after > h.memory_mib
+                || h.memory_peak_mib > h.memory_mib
+                || h.vcpus_used_after > h.vcpu_limit;
+            over_after.then(|| {
+                format!(
+                    "{} would be over its capacity during or after the plan",
+                    clean(&h.name)
+                )
+            })
+        })
+        .collect()
 }
 
 /// A wave entry: the step, or the id a (hand-edited or inconsistent) plan names but lacks.
@@ -150,6 +206,16 @@ pub(crate) fn cross_move_dependencies<'a>(
 mod tests {
     use super::*;
     use crate::plan::sample::{sample_no_change_plan, sample_pivot_plan, sample_plan};
+
+    #[test]
+    fn an_empty_name_is_left_out_never_printed_as_a_blank_field() {
+        assert_eq!(guest_host(Some("vm1"), Some("")), "guest vm1");
+        assert_eq!(guest_host(Some(""), Some("adm01")), "host adm01");
+        assert_eq!(
+            guest_host(Some("vm1"), Some("adm01")),
+            "guest vm1, host adm01"
+        );
+    }
 
     #[test]
     fn summary_counts_moves_steps_and_waves() {

@@ -332,6 +332,13 @@ fn hosts(plan: &Plan, doc: &mut Doc) {
         ]);
         doc.push(Part::Host, row);
     }
+    let notes = super::format::over_capacity_notes(plan);
+    if !notes.is_empty() {
+        doc.blank();
+        for note in notes {
+            doc.push(Part::Other, format!("⚠️ {}", md(&note)));
+        }
+    }
 }
 
 fn moves(plan: &Plan, doc: &mut Doc) {

@@ -241,6 +241,17 @@ fn hosts_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
         );
     }
     out.push_str(&table.render(2, opts.width, painter));
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
+    for note in super::format::over_capacity_notes(plan) {
+        for (i, line) in wrap(&note, width).iter().enumerate() {
+            let lead = if i == 0 {
+                format!("  {} ", painter.paint(Role::Error, "!"))
+            } else {
+                "    ".to_string()
+            };
+            let _ = writeln!(out, "{lead}{line}");
+        }
+    }
     out
 }
 
@@ -360,7 +371,11 @@ fn duration(seconds: f64) -> String {
     match s {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m {:02}s", s / 60, s % 60),
-        _ => format!("{}h {:02}m", s / 3600, (s % 3600 + 30) / 60),
+        _ => {
+            // Round to the minute first, so 7,170 s reads "2h 00m", never "1h 60m".
+            let minutes = (s + 30) / 60;
+            format!("{}h {:02}m", minutes / 60, minutes % 60)
+        }
     }
 }
 
@@ -738,12 +753,41 @@ mod tests {
     }
 
     #[test]
+    fn a_host_over_capacity_before_the_plan_is_explained_not_just_marked() {
+        let mut plan = sample_plan();
+        let h = &mut plan.hosts[0];
+        h.vcpus_used_before = h.vcpu_limit + 64;
+        h.vcpus_used_after = h.vcpus_used_before - 8;
+        let name = h.name.clone();
+        let text = plain(&plan);
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with('!') && l.contains(&name))
+            .unwrap_or_else(|| panic!("no ! row for {name}:\n{text}"));
+        assert!(row.contains(&name), "{row}");
+        let note = text
+            .lines()
+            .find(|l| l.contains("is over its capacity before any move"))
+            .unwrap_or_else(|| panic!("no explanation:\n{text}"));
+        assert!(note.contains(&name), "{note}");
+        assert!(text.contains("the plan adds nothing to it"), "{text}");
+        assert!(
+            crate::render::plan_markdown(&plan).contains("is over its capacity before any move")
+        );
+    }
+
+    #[test]
     fn durations_read_as_a_person_would_say_them() {
         assert_eq!(duration(0.4), "0s");
         assert_eq!(duration(59.6), "1m 00s");
         assert_eq!(duration(750.0), "12m 30s");
         assert_eq!(duration(3.0 * 3600.0 + 5.0 * 60.0 + 10.0), "3h 05m");
         assert_eq!(duration(-2.0), "0s");
+        for s in 7170..7200 {
+            assert_eq!(duration(f64::from(s)), "2h 00m", "{s} s");
+        }
+        assert_eq!(duration(7169.0), "1h 59m");
+        assert_eq!(duration(3600.0), "1h 00m");
     }
 
     #[test]

@@ -60,6 +60,7 @@ fn system() -> EsSystem {
         }],
         networks: vec![],
         volumes: vec![],
+        others: vec![],
     }
 }
 

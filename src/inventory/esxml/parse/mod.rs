@@ -173,6 +173,7 @@ impl Resolver<'_> {
         let BuiltMachines {
             hosts,
             guests,
+            others,
             members,
             layout,
         } = built;
@@ -195,6 +196,7 @@ impl Resolver<'_> {
             clusters,
             networks,
             volumes,
+            others,
         };
         Ok((system, layout))
     }
