@@ -79,3 +79,203 @@ fn an_impossible_drain_gets_one_summary_line_pointing_at_maintenance() {
     );
     assert!(!text.contains("host :"), "{text}");
 }
+
+fn plan_json(rack: &Rack, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["plan", "--json"];
+    all.extend_from_slice(args);
+    let out = berth(rack.path(), &all);
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}{}", stdout(&out), stderr(&out)))
+}
+
+/// The guests of the JSON plan's moves of `kind` (`stop_in_place`, `start_in_place`).
+fn moves_of_kind(plan: &serde_json::Value, kind: &str) -> Vec<String> {
+    plan["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"].as_str() == Some(kind))
+        .map(|m| m["guest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn maintenance_of_one_host_of_a_two_host_rack_stops_one_member_per_cluster_in_place() {
+    for fixture in ["elastic_sample.xml", "ipv6_sample.xml"] {
+        let rack = Rack::new(fixture, by_host_name, "");
+        let host = rack.host(0).to_string();
+        let plan = plan_json(&rack, &["-maintenance", &host]);
+        assert!(
+            plan["errors"].as_array().unwrap().is_empty(),
+            "{fixture}: {}",
+            plan["errors"]
+        );
+        // Every guest of the host has its RAC peer on the other host: none can move, each is
+        // stopped where it is, and nothing is started anywhere.
+        let mut stopped = moves_of_kind(&plan, "stop_in_place");
+        stopped.sort();
+        let mut on_host = rack.guests_on(0);
+        on_host.sort();
+        assert_eq!(stopped, on_host, "{fixture}");
+        let steps = plan["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), on_host.len());
+        for s in steps {
+            assert_eq!(s["kind"], "STOP_GUEST", "{s}");
+            assert_eq!(s["from"], host.as_str());
+            assert_eq!(s["to"], host.as_str());
+        }
+        // The guests on the other host (the other member of each cluster) are untouched.
+        for guest in rack.guests_on(1) {
+            assert!(!steps.iter().any(|s| s["guest"] == guest.as_str()));
+        }
+        let report = plan["maintenance"].as_array().unwrap();
+        assert_eq!(report.len(), on_host.len());
+        for m in report {
+            assert_eq!(m["action"], "stopped_in_place");
+            assert_eq!(m["host"], host.as_str());
+            assert!(m.get("downtime_s").is_none(), "down until the end: {m}");
+        }
+        // Text, Markdown and DOT say so too.
+        let text = stdout(&berth(rack.path(), &["plan", "-maintenance", &host]));
+        assert!(text.contains("Maintenance:"), "{text}");
+        assert!(
+            text.contains(&format!("{}: stopped in place on", on_host[0])),
+            "{text}"
+        );
+        assert!(text.contains("down until the end of maintenance"), "{text}");
+        assert!(text.contains("1 stopped in place"), "{text}");
+        let markdown = stdout(&berth(
+            rack.path(),
+            &["plan", "--markdown", "-maintenance", &host],
+        ));
+        assert!(markdown.contains("#### Maintenance"), "{markdown}");
+        assert!(markdown.contains("stopped in place on"), "{markdown}");
+        // `graph` plans from the configuration: put the intent there.
+        let hcl = rack.path().join("main.hcl");
+        let before = std::fs::read_to_string(&hcl).unwrap();
+        std::fs::write(
+            &hcl,
+            format!("{before}\nhost \"{host}\" {{\n  maintenance = true\n}}\n"),
+        )
+        .unwrap();
+        let dot = stdout(&berth(rack.path(), &["graph"]));
+        assert!(dot.contains("stop in place on"), "{dot}");
+        assert!(dot.contains("down until the end of maintenance"), "{dot}");
+        std::fs::write(&hcl, before).unwrap();
+    }
+}
+
+#[test]
+fn maintenance_of_both_hosts_at_once_would_take_a_whole_cluster_down_and_is_refused() {
+    let rack = Rack::new("elastic_sample.xml", by_host_name, "");
+    let plan = plan_json(
+        &rack,
+        &["-maintenance", rack.host(0), "-maintenance", rack.host(1)],
+    );
+    let errors = plan["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "allows 1 of its members unavailable at once, but maintenance would stop 2 in place"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("(maintenance default)"), "{message}");
+}
+
+/// The JSON events of `berth apply --json`, and the ids of the steps that finished.
+fn applied(rack: &Rack, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["apply", "-auto-approve", "--json"];
+    all.extend_from_slice(args);
+    let out = berth(rack.path(), &all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "done")
+        .map(|e| e["step"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn apply_stops_in_place_and_end_maintenance_starts_the_same_guests_again() {
+    let rack = Rack::new("elastic_sample.xml", by_host_name, "");
+    let host = rack.host(0).to_string();
+    let guest = rack.guests_on(0)[0].clone();
+    let es_before = std::fs::read_to_string(rack.path().join("es.xml")).unwrap();
+
+    let done = applied(&rack, &["-maintenance", &host]);
+    assert_eq!(done, vec![format!("{guest}:STOP_GUEST")]);
+    // Stopped in place: es.xml keeps it on its host.
+    let es_after = std::fs::read_to_string(rack.path().join("es.xml")).unwrap();
+    assert_eq!(es_before, es_after);
+    let state = std::fs::read_to_string(rack.path().join("berth.state")).unwrap();
+    assert!(state.contains("STOP_GUEST"), "{state}");
+
+    // Each berth process opens the test driver afresh from the node files: record there what
+    // the first apply did to the domain (shut off), as a real libvirtd would remember it.
+    let node = rack.path().join(format!("nodes/{host}.xml"));
+    let text = std::fs::read_to_string(&node).unwrap();
+    std::fs::write(
+        &node,
+        text.replace(
+            "<devices/></domain>",
+            "<devices/><test:runstate>5</test:runstate></domain>",
+        ),
+    )
+    .unwrap();
+
+    // The guest is shut off now: without the journal, nothing says berth stopped it.
+    let plain = plan_json(&rack, &[]);
+    assert!(plain["moves"].as_array().unwrap().is_empty(), "{plain}");
+
+    let ending = plan_json(&rack, &["-end-maintenance", &host]);
+    assert_eq!(
+        moves_of_kind(&ending, "start_in_place"),
+        vec![guest.clone()]
+    );
+    assert_eq!(ending["maintenance"][0]["action"], "started_in_place");
+    let done = applied(&rack, &["-end-maintenance", &host]);
+    assert_eq!(done, vec![format!("{guest}:STARTUP_GUEST")]);
+
+    // Running again (as libvirtd would remember): the journal says it was started, so ending
+    // the maintenance once more has nothing to do.
+    std::fs::write(&node, text).unwrap();
+    let again = plan_json(&rack, &["-end-maintenance", &host]);
+    assert!(again["moves"].as_array().unwrap().is_empty(), "{again}");
+}
+
+#[test]
+fn maintenance_moves_the_guests_that_can_move_with_their_predicted_downtime() {
+    let dir = cli::example("drain-host");
+    let out = berth(&dir, &["plan", "--json", "-maintenance", "exa01adm01"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
+    let report = plan["maintenance"].as_array().unwrap();
+    assert_eq!(report.len(), 3, "{report:?}");
+    for m in report {
+        assert_eq!(m["action"], "moved", "{m}");
+        assert_eq!(m["host"], "exa01adm01.example.com");
+        assert_ne!(m["to"], "exa01adm01.example.com");
+        // Offline moves: down from STOP_GUEST to STARTUP_GUEST, as the duration model
+        // predicts; vm03 is shut off already and loses nothing.
+        let downtime = m["downtime_s"].as_f64().unwrap();
+        if m["guest"] == "exa01adm01vm03.example.com" {
+            assert_eq!(downtime, 0.0, "{m}");
+        } else {
+            assert!(downtime > 0.0, "{m}");
+        }
+    }
+    assert!(moves_of_kind(&plan, "stop_in_place").is_empty());
+}

@@ -172,6 +172,16 @@ pub struct IntentArgs {
     #[arg(long = "return-home", value_name = "HOST")]
     pub return_home: Vec<String>,
 
+    /// Service HOST: move the guests that can move, stop the others in place (one member of
+    /// each RAC cluster at a time), like `host "HOST" { maintenance = true }` (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub maintenance: Vec<String>,
+
+    /// End HOST's maintenance: start the guests stopped in place, return the moved ones home
+    /// (from the state file), like `host "HOST" { maintenance = false }` (repeatable)
+    #[arg(long = "end-maintenance", value_name = "HOST")]
+    pub end_maintenance: Vec<String>,
+
     /// Even out memory over every host, like `rebalance "all" {}`
     #[arg(long)]
     pub rebalance: bool,
@@ -183,6 +193,8 @@ impl IntentArgs {
             drain: self.drain.clone(),
             evacuate: self.evacuate.clone(),
             return_home: self.return_home.clone(),
+            maintenance: self.maintenance.clone(),
+            end_maintenance: self.end_maintenance.clone(),
             rebalance: self.rebalance,
         }
     }

@@ -20,6 +20,8 @@ const SINGLE_DASH: &[&str] = &[
     "drain",
     "evacuate",
     "return-home",
+    "maintenance",
+    "end-maintenance",
     "rebalance",
     "replan",
     "help",

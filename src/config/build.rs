@@ -208,6 +208,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
         drain: node.bool("drain").unwrap_or(false),
         evacuate: node.bool("evacuate").unwrap_or(false),
         return_home: node.bool("return_home").unwrap_or(false),
+        maintenance: node.bool("maintenance"),
         disabled: node.bool("disabled").unwrap_or(false),
         max_guests: node.int("max_guests").and_then(|max| {
             Some(Spanned {

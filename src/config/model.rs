@@ -240,6 +240,11 @@ pub struct HostIntent {
     pub evacuate: bool,
     /// Bring back the guests that earlier plans moved off this host (from the state journal).
     pub return_home: bool,
+    /// `maintenance = true`: empty the host for service as an operator would: guests that can
+    /// move are moved (as a drain), the others are stopped in place, within disruption
+    /// budgets. `maintenance = false`: end it: start the guests stopped in place and return
+    /// the moved ones home (both from the state journal). `None`: neither.
+    pub maintenance: Option<bool>,
     /// No guest may move onto a disabled host.
     pub disabled: bool,
     pub max_guests: Option<Spanned<u32>>,

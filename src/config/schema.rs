@@ -215,6 +215,7 @@ const HOST: BlockSpec = BlockSpec {
         attr("drain", Kind::Bool),
         attr("evacuate", Kind::Bool),
         attr("return_home", Kind::Bool),
+        attr("maintenance", Kind::Bool),
         attr("disabled", Kind::Bool),
         attr("max_guests", COUNT),
         attr("vcpu_overcommit", OVERCOMMIT),

@@ -110,12 +110,17 @@ fn refused_pin(
     let rules = hosts.get(host)?;
     let (what, help) = if rules.empties() {
         let what = rules.refusal().unwrap_or("drained");
-        let attribute = if rules.evacuate { "evacuate" } else { "drain" };
-        let article = if what.starts_with('e') { "an" } else { "a" };
+        let attribute = if rules.evacuate {
+            "evacuate"
+        } else if rules.maintenance {
+            "maintenance"
+        } else {
+            "drain"
+        };
         (
             what,
             format!(
-                "{article} {what} host is being emptied: pick another host, or remove `{attribute} = true` from host \"{host}\""
+                "host \"{host}\" is being emptied ({what}): pick another host, or remove `{attribute} = true` from it"
             ),
         )
     } else if rules.disabled && current != Some(host) {

@@ -66,6 +66,12 @@ pub enum Origin {
     Chosen { reason: String },
     /// It must move but no host can take it (see [`Desired::unplaced`]).
     Unplaced,
+    /// Its host is in maintenance and no host can take it: it is stopped where it is and stays
+    /// defined there; the reason says why it could not move.
+    StopInPlace { reason: String },
+    /// Its host's maintenance ends and berth stopped it there for that maintenance (state
+    /// journal): it is started where it is.
+    StartInPlace { reason: String },
 }
 
 /// What earlier plans did, as far as intents need it (gathered by the caller from the state
@@ -74,6 +80,9 @@ pub enum Origin {
 pub struct History {
     /// Guest → the hosts berth moved it off and it has not come back to since, oldest first.
     pub departed: BTreeMap<String, Vec<String>>,
+    /// Guest → the host berth stopped it in place on for maintenance, when berth has not
+    /// started or moved it since.
+    pub stopped_in_place: BTreeMap<String, String>,
 }
 
 /// [`desired_with`] without history: `return_home` has nothing to bring back.
@@ -154,6 +163,7 @@ pub fn desired_with(
     };
     planner.configured();
     planner.return_home(history);
+    planner.start_in_place(history);
     let (groups, singles) = planner.requests();
     if !planner.errors.is_empty() {
         return Err(planner.errors);
@@ -346,6 +356,62 @@ impl<'t> Planner<'_, '_, 't> {
         }
     }
 
+    /// Guests berth stopped in place for the maintenance of a host whose maintenance now ends
+    /// (`maintenance = false`) are started where they are, if they are still shut off there.
+    fn start_in_place(&mut self, history: &History) {
+        let topo = self.topo();
+        for (name, host) in &history.stopped_in_place {
+            let Some(guest) = topo.guests.get(name) else {
+                continue;
+            };
+            let ends = self
+                .world
+                .hosts
+                .get(host)
+                .is_some_and(|r| r.end_maintenance);
+            if !ends
+                || guest.host != *host
+                || guest.state.holds_resources()
+                || self.settled.contains(name)
+            {
+                continue;
+            }
+            self.decided.insert(
+                name.clone(),
+                DesiredGuest {
+                    host: host.clone(),
+                    mode: None,
+                    origin: Origin::StartInPlace {
+                        reason: format!(
+                            "end of maintenance on {host}: berth stopped {name} in place there (state journal)"
+                        ),
+                    },
+                },
+            );
+            self.settled.insert(name.clone());
+        }
+    }
+
+    /// Whether `guest` is on a host in maintenance: then, when no host can take it, it is
+    /// stopped in place instead of failing the plan.
+    fn in_maintenance(&self, guest: &Guest) -> bool {
+        self.ledger
+            .host_of(&guest.name)
+            .and_then(|h| self.world.hosts.get(h))
+            .is_some_and(|r| r.maintenance)
+    }
+
+    /// The entry of a guest of a host in maintenance that no host can take.
+    fn stop_in_place(guest: &Guest, why: &str) -> DesiredGuest {
+        DesiredGuest {
+            host: guest.host.clone(),
+            mode: None,
+            origin: Origin::StopInPlace {
+                reason: format!("maintenance {}, stopped in place: {why}", guest.host),
+            },
+        }
+    }
+
     /// Why an unsettled guest must leave the host it is on: (reason start, where it leaves,
     /// forced mode).
     fn must_leave(&self, guest: &Guest) -> Option<(String, String, Option<MigrationMode>)> {
@@ -356,6 +422,13 @@ impl<'t> Planner<'_, '_, 't> {
                 format!("evacuate {host} (dead host, offline_force)"),
                 format!("off evacuated {host}"),
                 Some(MigrationMode::OfflineForce),
+            ));
+        }
+        if rules.maintenance {
+            return Some((
+                format!("maintenance {host}"),
+                format!("off {host} (in maintenance)"),
+                None,
             ));
         }
         if rules.drain {
@@ -628,6 +701,22 @@ impl<'t> Planner<'_, '_, 't> {
                         }
                     }
                 }
+                Err(message)
+                    if group.members.iter().any(|m| self.in_maintenance(m.guest))
+                        && group.members.iter().all(|m| {
+                            self.must_leave(m.guest).is_none() || self.in_maintenance(m.guest)
+                        }) =>
+                {
+                    for member in &group.members {
+                        if self.must_leave(member.guest).is_some() {
+                            self.decided.insert(
+                                member.guest.name.clone(),
+                                Self::stop_in_place(member.guest, &message),
+                            );
+                            self.settled.insert(member.guest.name.clone());
+                        }
+                    }
+                }
                 Err(message) => {
                     let first = group
                         .members
@@ -679,6 +768,10 @@ impl<'t> Planner<'_, '_, 't> {
                     mode,
                     origin: Origin::Chosen { reason },
                 },
+                Outcome::Unplaced(problem) if self.in_maintenance(guest) => {
+                    self.settled.insert(guest.name.clone());
+                    Self::stop_in_place(guest, &problem.message)
+                }
                 Outcome::Unplaced(problem) => {
                     self.unplaced.push(problem);
                     self.settled.insert(guest.name.clone());

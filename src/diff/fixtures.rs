@@ -161,6 +161,7 @@ impl ConfigBuilder {
             drain: false,
             evacuate: false,
             return_home: false,
+            maintenance: None,
             disabled: false,
             max_guests: None,
             vcpu_overcommit: None,

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::config::MigrationMode;
 use crate::config::{Config, ConfigError, DriftSource};
-use crate::diff::{self, Move};
+use crate::diff::{self, Move, MoveKind};
 use crate::inventory::esxml::{self, GuestMove};
 use crate::inventory::facts;
 use crate::inventory::load::{Inventory, InventorySpec};
@@ -13,7 +14,9 @@ use crate::inventory::{Drift, Guest, Topology};
 use crate::remote::SshTarget;
 use crate::schedule::{self, Concurrency, DurationModel, HostLimit, Limits, Schedule};
 
-use super::model::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError};
+use super::model::{
+    FORMAT_VERSION, Fingerprints, HostSummary, MaintenanceAction, MaintenanceGuest, Plan, PlanError,
+};
 
 /// How to read the inventory for this configuration: es.xml path, URI per host, drift policy.
 pub fn inventory_spec(cfg: &Config) -> InventorySpec {
@@ -148,13 +151,17 @@ pub fn build(
     plan.errors
         .extend(problems.into_iter().map(PlanError::from));
 
-    let limits = Limits {
+    let mut limits = Limits {
         durations: DurationModel::from_defaults(&cfg.defaults),
         concurrency: Concurrency::from_defaults(&cfg.defaults),
         ..Limits::from_desired(&desired, true)
     };
+    maintenance_budgets(&desired, topo, &mut limits);
     match schedule::schedule(&moves, topo, &limits) {
-        Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
+        Ok(s) => {
+            fill_from_schedule(&mut plan, cfg, inv, &limits, s);
+            plan.maintenance = maintenance_report(&desired, &plan);
+        }
         Err(e) => {
             plan.moves = moves;
             plan.errors.push(PlanError {
@@ -167,6 +174,84 @@ pub fn build(
         }
     }
     Ok(plan)
+}
+
+/// Per guest of a host entering or leaving maintenance: what happens to it and its predicted
+/// downtime (from the plan's timing).
+fn maintenance_report(desired: &diff::Desired, plan: &Plan) -> Vec<MaintenanceGuest> {
+    let rules = |host: &str| desired.hosts.get(host);
+    let timing: HashMap<&str, (f64, f64)> = plan
+        .timing
+        .iter()
+        .flat_map(|t| &t.steps)
+        .map(|s| (s.step.as_str(), (s.start_s, s.start_s + s.duration_s)))
+        .collect();
+    let step_time = |index: usize, kind: schedule::StepKind| {
+        plan.steps
+            .iter()
+            .find(|s| s.move_index == index && s.kind == kind)
+            .and_then(|s| timing.get(s.id.as_str()).copied())
+    };
+    let mut report = Vec::new();
+    for (index, m) in plan.moves.iter().enumerate() {
+        let entering = rules(&m.from).is_some_and(|r| r.maintenance);
+        let leaving_to = rules(&m.to).is_some_and(|r| r.end_maintenance);
+        let (host, action) = match m.kind {
+            MoveKind::StopInPlace => (&m.from, MaintenanceAction::StoppedInPlace),
+            MoveKind::StartInPlace => (&m.to, MaintenanceAction::StartedInPlace),
+            MoveKind::Migrate if entering => (&m.from, MaintenanceAction::Moved),
+            MoveKind::Migrate if leaving_to => (&m.to, MaintenanceAction::ReturnedHome),
+            MoveKind::Migrate => continue,
+        };
+        let stop = step_time(index, schedule::StepKind::StopGuest);
+        let start = step_time(index, schedule::StepKind::StartupGuest);
+        let downtime_s = match (m.kind, m.mode) {
+            (MoveKind::StopInPlace, _) => None,
+            (MoveKind::StartInPlace, _) => start.map(|(_, end)| end),
+            (_, MigrationMode::Live) => plan.timing.as_ref().map(|_| 0.0),
+            _ => match (stop, start) {
+                (Some((begin, _)), Some((_, end))) => Some(end - begin),
+                // A shut-off guest is not stopped or started: no downtime of its own.
+                (None, None) => plan.timing.as_ref().map(|_| 0.0),
+                _ => None,
+            },
+        };
+        report.push(MaintenanceGuest {
+            guest: m.guest.clone(),
+            host: host.clone(),
+            action,
+            to: m.to.clone(),
+            mode: m.mode,
+            downtime_s,
+        });
+    }
+    report
+}
+
+/// While a host is in maintenance (or leaves it), a RAC cluster keeps serving: each cluster
+/// that no `disruption_budget` rule covers gets one of `max_unavailable = 1`, so no more than
+/// one member is down or moving at once.
+fn maintenance_budgets(desired: &diff::Desired, topo: &Topology, limits: &mut Limits) {
+    if !desired
+        .hosts
+        .values()
+        .any(|r| r.maintenance || r.end_maintenance)
+    {
+        return;
+    }
+    for cluster in topo.clusters.values() {
+        let covered = limits
+            .budgets
+            .iter()
+            .any(|b| cluster.members.iter().all(|m| b.members.contains(m)));
+        if covered || cluster.members.len() < 2 {
+            continue;
+        }
+        let name = format!("RAC cluster {} (maintenance default)", cluster.name);
+        if let Some(spec) = schedule::BudgetSpec::for_cluster(&name, topo, &cluster.name, 1) {
+            limits.budgets.push(spec);
+        }
+    }
 }
 
 /// One summary line per host whose drain cannot be met (its guests with no target are listed
@@ -340,6 +425,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
             .collect(),
         errors: Vec::new(),
         rebalances: Vec::new(),
+        maintenance: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         es_xml_diff: String::new(),
         timing: None,
@@ -473,6 +559,12 @@ pub fn host_summaries(
         .iter()
         .map(|m| (m.guest.as_str(), m.to.as_str()))
         .collect();
+    // Guests maintenance stops or starts where they are: they end holding nothing, or all.
+    let in_place: HashMap<&str, MoveKind> = moves
+        .iter()
+        .filter(|m| !m.kind.is_migrate())
+        .map(|m| (m.guest.as_str(), m.kind))
+        .collect();
     // One pass over the guests, not one per host: 10,000 hosts × 100,000 guests must stay fast.
     let position: HashMap<&str, usize> = topo
         .hosts
@@ -491,7 +583,15 @@ pub fn host_summaries(
             .copied()
             .unwrap_or(g.host.as_str());
         if let Some(&i) = position.get(host) {
-            after[i].add(g);
+            match in_place.get(g.name.as_str()) {
+                Some(MoveKind::StopInPlace) => after[i].guests += 1,
+                Some(MoveKind::StartInPlace) => {
+                    after[i].memory_mib += g.memory_mib;
+                    after[i].vcpus += g.vcpus;
+                    after[i].guests += 1;
+                }
+                _ => after[i].add(g),
+            }
         }
     }
     topo.hosts

@@ -26,12 +26,16 @@ pub(crate) fn mib(value: u64) -> String {
 
 /// Live and offline (including offline_force) move counts.
 pub(crate) fn live_offline(plan: &Plan) -> (usize, usize) {
-    let live = plan
-        .moves
-        .iter()
+    let migrations = || plan.moves.iter().filter(|m| m.kind.is_migrate());
+    let live = migrations()
         .filter(|m| m.mode == MigrationMode::Live)
         .count();
-    (live, plan.moves.len() - live)
+    (live, migrations().count() - live)
+}
+
+/// Moves of `kind` (stop or start in place) in the plan.
+fn in_place(plan: &Plan, kind: crate::diff::MoveKind) -> usize {
+    plan.moves.iter().filter(|m| m.kind == kind).count()
 }
 
 /// The one-line verdict that ends every rendering of a plan:
@@ -40,9 +44,25 @@ pub(crate) fn live_offline(plan: &Plan) -> (usize, usize) {
 pub fn summary_line(plan: &Plan) -> String {
     let mut line = if plan.has_changes() {
         let (live, offline) = live_offline(plan);
+        let stopped = in_place(plan, crate::diff::MoveKind::StopInPlace);
+        let started = in_place(plan, crate::diff::MoveKind::StartInPlace);
+        let migrations = plan.moves.len() - stopped - started;
+        let mut parts = Vec::new();
+        if migrations > 0 || stopped + started == 0 {
+            parts.push(format!(
+                "{} ({live} live, {offline} offline)",
+                count(migrations, "move", "moves")
+            ));
+        }
+        if stopped > 0 {
+            parts.push(format!("{stopped} stopped in place"));
+        }
+        if started > 0 {
+            parts.push(format!("{started} started in place"));
+        }
         format!(
-            "Plan: {} ({live} live, {offline} offline), {} in {}.",
-            count(plan.moves.len(), "move", "moves"),
+            "Plan: {}, {} in {}.",
+            parts.join(", "),
             count(plan.steps.len(), "step", "steps"),
             count(plan.waves.len(), "wave", "waves"),
         )
@@ -102,6 +122,53 @@ pub(crate) fn guest_host(guest: Option<&str>, host: Option<&str>) -> String {
         })
         .collect();
     parts.join(", ")
+}
+
+/// One guest of a host in (or leaving) maintenance, in words: `vm01: moved to adm02 (live),
+/// down 0s`, `vm02: stopped in place on adm01, down until the end of maintenance`.
+pub(crate) fn maintenance_line(m: &crate::plan::MaintenanceGuest) -> String {
+    use crate::plan::MaintenanceAction as A;
+    let down = |what: &str| match m.downtime_s {
+        Some(s) => format!("{what} {}", short_duration(s)),
+        None => String::new(),
+    };
+    let (what, downtime) = match m.action {
+        A::Moved => (
+            format!("moved to {} ({})", clean(&m.to), m.mode),
+            down("predicted downtime"),
+        ),
+        A::ReturnedHome => (
+            format!("returns home to {} ({})", clean(&m.to), m.mode),
+            down("predicted downtime"),
+        ),
+        A::StoppedInPlace => (
+            format!("stopped in place on {}", clean(&m.host)),
+            "down until the end of maintenance".to_string(),
+        ),
+        A::StartedInPlace => (
+            format!("started again on {}", clean(&m.host)),
+            down("down until"),
+        ),
+    };
+    if downtime.is_empty() {
+        format!("{}: {what}", clean(&m.guest))
+    } else {
+        format!("{}: {what}, {downtime}", clean(&m.guest))
+    }
+}
+
+/// `45s`, `12m 30s`, `3h 05m`: rounded to what a person plans around.
+pub(crate) fn short_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => {
+            // Round to the minute first, so 7,170 s reads "2h 00m", never "1h 60m".
+            let minutes = (s + 30) / 60;
+            format!("{}h {:02}m", minutes / 60, minutes % 60)
+        }
+    }
 }
 
 /// Why a host of the capacity table is marked over capacity, one sentence per such host. A

@@ -57,6 +57,7 @@ pub fn plan_text(plan: &Plan, opts: &TextOptions) -> String {
         drift_section(plan, painter),
         moves_section(plan, opts, painter),
         rebalance_section(plan, opts, painter),
+        maintenance_section(plan, opts, painter),
         hosts_section(plan, opts, painter),
         steps_section(plan, painter),
         errors_section(plan, painter),
@@ -145,16 +146,23 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
     let mut out = heading(painter, &format!("Moves ({}):", plan.moves.len()));
     let mut table = Table::new(&["GUEST", "FROM → TO", "MODE", "MEMORY", "VCPUS", "REASON"]);
     for m in &plan.moves {
-        let mode = if m.pivot {
+        let mode = if !m.kind.is_migrate() {
+            m.kind.as_str().to_string()
+        } else if m.pivot {
             format!("{}, pivot", m.mode)
         } else {
             m.mode.to_string()
+        };
+        let route = if m.kind.is_migrate() {
+            format!("{} → {}", clean(&m.from), clean(&m.to))
+        } else {
+            format!("stays on {}", clean(&m.to))
         };
         table.row(
             Cell::styled("~", Some(Role::Change)),
             vec![
                 Cell::plain(clean(&m.guest)),
-                Cell::plain(format!("{} → {}", clean(&m.from), clean(&m.to))),
+                Cell::plain(route),
                 Cell::plain(mode),
                 Cell::plain(mib(m.memory_mib)),
                 Cell::plain(m.vcpus.to_string()),
@@ -187,6 +195,30 @@ fn rebalance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> Strin
                 format!("  {mark} ")
             } else {
                 " ".repeat(INDENT)
+            };
+            let _ = writeln!(out, "{lead}{line}");
+        }
+    }
+    out
+}
+
+/// Per guest of a host in (or leaving) maintenance: moved where, or stopped or started in
+/// place, and its predicted downtime.
+fn maintenance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
+    if plan.maintenance.is_empty() {
+        return String::new();
+    }
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
+    let mut out = heading(painter, "Maintenance:");
+    for m in &plan.maintenance {
+        for (i, line) in wrap(&super::format::maintenance_line(m), width)
+            .iter()
+            .enumerate()
+        {
+            let lead = if i == 0 {
+                format!("  {} ", painter.paint(Role::Change, "~"))
+            } else {
+                "    ".to_string()
             };
             let _ = writeln!(out, "{lead}{line}");
         }
@@ -365,18 +397,8 @@ fn predicted_line(t: &Timing) -> String {
     )
 }
 
-/// `45s`, `12m 30s`, `3h 05m`: rounded to what a person plans around.
 fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
-        _ => {
-            // Round to the minute first, so 7,170 s reads "2h 00m", never "1h 60m".
-            let minutes = (s + 30) / 60;
-            format!("{}h {:02}m", minutes / 60, minutes % 60)
-        }
-    }
+    super::format::short_duration(seconds)
 }
 
 fn errors_section(plan: &Plan, painter: Painter) -> String {

@@ -18,7 +18,7 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
     let wanted: Vec<&str> = cfg
         .hosts
         .values()
-        .filter(|h| h.return_home)
+        .filter(|h| h.return_home || h.maintenance == Some(false))
         .map(|h| h.name.value.as_str())
         .collect();
     if wanted.is_empty() {
@@ -40,6 +40,7 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
     match loaded {
         Ok(Some(state)) => Ok(History {
             departed: departed(&state),
+            stopped_in_place: stopped_in_place(&state),
         }),
         Ok(None) => Err(error(format!(
             "return_home on {} needs the state file {} to know which guests berth moved off, and there is none",
@@ -48,6 +49,31 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         ))),
         Err(e) => Err(error(format!("return_home on {}: {e}", wanted.join(", ")))),
     }
+}
+
+/// Guest → the host berth stopped it in place on for maintenance (a completed STOP_GUEST whose
+/// source and target are the same host), when no later completed step started or moved it.
+pub fn stopped_in_place(state: &State) -> BTreeMap<String, String> {
+    let mut done: Vec<(usize, &JournalEntry)> = state
+        .journal
+        .iter()
+        .filter(|e| e.status == StepStatus::Done)
+        .enumerate()
+        .collect();
+    done.sort_by_key(|(index, e)| (e.finished_at, *index));
+    let mut stopped: BTreeMap<String, String> = BTreeMap::new();
+    for (_, e) in done {
+        match e.kind {
+            StepKind::StopGuest if e.from == e.to => {
+                stopped.insert(e.guest.clone(), e.from.clone());
+            }
+            StepKind::StartupGuest | StepKind::MigrateGuest => {
+                stopped.remove(&e.guest);
+            }
+            _ => {}
+        }
+    }
+    stopped
 }
 
 /// Guest → the hosts berth moved it off (completed MIGRATE_GUEST steps) and it has not come

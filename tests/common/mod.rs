@@ -43,6 +43,7 @@ impl PlanBuilder {
             memory_mib: 1024,
             vcpus: 1,
             pivot: false,
+            kind: Default::default(),
         });
         let mut previous: Option<String> = None;
         for &kind in kinds {
@@ -91,6 +92,7 @@ impl PlanBuilder {
             drift: Vec::new(),
             errors: Vec::new(),
             rebalances: Vec::new(),
+            maintenance: Vec::new(),
             fingerprints: Fingerprints::default(),
             es_xml_diff: String::new(),
             timing: None,
