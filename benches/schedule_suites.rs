@@ -233,6 +233,7 @@ fn guest(name: &str, host: &str, memory_gib: u64) -> Guest {
     Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
+        domain: None,
         host: host.into(),
         state: GuestState::Running,
         vcpus: 8,
@@ -257,6 +258,7 @@ fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
         vcpus: g.vcpus,
         pivot: false,
         kind: Default::default(),
+        domain: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32, state: GuestState)
     Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
+        domain: None,
         host: host.into(),
         state,
         vcpus,
@@ -75,6 +76,7 @@ fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move {
         vcpus: 0,
         pivot: false,
         kind: Default::default(),
+        domain: None,
     }
 }
 

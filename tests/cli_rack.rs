@@ -279,3 +279,105 @@ fn maintenance_moves_the_guests_that_can_move_with_their_predicted_downtime() {
     }
     assert!(moves_of_kind(&plan, "stop_in_place").is_empty());
 }
+
+/// libvirt names each domain by the guest's es.xml machine id without `_id` (in the ExaCS-style
+/// fixtures, the NAT admin name, while `<hostName>` is the client name).
+fn by_machine_id(_host_name: &str, machine_id: &str) -> String {
+    machine_id.trim_end_matches("_id").to_string()
+}
+
+fn by_short_name(host_name: &str, _machine_id: &str) -> String {
+    host_name.split('.').next().unwrap().to_string()
+}
+
+fn by_template(host_name: &str, _machine_id: &str) -> String {
+    format!("kvm-{}", by_short_name(host_name, ""))
+}
+
+#[test]
+fn without_a_domain_naming_other_domain_names_are_missing_and_extra_guests() {
+    let rack = Rack::new("elastic_sample.xml", by_machine_id, "");
+    let plan = plan_json(&rack, &[]);
+    let kinds: Vec<&str> = plan["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "missing_domain").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "extra_domain").count(), 2);
+}
+
+#[test]
+fn each_domain_naming_matches_es_xml_guests_with_their_domains() {
+    type Naming = fn(&str, &str) -> String;
+    let forms: [(&str, Naming); 4] = [
+        ("host_name", by_host_name),
+        ("short_name", by_short_name),
+        ("machine_id", by_machine_id),
+        ("kvm-{short_name}", by_template),
+    ];
+    for fixture in ["elastic_sample.xml", "ipv6_sample.xml"] {
+        for (setting, naming) in forms {
+            let rack = Rack::new(fixture, naming, "");
+            let hcl = rack.path().join("main.hcl");
+            let text = std::fs::read_to_string(&hcl).unwrap();
+            std::fs::write(
+                &hcl,
+                text.replacen(
+                    "inventory {",
+                    &format!("inventory {{\n  domain_name = \"{setting}\""),
+                    1,
+                ),
+            )
+            .unwrap();
+            let plan = plan_json(&rack, &[]);
+            assert!(
+                plan["drift"].as_array().unwrap().is_empty(),
+                "{fixture} {setting}: {}",
+                plan["drift"]
+            );
+            assert!(plan["errors"].as_array().unwrap().is_empty());
+            // Planning and apply act on the domain: maintenance stops it by its libvirt name.
+            let host = rack.host(0).to_string();
+            let guest = rack.guests_on(0)[0].clone();
+            let plan = plan_json(&rack, &["-maintenance", &host]);
+            let expected_domain = naming(
+                &guest,
+                &rack.es.guests.iter().find(|g| g.name == guest).unwrap().id,
+            );
+            if expected_domain == guest {
+                assert!(plan["moves"][0].get("domain").is_none());
+            } else {
+                assert_eq!(plan["moves"][0]["domain"], expected_domain.as_str());
+            }
+            let done = applied(&rack, &["-maintenance", &host]);
+            assert_eq!(
+                done,
+                vec![format!("{guest}:STOP_GUEST")],
+                "{fixture} {setting}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bad_domain_naming_is_a_located_error() {
+    let rack = Rack::new("elastic_sample.xml", by_host_name, "");
+    let hcl = rack.path().join("main.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    std::fs::write(
+        &hcl,
+        text.replacen("inventory {", "inventory {\n  domain_name = \"{host}\"", 1),
+    )
+    .unwrap();
+    let out = berth(rack.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("`{host}` is not a placeholder"), "{err}");
+    assert!(err.contains("main.hcl:2"), "{err}");
+}

@@ -170,6 +170,7 @@ fn example_plan_inventory_matches_the_lab() {
             .collect::<BTreeMap<_, _>>(),
         policy: DriftPolicy::StopOnDrift,
         parallelism: 3,
+        domain_naming: Default::default(),
     };
     let mut inventory = load(&spec).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

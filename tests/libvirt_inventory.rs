@@ -345,6 +345,7 @@ fn examples_load_end_to_end() {
             uri_overrides: BTreeMap::new(),
             policy: DriftPolicy::StopOnDrift,
             parallelism: 3,
+            domain_naming: Default::default(),
         };
         let inv = load(&spec).unwrap_or_else(|e| panic!("{example}: {e}"));
         assert_eq!(inv.drift.len(), drift, "{example}: {:#?}", inv.drift);

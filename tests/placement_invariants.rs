@@ -117,6 +117,7 @@ impl Fleet {
                 let name = format!("g{i:03}");
                 Guest {
                     machine_id: format!("{name}_id"),
+                    domain: None,
                     host: String::new(),
                     state: if rng.chance(10) {
                         GuestState::ShutOff

@@ -119,6 +119,7 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
             .map(|ssh| build_ssh(ssh, dir))
             .unwrap_or_default(),
         drift_source,
+        domain_name: node.str("domain_name"),
         volume_command: node.list("volume_command"),
         volume_check_command: node.list("volume_check_command"),
         es_xml_out: node.str("es_xml_out").map(|p| resolve_path(dir, &p.value)),

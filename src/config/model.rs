@@ -134,6 +134,10 @@ pub struct InventoryConfig {
     pub ssh: SshSettings,
     /// Which side wins on drift; `None` = stop the plan on drift.
     pub drift_source: Option<Spanned<DriftSource>>,
+    /// How an es.xml guest's libvirt domain is named: `host_name`, `short_name`,
+    /// `machine_id` or a template over `{host_name}`, `{short_name}`, `{machine_id}`
+    /// (checked by validation); `None` = its host name.
+    pub domain_name: Option<Spanned<String>>,
     /// Host-side command template for DETACH_VOLUMES / ATTACH_VOLUMES, as separate arguments.
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}` are substituted per argument.
     pub volume_command: Option<Vec<String>>,

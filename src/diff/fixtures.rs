@@ -37,6 +37,7 @@ pub fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32) -> Guest {
     Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
+        domain: None,
         host: host.into(),
         state: GuestState::Running,
         vcpus,
@@ -98,6 +99,7 @@ impl ConfigBuilder {
                 },
                 ssh: SshSettings::default(),
                 drift_source: None,
+                domain_name: None,
                 volume_command: None,
                 volume_check_command: None,
                 es_xml_out: None,

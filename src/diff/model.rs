@@ -21,6 +21,17 @@ pub struct Move {
     /// guest where it is (`from` = `to`) or starting it again where it was stopped.
     #[serde(default, skip_serializing_if = "MoveKind::is_migrate")]
     pub kind: MoveKind,
+    /// The guest's libvirt domain name when `inventory { domain_name }` names it otherwise
+    /// than `guest`; apply acts on this domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+impl Move {
+    /// The name of the guest's libvirt domain.
+    pub fn domain_name(&self) -> &str {
+        self.domain.as_deref().unwrap_or(&self.guest)
+    }
 }
 
 /// What a [`Move`] does to its guest.

@@ -54,6 +54,7 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
                 vcpus: guest.vcpus,
                 pivot: false,
                 kind,
+                domain: guest.domain.clone(),
             });
             continue;
         }
@@ -85,6 +86,7 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
             vcpus: guest.vcpus,
             pivot: false,
             kind: Default::default(),
+            domain: guest.domain.clone(),
         };
         planned.push((mv, guest));
     }
@@ -141,12 +143,13 @@ fn prerequisites(
     };
     let source = topo.hosts.get(&mv.from);
     let mut found = Vec::new();
-    if target.domains.contains(&mv.guest) {
+    if target.domains.contains(mv.domain_name()) {
         found.push(cannot(
             "name_taken",
             format!(
                 "a domain named {} is already defined on {}",
-                mv.guest, mv.to
+                mv.domain_name(),
+                mv.to
             ),
         ));
     }

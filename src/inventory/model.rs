@@ -57,6 +57,10 @@ pub struct Guest {
     pub name: String,
     /// es.xml `machine@id`.
     pub machine_id: String,
+    /// Its libvirt domain's name when `inventory { domain_name }` names it otherwise than
+    /// `name`; `None`: the domain is called `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     /// The host the guest is on now.
     pub host: String,
     pub state: GuestState,
@@ -74,6 +78,11 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// The name of the guest's libvirt domain.
+    pub fn domain_name(&self) -> &str {
+        self.domain.as_deref().unwrap_or(&self.name)
+    }
+
     /// Bridges the guest needs on whichever host it runs on.
     pub fn bridges(&self) -> BTreeSet<String> {
         self.interfaces

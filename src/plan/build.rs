@@ -38,6 +38,13 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
             Some(DriftSource::EsXml) => DriftPolicy::PreferEsXml,
         },
         parallelism: cfg.defaults.parallelism.max(1) as usize,
+        // Validation checked the value; an unreadable one cannot get here.
+        domain_naming: cfg
+            .inventory
+            .domain_name
+            .as_ref()
+            .and_then(|d| crate::inventory::DomainNaming::parse(&d.value).ok())
+            .unwrap_or_default(),
     }
 }
 

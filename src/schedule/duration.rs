@@ -225,6 +225,7 @@ mod tests {
             vcpus: 4,
             pivot: false,
             kind: Default::default(),
+            domain: None,
         }
     }
 

@@ -44,6 +44,7 @@ impl PlanBuilder {
             vcpus: 1,
             pivot: false,
             kind: Default::default(),
+            domain: None,
         });
         let mut previous: Option<String> = None;
         for &kind in kinds {

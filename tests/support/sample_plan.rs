@@ -43,6 +43,7 @@ fn sample_move(
         vcpus,
         pivot: false,
         kind: Default::default(),
+        domain: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub(super) fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move
         vcpus: 0,
         pivot: false,
         kind: Default::default(),
+        domain: None,
     }
 }
 
