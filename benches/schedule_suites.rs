@@ -234,6 +234,7 @@ fn guest(name: &str, host: &str, memory_gib: u64) -> Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
         domain: None,
+        es_host: None,
         host: host.into(),
         state: GuestState::Running,
         vcpus: 8,

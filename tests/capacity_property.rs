@@ -52,6 +52,7 @@ fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32, state: GuestState)
         name: name.into(),
         machine_id: format!("{name}_id"),
         domain: None,
+        es_host: None,
         host: host.into(),
         state,
         vcpus,

@@ -381,3 +381,44 @@ fn a_bad_domain_naming_is_a_located_error() {
     assert!(err.contains("`{host}` is not a placeholder"), "{err}");
     assert!(err.contains("main.hcl:2"), "{err}");
 }
+
+#[path = "common/fs.rs"]
+mod fs_util;
+
+#[test]
+fn drift_source_es_xml_moves_a_stray_guest_back_and_never_says_no_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs_util::copy_dir(&cli::example("drift"), tmp.path());
+    let hcl = tmp.path().join("main.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    let text = text
+        .replacen("inventory {", "inventory {\n  drift_source = \"es_xml\"", 1)
+        .replace("drain = true", "drain = false");
+    std::fs::write(&hcl, &text).unwrap();
+    let out = berth(tmp.path(), &["plan", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        plan["errors"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["errors"]
+    );
+    let moves = plan["moves"].as_array().unwrap();
+    assert_eq!(moves.len(), 1, "{moves:?}");
+    // libvirt runs it on adm02; es.xml, which wins, puts it on adm01: back it goes, and es.xml
+    // needs no change.
+    assert_eq!(moves[0]["guest"], "exa01adm01vm02.example.com");
+    assert_eq!(moves[0]["from"], "exa01adm02.example.com");
+    assert_eq!(moves[0]["to"], "exa01adm01.example.com");
+    assert_eq!(plan["es_xml_diff"], "");
+
+    // With exa01adm01 drained it cannot go back: an error that says so, never "No changes".
+    std::fs::write(&hcl, text.replace("drain = false", "drain = true")).unwrap();
+    let out = berth(tmp.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(!text.contains("No changes"), "{text}");
+    assert!(
+        text.contains("[es_xml] guest exa01adm01vm02.example.com"),
+        "{text}"
+    );
+}

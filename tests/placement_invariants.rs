@@ -118,6 +118,7 @@ impl Fleet {
                 Guest {
                     machine_id: format!("{name}_id"),
                     domain: None,
+                    es_host: None,
                     host: String::new(),
                     state: if rng.chance(10) {
                         GuestState::ShutOff

@@ -162,6 +162,7 @@ pub fn desired_with(
         errors: Vec::new(),
     };
     planner.configured();
+    planner.es_xml_wins();
     planner.return_home(history);
     planner.start_in_place(history);
     let (groups, singles) = planner.requests();
@@ -349,6 +350,63 @@ impl<'t> Planner<'_, '_, 't> {
                     message: format!(
                         "cannot bring {} back to {home}: {}",
                         guest.name,
+                        why.join("; ")
+                    ),
+                });
+            }
+        }
+    }
+
+    /// With `drift_source = "es_xml"`, a guest libvirt runs on another host than es.xml says
+    /// goes back to es.xml's host (es.xml wins), checked against every rule and capacity;
+    /// when it cannot, the plan says why (code `es_xml`) instead of reporting no changes.
+    fn es_xml_wins(&mut self) {
+        let topo = self.topo();
+        let mut strays: Vec<(&'t Guest, &'t str)> = topo
+            .guests
+            .values()
+            .filter(|g| !self.settled.contains(&g.name))
+            .filter_map(|g| {
+                let (home, _) = topo.hosts.get_key_value(g.es_host.as_deref()?)?;
+                (home != &g.host).then_some((g, home.as_str()))
+            })
+            .collect();
+        strays.sort_by_key(|(g, _)| (std::cmp::Reverse(g.memory_held_mib()), g.name.clone()));
+        for (guest, home) in strays {
+            let mode = self
+                .guest_mode(&guest.name)
+                .unwrap_or(self.cfg.defaults.mode.value);
+            let (mode, _) = super::rules::effective_mode(guest, mode);
+            let violations =
+                all_violations(self.world, &self.ledger, guest, mode, &topo.hosts[home]);
+            self.settled.insert(guest.name.clone());
+            if violations.is_empty() {
+                self.ledger.apply(guest, home);
+                self.decided.insert(
+                    guest.name.clone(),
+                    DesiredGuest {
+                        host: home.to_string(),
+                        mode: self.guest_mode(&guest.name),
+                        origin: Origin::Chosen {
+                            reason: format!(
+                                "drift_source = \"es_xml\": es.xml puts {} on {home}, libvirt runs it on {}",
+                                guest.name, guest.host
+                            ),
+                        },
+                    },
+                );
+            } else {
+                let why: Vec<String> = violations.iter().map(|v| describe(self.world, v)).collect();
+                self.unplaced.push(MoveProblem {
+                    code: "es_xml".into(),
+                    guest: guest.name.clone(),
+                    from: guest.host.clone(),
+                    to: home.to_string(),
+                    message: format!(
+                        "drift_source = \"es_xml\": es.xml puts {} on {home}, libvirt runs it on {}, and it cannot go back: {}. \
+                         To keep it where it runs, use `drift_source = \"libvirt\"` or `berth refresh`",
+                        guest.name,
+                        guest.host,
                         why.join("; ")
                     ),
                 });

@@ -38,6 +38,7 @@ pub fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32) -> Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
         domain: None,
+        es_host: None,
         host: host.into(),
         state: GuestState::Running,
         vcpus,

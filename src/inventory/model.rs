@@ -63,6 +63,10 @@ pub struct Guest {
     pub domain: Option<String>,
     /// The host the guest is on now.
     pub host: String,
+    /// With `drift_source = "es_xml"`, the host es.xml puts the guest on when libvirt runs it
+    /// on another (`host`): es.xml wins, so the plan moves it back there. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub es_host: Option<String>,
     pub state: GuestState,
     pub vcpus: u32,
     pub memory_mib: u64,

@@ -491,10 +491,15 @@ fn reconcile_guest(
         }
     }
 
-    let host = match (policy, chosen) {
-        (DriftPolicy::PreferEsXml, _) | (_, None) => es_host,
-        (_, Some((host, _))) => host,
+    // The topology says where the guest runs (libvirt) whatever the policy: planning on a
+    // position it does not have would plan impossible moves. es.xml winning means the guest
+    // goes back where es.xml puts it, which the plan does from `es_host`.
+    let host = match chosen {
+        None => es_host,
+        Some((host, _)) => host,
     };
+    let back_to = (policy == DriftPolicy::PreferEsXml && host != es_host && es_host_reachable)
+        .then(|| es_host.to_string());
     let mut clusters: Vec<String> = index
         .clusters_of_guest
         .get(g.id.as_str())
@@ -515,6 +520,7 @@ fn reconcile_guest(
         machine_id: g.id.clone(),
         domain: None,
         host: host.to_string(),
+        es_host: back_to,
         state: chosen.map_or(GuestState::Unknown, |(_, d)| d.state),
         vcpus: chosen.map_or(g.vcpus.unwrap_or(0), |(_, d)| d.vcpus),
         memory_mib: chosen.map_or(g.memory_mib.unwrap_or(0), |(_, d)| d.memory_mib),
