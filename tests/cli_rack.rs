@@ -422,3 +422,136 @@ fn drift_source_es_xml_moves_a_stray_guest_back_and_never_says_no_changes() {
         "{text}"
     );
 }
+
+#[test]
+fn refresh_rewrites_es_xml_to_match_libvirt_after_asking_with_a_backup_and_a_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs_util::copy_dir(&cli::example("drift"), tmp.path());
+    let dir = tmp.path();
+    let es_xml = dir.join("es.xml");
+    let before = std::fs::read_to_string(&es_xml).unwrap();
+
+    // No terminal to ask on: refused, nothing written.
+    let out = berth(dir, &["refresh"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("+++ "),
+        "the diff comes first: {}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("-auto-approve"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&es_xml).unwrap(), before);
+
+    let out = berth(dir, &["refresh", "-auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains(
+            "~ exa01adm01vm02.example.com: host exa01adm01.example.com → exa01adm02.example.com"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let after = std::fs::read_to_string(&es_xml).unwrap();
+    assert_ne!(after, before);
+    // The backup holds the file as it was; the state file records the refresh.
+    let backups: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("es.xml.berth-backup-"))
+        .collect();
+    assert_eq!(backups.len(), 1);
+    assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), before);
+    let state = std::fs::read_to_string(dir.join("state/berth.state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["refreshes"].as_array().unwrap().len(), 1, "{state}");
+    // es.xml now says what libvirt does: no drift, and a second refresh has nothing to do.
+    let plan = berth(dir, &["plan", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+    assert!(
+        plan["drift"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["drift"]
+    );
+    let again = berth(dir, &["refresh", "-auto-approve"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        stdout(&again).contains("nothing to refresh"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn refresh_takes_memory_and_vcpus_from_libvirt_in_the_files_own_units() {
+    let rack = Rack::new("elastic_sample.xml", by_host_name, "");
+    let host = rack.host(0).to_string();
+    let node = rack.path().join(format!("nodes/{host}.xml"));
+    let text = std::fs::read_to_string(&node).unwrap();
+    // libvirt gives the guest 1400 GiB and 40 vCPUs; es.xml says 1390Gb and 48.
+    let edited = text
+        .replace(
+            &format!("{}</memory>", 1390u64 * 1024 * 1024),
+            &format!("{}</memory>", 1400u64 * 1024 * 1024),
+        )
+        .replace(
+            &format!("{}</currentMemory>", 1390u64 * 1024 * 1024),
+            &format!("{}</currentMemory>", 1400u64 * 1024 * 1024),
+        )
+        .replace(">48</vcpu>", ">40</vcpu>");
+    assert_ne!(edited, text);
+    std::fs::write(&node, edited).unwrap();
+    let out = berth(rack.path(), &["refresh", "-auto-approve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let diff = stdout(&out);
+    assert!(
+        diff.contains("-            <guestMemory>1390Gb</guestMemory>"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+            <guestMemory>1400Gb</guestMemory>"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+            <guestCores>40</guestCores>"),
+        "{diff}"
+    );
+    let plan = plan_json(&rack, &[]);
+    assert!(
+        plan["drift"].as_array().unwrap().is_empty(),
+        "{}",
+        plan["drift"]
+    );
+}
+
+#[test]
+fn refresh_refuses_while_a_host_does_not_answer() {
+    let rack = Rack::new("elastic_sample.xml", by_host_name, "");
+    std::fs::remove_file(rack.path().join(format!("nodes/{}.xml", rack.host(1)))).unwrap();
+    let before = std::fs::read_to_string(rack.path().join("es.xml")).unwrap();
+    let out = berth(rack.path(), &["refresh", "-auto-approve"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "cannot refresh es.xml while libvirt on {} does not answer",
+            rack.host(1)
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(rack.path().join("es.xml")).unwrap(),
+        before
+    );
+}

@@ -44,6 +44,9 @@ pub enum Command {
     /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
     /// it, ask, then move the guests
     Apply(ApplyArgs),
+    /// Rewrite es.xml to match libvirt (each guest under the host that runs it, its memory and
+    /// vCPUs): show the diff, ask, keep a backup, record it in the state file
+    Refresh(RefreshArgs),
     /// Show what berth's state file records: where it left each guest, and the step journal
     #[command(subcommand)]
     State(StateCommand),
@@ -105,6 +108,13 @@ pub enum StateCommand {
         #[arg(value_name = "GUEST")]
         guest: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Write without asking
+    #[arg(long = "auto-approve")]
+    pub auto_approve: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ mod args;
 mod commands;
 mod error;
 mod progress;
+mod refresh;
 mod simulate;
 mod state_cmd;
 mod terraform_flags;
