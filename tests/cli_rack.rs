@@ -555,3 +555,49 @@ fn refresh_refuses_while_a_host_does_not_answer() {
         before
     );
 }
+
+#[test]
+fn import_pins_todays_placement_and_then_nothing_changes() {
+    for fixture in ["elastic_sample.xml", "ipv6_sample.xml"] {
+        let rack = Rack::new(fixture, by_host_name, "");
+        let shown = berth(rack.path(), &["import"]);
+        assert_eq!(shown.status.code(), Some(0), "{}", stderr(&shown));
+        let text = stdout(&shown);
+        for (i, _) in rack.es.hosts.iter().enumerate() {
+            for guest in rack.guests_on(i) {
+                assert!(
+                    text.contains(&format!(
+                        "guest \"{guest}\" {{\n  host = \"{}\"\n}}",
+                        rack.host(i)
+                    )),
+                    "{text}"
+                );
+            }
+        }
+        assert_eq!(
+            text.matches("guest \"").count(),
+            rack.es.guests.len(),
+            "{text}"
+        );
+        let out = berth(rack.path(), &["import", "-out", "guests.hcl"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(rack.path().join("guests.hcl")).unwrap(),
+            text
+        );
+        let plan = berth(rack.path(), &["plan", "--detailed-exitcode"]);
+        assert_eq!(
+            plan.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&plan),
+            stderr(&plan)
+        );
+        assert!(stdout(&plan).contains("No changes"), "{}", stdout(&plan));
+        // It never overwrites a file, and guests that have a block now are left out.
+        let again = berth(rack.path(), &["import", "-out", "guests.hcl"]);
+        assert_eq!(again.status.code(), Some(1));
+        let rest = stdout(&berth(rack.path(), &["import"]));
+        assert_eq!(rest.matches("guest \"").count(), 0, "{rest}");
+    }
+}

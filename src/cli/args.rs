@@ -44,6 +44,9 @@ pub enum Command {
     /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
     /// it, ask, then move the guests
     Apply(ApplyArgs),
+    /// Write HCL that pins every guest where it runs today (one `guest` block each): the
+    /// onboarding path for a rack that already runs; applying it plans no changes
+    Import(ImportArgs),
     /// Rewrite es.xml to match libvirt (each guest under the host that runs it, its memory and
     /// vCPUs): show the diff, ask, keep a backup, record it in the state file
     Refresh(RefreshArgs),
@@ -108,6 +111,13 @@ pub enum StateCommand {
         #[arg(value_name = "GUEST")]
         guest: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Write the HCL to FILE (which must not exist yet) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
