@@ -601,3 +601,47 @@ fn import_pins_todays_placement_and_then_nothing_changes() {
         assert_eq!(rest.matches("guest \"").count(), 0, "{rest}");
     }
 }
+
+#[test]
+fn fmt_lays_out_the_configuration_keeping_comments_and_meaning() {
+    let rack = Rack::new(
+        "elastic_sample.xml",
+        by_host_name,
+        "# keep me\ndefaults {\nmode = \"offline\" # inline\n      memory_reserved = \"32GiB\"   \n}\n",
+    );
+    let main = rack.path().join("main.hcl");
+    let before = std::fs::read_to_string(&main).unwrap();
+    let plan_before = stdout(&berth(rack.path(), &["plan", "--json"]));
+
+    let check = berth(rack.path(), &["fmt", "-check"]);
+    assert_eq!(check.status.code(), Some(1));
+    assert_eq!(stdout(&check), "main.hcl\n");
+    assert_eq!(
+        std::fs::read_to_string(&main).unwrap(),
+        before,
+        "-check changes nothing"
+    );
+
+    let out = berth(rack.path(), &["fmt"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = std::fs::read_to_string(&main).unwrap();
+    assert!(
+        after.contains(
+            "# keep me\ndefaults {\n  mode            = \"offline\" # inline\n  memory_reserved = \"32GiB\"\n}\n"
+        ),
+        "{after}"
+    );
+    // Same meaning: the same plan (but for when it was made).
+    let plan_after = stdout(&berth(rack.path(), &["plan", "--json"]));
+    let strip = |p: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(p).unwrap();
+        v["created_at"] = serde_json::Value::Null;
+        v["fingerprints"]["config_sha256"] = serde_json::Value::Null;
+        v
+    };
+    assert_eq!(strip(&plan_before), strip(&plan_after));
+    assert_eq!(
+        berth(rack.path(), &["fmt", "-check"]).status.code(),
+        Some(0)
+    );
+}

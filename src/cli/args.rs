@@ -47,6 +47,8 @@ pub enum Command {
     /// Write HCL that pins every guest where it runs today (one `guest` block each): the
     /// onboarding path for a rack that already runs; applying it plans no changes
     Import(ImportArgs),
+    /// Rewrite the configuration files (*.hcl) in the canonical layout, comments kept
+    Fmt(FmtArgs),
     /// Rewrite es.xml to match libvirt (each guest under the host that runs it, its memory and
     /// vCPUs): show the diff, ask, keep a backup, record it in the state file
     Refresh(RefreshArgs),
@@ -118,6 +120,17 @@ pub struct ImportArgs {
     /// Write the HCL to FILE (which must not exist yet) instead of standard output
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Change nothing; exit 1 when a file is not formatted (for CI)
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print the changes as a unified diff
+    #[arg(long)]
+    pub diff: bool,
 }
 
 #[derive(Debug, Args)]

@@ -30,6 +30,7 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Graph(args) => graph(args),
         Command::Apply(args) => super::apply::apply(args, color),
         Command::Import(args) => super::import::import(args),
+        Command::Fmt(args) => super::fmt::fmt(args),
         Command::Refresh(args) => super::refresh::refresh(args),
         Command::State(cmd) => super::state_cmd::state(cmd),
         Command::ForceUnlock(args) => super::state_cmd::force_unlock(args),

@@ -8,6 +8,7 @@ mod apply;
 mod args;
 mod commands;
 mod error;
+mod fmt;
 mod import;
 mod progress;
 mod refresh;

@@ -24,6 +24,8 @@ const SINGLE_DASH: &[&str] = &[
     "end-maintenance",
     "rebalance",
     "replan",
+    "check",
+    "diff",
     "help",
     "version",
 ];
