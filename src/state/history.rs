@@ -156,6 +156,30 @@ mod tests {
     }
 
     #[test]
+    fn stopped_in_place_is_a_stop_on_its_own_host_not_undone_since() {
+        use StepKind::{MigrateGuest, StartupGuest, StopGuest};
+        use StepStatus::{Done, Failed};
+        let mut state = State::new();
+        state.journal = vec![
+            // s: stopped in place on a, still down.
+            step("p1", "s", "a", "a", StopGuest, Done, 1),
+            // t: stopped in place, then started again at the end of maintenance.
+            step("p1", "t", "a", "a", StopGuest, Done, 1),
+            step("p2", "t", "a", "a", StartupGuest, Done, 5),
+            // m: a STOP_GUEST of an offline move (another target) is no stop in place.
+            step("p1", "m", "a", "b", StopGuest, Done, 1),
+            step("p1", "m", "a", "b", MigrateGuest, Done, 2),
+            // f: the stop failed: it runs.
+            step("p1", "f", "a", "a", StopGuest, Failed, 1),
+        ];
+        let stopped = stopped_in_place(&state);
+        assert_eq!(
+            stopped,
+            BTreeMap::from([("s".to_string(), "a".to_string())])
+        );
+    }
+
+    #[test]
     fn departures_are_hosts_left_and_not_returned_to_oldest_first() {
         let mut state = State::new();
         state.journal = vec![
