@@ -191,7 +191,8 @@ pub struct PlanArgs {
 /// Intents given as flags: each is the same as its HCL block, and plans the same.
 #[derive(Debug, Default, Args)]
 pub struct IntentArgs {
-    /// Empty HOST for maintenance, like `host "HOST" { drain = true }` (repeatable)
+    /// Empty HOST: every guest gets a target, or the plan says why not (see --maintenance), like
+    /// `host "HOST" { drain = true }` (repeatable)
     #[arg(long, value_name = "HOST")]
     pub drain: Vec<String>,
 

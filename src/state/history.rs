@@ -43,7 +43,7 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
             stopped_in_place: stopped_in_place(&state),
         }),
         Ok(None) => Err(error(format!(
-            "return_home on {} needs the state file {} to know which guests berth moved off, and there is none",
+            "return_home (or the end of maintenance) on {} needs the state file {} to know which guests berth moved off or stopped there, and there is none",
             wanted.join(", "),
             path.display()
         ))),
