@@ -233,6 +233,8 @@ fn guest(name: &str, host: &str, memory_gib: u64) -> Guest {
     Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
+        domain: None,
+        es_host: None,
         host: host.into(),
         state: GuestState::Running,
         vcpus: 8,
@@ -256,6 +258,8 @@ fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
         memory_mib: g.memory_mib,
         vcpus: g.vcpus,
         pivot: false,
+        kind: Default::default(),
+        domain: None,
     }
 }
 
@@ -264,6 +268,7 @@ fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
         hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
         guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
         clusters: BTreeMap::new(),
+        other_machines: BTreeMap::new(),
     }
 }
 

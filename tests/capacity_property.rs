@@ -51,6 +51,8 @@ fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32, state: GuestState)
     Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
+        domain: None,
+        es_host: None,
         host: host.into(),
         state,
         vcpus,
@@ -74,6 +76,8 @@ fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move {
         memory_mib: 0,
         vcpus: 0,
         pivot: false,
+        kind: Default::default(),
+        domain: None,
     }
 }
 
@@ -82,6 +86,7 @@ fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
         hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
         guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
         clusters: BTreeMap::new(),
+        other_machines: BTreeMap::new(),
     }
 }
 

@@ -584,6 +584,8 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
         &["-rebalance"],
         &["-evacuate", "exa01adm02"],
         &["-return-home", "exa01adm01"],
+        &["-maintenance", "exa01adm02"],
+        &["-end-maintenance", "exa01adm02"],
     ] {
         let mut args = vec!["apply", saved];
         args.extend_from_slice(flags);
@@ -593,7 +595,7 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
         assert!(
             err.contains(&format!("{saved} is a saved plan"))
                 && err.contains(
-                    "intent flags (-drain, -evacuate, -return-home, -rebalance) cannot change it"
+                    "intent flags (-drain, -maintenance, -end-maintenance, -evacuate, -return-home, -rebalance) cannot change it"
                 ),
             "{flags:?}: {err}"
         );

@@ -187,6 +187,98 @@ fn unreachable_libvirt_names_host_and_uri() {
         workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.example.com.xml")).unwrap());
     let err = fails(dir.path());
     assert!(err.contains("exa01adm02"), "{err}");
+    // Its own error, not "drift", and no advice to pick a drift_source.
+    assert!(
+        err.contains("[host_unreachable] host exa01adm02.example.com"),
+        "{err}"
+    );
+    assert!(err.contains("exa01adm02.example.com.xml"), "the URI: {err}");
+    assert!(!err.contains("drift"), "{err}");
+    // Even with a drift_source, a host berth cannot read stops the plan.
+    let hcl = dir.path().join("main.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    std::fs::write(
+        &hcl,
+        text.replacen(
+            "inventory {",
+            "inventory {\n  drift_source = \"libvirt\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let err = fails(dir.path());
+    assert!(err.contains("[host_unreachable]"), "{err}");
+    let out = Command::cargo_bin("berth")
+        .unwrap()
+        .arg("-C")
+        .arg(dir.path())
+        .args(["validate"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("unreachable: libvirt on host exa01adm02"),
+        "{text}"
+    );
+    assert!(!text.contains("drift:"), "{text}");
+}
+
+#[test]
+fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/plans/drift"), dir.path());
+    let hcl = dir.path().join("main.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    std::fs::write(
+        &hcl,
+        format!(
+            "{text}\ndefaults {{\n  memory_reserved = \"64GiB\"\n  vcpu_overcommit = 2.0\n}}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::cargo_bin("berth")
+        .unwrap()
+        .arg("-C")
+        .arg(dir.path())
+        .args(["plan", "-lock=false", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["errors"][0]["code"], "drift");
+    for h in plan["hosts"].as_array().unwrap() {
+        let cpus = h["cpus"].as_u64().unwrap();
+        assert_eq!(h["vcpu_limit"].as_u64(), Some(cpus * 2), "{h}");
+    }
+    // Memory is physical minus the 64 GiB reserve: the same figure a plan without drift shows.
+    let mut clean = std::fs::read_to_string(&hcl).unwrap();
+    clean = clean.replacen(
+        "inventory {",
+        "inventory {\n  drift_source = \"libvirt\"",
+        1,
+    );
+    std::fs::write(&hcl, clean).unwrap();
+    let out = Command::cargo_bin("berth")
+        .unwrap()
+        .arg("-C")
+        .arg(dir.path())
+        .args(["plan", "-lock=false", "--json"])
+        .output()
+        .unwrap();
+    let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (stopped, planned) in plan["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(planned["hosts"].as_array().unwrap())
+    {
+        assert_eq!(
+            stopped["memory_mib"], planned["memory_mib"],
+            "{stopped} vs {planned}"
+        );
+        assert_eq!(stopped["vcpu_limit"], planned["vcpu_limit"]);
+    }
 }
 
 #[test]

@@ -84,3 +84,25 @@ fn a_saved_plan_replays_with_other_limits() {
         "{text}"
     );
 }
+
+#[path = "common/fs.rs"]
+mod fs;
+
+#[test]
+fn an_empty_plan_simulates_to_zero_without_a_minus_sign() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::copy_dir(&example("drain-host"), tmp.path());
+    let hcl = tmp.path().join("main.hcl");
+    let text = std::fs::read_to_string(&hcl).unwrap();
+    std::fs::write(&hcl, text.replace("drain = true", "drain = false")).unwrap();
+    let out = berth(tmp.path(), &["simulate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Simulated 0 steps"), "{text}");
+    assert!(!text.contains("-0"), "a negative zero in:\n{text}");
+}

@@ -171,6 +171,7 @@ fn example_plan_inventory_matches_the_lab() {
         policy: DriftPolicy::StopOnDrift,
         parallelism: 3,
         ssh: Default::default(),
+        domain_naming: Default::default(),
     };
     let mut inventory = load(&spec).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

@@ -275,6 +275,7 @@ fn drain_host_es() -> EsSystem {
             .into(),
         networks: vec![],
         volumes: vec![],
+        others: vec![],
     }
 }
 
@@ -345,6 +346,7 @@ fn examples_load_end_to_end() {
             policy: DriftPolicy::StopOnDrift,
             parallelism: 3,
             ssh: Default::default(),
+            domain_naming: Default::default(),
         };
         let inv = load(&spec).unwrap_or_else(|e| panic!("{example}: {e}"));
         assert_eq!(inv.drift.len(), drift, "{example}: {:#?}", inv.drift);

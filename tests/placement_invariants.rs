@@ -117,6 +117,8 @@ impl Fleet {
                 let name = format!("g{i:03}");
                 Guest {
                     machine_id: format!("{name}_id"),
+                    domain: None,
+                    es_host: None,
                     host: String::new(),
                     state: if rng.chance(10) {
                         GuestState::ShutOff

@@ -127,7 +127,7 @@ fn to_attach(
 /// detached in it, and every interface the state file recorded present by MAC (without such a
 /// record: as many SR-IOV interfaces as the step names).
 pub fn is_attached(dst: &Hypervisor, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
-    let guest = &step.guest;
+    let guest = &ctx.domain().to_string();
     let Some(xml) = dst.persistent_xml(guest)? else {
         return Ok(false);
     };
@@ -155,7 +155,7 @@ pub fn attach(
     ctx: &StepContext,
     pool: Option<&[String]>,
 ) -> Result<StepOutcome, ApplyError> {
-    let guest = &step.guest;
+    let guest = &ctx.domain().to_string();
     let xml = dst
         .persistent_xml(guest)?
         .ok_or_else(|| ApplyError::Libvirt {

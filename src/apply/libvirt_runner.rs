@@ -499,7 +499,7 @@ impl LibvirtRunner {
             }
             let note = (!notes.is_empty()).then(|| notes.join("; "));
             return Ok(StepOutcome {
-                guest_state: dst.domain_state(&step.guest)?,
+                guest_state: dst.domain_state(ctx.domain())?,
                 note,
                 detached_interfaces: (!detached.is_empty()).then_some(detached),
                 ..StepOutcome::default()
@@ -508,15 +508,15 @@ impl LibvirtRunner {
         let src = self.hypervisor(&step.from)?;
         // With its secrets, so that the state knows a console had a password: the state store
         // replaces each by a marker before writing, and offline_force locks such consoles.
-        let definition_xml = src.movable_xml(&step.guest).ok();
+        let definition_xml = src.movable_xml(ctx.domain()).ok();
         match ctx.mv.mode {
             MigrationMode::Live => {
-                migrate_live(&src, &dst, &step.guest, &self.settings.live, progress)?
+                migrate_live(&src, &dst, ctx.domain(), &self.settings.live, progress)?
             }
-            _ => move_offline(&src, &dst, &step.guest)?,
+            _ => move_offline(&src, &dst, ctx.domain())?,
         }
         Ok(StepOutcome {
-            guest_state: dst.domain_state(&step.guest)?,
+            guest_state: dst.domain_state(ctx.domain())?,
             definition_xml,
             ..StepOutcome::default()
         })
@@ -528,7 +528,7 @@ impl StepRunner for LibvirtRunner {
         match step.kind {
             // Shut off, or already gone from the source.
             StepKind::StopGuest => Ok(matches!(
-                self.hypervisor(&step.from)?.domain_state(&step.guest)?,
+                self.hypervisor(&step.from)?.domain_state(ctx.domain())?,
                 None | Some(GuestState::ShutOff)
             )),
             StepKind::CreateBridges => {
@@ -537,7 +537,7 @@ impl StepRunner for LibvirtRunner {
             StepKind::MigrateGuest => {
                 if self
                     .hypervisor(&step.to)?
-                    .domain_state(&step.guest)?
+                    .domain_state(ctx.domain())?
                     .is_none()
                 {
                     return Ok(false);
@@ -546,15 +546,15 @@ impl StepRunner for LibvirtRunner {
                 Ok(ctx.mv.mode == MigrationMode::OfflineForce
                     || self
                         .hypervisor(&step.from)?
-                        .domain_state(&step.guest)?
+                        .domain_state(ctx.domain())?
                         .is_none())
             }
             StepKind::StartupGuest => {
-                Ok(self.hypervisor(&step.to)?.domain_state(&step.guest)?
+                Ok(self.hypervisor(&step.to)?.domain_state(ctx.domain())?
                     == Some(GuestState::Running))
             }
             StepKind::DetachInterfaces => {
-                interfaces::is_detached(&*self.hypervisor(&step.from)?, &step.guest)
+                interfaces::is_detached(&*self.hypervisor(&step.from)?, ctx.domain())
             }
             StepKind::AttachInterfaces => {
                 interfaces::is_attached(&*self.hypervisor(&step.to)?, step, ctx)
@@ -574,7 +574,7 @@ impl StepRunner for LibvirtRunner {
         match step.kind {
             StepKind::StopGuest => {
                 let src = self.hypervisor(&step.from)?;
-                src.shutdown(&step.guest, s.shutdown_timeout, s.force_stop_after_timeout)?;
+                src.shutdown(ctx.domain(), s.shutdown_timeout, s.force_stop_after_timeout)?;
                 Ok(StepOutcome {
                     guest_state: Some(GuestState::ShutOff),
                     ..StepOutcome::default()
@@ -586,14 +586,14 @@ impl StepRunner for LibvirtRunner {
             StepKind::MigrateGuest => self.migrate(step, ctx, progress),
             StepKind::StartupGuest => {
                 self.hypervisor(&step.to)?
-                    .start(&step.guest, s.start_timeout)?;
+                    .start(ctx.domain(), s.start_timeout)?;
                 Ok(StepOutcome {
                     guest_state: Some(GuestState::Running),
                     ..StepOutcome::default()
                 })
             }
             StepKind::DetachInterfaces => {
-                interfaces::detach(&*self.hypervisor(&step.from)?, &step.guest)
+                interfaces::detach(&*self.hypervisor(&step.from)?, ctx.domain())
             }
             StepKind::AttachInterfaces => self.attach_interfaces(step, ctx),
         }

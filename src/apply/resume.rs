@@ -133,18 +133,18 @@ pub fn settle(
                 libvirt.hypervisor(&step.from)?,
                 libvirt.hypervisor(&step.to)?,
             );
-            let settled = settle_live(&src, &dst, &step.guest, LIBVIRT_CLEANUP_WAIT)
+            let settled = settle_live(&src, &dst, ctx.domain(), LIBVIRT_CLEANUP_WAIT)
                 .map_err(|e| e.in_step(&step.id))?;
             notes.extend(live_note(settled, step));
             continue;
         }
         let on_source = libvirt
             .hypervisor(&step.from)?
-            .domain_state(&step.guest)?
+            .domain_state(ctx.domain())?
             .is_some();
         let on_target = libvirt
             .hypervisor(&step.to)?
-            .domain_state(&step.guest)?
+            .domain_state(ctx.domain())?
             .is_some();
         if on_source && on_target {
             libvirt

@@ -24,6 +24,11 @@ pub struct StepContext {
 }
 
 impl StepContext {
+    /// The libvirt domain the step acts on: the guest's, as the plan's move names it.
+    pub fn domain(&self) -> &str {
+        self.mv.domain_name()
+    }
+
     /// The context of `step` of `plan`, from what `state` records about its guest.
     pub fn for_step(state: &State, plan: &Plan, step: &Step) -> Option<StepContext> {
         let record = state.topology.get(&step.guest);

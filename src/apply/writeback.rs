@@ -138,6 +138,35 @@ fn read_if_exists(path: &Path) -> Result<Option<String>, ApplyError> {
     }
 }
 
+/// Writes `new_text` (a refreshed es.xml) to `out`, or in place over `es_xml` after a backup
+/// of `current` (its text now). Returns where it went, the backup, and the diff.
+pub fn write_es_xml(
+    es_xml: &Path,
+    out: Option<&Path>,
+    current: &str,
+    new_text: &str,
+) -> Result<WrittenBack, ApplyError> {
+    let dest = out.unwrap_or(es_xml);
+    let before = match out {
+        None => Some(current.to_string()),
+        Some(out) => read_if_exists(out)?,
+    };
+    let backup = match out {
+        None => Some(backup(es_xml, current)?),
+        Some(_) => None,
+    };
+    write_atomically(dest, new_text)?;
+    Ok(WrittenBack {
+        path: dest.to_path_buf(),
+        backup,
+        diff: unified_diff(
+            &dest.display().to_string(),
+            before.as_deref().unwrap_or(""),
+            new_text,
+        ),
+    })
+}
+
 /// Copies `text` (the current es.xml) to a new `<es.xml>.berth-backup-<time>` file.
 fn backup(es_xml: &Path, text: &str) -> Result<PathBuf, ApplyError> {
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");

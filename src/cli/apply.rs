@@ -59,8 +59,8 @@ fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
         && !intents.is_empty()
     {
         return Err(CliError::Refused(format!(
-            "{} is a saved plan: it is applied exactly as it was planned, so intent flags (-drain, -evacuate, \
-             -return-home, -rebalance) cannot change it. Give them to `berth plan -out FILE` instead, or run \
+            "{} is a saved plan: it is applied exactly as it was planned, so intent flags (-drain, -maintenance, \
+             -end-maintenance, -evacuate, -return-home, -rebalance) cannot change it. Give them to `berth plan -out FILE` instead, or run \
              `berth apply` with them and without FILE to plan and apply at once",
             file.display()
         )));

@@ -64,6 +64,14 @@ pub enum Command {
     /// where es.xml and the state are written; every problem at once, nothing changed), asks,
     /// then moves the guests.
     Apply(ApplyArgs),
+    /// Write HCL that pins every guest where it runs today (one `guest` block each): the
+    /// onboarding path for a rack that already runs; applying it plans no changes
+    Import(ImportArgs),
+    /// Rewrite the configuration files (*.hcl) in the canonical layout, comments kept
+    Fmt(FmtArgs),
+    /// Rewrite es.xml to match libvirt (each guest under the host that runs it, its memory and
+    /// vCPUs): show the diff, ask, keep a backup, record it in the state file
+    Refresh(RefreshArgs),
     /// Show what berth's state file records: where it left each guest, and the step journal
     #[command(subcommand)]
     State(StateCommand),
@@ -185,6 +193,31 @@ pub enum StateCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Write the HCL to FILE (which must not exist yet) instead of standard output
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct FmtArgs {
+    /// Change nothing; exit 1 when a file is not formatted (for CI)
+    #[arg(long)]
+    pub check: bool,
+
+    /// Print the changes as a unified diff
+    #[arg(long)]
+    pub diff: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RefreshArgs {
+    /// Write without asking
+    #[arg(long = "auto-approve")]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ForceUnlockArgs {
     /// The lock id, as the refusal message (or the lock file) shows it
     #[arg(value_name = "LOCK_ID")]
@@ -247,7 +280,8 @@ pub struct PlanArgs {
 /// Intents given as flags: each is the same as its HCL block, and plans the same.
 #[derive(Debug, Default, Args)]
 pub struct IntentArgs {
-    /// Empty HOST for maintenance, like `host "HOST" { drain = true }` (repeatable)
+    /// Empty HOST: every guest gets a target, or the plan says why not (see --maintenance), like
+    /// `host "HOST" { drain = true }` (repeatable)
     #[arg(long, value_name = "HOST")]
     pub drain: Vec<String>,
 
@@ -261,6 +295,16 @@ pub struct IntentArgs {
     #[arg(long = "return-home", value_name = "HOST")]
     pub return_home: Vec<String>,
 
+    /// Service HOST: move the guests that can move, stop the others in place (one member of
+    /// each RAC cluster at a time), like `host "HOST" { maintenance = true }` (repeatable)
+    #[arg(long, value_name = "HOST")]
+    pub maintenance: Vec<String>,
+
+    /// End HOST's maintenance: start the guests stopped in place, return the moved ones home
+    /// (from the state file), like `host "HOST" { maintenance = false }` (repeatable)
+    #[arg(long = "end-maintenance", value_name = "HOST")]
+    pub end_maintenance: Vec<String>,
+
     /// Even out memory over every host, like `rebalance "all" {}`
     #[arg(long)]
     pub rebalance: bool,
@@ -272,6 +316,8 @@ impl IntentArgs {
             drain: self.drain.clone(),
             evacuate: self.evacuate.clone(),
             return_home: self.return_home.clone(),
+            maintenance: self.maintenance.clone(),
+            end_maintenance: self.end_maintenance.clone(),
             rebalance: self.rebalance,
         }
     }

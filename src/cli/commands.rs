@@ -37,6 +37,9 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
         Command::Show(args) => show(args, color),
         Command::Graph(args) => graph(args),
         Command::Apply(args) => super::apply::apply(args, color),
+        Command::Import(args) => super::import::import(args),
+        Command::Fmt(args) => super::fmt::fmt(args),
+        Command::Refresh(args) => super::refresh::refresh(args),
         Command::State(cmd) => super::state_cmd::state(cmd),
         Command::ForceUnlock(args) => super::state_cmd::force_unlock(args),
         Command::Version(args) => super::shell::version(args),
@@ -98,6 +101,12 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
     crate::diff::desired(&cfg, &inv.topology)
         .map_err(|errs| CliError::Config(plan::build::diff_errors(&cfg, errs)))?;
     let drift_blocks = plan::build::blocking_drift(&cfg, &inv.drift) > 0;
+    let unreachable = plan::build::unreachable_hosts(&cfg, &inv.drift);
+    let drift: Vec<&crate::inventory::Drift> = inv
+        .drift
+        .iter()
+        .filter(|d| d.kind != crate::inventory::reconcile::DriftKind::HostUnreachable)
+        .collect();
     // The static preflight checks of `berth apply` (no connection), on what would be applied
     // now: a plan that cannot be made is `berth plan`'s to explain.
     let apply_problems = match plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))
@@ -108,13 +117,14 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
         }
         _ => Vec::new(),
     };
-    let valid = !drift_blocks && apply_problems.is_empty();
+    let valid = !drift_blocks && unreachable.is_empty() && apply_problems.is_empty();
     if args.json {
         let report = serde_json::json!({
             "valid": valid,
             "hosts": inv.topology.hosts.len(),
             "guests": inv.topology.guests.len(),
-            "drift": inv.drift,
+            "unreachable": unreachable,
+            "drift": drift,
             "apply_problems": apply_problems,
         });
         print(&format!(
@@ -129,13 +139,18 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
             inv.topology.guests.len(),
             inv.topology.clusters.len()
         );
-        for d in &inv.drift {
+        for d in &unreachable {
+            out.push_str(&format!("unreachable: {}\n", d.message));
+        }
+        for d in &drift {
             out.push_str(&format!("drift: {}\n", d.message));
         }
         for p in &apply_problems {
             out.push_str(&format!("apply would refuse: {p}\n"));
         }
-        if drift_blocks {
+        if !unreachable.is_empty() {
+            out.push_str("The configuration is valid, but berth cannot read every host: `berth plan` will stop until libvirt answers on each (or the host is declared `evacuate = true`).\n");
+        } else if drift_blocks {
             out.push_str("The configuration is valid, but es.xml and libvirt disagree: `berth plan` will stop until the drift is fixed or `drift_source` says which side wins.\n");
         } else if !apply_problems.is_empty() {
             out.push_str("The configuration plans, but `berth apply` would refuse it before the first step (above).\n");

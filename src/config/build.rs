@@ -120,6 +120,7 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
             .map(|ssh| build_ssh(ssh, dir))
             .unwrap_or_default(),
         drift_source,
+        domain_name: node.str("domain_name"),
         volume_command: node.list("volume_command"),
         volume_check_command: node.list("volume_check_command"),
         es_xml_out: node.str("es_xml_out").map(|p| resolve_path(dir, &p.value)),
@@ -212,6 +213,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
         drain: node.bool("drain").unwrap_or(false),
         evacuate: node.bool("evacuate").unwrap_or(false),
         return_home: node.bool("return_home").unwrap_or(false),
+        maintenance: node.bool("maintenance"),
         disabled: node.bool("disabled").unwrap_or(false),
         max_guests: node.int("max_guests").and_then(|max| {
             Some(Spanned {

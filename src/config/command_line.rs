@@ -33,6 +33,12 @@ pub struct CommandLineIntents {
     /// `-return-home HOST`: `host "HOST" { return_home = true }`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub return_home: Vec<String>,
+    /// `-maintenance HOST`: `host "HOST" { maintenance = true }`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<String>,
+    /// `-end-maintenance HOST`: `host "HOST" { maintenance = false }`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub end_maintenance: Vec<String>,
     /// `-rebalance`: `rebalance "all" {}`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rebalance: bool,
@@ -43,6 +49,8 @@ impl CommandLineIntents {
         self.drain.is_empty()
             && self.evacuate.is_empty()
             && self.return_home.is_empty()
+            && self.maintenance.is_empty()
+            && self.end_maintenance.is_empty()
             && !self.rebalance
     }
 }
@@ -53,6 +61,8 @@ enum HostFlag {
     Drain,
     Evacuate,
     ReturnHome,
+    Maintenance,
+    EndMaintenance,
 }
 
 impl HostFlag {
@@ -61,6 +71,8 @@ impl HostFlag {
             HostFlag::Drain => "-drain",
             HostFlag::Evacuate => "-evacuate",
             HostFlag::ReturnHome => "-return-home",
+            HostFlag::Maintenance => "-maintenance",
+            HostFlag::EndMaintenance => "-end-maintenance",
         }
     }
 
@@ -69,6 +81,8 @@ impl HostFlag {
             HostFlag::Drain => intent.drain = true,
             HostFlag::Evacuate => intent.evacuate = true,
             HostFlag::ReturnHome => intent.return_home = true,
+            HostFlag::Maintenance => intent.maintenance = Some(true),
+            HostFlag::EndMaintenance => intent.maintenance = Some(false),
         }
     }
 }
@@ -96,6 +110,8 @@ impl Config {
             (HostFlag::Drain, &intents.drain),
             (HostFlag::Evacuate, &intents.evacuate),
             (HostFlag::ReturnHome, &intents.return_home),
+            (HostFlag::Maintenance, &intents.maintenance),
+            (HostFlag::EndMaintenance, &intents.end_maintenance),
         ];
         for (flag, hosts) in flags {
             for host in hosts {
@@ -148,6 +164,7 @@ impl Config {
                         drain: false,
                         evacuate: false,
                         return_home: false,
+                        maintenance: None,
                         disabled: false,
                         max_guests: None,
                         vcpu_overcommit: None,
@@ -213,6 +230,8 @@ mod tests {
             drain: vec!["adm01".into()],
             evacuate: vec!["adm04".into()],
             return_home: vec![],
+            maintenance: vec![],
+            end_maintenance: vec![],
             rebalance: true,
         };
         let cfg = load().with_command_line(&intents);

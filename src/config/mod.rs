@@ -7,6 +7,7 @@
 mod build;
 mod command_line;
 mod error;
+pub mod fmt;
 mod load;
 pub mod model;
 pub mod pci;

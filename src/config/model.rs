@@ -138,6 +138,10 @@ pub struct InventoryConfig {
     pub ssh: SshSettings,
     /// Which side wins on drift; `None` = stop the plan on drift.
     pub drift_source: Option<Spanned<DriftSource>>,
+    /// How an es.xml guest's libvirt domain is named: `host_name`, `short_name`,
+    /// `machine_id` or a template over `{host_name}`, `{short_name}`, `{machine_id}`
+    /// (checked by validation); `None` = its host name.
+    pub domain_name: Option<Spanned<String>>,
     /// Host-side command template for DETACH_VOLUMES / ATTACH_VOLUMES, as separate arguments.
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}` are substituted per argument.
     pub volume_command: Option<Vec<String>>,
@@ -244,6 +248,11 @@ pub struct HostIntent {
     pub evacuate: bool,
     /// Bring back the guests that earlier plans moved off this host (from the state journal).
     pub return_home: bool,
+    /// `maintenance = true`: empty the host for service as an operator would: guests that can
+    /// move are moved (as a drain), the others are stopped in place, within disruption
+    /// budgets. `maintenance = false`: end it: start the guests stopped in place and return
+    /// the moved ones home (both from the state journal). `None`: neither.
+    pub maintenance: Option<bool>,
     /// No guest may move onto a disabled host.
     pub disabled: bool,
     pub max_guests: Option<Spanned<u32>>,

@@ -27,6 +27,9 @@ pub(crate) enum Kind {
     },
     /// One of the given string literals.
     Enum(&'static [&'static str]),
+    /// `inventory.domain_name`: `host_name`, `short_name`, `machine_id`, or a template over
+    /// those placeholders.
+    DomainName,
     /// A list of distinct host PCI addresses (`0000:3b:02.1`), stored in canonical form.
     PciList,
 }
@@ -150,6 +153,7 @@ const INVENTORY: BlockSpec = BlockSpec {
         required("es_xml", Kind::Str),
         attr("libvirt_uri", Kind::Str),
         attr("drift_source", Kind::Enum(DRIFT_SOURCES)),
+        attr("domain_name", Kind::DomainName),
         attr("volume_command", Kind::StrList { min_len: 1 }),
         attr("volume_check_command", Kind::StrList { min_len: 1 }),
         attr("es_xml_out", Kind::Str),
@@ -216,6 +220,7 @@ const HOST: BlockSpec = BlockSpec {
         attr("drain", Kind::Bool),
         attr("evacuate", Kind::Bool),
         attr("return_home", Kind::Bool),
+        attr("maintenance", Kind::Bool),
         attr("disabled", Kind::Bool),
         attr("max_guests", COUNT),
         attr("vcpu_overcommit", OVERCOMMIT),

@@ -54,6 +54,7 @@ pub(crate) fn example(kind: Kind) -> &'static str {
         Kind::StrList { .. } => "[\"…\"]",
         Kind::PciList => "[\"0000:3b:02.0\"]",
         Kind::Enum(values) => values.first().copied().unwrap_or("\"…\""),
+        Kind::DomainName => "\"host_name\"",
     }
 }
 
@@ -248,8 +249,63 @@ pub(crate) fn convert(expr: &Expression, spec: &AttrSpec) -> Result<Option<Value
             ));
         }
         (Kind::Enum(values), _) => return Err(wrong_type("a string", enum_help("", values))),
+        (Kind::DomainName, Expression::String(s)) => match domain_name_problem(s) {
+            None => Value::Str(s.to_string()),
+            Some(why) => {
+                return Err(Problem::new(
+                    format!("invalid `{name}`: {why}"),
+                    "not a domain naming",
+                    Some(
+                        "write \"host_name\" (the default), \"short_name\", \"machine_id\" (the es.xml machine id without `_id`), \
+                         or a template such as \"{short_name}.kvm\""
+                            .into(),
+                    ),
+                ));
+            }
+        },
+        (Kind::DomainName, _) => {
+            return Err(wrong_type(
+                "a string",
+                "write `domain_name = \"host_name\"`".into(),
+            ));
+        }
     };
     Ok(Some(value))
+}
+
+/// What is wrong with an `inventory.domain_name` value, if anything: it must be `host_name`,
+/// `short_name`, `machine_id`, or a template using only (and at least one of) the placeholders
+/// `{host_name}`, `{short_name}`, `{machine_id}`. The same rules as the inventory's
+/// `DomainNaming::parse`, which reads the value once validation has passed.
+pub(crate) fn domain_name_problem(value: &str) -> Option<String> {
+    const PLACEHOLDERS: [&str; 3] = ["{host_name}", "{short_name}", "{machine_id}"];
+    if matches!(value, "host_name" | "short_name" | "machine_id") {
+        return None;
+    }
+    let mut rest = value;
+    let mut placeholders = 0;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open..];
+        let Some(close) = after.find('}') else {
+            return Some(format!("`{value}` has a `{{` without its `}}`"));
+        };
+        let placeholder = &after[..=close];
+        if !PLACEHOLDERS.contains(&placeholder) {
+            return Some(format!(
+                "`{placeholder}` is not a placeholder; use {}",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+        placeholders += 1;
+        rest = &after[close + 1..];
+    }
+    if rest.contains('}') || placeholders == 0 {
+        return Some(format!(
+            "`{value}` is neither host_name, short_name nor machine_id, nor a template using {}",
+            PLACEHOLDERS.join(", ")
+        ));
+    }
+    None
 }
 
 /// A list element and its place.

@@ -29,12 +29,17 @@ fn in_file_order<'c, T>(
 
 pub(crate) fn resolve_host_blocks<'a>(
     cfg: &'a Config,
+    topo: &Topology,
     host_names: &NameIndex<'a>,
     guest_names: &NameIndex<'a>,
     errors: &mut Vec<DiffError>,
 ) -> BTreeMap<&'a str, &'a HostIntent> {
     let mut resolved: BTreeMap<&str, &HostIntent> = BTreeMap::new();
     for intent in in_file_order(cfg.hosts.values(), |i: &HostIntent| &i.name.span) {
+        if let Some(error) = not_a_kvm_host(topo, &intent.name) {
+            errors.push(error);
+            continue;
+        }
         let Some(host) = resolve_label("host", &intent.name, host_names, guest_names, errors)
         else {
             continue;
@@ -105,12 +110,17 @@ fn refused_pin(
     let rules = hosts.get(host)?;
     let (what, help) = if rules.empties() {
         let what = rules.refusal().unwrap_or("drained");
-        let attribute = if rules.evacuate { "evacuate" } else { "drain" };
-        let article = if what.starts_with('e') { "an" } else { "a" };
+        let attribute = if rules.evacuate {
+            "evacuate"
+        } else if rules.maintenance {
+            "maintenance"
+        } else {
+            "drain"
+        };
         (
             what,
             format!(
-                "{article} {what} host is being emptied: pick another host, or remove `{attribute} = true` from host \"{host}\""
+                "host \"{host}\" is being emptied ({what}): pick another host, or remove `{attribute} = true` from it"
             ),
         )
     } else if rules.disabled && current != Some(host) {
@@ -165,6 +175,31 @@ fn resolve_host_value<'a>(
         host: None,
     });
     None
+}
+
+/// A host block (or `-drain`, `-maintenance`…) naming an es.xml machine that is no KVM host,
+/// such as a storage cell: say what it is rather than suggest a KVM host of similar name.
+fn not_a_kvm_host(topo: &Topology, label: &Spanned<String>) -> Option<DiffError> {
+    let text = label.value.as_str();
+    let short = |n: &str| n.split('.').next().unwrap_or(n).to_string();
+    if topo.hosts.contains_key(text) || topo.hosts.keys().any(|h| short(h) == text) {
+        return None;
+    }
+    let (name, kind) = topo
+        .other_machines
+        .iter()
+        .find(|(name, _)| name.as_str() == text || short(name) == text)?;
+    Some(DiffError {
+        span: Some(label.span.clone()),
+        message: format!("host \"{text}\" is a {kind} in es.xml ({name}), not a KVM host"),
+        label: format!("a {kind}"),
+        help: Some(format!(
+            "berth places guests on KVM hosts (osType LinuxKVM) only; those in es.xml are: {}",
+            topo.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+        guest: None,
+        host: Some(text.to_string()),
+    })
 }
 
 /// Resolves a block label (`kind` is `guest` or `host`); `others` holds the names of the other

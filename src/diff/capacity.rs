@@ -17,6 +17,12 @@ pub struct HostRules {
     pub return_home: bool,
     /// `disabled = true`: nothing moves onto it.
     pub disabled: bool,
+    /// `maintenance = true`: its guests leave as from a drained host, but those no host can
+    /// take are stopped in place instead of failing the plan; nothing moves onto it.
+    pub maintenance: bool,
+    /// `maintenance = false`: guests stopped in place on it are started again, and guests
+    /// moved off it come back (as `return_home`).
+    pub end_maintenance: bool,
     pub max_guests: Option<u32>,
     /// Memory guests may use: physical memory minus the host's reserve and minus what domains
     /// outside es.xml hold, MiB.
@@ -82,7 +88,9 @@ impl HostRules {
         HostRules {
             drain: intent.is_some_and(|i| i.drain),
             evacuate: intent.is_some_and(|i| i.evacuate),
-            return_home: intent.is_some_and(|i| i.return_home),
+            return_home: intent.is_some_and(|i| i.return_home || i.maintenance == Some(false)),
+            maintenance: intent.is_some_and(|i| i.maintenance == Some(true)),
+            end_maintenance: intent.is_some_and(|i| i.maintenance == Some(false)),
             disabled: intent.is_some_and(|i| i.disabled),
             max_guests: intent
                 .and_then(|i| i.max_guests.as_ref())
@@ -113,13 +121,15 @@ impl HostRules {
 
     /// Whether the host's guests must all leave (drained or evacuated).
     pub fn empties(&self) -> bool {
-        self.drain || self.evacuate
+        self.drain || self.evacuate || self.maintenance
     }
 
     /// Why the host takes no guests, when it does not (`evacuated`, `drained`, `disabled`).
     pub fn refusal(&self) -> Option<&'static str> {
         if self.evacuate {
             Some("evacuated")
+        } else if self.maintenance {
+            Some("in maintenance")
         } else if self.drain {
             Some("drained")
         } else if self.disabled {

@@ -66,6 +66,12 @@ pub enum Origin {
     Chosen { reason: String },
     /// It must move but no host can take it (see [`Desired::unplaced`]).
     Unplaced,
+    /// Its host is in maintenance and no host can take it: it is stopped where it is and stays
+    /// defined there; the reason says why it could not move.
+    StopInPlace { reason: String },
+    /// Its host's maintenance ends and berth stopped it there for that maintenance (state
+    /// journal): it is started where it is.
+    StartInPlace { reason: String },
 }
 
 /// What earlier plans did, as far as intents need it (gathered by the caller from the state
@@ -74,6 +80,9 @@ pub enum Origin {
 pub struct History {
     /// Guest → the hosts berth moved it off and it has not come back to since, oldest first.
     pub departed: BTreeMap<String, Vec<String>>,
+    /// Guest → the host berth stopped it in place on for maintenance, when berth has not
+    /// started or moved it since.
+    pub stopped_in_place: BTreeMap<String, String>,
 }
 
 /// [`desired_with`] without history: `return_home` has nothing to bring back.
@@ -97,7 +106,7 @@ pub fn desired_with(
     let guest_names = NameIndex::new(topo.guests.keys().map(String::as_str));
     let mut errors = Vec::new();
 
-    let host_intents = resolve_host_blocks(cfg, &host_names, &guest_names, &mut errors);
+    let host_intents = resolve_host_blocks(cfg, topo, &host_names, &guest_names, &mut errors);
     let hosts: BTreeMap<String, HostRules> = topo
         .hosts
         .values()
@@ -153,7 +162,9 @@ pub fn desired_with(
         errors: Vec::new(),
     };
     planner.configured();
+    planner.es_xml_wins();
     planner.return_home(history);
+    planner.start_in_place(history);
     let (groups, singles) = planner.requests();
     if !planner.errors.is_empty() {
         return Err(planner.errors);
@@ -346,6 +357,119 @@ impl<'t> Planner<'_, '_, 't> {
         }
     }
 
+    /// With `drift_source = "es_xml"`, a guest libvirt runs on another host than es.xml says
+    /// goes back to es.xml's host (es.xml wins), checked against every rule and capacity;
+    /// when it cannot, the plan says why (code `es_xml`) instead of reporting no changes.
+    fn es_xml_wins(&mut self) {
+        let topo = self.topo();
+        let mut strays: Vec<(&'t Guest, &'t str)> = topo
+            .guests
+            .values()
+            .filter(|g| !self.settled.contains(&g.name))
+            .filter_map(|g| {
+                let (home, _) = topo.hosts.get_key_value(g.es_host.as_deref()?)?;
+                (home != &g.host).then_some((g, home.as_str()))
+            })
+            .collect();
+        strays.sort_by_key(|(g, _)| (std::cmp::Reverse(g.memory_held_mib()), g.name.clone()));
+        for (guest, home) in strays {
+            let mode = self
+                .guest_mode(&guest.name)
+                .unwrap_or(self.cfg.defaults.mode.value);
+            let (mode, _) = super::rules::effective_mode(guest, mode);
+            let violations =
+                all_violations(self.world, &self.ledger, guest, mode, &topo.hosts[home]);
+            self.settled.insert(guest.name.clone());
+            if violations.is_empty() {
+                self.ledger.apply(guest, home);
+                self.decided.insert(
+                    guest.name.clone(),
+                    DesiredGuest {
+                        host: home.to_string(),
+                        mode: self.guest_mode(&guest.name),
+                        origin: Origin::Chosen {
+                            reason: format!(
+                                "drift_source = \"es_xml\": es.xml puts {} on {home}, libvirt runs it on {}",
+                                guest.name, guest.host
+                            ),
+                        },
+                    },
+                );
+            } else {
+                let why: Vec<String> = violations.iter().map(|v| describe(self.world, v)).collect();
+                self.unplaced.push(MoveProblem {
+                    code: "es_xml".into(),
+                    guest: guest.name.clone(),
+                    from: guest.host.clone(),
+                    to: home.to_string(),
+                    message: format!(
+                        "drift_source = \"es_xml\": es.xml puts {} on {home}, libvirt runs it on {}, and it cannot go back: {}. \
+                         To keep it where it runs, use `drift_source = \"libvirt\"` or `berth refresh`",
+                        guest.name,
+                        guest.host,
+                        why.join("; ")
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Guests berth stopped in place for the maintenance of a host whose maintenance now ends
+    /// (`maintenance = false`) are started where they are, if they are still shut off there.
+    fn start_in_place(&mut self, history: &History) {
+        let topo = self.topo();
+        for (name, host) in &history.stopped_in_place {
+            let Some(guest) = topo.guests.get(name) else {
+                continue;
+            };
+            let ends = self
+                .world
+                .hosts
+                .get(host)
+                .is_some_and(|r| r.end_maintenance);
+            if !ends
+                || guest.host != *host
+                || guest.state.holds_resources()
+                || self.settled.contains(name)
+            {
+                continue;
+            }
+            self.decided.insert(
+                name.clone(),
+                DesiredGuest {
+                    host: host.clone(),
+                    mode: None,
+                    origin: Origin::StartInPlace {
+                        reason: format!(
+                            "end of maintenance on {host}: berth stopped {name} in place there (state journal)"
+                        ),
+                    },
+                },
+            );
+            self.settled.insert(name.clone());
+        }
+    }
+
+    /// Whether `guest` is on a host in maintenance: then, when no host can take it, it is
+    /// stopped in place instead of failing the plan.
+    fn in_maintenance(&self, guest: &Guest) -> bool {
+        self.ledger
+            .host_of(&guest.name)
+            .and_then(|h| self.world.hosts.get(h))
+            .is_some_and(|r| r.maintenance)
+    }
+
+    /// The entry of a guest of a host in maintenance that no host can take.
+    fn stop_in_place(guest: &Guest, why: &str) -> DesiredGuest {
+        DesiredGuest {
+            host: guest.host.clone(),
+            mode: None,
+            origin: Origin::StopInPlace {
+                reason: format!("maintenance {}, stopped in place: {why}", guest.host),
+            },
+        }
+    }
+
     /// Why an unsettled guest must leave the host it is on: (reason start, where it leaves,
     /// forced mode).
     fn must_leave(&self, guest: &Guest) -> Option<(String, String, Option<MigrationMode>)> {
@@ -356,6 +480,13 @@ impl<'t> Planner<'_, '_, 't> {
                 format!("evacuate {host} (dead host, offline_force)"),
                 format!("off evacuated {host}"),
                 Some(MigrationMode::OfflineForce),
+            ));
+        }
+        if rules.maintenance {
+            return Some((
+                format!("maintenance {host}"),
+                format!("off {host} (in maintenance)"),
+                None,
             ));
         }
         if rules.drain {
@@ -628,6 +759,22 @@ impl<'t> Planner<'_, '_, 't> {
                         }
                     }
                 }
+                Err(message)
+                    if group.members.iter().any(|m| self.in_maintenance(m.guest))
+                        && group.members.iter().all(|m| {
+                            self.must_leave(m.guest).is_none() || self.in_maintenance(m.guest)
+                        }) =>
+                {
+                    for member in &group.members {
+                        if self.must_leave(member.guest).is_some() {
+                            self.decided.insert(
+                                member.guest.name.clone(),
+                                Self::stop_in_place(member.guest, &message),
+                            );
+                            self.settled.insert(member.guest.name.clone());
+                        }
+                    }
+                }
                 Err(message) => {
                     let first = group
                         .members
@@ -679,6 +826,10 @@ impl<'t> Planner<'_, '_, 't> {
                     mode,
                     origin: Origin::Chosen { reason },
                 },
+                Outcome::Unplaced(problem) if self.in_maintenance(guest) => {
+                    self.settled.insert(guest.name.clone());
+                    Self::stop_in_place(guest, &problem.message)
+                }
                 Outcome::Unplaced(problem) => {
                     self.unplaced.push(problem);
                     self.settled.insert(guest.name.clone());

@@ -10,7 +10,7 @@ use crate::inventory::{Guest, Host, Topology};
 use super::capacity::{HostRules, Ledger, sriov_interfaces};
 use super::rules::host_blockers;
 use super::ruleset::RuleSet;
-use super::units::{mib, mib_signed, vcpus};
+use super::units::{memory_shortfall, vcpu_shortfall};
 
 /// The hosts and rules every placement decision reads.
 pub(crate) struct World<'a, 't> {
@@ -178,23 +178,14 @@ pub(crate) fn capacity_violations(
     if check_memory && free_memory < need.memory as i64 {
         found.push(Violation {
             constraint: Constraint::Memory,
-            detail: format!(
-                "only {} free, {} needed",
-                mib_signed(free_memory),
-                mib(need.memory)
-            ),
+            detail: memory_shortfall(free_memory, Some(rules.memory_capacity_mib), need.memory),
         });
     }
     let limit = u64::from(rules.vcpu_limit);
     if load.vcpus + need.vcpus > limit {
         found.push(Violation {
             constraint: Constraint::Vcpus,
-            detail: format!(
-                "only {} of {} free, {} needed",
-                vcpus(limit as i64 - load.vcpus as i64),
-                vcpus(limit as i64),
-                vcpus(need.vcpus as i64)
-            ),
+            detail: vcpu_shortfall(load.vcpus, limit, need.vcpus),
         });
     }
     if need.sriov_vfs > 0 {

@@ -37,6 +37,8 @@ pub fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32) -> Guest {
     Guest {
         name: name.into(),
         machine_id: format!("{name}_id"),
+        domain: None,
+        es_host: None,
         host: host.into(),
         state: GuestState::Running,
         vcpus,
@@ -55,6 +57,7 @@ pub fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
         hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
         guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
         clusters: BTreeMap::new(),
+        other_machines: BTreeMap::new(),
     }
 }
 
@@ -97,6 +100,7 @@ impl ConfigBuilder {
                 },
                 ssh: SshSettings::default(),
                 drift_source: None,
+                domain_name: None,
                 volume_command: None,
                 volume_check_command: None,
                 es_xml_out: None,
@@ -161,6 +165,7 @@ impl ConfigBuilder {
             drain: false,
             evacuate: false,
             return_home: false,
+            maintenance: None,
             disabled: false,
             max_guests: None,
             vcpu_overcommit: None,

@@ -481,10 +481,19 @@ impl Resolver<'_, '_> {
     /// `return_home` on a host being emptied asks for two opposite things.
     fn host_intents(&mut self, cfg: &Config) {
         for intent in cfg.hosts.values() {
-            if !intent.return_home || !(intent.drain || intent.evacuate) {
+            let entering = intent.maintenance == Some(true);
+            if !(intent.return_home || intent.maintenance == Some(false))
+                || !(intent.drain || intent.evacuate || entering)
+            {
                 continue;
             }
-            let what = if intent.evacuate { "evacuate" } else { "drain" };
+            let what = if intent.evacuate {
+                "evacuate"
+            } else if entering {
+                "maintenance = true"
+            } else {
+                "drain"
+            };
             self.errors.push(DiffError {
                 span: Some(intent.name.span.clone()),
                 message: format!("host {} has both `return_home` and `{what}`: guests cannot come back to a host being emptied", intent.name.value),

@@ -31,7 +31,7 @@ pub mod units;
 pub use capacity::{HostRules, SriovPool};
 pub use desired::{Desired, DesiredGuest, History, Origin, desired, desired_with};
 pub use error::DiffError;
-pub use model::{Move, MoveProblem, RebalanceOutcome, RebalanceStop, ResourceSpread};
+pub use model::{Move, MoveKind, MoveProblem, RebalanceOutcome, RebalanceStop, ResourceSpread};
 pub use moves::moves;
 pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 

@@ -17,6 +17,51 @@ pub struct Move {
     pub vcpus: u32,
     /// True for a hop through a pivot host that breaks a live swap cycle.
     pub pivot: bool,
+    /// What the move does: a migration (absent in JSON), or, for maintenance, stopping the
+    /// guest where it is (`from` = `to`) or starting it again where it was stopped.
+    #[serde(default, skip_serializing_if = "MoveKind::is_migrate")]
+    pub kind: MoveKind,
+    /// The guest's libvirt domain name when `inventory { domain_name }` names it otherwise
+    /// than `guest`; apply acts on this domain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+impl Move {
+    /// The name of the guest's libvirt domain.
+    pub fn domain_name(&self) -> &str {
+        self.domain.as_deref().unwrap_or(&self.guest)
+    }
+}
+
+/// What a [`Move`] does to its guest.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    /// From one host to another (the MIGRATE GUEST steps).
+    #[default]
+    Migrate,
+    /// Maintenance: shut down on its host, left defined there (STOP_GUEST only); no host
+    /// could take it.
+    StopInPlace,
+    /// End of maintenance: started on the host it was stopped on (STARTUP_GUEST only).
+    StartInPlace,
+}
+
+impl MoveKind {
+    pub fn is_migrate(&self) -> bool {
+        *self == MoveKind::Migrate
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveKind::Migrate => "migrate",
+            MoveKind::StopInPlace => "stop in place",
+            MoveKind::StartInPlace => "start in place",
+        }
+    }
 }
 
 /// A prerequisite a move fails, explained per move.

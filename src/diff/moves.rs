@@ -6,7 +6,7 @@ use crate::inventory::{Guest, Host, Topology};
 use super::capacity::{HostRules, Ledger, sriov_interfaces};
 use super::desired::{Desired, Origin};
 
-use super::model::{Move, MoveProblem};
+use super::model::{Move, MoveKind, MoveProblem};
 use super::rules::{Blocker, effective_mode, host_blockers, live_guest_blockers};
 use super::units::{mib, vcpus};
 
@@ -20,6 +20,7 @@ use super::units::{mib, vcpus};
 pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Vec<MoveProblem>) {
     let mut problems = desired.unplaced.clone();
     let mut planned: Vec<(Move, &Guest)> = Vec::new();
+    let mut in_place_moves: Vec<Move> = Vec::new();
     for (name, want) in &desired.guests {
         let Some(guest) = topo.guests.get(name) else {
             problems.push(problem(
@@ -31,6 +32,32 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
             ));
             continue;
         };
+        let in_place = match &want.origin {
+            Origin::StopInPlace { reason } if guest.state.holds_resources() => {
+                Some((MoveKind::StopInPlace, reason))
+            }
+            Origin::StartInPlace { reason } if !guest.state.holds_resources() => {
+                Some((MoveKind::StartInPlace, reason))
+            }
+            _ => None,
+        };
+        if let Some((kind, reason)) = in_place {
+            // Nothing migrates: no prerequisites to check; capacity and budgets are the
+            // scheduler's.
+            in_place_moves.push(Move {
+                guest: guest.name.clone(),
+                from: guest.host.clone(),
+                to: guest.host.clone(),
+                mode: MigrationMode::Offline,
+                reason: reason.clone(),
+                memory_mib: guest.memory_mib,
+                vcpus: guest.vcpus,
+                pivot: false,
+                kind,
+                domain: guest.domain.clone(),
+            });
+            continue;
+        }
         if want.host == guest.host {
             continue;
         }
@@ -39,7 +66,10 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
         let mut reason = match &want.origin {
             Origin::Pinned { .. } => format!("config pins {} to {}", guest.name, want.host),
             Origin::Chosen { reason } => reason.clone(),
-            Origin::Stays | Origin::Unplaced => {
+            Origin::Stays
+            | Origin::Unplaced
+            | Origin::StopInPlace { .. }
+            | Origin::StartInPlace { .. } => {
                 format!("desired host of {} is {}", guest.name, want.host)
             }
         };
@@ -55,6 +85,8 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
             memory_mib: guest.memory_mib,
             vcpus: guest.vcpus,
             pivot: false,
+            kind: Default::default(),
+            domain: guest.domain.clone(),
         };
         planned.push((mv, guest));
     }
@@ -66,7 +98,10 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
     for (mv, guest) in &planned {
         problems.extend(prerequisites(cfg, topo, desired, &after, mv, guest));
     }
-    (planned.into_iter().map(|(mv, _)| mv).collect(), problems)
+    let mut moves: Vec<Move> = planned.into_iter().map(|(mv, _)| mv).collect();
+    moves.extend(in_place_moves);
+    moves.sort_by(|a, b| a.guest.cmp(&b.guest));
+    (moves, problems)
 }
 
 fn problem(code: &str, guest: &str, from: &str, to: &str, message: String) -> MoveProblem {
@@ -108,12 +143,13 @@ fn prerequisites(
     };
     let source = topo.hosts.get(&mv.from);
     let mut found = Vec::new();
-    if target.domains.contains(&mv.guest) {
+    if target.domains.contains(mv.domain_name()) {
         found.push(cannot(
             "name_taken",
             format!(
                 "a domain named {} is already defined on {}",
-                mv.guest, mv.to
+                mv.domain_name(),
+                mv.to
             ),
         ));
     }

@@ -43,7 +43,7 @@ use super::fit::{
 };
 use super::model::MoveProblem;
 use super::rules::effective_mode;
-use super::units::{mib, mib_signed, vcpus};
+use super::units::{memory_shortfall, mib, mib_signed, vcpus};
 
 /// A guest that needs a target.
 pub(crate) struct Request<'t> {
@@ -539,11 +539,11 @@ impl<'t> Placer<'t> {
                 }
                 if rank.free_memory() < need.memory as i64 {
                     if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
-                        let why = format!(
-                            "only {} free, {} needed",
-                            mib_signed(rank.free_memory()),
-                            mib(need.memory)
-                        );
+                        let capacity = world
+                            .hosts
+                            .get(&self.hosts[rank.host].name)
+                            .map(|r| r.memory_capacity_mib);
+                        let why = memory_shortfall(rank.free_memory(), capacity, need.memory);
                         short_of_memory = Some((*rank, why));
                     }
                     break;

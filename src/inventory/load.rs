@@ -11,8 +11,9 @@ use super::libvirt::{
     LibvirtError, UriSsh, expand_uri, observe_host, observe_hosts_with, with_ssh_params,
 };
 use super::model::Topology;
+use super::naming::DomainNaming;
 use super::observed::HostObservation;
-use super::reconcile::{Drift, DriftPolicy, reconcile};
+use super::reconcile::{Drift, DriftPolicy, reconcile_named};
 
 /// Where to read from and how to treat drift.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,8 @@ pub struct InventorySpec {
     pub parallelism: usize,
     /// berth's SSH settings, added to every SSH-transport URI (see [`with_ssh_params`]).
     pub ssh: UriSsh,
+    /// The libvirt domain name of each es.xml guest (`inventory { domain_name }`).
+    pub domain_naming: DomainNaming,
 }
 
 /// es.xml as read, and the reconciled topology.
@@ -111,7 +114,13 @@ pub fn assemble_with(
     observe: Observe<'_>,
 ) -> Inventory {
     let observations = observe_hosts_with(&host_uris(&es, spec), spec.parallelism, observe);
-    from_observations(es, es_xml_text, &observations, spec.policy)
+    from_observations_named(
+        es,
+        es_xml_text,
+        &observations,
+        spec.policy,
+        &spec.domain_naming,
+    )
 }
 
 /// The inventory from es.xml and what libvirt showed on each host: reconciled, with the
@@ -123,9 +132,26 @@ pub fn from_observations(
     observations: &[Result<HostObservation, LibvirtError>],
     policy: DriftPolicy,
 ) -> Inventory {
+    from_observations_named(
+        es,
+        es_xml_text,
+        observations,
+        policy,
+        &DomainNaming::default(),
+    )
+}
+
+/// [`from_observations`] with the guests' domains named by `naming`.
+pub fn from_observations_named(
+    es: EsSystem,
+    es_xml_text: String,
+    observations: &[Result<HostObservation, LibvirtError>],
+    policy: DriftPolicy,
+    naming: &DomainNaming,
+) -> Inventory {
     let (reconciled, es_xml_sha256) = std::thread::scope(|s| {
         let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
-        let reconciled = reconcile(&es, observations, policy);
+        let reconciled = reconcile_named(&es, observations, policy, naming);
         // Hashing cannot panic; should the thread fail anyway, hash here.
         let sha = hashing
             .join()
@@ -178,6 +204,7 @@ mod tests {
             policy: DriftPolicy::StopOnDrift,
             parallelism: 2,
             ssh: UriSsh::default(),
+            domain_naming: DomainNaming::default(),
         }
     }
 

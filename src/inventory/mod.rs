@@ -11,6 +11,7 @@ pub(crate) mod fast_hash;
 pub mod libvirt;
 pub mod load;
 pub mod model;
+pub mod naming;
 pub mod observed;
 pub mod reconcile;
 pub mod version;
@@ -24,8 +25,9 @@ pub use model::{
     Cluster, Disk, Guest, GuestState, Host, HostDev, Interface, InterfaceKind, Topology,
     passed_through_pci,
 };
+pub use naming::DomainNaming;
 pub use observed::{DomainObservation, HostObservation};
 pub use reconcile::{
-    Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile,
+    Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile, reconcile_named,
 };
 pub use version::ImageVersion;

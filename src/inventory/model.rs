@@ -57,8 +57,16 @@ pub struct Guest {
     pub name: String,
     /// es.xml `machine@id`.
     pub machine_id: String,
+    /// Its libvirt domain's name when `inventory { domain_name }` names it otherwise than
+    /// `name`; `None`: the domain is called `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     /// The host the guest is on now.
     pub host: String,
+    /// With `drift_source = "es_xml"`, the host es.xml puts the guest on when libvirt runs it
+    /// on another (`host`): es.xml wins, so the plan moves it back there. `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub es_host: Option<String>,
     pub state: GuestState,
     pub vcpus: u32,
     pub memory_mib: u64,
@@ -74,6 +82,11 @@ pub struct Guest {
 }
 
 impl Guest {
+    /// The name of the guest's libvirt domain.
+    pub fn domain_name(&self) -> &str {
+        self.domain.as_deref().unwrap_or(&self.name)
+    }
+
     /// Bridges the guest needs on whichever host it runs on.
     pub fn bridges(&self) -> BTreeSet<String> {
         self.interfaces
@@ -210,6 +223,10 @@ pub struct Topology {
     pub hosts: BTreeMap<String, Host>,
     pub guests: BTreeMap<String, Guest>,
     pub clusters: BTreeMap<String, Cluster>,
+    /// es.xml machines that are not KVM hosts or guests (storage cells, bare-metal servers),
+    /// by name, with what each is: so that naming one where a KVM host is expected says so.
+    #[serde(default)]
+    pub other_machines: BTreeMap<String, String>,
 }
 
 impl Topology {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::esxml::{EsGuest, EsSystem, EsVolume};
 use super::libvirt::LibvirtError;
 use super::model::{Cluster, Guest, GuestState, Host, InterfaceKind, Topology, passed_through_pci};
+use super::naming::DomainNaming;
 use super::observed::{DomainObservation, HostObservation};
 use super::version::ImageVersion;
 
@@ -95,6 +96,16 @@ pub fn reconcile(
     observations: &[Result<HostObservation, LibvirtError>],
     policy: DriftPolicy,
 ) -> Reconciled {
+    reconcile_named(es, observations, policy, &DomainNaming::default())
+}
+
+/// [`reconcile`], matching each es.xml guest with the libvirt domain `naming` gives it.
+pub fn reconcile_named(
+    es: &EsSystem,
+    observations: &[Result<HostObservation, LibvirtError>],
+    policy: DriftPolicy,
+    naming: &DomainNaming,
+) -> Reconciled {
     let mut drift = Vec::new();
     let mut topology = Topology::default();
 
@@ -157,12 +168,13 @@ pub fn reconcile(
             .copied()
             .unwrap_or(g.host_id.as_str());
         let es_host_reachable = hosts.get(es_host).is_some_and(|h| h.reachable);
+        let domain = naming.domain(&g.name, &g.id);
         let found = domains
-            .get(g.name.as_str())
+            .get(domain.as_str())
             .map(Vec::as_slice)
             .unwrap_or(&[]);
         let mut guest_drift = Vec::new();
-        let guest = reconcile_guest(
+        let mut guest = reconcile_guest(
             &index,
             g,
             es_host,
@@ -171,6 +183,9 @@ pub fn reconcile(
             policy,
             &mut guest_drift,
         );
+        if domain != guest.name {
+            guest.domain = Some(domain);
+        }
         (guest, guest_drift)
     });
     let mut guests = Vec::with_capacity(reconciled.len());
@@ -181,7 +196,12 @@ pub fn reconcile(
     // Already in name order, which the map's bulk build takes in one pass.
     topology.guests = guests.into_iter().collect();
 
-    let es_names: FastSet<&str> = es.guests.iter().map(|g| g.name.as_str()).collect();
+    let es_domains: Vec<String> = es
+        .guests
+        .iter()
+        .map(|g| naming.domain(&g.name, &g.id))
+        .collect();
+    let es_names: FastSet<&str> = es_domains.iter().map(String::as_str).collect();
     for o in &reachable {
         for d in o
             .domains
@@ -209,6 +229,11 @@ pub fn reconcile(
     }
 
     topology.clusters = clusters(es, &index);
+    topology.other_machines = es
+        .others
+        .iter()
+        .map(|m| (m.name.clone(), m.kind.clone()))
+        .collect();
     Reconciled { topology, drift }
 }
 
@@ -466,10 +491,15 @@ fn reconcile_guest(
         }
     }
 
-    let host = match (policy, chosen) {
-        (DriftPolicy::PreferEsXml, _) | (_, None) => es_host,
-        (_, Some((host, _))) => host,
+    // The topology says where the guest runs (libvirt) whatever the policy: planning on a
+    // position it does not have would plan impossible moves. es.xml winning means the guest
+    // goes back where es.xml puts it, which the plan does from `es_host`.
+    let host = match chosen {
+        None => es_host,
+        Some((host, _)) => host,
     };
+    let back_to = (policy == DriftPolicy::PreferEsXml && host != es_host && es_host_reachable)
+        .then(|| es_host.to_string());
     let mut clusters: Vec<String> = index
         .clusters_of_guest
         .get(g.id.as_str())
@@ -488,7 +518,9 @@ fn reconcile_guest(
     Guest {
         name: g.name.clone(),
         machine_id: g.id.clone(),
+        domain: None,
         host: host.to_string(),
+        es_host: back_to,
         state: chosen.map_or(GuestState::Unknown, |(_, d)| d.state),
         vcpus: chosen.map_or(g.vcpus.unwrap_or(0), |(_, d)| d.vcpus),
         memory_mib: chosen.map_or(g.memory_mib.unwrap_or(0), |(_, d)| d.memory_mib),

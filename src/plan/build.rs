@@ -3,17 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::config::MigrationMode;
 use crate::config::{Config, ConfigError, DriftSource};
-use crate::diff::{self, Move};
+use crate::diff::{self, Move, MoveKind};
 use crate::inventory::esxml::{self, GuestMove};
 use crate::inventory::facts;
 use crate::inventory::load::{Inventory, InventorySpec};
 use crate::inventory::reconcile::{DriftKind, DriftPolicy};
 use crate::inventory::{Drift, Guest, Topology};
 use crate::remote::SshTarget;
-use crate::schedule::{self, Concurrency, DurationModel, Limits, Schedule};
+use crate::schedule::{self, Concurrency, DurationModel, HostLimit, Limits, Schedule};
 
-use super::model::{FORMAT_VERSION, Fingerprints, HostSummary, Plan, PlanError};
+use super::model::{
+    FORMAT_VERSION, Fingerprints, HostSummary, MaintenanceAction, MaintenanceGuest, Plan, PlanError,
+};
 
 /// How to read the inventory for this configuration: es.xml path, URI per host, drift policy.
 pub fn inventory_spec(cfg: &Config) -> InventorySpec {
@@ -40,6 +43,13 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
             known_hosts: cfg.inventory.ssh.known_hosts_file.clone(),
             no_verify: !cfg.inventory.ssh.strict_host_key_checking,
         },
+        // Validation checked the value; an unreadable one cannot get here.
+        domain_naming: cfg
+            .inventory
+            .domain_name
+            .as_ref()
+            .and_then(|d| crate::inventory::DomainNaming::parse(&d.value).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -185,6 +195,21 @@ pub fn build_scoped(
     let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
+    // A host berth cannot read is not a disagreement between es.xml and libvirt: it is its
+    // own error, whatever `drift_source` says (only an evacuated host is expected to be down).
+    let unreachable = unreachable_hosts(cfg, &inv.drift);
+    for d in &unreachable {
+        plan.errors.push(PlanError {
+            code: "host_unreachable".into(),
+            message: format!(
+                "{}. berth does not plan with a host it cannot see: start libvirtd or fix the host's `libvirt_uri`; \
+                 if the host is down for good, set `evacuate = true` in its host block",
+                d.message
+            ),
+            guest: None,
+            host: d.host.clone(),
+        });
+    }
     let blocking = blocking_drift(cfg, &inv.drift);
     if blocking > 0 {
         plan.errors.push(PlanError {
@@ -198,7 +223,11 @@ pub fn build_scoped(
             guest: None,
             host: None,
         });
-        plan.hosts = host_summaries(topo, &Limits::default(), &[], &BTreeMap::new());
+    }
+    if !plan.errors.is_empty() {
+        // Capacity as the configuration sets it (memory_reserved, vcpu_overcommit), so the
+        // table marks only what is really over.
+        plan.hosts = host_summaries(topo, &configured_limits(cfg, topo), &[], &BTreeMap::new());
         return Ok(plan);
     }
 
@@ -218,16 +247,21 @@ pub fn build_scoped(
         plan.errors.extend(errors);
     }
     plan.rebalances = desired.rebalances.clone();
+    plan.errors.extend(infeasible_drains(topo, &problems));
     plan.errors
         .extend(problems.into_iter().map(PlanError::from));
 
-    let limits = Limits {
+    let mut limits = Limits {
         durations: DurationModel::from_defaults(&cfg.defaults),
         concurrency: Concurrency::from_defaults(&cfg.defaults),
         ..Limits::from_desired(&desired, true)
     };
+    maintenance_budgets(&desired, topo, &mut limits);
     match schedule::schedule(&moves, topo, &limits) {
-        Ok(s) => fill_from_schedule(&mut plan, cfg, inv, &limits, s),
+        Ok(s) => {
+            fill_from_schedule(&mut plan, cfg, inv, &limits, s);
+            plan.maintenance = maintenance_report(&desired, &plan);
+        }
         Err(e) => {
             plan.moves = moves;
             plan.errors.push(PlanError {
@@ -242,25 +276,218 @@ pub fn build_scoped(
     Ok(plan)
 }
 
+/// Per guest of a host entering or leaving maintenance: what happens to it and its predicted
+/// downtime (from the plan's timing).
+fn maintenance_report(desired: &diff::Desired, plan: &Plan) -> Vec<MaintenanceGuest> {
+    let rules = |host: &str| desired.hosts.get(host);
+    let timing: HashMap<&str, (f64, f64)> = plan
+        .timing
+        .iter()
+        .flat_map(|t| &t.steps)
+        .map(|s| (s.step.as_str(), (s.start_s, s.start_s + s.duration_s)))
+        .collect();
+    let step_time = |index: usize, kind: schedule::StepKind| {
+        plan.steps
+            .iter()
+            .find(|s| s.move_index == index && s.kind == kind)
+            .and_then(|s| timing.get(s.id.as_str()).copied())
+    };
+    let mut report = Vec::new();
+    for (index, m) in plan.moves.iter().enumerate() {
+        let entering = rules(&m.from).is_some_and(|r| r.maintenance);
+        let leaving_to = rules(&m.to).is_some_and(|r| r.end_maintenance);
+        let (host, action) = match m.kind {
+            MoveKind::StopInPlace => (&m.from, MaintenanceAction::StoppedInPlace),
+            MoveKind::StartInPlace => (&m.to, MaintenanceAction::StartedInPlace),
+            MoveKind::Migrate if entering => (&m.from, MaintenanceAction::Moved),
+            MoveKind::Migrate if leaving_to => (&m.to, MaintenanceAction::ReturnedHome),
+            MoveKind::Migrate => continue,
+        };
+        let stop = step_time(index, schedule::StepKind::StopGuest);
+        let start = step_time(index, schedule::StepKind::StartupGuest);
+        let downtime_s = match (m.kind, m.mode) {
+            (MoveKind::StopInPlace, _) => None,
+            (MoveKind::StartInPlace, _) => start.map(|(_, end)| end),
+            (_, MigrationMode::Live) => plan.timing.as_ref().map(|_| 0.0),
+            _ => match (stop, start) {
+                (Some((begin, _)), Some((_, end))) => Some(end - begin),
+                // A shut-off guest is not stopped or started: no downtime of its own.
+                (None, None) => plan.timing.as_ref().map(|_| 0.0),
+                _ => None,
+            },
+        };
+        report.push(MaintenanceGuest {
+            guest: m.guest.clone(),
+            host: host.clone(),
+            action,
+            to: m.to.clone(),
+            mode: m.mode,
+            downtime_s,
+        });
+    }
+    report
+}
+
+/// While a host is in maintenance (or leaves it), a RAC cluster keeps serving: each cluster
+/// that no `disruption_budget` rule covers gets one of `max_unavailable = 1`, so no more than
+/// one member is down or moving at once.
+fn maintenance_budgets(desired: &diff::Desired, topo: &Topology, limits: &mut Limits) {
+    if !desired
+        .hosts
+        .values()
+        .any(|r| r.maintenance || r.end_maintenance)
+    {
+        return;
+    }
+    for cluster in topo.clusters.values() {
+        let covered = limits
+            .budgets
+            .iter()
+            .any(|b| cluster.members.iter().all(|m| b.members.contains(m)));
+        if covered || cluster.members.len() < 2 {
+            continue;
+        }
+        let name = format!("RAC cluster {} (maintenance default)", cluster.name);
+        if let Some(spec) = schedule::BudgetSpec::for_cluster(&name, topo, &cluster.name, 1) {
+            limits.budgets.push(spec);
+        }
+    }
+}
+
+/// One summary line per host whose drain cannot be met (its guests with no target are listed
+/// one by one after it): how many are stuck, the reason most of them share, and the way out
+/// an operator wants, `maintenance`, which stops in place what cannot move.
+fn infeasible_drains(topo: &Topology, problems: &[diff::MoveProblem]) -> Vec<PlanError> {
+    let mut stuck: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for p in problems.iter().filter(|p| p.code == "no_target") {
+        if let Some(g) = topo.guests.get(&p.guest) {
+            stuck
+                .entry(g.host.as_str())
+                .or_default()
+                .push(g.name.as_str());
+        }
+    }
+    stuck
+        .into_iter()
+        .map(|(host, guests)| {
+            // A guest is held by anti-affinity when every other host runs a member of one of
+            // its RAC clusters: the common two-host rack, one member per host.
+            let held = |guest: &str| {
+                let Some(g) = topo.guests.get(guest) else {
+                    return false;
+                };
+                let others: Vec<&str> = topo
+                    .hosts
+                    .keys()
+                    .map(String::as_str)
+                    .filter(|h| *h != host)
+                    .collect();
+                !g.clusters.is_empty()
+                    && others.iter().all(|other| {
+                        g.clusters.iter().any(|c| {
+                            topo.clusters.get(c).is_some_and(|c| {
+                                c.members.iter().any(|m| {
+                                    topo.guests.get(m).is_some_and(|m| m.host == *other)
+                                })
+                            })
+                        })
+                    })
+            };
+            let by_rac = guests.iter().filter(|g| held(g)).count();
+            let on_host = topo.guests_on(host).count();
+            let reason = if by_rac == guests.len() {
+                "every other host already runs a member of each one's RAC cluster (anti-affinity)".to_string()
+            } else if by_rac > 0 {
+                format!(
+                    "{by_rac} by RAC anti-affinity (every other host runs a member of their cluster), the others for the reasons below"
+                )
+            } else {
+                "no other host has room for them under the rules (reasons below)".to_string()
+            };
+            let short = short_name(host);
+            PlanError {
+                code: "drain_infeasible".into(),
+                message: format!(
+                    "the drain of {host} cannot be met: {} of its {on_host} guests can go nowhere: {reason}. \
+                     To service the host anyway, use maintenance (`maintenance = true` in host \"{short}\", or `-maintenance {short}`): \
+                     guests that can move are moved, the others are stopped in place, one member of each RAC cluster at a time",
+                    guests.len()
+                ),
+                guest: None,
+                host: Some(host.to_string()),
+            }
+        })
+        .collect()
+}
+
 /// How many drift items stop the plan: none when `drift_source` says which side wins; else
-/// all but the unreachable hosts the configuration declares dead (`evacuate = true`), which
-/// are expected not to answer.
+/// every disagreement between es.xml and libvirt. Unreachable hosts are not counted: they are
+/// their own error ([`unreachable_hosts`]).
 pub fn blocking_drift(cfg: &Config, drift: &[Drift]) -> usize {
     if cfg.inventory.drift_source.is_some() {
         return 0;
     }
-    let short = |name: &str| name.split('.').next().unwrap_or(name).to_string();
-    let dead: Vec<String> = cfg
+    drift
+        .iter()
+        .filter(|d| d.kind != DriftKind::HostUnreachable)
+        .count()
+}
+
+/// The hosts whose libvirt did not answer, but for those the configuration declares dead
+/// (`evacuate = true`), which are expected not to.
+pub fn unreachable_hosts<'d>(cfg: &Config, drift: &'d [Drift]) -> Vec<&'d Drift> {
+    let dead: Vec<&str> = cfg
         .hosts
         .values()
         .filter(|h| h.evacuate)
-        .map(|h| short(&h.name.value))
+        .map(|h| short_name(&h.name.value))
         .collect();
-    let expected = |d: &&Drift| {
-        d.kind == DriftKind::HostUnreachable
-            && d.host.as_deref().is_some_and(|h| dead.contains(&short(h)))
-    };
-    drift.iter().filter(|d| !expected(d)).count()
+    drift
+        .iter()
+        .filter(|d| {
+            d.kind == DriftKind::HostUnreachable
+                && !d
+                    .host
+                    .as_deref()
+                    .is_some_and(|h| dead.contains(&short_name(h)))
+        })
+        .collect()
+}
+
+fn short_name(name: &str) -> &str {
+    name.split('.').next().unwrap_or(name)
+}
+
+/// Each host's capacity as the configuration sets it (its host block, matched by full or short
+/// name, over the defaults), for plans that stop before diff resolves the blocks.
+fn configured_limits(cfg: &Config, topo: &Topology) -> Limits {
+    let hosts = topo
+        .hosts
+        .values()
+        .map(|h| {
+            let intent = cfg
+                .hosts
+                .values()
+                .find(|i| i.name.value == h.name)
+                .or_else(|| {
+                    cfg.hosts
+                        .values()
+                        .find(|i| i.name.value == short_name(&h.name))
+                });
+            let rules = diff::HostRules::new(h, intent, &cfg.defaults);
+            let limit = HostLimit {
+                memory_mib: rules.memory_capacity_mib,
+                vcpus: rules.vcpu_limit,
+                max_guests: rules.max_guests,
+                accepts_guests: rules.accepts_guests(),
+            };
+            (h.name.clone(), limit)
+        })
+        .collect();
+    Limits {
+        hosts,
+        ..Limits::default()
+    }
 }
 
 pub fn diff_errors(cfg: &Config, errs: Vec<diff::DiffError>) -> ConfigError {
@@ -289,9 +516,16 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         waves: Vec::new(),
         // Filled by `build` once the limits are known.
         hosts: Vec::new(),
-        drift: inv.drift.clone(),
+        // Unreachable hosts are errors of their own, not disagreements (see `build`).
+        drift: inv
+            .drift
+            .iter()
+            .filter(|d| d.kind != DriftKind::HostUnreachable)
+            .cloned()
+            .collect(),
         errors: Vec::new(),
         rebalances: Vec::new(),
+        maintenance: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         intents: cfg.command_line.clone(),
         es_xml_diff: String::new(),
@@ -426,6 +660,12 @@ pub fn host_summaries(
         .iter()
         .map(|m| (m.guest.as_str(), m.to.as_str()))
         .collect();
+    // Guests maintenance stops or starts where they are: they end holding nothing, or all.
+    let in_place: HashMap<&str, MoveKind> = moves
+        .iter()
+        .filter(|m| !m.kind.is_migrate())
+        .map(|m| (m.guest.as_str(), m.kind))
+        .collect();
     // One pass over the guests, not one per host: 10,000 hosts × 100,000 guests must stay fast.
     let position: HashMap<&str, usize> = topo
         .hosts
@@ -444,7 +684,15 @@ pub fn host_summaries(
             .copied()
             .unwrap_or(g.host.as_str());
         if let Some(&i) = position.get(host) {
-            after[i].add(g);
+            match in_place.get(g.name.as_str()) {
+                Some(MoveKind::StopInPlace) => after[i].guests += 1,
+                Some(MoveKind::StartInPlace) => {
+                    after[i].memory_mib += g.memory_mib;
+                    after[i].vcpus += g.vcpus;
+                    after[i].guests += 1;
+                }
+                _ => after[i].add(g),
+            }
         }
     }
     topo.hosts

@@ -4,6 +4,7 @@
 pub mod build;
 pub mod file;
 pub mod model;
+pub mod refresh;
 pub mod schema;
 mod udiff;
 

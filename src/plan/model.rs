@@ -44,6 +44,39 @@ pub struct Fingerprints {
     pub guests: BTreeMap<String, String>,
 }
 
+/// What maintenance does to one guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceAction {
+    /// Moved off the host in maintenance (live where allowed, else offline).
+    Moved,
+    /// No host can take it: shut down on the host in maintenance, left defined there.
+    StoppedInPlace,
+    /// End of maintenance: started again where it was stopped in place.
+    StartedInPlace,
+    /// End of maintenance: moved back to the host it was moved off.
+    ReturnedHome,
+}
+
+/// One guest of a host entering or leaving maintenance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct MaintenanceGuest {
+    pub guest: String,
+    /// The host in maintenance (or leaving it).
+    pub host: String,
+    pub action: MaintenanceAction,
+    /// Where the guest ends: the target of a move, or `host` itself.
+    pub to: String,
+    /// The move's mode (`live`, `offline`, …).
+    pub mode: crate::config::MigrationMode,
+    /// How long the guest is predicted to be down in this plan, seconds, from the duration
+    /// model: from its STOP_GUEST's start to its STARTUP_GUEST's end (0 for a live move; for a
+    /// guest started in place, from the start of the apply). Absent for a guest stopped in
+    /// place (down until its host's maintenance ends) and in plans without a prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downtime_s: Option<f64>,
+}
+
 /// An error that makes the plan unusable (the plan is still shown, with these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanError {
@@ -54,12 +87,15 @@ pub struct PlanError {
 }
 
 impl From<MoveProblem> for PlanError {
+    /// The host is the move's target; a problem without one (`no_target`: nowhere to go) names
+    /// the host the guest is on, never an empty name.
     fn from(p: MoveProblem) -> Self {
+        let host = [p.to, p.from].into_iter().find(|h| !h.is_empty());
         PlanError {
             code: p.code,
             message: p.message,
-            guest: Some(p.guest),
-            host: Some(p.to),
+            guest: Some(p.guest).filter(|g| !g.is_empty()),
+            host,
         }
     }
 }
@@ -85,6 +121,10 @@ pub struct Plan {
     /// done, and the next plan continues it. Absent when the configuration has no rebalance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rebalances: Vec<RebalanceOutcome>,
+    /// Per guest of a host entering or leaving maintenance: moved where, stopped or started in
+    /// place, and its predicted downtime. Absent when no host is in maintenance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maintenance: Vec<MaintenanceGuest>,
     pub fingerprints: Fingerprints,
     /// The intents given as flags when the plan was made (`-drain`, `-evacuate`,
     /// `-return-home`, `-rebalance`); `berth apply FILE` plans again with them and applies
@@ -107,5 +147,30 @@ impl Plan {
     }
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(from: &str, to: &str) -> MoveProblem {
+        MoveProblem {
+            code: "no_target".into(),
+            guest: "vm1".into(),
+            from: from.into(),
+            to: to.into(),
+            message: "no host can take it".into(),
+        }
+    }
+
+    #[test]
+    fn a_problem_without_a_target_names_the_guests_host_not_an_empty_one() {
+        let e = PlanError::from(problem("adm01", ""));
+        assert_eq!(e.host.as_deref(), Some("adm01"));
+        let e = PlanError::from(problem("adm01", "adm02"));
+        assert_eq!(e.host.as_deref(), Some("adm02"));
+        let e = PlanError::from(problem("", ""));
+        assert_eq!(e.host, None);
     }
 }

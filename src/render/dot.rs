@@ -44,7 +44,14 @@ pub fn plan_dot(plan: &Plan) -> String {
         let nodes: String = steps.iter().map(|(i, step)| node_line(*i, step)).collect();
         match plan.moves.get(*move_index) {
             Some(mv) => {
-                let mut label = format!("{}: {} → {} ({})", mv.guest, mv.from, mv.to, mv.mode);
+                let mut label = if mv.kind.is_migrate() {
+                    format!("{}: {} → {} ({})", mv.guest, mv.from, mv.to, mv.mode)
+                } else {
+                    format!("{}: {} on {}", mv.guest, mv.kind.as_str(), mv.to)
+                };
+                if let Some(m) = plan.maintenance.iter().find(|m| m.guest == mv.guest) {
+                    label = format!("{label}\n{}", super::format::maintenance_line(m));
+                }
                 if mv.pivot {
                     label.push_str(", pivot");
                 }

@@ -26,12 +26,16 @@ pub(crate) fn mib(value: u64) -> String {
 
 /// Live and offline (including offline_force) move counts.
 pub(crate) fn live_offline(plan: &Plan) -> (usize, usize) {
-    let live = plan
-        .moves
-        .iter()
+    let migrations = || plan.moves.iter().filter(|m| m.kind.is_migrate());
+    let live = migrations()
         .filter(|m| m.mode == MigrationMode::Live)
         .count();
-    (live, plan.moves.len() - live)
+    (live, migrations().count() - live)
+}
+
+/// Moves of `kind` (stop or start in place) in the plan.
+fn in_place(plan: &Plan, kind: crate::diff::MoveKind) -> usize {
+    plan.moves.iter().filter(|m| m.kind == kind).count()
 }
 
 /// The one-line verdict that ends every rendering of a plan:
@@ -40,9 +44,25 @@ pub(crate) fn live_offline(plan: &Plan) -> (usize, usize) {
 pub fn summary_line(plan: &Plan) -> String {
     let mut line = if plan.has_changes() {
         let (live, offline) = live_offline(plan);
+        let stopped = in_place(plan, crate::diff::MoveKind::StopInPlace);
+        let started = in_place(plan, crate::diff::MoveKind::StartInPlace);
+        let migrations = plan.moves.len() - stopped - started;
+        let mut parts = Vec::new();
+        if migrations > 0 || stopped + started == 0 {
+            parts.push(format!(
+                "{} ({live} live, {offline} offline)",
+                count(migrations, "move", "moves")
+            ));
+        }
+        if stopped > 0 {
+            parts.push(format!("{stopped} stopped in place"));
+        }
+        if started > 0 {
+            parts.push(format!("{started} started in place"));
+        }
         format!(
-            "Plan: {} ({live} live, {offline} offline), {} in {}.",
-            count(plan.moves.len(), "move", "moves"),
+            "Plan: {}, {} in {}.",
+            parts.join(", "),
             count(plan.steps.len(), "step", "steps"),
             count(plan.waves.len(), "wave", "waves"),
         )
@@ -96,9 +116,112 @@ pub(crate) fn serde_name<T: Serialize>(value: &T) -> String {
 pub(crate) fn guest_host(guest: Option<&str>, host: Option<&str>) -> String {
     let parts: Vec<String> = [("guest", guest), ("host", host)]
         .into_iter()
-        .filter_map(|(what, name)| name.map(|n| format!("{what} {}", clean(n))))
+        .filter_map(|(what, name)| {
+            name.filter(|n| !n.is_empty())
+                .map(|n| format!("{what} {}", clean(n)))
+        })
         .collect();
     parts.join(", ")
+}
+
+/// One guest of a host in (or leaving) maintenance, in words: `vm01: moved to adm02 (live),
+/// down 0s`, `vm02: stopped in place on adm01, down until the end of maintenance`.
+pub(crate) fn maintenance_line(m: &crate::plan::MaintenanceGuest) -> String {
+    use crate::plan::MaintenanceAction as A;
+    let down = |what: &str| match m.downtime_s {
+        Some(s) => format!("{what} {}", short_duration(s)),
+        None => String::new(),
+    };
+    let (what, downtime) = match m.action {
+        A::Moved => (
+            format!("moved to {} ({})", clean(&m.to), m.mode),
+            down("predicted downtime"),
+        ),
+        A::ReturnedHome => (
+            format!("returns home to {} ({})", clean(&m.to), m.mode),
+            down("predicted downtime"),
+        ),
+        A::StoppedInPlace => (
+            format!("stopped in place on {}", clean(&m.host)),
+            "down until the end of maintenance".to_string(),
+        ),
+        A::StartedInPlace => (
+            format!("started again on {}", clean(&m.host)),
+            down("down until"),
+        ),
+    };
+    if downtime.is_empty() {
+        format!("{}: {what}", clean(&m.guest))
+    } else {
+        format!("{}: {what}, {downtime}", clean(&m.guest))
+    }
+}
+
+/// `45s`, `12m 30s`, `3h 05m`: rounded to what a person plans around.
+pub(crate) fn short_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        _ => {
+            // Round to the minute first, so 7,170 s reads "2h 00m", never "1h 60m".
+            let minutes = (s + 30) / 60;
+            format!("{}h {:02}m", minutes / 60, minutes % 60)
+        }
+    }
+}
+
+/// Why a host of the capacity table is marked over capacity, one sentence per such host. A
+/// host can be over before the plan moves anything (es.xml's or libvirt's own figures exceed
+/// what `memory_reserved` and `vcpu_overcommit` leave): the mark must say so, or it reads as
+/// a fault of the plan.
+pub(crate) fn over_capacity_notes(plan: &Plan) -> Vec<String> {
+    plan.hosts
+        .iter()
+        .filter_map(|h| {
+            let mut what = Vec::new();
+            let memory_before = h.memory_used_mib_before > h.memory_mib;
+            let vcpus_before = h.vcpus_used_before > h.vcpu_limit;
+            if memory_before {
+                what.push(format!(
+                    "{} of memory in use of {}",
+                    crate::diff::units::mib(h.memory_used_mib_before),
+                    crate::diff::units::mib(h.memory_mib)
+                ));
+            }
+            if vcpus_before {
+                what.push(format!(
+                    "{} vCPUs in use of {}",
+                    h.vcpus_used_before, h.vcpu_limit
+                ));
+            }
+            if !what.is_empty() {
+                let change = if h.memory_used_mib_after > h.memory_used_mib_before
+                    || h.vcpus_used_after > h.vcpus_used_before
+                {
+                    "and the plan adds to it"
+                } else {
+                    "the plan adds nothing to it"
+                };
+                return Some(format!(
+                    "{} is over its capacity before any move ({}; capacity is physical memory minus \
+                     `memory_reserved`, CPUs times `vcpu_overcommit`): {change}. Check those settings, or the \
+                     guests' sizes in es.xml and libvirt",
+                    clean(&h.name),
+                    what.join(", ")
+                ));
+            }
+            let over_after = h.memory_used_mib_after > h.memory_mib
+                || h.memory_peak_mib > h.memory_mib
+                || h.vcpus_used_after > h.vcpu_limit;
+            over_after.then(|| {
+                format!(
+                    "{} would be over its capacity during or after the plan",
+                    clean(&h.name)
+                )
+            })
+        })
+        .collect()
 }
 
 /// A wave entry: the step, or the id a (hand-edited or inconsistent) plan names but lacks.
@@ -150,6 +273,16 @@ pub(crate) fn cross_move_dependencies<'a>(
 mod tests {
     use super::*;
     use crate::plan::sample::{sample_no_change_plan, sample_pivot_plan, sample_plan};
+
+    #[test]
+    fn an_empty_name_is_left_out_never_printed_as_a_blank_field() {
+        assert_eq!(guest_host(Some("vm1"), Some("")), "guest vm1");
+        assert_eq!(guest_host(Some(""), Some("adm01")), "host adm01");
+        assert_eq!(
+            guest_host(Some("vm1"), Some("adm01")),
+            "guest vm1, host adm01"
+        );
+    }
 
     #[test]
     fn summary_counts_moves_steps_and_waves() {

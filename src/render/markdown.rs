@@ -28,6 +28,7 @@ pub fn plan_markdown_within(plan: &Plan, limit: usize) -> String {
     errors(plan, &mut doc);
     drift(plan, &mut doc);
     hosts(plan, &mut doc);
+    maintenance(plan, &mut doc);
     moves(plan, &mut doc);
     steps(plan, &mut doc);
     diff(plan, &mut doc);
@@ -332,6 +333,30 @@ fn hosts(plan: &Plan, doc: &mut Doc) {
         ]);
         doc.push(Part::Host, row);
     }
+    let notes = super::format::over_capacity_notes(plan);
+    if !notes.is_empty() {
+        doc.blank();
+        for note in notes {
+            doc.push(Part::Other, format!("⚠️ {}", md(&note)));
+        }
+    }
+}
+
+/// Per guest of a host in (or leaving) maintenance: moved where, or stopped or started in
+/// place, and its predicted downtime.
+fn maintenance(plan: &Plan, doc: &mut Doc) {
+    if plan.maintenance.is_empty() {
+        return;
+    }
+    doc.blank();
+    doc.push(Part::Other, "#### Maintenance");
+    doc.blank();
+    for m in &plan.maintenance {
+        doc.push(
+            Part::Other,
+            format!("- {}", md(&super::format::maintenance_line(m))),
+        );
+    }
 }
 
 fn moves(plan: &Plan, doc: &mut Doc) {
@@ -347,7 +372,9 @@ fn moves(plan: &Plan, doc: &mut Doc) {
     );
     doc.push(Part::Other, "| --- | --- | --- | --- | ---: | ---: | --- |");
     for m in &plan.moves {
-        let mode = if m.pivot {
+        let mode = if !m.kind.is_migrate() {
+            m.kind.as_str().to_string()
+        } else if m.pivot {
             format!("{} (pivot)", m.mode)
         } else {
             m.mode.to_string()

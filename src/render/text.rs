@@ -62,6 +62,7 @@ pub fn plan_text(plan: &Plan, opts: &TextOptions) -> String {
         drift_section(plan, painter),
         moves_section(plan, opts, painter),
         rebalance_section(plan, opts, painter),
+        maintenance_section(plan, opts, painter),
         hosts_section(plan, opts, painter),
         steps_section(plan, painter),
         if opts.omit_errors {
@@ -154,16 +155,23 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
     let mut out = heading(painter, &format!("Moves ({}):", plan.moves.len()));
     let mut table = Table::new(&["GUEST", "FROM → TO", "MODE", "MEMORY", "VCPUS", "REASON"]);
     for m in &plan.moves {
-        let mode = if m.pivot {
+        let mode = if !m.kind.is_migrate() {
+            m.kind.as_str().to_string()
+        } else if m.pivot {
             format!("{}, pivot", m.mode)
         } else {
             m.mode.to_string()
+        };
+        let route = if m.kind.is_migrate() {
+            format!("{} → {}", clean(&m.from), clean(&m.to))
+        } else {
+            format!("stays on {}", clean(&m.to))
         };
         table.row(
             Cell::styled("~", Some(Role::Change)),
             vec![
                 Cell::plain(clean(&m.guest)),
-                Cell::plain(format!("{} → {}", clean(&m.from), clean(&m.to))),
+                Cell::plain(route),
                 Cell::plain(mode),
                 Cell::plain(mib(m.memory_mib)),
                 Cell::plain(m.vcpus.to_string()),
@@ -196,6 +204,30 @@ fn rebalance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> Strin
                 format!("  {mark} ")
             } else {
                 " ".repeat(INDENT)
+            };
+            let _ = writeln!(out, "{lead}{line}");
+        }
+    }
+    out
+}
+
+/// Per guest of a host in (or leaving) maintenance: moved where, or stopped or started in
+/// place, and its predicted downtime.
+fn maintenance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
+    if plan.maintenance.is_empty() {
+        return String::new();
+    }
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
+    let mut out = heading(painter, "Maintenance:");
+    for m in &plan.maintenance {
+        for (i, line) in wrap(&super::format::maintenance_line(m), width)
+            .iter()
+            .enumerate()
+        {
+            let lead = if i == 0 {
+                format!("  {} ", painter.paint(Role::Change, "~"))
+            } else {
+                "    ".to_string()
             };
             let _ = writeln!(out, "{lead}{line}");
         }
@@ -250,6 +282,17 @@ fn hosts_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
         );
     }
     out.push_str(&table.render(2, opts.width, painter));
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
+    for note in super::format::over_capacity_notes(plan) {
+        for (i, line) in wrap(&note, width).iter().enumerate() {
+            let lead = if i == 0 {
+                format!("  {} ", painter.paint(Role::Error, "!"))
+            } else {
+                "    ".to_string()
+            };
+            let _ = writeln!(out, "{lead}{line}");
+        }
+    }
     out
 }
 
@@ -372,14 +415,8 @@ fn predicted_line(t: &Timing) -> String {
     )
 }
 
-/// `45s`, `12m 30s`, `3h 05m`: rounded to what a person plans around.
 fn duration(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
-        _ => format!("{}h {:02}m", s / 3600, (s % 3600 + 30) / 60),
-    }
+    super::format::short_duration(seconds)
 }
 
 fn errors_section(plan: &Plan, painter: Painter) -> String {
@@ -785,12 +822,41 @@ mod tests {
     }
 
     #[test]
+    fn a_host_over_capacity_before_the_plan_is_explained_not_just_marked() {
+        let mut plan = sample_plan();
+        let h = &mut plan.hosts[0];
+        h.vcpus_used_before = h.vcpu_limit + 64;
+        h.vcpus_used_after = h.vcpus_used_before - 8;
+        let name = h.name.clone();
+        let text = plain(&plan);
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with('!') && l.contains(&name))
+            .unwrap_or_else(|| panic!("no ! row for {name}:\n{text}"));
+        assert!(row.contains(&name), "{row}");
+        let note = text
+            .lines()
+            .find(|l| l.contains("is over its capacity before any move"))
+            .unwrap_or_else(|| panic!("no explanation:\n{text}"));
+        assert!(note.contains(&name), "{note}");
+        assert!(text.contains("the plan adds nothing to it"), "{text}");
+        assert!(
+            crate::render::plan_markdown(&plan).contains("is over its capacity before any move")
+        );
+    }
+
+    #[test]
     fn durations_read_as_a_person_would_say_them() {
         assert_eq!(duration(0.4), "0s");
         assert_eq!(duration(59.6), "1m 00s");
         assert_eq!(duration(750.0), "12m 30s");
         assert_eq!(duration(3.0 * 3600.0 + 5.0 * 60.0 + 10.0), "3h 05m");
         assert_eq!(duration(-2.0), "0s");
+        for s in 7170..7200 {
+            assert_eq!(duration(f64::from(s)), "2h 00m", "{s} s");
+        }
+        assert_eq!(duration(7169.0), "1h 59m");
+        assert_eq!(duration(3600.0), "1h 00m");
     }
 
     #[test]

@@ -31,7 +31,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::MigrationMode;
-use crate::diff::Move;
+use crate::diff::{Move, MoveKind};
 use crate::inventory::Topology;
 
 use super::error::ScheduleError;
@@ -105,8 +105,9 @@ pub(crate) fn intervals(
         let Some(guest) = topo.guests.get(&mv.guest) else {
             continue;
         };
-        if !guest.state.holds_resources() {
-            // Down already, and it stays down: counted below as a member that is down.
+        if !guest.state.holds_resources() || mv.kind == MoveKind::StopInPlace {
+            // Down already and staying down, or stopped for good in this plan (maintenance):
+            // counted below as a member that is down for the whole plan.
             continue;
         }
         let (start, end) = match (
@@ -125,6 +126,11 @@ pub(crate) fn intervals(
             out.moves.push(m);
         }
     }
+    let stopped_in_place: BTreeMap<&str, &Move> = moves
+        .iter()
+        .filter(|m| m.kind == MoveKind::StopInPlace)
+        .map(|m| (m.guest.as_str(), m))
+        .collect();
     for spec in specs {
         let down = spec
             .members
@@ -135,7 +141,18 @@ pub(crate) fn intervals(
                     .is_some_and(|g| !g.state.holds_resources())
             })
             .count() as u32;
-        out.capacity.push(spec.max_unavailable.saturating_sub(down));
+        let stopping: Vec<&Move> = spec
+            .members
+            .iter()
+            .filter_map(|g| stopped_in_place.get(g.as_str()).copied())
+            .collect();
+        if down + stopping.len() as u32 > spec.max_unavailable && !stopping.is_empty() {
+            return Err(too_many_stopped(spec, &stopping, down));
+        }
+        out.capacity.push(
+            spec.max_unavailable
+                .saturating_sub(down + stopping.len() as u32),
+        );
     }
     for (k, interval) in out.intervals.iter().enumerate() {
         if out.capacity[interval.budget] == 0 {
@@ -256,6 +273,30 @@ pub(crate) fn chain_edges(
         }
     }
     edges
+}
+
+/// Maintenance would stop more members of a budget in place than it allows down.
+fn too_many_stopped(spec: &BudgetSpec, stopping: &[&Move], down: u32) -> ScheduleError {
+    let names: Vec<&str> = stopping.iter().map(|m| m.guest.as_str()).collect();
+    let hosts: Vec<String> = stopping.iter().map(|m| m.from.clone()).collect();
+    let message = format!(
+        "disruption budget `{}` allows {} of its members unavailable at once, but maintenance would stop {} in place ({}){}: \
+         no host can take them, so they would all be down together. Service those hosts one after the other (one plan each)",
+        spec.name,
+        spec.max_unavailable,
+        stopping.len(),
+        names.join(", "),
+        if down > 0 {
+            format!(" with {down} already down")
+        } else {
+            String::new()
+        },
+    );
+    ScheduleError::Infeasible {
+        message,
+        hosts,
+        guests: names.iter().map(|n| n.to_string()).collect(),
+    }
 }
 
 /// The budget has no room at all: members already down use it up.

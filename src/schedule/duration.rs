@@ -224,6 +224,8 @@ mod tests {
             memory_mib,
             vcpus: 4,
             pivot: false,
+            kind: Default::default(),
+            domain: None,
         }
     }
 

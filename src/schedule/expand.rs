@@ -8,13 +8,15 @@
 //! - offline_force: as offline, minus the source-side steps (STOP_GUEST, DETACH_INTERFACES,
 //!   DETACH_VOLUMES) when the source does not answer.
 //!
+//! - stop in place (maintenance): STOP_GUEST on its own host; start in place: STARTUP_GUEST.
+//!
 //! Each move also names the step that *claims* its guest's resources on the target and the step
 //! that *releases* them on the source (see [`super::capacity`]).
 
 use std::collections::{BTreeSet, HashMap};
 
 use crate::config::MigrationMode;
-use crate::diff::Move;
+use crate::diff::{Move, MoveKind};
 use crate::inventory::{Guest, Host, Topology};
 
 use super::error::ScheduleError;
@@ -126,6 +128,27 @@ impl MoveContext<'_> {
             })
             .collect();
         let volumes = &self.guest.volumes;
+        match self.mv.kind {
+            MoveKind::StopInPlace => {
+                let stop = self.push(
+                    out,
+                    StepKind::StopGuest,
+                    format!("shut down {g} on {from} and leave it defined there (maintenance)"),
+                    Vec::new(),
+                );
+                return (None, holds.then_some(stop));
+            }
+            MoveKind::StartInPlace => {
+                let start = self.push(
+                    out,
+                    StepKind::StartupGuest,
+                    format!("start {g} on {to} again (end of maintenance)"),
+                    Vec::new(),
+                );
+                return (Some(start), None);
+            }
+            MoveKind::Migrate => {}
+        }
         let missing_bridges = self.missing_bridges();
         let mut claim = None;
         let mut release = None;

@@ -217,6 +217,9 @@ pub fn report_text(r: &Report) -> String {
 
 /// Seconds with one decimal, and the same as minutes when that reads better.
 fn seconds(s: f64) -> String {
+    // An empty plan's figures can come out as -0.0 (or a rounding hair below zero): never
+    // print "-0.0 s" for "nothing to do".
+    let s = if s.is_finite() && s > 0.0 { s } else { 0.0 };
     if s >= 120.0 {
         format!("{s:.1} s ({:.1} min)", s / 60.0)
     } else {
@@ -266,6 +269,14 @@ mod tests {
         );
         assert!((serial.lower_bound.parallelism_s - serial.makespan_s).abs() < 1e-2);
         assert!((serial.ratio - 1.0).abs() < 1e-3);
+    }
+
+    #[test]
+    fn zero_and_negative_zero_read_as_zero_seconds() {
+        assert_eq!(seconds(-0.0), "0.0 s");
+        assert_eq!(seconds(-1e-12), "0.0 s");
+        assert_eq!(seconds(90.0), "90.0 s");
+        assert_eq!(seconds(180.0), "180.0 s (3.0 min)");
     }
 
     #[test]

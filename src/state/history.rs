@@ -18,7 +18,7 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
     let wanted: Vec<&str> = cfg
         .hosts
         .values()
-        .filter(|h| h.return_home)
+        .filter(|h| h.return_home || h.maintenance == Some(false))
         .map(|h| h.name.value.as_str())
         .collect();
     if wanted.is_empty() {
@@ -40,14 +40,40 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
     match loaded {
         Ok(Some(state)) => Ok(History {
             departed: departed(&state),
+            stopped_in_place: stopped_in_place(&state),
         }),
         Ok(None) => Err(error(format!(
-            "return_home on {} needs the state file {} to know which guests berth moved off, and there is none",
+            "return_home (or the end of maintenance) on {} needs the state file {} to know which guests berth moved off or stopped there, and there is none",
             wanted.join(", "),
             path.display()
         ))),
         Err(e) => Err(error(format!("return_home on {}: {e}", wanted.join(", ")))),
     }
+}
+
+/// Guest → the host berth stopped it in place on for maintenance (a completed STOP_GUEST whose
+/// source and target are the same host), when no later completed step started or moved it.
+pub fn stopped_in_place(state: &State) -> BTreeMap<String, String> {
+    let mut done: Vec<(usize, &JournalEntry)> = state
+        .journal
+        .iter()
+        .filter(|e| e.status == StepStatus::Done)
+        .enumerate()
+        .collect();
+    done.sort_by_key(|(index, e)| (e.finished_at, *index));
+    let mut stopped: BTreeMap<String, String> = BTreeMap::new();
+    for (_, e) in done {
+        match e.kind {
+            StepKind::StopGuest if e.from == e.to => {
+                stopped.insert(e.guest.clone(), e.from.clone());
+            }
+            StepKind::StartupGuest | StepKind::MigrateGuest => {
+                stopped.remove(&e.guest);
+            }
+            _ => {}
+        }
+    }
+    stopped
 }
 
 /// Guest → the hosts berth moved it off (completed MIGRATE_GUEST steps) and it has not come
@@ -127,6 +153,30 @@ mod tests {
             ),
             error: None,
         }
+    }
+
+    #[test]
+    fn stopped_in_place_is_a_stop_on_its_own_host_not_undone_since() {
+        use StepKind::{MigrateGuest, StartupGuest, StopGuest};
+        use StepStatus::{Done, Failed};
+        let mut state = State::new();
+        state.journal = vec![
+            // s: stopped in place on a, still down.
+            step("p1", "s", "a", "a", StopGuest, Done, 1),
+            // t: stopped in place, then started again at the end of maintenance.
+            step("p1", "t", "a", "a", StopGuest, Done, 1),
+            step("p2", "t", "a", "a", StartupGuest, Done, 5),
+            // m: a STOP_GUEST of an offline move (another target) is no stop in place.
+            step("p1", "m", "a", "b", StopGuest, Done, 1),
+            step("p1", "m", "a", "b", MigrateGuest, Done, 2),
+            // f: the stop failed: it runs.
+            step("p1", "f", "a", "a", StopGuest, Failed, 1),
+        ];
+        let stopped = stopped_in_place(&state);
+        assert_eq!(
+            stopped,
+            BTreeMap::from([("s".to_string(), "a".to_string())])
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ pub mod store;
 pub use error::StateError;
 pub use lock::{LockGuard, LockInfo};
 pub use model::{
-    DetachedInterface, FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, State, StepStatus,
-    state_schema,
+    DetachedInterface, FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, RefreshRecord, State,
+    StepStatus, state_schema,
 };
 pub use store::StateStore;

@@ -111,6 +111,26 @@ pub struct State {
     /// The apply that has not finished yet (interrupted, failed, or run step by step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<InProgress>,
+    /// Every `berth refresh` that rewrote es.xml, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refreshes: Vec<RefreshRecord>,
+}
+
+/// One `berth refresh`: es.xml rewritten to match libvirt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRecord {
+    #[schemars(with = "String")]
+    pub at: DateTime<Utc>,
+    /// The file written.
+    pub es_xml: String,
+    /// The copy of the file before (in-place refreshes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<String>,
+    pub sha256_before: String,
+    pub sha256_after: String,
+    /// One line per change (`vm01: host adm01 → adm02`).
+    pub changes: Vec<String>,
 }
 
 impl State {
@@ -125,6 +145,7 @@ impl State {
             topology: BTreeMap::new(),
             journal: Vec::new(),
             in_progress: None,
+            refreshes: Vec::new(),
         }
     }
 

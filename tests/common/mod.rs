@@ -43,6 +43,8 @@ impl PlanBuilder {
             memory_mib: 1024,
             vcpus: 1,
             pivot: false,
+            kind: Default::default(),
+            domain: None,
         });
         let mut previous: Option<String> = None;
         for &kind in kinds {
@@ -91,6 +93,7 @@ impl PlanBuilder {
             drift: Vec::new(),
             errors: Vec::new(),
             rebalances: Vec::new(),
+            maintenance: Vec::new(),
             fingerprints: Fingerprints::default(),
             intents: Default::default(),
             es_xml_diff: String::new(),

@@ -42,6 +42,8 @@ fn sample_move(
         memory_mib: memory_gib * 1024,
         vcpus,
         pivot: false,
+        kind: Default::default(),
+        domain: None,
     }
 }
 
@@ -316,6 +318,7 @@ pub fn sample_plan() -> Plan {
                       still 27.5 points above the threshold of 10.0%; the next plan continues it"
                 .to_string(),
         }],
+        maintenance: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm01", "exa01adm01/running"),
             ("exa01vm02", "exa01adm01/running"),
@@ -397,6 +400,7 @@ pub fn sample_pivot_plan() -> Plan {
         drift: Vec::new(),
         errors: Vec::new(),
         rebalances: Vec::new(),
+        maintenance: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm04", "exa01adm02/running"),
             ("exa01vm05", "exa01adm03/running"),
@@ -432,6 +436,7 @@ pub fn sample_no_change_plan() -> Plan {
         drift: Vec::new(),
         errors: Vec::new(),
         rebalances: Vec::new(),
+        maintenance: Vec::new(),
         fingerprints: sample_fingerprints(&[("exa01vm04", "exa01adm02/running")]),
         intents: Default::default(),
         es_xml_diff: String::new(),
@@ -486,6 +491,7 @@ pub fn sample_huge_plan(moves: usize) -> Plan {
         drift: Vec::new(),
         errors: Vec::new(),
         rebalances: Vec::new(),
+        maintenance: Vec::new(),
         fingerprints: sample_fingerprints(&[]),
         intents: Default::default(),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),

@@ -291,6 +291,7 @@ fn history(pairs: &[(&str, &[&str])]) -> History {
             .iter()
             .map(|(g, hosts)| (g.to_string(), hosts.iter().map(|h| h.to_string()).collect()))
             .collect::<BTreeMap<_, _>>(),
+        stopped_in_place: BTreeMap::new(),
     }
 }
 
@@ -385,4 +386,68 @@ fn large_rebalance_stays_fast() {
     let (mvs, _) = moves(&b.config, &topo, &d);
     eprintln!("{} moves in {:?}", mvs.len(), started.elapsed());
     assert_eq!(mvs.len(), 500);
+}
+
+#[test]
+fn end_of_maintenance_starts_what_was_stopped_in_place_and_brings_back_what_moved() {
+    // For a's maintenance, berth moved m to b and stopped s in place on a (state journal).
+    let mut topo = topology(
+        vec![host("a", 512, 96), host("b", 512, 96)],
+        vec![
+            guest("m", "b", 64, 4),
+            guest("s", "a", 64, 4),
+            guest("off", "a", 64, 4),
+        ],
+    );
+    for name in ["s", "off"] {
+        topo.guests.get_mut(name).expect("exists").state = crate::inventory::GuestState::ShutOff;
+    }
+    let mut history = history(&[("m", &["a"])]);
+    history.stopped_in_place.insert("s".into(), "a".into());
+    let ending = ConfigBuilder::new().host("a", |h| h.maintenance = Some(false));
+    let d = desired_with(&ending.config, &topo, &history).expect("valid");
+    assert_eq!(d.guests["m"].host, "a", "moved off a: comes back");
+    assert!(
+        matches!(&d.guests["s"].origin, Origin::StartInPlace { reason } if reason.contains("stopped s in place")),
+        "{:?}",
+        d.guests["s"]
+    );
+    // A guest that was off before (not stopped by berth) stays off.
+    assert_eq!(d.guests["off"].origin, Origin::Stays);
+    let (mvs, problems) = moves(&ending.config, &topo, &d);
+    assert!(problems.is_empty(), "{problems:#?}");
+    let kinds: Vec<(&str, crate::diff::MoveKind)> =
+        mvs.iter().map(|m| (m.guest.as_str(), m.kind)).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("m", crate::diff::MoveKind::Migrate),
+            ("s", crate::diff::MoveKind::StartInPlace)
+        ]
+    );
+    // Without the end of maintenance nothing happens to either.
+    let d = desired_with(&ConfigBuilder::new().config, &topo, &history).expect("valid");
+    assert!(d.guests.values().all(|g| g.origin == Origin::Stays));
+}
+
+#[test]
+fn maintenance_moves_what_fits_and_stops_in_place_what_does_not() {
+    // a in maintenance; b has room for one guest only (m), the big one (x) fits nowhere.
+    let topo = topology(
+        vec![host("a", 512, 96), host("b", 128, 96)],
+        vec![guest("m", "a", 64, 4), guest("x", "a", 256, 4)],
+    );
+    let b = ConfigBuilder::new().host("a", |h| h.maintenance = Some(true));
+    let d = desired(&b.config, &topo).expect("valid");
+    assert_eq!(d.guests["m"].host, "b");
+    assert!(d.unplaced.is_empty(), "{:#?}", d.unplaced);
+    assert!(
+        matches!(&d.guests["x"].origin, Origin::StopInPlace { reason } if reason.starts_with("maintenance a, stopped in place: ")),
+        "{:?}",
+        d.guests["x"]
+    );
+    // The same as a drain fails with no_target instead.
+    let drained = desired(&ConfigBuilder::new().drain("a").config, &topo).expect("valid");
+    assert_eq!(drained.unplaced.len(), 1);
+    assert_eq!(drained.unplaced[0].code, "no_target");
 }

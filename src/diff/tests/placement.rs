@@ -71,6 +71,22 @@ fn biggest_guests_are_placed_first_and_spread_by_free_memory() {
 }
 
 #[test]
+fn a_host_already_above_its_vcpu_limit_has_none_free_not_a_negative_count() {
+    let topo = topology(
+        vec![host("a", 512, 96), host("b", 1024, 96), host("c", 256, 96)],
+        vec![guest("vm", "a", 64, 8), guest("busy", "b", 16, 256)],
+    );
+    let d = desired(&ConfigBuilder::new().drain("a").config, &topo).expect("valid");
+    assert_eq!(d.guests["vm"].host, "c");
+    let why = reason(&d, "vm");
+    assert!(
+        why.contains("b: none of 96 vCPUs free (256 in use), 8 vCPUs needed"),
+        "{why}"
+    );
+    assert!(!why.contains("-1"), "{why}");
+}
+
+#[test]
 fn placement_counts_vcpus_max_guests_and_shut_off_guests() {
     let mut topo = topology(
         vec![

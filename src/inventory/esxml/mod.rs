@@ -17,7 +17,7 @@ mod synth;
 
 pub use error::{EsXmlError, EsXmlErrorDetail, EsXmlErrorKind, Location};
 pub use layout::{EsLayout, GuestRefSpan, HostLayout};
-pub use model::{EsCluster, EsGuest, EsHost, EsNetwork, EsSystem, EsVolume};
+pub use model::{EsCluster, EsGuest, EsHost, EsNetwork, EsOtherMachine, EsSystem, EsVolume};
 pub use parse::{parse, parse_with_layout};
 pub use rewrite::{
     GuestMove, TextEdit, guest_move_edits, move_guests, move_guests_in, move_guests_parsed,

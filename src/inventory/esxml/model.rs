@@ -15,6 +15,18 @@ pub struct EsSystem {
     pub clusters: Vec<EsCluster>,
     pub networks: Vec<EsNetwork>,
     pub volumes: Vec<EsVolume>,
+    /// The machines that are neither KVM hosts nor their guests (storage cells, bare-metal
+    /// servers, Xen domains), so that a host block or `-drain` naming one can say what it is.
+    #[serde(default)]
+    pub others: Vec<EsOtherMachine>,
+}
+
+/// A machine berth does not place guests on or move: `<hostName>` and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EsOtherMachine {
+    pub name: String,
+    /// `storage cell`, `bare-metal database server`, or `machine (osType X)`.
+    pub kind: String,
 }
 
 #[cfg(test)]
@@ -39,6 +51,7 @@ impl EsSystem {
             clusters: vec![],
             networks: vec![],
             volumes: vec![],
+            others: vec![],
         }
     }
 }

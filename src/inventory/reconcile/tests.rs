@@ -60,6 +60,7 @@ fn system() -> EsSystem {
         }],
         networks: vec![],
         volumes: vec![],
+        others: vec![],
     }
 }
 
@@ -268,9 +269,14 @@ fn wrong_host_follows_the_policy() {
         "stop-on-drift shows what runs where"
     );
 
+    // es.xml winning does not pretend the guest runs elsewhere: it is where libvirt runs it,
+    // and `es_host` says where es.xml wants it back (the plan moves it there).
     let r = reconcile(&system(), &obs, DriftPolicy::PreferEsXml);
     assert_eq!(kinds(&r), vec![DriftKind::WrongHost]);
-    assert_eq!(r.topology.guests[VM2].host, H1);
+    assert_eq!(r.topology.guests[VM2].host, H3);
+    assert_eq!(r.topology.guests[VM2].es_host.as_deref(), Some(H1));
+    let r = reconcile(&system(), &obs, DriftPolicy::PreferLibvirt);
+    assert_eq!(r.topology.guests[VM2].es_host, None);
     // The host's bridges are what libvirt shows there, whichever side placement follows.
     assert!(
         r.topology.hosts[H3]

@@ -19,6 +19,8 @@ pub(super) fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move
         memory_mib: 0,
         vcpus: 0,
         pivot: false,
+        kind: Default::default(),
+        domain: None,
     }
 }
 

@@ -5,8 +5,8 @@
 use crate::inventory::esxml::blocks::Blocks;
 use crate::inventory::esxml::error::{EsXmlError, EsXmlErrorKind, machine_element};
 use crate::inventory::esxml::layout::{EsLayout, HostLayout};
-use crate::inventory::esxml::model::{EsGuest, EsHost};
-use crate::inventory::esxml::scan::{IdRef, RawCluster, RawMachine, push_small};
+use crate::inventory::esxml::model::{EsGuest, EsHost, EsOtherMachine};
+use crate::inventory::esxml::scan::{IdRef, RawCluster, RawMachine, TextField, push_small};
 use crate::inventory::fast_hash::FastMap as IdMap;
 
 use super::lists::ListIndexes;
@@ -34,6 +34,7 @@ pub(super) enum RunError {
 pub(super) struct BuiltMachines {
     pub(super) hosts: Vec<EsHost>,
     pub(super) guests: Vec<EsGuest>,
+    pub(super) others: Vec<EsOtherMachine>,
     /// Per cluster, its guests' ids in file order.
     pub(super) members: Vec<Vec<String>>,
     pub(super) layout: EsLayout,
@@ -44,6 +45,7 @@ impl BuiltMachines {
     pub(super) fn append(&mut self, next: BuiltMachines) {
         self.hosts.extend(next.hosts);
         self.guests.extend(next.guests);
+        self.others.extend(next.others);
         for (mine, theirs) in self.members.iter_mut().zip(next.members) {
             mine.extend(theirs);
         }
@@ -95,6 +97,7 @@ impl Resolver<'_> {
         let mut built = BuiltMachines {
             hosts: Vec::with_capacity(count(Role::Host)),
             guests: Vec::with_capacity(count(Role::Guest)),
+            others: Vec::new(),
             members: vec![Vec::new(); cx.clusters.len()],
             layout: EsLayout::default(),
         };
@@ -121,7 +124,7 @@ impl Resolver<'_> {
                         .guests
                         .push(self.guest(machine, host_id, cluster_ids)?);
                 }
-                Role::Other => {}
+                Role::Other => built.others.push(other_machine(&machine)),
             }
         }
         Ok(built)
@@ -206,5 +209,29 @@ impl Resolver<'_> {
             line: m.line,
             id: m.id.into_owned(),
         })
+    }
+}
+
+/// What a machine that is neither KVM host nor guest is, in words.
+fn other_machine(m: &RawMachine) -> EsOtherMachine {
+    let field = |f: &Option<TextField>| {
+        TextField::non_empty(f)
+            .map(|f| f.value.to_string())
+            .unwrap_or_default()
+    };
+    let machine_type = field(&m.machine_type);
+    let os_type = field(&m.os_type);
+    let kind = if machine_type.eq_ignore_ascii_case("storage") {
+        "storage cell".to_string()
+    } else if os_type.eq_ignore_ascii_case("LinuxPhysical") {
+        "bare-metal database server".to_string()
+    } else if os_type.is_empty() {
+        "machine without an osType".to_string()
+    } else {
+        format!("machine of osType {os_type}")
+    };
+    EsOtherMachine {
+        name: host_name(m),
+        kind,
     }
 }

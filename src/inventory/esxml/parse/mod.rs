@@ -176,6 +176,7 @@ impl Resolver<'_> {
         let BuiltMachines {
             hosts,
             guests,
+            others,
             members,
             layout,
         } = built;
@@ -198,6 +199,7 @@ impl Resolver<'_> {
             clusters,
             networks,
             volumes,
+            others,
         };
         Ok((system, layout))
     }
