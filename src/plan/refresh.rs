@@ -132,7 +132,7 @@ fn memory_text(old: &str, mib: u64) -> String {
         .chars()
         .skip_while(|c| c.is_ascii_digit() || *c == '.')
         .collect();
-    if mib % 1024 == 0 && unit.to_ascii_lowercase().starts_with('g') {
+    if mib.is_multiple_of(1024) && unit.to_ascii_lowercase().starts_with('g') {
         format!("{}{unit}", mib / 1024)
     } else {
         format!("{mib}M")
