@@ -275,12 +275,9 @@ impl LibvirtRunner {
                     ("volume_check_command", &self.settings.volume_check_command),
                 ];
                 for (name, command) in commands {
-                    // A program named by a placeholder is only known per volume.
-                    let Some(program) = command
-                        .as_ref()
-                        .and_then(|c| c.first())
-                        .filter(|p| !p.contains('{'))
-                    else {
+                    // The program is never a placeholder (the configuration refuses one), so
+                    // it is known here, whatever characters it has.
+                    let Some(program) = command.as_ref().and_then(|c| c.first()) else {
                         continue;
                     };
                     let argv = ["command", "-v", program.as_str()].map(String::from);
