@@ -170,3 +170,20 @@ fn validate_fails_where_apply_would_refuse_the_plan() {
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     assert!(text(&ok).contains("Success!"), "{}", text(&ok));
 }
+
+#[test]
+fn a_bridge_name_berth_would_not_create_is_refused_by_preflight_and_validate() {
+    // A guest's definition names a bridge that is no plain interface name: CREATE_BRIDGES
+    // would fail mid-apply. Preflight and validate name it first.
+    let lab = scratch("drain-host");
+    let node = lab.path().join("nodes/exa01adm01.example.com.xml");
+    let text = std::fs::read_to_string(&node).unwrap();
+    let hostile = text.replacen("bridge='vmbondeth0.110'", "bridge='-x$(id)'", 1);
+    assert_ne!(hostile, text);
+    std::fs::write(&node, hostile).unwrap();
+    let expected = "CREATE_BRIDGES would create a bridge berth refuses on exa01adm03.example.com: \
+                    invalid bridge name `-x$(id)`";
+    refused(lab.path(), &["apply", "-auto-approve"], expected);
+    let v = refused(lab.path(), &["validate"], expected);
+    assert!(!v.contains("Success!"), "{v}");
+}
