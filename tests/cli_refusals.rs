@@ -187,3 +187,22 @@ fn a_bridge_name_berth_would_not_create_is_refused_by_preflight_and_validate() {
     let v = refused(lab.path(), &["validate"], expected);
     assert!(!v.contains("Success!"), "{v}");
 }
+
+#[test]
+fn a_tampered_saved_plan_changes_nothing_not_even_a_state_directory() {
+    let lab = scratch("quickstart");
+    let out = berth(lab.path(), &["plan", "-out", "reviewed.plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let file = lab.path().join("reviewed.plan");
+    let json = std::fs::read_to_string(&file).unwrap();
+    // One move's target changed by hand (the seal no longer matches).
+    let tampered = json.replacen(
+        "\"to\": \"exa01adm03.example.com\"",
+        "\"to\": \"exa01adm02.example.com\"",
+        1,
+    );
+    assert_ne!(tampered, json, "{json}");
+    std::fs::write(&file, tampered).unwrap();
+    refused(lab.path(), &["apply", "reviewed.plan"], "reviewed.plan");
+    assert!(!lab.path().join("state").exists());
+}

@@ -146,7 +146,7 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
         }
         if !drift_blocks {
             out.push_str(
-                "(Checked without connecting: the volume command, where es.xml and the state are written. \
+                "(Checked without connecting: the plan's errors, the volume command, bridge names, where es.xml and the state are written. \
                  `berth apply` also checks, before the first step, libvirt and SSH to every host involved, \
                  `ip` for bridges and the volume commands' programs on the hosts.)\n",
             );
