@@ -206,3 +206,18 @@ fn a_tampered_saved_plan_changes_nothing_not_even_a_state_directory() {
     refused(lab.path(), &["apply", "reviewed.plan"], "reviewed.plan");
     assert!(!lab.path().join("state").exists());
 }
+
+#[test]
+fn reading_the_state_creates_no_state_directory() {
+    let lab = scratch("quickstart");
+    let before = tree(lab.path());
+    let out = berth(lab.path(), &["state", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("No state yet"), "{}", text(&out));
+    assert_eq!(tree(lab.path()), before, "state list changed the directory");
+    refused(
+        lab.path(),
+        &["force-unlock", "4f1d2c3b-0000-4000-8000-000000000001"],
+        "berth.state.json.lock",
+    );
+}
