@@ -221,3 +221,15 @@ fn reading_the_state_creates_no_state_directory() {
         "berth.state.json.lock",
     );
 }
+
+#[test]
+fn a_plan_file_that_is_not_a_regular_file_is_refused_at_once() {
+    // /dev/zero used to be read until memory ran out.
+    let lab = scratch("quickstart");
+    refused(lab.path(), &["show", "/dev/zero"], "not a regular file");
+    refused(
+        lab.path(),
+        &["apply", "/dev/zero"],
+        "cannot read plan file /dev/zero: not a regular file",
+    );
+}
