@@ -178,6 +178,35 @@ async fn offline_force_defines_from_the_recorded_definition() {
     );
 }
 
+/// The state file is data: a recorded definition naming another domain (here vm01, which
+/// runs on adm01) is refused, and nothing is defined on the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_force_refuses_a_recorded_definition_of_another_domain() {
+    let mut lab = Lab::new();
+    let first = PlanBuilder::new()
+        .chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest])
+        .build();
+    assert!(lab.apply(&first).await.succeeded());
+    let record = lab.state.topology.get_mut("vm03").unwrap();
+    let xml = record.last_definition_xml.take().unwrap();
+    let edited = xml.replacen("<name>vm03</name>", "<name>vm01</name>", 1);
+    assert_ne!(edited, xml, "{xml}");
+    record.last_definition_xml = Some(edited);
+
+    let forced = PlanBuilder::new()
+        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
+        .build();
+    let report = lab.apply(&forced).await;
+    assert!(!report.succeeded(), "{report:?}");
+    let why = format!("{:?}", report.failed);
+    assert!(
+        why.contains("names domain `vm01`, not vm03: refusing to define it"),
+        "{why}"
+    );
+    assert_eq!(lab.state_of("adm03", "vm01"), None);
+    assert_eq!(lab.state_of("adm03", "vm03"), None);
+}
+
 /// The state file keeps no console password, yet knows there was one: an offline_force move
 /// from the state as read back from disk gives the console a fresh random password instead of
 /// leaving it open, and says so.

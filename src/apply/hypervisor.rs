@@ -472,7 +472,7 @@ impl Hypervisor {
 }
 
 /// The `<name>` of a domain XML document (first-level child of the root), for messages.
-fn domain_name(xml: &str) -> Option<String> {
+pub(crate) fn domain_name(xml: &str) -> Option<String> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut depth = 0usize;

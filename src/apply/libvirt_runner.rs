@@ -275,12 +275,9 @@ impl LibvirtRunner {
                     ("volume_check_command", &self.settings.volume_check_command),
                 ];
                 for (name, command) in commands {
-                    // A program named by a placeholder is only known per volume.
-                    let Some(program) = command
-                        .as_ref()
-                        .and_then(|c| c.first())
-                        .filter(|p| !p.contains('{'))
-                    else {
+                    // The program is never a placeholder (the configuration refuses one), so
+                    // it is known here, whatever characters it has.
+                    let Some(program) = command.as_ref().and_then(|c| c.first()) else {
                         continue;
                     };
                     let argv = ["command", "-v", program.as_str()].map(String::from);
@@ -463,6 +460,21 @@ impl LibvirtRunner {
                     step.guest
                 ),
             })?;
+            // The state file is data: a definition in it that names another domain would
+            // define (or redefine) that one on the target. It must be this guest's.
+            let named = super::hypervisor::domain_name(xml);
+            if named.as_deref() != Some(step.guest.as_str()) {
+                return Err(ApplyError::Definition {
+                    guest: step.guest.clone(),
+                    host: step.to.clone(),
+                    message: format!(
+                        "the definition recorded in the state file names domain {}, not {}: refusing to define it \
+                         (the state file was edited, or is not this guest's)",
+                        named.map_or_else(|| "(none)".to_string(), |n| format!("`{n}`")),
+                        step.guest
+                    ),
+                });
+            }
             // Its SR-IOV interfaces carry VFs of the unreachable host, which may be another
             // guest's on the target: they wait in the metadata for ATTACH_INTERFACES.
             let (xml, detached) =

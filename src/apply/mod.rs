@@ -34,5 +34,5 @@ pub use executor::{ApplyReport, ExecOptions, execute, journal_statuses, plan_id}
 pub use hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 pub use libvirt_runner::{HostAccess, LibvirtRunner, RunnerSettings, volume_argv};
 pub use runner::{StepContext, StepOutcome, StepRunner};
-pub use session::{Abandoned, RunOutcome, Session, open_store};
+pub use session::{Abandoned, CreatedDirs, RunOutcome, Session, open_store};
 pub use writeback::WrittenBack;

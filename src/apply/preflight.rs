@@ -5,7 +5,8 @@
 //!
 //! Two kinds of checks:
 //! - **static** ([`static_problems`]), from the configuration and the file system only, no
-//!   connection: `inventory.volume_command` for volume steps, the directory es.xml is written
+//!   connection: `inventory.volume_command` for volume steps, the names of the bridges
+//!   CREATE_BRIDGES would create (they come from libvirt definitions), the directory es.xml is written
 //!   back to (exists, is a directory, accepts a new file), the state file's directory (or the
 //!   nearest existing parent it will be created in). `berth validate` runs these.
 //! - **connections** ([`super::LibvirtRunner::preflight`]): libvirt on every host a step acts on
@@ -13,8 +14,11 @@
 //!   programs of `volume_command` and `volume_check_command` there for volume steps. Only
 //!   `berth apply` runs these (they reach the hosts).
 //!
-//! The lock is taken before any of this (it guards the state the checks read), and a held lock
-//! is refused on its own, naming its holder.
+//! The lock is taken before any of this and is not one of the listed problems: the checks read
+//! the state it guards (an unfinished plan decides which steps are left), and a held lock
+//! means another berth is changing hosts and state right now, so any other problem found
+//! would be about a picture that is moving. A held lock is refused on its own, first, naming
+//! its holder and `berth force-unlock`; like every refusal it changes nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -123,6 +127,20 @@ pub fn static_problems(cfg: &Config, plan: &Plan, steps: &[&Step]) -> Vec<String
              set `volume_command` (and, best, `volume_check_command`) in the inventory block (docs/apply.md, Volumes)",
             step_list(&volume_steps)
         ));
+    }
+    // Bridge names come from the guests' libvirt definitions: one berth would not create
+    // (not a plain interface name, see `remote::validate_ifname`) fails its CREATE_BRIDGES,
+    // after other moves may have started. Refuse it here.
+    for step in steps.iter().filter(|s| s.kind == StepKind::CreateBridges) {
+        for bridge in &step.items {
+            if let Err(e) = crate::remote::validate_ifname(bridge) {
+                problems.push(format!(
+                    "{} would create a bridge berth refuses on {}: {e}; create it on the host by hand, \
+                     or rename it in the guest's definition",
+                    step.id, step.to
+                ));
+            }
+        }
     }
     if !plan.moves.is_empty() {
         let (what, target) = match &cfg.inventory.es_xml_out {

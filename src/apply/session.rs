@@ -4,7 +4,7 @@
 //! the progress display; tests drive it in-process against libvirt's test driver.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -25,12 +25,23 @@ use super::writeback::{WriteBackTarget, WrittenBack, write_back};
 use super::{freshness, preflight, resume, setup};
 use crate::apply::hypervisor::MigrationProgress;
 
-/// Opens the state store at `path`, creating its directory (mode 0700) when missing.
-pub fn open_store(path: &Path) -> Result<StateStore, StateError> {
+/// Opens the state store at `path`, creating its directory (mode 0700) when missing. The
+/// directories it created come back as a [`CreatedDirs`]: kept alive for as long as the
+/// store is used, they are removed again when nothing was written into them, so that a
+/// refused apply leaves no empty state directory behind.
+pub fn open_store(path: &Path) -> Result<(StateStore, CreatedDirs), StateError> {
+    let mut created = CreatedDirs::default();
     if let Some(dir) = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty() && !d.exists())
     {
+        // The missing ancestors, outermost first (what `create_dir_all` creates).
+        let mut missing: Vec<PathBuf> = dir
+            .ancestors()
+            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        missing.reverse();
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -41,8 +52,25 @@ pub fn open_store(path: &Path) -> Result<StateStore, StateError> {
                 path: dir.to_path_buf(),
                 error,
             })?;
+        created.0 = missing;
     }
-    StateStore::open(path)
+    Ok((StateStore::open(path)?, created))
+}
+
+/// Directories [`open_store`] created (outermost first). Dropping it removes those that are
+/// still empty, innermost first, and stops at the first that is not (a state file or a lock
+/// someone else took is never touched: `remove_dir` only removes empty directories).
+#[derive(Debug, Default)]
+pub struct CreatedDirs(Vec<PathBuf>);
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for dir in self.0.iter().rev() {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// A runner shared behind a trait object (the executor wants a sized runner type).
@@ -91,6 +119,9 @@ pub struct Session {
     state: State,
     libvirt: Arc<LibvirtRunner>,
     runner: Arc<dyn StepRunner>,
+    /// Declared after `lock`, so dropped after it: the state directories this session
+    /// created go again when the apply wrote nothing (refused before its first step).
+    _created: CreatedDirs,
 }
 
 impl Session {
@@ -108,7 +139,7 @@ impl Session {
 
     /// [`Session::open`] with given connections (tests reuse one process's test-driver hosts).
     pub fn open_with(cfg: Config, libvirt: Arc<LibvirtRunner>) -> Result<Session, ApplyError> {
-        let store = open_store(&cfg.state.path)?;
+        let (store, created) = open_store(&cfg.state.path)?;
         let lock = store.lock("apply")?;
         let state = store.load_or_new()?;
         let runner: Arc<dyn StepRunner> = libvirt.clone();
@@ -119,6 +150,7 @@ impl Session {
             state,
             libvirt,
             runner,
+            _created: created,
         })
     }
 

@@ -43,10 +43,11 @@ pub struct Cli {
 pub enum Command {
     /// Check the configuration, the inventory it points at and apply's static preflight checks
     ///
-    /// Loads the *.hcl files, es.xml and libvirt, and makes the static checks of `apply`'s
-    /// preflight on what would be applied now, without connecting to the hosts:
-    /// `volume_command` for volume steps, where es.xml and the state are written. Connections
-    /// (libvirt, SSH, tools on the hosts) are checked by `apply` before its first step.
+    /// Loads the *.hcl files, es.xml and libvirt, and makes the static checks of `apply` on
+    /// what would be applied now, without connecting to the hosts: the plan has no errors,
+    /// `volume_command` for volume steps, the names of bridges to create, where es.xml and the
+    /// state are written. "Success!" (exit 0) only when all pass. Connections (libvirt, SSH,
+    /// tools on the hosts) are checked by `apply` before its first step.
     Validate(ValidateArgs),
     /// Show the moves and steps that would bring every guest where the configuration wants it
     Plan(PlanArgs),

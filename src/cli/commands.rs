@@ -107,15 +107,29 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
         .iter()
         .filter(|d| d.kind != crate::inventory::reconcile::DriftKind::HostUnreachable)
         .collect();
-    // The static preflight checks of `berth apply` (no connection), on what would be applied
-    // now: a plan that cannot be made is `berth plan`'s to explain.
-    let apply_problems = match plan::build::build(&cfg, &inv, crate::state::history::history(&cfg))
-    {
-        Ok(p) if p.is_ok() => {
-            let steps: Vec<&crate::schedule::Step> = p.steps.iter().collect();
-            apply::preflight::static_problems(&cfg, &p, &steps)
+    // The static checks of `berth apply` (no connection), on what would be applied now: the
+    // plan has no errors (apply refuses one that has), then the static preflight. So
+    // "Success!" means apply would get as far as connecting to the hosts. Blocking drift is
+    // reported on its own below.
+    let apply_problems = if drift_blocks || !unreachable.is_empty() {
+        Vec::new()
+    } else {
+        let history = crate::state::history::history(&cfg);
+        let plan = plan::build::build(&cfg, &inv, history).map_err(CliError::Config)?;
+        if plan.is_ok() {
+            let steps: Vec<&crate::schedule::Step> = plan.steps.iter().collect();
+            apply::preflight::static_problems(&cfg, &plan, &steps)
+        } else {
+            plan.errors
+                .iter()
+                .map(|e| {
+                    format!(
+                        "the plan has an error ({}): {} (`berth plan` shows the plan)",
+                        e.code, e.message
+                    )
+                })
+                .collect()
         }
-        _ => Vec::new(),
     };
     let valid = !drift_blocks && unreachable.is_empty() && apply_problems.is_empty();
     if args.json {
@@ -153,13 +167,13 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
         } else if drift_blocks {
             out.push_str("The configuration is valid, but es.xml and libvirt disagree: `berth plan` will stop until the drift is fixed or `drift_source` says which side wins.\n");
         } else if !apply_problems.is_empty() {
-            out.push_str("The configuration plans, but `berth apply` would refuse it before the first step (above).\n");
+            out.push_str("The configuration is valid, but `berth apply` would refuse what it plans now, before the first step (above).\n");
         } else {
             out.push_str("Success! The configuration is valid.\n");
         }
         if !drift_blocks {
             out.push_str(
-                "(Checked without connecting: the volume command, where es.xml and the state are written. \
+                "(Checked without connecting: the plan's errors, the volume command, bridge names, where es.xml and the state are written. \
                  `berth apply` also checks, before the first step, libvirt and SSH to every host involved, \
                  `ip` for bridges and the volume commands' programs on the hosts.)\n",
             );

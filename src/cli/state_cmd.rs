@@ -16,7 +16,9 @@ use super::exit;
 
 fn store() -> Result<StateStore, CliError> {
     let cfg = config::load_dir(Path::new("."))?;
-    Ok(open_store(&cfg.state.path)?)
+    // Reading creates nothing: a state directory made only to be read goes again at once.
+    let (store, _created) = open_store(&cfg.state.path)?;
+    Ok(store)
 }
 
 fn time(t: Option<DateTime<Utc>>) -> String {

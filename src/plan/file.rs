@@ -228,11 +228,44 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Plan, PlanFileError> {
 }
 
 /// The plan, its seal and the canonical bytes the seal covers.
+/// Largest plan file berth reads. A plan of 10 000 moves is a few tens of MiB; anything
+/// larger is not a plan berth wrote, and reading it whole could exhaust memory.
+const MAX_PLAN_FILE_BYTES: u64 = 512 * 1024 * 1024;
+
 fn read_sealed(path: &Path) -> Result<(Plan, Seal, Vec<u8>), PlanFileError> {
-    let bytes = fs::read(path).map_err(|source| PlanFileError::Unreadable {
+    let unreadable = |source| PlanFileError::Unreadable {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // A plan is a regular file: a device (`/dev/zero`), a FIFO or a directory would be read
+    // forever, block, or fail obscurely. The size is checked on the open file (no race
+    // with a replacement), and the read is bounded in case it grows.
+    let file = File::open(path).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(unreadable(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    if meta.len() > MAX_PLAN_FILE_BYTES {
+        return Err(unreadable(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_PLAN_FILE_BYTES} bytes: not a berth plan"),
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    io::Read::read_to_end(
+        &mut io::Read::take(file, MAX_PLAN_FILE_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(unreadable)?;
+    if bytes.len() as u64 > MAX_PLAN_FILE_BYTES {
+        return Err(unreadable(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_PLAN_FILE_BYTES} bytes: not a berth plan"),
+        )));
+    }
     parse_sealed(path, &bytes)
 }
 

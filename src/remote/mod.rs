@@ -21,6 +21,13 @@ const LIST_BRIDGES_SCRIPT: &str = r#"for d in /sys/class/net/*/bridge; do if [ -
 /// Exit status a POSIX shell gives for "command not found".
 const EXIT_NOT_FOUND: i32 = 127;
 
+/// How long ssh may take to reach a host and read its banner (`ConnectTimeout`) unless
+/// `options` set their own: without it an unreachable host (packets dropped) or a server
+/// that never answers holds preflight and every host-side step for as long as the system's
+/// TCP and ssh give it, which is minutes, or forever for a silent server. A name lookup is
+/// bounded by the resolver (`/etc/resolv.conf` timeout and attempts), not by this.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Longest Linux interface name (IFNAMSIZ − 1).
 const MAX_IFNAME_LEN: usize = 15;
 
@@ -283,6 +290,17 @@ fn options_config(t: &SshTarget) -> String {
     text
 }
 
+/// The `ConnectTimeout` berth passes: [`DEFAULT_CONNECT_TIMEOUT`], unless `options` set one
+/// (ssh takes the command line's value over its config file's, so passing ours would
+/// override the operator's).
+fn connect_timeout(t: &SshTarget) -> Option<std::time::Duration> {
+    let own = t
+        .options
+        .iter()
+        .any(|o| option_keyword(o).eq_ignore_ascii_case("ConnectTimeout"));
+    (!own).then_some(DEFAULT_CONNECT_TIMEOUT)
+}
+
 /// Bridge names from the output of [`LIST_BRIDGES_SCRIPT`]; lines that are not interface
 /// names are ignored.
 pub fn parse_bridges(stdout: &str) -> BTreeSet<String> {
@@ -332,6 +350,9 @@ impl RemoteHost {
             } else {
                 KnownHosts::Add
             });
+        if let Some(timeout) = connect_timeout(t) {
+            b.connect_timeout(timeout);
+        }
         if let Some(port) = t.port {
             b.port(port);
         }
@@ -612,6 +633,16 @@ mod tests {
         assert!(opt < inc, "{text}");
         t.config_file = Some("/etc/berth/ssh config".into());
         assert!(options_config(&t).contains("Include \"/etc/berth/ssh config\"\n"));
+    }
+
+    #[test]
+    fn ssh_gets_a_connect_timeout_unless_the_options_set_one() {
+        let mut t = SshTarget::new("adm01.example.com", "root");
+        assert_eq!(connect_timeout(&t), Some(DEFAULT_CONNECT_TIMEOUT));
+        t.options = vec!["ServerAliveInterval=5".into()];
+        assert_eq!(connect_timeout(&t), Some(DEFAULT_CONNECT_TIMEOUT));
+        t.options.push("connecttimeout 3".into());
+        assert_eq!(connect_timeout(&t), None);
     }
 
     #[test]
