@@ -27,9 +27,9 @@ pub mod writeback;
 
 pub use error::ApplyError;
 pub use events::Event;
-pub use executor::{ApplyReport, ExecOptions, execute, journal_statuses, plan_id};
+pub use executor::{ApplyReport, ExecOptions, Kept, execute, journal_statuses, plan_id};
 pub use hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 pub use libvirt_runner::{HostAccess, LibvirtRunner, RunnerSettings};
 pub use runner::{StepContext, StepOutcome, StepRunner};
-pub use session::{Abandoned, RunOutcome, Session, open_store};
+pub use session::{Abandoned, LockOptions, RunOutcome, Session, open_store};
 pub use writeback::WrittenBack;

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::apply;
 use crate::config::{self, Config};
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
@@ -58,9 +57,12 @@ fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError
 
 /// The state lock for `plan` (so that nobody plans against hosts an apply is changing), and a
 /// warning when an apply left a plan unfinished.
-fn plan_lock(cfg: &Config) -> Result<LockGuard, CliError> {
-    let store = apply::open_store(&cfg.state.path)?;
-    let guard = store.lock("plan")?;
+fn plan_lock(cfg: &Config, timeout: std::time::Duration) -> Result<LockGuard, CliError> {
+    let store = crate::state::open(&cfg.state)?;
+    if !timeout.is_zero() {
+        eprintln!("Acquiring state lock. This may take a few moments...");
+    }
+    let guard = store.lock("plan", timeout)?;
     if let Some(u) = store.load()?.and_then(|s| s.in_progress) {
         eprintln!(
             "Warning: plan {} of an earlier apply is unfinished; `berth apply` continues it before anything else \
@@ -111,8 +113,8 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
-    let _lock = if args.lock {
-        Some(plan_lock(&cfg)?)
+    let _lock = if args.lock.lock {
+        Some(plan_lock(&cfg, args.lock.lock_timeout)?)
     } else {
         None
     };

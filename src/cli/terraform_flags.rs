@@ -10,6 +10,7 @@ const SINGLE_DASH: &[&str] = &[
     "markdown",
     "detailed-exitcode",
     "lock",
+    "lock-timeout",
     "no-color",
     "chdir",
     "auto-approve",

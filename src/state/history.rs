@@ -32,10 +32,14 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         host: wanted.first().map(|h| h.to_string()),
     };
     // No file (or not even its directory): nothing was ever applied here.
-    let loaded = if path.exists() {
-        StateStore::open(path).and_then(|store| store.load())
-    } else {
-        Ok(None)
+    let loaded = match &cfg.state.backend {
+        crate::config::StateBackendConfig::Local if !path.exists() => Ok(None),
+        crate::config::StateBackendConfig::Local => {
+            StateStore::open(path).and_then(|store| store.load())
+        }
+        crate::config::StateBackendConfig::Postgres(_) => {
+            super::open(&cfg.state).and_then(|backend| backend.load())
+        }
     };
     match loaded {
         Ok(Some(state)) => Ok(History {

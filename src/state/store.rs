@@ -6,8 +6,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use chrono::Utc;
 
+use super::backend::Backend;
 use super::error::StateError;
 use super::lock::{self, LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
@@ -42,6 +45,26 @@ impl StateStore {
         lock_name.push(".lock");
         let lock_path = path.with_file_name(lock_name);
         Ok(StateStore { path, lock_path })
+    }
+
+    /// [`StateStore::open`], creating the directory (mode 0700) when missing.
+    pub fn open_creating(path: &Path) -> Result<StateStore, StateError> {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|error| StateError::Io {
+                    action: "creating state directory",
+                    path: dir.to_path_buf(),
+                    error,
+                })?;
+        }
+        StateStore::open(path)
     }
 
     pub fn path(&self) -> &Path {
@@ -125,35 +148,13 @@ impl StateStore {
     }
 
     fn write_atomically(&self, state: &State) -> Result<(), StateError> {
-        let io = |action, error| StateError::Io {
-            action,
-            path: self.path.clone(),
-            error,
-        };
-        let dir = parent_dir(&self.path);
-        let mut text =
-            serde_json::to_string_pretty(state).map_err(|e| io("serializing state", e.into()))?;
-        text.push('\n');
-        // NamedTempFile creates the file with mode 0600 and removes it if anything below fails.
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".berth-state-")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| io("creating temporary file for state", e))?;
-        tmp.write_all(text.as_bytes())
-            .map_err(|e| io("writing state", e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| io("syncing state", e))?;
-        tmp.persist(&self.path)
-            .map_err(|e| io("replacing state", e.error))?;
-        lock::sync_dir(dir).map_err(|e| io("syncing state directory", e))
+        write_json_atomically(&self.path, state)
     }
 
-    /// Takes the state lock for `operation`; fails with [`StateError::Locked`] naming the
-    /// holder when another process has it.
+    /// Takes the state lock for `operation`; fails at once with [`StateError::Locked`]
+    /// naming the holder when another process has it.
     pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
-        lock::acquire(&self.lock_path, operation)
+        lock::acquire(&self.lock_path, operation, Duration::ZERO)
     }
 
     /// Who holds the lock, if anyone.
@@ -165,6 +166,76 @@ impl StateStore {
     /// lock's holder.
     pub fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
         lock::force_remove(&self.lock_path, id)
+    }
+}
+
+/// Writes `state` to the state file at `path` as it is (serial included), atomically, mode
+/// 0600, creating the directory: what `berth state pull -out` writes.
+pub fn write_state_file(path: &Path, state: &State) -> Result<(), StateError> {
+    StateStore::open_creating(path)?;
+    write_json_atomically(path, state)
+}
+
+/// Writes `value` as pretty JSON to `path` atomically: a temporary file in the same directory
+/// (mode 0600), fsynced, renamed over `path`, and the directory fsynced.
+pub(super) fn write_json_atomically<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), StateError> {
+    let io = |action, error| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    };
+    let dir = parent_dir(path);
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| io("serializing state", e.into()))?;
+    text.push('\n');
+    // NamedTempFile creates the file with mode 0600 and removes it if anything below fails.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".berth-state-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| io("creating temporary file for state", e))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| io("writing state", e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io("syncing state", e))?;
+    tmp.persist(path)
+        .map_err(|e| io("replacing state", e.error))?;
+    lock::sync_dir(dir).map_err(|e| io("syncing state directory", e))
+}
+
+impl Backend for StateStore {
+    fn describe(&self) -> String {
+        format!("state file `{}`", self.path.display())
+    }
+
+    fn load(&self) -> Result<Option<State>, StateError> {
+        StateStore::load(self)
+    }
+
+    fn save(&self, state: &mut State) -> Result<(), StateError> {
+        StateStore::save(self, state)
+    }
+
+    fn lock(&self, operation: &str, wait: Duration) -> Result<LockGuard, StateError> {
+        lock::acquire(&self.lock_path, operation, wait)
+    }
+
+    fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        StateStore::lock_info(self)
+    }
+
+    fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
+        StateStore::force_unlock(self, id)
+    }
+
+    fn recovery_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".recovery");
+        self.path.with_file_name(name)
     }
 }
 

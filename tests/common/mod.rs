@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod drain_lab;
+pub mod held;
 
 use std::path::Path;
 
