@@ -86,6 +86,17 @@ const MIGRATION_LOCK: i64 = 0x6265_7274_685f_6d67; // "berth_mg"
 /// How long connecting may take when the URL does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Rounds every time in `state` down to the microsecond `timestamptz` keeps, so that the
+/// state in memory is exactly what the database holds.
+pub fn to_microseconds(state: &mut State) {
+    use chrono::SubsecRound;
+    state.updated_at = state.updated_at.trunc_subsecs(6);
+    for e in &mut state.journal {
+        e.started_at = e.started_at.map(|t| t.trunc_subsecs(6));
+        e.finished_at = e.finished_at.map(|t| t.trunc_subsecs(6));
+    }
+}
+
 /// Runs `f` where the synchronous driver may block: on a thread of its own when called from
 /// inside a tokio runtime (the driver's own runtime cannot start there), directly otherwise.
 fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
@@ -746,6 +757,7 @@ impl Backend for PgBackend {
         next.serial += 1;
         next.updated_at = Utc::now();
         next.berth_version = env!("CARGO_PKG_VERSION").to_string();
+        to_microseconds(&mut next);
         let ours = state.serial;
         self.with_data("writing the state", |c| {
             self.save_in(c, &next, ours, lock_id.as_deref())

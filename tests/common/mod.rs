@@ -3,6 +3,7 @@
 
 pub mod drain_lab;
 pub mod held;
+pub mod pg;
 
 use std::path::Path;
 
