@@ -466,3 +466,46 @@ fn an_apply_that_loses_the_database_keeps_its_steps_in_a_recovery_file_the_next_
     assert!(all_done(&after, &plan_id), "{:?}", after.journal);
     assert!(after.in_progress.is_none());
 }
+
+#[test]
+fn an_apply_whose_database_restarts_journals_the_running_steps_on_reconnect() {
+    let server = Arc::new(PgServer::start());
+    let lab = pg_lab_at("bounced", "berth", Some(&server.url()));
+    let rt = runtime();
+    let bounce = Arc::clone(&server);
+    let (outcome, plan_id, libvirt) = apply_with_hook(
+        &rt,
+        lab.path(),
+        Box::new(move || {
+            bounce.crash();
+            bounce.start_again();
+        }),
+    );
+    let err = outcome.unwrap_err();
+    match &err {
+        ApplyError::StateInterrupted { kept, done, .. } => {
+            assert!(matches!(kept, Kept::Journaled), "{err}");
+            assert_eq!(*done, 1, "{err}");
+        }
+        other => panic!("expected StateInterrupted, got {other}"),
+    }
+    assert!(!lab.path().join("state/bounced.recovery.json").exists());
+    let probe = backend(&server, "bounced", "berth", lab.path());
+    let journaled = probe.load().unwrap().unwrap();
+    let done: Vec<_> = journaled
+        .journal
+        .iter()
+        .filter(|e| e.plan_id == plan_id && e.status == StepStatus::Done)
+        .collect();
+    assert_eq!(done.len(), 1, "{:?}", journaled.journal);
+
+    let cfg = config::load_dir(lab.path()).unwrap();
+    let mut session = Session::open_with(cfg, libvirt).unwrap();
+    assert!(session.notes().is_empty());
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
+    assert!(outcome.finished, "{:?}", outcome.report);
+    drop(session);
+    assert!(all_done(&probe.load().unwrap().unwrap(), &plan_id));
+}

@@ -83,6 +83,9 @@ const MIGRATIONS: &[&str] = &[
 /// Serializes migrations of every berth on one database (a transaction-level advisory lock).
 const MIGRATION_LOCK: i64 = 0x6265_7274_685f_6d67; // "berth_mg"
 
+/// How long the lock session may take to answer before each write.
+const LOCK_PING: Duration = Duration::from_secs(10);
+
 /// How long connecting may take when the URL does not say.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -433,7 +436,11 @@ impl PgBackend {
         let Some(session) = held.as_mut() else {
             return Ok(None);
         };
-        if session.client.as_ref().is_some_and(|c| !c.is_closed()) {
+        // A round trip on the lock's session: a server that restarted has dropped it (and the
+        // lock with it) even if the client has not noticed yet.
+        if let Some(client) = session.client.as_mut()
+            && client.is_valid(LOCK_PING).is_ok()
+        {
             return Ok(Some(session.id.clone()));
         }
         session.client = None;
