@@ -29,6 +29,6 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "berth: cargo (Rust 1.89 or newer) is required; install it with rustup" >&2
+  echo "berth: cargo (Rust 1.85 or newer) is required; install it with rustup" >&2
   exit 1
 fi

@@ -188,6 +188,7 @@ fn force_unlock_needs_the_right_id() {
 }
 
 #[test]
+#[allow(clippy::incompatible_msrv)] // File::lock: Rust 1.89, as berth needs
 fn a_corrupt_lock_is_taken_over_when_nobody_holds_it_and_reported_when_someone_does() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(dir.path().join("s.json")).unwrap();

@@ -46,9 +46,14 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
             departed: departed(&state),
         }),
         Ok(None) => Err(error(format!(
-            "return_home on {} needs the state file {} to know which guests berth moved off, and there is none",
+            "return_home on {} needs {} to know which guests berth moved off, and there is none",
             wanted.join(", "),
-            path.display()
+            match &cfg.state.backend {
+                crate::config::StateBackendConfig::Local =>
+                    format!("the state file {}", path.display()),
+                crate::config::StateBackendConfig::Postgres(pg) =>
+                    format!("the state of PostgreSQL workspace `{}`", pg.workspace),
+            }
         ))),
         Err(e) => Err(error(format!("return_home on {}: {e}", wanted.join(", ")))),
     }

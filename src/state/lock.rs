@@ -135,11 +135,19 @@ pub(super) fn acquire(
     wait: Duration,
 ) -> Result<LockGuard, StateError> {
     let deadline = Instant::now() + wait;
+    let mut races = 0;
     loop {
         match try_acquire(path, operation)? {
             Attempt::Taken(guard) => return Ok(guard),
-            // The holder released (and removed) the file between our open and our lock.
-            Attempt::Raced => continue,
+            // The holder released (and removed) the file between our open and our lock: open
+            // again (a file replaced over and over is someone else's doing, not a lock).
+            Attempt::Raced if races < 100 => races += 1,
+            Attempt::Raced => {
+                return Err(StateError::LockUnreadable {
+                    path: path.to_path_buf(),
+                    reason: "it is replaced faster than it can be locked".into(),
+                });
+            }
             Attempt::Held(file) => {
                 if Instant::now() >= deadline {
                     return Err(held_error(path, &file));
@@ -174,6 +182,9 @@ fn held_error(path: &Path, _file: &File) -> StateError {
     }
 }
 
+// `File::try_lock` is Rust 1.89, which the locked dependencies need already; Cargo.toml's
+// `rust-version` is corrected to it separately (issue 12, dependency hygiene).
+#[allow(clippy::incompatible_msrv)]
 fn try_acquire(path: &Path, operation: &str) -> Result<Attempt, StateError> {
     let io = |action, error| StateError::Io {
         action,

@@ -181,6 +181,16 @@ impl std::fmt::Debug for PgBackend {
     }
 }
 
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        // Closing a client blocks on the driver's runtime: not from inside berth's.
+        let client = self.data.get_mut().ok().and_then(Option::take);
+        if let Some(client) = client {
+            off_runtime(move || drop(client));
+        }
+    }
+}
+
 /// The lock's own connection and the id its row carries.
 struct HeldSession {
     id: String,
