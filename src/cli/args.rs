@@ -44,7 +44,8 @@ pub enum Command {
     /// Carry out a plan: plan now (with the intent flags `plan` takes) or take a saved plan, show
     /// it, ask, then move the guests
     Apply(ApplyArgs),
-    /// Show what berth's state file records: where it left each guest, and the step journal
+    /// Read berth's state (where it left each guest, the step journal), and move it between the
+    /// local file and PostgreSQL (pull, push)
     #[command(subcommand)]
     State(StateCommand),
     /// Remove the state lock of a berth that hangs (or one on a shared filesystem without file
