@@ -473,13 +473,42 @@ fn an_apply_whose_database_restarts_journals_the_running_steps_on_reconnect() {
     let lab = pg_lab_at("bounced", "berth", Some(&server.url()));
     let rt = runtime();
     let bounce = Arc::clone(&server);
+    let seen = Arc::new(Mutex::new(None));
+    let (url, seen_in_hook) = (server.url(), Arc::clone(&seen));
     let (outcome, plan_id, libvirt) = apply_with_hook(
         &rt,
         lab.path(),
         Box::new(move || {
+            // Mid-apply, the lock row names this process, the operation and the plan.
+            let probe = PgBackend::new(
+                &PostgresSettings {
+                    url: Some(url),
+                    workspace: "bounced".into(),
+                    schema: "berth".into(),
+                },
+                Path::new("."),
+            )
+            .unwrap();
+            *seen_in_hook.lock().unwrap() = probe.lock_info().unwrap();
+            drop(probe);
             bounce.crash();
             bounce.start_again();
         }),
+    );
+    let holder = seen.lock().unwrap().clone().expect("the lock was held");
+    assert_eq!(
+        (
+            holder.pid,
+            holder.operation.as_str(),
+            holder.plan.as_deref()
+        ),
+        (std::process::id(), "apply", Some(plan_id.as_str()))
+    );
+    assert!(
+        holder
+            .to_string()
+            .contains(&format!("for `apply` of plan {plan_id}")),
+        "{holder}"
     );
     let err = outcome.unwrap_err();
     match &err {

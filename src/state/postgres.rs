@@ -662,6 +662,7 @@ impl PgBackend {
         let empty = State {
             topology: BTreeMap::new(),
             journal: Vec::new(),
+            in_progress: None,
             ..next.clone()
         };
         if base.is_none() && on_db_serial.is_some() {
