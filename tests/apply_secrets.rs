@@ -46,6 +46,7 @@ fn console_passwords_survive_an_offline_move_and_reach_no_file() {
     add_console_passwords(lab.path());
     let rt = runtime();
     let cfg = config::load_dir(lab.path()).unwrap();
+    let state_file = cfg.state.path.clone();
     let mut session = Session::open(cfg, rt.handle().clone()).unwrap();
     let inv = session.read_inventory().unwrap();
     let plan = session.make_plan(&inv).unwrap();
@@ -73,7 +74,6 @@ fn console_passwords_survive_an_offline_move_and_reach_no_file() {
         );
     }
 
-    let state_file = session.store().path().to_path_buf();
     assert!(
         !holds_secret(&plan_file),
         "the plan file holds the password"

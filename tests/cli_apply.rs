@@ -320,6 +320,103 @@ fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
     assert_exit(&berth(dir, &["apply", "-auto-approve"]), 0);
 }
 
+/// Reads the local lock file's holder pid, if there is a complete record.
+fn lock_pid(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join("state/berth.state.json.lock")).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v["pid"].as_u64().map(|p| p as u32)
+}
+
+#[test]
+fn a_berth_killed_mid_apply_leaves_no_lock_behind() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let held = common::held::apply_holding_lock(dir, &[], &[], |pid| lock_pid(dir) == Some(pid));
+    let pid = held.child.id();
+
+    let refused = berth(dir, &["plan"]);
+    assert_exit(&refused, 1);
+    assert!(
+        stderr(&refused).contains(&format!("(pid {pid}) for `apply`")),
+        "{}",
+        stderr(&refused)
+    );
+
+    held.kill_9();
+    // Its record stays in the file, but the OS lock died with it: no force-unlock needed.
+    assert_eq!(lock_pid(dir), Some(pid));
+    let out = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&out, 0);
+    assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
+    assert!(!dir.join("state/berth.state.json.lock").exists());
+}
+
+#[test]
+fn lock_timeout_waits_for_the_holder_and_lock_false_applies_without_the_lock() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    std::fs::create_dir(dir.join("state")).unwrap();
+    let store = StateStore::open(state_path(dir)).unwrap();
+    let guard = store.lock("apply").unwrap();
+
+    // A bounded wait still ends in the refusal naming the holder.
+    let out = berth(dir, &["plan", "-lock-timeout=300ms"]);
+    assert_exit(&out, 1);
+    assert!(
+        stderr(&out).contains(&format!("(pid {})", std::process::id())),
+        "{}",
+        stderr(&out)
+    );
+    let bad = berth(dir, &["plan", "-lock-timeout", "5 parsecs"]);
+    assert_exit(&bad, 1);
+    assert!(stderr(&bad).contains("lock-timeout"), "{}", stderr(&bad));
+
+    // A plan waiting with a long timeout goes on as soon as the holder lets go.
+    let mut waiter = std::process::Command::new(assert_cmd::cargo::cargo_bin("berth"))
+        .arg("-C")
+        .arg(dir)
+        .args(["plan", "-lock-timeout", "2m"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(waiter.stderr.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains("Acquiring state lock"), "{line}");
+    assert!(
+        waiter.try_wait().unwrap().is_none(),
+        "it waits while the lock is held"
+    );
+    drop(guard);
+    let waited = waiter.wait_with_output().unwrap();
+    assert_exit(&waited, 0);
+    assert!(
+        stdout(&waited).contains("MIGRATE_GUEST"),
+        "{}",
+        stdout(&waited)
+    );
+
+    // -lock=false applies under someone else's lock, with a loud warning.
+    let guard = store.lock("apply").unwrap();
+    let out = berth(dir, &["apply", "-auto-approve", "-lock=false"]);
+    assert_exit(&out, 0);
+    assert!(
+        stderr(&out).contains("Warning: -lock=false: applying WITHOUT the state lock"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        store.lock_info().unwrap().map(|i| i.id),
+        Some(guard.info().id.clone()),
+        "the holder's lock is untouched"
+    );
+}
+
 /// Saves a plan of a fresh lab, lets `edit` change the lab, and applies the saved plan.
 fn apply_saved_after(edit: impl FnOnce(&Path)) -> (Output, tempfile::TempDir) {
     let lab = drain_lab();

@@ -846,3 +846,55 @@ fn the_fingerprint_covers_names_and_contents_but_not_the_directory() {
     assert_ne!(one.sha256(), changed.sha256());
     assert_ne!(one.sha256(), renamed.sha256());
 }
+
+#[test]
+fn the_state_block_chooses_the_local_file_or_a_postgres_workspace() {
+    use berth::config::{PostgresSettings, StateBackendConfig};
+    let (dir, cfg) = load_ok(&[("main.hcl", INVENTORY)]);
+    assert_eq!(cfg.state.backend, StateBackendConfig::Local);
+    assert_eq!(
+        cfg.state.path,
+        canonical(&dir).join("state/berth.state.json")
+    );
+
+    let pg = "state {\n  backend   = \"postgres\"\n  workspace = \"rack01\"\n}\n";
+    let (_dir, cfg) = load_ok(&[("main.hcl", INVENTORY), ("state.hcl", pg)]);
+    assert_eq!(
+        cfg.state.backend,
+        StateBackendConfig::Postgres(PostgresSettings {
+            url: None,
+            workspace: "rack01".into(),
+            schema: "berth".into(),
+        })
+    );
+    let full = "state {\n  backend = \"postgres\"\n  url = \"postgresql://berth@db/berth\"\n  schema = \"ops_state\"\n}\n";
+    let (_dir, cfg) = load_ok(&[("main.hcl", INVENTORY), ("state.hcl", full)]);
+    assert_eq!(
+        cfg.state.backend,
+        StateBackendConfig::Postgres(PostgresSettings {
+            url: Some("postgresql://berth@db/berth".into()),
+            workspace: "default".into(),
+            schema: "ops_state".into(),
+        })
+    );
+}
+
+#[test]
+fn postgres_attributes_without_the_postgres_backend_are_located_errors() {
+    let stray = "state {\n  path = \"s.json\"\n  workspace = \"rack01\"\n}\n";
+    let rendered = load_err(&[("main.hcl", INVENTORY), ("state.hcl", stray)]);
+    assert_contains(
+        &rendered,
+        &[
+            "`workspace` belongs to the PostgreSQL backend",
+            "backend = \"postgres\"",
+            "state.hcl:3:",
+        ],
+    );
+    let bad_schema = "state {\n  backend = \"postgres\"\n  schema = \"Drop Table\"\n}\n";
+    let rendered = load_err(&[("main.hcl", INVENTORY), ("state.hcl", bad_schema)]);
+    assert_contains(&rendered, &["is not a plain SQL name", "state.hcl:3:"]);
+    let bad_backend = "state {\n  backend = \"s3\"\n}\n";
+    let rendered = load_err(&[("main.hcl", INVENTORY), ("state.hcl", bad_backend)]);
+    assert_contains(&rendered, &["postgres", "state.hcl:2:"]);
+}

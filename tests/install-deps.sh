@@ -3,10 +3,11 @@
 #   build:   libvirt-dev pkg-config          (the virt crate links libvirt; no clang needed)
 #   run:     libvirt0 openssh-client         (in-process test driver; ssh for host commands)
 #   tests:   openssh-server graphviz         (a real sshd for SSH tests; dot checks DOT output)
+#            postgresql                      (a private PostgreSQL server for the state backend tests)
 #   lab:     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 iproute2 procps util-linux
 set -euo pipefail
 
-packages=(libvirt-dev pkg-config libvirt0 openssh-client openssh-server graphviz
+packages=(libvirt-dev pkg-config libvirt0 openssh-client openssh-server graphviz postgresql
           libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
           iproute2 procps util-linux)
 

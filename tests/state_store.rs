@@ -188,16 +188,24 @@ fn force_unlock_needs_the_right_id() {
 }
 
 #[test]
-fn a_corrupt_lock_is_reported_not_overwritten() {
+#[allow(clippy::incompatible_msrv)] // File::lock: Rust 1.89, as berth needs
+fn a_corrupt_lock_is_taken_over_when_nobody_holds_it_and_reported_when_someone_does() {
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    // Held (an OS lock on it) with a record nobody can read: reported, left alone.
     std::fs::write(store.lock_path(), "garbage").unwrap();
+    let holder = std::fs::File::open(store.lock_path()).unwrap();
+    holder.lock().unwrap();
     let err = store.lock("apply").unwrap_err();
     assert!(matches!(err, StateError::LockUnreadable { .. }), "{err}");
     assert_eq!(
         std::fs::read_to_string(store.lock_path()).unwrap(),
         "garbage"
     );
+    // Its holder gone, the file is only a leftover: the next berth takes the lock.
+    drop(holder);
+    let guard = store.lock("apply").unwrap();
+    assert_eq!(store.lock_info().unwrap().as_ref(), Some(guard.info()));
 }
 
 #[test]

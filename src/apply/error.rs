@@ -120,6 +120,19 @@ pub enum ApplyError {
     #[error(transparent)]
     State(#[from] StateError),
 
+    /// The state backend failed during a run (the database went away).
+    #[error(
+        "the state could not be written during the apply: {cause}. No step was started after that, \
+         the running ones settled ({done} done in this run, {not_run} not run), and {kept}. Run `berth apply` \
+         again to continue"
+    )]
+    StateInterrupted {
+        cause: Box<ApplyError>,
+        kept: super::executor::Kept,
+        done: usize,
+        not_run: usize,
+    },
+
     /// Reading es.xml or the hosts failed.
     #[error(transparent)]
     Inventory(Box<InventoryError>),

@@ -24,7 +24,7 @@ use super::runner::{StepContext, StepOutcome, StepRunner};
 use crate::inventory::GuestState;
 use crate::plan::Plan;
 use crate::schedule::{Step, StepKind};
-use crate::state::{GuestRecord, JournalEntry, State, StateStore, StepStatus};
+use crate::state::{Backend, GuestRecord, JournalEntry, State, StepStatus, write_recovery};
 
 /// How to run a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,7 +236,7 @@ impl Limits {
 struct Run<'a> {
     plan: &'a Plan,
     plan_id: String,
-    store: &'a StateStore,
+    store: &'a dyn Backend,
     state: &'a mut State,
     nodes: Vec<Node>,
     report: ApplyReport,
@@ -418,7 +418,7 @@ fn selection(plan: &Plan, opts: &ExecOptions) -> Result<Vec<bool>, ApplyError> {
 pub async fn execute<R: StepRunner + 'static>(
     plan: &Plan,
     runner: Arc<R>,
-    store: &StateStore,
+    store: &dyn Backend,
     state: &mut State,
     opts: &ExecOptions,
     on_event: &mut (dyn FnMut(Event) + Send),
@@ -501,8 +501,16 @@ pub async fn execute<R: StepRunner + 'static>(
             run.report.not_run.push(plan.steps[i].id.clone());
         }
     }
-    if let Some(e) = run.save_error.take() {
-        return Err(e);
+    if let Some(cause) = run.save_error.take() {
+        // Nothing new started since the write failed, and every running step has settled: its
+        // outcome is in `state`. Keep it where the next apply finds it.
+        let kept = keep_after_failed_write(store, run.state, &cause);
+        return Err(ApplyError::StateInterrupted {
+            cause: Box::new(cause),
+            kept,
+            done: run.report.done.len(),
+            not_run: run.report.not_run.len(),
+        });
     }
     let r = &run.report;
     let summary = Event::Summary {
@@ -515,6 +523,48 @@ pub async fn execute<R: StepRunner + 'static>(
     };
     (run.on_event)(summary);
     Ok(run.report)
+}
+
+/// Where the outcome of a run whose state write failed went.
+#[derive(Debug)]
+pub enum Kept {
+    /// A last write (the backend reconnected) journaled it.
+    Journaled,
+    /// Written to this recovery file, which the next apply replays.
+    RecoveryFile(std::path::PathBuf),
+    /// Neither worked.
+    Lost(String),
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kept::Journaled => write!(
+                f,
+                "their outcome was journaled once the state backend answered again"
+            ),
+            Kept::RecoveryFile(path) => write!(
+                f,
+                "the state was written to the recovery file {}, which the next `berth apply` replays first",
+                path.display()
+            ),
+            Kept::Lost(why) => write!(
+                f,
+                "the state could not be kept anywhere ({why}): check where the guests are before going on"
+            ),
+        }
+    }
+}
+
+/// After a failed write: one more try (the backend reconnects), else the recovery file.
+fn keep_after_failed_write(store: &dyn Backend, state: &mut State, cause: &ApplyError) -> Kept {
+    if store.save(state).is_ok() {
+        return Kept::Journaled;
+    }
+    match write_recovery(store, state, store.lock_id().as_deref(), &cause.to_string()) {
+        Ok(path) => Kept::RecoveryFile(path),
+        Err(e) => Kept::Lost(e.to_string()),
+    }
 }
 
 /// Marks blocked steps skipped and starts every step whose dependencies are all done.

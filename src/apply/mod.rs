@@ -28,11 +28,12 @@ pub mod setup;
 pub mod stream;
 pub mod writeback;
 
+pub use crate::state::CreatedDirs;
 pub use error::ApplyError;
 pub use events::Event;
-pub use executor::{ApplyReport, ExecOptions, execute, journal_statuses, plan_id};
+pub use executor::{ApplyReport, ExecOptions, Kept, execute, journal_statuses, plan_id};
 pub use hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 pub use libvirt_runner::{HostAccess, LibvirtRunner, RunnerSettings, volume_argv};
 pub use runner::{StepContext, StepOutcome, StepRunner};
-pub use session::{Abandoned, CreatedDirs, RunOutcome, Session, open_store};
+pub use session::{Abandoned, LockOptions, RunOutcome, Session, open_store};
 pub use writeback::WrittenBack;

@@ -4,7 +4,7 @@
 //! the progress display; tests drive it in-process against libvirt's test driver.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -14,7 +14,9 @@ use crate::inventory::load::{self as inventory_load, Inventory};
 use crate::inventory::{HostObservation, LibvirtError, observe_connection};
 use crate::plan::{self, Plan};
 use crate::schedule::Step;
-use crate::state::{InProgress, LockGuard, LockInfo, State, StateError, StateStore};
+use crate::state::{
+    Backend, CreatedDirs, InProgress, LockGuard, LockInfo, State, StateError, StateStore,
+};
 
 use super::error::ApplyError;
 use super::events::Event;
@@ -25,52 +27,10 @@ use super::writeback::{WriteBackTarget, WrittenBack, write_back};
 use super::{freshness, preflight, resume, setup};
 use crate::apply::hypervisor::MigrationProgress;
 
-/// Opens the state store at `path`, creating its directory (mode 0700) when missing. The
-/// directories it created come back as a [`CreatedDirs`]: kept alive for as long as the
-/// store is used, they are removed again when nothing was written into them, so that a
-/// refused apply leaves no empty state directory behind.
+/// Opens the local state file at `path`, creating its directory (mode 0700) when missing; the
+/// directories it created come back as a [`CreatedDirs`] (removed again when still empty).
 pub fn open_store(path: &Path) -> Result<(StateStore, CreatedDirs), StateError> {
-    let mut created = CreatedDirs::default();
-    if let Some(dir) = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        // The missing ancestors, outermost first (what `create_dir_all` creates).
-        let mut missing: Vec<PathBuf> = dir
-            .ancestors()
-            .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        missing.reverse();
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|error| StateError::Io {
-                action: "creating state directory",
-                path: dir.to_path_buf(),
-                error,
-            })?;
-        created.0 = missing;
-    }
-    Ok((StateStore::open(path)?, created))
-}
-
-/// Directories [`open_store`] created (outermost first). Dropping it removes those that are
-/// still empty, innermost first, and stops at the first that is not (a state file or a lock
-/// someone else took is never touched: `remove_dir` only removes empty directories).
-#[derive(Debug, Default)]
-pub struct CreatedDirs(Vec<PathBuf>);
-
-impl Drop for CreatedDirs {
-    fn drop(&mut self) {
-        for dir in self.0.iter().rev() {
-            if std::fs::remove_dir(dir).is_err() {
-                break;
-            }
-        }
-    }
+    StateStore::open_creating(path)
 }
 
 /// A runner shared behind a trait object (the executor wants a sized runner type).
@@ -112,10 +72,31 @@ pub struct Abandoned {
     pub write_back: Option<WrittenBack>,
 }
 
+/// How an apply takes the state lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockOptions {
+    /// `false` (`-lock=false`): no lock at all; two applies can then overwrite each other.
+    pub lock: bool,
+    /// How long to wait for a holder to let go (`-lock-timeout`; zero: refuse at once).
+    pub timeout: std::time::Duration,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            lock: true,
+            timeout: std::time::Duration::ZERO,
+        }
+    }
+}
+
 pub struct Session {
     cfg: Config,
-    store: StateStore,
-    lock: LockGuard,
+    store: Box<dyn Backend>,
+    /// `None` with `-lock=false`.
+    lock: Option<LockGuard>,
+    /// What opening did before anything else (a recovery file replayed), for the user.
+    notes: Vec<String>,
     state: State,
     libvirt: Arc<LibvirtRunner>,
     runner: Arc<dyn StepRunner>,
@@ -128,25 +109,52 @@ impl Session {
     /// Takes the state lock (operation `apply`), loads the state and prepares one libvirt
     /// connection per host (opened on first use). `runtime` runs the SSH side.
     pub fn open(cfg: Config, runtime: tokio::runtime::Handle) -> Result<Session, ApplyError> {
+        Session::open_locking(cfg, runtime, LockOptions::default())
+    }
+
+    /// [`Session::open`] with the lock taken as `lock` says.
+    pub fn open_locking(
+        cfg: Config,
+        runtime: tokio::runtime::Handle,
+        lock: LockOptions,
+    ) -> Result<Session, ApplyError> {
         let (es, _, _) = inventory_load::read_es_xml(&plan::build::inventory_spec(&cfg))?;
         let libvirt = LibvirtRunner::new(
             setup::host_access(&cfg, &es),
             setup::runner_settings(&cfg, &es),
             runtime,
         );
-        Session::open_with(cfg, Arc::new(libvirt))
+        Session::open_with_lock(cfg, Arc::new(libvirt), lock)
     }
 
     /// [`Session::open`] with given connections (tests reuse one process's test-driver hosts).
     pub fn open_with(cfg: Config, libvirt: Arc<LibvirtRunner>) -> Result<Session, ApplyError> {
-        let (store, created) = open_store(&cfg.state.path)?;
-        let lock = store.lock("apply")?;
-        let state = store.load_or_new()?;
+        Session::open_with_lock(cfg, libvirt, LockOptions::default())
+    }
+
+    /// [`Session::open_with`] with the lock taken as `lock` says. Under the lock, a recovery
+    /// file an earlier apply left (it lost the state backend) is replayed first.
+    pub fn open_with_lock(
+        cfg: Config,
+        libvirt: Arc<LibvirtRunner>,
+        lock: LockOptions,
+    ) -> Result<Session, ApplyError> {
+        let (store, created) = crate::state::open(&cfg.state)?;
+        let lock = if lock.lock {
+            Some(store.lock("apply", lock.timeout)?)
+        } else {
+            None
+        };
+        let notes: Vec<String> = crate::state::replay_recovery(&*store)?
+            .into_iter()
+            .collect();
+        let state = store.load()?.unwrap_or_default();
         let runner: Arc<dyn StepRunner> = libvirt.clone();
         Ok(Session {
             cfg,
             store,
             lock,
+            notes,
             state,
             libvirt,
             runner,
@@ -172,12 +180,19 @@ impl Session {
         &self.state
     }
 
-    pub fn store(&self) -> &StateStore {
-        &self.store
+    /// Where the state lives.
+    pub fn store(&self) -> &dyn Backend {
+        &*self.store
     }
 
-    pub fn lock_info(&self) -> &LockInfo {
-        self.lock.info()
+    /// The lock this session holds (`None` with `-lock=false`).
+    pub fn lock_info(&self) -> Option<&LockInfo> {
+        self.lock.as_ref().map(LockGuard::info)
+    }
+
+    /// What opening the session did that the user should know (a recovery file replayed).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The plan an earlier apply left unfinished.
@@ -355,7 +370,7 @@ impl Session {
         let report = execute(
             &u.plan,
             runner,
-            &self.store,
+            &*self.store,
             &mut self.state,
             &opts,
             on_event,

@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use crate::apply::{
-    ExecOptions, RunOutcome, Session, WrittenBack, plan_id, preflight, resume, setup,
+    ExecOptions, LockOptions, RunOutcome, Session, WrittenBack, plan_id, preflight, resume, setup,
 };
 use crate::config;
 use crate::inventory::load::Inventory;
@@ -72,8 +72,24 @@ fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
         .enable_all()
         .build()
         .map_err(CliError::Runtime)?;
-    let mut session = Session::open(cfg, runtime.handle().clone())?;
+    if !args.lock.lock {
+        eprintln!(
+            "Warning: -lock=false: applying WITHOUT the state lock. Another berth applying to the same state at \
+             the same time can move the same guests and overwrite what this one journals. Use it only when you \
+             are sure no other berth runs against this state."
+        );
+    } else if !args.lock.lock_timeout.is_zero() {
+        eprintln!("Acquiring state lock. This may take a few moments...");
+    }
+    let lock = LockOptions {
+        lock: args.lock.lock,
+        timeout: args.lock.lock_timeout,
+    };
+    let mut session = Session::open_locking(cfg, runtime.handle().clone(), lock)?;
     let say = |text: &str| say(args.json, text);
+    for note in session.notes() {
+        say(note);
+    }
     for note in session.settle()? {
         say(&note);
     }

@@ -73,10 +73,12 @@ pub enum Command {
     /// Rewrite es.xml to match libvirt (each guest under the host that runs it, its memory and
     /// vCPUs): show the diff, ask, keep a backup, record it in the state file
     Refresh(RefreshArgs),
-    /// Show what berth's state file records: where it left each guest, and the step journal
+    /// Read berth's state (where it left each guest, the step journal), and move it between the
+    /// local file and PostgreSQL (pull, push)
     #[command(subcommand)]
     State(StateCommand),
-    /// Remove the state lock a berth that no longer runs left behind
+    /// Remove the state lock of a berth that hangs (or one on a shared filesystem without file
+    /// locks); a berth that died has released its lock already
     ForceUnlock(ForceUnlockArgs),
     /// Print berth's version, the git commit it was built from and the libvirt library version
     Version(VersionArgs),
@@ -175,6 +177,9 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub replan: bool,
 
+    #[command(flatten)]
+    pub lock: LockArgs,
+
     // Intents for the plan made now, as with `berth plan`; refused with a saved plan FILE,
     // which was planned with the flags it was made with.
     #[command(flatten)]
@@ -185,6 +190,23 @@ pub struct ApplyArgs {
 pub enum StateCommand {
     /// Every guest berth moved: host, state, last step
     List,
+    /// Print the whole state as JSON (schemas/state.schema.json), from whichever backend the
+    /// configuration names; with -out, write it to a local state file instead
+    Pull {
+        /// Write the state to FILE (mode 0600, atomically) instead of printing it
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Write a local state file into the configured backend (e.g. move the local file into a
+    /// PostgreSQL workspace); refused when the backend holds another lineage or a newer serial
+    Push {
+        /// The state file to push (e.g. state/berth.state.json)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+
+        #[command(flatten)]
+        lock: LockArgs,
+    },
     /// One guest's record and every journal entry about it
     Show {
         /// Guest name (full or short)
@@ -268,14 +290,56 @@ pub struct PlanArgs {
     #[arg(long = "exclude", value_name = "GUEST")]
     pub excludes: Vec<String>,
 
-    /// Take the state lock while planning (`-lock=false` to plan while an apply runs); without a
-    /// state directory yet there is nothing to lock, and plan creates nothing
+    #[command(flatten)]
+    pub lock: LockArgs,
+
+    #[command(flatten)]
+    pub intents: IntentArgs,
+}
+
+/// The state lock flags of `plan` and `apply` (Terraform's `-lock` and `-lock-timeout`).
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Take the state lock (`-lock=false`: plan while an apply runs; apply without it, which
+    /// berth warns loudly about, since two applies could then overwrite each other)
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true")]
     pub lock: bool,
 
-    #[command(flatten)]
-    pub intents: IntentArgs,
+    /// How long to wait for the state lock while another berth holds it (`30s`, `5m`, `1h`,
+    /// `500ms`); 0 refuses at once, naming the holder
+    #[arg(long = "lock-timeout", value_name = "DURATION", default_value = "0s",
+          value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// `30s`, `5m`, `1h`, `500ms`, `0` (Terraform's duration syntax, one unit): a duration.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("`{text}` has no unit: write e.g. 30s, 5m, 1h or 500ms"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` does not start with a whole number (e.g. 30s)"))?;
+    let seconds = |factor: u64| {
+        n.checked_mul(factor)
+            .map(std::time::Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long"))
+    };
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
+        _ => Err(format!(
+            "`{text}`: unknown unit `{unit}` (use ms, s, m or h)"
+        )),
+    }
 }
 
 /// Intents given as flags: each is the same as its HCL block, and plans the same.
@@ -366,4 +430,23 @@ pub struct SimulateArgs {
     /// Bandwidth of every host's migration link, MiB/s (default: the plan's)
     #[arg(long, value_name = "MIB_S", value_parser = clap::value_parser!(u32).range(1..))]
     pub link_bandwidth: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_take_terraform_units() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "30", "s", "-5s", "1.5s", "3d", "99999999999999999999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

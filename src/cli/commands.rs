@@ -74,17 +74,27 @@ fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError
 /// The state lock for `plan` (so that nobody plans against hosts an apply is changing), and a
 /// warning when an apply left a plan unfinished.
 ///
-/// `plan` writes nothing but its `-out` file. Where the state directory does not exist yet no
-/// apply has ever run (apply creates it before it takes the lock), so there is nothing to lock
-/// and nothing is created: `None`. Otherwise the lock file exists while planning and is removed
-/// after, leaving the directory as it was.
-fn plan_lock(cfg: &Config) -> Result<Option<LockGuard>, CliError> {
-    let dir = cfg.state.path.parent().unwrap_or(Path::new("."));
-    if !dir.is_dir() {
-        return Ok(None);
+/// `plan` writes nothing but its `-out` file. Where the local state directory does not exist
+/// yet no apply has ever run (apply creates it before it takes the lock), so there is nothing
+/// to lock and nothing is created: `None`. Otherwise the lock file exists while planning and
+/// is removed after, leaving the directory as it was. PostgreSQL is always locked.
+fn plan_lock(cfg: &Config, timeout: std::time::Duration) -> Result<Option<LockGuard>, CliError> {
+    if matches!(cfg.state.backend, crate::config::StateBackendConfig::Local) {
+        let dir = cfg.state.path.parent().unwrap_or(Path::new("."));
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if !dir.is_dir() {
+            return Ok(None);
+        }
     }
-    let store = crate::state::StateStore::open(&cfg.state.path)?;
-    let guard = store.lock("plan")?;
+    let (store, _created) = crate::state::open(&cfg.state)?;
+    if !timeout.is_zero() {
+        eprintln!("Acquiring state lock. This may take a few moments...");
+    }
+    let guard = store.lock("plan", timeout)?;
     if let Some(u) = store.load()?.and_then(|s| s.in_progress) {
         eprintln!(
             "Warning: plan {} of an earlier apply is unfinished; `berth apply` continues it before anything else \
@@ -185,7 +195,11 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
-    let _lock = if args.lock { plan_lock(&cfg)? } else { None };
+    let _lock = if args.lock.lock {
+        plan_lock(&cfg, args.lock.lock_timeout)?
+    } else {
+        None
+    };
     let inv = plan::build::load_inventory(&cfg)?;
     let scope = plan::build::Scope {
         targets: args.targets.clone(),

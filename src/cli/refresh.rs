@@ -18,7 +18,7 @@ use super::exit;
 
 pub fn refresh(args: &RefreshArgs) -> Result<u8, CliError> {
     let cfg = config::load_dir(Path::new("."))?;
-    let store = apply::open_store(&cfg.state.path)?;
+    let (store, _created) = apply::open_store(&cfg.state.path)?;
     let _lock = store.lock("refresh")?;
     if let Some(u) = store.load()?.and_then(|s| s.in_progress) {
         return Err(CliError::Refused(format!(

@@ -1,23 +1,24 @@
-//! `berth state list | show GUEST` and `berth force-unlock LOCK_ID`: reading the state file
-//! and removing a lock left behind. Reading takes no lock (like `terraform state list`).
+//! `berth state list | show GUEST | pull | push FILE` and `berth force-unlock LOCK_ID`:
+//! reading the state from its backend, moving it between the local file and the backend, and
+//! removing a lock. Reading takes no lock (like `terraform state list`); pushing does.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::apply::{open_store, resume};
+use crate::apply::resume;
 use crate::config;
-use crate::state::{JournalEntry, State, StateStore};
+use crate::state::{Backend, JournalEntry, State, StateStore};
 
 use super::args::{ForceUnlockArgs, StateCommand};
 use super::error::CliError;
 use super::exit;
 
-fn store() -> Result<StateStore, CliError> {
+fn store() -> Result<Box<dyn Backend>, CliError> {
     let cfg = config::load_dir(Path::new("."))?;
     // Reading creates nothing: a state directory made only to be read goes again at once.
-    let (store, _created) = open_store(&cfg.state.path)?;
+    let (store, _created) = crate::state::open(&cfg.state)?;
     Ok(store)
 }
 
@@ -55,16 +56,21 @@ fn guests(state: &State) -> BTreeSet<&str> {
 
 pub fn state(cmd: &StateCommand) -> Result<u8, CliError> {
     let store = store()?;
+    match cmd {
+        StateCommand::Push { file, lock } => return push(&*store, file, lock),
+        StateCommand::Pull { out } => return pull(&*store, out.as_deref()),
+        StateCommand::List | StateCommand::Show { .. } => {}
+    }
     let Some(state) = store.load()? else {
         println!(
-            "No state yet: berth has applied nothing here ({} does not exist).",
-            store.path().display()
+            "No state yet: berth has applied nothing here ({} holds none).",
+            store.describe()
         );
         return Ok(exit::OK);
     };
     match cmd {
-        StateCommand::List => list(&state),
         StateCommand::Show { guest } => show(&state, guest)?,
+        _ => list(&state),
     }
     if let Some(u) = &state.in_progress {
         println!(
@@ -174,7 +180,82 @@ pub fn force_unlock(args: &ForceUnlockArgs) -> Result<u8, CliError> {
     println!(
         "Removed lock {} of {} ({holder}).",
         holder.id,
-        store.lock_path().display()
+        store.describe()
+    );
+    Ok(exit::OK)
+}
+
+/// `berth state pull [-out FILE]`: the state as JSON on stdout, or into a local state file.
+fn pull(store: &dyn Backend, out: Option<&Path>) -> Result<u8, CliError> {
+    let Some(state) = store.load()? else {
+        return Err(CliError::Refused(format!(
+            "{} holds no state yet: nothing to pull",
+            store.describe()
+        )));
+    };
+    match out {
+        Some(path) => {
+            crate::state::store::write_state_file(path, &state)?;
+            eprintln!(
+                "Pulled {} (serial {}, lineage {}) into {}.",
+                store.describe(),
+                state.serial,
+                state.lineage,
+                path.display()
+            );
+        }
+        None => super::commands::print(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&state).unwrap_or_default()
+        ))?,
+    }
+    Ok(exit::OK)
+}
+
+/// `berth state push FILE`: writes a local state file into the configured backend, under its
+/// lock. Like `terraform state push`, refused when the backend holds another lineage or a
+/// newer serial (someone applied since the file was taken).
+fn push(store: &dyn Backend, file: &Path, lock: &super::args::LockArgs) -> Result<u8, CliError> {
+    let mut state = StateStore::open(file)?.load()?.ok_or_else(|| {
+        CliError::Refused(format!(
+            "{} does not exist: nothing to push",
+            file.display()
+        ))
+    })?;
+    let _guard = if lock.lock {
+        Some(store.lock("state push", lock.lock_timeout)?)
+    } else {
+        None
+    };
+    if let Some(current) = store.load()? {
+        if current.lineage != state.lineage {
+            return Err(CliError::Refused(format!(
+                "{} holds another state (lineage {}, the file has {}); nothing was pushed",
+                store.describe(),
+                current.lineage,
+                state.lineage
+            )));
+        }
+        if current.serial > state.serial {
+            return Err(CliError::Refused(format!(
+                "{} is newer than {} (serial {} > {}): someone applied since; pull it first (`berth state pull`)",
+                store.describe(),
+                file.display(),
+                current.serial,
+                state.serial
+            )));
+        }
+        state.serial = current.serial;
+    }
+    let from = state.serial;
+    store.save(&mut state)?;
+    println!(
+        "Pushed {} into {} (lineage {}, serial {} → {}).",
+        file.display(),
+        store.describe(),
+        state.lineage,
+        from,
+        state.serial
     );
     Ok(exit::OK)
 }

@@ -9,8 +9,8 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use super::error::{ConfigError, located};
 use super::model::{
     BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
-    InventoryConfig, LiveOptions, MigrationMode, PlacementRule, RebalanceIntent, RuleKind,
-    SourceFile, Span, Spanned, SshSettings, StateConfig,
+    InventoryConfig, LiveOptions, MigrationMode, PlacementRule, PostgresSettings, RebalanceIntent,
+    RuleKind, SourceFile, Span, Spanned, SshSettings, StateBackendConfig, StateConfig,
 };
 use super::validate::Node;
 
@@ -41,10 +41,8 @@ pub(crate) fn build(
             .map(build_defaults)
             .transpose()?
             .unwrap_or_default();
-        let state = match root.child("state").and_then(|node| node.str("path")) {
-            Some(path) => StateConfig {
-                path: resolve_path(&dir, &path.value),
-            },
+        let state = match root.child("state") {
+            Some(node) => build_state(node, &dir)?,
             None => StateConfig::default_in(&dir),
         };
         let hosts: BTreeMap<String, HostIntent> = root
@@ -125,6 +123,61 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
         volume_check_command: node.list("volume_check_command"),
         es_xml_out: node.str("es_xml_out").map(|p| resolve_path(dir, &p.value)),
     })
+}
+
+fn build_state(node: &Node, dir: &Path) -> Result<StateConfig, Internal> {
+    let path = node.str("path").map_or_else(
+        || dir.join(StateConfig::DEFAULT_PATH),
+        |p| resolve_path(dir, &p.value),
+    );
+    let postgres_only = ["url", "workspace", "schema"];
+    let backend = match node.enumeration("backend").map(|b| b.value) {
+        Some("postgres") => {
+            let schema = node.str("schema");
+            if let Some(s) = &schema
+                && !is_sql_identifier(&s.value)
+            {
+                return Err(Internal(
+                    s.span.clone(),
+                    format!(
+                        "`schema = \"{}\"` is not a plain SQL name (lower-case letters, digits and `_`, not starting with a digit, at most 63 characters)",
+                        s.value
+                    ),
+                ));
+            }
+            StateBackendConfig::Postgres(PostgresSettings {
+                url: node.str("url").map(|u| u.value),
+                workspace: node.str("workspace").map_or_else(
+                    || PostgresSettings::DEFAULT_WORKSPACE.to_string(),
+                    |w| w.value,
+                ),
+                schema: schema
+                    .map_or_else(|| PostgresSettings::DEFAULT_SCHEMA.to_string(), |s| s.value),
+            })
+        }
+        _ => {
+            if let Some(name) = postgres_only.iter().find(|n| node.str(n).is_some())
+                && let Some(value) = node.str(name)
+            {
+                return Err(Internal(
+                    value.span,
+                    format!(
+                        "`{name}` belongs to the PostgreSQL backend: add `backend = \"postgres\"` to the `state` block, or remove `{name}`"
+                    ),
+                ));
+            }
+            StateBackendConfig::Local
+        }
+    };
+    Ok(StateConfig { path, backend })
+}
+
+/// A schema name berth can put in SQL without quoting surprises.
+fn is_sql_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 63
 }
 
 fn build_ssh(node: &Node, dir: &Path) -> SshSettings {
@@ -404,13 +457,14 @@ mod tests {
             Some(PathBuf::from("/etc/berth/out/es.xml"))
         );
 
-        let missing = crate::config::parse_str(
+        // `path` may be left out (e.g. a PostgreSQL state block): the default file then.
+        let empty = crate::config::parse_str(
             "main.hcl",
             "inventory {\n  es_xml = \"es.xml\"\n}\nstate {\n}\n",
             dir,
-        );
-        let message = crate::config::render(&missing.unwrap_err(), false);
-        assert!(message.contains("path"), "{message}");
+        )
+        .unwrap();
+        assert_eq!(empty.state, StateConfig::default_in(dir));
     }
 
     #[test]

@@ -159,8 +159,39 @@ pub struct InventoryConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StateConfig {
     /// The state file, resolved against the configuration directory; its lock is
-    /// `<path>.lock` beside it.
+    /// `<path>.lock` beside it. With the PostgreSQL backend, its directory keeps the recovery
+    /// file of an apply that lost the database.
     pub path: PathBuf,
+    pub backend: StateBackendConfig,
+}
+
+/// Which backend keeps the state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StateBackendConfig {
+    /// The local file at [`StateConfig::path`].
+    #[default]
+    Local,
+    /// A workspace in a PostgreSQL database.
+    Postgres(PostgresSettings),
+}
+
+/// `state { backend = "postgres" … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresSettings {
+    /// The connection URL (`postgresql://user@host/db`); `None`: from `BERTH_PG_URL`, so that
+    /// no password sits in HCL.
+    pub url: Option<String>,
+    /// Each workspace has its own state and lock (one per rack, per pipeline, …).
+    pub workspace: String,
+    /// The database schema berth's tables live in (created by berth's migrations).
+    pub schema: String,
+}
+
+impl PostgresSettings {
+    /// The environment variable the URL comes from when `url` is not set.
+    pub const URL_ENV: &'static str = "BERTH_PG_URL";
+    pub const DEFAULT_WORKSPACE: &'static str = "default";
+    pub const DEFAULT_SCHEMA: &'static str = "berth";
 }
 
 impl StateConfig {
@@ -171,6 +202,7 @@ impl StateConfig {
     pub fn default_in(dir: &std::path::Path) -> StateConfig {
         StateConfig {
             path: dir.join(Self::DEFAULT_PATH),
+            backend: StateBackendConfig::Local,
         }
     }
 }

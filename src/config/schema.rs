@@ -95,6 +95,8 @@ impl BlockSpec {
 pub(crate) const MODES: &[&str] = &["offline", "offline_force", "live"];
 /// Values of `drift_source` (the model's `DriftSource`).
 pub(crate) const DRIFT_SOURCES: &[&str] = &["libvirt", "es_xml"];
+/// Values of `state.backend`.
+pub(crate) const STATE_BACKENDS: &[&str] = &["local", "postgres"];
 /// Values of `rebalance.on` (the model's `BalanceOn`).
 pub(crate) const BALANCE_ON: &[&str] = &["memory", "vcpus", "both"];
 
@@ -164,7 +166,13 @@ const INVENTORY: BlockSpec = BlockSpec {
 
 const STATE: BlockSpec = BlockSpec {
     name: "state",
-    attrs: &[required("path", Kind::Str)],
+    attrs: &[
+        attr("path", Kind::Str),
+        attr("backend", Kind::Enum(STATE_BACKENDS)),
+        attr("url", Kind::Str),
+        attr("workspace", Kind::Str),
+        attr("schema", Kind::Str),
+    ],
     ..BLOCK
 };
 

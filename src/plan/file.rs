@@ -13,7 +13,7 @@
 //! checks the signature: a signed plan needs the key and a matching HMAC, and with the key set
 //! an unsigned plan is refused (a pipeline that signs accepts only what it signed).
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 

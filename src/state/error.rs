@@ -43,7 +43,8 @@ pub enum StateError {
         ours: u64,
     },
 
-    #[error("state `{}` is locked: {info}; if that process is gone, run `berth force-unlock {}`", path.display(), info.id)]
+    /// Someone holds the lock (after waiting `-lock-timeout`, if any).
+    #[error("state `{}` is locked: {info}; wait for it (`-lock-timeout 5m`), or if that berth hangs, run `berth force-unlock {}`", path.display(), info.id)]
     Locked { path: PathBuf, info: Box<LockInfo> },
 
     #[error("lock file `{}` exists but cannot be read ({reason}); remove it by hand once no berth runs", path.display())]
@@ -58,4 +59,32 @@ pub enum StateError {
 
     #[error("state `{}` is not locked", path.display())]
     NotLocked { path: PathBuf },
+
+    /// A recovery file of an interrupted apply cannot be replayed safely.
+    #[error("recovery file `{}` of an interrupted apply cannot be replayed: {why}; compare it with the state (`berth state pull`) and remove it by hand once you have kept what you need", path.display())]
+    Recovery { path: PathBuf, why: String },
+
+    /// The PostgreSQL backend failed.
+    #[error("{action} ({target}): {message}")]
+    Postgres {
+        action: &'static str,
+        /// Host, database and workspace (never the password).
+        target: String,
+        message: String,
+    },
+
+    /// `backend = "postgres"` without a URL anywhere.
+    #[error(
+        "the state backend is PostgreSQL, but no URL is set: set `url` in the `state` block or the environment variable {env} (which keeps the password out of HCL)"
+    )]
+    NoPostgresUrl { env: &'static str },
+
+    /// The URL does not parse.
+    #[error("the PostgreSQL URL is not valid: {message}")]
+    BadPostgresUrl { message: String },
+
+    /// Our lock was taken from us (force-unlock, or our database session ended) and another
+    /// berth may hold it now: writing would overwrite its state.
+    #[error("{target}: this berth no longer holds the state lock ({why}); nothing was written")]
+    LockLost { target: String, why: String },
 }

@@ -32,10 +32,14 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         host: wanted.first().map(|h| h.to_string()),
     };
     // No file (or not even its directory): nothing was ever applied here.
-    let loaded = if path.exists() {
-        StateStore::open(path).and_then(|store| store.load())
-    } else {
-        Ok(None)
+    let loaded = match &cfg.state.backend {
+        crate::config::StateBackendConfig::Local if !path.exists() => Ok(None),
+        crate::config::StateBackendConfig::Local => {
+            StateStore::open(path).and_then(|store| store.load())
+        }
+        crate::config::StateBackendConfig::Postgres(_) => {
+            super::open(&cfg.state).and_then(|(backend, _created)| backend.load())
+        }
     };
     match loaded {
         Ok(Some(state)) => Ok(History {
@@ -43,9 +47,14 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
             stopped_in_place: stopped_in_place(&state),
         }),
         Ok(None) => Err(error(format!(
-            "return_home (or the end of maintenance) on {} needs the state file {} to know which guests berth moved off or stopped there, and there is none",
+            "return_home (or the end of maintenance) on {} needs {} to know which guests berth moved off or stopped there, and there is none",
             wanted.join(", "),
-            path.display()
+            match &cfg.state.backend {
+                crate::config::StateBackendConfig::Local =>
+                    format!("the state file {}", path.display()),
+                crate::config::StateBackendConfig::Postgres(pg) =>
+                    format!("the state of PostgreSQL workspace `{}`", pg.workspace),
+            }
         ))),
         Err(e) => Err(error(format!("return_home on {}: {e}", wanted.join(", ")))),
     }

@@ -1,11 +1,14 @@
-//! The state lock: `<state>.lock`, created exclusively (`O_CREAT|O_EXCL`), holding who took
-//! it. A crashed berth leaves it behind on purpose; `berth force-unlock <id>` removes it, but
-//! only when the id matches, so an operator cannot remove a lock someone else just took.
+//! The local state lock: an OS file lock on `<state>.lock`, whose content names who took it.
+//! The kernel releases the lock of a process that dies, so a crashed berth leaves nothing to
+//! clean up. `berth force-unlock <id>` removes the file (for shared filesystems without file
+//! locks, or a holder that hangs), but only when the id matches, so an operator cannot remove
+//! a lock someone else just took.
 
-use std::fs::{File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,16 +27,23 @@ pub struct LockInfo {
     /// What the holder is doing (`apply`, `state rm`, …).
     pub operation: String,
     pub created: DateTime<Utc>,
+    /// The plan the holder is applying, once it has one (the PostgreSQL backend records it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
 }
 
 impl std::fmt::Display for LockInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "held by {} (pid {}) for `{}` since {} (lock id {})",
+            "held by {} (pid {}) for `{}`{} since {} (lock id {})",
             self.owner,
             self.pid,
             self.operation,
+            self.plan
+                .as_ref()
+                .map(|p| format!(" of plan {p}"))
+                .unwrap_or_default(),
             self.created
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             self.id
@@ -80,7 +90,7 @@ fn user_of_uid(passwd: &str, uid: u32) -> Option<String> {
 }
 
 impl LockInfo {
-    fn for_this_process(operation: &str) -> LockInfo {
+    pub(super) fn for_this_process(operation: &str) -> LockInfo {
         let host = local_host();
         LockInfo {
             id: uuid::Uuid::new_v4().to_string(),
@@ -89,6 +99,7 @@ impl LockInfo {
             host,
             operation: operation.to_string(),
             created: Utc::now(),
+            plan: None,
         }
     }
 }
@@ -111,52 +122,113 @@ pub(super) fn read(path: &Path) -> Result<Option<LockInfo>, StateError> {
     }
 }
 
-/// Takes the lock at `path` or reports who holds it.
-pub(super) fn acquire(path: &Path, operation: &str) -> Result<LockGuard, StateError> {
-    let info = LockInfo::for_this_process(operation);
+/// Takes the lock at `path`, waiting up to `wait` for a holder to let go, or reports who holds
+/// it.
+///
+/// The lock is the OS file lock (`flock`) on `<state>.lock`, which the kernel drops when its
+/// holder dies (even `kill -9`): a dead berth leaves no lock behind. The file still records
+/// the holder, for the refusal message and for `force-unlock` (needed only where file locks
+/// do not reach, such as some shared filesystems, or for a holder that hangs).
+pub(super) fn acquire(
+    path: &Path,
+    operation: &str,
+    wait: Duration,
+) -> Result<LockGuard, StateError> {
+    let deadline = Instant::now() + wait;
+    let mut races = 0;
+    loop {
+        match try_acquire(path, operation)? {
+            Attempt::Taken(guard) => return Ok(guard),
+            // The holder released (and removed) the file between our open and our lock: open
+            // again (a file replaced over and over is someone else's doing, not a lock).
+            Attempt::Raced if races < 100 => races += 1,
+            Attempt::Raced => {
+                return Err(StateError::LockUnreadable {
+                    path: path.to_path_buf(),
+                    reason: "it is replaced faster than it can be locked".into(),
+                });
+            }
+            Attempt::Held(file) => {
+                if Instant::now() >= deadline {
+                    return Err(held_error(path, &file));
+                }
+                std::thread::sleep(LOCK_POLL.min(deadline - Instant::now()));
+            }
+        }
+    }
+}
+
+/// How often a waiting berth asks again (the kernel has no timed `flock`).
+const LOCK_POLL: Duration = Duration::from_millis(100);
+
+enum Attempt {
+    Taken(LockGuard),
+    Raced,
+    Held(File),
+}
+
+/// Why a held lock refuses us: its record, or that the record cannot be read.
+fn held_error(path: &Path, _file: &File) -> StateError {
+    match read(path) {
+        Ok(Some(holder)) => StateError::Locked {
+            path: path.to_path_buf(),
+            info: Box::new(holder),
+        },
+        Ok(None) => StateError::LockUnreadable {
+            path: path.to_path_buf(),
+            reason: "it vanished while being read".into(),
+        },
+        Err(e) => e,
+    }
+}
+
+// `File::try_lock` is Rust 1.89, which the locked dependencies need already; Cargo.toml's
+// `rust-version` is corrected to it separately (issue 12, dependency hygiene).
+#[allow(clippy::incompatible_msrv)]
+fn try_acquire(path: &Path, operation: &str) -> Result<Attempt, StateError> {
     let io = |action, error| StateError::Io {
         action,
         path: path.to_path_buf(),
         error,
     };
-    let mut file = match OpenOptions::new()
+    let file = OpenOptions::new()
+        .read(true)
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(false)
         .mode(0o600)
         .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            return Err(match read(path)? {
-                Some(holder) => StateError::Locked {
-                    path: path.to_path_buf(),
-                    info: Box::new(holder),
-                },
-                // Removed between our attempt and our read: report rather than race again.
-                None => StateError::LockUnreadable {
-                    path: path.to_path_buf(),
-                    reason: "it vanished while being read".into(),
-                },
-            });
-        }
-        Err(e) => return Err(io("creating lock", e)),
-    };
-    // From here on the lock exists: the guard removes it again if writing fails.
-    let mut guard = LockGuard {
-        path: path.to_path_buf(),
-        info,
-        written: false,
-    };
-    let text =
-        serde_json::to_string_pretty(&guard.info).map_err(|e| io("writing lock", e.into()))?;
-    file.write_all(text.as_bytes())
+        .map_err(|e| io("opening lock", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(Attempt::Held(file)),
+        Err(TryLockError::Error(e)) => return Err(io("locking", e)),
+    }
+    // A holder removes the file before it unlocks: the inode we locked must still be the
+    // one at `path`, or we hold a lock nobody else can see.
+    let ours = file.metadata().map_err(|e| io("reading lock", e))?;
+    match std::fs::metadata(path) {
+        Ok(at_path) if at_path.ino() == ours.ino() && at_path.dev() == ours.dev() => {}
+        Ok(_) => return Ok(Attempt::Raced),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Attempt::Raced),
+        Err(e) => return Err(io("reading lock", e)),
+    }
+    // Whatever the file holds (a dead holder's record, a torn write) is stale now.
+    let info = LockInfo::for_this_process(operation);
+    let text = serde_json::to_string_pretty(&info).map_err(|e| io("writing lock", e.into()))?;
+    file.set_len(0).map_err(|e| io("writing lock", e))?;
+    file.write_all_at(text.as_bytes(), 0)
         .map_err(|e| io("writing lock", e))?;
     file.sync_all().map_err(|e| io("syncing lock", e))?;
-    guard.written = true;
+    let held = FileLock {
+        path: path.to_path_buf(),
+        id: info.id.clone(),
+        file: Some(file),
+    };
     if let Some(dir) = path.parent() {
         sync_dir(dir).map_err(|e| io("syncing directory of lock", e))?;
     }
-    Ok(guard)
+    Ok(Attempt::Taken(LockGuard::new(info, Box::new(held))))
 }
 
 /// Removes the lock at `path` when it is held under `id`.
@@ -189,40 +261,46 @@ pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A held lock; dropping it releases the lock.
+/// A held lock, of whichever backend; dropping it releases the lock.
 #[derive(Debug)]
 pub struct LockGuard {
-    path: PathBuf,
     info: LockInfo,
-    /// False until the lock file holds our info completely.
-    written: bool,
+    /// What keeps the lock (the open lock file, the database session); dropped last.
+    _held: Box<dyn std::fmt::Debug + Send + Sync>,
 }
 
 impl LockGuard {
+    pub(super) fn new(info: LockInfo, held: Box<dyn std::fmt::Debug + Send + Sync>) -> LockGuard {
+        LockGuard { info, _held: held }
+    }
+
     pub fn info(&self) -> &LockInfo {
         &self.info
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
-impl Drop for LockGuard {
+/// The local lock file held open (and OS-locked).
+#[derive(Debug)]
+struct FileLock {
+    path: PathBuf,
+    id: String,
+    /// The OS lock lives as long as the file is open.
+    file: Option<File>,
+}
+
+impl Drop for FileLock {
     fn drop(&mut self) {
-        // Remove only our own lock: after a force-unlock someone else may hold the file.
-        match read(&self.path) {
-            Ok(Some(holder)) if holder.id == self.info.id => {
-                if let Err(e) = std::fs::remove_file(&self.path) {
-                    tracing::warn!(path = %self.path.display(), error = %e, "could not remove state lock");
-                }
-            }
-            // Our own write failed half-way: the unreadable file is still ours.
-            Err(StateError::LockUnreadable { .. }) if !self.written => {
-                let _ = std::fs::remove_file(&self.path);
-            }
-            _ => {}
+        // Remove the file while still holding the lock (a waiter that opened it meanwhile sees
+        // the inode is gone and opens afresh), and only our own: after a force-unlock someone
+        // else may hold the file now at this path.
+        if let Ok(Some(holder)) = read(&self.path)
+            && holder.id == self.id
+            && let Err(e) = std::fs::remove_file(&self.path)
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove state lock");
         }
+        // Closing the file releases the OS lock.
+        drop(self.file.take());
     }
 }
 

@@ -5,8 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use chrono::Utc;
 
+use super::backend::Backend;
+use super::dirs::CreatedDirs;
 use super::error::StateError;
 use super::lock::{self, LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, State};
@@ -46,6 +50,13 @@ impl StateStore {
         lock_name.push(".lock");
         let lock_path = path.with_file_name(lock_name);
         Ok(StateStore { path, lock_path })
+    }
+
+    /// [`StateStore::open`], creating the directory (mode 0700) when missing; what it created
+    /// comes back as a [`CreatedDirs`] guard (see [`super::dirs`]).
+    pub fn open_creating(path: &Path) -> Result<(StateStore, CreatedDirs), StateError> {
+        let created = super::dirs::create_parent(path)?;
+        Ok((StateStore::open(path)?, created))
     }
 
     pub fn path(&self) -> &Path {
@@ -130,23 +141,13 @@ impl StateStore {
 
     /// Writes `state` as it may be on disk: see [`without_secrets`].
     fn write_atomically(&self, state: &State) -> Result<(), StateError> {
-        let io = |action, error| StateError::Io {
-            action,
-            path: self.path.clone(),
-            error,
-        };
-        let state = without_secrets(state);
-        let mut text =
-            serde_json::to_string_pretty(&*state).map_err(|e| io("serializing state", e.into()))?;
-        text.push('\n');
-        crate::atomic_file::write(&self.path, text.as_bytes(), STATE_FILE_MODE)
-            .map_err(|e| io(e.action, e.source))
+        write_json_atomically(&self.path, &*without_secrets(state))
     }
 
-    /// Takes the state lock for `operation`; fails with [`StateError::Locked`] naming the
-    /// holder when another process has it.
+    /// Takes the state lock for `operation`; fails at once with [`StateError::Locked`]
+    /// naming the holder when another process has it.
     pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
-        lock::acquire(&self.lock_path, operation)
+        lock::acquire(&self.lock_path, operation, Duration::ZERO)
     }
 
     /// Who holds the lock, if anyone.
@@ -160,9 +161,68 @@ impl StateStore {
         lock::force_remove(&self.lock_path, id)
     }
 }
+
+/// Writes `state` to the state file at `path` as it is (serial included), atomically, mode
+/// 0600, creating the directory: what `berth state pull -out` writes.
+pub fn write_state_file(path: &Path, state: &State) -> Result<(), StateError> {
+    // A directory created here holds the file once written; if the write fails it goes again.
+    let (_store, _created) = StateStore::open_creating(path)?;
+    write_json_atomically(path, &*without_secrets(state))
+}
+
+/// Writes `value` as pretty JSON to `path` atomically: a temporary file in the same directory
+/// (mode 0600), fsynced, renamed over `path`, and the directory fsynced.
+pub(super) fn write_json_atomically<T: serde::Serialize>(
+    path: &Path,
+    value: &T,
+) -> Result<(), StateError> {
+    let io = |action, error| StateError::Io {
+        action,
+        path: path.to_path_buf(),
+        error,
+    };
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| io("serializing state", e.into()))?;
+    text.push('\n');
+    crate::atomic_file::write(path, text.as_bytes(), STATE_FILE_MODE)
+        .map_err(|e| io(e.action, e.source))
+}
+
+impl Backend for StateStore {
+    fn describe(&self) -> String {
+        format!("state file `{}`", self.path.display())
+    }
+
+    fn load(&self) -> Result<Option<State>, StateError> {
+        StateStore::load(self)
+    }
+
+    fn save(&self, state: &mut State) -> Result<(), StateError> {
+        StateStore::save(self, state)
+    }
+
+    fn lock(&self, operation: &str, wait: Duration) -> Result<LockGuard, StateError> {
+        lock::acquire(&self.lock_path, operation, wait)
+    }
+
+    fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
+        StateStore::lock_info(self)
+    }
+
+    fn force_unlock(&self, id: &str) -> Result<LockInfo, StateError> {
+        StateStore::force_unlock(self, id)
+    }
+
+    fn recovery_path(&self) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(".recovery");
+        self.path.with_file_name(name)
+    }
+}
+
 /// `state` with the secrets of its recorded definitions removed ([`secrets::strip_secrets`]);
 /// a definition that cannot be read well enough to tell is not recorded at all.
-fn without_secrets(state: &State) -> std::borrow::Cow<'_, State> {
+pub(crate) fn without_secrets(state: &State) -> std::borrow::Cow<'_, State> {
     let holds_secret = |xml: &String| secrets::strip_secrets(xml).as_ref() != Some(xml);
     if !state
         .topology

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod drain_lab;
+pub mod held;
+pub mod pg;
 
 use std::path::Path;
 

@@ -1,0 +1,540 @@
+//! The PostgreSQL state backend against a real server (tests/common/pg.rs): concurrent applies
+//! on many workspaces, two on one workspace serialized by the advisory lock, a killed holder
+//! releasing its lock, a crashed server keeping what was journaled, `state push` / `pull`,
+//! and the recovery file of an apply that lost the database.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use berth::apply::{
+    ApplyError, ExecOptions, Kept, MigrationProgress, Session, StepContext, StepOutcome, StepRunner,
+};
+use berth::config::{self, PostgresSettings};
+use berth::schedule::Step;
+use berth::state::postgres::PgBackend;
+use berth::state::{Backend, State, StateStore, StepStatus};
+
+use common::drain_lab::*;
+use common::pg::{PgServer, shared};
+
+/// A drain lab whose state lives in `workspace` (schema `schema`) of the server the URL in
+/// `BERTH_PG_URL` names.
+fn pg_lab(workspace: &str, schema: &str) -> tempfile::TempDir {
+    pg_lab_at(workspace, schema, None)
+}
+
+/// [`pg_lab`] with the URL in the HCL (`None`: from `BERTH_PG_URL`).
+fn pg_lab_at(workspace: &str, schema: &str, url: Option<&str>) -> tempfile::TempDir {
+    let lab = drain_lab();
+    let hcl = lab.path().join("main.hcl");
+    let mut text = std::fs::read_to_string(&hcl).unwrap();
+    let url = url
+        .map(|u| format!("  url       = \"{u}\"\n"))
+        .unwrap_or_default();
+    text.push_str(&format!(
+        "\nstate {{\n  backend   = \"postgres\"\n  workspace = \"{workspace}\"\n  schema    = \"{schema}\"\n{url}}}\n"
+    ));
+    std::fs::write(&hcl, text).unwrap();
+    lab
+}
+
+fn berth_cmd(dir: &Path, url: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("berth"));
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("BERTH_PG_URL", url);
+    cmd
+}
+
+fn berth(dir: &Path, url: &str, args: &[&str]) -> Output {
+    berth_cmd(dir, url, args).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&o.stdout),
+        text(&o.stderr)
+    );
+}
+
+fn backend(server: &PgServer, workspace: &str, schema: &str, dir: &Path) -> PgBackend {
+    PgBackend::new(
+        &PostgresSettings {
+            url: Some(server.url()),
+            workspace: workspace.into(),
+            schema: schema.into(),
+        },
+        dir,
+    )
+    .unwrap()
+}
+
+/// Step ids and statuses of every plan journaled in `state`, by plan.
+fn plans(state: &State) -> Vec<String> {
+    let mut ids: Vec<String> = state.journal.iter().map(|e| e.plan_id.clone()).collect();
+    ids.dedup();
+    ids
+}
+
+fn all_done(state: &State, plan: &str) -> bool {
+    let entries: Vec<_> = state.journal.iter().filter(|e| e.plan_id == plan).collect();
+    !entries.is_empty() && entries.iter().all(|e| e.status == StepStatus::Done)
+}
+
+/// Waits (bounded) until `cond` holds.
+fn wait_for(what: &str, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn eight_applies_on_eight_workspaces_all_succeed() {
+    let server = shared();
+    let url = server.url();
+    let labs: Vec<_> = (0..8)
+        .map(|i| pg_lab(&format!("rack{i}"), "eight"))
+        .collect();
+    let children: Vec<_> = labs
+        .iter()
+        .map(|lab| {
+            berth_cmd(lab.path(), &url, &["apply", "-auto-approve"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        assert_exit(&child.wait_with_output().unwrap(), 0);
+    }
+    for (i, lab) in labs.iter().enumerate() {
+        let state = backend(&server, &format!("rack{i}"), "eight", lab.path())
+            .load()
+            .unwrap()
+            .expect("the workspace has a state");
+        let ids = plans(&state);
+        assert_eq!(ids.len(), 1, "rack{i}: {ids:?}");
+        assert!(all_done(&state, &ids[0]), "rack{i}: {:?}", state.journal);
+        assert!(state.in_progress.is_none());
+        for (guest, host, _) in TARGETS {
+            assert_eq!(state.topology[guest].host, host, "rack{i}");
+        }
+        // Nothing of the local backend was written.
+        assert!(!lab.path().join("state/berth.state.json").exists());
+    }
+}
+
+#[test]
+fn two_applies_on_one_workspace_are_serialized_and_a_waiting_one_is_refused_naming_the_holder() {
+    let server = shared();
+    let url = server.url();
+    let (a, b) = (pg_lab("shared", "two"), pg_lab("shared", "two"));
+    let probe = backend(&server, "shared", "two", a.path());
+
+    // A holder mid-apply: a second berth waits its -lock-timeout, then is refused naming it.
+    let held = common::held::apply_holding_lock(a.path(), &[], &[("BERTH_PG_URL", &url)], |pid| {
+        probe
+            .lock_info()
+            .ok()
+            .flatten()
+            .is_some_and(|i| i.pid == pid)
+    });
+    let pid = held.child.id();
+    let refused = berth(b.path(), &url, &["plan", "-lock-timeout=500ms"]);
+    assert_exit(&refused, 1);
+    let err = text(&refused.stderr);
+    assert!(err.contains("is locked"), "{err}");
+    assert!(err.contains(&format!("(pid {pid}) for `apply`")), "{err}");
+    assert!(err.contains("PostgreSQL workspace `shared`"), "{err}");
+    held.kill_9();
+
+    // Two applies started together on one workspace: both succeed, one after the other.
+    let children: Vec<_> = [&a, &b]
+        .iter()
+        .map(|lab| {
+            berth_cmd(
+                lab.path(),
+                &url,
+                &["apply", "-auto-approve", "-lock-timeout=5m"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for child in children {
+        assert_exit(&child.wait_with_output().unwrap(), 0);
+    }
+    let state = probe.load().unwrap().unwrap();
+    let ids = plans(&state);
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let span = |plan: &str| {
+        let entries = state.journal.iter().filter(|e| e.plan_id == plan);
+        let started = entries.clone().filter_map(|e| e.started_at).min().unwrap();
+        let finished = entries.filter_map(|e| e.finished_at).max().unwrap();
+        (started, finished)
+    };
+    let (first, second) = (span(&ids[0]), span(&ids[1]));
+    assert!(all_done(&state, &ids[0]) && all_done(&state, &ids[1]));
+    assert!(
+        first.1 <= second.0,
+        "the second apply started a step ({}) before the first finished its last ({})",
+        second.0,
+        first.1
+    );
+}
+
+#[test]
+fn kill_9_of_a_holder_frees_its_lock_at_once() {
+    let server = shared();
+    let url = server.url();
+    let lab = pg_lab("killed", "kill");
+    let probe = backend(&server, "killed", "kill", lab.path());
+    let held =
+        common::held::apply_holding_lock(lab.path(), &[], &[("BERTH_PG_URL", &url)], |pid| {
+            probe
+                .lock_info()
+                .ok()
+                .flatten()
+                .is_some_and(|i| i.pid == pid)
+        });
+    held.kill_9();
+    // The server ends the dead client's session as soon as it sees the socket close.
+    wait_for("the dead session's lock to go", || {
+        probe.lock_info().unwrap().is_none()
+    });
+    let out = berth(lab.path(), &url, &["apply", "-auto-approve"]);
+    assert_exit(&out, 0);
+    assert!(text(&out.stdout).contains("Apply complete!"));
+    assert!(probe.lock_info().unwrap().is_none(), "released at exit");
+}
+
+#[test]
+fn a_crashed_and_restarted_server_keeps_every_journaled_step() {
+    let server = PgServer::start();
+    let url = server.url();
+    let lab = pg_lab("durable", "berth");
+    assert_exit(&berth(lab.path(), &url, &["apply", "-auto-approve"]), 0);
+    let probe = backend(&server, "durable", "berth", lab.path());
+    let before = probe.load().unwrap().unwrap();
+    assert!(all_done(&before, &plans(&before)[0]));
+
+    server.crash();
+    server.start_again();
+    let after = backend(&server, "durable", "berth", lab.path())
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, before);
+    let listed = berth(lab.path(), &url, &["state", "list"]);
+    assert_exit(&listed, 0);
+    for (guest, host, _) in TARGETS {
+        assert!(
+            text(&listed.stdout)
+                .lines()
+                .any(|l| l.starts_with(guest) && l.contains(host)),
+            "{}",
+            text(&listed.stdout)
+        );
+    }
+}
+
+#[test]
+fn push_and_pull_move_the_state_between_the_local_file_and_postgres() {
+    let server = shared();
+    let url = server.url();
+    // Applied with the local file first.
+    let lab = drain_lab();
+    let dir = lab.path();
+    assert_exit(&berth(dir, &url, &["apply", "-auto-approve"]), 0);
+    let local_path = dir.join("state/berth.state.json");
+    let mut local = StateStore::open(&local_path)
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    // timestamptz keeps microseconds: that is all the round trip can keep.
+    berth::state::postgres::to_microseconds(&mut local);
+
+    // Then the configuration moves to PostgreSQL.
+    let hcl = dir.join("main.hcl");
+    let mut text_hcl = std::fs::read_to_string(&hcl).unwrap();
+    text_hcl.push_str("\nstate {\n  backend   = \"postgres\"\n  workspace = \"moved\"\n  schema    = \"push\"\n}\n");
+    std::fs::write(&hcl, text_hcl).unwrap();
+    let empty = berth(dir, &url, &["state", "list"]);
+    assert_exit(&empty, 0);
+    assert!(text(&empty.stdout).contains("No state yet"));
+
+    let pushed = berth(dir, &url, &["state", "push", "state/berth.state.json"]);
+    assert_exit(&pushed, 0);
+    assert!(
+        text(&pushed.stdout)
+            .contains("Pushed state/berth.state.json into PostgreSQL workspace `moved`")
+    );
+
+    let pulled = berth(dir, &url, &["state", "pull", "-out", "pulled.json"]);
+    assert_exit(&pulled, 0);
+    let back = StateStore::open(dir.join("pulled.json"))
+        .unwrap()
+        .load()
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.serial, local.serial + 1);
+    assert_eq!(back.lineage, local.lineage);
+    assert_eq!(back.topology, local.topology);
+    assert_eq!(back.in_progress, local.in_progress);
+    assert_eq!(back.journal.len(), local.journal.len());
+    for (b, l) in back.journal.iter().zip(&local.journal) {
+        assert_eq!(b, l);
+    }
+    let printed = berth(dir, &url, &["state", "pull"]);
+    assert_exit(&printed, 0);
+    let printed: State = serde_json::from_slice(&printed.stdout).unwrap();
+    assert_eq!(printed, back);
+
+    // The old file is older than the workspace now: pushing it again is refused.
+    let stale = berth(dir, &url, &["state", "push", "state/berth.state.json"]);
+    assert_exit(&stale, 1);
+    assert!(
+        text(&stale.stderr).contains("is newer than"),
+        "{}",
+        text(&stale.stderr)
+    );
+    // So is a file of another state history.
+    let mut other = State::new();
+    StateStore::open(dir.join("other.json"))
+        .unwrap()
+        .save(&mut other)
+        .unwrap();
+    let foreign = berth(dir, &url, &["state", "push", "other.json"]);
+    assert_exit(&foreign, 1);
+    assert!(
+        text(&foreign.stderr).contains("another state"),
+        "{}",
+        text(&foreign.stderr)
+    );
+}
+
+/// Runs every step through the libvirt runner, calling `hook` once before the first.
+struct Hooked {
+    inner: Arc<dyn StepRunner>,
+    hook: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl StepRunner for Hooked {
+    fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
+        self.inner.is_done(step, ctx)
+    }
+    fn run(
+        &self,
+        step: &Step,
+        ctx: &StepContext,
+        progress: &mut dyn FnMut(MigrationProgress),
+    ) -> Result<StepOutcome, ApplyError> {
+        if let Some(hook) = self.hook.lock().unwrap().take() {
+            hook();
+        }
+        self.inner.run(step, ctx, progress)
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Applies the drain in-process, with `hook` run as the first step starts; returns how the
+/// run ended, the plan id and the libvirt connections (the test driver's hosts live in this
+/// process: a later session must act on the same ones).
+fn apply_with_hook(
+    rt: &tokio::runtime::Runtime,
+    lab: &Path,
+    hook: Box<dyn FnOnce() + Send>,
+) -> (
+    Result<berth::apply::RunOutcome, ApplyError>,
+    String,
+    Arc<berth::apply::LibvirtRunner>,
+) {
+    let cfg = config::load_dir(lab).unwrap();
+    let mut session = Session::open(cfg, rt.handle().clone()).unwrap();
+    let inv = session.read_inventory().unwrap();
+    let plan = session.make_plan(&inv).unwrap();
+    session.begin(plan, None).unwrap();
+    let plan_id = session.unfinished().unwrap().plan_id.clone();
+    let libvirt = session.libvirt();
+    session.set_runner(Arc::new(Hooked {
+        inner: libvirt.clone(),
+        hook: Mutex::new(Some(hook)),
+    }));
+    let opts = ExecOptions {
+        parallelism: 1,
+        ..ExecOptions::default()
+    };
+    let outcome = rt.block_on(session.run(&opts, &mut |_| {}));
+    (outcome, plan_id, libvirt)
+}
+
+#[test]
+fn an_apply_that_loses_the_database_keeps_its_steps_in_a_recovery_file_the_next_apply_replays() {
+    let server = Arc::new(PgServer::start());
+    let lab = pg_lab_at("lost", "berth", Some(&server.url()));
+    let rt = runtime();
+    let down = Arc::clone(&server);
+    let (outcome, plan_id, libvirt) =
+        apply_with_hook(&rt, lab.path(), Box::new(move || down.crash()));
+    let err = outcome.unwrap_err();
+    let recovery = lab.path().join("state/lost.recovery.json");
+    match &err {
+        ApplyError::StateInterrupted { kept, done, .. } => {
+            assert!(
+                matches!(kept, Kept::RecoveryFile(p) if *p == recovery),
+                "{err}"
+            );
+            // The step that was running when the database went settled, and nothing after it.
+            assert_eq!(*done, 1, "{err}");
+        }
+        other => panic!("expected StateInterrupted, got {other}"),
+    }
+    assert!(err.to_string().contains("recovery file"), "{err}");
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&recovery).unwrap()).unwrap();
+    let kept_state: State = serde_json::from_value(kept["state"].clone()).unwrap();
+    let done_steps: Vec<_> = kept_state
+        .journal
+        .iter()
+        .filter(|e| e.plan_id == plan_id && e.status == StepStatus::Done)
+        .collect();
+    assert_eq!(done_steps.len(), 1, "{:?}", kept_state.journal);
+
+    server.start_again();
+    let probe = backend(&server, "lost", "berth", lab.path());
+    let before = probe.load().unwrap().unwrap();
+    assert_ne!(
+        before
+            .entry(&plan_id, &done_steps[0].step_id)
+            .map(|e| e.status),
+        Some(StepStatus::Done),
+        "the database missed the step's end"
+    );
+    // The next apply replays the file first, then continues the plan to its end (on the same
+    // test-driver hosts, which live in this process).
+    let cfg = config::load_dir(lab.path()).unwrap();
+    let mut session = Session::open_with(cfg, libvirt).unwrap();
+    assert!(
+        session
+            .notes()
+            .iter()
+            .any(|n| n.starts_with(&format!("Replayed {}", recovery.display()))),
+        "{:?}",
+        session.notes()
+    );
+    assert!(!recovery.exists());
+    assert_eq!(
+        session
+            .state()
+            .entry(&plan_id, &done_steps[0].step_id)
+            .map(|e| e.status),
+        Some(StepStatus::Done)
+    );
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
+    assert!(outcome.finished, "{:?}", outcome.report);
+    drop(session);
+    let after = probe.load().unwrap().unwrap();
+    assert!(all_done(&after, &plan_id), "{:?}", after.journal);
+    assert!(after.in_progress.is_none());
+}
+
+#[test]
+fn an_apply_whose_database_restarts_journals_the_running_steps_on_reconnect() {
+    let server = Arc::new(PgServer::start());
+    let lab = pg_lab_at("bounced", "berth", Some(&server.url()));
+    let rt = runtime();
+    let bounce = Arc::clone(&server);
+    let seen = Arc::new(Mutex::new(None));
+    let (url, seen_in_hook) = (server.url(), Arc::clone(&seen));
+    let (outcome, plan_id, libvirt) = apply_with_hook(
+        &rt,
+        lab.path(),
+        Box::new(move || {
+            // Mid-apply, the lock row names this process, the operation and the plan.
+            let probe = PgBackend::new(
+                &PostgresSettings {
+                    url: Some(url),
+                    workspace: "bounced".into(),
+                    schema: "berth".into(),
+                },
+                Path::new("."),
+            )
+            .unwrap();
+            *seen_in_hook.lock().unwrap() = probe.lock_info().unwrap();
+            drop(probe);
+            bounce.crash();
+            bounce.start_again();
+        }),
+    );
+    let holder = seen.lock().unwrap().clone().expect("the lock was held");
+    assert_eq!(
+        (
+            holder.pid,
+            holder.operation.as_str(),
+            holder.plan.as_deref()
+        ),
+        (std::process::id(), "apply", Some(plan_id.as_str()))
+    );
+    assert!(
+        holder
+            .to_string()
+            .contains(&format!("for `apply` of plan {plan_id}")),
+        "{holder}"
+    );
+    let err = outcome.unwrap_err();
+    match &err {
+        ApplyError::StateInterrupted { kept, done, .. } => {
+            assert!(matches!(kept, Kept::Journaled), "{err}");
+            assert_eq!(*done, 1, "{err}");
+        }
+        other => panic!("expected StateInterrupted, got {other}"),
+    }
+    assert!(!lab.path().join("state/bounced.recovery.json").exists());
+    let probe = backend(&server, "bounced", "berth", lab.path());
+    let journaled = probe.load().unwrap().unwrap();
+    let done: Vec<_> = journaled
+        .journal
+        .iter()
+        .filter(|e| e.plan_id == plan_id && e.status == StepStatus::Done)
+        .collect();
+    assert_eq!(done.len(), 1, "{:?}", journaled.journal);
+
+    let cfg = config::load_dir(lab.path()).unwrap();
+    let mut session = Session::open_with(cfg, libvirt).unwrap();
+    assert!(session.notes().is_empty());
+    let outcome = rt
+        .block_on(session.run(&ExecOptions::default(), &mut |_| {}))
+        .unwrap();
+    assert!(outcome.finished, "{:?}", outcome.report);
+    drop(session);
+    assert!(all_done(&probe.load().unwrap().unwrap(), &plan_id));
+}
