@@ -218,6 +218,58 @@ fn edge_inputs_are_refused_or_accepted_without_panic() {
     }
 }
 
+// Findings of the long run (docs/fuzzing.md), each with the smallest input that shows it.
+
+/// Found by the long run (config, 2026-12-03): an error whose label sits past column 65,535 of
+/// its line made `config::render` panic inside miette ("Formatting argument out of range"),
+/// and `berth validate` exit 101. Tabs count 4 columns, so 17,000 of them are enough.
+fn far_right_error(padding: &str) -> String {
+    format!(
+        "inventory {{\n  es_xml = \"es.xml\"\n}}\n\nhost \"h\" {{\n  drain = {padding}\"yes\"\n}}\n"
+    )
+}
+
+#[test]
+fn an_error_far_right_on_a_long_line_renders_as_file_line_col() {
+    for (padding, column) in [(" ".repeat(70_000), 70_011), ("\t".repeat(17_000), 17_011)] {
+        let text = far_right_error(&padding);
+        let err = berth::config::parse_str("main.hcl", &text, std::path::Path::new("/etc/berth"))
+            .unwrap_err();
+        let rendered = berth::config::render(&err, false);
+        let place = format!("main.hcl:6:{column}");
+        assert!(rendered.contains(&place), "{place} not in {rendered}");
+        assert!(rendered.contains("drain"), "{rendered}");
+    }
+    // An error on a short line keeps its snippet.
+    let err = berth::config::parse_str(
+        "main.hcl",
+        &far_right_error(""),
+        std::path::Path::new("/etc/berth"),
+    )
+    .unwrap_err();
+    assert!(berth::config::render(&err, false).contains("╭─[main.hcl:6:11]"));
+}
+
+#[test]
+fn validate_refuses_an_error_far_right_on_a_long_line_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.hcl"),
+        far_right_error(&"\t".repeat(17_000)),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("-C")
+        .arg(dir.path())
+        .arg("validate")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("main.hcl:6:17011"), "{stderr}");
+}
+
 #[track_caller]
 fn assert_proper(target: &mut dyn Target, input: &[u8]) {
     match fuzzing::run_one(target, input) {
