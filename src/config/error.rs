@@ -262,8 +262,9 @@ pub fn render(error: &ConfigError, color: bool) -> String {
         .iter()
         .map(|problem| {
             let mut one = String::new();
-            if handler.render_report(&mut one, *problem).is_err() {
-                // Only a span outside its source can make rendering fail: keep the facts.
+            if !fits_snippet(problem) || handler.render_report(&mut one, *problem).is_err() {
+                // Only a span outside its source can make rendering fail, and only a label
+                // far right on a huge line needs a column miette cannot lay out: keep the facts.
                 one = problem.plain();
             }
             one.trim_end().to_string()
@@ -273,6 +274,33 @@ pub fn render(error: &ConfigError, color: bool) -> String {
         reports.push(format!("{error}"));
     }
     reports.join("\n\n") + "\n"
+}
+
+/// The longest line, in bytes, a label may sit on for miette to draw it. miette pads the
+/// underline with `format!("{:width$}")` to the label's column, and a width past `u16::MAX`
+/// panics (Rust 1.87 and later); a tab counts as 4 columns, a byte as at most 1.
+const MAX_SNIPPET_LINE: usize = u16::MAX as usize / 4;
+
+/// Whether every label of `problem` (and of its notes) lies on lines short enough for miette
+/// to draw; a problem on a longer line is shown as `file:line:col: message` instead.
+fn fits_snippet(problem: &ConfigError) -> bool {
+    let ConfigError::At(located) = problem else {
+        return true;
+    };
+    let short_lines = |text: &str, labels: &[LabeledSpan]| {
+        labels.iter().all(|label| {
+            let start = clamp_to_char_boundary(text, label.offset());
+            let end = clamp_to_char_boundary(text, label.offset() + label.len());
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+            line_end - line_start < MAX_SNIPPET_LINE
+        })
+    };
+    short_lines(located.source_code.inner(), &located.labels)
+        && located
+            .notes
+            .iter()
+            .all(|note| short_lines(note.source_code.inner(), &note.labels))
 }
 
 impl super::model::Config {

@@ -102,7 +102,7 @@ impl Target for EsXml {
         // parser; the parser sees the lossy text so that the bytes still count.
         let text = String::from_utf8_lossy(input);
         match esxml::parse_with_layout(ES_XML_NAME, &text) {
-            Ok((_system, layout)) => {
+            Ok((system, layout)) => {
                 for (id, host) in &layout.hosts {
                     let mut ranges = vec![host.start_tag.clone()];
                     ranges.extend(host.end_tag.clone());
@@ -118,6 +118,27 @@ impl Target for EsXml {
                                 text.len()
                             ));
                         }
+                    }
+                }
+                // What apply writes back: the first guest moved to another host. The file was
+                // accepted and the move is valid, so the rewrite must succeed and say so.
+                let first_move = system.guests.first().and_then(|guest| {
+                    let to = system.hosts.iter().find(|h| h.id != guest.host_id)?;
+                    Some(esxml::GuestMove {
+                        guest_id: guest.id.clone(),
+                        from_host_id: guest.host_id.clone(),
+                        to_host_id: to.id.clone(),
+                    })
+                });
+                if let Some(m) = first_move {
+                    let moves = [m];
+                    if let Err(e) =
+                        esxml::move_guests_parsed(ES_XML_NAME, &text, &system, &layout, &moves)
+                    {
+                        return Verdict::BadError(format!(
+                            "accepted, but moving {} from {} to {} failed: {e}",
+                            moves[0].guest_id, moves[0].from_host_id, moves[0].to_host_id
+                        ));
                     }
                 }
                 Verdict::Accepted
