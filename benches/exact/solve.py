@@ -33,6 +33,7 @@ under the sharing rule from berth's start times. Any violation is printed and co
 """
 
 import argparse
+import bisect
 import glob
 import json
 import math
@@ -44,7 +45,6 @@ from ortools.sat.python import cp_model
 
 SCALE = 1000  # ticks per second
 EPS = 1e-6
-HINT = True
 
 
 def ticks_up(seconds):
@@ -68,6 +68,21 @@ def limit(m, intervals, capacity):
         m.AddNoOverlap(intervals)
     else:
         m.AddCumulative(intervals, [1] * len(intervals), capacity)
+
+
+def hint_ticks(inst):
+    """berth's start times in ticks, each pushed 3 ticks later per step that ended before it
+    started. Durations rounded up to ticks would otherwise make a step overlap one that ended
+    just before it; with the push every "a ends before b starts" of berth's timeline holds in
+    ticks, so no limit sees more steps at once than berth's timeline had and, when berth slowed
+    no transfer down, the hint is a solution of the model."""
+    steps = inst["steps"]
+    ends = sorted(st["berth_start_s"] + st["berth_duration_s"] for st in steps)
+    ticks = []
+    for st in steps:
+        before = bisect.bisect_right(ends, st["berth_start_s"] + EPS)
+        ticks.append(int(round(st["berth_start_s"] * SCALE)) + 3 * before)
+    return ticks
 
 
 def solve(inst, time_limit):
@@ -122,9 +137,8 @@ def solve(inst, time_limit):
     makespan = m.NewIntVar(0, horizon, "makespan")
     m.AddMaxEquality(makespan, end)
     m.Minimize(makespan)
-    if HINT:
-        for i, st in enumerate(steps):
-            m.AddHint(start[i], int(round(st["berth_start_s"] * SCALE)))
+    for i, tick in enumerate(hint_ticks(inst)):
+        m.AddHint(start[i], tick)
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = time_limit
     solver.parameters.num_workers = 1
@@ -190,6 +204,11 @@ def replay(inst, starts):
     return finish
 
 
+def slowed(inst):
+    """Whether berth's timeline slows a transfer down by sharing a link (outside the model)."""
+    return any(st["berth_duration_s"] > st["alone_s"] + 1e-3 for st in inst["steps"])
+
+
 def sweep_max(intervals):
     """Most intervals (start, end) open at once; one ending when another starts is not open."""
     events = sorted([(e, 0) for s, e in intervals] + [(s, 1) for s, e in intervals])
@@ -250,6 +269,11 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--time-limit", type=float, default=20.0)
     ap.add_argument("--json")
+    ap.add_argument(
+        "--compare",
+        help="another export of the same instances (e.g. after a scheduler change): its berth "
+        "timelines are checked and compared with the same optimum",
+    )
     args = ap.parse_args()
     rows = []
     for path in sorted(glob.glob(os.path.join(args.dir, "instance-*.json"))):
@@ -272,6 +296,23 @@ def main():
             if f > res["ends"][i] + 1e-3:
                 opt_problems.append(f"optimum {steps[i]['id']} ends later when replayed")
         berth = inst["berth"]["makespan_s"]
+        other = None
+        if args.compare:
+            alt = json.load(open(os.path.join(args.compare, os.path.basename(path))))
+            assert [st["id"] for st in alt["steps"]] == [st["id"] for st in steps], path
+            a_start = [st["berth_start_s"] for st in alt["steps"]]
+            a_end = [st["berth_start_s"] + st["berth_duration_s"] for st in alt["steps"]]
+            alt_problems = check(alt, a_start, a_end, "berth_deps")
+            for i, f in enumerate(replay(alt, a_start)):
+                if abs(f - a_end[i]) > 1e-3:
+                    alt_problems.append(f"{steps[i]['id']}: ends at {a_end[i]:.3f}, the sharing rule at {f:.3f}")
+            other = {
+                "slowed": slowed(alt),
+                "berth_s": alt["berth"]["makespan_s"],
+                "ratio": alt["berth"]["makespan_s"] / res["optimum_s"],
+                "priority_seed": alt["berth"]["priority_seed"],
+                "violations": alt_problems,
+            }
         row = {
             "instance": os.path.basename(path),
             "kind": inst["kind"],
@@ -289,8 +330,10 @@ def main():
             "berth_lower_bound_s": inst["berth"]["lower_bound_s"],
             "priority_seed": inst["berth"]["priority_seed"],
             "berth_violations": problems,
+            "slowed": slowed(inst),
             "optimum_violations": opt_problems,
             "solve_s": res["wall_s"],
+            "compare": other,
         }
         rows.append(row)
         flag = "" if row["proven"] else f" (bound {res['bound_s']:.1f})"
@@ -300,12 +343,31 @@ def main():
             f"berth={berth:8.1f} opt={res['optimum_s']:8.1f}{flag} ratio={row['ratio']:.4f} "
             f"lb={row['berth_lower_bound_s']:8.1f} violations={len(problems)}/{len(opt_problems)}"
         )
+        if other:
+            print(
+                f"    compared: berth={other['berth_s']:8.1f} ratio={other['ratio']:.4f} "
+                f"seed={other['priority_seed']} violations={len(other['violations'])}"
+            )
+            for p in other["violations"][:5]:
+                print(f"    compared berth: {p}")
         for p in problems[:5]:
             print(f"    berth: {p}")
         for p in opt_problems[:5]:
             print(f"    optimum: {p}")
     if not rows:
         sys.exit("no instance solved")
+    # Unproven instances: the best schedule known in the model, the solver's or a berth
+    # timeline that satisfies it (no violation, no slowed transfer), whichever is shorter.
+    for r in rows:
+        best = r["optimum_s"]
+        for t in [r] + ([r["compare"]] if r.get("compare") else []):
+            feasible = not t.get("slowed") and not t.get("berth_violations", t.get("violations"))
+            if feasible and not r["proven"]:
+                best = min(best, t["berth_s"])
+        r["best_known_s"] = best
+        r["ratio"] = r["berth_s"] / best
+        if r.get("compare"):
+            r["compare"]["ratio"] = r["compare"]["berth_s"] / best
     ratios = [r["ratio"] for r in rows]
     at_opt = sum(1 for r in ratios if r <= 1.0001)
     summary = {
@@ -321,6 +383,22 @@ def main():
         "optimum_infeasible": sum(1 for r in rows if r["optimum_violations"]),
         "berth_lower_bound_loosest": max(r["optimum_s"] / r["berth_lower_bound_s"] for r in rows if r["berth_lower_bound_s"] > 0),
     }
+    if args.compare:
+        cmp = [r["compare"] for r in rows]
+        c_ratios = [c["ratio"] for c in cmp]
+        summary["compare"] = {
+            "worst_ratio": max(c_ratios),
+            "median_ratio": statistics.median(c_ratios),
+            "at_optimum": sum(1 for r in c_ratios if r <= 1.0001),
+            "at_proven_optimum": sum(
+                1 for r, c in zip(rows, cmp) if r["proven"] and c["ratio"] <= 1.0001
+            ),
+            "worst_ratio_vs_solver_bound": max(c["berth_s"] / r["bound_s"] for r, c in zip(rows, cmp)),
+            "above_5_percent": sum(1 for r in c_ratios if r > 1.05),
+            "berth_infeasible": sum(1 for c in cmp if c["violations"]),
+            "better_than_first": sum(1 for r, c in zip(rows, cmp) if c["berth_s"] < r["berth_s"] - 1e-6),
+            "worse_than_first": sum(1 for r, c in zip(rows, cmp) if c["berth_s"] > r["berth_s"] + 1e-6),
+        }
     print(json.dumps(summary, indent=2))
     if args.json:
         json.dump({"summary": summary, "rows": rows}, open(args.json, "w"), indent=1)
