@@ -115,7 +115,8 @@ pub struct Timing {
     pub lower_bound: LowerBound,
     pub model: super::duration::DurationModel,
     pub concurrency: super::duration::Concurrency,
-    /// Which of the list scheduler's priority orders gave this schedule (0: the plain one; see
+    /// Which of the list scheduler's priority orders gave this schedule (0: the plain one; 1–7
+    /// the backlog perturbations; 8 and up the improver's orders; see
     /// `schedule::timeline::best_of`), so a replay of the plan orders its steps the same way.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority_seed: u64,

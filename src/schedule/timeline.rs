@@ -50,7 +50,8 @@ pub(crate) struct Setup<'a> {
     /// migration work its hosts still have to start (see [`run`]); empty: critical path only.
     pub alone: &'a [f64],
     /// 0: the priorities as they are; otherwise the seed of a fixed perturbation of each
-    /// migration's backlog term (±20 %), for trying other orders (see [`best_of`]).
+    /// migration's backlog term (±20 %) and, from [`MULTI_START_ORDERS`] on, of every job's
+    /// whole priority (see [`wide_jitter`]), for trying other orders (see [`best_of`]).
     pub jitter: u64,
     pub intervals: &'a [Interval],
     /// Per budget, how many of its intervals may be open at once.
@@ -364,14 +365,15 @@ impl Backlog {
     /// The job's remaining path `path`, or for a migration the backlog of its busier host
     /// followed by what must come after the job, when that is longer.
     fn priority(&self, s: &Setup<'_>, job: usize, path: f64) -> f64 {
-        match (s.jobs[job].migration, s.alone.get(job)) {
+        let priority = match (s.jobs[job].migration, s.alone.get(job)) {
             (Some((from, to)), Some(&alone)) => {
                 let after = path - alone;
                 let backlog = self.outbound[from].max(self.inbound[to]);
                 path.max(backlog * jitter(s.jitter, job) + after)
             }
             _ => path,
-        }
+        };
+        priority * wide_jitter(s.jitter, job)
     }
 
     fn started(&mut self, s: &Setup<'_>, job: usize) {
@@ -402,9 +404,41 @@ fn jitter(seed: u64, job: usize) -> f64 {
     0.8 + 0.4 * unit
 }
 
+/// The factor `seed` puts on `job`'s whole priority: 1 below [`MULTI_START_ORDERS`] (those
+/// seeds only perturb the backlog term, see [`jitter`]), else a fixed value in [0.5, 1.5)
+/// drawn from seed and job. The improver's orders ([`improver_orders`]) use these seeds:
+/// they reorder any steps, fixed-cost ones and budget chains included, not only migrations.
+fn wide_jitter(seed: u64, job: usize) -> f64 {
+    if seed < MULTI_START_ORDERS {
+        return 1.0;
+    }
+    // A different stream from `jitter`'s for the same seed.
+    2.5 * jitter(seed ^ 0xA5A5_5A5A_C3C3_3C3C, job) - 1.5
+}
+
 /// How many priority orders a schedule of at most [`MULTI_START_MAX_JOBS`] jobs tries: the
 /// plain one (seed 0) and seeds 1.. of [`jitter`].
 pub(crate) const MULTI_START_ORDERS: u64 = 8;
+
+/// The improver's work budget, in jobs scheduled: a plan of `n` jobs tries
+/// `IMPROVER_JOB_RUNS / n` more orders (at most [`IMPROVER_MAX_ORDERS`]), so small plans get
+/// many and plans above `IMPROVER_JOB_RUNS / 8` jobs none. A count, not a clock: the same plan
+/// gets the same schedule on any machine, however loaded.
+pub(crate) const IMPROVER_JOB_RUNS: usize = 20_000;
+
+/// At most this many improver orders.
+pub(crate) const IMPROVER_MAX_ORDERS: u64 = 256;
+
+/// How many orders beyond the first [`MULTI_START_ORDERS`] the improver tries on `jobs` jobs
+/// (seeds `MULTI_START_ORDERS..MULTI_START_ORDERS + improver_orders(jobs)`).
+pub(crate) fn improver_orders(jobs: usize) -> u64 {
+    let orders = (IMPROVER_JOB_RUNS / jobs.max(1)) as u64;
+    if orders < MULTI_START_ORDERS {
+        0
+    } else {
+        orders.min(IMPROVER_MAX_ORDERS)
+    }
+}
 
 /// Above this many jobs one order is run: a list schedule is ties and rounding at its end,
 /// which matter when a few dozen steps share the last round; with tens of thousands of steps
@@ -416,10 +450,12 @@ pub(crate) const MULTI_START_MAX_JOBS: usize = 5_000;
 /// is a heuristic whose result on equal-sized steps turns on which of them is left for the
 /// last round; trying a few fixed perturbations of the backlog term is cheap for plans of a
 /// few thousand steps, and the plan records the seed so a replay gives the same schedule.
-/// Fails as the plain order does when no order can finish.
+/// Small plans then also try the improver's orders ([`improver_orders`], a fixed count, so
+/// the result never depends on the machine's speed). Fails as the plain order does when no
+/// order can finish.
 pub(crate) fn best_of(setup: &Setup<'_>) -> Result<(u64, Run), Stuck> {
     let orders = if setup.jobs.len() <= MULTI_START_MAX_JOBS && !setup.alone.is_empty() {
-        MULTI_START_ORDERS
+        MULTI_START_ORDERS + improver_orders(setup.jobs.len())
     } else {
         1
     };
@@ -815,6 +851,62 @@ mod tests {
             improved += usize::from(best.makespan < plain.makespan - 1e-9);
         }
         assert!(improved > 0, "no random set was improved by another order");
+    }
+
+    #[test]
+    fn the_improver_orders_beat_the_first_ones_somewhere_and_their_seeds_replay() {
+        // Random chains (a fixed step, a transfer, a fixed step) between 8 hosts, 3 slots: the
+        // improver's wide orders (seeds from MULTI_START_ORDERS on) also reorder fixed-cost
+        // steps, which the backlog perturbations of the first orders never touch.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut improved = 0;
+        for _ in 0..40 {
+            let mut jobs: Vec<Job> = Vec::new();
+            for _ in 0..8 {
+                let base = jobs.len();
+                jobs.push(fixed(5.0 + next(100) as f64, &[]));
+                let from = next(4) as usize;
+                let mut t = transfer(20.0 + next(80) as f64, from, 4 + next(4) as usize);
+                t.deps = vec![base];
+                jobs.push(t);
+                jobs.push(fixed(5.0 + next(100) as f64, &[base + 1]));
+            }
+            let alone: Vec<f64> = jobs
+                .iter()
+                .map(|j| match j.work {
+                    Work::Transfer { mib, .. } => mib,
+                    Work::Fixed(s) => s,
+                })
+                .collect();
+            let path = remaining_path(&jobs, &alone);
+            let bandwidth = [1.0; 8];
+            let s = Setup {
+                alone: &alone,
+                ..setup(&jobs, &bandwidth, &path, 3)
+            };
+            assert!(improver_orders(jobs.len()) >= MULTI_START_ORDERS);
+            let first = (0..MULTI_START_ORDERS)
+                .map(|seed| run(&Setup { jitter: seed, ..s }).unwrap().makespan)
+                .fold(f64::INFINITY, f64::min);
+            let (seed, best) = best_of(&s).unwrap();
+            assert!(best.makespan <= first + 1e-9);
+            assert_eq!(run(&Setup { jitter: seed, ..s }).unwrap(), best);
+            improved += usize::from(best.makespan < first - 1e-9);
+        }
+        assert!(improved > 0, "the improver never beat the first orders");
+    }
+
+    #[test]
+    fn large_plans_get_no_improver_orders() {
+        assert_eq!(improver_orders(MULTI_START_MAX_JOBS), 0);
+        assert_eq!(improver_orders(100_000), 0);
+        assert_eq!(improver_orders(10), IMPROVER_MAX_ORDERS);
     }
 
     fn run_with(jobs: &[Job], bandwidth: &[f64], parallelism: u32) -> Run {
