@@ -440,6 +440,11 @@ fn live_move_creates_the_bridge_on_the_target_and_keeps_the_guest_running() {
     assert_eq!(h1.domain_state(GUEST).unwrap(), None, "undefined on labh1");
     let tick_after = serial.wait_tick_above(tick_before + 2, TICK_TIMEOUT);
     assert_eq!(serial.boots(), 1, "the guest rebooted:\n{}", serial.text());
+    assert_eq!(
+        serial.doubled_ticks(),
+        Vec::<u32>::new(),
+        "the guest ran on two hosts at once"
+    );
     let ticks = serial.ticks();
     assert_eq!(
         ticks,

@@ -622,10 +622,13 @@ fn depends_on(plan: &Plan, id: &str, on: &str) -> bool {
 /// When the test kills berth during a live migration.
 #[derive(Debug, Clone, Copy)]
 enum KillAt {
-    /// While libvirt copies memory (the source's migration job has processed some).
-    Copying,
+    /// After half the guest's memory has been copied (the source's job statistics say so).
+    MemoryMoved,
+    /// This many milliseconds after the source paused the guest for the last pages: the
+    /// window in which a client-managed migration leaves the guest running nowhere.
+    SourcePaused(u64),
     /// As soon as the target runs the guest: libvirt has finished there, and the source may
-    /// still wait for berth's confirmation (its copy paused).
+    /// still wait for the confirmation (its copy paused).
     TargetRunning,
 }
 
@@ -634,67 +637,89 @@ enum KillAt {
 fn kill_during_migration(s: &Scenario, guest: &str, from: u8, to: u8, at: KillAt, name: &str) {
     let (src, dst) = (connect(&s.lab, from), connect(&s.lab, to));
     let mut apply = s.spawn(&["apply", "-auto-approve"], name);
-    wait_until(
-        &format!("{guest}'s migration reaches {at:?}"),
-        Duration::from_secs(60),
-        || {
-            if let Ok(Some(_)) = apply.try_wait() {
-                panic!("berth ended before the kill:\n{}", s.spawned_output(name));
-            }
-            match at {
-                KillAt::Copying => src
-                    .domain_status(guest)
-                    .unwrap()
-                    .is_some_and(|st| st.job_active),
-                KillAt::TargetRunning => dst
-                    .domain_status(guest)
-                    .unwrap()
-                    .is_some_and(|st| st.state == GuestState::Running),
-            }
-        },
-    );
-    if matches!(at, KillAt::Copying) {
-        // Well inside the copy (the bandwidth limit makes it last seconds).
-        std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    // Polled without pause: the paused window lasts only as long as the last pages take.
+    loop {
+        if let Ok(Some(_)) = apply.try_wait() {
+            panic!(
+                "berth ended before the kill at {at:?}:\n{}",
+                s.spawned_output(name)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{guest}'s migration never reached {at:?}"
+        );
+        let reached = match at {
+            KillAt::MemoryMoved => src
+                .migration_progress(guest)
+                .unwrap()
+                .is_some_and(|p| p.percent.unwrap_or(0.0) >= 50.0),
+            KillAt::SourcePaused(_) => src
+                .domain_status(guest)
+                .unwrap()
+                .is_some_and(|st| st.paused_by_migration),
+            KillAt::TargetRunning => dst
+                .domain_status(guest)
+                .unwrap()
+                .is_some_and(|st| st.runs() && st.persistent),
+        };
+        if reached {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if let KillAt::SourcePaused(ms) = at {
+        std::thread::sleep(Duration::from_millis(ms));
     }
     apply.kill().unwrap();
     apply.wait().unwrap();
 }
 
-/// Right after a kill: once libvirt is done cleaning up, the guest runs somewhere, and it is
-/// defined on one host, or on two with a paused copy libvirt kept for the confirmation.
+/// Right after a kill: once libvirt has ended the migration and removed any half-built copy,
+/// the guest runs on at most one host (libvirt's states), and its serial log shows no doubled
+/// ticks: had two copies run at once, both would have logged. Returns every host's copy.
 fn check_after_kill(s: &Scenario, guest: &str) -> BTreeMap<String, DomainStatus> {
     let mut copies = BTreeMap::new();
     wait_until(
-        "libvirt has cleaned up after the killed berth",
+        "libvirt has ended the migration and cleaned up after the killed berth",
         SETTLE_TIMEOUT,
         || {
             copies = s.copies(guest);
-            copies
-                .values()
-                .all(|c| !c.job_active && (c.state == GuestState::Running || c.paused_by_migration))
+            copies.values().all(|c| !c.job_active && !c.is_leftover())
         },
     );
     let running: Vec<&String> = copies
         .iter()
-        .filter(|(_, c)| c.state == GuestState::Running)
+        .filter(|(_, c)| c.runs())
         .map(|(h, _)| h)
         .collect();
+    assert!(
+        running.len() <= 1,
+        "{guest} must run on at most one host after the kill: {copies:?}"
+    );
+    let serial = s.serial(guest);
+    if running.len() == 1 {
+        // Two more ticks: time for a second copy, if there were one, to log too.
+        let last = serial.last_tick();
+        serial.wait_tick_above(last + 1, TICK_TIMEOUT);
+    }
     assert_eq!(
-        running.len(),
-        1,
-        "{guest} must run on exactly one host after the kill: {copies:?}"
+        serial.doubled_ticks(),
+        Vec::<u32>::new(),
+        "{guest} ran twice (its ticks repeat):\n{}",
+        serial.text()
     );
     assert!(copies.len() <= 2, "{copies:?}");
     copies
 }
 
-/// berth is killed (-9) in the middle of a live migration: once while libvirt copies memory,
-/// once just as the target runs the guest (where libvirt keeps a paused copy on the source for
-/// the confirmation berth no longer sends). Each time the guest runs on exactly one host right
-/// after the kill; the next apply is refused for the lock the dead berth left, `force-unlock`
-/// removes it, and `berth apply` then converges: the guest is defined once, runs on the target,
-/// and never rebooted.
+/// berth is killed (-9) in the middle of a live migration: after half the memory has moved,
+/// a few milliseconds after the source paused the guest for the last pages, and just as the
+/// target runs the guest. After each kill the guest runs on at most one host and never ran
+/// twice (its serial log has no doubled ticks); the next apply is refused for the lock the
+/// dead berth left, `force-unlock` removes it, and `berth apply` then converges: the guest is
+/// defined once, runs on the target, and never rebooted.
 #[test]
 #[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
 fn apply_killed_during_a_live_migration_resumes_and_converges() {
@@ -716,10 +741,12 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
         },
     );
 
-    for (round, (at, from, to)) in [(KillAt::Copying, 1u8, 2u8), (KillAt::TargetRunning, 2, 1)]
-        .into_iter()
-        .enumerate()
-    {
+    let rounds = [
+        (KillAt::MemoryMoved, 1u8, 2u8),
+        (KillAt::SourcePaused(3), 2, 1),
+        (KillAt::TargetRunning, 1, 2),
+    ];
+    for (round, (at, from, to)) in rounds.into_iter().enumerate() {
         if round > 0 {
             let tail = format!("guest \"{GUEST}\" {{ host = \"labh{to}\" }}");
             s.write_config(&Intent {
@@ -760,6 +787,12 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
             assert!(
                 said.contains("removed that copy"),
                 "the settling is reported:\n{}",
+                text(&resumed)
+            );
+        } else if copies.values().all(|c| !c.runs()) {
+            assert!(
+                said.contains("resumed it there"),
+                "the resumed source copy is reported:\n{}",
                 text(&resumed)
             );
         }

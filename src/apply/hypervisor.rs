@@ -42,6 +42,10 @@ pub struct MigrationProgress {
     /// Pre-copy pass number.
     pub iteration: Option<u64>,
     pub elapsed_ms: Option<u64>,
+    /// Memory transferred so far in bytes (re-sent pages included): the counter a stall is
+    /// told by.
+    #[serde(skip)]
+    pub mem_processed_bytes: Option<u64>,
 }
 
 impl MigrationProgress {
@@ -66,6 +70,7 @@ impl MigrationProgress {
             mem_remaining_mib: stats.mem_remaining.map(to_mib),
             iteration: stats.mem_iteration,
             elapsed_ms: stats.time_elapsed,
+            mem_processed_bytes: stats.mem_processed,
         }
     }
 }
@@ -373,7 +378,14 @@ fn guest_state(state: virt::domain::DomainStateEnum) -> GuestState {
 /// stopped following (killed) ended on that host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainStatus {
+    /// berth's reading of the state (libvirt's `shutdown`, "being shut down", reads as running).
     pub state: GuestState,
+    /// libvirt's own state and reason, as `virsh domstate --reason` words them
+    /// (`paused (migration)`, `shutdown (unknown)`), for messages.
+    pub libvirt_state: String,
+    /// libvirt's raw state is `shutdown` or `paused (starting up)`: the domain is being torn
+    /// down or built, not running a guest.
+    pub in_transition: bool,
     /// Paused by a pre-copy migration that was not confirmed or cancelled.
     pub paused_by_migration: bool,
     /// Running or paused in post-copy: its memory is split between two hosts.
@@ -382,6 +394,22 @@ pub struct DomainStatus {
     pub uuid: String,
     /// A libvirt job (a migration, on the source) is still active on it.
     pub job_active: bool,
+}
+
+impl DomainStatus {
+    /// A migration's half-built or half-destroyed incoming copy: transient, and `shutdown`,
+    /// `paused (starting up)` or `paused (migration)`. It is neither a running guest nor a
+    /// second definition; libvirt removes it once it has cleaned up (or finishes it into a
+    /// persistent, running guest).
+    pub fn is_leftover(&self) -> bool {
+        !self.persistent && (self.in_transition || self.paused_by_migration)
+    }
+
+    /// Runs the guest's vCPUs now: running by libvirt's raw state (not `shutdown`, not a
+    /// leftover).
+    pub fn runs(&self) -> bool {
+        self.state == GuestState::Running && !self.in_transition && !self.is_leftover()
+    }
 }
 
 impl Hypervisor {
@@ -408,6 +436,17 @@ impl Hypervisor {
                 ))) => (false, true),
                 _ => (false, false),
             };
+            let in_transition = matches!(state.known(), Some(DomainState::Shutdown))
+                || matches!(
+                    reason,
+                    Enum::Known(DomainStateReason::Paused(Enum::Known(
+                        DomainPausedReason::StartingUp
+                    )))
+                );
+            let libvirt_state = match &reason {
+                Enum::Known(r) => format!("{state} ({r})"),
+                Enum::Unknown(raw) => format!("{state} (reason {raw})"),
+            };
             let persistent = dom.is_persistent()?;
             let uuid = dom.uuid_string()?;
             // Job statistics are best effort: a domain that cannot report them runs no job
@@ -417,6 +456,8 @@ impl Hypervisor {
             let state = guest_state(state);
             Ok(DomainStatus {
                 state,
+                libvirt_state,
+                in_transition,
                 paused_by_migration,
                 post_copy,
                 persistent,
@@ -429,6 +470,26 @@ impl Hypervisor {
             Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
             Err(e) => Err(self.libvirt_error("read the status of", guest, e)),
         }
+    }
+
+    /// Progress of the migration job running on this host's copy of `guest`; `None` when no
+    /// job runs (or the host does not define the guest) or it has not started copying memory.
+    pub fn migration_progress(&self, guest: &str) -> Result<Option<MigrationProgress>, ApplyError> {
+        let Some(dom) = self.lookup(guest)? else {
+            return Ok(None);
+        };
+        match job_stats(&dom) {
+            Ok(stats) => Ok(copying(&stats).then(|| MigrationProgress::from_job(&stats))),
+            Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
+            Err(e) => Err(self.libvirt_error("read the migration job of", guest, e)),
+        }
+    }
+
+    /// Aborts the job (a migration) running on this host's copy of `guest`
+    /// (`virDomainAbortJob`): libvirt cancels the migration and the guest keeps running here.
+    pub fn abort_job(&self, guest: &str) -> Result<(), ApplyError> {
+        let dom = self.require("abort the migration of", guest)?;
+        abort_job(&dom).map_err(|e| self.libvirt_error("abort the migration of", guest, e))
     }
 
     /// Resumes a paused guest.
@@ -620,8 +681,7 @@ pub fn migrate_live(
             // Statistics are best effort: a failed poll never stops the migration.
             let Ok(stats) = job_stats(&dom) else { continue };
             // Before libvirt starts copying memory the job has no totals yet: nothing to show.
-            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 || stats.mem_total.unwrap_or(0) == 0
-            {
+            if !copying(&stats) {
                 continue;
             }
             let report = MigrationProgress::from_job(&stats);
@@ -672,6 +732,22 @@ fn job_stats(dom: &Domain) -> Result<virt::domain::JobStats, virt::error::Error>
         unsafe { sys::virTypedParamsFree(params, nparams) };
     }
     Ok(stats)
+}
+
+/// Whether `stats` describe a job that has started copying memory (before that, libvirt gives
+/// no totals).
+fn copying(stats: &virt::domain::JobStats) -> bool {
+    stats.r#type != sys::VIR_DOMAIN_JOB_NONE as i32 && stats.mem_total.unwrap_or(0) > 0
+}
+
+/// `virDomainAbortJob`, which the virt crate does not wrap.
+fn abort_job(dom: &Domain) -> Result<(), virt::error::Error> {
+    // SAFETY: the domain pointer stays valid while `dom` is borrowed; the call only reads it.
+    let rc = unsafe { sys::virDomainAbortJob(dom.as_ptr()) };
+    if rc < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    Ok(())
 }
 
 /// Asks libvirt to switch a running migration to post-copy. Failure is logged, not fatal:

@@ -37,6 +37,9 @@ pub struct RunnerSettings {
     /// Power the guest off when the graceful shutdown times out.
     pub force_stop_after_timeout: bool,
     pub start_timeout: Duration,
+    /// A live migration whose memory counters do not move for this long is aborted (the
+    /// guest stays on its source).
+    pub stall_timeout: Duration,
     /// Host-side command for DETACH_VOLUMES / ATTACH_VOLUMES, one template per argument:
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}`.
     pub volume_command: Option<Vec<String>>,
@@ -55,6 +58,7 @@ impl Default for RunnerSettings {
             shutdown_timeout: Duration::from_secs(300),
             force_stop_after_timeout: false,
             start_timeout: Duration::from_secs(120),
+            stall_timeout: Duration::from_secs(60),
             volume_command: None,
             volume_check_command: None,
             sriov_vfs: BTreeMap::new(),
@@ -152,6 +156,10 @@ impl LibvirtRunner {
             step: step.id.clone(),
             message: format!("host `{host}` has no libvirt URI configured"),
         })
+    }
+
+    pub fn settings(&self) -> &RunnerSettings {
+        &self.settings
     }
 
     /// The (cached) libvirt connection to `host`. Blocking.

@@ -23,6 +23,7 @@ pub mod resume;
 pub mod runner;
 pub mod session;
 pub mod setup;
+pub mod stall;
 pub mod writeback;
 
 pub use error::ApplyError;

@@ -275,6 +275,17 @@ impl Serial {
             .count()
     }
 
+    /// Ticks logged out of order: each one repeats or goes back from the tick before it. Two
+    /// copies of one guest running at once both append to the log, so their counters
+    /// interleave ("tick 7, tick 7, tick 8, tick 8"); one guest only ever counts up.
+    pub fn doubled_ticks(&self) -> Vec<u32> {
+        self.ticks()
+            .windows(2)
+            .filter(|w| w[1] <= w[0])
+            .map(|w| w[1])
+            .collect()
+    }
+
     pub fn last_tick(&self) -> u32 {
         self.ticks().last().copied().unwrap_or(0)
     }
