@@ -256,6 +256,7 @@ fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
         memory_mib: g.memory_mib,
         vcpus: g.vcpus,
         pivot: false,
+        transport: None,
     }
 }
 

@@ -51,6 +51,7 @@ impl Lab {
                     HostAccess {
                         uri,
                         migration_uri: None,
+                        peer_uri: None,
                         ssh: None,
                     },
                 )

@@ -74,6 +74,7 @@ fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move {
         memory_mib: 0,
         vcpus: 0,
         pivot: false,
+        transport: None,
     }
 }
 

@@ -15,8 +15,10 @@ use virt::domain::{Domain, DomainState, MigrateParameters};
 use virt::error::ErrorNumber;
 use virt::sys;
 
-use super::error::ApplyError;
-use crate::config::LiveOptions;
+use super::error::{ApplyError, Stall};
+use super::stall::StallWatch;
+use crate::config::{LiveOptions, LiveTransport};
+use crate::inventory::keepalive;
 use crate::inventory::libvirt::parse_domain_devices;
 use crate::inventory::{GuestState, passed_through_pci};
 
@@ -81,6 +83,7 @@ pub struct Hypervisor {
     uri: String,
     conn: Connect,
     migration_uri: Option<String>,
+    peer_uri: Option<String>,
 }
 
 impl std::fmt::Debug for Hypervisor {
@@ -102,16 +105,15 @@ impl Hypervisor {
             message,
         };
         crate::inventory::libvirt::check_transport(uri).map_err(refused)?;
-        let conn = Connect::open(Some(uri)).map_err(|e| ApplyError::Connect {
-            host: host.to_string(),
-            uri: uri.to_string(),
-            message: e.message().to_string(),
-        })?;
+        keepalive::start_event_loop();
+        let conn = Connect::open(Some(uri)).map_err(|e| refused(e.message().to_string()))?;
+        keepalive::keep_alive(&conn).map_err(|e| refused(e.message().to_string()))?;
         Ok(Hypervisor {
             host: host.to_string(),
             uri: uri.to_string(),
             conn,
             migration_uri: None,
+            peer_uri: None,
         })
     }
 
@@ -121,6 +123,19 @@ impl Hypervisor {
     pub fn with_migration_uri(mut self, uri: impl Into<String>) -> Self {
         self.migration_uri = Some(uri.into());
         self
+    }
+
+    /// Sets the libvirt URI by which OTHER hosts reach this one in a peer-to-peer live
+    /// migration (the source's libvirtd connects to it), when it differs from the URI berth
+    /// uses (e.g. `qemu+ssh://adm02.example.com/system` while berth uses an SSH tunnel).
+    pub fn with_peer_uri(mut self, uri: impl Into<String>) -> Self {
+        self.peer_uri = Some(uri.into());
+        self
+    }
+
+    /// The libvirt URI a source host uses to reach this host in a peer-to-peer migration.
+    pub fn peer_uri(&self) -> &str {
+        self.peer_uri.as_deref().unwrap_or(&self.uri)
     }
 
     pub fn host(&self) -> &str {
@@ -388,6 +403,9 @@ pub struct DomainStatus {
     pub in_transition: bool,
     /// Paused by a pre-copy migration that was not confirmed or cancelled.
     pub paused_by_migration: bool,
+    /// `shutoff (migrated)`: the source's copy after a migration that completed, which libvirt
+    /// undefines moments later (`VIR_MIGRATE_UNDEFINE_SOURCE`).
+    pub migrated_away: bool,
     /// Running or paused in post-copy: its memory is split between two hosts.
     pub post_copy: bool,
     pub persistent: bool,
@@ -416,7 +434,9 @@ impl Hypervisor {
     /// The guest's [`DomainStatus`] here; `None` when this host does not define it (also when
     /// it vanishes while being read, as a half-received guest does when libvirt cleans up).
     pub fn domain_status(&self, guest: &str) -> Result<Option<DomainStatus>, ApplyError> {
-        use virt::domain::{DomainPausedReason, DomainRunningReason, DomainStateReason};
+        use virt::domain::{
+            DomainPausedReason, DomainRunningReason, DomainShutoffReason, DomainStateReason,
+        };
         use virt::enumutil::Enum;
         let Some(dom) = self.lookup(guest)? else {
             return Ok(None);
@@ -443,6 +463,12 @@ impl Hypervisor {
                         DomainPausedReason::StartingUp
                     )))
                 );
+            let migrated_away = matches!(
+                reason,
+                Enum::Known(DomainStateReason::Shutoff(Enum::Known(
+                    DomainShutoffReason::Migrated
+                )))
+            );
             let libvirt_state = match &reason {
                 Enum::Known(r) => format!("{state} ({r})"),
                 Enum::Unknown(raw) => format!("{state} (reason {raw})"),
@@ -459,6 +485,7 @@ impl Hypervisor {
                 libvirt_state,
                 in_transition,
                 paused_by_migration,
+                migrated_away,
                 post_copy,
                 persistent,
                 uuid,
@@ -609,6 +636,9 @@ fn live_flags(opts: &LiveOptions) -> u32 {
     if opts.tls {
         flags |= sys::VIR_MIGRATE_TLS;
     }
+    if opts.transport == LiveTransport::PeerToPeer {
+        flags |= sys::VIR_MIGRATE_PEER2PEER;
+    }
     if opts.compressed {
         flags |= sys::VIR_MIGRATE_COMPRESSED;
     }
@@ -626,18 +656,26 @@ fn live_parameters(dst: &Hypervisor, opts: &LiveOptions) -> MigrateParameters {
     }
 }
 
-/// Live-migrates `guest` from `src` to `dst` (client-driven `virDomainMigrate3` against the
-/// destination connection), persisting it on the target and undefining it on the source.
+/// Live-migrates `guest` from `src` to `dst`, persisting it on the target and undefining it
+/// on the source.
 ///
-/// While libvirt migrates on a worker thread, this thread polls the job statistics and calls
-/// `progress` about every half second. With `post_copy`, the switch to post-copy is requested
-/// after the second pre-copy pass. On failure libvirt leaves the guest running on the source,
-/// and the error carries libvirt's reason.
+/// Peer-to-peer (`opts.transport`, the default): the source's libvirtd drives the migration to
+/// `dst.peer_uri()` (`virDomainMigrateToURI3` with `VIR_MIGRATE_PEER2PEER`), so it finishes or
+/// fails cleanly even if berth dies. Client-managed: berth drives both libvirtds
+/// (`virDomainMigrate3` against the destination connection).
+///
+/// While libvirt migrates on a worker thread, this thread polls the source's job statistics and
+/// calls `progress` about every half second. With `post_copy`, the switch to post-copy is
+/// requested after the second pre-copy pass. When the job's memory counter does not move for
+/// `stall_timeout`, the job is aborted (`virDomainAbortJob`) and the error says what stalled.
+/// On failure libvirt leaves the guest running on the source, and the error carries libvirt's
+/// reason.
 pub fn migrate_live(
     src: &Hypervisor,
     dst: &Hypervisor,
     guest: &str,
     opts: &LiveOptions,
+    stall_timeout: Duration,
     progress: &mut dyn FnMut(MigrationProgress),
 ) -> Result<(), ApplyError> {
     const ACTION: &str = "live-migrate";
@@ -657,16 +695,24 @@ pub fn migrate_live(
     }
     let params = live_parameters(dst, opts);
     let flags = live_flags(opts);
+    let transport = opts.transport;
+    let peer_uri = dst.peer_uri().to_string();
     let mut postcopy_requested = false;
+    let mut stall = StallWatch::new(stall_timeout, Instant::now());
+    // Set once the job was aborted for a stall: what stalled, and for how long.
+    let mut stalled: Option<(Option<u64>, Duration)> = None;
 
     let outcome = std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel();
         let migrating = dom.clone();
         scope.spawn(move || {
-            let result = migrating
-                .migrate3(&dst.conn, params, flags)
-                .map(drop)
-                .map_err(|e| e.message().to_string());
+            let result = match transport {
+                LiveTransport::PeerToPeer => {
+                    migrating.migrate_to_uri3(Some(&peer_uri), params, flags)
+                }
+                LiveTransport::Client => migrating.migrate3(&dst.conn, params, flags).map(drop),
+            }
+            .map_err(|e| e.message().to_string());
             // The receiver only goes away once this scope ends, after this thread.
             let _ = done_tx.send(result);
         });
@@ -678,13 +724,25 @@ pub fn migrate_live(
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            // Statistics are best effort: a failed poll never stops the migration.
-            let Ok(stats) = job_stats(&dom) else { continue };
-            // Before libvirt starts copying memory the job has no totals yet: nothing to show.
-            if !copying(&stats) {
-                continue;
+            // Statistics are best effort: a failed poll never stops the migration, but it is
+            // no progress either.
+            let stats = job_stats(&dom).ok().filter(copying);
+            let report = stats.as_ref().map(MigrationProgress::from_job);
+            let counter = report.as_ref().and_then(|p| p.mem_processed_bytes);
+            if stalled.is_none()
+                && let Some(waited) = stall.observe(counter, Instant::now())
+            {
+                tracing::warn!(guest, from = %src.host, to = %dst.host, ?waited, "live migration stalled; aborting it");
+                if let Err(e) = abort_job(&dom) {
+                    tracing::warn!(
+                        guest,
+                        error = e.message(),
+                        "aborting the stalled migration failed"
+                    );
+                }
+                stalled = Some((counter, waited));
             }
-            let report = MigrationProgress::from_job(&stats);
+            let Some(report) = report else { continue };
             if opts.post_copy
                 && !postcopy_requested
                 && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION
@@ -695,12 +753,48 @@ pub fn migrate_live(
             progress(report);
         }
     });
-    outcome.map_err(|message| ApplyError::Migration {
-        guest: guest.to_string(),
-        from: src.host.clone(),
-        to: dst.host.clone(),
-        message,
-    })
+    match (outcome, stalled) {
+        (Ok(()), _) => Ok(()),
+        (Err(message), Some((counter, waited))) => {
+            let on_source = src
+                .domain_status(guest)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.runs());
+            let outcome = if on_source {
+                format!("; the guest runs on `{}` (libvirt: {message})", src.host)
+            } else {
+                format!("; libvirt: {message}")
+            };
+            Err(ApplyError::Stalled(Box::new(Stall {
+                guest: guest.to_string(),
+                from: src.host.clone(),
+                to: dst.host.clone(),
+                what: stalled_what(counter),
+                waited,
+                outcome,
+            })))
+        }
+        (Err(message), None) => Err(ApplyError::Migration {
+            guest: guest.to_string(),
+            from: src.host.clone(),
+            to: dst.host.clone(),
+            message,
+        }),
+    }
+}
+
+/// What a stalled migration did not move, for [`Stall::what`].
+pub(crate) fn stalled_what(counter: Option<u64>) -> String {
+    match counter {
+        Some(bytes) => format!(
+            "its memory transfer (at {} MiB sent)",
+            bytes / (1024 * 1024)
+        ),
+        None => {
+            "its memory transfer (nothing sent yet, or no statistics from the source)".to_string()
+        }
+    }
 }
 
 /// libvirt's job statistics of `dom` (`virDomainGetJobStats`), called directly: with no job
@@ -782,8 +876,19 @@ mod tests {
         let base = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PERSIST_DEST
             | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
-        assert_eq!(live_flags(&LiveOptions::default()), base);
+        // Peer-to-peer by default; client-managed on request.
+        assert_eq!(
+            live_flags(&LiveOptions::default()),
+            base | sys::VIR_MIGRATE_PEER2PEER
+        );
+        let client = LiveOptions {
+            transport: LiveTransport::Client,
+            ..LiveOptions::default()
+        };
+        assert_eq!(live_flags(&client), base);
         let all = LiveOptions {
+            transport: LiveTransport::Client,
+            stall_timeout_s: Some(30),
             bandwidth_mib_s: 100,
             parallel_connections: 4,
             auto_converge: true,

@@ -79,7 +79,11 @@ pub fn settle_live(
             std::thread::sleep(POLL_INTERVAL);
             continue;
         }
-        if on_dst.as_ref().is_some_and(DomainStatus::is_leftover) {
+        // A leftover on the target, or the source's copy of a completed migration that libvirt
+        // is about to undefine.
+        let cleaning_up = on_dst.as_ref().is_some_and(DomainStatus::is_leftover)
+            || (on_dst.is_some() && on_src.as_ref().is_some_and(|s| s.migrated_away));
+        if cleaning_up {
             let since = *leftover_since.get_or_insert_with(Instant::now);
             if since.elapsed() < limits.leftover_wait {
                 std::thread::sleep(POLL_INTERVAL);
@@ -149,13 +153,7 @@ fn abort_stalled(
         guest: guest.to_string(),
         from: src.host().to_string(),
         to: dst.host().to_string(),
-        what: match counter {
-            Some(bytes) => format!(
-                "the migration's memory transfer (at {} MiB)",
-                bytes / (1024 * 1024)
-            ),
-            None => "the migration, which never started copying memory,".to_string(),
-        },
+        what: super::hypervisor::stalled_what(counter),
         waited,
         outcome,
     }))
@@ -172,9 +170,13 @@ fn source_waits_for_confirmation(on_src: &DomainStatus) -> bool {
 
 /// The target finished a pre-copy migration and the source only waits for the confirmation:
 /// the target runs the guest (not in post-copy, where the source still holds memory) and the
-/// source's copy is paused by the migration, with no job left.
+/// source's copy is paused by the migration, with no job left, or shut off as migrated (the
+/// migration completed, and libvirt did not undefine the source's copy).
 fn target_took_over(on_src: &DomainStatus, on_dst: &DomainStatus) -> bool {
-    on_dst.runs() && !on_dst.post_copy && source_waits_for_confirmation(on_src)
+    on_dst.runs()
+        && !on_dst.post_copy
+        && (source_waits_for_confirmation(on_src)
+            || (on_src.migrated_away && on_src.state == GuestState::ShutOff))
 }
 
 fn describe(s: &DomainStatus) -> String {
@@ -198,6 +200,7 @@ mod tests {
             libvirt_state: state.to_string(),
             in_transition: false,
             paused_by_migration: false,
+            migrated_away: false,
             post_copy: false,
             persistent: true,
             uuid: "u".into(),
@@ -256,6 +259,22 @@ mod tests {
                 ..paused_by_migration()
             },
             &running
+        ));
+    }
+
+    #[test]
+    fn a_source_copy_shut_off_as_migrated_gives_way_to_a_running_target() {
+        let migrated = DomainStatus {
+            migrated_away: true,
+            libvirt_state: "shutoff (migrated)".into(),
+            ..status(GuestState::ShutOff)
+        };
+        assert!(target_took_over(&migrated, &status(GuestState::Running)));
+        assert!(!target_took_over(&migrated, &torn_down_incoming()));
+        // A source shut off for another reason is a guest someone stopped: not berth's to drop.
+        assert!(!target_took_over(
+            &status(GuestState::ShutOff),
+            &status(GuestState::Running)
         ));
     }
 

@@ -24,6 +24,9 @@ pub struct HostAccess {
     pub uri: String,
     /// Where live migrations into this host send their data (e.g. `tcp://10.77.0.12`).
     pub migration_uri: Option<String>,
+    /// The libvirt URI by which a source host reaches this host in a peer-to-peer live
+    /// migration; `None`: `uri`.
+    pub peer_uri: Option<String>,
     /// SSH access for host-side steps (bridges, volumes); `None` makes those steps fail.
     pub ssh: Option<SshTarget>,
 }
@@ -170,11 +173,14 @@ impl LibvirtRunner {
                 uri: String::new(),
                 message: "no libvirt URI configured for this host".into(),
             })?;
-            let h = Hypervisor::connect(host, &access.uri)?;
-            Ok(match &access.migration_uri {
-                Some(uri) => h.with_migration_uri(uri.clone()),
-                None => h,
-            })
+            let mut h = Hypervisor::connect(host, &access.uri)?;
+            if let Some(uri) = &access.migration_uri {
+                h = h.with_migration_uri(uri.clone());
+            }
+            if let Some(uri) = &access.peer_uri {
+                h = h.with_peer_uri(uri.clone());
+            }
+            Ok(h)
         })
     }
 
@@ -389,7 +395,20 @@ impl LibvirtRunner {
         let definition_xml = src.migratable_xml(&step.guest).ok();
         match ctx.mv.mode {
             MigrationMode::Live => {
-                migrate_live(&src, &dst, &step.guest, &self.settings.live, progress)?
+                // The plan says who drives the move; plans from before the choice existed
+                // follow the configuration.
+                let opts = LiveOptions {
+                    transport: ctx.mv.transport.unwrap_or(self.settings.live.transport),
+                    ..self.settings.live.clone()
+                };
+                migrate_live(
+                    &src,
+                    &dst,
+                    &step.guest,
+                    &opts,
+                    self.settings.stall_timeout,
+                    progress,
+                )?
             }
             _ => move_offline(&src, &dst, &step.guest)?,
         }

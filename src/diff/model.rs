@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::MigrationMode;
+use crate::config::{LiveTransport, MigrationMode};
 
 /// One guest changing host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -17,6 +17,20 @@ pub struct Move {
     pub vcpus: u32,
     /// True for a hop through a pivot host that breaks a live swap cycle.
     pub pivot: bool,
+    /// Who drives a live move (`defaults.live.transport`); absent for offline moves and in
+    /// plans made before berth offered a choice (those run peer-to-peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<LiveTransport>,
+}
+
+impl Move {
+    /// The mode as plans show it: `live (peer_to_peer)`, `live (client)`, `offline`.
+    pub fn mode_label(&self) -> String {
+        match self.transport {
+            Some(t) => format!("{} ({t})", self.mode),
+            None => self.mode.to_string(),
+        }
+    }
 }
 
 /// A prerequisite a move fails, explained per move.

@@ -55,6 +55,7 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
             memory_mib: guest.memory_mib,
             vcpus: guest.vcpus,
             pivot: false,
+            transport: (mode == MigrationMode::Live).then_some(cfg.defaults.live.transport),
         };
         planned.push((mv, guest));
     }

@@ -348,9 +348,9 @@ fn moves(plan: &Plan, doc: &mut Doc) {
     doc.push(Part::Other, "| --- | --- | --- | --- | ---: | ---: | --- |");
     for m in &plan.moves {
         let mode = if m.pivot {
-            format!("{} (pivot)", m.mode)
+            format!("{} (pivot)", m.mode_label())
         } else {
-            m.mode.to_string()
+            m.mode_label()
         };
         let row = table_row(&[
             md(&m.guest),

@@ -146,9 +146,9 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
     let mut table = Table::new(&["GUEST", "FROM → TO", "MODE", "MEMORY", "VCPUS", "REASON"]);
     for m in &plan.moves {
         let mode = if m.pivot {
-            format!("{}, pivot", m.mode)
+            format!("{}, pivot", m.mode_label())
         } else {
-            m.mode.to_string()
+            m.mode_label()
         };
         table.row(
             Cell::styled("~", Some(Role::Change)),

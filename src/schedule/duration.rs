@@ -224,6 +224,7 @@ mod tests {
             memory_mib,
             vcpus: 4,
             pivot: false,
+            transport: None,
         }
     }
 

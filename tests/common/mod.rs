@@ -43,6 +43,7 @@ impl PlanBuilder {
             memory_mib: 1024,
             vcpus: 1,
             pivot: false,
+            transport: None,
         });
         let mut previous: Option<String> = None;
         for &kind in kinds {

@@ -42,6 +42,7 @@ fn sample_move(
         memory_mib: memory_gib * 1024,
         vcpus,
         pivot: false,
+        transport: None,
     }
 }
 
