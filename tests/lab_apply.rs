@@ -917,3 +917,133 @@ fn a_second_apply_is_refused_while_the_first_runs() {
     s.journal_all_done();
     s.converged();
 }
+
+// (e) ------------------------------------------------------------------------------------------
+
+/// Takes lab host N's link to the switch down (`ip -n labsw link set hN down`): the host is cut
+/// off from berth and from the other hosts, but keeps running. Dropping the guard brings the
+/// link back, also when the test fails.
+struct LinkDown {
+    port: String,
+}
+
+impl LinkDown {
+    fn new(n: u8) -> LinkDown {
+        let port = format!("h{n}");
+        set_switch_port(&port, "down");
+        LinkDown { port }
+    }
+}
+
+impl Drop for LinkDown {
+    fn drop(&mut self) {
+        set_switch_port(&self.port, "up");
+    }
+}
+
+fn set_switch_port(port: &str, state: &str) {
+    let out = Command::new("ip")
+        .args(["-n", "labsw", "link", "set", port, state])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip -n labsw link set {port} {state}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Host N's libvirt through its UNIX socket: reachable from the root namespace while the
+/// host's network link is down.
+fn connect_local(lab: &Lab, n: u8) -> Hypervisor {
+    let uri = format!(
+        "qemu:///system?socket={}/hosts/h{n}/run/libvirt/libvirt-sock",
+        lab.dir.display()
+    );
+    Hypervisor::connect(&format!("labh{n}"), &uri).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The source host's link goes down while its guest migrates live (peer-to-peer): berth does
+/// not hang. It ends with a failure that names the guest, both hosts and what stopped (a
+/// stalled migration, or the connection libvirt's keepalive closed), releases its lock and
+/// exits 1. Once the source's libvirtd has given up on the target and the link is back, the
+/// guest runs on its source only, never ran twice, and the state file parses.
+#[test]
+#[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
+fn a_partitioned_source_ends_in_a_named_failure_with_the_guest_on_its_source() {
+    const GUEST: &str = "la-part";
+    let s = Scenario::new(
+        &[Ticker {
+            name: GUEST,
+            memory_mib: 128,
+            host: 1,
+            bridge: None,
+        }],
+        &[],
+        &Intent {
+            defaults: "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n    stall_timeout_s = 5\n  }",
+            tail: "guest \"la-part\" { host = \"labh2\" }",
+            ..Intent::default()
+        },
+    );
+    let src = connect_local(&s.lab, 1);
+    let mut apply = s.spawn(&["apply", "-auto-approve"], "partitioned");
+    wait_until("memory moves", Duration::from_secs(60), || {
+        src.migration_progress(GUEST)
+            .unwrap()
+            .is_some_and(|p| p.percent.unwrap_or(0.0) >= 10.0)
+    });
+    let link = LinkDown::new(1);
+    // Bounded by the stall timeout and libvirt's keepalive (5 s x 3), not by TCP.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = apply.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = apply.kill();
+            panic!(
+                "berth still runs 90 s after the link went down:\n{}",
+                s.spawned_output("partitioned")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let said = s.spawned_output("partitioned");
+    assert_eq!(status.code(), Some(1), "{said}");
+    for needle in [GUEST, "labh1", "labh2"] {
+        assert!(said.contains(needle), "the failure names {needle}:\n{said}");
+    }
+    assert!(
+        said.contains("stalled") || said.contains("keepalive"),
+        "the failure says what stopped:\n{said}"
+    );
+    assert!(
+        !s.path().join("state/berth.state.json.lock").exists(),
+        "the failed apply released its lock"
+    );
+    // The source's libvirtd gives up on the unreachable target on its own (its keepalive);
+    // only then does the link come back, so the migration cannot resume and complete.
+    wait_until(
+        "the source's libvirtd ends the migration job",
+        Duration::from_secs(120),
+        || {
+            src.domain_status(GUEST)
+                .unwrap()
+                .is_some_and(|st| !st.job_active)
+        },
+    );
+    drop(link);
+    wait_until(
+        "labh2 has removed its half-received copy",
+        SETTLE_TIMEOUT,
+        || connect(&s.lab, 2).domain_status(GUEST).unwrap().is_none(),
+    );
+    assert_eq!(s.running_once(GUEST), "labh1");
+    s.ticked_on(GUEST);
+    let state = s.state();
+    eprintln!(
+        "partitioned apply said:\n{said}\njournal: {:?}",
+        state.journal
+    );
+}

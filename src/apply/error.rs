@@ -13,7 +13,7 @@ use crate::state::StateError;
 /// What a stalled live migration was doing when berth aborted it.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "live migration of guest `{guest}` from host `{from}` to host `{to}` stalled: {what} did not move for {waited:?}; berth aborted it{outcome}"
+    "live migration of guest `{guest}` from host `{from}` to host `{to}` stalled: {what} did not move for {waited:.1?}; berth asked libvirt to abort it{outcome}"
 )]
 pub struct Stall {
     pub guest: String,

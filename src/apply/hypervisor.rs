@@ -695,86 +695,83 @@ pub fn migrate_live(
     }
     let params = live_parameters(dst, opts);
     let flags = live_flags(opts);
-    let transport = opts.transport;
     let peer_uri = dst.peer_uri().to_string();
     let mut postcopy_requested = false;
     let mut stall = StallWatch::new(stall_timeout, Instant::now());
-    // Set once the job was aborted for a stall: what stalled, and for how long.
-    let mut stalled: Option<(Option<u64>, Duration)> = None;
+    let mut counter: Option<u64> = None;
+    // Set once the job was aborted for a stall: the counter then, how long it stood still, and
+    // when berth asked libvirt to abort.
+    let mut stalled: Option<(Option<u64>, Duration, Instant)> = None;
 
-    let outcome = std::thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::channel();
-        let migrating = dom.clone();
-        scope.spawn(move || {
-            let result = match transport {
-                LiveTransport::PeerToPeer => {
-                    migrating.migrate_to_uri3(Some(&peer_uri), params, flags)
+    // The migration call and the statistics polls run on threads of their own and report here:
+    // a host that stops answering blocks them, never this loop, so a stall is always noticed
+    // and named. A thread blocked on a dead host ends when libvirt's keepalive closes the
+    // connection; nobody waits for it.
+    let (tx, rx) = mpsc::channel();
+    spawn_migration(
+        &dom,
+        dst,
+        opts.transport,
+        peer_uri,
+        params,
+        flags,
+        tx.clone(),
+    );
+    spawn_stats_poller(&dom, tx);
+    let outcome = loop {
+        match rx.recv_timeout(PROGRESS_INTERVAL) {
+            Ok(Report::Done(result)) => break result,
+            Ok(Report::Stats(stats)) => {
+                let Some(stats) = stats.filter(copying) else {
+                    continue;
+                };
+                let report = MigrationProgress::from_job(&stats);
+                counter = report.mem_processed_bytes.or(counter);
+                if opts.post_copy
+                    && !postcopy_requested
+                    && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION
+                {
+                    postcopy_requested = true;
+                    start_post_copy(&dom);
                 }
-                LiveTransport::Client => migrating.migrate3(&dst.conn, params, flags).map(drop),
+                progress(report);
             }
-            .map_err(|e| e.message().to_string());
-            // The receiver only goes away once this scope ends, after this thread.
-            let _ = done_tx.send(result);
-        });
-        loop {
-            match done_rx.recv_timeout(PROGRESS_INTERVAL) {
-                Ok(result) => return result,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err("the migration thread ended without a result".to_string());
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err("the migration thread ended without a result".to_string());
             }
-            // Statistics are best effort: a failed poll never stops the migration, but it is
-            // no progress either.
-            let stats = job_stats(&dom).ok().filter(copying);
-            let report = stats.as_ref().map(MigrationProgress::from_job);
-            let counter = report.as_ref().and_then(|p| p.mem_processed_bytes);
-            if stalled.is_none()
-                && let Some(waited) = stall.observe(counter, Instant::now())
-            {
-                tracing::warn!(guest, from = %src.host, to = %dst.host, ?waited, "live migration stalled; aborting it");
-                if let Err(e) = abort_job(&dom) {
-                    tracing::warn!(
-                        guest,
-                        error = e.message(),
-                        "aborting the stalled migration failed"
-                    );
-                }
-                stalled = Some((counter, waited));
-            }
-            let Some(report) = report else { continue };
-            if opts.post_copy
-                && !postcopy_requested
-                && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION
-            {
-                postcopy_requested = true;
-                start_post_copy(&dom);
-            }
-            progress(report);
         }
-    });
+        let now = Instant::now();
+        match stalled {
+            None => {
+                if let Some(waited) = stall.observe(counter, now) {
+                    tracing::warn!(guest, from = %src.host, to = %dst.host, ?waited, "live migration stalled; aborting it");
+                    spawn_abort(&dom, guest);
+                    stalled = Some((counter, waited, now));
+                }
+            }
+            // libvirt normally ends the migration call right after the abort; a source that
+            // does not answer at all is given up on.
+            Some((_, _, asked)) if now.duration_since(asked) >= ABORT_GRACE => {
+                break Err(format!(
+                    "host `{}` did not answer for {ABORT_GRACE:?} after berth asked it to abort; its libvirtd cancels \
+                     the migration when it loses the target, and the next `berth apply` checks where the guest is",
+                    src.host
+                ));
+            }
+            Some(_) => {}
+        }
+    };
     match (outcome, stalled) {
         (Ok(()), _) => Ok(()),
-        (Err(message), Some((counter, waited))) => {
-            let on_source = src
-                .domain_status(guest)
-                .ok()
-                .flatten()
-                .is_some_and(|s| s.runs());
-            let outcome = if on_source {
-                format!("; the guest runs on `{}` (libvirt: {message})", src.host)
-            } else {
-                format!("; libvirt: {message}")
-            };
-            Err(ApplyError::Stalled(Box::new(Stall {
-                guest: guest.to_string(),
-                from: src.host.clone(),
-                to: dst.host.clone(),
-                what: stalled_what(counter),
-                waited,
-                outcome,
-            })))
-        }
+        (Err(message), Some((counter, waited, _))) => Err(ApplyError::Stalled(Box::new(Stall {
+            guest: guest.to_string(),
+            from: src.host.clone(),
+            to: dst.host.clone(),
+            what: stalled_what(counter),
+            waited,
+            outcome: format!(" ({message})"),
+        }))),
         (Err(message), None) => Err(ApplyError::Migration {
             guest: guest.to_string(),
             from: src.host.clone(),
@@ -784,12 +781,76 @@ pub fn migrate_live(
     }
 }
 
+/// How long berth waits for libvirt to end a migration it asked to abort.
+const ABORT_GRACE: Duration = Duration::from_secs(10);
+
+/// What the threads of [`migrate_live`] report.
+enum Report {
+    /// The migration call returned (libvirt's message on failure).
+    Done(Result<(), String>),
+    /// One poll of the source's job statistics (`None`: the poll failed).
+    Stats(Option<virt::domain::JobStats>),
+}
+
+/// Runs the migration call on a thread of its own; its result is sent on `tx`.
+fn spawn_migration(
+    dom: &Domain,
+    dst: &Hypervisor,
+    transport: LiveTransport,
+    peer_uri: String,
+    params: MigrateParameters,
+    flags: u32,
+    tx: mpsc::Sender<Report>,
+) {
+    let dom = dom.clone();
+    let dconn = dst.conn.clone();
+    std::thread::spawn(move || {
+        let result = match transport {
+            LiveTransport::PeerToPeer => dom.migrate_to_uri3(Some(&peer_uri), params, flags),
+            LiveTransport::Client => dom.migrate3(&dconn, params, flags).map(drop),
+        }
+        .map_err(|e| e.message().to_string());
+        // Nobody listens any more when berth gave up on an unanswering host.
+        let _ = tx.send(Report::Done(result));
+    });
+}
+
+/// Polls the source's job statistics every [`PROGRESS_INTERVAL`] on a thread of its own,
+/// until nobody listens.
+fn spawn_stats_poller(dom: &Domain, tx: mpsc::Sender<Report>) {
+    let dom = dom.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(PROGRESS_INTERVAL);
+            if tx.send(Report::Stats(job_stats(&dom).ok())).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Asks libvirt to abort the migration job of `dom`, on a thread of its own (the source may
+/// not answer).
+fn spawn_abort(dom: &Domain, guest: &str) {
+    let dom = dom.clone();
+    let guest = guest.to_string();
+    std::thread::spawn(move || {
+        if let Err(e) = abort_job(&dom) {
+            tracing::warn!(
+                guest,
+                error = e.message(),
+                "aborting the stalled migration failed"
+            );
+        }
+    });
+}
+
 /// What a stalled migration did not move, for [`Stall::what`].
 pub(crate) fn stalled_what(counter: Option<u64>) -> String {
     match counter {
         Some(bytes) => format!(
-            "its memory transfer (at {} MiB sent)",
-            bytes / (1024 * 1024)
+            "its memory transfer (at {:.1} MiB sent)",
+            bytes as f64 / MIB
         ),
         None => {
             "its memory transfer (nothing sent yet, or no statistics from the source)".to_string()
