@@ -699,6 +699,8 @@ pub fn migrate_live(
     let mut postcopy_requested = false;
     let mut stall = StallWatch::new(stall_timeout, Instant::now());
     let mut counter: Option<u64> = None;
+    // Set once a second interrupt (Ctrl-C) asked libvirt to abort the migration.
+    let mut abort_asked = false;
     // Set once the job was aborted for a stall: the counter then, how long it stood still, and
     // when berth asked libvirt to abort.
     let mut stalled: Option<(Option<u64>, Duration, Instant)> = None;
@@ -741,6 +743,11 @@ pub fn migrate_live(
                 break Err("the migration thread ended without a result".to_string());
             }
         }
+        if !abort_asked && super::interrupt::aborting() {
+            tracing::warn!(guest, "second interrupt: aborting the live migration");
+            spawn_abort(&dom, guest);
+            abort_asked = true;
+        }
         let now = Instant::now();
         match stalled {
             None => {
@@ -776,7 +783,11 @@ pub fn migrate_live(
             guest: guest.to_string(),
             from: src.host.clone(),
             to: dst.host.clone(),
-            message,
+            message: if abort_asked {
+                format!("aborted on the second interrupt (Ctrl-C); libvirt: {message}")
+            } else {
+                message
+            },
         }),
     }
 }

@@ -17,6 +17,7 @@ pub mod executor;
 pub mod freshness;
 pub mod hypervisor;
 pub mod interfaces;
+pub mod interrupt;
 pub mod interrupted;
 pub mod libvirt_runner;
 pub mod resume;

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
-use crate::apply::{ExecOptions, RunOutcome, Session, WrittenBack, plan_id, resume, setup};
+use crate::apply::{
+    ExecOptions, RunOutcome, Session, WrittenBack, interrupt, plan_id, resume, setup,
+};
 use crate::config;
 use crate::inventory::load::Inventory;
 use crate::plan::{self, Plan};
@@ -353,6 +355,8 @@ fn apply_plan(
         single_step,
         ..setup::exec_options(session.config(), args.parallelism.map(|p| p as usize))
     };
+    // From here on Ctrl-C is graceful (no sooner: it must still cancel the confirmation).
+    catch_interrupts(runtime, args.json);
     let outcome = runtime.block_on(session.run(&opts, &mut |e| progress.event(e)))?;
     Ok(Some((
         summarize(&outcome, &progress, args),
@@ -402,6 +406,42 @@ fn write_back_line(w: &WrittenBack) -> String {
     }
 }
 
+/// Handles SIGINT and SIGTERM for the rest of the process (see `apply::interrupt`): the first
+/// stops new steps, the second also aborts running live migrations.
+fn catch_interrupts(runtime: &tokio::runtime::Runtime, json: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        runtime.spawn(async move {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                tracing::warn!("cannot catch SIGINT/SIGTERM; they stop berth at once");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                let text = match interrupt::request() {
+                    1 => "\nInterrupted: no new step starts; running steps finish and are journaled, then berth exits. \
+                          Interrupt again to abort running live migrations (the guests stay on their sources).",
+                    2 => "\nInterrupted again: aborting running live migrations; berth exits once they have ended.",
+                    _ => continue,
+                };
+                // Text, not an event: stderr keeps --json's stdout clean.
+                if json {
+                    eprintln!("{text}");
+                } else {
+                    println!("{text}");
+                }
+            }
+        });
+    });
+}
+
 /// Prints what completed, failed and was skipped; returns the exit code.
 fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 {
     let r = &outcome.report;
@@ -418,8 +458,13 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
                 .or_default() += 1;
         }
         let guests: Vec<String> = by_guest.iter().map(|(g, n)| format!("{g} ({n})")).collect();
+        let why = if r.interrupted {
+            "the apply was interrupted"
+        } else {
+            "the apply stopped at the failure (-keep-going lets independent steps finish)"
+        };
         lines.push(format!(
-            "Not run, because the apply stopped at the failure (-keep-going lets independent steps finish): {} step(s) of {}",
+            "Not run, because {why}: {} step(s) of {}",
             r.not_run.len(),
             guests.join(", ")
         ));
@@ -450,6 +495,10 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
         lines.push(format!(
             "Applied what was asked: {counts}. The plan is not finished; `berth apply` continues it{}.",
             if args.step.is_some() { " (or run the next step with --step)" } else { "" }
+        ));
+    } else if r.interrupted {
+        lines.push(format!(
+            "Apply interrupted: {counts}. Run `berth apply` again to continue."
         ));
     } else {
         lines.push(format!(
