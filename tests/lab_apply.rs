@@ -679,6 +679,17 @@ fn kill_during_migration(s: &Scenario, guest: &str, from: u8, to: u8, at: KillAt
     apply.wait().unwrap();
 }
 
+/// Waits until `serial` logs `n` more ticks (of whatever boot: an offline move reboots the
+/// guest, and its counter starts again at 1).
+fn wait_more_ticks(serial: &Serial, n: usize) {
+    let before = serial.ticks().len();
+    wait_until(
+        &format!("{n} more ticks in {}", serial.path.display()),
+        TICK_TIMEOUT,
+        || serial.ticks().len() >= before + n,
+    );
+}
+
 /// Right after a kill: once libvirt has ended the migration and removed any half-built copy,
 /// the guest runs on at most one host (libvirt's states), and its serial log shows no doubled
 /// ticks: had two copies run at once, both would have logged. Returns every host's copy.
@@ -708,8 +719,7 @@ fn check_after_kill(s: &Scenario, guest: &str) -> BTreeMap<String, DomainStatus>
     let serial = s.serial(guest);
     if running.len() == 1 {
         // Two more ticks: time for a second copy, if there were one, to log too.
-        let last = serial.last_tick();
-        serial.wait_tick_above(last + 1, TICK_TIMEOUT);
+        wait_more_ticks(serial, 2);
     }
     assert_eq!(
         serial.doubled_ticks(),
@@ -1167,4 +1177,161 @@ fn ctrl_c_lets_running_steps_settle_and_a_second_one_aborts_migrations() {
     }
     s.journal_all_done();
     s.converged();
+}
+
+// (g) ------------------------------------------------------------------------------------------
+
+/// A small seeded generator (splitmix64) for the chaos test's kill instants: the seed is
+/// printed, and `BERTH_CHAOS_SEED` replays a run.
+struct Chaos(u64);
+
+impl Chaos {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..hi` milliseconds.
+    fn millis(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+/// Chaos: `berth apply` is killed (-9) at random instants, at least 30 times, across drains
+/// that move three tickers (dirtying memory) off labh1 and back, two live (peer-to-peer) and
+/// one offline. After every kill, once libvirt has settled, each guest runs on at most one host
+/// and its serial log shows no doubled ticks. After every resumed apply (force-unlock, then
+/// `berth apply`), every guest runs exactly where the configuration wants it, and the state
+/// file parses. The kills, their instants and what each resume found are printed.
+#[test]
+#[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
+fn chaos_kills_during_drains_never_run_a_guest_twice_and_always_converge() {
+    const GUESTS: [&str; 3] = ["la-chaos1", "la-chaos2", "la-chaos3"];
+    let kills: usize = std::env::var("BERTH_CHAOS_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(30);
+    let seed: u64 = std::env::var("BERTH_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("chaos: {kills} kills, seed {seed} (BERTH_CHAOS_SEED={seed} replays it)");
+    let mut rng = Chaos(seed);
+    let tickers: Vec<Ticker> = GUESTS
+        .iter()
+        .map(|&name| Ticker {
+            name,
+            memory_mib: 32,
+            host: 1,
+            bridge: None,
+        })
+        .collect();
+    // la-chaos3 moves offline; the others live.
+    let guests = "guest \"la-chaos3\" { mode = \"offline\" }";
+    let defaults = "mode = \"live\"\n  live {\n    bandwidth_mib_s = 64\n  }";
+    let drain_h1 = ["drain = true", "", ""];
+    let drain_others = ["", "drain = true", "drain = true"];
+    let s = Scenario::new(
+        &tickers,
+        &[],
+        &Intent {
+            defaults,
+            host: drain_h1,
+            tail: guests,
+            ..Intent::default()
+        },
+    );
+    let lock = s.path().join("state/berth.state.json.lock");
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for kill in 0..kills {
+        // Odd rounds bring the guests back, so that every kill finds work in flight.
+        let off_h1 = kill % 2 == 0;
+        s.write_config(&Intent {
+            defaults,
+            host: if off_h1 { drain_h1 } else { drain_others },
+            tail: guests,
+            ..Intent::default()
+        });
+        let name = format!("chaos{kill}");
+        let mut apply = s.spawn(&["apply", "-auto-approve"], &name);
+        let after = rng.millis(300, 3000);
+        std::thread::sleep(Duration::from_millis(after));
+        let ended_first = apply.try_wait().unwrap().is_some();
+        let _ = apply.kill();
+        apply.wait().unwrap();
+
+        // After the kill: libvirt settles, no guest runs twice.
+        let mut running = BTreeMap::new();
+        for g in GUESTS {
+            let copies = check_after_kill(&s, g);
+            let on: Vec<String> = copies
+                .iter()
+                .filter(|(_, c)| c.runs())
+                .map(|(h, _)| h.clone())
+                .collect();
+            running.insert(g, on);
+        }
+        eprintln!(
+            "kill {kill}: at +{after} ms{}; running: {running:?}",
+            if ended_first {
+                " (berth had already ended)"
+            } else {
+                ""
+            }
+        );
+
+        // Resume: unlock what the dead berth held, apply again, converge.
+        if let Ok(text) = std::fs::read_to_string(&lock) {
+            let held: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_exit(&s.berth(&["force-unlock", held["id"].as_str().unwrap()]), 0);
+        }
+        let resumed = s.berth(&["apply", "-auto-approve"]);
+        assert_exit(&resumed, 0);
+        let said = String::from_utf8_lossy(&resumed.stdout);
+        let what = if said.contains("removed that copy") {
+            "removed a paused source copy"
+        } else if said.contains("resumed it there") {
+            "resumed a paused source copy"
+        } else if said.contains("Continuing the unfinished apply") {
+            "continued the plan"
+        } else {
+            "planned afresh"
+        };
+        *outcomes.entry(what.to_string()).or_default() += 1;
+        for g in GUESTS {
+            let host = s.running_once(g);
+            assert_eq!(
+                host == "labh1",
+                !off_h1,
+                "{g} runs on {host} after kill {kill}:\n{}",
+                text(&resumed)
+            );
+            let serial = s.serial(g);
+            wait_more_ticks(serial, 1);
+            assert_eq!(
+                serial.doubled_ticks(),
+                Vec::<u32>::new(),
+                "{g} ran twice (kill {kill}):\n{}",
+                serial.text()
+            );
+        }
+        let state = s.state();
+        assert!(
+            state.in_progress.is_none(),
+            "kill {kill}: {:?}",
+            state.in_progress
+        );
+    }
+    if kills > 0 {
+        s.converged();
+    }
+    eprintln!("chaos: {kills} kills survived; resumes: {outcomes:?}");
 }

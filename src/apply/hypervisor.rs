@@ -724,7 +724,7 @@ pub fn migrate_live(
         match rx.recv_timeout(PROGRESS_INTERVAL) {
             Ok(Report::Done(result)) => break result,
             Ok(Report::Stats(stats)) => {
-                let Some(stats) = stats.filter(copying) else {
+                let Some(stats) = stats.filter(|s| copying(s)) else {
                     continue;
                 };
                 let report = MigrationProgress::from_job(&stats);
@@ -800,7 +800,7 @@ enum Report {
     /// The migration call returned (libvirt's message on failure).
     Done(Result<(), String>),
     /// One poll of the source's job statistics (`None`: the poll failed).
-    Stats(Option<virt::domain::JobStats>),
+    Stats(Option<Box<virt::domain::JobStats>>),
 }
 
 /// Runs the migration call on a thread of its own; its result is sent on `tx`.
@@ -833,7 +833,10 @@ fn spawn_stats_poller(dom: &Domain, tx: mpsc::Sender<Report>) {
     std::thread::spawn(move || {
         loop {
             std::thread::sleep(PROGRESS_INTERVAL);
-            if tx.send(Report::Stats(job_stats(&dom).ok())).is_err() {
+            if tx
+                .send(Report::Stats(job_stats(&dom).ok().map(Box::new)))
+                .is_err()
+            {
                 return;
             }
         }
