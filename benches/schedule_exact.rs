@@ -502,6 +502,8 @@ fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32) -> Guest {
         disks: Vec::new(),
         volumes: Vec::new(),
         hostdevs: Vec::new(),
+        domain: None,
+        es_host: None,
     }
 }
 
@@ -515,6 +517,9 @@ fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
         memory_mib: g.memory_mib,
         vcpus: g.vcpus,
         pivot: false,
+        kind: Default::default(),
+        domain: None,
+        transport: None,
     }
 }
 
@@ -527,5 +532,6 @@ fn topology(names: &[String], gib: &[u64], cpus: &[u32], guests: Vec<Guest>) -> 
             .collect(),
         guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
         clusters: BTreeMap::new(),
+        other_machines: BTreeMap::new(),
     }
 }

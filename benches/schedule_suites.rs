@@ -260,6 +260,7 @@ fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
         pivot: false,
         kind: Default::default(),
         domain: None,
+        transport: None,
     }
 }
 

@@ -55,6 +55,7 @@ impl Lab {
                     HostAccess {
                         uri,
                         migration_uri: None,
+                        peer_uri: None,
                         ssh: None,
                     },
                 )

@@ -63,6 +63,7 @@ fn every_kind() -> Vec<StreamMessage> {
                 mem_remaining_mib: Some(624),
                 iteration: Some(1),
                 elapsed_ms: Some(1200),
+                mem_processed_bytes: None,
             },
         },
         Event::Done {

@@ -109,6 +109,7 @@ impl StepRunner for Recorder {
             mem_remaining_mib: None,
             iteration: None,
             elapsed_ms: None,
+            mem_processed_bytes: None,
         });
         // Widens the window in which steps overlap, so that a broken bound would show.
         std::thread::sleep(Duration::from_millis(5));

@@ -9,6 +9,8 @@ use berth::config::LiveOptions;
 use berth::inventory::GuestState;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Stall timeout for live migrations in these tests (none of them gets to copy memory).
+const STALL: Duration = Duration::from_secs(60);
 
 /// A guest in a node file: name, fixed UUID, libvirt runstate (1 running, 5 shut off).
 struct TestGuest(&'static str, &'static str, u8);
@@ -216,9 +218,14 @@ fn connect_failure_carries_uri_and_libvirt_message() {
 fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_source() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
     let mut reports = 0;
-    let err = migrate_live(&p.src, &p.dst, "vm01", &LiveOptions::default(), &mut |_| {
-        reports += 1
-    })
+    let err = migrate_live(
+        &p.src,
+        &p.dst,
+        "vm01",
+        &LiveOptions::default(),
+        STALL,
+        &mut |_| reports += 1,
+    )
     .unwrap_err();
     let ApplyError::Migration {
         guest,
@@ -248,8 +255,15 @@ fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_s
 #[test]
 fn live_migration_of_a_shut_off_guest_is_refused_before_libvirt_is_asked() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[]);
-    let err =
-        migrate_live(&p.src, &p.dst, "vm01", &LiveOptions::default(), &mut |_| {}).unwrap_err();
+    let err = migrate_live(
+        &p.src,
+        &p.dst,
+        "vm01",
+        &LiveOptions::default(),
+        STALL,
+        &mut |_| {},
+    )
+    .unwrap_err();
     assert!(
         matches!(
             err,

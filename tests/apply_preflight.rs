@@ -39,6 +39,7 @@ async fn every_missing_connection_and_program_is_reported_at_once() {
             HostAccess {
                 uri: "test:///default".into(),
                 migration_uri: None,
+                peer_uri: None,
                 ssh: ssh.clone(),
             },
         ),
@@ -48,6 +49,7 @@ async fn every_missing_connection_and_program_is_reported_at_once() {
             HostAccess {
                 uri: format!("test://{}", dir.path().join("absent.xml").display()),
                 migration_uri: None,
+                peer_uri: None,
                 ssh: None,
             },
         ),

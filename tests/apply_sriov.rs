@@ -91,6 +91,7 @@ fn new_lab(pool: &[&str]) -> Lab {
                 HostAccess {
                     uri,
                     migration_uri: None,
+                    peer_uri: None,
                     ssh: None,
                 },
             )

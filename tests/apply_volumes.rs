@@ -75,6 +75,7 @@ impl Lab {
         let access = HostAccess {
             uri: "test:///default".into(),
             migration_uri: None,
+            peer_uri: None,
             ssh: Some(self.sshd.target(self.sshd.known_hosts())),
         };
         let settings = RunnerSettings {

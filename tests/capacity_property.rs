@@ -78,6 +78,7 @@ fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move {
         pivot: false,
         kind: Default::default(),
         domain: None,
+        transport: None,
     }
 }
 

@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use berth::config::{
-    Config, ConfigError, Defaults, DriftSource, LiveOptions, MigrationMode, Span, SshSettings,
-    load_dir, parse_str, render,
+    Config, ConfigError, Defaults, DriftSource, LiveOptions, LiveTransport, MigrationMode, Span,
+    SshSettings, load_dir, parse_str, render,
 };
 use tempfile::TempDir;
 
@@ -160,6 +160,8 @@ fn a_full_config_loads_into_the_model() {
     assert_eq!(
         defaults.live,
         LiveOptions {
+            transport: LiveTransport::PeerToPeer,
+            stall_timeout_s: None,
             bandwidth_mib_s: 500,
             parallel_connections: 4,
             auto_converge: true,
@@ -260,6 +262,49 @@ fn absent_attributes_of_a_present_block_take_their_defaults() {
         ("main.hcl".into(), 4, 1)
     );
     assert_eq!(config.defaults.shared_storage, expected.shared_storage);
+}
+
+#[test]
+fn live_transport_peer_uris_and_timeouts_load_into_the_model() {
+    let text = format!(
+        "{INVENTORY}defaults {{\n  shutdown_timeout_s = 30\n  start_timeout_s = 20\n  live {{\n    transport = \"client\"\n    stall_timeout_s = 15\n  }}\n}}\nhost \"adm02\" {{\n  peer_uri = \"qemu+tls://adm02-mig/system\"\n}}\n"
+    );
+    let config = parse_str("main.hcl", &text, Path::new("/etc/berth")).expect("valid");
+    assert_eq!(config.defaults.live.transport, LiveTransport::Client);
+    assert_eq!(config.defaults.live.stall_timeout_s, Some(15));
+    assert_eq!(
+        (
+            config.defaults.shutdown_timeout_s,
+            config.defaults.start_timeout_s
+        ),
+        (30, 20)
+    );
+    assert_eq!(
+        config.hosts["adm02"]
+            .peer_uri
+            .as_ref()
+            .map(|u| u.value.as_str()),
+        Some("qemu+tls://adm02-mig/system")
+    );
+    // Absent: peer-to-peer, the default timeouts.
+    let plain = parse_str("main.hcl", INVENTORY, Path::new("/etc/berth")).expect("valid");
+    assert_eq!(plain.defaults.live.transport, LiveTransport::PeerToPeer);
+    assert_eq!(
+        (
+            plain.defaults.shutdown_timeout_s,
+            plain.defaults.start_timeout_s,
+            plain.defaults.live.stall_timeout_s
+        ),
+        (300, 120, None)
+    );
+    // A transport berth does not know is a diagnostic naming the allowed ones.
+    let bad = format!("{INVENTORY}defaults {{\n  live {{\n    transport = \"tunnel\"\n  }}\n}}\n");
+    let err = parse_str("main.hcl", &bad, Path::new("/etc/berth")).expect_err("unknown transport");
+    let rendered = format!("{err:?}");
+    assert!(
+        rendered.contains("peer_to_peer") && rendered.contains("client"),
+        "{rendered}"
+    );
 }
 
 #[test]

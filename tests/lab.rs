@@ -27,6 +27,9 @@ use berth::inventory::{
 use berth::remote::{RemoteError, RemoteHost};
 use support::{GuestSpec, Lab, START_TIMEOUT, TICK_TIMEOUT, define, runtime, start_ticker};
 
+/// Stall timeout for the live migrations here (they take about a second).
+const STALL: Duration = Duration::from_secs(60);
+
 fn connect(lab: &Lab, n: u8) -> Hypervisor {
     let h = lab.host(n);
     Hypervisor::connect(&h.name, &h.uri).unwrap_or_else(|e| panic!("{e}"))
@@ -425,12 +428,21 @@ fn live_move_creates_the_bridge_on_the_target_and_keeps_the_guest_running() {
     );
 
     let tick_before = serial.last_tick();
-    let target = h2.with_migration_uri(format!("tcp://{}", lab.host(2).ip));
+    // Peer-to-peer (the default): labh1's libvirtd reaches labh2 over SSH with the lab's key,
+    // as hosts of a fleet do.
+    let target = h2
+        .with_migration_uri(format!("tcp://{}", lab.host(2).ip))
+        .with_peer_uri("qemu+ssh://labh2/system");
     let mut reports = Vec::new();
     let started = Instant::now();
-    migrate_live(&h1, &target, GUEST, &LiveOptions::default(), &mut |p| {
-        reports.push(p)
-    })
+    migrate_live(
+        &h1,
+        &target,
+        GUEST,
+        &LiveOptions::default(),
+        STALL,
+        &mut |p| reports.push(p),
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     let migration_time = started.elapsed();
 
@@ -442,6 +454,11 @@ fn live_move_creates_the_bridge_on_the_target_and_keeps_the_guest_running() {
     assert_eq!(h1.domain_state(GUEST).unwrap(), None, "undefined on labh1");
     let tick_after = serial.wait_tick_above(tick_before + 2, TICK_TIMEOUT);
     assert_eq!(serial.boots(), 1, "the guest rebooted:\n{}", serial.text());
+    assert_eq!(
+        serial.doubled_ticks(),
+        Vec::<u32>::new(),
+        "the guest ran on two hosts at once"
+    );
     let ticks = serial.ticks();
     assert_eq!(
         ticks,
@@ -491,7 +508,7 @@ fn failed_live_migration_leaves_the_guest_running_on_its_source() {
     let (h1, h3) = (connect(&lab, 1), connect(&lab, 3));
     let serial = start_ticker(&h1, &lab, GUEST, Some(BRIDGE));
 
-    let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), &mut |_| {})
+    let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), STALL, &mut |_| {})
         .expect_err("labh3 lacks the bridge: the migration must fail");
     let ApplyError::Migration {
         guest,
@@ -634,7 +651,7 @@ fn live_migration_to_a_stopped_libvirtd_fails_and_leaves_the_guest_running() {
     let serial = start_ticker(&h1, &lab, GUEST, None);
 
     lab.stop_libvirtd(3);
-    let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), &mut |_| {})
+    let err = migrate_live(&h1, &h3, GUEST, &LiveOptions::default(), STALL, &mut |_| {})
         .expect_err("libvirtd on labh3 is stopped: the migration must fail");
     let ApplyError::Migration { message, .. } = &err else {
         panic!("not a migration error: {err}")

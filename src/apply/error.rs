@@ -10,6 +10,22 @@ use crate::inventory::load::InventoryError;
 use crate::remote::RemoteError;
 use crate::state::StateError;
 
+/// What a stalled live migration was doing when berth aborted it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "live migration of guest `{guest}` from host `{from}` to host `{to}` stalled: {what} did not move for {waited:.1?}; berth asked libvirt to abort it{outcome}"
+)]
+pub struct Stall {
+    pub guest: String,
+    pub from: String,
+    pub to: String,
+    /// What did not progress ("the migration's memory transfer (at 12 MiB)").
+    pub what: String,
+    pub waited: Duration,
+    /// How the abort ended ("; the guest stays on `labh1`").
+    pub outcome: String,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// libvirt on a host could not be reached.
@@ -39,6 +55,11 @@ pub enum ApplyError {
         to: String,
         message: String,
     },
+
+    /// A live migration made no progress for the stall timeout; berth aborted it, and the
+    /// guest stays on its source.
+    #[error("{0}")]
+    Stalled(Box<Stall>),
 
     /// A state change did not finish in time.
     #[error("{action} guest `{guest}` on host `{host}`: still {state} after {waited:?}")]

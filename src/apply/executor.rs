@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use super::error::ApplyError;
 use super::events::Event;
 use super::hypervisor::MigrationProgress;
+use super::interrupt;
 use super::runner::{StepContext, StepOutcome, StepRunner};
 use crate::inventory::GuestState;
 use crate::plan::Plan;
@@ -72,11 +73,13 @@ pub struct ApplyReport {
     pub skipped: Vec<(String, String)>,
     /// Steps left untouched because the run stopped after a failure.
     pub not_run: Vec<String>,
+    /// An interrupt (Ctrl-C, SIGTERM) stopped the apply from starting further steps.
+    pub interrupted: bool,
 }
 
 impl ApplyReport {
     pub fn succeeded(&self) -> bool {
-        self.failed.is_empty() && self.not_run.is_empty()
+        self.failed.is_empty() && self.not_run.is_empty() && !self.interrupted
     }
 }
 
@@ -462,6 +465,8 @@ pub async fn execute<R: StepRunner + 'static>(
     let mut running = 0usize;
     let mut stop = false;
     loop {
+        // An interrupt starts nothing new; running steps finish and are journaled.
+        stop |= interrupt::stopping();
         if !stop && run.save_error.is_none() {
             running += schedule_ready(&mut run, &graph, &limits, &runner, &tx);
         }
@@ -471,6 +476,7 @@ pub async fn execute<R: StepRunner + 'static>(
         let Some(msg) = rx.recv().await else { break };
         match msg {
             Msg::Started(i, ack) => {
+                stop |= interrupt::stopping();
                 let ok = !stop && run.started(i);
                 let _ = ack.send(ok);
             }
@@ -512,6 +518,7 @@ pub async fn execute<R: StepRunner + 'static>(
             not_run: run.report.not_run.len(),
         });
     }
+    run.report.interrupted = interrupt::stopping();
     let r = &run.report;
     let summary = Event::Summary {
         plan_id: r.plan_id.clone(),

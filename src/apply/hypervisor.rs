@@ -15,8 +15,10 @@ use virt::domain::{Domain, DomainState, MigrateParameters};
 use virt::error::ErrorNumber;
 use virt::sys;
 
-use super::error::ApplyError;
-use crate::config::LiveOptions;
+use super::error::{ApplyError, Stall};
+use super::stall::StallWatch;
+use crate::config::{LiveOptions, LiveTransport};
+use crate::inventory::keepalive;
 use crate::inventory::libvirt::parse_domain_devices;
 use crate::inventory::{GuestState, passed_through_pci};
 
@@ -42,6 +44,10 @@ pub struct MigrationProgress {
     /// Pre-copy pass number.
     pub iteration: Option<u64>,
     pub elapsed_ms: Option<u64>,
+    /// Memory transferred so far in bytes (re-sent pages included): the counter a stall is
+    /// told by.
+    #[serde(skip)]
+    pub mem_processed_bytes: Option<u64>,
 }
 
 impl MigrationProgress {
@@ -66,6 +72,7 @@ impl MigrationProgress {
             mem_remaining_mib: stats.mem_remaining.map(to_mib),
             iteration: stats.mem_iteration,
             elapsed_ms: stats.time_elapsed,
+            mem_processed_bytes: stats.mem_processed,
         }
     }
 }
@@ -76,6 +83,7 @@ pub struct Hypervisor {
     uri: String,
     conn: Connect,
     migration_uri: Option<String>,
+    peer_uri: Option<String>,
 }
 
 impl std::fmt::Debug for Hypervisor {
@@ -97,16 +105,17 @@ impl Hypervisor {
             message,
         };
         crate::inventory::libvirt::check_transport(uri).map_err(refused)?;
-        let conn = Connect::open(Some(uri)).map_err(|e| ApplyError::Connect {
-            host: host.to_string(),
-            uri: uri.to_string(),
-            message: crate::inventory::libvirt::libvirt_message(&e),
-        })?;
+        keepalive::start_event_loop();
+        let conn = Connect::open(Some(uri))
+            .map_err(|e| refused(crate::inventory::libvirt::libvirt_message(&e)))?;
+        keepalive::keep_alive(&conn)
+            .map_err(|e| refused(crate::inventory::libvirt::libvirt_message(&e)))?;
         Ok(Hypervisor {
             host: host.to_string(),
             uri: uri.to_string(),
             conn,
             migration_uri: None,
+            peer_uri: None,
         })
     }
 
@@ -116,6 +125,19 @@ impl Hypervisor {
     pub fn with_migration_uri(mut self, uri: impl Into<String>) -> Self {
         self.migration_uri = Some(uri.into());
         self
+    }
+
+    /// Sets the libvirt URI by which OTHER hosts reach this one in a peer-to-peer live
+    /// migration (the source's libvirtd connects to it), when it differs from the URI berth
+    /// uses (e.g. `qemu+ssh://adm02.example.com/system` while berth uses an SSH tunnel).
+    pub fn with_peer_uri(mut self, uri: impl Into<String>) -> Self {
+        self.peer_uri = Some(uri.into());
+        self
+    }
+
+    /// The libvirt URI a source host uses to reach this host in a peer-to-peer migration.
+    pub fn peer_uri(&self) -> &str {
+        self.peer_uri.as_deref().unwrap_or(&self.uri)
     }
 
     pub fn host(&self) -> &str {
@@ -387,9 +409,19 @@ fn guest_state(state: virt::domain::DomainStateEnum) -> GuestState {
 /// stopped following (killed) ended on that host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainStatus {
+    /// berth's reading of the state (libvirt's `shutdown`, "being shut down", reads as running).
     pub state: GuestState,
+    /// libvirt's own state and reason, as `virsh domstate --reason` words them
+    /// (`paused (migration)`, `shutdown (unknown)`), for messages.
+    pub libvirt_state: String,
+    /// libvirt's raw state is `shutdown` or `paused (starting up)`: the domain is being torn
+    /// down or built, not running a guest.
+    pub in_transition: bool,
     /// Paused by a pre-copy migration that was not confirmed or cancelled.
     pub paused_by_migration: bool,
+    /// `shutoff (migrated)`: the source's copy after a migration that completed, which libvirt
+    /// undefines moments later (`VIR_MIGRATE_UNDEFINE_SOURCE`).
+    pub migrated_away: bool,
     /// Running or paused in post-copy: its memory is split between two hosts.
     pub post_copy: bool,
     pub persistent: bool,
@@ -398,11 +430,29 @@ pub struct DomainStatus {
     pub job_active: bool,
 }
 
+impl DomainStatus {
+    /// A migration's half-built or half-destroyed incoming copy: transient, and `shutdown`,
+    /// `paused (starting up)` or `paused (migration)`. It is neither a running guest nor a
+    /// second definition; libvirt removes it once it has cleaned up (or finishes it into a
+    /// persistent, running guest).
+    pub fn is_leftover(&self) -> bool {
+        !self.persistent && (self.in_transition || self.paused_by_migration)
+    }
+
+    /// Runs the guest's vCPUs now: running by libvirt's raw state (not `shutdown`, not a
+    /// leftover).
+    pub fn runs(&self) -> bool {
+        self.state == GuestState::Running && !self.in_transition && !self.is_leftover()
+    }
+}
+
 impl Hypervisor {
     /// The guest's [`DomainStatus`] here; `None` when this host does not define it (also when
     /// it vanishes while being read, as a half-received guest does when libvirt cleans up).
     pub fn domain_status(&self, guest: &str) -> Result<Option<DomainStatus>, ApplyError> {
-        use virt::domain::{DomainPausedReason, DomainRunningReason, DomainStateReason};
+        use virt::domain::{
+            DomainPausedReason, DomainRunningReason, DomainShutoffReason, DomainStateReason,
+        };
         use virt::enumutil::Enum;
         let Some(dom) = self.lookup(guest)? else {
             return Ok(None);
@@ -422,6 +472,23 @@ impl Hypervisor {
                 ))) => (false, true),
                 _ => (false, false),
             };
+            let in_transition = matches!(state.known(), Some(DomainState::Shutdown))
+                || matches!(
+                    reason,
+                    Enum::Known(DomainStateReason::Paused(Enum::Known(
+                        DomainPausedReason::StartingUp
+                    )))
+                );
+            let migrated_away = matches!(
+                reason,
+                Enum::Known(DomainStateReason::Shutoff(Enum::Known(
+                    DomainShutoffReason::Migrated
+                )))
+            );
+            let libvirt_state = match &reason {
+                Enum::Known(r) => format!("{state} ({r})"),
+                Enum::Unknown(raw) => format!("{state} (reason {raw})"),
+            };
             let persistent = dom.is_persistent()?;
             let uuid = dom.uuid_string()?;
             // Job statistics are best effort: a domain that cannot report them runs no job
@@ -431,7 +498,10 @@ impl Hypervisor {
             let state = guest_state(state);
             Ok(DomainStatus {
                 state,
+                libvirt_state,
+                in_transition,
                 paused_by_migration,
+                migrated_away,
                 post_copy,
                 persistent,
                 uuid,
@@ -443,6 +513,26 @@ impl Hypervisor {
             Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
             Err(e) => Err(self.libvirt_error("read the status of", guest, e)),
         }
+    }
+
+    /// Progress of the migration job running on this host's copy of `guest`; `None` when no
+    /// job runs (or the host does not define the guest) or it has not started copying memory.
+    pub fn migration_progress(&self, guest: &str) -> Result<Option<MigrationProgress>, ApplyError> {
+        let Some(dom) = self.lookup(guest)? else {
+            return Ok(None);
+        };
+        match job_stats(&dom) {
+            Ok(stats) => Ok(copying(&stats).then(|| MigrationProgress::from_job(&stats))),
+            Err(e) if e.code().is(ErrorNumber::NoDomain) => Ok(None),
+            Err(e) => Err(self.libvirt_error("read the migration job of", guest, e)),
+        }
+    }
+
+    /// Aborts the job (a migration) running on this host's copy of `guest`
+    /// (`virDomainAbortJob`): libvirt cancels the migration and the guest keeps running here.
+    pub fn abort_job(&self, guest: &str) -> Result<(), ApplyError> {
+        let dom = self.require("abort the migration of", guest)?;
+        abort_job(&dom).map_err(|e| self.libvirt_error("abort the migration of", guest, e))
     }
 
     /// Resumes a paused guest.
@@ -562,6 +652,9 @@ fn live_flags(opts: &LiveOptions) -> u32 {
     if opts.tls {
         flags |= sys::VIR_MIGRATE_TLS;
     }
+    if opts.transport == LiveTransport::PeerToPeer {
+        flags |= sys::VIR_MIGRATE_PEER2PEER;
+    }
     if opts.compressed {
         flags |= sys::VIR_MIGRATE_COMPRESSED;
     }
@@ -579,18 +672,26 @@ fn live_parameters(dst: &Hypervisor, opts: &LiveOptions) -> MigrateParameters {
     }
 }
 
-/// Live-migrates `guest` from `src` to `dst` (client-driven `virDomainMigrate3` against the
-/// destination connection), persisting it on the target and undefining it on the source.
+/// Live-migrates `guest` from `src` to `dst`, persisting it on the target and undefining it
+/// on the source.
 ///
-/// While libvirt migrates on a worker thread, this thread polls the job statistics and calls
-/// `progress` about every half second. With `post_copy`, the switch to post-copy is requested
-/// after the second pre-copy pass. On failure libvirt leaves the guest running on the source,
-/// and the error carries libvirt's reason.
+/// Peer-to-peer (`opts.transport`, the default): the source's libvirtd drives the migration to
+/// `dst.peer_uri()` (`virDomainMigrateToURI3` with `VIR_MIGRATE_PEER2PEER`), so it finishes or
+/// fails cleanly even if berth dies. Client-managed: berth drives both libvirtds
+/// (`virDomainMigrate3` against the destination connection).
+///
+/// While libvirt migrates on a worker thread, this thread polls the source's job statistics and
+/// calls `progress` about every half second. With `post_copy`, the switch to post-copy is
+/// requested after the second pre-copy pass. When the job's memory counter does not move for
+/// `stall_timeout`, the job is aborted (`virDomainAbortJob`) and the error says what stalled.
+/// On failure libvirt leaves the guest running on the source, and the error carries libvirt's
+/// reason.
 pub fn migrate_live(
     src: &Hypervisor,
     dst: &Hypervisor,
     guest: &str,
     opts: &LiveOptions,
+    stall_timeout: Duration,
     progress: &mut dyn FnMut(MigrationProgress),
 ) -> Result<(), ApplyError> {
     const ACTION: &str = "live-migrate";
@@ -610,51 +711,181 @@ pub fn migrate_live(
     }
     let params = live_parameters(dst, opts);
     let flags = live_flags(opts);
+    let peer_uri = dst.peer_uri().to_string();
     let mut postcopy_requested = false;
+    let mut stall = StallWatch::new(stall_timeout, Instant::now());
+    let mut counter: Option<u64> = None;
+    // Set once a second interrupt (Ctrl-C) asked libvirt to abort the migration.
+    let mut abort_asked = false;
+    // Set once the job was aborted for a stall: the counter then, how long it stood still, and
+    // when berth asked libvirt to abort.
+    let mut stalled: Option<(Option<u64>, Duration, Instant)> = None;
 
-    let outcome = std::thread::scope(|scope| {
-        let (done_tx, done_rx) = mpsc::channel();
-        let migrating = dom.clone();
-        scope.spawn(move || {
-            let result = migrating
-                .migrate3(&dst.conn, params, flags)
-                .map(drop)
-                .map_err(|e| crate::inventory::libvirt::libvirt_message(&e));
-            // The receiver only goes away once this scope ends, after this thread.
-            let _ = done_tx.send(result);
-        });
-        loop {
-            match done_rx.recv_timeout(PROGRESS_INTERVAL) {
-                Ok(result) => return result,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err("the migration thread ended without a result".to_string());
+    // The migration call and the statistics polls run on threads of their own and report here:
+    // a host that stops answering blocks them, never this loop, so a stall is always noticed
+    // and named. A thread blocked on a dead host ends when libvirt's keepalive closes the
+    // connection; nobody waits for it.
+    let (tx, rx) = mpsc::channel();
+    spawn_migration(
+        &dom,
+        dst,
+        opts.transport,
+        peer_uri,
+        params,
+        flags,
+        tx.clone(),
+    );
+    spawn_stats_poller(&dom, tx);
+    let outcome = loop {
+        match rx.recv_timeout(PROGRESS_INTERVAL) {
+            Ok(Report::Done(result)) => break result,
+            Ok(Report::Stats(stats)) => {
+                let Some(stats) = stats.filter(|s| copying(s)) else {
+                    continue;
+                };
+                let report = MigrationProgress::from_job(&stats);
+                counter = report.mem_processed_bytes.or(counter);
+                if opts.post_copy
+                    && !postcopy_requested
+                    && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION
+                {
+                    postcopy_requested = true;
+                    start_post_copy(&dom);
                 }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                progress(report);
             }
-            // Statistics are best effort: a failed poll never stops the migration.
-            let Ok(stats) = job_stats(&dom) else { continue };
-            // Before libvirt starts copying memory the job has no totals yet: nothing to show.
-            if stats.r#type == sys::VIR_DOMAIN_JOB_NONE as i32 || stats.mem_total.unwrap_or(0) == 0
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err("the migration thread ended without a result".to_string());
+            }
+        }
+        if !abort_asked && super::interrupt::aborting() {
+            tracing::warn!(guest, "second interrupt: aborting the live migration");
+            spawn_abort(&dom, guest);
+            abort_asked = true;
+        }
+        let now = Instant::now();
+        match stalled {
+            None => {
+                if let Some(waited) = stall.observe(counter, now) {
+                    tracing::warn!(guest, from = %src.host, to = %dst.host, ?waited, "live migration stalled; aborting it");
+                    spawn_abort(&dom, guest);
+                    stalled = Some((counter, waited, now));
+                }
+            }
+            // libvirt normally ends the migration call right after the abort; a source that
+            // does not answer at all is given up on.
+            Some((_, _, asked)) if now.duration_since(asked) >= ABORT_GRACE => {
+                break Err(format!(
+                    "host `{}` did not answer for {ABORT_GRACE:?} after berth asked it to abort; its libvirtd cancels \
+                     the migration when it loses the target, and the next `berth apply` checks where the guest is",
+                    src.host
+                ));
+            }
+            Some(_) => {}
+        }
+    };
+    match (outcome, stalled) {
+        (Ok(()), _) => Ok(()),
+        (Err(message), Some((counter, waited, _))) => Err(ApplyError::Stalled(Box::new(Stall {
+            guest: guest.to_string(),
+            from: src.host.clone(),
+            to: dst.host.clone(),
+            what: stalled_what(counter),
+            waited,
+            outcome: format!(" ({message})"),
+        }))),
+        (Err(message), None) => Err(ApplyError::Migration {
+            guest: guest.to_string(),
+            from: src.host.clone(),
+            to: dst.host.clone(),
+            message: if abort_asked {
+                format!("aborted on the second interrupt (Ctrl-C); libvirt: {message}")
+            } else {
+                message
+            },
+        }),
+    }
+}
+
+/// How long berth waits for libvirt to end a migration it asked to abort.
+const ABORT_GRACE: Duration = Duration::from_secs(10);
+
+/// What the threads of [`migrate_live`] report.
+enum Report {
+    /// The migration call returned (libvirt's message on failure).
+    Done(Result<(), String>),
+    /// One poll of the source's job statistics (`None`: the poll failed).
+    Stats(Option<Box<virt::domain::JobStats>>),
+}
+
+/// Runs the migration call on a thread of its own; its result is sent on `tx`.
+fn spawn_migration(
+    dom: &Domain,
+    dst: &Hypervisor,
+    transport: LiveTransport,
+    peer_uri: String,
+    params: MigrateParameters,
+    flags: u32,
+    tx: mpsc::Sender<Report>,
+) {
+    let dom = dom.clone();
+    let dconn = dst.conn.clone();
+    std::thread::spawn(move || {
+        let result = match transport {
+            LiveTransport::PeerToPeer => dom.migrate_to_uri3(Some(&peer_uri), params, flags),
+            LiveTransport::Client => dom.migrate3(&dconn, params, flags).map(drop),
+        }
+        .map_err(|e| e.message().to_string());
+        // Nobody listens any more when berth gave up on an unanswering host.
+        let _ = tx.send(Report::Done(result));
+    });
+}
+
+/// Polls the source's job statistics every [`PROGRESS_INTERVAL`] on a thread of its own,
+/// until nobody listens.
+fn spawn_stats_poller(dom: &Domain, tx: mpsc::Sender<Report>) {
+    let dom = dom.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(PROGRESS_INTERVAL);
+            if tx
+                .send(Report::Stats(job_stats(&dom).ok().map(Box::new)))
+                .is_err()
             {
-                continue;
+                return;
             }
-            let report = MigrationProgress::from_job(&stats);
-            if opts.post_copy
-                && !postcopy_requested
-                && report.iteration.unwrap_or(0) >= POSTCOPY_AFTER_ITERATION
-            {
-                postcopy_requested = true;
-                start_post_copy(&dom);
-            }
-            progress(report);
         }
     });
-    outcome.map_err(|message| ApplyError::Migration {
-        guest: guest.to_string(),
-        from: src.host.clone(),
-        to: dst.host.clone(),
-        message,
-    })
+}
+
+/// Asks libvirt to abort the migration job of `dom`, on a thread of its own (the source may
+/// not answer).
+fn spawn_abort(dom: &Domain, guest: &str) {
+    let dom = dom.clone();
+    let guest = guest.to_string();
+    std::thread::spawn(move || {
+        if let Err(e) = abort_job(&dom) {
+            tracing::warn!(
+                guest,
+                error = e.message(),
+                "aborting the stalled migration failed"
+            );
+        }
+    });
+}
+
+/// What a stalled migration did not move, for [`Stall::what`].
+pub(crate) fn stalled_what(counter: Option<u64>) -> String {
+    match counter {
+        Some(bytes) => format!(
+            "its memory transfer (at {:.1} MiB sent)",
+            bytes as f64 / MIB
+        ),
+        None => {
+            "its memory transfer (nothing sent yet, or no statistics from the source)".to_string()
+        }
+    }
 }
 
 /// libvirt's job statistics of `dom` (`virDomainGetJobStats`), called directly: with no job
@@ -686,6 +917,22 @@ fn job_stats(dom: &Domain) -> Result<virt::domain::JobStats, virt::error::Error>
         unsafe { sys::virTypedParamsFree(params, nparams) };
     }
     Ok(stats)
+}
+
+/// Whether `stats` describe a job that has started copying memory (before that, libvirt gives
+/// no totals).
+fn copying(stats: &virt::domain::JobStats) -> bool {
+    stats.r#type != sys::VIR_DOMAIN_JOB_NONE as i32 && stats.mem_total.unwrap_or(0) > 0
+}
+
+/// `virDomainAbortJob`, which the virt crate does not wrap.
+fn abort_job(dom: &Domain) -> Result<(), virt::error::Error> {
+    // SAFETY: the domain pointer stays valid while `dom` is borrowed; the call only reads it.
+    let rc = unsafe { sys::virDomainAbortJob(dom.as_ptr()) };
+    if rc < 0 {
+        return Err(virt::error::Error::last_error());
+    }
+    Ok(())
 }
 
 /// Asks libvirt to switch a running migration to post-copy. Failure is logged, not fatal:
@@ -720,8 +967,19 @@ mod tests {
         let base = sys::VIR_MIGRATE_LIVE
             | sys::VIR_MIGRATE_PERSIST_DEST
             | sys::VIR_MIGRATE_UNDEFINE_SOURCE;
-        assert_eq!(live_flags(&LiveOptions::default()), base);
+        // Peer-to-peer by default; client-managed on request.
+        assert_eq!(
+            live_flags(&LiveOptions::default()),
+            base | sys::VIR_MIGRATE_PEER2PEER
+        );
+        let client = LiveOptions {
+            transport: LiveTransport::Client,
+            ..LiveOptions::default()
+        };
+        assert_eq!(live_flags(&client), base);
         let all = LiveOptions {
+            transport: LiveTransport::Client,
+            stall_timeout_s: Some(30),
             bandwidth_mib_s: 100,
             parallel_connections: 4,
             auto_converge: true,

@@ -24,6 +24,9 @@ pub struct HostAccess {
     pub uri: String,
     /// Where live migrations into this host send their data (e.g. `tcp://10.77.0.12`).
     pub migration_uri: Option<String>,
+    /// The libvirt URI by which a source host reaches this host in a peer-to-peer live
+    /// migration; `None`: `uri`.
+    pub peer_uri: Option<String>,
     /// SSH access for host-side steps (bridges, volumes); `None` makes those steps fail.
     pub ssh: Option<SshTarget>,
 }
@@ -37,6 +40,9 @@ pub struct RunnerSettings {
     /// Power the guest off when the graceful shutdown times out.
     pub force_stop_after_timeout: bool,
     pub start_timeout: Duration,
+    /// A live migration whose memory counters do not move for this long is aborted (the
+    /// guest stays on its source).
+    pub stall_timeout: Duration,
     /// Host-side command for DETACH_VOLUMES / ATTACH_VOLUMES, one template per argument:
     /// `{action}` (attach|detach), `{volume}`, `{guest}`, `{host}`.
     pub volume_command: Option<Vec<String>>,
@@ -55,6 +61,7 @@ impl Default for RunnerSettings {
             shutdown_timeout: Duration::from_secs(300),
             force_stop_after_timeout: false,
             start_timeout: Duration::from_secs(120),
+            stall_timeout: Duration::from_secs(60),
             volume_command: None,
             volume_check_command: None,
             sriov_vfs: BTreeMap::new(),
@@ -179,6 +186,10 @@ impl LibvirtRunner {
         })
     }
 
+    pub fn settings(&self) -> &RunnerSettings {
+        &self.settings
+    }
+
     /// The (cached) libvirt connection to `host`. Blocking.
     pub fn hypervisor(&self, host: &str) -> Result<Arc<Hypervisor>, ApplyError> {
         self.hypervisors.get_or_open(host, || {
@@ -187,11 +198,14 @@ impl LibvirtRunner {
                 uri: String::new(),
                 message: "no libvirt URI configured for this host".into(),
             })?;
-            let h = Hypervisor::connect(host, &access.uri)?;
-            Ok(match &access.migration_uri {
-                Some(uri) => h.with_migration_uri(uri.clone()),
-                None => h,
-            })
+            let mut h = Hypervisor::connect(host, &access.uri)?;
+            if let Some(uri) = &access.migration_uri {
+                h = h.with_migration_uri(uri.clone());
+            }
+            if let Some(uri) = &access.peer_uri {
+                h = h.with_peer_uri(uri.clone());
+            }
+            Ok(h)
         })
     }
 
@@ -523,7 +537,20 @@ impl LibvirtRunner {
         let definition_xml = src.movable_xml(ctx.domain()).ok();
         match ctx.mv.mode {
             MigrationMode::Live => {
-                migrate_live(&src, &dst, ctx.domain(), &self.settings.live, progress)?
+                // The plan says who drives the move; plans from before the choice existed
+                // follow the configuration.
+                let opts = LiveOptions {
+                    transport: ctx.mv.transport.unwrap_or(self.settings.live.transport),
+                    ..self.settings.live.clone()
+                };
+                migrate_live(
+                    &src,
+                    &dst,
+                    ctx.domain(),
+                    &opts,
+                    self.settings.stall_timeout,
+                    progress,
+                )?
             }
             _ => move_offline(&src, &dst, ctx.domain())?,
         }

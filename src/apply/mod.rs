@@ -18,6 +18,7 @@ pub mod executor;
 pub mod freshness;
 pub mod hypervisor;
 pub mod interfaces;
+pub mod interrupt;
 pub mod interrupted;
 pub mod libvirt_runner;
 pub mod preflight;
@@ -25,6 +26,7 @@ pub mod resume;
 pub mod runner;
 pub mod session;
 pub mod setup;
+pub mod stall;
 pub mod stream;
 pub mod writeback;
 

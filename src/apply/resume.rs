@@ -30,7 +30,7 @@ use crate::state::{InProgress, State, StepStatus};
 
 use super::error::ApplyError;
 use super::executor::record_topology;
-use super::interrupted::{LiveSettlement, settle_live};
+use super::interrupted::{LiveSettlement, SettleLimits, settle_live};
 use super::libvirt_runner::LibvirtRunner;
 use super::runner::{StepContext, StepOutcome, StepRunner};
 
@@ -86,9 +86,10 @@ fn context(state: &State, plan: &Plan, step: &Step) -> Result<StepContext, Apply
     })
 }
 
-/// How long [`settle`] waits for libvirt to finish cleaning up after a live migration whose
-/// client died (it does so within a second once the connections drop).
-const LIBVIRT_CLEANUP_WAIT: Duration = Duration::from_secs(30);
+/// How long [`settle`] waits for a transient copy libvirt is tearing down after a live
+/// migration whose client died to disappear (it takes well under a second once the
+/// connections drop).
+const LEFTOVER_WAIT: Duration = Duration::from_secs(60);
 
 fn live_note(settled: LiveSettlement, step: &Step) -> Option<String> {
     let (guest, from, to) = (&step.guest, &step.from, &step.to);
@@ -127,13 +128,18 @@ pub fn settle(
     for step in running {
         let ctx = context(state, &u.plan, step)?;
         if ctx.mv.mode == MigrationMode::Live {
-            // libvirt cancels or completes the migration on its own, except for the one window
-            // it leaves to its client; the executor then re-checks where the guest is.
+            // libvirt finishes (peer-to-peer) or cancels (client-managed) the migration on its
+            // own, except for the one window it leaves to its client; settle_live follows it to
+            // its end and closes that window; the executor then re-checks where the guest is.
             let (src, dst) = (
                 libvirt.hypervisor(&step.from)?,
                 libvirt.hypervisor(&step.to)?,
             );
-            let settled = settle_live(&src, &dst, ctx.domain(), LIBVIRT_CLEANUP_WAIT)
+            let limits = SettleLimits {
+                stall_timeout: libvirt.settings().stall_timeout,
+                leftover_wait: LEFTOVER_WAIT,
+            };
+            let settled = settle_live(&src, &dst, ctx.domain(), limits, &mut |_| {})
                 .map_err(|e| e.in_step(&step.id))?;
             notes.extend(live_note(settled, step));
             continue;

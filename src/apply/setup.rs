@@ -3,6 +3,7 @@
 //! are carried out, and how many run at once.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::config::{Config, HostIntent, SshSettings};
 use crate::diff::resolve::{NameIndex, Resolution};
@@ -23,14 +24,23 @@ pub fn host_access(cfg: &Config, es: &EsSystem) -> BTreeMap<String, HostAccess> 
         .into_iter()
         .map(|(host, uri)| {
             let ssh = Some(ssh_target(&host, &cfg.inventory.ssh));
-            let migration_uri = host_block(cfg, &host)
+            let block = host_block(cfg, &host);
+            let migration_uri = block
                 .and_then(|h| h.migration_uri.as_ref())
                 .map(|u| expand_uri(&u.value, &host));
+            let peer_uri = block
+                .and_then(|h| h.peer_uri.as_ref())
+                .map(|u| expand_uri(&u.value, &host))
+                .or_else(|| {
+                    let template = cfg.inventory.peer_uri.as_ref()?;
+                    Some(expand_uri(&template.value, &host))
+                });
             (
                 host,
                 HostAccess {
                     uri,
                     migration_uri,
+                    peer_uri,
                     ssh,
                 },
             )
@@ -62,7 +72,7 @@ pub fn ssh_target(host: &str, ssh: &SshSettings) -> SshTarget {
 
 /// Live-migration options from `defaults.live`, the volume commands from the inventory block,
 /// the `sriov_vfs` pools of the host blocks under their es.xml host names (a block may name its
-/// host by the short form); timeouts keep their defaults.
+/// host by the short form), and the shutdown, start and stall timeouts.
 pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
     let hosts = NameIndex::new(es.hosts.iter().map(|h| h.name.as_str()));
     let sriov_vfs = cfg
@@ -77,8 +87,15 @@ pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
             }
         })
         .collect();
+    let d = &cfg.defaults;
     RunnerSettings {
-        live: cfg.defaults.live.clone(),
+        live: d.live.clone(),
+        shutdown_timeout: Duration::from_secs(d.shutdown_timeout_s),
+        start_timeout: Duration::from_secs(d.start_timeout_s),
+        stall_timeout: d
+            .live
+            .stall_timeout_s
+            .map_or(RunnerSettings::default().stall_timeout, Duration::from_secs),
         volume_command: cfg.inventory.volume_command.clone(),
         volume_check_command: cfg.inventory.volume_check_command.clone(),
         sriov_vfs,

@@ -103,6 +103,12 @@ fn check_against_plan(
             Some(b) => read_if_exists(b)?.filter(|text| &sha256_hex(text.as_bytes()) == wanted),
             None => None,
         };
+        // A berth killed between backing up es.xml and journaling the backup left it beside
+        // es.xml without the state knowing: any backup there holding the text the plan saw will do.
+        let from_backup = match from_backup {
+            Some(text) => Some(text),
+            None => backup_with_sha(target.es_xml, wanted)?,
+        };
         from_backup.ok_or_else(|| ApplyError::WriteBackRefused {
             reason: format!(
                 "{} changed since the plan was made (sha256 {} now, the plan saw {}) and no backup of the \
@@ -124,6 +130,35 @@ fn check_against_plan(
         });
     }
     Ok(())
+}
+
+/// The text of a backup of `es_xml` (`<name>.berth-backup-*` beside it) whose sha256 is
+/// `sha256`, if there is one.
+fn backup_with_sha(es_xml: &Path, sha256: &str) -> Result<Option<String>, ApplyError> {
+    let name = es_xml
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let prefix = format!("{name}.berth-backup-");
+    let dir = match es_xml.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        if let Some(text) = read_if_exists(&entry.path())?
+            && sha256_hex(text.as_bytes()) == sha256
+        {
+            return Ok(Some(text));
+        }
+    }
+    Ok(None)
 }
 
 fn read_if_exists(path: &Path) -> Result<Option<String>, ApplyError> {
@@ -229,4 +264,33 @@ fn write_atomically(path: &Path, text: &str) -> Result<(), ApplyError> {
         Err(_) => PRIVATE_MODE,
     };
     crate::atomic_file::write(path, text.as_bytes(), mode).map_err(|e| io(e.action, e.source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backup_the_state_never_recorded_is_found_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let es = dir.path().join("es.xml");
+        std::fs::write(&es, "after").unwrap();
+        std::fs::write(
+            dir.path().join("es.xml.berth-backup-20261203T000000Z"),
+            "other",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("es.xml.berth-backup-20261203T000001Z"),
+            "before",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("unrelated"), "before").unwrap();
+        let sha = sha256_hex(b"before");
+        assert_eq!(
+            backup_with_sha(&es, &sha).unwrap().as_deref(),
+            Some("before")
+        );
+        assert_eq!(backup_with_sha(&es, &sha256_hex(b"none")).unwrap(), None);
+    }
 }

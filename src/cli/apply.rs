@@ -6,7 +6,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use crate::apply::{
-    ExecOptions, LockOptions, RunOutcome, Session, WrittenBack, plan_id, preflight, resume, setup,
+    ExecOptions, LockOptions, RunOutcome, Session, WrittenBack, interrupt, plan_id, preflight,
+    resume, setup,
 };
 use crate::config;
 use crate::inventory::load::Inventory;
@@ -436,6 +437,8 @@ fn apply_plan(
         single_step,
         ..setup::exec_options(session.config(), args.parallelism.map(|p| p as usize))
     };
+    // From here on Ctrl-C is graceful (no sooner: it must still cancel the confirmation).
+    catch_interrupts(runtime, args.json);
     let outcome = runtime.block_on(session.run(&opts, &mut |e| progress.event(e)))?;
     Ok(Some((
         summarize(&outcome, &progress, args),
@@ -487,6 +490,42 @@ fn write_back_line(w: &WrittenBack) -> String {
     }
 }
 
+/// Handles SIGINT and SIGTERM for the rest of the process (see `apply::interrupt`): the first
+/// stops new steps, the second also aborts running live migrations.
+fn catch_interrupts(runtime: &tokio::runtime::Runtime, json: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        runtime.spawn(async move {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                tracing::warn!("cannot catch SIGINT/SIGTERM; they stop berth at once");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+                let text = match interrupt::request() {
+                    1 => "\nInterrupted: no new step starts; running steps finish and are journaled, then berth exits. \
+                          Interrupt again to abort running live migrations (the guests stay on their sources).",
+                    2 => "\nInterrupted again: aborting running live migrations; berth exits once they have ended.",
+                    _ => continue,
+                };
+                // Text, not an event: stderr keeps --json's stdout clean.
+                if json {
+                    eprintln!("{text}");
+                } else {
+                    println!("{text}");
+                }
+            }
+        });
+    });
+}
+
 /// Prints what completed, failed and was skipped; returns the exit code.
 fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 {
     let r = &outcome.report;
@@ -503,8 +542,13 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
                 .or_default() += 1;
         }
         let guests: Vec<String> = by_guest.iter().map(|(g, n)| format!("{g} ({n})")).collect();
+        let why = if r.interrupted {
+            "the apply was interrupted"
+        } else {
+            "the apply stopped at the failure (-keep-going lets independent steps finish)"
+        };
         lines.push(format!(
-            "Not run, because the apply stopped at the failure (-keep-going lets independent steps finish): {} step(s) of {}",
+            "Not run, because {why}: {} step(s) of {}",
             r.not_run.len(),
             guests.join(", ")
         ));
@@ -554,6 +598,10 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
         lines.push(format!(
             "Applied what was asked: {counts}. The plan is not finished; `berth apply` continues it{}.",
             if args.step.is_some() { " (or run the next step with --step)" } else { "" }
+        ));
+    } else if r.interrupted {
+        lines.push(format!(
+            "Apply interrupted: {counts}. Run `berth apply` again to continue."
         ));
     } else {
         lines.push(format!(

@@ -356,6 +356,7 @@ mod tests {
             mem_remaining_mib: Some(37000),
             iteration: Some(1),
             elapsed_ms: None,
+            mem_processed_bytes: None,
         };
         assert_eq!(
             progress_text(&p),

@@ -9,8 +9,9 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use super::error::{ConfigError, located};
 use super::model::{
     BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
-    InventoryConfig, LiveOptions, MigrationMode, PlacementRule, PostgresSettings, RebalanceIntent,
-    RuleKind, SourceFile, Span, Spanned, SshSettings, StateBackendConfig, StateConfig,
+    InventoryConfig, LiveOptions, LiveTransport, MigrationMode, PlacementRule, PostgresSettings,
+    RebalanceIntent, RuleKind, SourceFile, Span, Spanned, SshSettings, StateBackendConfig,
+    StateConfig,
 };
 use super::validate::Node;
 
@@ -113,6 +114,7 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
             value: resolve_libvirt_uri(dir, &libvirt_uri.value),
             span: libvirt_uri.span,
         },
+        peer_uri: node.str("peer_uri"),
         ssh: node
             .child("ssh")
             .map(|ssh| build_ssh(ssh, dir))
@@ -242,12 +244,19 @@ fn build_defaults(node: &Node) -> Result<Defaults, Internal> {
         rac_anti_affinity: node
             .bool("rac_anti_affinity")
             .unwrap_or(base.rac_anti_affinity),
+        shutdown_timeout_s: u64_of(node, "shutdown_timeout_s").unwrap_or(base.shutdown_timeout_s),
+        start_timeout_s: u64_of(node, "start_timeout_s").unwrap_or(base.start_timeout_s),
     })
 }
 
 fn build_live(node: &Node) -> LiveOptions {
     let base = LiveOptions::default();
     LiveOptions {
+        transport: node
+            .enumeration("transport")
+            .and_then(|t| enum_value::<LiveTransport>(&t).ok())
+            .unwrap_or(base.transport),
+        stall_timeout_s: u64_of(node, "stall_timeout_s").or(base.stall_timeout_s),
         bandwidth_mib_s: u64_of(node, "bandwidth_mib_s").unwrap_or(base.bandwidth_mib_s),
         parallel_connections: u32_of(node, "parallel_connections")
             .unwrap_or(base.parallel_connections),
@@ -280,6 +289,7 @@ fn build_host(node: &Node, dir: &Path) -> Option<HostIntent> {
             span: uri.span,
         }),
         migration_uri: node.str("migration_uri"),
+        peer_uri: node.str("peer_uri"),
         memory_reserved_mib: node.size_mib("memory_reserved"),
         sriov_vfs: node.list_with_span("sriov_vfs"),
         span: node.span.clone(),

@@ -172,6 +172,7 @@ impl Config {
                         memory_reserved_mib: None,
                         sriov_vfs: None,
                         migration_uri: None,
+                        peer_uri: None,
                         span: name.span.clone(),
                     };
                     flag.set(&mut intent);

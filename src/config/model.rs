@@ -69,6 +69,38 @@ impl std::fmt::Display for MigrationMode {
     }
 }
 
+/// Who drives a live migration.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveTransport {
+    /// The source host's libvirtd drives the migration to the target's libvirtd
+    /// (`VIR_MIGRATE_PEER2PEER`): it finishes or fails on its own if berth dies. Needs the
+    /// source host to reach the target's libvirt (`peer_uri`).
+    #[default]
+    PeerToPeer,
+    /// berth drives both libvirtds (`virDomainMigrate3`), for fleets without host-to-host
+    /// libvirt access. If berth dies after the source paused the guest, the guest may be left
+    /// paused on the source until the next apply resumes it.
+    Client,
+}
+
+impl LiveTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LiveTransport::PeerToPeer => "peer_to_peer",
+            LiveTransport::Client => "client",
+        }
+    }
+}
+
+impl std::fmt::Display for LiveTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which source wins when es.xml and libvirt disagree about where a guest is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +114,11 @@ pub enum DriftSource {
 /// Options for live migrations (libvirt's migration parameters).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct LiveOptions {
+    /// Who drives the migration: the source host's libvirtd (default) or berth.
+    pub transport: LiveTransport,
+    /// A migration whose memory counters do not move for this many seconds is aborted (the
+    /// guest stays on its source); `None` means the default, 60 s.
+    pub stall_timeout_s: Option<u64>,
     /// Bandwidth cap in MiB/s (0 = unlimited).
     pub bandwidth_mib_s: u64,
     /// Parallel migration connections (VIR_MIGRATE_PARALLEL) when > 1.
@@ -135,6 +172,10 @@ pub struct InventoryConfig {
     /// libvirt URI template; `{host}` is the es.xml host name, `{short}` its first label.
     /// Relative `test:` paths are resolved against the config directory.
     pub libvirt_uri: Spanned<String>,
+    /// Template of the libvirt URI by which a SOURCE host reaches a target's libvirt in a
+    /// peer-to-peer live migration (same placeholders as `libvirt_uri`); `None`: the target's
+    /// own libvirt URI (the one berth uses).
+    pub peer_uri: Option<Spanned<String>>,
     pub ssh: SshSettings,
     /// Which side wins on drift; `None` = stop the plan on drift.
     pub drift_source: Option<Spanned<DriftSource>>,
@@ -233,6 +274,10 @@ pub struct Defaults {
     pub max_guests: Option<u32>,
     /// Members of one RAC cluster (es.xml) never share a host: the default anti-affinity.
     pub rac_anti_affinity: bool,
+    /// How long a graceful shutdown (STOP_GUEST) may take, seconds.
+    pub shutdown_timeout_s: u64,
+    /// How long a start (STARTUP_GUEST) may take until the guest runs, seconds.
+    pub start_timeout_s: u64,
 }
 
 impl Default for Defaults {
@@ -253,6 +298,8 @@ impl Default for Defaults {
             shared_storage: vec!["/EXAVMIMAGES".into(), "/dev/exc".into()],
             max_guests: None,
             rac_anti_affinity: true,
+            shutdown_timeout_s: 300,
+            start_timeout_s: 120,
         }
     }
 }
@@ -296,6 +343,9 @@ pub struct HostIntent {
     /// e.g. `tcp://10.0.1.12` on a dedicated migration network); `None` lets the host's
     /// libvirt advertise its own address.
     pub migration_uri: Option<Spanned<String>>,
+    /// The libvirt URI by which other hosts reach this host's libvirt for peer-to-peer live
+    /// migrations, overriding `inventory.peer_uri`.
+    pub peer_uri: Option<Spanned<String>>,
     pub memory_reserved_mib: Option<u64>,
     /// The host's SR-IOV virtual functions guests may be given (`sriov_vfs`), in canonical
     /// PCI form (`0000:3b:02.1`) and in the order written: ATTACH_INTERFACES hands out the

@@ -93,6 +93,8 @@ impl BlockSpec {
 
 /// Values of `mode` (and the model's `MigrationMode`, which serde maps from these names).
 pub(crate) const MODES: &[&str] = &["offline", "offline_force", "live"];
+/// Values of `live.transport` (the model's `LiveTransport`).
+pub(crate) const TRANSPORTS: &[&str] = &["peer_to_peer", "client"];
 /// Values of `drift_source` (the model's `DriftSource`).
 pub(crate) const DRIFT_SOURCES: &[&str] = &["libvirt", "es_xml"];
 /// Values of `state.backend`.
@@ -154,6 +156,7 @@ const INVENTORY: BlockSpec = BlockSpec {
     attrs: &[
         required("es_xml", Kind::Str),
         attr("libvirt_uri", Kind::Str),
+        attr("peer_uri", Kind::Str),
         attr("drift_source", Kind::Enum(DRIFT_SOURCES)),
         attr("domain_name", Kind::DomainName),
         attr("volume_command", Kind::StrList { min_len: 1 }),
@@ -179,6 +182,8 @@ const STATE: BlockSpec = BlockSpec {
 const LIVE: BlockSpec = BlockSpec {
     name: "live",
     attrs: &[
+        attr("transport", Kind::Enum(TRANSPORTS)),
+        attr("stall_timeout_s", AT_LEAST_ONE),
         attr("bandwidth_mib_s", U64),
         attr("parallel_connections", AT_LEAST_ONE),
         attr("auto_converge", Kind::Bool),
@@ -216,6 +221,8 @@ const DEFAULTS: BlockSpec = BlockSpec {
         attr("shared_storage", Kind::StrList { min_len: 0 }),
         attr("max_guests", COUNT),
         attr("rac_anti_affinity", Kind::Bool),
+        attr("shutdown_timeout_s", AT_LEAST_ONE),
+        attr("start_timeout_s", AT_LEAST_ONE),
     ],
     blocks: &[LIVE],
     ..BLOCK
@@ -234,6 +241,7 @@ const HOST: BlockSpec = BlockSpec {
         attr("vcpu_overcommit", OVERCOMMIT),
         attr("libvirt_uri", Kind::Str),
         attr("migration_uri", Kind::Str),
+        attr("peer_uri", Kind::Str),
         attr("memory_reserved", Kind::Size),
         attr("sriov_vfs", Kind::PciList),
     ],

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::MigrationMode;
+use crate::config::{LiveTransport, MigrationMode};
 
 /// One guest changing host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -25,9 +25,21 @@ pub struct Move {
     /// than `guest`; apply acts on this domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
+    /// Who drives a live move (`defaults.live.transport`); absent for offline moves and in
+    /// plans made before berth offered a choice (those run peer-to-peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<LiveTransport>,
 }
 
 impl Move {
+    /// The mode as plans show it: `live (peer_to_peer)`, `live (client)`, `offline`.
+    pub fn mode_label(&self) -> String {
+        match self.transport {
+            Some(t) => format!("{} ({t})", self.mode),
+            None => self.mode.to_string(),
+        }
+    }
+
     /// The name of the guest's libvirt domain.
     pub fn domain_name(&self) -> &str {
         self.domain.as_deref().unwrap_or(&self.guest)

@@ -55,6 +55,7 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
                 pivot: false,
                 kind,
                 domain: guest.domain.clone(),
+                transport: None,
             });
             continue;
         }
@@ -87,6 +88,7 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
             pivot: false,
             kind: Default::default(),
             domain: guest.domain.clone(),
+            transport: (mode == MigrationMode::Live).then_some(cfg.defaults.live.transport),
         };
         planned.push((mv, guest));
     }

@@ -186,7 +186,9 @@ pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtErr
         message: message.to_string(),
     };
     check_transport(uri).map_err(|m| fail(&m))?;
+    super::keepalive::start_event_loop();
     let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail(&libvirt_message(&e)))?;
+    super::keepalive::keep_alive(&conn).map_err(|e| fail(&libvirt_message(&e)))?;
     observe_connection(host, uri, &conn)
 }
 

@@ -8,6 +8,7 @@
 pub mod esxml;
 pub mod facts;
 pub(crate) mod fast_hash;
+pub mod keepalive;
 pub mod libvirt;
 pub mod load;
 pub mod model;

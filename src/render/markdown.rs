@@ -375,9 +375,9 @@ fn moves(plan: &Plan, doc: &mut Doc) {
         let mode = if !m.kind.is_migrate() {
             m.kind.as_str().to_string()
         } else if m.pivot {
-            format!("{} (pivot)", m.mode)
+            format!("{} (pivot)", m.mode_label())
         } else {
-            m.mode.to_string()
+            m.mode_label()
         };
         let row = table_row(&[
             md(&m.guest),

@@ -158,9 +158,9 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
         let mode = if !m.kind.is_migrate() {
             m.kind.as_str().to_string()
         } else if m.pivot {
-            format!("{}, pivot", m.mode)
+            format!("{}, pivot", m.mode_label())
         } else {
-            m.mode.to_string()
+            m.mode_label()
         };
         let route = if m.kind.is_migrate() {
             format!("{} → {}", clean(&m.from), clean(&m.to))

@@ -226,6 +226,7 @@ mod tests {
             pivot: false,
             kind: Default::default(),
             domain: None,
+            transport: None,
         }
     }
 

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::config::MigrationMode;
+use crate::config::{LiveTransport, MigrationMode};
 use crate::diff::{Move, MoveKind};
 use crate::inventory::{Guest, Host, Topology};
 
@@ -164,7 +164,14 @@ impl MoveContext<'_> {
             let migrate = self.push(
                 out,
                 StepKind::MigrateGuest,
-                format!("live-migrate {g} from {from} to {to} (it keeps running)"),
+                format!(
+                    "live-migrate {g} from {from} to {to}{} (it keeps running)",
+                    match self.mv.transport {
+                        Some(LiveTransport::PeerToPeer) => ", peer-to-peer",
+                        Some(LiveTransport::Client) => ", client-managed",
+                        None => "",
+                    }
+                ),
                 Vec::new(),
             );
             self.items_step(

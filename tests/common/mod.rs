@@ -47,6 +47,7 @@ impl PlanBuilder {
             pivot: false,
             kind: Default::default(),
             domain: None,
+            transport: None,
         });
         let mut previous: Option<String> = None;
         for &kind in kinds {

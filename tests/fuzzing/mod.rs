@@ -393,12 +393,12 @@ pub fn fuzz(target: &mut dyn Target, options: &Options) -> Report {
         if options.max_time.is_some_and(|max| started.elapsed() >= max) {
             break;
         }
-        if let Some(every) = options.progress {
-            if last_progress.elapsed() >= every {
-                last_progress = Instant::now();
-                report.elapsed = started.elapsed();
-                eprintln!("fuzz progress: {}", report.summary());
-            }
+        if let Some(every) = options.progress
+            && last_progress.elapsed() >= every
+        {
+            last_progress = Instant::now();
+            report.elapsed = started.elapsed();
+            eprintln!("fuzz progress: {}", report.summary());
         }
     }
     report.elapsed = started.elapsed();

@@ -239,12 +239,12 @@ impl Target for Config {
             Err(err) => {
                 let lines = line_count(input);
                 for problem in err.errors() {
-                    if let Some(l) = problem.location() {
-                        if l.file != CONFIG_NAME || l.line == 0 || l.column == 0 || l.line > lines {
-                            return Verdict::BadError(format!(
-                                "location {l} outside {CONFIG_NAME} ({lines} lines): {problem}"
-                            ));
-                        }
+                    if let Some(l) = problem.location()
+                        && (l.file != CONFIG_NAME || l.line == 0 || l.column == 0 || l.line > lines)
+                    {
+                        return Verdict::BadError(format!(
+                            "location {l} outside {CONFIG_NAME} ({lines} lines): {problem}"
+                        ));
                     }
                 }
                 // What the user sees: the miette rendering with source snippets.
@@ -336,10 +336,10 @@ pub fn saved_plans() -> Vec<Vec<u8>> {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
-        if status.is_ok() {
-            if let Ok(bytes) = std::fs::read(&out) {
-                plans.push(bytes);
-            }
+        if status.is_ok()
+            && let Ok(bytes) = std::fs::read(&out)
+        {
+            plans.push(bytes);
         }
     }
     plans

@@ -261,8 +261,11 @@ impl Serial {
         std::fs::read_to_string(&self.path).unwrap_or_default()
     }
 
+    /// The ticks of complete lines (the last line may be half written: "tick 1" of "tick 13").
     pub fn ticks(&self) -> Vec<u32> {
-        self.text()
+        let text = self.text();
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        complete
             .lines()
             .filter_map(|l| l.strip_prefix("tick ")?.trim().parse().ok())
             .collect()
@@ -273,6 +276,32 @@ impl Serial {
             .lines()
             .filter(|l| l.trim() == "ticker boot")
             .count()
+    }
+
+    /// Ticks logged out of order within one boot: each one repeats or goes back from the tick
+    /// before it. Two copies of one guest running at once both append to the log, so their
+    /// counters interleave ("tick 7, tick 7, tick 8, tick 8"; a second copy that booted shows
+    /// as "ticker boot, tick 1, tick 58, tick 2"); one guest only ever counts up from its boot.
+    pub fn doubled_ticks(&self) -> Vec<u32> {
+        let mut doubled = Vec::new();
+        let mut last: Option<u32> = None;
+        let text = self.text();
+        // The last line may be half written ("tick 1" of "tick 135"): complete lines only.
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        for line in complete.lines() {
+            if line.trim() == "ticker boot" {
+                last = None;
+            } else if let Some(t) = line
+                .strip_prefix("tick ")
+                .and_then(|t| t.trim().parse().ok())
+            {
+                if last.is_some_and(|l| t <= l) {
+                    doubled.push(t);
+                }
+                last = Some(t);
+            }
+        }
+        doubled
     }
 
     pub fn last_tick(&self) -> u32 {

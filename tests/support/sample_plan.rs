@@ -44,6 +44,7 @@ fn sample_move(
         pivot: false,
         kind: Default::default(),
         domain: None,
+        transport: None,
     }
 }
 

@@ -166,6 +166,20 @@ fn live_keeps_the_guest_running_and_moves_volumes_around_the_migration() {
         .expect("guest")
         .interfaces
         .retain(|i| i.kind != InterfaceKind::Hostdev);
+    // The step says who drives the migration, as the move does.
+    for (transport, said) in [
+        (crate::config::LiveTransport::PeerToPeer, ", peer-to-peer"),
+        (crate::config::LiveTransport::Client, ", client-managed"),
+    ] {
+        let mut m = mv("vm01", "src", "dst", MigrationMode::Live);
+        m.transport = Some(transport);
+        assert_eq!(m.mode_label(), format!("live ({transport})"));
+        let s = schedule(&[m], &topo, &limits()).expect("schedules");
+        assert_eq!(
+            step(&s, "vm01:MIGRATE_GUEST").detail,
+            format!("live-migrate vm01 from src to dst{said} (it keeps running)")
+        );
+    }
     let s = schedule(
         &[mv("vm01", "src", "dst", MigrationMode::Live)],
         &topo,

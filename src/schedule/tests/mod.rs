@@ -21,6 +21,7 @@ pub(super) fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move
         pivot: false,
         kind: Default::default(),
         domain: None,
+        transport: None,
     }
 }
 
