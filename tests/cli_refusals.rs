@@ -99,7 +99,7 @@ fn an_unknown_target_and_a_plan_with_errors_change_nothing() {
     refused(
         drift.path(),
         &["apply", "-auto-approve"],
-        "the plan has errors (shown above); nothing was applied",
+        "the plan has errors (listed before it); nothing was applied",
     );
 }
 
@@ -109,8 +109,14 @@ fn a_held_lock_is_refused_naming_its_holder_and_stays() {
     std::fs::create_dir(lab.path().join("state")).unwrap();
     let holder = r#"{"id":"4f1d2c3b-0000-4000-8000-000000000001","owner":"ops@bastion","pid":4242,
         "host":"bastion","operation":"apply","created":"2026-01-01T00:00:00Z"}"#;
-    std::fs::write(lab.path().join("state/berth.state.json.lock"), holder).unwrap();
+    let lock = lab.path().join("state/berth.state.json.lock");
+    std::fs::write(&lock, holder).unwrap();
+    // Held for real: the local lock is an OS file lock, and a lock file nobody holds is a
+    // dead berth's, which the next one takes over.
+    let held = std::fs::File::open(&lock).unwrap();
+    held.try_lock().unwrap();
     let all = refused(lab.path(), &["apply", "-auto-approve"], "ops@bastion");
+    drop(held);
     assert!(
         all.contains("4f1d2c3b-0000-4000-8000-000000000001"),
         "{all}"
@@ -162,7 +168,7 @@ fn validate_fails_where_apply_would_refuse_the_plan() {
     refused(
         lab.path(),
         &["apply", "-auto-approve"],
-        "the plan has errors (shown above); nothing was applied",
+        "the plan has errors (listed before it); nothing was applied",
     );
     // As written, the example validates and applies.
     std::fs::write(&hcl, text_before).unwrap();

@@ -57,9 +57,9 @@ pub fn write_back(
     completed: &[Move],
     all_done: bool,
 ) -> Result<Option<WrittenBack>, ApplyError> {
-    let new_text = esxml_after(inv, completed)?;
-    if all_done {
-        check_against_plan(target, inv, plan, &new_text)?;
+    let mut new_text = esxml_after(inv, completed)?;
+    if all_done && let Some(intended) = check_against_plan(target, inv, plan, &new_text)? {
+        new_text = intended;
     }
     let dest = target.out.unwrap_or(target.es_xml);
     let current_dest = match target.out {
@@ -89,12 +89,18 @@ pub fn write_back(
 
 /// The whole plan is done: the change from the es.xml the plan was made from must be the
 /// plan's diff, byte for byte.
+///
+/// A plan applied in parts (interrupted, or failed and continued) rewrote es.xml once per part,
+/// so two guests moving into one host may have their references in another order than the
+/// plan's. When `new_text` holds exactly the lines of the es.xml the plan showed, only in
+/// another order, that text is returned to be written instead: the result is then the
+/// reviewed diff byte for byte. Anything else is refused.
 fn check_against_plan(
     target: &WriteBackTarget<'_>,
     inv: &Inventory,
     plan: &Plan,
     new_text: &str,
-) -> Result<(), ApplyError> {
+) -> Result<Option<String>, ApplyError> {
     let wanted = &plan.fingerprints.es_xml_sha256;
     let base = if &inv.es_xml_sha256 == wanted {
         inv.es_xml_text.clone()
@@ -121,15 +127,44 @@ fn check_against_plan(
         })?
     };
     let diff = unified_diff(&plan.es_xml_path, &base, new_text);
-    if diff != plan.es_xml_diff {
-        return Err(ApplyError::WriteBackRefused {
-            reason: format!(
-                "the es.xml berth would write differs from the diff the plan showed (it would write:\n{diff}\nthe plan showed:\n{})",
-                plan.es_xml_diff
-            ),
-        });
+    if diff == plan.es_xml_diff {
+        return Ok(None);
     }
-    Ok(())
+    if let Some(intended) = intended_text(inv, &base, plan)
+        && unified_diff(&plan.es_xml_path, &base, &intended) == plan.es_xml_diff
+        && same_lines(&intended, new_text)
+    {
+        return Ok(Some(intended));
+    }
+    Err(ApplyError::WriteBackRefused {
+        reason: format!(
+            "the es.xml berth would write differs from the diff the plan showed (it would write:\n{diff}\nthe plan showed:\n{})",
+            plan.es_xml_diff
+        ),
+    })
+}
+
+/// The es.xml the plan was made from (`base`) with every move of the plan written, as the plan
+/// showed it; `None` when `base` does not parse (then there is nothing to compare with).
+fn intended_text(inv: &Inventory, base: &str, plan: &Plan) -> Option<String> {
+    let (es, layout) = crate::inventory::esxml::parse_with_layout("es.xml", base).ok()?;
+    let from_base = Inventory {
+        es,
+        es_xml_text: base.to_string(),
+        es_layout: Some(layout),
+        ..inv.clone()
+    };
+    esxml_after(&from_base, &plan.moves).ok()
+}
+
+/// Whether `a` and `b` hold the same lines, in any order.
+fn same_lines(a: &str, b: &str) -> bool {
+    fn sorted(t: &str) -> Vec<&str> {
+        let mut lines: Vec<&str> = t.lines().collect();
+        lines.sort_unstable();
+        lines
+    }
+    sorted(a) == sorted(b)
 }
 
 /// The text of a backup of `es_xml` (`<name>.berth-backup-*` beside it) whose sha256 is
