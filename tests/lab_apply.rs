@@ -795,13 +795,16 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
             "{}",
             text(&resumed)
         );
-        if copies.len() == 2 {
+        // Peer-to-peer, the source libvirtd goes on driving the migration after berth died and
+        // may finish or roll it back before the resume looks: then there is nothing to settle.
+        // Client-managed, nothing drives it, and the resume must say what it did.
+        if transport == "client" && copies.len() == 2 {
             assert!(
                 said.contains("removed that copy"),
                 "the settling is reported:\n{}",
                 text(&resumed)
             );
-        } else if copies.values().all(|c| !c.runs()) {
+        } else if transport == "client" && copies.values().all(|c| !c.runs()) {
             assert!(
                 said.contains("resumed it there"),
                 "the resumed source copy is reported:\n{}",
