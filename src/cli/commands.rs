@@ -79,16 +79,10 @@ fn make_plan_with(intents: &config::CommandLineIntents) -> Result<Plan, CliError
 /// to lock and nothing is created: `None`. Otherwise the lock file exists while planning and
 /// is removed after, leaving the directory as it was. PostgreSQL is always locked.
 fn plan_lock(cfg: &Config, timeout: std::time::Duration) -> Result<Option<LockGuard>, CliError> {
-    if matches!(cfg.state.backend, crate::config::StateBackendConfig::Local) {
-        let dir = cfg.state.path.parent().unwrap_or(Path::new("."));
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        if !dir.is_dir() {
-            return Ok(None);
-        }
+    if matches!(cfg.state.backend, crate::config::StateBackendConfig::Local)
+        && !crate::atomic_file::parent_dir(&cfg.state.path).is_dir()
+    {
+        return Ok(None);
     }
     let (store, _created) = crate::state::open(&cfg.state)?;
     if !timeout.is_zero() {

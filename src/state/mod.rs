@@ -40,10 +40,7 @@ pub fn open(
             Ok((Box::new(store), created))
         }
         StateBackendConfig::Postgres(settings) => {
-            let dir = match cfg.path.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => std::path::Path::new("."),
-            };
+            let dir = crate::atomic_file::parent_dir(&cfg.path);
             Ok((
                 Box::new(postgres::PgBackend::new(settings, dir)?),
                 CreatedDirs::default(),
