@@ -130,6 +130,7 @@ fn main() {
             url: Some(url.clone()),
             workspace: "bench-writes".into(),
             schema: PostgresSettings::DEFAULT_SCHEMA.into(),
+            tls: Default::default(),
         },
         dir.path(),
     )

@@ -910,6 +910,7 @@ fn the_state_block_chooses_the_local_file_or_a_postgres_workspace() {
             url: None,
             workspace: "rack01".into(),
             schema: "berth".into(),
+            tls: Default::default(),
         })
     );
     let full = "state {\n  backend = \"postgres\"\n  url = \"postgresql://berth@db/berth\"\n  schema = \"ops_state\"\n}\n";
@@ -920,8 +921,31 @@ fn the_state_block_chooses_the_local_file_or_a_postgres_workspace() {
             url: Some("postgresql://berth@db/berth".into()),
             workspace: "default".into(),
             schema: "ops_state".into(),
+            tls: Default::default(),
         })
     );
+    // libpq's TLS parameters: paths against the configuration directory, `system` as is.
+    let tls = "state {\n  backend = \"postgres\"\n  sslmode = \"verify-full\"\n  sslrootcert = \"certs/ca.pem\"\n  sslcert = \"/etc/berth/client.pem\"\n  sslkey = \"client.key\"\n}\n";
+    let (dir, cfg) = load_ok(&[("main.hcl", INVENTORY), ("state.hcl", tls)]);
+    let StateBackendConfig::Postgres(settings) = cfg.state.backend else {
+        panic!("not postgres: {:?}", cfg.state.backend)
+    };
+    let dir = canonical(&dir);
+    assert_eq!(
+        settings.tls,
+        berth::config::PgTlsSettings {
+            sslmode: Some("verify-full".into()),
+            sslrootcert: Some(dir.join("certs/ca.pem")),
+            sslcert: Some("/etc/berth/client.pem".into()),
+            sslkey: Some(dir.join("client.key")),
+        }
+    );
+    let system = "state {\n  backend = \"postgres\"\n  sslrootcert = \"system\"\n}\n";
+    let (_dir, cfg) = load_ok(&[("main.hcl", INVENTORY), ("state.hcl", system)]);
+    let StateBackendConfig::Postgres(settings) = cfg.state.backend else {
+        panic!("not postgres")
+    };
+    assert_eq!(settings.tls.sslrootcert, Some("system".into()));
 }
 
 #[test]
@@ -942,4 +966,16 @@ fn postgres_attributes_without_the_postgres_backend_are_located_errors() {
     let bad_backend = "state {\n  backend = \"s3\"\n}\n";
     let rendered = load_err(&[("main.hcl", INVENTORY), ("state.hcl", bad_backend)]);
     assert_contains(&rendered, &["postgres", "state.hcl:2:"]);
+    let stray_tls = "state {\n  path = \"s.json\"\n  sslmode = \"require\"\n}\n";
+    let rendered = load_err(&[("main.hcl", INVENTORY), ("state.hcl", stray_tls)]);
+    assert_contains(
+        &rendered,
+        &[
+            "`sslmode` belongs to the PostgreSQL backend",
+            "state.hcl:3:",
+        ],
+    );
+    let bad_mode = "state {\n  backend = \"postgres\"\n  sslmode = \"verify\"\n}\n";
+    let rendered = load_err(&[("main.hcl", INVENTORY), ("state.hcl", bad_mode)]);
+    assert_contains(&rendered, &["verify-full", "state.hcl:3:"]);
 }

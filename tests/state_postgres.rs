@@ -77,6 +77,7 @@ fn backend(server: &PgServer, workspace: &str, schema: &str, dir: &Path) -> PgBa
             url: Some(server.url()),
             workspace: workspace.into(),
             schema: schema.into(),
+            tls: Default::default(),
         },
         dir,
     )
@@ -485,6 +486,7 @@ fn an_apply_whose_database_restarts_journals_the_running_steps_on_reconnect() {
                     url: Some(url),
                     workspace: "bounced".into(),
                     schema: "berth".into(),
+                    tls: Default::default(),
                 },
                 Path::new("."),
             )
@@ -537,4 +539,286 @@ fn an_apply_whose_database_restarts_journals_the_running_steps_on_reconnect() {
     assert!(outcome.finished, "{:?}", outcome.report);
     drop(session);
     assert!(all_done(&probe.load().unwrap().unwrap(), &plan_id));
+}
+
+// ---- TLS ---------------------------------------------------------------------------------
+// Against a server listening on 127.0.0.1 with `ssl = on` and a certificate chain made for the
+// run (tests/common/pg.rs `Pki`: root → intermediate → server certificate for db.berth.test).
+// Tests connect to the name with `hostaddr=127.0.0.1`, so no name resolution is involved.
+
+/// In every URL of these tests, and never in any output.
+const PASSWORD: &str = "pw-never-shown-7c1d";
+
+/// `postgresql://postgres:PASSWORD@HOST:PORT/postgres?hostaddr=127.0.0.1&PARAMS`.
+fn tls_url(server: &PgServer, host: &str, params: &str) -> String {
+    format!(
+        "postgresql://postgres:{PASSWORD}@{host}:{}/postgres?hostaddr=127.0.0.1&{params}",
+        server.port
+    )
+}
+
+/// Whether berth created `schema` (it does on its first connection, so not after a refusal).
+fn schema_exists(server: &PgServer, schema: &str) -> bool {
+    server
+        .admin()
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&schema],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// `berth plan` (which takes the lock, so connects) on a lab whose state is in `schema`.
+fn plan_over(server: &PgServer, schema: &str, url: &str) -> Output {
+    let lab = pg_lab("tls", schema);
+    let out = berth(lab.path(), url, &["plan"]);
+    assert!(
+        !text(&out.stdout).contains(PASSWORD) && !text(&out.stderr).contains(PASSWORD),
+        "the password was printed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let _ = server;
+    out
+}
+
+/// `plan_over` refused with exit 1, every part of `expected` in its message, and nothing made
+/// on the server.
+#[track_caller]
+fn assert_refused(server: &PgServer, schema: &str, url: &str, expected: &[&str]) {
+    let out = plan_over(server, schema, url);
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    for part in expected {
+        assert!(err.contains(part), "`{part}` missing from:\n{err}");
+    }
+    assert!(!schema_exists(server, schema), "{schema} was created");
+}
+
+#[test]
+fn tls_require_encrypts_the_session() {
+    let server = common::pg::shared_tls();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = PgBackend::new(
+        &PostgresSettings {
+            url: Some(tls_url(
+                &server,
+                "127.0.0.1",
+                "sslmode=require&application_name=berth-tls-probe",
+            )),
+            workspace: "encrypted".into(),
+            schema: "tls_require".into(),
+            tls: Default::default(),
+        },
+        dir.path(),
+    )
+    .unwrap();
+    let lock = backend.lock("apply", Duration::ZERO).unwrap();
+    let mut state = State::new();
+    backend.save(&mut state).unwrap();
+    assert_eq!(backend.load().unwrap().unwrap().serial, state.serial);
+    // Both sessions berth holds, the lock's and the data's, are TLS, seen from the server.
+    let sessions: Vec<(i32, bool, Option<String>)> = server
+        .admin()
+        .query(
+            "SELECT a.pid, s.ssl, s.version FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid)
+             WHERE a.application_name = 'berth-tls-probe'",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    let lock_pid: i32 = server
+        .admin()
+        .query_one(
+            "SELECT backend_pid FROM tls_require.locks WHERE workspace = 'encrypted'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(sessions.iter().any(|s| s.0 == lock_pid), "{sessions:?}");
+    for (pid, ssl, version) in &sessions {
+        assert!(ssl, "berth's session {pid} is in clear text");
+        assert!(
+            version.as_deref().is_some_and(|v| v.starts_with("TLSv1.")),
+            "{version:?}"
+        );
+    }
+    drop(lock);
+
+    // The default (no sslmode) is require too.
+    let out = plan_over(
+        &server,
+        "tls_default",
+        &tls_url(&server, "127.0.0.1", "application_name=berth"),
+    );
+    assert_exit(&out, 0);
+}
+
+#[test]
+fn tls_verify_full_with_the_right_ca_and_host_works() {
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    let url = tls_url(
+        &server,
+        common::pg::SERVER_NAME,
+        &format!("sslmode=verify-full&sslrootcert={}", pki.root_ca.display()),
+    );
+    assert_exit(&plan_over(&server, "tls_full", &url), 0);
+    assert!(schema_exists(&server, "tls_full"));
+    // The key/value form says the same.
+    let kv = format!(
+        "host={} hostaddr=127.0.0.1 port={} user=postgres password={PASSWORD} dbname=postgres sslmode=verify-full sslrootcert='{}'",
+        common::pg::SERVER_NAME,
+        server.port,
+        pki.root_ca.display()
+    );
+    assert_exit(&plan_over(&server, "tls_full_kv", &kv), 0);
+}
+
+#[test]
+fn tls_verify_full_with_another_ca_is_refused() {
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let url = tls_url(
+            &server,
+            common::pg::SERVER_NAME,
+            &format!("sslmode={mode}&sslrootcert={}", pki.other_ca.display()),
+        );
+        assert_refused(
+            &server,
+            "tls_wrong_ca",
+            &url,
+            &[
+                &format!(
+                    "cannot connect to postgresql://postgres@{}:{}/postgres?hostaddr=127.0.0.1&sslmode={mode}&sslrootcert={}",
+                    common::pg::SERVER_NAME,
+                    server.port,
+                    pki.other_ca.display()
+                ),
+                "certificate not trusted",
+                &format!("not signed by the CA in `{}`", pki.other_ca.display()),
+            ],
+        );
+    }
+}
+
+#[test]
+fn tls_verify_full_against_a_host_name_not_in_the_certificate_is_refused() {
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    let params = |mode: &str| format!("sslmode={mode}&sslrootcert={}", pki.root_ca.display());
+    assert_refused(
+        &server,
+        "tls_wrong_name",
+        &tls_url(&server, "127.0.0.1", &params("verify-full")),
+        &[
+            "host name mismatch",
+            "certificate is for db.berth.test, not `127.0.0.1`",
+        ],
+    );
+    assert_refused(
+        &server,
+        "tls_wrong_name",
+        &tls_url(&server, "other.berth.test", &params("verify-full")),
+        &["host name mismatch", "not `other.berth.test`"],
+    );
+    // verify-ca checks the chain only: the same connection goes through.
+    let ca_only = tls_url(&server, "127.0.0.1", &params("verify-ca"));
+    assert_exit(&plan_over(&server, "tls_ca_only", &ca_only), 0);
+}
+
+#[test]
+fn tls_require_against_a_server_without_tls_is_refused() {
+    let server = PgServer::start_tcp(None, "host all all 127.0.0.1/32 trust");
+    for params in ["sslmode=require", "application_name=berth"] {
+        assert_refused(
+            &server,
+            "no_tls",
+            &tls_url(&server, "127.0.0.1", params),
+            &[
+                "server does not support TLS (sslmode=require",
+                "sslmode=disable",
+            ],
+        );
+    }
+    // Saying so connects in clear text; `prefer` falls back to it.
+    for mode in ["disable", "prefer"] {
+        let url = tls_url(&server, "127.0.0.1", &format!("sslmode={mode}"));
+        assert_exit(&plan_over(&server, "no_tls", &url), 0);
+    }
+}
+
+#[test]
+fn a_hostssl_only_server_refuses_sslmode_disable() {
+    let server = common::pg::shared_tls();
+    assert_refused(
+        &server,
+        "tls_disabled",
+        &tls_url(&server, "127.0.0.1", "sslmode=disable"),
+        &["no pg_hba.conf entry", "no encryption", "sslmode=disable"],
+    );
+    // `allow` tries clear text first, then TLS; `prefer` TLS first.
+    for mode in ["allow", "prefer"] {
+        let url = tls_url(&server, "127.0.0.1", &format!("sslmode={mode}"));
+        assert_exit(&plan_over(&server, "tls_fallback", &url), 0);
+    }
+}
+
+#[test]
+fn tls_settings_in_the_state_block_and_a_client_certificate() {
+    use common::pg::{CERT_USER, SERVER_NAME};
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    let lab = pg_lab("tls", "tls_hcl");
+    // The CA beside the configuration, named relative to it.
+    std::fs::create_dir(lab.path().join("certs")).unwrap();
+    for (from, to) in [
+        (&pki.root_ca, "ca.pem"),
+        (&pki.client_cert, "client.pem"),
+        (&pki.client_key, "client.key"),
+    ] {
+        std::fs::copy(from, lab.path().join("certs").join(to)).unwrap();
+    }
+    let hcl = lab.path().join("main.hcl");
+    let with = |extra: &str| {
+        let text = std::fs::read_to_string(&hcl).unwrap();
+        let text = text.replace(
+            "  schema    = \"tls_hcl\"\n",
+            &format!("  schema    = \"tls_hcl\"\n{extra}"),
+        );
+        std::fs::write(&hcl, text).unwrap();
+    };
+    with("  sslmode     = \"verify-full\"\n  sslrootcert = \"certs/ca.pem\"\n");
+    let url = format!(
+        "postgresql://{CERT_USER}@{SERVER_NAME}:{}/postgres?hostaddr=127.0.0.1",
+        server.port
+    );
+    // pg_hba.conf wants the client certificate of this user.
+    let refused = berth(lab.path(), &url, &["plan"]);
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused.stderr).contains("connection requires a valid client certificate"),
+        "{}",
+        text(&refused.stderr)
+    );
+    assert!(!schema_exists(&server, "tls_hcl"));
+    with("  sslcert     = \"certs/client.pem\"\n  sslkey      = \"certs/client.key\"\n");
+    let out = berth(lab.path(), &url, &["plan"]);
+    assert_exit(&out, 0);
+    assert!(schema_exists(&server, "tls_hcl"));
+    // The URL may repeat the state block, not contradict it.
+    let contradicting = format!("{url}&sslmode=require");
+    let out = berth(lab.path(), &contradicting, &["plan"]);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr)
+            .contains("`sslmode` is `require` in the URL but `verify-full` in the `state` block"),
+        "{}",
+        text(&out.stderr)
+    );
 }

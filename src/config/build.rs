@@ -9,9 +9,9 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 use super::error::{ConfigError, located};
 use super::model::{
     BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
-    InventoryConfig, LiveOptions, LiveTransport, MigrationMode, PlacementRule, PostgresSettings,
-    RebalanceIntent, RuleKind, SourceFile, Span, Spanned, SshSettings, StateBackendConfig,
-    StateConfig,
+    InventoryConfig, LiveOptions, LiveTransport, MigrationMode, PgTlsSettings, PlacementRule,
+    PostgresSettings, RebalanceIntent, RuleKind, SourceFile, Span, Spanned, SshSettings,
+    StateBackendConfig, StateConfig,
 };
 use super::validate::Node;
 
@@ -132,7 +132,15 @@ fn build_state(node: &Node, dir: &Path) -> Result<StateConfig, Internal> {
         || dir.join(StateConfig::DEFAULT_PATH),
         |p| resolve_path(dir, &p.value),
     );
-    let postgres_only = ["url", "workspace", "schema"];
+    let postgres_only = [
+        "url",
+        "workspace",
+        "schema",
+        "sslmode",
+        "sslrootcert",
+        "sslcert",
+        "sslkey",
+    ];
     let backend = match node.enumeration("backend").map(|b| b.value) {
         Some("postgres") => {
             let schema = node.str("schema");
@@ -155,14 +163,29 @@ fn build_state(node: &Node, dir: &Path) -> Result<StateConfig, Internal> {
                 ),
                 schema: schema
                     .map_or_else(|| PostgresSettings::DEFAULT_SCHEMA.to_string(), |s| s.value),
+                tls: PgTlsSettings {
+                    sslmode: node.enumeration("sslmode").map(|m| m.value.to_string()),
+                    sslrootcert: node.str("sslrootcert").map(|p| {
+                        if p.value == "system" {
+                            PathBuf::from("system")
+                        } else {
+                            resolve_path(dir, &p.value)
+                        }
+                    }),
+                    sslcert: node.str("sslcert").map(|p| resolve_path(dir, &p.value)),
+                    sslkey: node.str("sslkey").map(|p| resolve_path(dir, &p.value)),
+                },
             })
         }
         _ => {
-            if let Some(name) = postgres_only.iter().find(|n| node.str(n).is_some())
-                && let Some(value) = node.str(name)
-            {
+            if let Some((name, span)) = postgres_only.iter().find_map(|n| {
+                node.str(n)
+                    .map(|v| v.span)
+                    .or_else(|| node.enumeration(n).map(|v| v.span))
+                    .map(|span| (n, span))
+            }) {
                 return Err(Internal(
-                    value.span,
+                    span,
                     format!(
                         "`{name}` belongs to the PostgreSQL backend: add `backend = \"postgres\"` to the `state` block, or remove `{name}`"
                     ),

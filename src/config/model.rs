@@ -226,6 +226,21 @@ pub struct PostgresSettings {
     pub workspace: String,
     /// The database schema berth's tables live in (created by berth's migrations).
     pub schema: String,
+    /// TLS to the server, as set in the `state` block (the URL may set them too).
+    pub tls: PgTlsSettings,
+}
+
+/// libpq's TLS parameters in the `state` block (`sslmode = "verify-full"`, `sslrootcert =
+/// "certs/db-ca.pem"`, …); paths resolved against the configuration directory. Each may also
+/// be in the URL (which must not say otherwise) or in libpq's environment variables.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PgTlsSettings {
+    pub sslmode: Option<String>,
+    /// A PEM file of CA certificates, or `system` (kept as is) for the system's CAs.
+    pub sslrootcert: Option<std::path::PathBuf>,
+    /// The client certificate (PEM) and its key, for `cert` authentication.
+    pub sslcert: Option<std::path::PathBuf>,
+    pub sslkey: Option<std::path::PathBuf>,
 }
 
 impl PostgresSettings {

@@ -99,6 +99,16 @@ pub(crate) const TRANSPORTS: &[&str] = &["peer_to_peer", "client"];
 pub(crate) const DRIFT_SOURCES: &[&str] = &["libvirt", "es_xml"];
 /// Values of `state.backend`.
 pub(crate) const STATE_BACKENDS: &[&str] = &["local", "postgres"];
+
+/// Values of `state.sslmode` (libpq's).
+pub(crate) const SSL_MODES: &[&str] = &[
+    "disable",
+    "allow",
+    "prefer",
+    "require",
+    "verify-ca",
+    "verify-full",
+];
 /// Values of `rebalance.on` (the model's `BalanceOn`).
 pub(crate) const BALANCE_ON: &[&str] = &["memory", "vcpus", "both"];
 
@@ -175,6 +185,10 @@ const STATE: BlockSpec = BlockSpec {
         attr("url", Kind::Str),
         attr("workspace", Kind::Str),
         attr("schema", Kind::Str),
+        attr("sslmode", Kind::Enum(SSL_MODES)),
+        attr("sslrootcert", Kind::Str),
+        attr("sslcert", Kind::Str),
+        attr("sslkey", Kind::Str),
     ],
     ..BLOCK
 };

@@ -79,6 +79,19 @@ pub enum StateError {
     )]
     NoPostgresUrl { env: &'static str },
 
+    /// Connecting failed: the URL (without its password) and why, in the user's terms
+    /// ("server does not support TLS", "certificate not trusted", "host name mismatch", …).
+    #[error("cannot connect to {url} ({target}): {reason}")]
+    PostgresConnect {
+        url: String,
+        target: String,
+        reason: String,
+    },
+
+    /// The TLS parameters cannot be used (a bad `sslmode`, a CA file that does not read, …).
+    #[error("TLS settings of the PostgreSQL state backend ({url}): {message}")]
+    PostgresTls { url: String, message: String },
+
     /// The URL does not parse.
     #[error("the PostgreSQL URL is not valid: {message}")]
     BadPostgresUrl { message: String },

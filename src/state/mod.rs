@@ -12,6 +12,8 @@ pub mod error;
 pub mod history;
 pub mod lock;
 pub mod model;
+pub mod pg_tls;
+pub mod pg_url;
 pub mod postgres;
 pub mod secrets;
 pub mod store;

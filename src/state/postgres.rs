@@ -21,13 +21,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
-use postgres::{Client, IsolationLevel, NoTls};
+use postgres::{Client, IsolationLevel};
 use sha2::{Digest, Sha256};
 
 use super::backend::Backend;
 use super::error::StateError;
 use super::lock::{LockGuard, LockInfo};
 use super::model::{FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, State};
+use super::pg_tls::PgTls;
+use super::pg_url::{shown_url, split_tls_params};
 use crate::config::PostgresSettings;
 
 /// The migrations, in order; `{s}` is the schema. Never edit one that shipped: add the next.
@@ -135,7 +137,7 @@ impl From<StateError> for Failure {
 }
 
 /// The driver's message with the server's own detail (code, message, detail).
-fn pg_message(e: &postgres::Error) -> String {
+pub(super) fn pg_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut m = format!("{} ({})", db.message(), db.code().code());
@@ -161,6 +163,9 @@ fn pg_message(e: &postgres::Error) -> String {
 /// One workspace in one PostgreSQL database.
 pub struct PgBackend {
     config: postgres::Config,
+    tls: PgTls,
+    /// The connection as a URL for messages (never with the password).
+    url: String,
     workspace: String,
     /// Quoted schema name, for SQL.
     schema: String,
@@ -228,10 +233,21 @@ impl PgBackend {
                     env: PostgresSettings::URL_ENV,
                 })?,
         };
+        // libpq's TLS parameters are berth's to handle (the driver knows few of them).
+        let (url, tls_params) =
+            split_tls_params(&url).map_err(|message| StateError::BadPostgresUrl { message })?;
         let mut config =
             postgres::Config::from_str(&url).map_err(|e| StateError::BadPostgresUrl {
                 message: e.to_string(),
             })?;
+        let tls =
+            PgTls::resolve(&tls_params, &settings.tls, config.get_hosts()).map_err(|message| {
+                StateError::PostgresTls {
+                    url: shown_url(&config, &[]),
+                    message,
+                }
+            })?;
+        let url = shown_url(&config, &tls.shown_params());
         if config.get_password().is_none()
             && let Ok(password) = std::env::var("PGPASSWORD")
         {
@@ -280,6 +296,8 @@ impl PgBackend {
             .collect();
         Ok(PgBackend {
             config,
+            tls,
+            url,
             workspace: settings.workspace.clone(),
             schema: format!("\"{}\"", settings.schema),
             target,
@@ -305,10 +323,14 @@ impl PgBackend {
 
     /// A new connection, with the schema migrated.
     fn connect(&self) -> Result<Client, StateError> {
-        let mut client = self
-            .config
-            .connect(NoTls)
-            .map_err(|e| self.error("connecting", &e))?;
+        let mut client =
+            self.tls
+                .connect(&self.config)
+                .map_err(|reason| StateError::PostgresConnect {
+                    url: self.url.clone(),
+                    target: self.target.clone(),
+                    reason,
+                })?;
         self.migrate(&mut client)
             .map_err(|e| self.error("migrating berth's schema", &e))?;
         Ok(client)
