@@ -4,10 +4,11 @@
 #   run:     libvirt0 openssh-client         (in-process test driver; ssh for host commands)
 #   tests:   openssh-server graphviz         (a real sshd for SSH tests; dot checks DOT output)
 #            postgresql                      (a private PostgreSQL server for the state backend tests)
+#            zsh fish                        (the completion scripts are run in the real shells)
 #   lab:     libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 iproute2 procps util-linux
 set -euo pipefail
 
-packages=(libvirt-dev pkg-config libvirt0 openssh-client openssh-server graphviz postgresql
+packages=(libvirt-dev pkg-config libvirt0 openssh-client openssh-server graphviz postgresql zsh fish
           libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86
           iproute2 procps util-linux)
 

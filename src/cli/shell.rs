@@ -99,13 +99,20 @@ complete -F _berth_names -o bashdefault -o default berth
 }
 
 fn zsh(script: String) -> String {
+    // `words` is the subcommand's own by the time a value is completed (`_arguments -C`
+    // shifts it), so `-C DIR` before the subcommand is looked for in the whole line.
     const HELPERS: &str = r#"
 # Guest and host names, from the es.xml of the configuration (berth __complete).
 _berth_names() {
-    local -a chdir names
+    local -a chdir names line
     local i
-    for ((i = 1; i < ${#words}; i++)); do
-        [[ ${words[i]} == (-C|--chdir|-chdir) ]] && chdir=(-C ${words[i+1]})
+    line=(${(Q)${(z)LBUFFER}})
+    for ((i = 1; i < ${#line}; i++)); do
+        case ${line[i]} in
+            (-C|--chdir|-chdir) chdir=(-C ${line[i+1]}) ;;
+            (--chdir=*|-chdir=*) chdir=(-C ${line[i]#*=}) ;;
+            (-C?*) chdir=(-C ${line[i]#-C}) ;;
+        esac
     done
     names=(${(f)"$(berth $chdir __complete $1 2>/dev/null)"})
     compadd -a names
@@ -113,24 +120,71 @@ _berth_names() {
 _berth_guests() { _berth_names guests }
 _berth_hosts() { _berth_names hosts }
 "#;
-    let body: Vec<String> = script
-        .lines()
-        .map(|line| {
-            let guest = line.contains(":GUEST:") || line.contains("':guest -- ");
-            let host = line.contains(":HOST:");
-            if guest {
-                line.replace(":_default'", ":_berth_guests'")
-            } else if host {
-                line.replace(":_default'", ":_berth_hosts'")
-            } else {
-                line.to_string()
+    let mut body: Vec<String> = Vec::new();
+    for line in script.lines() {
+        let guest = line.contains(":GUEST:") || line.contains("':guest -- ");
+        let host = line.contains(":HOST:");
+        let line = if guest {
+            line.replace(":_default'", ":_berth_guests'")
+        } else if host {
+            line.replace(":_default'", ":_berth_hosts'")
+        } else {
+            line.to_string()
+        };
+        match zsh_single_dash(&line) {
+            Some((double, single)) => {
+                body.push(double);
+                body.push(single);
             }
-        })
-        .collect();
+            None => body.push(line),
+        }
+    }
     match body.split_first() {
         Some((first, rest)) => format!("{first}\n{HELPERS}\n{}\n", rest.join("\n")),
         None => String::new(),
     }
+}
+
+/// berth takes every long flag with one dash too (`-target`, Terraform's way): for an
+/// `_arguments` spec of a long flag (`'(--markdown)*--target=[…]…' \`), the spec itself and its
+/// single-dash twin, each excluding both spellings of what the original excluded.
+fn zsh_single_dash(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix('\'')?;
+    let (exclusions, rest) = match rest.strip_prefix('(') {
+        Some(inner) => {
+            let end = inner.find(')')?;
+            (Some(&inner[..end]), &inner[end + 1..])
+        }
+        None => (None, rest),
+    };
+    let (star, rest) = match rest.strip_prefix('*') {
+        Some(r) => ("*", r),
+        None => ("", rest),
+    };
+    let after_dashes = rest.strip_prefix("--")?;
+    let name_len = after_dashes
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or(after_dashes.len());
+    let (name, tail) = after_dashes.split_at(name_len);
+    if name.is_empty() || !(tail.starts_with('[') || tail.starts_with('=')) {
+        return None;
+    }
+    let exclusions = exclusions
+        .map(|list| {
+            let both: Vec<String> = list
+                .split_whitespace()
+                .flat_map(|flag| match flag.strip_prefix("--") {
+                    Some(long) => vec![flag.to_string(), format!("-{long}")],
+                    None => vec![flag.to_string()],
+                })
+                .collect();
+            format!("({})", both.join(" "))
+        })
+        .unwrap_or_default();
+    Some((
+        format!("'{exclusions}{star}--{name}{tail}"),
+        format!("'{exclusions}{star}-{name}{tail}"),
+    ))
 }
 
 fn fish(script: String, guests: &BTreeSet<String>, hosts: &BTreeSet<String>) -> String {
@@ -163,7 +217,7 @@ end
 "#,
     );
     for line in script.lines() {
-        out.push_str(line);
+        out.push_str(&fish_single_dash(line));
         if let Some(kind) = names_for(line) {
             out.push_str(&format!(" -f -a \"(__berth_names {kind})\""));
         }
@@ -174,6 +228,29 @@ end
          -f -a \"(__berth_names guests)\"\n",
     );
     out
+}
+
+/// berth takes every long flag with one dash too (`-target`, Terraform's way): `-o NAME`
+/// (fish's old-style option) beside each `-l NAME`.
+fn fish_single_dash(line: &str) -> String {
+    if !line.starts_with("complete -c berth ") {
+        return line.to_string();
+    }
+    // Only among the options, not in the description (`-d '…'`) or the values (`-a "…"`).
+    let options_end = [" -d '", " -a \""]
+        .iter()
+        .filter_map(|m| line.find(m))
+        .min()
+        .unwrap_or(line.len());
+    let Some(at) = line[..options_end].find(" -l ") else {
+        return line.to_string();
+    };
+    let name_start = at + " -l ".len();
+    let name_end = line[name_start..]
+        .find(' ')
+        .map_or(line.len(), |i| name_start + i);
+    let name = &line[name_start..name_end];
+    format!("{} -o {name}{}", &line[..name_end], &line[name_end..])
 }
 
 pub fn completions(args: &CompletionsArgs) -> Result<u8, CliError> {
