@@ -822,3 +822,21 @@ fn tls_settings_in_the_state_block_and_a_client_certificate() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn prefer_falls_back_to_clear_text_when_the_server_refuses_tls_sessions() {
+    // TLS on, but pg_hba.conf admits TCP sessions only in clear text.
+    let server = PgServer::start_tcp(
+        Some(common::pg::Pki::generate()),
+        "hostnossl all all 127.0.0.1/32 trust",
+    );
+    assert_refused(
+        &server,
+        "nossl",
+        &tls_url(&server, "127.0.0.1", "sslmode=require"),
+        &["no pg_hba.conf entry", "SSL encryption"],
+    );
+    let url = tls_url(&server, "127.0.0.1", "sslmode=prefer");
+    assert_exit(&plan_over(&server, "nossl", &url), 0);
+    assert!(schema_exists(&server, "nossl"));
+}

@@ -104,6 +104,8 @@ impl std::fmt::Display for Roots {
 /// configuration (built once, so that a bad certificate file is reported before anything).
 pub struct PgTls {
     mode: SslMode,
+    /// Whether the mode was set (not berth's default), for messages.
+    mode_given: bool,
     roots: Option<Roots>,
     client_cert: Option<(PathBuf, PathBuf)>,
     /// `None`: TLS is never tried (`disable`, or unix sockets only).
@@ -152,7 +154,9 @@ impl PgTls {
         hcl: &PgTlsSettings,
         hosts: &[Host],
     ) -> Result<PgTls, String> {
-        let mode = match pick("sslmode", url, hcl.sslmode.clone(), "PGSSLMODE")? {
+        let given = pick("sslmode", url, hcl.sslmode.clone(), "PGSSLMODE")?;
+        let mode_given = given.is_some();
+        let mode = match given {
             None => SslMode::DEFAULT,
             Some(name) => SslMode::parse(&name).ok_or_else(|| {
                 format!(
@@ -183,6 +187,7 @@ impl PgTls {
         let unix_only = !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Unix(_)));
         let mut tls = PgTls {
             mode,
+            mode_given,
             roots,
             client_cert,
             connector: None,
@@ -343,10 +348,10 @@ impl PgTls {
             return format!(
                 "server does not support TLS (sslmode={}{}): turn `ssl = on` in its postgresql.conf, or connect in clear text with sslmode=disable",
                 self.mode.name(),
-                if self.mode == SslMode::DEFAULT {
-                    ", berth's default"
-                } else {
+                if self.mode_given {
                     ""
+                } else {
+                    ", berth's default"
                 }
             );
         }
