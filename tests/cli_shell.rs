@@ -276,11 +276,13 @@ fn check_shell(shell: &str, complete: fn(&Path, &str) -> Vec<String>) {
         hosts,
         "{shell}"
     );
-    assert_eq!(
-        complete(elsewhere, &format!("berth -C {dir} state show exa01adm02")),
-        ["exa01adm02vm01.example.com"],
-        "{shell}"
-    );
+    for chdir in [format!("-C {dir}"), format!("--chdir={dir}")] {
+        assert_eq!(
+            complete(elsewhere, &format!("berth {chdir} state show exa01adm02")),
+            ["exa01adm02vm01.example.com"],
+            "{shell}: {chdir}"
+        );
+    }
     // Outside any configuration there are no names to offer (and no error in the line).
     assert_eq!(
         complete(elsewhere, "berth apply -target "),

@@ -707,6 +707,48 @@ fn tls_verify_full_with_another_ca_is_refused() {
     }
 }
 
+/// Every file under `dir` with its bytes (to show that a refused apply changed nothing).
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                found.push((path, bytes));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn tls_an_apply_refused_by_the_certificate_check_changes_nothing() {
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    let lab = pg_lab("tls", "tls_apply_refused");
+    let before = files_under(lab.path());
+    let url = tls_url(
+        &server,
+        common::pg::SERVER_NAME,
+        &format!("sslmode=verify-full&sslrootcert={}", pki.other_ca.display()),
+    );
+    let out = berth(lab.path(), &url, &["apply", "-auto-approve"]);
+    assert_exit(&out, 1);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(stderr.contains("certificate not trusted"), "{stderr}");
+    assert!(
+        !stdout.contains(PASSWORD) && !stderr.contains(PASSWORD),
+        "{stdout}\n{stderr}"
+    );
+    assert_eq!(files_under(lab.path()), before, "the lab changed");
+    assert!(!schema_exists(&server, "tls_apply_refused"));
+}
+
 #[test]
 fn tls_verify_full_against_a_host_name_not_in_the_certificate_is_refused() {
     let server = common::pg::shared_tls();

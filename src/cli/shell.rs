@@ -210,6 +210,8 @@ function __berth_names
     for i in (seq (count $tokens))
         if contains -- $tokens[$i] -C --chdir -chdir; and test $i -lt (count $tokens)
             set chdir -C $tokens[(math $i + 1)]
+        else if string match -qr -- '^--?chdir=' $tokens[$i]
+            set chdir -C (string replace -r -- '^--?chdir=' '' $tokens[$i])
         end
     end
     berth $chdir __complete $argv 2>/dev/null
