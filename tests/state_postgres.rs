@@ -680,6 +680,39 @@ fn tls_verify_full_with_the_right_ca_and_host_works() {
 }
 
 #[test]
+fn tls_carries_a_scram_password_login_with_channel_binding() {
+    use common::pg::{SCRAM_PASSWORD, SCRAM_USER, SERVER_NAME};
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    let url = |password: &str| {
+        format!(
+            "postgresql://{SCRAM_USER}:{password}@{SERVER_NAME}:{}/postgres?hostaddr=127.0.0.1&channel_binding=require&sslmode=verify-full&sslrootcert={}",
+            server.port,
+            pki.root_ca.display()
+        )
+    };
+    // channel_binding=require: SCRAM-SHA-256-PLUS, bound to the server's TLS certificate.
+    let lab = pg_lab("tls", "tls_scram");
+    let out = berth(lab.path(), &url(SCRAM_PASSWORD), &["plan"]);
+    assert_exit(&out, 0);
+    assert!(!text(&out.stdout).contains(SCRAM_PASSWORD));
+    let wrong = "not-the-password-9d2e";
+    let out = berth(lab.path(), &url(wrong), &["plan"]);
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "password authentication failed for user \"{SCRAM_USER}\""
+        )),
+        "{err}"
+    );
+    assert!(
+        !err.contains(wrong) && !text(&out.stdout).contains(wrong),
+        "{err}"
+    );
+}
+
+#[test]
 fn tls_verify_full_with_another_ca_is_refused() {
     let server = common::pg::shared_tls();
     let pki = server.pki.as_ref().unwrap();

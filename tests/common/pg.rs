@@ -27,6 +27,10 @@ pub const SERVER_NAME: &str = "db.berth.test";
 /// The user [`Pki::client_cert`] is for, who must log in with it (`cert` in pg_hba.conf).
 pub const CERT_USER: &str = "certuser";
 
+/// The user who must log in with [`SCRAM_PASSWORD`] (`scram-sha-256` in pg_hba.conf).
+pub const SCRAM_USER: &str = "scramuser";
+pub const SCRAM_PASSWORD: &str = "scram-pw-never-shown-41f0";
+
 /// A certificate chain made for one test run (PEM files in a directory of their own): a root
 /// CA, an intermediate CA it signed, the server's certificate for [`SERVER_NAME`] signed by the
 /// intermediate (served with it), a client certificate for [`CERT_USER`] signed by the root,
@@ -374,7 +378,8 @@ pub fn shared() -> Arc<PgServer> {
 }
 
 /// The TLS server the tests of one binary share ([`PgServer::start_tcp`] with a [`Pki`]): TCP
-/// connections only with TLS (`hostssl`), [`CERT_USER`] only with its client certificate.
+/// connections only with TLS (`hostssl`), [`CERT_USER`] only with its client certificate,
+/// [`SCRAM_USER`] only with its password.
 pub fn shared_tls() -> Arc<PgServer> {
     static CURRENT: Mutex<Weak<PgServer>> = Mutex::new(Weak::new());
     let mut current = CURRENT.lock().unwrap_or_else(|p| p.into_inner());
@@ -383,11 +388,19 @@ pub fn shared_tls() -> Arc<PgServer> {
     }
     let server = PgServer::start_tcp(
         Some(Pki::generate()),
-        &format!("hostssl all {CERT_USER} 127.0.0.1/32 cert\nhostssl all all 127.0.0.1/32 trust"),
+        &format!(
+            "hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
+             hostssl all {SCRAM_USER} 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all 127.0.0.1/32 trust"
+        ),
     );
     server
         .admin()
-        .batch_execute(&format!("CREATE ROLE {CERT_USER} LOGIN SUPERUSER"))
+        .batch_execute(&format!(
+            "CREATE ROLE {CERT_USER} LOGIN SUPERUSER;
+             SET password_encryption = 'scram-sha-256';
+             CREATE ROLE {SCRAM_USER} LOGIN SUPERUSER PASSWORD '{SCRAM_PASSWORD}';"
+        ))
         .unwrap();
     let server = Arc::new(server);
     *current = Arc::downgrade(&server);
