@@ -649,6 +649,12 @@ fn tls_require_encrypts_the_session() {
     }
     drop(lock);
 
+    // Only an address (no host name): TLS all the same.
+    let by_address = format!(
+        "postgresql://postgres:{PASSWORD}@/postgres?hostaddr=127.0.0.1&port={}&sslmode=require",
+        server.port
+    );
+    assert_exit(&plan_over(&server, "tls_by_address", &by_address), 0);
     // The default (no sslmode) is require too.
     let out = plan_over(
         &server,

@@ -11,7 +11,9 @@
 //!
 //! The driver is the synchronous `postgres` crate, which runs its own small tokio runtime: a
 //! call made from inside berth's runtime (the executor saves from an async task) runs on a
-//! short-lived thread of its own ([`off_runtime`]).
+//! short-lived thread of its own ([`off_runtime`]). TLS, with libpq's `sslmode` and
+//! `sslrootcert`, is [`super::pg_tls`]'s; the connection string's libpq-only parameters are
+//! taken out by [`super::pg_url`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -240,6 +242,18 @@ impl PgBackend {
             postgres::Config::from_str(&url).map_err(|e| StateError::BadPostgresUrl {
                 message: e.to_string(),
             })?;
+        // Only `hostaddr`: the driver needs a host name for TLS; the address is that name
+        // (libpq does the same: `verify-full` then checks the address in the certificate).
+        if config.get_hosts().is_empty() {
+            let addrs: Vec<String> = config
+                .get_hostaddrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            for addr in addrs {
+                config.host(&addr);
+            }
+        }
         let tls =
             PgTls::resolve(&tls_params, &settings.tls, config.get_hosts()).map_err(|message| {
                 StateError::PostgresTls {
