@@ -719,6 +719,39 @@ fn tls_carries_a_scram_password_login_with_channel_binding() {
 }
 
 #[test]
+fn tls_sslrootcert_system_takes_the_systems_cas() {
+    use common::pg::SERVER_NAME;
+    let server = common::pg::shared_tls();
+    let pki = server.pki.as_ref().unwrap();
+    let url = tls_url(
+        &server,
+        SERVER_NAME,
+        "sslmode=verify-full&sslrootcert=system",
+    );
+    let lab = pg_lab("tls", "tls_system");
+    // The system's CAs as OpenSSL finds them: SSL_CERT_FILE overrides the distribution's bundle
+    // (the test does not touch the machine's own store).
+    let with_cas = |file: &Path| {
+        berth_cmd(lab.path(), &url, &["plan"])
+            .env("SSL_CERT_FILE", file)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap()
+    };
+    let refused = with_cas(&pki.other_ca);
+    assert_exit(&refused, 1);
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains(
+            "certificate not trusted: the server's certificate is not signed by the system's CAs"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains(PASSWORD), "{err}");
+    assert_exit(&with_cas(&pki.root_ca), 0);
+}
+
+#[test]
 fn tls_verify_full_with_another_ca_is_refused() {
     let server = common::pg::shared_tls();
     let pki = server.pki.as_ref().unwrap();
