@@ -125,6 +125,45 @@ fn an_hcl_proxy_command_is_refused_before_anything_connects() {
     assert!(text.contains("allow_command_options"), "{text}");
 }
 
+/// `peer_uri` (inventory and host) and a host's `migration_uri` follow the rule of
+/// `libvirt_uri`: no parameter berth reserves (its SSH settings, `command=`, `netcat=`), each
+/// refused at its own line, exit 1, before anything connects.
+#[test]
+fn peer_and_migration_uris_may_not_carry_reserved_parameters() {
+    let evil_cases = [
+        (
+            "libvirt_uri = \"test:nodes/{host}.xml\"",
+            "libvirt_uri = \"test:nodes/{host}.xml\"\n  peer_uri = \"qemu+ssh://{host}/system?command=EVIL\"",
+            "main.hcl:11:",
+            "`peer_uri` sets `command=`",
+        ),
+        (
+            "  drain = true\n",
+            "  drain = true\n  peer_uri = \"qemu+ssh://{host}/system?netcat=EVIL&no_verify=1\"\n",
+            "main.hcl:20:",
+            "`peer_uri` sets `netcat=`, `no_verify=`",
+        ),
+        (
+            "  drain = true\n",
+            "  drain = true\n  migration_uri = \"tcp://{short}-mig?KeyFile=/root/.ssh/id\"\n",
+            "main.hcl:20:",
+            "`migration_uri` sets `keyfile=`",
+        ),
+    ];
+    for (from, to, place, message) in evil_cases {
+        let dir = workdir();
+        let d = dir.path();
+        let evil = d.join("evil.sh").display().to_string();
+        replace(d, "main.hcl", from, &to.replace("EVIL", &evil));
+        for args in [&["plan", "-out=p.berth"][..], &["validate"]] {
+            let text = refused(d, args);
+            assert!(text.contains(place), "{args:?}: {text}");
+            assert!(text.contains(message), "{args:?}: {text}");
+            assert!(!d.join("p.berth").exists());
+        }
+    }
+}
+
 /// Every entry under `dir` (relative path, kind, mode) with the sha256 of each file.
 fn snapshot(dir: &Path) -> Vec<(String, String)> {
     use sha2::{Digest, Sha256};
