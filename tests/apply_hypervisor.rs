@@ -275,3 +275,26 @@ fn live_migration_of_a_shut_off_guest_is_refused_before_libvirt_is_asked() {
         "{err}"
     );
 }
+
+/// apply's connections are bounded too: a libvirt that accepts and never answers is a connect
+/// error naming the host, after the timeout, not a hang.
+#[test]
+fn a_host_that_never_answers_is_a_connect_error_after_the_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!(
+        "qemu+tcp://127.0.0.1:{}/system",
+        silent.local_addr().unwrap().port()
+    );
+    let err = Hypervisor::connect_within("adm07", &uri, Duration::from_millis(500)).unwrap_err();
+    let ApplyError::Connect {
+        host,
+        uri: at,
+        message,
+    } = &err
+    else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!((host.as_str(), at.as_str()), ("adm07", uri.as_str()));
+    assert!(message.contains("no answer within 0.5 s"), "{err}");
+    drop(silent);
+}

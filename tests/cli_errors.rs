@@ -298,3 +298,66 @@ fn a_usage_error_exits_1_not_2() {
         .unwrap();
     assert_eq!(help.status.code(), Some(0));
 }
+
+/// A host whose libvirt accepts the connection and never answers (a socket nobody reads) is
+/// reported unreachable by name once `inventory.connect_timeout_s` has passed, by `plan`,
+/// `validate` and `apply`, instead of hanging; nothing is written or changed.
+#[test]
+fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = workdir(|d| {
+        replace(
+            d,
+            "main.hcl",
+            "libvirt_uri = \"test:nodes/{host}.xml\"",
+            "libvirt_uri = \"test:nodes/{host}.xml\"\n  connect_timeout_s = 1",
+        );
+        replace(
+            d,
+            "main.hcl",
+            "host \"exa01adm02\" {",
+            &format!(
+                "host \"exa01adm02\" {{\n  libvirt_uri = \"qemu+tcp://127.0.0.1:{port}/system\""
+            ),
+        );
+    });
+    let nodes = |d: &Path| {
+        let mut files: Vec<_> = std::fs::read_dir(d.join("nodes"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        files.sort();
+        files
+    };
+    let before = nodes(dir.path());
+    let err = fails(dir.path());
+    assert!(
+        err.contains("[host_unreachable] host exa01adm02.example.com"),
+        "{err}"
+    );
+    assert!(err.contains("no answer within 1 s"), "{err}");
+    assert!(!err.contains("drift"), "{err}");
+    for args in [&["validate"][..], &["apply", "-auto-approve"]] {
+        let out = Command::cargo_bin("berth")
+            .unwrap()
+            .arg("-C")
+            .arg(dir.path())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains("exa01adm02") && text.contains("no answer within 1 s"),
+            "{args:?}: {text}"
+        );
+    }
+    assert_eq!(nodes(dir.path()), before, "nothing changed on any host");
+    drop(silent);
+}
