@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
-use berth::plan::Plan;
-use berth::plan::file::sealed_json;
+
+use berth::plan::file::reseal;
 use common::drain_lab::*;
 use serde_json::Value;
 
@@ -88,12 +88,12 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// Writes `value` (a plan's JSON, seal dropped) re-sealed with a correct sha256, as someone who
-/// edits the file and recomputes the digest would.
-fn write_resealed(path: &Path, mut value: Value) {
-    value.as_object_mut().unwrap().remove("seal");
-    let plan: Plan = serde_json::from_value(value).unwrap();
-    std::fs::write(path, sealed_json(&plan, None).unwrap()).unwrap();
+/// Writes `value` (a plan's JSON) re-sealed with a correct sha256 by `plan::file::reseal`, as
+/// someone who edits the file and recomputes the digest would: apply must still refuse it
+/// for what differs from the plan it makes now.
+fn write_resealed(path: &Path, value: Value) {
+    let bytes = serde_json::to_vec(&value).unwrap();
+    std::fs::write(path, reseal(&bytes, None).unwrap()).unwrap();
 }
 
 #[test]
