@@ -11,45 +11,17 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use berth::inventory::esxml;
 use berth::inventory::load::sha256_hex;
 use berth::plan::unified_diff;
 use berth::state::StateStore;
 use common::drain_lab::*;
+use common::schema;
 use serde_json::Value;
 
-/// Runs the binary as given: unlike `common::cli::berth`, `plan` keeps its state lock, which
-/// the lock tests here need.
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
+// The binary as given: unlike `common::cli::berth`, `plan` keeps its state lock, which the
+// lock tests here need.
+use common::cli::{assert_exit, run as berth, stderr, stdout};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
@@ -222,17 +194,9 @@ fn json_output_is_one_event_per_line() {
         events[0]["format_version"],
         berth::apply::stream::FORMAT_VERSION
     );
-    let schema: Value = serde_json::from_str(&read(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join(berth::apply::stream::APPLY_EVENTS_SCHEMA_PATH),
-    ))
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = schema::committed_validator(berth::apply::stream::APPLY_EVENTS_SCHEMA_PATH);
     for event in &events {
-        let errors: Vec<String> = validator
-            .iter_errors(event)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{event}: {errors:?}");
+        schema::assert_valid(&validator, &event.to_string(), event);
         assert_eq!(event["@level"], "info", "{event}");
         assert!(event["@message"].as_str().is_some_and(|m| !m.is_empty()));
         let stamp = event["@timestamp"].as_str().unwrap();

@@ -1,22 +1,20 @@
 //! Bad inputs through the real binary: each gives a located error, exit code 1, and changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/fs.rs"]
 mod fs_util;
-use fs_util::copy_dir;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use cli::run as berth;
+use fs_util::{example_copy, replace, repo};
 
 /// A copy of the drain-host example in a temp dir, with `edit` applied to its files.
 fn workdir(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
+    let dir = example_copy("drain-host");
     edit(dir.path());
     dir
 }
@@ -26,24 +24,13 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn plan(dir: &Path) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(["plan", "-out=p.berth"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    berth(dir, &["plan", "-out=p.berth"])
 }
 
 /// Runs `berth plan` in `dir`, asserts exit 1, no plan written, and returns stderr + stdout.
 fn fails(dir: &Path) -> String {
     let out = plan(dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -55,13 +42,6 @@ fn fails(dir: &Path) -> String {
         "a failed plan must not write a plan file"
     );
     text
-}
-
-fn replace(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 #[test]
@@ -195,26 +175,15 @@ fn unreachable_libvirt_names_host_and_uri() {
     assert!(err.contains("exa01adm02.example.com.xml"), "the URI: {err}");
     assert!(!err.contains("drift"), "{err}");
     // Even with a drift_source, a host berth cannot read stops the plan.
-    let hcl = dir.path().join("main.hcl");
-    let text = std::fs::read_to_string(&hcl).unwrap();
-    std::fs::write(
-        &hcl,
-        text.replacen(
-            "inventory {",
-            "inventory {\n  drift_source = \"libvirt\"",
-            1,
-        ),
-    )
-    .unwrap();
+    replace(
+        dir.path(),
+        "main.hcl",
+        "inventory {",
+        "inventory {\n  drift_source = \"libvirt\"",
+    );
     let err = fails(dir.path());
     assert!(err.contains("[host_unreachable]"), "{err}");
-    let out = Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir.path())
-        .args(["validate"])
-        .output()
-        .unwrap();
+    let out = berth(dir.path(), &["validate"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(
@@ -226,8 +195,7 @@ fn unreachable_libvirt_names_host_and_uri() {
 
 #[test]
 fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/plans/drift"), dir.path());
+    let dir = example_copy("drift");
     let hcl = dir.path().join("main.hcl");
     let text = std::fs::read_to_string(&hcl).unwrap();
     std::fs::write(
@@ -237,13 +205,7 @@ fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
         ),
     )
     .unwrap();
-    let out = Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir.path())
-        .args(["plan", "-lock=false", "--json"])
-        .output()
-        .unwrap();
+    let out = berth(dir.path(), &["plan", "-lock=false", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["errors"][0]["code"], "drift");
@@ -252,20 +214,13 @@ fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
         assert_eq!(h["vcpu_limit"].as_u64(), Some(cpus * 2), "{h}");
     }
     // Memory is physical minus the 64 GiB reserve: the same figure a plan without drift shows.
-    let mut clean = std::fs::read_to_string(&hcl).unwrap();
-    clean = clean.replacen(
+    replace(
+        dir.path(),
+        "main.hcl",
         "inventory {",
         "inventory {\n  drift_source = \"libvirt\"",
-        1,
     );
-    std::fs::write(&hcl, clean).unwrap();
-    let out = Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir.path())
-        .args(["plan", "-lock=false", "--json"])
-        .output()
-        .unwrap();
+    let out = berth(dir.path(), &["plan", "-lock=false", "--json"]);
     let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for (stopped, planned) in plan["hosts"]
         .as_array()
@@ -339,19 +294,8 @@ fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
     assert!(err.contains("no answer within 1 s"), "{err}");
     assert!(!err.contains("drift"), "{err}");
     for args in [&["validate"][..], &["apply", "-auto-approve"]] {
-        let out = Command::cargo_bin("berth")
-            .unwrap()
-            .arg("-C")
-            .arg(dir.path())
-            .args(args)
-            .env("NO_COLOR", "1")
-            .output()
-            .unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
+        let out = berth(dir.path(), args);
+        let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
         assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
         assert!(
             text.contains("exa01adm02") && text.contains("no answer within 1 s"),

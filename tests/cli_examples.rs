@@ -5,25 +5,13 @@
 mod cli;
 #[path = "common/fs.rs"]
 mod fs;
-use cli::{berth, example};
+use cli::{berth, example, stderr, stdout};
+use fs::repo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Plans `dir` as JSON, checks it against the committed schema and returns it.
 fn json_plan(dir: &Path) -> (Value, Option<i32>) {

@@ -3,23 +3,18 @@
 //! the attack would run creates a marker file; the marker must not exist afterwards).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use assert_cmd::Command;
-
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/fs.rs"]
 mod fs_util;
-use fs_util::copy_dir;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use cli::run as berth;
+use fs_util::{copy_dir, example_copy, replace, repo};
 
 /// A scratch copy of the drain-host example, and `evil.sh` beside it, which creates `pwned`.
 fn workdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
+    let dir = example_copy("drain-host");
     let script = dir.path().join("evil.sh");
     std::fs::write(
         &script,
@@ -30,32 +25,10 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-fn replace(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
 /// Runs `args`, asserts exit 1 and that `evil.sh` never ran; returns stderr + stdout.
 fn refused(dir: &Path, args: &[&str]) -> String {
     let out = berth(dir, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(!dir.join("pwned").exists(), "the attack ran: {text}");
     text

@@ -7,22 +7,12 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use common::drain_lab::*;
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+use common::cli::{run as berth, stderr, stdout};
 
 fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    stdout(o) + &stderr(o)
 }
 
 /// The drain lab writing es.xml back into a directory that does not exist, and with EDV

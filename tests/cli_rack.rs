@@ -6,16 +6,8 @@ mod cli;
 #[path = "common/rack.rs"]
 mod rack;
 
-use cli::berth;
+use cli::{berth, stderr, stdout};
 use rack::Rack;
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn by_host_name(host_name: &str, _machine_id: &str) -> String {
     host_name.to_string()

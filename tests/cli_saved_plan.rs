@@ -9,44 +9,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
-
 use berth::plan::file::reseal;
 use common::drain_lab::*;
 use serde_json::Value;
 
 const KEY_ENV: &str = "BERTH_PLAN_KEY";
 
-fn berth_with(dir: &Path, args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::cargo_bin("berth").unwrap();
-    cmd.arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove(KEY_ENV);
-    if let Some(key) = key {
-        cmd.env(KEY_ENV, key);
-    }
-    cmd.output().unwrap()
-}
+use common::cli::{assert_exit, run as berth};
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    berth_with(dir, args, None)
+/// Runs the binary with the signing key `key` in the environment (never an inherited one).
+fn berth_with(dir: &Path, args: &[&str], key: Option<&str>) -> Output {
+    match key {
+        Some(key) => common::cli::run_with(dir, args, &[(KEY_ENV, key)]),
+        None => berth(dir, args),
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
 }
 
 /// Everything apply could change: es.xml, the node files, and whether a state file exists.

@@ -1,9 +1,12 @@
 //! Builders shared by the apply tests.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod drain_lab;
+pub mod fs;
 pub mod held;
 pub mod pg;
+pub mod schema;
 
 use std::path::Path;
 
