@@ -123,3 +123,29 @@ pub fn node(dir: &Path, name: &str, domains: &str) -> String {
     .unwrap();
     format!("test://{}", path.display())
 }
+
+/// A runner over test-driver hosts, `(name, uri)` each, reached without SSH, with `settings`.
+pub fn local_runner(
+    hosts: &[(&str, String)],
+    settings: berth::apply::RunnerSettings,
+) -> std::sync::Arc<berth::apply::LibvirtRunner> {
+    let hosts = hosts
+        .iter()
+        .map(|(host, uri)| {
+            (
+                host.to_string(),
+                berth::apply::HostAccess {
+                    uri: uri.clone(),
+                    migration_uri: None,
+                    peer_uri: None,
+                    ssh: None,
+                },
+            )
+        })
+        .collect();
+    std::sync::Arc::new(berth::apply::LibvirtRunner::new(
+        hosts,
+        settings,
+        tokio::runtime::Handle::current(),
+    ))
+}
