@@ -9,7 +9,7 @@ use assert_cmd::Command;
 mod cli;
 #[path = "common/fs.rs"]
 mod fs_util;
-use cli::run as berth;
+use cli::{assert_contains, run as berth};
 use fs_util::{example_copy, replace, repo};
 
 /// A copy of the drain-host example in a temp dir, with `edit` applied to its files.
@@ -48,8 +48,9 @@ fn fails(dir: &Path) -> String {
 fn unknown_attribute_is_located_with_a_suggestion() {
     let dir = workdir(|d| replace(d, "main.hcl", "drain = true", "drian = true"));
     let err = fails(dir.path());
-    assert!(err.contains("main.hcl:"), "{err}");
-    assert!(err.contains("drian") && err.contains("drain"), "{err}");
+    assert_contains(&err, "main.hcl:");
+    assert_contains(&err, "drian");
+    assert_contains(&err, "drain");
 }
 
 #[test]
@@ -63,11 +64,10 @@ fn bad_mode_lists_the_valid_ones() {
         )
     });
     let err = fails(dir.path());
-    assert!(
-        err.contains("teleport") && err.contains("live") && err.contains("offline_force"),
-        "{err}"
-    );
-    assert!(err.contains("main.hcl:"), "{err}");
+    assert_contains(&err, "teleport");
+    assert_contains(&err, "live");
+    assert_contains(&err, "offline_force");
+    assert_contains(&err, "main.hcl:");
 }
 
 #[test]
@@ -80,8 +80,8 @@ fn unknown_guest_in_hcl_is_located() {
         )
     });
     let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:1:"), "{err}");
-    assert!(err.contains("exa09adm01vm07"), "{err}");
+    assert_contains(&err, "extra.hcl:1:");
+    assert_contains(&err, "exa09adm01vm07");
 }
 
 #[test]
@@ -94,8 +94,8 @@ fn unknown_host_in_hcl_is_located() {
         )
     });
     let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:2:"), "{err}");
-    assert!(err.contains("exa07adm02"), "{err}");
+    assert_contains(&err, "extra.hcl:2:");
+    assert_contains(&err, "exa07adm02");
 }
 
 #[test]
@@ -103,17 +103,15 @@ fn duplicate_guest_block_names_both_places() {
     let block = "guest \"exa01adm01vm01\" {\n  host = \"exa01adm02\"\n}\n";
     let dir = workdir(|d| write(d, "extra.hcl", &format!("{block}{block}")));
     let err = fails(dir.path());
-    assert!(
-        err.contains("extra.hcl:1:") && err.contains("extra.hcl:4:"),
-        "{err}"
-    );
+    assert_contains(&err, "extra.hcl:1:");
+    assert_contains(&err, "extra.hcl:4:");
 }
 
 #[test]
 fn hcl_syntax_error_is_located() {
     let dir = workdir(|d| write(d, "extra.hcl", "guest \"x\" {\n  host = \n"));
     let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:"), "{err}");
+    assert_contains(&err, "extra.hcl:");
 }
 
 #[test]
@@ -123,7 +121,7 @@ fn truncated_es_xml_is_located() {
         write(d, "es.xml", &text[..text.len() / 2]);
     });
     let err = fails(dir.path());
-    assert!(err.contains("es.xml"), "{err}");
+    assert_contains(&err, "es.xml");
 }
 
 #[test]
@@ -134,7 +132,7 @@ fn xen_es_xml_is_refused_with_the_reason() {
         write(d, "es.xml", &xen);
     });
     let err = fails(dir.path());
-    assert!(err.contains("Xen"), "{err}");
+    assert_contains(&err, "Xen");
 }
 
 #[test]
@@ -151,14 +149,14 @@ fn dangling_guest_reference_names_the_id() {
         );
     });
     let err = fails(dir.path());
-    assert!(err.contains("no-such-machine_id"), "{err}");
+    assert_contains(&err, "no-such-machine_id");
 }
 
 #[test]
 fn missing_es_xml_names_the_path() {
     let dir = workdir(|d| std::fs::remove_file(d.join("es.xml")).unwrap());
     let err = fails(dir.path());
-    assert!(err.contains("es.xml"), "{err}");
+    assert_contains(&err, "es.xml");
 }
 
 #[test]
@@ -166,12 +164,9 @@ fn unreachable_libvirt_names_host_and_uri() {
     let dir =
         workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.example.com.xml")).unwrap());
     let err = fails(dir.path());
-    assert!(err.contains("exa01adm02"), "{err}");
+    assert_contains(&err, "exa01adm02");
     // Its own error, not "drift", and no advice to pick a drift_source.
-    assert!(
-        err.contains("[host_unreachable] host exa01adm02.example.com"),
-        "{err}"
-    );
+    assert_contains(&err, "[host_unreachable] host exa01adm02.example.com");
     assert!(err.contains("exa01adm02.example.com.xml"), "the URI: {err}");
     assert!(!err.contains("drift"), "{err}");
     // Even with a drift_source, a host berth cannot read stops the plan.
@@ -182,14 +177,11 @@ fn unreachable_libvirt_names_host_and_uri() {
         "inventory {\n  drift_source = \"libvirt\"",
     );
     let err = fails(dir.path());
-    assert!(err.contains("[host_unreachable]"), "{err}");
+    assert_contains(&err, "[host_unreachable]");
     let out = berth(dir.path(), &["validate"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("unreachable: libvirt on host exa01adm02"),
-        "{text}"
-    );
+    assert_contains(&text, "unreachable: libvirt on host exa01adm02");
     assert!(!text.contains("drift:"), "{text}");
 }
 
@@ -287,11 +279,8 @@ fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
     };
     let before = nodes(dir.path());
     let err = fails(dir.path());
-    assert!(
-        err.contains("[host_unreachable] host exa01adm02.example.com"),
-        "{err}"
-    );
-    assert!(err.contains("no answer within 1 s"), "{err}");
+    assert_contains(&err, "[host_unreachable] host exa01adm02.example.com");
+    assert_contains(&err, "no answer within 1 s");
     assert!(!err.contains("drift"), "{err}");
     for args in [&["validate"][..], &["apply", "-auto-approve"]] {
         let out = berth(dir.path(), args);

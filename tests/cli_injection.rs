@@ -9,7 +9,7 @@ use std::path::Path;
 mod cli;
 #[path = "common/fs.rs"]
 mod fs_util;
-use cli::run as berth;
+use cli::{assert_contains, run as berth};
 use fs_util::{copy_dir, example_copy, replace, repo};
 
 /// A scratch copy of the drain-host example, and `evil.sh` beside it, which creates `pwned`.
@@ -76,8 +76,8 @@ fn an_es_xml_guest_name_must_be_a_domain_name() {
         "<hostName>exa01adm01vm02;touch pwned</hostName>",
     );
     let text = refused(d, &["plan"]);
-    assert!(text.contains("es.xml:95:"), "{text}");
-    assert!(text.contains("is not a valid guest name"), "{text}");
+    assert_contains(&text, "es.xml:95:");
+    assert_contains(&text, "is not a valid guest name");
 }
 
 #[test]
@@ -94,8 +94,8 @@ fn an_hcl_proxy_command_is_refused_before_anything_connects() {
         ),
     );
     let text = refused(d, &["plan"]);
-    assert!(text.contains("main.hcl:13:"), "{text}");
-    assert!(text.contains("allow_command_options"), "{text}");
+    assert_contains(&text, "main.hcl:13:");
+    assert_contains(&text, "allow_command_options");
 }
 
 /// `peer_uri` (inventory and host) and a host's `migration_uri` follow the rule of
@@ -228,10 +228,8 @@ fn a_state_path_outside_the_configuration_directory_must_be_absolute() {
     )
     .unwrap();
     let text = refused(&d, &["plan"]);
-    assert!(
-        text.contains("main.hcl:") && text.contains("leaves the configuration directory"),
-        "{text}"
-    );
+    assert_contains(&text, "main.hcl:");
+    assert_contains(&text, "leaves the configuration directory");
     assert!(!outer.path().join("elsewhere").exists());
 
     let absolute = outer.path().join("elsewhere/berth.state.json");
@@ -263,7 +261,7 @@ fn an_es_xml_device_path_is_checked_at_load() {
         "<edvDevicePath>/dev/exc/x;touch pwned</edvDevicePath>",
     );
     let text = refused(d, &["plan"]);
-    assert!(text.contains("es.xml:649:"), "{text}");
-    assert!(text.contains("<edvDevicePath>"), "{text}");
-    assert!(text.contains("an absolute path"), "{text}");
+    assert_contains(&text, "es.xml:649:");
+    assert_contains(&text, "<edvDevicePath>");
+    assert_contains(&text, "an absolute path");
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 const KEY_ENV: &str = "BERTH_PLAN_KEY";
 
-use common::cli::{assert_exit, run as berth};
+use common::cli::{assert_contains, assert_exit, run as berth};
 
 /// Runs the binary with the signing key `key` in the environment (never an inherited one).
 fn berth_with(dir: &Path, args: &[&str], key: Option<&str>) -> Output {
@@ -91,10 +91,7 @@ fn a_flipped_bit_in_a_target_is_refused_as_corrupted_before_anything() {
     let out = berth(dir, &["apply", saved.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(
-        err.contains("is corrupted or was edited after it was saved"),
-        "{err}"
-    );
+    assert_contains(&err, "is corrupted or was edited after it was saved");
     // The flipped bit made adm03 into adm02: named, though the file is refused anyway.
     assert!(
         err.contains(&format!(
@@ -135,7 +132,7 @@ fn a_hand_edited_target_with_a_recomputed_digest_is_refused_naming_the_differenc
     let out = berth(dir, &["apply", saved.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(err.contains("no longer matches what is"), "{err}");
+    assert_contains(&err, "no longer matches what is");
     assert!(
         err.contains(&format!(
             "move of guest {VM01}: `to` saved \"{ADM02}\", now \"{ADM03}\""
@@ -181,7 +178,7 @@ fn a_plan_with_errors_is_never_applied_even_with_its_errors_emptied() {
     let out = berth(dir, &["apply", saved.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(err.contains("planned now, it has an error: "), "{err}");
+    assert_contains(&err, "planned now, it has an error: ");
     assert_nothing_changed(dir, &before);
 }
 

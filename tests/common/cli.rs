@@ -64,3 +64,12 @@ pub fn assert_exit(o: &Output, code: i32) {
         stderr(o)
     );
 }
+
+/// Asserts that `output` contains `expected`, showing the whole output when it does not.
+#[track_caller]
+pub fn assert_contains(output: &str, expected: &str) {
+    assert!(
+        output.contains(expected),
+        "expected {expected:?} in:\n{output}"
+    );
+}
