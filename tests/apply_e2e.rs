@@ -14,7 +14,7 @@ use berth::inventory::GuestState;
 use berth::plan::Plan;
 use berth::schedule::StepKind::{self, CreateBridges, MigrateGuest, StopGuest};
 use berth::state::{State, StateStore, StepStatus};
-use common::{PlanBuilder, local_runner, node};
+use common::{PlanBuilder, local_runner, node, state_on};
 
 const VM03_UUID: &str = "0b6e5a3c-9d1f-4c55-8a7e-3f2d1c0b9a87";
 
@@ -61,11 +61,7 @@ impl Lab {
     }
 
     fn state_of(&self, host: &str, guest: &str) -> Option<GuestState> {
-        self.runner
-            .hypervisor(host)
-            .unwrap()
-            .domain_state(guest)
-            .unwrap()
+        state_on(&self.runner, host, guest)
     }
 
     /// The first move of the offline_force tests: vm03 offline to adm02, which records its

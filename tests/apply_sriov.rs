@@ -18,7 +18,7 @@ use berth::schedule::StepKind::{
     AttachInterfaces, DetachInterfaces, MigrateGuest, StartupGuest, StopGuest,
 };
 use berth::state::{State, StateStore};
-use common::{PlanBuilder, local_runner, node};
+use common::{PlanBuilder, local_runner, node, state_on};
 
 const VM01_MACS: [&str; 2] = ["52:54:00:01:01:04", "52:54:00:01:01:05"];
 /// adm02's pool, in the order ATTACH_INTERFACES hands VFs out (one per port, alternating).
@@ -178,11 +178,7 @@ impl Lab {
     }
 
     fn state_of(&self, host: &str, guest: &str) -> Option<GuestState> {
-        self.runner
-            .hypervisor(host)
-            .unwrap()
-            .domain_state(guest)
-            .unwrap()
+        state_on(&self.runner, host, guest)
     }
 }
 

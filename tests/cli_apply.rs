@@ -11,7 +11,6 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use berth::inventory::esxml;
 use berth::inventory::load::sha256_hex;
 use berth::plan::unified_diff;
 use berth::state::StateStore;
@@ -31,16 +30,12 @@ fn state_path(dir: &Path) -> std::path::PathBuf {
     dir.join("state/berth.state.json")
 }
 
-/// The es.xml host of `guest`.
-fn es_host(dir: &Path, guest: &str) -> String {
-    let es = esxml::parse("es.xml", &read(&dir.join("es.xml"))).unwrap();
-    let g = es.guests.iter().find(|g| g.name == guest).unwrap();
-    es.hosts
-        .iter()
-        .find(|h| h.id == g.host_id)
-        .unwrap()
-        .name
-        .clone()
+/// The drain lab with its state directory and the store there (to hold its lock).
+fn lab_with_state_store() -> (tempfile::TempDir, StateStore) {
+    let lab = drain_lab();
+    std::fs::create_dir(lab.path().join("state")).unwrap();
+    let store = StateStore::open(state_path(lab.path())).unwrap();
+    (lab, store)
 }
 
 fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -220,10 +215,8 @@ fn json_output_is_one_event_per_line() {
 
 #[test]
 fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
-    let lab = drain_lab();
+    let (lab, store) = lab_with_state_store();
     let dir = lab.path();
-    std::fs::create_dir(dir.join("state")).unwrap();
-    let store = StateStore::open(state_path(dir)).unwrap();
     let guard = store.lock("apply").unwrap();
     let info = guard.info().clone();
 
@@ -289,10 +282,8 @@ fn a_berth_killed_mid_apply_leaves_no_lock_behind() {
 
 #[test]
 fn lock_timeout_waits_for_the_holder_and_lock_false_applies_without_the_lock() {
-    let lab = drain_lab();
+    let (lab, store) = lab_with_state_store();
     let dir = lab.path();
-    std::fs::create_dir(dir.join("state")).unwrap();
-    let store = StateStore::open(state_path(dir)).unwrap();
     let guard = store.lock("apply").unwrap();
 
     // A bounded wait still ends in the refusal naming the holder.

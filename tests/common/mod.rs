@@ -149,3 +149,16 @@ pub fn local_runner(
         tokio::runtime::Handle::current(),
     ))
 }
+
+/// The state of `guest` on `host` through `runner`'s connection (`None`: not defined there).
+pub fn state_on(
+    runner: &berth::apply::LibvirtRunner,
+    host: &str,
+    guest: &str,
+) -> Option<berth::inventory::GuestState> {
+    runner
+        .hypervisor(host)
+        .unwrap()
+        .domain_state(guest)
+        .unwrap()
+}
