@@ -678,7 +678,7 @@ fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
     assert_eq!(messages[1]["event"], "diagnostic");
     assert_eq!(messages[1]["@level"], "error");
     let summary = messages[1]["summary"].as_str().unwrap();
-    assert_contains(&summary, "--json cannot ask for confirmation");
+    assert_contains(summary, "--json cannot ask for confirmation");
     assert_eq!(messages[1]["@message"].as_str(), Some(summary));
     assert!(stderr(&out).contains("--json cannot ask for confirmation"));
 }

@@ -168,7 +168,7 @@ fn maintenance_of_both_hosts_at_once_would_take_a_whole_cluster_down_and_is_refu
         ),
         "{message}"
     );
-    assert_contains(&message, "(maintenance default)");
+    assert_contains(message, "(maintenance default)");
 }
 
 /// The JSON events of `berth apply --json`, and the ids of the steps that finished.

@@ -63,7 +63,10 @@ pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<Strin
     changes
 }
 
-/// What differs in the room the hosts offer: capacity for guests and what is in use.
+/// What differs in the room the hosts offer (capacity for guests and what is in use), and in
+/// what the plan shows will follow from its moves (use after, the peak, guests before and
+/// after, logical CPUs): figures the reviewer read that are not what berth works out now (a
+/// resealed, edited file) make the plan stale too.
 pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
     let mut changes = Vec::new();
     for before in then {
@@ -104,6 +107,44 @@ pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
             "vCPUs in use",
             before.vcpus_used_before.into(),
             after.vcpus_used_before.into(),
+            "",
+        );
+        differs("logical CPUs", before.cpus.into(), after.cpus.into(), "");
+        differs(
+            "guests",
+            before.guests_before as u64,
+            after.guests_before as u64,
+            "",
+        );
+        let mut shows = |what: &str, old: u64, new: u64, unit: &str| {
+            if old != new {
+                changes.push(format!(
+                    "host {h}: the plan shows {old}{unit} {what}, planned now it is {new}{unit}"
+                ));
+            }
+        };
+        shows(
+            "memory in use after it",
+            before.memory_used_mib_after,
+            after.memory_used_mib_after,
+            " MiB",
+        );
+        shows(
+            "memory at its peak",
+            before.memory_peak_mib,
+            after.memory_peak_mib,
+            " MiB",
+        );
+        shows(
+            "vCPUs in use after it",
+            before.vcpus_used_after.into(),
+            after.vcpus_used_after.into(),
+            "",
+        );
+        shows(
+            "guests after it",
+            before.guests_after as u64,
+            after.guests_after as u64,
             "",
         );
     }
@@ -330,6 +371,47 @@ mod tests {
                 "host adm01 now has 900 MiB memory for guests, the plan counted 1000 MiB",
                 "host adm02 is no longer in the inventory",
                 "host adm03 is new in the inventory, the plan did not know it",
+            ]
+        );
+        assert!(host_changes(&then, &then).is_empty());
+    }
+
+    /// Found by the `plan_resealed` fuzz target: a plan file whose host figures were edited
+    /// (and resealed) while its moves and steps were not got no stale reason, so apply would
+    /// have run it with the reviewer shown other figures than berth works out.
+    #[test]
+    fn names_host_figures_the_plan_shows_that_are_not_what_it_plans_now() {
+        let host = HostSummary {
+            name: "adm01".into(),
+            memory_mib: 1000,
+            memory_used_mib_before: 100,
+            memory_used_mib_after: 300,
+            cpus: 8,
+            vcpu_limit: 8,
+            vcpus_used_before: 2,
+            vcpus_used_after: 4,
+            guests_before: 1,
+            guests_after: 2,
+            memory_peak_mib: 400,
+        };
+        let edited = HostSummary {
+            memory_used_mib_after: 200,
+            cpus: 16,
+            vcpus_used_after: 3,
+            guests_before: 2,
+            guests_after: 1,
+            memory_peak_mib: 300,
+            ..host.clone()
+        };
+        assert_eq!(
+            host_changes(&[edited], &[host]),
+            [
+                "host adm01 now has 8 logical CPUs, the plan counted 16",
+                "host adm01 now has 1 guests, the plan counted 2",
+                "host adm01: the plan shows 200 MiB memory in use after it, planned now it is 300 MiB",
+                "host adm01: the plan shows 300 MiB memory at its peak, planned now it is 400 MiB",
+                "host adm01: the plan shows 3 vCPUs in use after it, planned now it is 4",
+                "host adm01: the plan shows 1 guests after it, planned now it is 2",
             ]
         );
     }
