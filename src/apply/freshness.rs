@@ -22,6 +22,15 @@ fn split(placement: &str) -> (&str, &str) {
     placement.split_once('/').unwrap_or((placement, ""))
 }
 
+/// The names that occur more than once, with how often, in name order.
+fn repeated<'a>(names: impl Iterator<Item = &'a str>) -> impl Iterator<Item = (&'a str, usize)> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    counts.into_iter().filter(|(_, n)| *n > 1)
+}
+
 /// What differs between the fingerprints a plan was made with and those of now.
 pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<String> {
     let mut changes = Vec::new();
@@ -68,7 +77,9 @@ pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<Strin
 /// after, logical CPUs): figures the reviewer read that are not what berth works out now (a
 /// resealed, edited file) make the plan stale too.
 pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
-    let mut changes = Vec::new();
+    let mut changes: Vec<String> = repeated(then.iter().map(|h| h.name.as_str()))
+        .map(|(name, n)| format!("host {name} is in the saved plan {n} times"))
+        .collect();
     for before in then {
         let Some(after) = now.iter().find(|h| h.name == before.name) else {
             changes.push(format!(
@@ -263,7 +274,11 @@ pub fn plan_differences(saved: &Plan, now: &Plan) -> Vec<String> {
         out.push("the moves are in another order than planned now".into());
     }
 
-    // Steps, by id.
+    // Steps, by id; an id twice would be one step in the comparison and two in the file.
+    out.extend(
+        repeated(saved.steps.iter().map(|s| s.id.as_str()))
+            .map(|(id, n)| format!("step {id} is in the saved plan {n} times")),
+    );
     fn steps(plan: &Plan) -> BTreeMap<String, &crate::schedule::Step> {
         plan.steps.iter().map(|s| (s.id.clone(), s)).collect()
     }
@@ -374,6 +389,12 @@ mod tests {
             ]
         );
         assert!(host_changes(&then, &then).is_empty());
+        // Found by the `plan_resealed` fuzz target: a host listed twice in an edited file.
+        let twice = [then[0].clone(), then[0].clone(), then[1].clone()];
+        assert_eq!(
+            host_changes(&twice, &then),
+            ["host adm01 is in the saved plan 2 times"]
+        );
     }
 
     /// Found by the `plan_resealed` fuzz target: a plan file whose host figures were edited
@@ -421,6 +442,17 @@ mod tests {
         let mut now = crate::plan::sample::sample_plan();
         now.errors.clear();
         assert_eq!(plan_differences(&now, &now), Vec::<String>::new());
+
+        // Found by the `plan_resealed` fuzz target: a step listed twice in an edited file.
+        let mut twice = now.clone();
+        twice.steps.push(now.steps[0].clone());
+        assert_eq!(
+            plan_differences(&twice, &now),
+            [format!(
+                "step {} is in the saved plan 2 times",
+                now.steps[0].id
+            )]
+        );
 
         let mut saved = now.clone();
         let guest = saved.moves[0].guest.clone();

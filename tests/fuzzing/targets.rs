@@ -443,14 +443,17 @@ impl ResealedPlanFile {
     }
 }
 
-/// The members of a plan apply acts on or checks, as JSON (steps in id order: apply runs them
-/// by their dependencies, not by their place in the file).
+/// The members of a plan apply acts on or checks, as JSON (steps in id order and hosts in name
+/// order: apply runs steps by their dependencies, and reads hosts by name, not by their place
+/// in the file).
 fn acted_on(plan: &plan::Plan) -> Vec<(&'static str, serde_json::Value)> {
     fn json<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Value {
         serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
     }
     let mut steps: Vec<&berth::schedule::Step> = plan.steps.iter().collect();
     steps.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut hosts: Vec<&plan::HostSummary> = plan.hosts.iter().collect();
+    hosts.sort_by(|a, b| a.name.cmp(&b.name));
     vec![
         ("moves", json(&plan.moves)),
         ("steps", json(&steps)),
@@ -459,7 +462,7 @@ fn acted_on(plan: &plan::Plan) -> Vec<(&'static str, serde_json::Value)> {
         ("es_xml_path", json(&plan.es_xml_path)),
         ("es_xml_diff", json(&plan.es_xml_diff)),
         ("fingerprints", json(&plan.fingerprints)),
-        ("hosts", json(&plan.hosts)),
+        ("hosts", json(&hosts)),
     ]
 }
 
