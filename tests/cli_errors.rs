@@ -44,6 +44,12 @@ fn fails(dir: &Path) -> String {
     text
 }
 
+/// [`fails`] on the drain-host example with `extra.hcl` holding `text`.
+fn fails_with_extra_hcl(text: &str) -> String {
+    let dir = workdir(|d| write(d, "extra.hcl", text));
+    fails(dir.path())
+}
+
 #[test]
 fn unknown_attribute_is_located_with_a_suggestion() {
     let dir = workdir(|d| replace(d, "main.hcl", "drain = true", "drian = true"));
@@ -72,28 +78,14 @@ fn bad_mode_lists_the_valid_ones() {
 
 #[test]
 fn unknown_guest_in_hcl_is_located() {
-    let dir = workdir(|d| {
-        write(
-            d,
-            "extra.hcl",
-            "guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n",
-        )
-    });
-    let err = fails(dir.path());
+    let err = fails_with_extra_hcl("guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n");
     assert_contains(&err, "extra.hcl:1:");
     assert_contains(&err, "exa09adm01vm07");
 }
 
 #[test]
 fn unknown_host_in_hcl_is_located() {
-    let dir = workdir(|d| {
-        write(
-            d,
-            "extra.hcl",
-            "guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n",
-        )
-    });
-    let err = fails(dir.path());
+    let err = fails_with_extra_hcl("guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n");
     assert_contains(&err, "extra.hcl:2:");
     assert_contains(&err, "exa07adm02");
 }
@@ -101,16 +93,14 @@ fn unknown_host_in_hcl_is_located() {
 #[test]
 fn duplicate_guest_block_names_both_places() {
     let block = "guest \"exa01adm01vm01\" {\n  host = \"exa01adm02\"\n}\n";
-    let dir = workdir(|d| write(d, "extra.hcl", &format!("{block}{block}")));
-    let err = fails(dir.path());
+    let err = fails_with_extra_hcl(&format!("{block}{block}"));
     assert_contains(&err, "extra.hcl:1:");
     assert_contains(&err, "extra.hcl:4:");
 }
 
 #[test]
 fn hcl_syntax_error_is_located() {
-    let dir = workdir(|d| write(d, "extra.hcl", "guest \"x\" {\n  host = \n"));
-    let err = fails(dir.path());
+    let err = fails_with_extra_hcl("guest \"x\" {\n  host = \n");
     assert_contains(&err, "extra.hcl:");
 }
 
