@@ -3,18 +3,18 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use berth::apply::{
-    ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute, journal_statuses, plan_id,
+    ExecOptions, LibvirtRunner, RunnerSettings, execute, journal_statuses, plan_id,
 };
 use berth::config::MigrationMode::{Live, Offline, OfflineForce};
 use berth::inventory::GuestState;
 use berth::plan::Plan;
-use berth::schedule::StepKind::{CreateBridges, MigrateGuest, StopGuest};
+use berth::schedule::StepKind::{self, CreateBridges, MigrateGuest, StopGuest};
 use berth::state::{State, StateStore, StepStatus};
-use common::{PlanBuilder, node};
+use common::{PlanBuilder, local_runner, node, state_on};
 
 const VM03_UUID: &str = "0b6e5a3c-9d1f-4c55-8a7e-3f2d1c0b9a87";
 
@@ -47,25 +47,10 @@ impl Lab {
         );
         let adm02 = node(dir.path(), "adm02", "");
         let adm03 = node(dir.path(), "adm03", "");
-        let hosts: BTreeMap<_, _> = [("adm01", adm01), ("adm02", adm02), ("adm03", adm03)]
-            .into_iter()
-            .map(|(h, uri)| {
-                (
-                    h.to_string(),
-                    HostAccess {
-                        uri,
-                        migration_uri: None,
-                        peer_uri: None,
-                        ssh: None,
-                    },
-                )
-            })
-            .collect();
-        let runner = Arc::new(LibvirtRunner::new(
-            hosts,
+        let runner = local_runner(
+            &[("adm01", adm01), ("adm02", adm02), ("adm03", adm03)],
             RunnerSettings::default(),
-            tokio::runtime::Handle::current(),
-        ));
+        );
         let store = StateStore::open(dir.path().join("state.json")).unwrap();
         Lab {
             dir,
@@ -76,11 +61,14 @@ impl Lab {
     }
 
     fn state_of(&self, host: &str, guest: &str) -> Option<GuestState> {
-        self.runner
-            .hypervisor(host)
-            .unwrap()
-            .domain_state(guest)
-            .unwrap()
+        state_on(&self.runner, host, guest)
+    }
+
+    /// The first move of the offline_force tests: vm03 offline to adm02, which records its
+    /// definition in the state.
+    async fn move_vm03_to_adm02(&mut self) {
+        let first = vm03_offline_to_adm02(&[MigrateGuest]).build();
+        assert!(self.apply(&first).await.succeeded());
     }
 
     async fn apply(&mut self, plan: &Plan) -> berth::apply::ApplyReport {
@@ -102,17 +90,22 @@ impl Lab {
     }
 }
 
+/// vm03 moved offline from adm01 to adm02 by the steps `kinds`.
+fn vm03_offline_to_adm02(kinds: &[StepKind]) -> PlanBuilder {
+    PlanBuilder::new().chain("vm03", "adm01", "adm02", Offline, kinds)
+}
+
+/// vm03 defined on adm03 from the state's copy, adm02 (where it is) taken as unreachable.
+fn force_vm03_from_adm02_to_adm03() -> Plan {
+    PlanBuilder::new()
+        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
+        .build()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_move_of_a_shut_off_guest_runs_end_to_end_and_resumes_idempotently() {
     let mut lab = Lab::new();
-    let plan = PlanBuilder::new()
-        .chain(
-            "vm03",
-            "adm01",
-            "adm02",
-            Offline,
-            &[StopGuest, MigrateGuest],
-        )
+    let plan = vm03_offline_to_adm02(&[StopGuest, MigrateGuest])
         .chain("vm01", "adm01", "adm02", Live, &[MigrateGuest])
         .build();
     let report = lab.apply(&plan).await;
@@ -156,15 +149,10 @@ async fn offline_move_of_a_shut_off_guest_runs_end_to_end_and_resumes_idempotent
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_force_defines_from_the_recorded_definition() {
     let mut lab = Lab::new();
-    let first = PlanBuilder::new()
-        .chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest])
-        .build();
-    assert!(lab.apply(&first).await.succeeded());
+    lab.move_vm03_to_adm02().await;
 
     // adm02 is now "unreachable": the guest is defined on adm03 from the state's copy.
-    let forced = PlanBuilder::new()
-        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
-        .build();
+    let forced = force_vm03_from_adm02_to_adm03();
     let report = lab.apply(&forced).await;
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(lab.state_of("adm03", "vm03"), Some(GuestState::ShutOff));
@@ -184,19 +172,14 @@ async fn offline_force_defines_from_the_recorded_definition() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_force_refuses_a_recorded_definition_of_another_domain() {
     let mut lab = Lab::new();
-    let first = PlanBuilder::new()
-        .chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest])
-        .build();
-    assert!(lab.apply(&first).await.succeeded());
+    lab.move_vm03_to_adm02().await;
     let record = lab.state.topology.get_mut("vm03").unwrap();
     let xml = record.last_definition_xml.take().unwrap();
     let edited = xml.replacen("<name>vm03</name>", "<name>vm01</name>", 1);
     assert_ne!(edited, xml, "{xml}");
     record.last_definition_xml = Some(edited);
 
-    let forced = PlanBuilder::new()
-        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
-        .build();
+    let forced = force_vm03_from_adm02_to_adm03();
     let report = lab.apply(&forced).await;
     assert!(!report.succeeded(), "{report:?}");
     let why = format!("{:?}", report.failed);
@@ -218,19 +201,14 @@ async fn offline_force_locks_a_console_whose_password_the_state_did_not_keep() {
         "<devices><graphics type='vnc' port='-1' autoport='yes' passwd='s3cret'/></devices><os>",
     );
     let mut lab = Lab::with_vm03(&vm03);
-    let first = PlanBuilder::new()
-        .chain("vm03", "adm01", "adm02", Offline, &[MigrateGuest])
-        .build();
-    assert!(lab.apply(&first).await.succeeded());
+    lab.move_vm03_to_adm02().await;
     let on_disk = std::fs::read_to_string(lab.store.path()).unwrap();
     assert!(!on_disk.contains("s3cret"), "{on_disk}");
     assert!(on_disk.contains("berth:removed"), "{on_disk}");
 
     // A later berth reads the state from disk; adm02 is "unreachable".
     lab.state = lab.store.load().unwrap().unwrap();
-    let forced = PlanBuilder::new()
-        .chain("vm03", "adm02", "adm03", OfflineForce, &[MigrateGuest])
-        .build();
+    let forced = force_vm03_from_adm02_to_adm03();
     let mut notes = Vec::new();
     let report = execute(
         &forced,
@@ -279,14 +257,7 @@ async fn offline_force_locks_a_console_whose_password_the_state_did_not_keep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_side_steps_without_ssh_fail_with_a_clear_reason() {
     let mut lab = Lab::new();
-    let plan = PlanBuilder::new()
-        .chain(
-            "vm03",
-            "adm01",
-            "adm02",
-            Offline,
-            &[CreateBridges, MigrateGuest],
-        )
+    let plan = vm03_offline_to_adm02(&[CreateBridges, MigrateGuest])
         .items("vm03:CREATE_BRIDGES", &["vmbondeth0"])
         .build();
     let report = lab.apply(&plan).await;

@@ -6,7 +6,8 @@
 //! To regenerate it after changing the event types:
 //! `BERTH_UPDATE_SCHEMAS=1 cargo test --test apply_events_schema`
 
-use std::path::PathBuf;
+#[path = "common/schema.rs"]
+mod schema;
 
 use berth::apply::stream::{
     APPLY_EVENTS_SCHEMA_PATH, Level, StreamMessage, apply_events_json_schema,
@@ -14,31 +15,17 @@ use berth::apply::stream::{
 use berth::apply::{Event, MigrationProgress};
 use berth::schedule::StepKind;
 
-fn schema_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(APPLY_EVENTS_SCHEMA_PATH)
-}
-
 #[test]
 fn committed_schema_matches_the_stream_types() {
-    let generated = apply_events_json_schema();
-    let path = schema_path();
-    if std::env::var_os("BERTH_UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, &generated)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{} is stale or missing: the event types changed. Regenerate it with\n    \
-         BERTH_UPDATE_SCHEMAS=1 cargo test --test apply_events_schema\nand commit it.",
-        path.display()
+    schema::assert_committed(
+        APPLY_EVENTS_SCHEMA_PATH,
+        &apply_events_json_schema(),
+        "apply_events_schema",
     );
 }
 
 fn validator() -> jsonschema::Validator {
-    let schema: serde_json::Value = serde_json::from_str(&apply_events_json_schema()).unwrap();
-    jsonschema::validator_for(&schema).expect("the generated schema is a valid JSON Schema")
+    schema::validator(&apply_events_json_schema())
 }
 
 fn every_kind() -> Vec<StreamMessage> {
@@ -108,11 +95,7 @@ fn messages_of_every_kind_validate() {
     let validator = validator();
     for message in every_kind() {
         let value: serde_json::Value = serde_json::from_str(&message.to_json_line()).unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(&value)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{value}: {errors:?}");
+        schema::assert_valid(&validator, &value.to_string(), &value);
     }
 }
 

@@ -54,15 +54,17 @@ fn pair(src_guests: &[TestGuest], dst_guests: &[TestGuest]) -> Pair {
     }
 }
 
+/// The state of `guest` on `host` (`None`: not defined there).
+fn state(host: &Hypervisor, guest: &str) -> Option<GuestState> {
+    host.domain_state(guest).unwrap()
+}
+
 #[test]
 fn offline_move_defines_on_target_then_undefines_source_and_is_idempotent() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[]);
     move_offline(&p.src, &p.dst, "vm01").unwrap();
-    assert_eq!(
-        p.dst.domain_state("vm01").unwrap(),
-        Some(GuestState::ShutOff)
-    );
-    assert_eq!(p.src.domain_state("vm01").unwrap(), None);
+    assert_eq!(state(&p.dst, "vm01"), Some(GuestState::ShutOff));
+    assert_eq!(state(&p.src, "vm01"), None);
     let moved = p.dst.migratable_xml("vm01").unwrap();
     assert!(
         moved.contains(VM01_UUID),
@@ -71,18 +73,12 @@ fn offline_move_defines_on_target_then_undefines_source_and_is_idempotent() {
 
     // Re-running after success changes nothing and succeeds.
     move_offline(&p.src, &p.dst, "vm01").unwrap();
-    assert_eq!(
-        p.dst.domain_state("vm01").unwrap(),
-        Some(GuestState::ShutOff)
-    );
-    assert_eq!(p.src.domain_state("vm01").unwrap(), None);
+    assert_eq!(state(&p.dst, "vm01"), Some(GuestState::ShutOff));
+    assert_eq!(state(&p.src, "vm01"), None);
 
     // The moved guest starts on its new host.
     p.dst.start("vm01", TIMEOUT).unwrap();
-    assert_eq!(
-        p.dst.domain_state("vm01").unwrap(),
-        Some(GuestState::Running)
-    );
+    assert_eq!(state(&p.dst, "vm01"), Some(GuestState::Running));
 }
 
 #[test]
@@ -93,11 +89,8 @@ fn offline_move_interrupted_after_define_is_finished_by_a_rerun() {
         .define(&p.src.migratable_xml("vm01").unwrap())
         .unwrap();
     move_offline(&p.src, &p.dst, "vm01").unwrap();
-    assert_eq!(p.src.domain_state("vm01").unwrap(), None);
-    assert_eq!(
-        p.dst.domain_state("vm01").unwrap(),
-        Some(GuestState::ShutOff)
-    );
+    assert_eq!(state(&p.src, "vm01"), None);
+    assert_eq!(state(&p.dst, "vm01"), Some(GuestState::ShutOff));
 }
 
 #[test]
@@ -110,10 +103,7 @@ fn offline_move_refuses_a_target_holding_another_domain_of_that_name() {
     assert!(matches!(err, ApplyError::NameTaken { .. }), "{err}");
     assert!(err.to_string().contains(OTHER_UUID), "{err}");
     // The source keeps its guest.
-    assert_eq!(
-        p.src.domain_state("vm01").unwrap(),
-        Some(GuestState::ShutOff)
-    );
+    assert_eq!(state(&p.src, "vm01"), Some(GuestState::ShutOff));
 }
 
 #[test]
@@ -125,11 +115,8 @@ fn offline_move_of_a_running_guest_is_refused_and_changes_nothing() {
         text.contains("vm01") && text.contains("adm01") && text.contains("running"),
         "{text}"
     );
-    assert_eq!(
-        p.src.domain_state("vm01").unwrap(),
-        Some(GuestState::Running)
-    );
-    assert_eq!(p.dst.domain_state("vm01").unwrap(), None);
+    assert_eq!(state(&p.src, "vm01"), Some(GuestState::Running));
+    assert_eq!(state(&p.dst, "vm01"), None);
 }
 
 #[test]
@@ -148,27 +135,18 @@ fn offline_move_of_an_unknown_guest_names_both_hosts() {
 fn shutdown_and_start_wait_for_the_state_and_are_idempotent() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
     p.src.shutdown("vm01", TIMEOUT, false).unwrap();
-    assert_eq!(
-        p.src.domain_state("vm01").unwrap(),
-        Some(GuestState::ShutOff)
-    );
+    assert_eq!(state(&p.src, "vm01"), Some(GuestState::ShutOff));
     p.src.shutdown("vm01", TIMEOUT, false).unwrap();
     p.src.start("vm01", TIMEOUT).unwrap();
-    assert_eq!(
-        p.src.domain_state("vm01").unwrap(),
-        Some(GuestState::Running)
-    );
+    assert_eq!(state(&p.src, "vm01"), Some(GuestState::Running));
     p.src.start("vm01", TIMEOUT).unwrap();
-    assert_eq!(
-        p.src.domain_state("vm01").unwrap(),
-        Some(GuestState::Running)
-    );
+    assert_eq!(state(&p.src, "vm01"), Some(GuestState::Running));
 }
 
 #[test]
 fn operations_on_a_missing_guest_name_guest_and_host() {
     let p = pair(&[], &[]);
-    assert_eq!(p.src.domain_state("vm09").unwrap(), None);
+    assert_eq!(state(&p.src, "vm09"), None);
     for err in [
         p.src.start("vm09", TIMEOUT).unwrap_err(),
         p.src.undefine("vm09").unwrap_err(),
@@ -214,9 +192,9 @@ fn connect_failure_carries_uri_and_libvirt_message() {
     assert!(!message.is_empty(), "{err}");
 }
 
-#[test]
-fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_source() {
-    let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
+/// vm01 migrated live from adm01 to adm02, which must fail: the error, and how many progress
+/// reports came before it.
+fn live_migration_error(p: &Pair) -> (ApplyError, usize) {
     let mut reports = 0;
     let err = migrate_live(
         &p.src,
@@ -227,6 +205,13 @@ fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_s
         &mut |_| reports += 1,
     )
     .unwrap_err();
+    (err, reports)
+}
+
+#[test]
+fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_source() {
+    let p = pair(&[TestGuest("vm01", VM01_UUID, 1)], &[]);
+    let (err, reports) = live_migration_error(&p);
     let ApplyError::Migration {
         guest,
         from,
@@ -245,25 +230,14 @@ fn live_migration_on_the_test_driver_fails_cleanly_and_leaves_the_guest_on_the_s
         "libvirt's reason is kept: {message}"
     );
     assert_eq!(reports, 0, "the test driver has no job statistics");
-    assert_eq!(
-        p.src.domain_state("vm01").unwrap(),
-        Some(GuestState::Running)
-    );
-    assert_eq!(p.dst.domain_state("vm01").unwrap(), None);
+    assert_eq!(state(&p.src, "vm01"), Some(GuestState::Running));
+    assert_eq!(state(&p.dst, "vm01"), None);
 }
 
 #[test]
 fn live_migration_of_a_shut_off_guest_is_refused_before_libvirt_is_asked() {
     let p = pair(&[TestGuest("vm01", VM01_UUID, 5)], &[]);
-    let err = migrate_live(
-        &p.src,
-        &p.dst,
-        "vm01",
-        &LiveOptions::default(),
-        STALL,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let (err, _) = live_migration_error(&p);
     assert!(
         matches!(
             err,
@@ -274,4 +248,27 @@ fn live_migration_of_a_shut_off_guest_is_refused_before_libvirt_is_asked() {
         ),
         "{err}"
     );
+}
+
+/// apply's connections are bounded too: a libvirt that accepts and never answers is a connect
+/// error naming the host, after the timeout, not a hang.
+#[test]
+fn a_host_that_never_answers_is_a_connect_error_after_the_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let uri = format!(
+        "qemu+tcp://127.0.0.1:{}/system",
+        silent.local_addr().unwrap().port()
+    );
+    let err = Hypervisor::connect_within("adm07", &uri, Duration::from_millis(500)).unwrap_err();
+    let ApplyError::Connect {
+        host,
+        uri: at,
+        message,
+    } = &err
+    else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!((host.as_str(), at.as_str()), ("adm07", uri.as_str()));
+    assert!(message.contains("no answer within 0.5 s"), "{err}");
+    drop(silent);
 }

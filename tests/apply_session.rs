@@ -64,19 +64,6 @@ fn lost_or_doubled(libvirt: &LibvirtRunner) -> Vec<String> {
         .collect()
 }
 
-/// The es.xml host of `guest` (its parent machine's name).
-fn es_host(dir: &Path, guest: &str) -> String {
-    let text = std::fs::read_to_string(dir.join("es.xml")).unwrap();
-    let es = esxml::parse("es.xml", &text).unwrap();
-    let g = es.guests.iter().find(|g| g.name == guest).unwrap();
-    es.hosts
-        .iter()
-        .find(|h| h.id == g.host_id)
-        .unwrap()
-        .name
-        .clone()
-}
-
 fn es_system(dir: &Path) -> esxml::EsSystem {
     esxml::parse(
         "es.xml",

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth::apply::definition::{hostdev_interfaces, stashed_interfaces};
 use berth::apply::{
-    ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, StepContext,
-    StepRunner, execute,
+    ApplyReport, Event, ExecOptions, LibvirtRunner, RunnerSettings, StepContext, StepRunner,
+    execute,
 };
 use berth::config::MigrationMode::{Offline, OfflineForce};
 use berth::inventory::GuestState;
@@ -19,7 +18,7 @@ use berth::schedule::StepKind::{
     AttachInterfaces, DetachInterfaces, MigrateGuest, StartupGuest, StopGuest,
 };
 use berth::state::{State, StateStore};
-use common::{PlanBuilder, node};
+use common::{PlanBuilder, local_runner, node, state_on};
 
 const VM01_MACS: [&str; 2] = ["52:54:00:01:01:04", "52:54:00:01:01:05"];
 /// adm02's pool, in the order ATTACH_INTERFACES hands VFs out (one per port, alternating).
@@ -83,20 +82,6 @@ fn new_lab(pool: &[&str]) -> Lab {
                 scratch,
             )),
     );
-    let hosts: BTreeMap<_, _> = [("adm01", adm01), ("adm02", adm02)]
-        .into_iter()
-        .map(|(h, uri)| {
-            (
-                h.to_string(),
-                HostAccess {
-                    uri,
-                    migration_uri: None,
-                    peer_uri: None,
-                    ssh: None,
-                },
-            )
-        })
-        .collect();
     let mut settings = RunnerSettings::default();
     if !pool.is_empty() {
         for host in ["adm01", "adm02"] {
@@ -106,11 +91,7 @@ fn new_lab(pool: &[&str]) -> Lab {
             );
         }
     }
-    let runner = Arc::new(LibvirtRunner::new(
-        hosts,
-        settings,
-        tokio::runtime::Handle::current(),
-    ));
+    let runner = local_runner(&[("adm01", adm01), ("adm02", adm02)], settings);
     let store = StateStore::open(dir.path().join("state.json")).unwrap();
     let items = [
         "0000:3b:02.0 (52:54:00:01:01:04)",
@@ -197,11 +178,7 @@ impl Lab {
     }
 
     fn state_of(&self, host: &str, guest: &str) -> Option<GuestState> {
-        self.runner
-            .hypervisor(host)
-            .unwrap()
-            .domain_state(guest)
-            .unwrap()
+        state_on(&self.runner, host, guest)
     }
 }
 

@@ -11,45 +11,16 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
-use berth::inventory::esxml;
 use berth::inventory::load::sha256_hex;
 use berth::plan::unified_diff;
 use berth::state::StateStore;
 use common::drain_lab::*;
+use common::schema;
 use serde_json::Value;
 
-/// Runs the binary as given: unlike `common::cli::berth`, `plan` keeps its state lock, which
-/// the lock tests here need.
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(o),
-        stderr(o)
-    );
-}
+// The binary as given: unlike `common::cli::berth`, `plan` keeps its state lock, which the
+// lock tests here need.
+use common::cli::{assert_contains, assert_exit, run as berth, stderr, stdout};
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
@@ -59,16 +30,12 @@ fn state_path(dir: &Path) -> std::path::PathBuf {
     dir.join("state/berth.state.json")
 }
 
-/// The es.xml host of `guest`.
-fn es_host(dir: &Path, guest: &str) -> String {
-    let es = esxml::parse("es.xml", &read(&dir.join("es.xml"))).unwrap();
-    let g = es.guests.iter().find(|g| g.name == guest).unwrap();
-    es.hosts
-        .iter()
-        .find(|h| h.id == g.host_id)
-        .unwrap()
-        .name
-        .clone()
+/// The drain lab with its state directory and the store there (to hold its lock).
+fn lab_with_state_store() -> (tempfile::TempDir, StateStore) {
+    let lab = drain_lab();
+    std::fs::create_dir(lab.path().join("state")).unwrap();
+    let store = StateStore::open(state_path(lab.path())).unwrap();
+    (lab, store)
 }
 
 fn backups(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -96,10 +63,8 @@ fn without_a_terminal_apply_refuses_to_ask_and_changes_nothing() {
         stdout(&out)
     );
     let err = stderr(&out);
-    assert!(
-        err.contains("standard input is not a terminal") && err.contains("-auto-approve"),
-        "{err}"
-    );
+    assert_contains(&err, "standard input is not a terminal");
+    assert_contains(&err, "-auto-approve");
     assert_eq!(read(&lab.path().join("es.xml")), es_before);
     assert!(!state_path(lab.path()).exists(), "nothing was journaled");
     assert!(
@@ -123,19 +88,13 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     let out = berth(dir, &["apply", "-auto-approve"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(
-        text.contains(&format!("{VM01}: STOP_GUEST started")),
-        "{text}"
+    assert_contains(&text, &format!("{VM01}: STOP_GUEST started"));
+    assert_contains(&text, &format!("{VM01}: STARTUP_GUEST done"));
+    assert_contains(
+        &text,
+        "Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run.",
     );
-    assert!(
-        text.contains(&format!("{VM01}: STARTUP_GUEST done")),
-        "{text}"
-    );
-    assert!(
-        text.contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."),
-        "{text}"
-    );
-    assert!(text.contains("es.xml written back"), "{text}");
+    assert_contains(&text, "es.xml written back");
 
     // es.xml changed by exactly the diff the plan showed; the original is a private backup.
     let now = read(&dir.join("es.xml"));
@@ -171,7 +130,7 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     let show = berth(dir, &["state", "show", "exa01adm01vm01"]);
     assert_exit(&show, 0);
     let show = stdout(&show);
-    assert!(show.contains(&format!("  host:  {ADM03}")), "{show}");
+    assert_contains(&show, &format!("  host:  {ADM03}"));
     for kind in [
         "STOP_GUEST",
         "DETACH_INTERFACES",
@@ -186,21 +145,13 @@ fn an_approved_apply_moves_every_guest_records_state_and_writes_es_xml_back() {
     }
     let unknown = berth(dir, &["state", "show", "nosuchvm"]);
     assert_exit(&unknown, 1);
-    assert!(
-        stderr(&unknown).contains("records nothing about guest nosuchvm"),
-        "{}",
-        stderr(&unknown)
-    );
+    assert_contains(&stderr(&unknown), "records nothing about guest nosuchvm");
 
     // The next berth process reads the test driver's node files afresh (the guests are back on
     // exa01adm01) while es.xml says where apply put them: that is drift, and berth stops.
     let again = berth(dir, &["apply", "-auto-approve"]);
     assert_exit(&again, 1);
-    assert!(
-        stdout(&again).contains("es.xml and libvirt disagree"),
-        "{}",
-        stdout(&again)
-    );
+    assert_contains(&stdout(&again), "es.xml and libvirt disagree");
 }
 
 #[test]
@@ -222,17 +173,9 @@ fn json_output_is_one_event_per_line() {
         events[0]["format_version"],
         berth::apply::stream::FORMAT_VERSION
     );
-    let schema: Value = serde_json::from_str(&read(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join(berth::apply::stream::APPLY_EVENTS_SCHEMA_PATH),
-    ))
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = schema::committed_validator(berth::apply::stream::APPLY_EVENTS_SCHEMA_PATH);
     for event in &events {
-        let errors: Vec<String> = validator
-            .iter_errors(event)
-            .map(|e| e.to_string())
-            .collect();
-        assert!(errors.is_empty(), "{event}: {errors:?}");
+        schema::assert_valid(&validator, &event.to_string(), event);
         assert_eq!(event["@level"], "info", "{event}");
         assert!(event["@message"].as_str().is_some_and(|m| !m.is_empty()));
         let stamp = event["@timestamp"].as_str().unwrap();
@@ -272,10 +215,8 @@ fn json_output_is_one_event_per_line() {
 
 #[test]
 fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
-    let lab = drain_lab();
+    let (lab, store) = lab_with_state_store();
     let dir = lab.path();
-    std::fs::create_dir(dir.join("state")).unwrap();
-    let store = StateStore::open(state_path(dir)).unwrap();
     let guard = store.lock("apply").unwrap();
     let info = guard.info().clone();
 
@@ -298,19 +239,11 @@ fn a_held_lock_refuses_apply_and_plan_until_force_unlock_with_its_id() {
 
     let wrong = berth(dir, &["force-unlock", "not-the-id"]);
     assert_exit(&wrong, 1);
-    assert!(
-        stderr(&wrong).contains(&format!("is held under id {}", info.id)),
-        "{}",
-        stderr(&wrong)
-    );
+    assert_contains(&stderr(&wrong), &format!("is held under id {}", info.id));
     assert!(store.lock_path().exists());
     let right = berth(dir, &["force-unlock", &info.id]);
     assert_exit(&right, 0);
-    assert!(
-        stdout(&right).contains(&format!("Removed lock {}", info.id)),
-        "{}",
-        stdout(&right)
-    );
+    assert_contains(&stdout(&right), &format!("Removed lock {}", info.id));
     assert!(!store.lock_path().exists());
     let none = berth(dir, &["force-unlock", &info.id]);
     assert_exit(&none, 1);
@@ -336,11 +269,7 @@ fn a_berth_killed_mid_apply_leaves_no_lock_behind() {
 
     let refused = berth(dir, &["plan"]);
     assert_exit(&refused, 1);
-    assert!(
-        stderr(&refused).contains(&format!("(pid {pid}) for `apply`")),
-        "{}",
-        stderr(&refused)
-    );
+    assert_contains(&stderr(&refused), &format!("(pid {pid}) for `apply`"));
 
     held.kill_9();
     // Its record stays in the file, but the OS lock died with it: no force-unlock needed.
@@ -353,20 +282,14 @@ fn a_berth_killed_mid_apply_leaves_no_lock_behind() {
 
 #[test]
 fn lock_timeout_waits_for_the_holder_and_lock_false_applies_without_the_lock() {
-    let lab = drain_lab();
+    let (lab, store) = lab_with_state_store();
     let dir = lab.path();
-    std::fs::create_dir(dir.join("state")).unwrap();
-    let store = StateStore::open(state_path(dir)).unwrap();
     let guard = store.lock("apply").unwrap();
 
     // A bounded wait still ends in the refusal naming the holder.
     let out = berth(dir, &["plan", "-lock-timeout=300ms"]);
     assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains(&format!("(pid {})", std::process::id())),
-        "{}",
-        stderr(&out)
-    );
+    assert_contains(&stderr(&out), &format!("(pid {})", std::process::id()));
     let bad = berth(dir, &["plan", "-lock-timeout", "5 parsecs"]);
     assert_exit(&bad, 1);
     assert!(stderr(&bad).contains("lock-timeout"), "{}", stderr(&bad));
@@ -387,7 +310,7 @@ fn lock_timeout_waits_for_the_holder_and_lock_false_applies_without_the_lock() {
         &mut line,
     )
     .unwrap();
-    assert!(line.contains("Acquiring state lock"), "{line}");
+    assert_contains(&line, "Acquiring state lock");
     assert!(
         waiter.try_wait().unwrap().is_none(),
         "it waits while the lock is held"
@@ -395,20 +318,15 @@ fn lock_timeout_waits_for_the_holder_and_lock_false_applies_without_the_lock() {
     drop(guard);
     let waited = waiter.wait_with_output().unwrap();
     assert_exit(&waited, 0);
-    assert!(
-        stdout(&waited).contains("MIGRATE_GUEST"),
-        "{}",
-        stdout(&waited)
-    );
+    assert_contains(&stdout(&waited), "MIGRATE_GUEST");
 
     // -lock=false applies under someone else's lock, with a loud warning.
     let guard = store.lock("apply").unwrap();
     let out = berth(dir, &["apply", "-auto-approve", "-lock=false"]);
     assert_exit(&out, 0);
-    assert!(
-        stderr(&out).contains("Warning: -lock=false: applying WITHOUT the state lock"),
-        "{}",
-        stderr(&out)
+    assert_contains(
+        &stderr(&out),
+        "Warning: -lock=false: applying WITHOUT the state lock",
     );
     assert_eq!(
         store.lock_info().unwrap().map(|i| i.id),
@@ -434,11 +352,7 @@ fn apply_saved_after(edit: impl FnOnce(&Path)) -> (Output, tempfile::TempDir) {
 fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
     let (out, lab) = apply_saved_after(|_| {});
     assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("Applying the saved plan"),
-        "{}",
-        stdout(&out)
-    );
+    assert_contains(&stdout(&out), "Applying the saved plan");
     assert!(stdout(&out).contains("Apply complete!"), "{}", stdout(&out));
     assert_eq!(es_host(lab.path(), VM01), ADM03);
 
@@ -452,13 +366,13 @@ fn a_saved_plan_is_applied_without_asking_only_while_it_still_holds() {
     });
     assert_exit(&es_edited, 1);
     let err = stderr(&es_edited);
-    assert!(err.contains("no longer matches what is"), "{err}");
+    assert_contains(&err, "no longer matches what is");
     let wanted = format!(
         "es.xml changed since the plan was made (sha256 {}…→{}…)",
         &shas.0[..12],
         &shas.1[..12]
     );
-    assert!(err.contains(&wanted), "{err}");
+    assert_contains(&err, &wanted);
     assert!(!state_path(lab.path()).exists(), "nothing ran");
 
     let (config_edited, _lab) = apply_saved_after(|dir| {
@@ -550,15 +464,12 @@ fn targets_and_single_steps_limit_what_runs() {
     );
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(
-        text.contains("Applied what was asked: 1 step done"),
-        "{text}"
-    );
-    assert!(text.contains("or run the next step with --step"), "{text}");
+    assert_contains(&text, "Applied what was asked: 1 step done");
+    assert_contains(&text, "or run the next step with --step");
     let show = stdout(&berth(dir, &["state", "show", VM01]));
-    assert!(show.contains(&format!("{VM01}:STOP_GUEST  done")), "{show}");
+    assert_contains(&show, &format!("{VM01}:STOP_GUEST  done"));
     assert!(!show.contains("MIGRATE_GUEST"), "{show}");
-    assert!(show.contains("Unfinished plan"), "{show}");
+    assert_contains(&show, "Unfinished plan");
     assert!(
         backups(dir).is_empty(),
         "no move completed, es.xml is untouched"
@@ -571,11 +482,7 @@ fn targets_and_single_steps_limit_what_runs() {
         &["apply", "-auto-approve", "-target", "exa01adm01vm03"],
     );
     assert_exit(&out, 0);
-    assert!(
-        stdout(&out).contains("Apply complete! 3 steps done"),
-        "{}",
-        stdout(&out)
-    );
+    assert_contains(&stdout(&out), "Apply complete! 3 steps done");
     assert_eq!(es_host(lab.path(), VM03), ADM02);
     assert_eq!(
         (es_host(lab.path(), VM01), es_host(lab.path(), VM02)),
@@ -602,23 +509,19 @@ fn replan_drops_an_unfinished_plan_and_names_the_guests_it_left_stopped() {
         0,
     );
     let plan_warning = berth(dir, &["plan"]);
-    assert!(
-        stderr(&plan_warning).contains("of an earlier apply is unfinished"),
-        "{}",
-        stderr(&plan_warning)
-    );
+    assert_contains(&stderr(&plan_warning), "of an earlier apply is unfinished");
 
     let out = berth(dir, &["apply", "-auto-approve", "-replan"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("Dropped the unfinished plan"), "{text}");
+    assert_contains(&text, "Dropped the unfinished plan");
     assert!(
         text.contains(&format!(
             "Warning: {VM01} was shut down by the dropped plan"
         )),
         "{text}"
     );
-    assert!(text.contains("Apply complete!"), "{text}");
+    assert_contains(&text, "Apply complete!");
 }
 
 /// The drain lab with its `drain = true` line taken out: nothing to do without a flag.
@@ -626,7 +529,7 @@ fn undrained_lab() -> tempfile::TempDir {
     let lab = drain_lab();
     let hcl = lab.path().join("main.hcl");
     let text = read(&hcl);
-    assert!(text.contains("  drain = true\n"), "{text}");
+    assert_contains(&text, "  drain = true\n");
     std::fs::write(&hcl, text.replacen("  drain = true\n", "", 1)).unwrap();
     lab
 }
@@ -653,10 +556,10 @@ fn apply_with_an_intent_flag_plans_with_it_and_applies_that_plan() {
     let out = berth(dir, &["apply", "-auto-approve", "-drain", "exa01adm01"]);
     assert_exit(&out, 0);
     let text = stdout(&out);
-    assert!(text.contains("Moves (3)"), "{text}");
-    assert!(
-        text.contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."),
-        "{text}"
+    assert_contains(&text, "Moves (3)");
+    assert_contains(
+        &text,
+        "Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run.",
     );
     for (guest, host, _) in TARGETS {
         assert_eq!(es_host(dir, guest), host, "{guest}");
@@ -719,20 +622,17 @@ fn a_step_that_did_nothing_exits_1_and_says_why() {
     let out = step("MIGRATE_GUEST");
     assert_exit(&out, 1);
     let text = stdout(&out);
-    assert!(
-        text.contains("--step MIGRATE_GUEST did nothing: depends on"),
-        "{text}"
-    );
-    assert!(text.contains("Nothing applied: 0 steps done"), "{text}");
+    assert_contains(&text, "--step MIGRATE_GUEST did nothing: depends on");
+    assert_contains(&text, "Nothing applied: 0 steps done");
 
     assert_exit(&step("STOP_GUEST"), 0);
     // Done in an earlier run: nothing to do again.
     let out = step("STOP_GUEST");
     assert_exit(&out, 1);
     let text = stdout(&out);
-    assert!(
-        text.contains("--step STOP_GUEST did nothing: done in an earlier run."),
-        "{text}"
+    assert_contains(
+        &text,
+        "--step STOP_GUEST did nothing: done in an earlier run.",
     );
 }
 
@@ -742,10 +642,9 @@ fn apply_exclude_leaves_those_guests_alone() {
     let dir = lab.path();
     let out = berth(dir, &["apply", "-auto-approve", "-exclude", "nosuchvm"]);
     assert_exit(&out, 1);
-    assert!(
-        stderr(&out).contains("-exclude nosuchvm: no such guest; the plan moves"),
-        "{}",
-        stderr(&out)
+    assert_contains(
+        &stderr(&out),
+        "-exclude nosuchvm: no such guest; the plan moves",
     );
     let out = berth(
         dir,
@@ -779,10 +678,7 @@ fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
     assert_eq!(messages[1]["event"], "diagnostic");
     assert_eq!(messages[1]["@level"], "error");
     let summary = messages[1]["summary"].as_str().unwrap();
-    assert!(
-        summary.contains("--json cannot ask for confirmation"),
-        "{summary}"
-    );
+    assert_contains(summary, "--json cannot ask for confirmation");
     assert_eq!(messages[1]["@message"].as_str(), Some(summary));
     assert!(stderr(&out).contains("--json cannot ask for confirmation"));
 }

@@ -1,22 +1,20 @@
 //! Bad inputs through the real binary: each gives a located error, exit code 1, and changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use assert_cmd::Command;
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/fs.rs"]
 mod fs_util;
-use fs_util::copy_dir;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use cli::{assert_contains, run as berth};
+use fs_util::{example_copy, replace, repo};
 
 /// A copy of the drain-host example in a temp dir, with `edit` applied to its files.
 fn workdir(edit: impl FnOnce(&Path)) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
+    let dir = example_copy("drain-host");
     edit(dir.path());
     dir
 }
@@ -26,24 +24,13 @@ fn write(dir: &Path, name: &str, text: &str) {
 }
 
 fn plan(dir: &Path) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(["plan", "-out=p.berth"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+    berth(dir, &["plan", "-out=p.berth"])
 }
 
 /// Runs `berth plan` in `dir`, asserts exit 1, no plan written, and returns stderr + stdout.
 fn fails(dir: &Path) -> String {
     let out = plan(dir);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -57,19 +44,19 @@ fn fails(dir: &Path) -> String {
     text
 }
 
-fn replace(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+/// [`fails`] on the drain-host example with `extra.hcl` holding `text`.
+fn fails_with_extra_hcl(text: &str) -> String {
+    let dir = workdir(|d| write(d, "extra.hcl", text));
+    fails(dir.path())
 }
 
 #[test]
 fn unknown_attribute_is_located_with_a_suggestion() {
     let dir = workdir(|d| replace(d, "main.hcl", "drain = true", "drian = true"));
     let err = fails(dir.path());
-    assert!(err.contains("main.hcl:"), "{err}");
-    assert!(err.contains("drian") && err.contains("drain"), "{err}");
+    assert_contains(&err, "main.hcl:");
+    assert_contains(&err, "drian");
+    assert_contains(&err, "drain");
 }
 
 #[test]
@@ -83,57 +70,38 @@ fn bad_mode_lists_the_valid_ones() {
         )
     });
     let err = fails(dir.path());
-    assert!(
-        err.contains("teleport") && err.contains("live") && err.contains("offline_force"),
-        "{err}"
-    );
-    assert!(err.contains("main.hcl:"), "{err}");
+    assert_contains(&err, "teleport");
+    assert_contains(&err, "live");
+    assert_contains(&err, "offline_force");
+    assert_contains(&err, "main.hcl:");
 }
 
 #[test]
 fn unknown_guest_in_hcl_is_located() {
-    let dir = workdir(|d| {
-        write(
-            d,
-            "extra.hcl",
-            "guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n",
-        )
-    });
-    let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:1:"), "{err}");
-    assert!(err.contains("exa09adm01vm07"), "{err}");
+    let err = fails_with_extra_hcl("guest \"exa09adm01vm07\" {\n  host = \"exa01adm02\"\n}\n");
+    assert_contains(&err, "extra.hcl:1:");
+    assert_contains(&err, "exa09adm01vm07");
 }
 
 #[test]
 fn unknown_host_in_hcl_is_located() {
-    let dir = workdir(|d| {
-        write(
-            d,
-            "extra.hcl",
-            "guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n",
-        )
-    });
-    let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:2:"), "{err}");
-    assert!(err.contains("exa07adm02"), "{err}");
+    let err = fails_with_extra_hcl("guest \"exa01adm01vm01\" {\n  host = \"exa07adm02\"\n}\n");
+    assert_contains(&err, "extra.hcl:2:");
+    assert_contains(&err, "exa07adm02");
 }
 
 #[test]
 fn duplicate_guest_block_names_both_places() {
     let block = "guest \"exa01adm01vm01\" {\n  host = \"exa01adm02\"\n}\n";
-    let dir = workdir(|d| write(d, "extra.hcl", &format!("{block}{block}")));
-    let err = fails(dir.path());
-    assert!(
-        err.contains("extra.hcl:1:") && err.contains("extra.hcl:4:"),
-        "{err}"
-    );
+    let err = fails_with_extra_hcl(&format!("{block}{block}"));
+    assert_contains(&err, "extra.hcl:1:");
+    assert_contains(&err, "extra.hcl:4:");
 }
 
 #[test]
 fn hcl_syntax_error_is_located() {
-    let dir = workdir(|d| write(d, "extra.hcl", "guest \"x\" {\n  host = \n"));
-    let err = fails(dir.path());
-    assert!(err.contains("extra.hcl:"), "{err}");
+    let err = fails_with_extra_hcl("guest \"x\" {\n  host = \n");
+    assert_contains(&err, "extra.hcl:");
 }
 
 #[test]
@@ -143,7 +111,7 @@ fn truncated_es_xml_is_located() {
         write(d, "es.xml", &text[..text.len() / 2]);
     });
     let err = fails(dir.path());
-    assert!(err.contains("es.xml"), "{err}");
+    assert_contains(&err, "es.xml");
 }
 
 #[test]
@@ -154,7 +122,7 @@ fn xen_es_xml_is_refused_with_the_reason() {
         write(d, "es.xml", &xen);
     });
     let err = fails(dir.path());
-    assert!(err.contains("Xen"), "{err}");
+    assert_contains(&err, "Xen");
 }
 
 #[test]
@@ -171,14 +139,14 @@ fn dangling_guest_reference_names_the_id() {
         );
     });
     let err = fails(dir.path());
-    assert!(err.contains("no-such-machine_id"), "{err}");
+    assert_contains(&err, "no-such-machine_id");
 }
 
 #[test]
 fn missing_es_xml_names_the_path() {
     let dir = workdir(|d| std::fs::remove_file(d.join("es.xml")).unwrap());
     let err = fails(dir.path());
-    assert!(err.contains("es.xml"), "{err}");
+    assert_contains(&err, "es.xml");
 }
 
 #[test]
@@ -186,48 +154,30 @@ fn unreachable_libvirt_names_host_and_uri() {
     let dir =
         workdir(|d| std::fs::remove_file(d.join("nodes/exa01adm02.example.com.xml")).unwrap());
     let err = fails(dir.path());
-    assert!(err.contains("exa01adm02"), "{err}");
+    assert_contains(&err, "exa01adm02");
     // Its own error, not "drift", and no advice to pick a drift_source.
-    assert!(
-        err.contains("[host_unreachable] host exa01adm02.example.com"),
-        "{err}"
-    );
+    assert_contains(&err, "[host_unreachable] host exa01adm02.example.com");
     assert!(err.contains("exa01adm02.example.com.xml"), "the URI: {err}");
     assert!(!err.contains("drift"), "{err}");
     // Even with a drift_source, a host berth cannot read stops the plan.
-    let hcl = dir.path().join("main.hcl");
-    let text = std::fs::read_to_string(&hcl).unwrap();
-    std::fs::write(
-        &hcl,
-        text.replacen(
-            "inventory {",
-            "inventory {\n  drift_source = \"libvirt\"",
-            1,
-        ),
-    )
-    .unwrap();
+    replace(
+        dir.path(),
+        "main.hcl",
+        "inventory {",
+        "inventory {\n  drift_source = \"libvirt\"",
+    );
     let err = fails(dir.path());
-    assert!(err.contains("[host_unreachable]"), "{err}");
-    let out = Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir.path())
-        .args(["validate"])
-        .output()
-        .unwrap();
+    assert_contains(&err, "[host_unreachable]");
+    let out = berth(dir.path(), &["validate"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("unreachable: libvirt on host exa01adm02"),
-        "{text}"
-    );
+    assert_contains(&text, "unreachable: libvirt on host exa01adm02");
     assert!(!text.contains("drift:"), "{text}");
 }
 
 #[test]
 fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/plans/drift"), dir.path());
+    let dir = example_copy("drift");
     let hcl = dir.path().join("main.hcl");
     let text = std::fs::read_to_string(&hcl).unwrap();
     std::fs::write(
@@ -237,13 +187,7 @@ fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
         ),
     )
     .unwrap();
-    let out = Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir.path())
-        .args(["plan", "-lock=false", "--json"])
-        .output()
-        .unwrap();
+    let out = berth(dir.path(), &["plan", "-lock=false", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["errors"][0]["code"], "drift");
@@ -252,20 +196,13 @@ fn capacity_while_stopped_on_drift_follows_memory_reserved_and_overcommit() {
         assert_eq!(h["vcpu_limit"].as_u64(), Some(cpus * 2), "{h}");
     }
     // Memory is physical minus the 64 GiB reserve: the same figure a plan without drift shows.
-    let mut clean = std::fs::read_to_string(&hcl).unwrap();
-    clean = clean.replacen(
+    replace(
+        dir.path(),
+        "main.hcl",
         "inventory {",
         "inventory {\n  drift_source = \"libvirt\"",
-        1,
     );
-    std::fs::write(&hcl, clean).unwrap();
-    let out = Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir.path())
-        .args(["plan", "-lock=false", "--json"])
-        .output()
-        .unwrap();
+    let out = berth(dir.path(), &["plan", "-lock=false", "--json"]);
     let planned: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for (stopped, planned) in plan["hosts"]
         .as_array()
@@ -297,4 +234,53 @@ fn a_usage_error_exits_1_not_2() {
         .output()
         .unwrap();
     assert_eq!(help.status.code(), Some(0));
+}
+
+/// A host whose libvirt accepts the connection and never answers (a socket nobody reads) is
+/// reported unreachable by name once `inventory.connect_timeout_s` has passed, by `plan`,
+/// `validate` and `apply`, instead of hanging; nothing is written or changed.
+#[test]
+fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let dir = workdir(|d| {
+        replace(
+            d,
+            "main.hcl",
+            "libvirt_uri = \"test:nodes/{host}.xml\"",
+            "libvirt_uri = \"test:nodes/{host}.xml\"\n  connect_timeout_s = 1",
+        );
+        replace(
+            d,
+            "main.hcl",
+            "host \"exa01adm02\" {",
+            &format!(
+                "host \"exa01adm02\" {{\n  libvirt_uri = \"qemu+tcp://127.0.0.1:{port}/system\""
+            ),
+        );
+    });
+    let nodes = |d: &Path| {
+        let mut files: Vec<_> = std::fs::read_dir(d.join("nodes"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+            .collect();
+        files.sort();
+        files
+    };
+    let before = nodes(dir.path());
+    let err = fails(dir.path());
+    assert_contains(&err, "[host_unreachable] host exa01adm02.example.com");
+    assert_contains(&err, "no answer within 1 s");
+    assert!(!err.contains("drift"), "{err}");
+    for args in [&["validate"][..], &["apply", "-auto-approve"]] {
+        let out = berth(dir.path(), args);
+        let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
+        assert!(
+            text.contains("exa01adm02") && text.contains("no answer within 1 s"),
+            "{args:?}: {text}"
+        );
+    }
+    assert_eq!(nodes(dir.path()), before, "nothing changed on any host");
+    drop(silent);
 }

@@ -5,25 +5,15 @@
 mod cli;
 #[path = "common/fs.rs"]
 mod fs;
-use cli::{berth, example};
+#[path = "common/schema.rs"]
+mod schema;
+use cli::{assert_contains, assert_exit, berth, example, stderr, stdout};
+use fs::repo;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Plans `dir` as JSON, checks it against the committed schema and returns it.
 fn json_plan(dir: &Path) -> (Value, Option<i32>) {
@@ -35,19 +25,10 @@ fn json_plan(dir: &Path) -> (Value, Option<i32>) {
             stderr(&out)
         )
     });
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("schemas/plan.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator
-        .iter_errors(&plan)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "plan JSON does not match schemas/plan.schema.json:\n{}",
-        errors.join("\n")
+    schema::assert_valid(
+        &schema::committed_validator("schemas/plan.schema.json"),
+        "plan JSON (schemas/plan.schema.json)",
+        &plan,
     );
     (plan, out.status.code())
 }
@@ -228,7 +209,7 @@ fn drift_stops_the_plan_and_names_the_guest() {
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(text.to_lowercase().contains("drift"), "{text}");
-    assert!(text.contains("exa01adm01vm02"), "{text}");
+    assert_contains(&text, "exa01adm01vm02");
 }
 
 #[test]
@@ -264,7 +245,7 @@ fn markdown_summary_names_every_move() {
     let (plan, _) = json_plan(&example("drain-host"));
     let md = stdout(&out);
     for m in plan["moves"].as_array().unwrap() {
-        assert!(md.contains(m["guest"].as_str().unwrap()), "{md}");
+        assert_contains(&md, m["guest"].as_str().unwrap());
     }
     assert!(md.len() <= 65_535);
 }
@@ -272,13 +253,7 @@ fn markdown_summary_names_every_move() {
 #[test]
 fn validate_accepts_the_quickstart_and_names_what_apply_needs_for_the_others() {
     let out = berth(&example("quickstart"), &["validate"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(stdout(&out).contains("Success! The configuration is valid."));
     assert!(
         stdout(&out).contains("Checked without connecting"),
@@ -392,24 +367,13 @@ fn the_quickstart_applies_end_to_end_on_the_test_driver() {
     let saved = dir.join("plan.berth");
     let planned = berth(dir, &["plan", &format!("-out={}", saved.display())]);
     assert_eq!(planned.status.code(), Some(0), "{}", stderr(&planned));
-    assert!(
-        stdout(&planned).contains("Plan: 3 moves"),
-        "{}",
-        stdout(&planned)
-    );
+    assert_contains(&stdout(&planned), "Plan: 3 moves");
 
     let applied = berth(dir, &["apply", saved.to_str().unwrap()]);
-    assert_eq!(
-        applied.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&applied),
-        stderr(&applied)
-    );
-    assert!(
-        stdout(&applied).contains("Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run."),
-        "{}",
-        stdout(&applied)
+    assert_exit(&applied, 0);
+    assert_contains(
+        &stdout(&applied),
+        "Apply complete! 13 steps done, 0 failed, 0 skipped, 0 not run.",
     );
     let after = placement(dir);
     for (guest, host) in QUICKSTART_TARGETS {

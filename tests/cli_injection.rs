@@ -3,23 +3,18 @@
 //! the attack would run creates a marker file; the marker must not exist afterwards).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::path::Path;
 
-use assert_cmd::Command;
-
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/fs.rs"]
 mod fs_util;
-use fs_util::copy_dir;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use cli::{assert_contains, run as berth};
+use fs_util::{copy_dir, example_copy, replace, repo};
 
 /// A scratch copy of the drain-host example, and `evil.sh` beside it, which creates `pwned`.
 fn workdir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo().join("examples/plans/drain-host"), dir.path());
+    let dir = example_copy("drain-host");
     let script = dir.path().join("evil.sh");
     std::fs::write(
         &script,
@@ -30,32 +25,10 @@ fn workdir() -> tempfile::TempDir {
     dir
 }
 
-fn replace(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{file} does not contain {from:?}");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
 /// Runs `args`, asserts exit 1 and that `evil.sh` never ran; returns stderr + stdout.
 fn refused(dir: &Path, args: &[&str]) -> String {
     let out = berth(dir, args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(!dir.join("pwned").exists(), "the attack ran: {text}");
     text
@@ -103,8 +76,8 @@ fn an_es_xml_guest_name_must_be_a_domain_name() {
         "<hostName>exa01adm01vm02;touch pwned</hostName>",
     );
     let text = refused(d, &["plan"]);
-    assert!(text.contains("es.xml:95:"), "{text}");
-    assert!(text.contains("is not a valid guest name"), "{text}");
+    assert_contains(&text, "es.xml:95:");
+    assert_contains(&text, "is not a valid guest name");
 }
 
 #[test]
@@ -121,8 +94,47 @@ fn an_hcl_proxy_command_is_refused_before_anything_connects() {
         ),
     );
     let text = refused(d, &["plan"]);
-    assert!(text.contains("main.hcl:13:"), "{text}");
-    assert!(text.contains("allow_command_options"), "{text}");
+    assert_contains(&text, "main.hcl:13:");
+    assert_contains(&text, "allow_command_options");
+}
+
+/// `peer_uri` (inventory and host) and a host's `migration_uri` follow the rule of
+/// `libvirt_uri`: no parameter berth reserves (its SSH settings, `command=`, `netcat=`), each
+/// refused at its own line, exit 1, before anything connects.
+#[test]
+fn peer_and_migration_uris_may_not_carry_reserved_parameters() {
+    let evil_cases = [
+        (
+            "libvirt_uri = \"test:nodes/{host}.xml\"",
+            "libvirt_uri = \"test:nodes/{host}.xml\"\n  peer_uri = \"qemu+ssh://{host}/system?command=EVIL\"",
+            "main.hcl:11:",
+            "`peer_uri` sets `command=`",
+        ),
+        (
+            "  drain = true\n",
+            "  drain = true\n  peer_uri = \"qemu+ssh://{host}/system?netcat=EVIL&no_verify=1\"\n",
+            "main.hcl:20:",
+            "`peer_uri` sets `netcat=`, `no_verify=`",
+        ),
+        (
+            "  drain = true\n",
+            "  drain = true\n  migration_uri = \"tcp://{short}-mig?KeyFile=/root/.ssh/id\"\n",
+            "main.hcl:20:",
+            "`migration_uri` sets `keyfile=`",
+        ),
+    ];
+    for (from, to, place, message) in evil_cases {
+        let dir = workdir();
+        let d = dir.path();
+        let evil = d.join("evil.sh").display().to_string();
+        replace(d, "main.hcl", from, &to.replace("EVIL", &evil));
+        for args in [&["plan", "-out=p.berth"][..], &["validate"]] {
+            let text = refused(d, args);
+            assert!(text.contains(place), "{args:?}: {text}");
+            assert!(text.contains(message), "{args:?}: {text}");
+            assert!(!d.join("p.berth").exists());
+        }
+    }
 }
 
 /// Every entry under `dir` (relative path, kind, mode) with the sha256 of each file.
@@ -216,10 +228,8 @@ fn a_state_path_outside_the_configuration_directory_must_be_absolute() {
     )
     .unwrap();
     let text = refused(&d, &["plan"]);
-    assert!(
-        text.contains("main.hcl:") && text.contains("leaves the configuration directory"),
-        "{text}"
-    );
+    assert_contains(&text, "main.hcl:");
+    assert_contains(&text, "leaves the configuration directory");
     assert!(!outer.path().join("elsewhere").exists());
 
     let absolute = outer.path().join("elsewhere/berth.state.json");
@@ -251,7 +261,7 @@ fn an_es_xml_device_path_is_checked_at_load() {
         "<edvDevicePath>/dev/exc/x;touch pwned</edvDevicePath>",
     );
     let text = refused(d, &["plan"]);
-    assert!(text.contains("es.xml:649:"), "{text}");
-    assert!(text.contains("<edvDevicePath>"), "{text}");
-    assert!(text.contains("an absolute path"), "{text}");
+    assert_contains(&text, "es.xml:649:");
+    assert_contains(&text, "<edvDevicePath>");
+    assert_contains(&text, "an absolute path");
 }

@@ -7,22 +7,12 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use common::drain_lab::*;
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
+use common::cli::{assert_contains, run as berth, stderr, stdout};
 
 fn text(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    stdout(o) + &stderr(o)
 }
 
 /// The drain lab writing es.xml back into a directory that does not exist, and with EDV
@@ -36,7 +26,7 @@ fn lab_with(es_xml_out: &str, volumes: bool) -> tempfile::TempDir {
         &format!("  es_xml = \"es.xml\"\n  es_xml_out = \"{es_xml_out}\"\n"),
         1,
     );
-    assert!(text.contains("es_xml_out"), "{text}");
+    assert_contains(&text, "es_xml_out");
     std::fs::write(&hcl, text).unwrap();
     if volumes {
         let original = std::fs::read_to_string(
@@ -56,18 +46,15 @@ fn an_es_xml_out_in_a_missing_directory_is_refused_before_the_first_step() {
     let out = berth(dir, &["apply", "-auto-approve"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let all = text(&out);
-    assert!(
-        all.contains("preflight found 5 problems that would stop this apply before it finishes; nothing was changed"),
-        "{all}"
+    assert_contains(
+        &all,
+        "preflight found 5 problems that would stop this apply before it finishes; nothing was changed",
     );
-    assert!(
-        all.contains("/missing/es.xml (inventory.es_xml_out)"),
-        "{all}"
-    );
+    assert_contains(&all, "/missing/es.xml (inventory.es_xml_out)");
     // Every problem at once: the volume command, and SSH to each host with a volume step.
-    assert!(all.contains("`inventory.volume_command`"), "{all}");
+    assert_contains(&all, "`inventory.volume_command`");
     for host in HOSTS {
-        assert!(all.contains(&format!("no SSH to {host}, which ")), "{all}");
+        assert_contains(&all, &format!("no SSH to {host}, which "));
     }
     assert!(!all.contains("STOP_GUEST started"), "{all}");
     assert_eq!(std::fs::read(dir.join("es.xml")).unwrap(), es_before);
@@ -83,7 +70,7 @@ fn an_es_xml_out_in_a_missing_directory_is_refused_before_the_first_step() {
             && v.contains("/missing/es.xml (inventory.es_xml_out)"),
         "{v}"
     );
-    assert!(v.contains("apply would refuse: the volume steps ("), "{v}");
+    assert_contains(&v, "apply would refuse: the volume steps (");
     assert!(!v.contains("no SSH"), "validate connects to no host: {v}");
 }
 

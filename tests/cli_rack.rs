@@ -6,16 +6,8 @@ mod cli;
 #[path = "common/rack.rs"]
 mod rack;
 
-use cli::berth;
+use cli::{assert_contains, assert_exit, berth, stderr, stdout};
 use rack::Rack;
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 fn by_host_name(host_name: &str, _machine_id: &str) -> String {
     host_name.to_string()
@@ -43,9 +35,9 @@ fn draining_a_storage_cell_says_it_is_a_cell() {
     let out = berth(rack.path(), &["plan", "-drain", "iad103712exdcl04"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains("host \"iad103712exdcl04\" is a storage cell in es.xml"),
-        "{err}"
+    assert_contains(
+        &err,
+        "host \"iad103712exdcl04\" is a storage cell in es.xml",
     );
     assert!(!err.contains("did you mean"), "{err}");
     assert!(err.contains(rack.host(0)), "lists the KVM hosts: {err}");
@@ -74,10 +66,7 @@ fn an_impossible_drain_gets_one_summary_line_pointing_at_maintenance() {
     );
     // The per-guest detail names the guest and its host, never an empty field.
     let guest = &rack.guests_on(0)[0];
-    assert!(
-        text.contains(&format!("[no_target] guest {guest}, host {host}:")),
-        "{text}"
-    );
+    assert_contains(&text, &format!("[no_target] guest {guest}, host {host}:"));
     assert!(!text.contains("host :"), "{text}");
 }
 
@@ -138,19 +127,16 @@ fn maintenance_of_one_host_of_a_two_host_rack_stops_one_member_per_cluster_in_pl
         }
         // Text, Markdown and DOT say so too.
         let text = stdout(&berth(rack.path(), &["plan", "-maintenance", &host]));
-        assert!(text.contains("Maintenance:"), "{text}");
-        assert!(
-            text.contains(&format!("{}: stopped in place on", on_host[0])),
-            "{text}"
-        );
-        assert!(text.contains("down until the end of maintenance"), "{text}");
-        assert!(text.contains("1 stopped in place"), "{text}");
+        assert_contains(&text, "Maintenance:");
+        assert_contains(&text, &format!("{}: stopped in place on", on_host[0]));
+        assert_contains(&text, "down until the end of maintenance");
+        assert_contains(&text, "1 stopped in place");
         let markdown = stdout(&berth(
             rack.path(),
             &["plan", "--markdown", "-maintenance", &host],
         ));
-        assert!(markdown.contains("#### Maintenance"), "{markdown}");
-        assert!(markdown.contains("stopped in place on"), "{markdown}");
+        assert_contains(&markdown, "#### Maintenance");
+        assert_contains(&markdown, "stopped in place on");
         // `graph` plans from the configuration: put the intent there.
         let hcl = rack.path().join("main.hcl");
         let before = std::fs::read_to_string(&hcl).unwrap();
@@ -160,8 +146,8 @@ fn maintenance_of_one_host_of_a_two_host_rack_stops_one_member_per_cluster_in_pl
         )
         .unwrap();
         let dot = stdout(&berth(rack.path(), &["graph"]));
-        assert!(dot.contains("stop in place on"), "{dot}");
-        assert!(dot.contains("down until the end of maintenance"), "{dot}");
+        assert_contains(&dot, "stop in place on");
+        assert_contains(&dot, "down until the end of maintenance");
         std::fs::write(&hcl, before).unwrap();
     }
 }
@@ -182,7 +168,7 @@ fn maintenance_of_both_hosts_at_once_would_take_a_whole_cluster_down_and_is_refu
         ),
         "{message}"
     );
-    assert!(message.contains("(maintenance default)"), "{message}");
+    assert_contains(message, "(maintenance default)");
 }
 
 /// The JSON events of `berth apply --json`, and the ids of the steps that finished.
@@ -190,13 +176,7 @@ fn applied(rack: &Rack, args: &[&str]) -> Vec<String> {
     let mut all = vec!["apply", "-auto-approve", "--json"];
     all.extend_from_slice(args);
     let out = berth(rack.path(), &all);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     stdout(&out)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
@@ -218,7 +198,7 @@ fn apply_stops_in_place_and_end_maintenance_starts_the_same_guests_again() {
     let es_after = std::fs::read_to_string(rack.path().join("es.xml")).unwrap();
     assert_eq!(es_before, es_after);
     let state = std::fs::read_to_string(rack.path().join("berth.state")).unwrap();
-    assert!(state.contains("STOP_GUEST"), "{state}");
+    assert_contains(&state, "STOP_GUEST");
 
     // Each berth process opens the test driver afresh from the node files: record there what
     // the first apply did to the domain (shut off), as a real libvirtd would remember it.
@@ -379,8 +359,8 @@ fn a_bad_domain_naming_is_a_located_error() {
     let out = berth(rack.path(), &["plan"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.contains("`{host}` is not a placeholder"), "{err}");
-    assert!(err.contains("main.hcl:2"), "{err}");
+    assert_contains(&err, "`{host}` is not a placeholder");
+    assert_contains(&err, "main.hcl:2");
 }
 
 #[path = "common/fs.rs"]
@@ -419,10 +399,7 @@ fn drift_source_es_xml_moves_a_stray_guest_back_and_never_says_no_changes() {
     let text = stdout(&out);
     assert!(!text.contains("No changes"), "{text}");
     let errors = stderr(&out);
-    assert!(
-        errors.contains("[es_xml] guest exa01adm01vm02.example.com"),
-        "{errors}"
-    );
+    assert_contains(&errors, "[es_xml] guest exa01adm01vm02.example.com");
 }
 
 #[test]
@@ -445,13 +422,7 @@ fn refresh_rewrites_es_xml_to_match_libvirt_after_asking_with_a_backup_and_a_rec
     assert_eq!(std::fs::read_to_string(&es_xml).unwrap(), before);
 
     let out = berth(dir, &["refresh", "-auto-approve"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     assert!(
         stdout(&out).contains(
             "~ exa01adm01vm02.example.com: host exa01adm01.example.com → exa01adm02.example.com"
@@ -482,11 +453,7 @@ fn refresh_rewrites_es_xml_to_match_libvirt_after_asking_with_a_backup_and_a_rec
     );
     let again = berth(dir, &["refresh", "-auto-approve"]);
     assert_eq!(again.status.code(), Some(0));
-    assert!(
-        stdout(&again).contains("nothing to refresh"),
-        "{}",
-        stdout(&again)
-    );
+    assert_contains(&stdout(&again), "nothing to refresh");
 }
 
 #[test]
@@ -509,26 +476,11 @@ fn refresh_takes_memory_and_vcpus_from_libvirt_in_the_files_own_units() {
     assert_ne!(edited, text);
     std::fs::write(&node, edited).unwrap();
     let out = berth(rack.path(), &["refresh", "-auto-approve"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    assert_exit(&out, 0);
     let diff = stdout(&out);
-    assert!(
-        diff.contains("-            <guestMemory>1390Gb</guestMemory>"),
-        "{diff}"
-    );
-    assert!(
-        diff.contains("+            <guestMemory>1400Gb</guestMemory>"),
-        "{diff}"
-    );
-    assert!(
-        diff.contains("+            <guestCores>40</guestCores>"),
-        "{diff}"
-    );
+    assert_contains(&diff, "-            <guestMemory>1390Gb</guestMemory>");
+    assert_contains(&diff, "+            <guestMemory>1400Gb</guestMemory>");
+    assert_contains(&diff, "+            <guestCores>40</guestCores>");
     let plan = plan_json(&rack, &[]);
     assert!(
         plan["drift"].as_array().unwrap().is_empty(),
@@ -588,13 +540,7 @@ fn import_pins_todays_placement_and_then_nothing_changes() {
             text
         );
         let plan = berth(rack.path(), &["plan", "--detailed-exitcode"]);
-        assert_eq!(
-            plan.status.code(),
-            Some(0),
-            "{}{}",
-            stdout(&plan),
-            stderr(&plan)
-        );
+        assert_exit(&plan, 0);
         assert!(stdout(&plan).contains("No changes"), "{}", stdout(&plan));
         // It never overwrites a file, and guests that have a block now are left out.
         let again = berth(rack.path(), &["import", "-out", "guests.hcl"]);

@@ -9,44 +9,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
-use berth::plan::Plan;
-use berth::plan::file::sealed_json;
+use berth::plan::file::reseal;
 use common::drain_lab::*;
 use serde_json::Value;
 
 const KEY_ENV: &str = "BERTH_PLAN_KEY";
 
-fn berth_with(dir: &Path, args: &[&str], key: Option<&str>) -> Output {
-    let mut cmd = Command::cargo_bin("berth").unwrap();
-    cmd.arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .env_remove(KEY_ENV);
-    if let Some(key) = key {
-        cmd.env(KEY_ENV, key);
-    }
-    cmd.output().unwrap()
-}
+use common::cli::{assert_contains, assert_exit, run as berth};
 
-fn berth(dir: &Path, args: &[&str]) -> Output {
-    berth_with(dir, args, None)
+/// Runs the binary with the signing key `key` in the environment (never an inherited one).
+fn berth_with(dir: &Path, args: &[&str], key: Option<&str>) -> Output {
+    match key {
+        Some(key) => common::cli::run_with(dir, args, &[(KEY_ENV, key)]),
+        None => berth(dir, args),
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(
-        o.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        text(&o.stdout),
-        text(&o.stderr)
-    );
 }
 
 /// Everything apply could change: es.xml, the node files, and whether a state file exists.
@@ -88,12 +68,12 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
-/// Writes `value` (a plan's JSON, seal dropped) re-sealed with a correct sha256, as someone who
-/// edits the file and recomputes the digest would.
-fn write_resealed(path: &Path, mut value: Value) {
-    value.as_object_mut().unwrap().remove("seal");
-    let plan: Plan = serde_json::from_value(value).unwrap();
-    std::fs::write(path, sealed_json(&plan, None).unwrap()).unwrap();
+/// Writes `value` (a plan's JSON) re-sealed with a correct sha256 by `plan::file::reseal`, as
+/// someone who edits the file and recomputes the digest would: apply must still refuse it
+/// for what differs from the plan it makes now.
+fn write_resealed(path: &Path, value: Value) {
+    let bytes = serde_json::to_vec(&value).unwrap();
+    std::fs::write(path, reseal(&bytes, None).unwrap()).unwrap();
 }
 
 #[test]
@@ -111,10 +91,7 @@ fn a_flipped_bit_in_a_target_is_refused_as_corrupted_before_anything() {
     let out = berth(dir, &["apply", saved.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(
-        err.contains("is corrupted or was edited after it was saved"),
-        "{err}"
-    );
+    assert_contains(&err, "is corrupted or was edited after it was saved");
     // The flipped bit made adm03 into adm02: named, though the file is refused anyway.
     assert!(
         err.contains(&format!(
@@ -155,7 +132,7 @@ fn a_hand_edited_target_with_a_recomputed_digest_is_refused_naming_the_differenc
     let out = berth(dir, &["apply", saved.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(err.contains("no longer matches what is"), "{err}");
+    assert_contains(&err, "no longer matches what is");
     assert!(
         err.contains(&format!(
             "move of guest {VM01}: `to` saved \"{ADM02}\", now \"{ADM03}\""
@@ -201,7 +178,7 @@ fn a_plan_with_errors_is_never_applied_even_with_its_errors_emptied() {
     let out = berth(dir, &["apply", saved.to_str().unwrap()]);
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(err.contains("planned now, it has an error: "), "{err}");
+    assert_contains(&err, "planned now, it has an error: ");
     assert_nothing_changed(dir, &before);
 }
 

@@ -70,6 +70,30 @@ fn plan_file_reader_survives_mutated_plans() {
     short_run(&mut targets::PlanFile::new(), 120, 3);
 }
 
+/// The same mutations, resealed: they get past the seal check (nearly all of `plan`'s inputs
+/// die there, as `Corrupted`), to the parser's field errors (`Invalid`) and, when accepted, to
+/// apply's comparison with the plans made now, which must name a difference for every plan
+/// that is not one of them.
+#[test]
+fn resealed_plans_reach_the_parser_and_apply_s_comparison() {
+    let raw = short_run(&mut targets::PlanFile::new(), 120, 3);
+    let resealed = short_run(&mut targets::ResealedPlanFile::new(), 120, 3);
+    let count = |r: &Report, outcome: &str| r.outcomes.get(outcome).copied().unwrap_or(0);
+    assert!(
+        count(&resealed, "Corrupted") * 4 < count(&raw, "Corrupted"),
+        "raw {:?}, resealed {:?}",
+        raw.outcomes,
+        resealed.outcomes
+    );
+    assert!(count(&resealed, "Invalid") > 0, "{:?}", resealed.outcomes);
+    assert!(
+        count(&resealed, "accepted") > count(&raw, "accepted"),
+        "raw {:?}, resealed {:?}",
+        raw.outcomes,
+        resealed.outcomes
+    );
+}
+
 #[test]
 fn state_reader_survives_mutated_states() {
     short_run(&mut targets::StateFile::new(), 120, 3);

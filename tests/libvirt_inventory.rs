@@ -367,3 +367,31 @@ fn examples_load_end_to_end() {
         }
     }
 }
+
+/// A host that accepts the connection and never answers (a listening socket nobody reads:
+/// the kernel completes the TCP handshake) would hang `virConnectOpen` for good, on the
+/// plain TCP transport and on the ssh binary's (which waits for the server's banner). The
+/// read gives up after its timeout with the host's own connect error, naming host and URI.
+#[test]
+fn a_host_that_never_answers_is_given_up_after_the_connect_timeout() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    for uri in [
+        format!("qemu+tcp://127.0.0.1:{port}/system"),
+        format!("qemu+ssh://root@127.0.0.1:{port}/system?no_verify=0"),
+    ] {
+        let err = berth::inventory::libvirt::observe_host_within(
+            "exa01adm07.example.com",
+            &uri,
+            std::time::Duration::from_millis(500),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.host.as_str(), err.uri.as_str(), err.action.as_str()),
+            ("exa01adm07.example.com", uri.as_str(), "connect"),
+            "{err}"
+        );
+        assert!(err.message.contains("no answer within 0.5 s"), "{err}");
+    }
+    drop(silent);
+}

@@ -4,7 +4,8 @@
 //! To regenerate it after changing the plan types:
 //! `BERTH_UPDATE_SCHEMAS=1 cargo test --test plan_schema`
 
-use std::path::PathBuf;
+#[path = "common/schema.rs"]
+mod schema;
 
 use berth::plan::schema::{PLAN_SCHEMA_PATH, plan_json_schema};
 use berth::render::plan_json;
@@ -22,44 +23,18 @@ mod sample {
     include!("support/sample_plan.rs");
 }
 
-fn schema_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(PLAN_SCHEMA_PATH)
-}
-
 #[test]
 fn committed_schema_matches_the_plan_type() {
-    let generated = plan_json_schema();
-    let path = schema_path();
-    if std::env::var_os("BERTH_UPDATE_SCHEMAS").is_some_and(|v| v == "1") {
-        std::fs::write(&path, &generated)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        committed == generated,
-        "{} is stale or missing: the Plan types changed. Regenerate it with\n    \
-         BERTH_UPDATE_SCHEMAS=1 cargo test --test plan_schema\nand commit it.",
-        path.display()
-    );
+    schema::assert_committed(PLAN_SCHEMA_PATH, &plan_json_schema(), "plan_schema");
 }
 
 fn validator() -> jsonschema::Validator {
-    let schema: serde_json::Value = serde_json::from_str(&plan_json_schema()).unwrap();
-    jsonschema::validator_for(&schema).expect("the generated schema is a valid JSON Schema")
+    schema::validator(&plan_json_schema())
 }
 
 fn assert_valid(name: &str, json: &str) {
     let instance: serde_json::Value = serde_json::from_str(json).unwrap();
-    let errors: Vec<String> = validator()
-        .iter_errors(&instance)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{name} does not validate:\n{}",
-        errors.join("\n")
-    );
+    schema::assert_valid(&validator(), name, &instance);
 }
 
 #[test]

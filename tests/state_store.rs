@@ -1,5 +1,8 @@
 //! The state file: atomic writes, permissions, serial and lineage, the lock, and the schema.
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -10,7 +13,7 @@ use berth::state::{
     state_schema,
 };
 
-const SCHEMA_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/state.schema.json");
+const SCHEMA_PATH: &str = "schemas/state.schema.json";
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -211,32 +214,18 @@ fn a_corrupt_lock_is_taken_over_when_nobody_holds_it_and_reported_when_someone_d
 #[test]
 fn committed_schema_matches_the_types() {
     let generated = serde_json::to_string_pretty(&state_schema()).unwrap() + "\n";
-    if std::env::var_os("BERTH_UPDATE_SCHEMAS").is_some() {
-        std::fs::write(SCHEMA_PATH, &generated).unwrap();
-    }
-    let committed = std::fs::read_to_string(SCHEMA_PATH)
-        .expect("schemas/state.schema.json missing; run with BERTH_UPDATE_SCHEMAS=1 to write it");
-    assert_eq!(
-        committed, generated,
-        "schemas/state.schema.json is stale; rerun with BERTH_UPDATE_SCHEMAS=1"
-    );
+    schema::assert_committed(SCHEMA_PATH, &generated, "state_store");
 }
 
 #[test]
 fn a_saved_state_file_validates_against_the_committed_schema() {
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(SCHEMA_PATH).unwrap()).unwrap();
-    let validator = jsonschema::validator_for(&schema).unwrap();
+    let validator = schema::committed_validator(SCHEMA_PATH);
     let dir = tempfile::tempdir().unwrap();
     let store = StateStore::open(dir.path().join("s.json")).unwrap();
     store.save(&mut sample_state()).unwrap();
     let file: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(&file)
-        .map(|e| e.to_string())
-        .collect();
-    assert!(errors.is_empty(), "{errors:?}");
+    schema::assert_valid(&validator, "the saved state", &file);
 
     let mut broken = file.clone();
     broken["journal"][0]["status"] = "teleported".into();

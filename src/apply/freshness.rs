@@ -22,6 +22,15 @@ fn split(placement: &str) -> (&str, &str) {
     placement.split_once('/').unwrap_or((placement, ""))
 }
 
+/// The names that occur more than once, with how often, in name order.
+fn repeated<'a>(names: impl Iterator<Item = &'a str>) -> impl Iterator<Item = (&'a str, usize)> {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names {
+        *counts.entry(name).or_default() += 1;
+    }
+    counts.into_iter().filter(|(_, n)| *n > 1)
+}
+
 /// What differs between the fingerprints a plan was made with and those of now.
 pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<String> {
     let mut changes = Vec::new();
@@ -63,9 +72,14 @@ pub fn fingerprint_changes(then: &Fingerprints, now: &Fingerprints) -> Vec<Strin
     changes
 }
 
-/// What differs in the room the hosts offer: capacity for guests and what is in use.
+/// What differs in the room the hosts offer (capacity for guests and what is in use), and in
+/// what the plan shows will follow from its moves (use after, the peak, guests before and
+/// after, logical CPUs): figures the reviewer read that are not what berth works out now (a
+/// resealed, edited file) make the plan stale too.
 pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
-    let mut changes = Vec::new();
+    let mut changes: Vec<String> = repeated(then.iter().map(|h| h.name.as_str()))
+        .map(|(name, n)| format!("host {name} is in the saved plan {n} times"))
+        .collect();
     for before in then {
         let Some(after) = now.iter().find(|h| h.name == before.name) else {
             changes.push(format!(
@@ -104,6 +118,44 @@ pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
             "vCPUs in use",
             before.vcpus_used_before.into(),
             after.vcpus_used_before.into(),
+            "",
+        );
+        differs("logical CPUs", before.cpus.into(), after.cpus.into(), "");
+        differs(
+            "guests",
+            before.guests_before as u64,
+            after.guests_before as u64,
+            "",
+        );
+        let mut shows = |what: &str, old: u64, new: u64, unit: &str| {
+            if old != new {
+                changes.push(format!(
+                    "host {h}: the plan shows {old}{unit} {what}, planned now it is {new}{unit}"
+                ));
+            }
+        };
+        shows(
+            "memory in use after it",
+            before.memory_used_mib_after,
+            after.memory_used_mib_after,
+            " MiB",
+        );
+        shows(
+            "memory at its peak",
+            before.memory_peak_mib,
+            after.memory_peak_mib,
+            " MiB",
+        );
+        shows(
+            "vCPUs in use after it",
+            before.vcpus_used_after.into(),
+            after.vcpus_used_after.into(),
+            "",
+        );
+        shows(
+            "guests after it",
+            before.guests_after as u64,
+            after.guests_after as u64,
             "",
         );
     }
@@ -222,7 +274,11 @@ pub fn plan_differences(saved: &Plan, now: &Plan) -> Vec<String> {
         out.push("the moves are in another order than planned now".into());
     }
 
-    // Steps, by id.
+    // Steps, by id; an id twice would be one step in the comparison and two in the file.
+    out.extend(
+        repeated(saved.steps.iter().map(|s| s.id.as_str()))
+            .map(|(id, n)| format!("step {id} is in the saved plan {n} times")),
+    );
     fn steps(plan: &Plan) -> BTreeMap<String, &crate::schedule::Step> {
         plan.steps.iter().map(|s| (s.id.clone(), s)).collect()
     }
@@ -332,6 +388,53 @@ mod tests {
                 "host adm03 is new in the inventory, the plan did not know it",
             ]
         );
+        assert!(host_changes(&then, &then).is_empty());
+        // Found by the `plan_resealed` fuzz target: a host listed twice in an edited file.
+        let twice = [then[0].clone(), then[0].clone(), then[1].clone()];
+        assert_eq!(
+            host_changes(&twice, &then),
+            ["host adm01 is in the saved plan 2 times"]
+        );
+    }
+
+    /// Found by the `plan_resealed` fuzz target: a plan file whose host figures were edited
+    /// (and resealed) while its moves and steps were not got no stale reason, so apply would
+    /// have run it with the reviewer shown other figures than berth works out.
+    #[test]
+    fn names_host_figures_the_plan_shows_that_are_not_what_it_plans_now() {
+        let host = HostSummary {
+            name: "adm01".into(),
+            memory_mib: 1000,
+            memory_used_mib_before: 100,
+            memory_used_mib_after: 300,
+            cpus: 8,
+            vcpu_limit: 8,
+            vcpus_used_before: 2,
+            vcpus_used_after: 4,
+            guests_before: 1,
+            guests_after: 2,
+            memory_peak_mib: 400,
+        };
+        let edited = HostSummary {
+            memory_used_mib_after: 200,
+            cpus: 16,
+            vcpus_used_after: 3,
+            guests_before: 2,
+            guests_after: 1,
+            memory_peak_mib: 300,
+            ..host.clone()
+        };
+        assert_eq!(
+            host_changes(&[edited], &[host]),
+            [
+                "host adm01 now has 8 logical CPUs, the plan counted 16",
+                "host adm01 now has 1 guests, the plan counted 2",
+                "host adm01: the plan shows 200 MiB memory in use after it, planned now it is 300 MiB",
+                "host adm01: the plan shows 300 MiB memory at its peak, planned now it is 400 MiB",
+                "host adm01: the plan shows 3 vCPUs in use after it, planned now it is 4",
+                "host adm01: the plan shows 1 guests after it, planned now it is 2",
+            ]
+        );
     }
 
     #[test]
@@ -339,6 +442,17 @@ mod tests {
         let mut now = crate::plan::sample::sample_plan();
         now.errors.clear();
         assert_eq!(plan_differences(&now, &now), Vec::<String>::new());
+
+        // Found by the `plan_resealed` fuzz target: a step listed twice in an edited file.
+        let mut twice = now.clone();
+        twice.steps.push(now.steps[0].clone());
+        assert_eq!(
+            plan_differences(&twice, &now),
+            [format!(
+                "step {} is in the saved plan 2 times",
+                now.steps[0].id
+            )]
+        );
 
         let mut saved = now.clone();
         let guest = saved.moves[0].guest.clone();

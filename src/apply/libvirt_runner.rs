@@ -35,6 +35,9 @@ pub struct HostAccess {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunnerSettings {
     pub live: LiveOptions,
+    /// How long opening a host's libvirt connection may take before the host is reported
+    /// unreachable (`inventory.connect_timeout_s`).
+    pub connect_timeout: Duration,
     /// How long a graceful shutdown may take.
     pub shutdown_timeout: Duration,
     /// Power the guest off when the graceful shutdown times out.
@@ -58,6 +61,7 @@ impl Default for RunnerSettings {
     fn default() -> Self {
         RunnerSettings {
             live: LiveOptions::default(),
+            connect_timeout: crate::inventory::libvirt::connect::DEFAULT_CONNECT_TIMEOUT,
             shutdown_timeout: Duration::from_secs(300),
             force_stop_after_timeout: false,
             start_timeout: Duration::from_secs(120),
@@ -198,7 +202,8 @@ impl LibvirtRunner {
                 uri: String::new(),
                 message: "no libvirt URI configured for this host".into(),
             })?;
-            let mut h = Hypervisor::connect(host, &access.uri)?;
+            let mut h =
+                Hypervisor::connect_within(host, &access.uri, self.settings.connect_timeout)?;
             if let Some(uri) = &access.migration_uri {
                 h = h.with_migration_uri(uri.clone());
             }

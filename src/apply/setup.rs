@@ -72,7 +72,7 @@ pub fn ssh_target(host: &str, ssh: &SshSettings) -> SshTarget {
 
 /// Live-migration options from `defaults.live`, the volume commands from the inventory block,
 /// the `sriov_vfs` pools of the host blocks under their es.xml host names (a block may name its
-/// host by the short form), and the shutdown, start and stall timeouts.
+/// host by the short form), and the connect, shutdown, start and stall timeouts.
 pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
     let hosts = NameIndex::new(es.hosts.iter().map(|h| h.name.as_str()));
     let sriov_vfs = cfg
@@ -90,6 +90,7 @@ pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
     let d = &cfg.defaults;
     RunnerSettings {
         live: d.live.clone(),
+        connect_timeout: Duration::from_secs(cfg.inventory.connect_timeout_s),
         shutdown_timeout: Duration::from_secs(d.shutdown_timeout_s),
         start_timeout: Duration::from_secs(d.start_timeout_s),
         stall_timeout: d

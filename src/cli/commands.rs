@@ -49,9 +49,20 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     }
 }
 
+/// Reads the configuration of the working directory. libvirt connections opened from now on
+/// give up after its `inventory.connect_timeout_s` (apply's own take it from the configuration
+/// too, through the runner's settings).
+pub(super) fn load_config() -> Result<Config, CliError> {
+    let cfg = config::load_dir(Path::new("."))?;
+    crate::inventory::libvirt::connect::set_default_timeout(std::time::Duration::from_secs(
+        cfg.inventory.connect_timeout_s,
+    ));
+    Ok(cfg)
+}
+
 /// Reads the configuration of the working directory and the inventory it names.
 fn load() -> Result<(Config, Inventory), CliError> {
-    let cfg = config::load_dir(Path::new("."))?;
+    let cfg = load_config()?;
     let inv = plan::build::load_inventory(&cfg)?;
     Ok((cfg, inv))
 }
@@ -188,7 +199,7 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
 }
 
 fn plan_cmd(args: &PlanArgs, color: bool) -> Result<u8, CliError> {
-    let cfg = config::load_dir(Path::new("."))?.with_command_line(&args.intents.intents());
+    let cfg = load_config()?.with_command_line(&args.intents.intents());
     let _lock = if args.lock.lock {
         plan_lock(&cfg, args.lock.lock_timeout)?
     } else {

@@ -2,11 +2,9 @@
 //! HCL body and formatted by hcl-rs. With it in the configuration a plan has no changes.
 
 use std::io::Write as _;
-use std::path::Path;
 
 use hcl::{Block, Body};
 
-use crate::config;
 use crate::plan;
 
 use super::args::ImportArgs;
@@ -15,7 +13,7 @@ use super::error::CliError;
 use super::exit;
 
 pub fn import(args: &ImportArgs) -> Result<u8, CliError> {
-    let cfg = config::load_dir(Path::new("."))?;
+    let cfg = super::commands::load_config()?;
     let inv = plan::build::load_inventory(&cfg)?;
     let unreachable = plan::build::unreachable_hosts(&cfg, &inv.drift);
     if !unreachable.is_empty() {

@@ -2,10 +2,8 @@
 //! and recorded in the state file.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
 
 use crate::apply;
-use crate::config;
 use crate::inventory::reconcile::DriftPolicy;
 use crate::plan;
 use crate::plan::build::InventoryLoadError;
@@ -17,7 +15,7 @@ use super::error::CliError;
 use super::exit;
 
 pub fn refresh(args: &RefreshArgs) -> Result<u8, CliError> {
-    let cfg = config::load_dir(Path::new("."))?;
+    let cfg = super::commands::load_config()?;
     let (store, _created) = apply::open_store(&cfg.state.path)?;
     let _lock = store.lock("refresh")?;
     if let Some(u) = store.load()?.and_then(|s| s.in_progress) {

@@ -115,6 +115,8 @@ fn build_inventory(node: &Node, dir: &Path) -> Result<InventoryConfig, Internal>
             span: libvirt_uri.span,
         },
         peer_uri: node.str("peer_uri"),
+        connect_timeout_s: u64_of(node, "connect_timeout_s")
+            .unwrap_or(InventoryConfig::DEFAULT_CONNECT_TIMEOUT_S),
         ssh: node
             .child("ssh")
             .map(|ssh| build_ssh(ssh, dir))

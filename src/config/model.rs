@@ -176,6 +176,9 @@ pub struct InventoryConfig {
     /// peer-to-peer live migration (same placeholders as `libvirt_uri`); `None`: the target's
     /// own libvirt URI (the one berth uses).
     pub peer_uri: Option<Spanned<String>>,
+    /// Seconds berth waits for a libvirt connection to open before it reports the host
+    /// unreachable (`connect_timeout_s`, default [`InventoryConfig::DEFAULT_CONNECT_TIMEOUT_S`]).
+    pub connect_timeout_s: u64,
     pub ssh: SshSettings,
     /// Which side wins on drift; `None` = stop the plan on drift.
     pub drift_source: Option<Spanned<DriftSource>>,
@@ -194,6 +197,12 @@ pub struct InventoryConfig {
     /// Where apply writes the updated es.xml, resolved against the configuration directory;
     /// `None` rewrites `es_xml` in place (after a backup beside it).
     pub es_xml_out: Option<PathBuf>,
+}
+
+impl InventoryConfig {
+    /// The default of `connect_timeout_s`: a reachable libvirt answers within a second or two;
+    /// an ssh handshake over a slow link may take a few more.
+    pub const DEFAULT_CONNECT_TIMEOUT_S: u64 = 15;
 }
 
 /// The `state { … }` block: where apply journals its steps.

@@ -67,8 +67,10 @@ pub(crate) fn check(files: &[SourceFile], root: &Node, dir: &Path) -> Result<(),
         if let Some(label) = &host.label {
             c.host_name(label, "host");
         }
-        if let Some(uri) = host.str("libvirt_uri") {
-            check_uri(&mut c, &uri, "libvirt_uri");
+        for what in URI_ATTRIBUTES {
+            if let Some(uri) = host.str(what) {
+                check_uri(&mut c, &uri, what);
+            }
         }
     }
     for guest in root.children("guest") {
@@ -94,8 +96,10 @@ pub(crate) fn check(files: &[SourceFile], root: &Node, dir: &Path) -> Result<(),
 }
 
 fn check_inventory(c: &mut Checker, inventory: &Node) {
-    if let Some(uri) = inventory.str("libvirt_uri") {
-        check_uri(c, &uri, "libvirt_uri");
+    for what in URI_ATTRIBUTES {
+        if let Some(uri) = inventory.str(what) {
+            check_uri(c, &uri, what);
+        }
     }
     for name in ["volume_command", "volume_check_command"] {
         if let Some(argv) = inventory.spanned_list(name) {
@@ -141,27 +145,45 @@ fn check_inventory(c: &mut Checker, inventory: &Node) {
     }
 }
 
+/// The attributes that hold a libvirt URI (template), in `inventory` and `host` blocks (the
+/// inventory block has no `migration_uri`; looking for it there finds nothing).
+const URI_ATTRIBUTES: [&str; 3] = ["libvirt_uri", "migration_uri", "peer_uri"];
+
+/// The one check of a configured URI ([`URI_ATTRIBUTES`]): it may not carry a parameter
+/// berth reserves ([`crate::names::RESERVED_URI_PARAMS`]): berth's own SSH settings, which
+/// it adds itself, and `command=`/`netcat=`, which make libvirt run a command (on this
+/// machine for `libvirt_uri`, on the source host's libvirtd for `peer_uri`).
 fn check_uri(c: &mut Checker, uri: &Spanned<String>, what: &str) {
     let reserved = reserved_uri_params(&uri.value);
-    if !reserved.is_empty() {
-        c.error(
-            &uri.span,
-            format!(
-                "`{what}` sets {}: berth sets the SSH parameters itself, from the `ssh` block, \
-                 and a libvirt URI may not name a command",
-                reserved
-                    .iter()
-                    .map(|p| format!("`{p}=`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            "reserved URI parameter",
-            Some(
-                "use `identity_file`, `known_hosts_file` and `strict_host_key_checking` in `inventory { ssh { … } }`"
-                    .into(),
-            ),
-        );
+    if reserved.is_empty() {
+        return;
     }
+    let help = match what {
+        "peer_uri" => {
+            "the source host's libvirtd opens `peer_uri` with its own SSH settings: put the key and \
+             known_hosts in its ssh_config (e.g. /etc/ssh/ssh_config on the hosts)"
+        }
+        "migration_uri" => {
+            "a migration URI names where the memory goes (`tcp://10.0.1.12`), nothing more"
+        }
+        _ => {
+            "use `identity_file`, `known_hosts_file` and `strict_host_key_checking` in `inventory { ssh { … } }`"
+        }
+    };
+    c.error(
+        &uri.span,
+        format!(
+            "`{what}` sets {}: a configured libvirt URI may not set the SSH parameters berth \
+             sets itself (from the `ssh` block) nor name a command to run",
+            reserved
+                .iter()
+                .map(|p| format!("`{p}=`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        "reserved URI parameter",
+        Some(help.into()),
+    );
 }
 
 /// Each placeholder is a whole element (one argument, never spliced into a larger string),
@@ -363,6 +385,34 @@ mod tests {
             "{:?}",
             errors(&host)
         );
+        let peer = inventory("  peer_uri = \"qemu+ssh://{host}/system?known_hosts=/k\"");
+        let errs = errors(&peer);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("main.hcl:3:")
+                && errs[0].contains("`peer_uri` sets `known_hosts=`"),
+            "{errs:?}"
+        );
+        let host = format!(
+            "{}host \"h1\" {{\n  migration_uri = \"tcp://h1?command=/x\"\n  peer_uri = \"qemu+ssh://h1/system?netcat=/x\"\n}}\n",
+            inventory("")
+        );
+        let errs = errors(&host);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(
+            errs[0].starts_with("main.hcl:6:")
+                && errs[0].contains("`migration_uri` sets `command=`"),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].starts_with("main.hcl:7:") && errs[1].contains("`peer_uri` sets `netcat=`"),
+            "{errs:?}"
+        );
+        let plain = format!(
+            "{}host \"h1\" {{\n  migration_uri = \"tcp://h1-mig:49152\"\n  peer_uri = \"qemu+ssh://h1/system?socket=/s\"\n}}\n",
+            inventory("  peer_uri = \"qemu+tcp://{host}/system\"")
+        );
+        assert!(errors(&plain).is_empty(), "{:?}", errors(&plain));
     }
 
     #[test]

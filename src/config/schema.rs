@@ -167,6 +167,7 @@ const INVENTORY: BlockSpec = BlockSpec {
         required("es_xml", Kind::Str),
         attr("libvirt_uri", Kind::Str),
         attr("peer_uri", Kind::Str),
+        attr("connect_timeout_s", AT_LEAST_ONE),
         attr("drift_source", Kind::Enum(DRIFT_SOURCES)),
         attr("domain_name", Kind::DomainName),
         attr("volume_command", Kind::StrList { min_len: 1 }),

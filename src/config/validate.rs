@@ -30,6 +30,28 @@ pub(crate) struct Node {
     pub children: Vec<Node>,
 }
 
+/// A [`Node`] accessor of one kind of value: `$name(attr)` is the attribute `attr` when it
+/// holds a `Value::$variant`, with its place (`-> Spanned<T>`) or without (`-> T`).
+macro_rules! accessor {
+    ($name:ident: $variant:ident -> Spanned<$t:ty>) => {
+        pub fn $name(&self, name: &str) -> Option<Spanned<$t>> {
+            self.typed(name, |v| match v {
+                Value::$variant(x) => Some(x.to_owned()),
+                _ => None,
+            })
+        }
+    };
+    ($name:ident: $variant:ident -> $t:ty) => {
+        pub fn $name(&self, name: &str) -> Option<$t> {
+            self.typed(name, |v| match v {
+                Value::$variant(x) => Some(*x),
+                _ => None,
+            })
+            .map(|s| s.value)
+        }
+    };
+}
+
 impl Node {
     fn value(&self, name: &str) -> Option<&Spanned<Value>> {
         self.attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
@@ -43,58 +65,12 @@ impl Node {
         })
     }
 
-    pub fn str(&self, name: &str) -> Option<Spanned<String>> {
-        self.typed(name, |v| {
-            if let Value::Str(s) = v {
-                Some(s.clone())
-            } else {
-                None
-            }
-        })
-    }
-
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        self.typed(name, |v| {
-            if let Value::Bool(b) = v {
-                Some(*b)
-            } else {
-                None
-            }
-        })
-        .map(|s| s.value)
-    }
-
-    pub fn int(&self, name: &str) -> Option<Spanned<i64>> {
-        self.typed(name, |v| {
-            if let Value::Int(i) = v {
-                Some(*i)
-            } else {
-                None
-            }
-        })
-    }
-
-    pub fn float(&self, name: &str) -> Option<f64> {
-        self.typed(name, |v| {
-            if let Value::Float(f) = v {
-                Some(*f)
-            } else {
-                None
-            }
-        })
-        .map(|s| s.value)
-    }
-
-    pub fn size_mib(&self, name: &str) -> Option<u64> {
-        self.typed(name, |v| {
-            if let Value::SizeMib(m) = v {
-                Some(*m)
-            } else {
-                None
-            }
-        })
-        .map(|s| s.value)
-    }
+    accessor!(str: Str -> Spanned<String>);
+    accessor!(bool: Bool -> bool);
+    accessor!(int: Int -> Spanned<i64>);
+    accessor!(float: Float -> f64);
+    accessor!(size_mib: SizeMib -> u64);
+    accessor!(enumeration: Enum -> Spanned<&'static str>);
 
     pub fn list(&self, name: &str) -> Option<Vec<String>> {
         self.spanned_list(name)
@@ -127,16 +103,6 @@ impl Node {
         Some(Spanned {
             value: items.iter().map(|(value, _)| value.clone()).collect(),
             span: spanned.span.clone(),
-        })
-    }
-
-    pub fn enumeration(&self, name: &str) -> Option<Spanned<&'static str>> {
-        self.typed(name, |v| {
-            if let Value::Enum(e) = v {
-                Some(*e)
-            } else {
-                None
-            }
         })
     }
 
@@ -396,25 +362,15 @@ impl Validator<'_> {
                 );
                 return (kind, None, false);
             }
-            Some(second) => Spanned {
-                value: second.as_str().to_string(),
-                span: span(file, label_span(second)),
-            },
+            Some(second) => {
+                let (label, usable) = self.label(file, second, name, what);
+                keep &= usable;
+                label
+            }
         };
-        if label.value.trim().is_empty() {
-            self.error(
-                label.span.clone(),
-                format!("the {what} of a `{name}` block is empty"),
-                "empty label",
-                None,
-            );
-            keep = false;
-        }
         if let (Some(third), Some(last)) = (block.labels.get(2), block.labels.last()) {
-            let range =
-                label_span(third).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
             self.error(
-                Span { file, range },
+                labels_between(file, third, last),
                 format!(
                     "the `{name}` block takes two labels (the kind and the {what}), found {}",
                     block.labels.len()
@@ -441,10 +397,8 @@ impl Validator<'_> {
         let name = spec.name;
         let Some(what) = spec.label else {
             if let (Some(first), Some(last)) = (block.labels.first(), block.labels.last()) {
-                let range =
-                    label_span(first).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
                 self.error(
-                    Span { file, range },
+                    labels_between(file, first, last),
                     format!("the `{name}` block takes no label"),
                     "unexpected label",
                     Some(format!(
@@ -469,10 +423,8 @@ impl Validator<'_> {
         if let [_, extra @ ..] = block.labels.as_slice()
             && let (Some(second), Some(last)) = (extra.first(), extra.last())
         {
-            let range =
-                label_span(second).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end;
             self.error(
-                Span { file, range },
+                labels_between(file, second, last),
                 format!(
                     "the `{name}` block takes one label (the {what}), found {}",
                     block.labels.len()
@@ -482,20 +434,33 @@ impl Validator<'_> {
             );
             keep = false;
         }
+        let (label, usable) = self.label(file, first, name, what);
+        (Some(label), keep && usable)
+    }
+
+    /// A block's label as written, with its place, and whether it is usable: an empty one
+    /// (the `what` of a `name` block) is an error.
+    fn label(
+        &mut self,
+        file: usize,
+        label: &BlockLabel,
+        name: &str,
+        what: &str,
+    ) -> (Spanned<String>, bool) {
         let label = Spanned {
-            value: first.as_str().to_string(),
-            span: span(file, label_span(first)),
+            value: label.as_str().to_string(),
+            span: span(file, label_span(label)),
         };
-        if label.value.trim().is_empty() {
+        let usable = !label.value.trim().is_empty();
+        if !usable {
             self.error(
                 label.span.clone(),
                 format!("the {what} of a `{name}` block is empty"),
                 "empty label",
                 None,
             );
-            keep = false;
         }
-        (Some(label), keep)
+        (label, usable)
     }
 
     fn duplicate(&mut self, again: &Span, first: &Span, path: &str) {
@@ -626,6 +591,14 @@ fn span(file: usize, range: Option<Range<usize>>) -> Span {
     Span {
         file,
         range: range.unwrap_or(0..0),
+    }
+}
+
+/// The place of a block's labels from `first` to `last`.
+fn labels_between(file: usize, first: &BlockLabel, last: &BlockLabel) -> Span {
+    Span {
+        file,
+        range: label_span(first).unwrap_or(0..0).start..label_span(last).unwrap_or(0..0).end,
     }
 }
 

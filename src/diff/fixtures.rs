@@ -99,6 +99,7 @@ impl ConfigBuilder {
                     span: Span::default(),
                 },
                 peer_uri: None,
+                connect_timeout_s: InventoryConfig::DEFAULT_CONNECT_TIMEOUT_S,
                 ssh: SshSettings::default(),
                 drift_source: None,
                 domain_name: None,

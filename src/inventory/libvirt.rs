@@ -2,6 +2,7 @@
 //! domain with its devices. Nothing here writes: connections are opened read-only.
 
 mod capabilities;
+pub mod connect;
 mod diagnostics;
 mod domain_xml;
 
@@ -177,18 +178,23 @@ pub fn check_transport(uri: &str) -> Result<(), String> {
 
 /// Reads one host: node memory (MiB), logical CPUs and model, the capabilities' CPU model
 /// (optional), and every domain, defined or running, sorted by name.
+/// The connection is opened within [`connect::default_timeout`] (`inventory.connect_timeout_s`).
 pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtError> {
-    route_errors_to_tracing();
-    let fail = |message: &str| LibvirtError {
+    observe_host_within(host, uri, connect::default_timeout())
+}
+
+/// [`observe_host`], giving up on the connection after `timeout` (see [`connect`]).
+pub fn observe_host_within(
+    host: &str,
+    uri: &str,
+    timeout: std::time::Duration,
+) -> Result<HostObservation, LibvirtError> {
+    let conn = connect::open(uri, true, timeout).map_err(|message| LibvirtError {
         host: host.to_string(),
         uri: uri.to_string(),
         action: "connect".into(),
-        message: message.to_string(),
-    };
-    check_transport(uri).map_err(|m| fail(&m))?;
-    super::keepalive::start_event_loop();
-    let conn = Connect::open_read_only(Some(uri)).map_err(|e| fail(&libvirt_message(&e)))?;
-    super::keepalive::keep_alive(&conn).map_err(|e| fail(&libvirt_message(&e)))?;
+        message,
+    })?;
     observe_connection(host, uri, &conn)
 }
 

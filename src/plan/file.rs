@@ -167,6 +167,27 @@ pub fn sealed_json(plan: &Plan, key: Option<&[u8]>) -> Result<Vec<u8>, serde_jso
     Ok(json)
 }
 
+/// `bytes` (a plan file's JSON, possibly edited) with its `seal` made to match what it now
+/// holds, signed when `key` is given; `None` when the bytes are not a JSON object. Any `seal`
+/// they had is replaced.
+///
+/// For tooling and fuzzing: the fuzz target `plan_resealed` (tests/fuzzing/) reseals mutated
+/// plans, so that they get past the seal check to the parser and to apply's comparison. It
+/// does not weaken apply: the seal only says the file was not corrupted or edited since it was
+/// sealed. `berth apply FILE` still plans again from the current inputs and the intents the
+/// file records, and refuses a plan whose moves, steps, errors or fingerprints are not what it
+/// plans now (`apply::freshness`); with [`PLAN_KEY_ENV`] set, it also needs that key's HMAC,
+/// which only the key's holder can make.
+pub fn reseal(bytes: &[u8], key: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(bytes).ok()?;
+    value.as_object_mut()?.remove(SEAL);
+    let seal = serde_json::to_value(seal_of(&value, key)).ok()?;
+    value.as_object_mut()?.insert(SEAL.to_string(), seal);
+    let mut json = serde_json::to_vec_pretty(&value).ok()?;
+    json.push(b'\n');
+    Some(json)
+}
+
 /// Writes `plan` as sealed pretty JSON to `path`, atomically and with mode 0600; signed when
 /// `key` is given (see [`key_from_env`]).
 ///
@@ -563,6 +584,41 @@ mod tests {
             load_for_apply(&path, Some(key)),
             Err(PlanFileError::Unsigned { .. })
         ));
+    }
+
+    #[test]
+    fn reseal_makes_an_edited_plan_pass_the_seal_and_only_the_key_signs() {
+        let path = Path::new("edited.plan");
+        let text = saved_text(None);
+        let edited = text.replacen("\"created_at\": \"", "\"created_at\": \"1", 1);
+        assert!(matches!(
+            parse(path, edited.as_bytes()),
+            Err(PlanFileError::Corrupted { .. })
+        ));
+        let resealed = reseal(edited.as_bytes(), None).unwrap();
+        let plan = parse(path, &resealed).unwrap();
+        assert_eq!(plan.created_at, format!("1{}", sample_plan().created_at));
+        // The seal it had is replaced, whatever it was; what is not a JSON object stays so.
+        assert_eq!(reseal(&resealed, None).unwrap(), resealed);
+        assert_eq!(reseal(b"[1]", None), None);
+        assert_eq!(reseal(b"{\"a\":", None), None);
+
+        // Signed resealing needs the key apply verifies with.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.plan");
+        let key = b"pipeline secret".as_slice();
+        fs::write(&file, reseal(edited.as_bytes(), Some(b"a guess")).unwrap()).unwrap();
+        assert!(matches!(
+            load_for_apply(&file, Some(key)),
+            Err(PlanFileError::BadSignature { .. })
+        ));
+        fs::write(&file, &resealed).unwrap();
+        assert!(matches!(
+            load_for_apply(&file, Some(key)),
+            Err(PlanFileError::Unsigned { .. })
+        ));
+        fs::write(&file, reseal(edited.as_bytes(), Some(key)).unwrap()).unwrap();
+        assert_eq!(load_for_apply(&file, Some(key)).unwrap(), plan);
     }
 
     #[test]

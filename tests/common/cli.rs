@@ -21,12 +21,55 @@ pub fn berth(dir: &Path, args: &[&str]) -> Output {
             .collect(),
         _ => args.to_vec(),
     };
-    assert_cmd::Command::cargo_bin("berth")
-        .unwrap()
-        .arg("-C")
+    run(dir, &args)
+}
+
+/// Runs `berth -C dir ARGS…` as given (unlike [`berth`], `plan` keeps its state lock), without
+/// colour.
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    run_with(dir, args, &[])
+}
+
+/// [`run`] with the environment variables `env` set (name, value). `BERTH_PLAN_KEY` is never
+/// inherited: it is set only when `env` sets it.
+pub fn run_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = assert_cmd::Command::cargo_bin("berth").unwrap();
+    cmd.arg("-C")
         .arg(dir)
         .args(args)
         .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
+        .env_remove("BERTH_PLAN_KEY");
+    for (name, value) in env {
+        cmd.env(name, value);
+    }
+    cmd.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts the exit code, showing both outputs when it is another.
+#[track_caller]
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Asserts that `output` contains `expected`, showing the whole output when it does not.
+#[track_caller]
+pub fn assert_contains(output: &str, expected: &str) {
+    assert!(
+        output.contains(expected),
+        "expected {expected:?} in:\n{output}"
+    );
 }

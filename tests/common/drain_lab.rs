@@ -80,3 +80,16 @@ pub fn drain_lab() -> tempfile::TempDir {
 pub fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// The es.xml host of `guest` (its parent machine's name) in `dir/es.xml`.
+pub fn es_host(dir: &Path, guest: &str) -> String {
+    let text = std::fs::read_to_string(dir.join("es.xml")).unwrap();
+    let es = berth::inventory::esxml::parse("es.xml", &text).unwrap();
+    let g = es.guests.iter().find(|g| g.name == guest).unwrap();
+    es.hosts
+        .iter()
+        .find(|h| h.id == g.host_id)
+        .unwrap()
+        .name
+        .clone()
+}

@@ -1,7 +1,28 @@
 //! Files for tests: copies of example directories to change without touching the repository.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The repository.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch copy of `examples/plans/NAME` in a temporary directory.
+pub fn example_copy(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/plans").join(name), dir.path());
+    dir
+}
+
+/// Replaces the first `from` in `dir/file` by `to`; `from` must be there.
+#[track_caller]
+pub fn replace(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
 
 /// Copies the directory tree `from` into `to` (which must exist).
 pub fn copy_dir(from: &Path, to: &Path) {

@@ -1,9 +1,12 @@
 //! Builders shared by the apply tests.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod drain_lab;
+pub mod fs;
 pub mod held;
 pub mod pg;
+pub mod schema;
 
 use std::path::Path;
 
@@ -119,4 +122,43 @@ pub fn node(dir: &Path, name: &str, domains: &str) -> String {
     )
     .unwrap();
     format!("test://{}", path.display())
+}
+
+/// A runner over test-driver hosts, `(name, uri)` each, reached without SSH, with `settings`.
+pub fn local_runner(
+    hosts: &[(&str, String)],
+    settings: berth::apply::RunnerSettings,
+) -> std::sync::Arc<berth::apply::LibvirtRunner> {
+    let hosts = hosts
+        .iter()
+        .map(|(host, uri)| {
+            (
+                host.to_string(),
+                berth::apply::HostAccess {
+                    uri: uri.clone(),
+                    migration_uri: None,
+                    peer_uri: None,
+                    ssh: None,
+                },
+            )
+        })
+        .collect();
+    std::sync::Arc::new(berth::apply::LibvirtRunner::new(
+        hosts,
+        settings,
+        tokio::runtime::Handle::current(),
+    ))
+}
+
+/// The state of `guest` on `host` through `runner`'s connection (`None`: not defined there).
+pub fn state_on(
+    runner: &berth::apply::LibvirtRunner,
+    host: &str,
+    guest: &str,
+) -> Option<berth::inventory::GuestState> {
+    runner
+        .hypervisor(host)
+        .unwrap()
+        .domain_state(guest)
+        .unwrap()
 }

@@ -24,6 +24,15 @@ fn only_error(result: Result<crate::diff::Desired, Vec<DiffError>>) -> DiffError
     errors.remove(0)
 }
 
+/// The one error of `b`'s configuration on [`fleet`], which must point at the label of the
+/// guest block `label`.
+#[track_caller]
+fn error_at_guest_label(b: &ConfigBuilder, label: &str) -> DiffError {
+    let error = only_error(desired(&b.config, &fleet()));
+    assert_eq!(error.span.as_ref(), Some(&b.config.guests[label].name.span));
+    error
+}
+
 #[test]
 fn short_and_full_labels_resolve() {
     let b = ConfigBuilder::new()
@@ -48,11 +57,7 @@ fn short_and_full_labels_resolve() {
 #[test]
 fn unknown_guest_points_at_the_label_and_suggests() {
     let b = ConfigBuilder::new().guest("exa01vm03", Some("exa01adm02"), None);
-    let error = only_error(desired(&b.config, &fleet()));
-    assert_eq!(
-        error.span.as_ref(),
-        Some(&b.config.guests["exa01vm03"].name.span)
-    );
+    let error = error_at_guest_label(&b, "exa01vm03");
     assert_eq!(error.message, "guest \"exa01vm03\" is not in the topology");
     assert_eq!(
         error.help.as_deref(),
@@ -63,11 +68,7 @@ fn unknown_guest_points_at_the_label_and_suggests() {
 #[test]
 fn ambiguous_short_name_lists_the_full_names() {
     let b = ConfigBuilder::new().guest("exa01vm01", Some("exa01adm02"), None);
-    let error = only_error(desired(&b.config, &fleet()));
-    assert_eq!(
-        error.span.as_ref(),
-        Some(&b.config.guests["exa01vm01"].name.span)
-    );
+    let error = error_at_guest_label(&b, "exa01vm01");
     assert!(
         error
             .message
@@ -141,11 +142,7 @@ fn the_same_guest_configured_twice_points_at_the_second_block() {
     let b = ConfigBuilder::new()
         .guest("exa01vm02", Some("exa01adm02"), None)
         .guest("exa01vm02.example.com", None, None);
-    let error = only_error(desired(&b.config, &fleet()));
-    assert_eq!(
-        error.span.as_ref(),
-        Some(&b.config.guests["exa01vm02.example.com"].name.span)
-    );
+    let error = error_at_guest_label(&b, "exa01vm02.example.com");
     assert!(
         error.message.contains("configured twice"),
         "{}",

@@ -23,6 +23,14 @@ impl Owner<'_> {
     }
 }
 
+/// What reading one optional leaf value gives: `None` when its element is absent or empty.
+type Read<T> = Result<Option<T>, EsXmlError>;
+
+/// `read` of the field, or `None` when its element is absent or empty.
+fn non_empty<T>(field: &Option<TextField>, read: impl FnOnce(&TextField) -> Read<T>) -> Read<T> {
+    TextField::non_empty(field).map_or(Ok(None), read)
+}
+
 impl Resolver<'_> {
     /// A size above zero, or `None` when the element is absent or empty.
     pub(super) fn size(
@@ -30,11 +38,8 @@ impl Resolver<'_> {
         field: &Option<TextField>,
         name: &'static str,
         owner: Owner<'_>,
-    ) -> Result<Option<u64>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else {
-            return Ok(None);
-        };
-        match parse_size_mib(&f.value) {
+    ) -> Read<u64> {
+        non_empty(field, |f| match parse_size_mib(&f.value) {
             Ok(0) => Err(self.bad_value(f, name, owner, "a size above zero")),
             Ok(mib) => Ok(Some(mib)),
             Err(source) => Err(self.error(
@@ -45,18 +50,11 @@ impl Resolver<'_> {
                     source,
                 },
             )),
-        }
+        })
     }
 
-    pub(super) fn vcpus(
-        &self,
-        field: &Option<TextField>,
-        owner: Owner<'_>,
-    ) -> Result<Option<u32>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else {
-            return Ok(None);
-        };
-        match f.value.parse::<u32>() {
+    pub(super) fn vcpus(&self, field: &Option<TextField>, owner: Owner<'_>) -> Read<u32> {
+        non_empty(field, |f| match f.value.parse::<u32>() {
             Ok(n) if n > 0 => Ok(Some(n)),
             _ => Err(self.bad_value(
                 f,
@@ -64,7 +62,7 @@ impl Resolver<'_> {
                 owner,
                 "a whole number of vCPUs (1 or more)",
             )),
-        }
+        })
     }
 
     /// `default` (OEDA's "whatever image the installer ships") and empty mean "not known".
@@ -72,37 +70,29 @@ impl Resolver<'_> {
         &self,
         field: &Option<TextField>,
         owner: Owner<'_>,
-    ) -> Result<Option<ImageVersion>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else {
-            return Ok(None);
-        };
-        if f.value.eq_ignore_ascii_case("default") {
-            return Ok(None);
-        }
-        f.value.parse().map(Some).map_err(|_| {
-            self.bad_value(
-                f,
-                "ImageVersion",
-                owner,
-                "an image version (dotted numbers such as 25.1.4.0.0.250614) or `default`",
-            )
+    ) -> Read<ImageVersion> {
+        non_empty(field, |f| {
+            if f.value.eq_ignore_ascii_case("default") {
+                return Ok(None);
+            }
+            f.value.parse().map(Some).map_err(|_| {
+                self.bad_value(
+                    f,
+                    "ImageVersion",
+                    owner,
+                    "an image version (dotted numbers such as 25.1.4.0.0.250614) or `default`",
+                )
+            })
         })
     }
 
     /// VLAN 0 is 802.1Q's "no VLAN" (OEDA writes it on untagged admin networks), so it is `None`.
-    pub(super) fn vlan(
-        &self,
-        field: &Option<TextField>,
-        owner: Owner<'_>,
-    ) -> Result<Option<u32>, EsXmlError> {
-        let Some(f) = TextField::non_empty(field) else {
-            return Ok(None);
-        };
-        match f.value.parse::<u32>() {
+    pub(super) fn vlan(&self, field: &Option<TextField>, owner: Owner<'_>) -> Read<u32> {
+        non_empty(field, |f| match f.value.parse::<u32>() {
             Ok(0) => Ok(None),
             Ok(v) if v <= 4094 => Ok(Some(v)),
             _ => Err(self.bad_value(f, "vlanId", owner, "a VLAN id (0 to 4094)")),
-        }
+        })
     }
 
     fn bad_value(
