@@ -13,7 +13,7 @@
 //!
 //! The JSON holds what berth's timeline models and nothing else: per step its kind, move,
 //! dependencies (within the move and berth's cross-move capacity edges, but not the budget
-//! chains, which berth derives from its own run), and its work (a fixed time, or MiB sent at
+//! chains or the holds, which berth derives from its own run), and its work (a fixed time, or MiB sent at
 //! the rate the transfer gets alone plus a fixed tail); the global and per-host limits; every
 //! link's bandwidth and the per-migration cap; memory and vCPU capacity, usage now and each
 //! move's claim and release step; the budgets as intervals; and berth's own start and
@@ -325,6 +325,21 @@ fn export(
     let deps = |s: &berth::schedule::Step| -> Vec<usize> {
         s.depends_on.iter().map(|d| position[d.as_str()]).collect()
     };
+    // The exact model's precedences: the graph without budgets, less the holds berth chose
+    // for its own run of it (an order, like the budget chains, not a constraint of the problem).
+    let free_deps = |s: &berth::schedule::Step| -> Vec<usize> {
+        s.depends_on
+            .iter()
+            .filter(|d| {
+                !free_graph
+                    .timing
+                    .holds
+                    .iter()
+                    .any(|h| h.step == s.id && &h.waits_for == *d)
+            })
+            .map(|d| position[d.as_str()])
+            .collect()
+    };
     let timing = &berth.timing;
     let steps: Vec<Value> = berth
         .steps
@@ -356,7 +371,7 @@ fn export(
                 "kind": step.kind.as_str(),
                 "move": step.move_index,
                 "migration": step.kind == StepKind::MigrateGuest,
-                "deps": deps(&free_graph.steps[i]),
+                "deps": free_deps(&free_graph.steps[i]),
                 "berth_deps": deps(step),
                 "fixed_s": fixed,
                 "transfer": transfer,
@@ -465,6 +480,7 @@ fn export(
             "makespan_s": timing.makespan_s,
             "lower_bound_s": timing.lower_bound.overall_s,
             "priority_seed": timing.priority_seed,
+            "holds": timing.holds.len(),
         },
     })
 }

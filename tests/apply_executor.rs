@@ -572,6 +572,7 @@ async fn ready_steps_start_in_the_predicted_order() {
         model: DurationModel::default(),
         concurrency: Concurrency::default(),
         priority_seed: 0,
+        holds: Vec::new(),
         downtime: Vec::new(),
     });
     let runner = Arc::new(Recorder::default());

@@ -278,6 +278,7 @@ pub(crate) fn timing(
         model: model.clone(),
         concurrency,
         priority_seed,
+        holds: Vec::new(),
         downtime: downtime(ids, run),
     }
 }
