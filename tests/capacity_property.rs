@@ -17,79 +17,18 @@
 //! must respect dependencies, the concurrency limits and the budgets, and never beat its lower
 //! bound; nor may a replay of the plan.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+#[path = "../benches/support/builders.rs"]
+mod builders;
 
 use berth::config::MigrationMode;
 use berth::diff::Move;
-use berth::inventory::{Guest, GuestState, Host, Topology};
+use berth::inventory::{GuestState, Host, Topology};
 use berth::schedule::{
     BudgetSpec, Concurrency, Limits, Schedule, ScheduleError, StepKind, replay, schedule,
 };
-
-const GIB: u64 = 1024;
-
-fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
-    Host {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        memory_mib: memory_gib * GIB,
-        cpus,
-        arch: Some("x86_64".into()),
-        cpu_model: None,
-        image_version: None,
-        bridges: None,
-        bridges_in_use: Default::default(),
-        unmanaged_memory_mib: 0,
-        unmanaged_vcpus: 0,
-        reachable: true,
-        domains: Default::default(),
-        vfs_in_use: Default::default(),
-    }
-}
-
-fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32, state: GuestState) -> Guest {
-    Guest {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        domain: None,
-        es_host: None,
-        host: host.into(),
-        state,
-        vcpus,
-        memory_mib: memory_gib * GIB,
-        image_version: None,
-        clusters: Vec::new(),
-        interfaces: Vec::new(),
-        disks: Vec::new(),
-        volumes: Vec::new(),
-        hostdevs: Vec::new(),
-    }
-}
-
-fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move {
-    Move {
-        guest: guest.into(),
-        from: from.into(),
-        to: to.into(),
-        mode,
-        reason: "test".into(),
-        memory_mib: 0,
-        vcpus: 0,
-        pivot: false,
-        kind: Default::default(),
-        domain: None,
-        transport: None,
-    }
-}
-
-fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
-    Topology {
-        hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
-        guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
-        clusters: BTreeMap::new(),
-        other_machines: BTreeMap::new(),
-    }
-}
+use builders::{GIB, Rng, guest, host, mv, topology};
 
 /// (memory MiB, vCPUs) as signed numbers.
 type Usage = (i64, i64);
@@ -537,24 +476,6 @@ fn check_timing(s: &Schedule, topo: &Topology, limits: &Limits) {
         replayed.makespan_s,
         replayed.lower_bound
     );
-}
-
-/// xorshift64*: a small deterministic generator, so failures reproduce from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
 }
 
 /// 2–4 hosts, 2–6 guests, random states, sizes, desired hosts and modes; `extra` draws the
