@@ -19,6 +19,7 @@ mod graph;
 mod holds;
 mod limits;
 pub mod model;
+mod packing;
 mod pivot;
 mod timeline;
 mod timing;
