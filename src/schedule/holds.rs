@@ -74,7 +74,7 @@ pub(crate) fn improve(setup: &Setup<'_>, best: Run) -> Holds {
     }
     let mut jobs: Vec<Job> = setup.jobs.to_vec();
     'rounds: while left > 0 {
-        for candidate in candidates(setup, &jobs, &holds.run) {
+        for candidate in candidates(setup, &jobs, &holds.run, left) {
             if left == 0 {
                 break 'rounds;
             }
@@ -151,10 +151,16 @@ fn prune(
     (edges, trial, run)
 }
 
-/// The tries for one round, best first: for each step that waited after it was ready (latest
-/// `finish + what must follow` first), every step sharing its host slot from the first that
-/// blocked it on, then each blocker alone (the latest-starting first).
-fn candidates(setup: &Setup<'_>, jobs: &[Job], run: &Run) -> Vec<Vec<(usize, usize)>> {
+/// The tries for one round, best first, at most `limit` of them: for each step that waited
+/// after it was ready (latest `start + what must follow` first), the host slot kept for it
+/// ([`fill`]), every step sharing its host slot from the first that blocked it on, then each
+/// blocker alone (the latest-starting first).
+fn candidates(
+    setup: &Setup<'_>,
+    jobs: &[Job],
+    run: &Run,
+    limit: usize,
+) -> Vec<Vec<(usize, usize)>> {
     let n = jobs.len();
     let tail = timeline::remaining_path(jobs, setup.alone);
     let ready = |j: usize| {
@@ -170,6 +176,9 @@ fn candidates(setup: &Setup<'_>, jobs: &[Job], run: &Run) -> Vec<Vec<(usize, usi
     let parallelism = setup.concurrency.parallelism.max(1) as usize;
     let mut out = Vec::new();
     for j in waited {
+        if out.len() >= limit {
+            break;
+        }
         let at = ready(j);
         let running_at = (0..n)
             .filter(|&k| run.start[k] <= at + EPS && run.finish[k] > at + EPS)
