@@ -593,6 +593,8 @@ fn no_execution_order_ever_overcommits_a_host() {
     let (mut scheduled, mut infeasible, mut pivoted, mut budgeted) = (0, 0, 0, 0);
     // Schedules whose best priority order was not the plain one (see `timeline::best_of`).
     let mut reordered = 0;
+    // Schedules that keep a slot free on purpose (`timing.holds`, see `schedule::holds`).
+    let mut held = 0;
     for case in 0..2000 {
         let (topo, moves, limits) = random_case(&mut rng, &mut extra);
         match schedule(&moves, &topo, &limits) {
@@ -600,6 +602,7 @@ fn no_execution_order_ever_overcommits_a_host() {
                 check(&s, &moves, &topo, &limits);
                 scheduled += 1;
                 reordered += usize::from(s.timing.priority_seed != 0);
+                held += usize::from(!s.timing.holds.is_empty());
                 pivoted += usize::from(s.moves.iter().any(|m| m.pivot));
                 // A budget that had to serialise: more budgeted moves than places.
                 budgeted += usize::from(limits.budgets.iter().any(|b| {
@@ -628,12 +631,15 @@ fn no_execution_order_ever_overcommits_a_host() {
         }
     }
     eprintln!(
-        "scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}, reordered {reordered}"
+        "scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}, reordered {reordered}, held {held}"
     );
     assert!(
         reordered >= 2,
         "only {reordered} cases took another priority order"
     );
+    // Holds are edges of the graph: every check above (all execution orders, the prediction
+    // against dependencies and limits, the replay) covers them, where there are some.
+    assert!(held >= 2, "only {held} cases kept a slot free on purpose");
     // The generator must exercise both outcomes, and pivots, for the check to mean something.
     assert!(
         scheduled >= 1000,
