@@ -12,8 +12,9 @@
 //! [`improve`] searches for holds on small plans after the priority orders (see
 //! `timeline::best_of`): in the best run so far it looks at the steps that waited after they
 //! were ready, latest-ending chains first, and tries to put each before the steps that held
-//! the slots it waited for (one of them, or every step of that host slot from the first such
-//! one on), re-running the list schedule with the new edges; a try is kept only when the plan
+//! the slots it waited for (the host slot kept free for it, every step of that host slot from
+//! the first such one on, every step that took a busy global slot after it was ready, or one
+//! of them alone), re-running the list schedule with the new edges; a try is kept only when the plan
 //! gets strictly shorter, and then its edges that do not matter are dropped again. The number
 //! of tries is a count, not a clock ([`HOLD_JOB_RUNS`]), so a plan always gets the same
 //! holds.
@@ -213,6 +214,17 @@ fn candidates(
             .collect();
         if !group.is_empty() {
             out.push(group);
+        }
+        // A saturated global limit: the steps that took the slots after it was ready wait.
+        if saturated {
+            let late: Vec<(usize, usize)> = blockers
+                .iter()
+                .filter(|&&k| run.start[k] >= at - EPS && !jobs[k].deps.contains(&j))
+                .map(|&k| (j, k))
+                .collect();
+            if !late.is_empty() && !out.contains(&late) {
+                out.push(late);
+            }
         }
         for &k in blockers.iter().take(SINGLE_TRIES_PER_STEP) {
             if !out.iter().any(|c: &Vec<(usize, usize)>| c == &[(j, k)]) {
