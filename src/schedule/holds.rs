@@ -14,10 +14,10 @@
 //! were ready, latest-ending chains first, and tries to put each before the steps that held
 //! the slots it waited for (the host slot kept free for it, every step of that host slot from
 //! the first such one on, every step that took a busy global slot after it was ready, or one
-//! of them alone), re-running the list schedule with the new edges; a try is kept only when the plan
-//! gets strictly shorter, and then its edges that do not matter are dropped again. The number
-//! of tries is a count, not a clock ([`HOLD_JOB_RUNS`]), so a plan always gets the same
-//! holds.
+//! of them alone), re-running the list schedule with the new edges; a try is kept only when
+//! the plan gets strictly shorter, and then its edges that do not matter are dropped again.
+//! The number of tries is a count, not a clock ([`HOLD_JOB_RUNS`]), so a plan always gets the
+//! same holds.
 //!
 //! Safety: a hold only adds edges, so every execution order the graph allows afterwards was
 //! allowed before, and capacity safety and budget chains hold as they did. A hold never closes
