@@ -13,11 +13,12 @@
 //!
 //! The JSON holds what berth's timeline models and nothing else: per step its kind, move,
 //! dependencies (within the move and berth's cross-move capacity edges, but not the budget
-//! chains or the holds, which berth derives from its own run), and its work (a fixed time, or MiB sent at
-//! the rate the transfer gets alone plus a fixed tail); the global and per-host limits; every
+//! chains or the holds, which berth derives from its own run), and its work (a fixed time, or
+//! MiB sent at the rate the transfer gets alone plus a fixed tail); the global and per-host
+//! limits; every
 //! link's bandwidth and the per-migration cap; memory and vCPU capacity, usage now and each
 //! move's claim and release step; the budgets as intervals; and berth's own start and
-//! duration per step, its makespan, lower bound and `priority_seed`.
+//! duration per step, its makespan, lower bound, `priority_seed` and how many holds it has.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
