@@ -125,42 +125,63 @@ fn parent(spec: &FleetSpec) {
 /// `plan::build::build` again, one part at a time (after the peak RSS was read), to find hot spots.
 fn breakdown(cfg: &berth::config::Config, inv: &berth::inventory::Inventory) {
     let topo = &inv.topology;
-    let t = Instant::now();
+    let t = Part::start();
     std::hint::black_box(berth::inventory::load::sha256_hex(
         inv.es_xml_text.as_bytes(),
     ));
-    eprintln!("  sha256 of es.xml  {:.3} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
+    eprintln!("  {:<50} {}", "sha256 of es.xml", t.took());
+    let t = Part::start();
     let reconciled = berth::inventory::reconcile(
         &inv.es,
         &fleet::observations(&FleetSpec::from_env(), &inv.es),
         berth::inventory::DriftPolicy::StopOnDrift,
     );
-    eprintln!(
-        "  observations + reconcile {:.3} s",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("  {:<50} {}", "observations + reconcile", t.took());
     drop(reconciled);
-    let t = Instant::now();
+    let t = Part::start();
     let desired = berth::diff::desired(cfg, topo).expect("desired");
-    eprintln!("  diff::desired     {:.3} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
+    eprintln!("  {:<50} {}", "diff::desired", t.took());
+    let t = Part::start();
     let (moves, _) = berth::diff::moves(cfg, topo, &desired);
-    eprintln!("  diff::moves       {:.3} s", t.elapsed().as_secs_f64());
+    eprintln!("  {:<50} {}", "diff::moves", t.took());
     let limits = berth::schedule::Limits::from_desired(&desired, true);
-    let t = Instant::now();
+    let t = Part::start();
     let s = berth::schedule::schedule(&moves, topo, &limits).expect("schedule");
-    eprintln!("  schedule          {:.3} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
+    eprintln!("  {:<50} {}", "schedule", t.took());
+    let t = Part::start();
     let hosts = plan::build::host_summaries(topo, &limits, &s.moves, &s.peaks);
-    eprintln!("  host_summaries    {:.3} s", t.elapsed().as_secs_f64());
-    let t = Instant::now();
+    eprintln!("  {:<50} {}", "host_summaries", t.took());
+    let t = Part::start();
     let after = plan::build::esxml_after(inv, &s.moves).expect("rewrite");
     eprintln!(
-        "  esxml_after (apply's checked rewrite, not in plan) {:.3} s",
-        t.elapsed().as_secs_f64()
+        "  {:<50} {}",
+        "esxml_after (apply's checked rewrite, not in plan)",
+        t.took()
     );
     std::hint::black_box((hosts, after));
+}
+
+/// Wall and CPU time of one part of the breakdown (CPU: the whole process, every thread).
+struct Part {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Part {
+    fn start() -> Part {
+        Part {
+            wall: Instant::now(),
+            cpu: fleet::cpu_seconds(),
+        }
+    }
+
+    fn took(&self) -> String {
+        format!(
+            "{:.3} s wall, {:.2} s CPU",
+            self.wall.elapsed().as_secs_f64(),
+            fleet::cpu_seconds() - self.cpu
+        )
+    }
 }
 
 /// One plan, timed stage by stage; prints `stages key=value …`.

@@ -13,50 +13,30 @@
 //!
 //! The JSON holds what berth's timeline models and nothing else: per step its kind, move,
 //! dependencies (within the move and berth's cross-move capacity edges, but not the budget
-//! chains, which berth derives from its own run), and its work (a fixed time, or MiB sent at
-//! the rate the transfer gets alone plus a fixed tail); the global and per-host limits; every
+//! chains or the holds, which berth derives from its own run), and its work (a fixed time, or
+//! MiB sent at the rate the transfer gets alone plus a fixed tail); the global and per-host
+//! limits; every
 //! link's bandwidth and the per-migration cap; memory and vCPU capacity, usage now and each
 //! move's claim and release step; the budgets as intervals; and berth's own start and
-//! duration per step, its makespan, lower bound and `priority_seed`.
+//! duration per step, its makespan, lower bound, `priority_seed` and how many holds it has.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "support/builders.rs"]
+mod builders;
+
 use berth::config::MigrationMode;
 use berth::diff::Move;
-use berth::inventory::{Guest, GuestState, Host, Topology};
+use berth::inventory::{Guest, GuestState, Topology};
 use berth::schedule::{
     BudgetSpec, Concurrency, DurationModel, Limits, Schedule, StepKind, Work, schedule,
 };
+use builders::{Rng, guest, host, move_of, topology};
 use serde_json::{Value, json};
 
 #[global_allocator]
 static ALLOCATOR: berth::alloc::Allocator = berth::alloc::Allocator {};
-
-/// xorshift64*: small, seeded, the same sequence on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[(self.next() % items.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 fn main() {
     berth::alloc::configure();
@@ -131,12 +111,18 @@ fn instance(seed: u64) -> Option<Value> {
                 &names[h],
                 size,
                 vcpus,
+                GuestState::Running,
             ));
         }
     }
     let kind = rng.pick(&[Kind::Drain, Kind::Swap, Kind::Rebalance]);
     let mode_rule = rng.pick(&["live", "offline", "mixed"]);
-    let topo = topology(&names, &host_gib, &host_cpus, guests.clone());
+    let topo = topology(
+        (0..hosts)
+            .map(|h| host(&names[h], host_gib[h], host_cpus[h]))
+            .collect(),
+        guests.clone(),
+    );
     let mut moves: Vec<Move> = Vec::new();
     let mut free: Vec<(i64, i64)> = (0..hosts)
         .map(|h| {
@@ -163,7 +149,7 @@ fn instance(seed: u64) -> Option<Value> {
             free[from].1 += i64::from(g.vcpus);
             free[to].0 -= g.memory_mib as i64;
             free[to].1 -= i64::from(g.vcpus);
-            moves.push(mv(g, &names[to], mode));
+            moves.push(move_of(g, &names[to], mode));
         };
     match kind {
         Kind::Drain => {
@@ -325,6 +311,21 @@ fn export(
     let deps = |s: &berth::schedule::Step| -> Vec<usize> {
         s.depends_on.iter().map(|d| position[d.as_str()]).collect()
     };
+    // The exact model's precedences: the graph without budgets, less the holds berth chose
+    // for its own run of it (an order, like the budget chains, not a constraint of the problem).
+    let free_deps = |s: &berth::schedule::Step| -> Vec<usize> {
+        s.depends_on
+            .iter()
+            .filter(|d| {
+                !free_graph
+                    .timing
+                    .holds
+                    .iter()
+                    .any(|h| h.step == s.id && &h.waits_for == *d)
+            })
+            .map(|d| position[d.as_str()])
+            .collect()
+    };
     let timing = &berth.timing;
     let steps: Vec<Value> = berth
         .steps
@@ -356,7 +357,7 @@ fn export(
                 "kind": step.kind.as_str(),
                 "move": step.move_index,
                 "migration": step.kind == StepKind::MigrateGuest,
-                "deps": deps(&free_graph.steps[i]),
+                "deps": free_deps(&free_graph.steps[i]),
                 "berth_deps": deps(step),
                 "fixed_s": fixed,
                 "transfer": transfer,
@@ -465,73 +466,7 @@ fn export(
             "makespan_s": timing.makespan_s,
             "lower_bound_s": timing.lower_bound.overall_s,
             "priority_seed": timing.priority_seed,
+            "holds": timing.holds.len(),
         },
     })
-}
-
-fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
-    Host {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        memory_mib: memory_gib * 1024,
-        cpus,
-        arch: Some("x86_64".into()),
-        cpu_model: Some("Sapphire Rapids".into()),
-        image_version: None,
-        bridges: None,
-        bridges_in_use: Default::default(),
-        unmanaged_memory_mib: 0,
-        unmanaged_vcpus: 0,
-        vfs_in_use: Default::default(),
-        reachable: true,
-        domains: Default::default(),
-    }
-}
-
-fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32) -> Guest {
-    Guest {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        host: host.into(),
-        state: GuestState::Running,
-        vcpus,
-        memory_mib: memory_gib * 1024,
-        image_version: None,
-        clusters: Vec::new(),
-        interfaces: Vec::new(),
-        disks: Vec::new(),
-        volumes: Vec::new(),
-        hostdevs: Vec::new(),
-        domain: None,
-        es_host: None,
-    }
-}
-
-fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
-    Move {
-        guest: g.name.clone(),
-        from: g.host.clone(),
-        to: to.into(),
-        mode,
-        reason: "bench".into(),
-        memory_mib: g.memory_mib,
-        vcpus: g.vcpus,
-        pivot: false,
-        kind: Default::default(),
-        domain: None,
-        transport: None,
-    }
-}
-
-fn topology(names: &[String], gib: &[u64], cpus: &[u32], guests: Vec<Guest>) -> Topology {
-    Topology {
-        hosts: names
-            .iter()
-            .enumerate()
-            .map(|(h, n)| (n.clone(), host(n, gib[h], cpus[h])))
-            .collect(),
-        guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
-        clusters: BTreeMap::new(),
-        other_machines: BTreeMap::new(),
-    }
 }

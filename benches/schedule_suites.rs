@@ -15,6 +15,8 @@
 //! - swap chains (each guest onto the next host, the last host empty) and cycles (full hosts
 //!   in a ring), live and offline.
 
+#[path = "support/builders.rs"]
+mod builders;
 #[path = "support/fleet.rs"]
 mod fleet;
 
@@ -27,6 +29,7 @@ use berth::inventory::{Guest, GuestState, Host, Topology};
 use berth::plan;
 use berth::schedule::{Concurrency, DurationModel, Limits, LowerBound, StepKind, Timing, schedule};
 
+use builders::{guest, host, move_of, topology};
 use fleet::FleetSpec;
 
 /// One suite's figures.
@@ -210,69 +213,6 @@ fn drain(name: &str, spec: FleetSpec, mode: &str, limits: &str) -> Row {
     )
 }
 
-fn host(name: &str, memory_gib: u64) -> Host {
-    Host {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        memory_mib: memory_gib * 1024,
-        cpus: 384,
-        arch: Some("x86_64".into()),
-        cpu_model: Some("Sapphire Rapids".into()),
-        image_version: None,
-        bridges: None,
-        bridges_in_use: Default::default(),
-        unmanaged_memory_mib: 0,
-        unmanaged_vcpus: 0,
-        vfs_in_use: Default::default(),
-        reachable: true,
-        domains: Default::default(),
-    }
-}
-
-fn guest(name: &str, host: &str, memory_gib: u64) -> Guest {
-    Guest {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        domain: None,
-        es_host: None,
-        host: host.into(),
-        state: GuestState::Running,
-        vcpus: 8,
-        memory_mib: memory_gib * 1024,
-        image_version: None,
-        clusters: Vec::new(),
-        interfaces: Vec::new(),
-        disks: Vec::new(),
-        volumes: Vec::new(),
-        hostdevs: Vec::new(),
-    }
-}
-
-fn mv(g: &Guest, to: &str, mode: MigrationMode) -> Move {
-    Move {
-        guest: g.name.clone(),
-        from: g.host.clone(),
-        to: to.into(),
-        mode,
-        reason: "bench".into(),
-        memory_mib: g.memory_mib,
-        vcpus: g.vcpus,
-        pivot: false,
-        kind: Default::default(),
-        domain: None,
-        transport: None,
-    }
-}
-
-fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
-    Topology {
-        hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
-        guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
-        clusters: BTreeMap::new(),
-        other_machines: BTreeMap::new(),
-    }
-}
-
 fn limits() -> Limits {
     Limits {
         allow_pivot: true,
@@ -314,12 +254,18 @@ fn rebalance(hosts: usize, skewed: usize) -> Row {
         let mut n = 0;
         while used + sizes[(h + n) % 4] <= target {
             let size = sizes[(h + n) % 4];
-            guests.push(guest(&format!("{name}vm{n:02}"), name, size));
+            guests.push(guest(
+                &format!("{name}vm{n:02}"),
+                name,
+                size,
+                8,
+                GuestState::Running,
+            ));
             used += size;
             n += 1;
         }
     }
-    let topo = topology(names.iter().map(|n| host(n, 1024)).collect(), guests);
+    let topo = topology(names.iter().map(|n| host(n, 1024, 384)).collect(), guests);
     let hcl = "inventory {\n  es_xml = \"es.xml\"\n}\ndefaults {\n  memory_reserved = \"0GiB\"\n}\n\
                rebalance \"all\" {\n  on        = \"memory\"\n  threshold = 0.10\n  mode      = \"live\"\n}\n";
     let cfg = berth::config::parse_str("main.hcl", hcl, std::path::Path::new("/fleet"))
@@ -387,13 +333,24 @@ fn greedy_rebalance(topo: &Topology, names: &[String]) -> usize {
 fn swap_chain(k: usize, mode: MigrationMode) -> Row {
     let names: Vec<String> = (0..k).map(|h| format!("c{h:02}")).collect();
     let guests: Vec<Guest> = (0..k - 1)
-        .map(|h| guest(&format!("c{h:02}vm"), &names[h], 192))
+        .map(|h| {
+            guest(
+                &format!("c{h:02}vm"),
+                &names[h],
+                192,
+                8,
+                GuestState::Running,
+            )
+        })
         .collect();
-    let topo = topology(names.iter().map(|n| host(n, 256)).collect(), guests.clone());
+    let topo = topology(
+        names.iter().map(|n| host(n, 256, 384)).collect(),
+        guests.clone(),
+    );
     let moves: Vec<Move> = guests
         .iter()
         .enumerate()
-        .map(|(h, g)| mv(g, &names[h + 1], mode))
+        .map(|(h, g)| move_of(g, &names[h + 1], mode))
         .collect();
     scheduled(
         format!("swap chain of {k} hosts, {mode}"),
@@ -408,15 +365,23 @@ fn swap_chain(k: usize, mode: MigrationMode) -> Row {
 fn swap_cycle(k: usize, mode: MigrationMode) -> Row {
     let names: Vec<String> = (0..k).map(|h| format!("r{h:02}")).collect();
     let guests: Vec<Guest> = (0..k)
-        .map(|h| guest(&format!("r{h:02}vm"), &names[h], 192))
+        .map(|h| {
+            guest(
+                &format!("r{h:02}vm"),
+                &names[h],
+                192,
+                8,
+                GuestState::Running,
+            )
+        })
         .collect();
-    let mut hosts: Vec<Host> = names.iter().map(|n| host(n, 256)).collect();
-    hosts.push(host("spare", 512));
+    let mut hosts: Vec<Host> = names.iter().map(|n| host(n, 256, 384)).collect();
+    hosts.push(host("spare", 512, 384));
     let topo = topology(hosts, guests.clone());
     let moves: Vec<Move> = guests
         .iter()
         .enumerate()
-        .map(|(h, g)| mv(g, &names[(h + 1) % k], mode))
+        .map(|(h, g)| move_of(g, &names[(h + 1) % k], mode))
         .collect();
     scheduled(format!("swap cycle of {k} hosts, {mode}"), &moves, &topo, k)
 }

@@ -17,79 +17,18 @@
 //! must respect dependencies, the concurrency limits and the budgets, and never beat its lower
 //! bound; nor may a replay of the plan.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
+
+#[path = "../benches/support/builders.rs"]
+mod builders;
 
 use berth::config::MigrationMode;
 use berth::diff::Move;
-use berth::inventory::{Guest, GuestState, Host, Topology};
+use berth::inventory::{GuestState, Host, Topology};
 use berth::schedule::{
     BudgetSpec, Concurrency, Limits, Schedule, ScheduleError, StepKind, replay, schedule,
 };
-
-const GIB: u64 = 1024;
-
-fn host(name: &str, memory_gib: u64, cpus: u32) -> Host {
-    Host {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        memory_mib: memory_gib * GIB,
-        cpus,
-        arch: Some("x86_64".into()),
-        cpu_model: None,
-        image_version: None,
-        bridges: None,
-        bridges_in_use: Default::default(),
-        unmanaged_memory_mib: 0,
-        unmanaged_vcpus: 0,
-        reachable: true,
-        domains: Default::default(),
-        vfs_in_use: Default::default(),
-    }
-}
-
-fn guest(name: &str, host: &str, memory_gib: u64, vcpus: u32, state: GuestState) -> Guest {
-    Guest {
-        name: name.into(),
-        machine_id: format!("{name}_id"),
-        domain: None,
-        es_host: None,
-        host: host.into(),
-        state,
-        vcpus,
-        memory_mib: memory_gib * GIB,
-        image_version: None,
-        clusters: Vec::new(),
-        interfaces: Vec::new(),
-        disks: Vec::new(),
-        volumes: Vec::new(),
-        hostdevs: Vec::new(),
-    }
-}
-
-fn mv(guest: &str, from: &str, to: &str, mode: MigrationMode) -> Move {
-    Move {
-        guest: guest.into(),
-        from: from.into(),
-        to: to.into(),
-        mode,
-        reason: "test".into(),
-        memory_mib: 0,
-        vcpus: 0,
-        pivot: false,
-        kind: Default::default(),
-        domain: None,
-        transport: None,
-    }
-}
-
-fn topology(hosts: Vec<Host>, guests: Vec<Guest>) -> Topology {
-    Topology {
-        hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
-        guests: guests.into_iter().map(|g| (g.name.clone(), g)).collect(),
-        clusters: BTreeMap::new(),
-        other_machines: BTreeMap::new(),
-    }
-}
+use builders::{GIB, Rng, guest, host, mv, topology};
 
 /// (memory MiB, vCPUs) as signed numbers.
 type Usage = (i64, i64);
@@ -539,24 +478,6 @@ fn check_timing(s: &Schedule, topo: &Topology, limits: &Limits) {
     );
 }
 
-/// xorshift64*: a small deterministic generator, so failures reproduce from the seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
 /// 2–4 hosts, 2–6 guests, random states, sizes, desired hosts and modes; `extra` draws the
 /// concurrency limits and budgets (a stream of its own, so the placement cases stay the same).
 fn random_case(rng: &mut Rng, extra: &mut Rng) -> (Topology, Vec<Move>, Limits) {
@@ -672,6 +593,8 @@ fn no_execution_order_ever_overcommits_a_host() {
     let (mut scheduled, mut infeasible, mut pivoted, mut budgeted) = (0, 0, 0, 0);
     // Schedules whose best priority order was not the plain one (see `timeline::best_of`).
     let mut reordered = 0;
+    // Schedules that keep a slot free on purpose (`timing.holds`, see `schedule::holds`).
+    let mut held = 0;
     for case in 0..2000 {
         let (topo, moves, limits) = random_case(&mut rng, &mut extra);
         match schedule(&moves, &topo, &limits) {
@@ -679,6 +602,7 @@ fn no_execution_order_ever_overcommits_a_host() {
                 check(&s, &moves, &topo, &limits);
                 scheduled += 1;
                 reordered += usize::from(s.timing.priority_seed != 0);
+                held += usize::from(!s.timing.holds.is_empty());
                 pivoted += usize::from(s.moves.iter().any(|m| m.pivot));
                 // A budget that had to serialise: more budgeted moves than places.
                 budgeted += usize::from(limits.budgets.iter().any(|b| {
@@ -707,12 +631,15 @@ fn no_execution_order_ever_overcommits_a_host() {
         }
     }
     eprintln!(
-        "scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}, reordered {reordered}"
+        "scheduled {scheduled}, infeasible {infeasible}, pivoted {pivoted}, budget-bound {budgeted}, reordered {reordered}, held {held}"
     );
     assert!(
         reordered >= 2,
         "only {reordered} cases took another priority order"
     );
+    // Holds are edges of the graph: every check above (all execution orders, the prediction
+    // against dependencies and limits, the replay) covers them, where there are some.
+    assert!(held >= 2, "only {held} cases kept a slot free on purpose");
     // The generator must exercise both outcomes, and pivots, for the check to mean something.
     assert!(
         scheduled >= 1000,

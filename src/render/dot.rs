@@ -1,6 +1,7 @@
 //! The step graph in Graphviz DOT (`berth graph | dot -Tsvg`): one cluster per move, nodes
 //! coloured by step kind, solid edges within a move and dashed edges between moves (the
-//! capacity and ordering constraints that make one move wait for another).
+//! capacity and ordering constraints that make one move wait for another); a hold (the
+//! scheduler keeping a slot free for a step, `timing.holds`) is dotted and labelled `hold`.
 //!
 //! Node ids are generated (`s0`, `s1`, …); names from es.xml and HCL appear only inside quoted,
 //! escaped labels, so no name can alter the graph.
@@ -68,12 +69,21 @@ pub fn plan_dot(plan: &Plan) -> String {
         }
     }
 
+    let holds = plan.timing.as_ref().map_or(&[][..], |t| &t.holds[..]);
     for (to, step) in plan.steps.iter().enumerate() {
         for dependency in &step.depends_on {
             let Some(&from) = node_of.get(dependency.as_str()) else {
                 continue;
             };
-            if plan.steps[from].move_index == step.move_index {
+            if holds
+                .iter()
+                .any(|h| h.step == step.id && &h.waits_for == dependency)
+            {
+                let _ = writeln!(
+                    out,
+                    "  s{from} -> s{to} [style=dotted, color=\"#7048e8\", label=\"hold\"];"
+                );
+            } else if plan.steps[from].move_index == step.move_index {
                 let _ = writeln!(out, "  s{from} -> s{to};");
             } else {
                 let _ = writeln!(out, "  s{from} -> s{to} [style=dashed, color=\"#e8590c\"];");
@@ -294,5 +304,27 @@ mod tests {
             edge_lines(&dot).len(),
             plan.steps.iter().map(|s| s.depends_on.len()).sum::<usize>() - 1
         );
+    }
+
+    #[test]
+    fn holds_are_dotted_and_labelled() {
+        let mut plan = sample_plan();
+        let (step, waits_for) = plan
+            .steps
+            .iter()
+            .find_map(|s| Some((s.id.clone(), s.depends_on.first()?.clone())))
+            .expect("a step with a dependency");
+        let before = plan_dot(&plan);
+        assert!(!before.contains("hold"));
+        let timing = plan.timing.as_mut().expect("the sample plan has a timing");
+        timing.holds.push(crate::schedule::Hold { step, waits_for });
+        let dot = plan_dot(&plan);
+        let held: Vec<&str> = edge_lines(&dot)
+            .into_iter()
+            .filter(|l| l.contains("label=\"hold\""))
+            .collect();
+        assert_eq!(held.len(), 1, "{dot}");
+        assert!(held[0].contains("style=dotted"));
+        assert_eq!(edge_lines(&dot).len(), edge_lines(&before).len());
     }
 }

@@ -371,6 +371,20 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
                 let _ = writeln!(out, "    {}: {}", clean(&d.guest), duration(d.downtime_s));
             }
         }
+        if !t.holds.is_empty() {
+            let _ = writeln!(
+                out,
+                "  Held on purpose (a limit kept free for a step not ready yet; apply waits the same way):"
+            );
+            for h in &t.holds {
+                let _ = writeln!(
+                    out,
+                    "    {} waits for {}",
+                    clean(&h.step),
+                    clean(&h.waits_for)
+                );
+            }
+        }
     }
     if !plan.skipped_steps.is_empty() {
         let _ = writeln!(out, "  Skipped ({}):", plan.skipped_steps.len());
@@ -663,6 +677,24 @@ mod tests {
             text.matches("skipped: live migration keeps the guest running")
                 .count(),
             6
+        );
+    }
+
+    #[test]
+    fn holds_are_listed_under_the_prediction() {
+        let mut plan = sample_plan();
+        assert!(!plain(&plan).contains("Held on purpose"));
+        let timing = plan.timing.as_mut().expect("a prediction");
+        timing.holds.push(crate::schedule::Hold {
+            step: "exa01vm03:MIGRATE_GUEST".into(),
+            waits_for: "exa01vm01:MIGRATE_GUEST".into(),
+        });
+        let text = plain(&plan);
+        let at = text.find("Held on purpose").expect("listed");
+        assert!(
+            text[at..]
+                .contains("\n    exa01vm03:MIGRATE_GUEST waits for exa01vm01:MIGRATE_GUEST\n"),
+            "{text}"
         );
     }
 

@@ -36,6 +36,7 @@ use crate::inventory::Topology;
 
 use super::error::ScheduleError;
 use super::expand::{Expansion, Node};
+use super::packing;
 use super::timeline::{Interval, Stuck};
 use super::timing::Resource;
 
@@ -388,16 +389,24 @@ pub(crate) fn stuck(
 /// The busiest budget's lower bound: its intervals' durations alone (the steps of a move from
 /// the interval's start to its end run one after another) over its places, plus the earliest
 /// any interval can start and the least that must follow the end of any (see
-/// `timing::Resource`).
+/// `timing::Resource`), or where intervals cannot share its places, the ones that must follow
+/// each other (see `packing`).
 pub(crate) fn bound(budgets: &Budgets, alone: &[f64], head: &[f64], tail: &[f64]) -> f64 {
     let mut resources = vec![Resource::default(); budgets.capacity.len()];
+    let mut items: Vec<Vec<packing::Item>> = vec![Vec::new(); budgets.capacity.len()];
     for interval in &budgets.intervals {
         let length = alone[interval.start..=interval.end].iter().sum::<f64>();
         resources[interval.budget].add(length, head[interval.start], tail[interval.end]);
+        items[interval.budget].push(packing::Item {
+            duration: length,
+            head: head[interval.start],
+            tail: tail[interval.end],
+        });
     }
     resources
         .iter()
+        .zip(&items)
         .zip(&budgets.capacity)
-        .map(|(r, &c)| r.bound(f64::from(c.max(1))))
+        .map(|((r, items), &c)| r.bound(f64::from(c.max(1))).max(packing::bound(items, c)))
         .fold(0.0, f64::max)
 }

@@ -16,8 +16,10 @@ pub mod duration;
 mod error;
 mod expand;
 mod graph;
+mod holds;
 mod limits;
 pub mod model;
+mod packing;
 mod pivot;
 mod timeline;
 mod timing;
@@ -32,7 +34,7 @@ pub use duration::{Concurrency, DurationModel, Work};
 pub use error::ScheduleError;
 pub use limits::{HostLimit, Limits};
 pub use model::{
-    GuestDowntime, LowerBound, SkippedStep, Step, StepKind, StepTiming, Timing, WaveTiming,
+    GuestDowntime, Hold, LowerBound, SkippedStep, Step, StepKind, StepTiming, Timing, WaveTiming,
 };
 pub use timing::{HostActivity, Replay, predict, replay};
 
@@ -131,8 +133,19 @@ fn time(
     };
     let (priority_seed, run) = timeline::best_of(&setup)
         .map_err(|stuck| budget::stuck(&limits.budgets, &budgets, &stuck, moves))?;
+    let holds = holds::improve(
+        &timeline::Setup {
+            jitter: priority_seed,
+            ..setup
+        },
+        run,
+    );
+    let run = holds.run;
+    for &(held, blocker) in &holds.edges {
+        expansion.nodes[blocker].deps.push(held);
+    }
     let chains = budget::chain_edges(&budgets, &run.slot, &run.start);
-    if !chains.is_empty() {
+    if !chains.is_empty() || !holds.edges.is_empty() {
         for (end, start) in chains {
             expansion.nodes[start].deps.push(end);
         }
@@ -152,6 +165,17 @@ fn time(
         limits.concurrency,
         priority_seed,
     );
+    let timing = Timing {
+        holds: holds
+            .edges
+            .iter()
+            .map(|&(held, blocker)| Hold {
+                step: ids[blocker].to_string(),
+                waits_for: ids[held].to_string(),
+            })
+            .collect(),
+        ..timing
+    };
     Ok((timing, waves))
 }
 

@@ -120,11 +120,25 @@ pub struct Timing {
     /// `schedule::timeline::best_of`), so a replay of the plan orders its steps the same way.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub priority_seed: u64,
+    /// Ordering edges the scheduler added so that a slot is kept free for a step that is not
+    /// ready yet (see `schedule::holds`): each is also in the waiting step's `depends_on`, so
+    /// `berth apply` and `berth simulate` follow it exactly as planned. Absent when there are
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holds: Vec<Hold>,
     /// Per offline move of a running guest: how long the guest is predicted to be down. Steps
     /// that can be done while it runs (CREATE_BRIDGES) come before its STOP_GUEST and do not
     /// count. Absent when no move stops a guest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub downtime: Vec<GuestDowntime>,
+}
+
+/// `step` starts only once `waits_for` has ended, so that a limit `step` would take is free
+/// for `waits_for` when it becomes ready.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Hold {
+    pub step: String,
+    pub waits_for: String,
 }
 
 /// One guest's predicted downtime during one move: from the start of its STOP_GUEST to the end

@@ -9,6 +9,7 @@ use crate::diff::Move;
 use super::duration::{Concurrency, DurationModel, Work};
 use super::error::ScheduleError;
 use super::model::{GuestDowntime, LowerBound, Step, StepKind, StepTiming, Timing, WaveTiming};
+use super::packing;
 use super::timeline::{self, Job, Run, Setup};
 
 /// What the timeline needs to know of one step.
@@ -123,14 +124,23 @@ impl Graph {
     /// least `min head + work / rate + min tail`.
     pub fn lower_bound(&self, concurrency: Concurrency, budget_s: f64) -> LowerBound {
         let critical_path_s = self.priority().into_iter().fold(0.0, f64::max);
-        let parallelism_s =
-            self.alone.iter().sum::<f64>() / f64::from(concurrency.parallelism.max(1));
         let (head, tail) = self.heads_and_tails();
+        let item = |j: usize| packing::Item {
+            duration: self.alone[j],
+            head: head[j],
+            tail: tail[j],
+        };
+        let all: Vec<packing::Item> = (0..self.jobs.len()).map(item).collect();
+        let parallelism_s = (self.alone.iter().sum::<f64>()
+            / f64::from(concurrency.parallelism.max(1)))
+        .max(packing::bound(&all, concurrency.parallelism));
         let hosts = self.hosts.len();
         let mut slots_out = vec![Resource::default(); hosts];
         let mut slots_in = vec![Resource::default(); hosts];
         let mut link_out = vec![Resource::default(); hosts];
         let mut link_in = vec![Resource::default(); hosts];
+        let mut items_out: Vec<Vec<packing::Item>> = vec![Vec::new(); hosts];
+        let mut items_in: Vec<Vec<packing::Item>> = vec![Vec::new(); hosts];
         let mut cap = f64::INFINITY;
         for (j, job) in self.jobs.iter().enumerate() {
             let Some((from, to)) = job.migration else {
@@ -138,6 +148,8 @@ impl Graph {
             };
             slots_out[from].add(self.alone[j], head[j], tail[j]);
             slots_in[to].add(self.alone[j], head[j], tail[j]);
+            items_out[from].push(item(j));
+            items_in[to].push(item(j));
             if let Work::Transfer {
                 mib,
                 cap_mib_s,
@@ -167,7 +179,15 @@ impl Graph {
             }
             host_migrations_s = host_migrations_s
                 .max(slots_out[h].bound(max_out))
-                .max(slots_in[h].bound(max_in));
+                .max(slots_in[h].bound(max_in))
+                .max(packing::bound(
+                    &items_out[h],
+                    concurrency.max_outbound_per_host,
+                ))
+                .max(packing::bound(
+                    &items_in[h],
+                    concurrency.max_inbound_per_host,
+                ));
         }
         let overall_s = [
             critical_path_s,
@@ -278,6 +298,7 @@ pub(crate) fn timing(
         model: model.clone(),
         concurrency,
         priority_seed,
+        holds: Vec::new(),
         downtime: downtime(ids, run),
     }
 }

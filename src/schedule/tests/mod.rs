@@ -1,5 +1,6 @@
 mod budgets;
 mod expansion;
+mod holds;
 mod ordering;
 mod scale;
 
