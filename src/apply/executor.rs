@@ -374,7 +374,11 @@ pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome
         StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
         StepKind::AttachInterfaces => Some((s.to.clone(), None)),
         StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
-        StepKind::CreateBridges | StepKind::DetachVolumes | StepKind::AttachVolumes => None,
+        StepKind::CreateBridges
+        | StepKind::DetachVolumes
+        | StepKind::AttachVolumes
+        | StepKind::HostCommand
+        | StepKind::WaitHost => None,
     };
     let Some((host, known_state)) = placed else {
         return;
@@ -629,7 +633,7 @@ fn spawn_step<R: StepRunner + 'static>(
     let step = run.step(i).clone();
     let tx = tx.clone();
     // move_index was checked when the graph was built: there is a context.
-    let Some(ctx) = StepContext::for_step(run.state, run.plan, &step) else {
+    let Some(mut ctx) = StepContext::for_step(run.state, run.plan, &step) else {
         let _ = tx.send(Msg::Finished(
             i,
             Err(invalid(&step.id, "refers to a move the plan lacks".into())),
@@ -637,6 +641,10 @@ fn spawn_step<R: StepRunner + 'static>(
         ));
         return;
     };
+    // This run journals the step as running only once it starts: a `running` entry now is an
+    // earlier run's, killed while the step ran.
+    ctx.started_before =
+        run.state.entry(&run.plan_id, &step.id).map(|e| e.status) == Some(StepStatus::Running);
     let semaphores = limits.for_step(&step);
     let runner = Arc::clone(runner);
     tokio::spawn(async move {

@@ -26,11 +26,17 @@ pub enum StepKind {
     MigrateGuest,
     AttachInterfaces,
     StartupGuest,
+    /// Rolling maintenance: the operator's host command (patch, reboot) over SSH on the host
+    /// of the phase. Never run twice: started and not finished, it is not run again.
+    HostCommand,
+    /// Rolling maintenance: waits until the host is back (libvirt answers, facts read again)
+    /// and still has what the plan counted on.
+    WaitHost,
 }
 
 impl StepKind {
     /// In the order of an offline move's chain.
-    pub const ALL: [StepKind; 8] = [
+    pub const ALL: [StepKind; 10] = [
         StepKind::CreateBridges,
         StepKind::StopGuest,
         StepKind::DetachInterfaces,
@@ -39,6 +45,8 @@ impl StepKind {
         StepKind::MigrateGuest,
         StepKind::AttachInterfaces,
         StepKind::StartupGuest,
+        StepKind::HostCommand,
+        StepKind::WaitHost,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +59,8 @@ impl StepKind {
             StepKind::MigrateGuest => "MIGRATE_GUEST",
             StepKind::AttachInterfaces => "ATTACH_INTERFACES",
             StepKind::StartupGuest => "STARTUP_GUEST",
+            StepKind::HostCommand => "HOST_COMMAND",
+            StepKind::WaitHost => "WAIT_HOST",
         }
     }
 }
@@ -71,6 +81,13 @@ impl std::str::FromStr for StepKind {
                 let names: Vec<_> = StepKind::ALL.iter().map(|k| k.as_str()).collect();
                 format!("unknown step `{s}`; expected one of {}", names.join(", "))
             })
+    }
+}
+
+impl StepKind {
+    /// A step that acts on a host, not on a guest (rolling maintenance).
+    pub fn is_host_step(self) -> bool {
+        matches!(self, StepKind::HostCommand | StepKind::WaitHost)
     }
 }
 
