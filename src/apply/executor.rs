@@ -46,6 +46,9 @@ pub struct ExecOptions {
     /// the same inputs within a second have the same content id, so an apply session gives
     /// each plan it starts an id of its own.
     pub journal_id: Option<String>,
+    /// Rolling maintenance (`--stop-after-phase N`): the steps of later phases are held, not
+    /// run; the plan stays unfinished and the next apply continues with phase N+1.
+    pub stop_after_phase: Option<usize>,
 }
 
 impl Default for ExecOptions {
@@ -58,6 +61,7 @@ impl Default for ExecOptions {
             targets: None,
             single_step: None,
             journal_id: None,
+            stop_after_phase: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct ApplyReport {
     pub not_run: Vec<String>,
     /// An interrupt (Ctrl-C, SIGTERM) stopped the apply from starting further steps.
     pub interrupted: bool,
+    /// Steps of rolling-maintenance phases after `--stop-after-phase N`, left for the next
+    /// apply (not a failure).
+    pub held: Vec<String>,
 }
 
 impl ApplyReport {
@@ -99,6 +106,8 @@ enum Node {
     Skipped,
     /// Filtered out by `targets` / `single_step`.
     Unselected,
+    /// A later phase than `stop_after_phase`: left for the next apply.
+    Held,
 }
 
 /// Messages from step tasks to the executor loop.
@@ -462,6 +471,10 @@ pub async fn execute<R: StepRunner + 'static>(
             }
         } else if !chosen {
             run.nodes[i] = Node::Unselected;
+        } else if let Some(last) = opts.stop_after_phase
+            && plan.phase_of(&plan.steps[i].id).is_some_and(|p| p > last)
+        {
+            run.nodes[i] = Node::Held;
         }
     }
 
@@ -507,8 +520,10 @@ pub async fn execute<R: StepRunner + 'static>(
     }
 
     for i in 0..plan.steps.len() {
-        if matches!(run.nodes[i], Node::Pending | Node::Running) {
-            run.report.not_run.push(plan.steps[i].id.clone());
+        match run.nodes[i] {
+            Node::Pending | Node::Running => run.report.not_run.push(plan.steps[i].id.clone()),
+            Node::Held => run.report.held.push(plan.steps[i].id.clone()),
+            _ => {}
         }
     }
     if let Some(cause) = run.save_error.take() {
@@ -689,8 +704,13 @@ fn run_blocking(
 ) -> Result<StepOutcome, ApplyError> {
     let attempt = || {
         if runner.is_done(step, ctx)? {
+            let note = if step.kind == StepKind::HostCommand {
+                "started by an earlier apply that was killed while it ran: not run again (berth never runs a host command twice); WAIT_HOST checks that the host is back"
+            } else {
+                "already done"
+            };
             return Ok(StepOutcome {
-                note: Some("already done".into()),
+                note: Some(note.into()),
                 ..StepOutcome::default()
             });
         }

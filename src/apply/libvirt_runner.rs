@@ -516,8 +516,23 @@ impl LibvirtRunner {
         let deadline = began + self.settings.back_timeout;
         self.remotes.replace(host, None);
         loop {
-            let attempt = (|| -> Result<(Hypervisor, u64, u32), String> {
-                let h = Hypervisor::connect(host, &access.uri).map_err(|e| e.to_string())?;
+            let attempt = (|| -> Result<(Option<Hypervisor>, u64, u32), String> {
+                // The test driver has no daemon to restart, and a second connection to it
+                // would be another host: it keeps the one it has.
+                let test_driver = access.uri.starts_with("test:");
+                let fresh = if test_driver {
+                    None
+                } else {
+                    Some(Hypervisor::connect(host, &access.uri).map_err(|e| e.to_string())?)
+                };
+                let kept;
+                let h = match &fresh {
+                    Some(h) => h,
+                    None => {
+                        kept = self.hypervisor(host).map_err(|e| e.to_string())?;
+                        &*kept
+                    }
+                };
                 let node = h
                     .connection()
                     .node_info()
@@ -532,17 +547,19 @@ impl LibvirtRunner {
                         result.map_err(|e| e.to_string())?;
                     }
                 }
-                Ok((h, node.memory / 1024, node.cpus))
+                Ok((fresh, node.memory / 1024, node.cpus))
             })();
             match attempt {
-                Ok((mut h, memory_mib, cpus)) => {
-                    if let Some(uri) = &access.migration_uri {
-                        h = h.with_migration_uri(uri.clone());
+                Ok((fresh, memory_mib, cpus)) => {
+                    if let Some(mut h) = fresh {
+                        if let Some(uri) = &access.migration_uri {
+                            h = h.with_migration_uri(uri.clone());
+                        }
+                        if let Some(uri) = &access.peer_uri {
+                            h = h.with_peer_uri(uri.clone());
+                        }
+                        self.hypervisors.replace(host, Some(h));
                     }
-                    if let Some(uri) = &access.peer_uri {
-                        h = h.with_peer_uri(uri.clone());
-                    }
-                    self.hypervisors.replace(host, Some(h));
                     let mut short = Vec::new();
                     if memory_mib < ctx.mv.memory_mib {
                         short.push(format!(
