@@ -36,7 +36,19 @@ pub enum StepKind {
 
 impl StepKind {
     /// In the order of an offline move's chain.
-    pub const ALL: [StepKind; 10] = [
+    pub const ALL: [StepKind; 8] = [
+        StepKind::CreateBridges,
+        StepKind::StopGuest,
+        StepKind::DetachInterfaces,
+        StepKind::DetachVolumes,
+        StepKind::AttachVolumes,
+        StepKind::MigrateGuest,
+        StepKind::AttachInterfaces,
+        StepKind::StartupGuest,
+    ];
+
+    /// Every kind: a move's ([`StepKind::ALL`]) and a rolling maintenance's host steps.
+    pub const EVERY: [StepKind; 10] = [
         StepKind::CreateBridges,
         StepKind::StopGuest,
         StepKind::DetachInterfaces,
@@ -74,11 +86,11 @@ impl std::fmt::Display for StepKind {
 impl std::str::FromStr for StepKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StepKind::ALL
+        StepKind::EVERY
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                let names: Vec<_> = StepKind::ALL.iter().map(|k| k.as_str()).collect();
+                let names: Vec<_> = StepKind::EVERY.iter().map(|k| k.as_str()).collect();
                 format!("unknown step `{s}`; expected one of {}", names.join(", "))
             })
     }
