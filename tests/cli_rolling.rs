@@ -482,3 +482,54 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
             .all(|s| statuses.get(&s.id) == Some(&StepStatus::Done))
     );
 }
+
+/// A host that comes back with less memory than the plan counted on stops the phase at
+/// WAIT_HOST, naming what changed, before any guest is moved back or started again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_that_comes_back_smaller_stops_the_phase_before_anything_moves_back() {
+    let sshd = Sshd::start();
+    let hcl = "rolling_maintenance {\n  host_command = [\"true\"]\n}\n";
+    let rack = Rack::new("elastic_sample.xml", by_host_name, hcl);
+    let h0 = rack.host(0).to_string();
+    let mut plan = plan_of(rack.path(), &["-rolling", &h0]);
+    // The plan counted on 1 MiB more than the host has when it is back.
+    let service = plan
+        .moves
+        .iter_mut()
+        .find(|m| m.kind == berth::diff::MoveKind::HostService)
+        .unwrap();
+    service.memory_mib += 1;
+    let counted = service.memory_mib;
+    let runner = runner(&rack, &sshd);
+    let store = StateStore::open(rack.path().join("state.json")).unwrap();
+    let mut state = State::new();
+    let report = execute(
+        &plan,
+        runner,
+        &store,
+        &mut state,
+        &ExecOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let wait = format!("{h0}:WAIT_HOST");
+    let (failed, message) = &report.failed[0];
+    assert_eq!(failed, &wait, "{report:?}");
+    assert!(
+        message.contains(&format!("(the plan counted {counted} MiB)"))
+            && message.contains("nothing is moved back"),
+        "{message}"
+    );
+    let statuses = berth::apply::journal_statuses(&state, &berth::apply::plan_id(&plan));
+    let after_wait: Vec<&str> = plan
+        .steps
+        .iter()
+        .filter(|s| ancestors(&plan, &s.id).contains(wait.as_str()))
+        .map(|s| s.id.as_str())
+        .collect();
+    assert!(!after_wait.is_empty());
+    for step in after_wait {
+        assert_ne!(statuses.get(step), Some(&StepStatus::Done), "{step}");
+    }
+}

@@ -28,7 +28,14 @@ pub fn plan_dot(plan: &Plan) -> String {
     let mut out = String::from("digraph \"berth plan\" {\n");
     let title = format!(
         "berth plan: {}, {} in {}",
-        count(plan.moves.len(), "move", "moves"),
+        count(
+            plan.moves
+                .iter()
+                .filter(|m| m.kind != crate::diff::MoveKind::HostService)
+                .count(),
+            "move",
+            "moves"
+        ),
         count(plan.steps.len(), "step", "steps"),
         count(plan.waves.len(), "wave", "waves")
     );
