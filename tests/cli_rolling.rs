@@ -312,6 +312,16 @@ fn bad_rolling_maintenances_are_refused_naming_where() {
         assert!(err.contains(needle), "{args:?}: {needle:?} not in {err}");
         assert!(err.contains("<command line>"), "{args:?}: where? {err}");
     }
+    // The phases start from a settled placement: other moves first (quickstart drains
+    // exa01adm01).
+    let settled = tempfile::tempdir().unwrap();
+    fs_util::copy_dir(&cli::example("quickstart"), settled.path());
+    let hcl = std::fs::read_to_string(settled.path().join("main.hcl")).unwrap();
+    std::fs::write(settled.path().join("main.hcl"), hcl + COMMAND).unwrap();
+    let out = berth(settled.path(), &["plan", "-rolling", "exa01adm02"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[rolling_start]"), "{err}");
     // Without a host command, the error points at the hosts in main.hcl.
     let bare = Rack::new(
         "elastic_sample.xml",
