@@ -273,6 +273,19 @@ fn views_show_the_phases() {
             .unwrap();
     assert_eq!(saved["intents"]["rolling"][0], rack.host(0));
     assert_eq!(saved["phases"][1]["number"], 2);
+    // Replayed on the duration model, it takes as long as predicted, and its host services
+    // are not counted as moves.
+    let guest_moves = saved["moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] != "host_service")
+        .count();
+    let simulated = stdout(&berth(rack.path(), &["simulate", "rolling.berth"]));
+    assert!(
+        simulated.contains(&format!("steps of {guest_moves} moves")),
+        "{simulated}"
+    );
 }
 
 #[test]

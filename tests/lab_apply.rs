@@ -1618,6 +1618,12 @@ rolling_maintenance {{
         assert_eq!(s.es_host(t.name), format!("labh{}", t.host));
     }
     s.converged();
+    // Hand the hosts back with libvirtds started by lab.sh (as every other test expects), not
+    // by this test's host command: stopped here, started again by `_restart` (`lab.sh up 3`),
+    // which drops before the scenario's cleanup removes the guests.
+    for n in 1..=3 {
+        s.lab.stop_libvirtd(n);
+    }
 }
 
 /// `guest` was shut down gracefully once and booted again: waits for its second boot's first

@@ -158,9 +158,6 @@ pub(super) fn build(
             start_s: timed.then_some(phase_start),
             duration_s: timed.then_some(chain.offset_s - phase_start),
         });
-        if chain.model.is_none() {
-            chain.model = entering.timing.clone().or_else(|| leaving.timing.clone());
-        }
     }
 
     for summary in &mut plan.hosts {
