@@ -586,6 +586,7 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
         &["-return-home", "exa01adm01"],
         &["-maintenance", "exa01adm02"],
         &["-end-maintenance", "exa01adm02"],
+        &["-rolling", "exa01adm02,exa01adm03"],
     ] {
         let mut args = vec!["apply", saved];
         args.extend_from_slice(flags);
@@ -595,7 +596,7 @@ fn apply_refuses_intent_flags_with_a_saved_plan() {
         assert!(
             err.contains(&format!("{saved} is a saved plan"))
                 && err.contains(
-                    "intent flags (-drain, -maintenance, -end-maintenance, -evacuate, -return-home, -rebalance) cannot change it"
+                    "intent flags (-drain, -maintenance, -end-maintenance, -evacuate, -return-home, -rebalance, -rolling) cannot change it"
                 ),
             "{flags:?}: {err}"
         );

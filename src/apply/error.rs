@@ -29,6 +29,19 @@ pub struct Stall {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// libvirt on a host could not be reached.
+    /// Rolling maintenance: the host did not come back in time.
+    #[error("host `{host}` did not come back within {waited_s} s after its host command: {last}")]
+    HostNotBack {
+        host: String,
+        waited_s: u64,
+        last: String,
+    },
+    /// Rolling maintenance: the host came back with less than the plan counted on for the
+    /// guests still to come to it; nothing is moved back.
+    #[error(
+        "host `{host}` came back with {what}; the plan counted on more for the guests it is to take back in this and later phases, so nothing is moved back. Check the host, then plan again (`berth apply -replan`)"
+    )]
+    HostChanged { host: String, what: String },
     #[error("cannot connect to libvirt on host `{host}` ({uri}): {message}")]
     Connect {
         host: String,

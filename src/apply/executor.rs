@@ -46,6 +46,9 @@ pub struct ExecOptions {
     /// the same inputs within a second have the same content id, so an apply session gives
     /// each plan it starts an id of its own.
     pub journal_id: Option<String>,
+    /// Rolling maintenance (`--stop-after-phase N`): the steps of later phases are held, not
+    /// run; the plan stays unfinished and the next apply continues with phase N+1.
+    pub stop_after_phase: Option<usize>,
 }
 
 impl Default for ExecOptions {
@@ -58,6 +61,7 @@ impl Default for ExecOptions {
             targets: None,
             single_step: None,
             journal_id: None,
+            stop_after_phase: None,
         }
     }
 }
@@ -75,6 +79,9 @@ pub struct ApplyReport {
     pub not_run: Vec<String>,
     /// An interrupt (Ctrl-C, SIGTERM) stopped the apply from starting further steps.
     pub interrupted: bool,
+    /// Steps of rolling-maintenance phases after `--stop-after-phase N`, left for the next
+    /// apply (not a failure).
+    pub held: Vec<String>,
 }
 
 impl ApplyReport {
@@ -99,6 +106,8 @@ enum Node {
     Skipped,
     /// Filtered out by `targets` / `single_step`.
     Unselected,
+    /// A later phase than `stop_after_phase`: left for the next apply.
+    Held,
 }
 
 /// Messages from step tasks to the executor loop.
@@ -374,7 +383,11 @@ pub(crate) fn record_topology(state: &mut State, s: &Step, outcome: &StepOutcome
         StepKind::MigrateGuest => Some((s.to.clone(), outcome.guest_state)),
         StepKind::AttachInterfaces => Some((s.to.clone(), None)),
         StepKind::StartupGuest => Some((s.to.clone(), Some(GuestState::Running))),
-        StepKind::CreateBridges | StepKind::DetachVolumes | StepKind::AttachVolumes => None,
+        StepKind::CreateBridges
+        | StepKind::DetachVolumes
+        | StepKind::AttachVolumes
+        | StepKind::HostCommand
+        | StepKind::WaitHost => None,
     };
     let Some((host, known_state)) = placed else {
         return;
@@ -458,6 +471,10 @@ pub async fn execute<R: StepRunner + 'static>(
             }
         } else if !chosen {
             run.nodes[i] = Node::Unselected;
+        } else if let Some(last) = opts.stop_after_phase
+            && plan.phase_of(&plan.steps[i].id).is_some_and(|p| p > last)
+        {
+            run.nodes[i] = Node::Held;
         }
     }
 
@@ -503,8 +520,10 @@ pub async fn execute<R: StepRunner + 'static>(
     }
 
     for i in 0..plan.steps.len() {
-        if matches!(run.nodes[i], Node::Pending | Node::Running) {
-            run.report.not_run.push(plan.steps[i].id.clone());
+        match run.nodes[i] {
+            Node::Pending | Node::Running => run.report.not_run.push(plan.steps[i].id.clone()),
+            Node::Held => run.report.held.push(plan.steps[i].id.clone()),
+            _ => {}
         }
     }
     if let Some(cause) = run.save_error.take() {
@@ -629,7 +648,7 @@ fn spawn_step<R: StepRunner + 'static>(
     let step = run.step(i).clone();
     let tx = tx.clone();
     // move_index was checked when the graph was built: there is a context.
-    let Some(ctx) = StepContext::for_step(run.state, run.plan, &step) else {
+    let Some(mut ctx) = StepContext::for_step(run.state, run.plan, &step) else {
         let _ = tx.send(Msg::Finished(
             i,
             Err(invalid(&step.id, "refers to a move the plan lacks".into())),
@@ -637,6 +656,10 @@ fn spawn_step<R: StepRunner + 'static>(
         ));
         return;
     };
+    // This run journals the step as running only once it starts: a `running` entry now is an
+    // earlier run's, killed while the step ran.
+    ctx.started_before =
+        run.state.entry(&run.plan_id, &step.id).map(|e| e.status) == Some(StepStatus::Running);
     let semaphores = limits.for_step(&step);
     let runner = Arc::clone(runner);
     tokio::spawn(async move {
@@ -681,8 +704,13 @@ fn run_blocking(
 ) -> Result<StepOutcome, ApplyError> {
     let attempt = || {
         if runner.is_done(step, ctx)? {
+            let note = if step.kind == StepKind::HostCommand {
+                "started by an earlier apply that was killed while it ran: not run again (berth never runs a host command twice); WAIT_HOST checks that the host is back"
+            } else {
+                "already done"
+            };
             return Ok(StepOutcome {
-                note: Some("already done".into()),
+                note: Some(note.into()),
                 ..StepOutcome::default()
             });
         }

@@ -55,6 +55,11 @@ pub struct RunnerSettings {
     /// Per host (es.xml name): the SR-IOV virtual functions ATTACH_INTERFACES may hand out,
     /// in the order it hands them out.
     pub sriov_vfs: BTreeMap<String, Vec<String>>,
+    /// Rolling maintenance: how long WAIT_HOST waits for a host to come back.
+    pub back_timeout: Duration,
+    /// Rolling maintenance: WAIT_HOST also reads the host's facts over SSH
+    /// (`inventory.ssh.gather_facts`).
+    pub host_facts: bool,
 }
 
 impl Default for RunnerSettings {
@@ -69,6 +74,8 @@ impl Default for RunnerSettings {
             volume_command: None,
             volume_check_command: None,
             sriov_vfs: BTreeMap::new(),
+            back_timeout: Duration::from_secs(1800),
+            host_facts: false,
         }
     }
 }
@@ -118,6 +125,20 @@ impl<T> PerHost<T> {
         let value = Arc::new(open()?);
         *cached = Some(Arc::clone(&value));
         Ok(value)
+    }
+
+    /// Puts `value` in `host`'s slot (a fresh connection after the host came back), or empties
+    /// it (`None`: the next use opens one).
+    fn replace(&self, host: &str, value: Option<T>) {
+        let slot = {
+            let mut slots = self
+                .slots
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(slots.entry(host.to_string()).or_default())
+        };
+        let mut cached = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *cached = value.map(Arc::new);
     }
 }
 
@@ -258,6 +279,9 @@ impl LibvirtRunner {
         for (host, steps) in needs.bridges.iter().chain(&needs.volumes) {
             ssh.entry(host).or_default().extend(steps.iter().cloned());
         }
+        for (host, (_, steps)) in &needs.host_commands {
+            ssh.entry(host).or_default().extend(steps.iter().cloned());
+        }
         for (host, steps) in ssh {
             let probe = Step {
                 id: steps[0].clone(),
@@ -287,6 +311,20 @@ impl LibvirtRunner {
                     "cannot list bridges with `ip` on {host}, which {} need (iproute2's `ip` creates them): {e}",
                     step_list(steps)
                 ));
+            }
+            if let Some((program, steps)) = needs.host_commands.get(host) {
+                let argv = ["command", "-v", program.as_str()].map(String::from);
+                match self.runtime.block_on(remote.check(&argv)) {
+                    Ok(true) => {}
+                    Ok(false) => problems.push(format!(
+                        "`{program}` (`rolling_maintenance.host_command`) is not found on {host}, which {} need",
+                        step_list(steps)
+                    )),
+                    Err(e) => problems.push(format!(
+                        "cannot check for `{program}` (`rolling_maintenance.host_command`) on {host}, which {} need: {e}",
+                        step_list(steps)
+                    )),
+                }
             }
             if let Some(steps) = needs.volumes.get(host) {
                 let commands = [
@@ -449,6 +487,133 @@ impl LibvirtRunner {
         })
     }
 
+    /// HOST_COMMAND: the operator's command, one argument per element (quoted by openssh,
+    /// never through a shell), on the host of the phase. Exit 0 is success.
+    fn host_command(&self, step: &Step) -> Result<StepOutcome, ApplyError> {
+        let host = &step.to;
+        if step.items.is_empty() {
+            return Err(ApplyError::Unsupported {
+                step: step.id.clone(),
+                message: "the step has no command (`rolling_maintenance.host_command`)".into(),
+            });
+        }
+        let remote = self.remote(host, step)?;
+        self.runtime
+            .block_on(remote.run_checked(&step.items))
+            .map_err(|error| ApplyError::Remote {
+                action: format!("the host command `{}`", step.items.join(" ")),
+                host: host.to_string(),
+                error: Box::new(error),
+            })?;
+        // A reboot ends the SSH connection; the next use opens a fresh one.
+        self.remotes.replace(host, None);
+        Ok(StepOutcome::default())
+    }
+
+    /// WAIT_HOST: until `back_timeout`, opens a fresh libvirt connection to the host (the one
+    /// kept for the run died with its libvirtd) and reads its node info, and with
+    /// `gather_facts` its facts over SSH. The host must still have the memory and CPUs the
+    /// plan counted on (the move's figures); the fresh connection replaces the old one.
+    fn wait_host(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, ApplyError> {
+        let host = step.to.as_str();
+        let access = self.access(host, step)?.clone();
+        let began = std::time::Instant::now();
+        let deadline = began + self.settings.back_timeout;
+        self.remotes.replace(host, None);
+        loop {
+            let attempt = (|| -> Result<(Option<Hypervisor>, u64, u32), String> {
+                // The test driver has no daemon to restart, and a second connection to it
+                // would be another host: it keeps the one it has.
+                let test_driver = access.uri.starts_with("test:");
+                let fresh = if test_driver {
+                    None
+                } else {
+                    Some(
+                        Hypervisor::connect_within(
+                            host,
+                            &access.uri,
+                            self.settings.connect_timeout,
+                        )
+                        .map_err(|e| e.to_string())?,
+                    )
+                };
+                let kept;
+                let h = match &fresh {
+                    Some(h) => h,
+                    None => {
+                        kept = self.hypervisor(host).map_err(|e| e.to_string())?;
+                        &*kept
+                    }
+                };
+                let node = h
+                    .connection()
+                    .node_info()
+                    .map_err(|e| format!("reading node info: {e}"))?;
+                if self.settings.host_facts {
+                    let target = access
+                        .ssh
+                        .clone()
+                        .ok_or_else(|| "no SSH access configured for its facts".to_string())?;
+                    for result in crate::inventory::facts::gather(&[(host.to_string(), target)], 1)
+                    {
+                        result.map_err(|e| e.to_string())?;
+                    }
+                }
+                Ok((fresh, node.memory / 1024, node.cpus))
+            })();
+            match attempt {
+                Ok((fresh, memory_mib, cpus)) => {
+                    if let Some(mut h) = fresh {
+                        if let Some(uri) = &access.migration_uri {
+                            h = h.with_migration_uri(uri.clone());
+                        }
+                        if let Some(uri) = &access.peer_uri {
+                            h = h.with_peer_uri(uri.clone());
+                        }
+                        self.hypervisors.replace(host, Some(h));
+                    }
+                    let mut short = Vec::new();
+                    if memory_mib < ctx.mv.memory_mib {
+                        short.push(format!(
+                            "{memory_mib} MiB memory (the plan counted {} MiB)",
+                            ctx.mv.memory_mib
+                        ));
+                    }
+                    if cpus < ctx.mv.vcpus {
+                        short.push(format!("{cpus} CPUs (the plan counted {})", ctx.mv.vcpus));
+                    }
+                    if !short.is_empty() {
+                        return Err(ApplyError::HostChanged {
+                            host: host.to_string(),
+                            what: short.join(" and "),
+                        });
+                    }
+                    return Ok(StepOutcome {
+                        note: Some(format!(
+                            "back after {:.1} s: libvirt answers, {memory_mib} MiB, {cpus} CPUs{}",
+                            began.elapsed().as_secs_f64(),
+                            if self.settings.host_facts {
+                                ", facts read"
+                            } else {
+                                ""
+                            }
+                        )),
+                        ..StepOutcome::default()
+                    });
+                }
+                Err(last) if std::time::Instant::now() >= deadline => {
+                    return Err(ApplyError::HostNotBack {
+                        host: host.to_string(),
+                        waited_s: self.settings.back_timeout.as_secs(),
+                        last,
+                    });
+                }
+                // Polling a host that is rebooting: nothing here races berth's own work.
+                Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+    }
+
     fn attach_interfaces(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, ApplyError> {
         let dst = self.hypervisor(&step.to)?;
         let _one_at_a_time = self
@@ -605,6 +770,10 @@ impl StepRunner for LibvirtRunner {
             }
             StepKind::DetachVolumes => self.volumes_done(step, "detach", &step.from),
             StepKind::AttachVolumes => self.volumes_done(step, "attach", &step.to),
+            // Started by an apply that was killed: it may have done its work (a reboot has no
+            // trace to ask), so it is never run a second time; WAIT_HOST checks the host.
+            StepKind::HostCommand => Ok(ctx.started_before),
+            StepKind::WaitHost => Ok(false),
         }
     }
 
@@ -640,6 +809,8 @@ impl StepRunner for LibvirtRunner {
                 interfaces::detach(&*self.hypervisor(&step.from)?, ctx.domain())
             }
             StepKind::AttachInterfaces => self.attach_interfaces(step, ctx),
+            StepKind::HostCommand => self.host_command(step),
+            StepKind::WaitHost => self.wait_host(step, ctx),
         }
     }
 }

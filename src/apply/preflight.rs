@@ -36,6 +36,8 @@ pub struct Needs {
     pub bridges: BTreeMap<String, Vec<String>>,
     /// Hosts with DETACH_VOLUMES / ATTACH_VOLUMES (SSH and the volume command).
     pub volumes: BTreeMap<String, Vec<String>>,
+    /// Hosts with HOST_COMMAND (SSH and the command's program), with that program.
+    pub host_commands: BTreeMap<String, (String, Vec<String>)>,
 }
 
 impl Needs {
@@ -71,6 +73,16 @@ impl Needs {
                 StepKind::CreateBridges => add(&mut needs.bridges, to, step),
                 StepKind::DetachVolumes => add(&mut needs.volumes, from, step),
                 StepKind::AttachVolumes => add(&mut needs.volumes, to, step),
+                StepKind::HostCommand => {
+                    let program = step.items.first().cloned().unwrap_or_default();
+                    needs
+                        .host_commands
+                        .entry(to.to_string())
+                        .or_insert_with(|| (program, Vec::new()))
+                        .1
+                        .push(step.id.clone());
+                }
+                StepKind::WaitHost => add(&mut needs.libvirt, to, step),
             }
         }
         needs

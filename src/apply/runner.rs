@@ -21,6 +21,9 @@ pub struct StepContext {
     /// not given back yet (ATTACH_INTERFACES falls back on them when the definition lacks
     /// its own record).
     pub detached_interfaces: Vec<DetachedInterface>,
+    /// An earlier apply journaled this step as started and never as finished (it was killed
+    /// while the step ran). A HOST_COMMAND in that case is not run again.
+    pub started_before: bool,
 }
 
 impl StepContext {
@@ -38,6 +41,7 @@ impl StepContext {
             detached_interfaces: record
                 .map(|r| r.detached_interfaces.clone())
                 .unwrap_or_default(),
+            started_before: false,
         })
     }
 }

@@ -100,6 +100,11 @@ pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
         volume_command: cfg.inventory.volume_command.clone(),
         volume_check_command: cfg.inventory.volume_check_command.clone(),
         sriov_vfs,
+        back_timeout: Duration::from_secs(cfg.rolling.as_ref().map_or(
+            crate::config::RollingMaintenance::DEFAULT_BACK_TIMEOUT_S,
+            |r| r.back_timeout_s,
+        )),
+        host_facts: cfg.inventory.ssh.gather_facts,
         ..RunnerSettings::default()
     }
 }

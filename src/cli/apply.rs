@@ -61,7 +61,7 @@ fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
     {
         return Err(CliError::Refused(format!(
             "{} is a saved plan: it is applied exactly as it was planned, so intent flags (-drain, -maintenance, \
-             -end-maintenance, -evacuate, -return-home, -rebalance) cannot change it. Give them to `berth plan -out FILE` instead, or run \
+             -end-maintenance, -evacuate, -return-home, -rebalance, -rolling) cannot change it. Give them to `berth plan -out FILE` instead, or run \
              `berth apply` with them and without FILE to plan and apply at once",
             file.display()
         )));
@@ -103,6 +103,7 @@ fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
             inv = session.read_inventory()?;
         }
         let (plan, source) = choose_plan(&session, args, &inv)?;
+        let plan_phases = plan.phases.clone();
         if round > 0 && source == Source::Fresh && !plan.has_changes() && plan.is_ok() {
             say("Nothing else to do: every guest is where the configuration wants it.");
             break;
@@ -112,6 +113,12 @@ fn run(args: &ApplyArgs, color: bool) -> Result<u8, CliError> {
         };
         code = code.max(result.0);
         if !(source == Source::Unfinished && result.1 && args.step.is_none() && code == exit::OK) {
+            break;
+        }
+        // A rolling maintenance is an action, not a placement: planning again would start it
+        // over. It is done.
+        if !plan_phases.is_empty() {
+            say("\nThe rolling maintenance is done.");
             break;
         }
         say("\nThe unfinished plan is done. Planning again from what is now.\n");
@@ -363,6 +370,13 @@ fn apply_plan(
             "the plan has errors (listed before it); nothing was applied".into(),
         ));
     }
+    if args.stop_after_phase.is_some() && plan.phases.is_empty() {
+        return Err(CliError::Refused(
+            "--stop-after-phase goes through a rolling maintenance phase by phase, and this plan has no phases \
+             (plan one with `-rolling HOST,HOST,…` or `rolling_maintenance { hosts = [...] }`)"
+                .into(),
+        ));
+    }
     let scope = match (source, session.unfinished()) {
         (Source::Unfinished, Some(u)) => {
             if let (Some(t), Some(scope)) = (&targets, &u.targets)
@@ -393,10 +407,11 @@ fn apply_plan(
         }
         return Ok(None);
     }
+    // Guest moves (a rolling maintenance's host services are not).
     let moves = plan
         .moves
         .iter()
-        .filter(|m| scope.contains(&m.guest))
+        .filter(|m| !m.guest.is_empty() && scope.contains(&m.guest))
         .count();
     // Preflight: everything the steps will need, before asking and before the first step.
     let done: BTreeSet<String> = match (source, session.unfinished()) {
@@ -435,6 +450,7 @@ fn apply_plan(
         keep_going: args.keep_going,
         targets: targets.clone(),
         single_step,
+        stop_after_phase: args.stop_after_phase.map(|n| n as usize),
         ..setup::exec_options(session.config(), args.parallelism.map(|p| p as usize))
     };
     // From here on Ctrl-C is graceful (no sooner: it must still cancel the confirmation).
@@ -590,7 +606,15 @@ fn summarize(outcome: &RunOutcome, progress: &Progress, args: &ApplyArgs) -> u8 
         r.skipped.len(),
         r.not_run.len()
     );
-    if ok && outcome.finished {
+    if ok && !r.held.is_empty() {
+        let next = args.stop_after_phase.map_or(0, |n| n + 1);
+        lines.push(format!(
+            "Stopped after phase {} as asked (--stop-after-phase): {counts}, {} step(s) of later phases held. \
+             `berth apply` continues with phase {next}.",
+            next.saturating_sub(1),
+            r.held.len()
+        ));
+    } else if ok && outcome.finished {
         lines.push(format!("Apply complete! {counts}."));
     } else if step_did_nothing {
         lines.push(format!("Nothing applied: {counts}."));

@@ -177,6 +177,11 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub replan: bool,
 
+    /// Rolling maintenance: stop cleanly once phase N is done (its host serviced and its guests
+    /// back); the next `berth apply` continues with phase N+1
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub stop_after_phase: Option<u32>,
+
     #[command(flatten)]
     pub lock: LockArgs,
 
@@ -373,6 +378,13 @@ pub struct IntentArgs {
     /// Even out memory over every host, like `rebalance "all" {}`
     #[arg(long)]
     pub rebalance: bool,
+
+    /// Rolling maintenance: service these hosts one after another, one phase each
+    /// (maintenance, `rolling_maintenance.host_command` over SSH, wait until the host is back,
+    /// end of maintenance), like `rolling_maintenance { hosts = [...] }` (comma list or
+    /// repeatable; in this order)
+    #[arg(long, value_name = "HOST,…", value_delimiter = ',')]
+    pub rolling: Vec<String>,
 }
 
 impl IntentArgs {
@@ -384,6 +396,7 @@ impl IntentArgs {
             maintenance: self.maintenance.clone(),
             end_maintenance: self.end_maintenance.clone(),
             rebalance: self.rebalance,
+            rolling: self.rolling.clone(),
         }
     }
 }

@@ -33,8 +33,8 @@ impl Progress {
     pub fn event(&mut self, event: Event) {
         match self {
             Progress::Json(j) => j.event(event),
-            Progress::Lines(l) => l.event(&event),
-            Progress::Bars(b) => b.event(&event),
+            Progress::Lines(l) => l.event(&named(event)),
+            Progress::Bars(b) => b.event(&named(event)),
         }
     }
 
@@ -49,6 +49,26 @@ impl Progress {
 }
 
 /// `STOP_GUEST` for `vm01:STOP_GUEST`, `MIGRATE_GUEST#2` for `vm01:MIGRATE_GUEST#2`.
+/// A host step (rolling maintenance) has no guest: the lines name its host, the id's prefix.
+fn named(mut event: Event) -> Event {
+    match &mut event {
+        Event::Start { step, guest, .. }
+        | Event::Progress { step, guest, .. }
+        | Event::Done { step, guest, .. }
+        | Event::Skip { step, guest, .. }
+        | Event::Error { step, guest, .. }
+            if guest.is_empty() =>
+        {
+            *guest = step
+                .rsplit_once(':')
+                .map_or(step.as_str(), |(host, _)| host)
+                .to_string();
+        }
+        _ => {}
+    }
+    event
+}
+
 fn step_name(step: &str) -> &str {
     step.rsplit_once(':').map_or(step, |(_, name)| name)
 }

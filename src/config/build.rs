@@ -10,8 +10,8 @@ use super::error::{ConfigError, located};
 use super::model::{
     BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
     InventoryConfig, LiveOptions, LiveTransport, MigrationMode, PgTlsSettings, PlacementRule,
-    PostgresSettings, RebalanceIntent, RuleKind, SourceFile, Span, Spanned, SshSettings,
-    StateBackendConfig, StateConfig,
+    PostgresSettings, RebalanceIntent, RollingMaintenance, RuleKind, SourceFile, Span, Spanned,
+    SshSettings, StateBackendConfig, StateConfig,
 };
 use super::validate::Node;
 
@@ -68,6 +68,7 @@ pub(crate) fn build(
             rebalances: Vec::new(),
             rules: Vec::new(),
             disruption_budgets: Vec::new(),
+            rolling: root.child("rolling_maintenance").map(build_rolling),
             command_line: Default::default(),
         };
         for node in root.children("rebalance") {
@@ -332,6 +333,18 @@ fn build_guest(node: &Node) -> Result<Option<GuestIntent>, Internal> {
         mode: spanned_mode(node)?,
         span: node.span.clone(),
     }))
+}
+
+fn build_rolling(node: &Node) -> RollingMaintenance {
+    RollingMaintenance {
+        hosts: node.spanned_list("hosts").unwrap_or_default(),
+        host_command: node.list_with_span("host_command"),
+        back_timeout_s: u64_of(node, "back_timeout_s")
+            .unwrap_or(RollingMaintenance::DEFAULT_BACK_TIMEOUT_S),
+        host_command_expected_s: u64_of(node, "host_command_expected_s")
+            .unwrap_or(RollingMaintenance::DEFAULT_EXPECTED_S),
+        span: node.span.clone(),
+    }
 }
 
 /// `None` for a block without a label, which validation has already reported.

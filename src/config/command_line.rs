@@ -6,7 +6,9 @@
 //! a later error about a host named by a flag (unknown, ambiguous, contradicting a host block)
 //! points at the flag the way an HCL error points at its block.
 
-use super::model::{BalanceOn, Config, HostIntent, RebalanceIntent, SourceFile, Span, Spanned};
+use super::model::{
+    BalanceOn, Config, HostIntent, RebalanceIntent, RollingMaintenance, SourceFile, Span, Spanned,
+};
 
 /// Name of the source file that holds the command-line intents. It is not a file on disk, and
 /// it does not count towards [`Config::sha256`]: a saved plan made with `-drain` applies
@@ -42,6 +44,10 @@ pub struct CommandLineIntents {
     /// `-rebalance`: `rebalance "all" {}`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rebalance: bool,
+    /// `-rolling HOST[,HOST…]`: `rolling_maintenance { hosts = [...] }`, in the order given
+    /// (after the block's own `hosts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rolling: Vec<String>,
 }
 
 impl CommandLineIntents {
@@ -52,6 +58,7 @@ impl CommandLineIntents {
             && self.maintenance.is_empty()
             && self.end_maintenance.is_empty()
             && !self.rebalance
+            && self.rolling.is_empty()
     }
 }
 
@@ -102,7 +109,14 @@ impl Config {
         recorded
             .return_home
             .extend(intents.return_home.iter().cloned());
+        recorded
+            .maintenance
+            .extend(intents.maintenance.iter().cloned());
+        recorded
+            .end_maintenance
+            .extend(intents.end_maintenance.iter().cloned());
         recorded.rebalance |= intents.rebalance;
+        recorded.rolling.extend(intents.rolling.iter().cloned());
         let file = self.files.len();
         let mut text = String::new();
         let mut named: Vec<(HostFlag, Spanned<String>)> = Vec::new();
@@ -146,10 +160,39 @@ impl Config {
                 range: start..text.len(),
             }
         });
+        let mut rolling = Vec::new();
+        for host in &intents.rolling {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str("-rolling ");
+            let start = text.len();
+            text.push_str(host);
+            rolling.push(Spanned {
+                value: host.clone(),
+                span: Span {
+                    file,
+                    range: start..text.len(),
+                },
+            });
+        }
         self.files.push(SourceFile {
             name: COMMAND_LINE.into(),
             text,
         });
+        if let Some(first) = rolling.first() {
+            let span = first.span.clone();
+            self.rolling
+                .get_or_insert_with(|| RollingMaintenance {
+                    hosts: Vec::new(),
+                    host_command: None,
+                    back_timeout_s: RollingMaintenance::DEFAULT_BACK_TIMEOUT_S,
+                    host_command_expected_s: RollingMaintenance::DEFAULT_EXPECTED_S,
+                    span,
+                })
+                .hosts
+                .extend(rolling);
+        }
 
         for (flag, name) in named {
             let existing = self
@@ -234,6 +277,7 @@ mod tests {
             maintenance: vec![],
             end_maintenance: vec![],
             rebalance: true,
+            rolling: vec![],
         };
         let cfg = load().with_command_line(&intents);
         let adm01 = &cfg.hosts["adm01.example.com"];

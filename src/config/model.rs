@@ -489,7 +489,33 @@ pub struct Config {
     /// Placement rules, in file order.
     pub rules: Vec<PlacementRule>,
     pub disruption_budgets: Vec<DisruptionBudget>,
+    /// `rolling_maintenance { … }` (or `-rolling`): hosts serviced one after another.
+    pub rolling: Option<RollingMaintenance>,
     /// The intents given as flags ([`Config::with_command_line`]); a saved plan records them,
     /// so that `berth apply FILE` plans again with the same ones.
     pub command_line: super::CommandLineIntents,
+}
+
+/// `rolling_maintenance { hosts, host_command, back_timeout_s, host_command_expected_s }`:
+/// service hosts one after another, each in a phase of its own (maintenance, the host
+/// command over SSH, wait until the host is back, end of maintenance).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollingMaintenance {
+    /// The hosts, in the order they are serviced (HCL `hosts`, then `-rolling` flags).
+    pub hosts: Vec<Spanned<String>>,
+    /// The operator's patch or reboot command, one element per argument (never a shell
+    /// string); run on each host over SSH. Required when `hosts` is not empty.
+    pub host_command: Option<Spanned<Vec<String>>>,
+    /// How long a host may take to come back after its command (libvirt answers, facts read).
+    pub back_timeout_s: u64,
+    /// How long the host command and the host's return are expected to take, for the plan's
+    /// predicted durations only.
+    pub host_command_expected_s: u64,
+    /// The block (or the first `-rolling` flag).
+    pub span: Span,
+}
+
+impl RollingMaintenance {
+    pub const DEFAULT_BACK_TIMEOUT_S: u64 = 1800;
+    pub const DEFAULT_EXPECTED_S: u64 = 600;
 }

@@ -89,6 +89,14 @@ pub(crate) fn check(files: &[SourceFile], root: &Node, dir: &Path) -> Result<(),
             c.host_name(&host, "host");
         }
     }
+    if let Some(rolling) = root.child("rolling_maintenance") {
+        for host in rolling.spanned_list("hosts").unwrap_or_default() {
+            c.host_name(&host, "host");
+        }
+        if let Some(argv) = rolling.spanned_list("host_command") {
+            check_host_command(&mut c, &argv);
+        }
+    }
     if let Some(path) = root.child("state").and_then(|state| state.str("path")) {
         check_state_path(&mut c, &path, dir);
     }
@@ -184,6 +192,35 @@ fn check_uri(c: &mut Checker, uri: &Spanned<String>, what: &str) {
         "reserved URI parameter",
         Some(help.into()),
     );
+}
+
+/// `rolling_maintenance.host_command` is passed as it is, one argument per element: no element
+/// may be empty (ssh would drop it, shifting the others), and the program must be a program,
+/// not an option.
+fn check_host_command(c: &mut Checker, argv: &[Spanned<String>]) {
+    for (i, arg) in argv.iter().enumerate() {
+        if arg.value.is_empty() {
+            c.error(
+                &arg.span,
+                "`host_command`: an empty argument".to_string(),
+                "empty",
+                Some("remove it: every element is passed as one argument".into()),
+            );
+        } else if i == 0 && arg.value.starts_with('-') {
+            c.error(
+                &arg.span,
+                format!(
+                    "`host_command`: the program `{}` starts with `-`",
+                    arg.value
+                ),
+                "not a program",
+                Some(
+                    "the first element is the program, e.g. [\"/usr/sbin/patch-and-reboot\", \"--yes\"]"
+                        .into(),
+                ),
+            );
+        }
+    }
 }
 
 /// Each placeholder is a whole element (one argument, never spliced into a larger string),

@@ -284,6 +284,19 @@ const REBALANCE: BlockSpec = BlockSpec {
     ..BLOCK
 };
 
+/// `rolling_maintenance { … }`: the settings of a rolling maintenance (and, optionally, its
+/// hosts; `-rolling` names them on the command line).
+const ROLLING: BlockSpec = BlockSpec {
+    name: "rolling_maintenance",
+    attrs: &[
+        attr("hosts", Kind::StrList { min_len: 1 }),
+        attr("host_command", Kind::StrList { min_len: 1 }),
+        attr("back_timeout_s", AT_LEAST_ONE),
+        attr("host_command_expected_s", COUNT),
+    ],
+    ..BLOCK
+};
+
 /// `guests` of a rule that relates guests to each other: at least two of them.
 const GROUP: Kind = Kind::StrList { min_len: 2 };
 const SOME: Kind = Kind::StrList { min_len: 1 };
@@ -329,7 +342,9 @@ const RULE: BlockSpec = BlockSpec {
 /// The top level of every file: blocks only.
 pub(crate) const ROOT: BlockSpec = BlockSpec {
     required: true,
-    blocks: &[INVENTORY, DEFAULTS, STATE, HOST, GUEST, REBALANCE, RULE],
+    blocks: &[
+        INVENTORY, DEFAULTS, STATE, HOST, GUEST, REBALANCE, RULE, ROLLING,
+    ],
     ..BLOCK
 };
 

@@ -179,7 +179,7 @@ fn resolve_host_value<'a>(
 
 /// A host block (or `-drain`, `-maintenance`…) naming an es.xml machine that is no KVM host,
 /// such as a storage cell: say what it is rather than suggest a KVM host of similar name.
-fn not_a_kvm_host(topo: &Topology, label: &Spanned<String>) -> Option<DiffError> {
+pub(crate) fn not_a_kvm_host(topo: &Topology, label: &Spanned<String>) -> Option<DiffError> {
     let text = label.value.as_str();
     let short = |n: &str| n.split('.').next().unwrap_or(n).to_string();
     if topo.hosts.contains_key(text) || topo.hosts.keys().any(|h| short(h) == text) {
@@ -204,7 +204,7 @@ fn not_a_kvm_host(topo: &Topology, label: &Spanned<String>) -> Option<DiffError>
 
 /// Resolves a block label (`kind` is `guest` or `host`); `others` holds the names of the other
 /// kind, to say so when a host name was written in a guest block or the reverse.
-fn resolve_label<'a>(
+pub(crate) fn resolve_label<'a>(
     kind: &str,
     label: &Spanned<String>,
     names: &NameIndex<'a>,

@@ -114,6 +114,7 @@ impl ConfigBuilder {
             rebalances: Vec::new(),
             rules: Vec::new(),
             disruption_budgets: Vec::new(),
+            rolling: None,
             command_line: Default::default(),
         };
         ConfigBuilder {

@@ -60,6 +60,10 @@ pub enum MoveKind {
     StopInPlace,
     /// End of maintenance: started on the host it was stopped on (STARTUP_GUEST only).
     StartInPlace,
+    /// Rolling maintenance: the host itself is serviced (HOST_COMMAND, WAIT_HOST); `guest` is
+    /// empty, `from` = `to` = the host, `memory_mib` / `vcpus` what the plan counts the host
+    /// to have when it is back.
+    HostService,
 }
 
 impl MoveKind {
@@ -72,6 +76,7 @@ impl MoveKind {
             MoveKind::Migrate => "migrate",
             MoveKind::StopInPlace => "stop in place",
             MoveKind::StartInPlace => "start in place",
+            MoveKind::HostService => "service host",
         }
     }
 }

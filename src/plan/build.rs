@@ -193,6 +193,12 @@ pub fn build_scoped(
     scope: &Scope,
 ) -> Result<Plan, ConfigError> {
     let topo = &inv.topology;
+    if cfg.rolling.is_some() {
+        let hosts = diff::rolling_hosts(cfg, topo).map_err(|errs| diff_errors(cfg, errs))?;
+        if !hosts.is_empty() {
+            return super::rolling::build(cfg, inv, history, &hosts, scope);
+        }
+    }
     let mut plan = empty_plan(cfg, inv);
 
     // A host berth cannot read is not a disagreement between es.xml and libvirt: it is its
@@ -301,7 +307,7 @@ fn maintenance_report(desired: &diff::Desired, plan: &Plan) -> Vec<MaintenanceGu
             MoveKind::StartInPlace => (&m.to, MaintenanceAction::StartedInPlace),
             MoveKind::Migrate if entering => (&m.from, MaintenanceAction::Moved),
             MoveKind::Migrate if leaving_to => (&m.to, MaintenanceAction::ReturnedHome),
-            MoveKind::Migrate => continue,
+            MoveKind::Migrate | MoveKind::HostService => continue,
         };
         let stop = step_time(index, schedule::StepKind::StopGuest);
         let start = step_time(index, schedule::StepKind::StartupGuest);
@@ -526,6 +532,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         maintenance: Vec::new(),
+        phases: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         intents: cfg.command_line.clone(),
         es_xml_diff: String::new(),
@@ -574,6 +581,14 @@ pub fn fingerprints(cfg: &Config, inv: &Inventory) -> Fingerprints {
 /// The es.xml apply will write, as a unified diff against the current file. Made from the
 /// rewrite's edits (checked against the file, not re-parsed: apply's rewrite re-parses before it
 /// writes), using the layout the inventory kept from its parse when there is one.
+pub(super) fn es_xml_diff_of(
+    cfg: &Config,
+    inv: &Inventory,
+    moves: &[Move],
+) -> Result<String, esxml::EsXmlError> {
+    es_xml_diff(cfg, inv, moves)
+}
+
 fn es_xml_diff(cfg: &Config, inv: &Inventory, moves: &[Move]) -> Result<String, esxml::EsXmlError> {
     let path = cfg.inventory.es_xml.value.display().to_string();
     let parsed;

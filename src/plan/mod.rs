@@ -5,6 +5,7 @@ pub mod build;
 pub mod file;
 pub mod model;
 pub mod refresh;
+mod rolling;
 pub mod schema;
 mod udiff;
 

@@ -77,6 +77,33 @@ pub struct MaintenanceGuest {
     pub downtime_s: Option<f64>,
 }
 
+/// One phase of a rolling maintenance: one host serviced, start to end.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Phase {
+    /// 1, 2, … in the order the phases run (`--stop-after-phase N`).
+    pub number: usize,
+    /// The host serviced.
+    pub host: String,
+    /// The host command run on it over SSH, one element per argument.
+    pub host_command: Vec<String>,
+    /// Every step of the phase, in plan order: its maintenance (guests moved off or stopped in
+    /// place), HOST_COMMAND, WAIT_HOST, then its end (guests started again, moved back home).
+    /// Every step of phase n+1 starts after every step of phase n ended.
+    pub steps: Vec<String>,
+    /// Per guest of the host: moved where (and back), or stopped in place (and started again),
+    /// and its predicted downtime.
+    pub guests: Vec<MaintenanceGuest>,
+    /// Guest moves the phase makes (a guest moved off and back home counts twice; starting
+    /// or stopping in place is not a move).
+    pub moves: usize,
+    /// Predicted start and duration, seconds from the start of the apply (absent without a
+    /// prediction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+}
+
 /// An error that makes the plan unusable (the plan is still shown, with these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PlanError {
@@ -125,6 +152,10 @@ pub struct Plan {
     /// place, and its predicted downtime. Absent when no host is in maintenance.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub maintenance: Vec<MaintenanceGuest>,
+    /// Rolling maintenance: the phases, one host each, in the order they run. Absent in
+    /// other plans.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<Phase>,
     pub fingerprints: Fingerprints,
     /// The intents given as flags when the plan was made (`-drain`, `-evacuate`,
     /// `-return-home`, `-rebalance`); `berth apply FILE` plans again with them and applies
@@ -144,6 +175,13 @@ pub struct Plan {
 impl Plan {
     pub fn has_changes(&self) -> bool {
         !self.moves.is_empty()
+    }
+    /// The phase `step` (an id) belongs to, for rolling maintenance plans.
+    pub fn phase_of(&self, step: &str) -> Option<usize> {
+        self.phases
+            .iter()
+            .find(|p| p.steps.iter().any(|s| s == step))
+            .map(|p| p.number)
     }
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()

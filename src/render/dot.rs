@@ -29,7 +29,14 @@ pub fn plan_dot(plan: &Plan) -> String {
     let mut out = String::from("digraph \"berth plan\" {\n");
     let title = format!(
         "berth plan: {}, {} in {}",
-        count(plan.moves.len(), "move", "moves"),
+        count(
+            plan.moves
+                .iter()
+                .filter(|m| m.kind != crate::diff::MoveKind::HostService)
+                .count(),
+            "move",
+            "moves"
+        ),
         count(plan.steps.len(), "step", "steps"),
         count(plan.waves.len(), "wave", "waves")
     );
@@ -41,11 +48,36 @@ pub fn plan_dot(plan: &Plan) -> String {
     out.push_str("  node [shape=box, style=\"rounded,filled\", fontname=\"Helvetica\"];\n");
     out.push_str("  edge [color=\"#495057\"];\n");
 
+    // A rolling maintenance's phases enclose their moves' clusters.
+    let phase_of_move: BTreeMap<usize, usize> = plan
+        .steps
+        .iter()
+        .filter_map(|s| plan.phase_of(&s.id).map(|p| (s.move_index, p)))
+        .collect();
+    let mut open_phase: Option<usize> = None;
     for (move_index, steps) in &by_move {
+        let phase = phase_of_move.get(move_index).copied();
+        if phase != open_phase {
+            if open_phase.is_some() {
+                out.push_str("  }\n");
+            }
+            if let Some(p) = phase.and_then(|n| plan.phases.iter().find(|p| p.number == n)) {
+                let _ = writeln!(out, "  subgraph \"cluster_phase_{}\" {{", p.number);
+                let _ = writeln!(
+                    out,
+                    "    label={};",
+                    quote(&super::format::phase_heading(p))
+                );
+                out.push_str("    style=\"rounded,dashed\";\n    color=\"#7048e8\";\n");
+            }
+            open_phase = phase;
+        }
         let nodes: String = steps.iter().map(|(i, step)| node_line(*i, step)).collect();
         match plan.moves.get(*move_index) {
             Some(mv) => {
-                let mut label = if mv.kind.is_migrate() {
+                let mut label = if mv.kind == crate::diff::MoveKind::HostService {
+                    format!("{}: host command, wait until back", mv.to)
+                } else if mv.kind.is_migrate() {
                     format!("{}: {} → {} ({})", mv.guest, mv.from, mv.to, mv.mode)
                 } else {
                     format!("{}: {} on {}", mv.guest, mv.kind.as_str(), mv.to)
@@ -67,6 +99,9 @@ pub fn plan_dot(plan: &Plan) -> String {
             // A step naming no move of the plan: shown, outside any cluster.
             None => out.push_str(&nodes),
         }
+    }
+    if open_phase.is_some() {
+        out.push_str("  }\n");
     }
 
     let holds = plan.timing.as_ref().map_or(&[][..], |t| &t.holds[..]);
@@ -95,7 +130,12 @@ pub fn plan_dot(plan: &Plan) -> String {
 }
 
 fn node_line(index: usize, step: &Step) -> String {
-    let label = format!("{}\n{}", step.guest, step.kind);
+    let subject = if step.guest.is_empty() {
+        &step.to
+    } else {
+        &step.guest
+    };
+    let label = format!("{subject}\n{}", step.kind);
     let tooltip = if step.detail.is_empty() {
         step.id.clone()
     } else {
@@ -119,6 +159,7 @@ fn kind_color(kind: StepKind) -> &'static str {
         StepKind::AttachVolumes | StepKind::AttachInterfaces => "#d0ebff",
         StepKind::MigrateGuest => "#b2f2bb",
         StepKind::StartupGuest => "#c3fae8",
+        StepKind::HostCommand | StepKind::WaitHost => "#e5dbff",
     }
 }
 

@@ -27,13 +27,14 @@ pub(crate) fn mib(value: u64) -> String {
 /// Live and offline (including offline_force) move counts.
 pub(crate) fn live_offline(plan: &Plan) -> (usize, usize) {
     let migrations = || plan.moves.iter().filter(|m| m.kind.is_migrate());
+
     let live = migrations()
         .filter(|m| m.mode == MigrationMode::Live)
         .count();
     (live, migrations().count() - live)
 }
 
-/// Moves of `kind` (stop or start in place) in the plan.
+/// Moves of `kind` (stop or start in place, service a host) in the plan.
 fn in_place(plan: &Plan, kind: crate::diff::MoveKind) -> usize {
     plan.moves.iter().filter(|m| m.kind == kind).count()
 }
@@ -46,8 +47,16 @@ pub fn summary_line(plan: &Plan) -> String {
         let (live, offline) = live_offline(plan);
         let stopped = in_place(plan, crate::diff::MoveKind::StopInPlace);
         let started = in_place(plan, crate::diff::MoveKind::StartInPlace);
-        let migrations = plan.moves.len() - stopped - started;
+        let serviced = in_place(plan, crate::diff::MoveKind::HostService);
+        let migrations = plan.moves.len() - stopped - started - serviced;
         let mut parts = Vec::new();
+        if !plan.phases.is_empty() {
+            parts.push(format!(
+                "rolling maintenance of {} in {}",
+                count(serviced, "host", "hosts"),
+                count(plan.phases.len(), "phase", "phases")
+            ));
+        }
         if migrations > 0 || stopped + started == 0 {
             parts.push(format!(
                 "{} ({live} live, {offline} offline)",
@@ -154,6 +163,75 @@ pub(crate) fn maintenance_line(m: &crate::plan::MaintenanceGuest) -> String {
         format!("{}: {what}", clean(&m.guest))
     } else {
         format!("{}: {what}, {downtime}", clean(&m.guest))
+    }
+}
+
+/// One phase of a rolling maintenance, in words: `Phase 1: adm01, 4 moves, predicted +0s →
+/// +14m 14s (14m 14s)`.
+pub(crate) fn phase_heading(p: &crate::plan::Phase) -> String {
+    let when = match (p.start_s, p.duration_s) {
+        (Some(start), Some(d)) => format!(
+            ", predicted +{} → +{} ({})",
+            short_duration(start),
+            short_duration(start + d),
+            short_duration(d)
+        ),
+        _ => String::new(),
+    };
+    format!(
+        "Phase {}: {}, {}{when}",
+        p.number,
+        clean(&p.host),
+        count(p.moves, "move", "moves")
+    )
+}
+
+/// The host steps of a phase, in words.
+pub(crate) fn phase_host_line(p: &crate::plan::Phase) -> String {
+    format!(
+        "{}: HOST_COMMAND `{}` over SSH (never run twice), then WAIT_HOST until libvirt answers and facts are read again",
+        clean(&p.host),
+        clean(&p.host_command.join(" "))
+    )
+}
+
+/// A phase's lines in the order they happen: guests leaving (or stopped), the host's
+/// command and wait, guests coming back (or started); each with whether it is a guest's.
+pub(crate) fn phase_lines(p: &crate::plan::Phase) -> Vec<(bool, String)> {
+    use crate::plan::MaintenanceAction as A;
+    let entering =
+        |m: &&crate::plan::MaintenanceGuest| matches!(m.action, A::Moved | A::StoppedInPlace);
+    let mut lines: Vec<(bool, String)> = p
+        .guests
+        .iter()
+        .filter(entering)
+        .map(|m| (true, phase_guest_line(m)))
+        .collect();
+    lines.push((false, phase_host_line(p)));
+    lines.extend(
+        p.guests
+            .iter()
+            .filter(|m| !entering(m))
+            .map(|m| (true, phase_guest_line(m))),
+    );
+    lines
+}
+
+/// One guest of a rolling maintenance phase: as [`maintenance_line`], but a guest stopped in
+/// place starts again within its phase, so its downtime is known.
+pub(crate) fn phase_guest_line(m: &crate::plan::MaintenanceGuest) -> String {
+    use crate::plan::MaintenanceAction as A;
+    match (m.action, m.downtime_s) {
+        (A::StoppedInPlace, Some(s)) => format!(
+            "{}: stopped in place on {}, predicted downtime {} (started again in this phase)",
+            clean(&m.guest),
+            clean(&m.host),
+            short_duration(s)
+        ),
+        (A::StartedInPlace, _) => {
+            format!("{}: started again on {}", clean(&m.guest), clean(&m.host))
+        }
+        _ => maintenance_line(m),
     }
 }
 

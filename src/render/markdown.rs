@@ -29,6 +29,7 @@ pub fn plan_markdown_within(plan: &Plan, limit: usize) -> String {
     drift(plan, &mut doc);
     hosts(plan, &mut doc);
     maintenance(plan, &mut doc);
+    phases(plan, &mut doc);
     moves(plan, &mut doc);
     steps(plan, &mut doc);
     diff(plan, &mut doc);
@@ -359,19 +360,51 @@ fn maintenance(plan: &Plan, doc: &mut Doc) {
     }
 }
 
-fn moves(plan: &Plan, doc: &mut Doc) {
-    if plan.moves.is_empty() {
+/// A rolling maintenance, phase by phase (host, predicted times, what happens to each guest,
+/// the host command and the wait).
+fn phases(plan: &Plan, doc: &mut Doc) {
+    if plan.phases.is_empty() {
         return;
     }
     doc.blank();
-    doc.push(Part::Other, format!("#### Moves ({})", plan.moves.len()));
+    doc.push(
+        Part::Other,
+        format!(
+            "#### Rolling maintenance ({}; each starts once the one before it has ended)",
+            count(plan.phases.len(), "phase", "phases")
+        ),
+    );
+    for p in &plan.phases {
+        doc.blank();
+        doc.push(
+            Part::Other,
+            format!("**{}**", md(&super::format::phase_heading(p))),
+        );
+        doc.blank();
+        for (_, line) in super::format::phase_lines(p) {
+            doc.push(Part::Other, format!("- {}", md(&line)));
+        }
+    }
+}
+
+fn moves(plan: &Plan, doc: &mut Doc) {
+    let guest_moves: Vec<_> = plan
+        .moves
+        .iter()
+        .filter(|m| m.kind != crate::diff::MoveKind::HostService)
+        .collect();
+    if guest_moves.is_empty() {
+        return;
+    }
+    doc.blank();
+    doc.push(Part::Other, format!("#### Moves ({})", guest_moves.len()));
     doc.blank();
     doc.push(
         Part::Other,
         "| Guest | From | To | Mode | Memory | vCPUs | Reason |",
     );
     doc.push(Part::Other, "| --- | --- | --- | --- | ---: | ---: | --- |");
-    for m in &plan.moves {
+    for m in guest_moves {
         let mode = if !m.kind.is_migrate() {
             m.kind.as_str().to_string()
         } else if m.pivot {
@@ -409,14 +442,37 @@ fn steps(plan: &Plan, doc: &mut Doc) {
     }
     doc.push(Part::Other, format!("<summary>{title}</summary>"));
     let by_id = steps_by_id(plan);
+    let mut phase_starts: std::collections::HashMap<usize, &crate::plan::Phase> =
+        std::collections::HashMap::new();
+    for p in &plan.phases {
+        if let Some(first) = plan
+            .waves
+            .iter()
+            .position(|w| w.iter().any(|id| p.steps.contains(id)))
+        {
+            phase_starts.entry(first).or_insert(p);
+        }
+    }
     for (n, wave) in waves(plan).iter().enumerate() {
+        if let Some(p) = phase_starts.get(&n) {
+            doc.blank();
+            doc.push(
+                Part::Other,
+                format!("##### {}", md(&super::format::phase_heading(p))),
+            );
+        }
         doc.blank();
         doc.push(Part::Other, format!("**Wave {}**", n + 1));
         doc.blank();
         for entry in wave {
             let line = match entry {
                 WaveEntry::Step(step) => {
-                    let mut line = format!("- {}: `{}`", md(&step.guest), step.kind);
+                    let subject = if step.guest.is_empty() {
+                        &step.to
+                    } else {
+                        &step.guest
+                    };
+                    let mut line = format!("- {}: `{}`", md(subject), step.kind);
                     if !step.detail.is_empty() {
                         let _ = write!(line, " — {}", md(&step.detail));
                     }

@@ -63,6 +63,7 @@ pub fn plan_text(plan: &Plan, opts: &TextOptions) -> String {
         moves_section(plan, opts, painter),
         rebalance_section(plan, opts, painter),
         maintenance_section(plan, opts, painter),
+        phases_section(plan, opts, painter),
         hosts_section(plan, opts, painter),
         steps_section(plan, painter),
         if opts.omit_errors {
@@ -152,9 +153,18 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
     if plan.moves.is_empty() {
         return String::new();
     }
-    let mut out = heading(painter, &format!("Moves ({}):", plan.moves.len()));
+    // A rolling maintenance's host services are its phases, shown in their own section.
+    let guest_moves: Vec<_> = plan
+        .moves
+        .iter()
+        .filter(|m| m.kind != crate::diff::MoveKind::HostService)
+        .collect();
+    if guest_moves.is_empty() {
+        return String::new();
+    }
+    let mut out = heading(painter, &format!("Moves ({}):", guest_moves.len()));
     let mut table = Table::new(&["GUEST", "FROM → TO", "MODE", "MEMORY", "VCPUS", "REASON"]);
-    for m in &plan.moves {
+    for m in guest_moves {
         let mode = if !m.kind.is_migrate() {
             m.kind.as_str().to_string()
         } else if m.pivot {
@@ -230,6 +240,47 @@ fn maintenance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> Str
                 "    ".to_string()
             };
             let _ = writeln!(out, "{lead}{line}");
+        }
+    }
+    out
+}
+
+/// A rolling maintenance, phase by phase: the host, the predicted times, each guest moved
+/// where (and back) or stopped in place, and the host command and wait.
+fn phases_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
+    if plan.phases.is_empty() {
+        return String::new();
+    }
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(6).max(20));
+    let moves: usize = plan.phases.iter().map(|p| p.moves).sum();
+    let mut out = heading(
+        painter,
+        &format!(
+            "Rolling maintenance ({}, {}; each phase starts once the one before it has ended):",
+            count(plan.phases.len(), "phase", "phases"),
+            count(moves, "guest move", "guest moves")
+        ),
+    );
+    for p in &plan.phases {
+        let _ = writeln!(
+            out,
+            "  {}",
+            painter.paint(Role::Heading, &super::format::phase_heading(p))
+        );
+        for (guest, text) in super::format::phase_lines(p) {
+            let mark = if guest {
+                format!("{} ", painter.paint(Role::Change, "~"))
+            } else {
+                format!("{} ", painter.paint(Role::Change, "*"))
+            };
+            for (i, line) in wrap(&text, width).iter().enumerate() {
+                let lead = if i == 0 {
+                    format!("    {mark}")
+                } else {
+                    "      ".to_string()
+                };
+                let _ = writeln!(out, "{lead}{line}");
+            }
         }
     }
     out
@@ -314,7 +365,29 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
         .as_ref()
         .map(|t| t.waves.as_slice())
         .unwrap_or_default();
+    // The wave each phase of a rolling maintenance begins with.
+    let mut phase_starts: std::collections::HashMap<usize, &crate::plan::Phase> =
+        std::collections::HashMap::new();
+    for p in &plan.phases {
+        if let Some(first) = plan
+            .waves
+            .iter()
+            .position(|w| w.iter().any(|id| p.steps.contains(id)))
+        {
+            phase_starts.entry(first).or_insert(p);
+        }
+    }
     for (n, wave) in waves(plan).iter().enumerate() {
+        if let Some(p) = phase_starts.get(&n) {
+            let _ = writeln!(
+                out,
+                "  {}",
+                painter.paint(
+                    Role::Heading,
+                    &format!("── {}", super::format::phase_heading(p))
+                )
+            );
+        }
         match wave_times.get(n) {
             Some(t) => {
                 let _ = writeln!(
@@ -344,9 +417,15 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
                     continue;
                 }
             };
+            // Host steps (rolling maintenance) have no guest: they name their host.
+            let subject = if step.guest.is_empty() {
+                &step.to
+            } else {
+                &step.guest
+            };
             let mut line = format!(
                 "{}: {}",
-                clean(&step.guest),
+                clean(subject),
                 painter.paint(Role::Change, step.kind.as_str())
             );
             if !step.detail.is_empty() {

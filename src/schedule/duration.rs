@@ -53,6 +53,14 @@ pub struct DurationModel {
     /// Per guest, replacing [`DurationModel::dirty_rate_mib_s`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub guest_dirty_rate_mib_s: BTreeMap<String, f64>,
+    /// Rolling maintenance: how long a HOST_COMMAND and the host's return are expected to
+    /// take (`rolling_maintenance.host_command_expected_s`); absent in other plans.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_command_s: f64,
+}
+
+fn is_zero(s: &f64) -> bool {
+    *s == 0.0
 }
 
 impl Default for DurationModel {
@@ -72,6 +80,7 @@ impl Default for DurationModel {
             live_cap_mib_s: 0.0,
             dirty_rate_mib_s: 0.0,
             guest_dirty_rate_mib_s: BTreeMap::new(),
+            host_command_s: 0.0,
         }
     }
 }
@@ -162,6 +171,9 @@ impl DurationModel {
                 };
             }
             StepKind::MigrateGuest => self.define_s,
+            StepKind::HostCommand => self.host_command_s,
+            // One libvirt connection and node info, plus the facts over SSH.
+            StepKind::WaitHost => self.ssh_round_trip_s,
         };
         Work::Fixed(seconds)
     }

@@ -147,6 +147,8 @@ impl MoveContext<'_> {
                 );
                 return (Some(start), None);
             }
+            // Rolling maintenance builds a host's steps itself (`plan::rolling`).
+            MoveKind::HostService => return (None, None),
             MoveKind::Migrate => {}
         }
         let missing_bridges = self.missing_bridges();

@@ -26,6 +26,12 @@ pub enum StepKind {
     MigrateGuest,
     AttachInterfaces,
     StartupGuest,
+    /// Rolling maintenance: the operator's host command (patch, reboot) over SSH on the host
+    /// of the phase. Never run twice: started and not finished, it is not run again.
+    HostCommand,
+    /// Rolling maintenance: waits until the host is back (libvirt answers, facts read again)
+    /// and still has what the plan counted on.
+    WaitHost,
 }
 
 impl StepKind {
@@ -41,6 +47,20 @@ impl StepKind {
         StepKind::StartupGuest,
     ];
 
+    /// Every kind: a move's ([`StepKind::ALL`]) and a rolling maintenance's host steps.
+    pub const EVERY: [StepKind; 10] = [
+        StepKind::CreateBridges,
+        StepKind::StopGuest,
+        StepKind::DetachInterfaces,
+        StepKind::DetachVolumes,
+        StepKind::AttachVolumes,
+        StepKind::MigrateGuest,
+        StepKind::AttachInterfaces,
+        StepKind::StartupGuest,
+        StepKind::HostCommand,
+        StepKind::WaitHost,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepKind::StopGuest => "STOP_GUEST",
@@ -51,6 +71,8 @@ impl StepKind {
             StepKind::MigrateGuest => "MIGRATE_GUEST",
             StepKind::AttachInterfaces => "ATTACH_INTERFACES",
             StepKind::StartupGuest => "STARTUP_GUEST",
+            StepKind::HostCommand => "HOST_COMMAND",
+            StepKind::WaitHost => "WAIT_HOST",
         }
     }
 }
@@ -64,13 +86,20 @@ impl std::fmt::Display for StepKind {
 impl std::str::FromStr for StepKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        StepKind::ALL
+        StepKind::EVERY
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                let names: Vec<_> = StepKind::ALL.iter().map(|k| k.as_str()).collect();
+                let names: Vec<_> = StepKind::EVERY.iter().map(|k| k.as_str()).collect();
                 format!("unknown step `{s}`; expected one of {}", names.join(", "))
             })
+    }
+}
+
+impl StepKind {
+    /// A step that acts on a host, not on a guest (rolling maintenance).
+    pub fn is_host_step(self) -> bool {
+        matches!(self, StepKind::HostCommand | StepKind::WaitHost)
     }
 }
 

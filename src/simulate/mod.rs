@@ -108,7 +108,12 @@ pub fn simulate(plan: &Plan, opts: &Options) -> Result<Report, SimulateError> {
         1.0
     };
     Ok(Report {
-        moves: plan.moves.len(),
+        // A rolling maintenance's host services are not moves.
+        moves: plan
+            .moves
+            .iter()
+            .filter(|m| m.kind != crate::diff::MoveKind::HostService)
+            .count(),
         steps: plan.steps.len(),
         migrations: migrations.len(),
         live_migrations: live,

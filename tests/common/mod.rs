@@ -100,6 +100,7 @@ impl PlanBuilder {
             errors: Vec::new(),
             rebalances: Vec::new(),
             maintenance: Vec::new(),
+            phases: Vec::new(),
             fingerprints: Fingerprints::default(),
             intents: Default::default(),
             es_xml_diff: String::new(),

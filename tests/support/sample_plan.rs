@@ -78,6 +78,8 @@ fn sample_detail(kind: StepKind, mv: &Move) -> (String, Vec<String>) {
             vec!["eth0".into(), "bondeth0".into()],
         ),
         StepKind::StartupGuest => (format!("start {g} on {to}"), vec![]),
+        StepKind::HostCommand => (format!("run the host command on {to}"), vec![]),
+        StepKind::WaitHost => (format!("wait until {to} is back"), vec![]),
     }
 }
 
@@ -320,6 +322,7 @@ pub fn sample_plan() -> Plan {
                 .to_string(),
         }],
         maintenance: Vec::new(),
+        phases: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm01", "exa01adm01/running"),
             ("exa01vm02", "exa01adm01/running"),
@@ -402,6 +405,7 @@ pub fn sample_pivot_plan() -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         maintenance: Vec::new(),
+        phases: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm04", "exa01adm02/running"),
             ("exa01vm05", "exa01adm03/running"),
@@ -438,6 +442,7 @@ pub fn sample_no_change_plan() -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         maintenance: Vec::new(),
+        phases: Vec::new(),
         fingerprints: sample_fingerprints(&[("exa01vm04", "exa01adm02/running")]),
         intents: Default::default(),
         es_xml_diff: String::new(),
@@ -493,6 +498,7 @@ pub fn sample_huge_plan(moves: usize) -> Plan {
         errors: Vec::new(),
         rebalances: Vec::new(),
         maintenance: Vec::new(),
+        phases: Vec::new(),
         fingerprints: sample_fingerprints(&[]),
         intents: Default::default(),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),
