@@ -1048,6 +1048,15 @@ fn a_partitioned_source_ends_in_a_named_failure_with_the_guest_on_its_source() {
 // (f) ------------------------------------------------------------------------------------------
 
 /// Sends `signal` (`INT`, `TERM`) to berth.
+/// Lets `guest`'s running live migration switch over: raises the downtime limit of its job on
+/// the source, which the test's config set to 1 ms so that it could not finish on its own.
+fn let_finish(src: &Hypervisor, guest: &str) {
+    src.connection()
+        .lookup_domain_by_name(guest)
+        .and_then(|d| d.migrate_set_max_downtime(10_000, 0))
+        .unwrap_or_else(|e| panic!("raising {guest}'s downtime limit: {e}"));
+}
+
 fn signal(child: &Child, signal: &str) {
     let out = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
@@ -1067,9 +1076,11 @@ fn ctrl_c_lets_running_steps_settle_and_a_second_one_aborts_migrations() {
     const GUEST: &str = "la-intr";
     const OTHER: &str = "la-intr2";
     // Two guests, one migration at a time out of labh1: the second waits, so the first Ctrl-C
-    // has a step to hold back.
-    let defaults =
-        "mode = \"live\"\n  max_outbound_per_host = 1\n  live {\n    bandwidth_mib_s = 1\n  }";
+    // has a step to hold back. A 1 ms downtime limit at 1 MiB/s keeps every migration copying
+    // (the ticker dirties 256 KiB a second, never sent in 1 ms): one cannot finish on its own
+    // between the test's look and its signals, which made the abort race the switch-over. The
+    // test lets a migration finish by raising the limit on the running job (`let_finish`).
+    let defaults = "mode = \"live\"\n  max_outbound_per_host = 1\n  live {\n    bandwidth_mib_s = 1\n    max_downtime_ms = 1\n  }";
     let tail = "guest \"la-intr\" { host = \"labh2\" }\nguest \"la-intr2\" { host = \"labh2\" }";
     let s = Scenario::new(
         &[
@@ -1145,6 +1156,15 @@ fn ctrl_c_lets_running_steps_settle_and_a_second_one_aborts_migrations() {
     let moving = moving.unwrap();
     let waiting = if moving == GUEST { OTHER } else { GUEST };
     signal(&apply, "INT");
+    wait_until(
+        "berth says it was interrupted",
+        Duration::from_secs(10),
+        || {
+            s.spawned_output("once")
+                .contains("Interrupted: no new step starts")
+        },
+    );
+    let_finish(&src, moving);
     let status = wait_exit(&mut apply, Duration::from_secs(120));
     let said = s.spawned_output("once");
     assert_eq!(status.code(), Some(1), "{said}");
@@ -1156,8 +1176,15 @@ fn ctrl_c_lets_running_steps_settle_and_a_second_one_aborts_migrations() {
     eprintln!("one interrupt while {moving} migrated:\n{said}");
 
     // The next apply continues and converges.
-    let resumed = s.berth(&["apply", "-auto-approve"]);
-    assert_exit(&resumed, 0);
+    let mut resumed = s.spawn(&["apply", "-auto-approve"], "resumed");
+    wait_until(
+        "the last migration copies memory",
+        Duration::from_secs(60),
+        || migrating(&src) == Some(waiting),
+    );
+    let_finish(&src, waiting);
+    let status = wait_exit(&mut resumed, Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{}", s.spawned_output("resumed"));
     for g in [GUEST, OTHER] {
         assert_eq!(s.running_once(g), "labh2");
         s.ticked_on(g);
