@@ -23,9 +23,14 @@
 //! groups in which every class has it, bridge → the other classes that have it), so only the
 //! classes holding some of its less common bridges are looked at one by one; every other class
 //! of a group costs the same, and its hosts are walked in the group's ranking (a `BTreeSet`,
-//! best first), skipping only hosts blocked by bans, anti-affinity, vCPUs or `max_guests`. A
-//! drain of thousands of guests over thousands of hosts therefore costs about
-//! `moves × (groups + classes with a guest's rarer bridges) × log(hosts)`.
+//! best first), skipping only hosts blocked by bans, anti-affinity, vCPUs or `max_guests`.
+//! When each bridge sits on a fixed share of a big fleet, the classes with a guest's rarer
+//! bridges number thousands; a cost tier holding many of them is walked through per-bridge
+//! rankings (the hosts of a static group that have the bridge, best first) rather than class
+//! by class, so the walk stops after a few hosts whatever the fleet's size. What is left per
+//! guest that grows with the fleet is counting its bridges per class (integer increments over
+//! the bridge → classes index). A drain of thousands of guests over thousands of hosts
+//! therefore costs about `moves × (groups + hosts walked) × log(hosts)`, plus that count.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -135,16 +140,67 @@ pub(crate) struct Placer<'t> {
     /// Per static group, its first classes in class order ([`OTHERS_IN_REASON`] at most): the
     /// incompatible classes a reason names.
     group_first_classes: Vec<Vec<usize>>,
+    /// Per (bridge, static group) in which not every class has the bridge: the hosts of the
+    /// group's classes that have it, ranked. A guest's classes with its rarer bridges can
+    /// number thousands in a big fleet (each bridge on a fixed share of the hosts); a cost tier
+    /// holding many of them is walked through these rankings (a few hosts from the top)
+    /// instead of class by class, so the walk does not grow with the fleet.
+    bridge_rankings: Vec<BTreeSet<Rank>>,
+    /// (bridge, static group) → its index in [`Placer::bridge_rankings`].
+    bridge_ranking_of: FastMap<(&'t str, usize), usize>,
+    /// Per class, the [`Placer::bridge_rankings`] its hosts are in.
+    rankings_of_class: Vec<Vec<usize>>,
+    /// A tier's part with more classes than this is walked through the bridge rankings.
+    class_walk_max: usize,
     /// Scratch for [`Placer::place`]: per class, how many of the guest's bridges it has.
     bridges_present: Vec<usize>,
 }
 
-/// Classes that cost the same for a guest: classes with some of its bridges one by one, and
-/// static groups whose classes with none of its bridges all belong here.
+/// Classes of a tier walked one by one up to this many; more go through the bridge rankings.
+/// Either walk finds the same hosts; this only picks the cheaper one (a few classes are
+/// cheaper to walk directly than the rankings, which hold the hosts of every class with the
+/// bridge).
+const CLASS_WALK_MAX: usize = 16;
+
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to force one walk or the other and compare the two.
+    pub(crate) static CLASS_WALK_MAX_OVERRIDE: std::cell::Cell<Option<usize>> =
+        const { std::cell::Cell::new(None) };
+}
+
+fn class_walk_max() -> usize {
+    #[cfg(test)]
+    if let Some(max) = CLASS_WALK_MAX_OVERRIDE.with(|o| o.get()) {
+        return max;
+    }
+    CLASS_WALK_MAX
+}
+
+/// Classes that cost the same for a guest: parts holding the classes with some of its
+/// bridges, and static groups whose classes with none of its bridges all belong here.
 #[derive(Default)]
 struct Tier {
-    classes: Vec<usize>,
+    parts: Vec<Part>,
     groups: Vec<usize>,
+}
+
+/// The classes of one static group that have `present` of a guest's bridges (counted
+/// without the bridges every class of the group has).
+struct Part {
+    group: usize,
+    present: usize,
+    classes: Vec<usize>,
+}
+
+/// What a walk of a tier looks for, and what it skips.
+struct Search<'a, 'w, 't> {
+    world: &'a World<'w, 't>,
+    ledger: &'a Ledger<'t>,
+    guest: &'a Guest,
+    need: Need,
+    current: Option<usize>,
+    excluded: Option<usize>,
 }
 
 /// The best host found in a walk, and better-ranked hosts that failed with why.
@@ -208,6 +264,8 @@ impl<'t> Placer<'t> {
             with_bridge_in_group.get(&(bridge, group)) == Some(&classes_in_group[group])
         };
         let mut classes_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
+        let mut bridge_ranking_of: FastMap<(&str, usize), usize> = FastMap::default();
+        let mut rankings_of_class: Vec<Vec<usize>> = vec![Vec::new(); classes.len()];
         for (c, class) in classes.iter().enumerate() {
             for bridge in class.bridges {
                 if !everywhere_in_group(bridge, class.static_group) {
@@ -215,6 +273,11 @@ impl<'t> Placer<'t> {
                         .entry(bridge.as_str())
                         .or_default()
                         .push(c);
+                    let rankings = bridge_ranking_of.len();
+                    let ranking = *bridge_ranking_of
+                        .entry((bridge.as_str(), class.static_group))
+                        .or_insert(rankings);
+                    rankings_of_class[c].push(ranking);
                 }
             }
         }
@@ -245,6 +308,10 @@ impl<'t> Placer<'t> {
             groups_with_bridge,
             group_ranking: vec![BTreeSet::new(); static_groups],
             group_first_classes,
+            bridge_rankings: vec![BTreeSet::new(); bridge_ranking_of.len()],
+            bridge_ranking_of,
+            rankings_of_class,
+            class_walk_max: class_walk_max(),
             bridges_present,
         };
         for i in 0..placer.hosts.len() {
@@ -255,15 +322,23 @@ impl<'t> Placer<'t> {
     }
 
     fn insert_rank(&mut self, host: usize, rank: Rank) {
-        let class = &mut self.classes[self.class_of[host]];
+        let c = self.class_of[host];
+        let class = &mut self.classes[c];
         class.ranking.insert(rank);
         self.group_ranking[class.static_group].insert(rank);
+        for &ranking in &self.rankings_of_class[c] {
+            self.bridge_rankings[ranking].insert(rank);
+        }
     }
 
     fn remove_rank(&mut self, host: usize, rank: &Rank) {
-        let class = &mut self.classes[self.class_of[host]];
+        let c = self.class_of[host];
+        let class = &mut self.classes[c];
         class.ranking.remove(rank);
         self.group_ranking[class.static_group].remove(rank);
+        for &ranking in &self.rankings_of_class[c] {
+            self.bridge_rankings[ranking].remove(rank);
+        }
     }
 
     fn rank(&self, host: usize, world: &World, ledger: &Ledger) -> Rank {
@@ -357,16 +432,32 @@ impl<'t> Placer<'t> {
                 self.bridges_present[c] += 1;
             }
         }
-        let mut tiers: BTreeMap<Cost, Tier> = BTreeMap::new();
+        // Parts by (static group, bridges present): few, so found by a linear search.
+        let mut parts: Vec<Part> = Vec::new();
         for &c in &with_bridges {
             let group = self.classes[c].static_group;
             if checked[group].is_none() {
-                let cost = Cost {
-                    bridges_to_create: wanted.len() - everywhere[group] - self.bridges_present[c],
-                    ..host_cost[group]
-                };
-                tiers.entry(cost).or_default().classes.push(c);
+                let present = self.bridges_present[c];
+                match parts
+                    .iter_mut()
+                    .find(|p| p.group == group && p.present == present)
+                {
+                    Some(part) => part.classes.push(c),
+                    None => parts.push(Part {
+                        group,
+                        present,
+                        classes: vec![c],
+                    }),
+                }
             }
+        }
+        let mut tiers: BTreeMap<Cost, Tier> = BTreeMap::new();
+        for part in parts {
+            let cost = Cost {
+                bridges_to_create: wanted.len() - everywhere[part.group] - part.present,
+                ..host_cost[part.group]
+            };
+            tiers.entry(cost).or_default().parts.push(part);
         }
         for (group, violation) in checked.iter().enumerate() {
             if violation.is_none() {
@@ -392,10 +483,18 @@ impl<'t> Placer<'t> {
         incompatible.truncate(OTHERS_IN_REASON);
         let tiers: Vec<(Cost, Tier)> = tiers.into_iter().collect();
 
+        let mut search = Search {
+            world,
+            ledger,
+            guest,
+            need,
+            current,
+            excluded: None,
+        };
         let mut passed_over: Vec<(Rank, String)> = Vec::new();
         let mut winner: Option<(usize, Rank)> = None;
         for (t, (_, members)) in tiers.iter().enumerate() {
-            let walk = self.best(world, ledger, members, guest, need, current, None);
+            let walk = self.best(&search, members, &wanted);
             passed_over.extend(walk.passed_over);
             if let Some(best) = walk.best {
                 winner = Some((t, best));
@@ -408,17 +507,10 @@ impl<'t> Placer<'t> {
         };
         // The runner-up search also finds the hosts between the winner and the runner-up that
         // fail a rule: with no runner-up, they say why the winner is the only host.
+        search.excluded = Some(winner.host);
         let mut runner_up = None;
         for (t, (_, members)) in tiers.iter().enumerate().skip(tier) {
-            let walk = self.best(
-                world,
-                ledger,
-                members,
-                guest,
-                need,
-                current,
-                Some(winner.host),
-            );
+            let walk = self.best(&search, members, &wanted);
             for (rank, why) in walk.passed_over {
                 if !passed_over.iter().any(|(r, _)| r.host == rank.host) {
                     passed_over.push((rank, why));
@@ -500,77 +592,113 @@ impl<'t> Placer<'t> {
     }
 
     /// The best-ranked host of `tier` that passes the rules depending on load, leaving out
-    /// the guest's current host and `excluded`. Better-ranked hosts that fail come back in
-    /// [`Walk::passed_over`], with the best-ranked host that lacks memory when none passes.
-    /// A static group of the tier is walked in its ranking, skipping the hosts of classes with
-    /// some of the guest's bridges (they belong to cheaper tiers).
-    #[allow(clippy::too_many_arguments)]
-    fn best(
-        &self,
-        world: &World,
-        ledger: &Ledger,
-        tier: &Tier,
-        guest: &Guest,
-        need: Need,
-        current: Option<usize>,
-        excluded: Option<usize>,
-    ) -> Walk {
+    /// the guest's current host and the excluded one. Better-ranked hosts that fail come back
+    /// in [`Walk::passed_over`], with the best-ranked host that lacks memory when none passes.
+    ///
+    /// Every ranking walked is sorted best first and stops at its first host that passes, is
+    /// ranked below the best found so far, or lacks memory (every later one lacks more), so
+    /// the result does not depend on the order or the split of the rankings: a part with few
+    /// classes is walked class by class, a bigger one through the rankings of the guest's
+    /// bridges in its group (a host there counts only in the ranking of its first such bridge,
+    /// and only if its class has as many of the bridges as the part); a static group of the
+    /// tier is walked in its ranking, skipping the hosts of classes with some of the guest's
+    /// bridges (they belong to cheaper tiers).
+    fn best(&self, search: &Search, tier: &Tier, wanted: &BTreeSet<String>) -> Walk {
         let mut walk = Walk::default();
         let mut short_of_memory: Option<(Rank, String)> = None;
-        let rankings = tier
-            .classes
-            .iter()
-            .map(|&class| (&self.classes[class].ranking, false))
-            .chain(
-                tier.groups
-                    .iter()
-                    .map(|&group| (&self.group_ranking[group], true)),
-            );
-        for (ranking, skip_with_bridges) in rankings {
-            for rank in ranking {
-                if walk.best.is_some_and(|b| *rank > b) {
-                    break;
+        for part in &tier.parts {
+            if part.classes.len() <= self.class_walk_max {
+                for &class in &part.classes {
+                    let ranking = &self.classes[class].ranking;
+                    self.walk(search, ranking, |_| true, &mut walk, &mut short_of_memory);
                 }
-                if Some(rank.host) == current
-                    || Some(rank.host) == excluded
-                    || (skip_with_bridges && self.bridges_present[self.class_of[rank.host]] > 0)
-                {
-                    continue;
-                }
-                if rank.free_memory() < need.memory as i64 {
-                    if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
-                        let capacity = world
-                            .hosts
-                            .get(&self.hosts[rank.host].name)
-                            .map(|r| r.memory_capacity_mib);
-                        let why = memory_shortfall(rank.free_memory(), capacity, need.memory);
-                        short_of_memory = Some((*rank, why));
-                    }
-                    break;
-                }
-                let host = &self.hosts[rank.host].name;
-                let blocked = rule_violations(world, ledger, guest, &[], host, true)
-                    .into_iter()
-                    .next()
-                    .or_else(|| {
-                        capacity_violations(world, ledger, need, host, false)
-                            .into_iter()
-                            .next()
-                    });
-                match blocked {
-                    Some(violation) => walk.passed_over.push((*rank, describe(world, &violation))),
-                    None => {
-                        walk.best = Some(*rank);
-                        break;
-                    }
-                }
+                continue;
             }
+            let rankings: Vec<(&str, &BTreeSet<Rank>)> = wanted
+                .iter()
+                .filter_map(|bridge| {
+                    let ranking = self.bridge_ranking_of.get(&(bridge.as_str(), part.group))?;
+                    Some((bridge.as_str(), &self.bridge_rankings[*ranking]))
+                })
+                .collect();
+            for (i, &(_, ranking)) in rankings.iter().enumerate() {
+                let earlier = &rankings[..i];
+                let in_part = |host: usize| {
+                    let class = self.class_of[host];
+                    self.bridges_present[class] == part.present
+                        && !earlier
+                            .iter()
+                            .any(|(bridge, _)| self.classes[class].bridges.contains(*bridge))
+                };
+                self.walk(search, ranking, in_part, &mut walk, &mut short_of_memory);
+            }
+        }
+        for &group in &tier.groups {
+            let ranking = &self.group_ranking[group];
+            let without_bridges = |host: usize| self.bridges_present[self.class_of[host]] == 0;
+            self.walk(
+                search,
+                ranking,
+                without_bridges,
+                &mut walk,
+                &mut short_of_memory,
+            );
         }
         match walk.best {
             Some(best) => walk.passed_over.retain(|(rank, _)| *rank < best),
             None => walk.passed_over.extend(short_of_memory),
         }
         walk
+    }
+
+    /// Walks one ranking for [`Placer::best`], looking only at hosts `counts` accepts.
+    fn walk(
+        &self,
+        search: &Search,
+        ranking: &BTreeSet<Rank>,
+        counts: impl Fn(usize) -> bool,
+        walk: &mut Walk,
+        short_of_memory: &mut Option<(Rank, String)>,
+    ) {
+        let world = search.world;
+        for rank in ranking {
+            if walk.best.is_some_and(|b| *rank > b) {
+                break;
+            }
+            if Some(rank.host) == search.current
+                || Some(rank.host) == search.excluded
+                || !counts(rank.host)
+            {
+                continue;
+            }
+            if rank.free_memory() < search.need.memory as i64 {
+                if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
+                    let capacity = world
+                        .hosts
+                        .get(&self.hosts[rank.host].name)
+                        .map(|r| r.memory_capacity_mib);
+                    let why = memory_shortfall(rank.free_memory(), capacity, search.need.memory);
+                    *short_of_memory = Some((*rank, why));
+                }
+                break;
+            }
+            let host = &self.hosts[rank.host].name;
+            let blocked = rule_violations(world, search.ledger, search.guest, &[], host, true)
+                .into_iter()
+                .next()
+                .or_else(|| {
+                    capacity_violations(world, search.ledger, search.need, host, false)
+                        .into_iter()
+                        .next()
+                });
+            match blocked {
+                Some(violation) => walk.passed_over.push((*rank, describe(world, &violation))),
+                None => {
+                    walk.best = Some(*rank);
+                    break;
+                }
+            }
+        }
     }
 
     /// The part of a move's cost the target host decides (CPU model, image); bridges are
