@@ -141,40 +141,35 @@ pub(crate) struct Placer<'t> {
     /// incompatible classes a reason names.
     group_first_classes: Vec<Vec<usize>>,
     /// Per (bridge, static group) in which not every class has the bridge: the hosts of the
-    /// group's classes that have it, ranked. A guest's classes with its rarer bridges can
-    /// number thousands in a big fleet (each bridge on a fixed share of the hosts); a cost tier
-    /// holding many of them is walked through these rankings (a few hosts from the top)
-    /// instead of class by class, so the walk does not grow with the fleet.
+    /// group's classes that have it, ranked. A bridge can sit on a fixed share of a big fleet
+    /// (a VLAN on 1 % of the hosts, the untagged client network on 90 %), so the classes with
+    /// a guest's bridges can number tens of thousands; their cost tiers are walked through
+    /// these rankings (a few hosts from the top) and never listed, so placing a guest does not
+    /// grow with the fleet.
     bridge_rankings: Vec<BTreeSet<Rank>>,
     /// (bridge, static group) → its index in [`Placer::bridge_rankings`].
     bridge_ranking_of: FastMap<(&'t str, usize), usize>,
     /// Per class, the [`Placer::bridge_rankings`] its hosts are in.
     rankings_of_class: Vec<Vec<usize>>,
-    /// A tier's part with more classes than this is walked through the bridge rankings.
-    class_walk_max: usize,
-    /// Scratch for [`Placer::place`]: per class, how many of the guest's bridges it has.
+    /// Tests only: list the classes with a guest's bridges and walk them class by class (the
+    /// way placement worked before the bridge rankings), to compare both walks.
+    exhaustive: bool,
+    /// Scratch for the exhaustive walk: per class, how many of the guest's bridges it has.
     bridges_present: Vec<usize>,
 }
 
-/// Classes of a tier walked one by one up to this many; more go through the bridge rankings.
-/// Either walk finds the same hosts; this only picks the cheaper one (a few classes are
-/// cheaper to walk directly than the rankings, which hold the hosts of every class with the
-/// bridge).
-const CLASS_WALK_MAX: usize = 16;
-
 #[cfg(test)]
 thread_local! {
-    /// Tests set this to force one walk or the other and compare the two.
-    pub(crate) static CLASS_WALK_MAX_OVERRIDE: std::cell::Cell<Option<usize>> =
-        const { std::cell::Cell::new(None) };
+    /// Tests set this to make [`Placer`] walk classes one by one (see `Placer::exhaustive`).
+    pub(crate) static EXHAUSTIVE_TIERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn class_walk_max() -> usize {
+fn exhaustive_tiers() -> bool {
     #[cfg(test)]
-    if let Some(max) = CLASS_WALK_MAX_OVERRIDE.with(|o| o.get()) {
-        return max;
+    if EXHAUSTIVE_TIERS.with(|o| o.get()) {
+        return true;
     }
-    CLASS_WALK_MAX
+    false
 }
 
 /// Classes that cost the same for a guest: parts holding the classes with some of its
@@ -186,7 +181,8 @@ struct Tier {
 }
 
 /// The classes of one static group that have `present` of a guest's bridges (counted
-/// without the bridges every class of the group has).
+/// without the bridges every class of the group has). `classes` lists them only in the
+/// exhaustive walk; otherwise the part is walked through the bridge rankings and may be empty.
 struct Part {
     group: usize,
     present: usize,
@@ -201,6 +197,9 @@ struct Search<'a, 'w, 't> {
     need: Need,
     current: Option<usize>,
     excluded: Option<usize>,
+    /// Per static group, the guest's bridges that only some of its classes have, with their
+    /// [`Placer::bridge_rankings`], smallest ranking first.
+    in_group: Vec<Vec<(&'a str, usize)>>,
 }
 
 /// The best host found in a walk, and better-ranked hosts that failed with why.
@@ -311,7 +310,7 @@ impl<'t> Placer<'t> {
             bridge_rankings: vec![BTreeSet::new(); bridge_ranking_of.len()],
             bridge_ranking_of,
             rankings_of_class,
-            class_walk_max: class_walk_max(),
+            exhaustive: exhaustive_tiers(),
             bridges_present,
         };
         for i in 0..placer.hosts.len() {
@@ -410,7 +409,6 @@ impl<'t> Placer<'t> {
             })
             .unzip();
         let mut everywhere = vec![0usize; checked.len()];
-        let mut with_bridges: Vec<usize> = Vec::new();
         for bridge in &wanted {
             for &group in self
                 .groups_with_bridge
@@ -420,37 +418,38 @@ impl<'t> Placer<'t> {
             {
                 everywhere[group] += 1;
             }
-            for &c in self
-                .classes_with_bridge
-                .get(bridge.as_str())
-                .into_iter()
-                .flatten()
-            {
-                if self.bridges_present[c] == 0 {
-                    with_bridges.push(c);
-                }
-                self.bridges_present[c] += 1;
-            }
         }
-        // Parts by (static group, bridges present): few, so found by a linear search.
-        let mut parts: Vec<Part> = Vec::new();
-        for &c in &with_bridges {
-            let group = self.classes[c].static_group;
-            if checked[group].is_none() {
-                let present = self.bridges_present[c];
-                match parts
-                    .iter_mut()
-                    .find(|p| p.group == group && p.present == present)
-                {
-                    Some(part) => part.classes.push(c),
-                    None => parts.push(Part {
+        let in_group: Vec<Vec<(&str, usize)>> = (0..checked.len())
+            .map(|group| {
+                let mut rankings: Vec<(&str, usize)> = wanted
+                    .iter()
+                    .filter_map(|bridge| {
+                        let ranking = *self.bridge_ranking_of.get(&(bridge.as_str(), group))?;
+                        Some((bridge.as_str(), ranking))
+                    })
+                    .collect();
+                rankings.sort_by_key(|&(_, ranking)| self.bridge_rankings[ranking].len());
+                rankings
+            })
+            .collect();
+        let mut with_bridges: Vec<usize> = Vec::new();
+        let parts = if self.exhaustive {
+            self.parts_by_class(&wanted, &checked, &mut with_bridges)
+        } else {
+            // Every count of the guest's bridges a class of the group can have; a part with
+            // no class is walked at no cost.
+            let mut parts = Vec::new();
+            for (group, bridges) in in_group.iter().enumerate() {
+                if checked[group].is_none() {
+                    parts.extend((1..=bridges.len()).map(|present| Part {
                         group,
                         present,
-                        classes: vec![c],
-                    }),
+                        classes: Vec::new(),
+                    }));
                 }
             }
-        }
+            parts
+        };
         let mut tiers: BTreeMap<Cost, Tier> = BTreeMap::new();
         for part in parts {
             let cost = Cost {
@@ -490,11 +489,12 @@ impl<'t> Placer<'t> {
             need,
             current,
             excluded: None,
+            in_group,
         };
         let mut passed_over: Vec<(Rank, String)> = Vec::new();
         let mut winner: Option<(usize, Rank)> = None;
         for (t, (_, members)) in tiers.iter().enumerate() {
-            let walk = self.best(&search, members, &wanted);
+            let walk = self.best(&search, members);
             passed_over.extend(walk.passed_over);
             if let Some(best) = walk.best {
                 winner = Some((t, best));
@@ -510,7 +510,7 @@ impl<'t> Placer<'t> {
         search.excluded = Some(winner.host);
         let mut runner_up = None;
         for (t, (_, members)) in tiers.iter().enumerate().skip(tier) {
-            let walk = self.best(&search, members, &wanted);
+            let walk = self.best(&search, members);
             for (rank, why) in walk.passed_over {
                 if !passed_over.iter().any(|(r, _)| r.host == rank.host) {
                     passed_over.push((rank, why));
@@ -585,6 +585,49 @@ impl<'t> Placer<'t> {
         }
     }
 
+    /// The exhaustive walk's parts: every class with some of the guest's bridges (whose
+    /// static group passes the static checks), counted and listed; `with_bridges` gets the
+    /// classes counted, to clear afterwards.
+    fn parts_by_class(
+        &mut self,
+        wanted: &BTreeSet<String>,
+        checked: &[Option<Violation>],
+        with_bridges: &mut Vec<usize>,
+    ) -> Vec<Part> {
+        for bridge in wanted {
+            for &c in self
+                .classes_with_bridge
+                .get(bridge.as_str())
+                .into_iter()
+                .flatten()
+            {
+                if self.bridges_present[c] == 0 {
+                    with_bridges.push(c);
+                }
+                self.bridges_present[c] += 1;
+            }
+        }
+        let mut parts: Vec<Part> = Vec::new();
+        for &c in with_bridges.iter() {
+            let group = self.classes[c].static_group;
+            if checked[group].is_none() {
+                let present = self.bridges_present[c];
+                match parts
+                    .iter_mut()
+                    .find(|p| p.group == group && p.present == present)
+                {
+                    Some(part) => part.classes.push(c),
+                    None => parts.push(Part {
+                        group,
+                        present,
+                        classes: vec![c],
+                    }),
+                }
+            }
+        }
+        parts
+    }
+
     fn clear_bridges_present(&mut self, classes: &[usize]) {
         for &c in classes {
             self.bridges_present[c] = 0;
@@ -603,39 +646,39 @@ impl<'t> Placer<'t> {
     /// and only if its class has as many of the bridges as the part); a static group of the
     /// tier is walked in its ranking, skipping the hosts of classes with some of the guest's
     /// bridges (they belong to cheaper tiers).
-    fn best(&self, search: &Search, tier: &Tier, wanted: &BTreeSet<String>) -> Walk {
+    fn best(&self, search: &Search, tier: &Tier) -> Walk {
         let mut walk = Walk::default();
         let mut short_of_memory: Option<(Rank, String)> = None;
+        // How many of `bridges` the class of `host` has.
+        let count = |host: usize, bridges: &[(&str, usize)]| {
+            let have = self.classes[self.class_of[host]].bridges;
+            bridges.iter().filter(|(b, _)| have.contains(*b)).count()
+        };
         for part in &tier.parts {
-            if part.classes.len() <= self.class_walk_max {
+            if self.exhaustive {
                 for &class in &part.classes {
                     let ranking = &self.classes[class].ranking;
                     self.walk(search, ranking, |_| true, &mut walk, &mut short_of_memory);
                 }
                 continue;
             }
-            let rankings: Vec<(&str, &BTreeSet<Rank>)> = wanted
-                .iter()
-                .filter_map(|bridge| {
-                    let ranking = self.bridge_ranking_of.get(&(bridge.as_str(), part.group))?;
-                    Some((bridge.as_str(), &self.bridge_rankings[*ranking]))
-                })
-                .collect();
-            for (i, &(_, ranking)) in rankings.iter().enumerate() {
-                let earlier = &rankings[..i];
+            // A host with `present` of the group's `m` bridges lacks `m - present`, so it is in
+            // at least one of any `m - present + 1` of their rankings: walk the smallest ones,
+            // each host counted in the first of them that holds it.
+            let bridges = &search.in_group[part.group];
+            let walked = &bridges[..bridges.len() - part.present + 1];
+            for (i, &(_, ranking)) in walked.iter().enumerate() {
                 let in_part = |host: usize| {
-                    let class = self.class_of[host];
-                    self.bridges_present[class] == part.present
-                        && !earlier
-                            .iter()
-                            .any(|(bridge, _)| self.classes[class].bridges.contains(*bridge))
+                    count(host, bridges) == part.present && count(host, &walked[..i]) == 0
                 };
+                let ranking = &self.bridge_rankings[ranking];
                 self.walk(search, ranking, in_part, &mut walk, &mut short_of_memory);
             }
         }
         for &group in &tier.groups {
             let ranking = &self.group_ranking[group];
-            let without_bridges = |host: usize| self.bridges_present[self.class_of[host]] == 0;
+            let bridges = &search.in_group[group];
+            let without_bridges = |host: usize| count(host, bridges) == 0;
             self.walk(
                 search,
                 ranking,
