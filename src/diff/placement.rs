@@ -19,18 +19,20 @@
 //! Speed: hosts are grouped in classes of equal (architecture, CPU model, image version, known
 //! bridges), every property the static rules and the cost look at, and classes in static groups
 //! of equal (architecture, CPU model, image version). The static rules and the cost's host part
-//! run once per group and guest. A guest's bridges are counted through two indexes (bridge →
-//! groups in which every class has it, bridge → the other classes that have it), so only the
-//! classes holding some of its less common bridges are looked at one by one; every other class
-//! of a group costs the same, and its hosts are walked in the group's ranking (a `BTreeSet`,
-//! best first), skipping only hosts blocked by bans, anti-affinity, vCPUs or `max_guests`.
-//! When each bridge sits on a fixed share of a big fleet, the classes with a guest's rarer
-//! bridges number thousands; a cost tier holding many of them is walked through per-bridge
-//! rankings (the hosts of a static group that have the bridge, best first) rather than class
-//! by class, so the walk stops after a few hosts whatever the fleet's size. What is left per
-//! guest that grows with the fleet is counting its bridges per class (integer increments over
-//! the bridge → classes index). A drain of thousands of guests over thousands of hosts
-//! therefore costs about `moves × (groups + hosts walked) × log(hosts)`, plus that count.
+//! run once per group and guest. The bridge part of the cost is a guest's bridges that a
+//! class lacks: bridges every class of a group has count once per group; for the others, each
+//! (bridge, static group) has a ranking of the hosts that have it (a `BTreeSet`, best first).
+//! A cost tier is a set of parts, each the classes of one group with `k` of the guest's `m`
+//! other bridges: such a host lacks `m - k` of them, so it is in at least one of any
+//! `m - k + 1` of their rankings, and the part is walked through the smallest ones (counting a
+//! host in the first that holds it). The classes with none of its bridges are walked in the
+//! group's ranking. Every walk stops at the first host that passes the load-dependent rules
+//! (bans, anti-affinity, memory, vCPUs, `max_guests`), so no class is ever listed: a bridge on
+//! a fixed share of the hosts (a VLAN on 1 %, the untagged client network on 90 %) does not
+//! make a guest's placement grow with the fleet. A drain therefore costs about
+//! `moves × (groups + hosts walked) × log(hosts)`; hosts walked grows only where the cheapest
+//! parts hold few hosts that pass (a host with both of two rare bridges is searched for along
+//! the rarer one's ranking).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -126,10 +128,8 @@ pub(crate) struct Placer<'t> {
     index_of: FastMap<&'t str, usize>,
     class_of: Vec<usize>,
     classes: Vec<Class<'t>>,
-    /// Bridge name → the classes whose hosts have it, leaving out the static groups in which
-    /// every class has it: with thousands of classes (hosts differ by their bridges), counting
-    /// a guest's bridges per class this way avoids a set lookup per class and bridge for every
-    /// guest placed.
+    /// Exhaustive walk only (tests; empty otherwise): bridge name → the classes whose hosts
+    /// have it, leaving out the static groups in which every class has it.
     classes_with_bridge: FastMap<&'t str, Vec<usize>>,
     /// Bridge name → the static groups in which every class has it (a bridge every host has,
     /// such as the admin network's): counted once per group, not per class.
@@ -262,16 +262,19 @@ impl<'t> Placer<'t> {
         let everywhere_in_group = |bridge: &str, group: usize| {
             with_bridge_in_group.get(&(bridge, group)) == Some(&classes_in_group[group])
         };
+        let exhaustive = exhaustive_tiers();
         let mut classes_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
         let mut bridge_ranking_of: FastMap<(&str, usize), usize> = FastMap::default();
         let mut rankings_of_class: Vec<Vec<usize>> = vec![Vec::new(); classes.len()];
         for (c, class) in classes.iter().enumerate() {
             for bridge in class.bridges {
                 if !everywhere_in_group(bridge, class.static_group) {
-                    classes_with_bridge
-                        .entry(bridge.as_str())
-                        .or_default()
-                        .push(c);
+                    if exhaustive {
+                        classes_with_bridge
+                            .entry(bridge.as_str())
+                            .or_default()
+                            .push(c);
+                    }
                     let rankings = bridge_ranking_of.len();
                     let ranking = *bridge_ranking_of
                         .entry((bridge.as_str(), class.static_group))
@@ -297,7 +300,7 @@ impl<'t> Placer<'t> {
                 first.push(c);
             }
         }
-        let bridges_present = vec![0; classes.len()];
+        let bridges_present = vec![0; if exhaustive { classes.len() } else { 0 }];
         let mut placer = Placer {
             hosts,
             index_of,
@@ -310,7 +313,7 @@ impl<'t> Placer<'t> {
             bridge_rankings: vec![BTreeSet::new(); bridge_ranking_of.len()],
             bridge_ranking_of,
             rankings_of_class,
-            exhaustive: exhaustive_tiers(),
+            exhaustive,
             bridges_present,
         };
         for i in 0..placer.hosts.len() {
@@ -640,12 +643,11 @@ impl<'t> Placer<'t> {
     ///
     /// Every ranking walked is sorted best first and stops at its first host that passes, is
     /// ranked below the best found so far, or lacks memory (every later one lacks more), so
-    /// the result does not depend on the order or the split of the rankings: a part with few
-    /// classes is walked class by class, a bigger one through the rankings of the guest's
-    /// bridges in its group (a host there counts only in the ranking of its first such bridge,
-    /// and only if its class has as many of the bridges as the part); a static group of the
-    /// tier is walked in its ranking, skipping the hosts of classes with some of the guest's
-    /// bridges (they belong to cheaper tiers).
+    /// the result does not depend on the order or the split of the rankings: a part is walked
+    /// through the smallest rankings of the guest's bridges in its group that must hold its
+    /// hosts (see the module's "Speed"), or class by class in the exhaustive walk of the
+    /// tests; a static group of the tier is walked in its ranking, skipping the hosts of
+    /// classes with some of the guest's bridges (they belong to cheaper tiers).
     fn best(&self, search: &Search, tier: &Tier) -> Walk {
         let mut walk = Walk::default();
         let mut short_of_memory: Option<(Rank, String)> = None;
