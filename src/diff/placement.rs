@@ -149,7 +149,7 @@ pub(crate) struct Placer<'t> {
     bridge_rankings: Vec<BTreeSet<Rank>>,
     /// (bridge, static group) → its index in [`Placer::bridge_rankings`].
     bridge_ranking_of: FastMap<(&'t str, usize), usize>,
-    /// Per class, the [`Placer::bridge_rankings`] its hosts are in.
+    /// Per class, the [`Placer::bridge_rankings`] its hosts are in, sorted.
     rankings_of_class: Vec<Vec<usize>>,
     /// Tests only: list the classes with a guest's bridges and walk them class by class (the
     /// way placement worked before the bridge rankings), to compare both walks.
@@ -282,6 +282,9 @@ impl<'t> Placer<'t> {
                     rankings_of_class[c].push(ranking);
                 }
             }
+        }
+        for rankings in &mut rankings_of_class {
+            rankings.sort_unstable();
         }
         let mut groups_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
         let mut universal: Vec<(&str, usize)> = with_bridge_in_group
@@ -651,10 +654,15 @@ impl<'t> Placer<'t> {
     fn best(&self, search: &Search, tier: &Tier) -> Walk {
         let mut walk = Walk::default();
         let mut short_of_memory: Option<(Rank, String)> = None;
-        // How many of `bridges` the class of `host` has.
+        // How many of `bridges` the class of `host` has: a class is in the ranking of each of
+        // its bridges (but those every class of its group has), so its sorted ranking indexes
+        // answer without comparing names.
         let count = |host: usize, bridges: &[(&str, usize)]| {
-            let have = self.classes[self.class_of[host]].bridges;
-            bridges.iter().filter(|(b, _)| have.contains(*b)).count()
+            let have = &self.rankings_of_class[self.class_of[host]];
+            bridges
+                .iter()
+                .filter(|(_, ranking)| have.binary_search(ranking).is_ok())
+                .count()
         };
         for part in &tier.parts {
             if self.exhaustive {
