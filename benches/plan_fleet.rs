@@ -14,7 +14,8 @@
 //! - `plan`: `plan::build::build` (diff, schedule, host summaries, es.xml diff).
 //!
 //! Environment: `BERTH_BENCH_HOSTS` (10000), `BERTH_BENCH_GUESTS_PER_HOST` (10),
-//! `BERTH_BENCH_RUNS` (5), `BERTH_BENCH_DRAIN_EVERY` (20, i.e. 5 %).
+//! `BERTH_BENCH_RUNS` (5), `BERTH_BENCH_DRAIN_EVERY` (20, i.e. 5 %); `BERTH_BENCH_DUMP=FILE`
+//! writes every move's guest, target and reason to FILE (to compare placement before/after).
 
 #[path = "support/fleet.rs"]
 mod fleet;
@@ -223,6 +224,15 @@ fn child(spec: &FleetSpec, dir: &Path) {
     let plan = plan::build::build(&cfg, &inv, Ok(Default::default())).expect("plans");
     time("plan", t);
     let rss_plan = peak_rss_kib();
+    if let Some(path) = std::env::var_os("BERTH_BENCH_DUMP") {
+        // Every move's guest, target and reason, one per line: compared byte for byte before
+        // and after a change to placement, to show that its choices and reasons are unchanged.
+        let mut dump = String::new();
+        for m in &plan.moves {
+            dump.push_str(&format!("{}\t{}\t{}\n", m.guest, m.to, m.reason));
+        }
+        std::fs::write(path, dump).expect("write BERTH_BENCH_DUMP");
+    }
     if std::env::var_os("BERTH_BENCH_BREAKDOWN").is_some() {
         breakdown(&cfg, &inv);
     }

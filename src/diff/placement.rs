@@ -19,13 +19,20 @@
 //! Speed: hosts are grouped in classes of equal (architecture, CPU model, image version, known
 //! bridges), every property the static rules and the cost look at, and classes in static groups
 //! of equal (architecture, CPU model, image version). The static rules and the cost's host part
-//! run once per group and guest. A guest's bridges are counted through two indexes (bridge →
-//! groups in which every class has it, bridge → the other classes that have it), so only the
-//! classes holding some of its less common bridges are looked at one by one; every other class
-//! of a group costs the same, and its hosts are walked in the group's ranking (a `BTreeSet`,
-//! best first), skipping only hosts blocked by bans, anti-affinity, vCPUs or `max_guests`. A
-//! drain of thousands of guests over thousands of hosts therefore costs about
-//! `moves × (groups + classes with a guest's rarer bridges) × log(hosts)`.
+//! run once per group and guest. The bridge part of the cost is a guest's bridges that a
+//! class lacks: bridges every class of a group has count once per group; for the others, each
+//! (bridge, static group) has a ranking of the hosts that have it (a `BTreeSet`, best first).
+//! A cost tier is a set of parts, each the classes of one group with `k` of the guest's `m`
+//! other bridges: such a host lacks `m - k` of them, so it is in at least one of any
+//! `m - k + 1` of their rankings, and the part is walked through the smallest ones (counting a
+//! host in the first that holds it). The classes with none of its bridges are walked in the
+//! group's ranking. Every walk stops at the first host that passes the load-dependent rules
+//! (bans, anti-affinity, memory, vCPUs, `max_guests`), so no class is ever listed: a bridge on
+//! a fixed share of the hosts (a VLAN on 1 %, the untagged client network on 90 %) does not
+//! make a guest's placement grow with the fleet. A drain therefore costs about
+//! `moves × (groups + hosts walked) × log(hosts)`; hosts walked grows only where the cheapest
+//! parts hold few hosts that pass (a host with both of two rare bridges is searched for along
+//! the rarer one's ranking).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -121,10 +128,8 @@ pub(crate) struct Placer<'t> {
     index_of: FastMap<&'t str, usize>,
     class_of: Vec<usize>,
     classes: Vec<Class<'t>>,
-    /// Bridge name → the classes whose hosts have it, leaving out the static groups in which
-    /// every class has it: with thousands of classes (hosts differ by their bridges), counting
-    /// a guest's bridges per class this way avoids a set lookup per class and bridge for every
-    /// guest placed.
+    /// Exhaustive walk only (tests; empty otherwise): bridge name → the classes whose hosts
+    /// have it, leaving out the static groups in which every class has it.
     classes_with_bridge: FastMap<&'t str, Vec<usize>>,
     /// Bridge name → the static groups in which every class has it (a bridge every host has,
     /// such as the admin network's): counted once per group, not per class.
@@ -135,16 +140,66 @@ pub(crate) struct Placer<'t> {
     /// Per static group, its first classes in class order ([`OTHERS_IN_REASON`] at most): the
     /// incompatible classes a reason names.
     group_first_classes: Vec<Vec<usize>>,
-    /// Scratch for [`Placer::place`]: per class, how many of the guest's bridges it has.
+    /// Per (bridge, static group) in which not every class has the bridge: the hosts of the
+    /// group's classes that have it, ranked. A bridge can sit on a fixed share of a big fleet
+    /// (a VLAN on 1 % of the hosts, the untagged client network on 90 %), so the classes with
+    /// a guest's bridges can number tens of thousands; their cost tiers are walked through
+    /// these rankings (a few hosts from the top) and never listed, so placing a guest does not
+    /// grow with the fleet.
+    bridge_rankings: Vec<BTreeSet<Rank>>,
+    /// (bridge, static group) → its index in [`Placer::bridge_rankings`].
+    bridge_ranking_of: FastMap<(&'t str, usize), usize>,
+    /// Per class, the [`Placer::bridge_rankings`] its hosts are in, sorted.
+    rankings_of_class: Vec<Vec<usize>>,
+    /// Tests only: list the classes with a guest's bridges and walk them class by class (the
+    /// way placement worked before the bridge rankings), to compare both walks.
+    exhaustive: bool,
+    /// Scratch for the exhaustive walk: per class, how many of the guest's bridges it has.
     bridges_present: Vec<usize>,
 }
 
-/// Classes that cost the same for a guest: classes with some of its bridges one by one, and
-/// static groups whose classes with none of its bridges all belong here.
+#[cfg(test)]
+thread_local! {
+    /// Tests set this to make [`Placer`] walk classes one by one (see `Placer::exhaustive`).
+    pub(crate) static EXHAUSTIVE_TIERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn exhaustive_tiers() -> bool {
+    #[cfg(test)]
+    if EXHAUSTIVE_TIERS.with(|o| o.get()) {
+        return true;
+    }
+    false
+}
+
+/// Classes that cost the same for a guest: parts holding the classes with some of its
+/// bridges, and static groups whose classes with none of its bridges all belong here.
 #[derive(Default)]
 struct Tier {
-    classes: Vec<usize>,
+    parts: Vec<Part>,
     groups: Vec<usize>,
+}
+
+/// The classes of one static group that have `present` of a guest's bridges (counted
+/// without the bridges every class of the group has). `classes` lists them only in the
+/// exhaustive walk; otherwise the part is walked through the bridge rankings and may be empty.
+struct Part {
+    group: usize,
+    present: usize,
+    classes: Vec<usize>,
+}
+
+/// What a walk of a tier looks for, and what it skips.
+struct Search<'a, 'w, 't> {
+    world: &'a World<'w, 't>,
+    ledger: &'a Ledger<'t>,
+    guest: &'a Guest,
+    need: Need,
+    current: Option<usize>,
+    excluded: Option<usize>,
+    /// Per static group, the guest's bridges that only some of its classes have, with their
+    /// [`Placer::bridge_rankings`], smallest ranking first.
+    in_group: Vec<Vec<(&'a str, usize)>>,
 }
 
 /// The best host found in a walk, and better-ranked hosts that failed with why.
@@ -207,16 +262,29 @@ impl<'t> Placer<'t> {
         let everywhere_in_group = |bridge: &str, group: usize| {
             with_bridge_in_group.get(&(bridge, group)) == Some(&classes_in_group[group])
         };
+        let exhaustive = exhaustive_tiers();
         let mut classes_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
+        let mut bridge_ranking_of: FastMap<(&str, usize), usize> = FastMap::default();
+        let mut rankings_of_class: Vec<Vec<usize>> = vec![Vec::new(); classes.len()];
         for (c, class) in classes.iter().enumerate() {
             for bridge in class.bridges {
                 if !everywhere_in_group(bridge, class.static_group) {
-                    classes_with_bridge
-                        .entry(bridge.as_str())
-                        .or_default()
-                        .push(c);
+                    if exhaustive {
+                        classes_with_bridge
+                            .entry(bridge.as_str())
+                            .or_default()
+                            .push(c);
+                    }
+                    let rankings = bridge_ranking_of.len();
+                    let ranking = *bridge_ranking_of
+                        .entry((bridge.as_str(), class.static_group))
+                        .or_insert(rankings);
+                    rankings_of_class[c].push(ranking);
                 }
             }
+        }
+        for rankings in &mut rankings_of_class {
+            rankings.sort_unstable();
         }
         let mut groups_with_bridge: FastMap<&str, Vec<usize>> = FastMap::default();
         let mut universal: Vec<(&str, usize)> = with_bridge_in_group
@@ -235,7 +303,7 @@ impl<'t> Placer<'t> {
                 first.push(c);
             }
         }
-        let bridges_present = vec![0; classes.len()];
+        let bridges_present = vec![0; if exhaustive { classes.len() } else { 0 }];
         let mut placer = Placer {
             hosts,
             index_of,
@@ -245,6 +313,10 @@ impl<'t> Placer<'t> {
             groups_with_bridge,
             group_ranking: vec![BTreeSet::new(); static_groups],
             group_first_classes,
+            bridge_rankings: vec![BTreeSet::new(); bridge_ranking_of.len()],
+            bridge_ranking_of,
+            rankings_of_class,
+            exhaustive,
             bridges_present,
         };
         for i in 0..placer.hosts.len() {
@@ -255,15 +327,23 @@ impl<'t> Placer<'t> {
     }
 
     fn insert_rank(&mut self, host: usize, rank: Rank) {
-        let class = &mut self.classes[self.class_of[host]];
+        let c = self.class_of[host];
+        let class = &mut self.classes[c];
         class.ranking.insert(rank);
         self.group_ranking[class.static_group].insert(rank);
+        for &ranking in &self.rankings_of_class[c] {
+            self.bridge_rankings[ranking].insert(rank);
+        }
     }
 
     fn remove_rank(&mut self, host: usize, rank: &Rank) {
-        let class = &mut self.classes[self.class_of[host]];
+        let c = self.class_of[host];
+        let class = &mut self.classes[c];
         class.ranking.remove(rank);
         self.group_ranking[class.static_group].remove(rank);
+        for &ranking in &self.rankings_of_class[c] {
+            self.bridge_rankings[ranking].remove(rank);
+        }
     }
 
     fn rank(&self, host: usize, world: &World, ledger: &Ledger) -> Rank {
@@ -335,7 +415,6 @@ impl<'t> Placer<'t> {
             })
             .unzip();
         let mut everywhere = vec![0usize; checked.len()];
-        let mut with_bridges: Vec<usize> = Vec::new();
         for bridge in &wanted {
             for &group in self
                 .groups_with_bridge
@@ -345,28 +424,45 @@ impl<'t> Placer<'t> {
             {
                 everywhere[group] += 1;
             }
-            for &c in self
-                .classes_with_bridge
-                .get(bridge.as_str())
-                .into_iter()
-                .flatten()
-            {
-                if self.bridges_present[c] == 0 {
-                    with_bridges.push(c);
-                }
-                self.bridges_present[c] += 1;
-            }
         }
-        let mut tiers: BTreeMap<Cost, Tier> = BTreeMap::new();
-        for &c in &with_bridges {
-            let group = self.classes[c].static_group;
-            if checked[group].is_none() {
-                let cost = Cost {
-                    bridges_to_create: wanted.len() - everywhere[group] - self.bridges_present[c],
-                    ..host_cost[group]
-                };
-                tiers.entry(cost).or_default().classes.push(c);
+        let in_group: Vec<Vec<(&str, usize)>> = (0..checked.len())
+            .map(|group| {
+                let mut rankings: Vec<(&str, usize)> = wanted
+                    .iter()
+                    .filter_map(|bridge| {
+                        let ranking = *self.bridge_ranking_of.get(&(bridge.as_str(), group))?;
+                        Some((bridge.as_str(), ranking))
+                    })
+                    .collect();
+                rankings.sort_by_key(|&(_, ranking)| self.bridge_rankings[ranking].len());
+                rankings
+            })
+            .collect();
+        let mut with_bridges: Vec<usize> = Vec::new();
+        let parts = if self.exhaustive {
+            self.parts_by_class(&wanted, &checked, &mut with_bridges)
+        } else {
+            // Every count of the guest's bridges a class of the group can have; a part with
+            // no class is walked at no cost.
+            let mut parts = Vec::new();
+            for (group, bridges) in in_group.iter().enumerate() {
+                if checked[group].is_none() {
+                    parts.extend((1..=bridges.len()).map(|present| Part {
+                        group,
+                        present,
+                        classes: Vec::new(),
+                    }));
+                }
             }
+            parts
+        };
+        let mut tiers: BTreeMap<Cost, Tier> = BTreeMap::new();
+        for part in parts {
+            let cost = Cost {
+                bridges_to_create: wanted.len() - everywhere[part.group] - part.present,
+                ..host_cost[part.group]
+            };
+            tiers.entry(cost).or_default().parts.push(part);
         }
         for (group, violation) in checked.iter().enumerate() {
             if violation.is_none() {
@@ -392,10 +488,19 @@ impl<'t> Placer<'t> {
         incompatible.truncate(OTHERS_IN_REASON);
         let tiers: Vec<(Cost, Tier)> = tiers.into_iter().collect();
 
+        let mut search = Search {
+            world,
+            ledger,
+            guest,
+            need,
+            current,
+            excluded: None,
+            in_group,
+        };
         let mut passed_over: Vec<(Rank, String)> = Vec::new();
         let mut winner: Option<(usize, Rank)> = None;
         for (t, (_, members)) in tiers.iter().enumerate() {
-            let walk = self.best(world, ledger, members, guest, need, current, None);
+            let walk = self.best(&search, members);
             passed_over.extend(walk.passed_over);
             if let Some(best) = walk.best {
                 winner = Some((t, best));
@@ -408,17 +513,10 @@ impl<'t> Placer<'t> {
         };
         // The runner-up search also finds the hosts between the winner and the runner-up that
         // fail a rule: with no runner-up, they say why the winner is the only host.
+        search.excluded = Some(winner.host);
         let mut runner_up = None;
         for (t, (_, members)) in tiers.iter().enumerate().skip(tier) {
-            let walk = self.best(
-                world,
-                ledger,
-                members,
-                guest,
-                need,
-                current,
-                Some(winner.host),
-            );
+            let walk = self.best(&search, members);
             for (rank, why) in walk.passed_over {
                 if !passed_over.iter().any(|(r, _)| r.host == rank.host) {
                     passed_over.push((rank, why));
@@ -493,6 +591,49 @@ impl<'t> Placer<'t> {
         }
     }
 
+    /// The exhaustive walk's parts: every class with some of the guest's bridges (whose
+    /// static group passes the static checks), counted and listed; `with_bridges` gets the
+    /// classes counted, to clear afterwards.
+    fn parts_by_class(
+        &mut self,
+        wanted: &BTreeSet<String>,
+        checked: &[Option<Violation>],
+        with_bridges: &mut Vec<usize>,
+    ) -> Vec<Part> {
+        for bridge in wanted {
+            for &c in self
+                .classes_with_bridge
+                .get(bridge.as_str())
+                .into_iter()
+                .flatten()
+            {
+                if self.bridges_present[c] == 0 {
+                    with_bridges.push(c);
+                }
+                self.bridges_present[c] += 1;
+            }
+        }
+        let mut parts: Vec<Part> = Vec::new();
+        for &c in with_bridges.iter() {
+            let group = self.classes[c].static_group;
+            if checked[group].is_none() {
+                let present = self.bridges_present[c];
+                match parts
+                    .iter_mut()
+                    .find(|p| p.group == group && p.present == present)
+                {
+                    Some(part) => part.classes.push(c),
+                    None => parts.push(Part {
+                        group,
+                        present,
+                        classes: vec![c],
+                    }),
+                }
+            }
+        }
+        parts
+    }
+
     fn clear_bridges_present(&mut self, classes: &[usize]) {
         for &c in classes {
             self.bridges_present[c] = 0;
@@ -500,77 +641,117 @@ impl<'t> Placer<'t> {
     }
 
     /// The best-ranked host of `tier` that passes the rules depending on load, leaving out
-    /// the guest's current host and `excluded`. Better-ranked hosts that fail come back in
-    /// [`Walk::passed_over`], with the best-ranked host that lacks memory when none passes.
-    /// A static group of the tier is walked in its ranking, skipping the hosts of classes with
-    /// some of the guest's bridges (they belong to cheaper tiers).
-    #[allow(clippy::too_many_arguments)]
-    fn best(
-        &self,
-        world: &World,
-        ledger: &Ledger,
-        tier: &Tier,
-        guest: &Guest,
-        need: Need,
-        current: Option<usize>,
-        excluded: Option<usize>,
-    ) -> Walk {
+    /// the guest's current host and the excluded one. Better-ranked hosts that fail come back
+    /// in [`Walk::passed_over`], with the best-ranked host that lacks memory when none passes.
+    ///
+    /// Every ranking walked is sorted best first and stops at its first host that passes, is
+    /// ranked below the best found so far, or lacks memory (every later one lacks more), so
+    /// the result does not depend on the order or the split of the rankings: a part is walked
+    /// through the smallest rankings of the guest's bridges in its group that must hold its
+    /// hosts (see the module's "Speed"), or class by class in the exhaustive walk of the
+    /// tests; a static group of the tier is walked in its ranking, skipping the hosts of
+    /// classes with some of the guest's bridges (they belong to cheaper tiers).
+    fn best(&self, search: &Search, tier: &Tier) -> Walk {
         let mut walk = Walk::default();
         let mut short_of_memory: Option<(Rank, String)> = None;
-        let rankings = tier
-            .classes
-            .iter()
-            .map(|&class| (&self.classes[class].ranking, false))
-            .chain(
-                tier.groups
-                    .iter()
-                    .map(|&group| (&self.group_ranking[group], true)),
-            );
-        for (ranking, skip_with_bridges) in rankings {
-            for rank in ranking {
-                if walk.best.is_some_and(|b| *rank > b) {
-                    break;
+        // How many of `bridges` the class of `host` has: a class is in the ranking of each of
+        // its bridges (but those every class of its group has), so its sorted ranking indexes
+        // answer without comparing names.
+        let count = |host: usize, bridges: &[(&str, usize)]| {
+            let have = &self.rankings_of_class[self.class_of[host]];
+            bridges
+                .iter()
+                .filter(|(_, ranking)| have.binary_search(ranking).is_ok())
+                .count()
+        };
+        for part in &tier.parts {
+            if self.exhaustive {
+                for &class in &part.classes {
+                    let ranking = &self.classes[class].ranking;
+                    self.walk(search, ranking, |_| true, &mut walk, &mut short_of_memory);
                 }
-                if Some(rank.host) == current
-                    || Some(rank.host) == excluded
-                    || (skip_with_bridges && self.bridges_present[self.class_of[rank.host]] > 0)
-                {
-                    continue;
-                }
-                if rank.free_memory() < need.memory as i64 {
-                    if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
-                        let capacity = world
-                            .hosts
-                            .get(&self.hosts[rank.host].name)
-                            .map(|r| r.memory_capacity_mib);
-                        let why = memory_shortfall(rank.free_memory(), capacity, need.memory);
-                        short_of_memory = Some((*rank, why));
-                    }
-                    break;
-                }
-                let host = &self.hosts[rank.host].name;
-                let blocked = rule_violations(world, ledger, guest, &[], host, true)
-                    .into_iter()
-                    .next()
-                    .or_else(|| {
-                        capacity_violations(world, ledger, need, host, false)
-                            .into_iter()
-                            .next()
-                    });
-                match blocked {
-                    Some(violation) => walk.passed_over.push((*rank, describe(world, &violation))),
-                    None => {
-                        walk.best = Some(*rank);
-                        break;
-                    }
-                }
+                continue;
             }
+            // A host with `present` of the group's `m` bridges lacks `m - present`, so it is in
+            // at least one of any `m - present + 1` of their rankings: walk the smallest ones,
+            // each host counted in the first of them that holds it.
+            let bridges = &search.in_group[part.group];
+            let walked = &bridges[..bridges.len() - part.present + 1];
+            for (i, &(_, ranking)) in walked.iter().enumerate() {
+                let in_part = |host: usize| {
+                    count(host, bridges) == part.present && count(host, &walked[..i]) == 0
+                };
+                let ranking = &self.bridge_rankings[ranking];
+                self.walk(search, ranking, in_part, &mut walk, &mut short_of_memory);
+            }
+        }
+        for &group in &tier.groups {
+            let ranking = &self.group_ranking[group];
+            let bridges = &search.in_group[group];
+            let without_bridges = |host: usize| count(host, bridges) == 0;
+            self.walk(
+                search,
+                ranking,
+                without_bridges,
+                &mut walk,
+                &mut short_of_memory,
+            );
         }
         match walk.best {
             Some(best) => walk.passed_over.retain(|(rank, _)| *rank < best),
             None => walk.passed_over.extend(short_of_memory),
         }
         walk
+    }
+
+    /// Walks one ranking for [`Placer::best`], looking only at hosts `counts` accepts.
+    fn walk(
+        &self,
+        search: &Search,
+        ranking: &BTreeSet<Rank>,
+        counts: impl Fn(usize) -> bool,
+        walk: &mut Walk,
+        short_of_memory: &mut Option<(Rank, String)>,
+    ) {
+        let world = search.world;
+        for rank in ranking {
+            if walk.best.is_some_and(|b| *rank > b) {
+                break;
+            }
+            if Some(rank.host) == search.current
+                || Some(rank.host) == search.excluded
+                || !counts(rank.host)
+            {
+                continue;
+            }
+            if rank.free_memory() < search.need.memory as i64 {
+                if short_of_memory.as_ref().is_none_or(|(r, _)| rank < r) {
+                    let capacity = world
+                        .hosts
+                        .get(&self.hosts[rank.host].name)
+                        .map(|r| r.memory_capacity_mib);
+                    let why = memory_shortfall(rank.free_memory(), capacity, search.need.memory);
+                    *short_of_memory = Some((*rank, why));
+                }
+                break;
+            }
+            let host = &self.hosts[rank.host].name;
+            let blocked = rule_violations(world, search.ledger, search.guest, &[], host, true)
+                .into_iter()
+                .next()
+                .or_else(|| {
+                    capacity_violations(world, search.ledger, search.need, host, false)
+                        .into_iter()
+                        .next()
+                });
+            match blocked {
+                Some(violation) => walk.passed_over.push((*rank, describe(world, &violation))),
+                None => {
+                    walk.best = Some(*rank);
+                    break;
+                }
+            }
+        }
     }
 
     /// The part of a move's cost the target host decides (CPU model, image); bridges are

@@ -183,3 +183,122 @@ fn pinned_moves_are_counted_before_automatic_ones() {
     let d = desired(&b.config, &topo).expect("valid");
     assert_eq!(d.guests["auto"].host, "c");
 }
+
+/// A fleet where each bridge is on a share of the hosts and most hosts have their own set of
+/// bridges (one class each), with two CPU models, two images, bans and anti-affinity: the
+/// shape for which placement walks the rankings of a guest's bridges instead of its classes.
+fn bridged_fleet(seed: u64) -> (Topology, crate::config::Config) {
+    use crate::config::RuleKind;
+    use crate::inventory::{Interface, InterfaceKind};
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut below = |n: u64| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) % n
+    };
+    let bridge = |b: u64| format!("vmbondeth0.{}", 100 + b);
+    let mut hosts = Vec::new();
+    for h in 0..60 {
+        let mut host = host(&format!("adm{h:02}"), 256 + 64 * below(4), 64);
+        if below(4) == 0 {
+            host.cpu_model = Some("Sapphire Rapids".into());
+        }
+        if below(5) == 0 {
+            host.image_version = Some("23.1.0".parse().expect("valid version"));
+        }
+        let mut bridges: std::collections::BTreeSet<String> =
+            (0..1 + below(5)).map(|_| bridge(below(12))).collect();
+        // The untagged network on most hosts but not all: a common bridge with its own ranking.
+        if below(8) != 0 {
+            bridges.insert("vmbondeth0".into());
+        }
+        host.bridges = Some(bridges);
+        hosts.push(host);
+    }
+    let mut guests = Vec::new();
+    for g in 0..240 {
+        let home = format!("adm{:02}", below(60));
+        let mut guest = guest(
+            &format!("vm{g:03}"),
+            &home,
+            8 + 8 * below(4),
+            2 + below(6) as u32,
+        );
+        let interfaces = 1 + below(3);
+        guest.interfaces = (0..interfaces)
+            .map(|_| Interface {
+                kind: InterfaceKind::Bridge,
+                source: if below(3) == 0 {
+                    "vmbondeth0".into()
+                } else {
+                    bridge(below(12))
+                },
+                mac: None,
+            })
+            .collect();
+        if below(10) == 0 {
+            guest.state = GuestState::ShutOff;
+        }
+        guests.push(guest);
+    }
+    let topo = topology(hosts, guests);
+    let mut b = ConfigBuilder::new();
+    for h in (0..60).step_by(6) {
+        b = b.drain(&format!("adm{h:02}"));
+    }
+    let pair = |a: u64, b: u64| [format!("vm{a:03}"), format!("vm{b:03}")];
+    for r in 0..6 {
+        let p = pair(below(240), below(240));
+        if p[0] != p[1] {
+            let names: Vec<&str> = p.iter().map(String::as_str).collect();
+            b = b.rule(RuleKind::AntiAffinity, &format!("apart{r}"), &names, &[]);
+        }
+    }
+    for r in 0..4 {
+        let guest = format!("vm{:03}", below(240));
+        let banned: std::collections::BTreeSet<String> =
+            (0..8).map(|_| format!("adm{:02}", below(60))).collect();
+        let banned: Vec<&str> = banned.iter().map(String::as_str).collect();
+        b = b.rule(
+            RuleKind::Ban,
+            &format!("ban{r}"),
+            &[guest.as_str()],
+            &banned,
+        );
+    }
+    (topo, b.config)
+}
+
+/// Placement walks the cost tiers of a guest's bridges through per-bridge rankings, for speed
+/// only: on fleets where most hosts are classes of their own, it chooses the same hosts and
+/// gives the same reasons and problems as listing the classes and walking them one by one.
+#[test]
+fn walking_bridge_rankings_chooses_and_explains_as_walking_classes() {
+    use crate::diff::placement::EXHAUSTIVE_TIERS;
+    let mut chosen_with_bridges = 0;
+    for seed in 0..40 {
+        let (topo, cfg) = bridged_fleet(seed);
+        let with = |exhaustive: bool| {
+            EXHAUSTIVE_TIERS.with(|o| o.set(exhaustive));
+            let d = desired(&cfg, &topo);
+            EXHAUSTIVE_TIERS.with(|o| o.set(false));
+            d.expect("valid")
+        };
+        let by_classes = with(true);
+        let by_bridges = with(false);
+        assert_eq!(by_classes, by_bridges, "seed {seed}");
+        chosen_with_bridges += by_bridges
+            .guests
+            .values()
+            .filter(|g| {
+                matches!(&g.origin, Origin::Chosen { reason }
+                    if reason.contains("bridges") && reason.contains("created"))
+            })
+            .count();
+    }
+    // The bridges decided some choices (cheapest-move reasons), so the tiers were exercised.
+    assert!(chosen_with_bridges > 0);
+}
