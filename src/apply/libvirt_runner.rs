@@ -236,6 +236,30 @@ impl LibvirtRunner {
     }
 
     /// The (cached) SSH connection to `host`. Blocking; must not run on an async worker.
+    /// Preflight: the problem, if `program` (configured as `setting`) is not on `host`, whose
+    /// `steps` run it.
+    fn missing_program(
+        &self,
+        remote: &RemoteHost,
+        program: &str,
+        setting: &str,
+        host: &str,
+        steps: &[String],
+    ) -> Option<String> {
+        let argv = ["command", "-v", program].map(String::from);
+        match self.runtime.block_on(remote.check(&argv)) {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "`{program}` (`{setting}`) is not found on {host}, which {} need",
+                super::preflight::step_list(steps)
+            )),
+            Err(e) => Some(format!(
+                "cannot check for `{program}` (`{setting}`) on {host}, which {} need: {e}",
+                super::preflight::step_list(steps)
+            )),
+        }
+    }
+
     fn remote(&self, host: &str, step: &Step) -> Result<Arc<RemoteHost>, ApplyError> {
         self.remotes.get_or_open(host, || {
             let target =
@@ -313,18 +337,13 @@ impl LibvirtRunner {
                 ));
             }
             if let Some((program, steps)) = needs.host_commands.get(host) {
-                let argv = ["command", "-v", program.as_str()].map(String::from);
-                match self.runtime.block_on(remote.check(&argv)) {
-                    Ok(true) => {}
-                    Ok(false) => problems.push(format!(
-                        "`{program}` (`rolling_maintenance.host_command`) is not found on {host}, which {} need",
-                        step_list(steps)
-                    )),
-                    Err(e) => problems.push(format!(
-                        "cannot check for `{program}` (`rolling_maintenance.host_command`) on {host}, which {} need: {e}",
-                        step_list(steps)
-                    )),
-                }
+                problems.extend(self.missing_program(
+                    &remote,
+                    program,
+                    "rolling_maintenance.host_command",
+                    host,
+                    steps,
+                ));
             }
             if let Some(steps) = needs.volumes.get(host) {
                 let commands = [
@@ -337,18 +356,8 @@ impl LibvirtRunner {
                     let Some(program) = command.as_ref().and_then(|c| c.first()) else {
                         continue;
                     };
-                    let argv = ["command", "-v", program.as_str()].map(String::from);
-                    match self.runtime.block_on(remote.check(&argv)) {
-                        Ok(true) => {}
-                        Ok(false) => problems.push(format!(
-                            "`{program}` (`inventory.{name}`) is not found on {host}, which {} need",
-                            step_list(steps)
-                        )),
-                        Err(e) => problems.push(format!(
-                            "cannot check for `{program}` (`inventory.{name}`) on {host}, which {} need: {e}",
-                            step_list(steps)
-                        )),
-                    }
+                    let setting = format!("inventory.{name}");
+                    problems.extend(self.missing_program(&remote, program, &setting, host, steps));
                 }
             }
         }

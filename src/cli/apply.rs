@@ -2,7 +2,6 @@
 //! it, ask, run it with progress, and summarize. The work is in [`crate::apply::Session`].
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use crate::apply::{
@@ -302,24 +301,14 @@ fn resolve_step(plan: &Plan, guest: &str, name: &str) -> Result<String, CliError
     )))
 }
 
-/// Asks on stdin; only `yes` agrees. Refuses when stdin is not a terminal.
+/// Asks before the moves are applied.
 fn confirm(moves: usize) -> Result<bool, CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Refused(
-            "cannot ask for confirmation: standard input is not a terminal. Run `berth apply -auto-approve` to apply \
-             without asking, or save the plan (`berth plan -out FILE`), review it, and run `berth apply FILE`."
-                .into(),
-        ));
-    }
     let noun = if moves == 1 { "move" } else { "moves" };
-    print!("\nDo you want to apply these {moves} {noun}? Only 'yes' will be accepted: ");
-    std::io::stdout().flush().map_err(CliError::Stdout)?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(CliError::Stdin)?;
-    Ok(answer.trim() == "yes")
+    super::confirm::ask_yes(
+        &format!("Do you want to apply these {moves} {noun}?"),
+        "Run `berth apply -auto-approve` to apply without asking, or save the plan (`berth plan \
+         -out FILE`), review it, and run `berth apply FILE`.",
+    )
 }
 
 /// Shows, confirms and runs `plan`. Returns (exit code, finished), or `None` when there was

@@ -7,6 +7,7 @@
 mod apply;
 mod args;
 mod commands;
+mod confirm;
 mod error;
 mod fmt;
 mod import;

@@ -1,8 +1,6 @@
 //! `berth refresh`: es.xml rewritten to match libvirt, shown as a diff, confirmed, backed up
 //! and recorded in the state file.
 
-use std::io::{BufRead, IsTerminal, Write};
-
 use crate::apply;
 use crate::inventory::reconcile::DriftPolicy;
 use crate::plan;
@@ -83,21 +81,10 @@ pub fn refresh(args: &RefreshArgs) -> Result<u8, CliError> {
     Ok(exit::OK)
 }
 
-/// Asks on stdin; only `yes` agrees. Refuses when stdin is not a terminal.
+/// Asks before es.xml is written.
 fn confirm() -> Result<bool, CliError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CliError::Refused(
-            "cannot ask for confirmation: standard input is not a terminal. Run `berth refresh -auto-approve` to write \
-             es.xml without asking."
-                .into(),
-        ));
-    }
-    print!("\nDo you want to write these changes to es.xml? Only 'yes' will be accepted: ");
-    std::io::stdout().flush().map_err(CliError::Stdout)?;
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(CliError::Stdin)?;
-    Ok(answer.trim() == "yes")
+    super::confirm::ask_yes(
+        "Do you want to write these changes to es.xml?",
+        "Run `berth refresh -auto-approve` to write es.xml without asking.",
+    )
 }

@@ -308,6 +308,22 @@ pub(crate) enum WaveEntry<'a> {
     Unknown(&'a str),
 }
 
+/// The wave each phase of a rolling maintenance begins with (where text and Markdown put the
+/// phase's heading).
+pub(crate) fn phase_starts(plan: &Plan) -> HashMap<usize, &crate::plan::Phase> {
+    let mut starts = HashMap::new();
+    for p in &plan.phases {
+        if let Some(first) = plan
+            .waves
+            .iter()
+            .position(|w| w.iter().any(|id| p.steps.contains(id)))
+        {
+            starts.entry(first).or_insert(p);
+        }
+    }
+    starts
+}
+
 /// Steps by id, for resolving waves and dependencies.
 pub(crate) fn steps_by_id(plan: &Plan) -> HashMap<&str, &Step> {
     plan.steps.iter().map(|s| (s.id.as_str(), s)).collect()

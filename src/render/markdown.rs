@@ -9,8 +9,8 @@ use std::fmt::Write as _;
 
 use crate::plan::Plan;
 use crate::render::format::{
-    WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, serde_name, steps_by_id,
-    summary_line, waves,
+    WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, phase_starts, serde_name,
+    steps_by_id, summary_line, waves,
 };
 
 /// Most characters a GitHub comment may hold.
@@ -442,17 +442,7 @@ fn steps(plan: &Plan, doc: &mut Doc) {
     }
     doc.push(Part::Other, format!("<summary>{title}</summary>"));
     let by_id = steps_by_id(plan);
-    let mut phase_starts: std::collections::HashMap<usize, &crate::plan::Phase> =
-        std::collections::HashMap::new();
-    for p in &plan.phases {
-        if let Some(first) = plan
-            .waves
-            .iter()
-            .position(|w| w.iter().any(|id| p.steps.contains(id)))
-        {
-            phase_starts.entry(first).or_insert(p);
-        }
-    }
+    let phase_starts = phase_starts(plan);
     for (n, wave) in waves(plan).iter().enumerate() {
         if let Some(p) = phase_starts.get(&n) {
             doc.blank();

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 use crate::diff::RebalanceStop;
 use crate::plan::Plan;
 use crate::render::format::{
-    WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, serde_name, steps_by_id,
-    summary_line, waves,
+    WaveEntry, clean, count, cross_move_dependencies, guest_host, mib, phase_starts, serde_name,
+    steps_by_id, summary_line, waves,
 };
 use crate::render::style::{Painter, Role, color_enabled_for_stdout};
 use crate::render::table::{Cell, Table, wrap};
@@ -365,18 +365,7 @@ fn steps_section(plan: &Plan, painter: Painter) -> String {
         .as_ref()
         .map(|t| t.waves.as_slice())
         .unwrap_or_default();
-    // The wave each phase of a rolling maintenance begins with.
-    let mut phase_starts: std::collections::HashMap<usize, &crate::plan::Phase> =
-        std::collections::HashMap::new();
-    for p in &plan.phases {
-        if let Some(first) = plan
-            .waves
-            .iter()
-            .position(|w| w.iter().any(|id| p.steps.contains(id)))
-        {
-            phase_starts.entry(first).or_insert(p);
-        }
-    }
+    let phase_starts = phase_starts(plan);
     for (n, wave) in waves(plan).iter().enumerate() {
         if let Some(p) = phase_starts.get(&n) {
             let _ = writeln!(
