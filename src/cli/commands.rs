@@ -49,15 +49,11 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     }
 }
 
-/// Reads the configuration of the working directory. libvirt connections opened from now on
-/// give up after its `inventory.connect_timeout_s` (apply's own take it from the configuration
-/// too, through the runner's settings).
+/// Reads the configuration of the working directory. Its `inventory.connect_timeout_s` reaches
+/// every libvirt open through the inventory's spec (`plan::build::inventory_spec`) and apply's
+/// runner settings, never through process-wide state.
 pub(super) fn load_config() -> Result<Config, CliError> {
-    let cfg = config::load_dir(Path::new("."))?;
-    crate::inventory::libvirt::connect::set_default_timeout(std::time::Duration::from_secs(
-        cfg.inventory.connect_timeout_s,
-    ));
-    Ok(cfg)
+    Ok(config::load_dir(Path::new("."))?)
 }
 
 /// Reads the configuration of the working directory and the inventory it names.
