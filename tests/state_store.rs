@@ -267,3 +267,38 @@ fn recorded_definitions_are_written_without_their_passwords() {
 fn record_clone(state: &State) -> GuestRecord {
     state.topology["exa01vm01"].clone()
 }
+
+/// A symbolic link planted where the lock goes (a state directory others can write to) is
+/// refused, naming the path: berth never opens, truncates or creates the file it points to,
+/// and leaves the link for the operator to look at.
+#[test]
+fn a_symlink_planted_at_the_lock_path_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let victim = dir.path().join("precious.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let missing = dir.path().join("would-be-created");
+    for target in [&victim, &missing] {
+        let _ = std::fs::remove_file(store.lock_path());
+        std::os::unix::fs::symlink(target, store.lock_path()).unwrap();
+        let err = store.lock("apply").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&store.lock_path().display().to_string())
+                && text.contains("symbolic link"),
+            "{text}"
+        );
+        assert!(
+            std::fs::symlink_metadata(store.lock_path())
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link stays"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!missing.exists(), "nothing created through a dangling link");
+    // Once the link is gone, the lock works again.
+    std::fs::remove_file(store.lock_path()).unwrap();
+    drop(store.lock("apply").unwrap());
+}
