@@ -265,3 +265,47 @@ fn an_es_xml_device_path_is_checked_at_load() {
     assert_contains(&text, "<edvDevicePath>");
     assert_contains(&text, "an absolute path");
 }
+
+/// Bytes a terminal acts on: ESC (colours, cursor moves, OSC titles, OSC 52 clipboard
+/// writes), BEL, a bare CR (overwrites the line) and the 8-bit CSI.
+fn terminal_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| matches!(c, '\u{1b}' | '\u{7}' | '\r' | '\u{9b}'))
+        .collect()
+}
+
+/// A name or file name that carries terminal escape sequences is refused with its place, and
+/// the error shows the sequences as visible `\u{1b}` escapes instead of sending them to the
+/// operator's terminal: through an HCL label (`\u001b` escapes in a string), an id in es.xml
+/// (`&#x1b;` character references) and a `*.hcl` file name and content (raw bytes).
+#[test]
+fn terminal_escape_sequences_in_names_and_files_are_shown_not_sent() {
+    let csi = "\u{9b}2J";
+    for attack in ["hcl label", "es.xml id", "hcl file"] {
+        let dir = workdir();
+        let d = dir.path();
+        match attack {
+            "hcl label" => std::fs::write(
+                d.join("evil.hcl"),
+                "guest \"vm\\u001b]0;pwned\\u0007\\u001b[2J\\r\\u009b2J\" {\n  host = \"exa01adm02\"\n}\n",
+            )
+            .unwrap(),
+            "es.xml id" => replace(
+                d,
+                "es.xml",
+                "<machine id=\"exa01adm01vm01.example.com_id\" />",
+                "<machine id=\"exa01adm01vm01&#x1b;]0;pwned&#x7;&#x1b;[2J&#xd;&#x9b;2J\" />",
+            ),
+            _ => std::fs::write(
+                d.join(format!("evil\u{1b}[2J\u{9b}2J.hcl")),
+                format!("x\u{1b}]0;pwned\u{7} = 1\r{csi}\n"),
+            )
+            .unwrap(),
+        }
+        for args in [&["plan"][..], &["validate"]] {
+            let text = refused(d, args);
+            assert_eq!(terminal_controls(&text), [], "{attack} {args:?}: {text:?}");
+            assert_contains(&text, "\\u{1b}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Text from es.xml, HCL, file names or libvirt, made safe to print on a terminal. An
+//! operator reads berth's errors on a TTY, and a name or id in them comes from files others
+//! write: an escape sequence hidden in one could clear the screen, hide lines, retitle the
+//! window or write the clipboard (OSC 52). Control characters are therefore shown, never sent.
+//!
+//! A leaf module: `config`, `render` and `cli` use it.
+
+use std::borrow::Cow;
+
+/// Whether `c` acts on a terminal or on how the text is laid out: C0 and C1 control characters
+/// (ESC, BEL, CR, the 8-bit CSI U+009B, …) and the Unicode bidirectional overrides and
+/// isolates, which reorder what is shown ("Trojan Source"). Newline and tab are not counted.
+pub fn is_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every [`is_unsafe`] character written as a visible `\u{1b}` escape; newlines
+/// and tabs stay (berth's own messages use them).
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if is_unsafe(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+/// `text` with every [`is_unsafe`] character replaced by as many `?` as it has bytes, so that
+/// byte offsets into it (the source spans of a snippet) stay valid. A CR before a newline
+/// stays (CRLF files).
+pub fn blank(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() == Some(&'\n') {
+            out.push(c);
+        } else if is_unsafe(c) {
+            out.extend(std::iter::repeat_n('?', c.len_utf8()));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` (berth's own rendering, which may colour it) with every [`is_unsafe`] character
+/// escaped as in [`escape`], except the colour sequences (SGR: `ESC [ digits ; … m`) when
+/// `keep_colour`. What those sequences came from is already escaped where it was read.
+pub fn escape_keeping_colour(text: &str, keep_colour: bool) -> Cow<'_, str> {
+    if !keep_colour {
+        return escape(text);
+    }
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c == '\u{1b}'
+            && let Some(len) = sgr_len(rest)
+        {
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+            continue;
+        }
+        if is_unsafe(c) {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    Cow::Owned(out)
+}
+
+/// The length of the SGR sequence `text` starts with, if it starts with one.
+fn sgr_len(text: &str) -> Option<usize> {
+    let body = text.strip_prefix("\u{1b}[")?;
+    let params = body
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b';' || *b == b':')
+        .count();
+    (body.as_bytes().get(params) == Some(&b'm')).then_some(2 + params + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_overrides_are_escaped_newlines_and_tabs_kept() {
+        assert_eq!(escape("exa01vm01"), "exa01vm01");
+        assert!(matches!(escape("plain\ttext\n"), Cow::Borrowed(_)));
+        assert_eq!(
+            escape("vm\u{1b}]0;x\u{7}\r\u{9b}2J\u{202e}"),
+            "vm\\u{1b}]0;x\\u{7}\\u{d}\\u{9b}2J\\u{202e}"
+        );
+    }
+
+    #[test]
+    fn blanking_keeps_every_byte_offset() {
+        let text = "a\u{1b}[2J\u{9b}b\u{202e}c\r\nd\re";
+        let blanked = blank(text);
+        assert_eq!(blanked.len(), text.len());
+        assert_eq!(blanked, "a?[2J??b???c\r\nd?e");
+        assert!(!blanked.chars().any(is_unsafe) || blanked.contains("\r\n"));
+    }
+
+    #[test]
+    fn colour_is_kept_only_when_asked_and_nothing_else_is() {
+        let text = "\u{1b}[1;31m×\u{1b}[0m name \u{1b}]0;t\u{7}\u{1b}[2J";
+        assert_eq!(
+            escape_keeping_colour(text, true),
+            "\u{1b}[1;31m×\u{1b}[0m name \\u{1b}]0;t\\u{7}\\u{1b}[2J"
+        );
+        assert!(!escape_keeping_colour(text, false).contains('\u{1b}'));
+    }
+}
