@@ -297,7 +297,7 @@ fn terminal_escape_sequences_in_names_and_files_are_shown_not_sent() {
                 "<machine id=\"exa01adm01vm01&#x1b;]0;pwned&#x7;&#x1b;[2J&#xd;&#x9b;2J\" />",
             ),
             _ => std::fs::write(
-                d.join(format!("evil\u{1b}[2J\u{9b}2J.hcl")),
+                d.join("evil\u{1b}[2J\u{9b}2J.hcl"),
                 format!("x\u{1b}]0;pwned\u{7} = 1\r{csi}\n"),
             )
             .unwrap(),
