@@ -683,3 +683,72 @@ fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
     assert_eq!(messages[1]["@message"].as_str(), Some(summary));
     assert!(stderr(&out).contains("--json cannot ask for confirmation"));
 }
+
+/// `berth ARGS…` in `dir` with a file size limit (RLIMIT_FSIZE) of `limit` bytes and SIGXFSZ
+/// ignored: a write past the limit fails with EFBIG, as one on a full disk fails with ENOSPC.
+fn berth_with_file_size_limit(dir: &Path, limit: u64, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.arg("-C").arg(dir).args(args).env("NO_COLOR", "1");
+    // SAFETY: setrlimit and signal are async-signal-safe, and the closure touches nothing
+    // else between fork and exec. Both settings survive exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let rlimit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0
+                || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// A disk that fills up under the state: whichever write fails (the first one, or one in the
+/// middle of the apply), berth exits 1 naming the state file and why, leaves no temporary or
+/// half-written file, keeps the last state whole (or, when the first write failed, no state
+/// directory at all) and es.xml untouched; once there is room, `berth apply` continues the
+/// plan and finishes it.
+#[test]
+fn a_full_disk_under_the_state_leaves_the_last_state_whole_and_the_next_apply_finishes() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let original = read(&dir.join("es.xml"));
+    let mut limit = 4096;
+    let failed = loop {
+        assert!(
+            limit <= 1 << 20,
+            "no size limit made the apply fail half-way"
+        );
+        let out = berth_with_file_size_limit(dir, limit, &["apply", "-auto-approve"]);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert_contains(&err, "berth.state.json");
+        assert_contains(&err, "File too large");
+        assert_eq!(read(&dir.join("es.xml")), original, "limit {limit}");
+        if state_path(dir).exists() {
+            break err;
+        }
+        assert!(!dir.join("state").exists(), "limit {limit}: {err}");
+        limit += 2048;
+    };
+    assert_contains(&failed, "the state could not be written during the apply");
+    let left: Vec<String> = std::fs::read_dir(dir.join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["berth.state.json"], "nothing half-written beside it");
+    let store = StateStore::open(state_path(dir)).unwrap();
+    let state = store.load().unwrap().expect("the last state reads");
+    assert!(state.in_progress.is_some(), "the plan in progress is kept");
+
+    let out = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&out, 0);
+    assert_contains(&stdout(&out), "Apply complete!");
+    assert!(store.load().unwrap().unwrap().in_progress.is_none());
+}
