@@ -13,7 +13,8 @@
 //!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
 //! `names` (what a host or guest name may be), `printable` (text from outside made safe for a
-//! terminal) and `remote` (the SSH edge) are leaves that any stage may use.
+//! terminal), `text_file` (UTF-8 files read with the place of a bad byte) and `remote` (the SSH
+//! edge) are leaves that any stage may use.
 
 pub mod alloc;
 pub mod apply;
@@ -31,3 +32,4 @@ pub mod schedule;
 pub mod simulate;
 pub mod size;
 pub mod state;
+pub mod text_file;

@@ -291,3 +291,23 @@ fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
     assert_eq!(nodes(dir.path()), before, "nothing changed on any host");
     drop(silent);
 }
+
+/// A file that is not UTF-8 (an es.xml saved as Latin-1 with a `é` in a comment, an HCL file
+/// with a stray byte) is named with the line and column of the first byte that is not.
+#[test]
+fn a_file_that_is_not_utf8_is_located() {
+    let dir = workdir(|d| {
+        let mut es = std::fs::read(d.join("es.xml")).unwrap();
+        let at = es.iter().position(|b| *b == b'\n').unwrap() + 1;
+        es.splice(at..at, b"<!-- r\xe9seau -->\n".iter().copied());
+        std::fs::write(d.join("es.xml"), es).unwrap();
+    });
+    let err = fails(dir.path());
+    assert_contains(&err, "es.xml");
+    assert_contains(&err, "not UTF-8: line 2, column 7 (byte 0xe9)");
+
+    let dir = workdir(|d| std::fs::write(d.join("extra.hcl"), b"# ok\n  x = \"\xff\"\n").unwrap());
+    let err = fails(dir.path());
+    assert_contains(&err, "extra.hcl");
+    assert_contains(&err, "not UTF-8: line 2, column 8 (byte 0xff)");
+}

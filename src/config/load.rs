@@ -34,7 +34,7 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
     for path in &paths {
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
+        let text = crate::text_file::read(path).map_err(io(path))?;
         files.push(SourceFile {
             name: display_name(path),
             text,

@@ -81,7 +81,7 @@ pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
 /// of its parse (where each host and guest reference sits in the text).
 pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String, EsLayout), InventoryError> {
     let path = &spec.es_xml_path;
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+    let text = crate::text_file::read(path).map_err(|source| InventoryError::Read {
         path: path.clone(),
         source,
     })?;
