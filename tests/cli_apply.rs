@@ -752,3 +752,37 @@ fn a_full_disk_under_the_state_leaves_the_last_state_whole_and_the_next_apply_fi
     assert_contains(&stdout(&out), "Apply complete!");
     assert!(store.load().unwrap().unwrap().in_progress.is_none());
 }
+
+/// A step's error is what a host answered (libvirt, a volume command's stderr), kept in the
+/// state: `state show` and `state list` show its control characters instead of sending them
+/// to the terminal.
+#[test]
+fn state_show_prints_what_hosts_answered_without_terminal_controls() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    assert_exit(&berth(dir, &["apply", "-auto-approve"]), 0);
+    let path = state_path(dir);
+    let mut state: Value = serde_json::from_str(&read(&path)).unwrap();
+    let entry = state["journal"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["guest"] == VM01)
+        .unwrap();
+    entry["status"] = "failed".into();
+    entry["error"] = "edvutil: \u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J\r\u{9b}2Jok".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    for args in [&["state", "show", VM01][..], &["state", "list"]] {
+        let out = berth(dir, args);
+        assert_exit(&out, 0);
+        let text = stdout(&out);
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r', '\u{9b}']),
+            "{args:?}: {text:?}"
+        );
+    }
+    assert_contains(
+        &stdout(&berth(dir, &["state", "show", VM01])),
+        "edvutil: \\u{1b}]52;c;cm0gLXJmIH4=\\u{7}\\u{1b}[2J\\u{d}\\u{9b}2Jok",
+    );
+}
