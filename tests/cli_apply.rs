@@ -684,29 +684,95 @@ fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
     assert!(stderr(&out).contains("--json cannot ask for confirmation"));
 }
 
-/// `berth ARGS…` in `dir` with a file size limit (RLIMIT_FSIZE) of `limit` bytes and SIGXFSZ
-/// ignored: a write past the limit fails with EFBIG, as one on a full disk fails with ENOSPC.
-fn berth_with_file_size_limit(dir: &Path, limit: u64, args: &[&str]) -> Output {
+/// `berth ARGS…` in `dir`, with `setup` run in the child just before it execs berth (it may
+/// call only async-signal-safe functions).
+fn berth_set_up(
+    dir: &Path,
+    args: &[&str],
+    setup: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+) -> Output {
     use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.arg("-C").arg(dir).args(args).env("NO_COLOR", "1");
-    // SAFETY: setrlimit and signal are async-signal-safe, and the closure touches nothing
-    // else between fork and exec. Both settings survive exec.
+    // SAFETY: the callers' closures call only async-signal-safe functions (setrlimit, signal,
+    // umask) and touch nothing else between fork and exec.
     unsafe {
-        cmd.pre_exec(move || {
-            let rlimit = libc::rlimit {
-                rlim_cur: limit,
-                rlim_max: limit,
-            };
+        cmd.pre_exec(setup);
+    }
+    cmd.output().unwrap()
+}
+
+/// `berth ARGS…` in `dir` with a file size limit (RLIMIT_FSIZE) of `limit` bytes and SIGXFSZ
+/// ignored: a write past the limit fails with EFBIG, as one on a full disk fails with ENOSPC.
+/// Both settings survive exec.
+fn berth_with_file_size_limit(dir: &Path, limit: u64, args: &[&str]) -> Output {
+    berth_set_up(dir, args, move || {
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: plain system calls on values owned here.
+        unsafe {
             if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0
                 || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
             {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
-        });
+        }
+        Ok(())
+    })
+}
+
+/// Under `umask 000` (nothing masked), every file berth creates that holds the plan, the state
+/// or what the log says is still mode 0600, and the state directory 0700: the saved plan, the
+/// state, the es.xml backup, `es_xml_out`, the log file and a pulled state.
+#[test]
+fn files_berth_creates_are_private_even_under_umask_000() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let hcl = read(&dir.join("main.hcl"));
+    let umask_000 = || {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(0) };
+        Ok(())
+    };
+    for args in [
+        &["plan", "-lock=false", "-out=p.berth"][..],
+        &["apply", "--log-file=berth.log", "p.berth"],
+        &["state", "pull", "-out=pulled.json"],
+    ] {
+        assert_exit(&berth_set_up(dir, args, umask_000), 0);
     }
-    cmd.output().unwrap()
+    // es.xml written to a file of its own (a new file) rather than in place.
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replacen(
+            "es_xml = \"es.xml\"",
+            "es_xml = \"es.xml.orig\"\n  es_xml_out = \"es.out.xml\"",
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::copy(&backups(dir)[0], dir.join("es.xml.orig")).unwrap();
+    std::fs::remove_dir_all(dir.join("state")).unwrap();
+    assert_exit(
+        &berth_set_up(dir, &["apply", "-auto-approve"], umask_000),
+        0,
+    );
+
+    let mut private = vec![
+        dir.join("p.berth"),
+        state_path(dir),
+        dir.join("berth.log"),
+        dir.join("pulled.json"),
+        dir.join("es.out.xml"),
+    ];
+    private.extend(backups(dir));
+    assert_eq!(private.len(), 6);
+    for path in &private {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&dir.join("state")), 0o700);
 }
 
 /// A disk that fills up under the state: whichever write fails (the first one, or one in the
