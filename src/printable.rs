@@ -15,10 +15,28 @@ pub fn is_unsafe(c: char) -> bool {
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Whether `text` holds an [`is_unsafe`] character, read from its UTF-8 bytes: errors and
+/// snippets are scanned whole, and most hold none.
+pub fn has_unsafe(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| match b {
+        b'\n' | b'\t' => false,
+        0..=0x1f | 0x7f => true,
+        // C1 controls: U+0080..U+009F.
+        0xc2 => matches!(bytes.get(i + 1), Some(0x80..=0x9f)),
+        // U+202A..U+202E and U+2066..U+2069.
+        0xe2 => matches!(
+            (bytes.get(i + 1), bytes.get(i + 2)),
+            (Some(0x80), Some(0xaa..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+        ),
+        _ => false,
+    })
+}
+
 /// `text` with every [`is_unsafe`] character written as a visible `\u{1b}` escape; newlines
 /// and tabs stay (berth's own messages use them).
 pub fn escape(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
+    if !has_unsafe(text) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
@@ -38,7 +56,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 /// byte offsets into it (the source spans of a snippet) stay valid. A CR before a newline
 /// stays (CRLF files).
 pub fn blank(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
+    if !has_unsafe(text) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -62,7 +80,7 @@ pub fn escape_keeping_colour(text: &str, keep_colour: bool) -> Cow<'_, str> {
     if !keep_colour {
         return escape(text);
     }
-    if !text.chars().any(is_unsafe) {
+    if !has_unsafe(text) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len());
@@ -107,6 +125,16 @@ mod tests {
             escape("vm\u{1b}]0;x\u{7}\r\u{9b}2J\u{202e}"),
             "vm\\u{1b}]0;x\\u{7}\\u{d}\\u{9b}2J\\u{202e}"
         );
+    }
+
+    #[test]
+    fn the_byte_scan_finds_exactly_the_unsafe_characters() {
+        for c in (0..=0x3000u32)
+            .chain(0xfff0..=0x10ffff)
+            .filter_map(char::from_u32)
+        {
+            assert_eq!(has_unsafe(&format!("a{c}b")), is_unsafe(c), "{:?}", c);
+        }
     }
 
     #[test]

@@ -243,10 +243,7 @@ fn source_span(files: &[SourceFile], span: &Span) -> SourceSpan {
 fn named_source(files: &[SourceFile], index: usize) -> NamedSource<Arc<str>> {
     match files.get(index) {
         // The snippet's text keeps its byte offsets (the spans), its controls blanked.
-        Some(file) => NamedSource::new(
-            crate::printable::escape(&file.name),
-            Arc::from(crate::printable::blank(&file.text).as_ref()),
-        ),
+        Some(file) => NamedSource::new(crate::printable::escape(&file.name), file.shown_text()),
         None => NamedSource::new("<unknown>", Arc::from("")),
     }
 }
@@ -282,16 +279,19 @@ pub fn render(error: &ConfigError, color: bool) -> String {
                 // far right on a huge line needs a column miette cannot lay out: keep the facts.
                 one = problem.plain();
             }
-            one.trim_end().to_string()
+            let one = one.trim_end();
+            match problem {
+                // Its message, labels, help and snippet were made printable where it was made.
+                ConfigError::At(_) => one.to_string(),
+                // An unlocated message or a path: escaped here; only miette's colours stay.
+                _ => crate::printable::escape_keeping_colour(one, color).into_owned(),
+            }
         })
         .collect();
     if problems.len() > 1 {
         reports.push(format!("{error}"));
     }
-    // Whatever else reached the text (an unlocated message, a path) is escaped too; only
-    // miette's own colours stay.
-    let text = reports.join("\n\n") + "\n";
-    crate::printable::escape_keeping_colour(&text, color).into_owned()
+    reports.join("\n\n") + "\n"
 }
 
 /// The longest line, in bytes, a label may sit on for miette to draw it. miette pads the
