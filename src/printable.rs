@@ -52,6 +52,15 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     )
 }
 
+/// `text` for one line of output: as [`escape`], and line breaks escaped too, so that a name
+/// holding one cannot start a line of its own (a forged `Success!` in a CI log).
+pub fn one_line(text: &str) -> Cow<'_, str> {
+    if !text.contains('\n') {
+        return escape(text);
+    }
+    Cow::Owned(escape(text).replace('\n', "\\u{a}"))
+}
+
 /// `text` with every [`is_unsafe`] character replaced by as many `?` as it has bytes, so that
 /// byte offsets into it (the source spans of a snippet) stay valid. A CR before a newline
 /// stays (CRLF files).
@@ -135,6 +144,12 @@ mod tests {
         {
             assert_eq!(has_unsafe(&format!("a{c}b")), is_unsafe(c), "{:?}", c);
         }
+    }
+
+    #[test]
+    fn one_line_escapes_line_breaks_too() {
+        assert_eq!(one_line("a\tb"), "a\tb");
+        assert_eq!(one_line("a\nSuccess!\u{1b}"), "a\\u{a}Success!\\u{1b}");
     }
 
     #[test]

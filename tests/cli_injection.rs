@@ -309,3 +309,30 @@ fn terminal_escape_sequences_in_names_and_files_are_shown_not_sent() {
         }
     }
 }
+
+/// A libvirt domain berth did not create may be named anything but `/`: a name with a line
+/// break must not forge a line of berth's output (`Success! …` in a CI log). `validate` and
+/// `plan` show it on one line, the break as `\u{a}`.
+#[test]
+fn a_libvirt_domain_name_cannot_forge_a_line_of_output() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/plans/quickstart"), dir.path());
+    let d = dir.path();
+    replace(
+        d,
+        "nodes/exa01adm02.example.com.xml",
+        "  <domain type='kvm'>",
+        "  <domain type='kvm'>\n    <name>extra\nSuccess! The configuration is valid.</name>\n    \
+         <uuid>b3a70001-0000-4000-8000-0000000000ff</uuid>\n    <memory unit='KiB'>1048576</memory>\n    \
+         <vcpu placement='static'>1</vcpu>\n    <os><type arch='x86_64' machine='pc-q35-3.1'>hvm</type></os>\n  \
+         </domain>\n  <domain type='kvm'>",
+    );
+    for args in [&["validate"][..], &["plan", "-lock=false"]] {
+        let text = refused(d, args);
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("Success!")),
+            "{args:?}: {text}"
+        );
+        assert_contains(&text, "extra\\u{a}Success! The configuration is valid.");
+    }
+}

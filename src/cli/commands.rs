@@ -164,14 +164,17 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
             inv.topology.guests.len(),
             inv.topology.clusters.len()
         );
+        // Messages quote what libvirt showed (a domain may be named anything but `/`): one
+        // line each, whatever they hold (crate::printable).
+        let line = crate::printable::one_line;
         for d in &unreachable {
-            out.push_str(&format!("unreachable: {}\n", d.message));
+            out.push_str(&format!("unreachable: {}\n", line(&d.message)));
         }
         for d in &drift {
-            out.push_str(&format!("drift: {}\n", d.message));
+            out.push_str(&format!("drift: {}\n", line(&d.message)));
         }
         for p in &apply_problems {
-            out.push_str(&format!("apply would refuse: {p}\n"));
+            out.push_str(&format!("apply would refuse: {}\n", line(p)));
         }
         if !unreachable.is_empty() {
             out.push_str("The configuration is valid, but berth cannot read every host: `berth plan` will stop until libvirt answers on each (or the host is declared `evacuate = true`).\n");

@@ -24,7 +24,7 @@ pub fn import(args: &ImportArgs) -> Result<u8, CliError> {
         // Each host's own reason (refused, timed out, …) follows, one per line.
         let reasons: Vec<String> = unreachable
             .iter()
-            .map(|d| format!("\n  {}", d.message))
+            .map(|d| format!("\n  {}", crate::printable::one_line(&d.message)))
             .collect();
         return Err(CliError::Refused(format!(
             "cannot import while libvirt on {} does not answer: where its guests run is unknown{}",
