@@ -302,3 +302,26 @@ fn a_symlink_planted_at_the_lock_path_is_refused_and_its_target_untouched() {
     std::fs::remove_file(store.lock_path()).unwrap();
     drop(store.lock("apply").unwrap());
 }
+
+/// `-lock-timeout` as long as a duration goes (`18446744073709551615s`) while another berth
+/// holds the lock: berth waits (it panicked computing the deadline) and takes the lock once the
+/// holder lets go.
+#[test]
+fn a_lock_timeout_past_the_end_of_time_waits_for_the_holder() {
+    use berth::state::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let held = store.lock("apply").unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let store = StateStore::open(dir.path().join("s.json")).unwrap();
+        move || {
+            started_tx.send(()).unwrap();
+            Backend::lock(&store, "plan", std::time::Duration::MAX)
+                .map(|g| g.info().operation.clone())
+        }
+    });
+    started_rx.recv().unwrap();
+    drop(held);
+    assert_eq!(waiter.join().expect("no panic").unwrap(), "plan");
+}

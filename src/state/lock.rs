@@ -134,7 +134,9 @@ pub(super) fn acquire(
     operation: &str,
     wait: Duration,
 ) -> Result<LockGuard, StateError> {
-    let deadline = Instant::now() + wait;
+    // None: a wait longer than the clock can count (`-lock-timeout 18446744073709551615s`),
+    // that is, for good.
+    let deadline = Instant::now().checked_add(wait);
     let mut races = 0;
     loop {
         match try_acquire(path, operation)? {
@@ -149,10 +151,11 @@ pub(super) fn acquire(
                 });
             }
             Attempt::Held(file) => {
-                if Instant::now() >= deadline {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left.is_some_and(|left| left.is_zero()) {
                     return Err(held_error(path, &file));
                 }
-                std::thread::sleep(LOCK_POLL.min(deadline - Instant::now()));
+                std::thread::sleep(left.map_or(LOCK_POLL, |left| LOCK_POLL.min(left)));
             }
         }
     }
