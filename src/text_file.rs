@@ -9,7 +9,17 @@ use std::path::Path;
 
 /// The content of `path` as UTF-8 text; when it is not UTF-8, an `InvalidData` error naming
 /// the line and column (in characters) of the first byte that is not, and the byte.
+///
+/// A device (`/dev/zero` would be read until memory runs out), a socket or a directory is
+/// refused before reading. A FIFO is read: `es_xml = "/dev/fd/63"` from a shell's process
+/// substitution is one.
 pub fn read(path: &Path) -> io::Result<String> {
+    if !readable_kind(&std::fs::metadata(path)?.file_type()) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a device, socket or directory, not a file to read",
+        ));
+    }
     let bytes = std::fs::read(path)?;
     String::from_utf8(bytes).map_err(|e| {
         let bytes = e.as_bytes();
@@ -27,6 +37,12 @@ pub fn read(path: &Path) -> io::Result<String> {
             ),
         )
     })
+}
+
+/// A regular file or a FIFO: what berth reads its inputs from.
+pub fn readable_kind(kind: &std::fs::FileType) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    kind.is_file() || kind.is_fifo()
 }
 
 #[cfg(test)]
@@ -50,5 +66,10 @@ mod tests {
             read(&dir.path().join("missing")).unwrap_err().kind(),
             io::ErrorKind::NotFound
         );
+        for not_a_file in [Path::new("/dev/null"), dir.path()] {
+            let err = read(not_a_file).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+            assert!(err.to_string().contains("not a file to read"), "{err}");
+        }
     }
 }

@@ -325,3 +325,15 @@ fn a_lock_timeout_past_the_end_of_time_waits_for_the_holder() {
     drop(held);
     assert_eq!(waiter.join().expect("no panic").unwrap(), "plan");
 }
+
+/// A state path that is a device (`berth state push /dev/zero` would be read until memory runs
+/// out; `/dev/null` here) is refused at once, naming the path.
+#[test]
+fn a_state_that_is_a_device_is_refused_before_reading() {
+    let store = StateStore::open("/dev/null").unwrap();
+    let err = store.load().unwrap_err().to_string();
+    assert!(
+        err.contains("/dev/null") && err.contains("a device, socket or directory"),
+        "{err}"
+    );
+}
