@@ -28,6 +28,21 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AtomicWriteErro
         action: "naming",
         source: io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"),
     })?;
+    // Renaming over a device node, FIFO or socket would replace it with a regular file: for
+    // root, `-out /dev/null` would leave the system without /dev/null. A symbolic link is
+    // replaced as a link; the file it points to is never written.
+    if let Ok(existing) = std::fs::symlink_metadata(path) {
+        let kind = existing.file_type();
+        if !kind.is_file() && !kind.is_symlink() {
+            return Err(AtomicWriteError {
+                action: "replacing",
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "it is not a regular file (a directory, device, FIFO or socket), which berth does not replace",
+                ),
+            });
+        }
+    }
     let mut prefix = OsString::from(".");
     prefix.push(file_name);
     prefix.push(".");
@@ -81,5 +96,27 @@ mod tests {
         assert_eq!(err.source.kind(), io::ErrorKind::NotFound);
         let err = write(Path::new("/"), b"x", 0o600).unwrap_err();
         assert_eq!(err.action, "naming");
+    }
+
+    #[test]
+    fn only_files_and_links_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let socket = std::os::unix::net::UnixListener::bind(dir.path().join("sock")).unwrap();
+        for path in [sub.clone(), dir.path().join("sock")] {
+            let err = write(&path, b"x", 0o600).unwrap_err();
+            assert_eq!(err.action, "replacing");
+            assert!(err.source.to_string().contains("not a regular file"));
+        }
+        assert!(sub.is_dir());
+        drop(socket);
+        let target = dir.path().join("target");
+        std::fs::write(&target, "kept").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write(&link, b"new", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "kept");
+        assert_eq!(std::fs::read_to_string(&link).unwrap(), "new");
     }
 }

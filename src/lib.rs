@@ -12,8 +12,9 @@
 //! `simulate` replays a plan (schedule's duration model and list scheduler) for `berth simulate`.
 //!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
-//! `names` (what a host or guest name may be) and `remote` (the SSH edge) are leaves that any
-//! stage may use.
+//! `names` (what a host or guest name may be), `printable` (text from outside made safe for a
+//! terminal), `text_file` (UTF-8 files read with the place of a bad byte) and `remote` (the SSH
+//! edge) are leaves that any stage may use.
 
 pub mod alloc;
 pub mod apply;
@@ -24,9 +25,11 @@ pub mod diff;
 pub mod inventory;
 pub mod names;
 pub mod plan;
+pub mod printable;
 pub mod remote;
 pub mod render;
 pub mod schedule;
 pub mod simulate;
 pub mod size;
 pub mod state;
+pub mod text_file;

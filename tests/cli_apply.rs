@@ -683,3 +683,172 @@ fn a_refused_json_apply_ends_its_stream_with_a_diagnostic() {
     assert_eq!(messages[1]["@message"].as_str(), Some(summary));
     assert!(stderr(&out).contains("--json cannot ask for confirmation"));
 }
+
+/// `berth ARGS…` in `dir`, with `setup` run in the child just before it execs berth (it may
+/// call only async-signal-safe functions).
+fn berth_set_up(
+    dir: &Path,
+    args: &[&str],
+    setup: impl FnMut() -> std::io::Result<()> + Send + Sync + 'static,
+) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.arg("-C").arg(dir).args(args).env("NO_COLOR", "1");
+    // SAFETY: the callers' closures call only async-signal-safe functions (setrlimit, signal,
+    // umask) and touch nothing else between fork and exec.
+    unsafe {
+        cmd.pre_exec(setup);
+    }
+    cmd.output().unwrap()
+}
+
+/// `berth ARGS…` in `dir` with a file size limit (RLIMIT_FSIZE) of `limit` bytes and SIGXFSZ
+/// ignored: a write past the limit fails with EFBIG, as one on a full disk fails with ENOSPC.
+/// Both settings survive exec.
+fn berth_with_file_size_limit(dir: &Path, limit: u64, args: &[&str]) -> Output {
+    berth_set_up(dir, args, move || {
+        let rlimit = libc::rlimit {
+            rlim_cur: limit,
+            rlim_max: limit,
+        };
+        // SAFETY: plain system calls on values owned here.
+        unsafe {
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &rlimit) != 0
+                || libc::signal(libc::SIGXFSZ, libc::SIG_IGN) == libc::SIG_ERR
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Under `umask 000` (nothing masked), every file berth creates that holds the plan, the state
+/// or what the log says is still mode 0600, and the state directory 0700: the saved plan, the
+/// state, the es.xml backup, `es_xml_out`, the log file and a pulled state.
+#[test]
+fn files_berth_creates_are_private_even_under_umask_000() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let hcl = read(&dir.join("main.hcl"));
+    let umask_000 = || {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(0) };
+        Ok(())
+    };
+    for args in [
+        &["plan", "-lock=false", "-out=p.berth"][..],
+        &["apply", "--log-file=berth.log", "p.berth"],
+        &["state", "pull", "-out=pulled.json"],
+    ] {
+        assert_exit(&berth_set_up(dir, args, umask_000), 0);
+    }
+    // es.xml written to a file of its own (a new file) rather than in place.
+    std::fs::write(
+        dir.join("main.hcl"),
+        hcl.replacen(
+            "es_xml = \"es.xml\"",
+            "es_xml = \"es.xml.orig\"\n  es_xml_out = \"es.out.xml\"",
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::copy(&backups(dir)[0], dir.join("es.xml.orig")).unwrap();
+    std::fs::remove_dir_all(dir.join("state")).unwrap();
+    assert_exit(
+        &berth_set_up(dir, &["apply", "-auto-approve"], umask_000),
+        0,
+    );
+
+    let mut private = vec![
+        dir.join("p.berth"),
+        state_path(dir),
+        dir.join("berth.log"),
+        dir.join("pulled.json"),
+        dir.join("es.out.xml"),
+    ];
+    private.extend(backups(dir));
+    assert_eq!(private.len(), 6);
+    for path in &private {
+        assert_eq!(mode(path), 0o600, "{}", path.display());
+    }
+    assert_eq!(mode(&dir.join("state")), 0o700);
+}
+
+/// A disk that fills up under the state: whichever write fails (the first one, or one in the
+/// middle of the apply), berth exits 1 naming the state file and why, leaves no temporary or
+/// half-written file, keeps the last state whole (or, when the first write failed, no state
+/// directory at all) and es.xml untouched; once there is room, `berth apply` continues the
+/// plan and finishes it.
+#[test]
+fn a_full_disk_under_the_state_leaves_the_last_state_whole_and_the_next_apply_finishes() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let original = read(&dir.join("es.xml"));
+    let mut limit = 4096;
+    let failed = loop {
+        assert!(
+            limit <= 1 << 20,
+            "no size limit made the apply fail half-way"
+        );
+        let out = berth_with_file_size_limit(dir, limit, &["apply", "-auto-approve"]);
+        assert_exit(&out, 1);
+        let err = stderr(&out);
+        assert_contains(&err, "berth.state.json");
+        assert_contains(&err, "File too large");
+        assert_eq!(read(&dir.join("es.xml")), original, "limit {limit}");
+        if state_path(dir).exists() {
+            break err;
+        }
+        assert!(!dir.join("state").exists(), "limit {limit}: {err}");
+        limit += 2048;
+    };
+    assert_contains(&failed, "the state could not be written during the apply");
+    let left: Vec<String> = std::fs::read_dir(dir.join("state"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["berth.state.json"], "nothing half-written beside it");
+    let store = StateStore::open(state_path(dir)).unwrap();
+    let state = store.load().unwrap().expect("the last state reads");
+    assert!(state.in_progress.is_some(), "the plan in progress is kept");
+
+    let out = berth(dir, &["apply", "-auto-approve"]);
+    assert_exit(&out, 0);
+    assert_contains(&stdout(&out), "Apply complete!");
+    assert!(store.load().unwrap().unwrap().in_progress.is_none());
+}
+
+/// A step's error is what a host answered (libvirt, a volume command's stderr), kept in the
+/// state: `state show` and `state list` show its control characters instead of sending them
+/// to the terminal.
+#[test]
+fn state_show_prints_what_hosts_answered_without_terminal_controls() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    assert_exit(&berth(dir, &["apply", "-auto-approve"]), 0);
+    let path = state_path(dir);
+    let mut state: Value = serde_json::from_str(&read(&path)).unwrap();
+    let entry = state["journal"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|e| e["guest"] == VM01)
+        .unwrap();
+    entry["status"] = "failed".into();
+    entry["error"] = "edvutil: \u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2J\r\u{9b}2Jok".into();
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    for args in [&["state", "show", VM01][..], &["state", "list"]] {
+        let out = berth(dir, args);
+        assert_exit(&out, 0);
+        let text = stdout(&out);
+        assert!(
+            !text.contains(['\u{1b}', '\u{7}', '\r', '\u{9b}']),
+            "{args:?}: {text:?}"
+        );
+    }
+    assert_contains(
+        &stdout(&berth(dir, &["state", "show", VM01])),
+        "edvutil: \\u{1b}]52;c;cm0gLXJmIH4=\\u{7}\\u{1b}[2J\\u{d}\\u{9b}2Jok",
+    );
+}

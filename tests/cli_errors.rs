@@ -238,7 +238,9 @@ fn a_usage_error_exits_1_not_2() {
 
 /// A host whose libvirt accepts the connection and never answers (a socket nobody reads) is
 /// reported unreachable by name once `inventory.connect_timeout_s` has passed, by `plan`,
-/// `validate` and `apply`, instead of hanging; nothing is written or changed.
+/// `validate`, `apply`, `import` and `refresh`, instead of hanging; nothing is written or
+/// changed. The timeout reaches each of them through the inventory's spec (or apply's runner
+/// settings), not through process-wide state.
 #[test]
 fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -272,7 +274,12 @@ fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
     assert_contains(&err, "[host_unreachable] host exa01adm02.example.com");
     assert_contains(&err, "no answer within 1 s");
     assert!(!err.contains("drift"), "{err}");
-    for args in [&["validate"][..], &["apply", "-auto-approve"]] {
+    for args in [
+        &["validate"][..],
+        &["apply", "-auto-approve"],
+        &["import"],
+        &["refresh", "-auto-approve"],
+    ] {
         let out = berth(dir.path(), args);
         let text = format!("{}{}", cli::stderr(&out), cli::stdout(&out));
         assert_eq!(out.status.code(), Some(1), "{args:?}: {text}");
@@ -283,4 +290,24 @@ fn a_libvirt_that_never_answers_is_unreachable_after_connect_timeout_s() {
     }
     assert_eq!(nodes(dir.path()), before, "nothing changed on any host");
     drop(silent);
+}
+
+/// A file that is not UTF-8 (an es.xml saved as Latin-1 with a `é` in a comment, an HCL file
+/// with a stray byte) is named with the line and column of the first byte that is not.
+#[test]
+fn a_file_that_is_not_utf8_is_located() {
+    let dir = workdir(|d| {
+        let mut es = std::fs::read(d.join("es.xml")).unwrap();
+        let at = es.iter().position(|b| *b == b'\n').unwrap() + 1;
+        es.splice(at..at, b"<!-- r\xe9seau -->\n".iter().copied());
+        std::fs::write(d.join("es.xml"), es).unwrap();
+    });
+    let err = fails(dir.path());
+    assert_contains(&err, "es.xml");
+    assert_contains(&err, "not UTF-8: line 2, column 7 (byte 0xe9)");
+
+    let dir = workdir(|d| std::fs::write(d.join("extra.hcl"), b"# ok\n  x = \"\xff\"\n").unwrap());
+    let err = fails(dir.path());
+    assert_contains(&err, "extra.hcl");
+    assert_contains(&err, "not UTF-8: line 2, column 8 (byte 0xff)");
 }

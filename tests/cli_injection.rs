@@ -265,3 +265,74 @@ fn an_es_xml_device_path_is_checked_at_load() {
     assert_contains(&text, "<edvDevicePath>");
     assert_contains(&text, "an absolute path");
 }
+
+/// Bytes a terminal acts on: ESC (colours, cursor moves, OSC titles, OSC 52 clipboard
+/// writes), BEL, a bare CR (overwrites the line) and the 8-bit CSI.
+fn terminal_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| matches!(c, '\u{1b}' | '\u{7}' | '\r' | '\u{9b}'))
+        .collect()
+}
+
+/// A name or file name that carries terminal escape sequences is refused with its place, and
+/// the error shows the sequences as visible `\u{1b}` escapes instead of sending them to the
+/// operator's terminal: through an HCL label (`\u001b` escapes in a string), an id in es.xml
+/// (`&#x1b;` character references) and a `*.hcl` file name and content (raw bytes).
+#[test]
+fn terminal_escape_sequences_in_names_and_files_are_shown_not_sent() {
+    let csi = "\u{9b}2J";
+    for attack in ["hcl label", "es.xml id", "hcl file"] {
+        let dir = workdir();
+        let d = dir.path();
+        match attack {
+            "hcl label" => std::fs::write(
+                d.join("evil.hcl"),
+                "guest \"vm\\u001b]0;pwned\\u0007\\u001b[2J\\r\\u009b2J\" {\n  host = \"exa01adm02\"\n}\n",
+            )
+            .unwrap(),
+            "es.xml id" => replace(
+                d,
+                "es.xml",
+                "<machine id=\"exa01adm01vm01.example.com_id\" />",
+                "<machine id=\"exa01adm01vm01&#x1b;]0;pwned&#x7;&#x1b;[2J&#xd;&#x9b;2J\" />",
+            ),
+            _ => std::fs::write(
+                d.join("evil\u{1b}[2J\u{9b}2J.hcl"),
+                format!("x\u{1b}]0;pwned\u{7} = 1\r{csi}\n"),
+            )
+            .unwrap(),
+        }
+        for args in [&["plan"][..], &["validate"]] {
+            let text = refused(d, args);
+            assert_eq!(terminal_controls(&text), [], "{attack} {args:?}: {text:?}");
+            assert_contains(&text, "\\u{1b}");
+        }
+    }
+}
+
+/// A libvirt domain berth did not create may be named anything but `/`: a name with a line
+/// break must not forge a line of berth's output (`Success! …` in a CI log). `validate` and
+/// `plan` show it on one line, the break as `\u{a}`.
+#[test]
+fn a_libvirt_domain_name_cannot_forge_a_line_of_output() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&repo().join("examples/plans/quickstart"), dir.path());
+    let d = dir.path();
+    replace(
+        d,
+        "nodes/exa01adm02.example.com.xml",
+        "  <domain type='kvm'>",
+        "  <domain type='kvm'>\n    <name>extra\nSuccess! The configuration is valid.</name>\n    \
+         <uuid>b3a70001-0000-4000-8000-0000000000ff</uuid>\n    <memory unit='KiB'>1048576</memory>\n    \
+         <vcpu placement='static'>1</vcpu>\n    <os><type arch='x86_64' machine='pc-q35-3.1'>hvm</type></os>\n  \
+         </domain>\n  <domain type='kvm'>",
+    );
+    for args in [&["validate"][..], &["plan", "-lock=false"]] {
+        let text = refused(d, args);
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with("Success!")),
+            "{args:?}: {text}"
+        );
+        assert_contains(&text, "extra\\u{a}Success! The configuration is valid.");
+    }
+}

@@ -29,8 +29,15 @@ fn tree(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
             if entry.file_type().unwrap().is_dir() {
                 out.insert(name, None);
                 walk(root, &path, out);
-            } else {
+            } else if entry.file_type().unwrap().is_file() {
                 out.insert(name, Some(std::fs::read(&path).unwrap()));
+            } else {
+                // A FIFO would block a read; a link is compared by where it points.
+                let target = std::fs::read_link(&path).unwrap_or_default();
+                out.insert(
+                    name,
+                    Some(format!("(not a file: {})", target.display()).into_bytes()),
+                );
             }
         }
     }
@@ -237,5 +244,41 @@ fn a_plan_file_that_is_not_a_regular_file_is_refused_at_once() {
         lab.path(),
         &["apply", "/dev/zero"],
         "cannot read plan file /dev/zero: not a regular file",
+    );
+}
+
+/// `-out` naming something that is not a file (a FIFO here; `/dev/null` or `/dev/stdout` for
+/// root, whose device node berth would replace with a regular file): refused, exit 1, the
+/// thing left as it was, no temporary file beside it. A symbolic link there is replaced as a
+/// link (the file it points to is never written).
+#[test]
+fn an_out_path_that_is_not_a_regular_file_is_refused_and_left_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = scratch("quickstart");
+    let d = dir.path();
+    let fifo = d.join("p.berth");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    refused(d, &["plan", "-out=p.berth"], "not a regular file");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+
+    std::fs::remove_file(&fifo).unwrap();
+    let victim = d.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, &fifo).unwrap();
+    let out = berth(d, &["plan", "-out=p.berth"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(
+        std::fs::symlink_metadata(&fifo)
+            .unwrap()
+            .file_type()
+            .is_file()
     );
 }

@@ -281,3 +281,44 @@ fn signed_plans_apply_with_their_key_only() {
     assert_exit(&right, 0);
     assert!(text(&right.stdout).contains("Apply complete!"));
 }
+
+/// A saved plan is applied once. Replayed after it was applied (here where the world looks as
+/// it did before: es.xml is written to `es_xml_out` and the test driver's hosts start afresh
+/// in every process, as hosts would after someone moved the guests back by hand), it is
+/// refused as already applied, naming the plan, and nothing runs or is written.
+#[test]
+fn a_saved_plan_is_applied_once_and_refused_when_replayed() {
+    let lab = drain_lab();
+    let dir = lab.path();
+    let hcl = std::fs::read_to_string(dir.join("main.hcl")).unwrap();
+    let with_out = hcl.replacen(
+        "es_xml = \"es.xml\"",
+        "es_xml = \"es.xml\"\n  es_xml_out = \"es.out.xml\"",
+        1,
+    );
+    assert_ne!(hcl, with_out);
+    std::fs::write(dir.join("main.hcl"), with_out).unwrap();
+    let saved = dir.join("drain.berth");
+    assert_exit(&berth_with(dir, &["plan", "-out=drain.berth"], None), 0);
+    let first = berth_with(dir, &["apply", "drain.berth"], None);
+    assert_exit(&first, 0);
+    assert!(text(&first.stdout).contains("Apply complete!"));
+
+    let files = |dir: &Path| {
+        ["state/berth.state.json", "es.out.xml", "es.xml"]
+            .map(|f| std::fs::read(dir.join(f)).unwrap())
+    };
+    let before = files(dir);
+    let again = berth_with(dir, &["apply", &saved.display().to_string()], None);
+    assert_exit(&again, 1);
+    let err = text(&again.stderr);
+    assert!(
+        err.contains("drain.berth") && err.contains("was already applied"),
+        "{err}"
+    );
+    assert!(!text(&again.stdout).contains("STOP_GUEST started"));
+    assert!(
+        files(dir) == before,
+        "the state, es.xml or es.out.xml changed"
+    );
+}

@@ -175,6 +175,7 @@ fn example_plan_inventory_matches_the_lab() {
         parallelism: 3,
         ssh: Default::default(),
         domain_naming: Default::default(),
+        connect_timeout: berth::inventory::libvirt::connect::DEFAULT_CONNECT_TIMEOUT,
     };
     let mut inventory = load(&spec).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(

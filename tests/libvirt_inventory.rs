@@ -347,6 +347,7 @@ fn examples_load_end_to_end() {
             parallelism: 3,
             ssh: Default::default(),
             domain_naming: Default::default(),
+            connect_timeout: berth::inventory::libvirt::connect::DEFAULT_CONNECT_TIMEOUT,
         };
         let inv = load(&spec).unwrap_or_else(|e| panic!("{example}: {e}"));
         assert_eq!(inv.drift.len(), drift, "{example}: {:#?}", inv.drift);

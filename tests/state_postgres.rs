@@ -583,6 +583,22 @@ fn plan_over(server: &PgServer, schema: &str, url: &str) -> Output {
     out
 }
 
+/// `plan_over` connected: exit 0, and berth made its schema on the server.
+#[track_caller]
+fn assert_connects(server: &PgServer, schema: &str, url: &str) {
+    assert_exit(&plan_over(server, schema, url), 0);
+    assert!(schema_exists(server, schema), "{schema} was not created");
+}
+
+/// [`assert_connects`] to 127.0.0.1 with each of `modes` as `sslmode`.
+#[track_caller]
+fn assert_connects_in_modes(server: &PgServer, schema: &str, modes: &[&str]) {
+    for mode in modes {
+        let url = tls_url(server, "127.0.0.1", &format!("sslmode={mode}"));
+        assert_connects(server, schema, &url);
+    }
+}
+
 /// `plan_over` refused with exit 1, every part of `expected` in its message, and nothing made
 /// on the server.
 #[track_caller]
@@ -654,7 +670,7 @@ fn tls_require_encrypts_the_session() {
         "postgresql://postgres:{PASSWORD}@/postgres?hostaddr=127.0.0.1&port={}&sslmode=require",
         server.port
     );
-    assert_exit(&plan_over(&server, "tls_by_address", &by_address), 0);
+    assert_connects(&server, "tls_by_address", &by_address);
     // The default (no sslmode) is require too.
     let out = plan_over(
         &server,
@@ -673,7 +689,7 @@ fn tls_verify_full_with_the_right_ca_and_host_works() {
         common::pg::SERVER_NAME,
         &format!("sslmode=verify-full&sslrootcert={}", pki.root_ca.display()),
     );
-    assert_exit(&plan_over(&server, "tls_full", &url), 0);
+    assert_connects(&server, "tls_full", &url);
     assert!(schema_exists(&server, "tls_full"));
     // The key/value form says the same.
     let kv = format!(
@@ -682,7 +698,7 @@ fn tls_verify_full_with_the_right_ca_and_host_works() {
         server.port,
         pki.root_ca.display()
     );
-    assert_exit(&plan_over(&server, "tls_full_kv", &kv), 0);
+    assert_connects(&server, "tls_full_kv", &kv);
 }
 
 #[test]
@@ -843,7 +859,7 @@ fn tls_verify_full_against_a_host_name_not_in_the_certificate_is_refused() {
     );
     // verify-ca checks the chain only: the same connection goes through.
     let ca_only = tls_url(&server, "127.0.0.1", &params("verify-ca"));
-    assert_exit(&plan_over(&server, "tls_ca_only", &ca_only), 0);
+    assert_connects(&server, "tls_ca_only", &ca_only);
 }
 
 #[test]
@@ -861,10 +877,7 @@ fn tls_require_against_a_server_without_tls_is_refused() {
         );
     }
     // Saying so connects in clear text; `prefer` falls back to it.
-    for mode in ["disable", "prefer"] {
-        let url = tls_url(&server, "127.0.0.1", &format!("sslmode={mode}"));
-        assert_exit(&plan_over(&server, "no_tls", &url), 0);
-    }
+    assert_connects_in_modes(&server, "no_tls", &["disable", "prefer"]);
 }
 
 #[test]
@@ -877,10 +890,7 @@ fn a_hostssl_only_server_refuses_sslmode_disable() {
         &["no pg_hba.conf entry", "no encryption", "sslmode=disable"],
     );
     // `allow` tries clear text first, then TLS; `prefer` TLS first.
-    for mode in ["allow", "prefer"] {
-        let url = tls_url(&server, "127.0.0.1", &format!("sslmode={mode}"));
-        assert_exit(&plan_over(&server, "tls_fallback", &url), 0);
-    }
+    assert_connects_in_modes(&server, "tls_fallback", &["allow", "prefer"]);
 }
 
 #[test]
@@ -950,7 +960,5 @@ fn prefer_falls_back_to_clear_text_when_the_server_refuses_tls_sessions() {
         &tls_url(&server, "127.0.0.1", "sslmode=require"),
         &["no pg_hba.conf entry", "SSL encryption"],
     );
-    let url = tls_url(&server, "127.0.0.1", "sslmode=prefer");
-    assert_exit(&plan_over(&server, "nossl", &url), 0);
-    assert!(schema_exists(&server, "nossl"));
+    assert_connects_in_modes(&server, "nossl", &["prefer"]);
 }

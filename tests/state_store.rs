@@ -267,3 +267,73 @@ fn recorded_definitions_are_written_without_their_passwords() {
 fn record_clone(state: &State) -> GuestRecord {
     state.topology["exa01vm01"].clone()
 }
+
+/// A symbolic link planted where the lock goes (a state directory others can write to) is
+/// refused, naming the path: berth never opens, truncates or creates the file it points to,
+/// and leaves the link for the operator to look at.
+#[test]
+fn a_symlink_planted_at_the_lock_path_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let victim = dir.path().join("precious.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let missing = dir.path().join("would-be-created");
+    for target in [&victim, &missing] {
+        let _ = std::fs::remove_file(store.lock_path());
+        std::os::unix::fs::symlink(target, store.lock_path()).unwrap();
+        let err = store.lock("apply").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&store.lock_path().display().to_string())
+                && text.contains("symbolic link"),
+            "{text}"
+        );
+        assert!(
+            std::fs::symlink_metadata(store.lock_path())
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "the link stays"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(!missing.exists(), "nothing created through a dangling link");
+    // Once the link is gone, the lock works again.
+    std::fs::remove_file(store.lock_path()).unwrap();
+    drop(store.lock("apply").unwrap());
+}
+
+/// `-lock-timeout` as long as a duration goes (`18446744073709551615s`) while another berth
+/// holds the lock: berth waits (it panicked computing the deadline) and takes the lock once the
+/// holder lets go.
+#[test]
+fn a_lock_timeout_past_the_end_of_time_waits_for_the_holder() {
+    use berth::state::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let store = StateStore::open(dir.path().join("s.json")).unwrap();
+    let held = store.lock("apply").unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn({
+        let store = StateStore::open(dir.path().join("s.json")).unwrap();
+        move || {
+            started_tx.send(()).unwrap();
+            Backend::lock(&store, "plan", std::time::Duration::MAX)
+                .map(|g| g.info().operation.clone())
+        }
+    });
+    started_rx.recv().unwrap();
+    drop(held);
+    assert_eq!(waiter.join().expect("no panic").unwrap(), "plan");
+}
+
+/// A state path that is a device (`berth state push /dev/zero` would be read until memory runs
+/// out; `/dev/null` here) is refused at once, naming the path.
+#[test]
+fn a_state_that_is_a_device_is_refused_before_reading() {
+    let store = StateStore::open("/dev/null").unwrap();
+    let err = store.load().unwrap_err().to_string();
+    assert!(
+        err.contains("/dev/null") && err.contains("a device, socket or directory"),
+        "{err}"
+    );
+}

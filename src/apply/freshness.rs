@@ -89,75 +89,97 @@ pub fn host_changes(then: &[HostSummary], now: &[HostSummary]) -> Vec<String> {
             continue;
         };
         let h = &before.name;
-        let mut differs = |what: &str, old: u64, new: u64, unit: &str| {
+        // Each host figure of the plan: one it counted on (the host as it was) or one it
+        // shows (what the moves leave), as saved and as planned now.
+        enum Figure {
+            Counted,
+            Shown,
+        }
+        use Figure::{Counted, Shown};
+        let figures: [(Figure, &str, u64, u64, &str); 10] = [
+            (
+                Counted,
+                "memory for guests",
+                before.memory_mib,
+                after.memory_mib,
+                " MiB",
+            ),
+            (
+                Counted,
+                "memory in use",
+                before.memory_used_mib_before,
+                after.memory_used_mib_before,
+                " MiB",
+            ),
+            (
+                Counted,
+                "vCPUs allowed",
+                before.vcpu_limit.into(),
+                after.vcpu_limit.into(),
+                "",
+            ),
+            (
+                Counted,
+                "vCPUs in use",
+                before.vcpus_used_before.into(),
+                after.vcpus_used_before.into(),
+                "",
+            ),
+            (
+                Counted,
+                "logical CPUs",
+                before.cpus.into(),
+                after.cpus.into(),
+                "",
+            ),
+            (
+                Counted,
+                "guests",
+                before.guests_before as u64,
+                after.guests_before as u64,
+                "",
+            ),
+            (
+                Shown,
+                "memory in use after it",
+                before.memory_used_mib_after,
+                after.memory_used_mib_after,
+                " MiB",
+            ),
+            (
+                Shown,
+                "memory at its peak",
+                before.memory_peak_mib,
+                after.memory_peak_mib,
+                " MiB",
+            ),
+            (
+                Shown,
+                "vCPUs in use after it",
+                before.vcpus_used_after.into(),
+                after.vcpus_used_after.into(),
+                "",
+            ),
+            (
+                Shown,
+                "guests after it",
+                before.guests_after as u64,
+                after.guests_after as u64,
+                "",
+            ),
+        ];
+        for (figure, what, old, new, unit) in figures {
             if old != new {
-                changes.push(format!(
-                    "host {h} now has {new}{unit} {what}, the plan counted {old}{unit}"
-                ));
+                changes.push(match figure {
+                    Counted => {
+                        format!("host {h} now has {new}{unit} {what}, the plan counted {old}{unit}")
+                    }
+                    Shown => format!(
+                        "host {h}: the plan shows {old}{unit} {what}, planned now it is {new}{unit}"
+                    ),
+                });
             }
-        };
-        differs(
-            "memory for guests",
-            before.memory_mib,
-            after.memory_mib,
-            " MiB",
-        );
-        differs(
-            "memory in use",
-            before.memory_used_mib_before,
-            after.memory_used_mib_before,
-            " MiB",
-        );
-        differs(
-            "vCPUs allowed",
-            before.vcpu_limit.into(),
-            after.vcpu_limit.into(),
-            "",
-        );
-        differs(
-            "vCPUs in use",
-            before.vcpus_used_before.into(),
-            after.vcpus_used_before.into(),
-            "",
-        );
-        differs("logical CPUs", before.cpus.into(), after.cpus.into(), "");
-        differs(
-            "guests",
-            before.guests_before as u64,
-            after.guests_before as u64,
-            "",
-        );
-        let mut shows = |what: &str, old: u64, new: u64, unit: &str| {
-            if old != new {
-                changes.push(format!(
-                    "host {h}: the plan shows {old}{unit} {what}, planned now it is {new}{unit}"
-                ));
-            }
-        };
-        shows(
-            "memory in use after it",
-            before.memory_used_mib_after,
-            after.memory_used_mib_after,
-            " MiB",
-        );
-        shows(
-            "memory at its peak",
-            before.memory_peak_mib,
-            after.memory_peak_mib,
-            " MiB",
-        );
-        shows(
-            "vCPUs in use after it",
-            before.vcpus_used_after.into(),
-            after.vcpus_used_after.into(),
-            "",
-        );
-        shows(
-            "guests after it",
-            before.guests_after as u64,
-            after.guests_after as u64,
-            "",
-        );
+        }
     }
     for after in now
         .iter()

@@ -97,9 +97,10 @@ impl std::fmt::Debug for Hypervisor {
 
 impl Hypervisor {
     /// Opens `uri` for the host named `host` (the name used in plans and messages), within
-    /// the default connect timeout ([`connect::default_timeout`]).
+    /// the default connect timeout ([`connect::DEFAULT_CONNECT_TIMEOUT`]; apply passes the
+    /// configured one to [`Hypervisor::connect_within`]).
     pub fn connect(host: &str, uri: &str) -> Result<Self, ApplyError> {
-        Hypervisor::connect_within(host, uri, connect::default_timeout())
+        Hypervisor::connect_within(host, uri, connect::DEFAULT_CONNECT_TIMEOUT)
     }
 
     /// [`Hypervisor::connect`], giving up after `timeout` (`inventory.connect_timeout_s`; see

@@ -117,6 +117,18 @@ fn accepts_files(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("{} is not writable: {e}", dir.display()))
 }
 
+/// `path` can be replaced by a new file (crate::atomic_file): absent, a regular file or a
+/// link, not a directory, device, FIFO or socket.
+fn replaceable(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() && !m.file_type().is_symlink() => Err(format!(
+            "{} is not a regular file (a directory, device, FIFO or socket), which berth does not replace",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The directory a file path lives in; `.` for a bare file name.
 fn parent(path: &Path) -> PathBuf {
     match path.parent() {
@@ -162,7 +174,7 @@ pub fn static_problems(cfg: &Config, plan: &Plan, steps: &[&Step]) -> Vec<String
                 cfg.inventory.es_xml.value.as_path(),
             ),
         };
-        if let Err(e) = accepts_files(&parent(target)) {
+        if let Err(e) = accepts_files(&parent(target)).and_then(|()| replaceable(target)) {
             problems.push(format!(
                 "es.xml cannot be written back to {} ({what}): {e}",
                 target.display()
@@ -180,7 +192,7 @@ pub fn static_problems(cfg: &Config, plan: &Plan, steps: &[&Step]) -> Vec<String
             }
         }
     }
-    if let Err(e) = accepts_files(&dir) {
+    if let Err(e) = accepts_files(&dir).and_then(|()| replaceable(&cfg.state.path)) {
         problems.push(format!(
             "the state file {} cannot be written: {e}",
             cfg.state.path.display()
@@ -257,6 +269,21 @@ inventory {
             dir.path(),
         );
         assert_eq!(static_problems(&cfg, &plan, &steps), Vec::<String>::new());
+
+        // What berth would have to replace by a file, found before the first step rather than
+        // by the write-back after the last one.
+        std::fs::create_dir(dir.path().join("missing/es.xml")).unwrap();
+        std::fs::create_dir_all(dir.path().join("state/berth.state.json")).unwrap();
+        let problems = static_problems(&cfg, &plan, &steps);
+        assert_eq!(problems.len(), 2, "{problems:#?}");
+        assert!(
+            problems[0].contains("missing/es.xml is not a regular file"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[1].contains("berth.state.json is not a regular file"),
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -200,6 +200,17 @@ impl Session {
         self.state.in_progress.as_ref()
     }
 
+    /// The last journal entry of an earlier apply of `plan` (the same content: journal ids
+    /// start with its [`plan_id`]), when there was one. A saved plan is applied once.
+    pub fn applied_before(&self, plan: &Plan) -> Option<&crate::state::JournalEntry> {
+        let prefix = format!("{}-", plan_id(plan));
+        self.state
+            .journal
+            .iter()
+            .rev()
+            .find(|e| e.plan_id.starts_with(&prefix))
+    }
+
     /// Reads es.xml and every host through this session's libvirt connections, and, when the
     /// configuration asks for them, the hosts' facts over SSH (what planning needs). Blocking.
     pub fn read_inventory(&self) -> Result<Inventory, ApplyError> {

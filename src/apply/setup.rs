@@ -90,7 +90,7 @@ pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
     let d = &cfg.defaults;
     RunnerSettings {
         live: d.live.clone(),
-        connect_timeout: Duration::from_secs(cfg.inventory.connect_timeout_s),
+        connect_timeout: inventory_spec(cfg).connect_timeout,
         shutdown_timeout: Duration::from_secs(d.shutdown_timeout_s),
         start_timeout: Duration::from_secs(d.start_timeout_s),
         stall_timeout: d

@@ -204,6 +204,26 @@ fn choose_plan(
             }
             other => other?,
         };
+        // Applied once, like a Terraform plan: after it, the world it was made for is gone,
+        // even where it looks the same again (guests moved back by hand, es.xml not rewritten).
+        if let Some(entry) = session.applied_before(&saved) {
+            let when = entry
+                .finished_at
+                .or(entry.started_at)
+                .map_or_else(String::new, |t| {
+                    format!(
+                        " (last step {})",
+                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                });
+            return Err(CliError::Refused(format!(
+                "the saved plan {} was already applied: plan {} is in the state's journal{when}. A saved plan \
+                 is applied once; make a new plan: berth plan -out {}",
+                file.display(),
+                entry.plan_id,
+                file.display()
+            )));
+        }
         // A plan with errors is never applied; planning it again (below) finds them too, even
         // if they were taken out of the file.
         let reasons = session.stale_reasons(&saved, inv);

@@ -49,15 +49,11 @@ pub fn run(cli: &Cli) -> Result<u8, CliError> {
     }
 }
 
-/// Reads the configuration of the working directory. libvirt connections opened from now on
-/// give up after its `inventory.connect_timeout_s` (apply's own take it from the configuration
-/// too, through the runner's settings).
+/// Reads the configuration of the working directory. Its `inventory.connect_timeout_s` reaches
+/// every libvirt open through the inventory's spec (`plan::build::inventory_spec`) and apply's
+/// runner settings, never through process-wide state.
 pub(super) fn load_config() -> Result<Config, CliError> {
-    let cfg = config::load_dir(Path::new("."))?;
-    crate::inventory::libvirt::connect::set_default_timeout(std::time::Duration::from_secs(
-        cfg.inventory.connect_timeout_s,
-    ));
-    Ok(cfg)
+    Ok(config::load_dir(Path::new("."))?)
 }
 
 /// Reads the configuration of the working directory and the inventory it names.
@@ -168,14 +164,17 @@ fn validate(args: &ValidateArgs) -> Result<u8, CliError> {
             inv.topology.guests.len(),
             inv.topology.clusters.len()
         );
+        // Messages quote what libvirt showed (a domain may be named anything but `/`): one
+        // line each, whatever they hold (crate::printable).
+        let line = crate::printable::one_line;
         for d in &unreachable {
-            out.push_str(&format!("unreachable: {}\n", d.message));
+            out.push_str(&format!("unreachable: {}\n", line(&d.message)));
         }
         for d in &drift {
-            out.push_str(&format!("drift: {}\n", d.message));
+            out.push_str(&format!("drift: {}\n", line(&d.message)));
         }
         for p in &apply_problems {
-            out.push_str(&format!("apply would refuse: {p}\n"));
+            out.push_str(&format!("apply would refuse: {}\n", line(p)));
         }
         if !unreachable.is_empty() {
             out.push_str("The configuration is valid, but berth cannot read every host: `berth plan` will stop until libvirt answers on each (or the host is declared `evacuate = true`).\n");

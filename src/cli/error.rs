@@ -67,7 +67,9 @@ impl CliError {
                     }
                     source = cause.source();
                 }
-                text
+                // Names and ids from es.xml, HCL and libvirt are shown, never sent to the
+                // terminal (crate::printable).
+                crate::printable::escape(&text).into_owned()
             }
         }
     }

@@ -22,7 +22,7 @@ pub fn fmt(args: &FmtArgs) -> Result<u8, CliError> {
     let mut failed = 0;
     for path in &files {
         let name = path.strip_prefix(".").unwrap_or(path).display().to_string();
-        let text = std::fs::read_to_string(path)
+        let text = crate::text_file::read(path)
             .map_err(|e| CliError::Refused(format!("cannot read {name}: {e}")))?;
         let formatted = match format_hcl(&text) {
             Ok(f) => f,

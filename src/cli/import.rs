@@ -21,9 +21,15 @@ pub fn import(args: &ImportArgs) -> Result<u8, CliError> {
             .iter()
             .filter_map(|d| d.host.as_deref())
             .collect();
+        // Each host's own reason (refused, timed out, …) follows, one per line.
+        let reasons: Vec<String> = unreachable
+            .iter()
+            .map(|d| format!("\n  {}", crate::printable::one_line(&d.message)))
+            .collect();
         return Err(CliError::Refused(format!(
-            "cannot import while libvirt on {} does not answer: where its guests run is unknown",
-            hosts.join(", ")
+            "cannot import while libvirt on {} does not answer: where its guests run is unknown{}",
+            hosts.join(", "),
+            reasons.concat()
         )));
     }
     if plan::build::blocking_drift(&cfg, &inv.drift) > 0 {

@@ -60,7 +60,13 @@ pub fn main() -> ExitCode {
         }
     };
     let color = !cli.no_color && crate::render::color_enabled_for_stderr();
-    if let Err(err) = logging::init(cli.verbose, cli.log_file.as_deref(), color) {
+    // `-C DIR` applies to every path of the command line, the log file's too: it is opened
+    // here, before the change of directory, so that what follows is logged.
+    let log_file = cli.log_file.as_deref().map(|path| match &cli.chdir {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
+    });
+    if let Err(err) = logging::init(cli.verbose, log_file.as_deref(), color) {
         eprintln!("{}", err.render(color));
         return ExitCode::from(exit::ERROR);
     }

@@ -40,6 +40,7 @@ impl Progress {
 
     /// Prints a line that is not an event (to stderr in JSON mode, so stdout stays JSON).
     pub fn note(&self, line: &str) {
+        let line = crate::printable::escape(line);
         match self {
             Progress::Json(_) => eprintln!("{line}"),
             Progress::Lines(_) => println!("{line}"),
@@ -154,7 +155,17 @@ impl Json {
 }
 
 /// The line that tells `event` in words (plain output and the JSON stream's `@message`).
+/// Errors carry what hosts answered (libvirt, a volume command's stderr): their control
+/// characters are shown, never sent to the terminal (crate::printable).
 fn line_for(details: &HashMap<String, String>, event: &Event) -> String {
+    let line = words_for(details, event);
+    match crate::printable::escape(&line) {
+        std::borrow::Cow::Borrowed(_) => line,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    }
+}
+
+fn words_for(details: &HashMap<String, String>, event: &Event) -> String {
     match event {
         Event::Version {
             berth,
@@ -340,9 +351,10 @@ impl Bars {
                 guest,
                 reason,
             } => {
-                let _ = self
-                    .multi
-                    .println(format!("- {guest}: {} skipped: {reason}", step_name(step)));
+                let _ = self.multi.println(crate::printable::escape(&format!(
+                    "- {guest}: {} skipped: {reason}",
+                    step_name(step)
+                )));
             }
             Event::Summary { .. } | Event::Version { .. } | Event::Diagnostic { .. } => {}
         }
@@ -354,7 +366,7 @@ impl Bars {
             bar.finish_and_clear();
             self.multi.remove(&bar);
         }
-        let _ = self.multi.println(text);
+        let _ = self.multi.println(crate::printable::escape(&text));
     }
 }
 
@@ -383,5 +395,19 @@ mod tests {
             "42%, 850 MiB/s, 37000 of 65536 MiB left, pass 1"
         );
         assert_eq!(seconds(1234), "1.2s");
+    }
+
+    #[test]
+    fn what_a_host_answers_cannot_drive_the_terminal() {
+        let failed = Event::Error {
+            step: "vm01:ATTACH_VOLUMES".into(),
+            guest: "vm01".into(),
+            message: "edvutil: \u{1b}]52;c;cm0gLXJmIH4=\u{7}\u{1b}[2Jdone\rok".into(),
+        };
+        let line = line_for(&HashMap::new(), &failed);
+        assert_eq!(
+            line,
+            "vm01: ATTACH_VOLUMES FAILED: edvutil: \\u{1b}]52;c;cm0gLXJmIH4=\\u{7}\\u{1b}[2Jdone\\u{d}ok"
+        );
     }
 }

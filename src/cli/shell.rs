@@ -268,7 +268,7 @@ pub fn complete(args: &CompleteArgs) -> Result<u8, CliError> {
         return Ok(exit::ERROR);
     };
     let path = &cfg.inventory.es_xml.value;
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Ok(text) = crate::text_file::read(path) else {
         return Ok(exit::ERROR);
     };
     let Ok(es) = crate::inventory::esxml::parse(&path.display().to_string(), &text) else {

@@ -54,6 +54,14 @@ fn guests(state: &State) -> BTreeSet<&str> {
         .collect()
 }
 
+/// `println!` of text that quotes the state (step errors are what hosts answered): control
+/// characters shown, never sent to the terminal (crate::printable).
+macro_rules! shown {
+    ($($arg:tt)*) => {
+        println!("{}", crate::printable::escape(&format!($($arg)*)))
+    };
+}
+
 pub fn state(cmd: &StateCommand) -> Result<u8, CliError> {
     let store = store()?;
     match cmd {
@@ -114,7 +122,7 @@ fn list(state: &State) {
             .zip(&widths)
             .map(|(cell, w)| format!("{cell:<w$}"))
             .collect();
-        println!("{}", cells.join("  ").trim_end());
+        shown!("{}", cells.join("  ").trim_end());
     }
 }
 
@@ -143,21 +151,21 @@ fn show(state: &State, name: &str) -> Result<(), CliError> {
             }
         }
     };
-    println!("Guest {guest}");
+    shown!("Guest {guest}");
     match state.topology.get(guest) {
         Some(r) => {
-            println!("  host:  {}", r.host);
-            println!("  state: {}", r.state);
+            shown!("  host:  {}", r.host);
+            shown!("  state: {}", r.state);
             match &r.last_definition_xml {
-                Some(xml) => println!("  libvirt definition recorded: {} bytes", xml.len()),
-                None => println!("  libvirt definition recorded: none"),
+                Some(xml) => shown!("  libvirt definition recorded: {} bytes", xml.len()),
+                None => shown!("  libvirt definition recorded: none"),
             }
         }
-        None => println!("  (no topology record: no step that places it has finished)"),
+        None => shown!("  (no topology record: no step that places it has finished)"),
     }
-    println!("Journal:");
+    shown!("Journal:");
     for e in state.journal.iter().filter(|e| e.guest == guest) {
-        println!(
+        shown!(
             "  plan {}  {}  {}  {} → {}  started {}  finished {}",
             e.plan_id,
             e.step_id,
@@ -168,7 +176,7 @@ fn show(state: &State, name: &str) -> Result<(), CliError> {
             time(e.finished_at)
         );
         if let Some(error) = &e.error {
-            println!("      {error}");
+            shown!("      {error}");
         }
     }
     Ok(())

@@ -176,10 +176,7 @@ impl Config {
                 },
             });
         }
-        self.files.push(SourceFile {
-            name: COMMAND_LINE.into(),
-            text,
-        });
+        self.files.push(SourceFile::new(COMMAND_LINE, text));
         if let Some(first) = rolling.first() {
             let span = first.span.clone();
             self.rolling

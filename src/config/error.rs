@@ -173,31 +173,35 @@ pub(crate) fn located(
     help: Option<String>,
     notes: Vec<Note>,
 ) -> ConfigError {
-    let primary =
-        LabeledSpan::new_primary_with_span(non_empty(label.into()), source_span(files, span));
+    // Messages, labels and help quote names from HCL and es.xml: shown, never sent to the
+    // terminal (crate::printable).
+    let primary = LabeledSpan::new_primary_with_span(
+        non_empty(printable(label.into())),
+        source_span(files, span),
+    );
     let mut labels = vec![primary];
     let mut related = Vec::new();
     for note in notes {
         let note_span = LabeledSpan::new_with_span(
-            non_empty(note.label.clone()),
+            non_empty(printable(note.label.clone())),
             source_span(files, &note.span),
         );
         if note.span.file == span.file {
             labels.push(note_span);
         } else {
             related.push(ConfigNote {
-                message: note.label,
+                message: printable(note.label),
                 source_code: named_source(files, note.span.file),
                 labels: vec![note_span],
             });
         }
     }
     ConfigError::At(Box::new(LocatedError {
-        message: message.into(),
+        message: printable(message.into()),
         location: location_of(files, span),
         source_code: named_source(files, span.file),
         labels,
-        help,
+        help: help.map(printable),
         notes: related,
     }))
 }
@@ -215,7 +219,7 @@ pub(crate) fn location_of(files: &[SourceFile], span: &Span) -> Location {
     let before = &file.text[..offset];
     let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
     Location {
-        file: file.name.clone(),
+        file: crate::printable::escape(&file.name).into_owned(),
         line: before.matches('\n').count() + 1,
         column: before[line_start..].chars().count() + 1,
     }
@@ -238,8 +242,16 @@ fn source_span(files: &[SourceFile], span: &Span) -> SourceSpan {
 
 fn named_source(files: &[SourceFile], index: usize) -> NamedSource<Arc<str>> {
     match files.get(index) {
-        Some(file) => NamedSource::new(&file.name, Arc::from(file.text.as_str())),
+        // The snippet's text keeps its byte offsets (the spans), its controls blanked.
+        Some(file) => NamedSource::new(crate::printable::escape(&file.name), file.shown_text()),
         None => NamedSource::new("<unknown>", Arc::from("")),
+    }
+}
+
+fn printable(text: String) -> String {
+    match crate::printable::escape(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
     }
 }
 
@@ -267,7 +279,13 @@ pub fn render(error: &ConfigError, color: bool) -> String {
                 // far right on a huge line needs a column miette cannot lay out: keep the facts.
                 one = problem.plain();
             }
-            one.trim_end().to_string()
+            let one = one.trim_end();
+            match problem {
+                // Its message, labels, help and snippet were made printable where it was made.
+                ConfigError::At(_) => one.to_string(),
+                // An unlocated message or a path: escaped here; only miette's colours stay.
+                _ => crate::printable::escape_keeping_colour(one, color).into_owned(),
+            }
         })
         .collect();
     if problems.len() > 1 {

@@ -34,11 +34,8 @@ pub fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
     paths.sort();
     let mut files = Vec::with_capacity(paths.len());
     for path in &paths {
-        let text = std::fs::read_to_string(path).map_err(io(path))?;
-        files.push(SourceFile {
-            name: display_name(path),
-            text,
-        });
+        let text = crate::text_file::read(path).map_err(io(path))?;
+        files.push(SourceFile::new(display_name(path), text));
     }
     let absolute = dir.canonicalize().map_err(io(dir))?;
     load_files(files, absolute)
@@ -50,13 +47,7 @@ pub fn parse_str(name: &str, text: &str, dir: &Path) -> Result<Config, ConfigErr
         path: dir.to_path_buf(),
         error,
     })?;
-    load_files(
-        vec![SourceFile {
-            name: name.to_string(),
-            text: text.to_string(),
-        }],
-        absolute,
-    )
+    load_files(vec![SourceFile::new(name, text)], absolute)
 }
 
 fn load_files(files: Vec<SourceFile>, dir: PathBuf) -> Result<Config, ConfigError> {

@@ -13,7 +13,41 @@ pub struct SourceFile {
     /// Path as shown to the user (relative to the working directory when possible).
     pub name: String,
     pub text: String,
+    /// `text` as snippets show it ([`SourceFile::shown_text`]).
+    pub shown: ShownText,
 }
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> SourceFile {
+        SourceFile {
+            name: name.into(),
+            text: text.into(),
+            shown: ShownText::default(),
+        }
+    }
+
+    /// `text` with its control characters blanked (crate::printable::blank, byte offsets
+    /// kept), for diagnostics' snippets: made on first use and shared by every diagnostic of
+    /// the file, so a file with thousands of errors is scanned once.
+    pub fn shown_text(&self) -> std::sync::Arc<str> {
+        self.shown
+            .0
+            .get_or_init(|| std::sync::Arc::from(crate::printable::blank(&self.text).as_ref()))
+            .clone()
+    }
+}
+
+/// The cache behind [`SourceFile::shown_text`]; it never makes two files differ.
+#[derive(Debug, Clone, Default)]
+pub struct ShownText(std::sync::OnceLock<std::sync::Arc<str>>);
+
+impl PartialEq for ShownText {
+    fn eq(&self, _: &ShownText) -> bool {
+        true
+    }
+}
+
+impl Eq for ShownText {}
 
 /// A byte range in one of [`Config::files`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -100,7 +100,92 @@ pub(crate) fn check(files: &[SourceFile], root: &Node, dir: &Path) -> Result<(),
     if let Some(path) = root.child("state").and_then(|state| state.str("path")) {
         check_state_path(&mut c, &path, dir);
     }
+    if let Some(out) = root
+        .child("inventory")
+        .and_then(|inventory| inventory.str("es_xml_out"))
+    {
+        check_es_xml_out(&mut c, root, &out, dir);
+    }
     ConfigError::check(c.errors)
+}
+
+/// `es_xml_out` is replaced by the write-back: it may not name es.xml itself (written in place,
+/// es.xml gets a backup first; through `es_xml_out` it would not), the state or its lock and
+/// recovery files, or a `*.hcl` file of the configuration.
+fn check_es_xml_out(c: &mut Checker, root: &Node, out: &Spanned<String>, dir: &Path) {
+    let resolve = |path: &str| lexical(&dir.join(path));
+    let same = |a: &Path, b: &Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    let target = resolve(&out.value);
+    let es_xml = root
+        .child("inventory")
+        .and_then(|inventory| inventory.str("es_xml"))
+        .map_or_else(|| "es.xml".to_string(), |p| p.value);
+    let state = resolve(
+        &root
+            .child("state")
+            .and_then(|state| state.str("path"))
+            .map_or_else(
+                || super::model::StateConfig::DEFAULT_PATH.to_string(),
+                |p| p.value,
+            ),
+    );
+    let beside_state = |suffix: &str| {
+        let mut name = state.clone().into_os_string();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let overwritten = if same(&target, &resolve(&es_xml)) {
+        Some((
+            "es.xml itself",
+            "leave `es_xml_out` out to write es.xml back in place (after a backup), or name a file of its own",
+        ))
+    } else if [
+        state.clone(),
+        beside_state(".lock"),
+        beside_state(".recovery"),
+    ]
+    .iter()
+    .any(|s| same(&target, s))
+    {
+        Some((
+            "the state",
+            "name a file of its own for the es.xml berth writes",
+        ))
+    } else if target.parent() == Some(lexical(dir).as_path())
+        && target.extension().is_some_and(|e| e == "hcl")
+    {
+        Some((
+            "the configuration (a *.hcl file berth reads)",
+            "name a file of its own for the es.xml berth writes",
+        ))
+    } else {
+        None
+    };
+    if let Some((what, help)) = overwritten {
+        c.error(
+            &out.span,
+            format!("`es_xml_out = \"{}\"` would overwrite {what}", out.value),
+            "overwritten by the write-back",
+            Some(help.to_string()),
+        );
+    }
+}
+
+/// `path` with `.` and `..` taken out without asking the filesystem.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
 }
 
 fn check_inventory(c: &mut Checker, inventory: &Node) {
@@ -512,5 +597,40 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
         let errs = errors_in(&state("link/s.json"), dir.path());
         assert!(errs[0].contains("through a symbolic link"), "{errs:?}");
+    }
+
+    #[test]
+    fn es_xml_out_may_not_overwrite_es_xml_the_state_or_the_configuration() {
+        let with = |out: &str, state: &str| {
+            format!("{}{state}", inventory(&format!("  es_xml_out = \"{out}\"")))
+        };
+        for (out, state, what) in [
+            ("./es.xml", "", "es.xml itself"),
+            ("/etc/berth/es.xml", "", "es.xml itself"),
+            ("state/berth.state.json", "", "the state"),
+            ("state/../state/berth.state.json.lock", "", "the state"),
+            (
+                "/var/lib/berth/s.json",
+                "state {\n  path = \"/var/lib/berth/s.json\"\n}\n",
+                "the state",
+            ),
+            ("main.hcl", "", "the configuration"),
+            ("./other.hcl", "", "the configuration"),
+        ] {
+            let errs = errors(&with(out, state));
+            assert_eq!(errs.len(), 1, "{out}: {errs:?}");
+            assert!(
+                errs[0].starts_with("main.hcl:3:16: ") && errs[0].contains(what),
+                "{out}: {errs:?}"
+            );
+        }
+        for out in [
+            "out/es.xml",
+            "es.new.xml",
+            "/srv/oeda/es.xml",
+            "sub/main.hcl",
+        ] {
+            assert_eq!(errors(&with(out, "")), Vec::<String>::new(), "{out}");
+        }
     }
 }

@@ -85,10 +85,7 @@ impl ConfigBuilder {
     pub fn new() -> Self {
         let config = Config {
             dir: PathBuf::from("."),
-            files: vec![SourceFile {
-                name: "main.hcl".into(),
-                text: String::new(),
-            }],
+            files: vec![SourceFile::new("main.hcl", "")],
             inventory: InventoryConfig {
                 es_xml: Spanned {
                     value: PathBuf::from("es.xml"),

@@ -178,9 +178,10 @@ pub fn check_transport(uri: &str) -> Result<(), String> {
 
 /// Reads one host: node memory (MiB), logical CPUs and model, the capabilities' CPU model
 /// (optional), and every domain, defined or running, sorted by name.
-/// The connection is opened within [`connect::default_timeout`] (`inventory.connect_timeout_s`).
+/// The connection is opened within [`connect::DEFAULT_CONNECT_TIMEOUT`]; the inventory reads
+/// its hosts within its spec's own ([`crate::inventory::InventorySpec::connect_timeout`]).
 pub fn observe_host(host: &str, uri: &str) -> Result<HostObservation, LibvirtError> {
-    observe_host_within(host, uri, connect::default_timeout())
+    observe_host_within(host, uri, connect::DEFAULT_CONNECT_TIMEOUT)
 }
 
 /// [`observe_host`], giving up on the connection after `timeout` (see [`connect`]).

@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use super::esxml::{self, EsLayout, EsSystem, EsXmlError};
 use super::libvirt::{
-    LibvirtError, UriSsh, expand_uri, observe_host, observe_hosts_with, with_ssh_params,
+    LibvirtError, UriSsh, expand_uri, observe_host_within, observe_hosts_with, with_ssh_params,
 };
 use super::model::Topology;
 use super::naming::DomainNaming;
@@ -30,6 +31,9 @@ pub struct InventorySpec {
     pub ssh: UriSsh,
     /// The libvirt domain name of each es.xml guest (`inventory { domain_name }`).
     pub domain_naming: DomainNaming,
+    /// How long to wait for each host's libvirt connection to open before reporting the host
+    /// unreachable (`inventory.connect_timeout_s`; see [`super::libvirt::connect`]).
+    pub connect_timeout: Duration,
 }
 
 /// es.xml as read, and the reconciled topology.
@@ -68,14 +72,16 @@ pub enum InventoryError {
 
 /// Reads es.xml, then every host it lists, and reconciles them.
 pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
-    load_with(spec, &observe_host)
+    load_with(spec, &|host, uri| {
+        observe_host_within(host, uri, spec.connect_timeout)
+    })
 }
 
 /// Reads and parses the es.xml the spec names; returns it with its exact text and the layout
 /// of its parse (where each host and guest reference sits in the text).
 pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String, EsLayout), InventoryError> {
     let path = &spec.es_xml_path;
-    let text = std::fs::read_to_string(path).map_err(|source| InventoryError::Read {
+    let text = crate::text_file::read(path).map_err(|source| InventoryError::Read {
         path: path.clone(),
         source,
     })?;
@@ -92,7 +98,9 @@ pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String, EsLayout),
 /// The part of [`load`] after parsing: reads the hosts of an already parsed es.xml and
 /// reconciles. `es_xml_text` is the text `es` was parsed from.
 pub fn assemble(es: EsSystem, es_xml_text: String, spec: &InventorySpec) -> Inventory {
-    assemble_with(es, es_xml_text, spec, &observe_host)
+    assemble_with(es, es_xml_text, spec, &|host, uri| {
+        observe_host_within(host, uri, spec.connect_timeout)
+    })
 }
 
 /// One host read by a caller-chosen function: `observe(host, uri)`.
@@ -205,6 +213,7 @@ mod tests {
             parallelism: 2,
             ssh: UriSsh::default(),
             domain_naming: DomainNaming::default(),
+            connect_timeout: super::super::libvirt::connect::DEFAULT_CONNECT_TIMEOUT,
         }
     }
 

@@ -50,6 +50,7 @@ pub fn inventory_spec(cfg: &Config) -> InventorySpec {
             .as_ref()
             .and_then(|d| crate::inventory::DomainNaming::parse(&d.value).ok())
             .unwrap_or_default(),
+        connect_timeout: std::time::Duration::from_secs(cfg.inventory.connect_timeout_s),
     }
 }
 

@@ -92,23 +92,9 @@ pub fn summary_line(plan: &Plan) -> String {
 /// A name or message from es.xml, HCL or libvirt, made safe to print: control characters
 /// (an escape sequence hidden in a guest name, a newline in a message) become visible `\u{..}`
 /// escapes instead of acting on the terminal or breaking the layout. Tabs stay (es.xml is
-/// often indented with them).
+/// often indented with them). See [`crate::printable::one_line`].
 pub(crate) fn clean(text: &str) -> Cow<'_, str> {
-    let unsafe_char = |c: char| c.is_control() && c != '\t';
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(
-        text.chars()
-            .map(|c| {
-                if unsafe_char(c) {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect(),
-    )
+    crate::printable::one_line(text)
 }
 
 /// The serde name of a unit enum variant (`memory_mismatch`), so renderers use the very words

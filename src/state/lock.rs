@@ -134,7 +134,9 @@ pub(super) fn acquire(
     operation: &str,
     wait: Duration,
 ) -> Result<LockGuard, StateError> {
-    let deadline = Instant::now() + wait;
+    // None: a wait longer than the clock can count (`-lock-timeout 18446744073709551615s`),
+    // that is, for good.
+    let deadline = Instant::now().checked_add(wait);
     let mut races = 0;
     loop {
         match try_acquire(path, operation)? {
@@ -149,10 +151,11 @@ pub(super) fn acquire(
                 });
             }
             Attempt::Held(file) => {
-                if Instant::now() >= deadline {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if left.is_some_and(|left| left.is_zero()) {
                     return Err(held_error(path, &file));
                 }
-                std::thread::sleep(LOCK_POLL.min(deadline - Instant::now()));
+                std::thread::sleep(left.map_or(LOCK_POLL, |left| LOCK_POLL.min(left)));
             }
         }
     }
@@ -191,14 +194,26 @@ fn try_acquire(path: &Path, operation: &str) -> Result<Attempt, StateError> {
         path: path.to_path_buf(),
         error,
     };
-    let file = OpenOptions::new()
+    // O_NOFOLLOW: a symbolic link planted at the lock path (a state directory others can
+    // write to) must not make berth create, truncate and overwrite the file it points to.
+    let file = match OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
-        .map_err(|e| io("opening lock", e))?;
+    {
+        Ok(file) => file,
+        Err(_) if is_symlink(path) => {
+            return Err(StateError::LockUnreadable {
+                path: path.to_path_buf(),
+                reason: "it is a symbolic link, which berth does not follow there".into(),
+            });
+        }
+        Err(e) => return Err(io("opening lock", e)),
+    };
     match file.try_lock() {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => return Ok(Attempt::Held(file)),
@@ -229,6 +244,10 @@ fn try_acquire(path: &Path, operation: &str) -> Result<Attempt, StateError> {
         sync_dir(dir).map_err(|e| io("syncing directory of lock", e))?;
     }
     Ok(Attempt::Taken(LockGuard::new(info, Box::new(held))))
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// Removes the lock at `path` when it is held under `id`.

@@ -69,6 +69,21 @@ impl StateStore {
 
     /// The state, or `None` when no state file exists yet.
     pub fn load(&self) -> Result<Option<State>, StateError> {
+        // A device (`state push /dev/zero`) would be read until memory runs out. Checked
+        // through links, which a state path may be.
+        match std::fs::metadata(&self.path) {
+            Ok(meta) if !crate::text_file::readable_kind(&meta.file_type()) => {
+                return Err(StateError::Io {
+                    action: "reading state",
+                    path: self.path.clone(),
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "a device, socket or directory, not a file to read",
+                    ),
+                });
+            }
+            _ => {}
+        }
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

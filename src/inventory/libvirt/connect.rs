@@ -17,7 +17,6 @@
 //! open ends (fails, or succeeds late), the connection is dropped, which closes it, and nothing
 //! has used it. A process that exits does not wait for such a thread.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -27,22 +26,6 @@ use super::diagnostics::{message as libvirt_message, route_errors_to_tracing};
 
 /// The default of `inventory.connect_timeout_s`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The timeout of opens that are not given one (milliseconds): [`DEFAULT_CONNECT_TIMEOUT`]
-/// until the command line sets the configured one ([`set_default_timeout`]).
-static DEFAULT_TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_CONNECT_TIMEOUT.as_millis() as u64);
-
-/// Sets the timeout of every later open that is not given one (the inventory's reads of all
-/// hosts): the CLI sets it from `inventory.connect_timeout_s` once it has the configuration.
-pub fn set_default_timeout(timeout: Duration) {
-    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    DEFAULT_TIMEOUT_MS.store(ms, Ordering::Relaxed);
-}
-
-/// The timeout of opens that are not given one.
-pub fn default_timeout() -> Duration {
-    Duration::from_millis(DEFAULT_TIMEOUT_MS.load(Ordering::Relaxed))
-}
 
 /// Opens `uri` (read-only or not) with keepalive on, giving up after `timeout`. The error is a
 /// one-line message; the caller adds the host and URI. Transports berth cannot drive are
