@@ -341,6 +341,13 @@ struct Hooked {
 }
 
 impl StepRunner for Hooked {
+    fn before_start(
+        &self,
+        step: &Step,
+        ctx: &StepContext,
+    ) -> Result<berth::apply::StartRecord, ApplyError> {
+        self.inner.before_start(step, ctx)
+    }
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         self.inner.is_done(step, ctx)
     }

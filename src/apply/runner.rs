@@ -80,10 +80,9 @@ pub trait StepRunner: Send + Sync {
 
     /// Reads what the step's start is journaled with ([`StartRecord`]), before it acts; a
     /// failure fails the step before anything ran. Not called for a step an earlier apply
-    /// started (its record is kept).
-    fn before_start(&self, _step: &Step, _ctx: &StepContext) -> Result<StartRecord, ApplyError> {
-        Ok(StartRecord::default())
-    }
+    /// started (its record is kept). No default: a runner that wraps another must pass it on,
+    /// or a reboot-safe HOST_COMMAND would lose its boot id.
+    fn before_start(&self, step: &Step, ctx: &StepContext) -> Result<StartRecord, ApplyError>;
 
     /// Runs the step, reporting live-migration progress through `progress`.
     fn run(
