@@ -348,6 +348,19 @@ impl LibvirtRunner {
                     host,
                     steps,
                 ));
+                // Without a boot id WAIT_HOST could never see the host rebooted: say so now,
+                // before any guest is moved off.
+                if self.settings.back_when == BackWhen::Rebooted
+                    && let Err(e) = self.runtime.block_on(remote.boot_id())
+                {
+                    problems.push(format!(
+                        "cannot read the boot id of {host} ({}), which {} need to see the host rebooted \
+                         (`rolling_maintenance.back_when = \"rebooted\"`): {e}; set `back_when = \"answers\"` \
+                         if the host command does not reboot",
+                        crate::remote::BOOT_ID_PATH,
+                        step_list(steps)
+                    ));
+                }
             }
             if let Some(steps) = needs.volumes.get(host) {
                 let commands = [

@@ -504,7 +504,7 @@ pub struct Config {
 pub struct RollingMaintenance {
     /// The hosts, in the order they are serviced (HCL `hosts`, then `-rolling` flags).
     pub hosts: Vec<Spanned<String>>,
-    /// The operator's patch command, one element per argument (never a shell
+    /// The operator's patch or reboot command, one element per argument (never a shell
     /// string); run on each host over SSH. Required when `hosts` is not empty.
     pub host_command: Option<Spanned<Vec<String>>>,
     /// How long a host may take to come back after its command (libvirt answers, facts read).
