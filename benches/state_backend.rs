@@ -51,6 +51,7 @@ fn writes(backend: &dyn Backend) -> Duration {
             started_at: Some(chrono::Utc::now()),
             finished_at: None,
             error: None,
+            boot_id: None,
         };
         state.upsert(entry.clone());
         let t = Instant::now();

@@ -64,6 +64,14 @@ impl Recorder {
 }
 
 impl StepRunner for Recorder {
+    fn before_start(
+        &self,
+        _: &Step,
+        _: &StepContext,
+    ) -> Result<berth::apply::StartRecord, ApplyError> {
+        Ok(berth::apply::StartRecord::default())
+    }
+
     fn is_done(&self, step: &Step, _: &StepContext) -> Result<bool, ApplyError> {
         Ok(self.done_in_reality.contains(&step.id))
     }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use berth::apply::preflight::Needs;
 use berth::apply::{HostAccess, LibvirtRunner, RunnerSettings};
+use berth::config::BackWhen;
 use sshd::Sshd;
 
 fn needs(entries: &[(&str, &str, &str)]) -> Needs {
@@ -87,5 +88,57 @@ async fn every_missing_connection_and_program_is_reported_at_once() {
     assert_eq!(
         problems[2],
         "`/opt/site/bin/edv-volume` (`inventory.volume_command`) is not found on adm02, which vm01:ATTACH_VOLUMES need"
+    );
+}
+
+/// With `back_when = "rebooted"`, a host whose boot id cannot be read is a preflight problem
+/// (WAIT_HOST could never see it rebooted), named with its steps and the way out; a readable
+/// one, or `back_when = "answers"`, passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
+    let sshd = Sshd::start_with_boot_id();
+    let hosts = BTreeMap::from([(
+        "adm01".to_string(),
+        HostAccess {
+            uri: "test:///default".into(),
+            migration_uri: None,
+            peer_uri: None,
+            ssh: Some(sshd.target(sshd.known_hosts())),
+        },
+    )]);
+    let mut needs = Needs::default();
+    needs.host_commands.insert(
+        "adm01".into(),
+        ("true".into(), vec!["adm01:HOST_COMMAND".into()]),
+    );
+    let check = |back_when| {
+        let runner = LibvirtRunner::new(
+            hosts.clone(),
+            RunnerSettings {
+                back_when,
+                ..RunnerSettings::default()
+            },
+            tokio::runtime::Handle::current(),
+        );
+        let needs = needs.clone();
+        tokio::task::spawn_blocking(move || runner.preflight(&needs))
+    };
+    assert_eq!(
+        check(BackWhen::Rebooted).await.unwrap(),
+        Vec::<String>::new()
+    );
+    // An empty boot id is no boot id.
+    std::fs::write(sshd.boot_id_file(), "").unwrap();
+    let problems = check(BackWhen::Rebooted).await.unwrap();
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].starts_with(
+            "cannot read the boot id of adm01 (/proc/sys/kernel/random/boot_id), which adm01:HOST_COMMAND need"
+        ) && problems[0].contains("set `back_when = \"answers\"`"),
+        "{problems:#?}"
+    );
+    assert_eq!(
+        check(BackWhen::Answers).await.unwrap(),
+        Vec::<String>::new()
     );
 }

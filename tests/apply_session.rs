@@ -325,6 +325,17 @@ impl Crashing {
 }
 
 impl StepRunner for Crashing {
+    fn before_start(
+        &self,
+        step: &Step,
+        ctx: &StepContext,
+    ) -> Result<berth::apply::StartRecord, ApplyError> {
+        if self.dead.load(Ordering::SeqCst) {
+            return Err(self.die());
+        }
+        self.inner.before_start(step, ctx)
+    }
+
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         if self.dead.load(Ordering::SeqCst) {
             return Err(self.die());

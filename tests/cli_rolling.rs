@@ -15,8 +15,10 @@ mod sshd;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use berth::apply::{ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute};
+use berth::apply::{Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute};
+use berth::config::BackWhen;
 use berth::plan::{MaintenanceAction, Plan};
 use berth::schedule::StepKind;
 use berth::state::{JournalEntry, State, StateStore, StepStatus};
@@ -267,12 +269,48 @@ fn views_show_the_phases() {
     );
     let shown = stdout(&berth(rack.path(), &["show", "rolling.berth"]));
     assert!(shown.contains("Phase 1: "), "{shown}");
+    // What WAIT_HOST waits for: a reboot by default, said in the text and in the JSON.
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words(&shown).contains(
+            "WAIT_HOST until it has rebooted (its boot id changed; back_when = \"rebooted\")"
+        ),
+        "{shown}"
+    );
     // The saved plan records the flag, so applying it plans the same rolling maintenance.
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rack.path().join("rolling.berth")).unwrap())
             .unwrap();
     assert_eq!(saved["intents"]["rolling"][0], rack.host(0));
     assert_eq!(saved["phases"][1]["number"], 2);
+    assert_eq!(saved["phases"][1]["back_when"], "rebooted");
+    let wait = saved["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "WAIT_HOST")
+        .unwrap();
+    assert!(
+        wait["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has rebooted and is back (its boot id differs"),
+        "{wait}"
+    );
+    // With back_when = "answers" the plan says no reboot is awaited.
+    let answers = Rack::new(
+        "elastic_sample.xml",
+        by_host_name,
+        "rolling_maintenance {\n  host_command = [\"/usr/sbin/patch\"]\n  back_when = \"answers\"\n}\n",
+    );
+    let text = stdout(&berth(
+        answers.path(),
+        &["plan", "-rolling", answers.host(0)],
+    ));
+    assert!(
+        words(&text).contains("no reboot awaited: back_when = \"answers\""),
+        "{text}"
+    );
     // Replayed on the duration model, it takes as long as predicted, and its host services
     // are not counted as moves.
     let guest_moves = saved["moves"]
@@ -348,6 +386,21 @@ fn bad_rolling_maintenances_are_refused_naming_where() {
         err.contains("host_command") && err.contains("main.hcl:"),
         "{err}"
     );
+    // An unknown back_when is refused where it is written, naming the values.
+    let when = Rack::new(
+        "elastic_sample.xml",
+        by_host_name,
+        "rolling_maintenance {\n  host_command = [\"true\"]\n  back_when = \"sometimes\"\n}\n",
+    );
+    let out = berth(when.path(), &["plan", "-rolling", when.host(0)]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("invalid value \"sometimes\" for `back_when`")
+            && err.contains("valid values: \"rebooted\", \"answers\"")
+            && err.contains("main.hcl:"),
+        "{err}"
+    );
     // A program that is an option is refused where it is written.
     let dash = Rack::new(
         "elastic_sample.xml",
@@ -384,7 +437,7 @@ fn bad_rolling_maintenances_are_refused_naming_where() {
 
 /// The runner over `plan`'s hosts: each a test-driver node file of the rack, with SSH to the
 /// private sshd for the host command.
-fn runner(rack: &Rack, sshd: &Sshd) -> Arc<LibvirtRunner> {
+fn runner(rack: &Rack, sshd: &Sshd, settings: RunnerSettings) -> Arc<LibvirtRunner> {
     let hosts: BTreeMap<String, HostAccess> = rack
         .es
         .hosts
@@ -404,9 +457,19 @@ fn runner(rack: &Rack, sshd: &Sshd) -> Arc<LibvirtRunner> {
         .collect();
     Arc::new(LibvirtRunner::new(
         hosts,
-        RunnerSettings::default(),
+        settings,
         tokio::runtime::Handle::current(),
     ))
+}
+
+/// The runner's settings for a host command that reboots (`rebooted`) or does not
+/// (`answers`), waiting at most `back_timeout_s` for the host.
+fn settings(back_when: BackWhen, back_timeout_s: u64) -> RunnerSettings {
+    RunnerSettings {
+        back_when,
+        back_timeout: Duration::from_secs(back_timeout_s),
+        ..RunnerSettings::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -422,7 +485,8 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
     let (h0, h1) = (rack.host(0).to_string(), rack.host(1).to_string());
     let plan = plan_of(rack.path(), &["-rolling", &format!("{h0},{h1}")]);
     assert!(plan.is_ok(), "{:?}", plan.errors);
-    let runner = runner(&rack, &sshd);
+    // The command only logs: it does not reboot.
+    let runner = runner(&rack, &sshd, settings(BackWhen::Answers, 60));
     let store = StateStore::open(rack.path().join("state.json")).unwrap();
     let mut state = State::new();
     let id = berth::apply::plan_id(&plan);
@@ -469,6 +533,7 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
         started_at: Some(chrono::Utc::now()),
         finished_at: None,
         error: None,
+        boot_id: None,
     });
     let mut notes = Vec::new();
     let report = execute(
@@ -523,7 +588,7 @@ async fn a_host_that_comes_back_smaller_stops_the_phase_before_anything_moves_ba
         .unwrap();
     service.memory_mib += 1;
     let counted = service.memory_mib;
-    let runner = runner(&rack, &sshd);
+    let runner = runner(&rack, &sshd, settings(BackWhen::Answers, 60));
     let store = StateStore::open(rack.path().join("state.json")).unwrap();
     let mut state = State::new();
     let report = execute(
@@ -554,5 +619,286 @@ async fn a_host_that_comes_back_smaller_stops_the_phase_before_anything_moves_ba
     assert!(!after_wait.is_empty());
     for step in after_wait {
         assert_ne!(statuses.get(step), Some(&StepStatus::Done), "{step}");
+    }
+}
+
+/// The boot id every `Sshd::start_with_boot_id` host starts with.
+const FIRST_BOOT: &str = "0b0b0b0b-1111-4111-8111-000000000001";
+
+/// A rolling maintenance of the rack's first host whose host command is `script` (run with
+/// `/bin/sh` on the private sshd), planned; and the WAIT_HOST and HOST_COMMAND step ids.
+fn one_host_plan(sshd: &Sshd, script: &str) -> (Rack, Plan, String, String) {
+    let path = sshd.path("host-command.sh");
+    std::fs::write(&path, script).unwrap();
+    let hcl = format!(
+        "rolling_maintenance {{\n  host_command = [\"/bin/sh\", \"{}\"]\n}}\n",
+        path.display()
+    );
+    let rack = Rack::new("elastic_sample.xml", by_host_name, &hcl);
+    let h0 = rack.host(0).to_string();
+    let plan = plan_of(rack.path(), &["-rolling", &h0]);
+    assert!(plan.is_ok(), "{:?}", plan.errors);
+    (
+        rack,
+        plan,
+        format!("{h0}:HOST_COMMAND"),
+        format!("{h0}:WAIT_HOST"),
+    )
+}
+
+/// Every Done event's note, by step.
+fn done_notes(events: &[Event]) -> HashMap<String, String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Done { step, note, .. } => {
+                Some((step.clone(), note.clone().unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A host command that only schedules the reboot and returns at once (`shutdown -r +1`):
+/// the "reboot" (a new boot id) happens once the test sees HOST_COMMAND done. WAIT_HOST must
+/// not take the host as back before it: when it is done, the host's boot id has changed, and
+/// its note names the journaled id and the new one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_command_that_returns_before_its_reboot_makes_wait_host_wait_for_the_new_boot_id() {
+    let sshd = Sshd::start_with_boot_id();
+    let script = r#"dir=$(dirname "$0")
+( while [ ! -e "$dir/go" ]; do sleep 0.1; done
+  cat /proc/sys/kernel/random/uuid > /proc/sys/kernel/random/boot_id ) </dev/null >/dev/null 2>&1 &
+"#;
+    let (rack, plan, command, wait) = one_host_plan(&sshd, script);
+    let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 60));
+    let store = StateStore::open(rack.path().join("state.json")).unwrap();
+    let mut state = State::new();
+    let go = sshd.path("go");
+    let mut events = Vec::new();
+    let mut boot_id_when_back = None;
+    let report = execute(
+        &plan,
+        runner,
+        &store,
+        &mut state,
+        &ExecOptions::default(),
+        &mut |e| {
+            if let Event::Done { step, .. } = &e {
+                if *step == command {
+                    std::fs::write(&go, "").unwrap();
+                }
+                if *step == wait {
+                    boot_id_when_back = Some(sshd.boot_id());
+                }
+            }
+            events.push(e);
+        },
+    )
+    .await
+    .unwrap();
+    assert!(report.succeeded(), "{report:?}");
+    let entry = state.journal.iter().find(|e| e.step_id == command).unwrap();
+    assert_eq!(
+        entry.boot_id.as_deref(),
+        Some(FIRST_BOOT),
+        "journaled before the command"
+    );
+    let now = sshd.boot_id();
+    assert_ne!(now, FIRST_BOOT, "the scheduled reboot happened");
+    assert_eq!(
+        boot_id_when_back.as_deref(),
+        Some(now.as_str()),
+        "WAIT_HOST was done only after the host rebooted"
+    );
+    let notes = done_notes(&events);
+    assert!(
+        notes[&wait].contains(&format!("rebooted (boot id {FIRST_BOOT} → {now})")),
+        "{notes:?}"
+    );
+}
+
+/// A command whose SSH connection dies under it (the reboot kills the host's sshd session) has
+/// ended: HOST_COMMAND is done with a note and WAIT_HOST sees the new boot id. With
+/// `back_when = "answers"` the same cut is an error, and so is, with "rebooted", a command
+/// that exits with a status of its own.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_the_reboot_cuts_ends_the_host_command_but_a_failing_command_fails() {
+    // New boot id, then kill the sshd session process serving this command (the first sshd
+    // among the command's ancestors), as a reboot would.
+    let cut = r#"cat /proc/sys/kernel/random/uuid > /proc/sys/kernel/random/boot_id
+p=$$
+while [ "$p" -gt 1 ]; do
+  case "$(cat /proc/$p/comm)" in sshd*) kill -9 "$p"; sleep 5; exit 0 ;; esac
+  p=$(cut -d' ' -f4 /proc/$p/stat)
+done
+exit 9
+"#;
+    for (back_when, script, ok) in [
+        (BackWhen::Rebooted, cut, true),
+        (BackWhen::Answers, cut, false),
+        (BackWhen::Rebooted, "exit 3\n", false),
+    ] {
+        let sshd = Sshd::start_with_boot_id();
+        let (rack, plan, command, wait) = one_host_plan(&sshd, script);
+        let runner = runner(&rack, &sshd, settings(back_when, 60));
+        let store = StateStore::open(rack.path().join("state.json")).unwrap();
+        let mut state = State::new();
+        let mut events = Vec::new();
+        let report = execute(
+            &plan,
+            runner,
+            &store,
+            &mut state,
+            &ExecOptions::default(),
+            &mut |e| events.push(e),
+        )
+        .await
+        .unwrap();
+        let case = format!("{back_when:?} {script:?}");
+        if ok {
+            assert!(report.succeeded(), "{case}: {report:?}");
+            let notes = done_notes(&events);
+            assert!(
+                notes[&command].contains("the SSH connection ended while the command ran"),
+                "{case}: {notes:?}"
+            );
+            assert!(
+                notes[&wait].contains("rebooted (boot id"),
+                "{case}: {notes:?}"
+            );
+        } else {
+            let (failed, message) = &report.failed[0];
+            assert_eq!(failed, &command, "{case}: {report:?}");
+            assert!(message.contains("host command"), "{case}: {message}");
+            let statuses = berth::apply::journal_statuses(&state, &berth::apply::plan_id(&plan));
+            assert_ne!(statuses.get(&wait), Some(&StepStatus::Done), "{case}");
+        }
+    }
+}
+
+/// A host command that does not reboot, with the default `back_when = "rebooted"`: WAIT_HOST
+/// never takes the host as back, and its error names the host, the unchanged boot id and
+/// the setting for commands that do not reboot; nothing after it runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_whose_boot_id_never_changes_is_not_taken_as_back() {
+    let sshd = Sshd::start_with_boot_id();
+    let (rack, plan, _, wait) = one_host_plan(&sshd, "exit 0\n");
+    let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 1));
+    let store = StateStore::open(rack.path().join("state.json")).unwrap();
+    let mut state = State::new();
+    let report = execute(
+        &plan,
+        runner,
+        &store,
+        &mut state,
+        &ExecOptions::default(),
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let (failed, message) = &report.failed[0];
+    assert_eq!(failed, &wait, "{report:?}");
+    assert!(
+        message.contains(rack.host(0))
+            && message.contains(&format!("its boot id is still `{FIRST_BOOT}`"))
+            && message.contains("set `back_when = \"answers\"`"),
+        "{message}"
+    );
+    let statuses = berth::apply::journal_statuses(&state, &berth::apply::plan_id(&plan));
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| ancestors(&plan, &s.id).contains(wait.as_str()))
+    {
+        assert_ne!(statuses.get(&s.id), Some(&StepStatus::Done), "{}", s.id);
+    }
+}
+
+/// Resuming after a kill: a HOST_COMMAND journaled running (with the boot id read before it)
+/// is not run again, and WAIT_HOST compares with that journaled id, not with one read after
+/// the reboot (the host "reboots" once the resumed apply has passed HOST_COMMAND: a WAIT_HOST
+/// that read a fresh id then would wait forever). A running HOST_COMMAND journaled without a
+/// boot id (an older berth started it) is not taken as rebooted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill() {
+    for journaled in [Some(FIRST_BOOT), None] {
+        let sshd = Sshd::start_with_boot_id();
+        let log = sshd.path("ran");
+        let (rack, plan, command, wait) =
+            one_host_plan(&sshd, &format!("echo ran >> {}\n", log.display()));
+        let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 30));
+        let store = StateStore::open(rack.path().join("state.json")).unwrap();
+        let mut state = State::new();
+        let id = berth::apply::plan_id(&plan);
+        // The killed apply: every step before HOST_COMMAND done, HOST_COMMAND running.
+        let before: BTreeSet<&str> = ancestors(&plan, &command);
+        for s in &plan.steps {
+            let status = if s.id == command {
+                StepStatus::Running
+            } else if before.contains(s.id.as_str()) {
+                StepStatus::Done
+            } else {
+                continue;
+            };
+            state.upsert(JournalEntry {
+                plan_id: id.clone(),
+                step_id: s.id.clone(),
+                kind: s.kind,
+                guest: s.guest.clone(),
+                from: s.from.clone(),
+                to: s.to.clone(),
+                status,
+                started_at: Some(chrono::Utc::now()),
+                finished_at: None,
+                error: None,
+                boot_id: (s.id == command)
+                    .then(|| journaled.map(str::to_string))
+                    .flatten(),
+            });
+        }
+        // Reality as the killed apply left it: the steps before HOST_COMMAND are marked done
+        // in the journal; the executor asks reality before acting, so it checks them again.
+        let file = sshd.boot_id_file();
+        let mut events = Vec::new();
+        let report = execute(
+            &plan,
+            runner,
+            &store,
+            &mut state,
+            &ExecOptions::default(),
+            &mut |e| {
+                if let Event::Done { step, .. } = &e
+                    && *step == command
+                {
+                    std::fs::write(&file, "0b0b0b0b-2222-4222-8222-000000000002\n").unwrap();
+                }
+                events.push(e);
+            },
+        )
+        .await
+        .unwrap();
+        assert!(
+            !log.exists(),
+            "{journaled:?}: the started host command was not run again"
+        );
+        let notes = done_notes(&events);
+        assert!(notes[&command].contains("not run again"), "{notes:?}");
+        match journaled {
+            Some(old) => {
+                assert!(report.succeeded(), "{report:?}");
+                assert!(
+                    notes[&wait].contains(&format!(
+                        "rebooted (boot id {old} → 0b0b0b0b-2222-4222-8222-000000000002)"
+                    )),
+                    "{notes:?}"
+                );
+            }
+            None => {
+                let (failed, message) = &report.failed[0];
+                assert_eq!(failed, &wait, "{report:?}");
+                assert!(message.contains("no boot id of host"), "{message}");
+            }
+        }
     }
 }

@@ -1353,6 +1353,12 @@ fn chaos_kills_during_drains_never_run_a_guest_twice_and_always_converge() {
 /// then `done` once the new libvirtd answers), and when `hold-<host>` exists it waits for
 /// `go-<host>` first, so a test can kill berth while the command runs. It ignores SIGHUP and
 /// writes to its own log, so it finishes even when the SSH session that started it dies.
+/// The rolling lab test's "reboot" of a lab host, run there by berth over SSH. Like
+/// `shutdown -r +2s`, the command returns before the reboot: in the background, once the
+/// command has exited and two more seconds passed, it records the host's domains as the reboot
+/// finds them, gives the host a new boot id (tests/lab/lab.sh bind-mounts a file over
+/// /proc/sys/kernel/random/boot_id in each host) and restarts its libvirtd. With `hold-HOST`
+/// present the command itself waits for `go-HOST` first.
 const RESTART_LIBVIRTD: &str = r#"#!/bin/sh
 trap '' HUP
 dir=$(dirname "$0")
@@ -1362,13 +1368,35 @@ echo started >>"$dir/runs-$host"
 if [ -e "$dir/hold-$host" ]; then
   while [ ! -e "$dir/go-$host" ]; do sleep 0.1; done
 fi
-old=$(cat /run/libvirtd.pid)
-kill -TERM "$old"
-while kill -0 "$old" 2>/dev/null; do sleep 0.1; done
-setsid perl "$dir/reaper.pl" libvirtd --listen </dev/null >>"$dir/libvirtd-$host.out" 2>&1 &
-until virsh -c qemu:///system version >/dev/null 2>&1; do sleep 0.1; done
-echo done >>"$dir/runs-$host"
+command=$$
+(
+  while kill -0 "$command" 2>/dev/null; do sleep 0.1; done
+  sleep 2
+  virsh -c qemu:///system list --all --name | sed '/^$/d' >"$dir/defined-at-reboot-$host"
+  virsh -c qemu:///system list --name | sed '/^$/d' >"$dir/running-at-reboot-$host"
+  cat /proc/sys/kernel/random/uuid >/proc/sys/kernel/random/boot_id
+  old=$(cat /run/libvirtd.pid)
+  kill -TERM "$old"
+  while kill -0 "$old" 2>/dev/null; do sleep 0.1; done
+  setsid perl "$dir/reaper.pl" libvirtd --listen </dev/null >>"$dir/libvirtd-$host.out" 2>&1 &
+  until virsh -c qemu:///system version >/dev/null 2>&1; do sleep 0.1; done
+  echo done >>"$dir/runs-$host"
+) &
 "#;
+
+fn boot_id(lab: &support::Lab, n: u8) -> String {
+    let out = lab.exec(n, &["cat", "/proc/sys/kernel/random/boot_id"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The lines of a file the host command's "reboot" wrote (see [`RESTART_LIBVIRTD`]).
+fn at_reboot(s: &Scenario, what: &str, host: &str) -> Vec<String> {
+    std::fs::read_to_string(s.path().join(format!("{what}-at-reboot-{host}")))
+        .unwrap_or_else(|e| panic!("{what}-at-reboot-{host}: {e}"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
 
 /// tests/lab/lab.sh's child subreaper for libvirtd (see docs/lab.md, pitfall 4), as a file.
 const REAPER_PL: &str = r#"use strict; use warnings;
@@ -1395,7 +1423,8 @@ fn runs(s: &Scenario, host: &str) -> Vec<String> {
 /// Rolling maintenance of labh1, labh2, labh3 with six running tickers: one movable guest per
 /// host (moved live, never stopped) and one member per host of a three-guest anti-affinity
 /// group (nowhere to go: stopped in place during its own host's phase only). The host command
-/// restarts the host's libvirtd.
+/// "reboots" the host (new boot id, libvirtd restarted) a few seconds after it has returned,
+/// and `back_when = "rebooted"` (the default) makes WAIT_HOST wait for that.
 ///
 /// 1. `plan -rolling` shows three phases in order, each moving its host's movable guest off and
 ///    back and stopping its group member in place;
@@ -1403,7 +1432,12 @@ fn runs(s: &Scenario, host: &str) -> Vec<String> {
 ///    member stopped and started again) and leaves the plan unfinished;
 /// 3. `berth apply` continues with phase 2 and is killed while labh2's host command runs;
 /// 4. the next `berth apply` resumes phase 2 without running that command again, waits for
-///    labh2, and finishes phases 2 and 3.
+///    labh2 (the "reboot" comes only after the resumed apply started, and WAIT_HOST compares
+///    with the boot id the killed apply journaled), and finishes phases 2 and 3.
+///
+/// No guest is back on a host before its reboot: when each host "reboots", it runs no guest
+/// and has only its stopped group member defined; every WAIT_HOST names the old and new boot
+/// ids.
 ///
 /// Throughout, the movable guests tick on from one boot; each member is rebooted exactly once,
 /// in its own host's phase; every host command ran once; es.xml ends as it began, every
@@ -1479,6 +1513,7 @@ rolling_maintenance {{
     });
     let hosts = ["labh1", "labh2", "labh3"];
     let pids_before: Vec<String> = (1..=3).map(|n| libvirtd_pid(&s.lab, n)).collect();
+    let boots_before: Vec<String> = (1..=3).map(|n| boot_id(&s.lab, n)).collect();
 
     // 1. The plan: three phases, in the order given.
     let out = s.berth(&["plan", "-rolling", "labh1,labh2,labh3", "-json"]);
@@ -1523,6 +1558,16 @@ rolling_maintenance {{
     );
     assert_eq!(runs(&s, "labh1"), ["started", "done"]);
     assert!(runs(&s, "labh2").is_empty() && runs(&s, "labh3").is_empty());
+    assert_ne!(boot_id(&s.lab, 1), boots_before[0], "labh1 rebooted");
+    assert!(
+        text_of(&out).contains(&format!(
+            "rebooted (boot id {} → {})",
+            boots_before[0],
+            boot_id(&s.lab, 1)
+        )),
+        "{}",
+        text_of(&out)
+    );
     assert_ne!(
         libvirtd_pid(&s.lab, 1),
         pids_before[0],
@@ -1576,15 +1621,31 @@ rolling_maintenance {{
         1,
         "lr-r3 is not touched before phase 3"
     );
-    std::fs::write(s.path().join("go-labh2"), "").unwrap();
-    wait_until("labh2's libvirtd is back", Duration::from_secs(60), || {
-        runs(&s, "labh2").len() == 2
-    });
+    assert_eq!(
+        boot_id(&s.lab, 2),
+        boots_before[1],
+        "labh2 has not rebooted yet"
+    );
+    let journaled = s
+        .state()
+        .journal
+        .iter()
+        .find(|e| e.step_id == "labh2:HOST_COMMAND")
+        .and_then(|e| e.boot_id.clone());
+    assert_eq!(
+        journaled.as_deref(),
+        Some(boots_before[1].as_str()),
+        "the killed apply journaled labh2's boot id with the command's start"
+    );
 
-    // 4. Resume: phase 2 goes on from its host command (not run again), then phase 3.
-    let out = s.berth(&["apply", "-auto-approve"]);
-    assert_exit(&out, 0);
-    let said = text_of(&out);
+    // 4. Resume: phase 2 goes on from its host command (not run again), then phase 3. labh2
+    //    "reboots" only once the resumed apply runs: its WAIT_HOST has to wait for it.
+    let mut child = s.spawn(&["apply", "-auto-approve"], "resume");
+    std::fs::write(s.path().join("go-labh2"), "").unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(600));
+    let said = s.spawned_output("resume");
+    assert!(status.success(), "{said}");
+    assert_eq!(runs(&s, "labh2"), ["started", "done"]);
     assert!(said.contains("The rolling maintenance is done"), "{said}");
     assert!(
         said.contains("labh2: HOST_COMMAND done (started by an earlier apply that was killed while it ran: not run again"),
@@ -1597,6 +1658,24 @@ rolling_maintenance {{
     );
     assert_eq!(runs(&s, "labh3"), ["started", "done"]);
     assert_eq!(runs(&s, "labh1"), ["started", "done"]);
+    // Every host rebooted once, and no guest was back on it before: at its reboot it ran no
+    // guest and had only its stopped group member defined.
+    for (n, host) in hosts.iter().enumerate() {
+        let now = boot_id(&s.lab, n as u8 + 1);
+        assert_ne!(now, boots_before[n], "{host} rebooted");
+        assert!(
+            at_reboot(&s, "running", host).is_empty(),
+            "{host} ran {:?} when it rebooted",
+            at_reboot(&s, "running", host)
+        );
+        assert_eq!(at_reboot(&s, "defined", host), [members[n]], "{host}");
+        if n > 0 {
+            assert!(
+                said.contains(&format!("rebooted (boot id {} → {now})", boots_before[n])),
+                "{host}: {said}"
+            );
+        }
+    }
     let state = s.journal_all_done();
     let command_entries: Vec<&str> = state
         .journal

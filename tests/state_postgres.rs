@@ -267,11 +267,11 @@ fn push_and_pull_move_the_state_between_the_local_file_and_postgres() {
     let dir = lab.path();
     assert_exit(&berth(dir, &url, &["apply", "-auto-approve"]), 0);
     let local_path = dir.join("state/berth.state.json");
-    let mut local = StateStore::open(&local_path)
-        .unwrap()
-        .load()
-        .unwrap()
-        .unwrap();
+    let store = StateStore::open(&local_path).unwrap();
+    let mut local = store.load().unwrap().unwrap();
+    // A rolling maintenance's HOST_COMMAND journals the host's boot id: it makes the trip too.
+    local.journal[0].boot_id = Some("6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".into());
+    store.save(&mut local).unwrap();
     // timestamptz keeps microseconds: that is all the round trip can keep.
     berth::state::postgres::to_microseconds(&mut local);
 
@@ -341,6 +341,13 @@ struct Hooked {
 }
 
 impl StepRunner for Hooked {
+    fn before_start(
+        &self,
+        step: &Step,
+        ctx: &StepContext,
+    ) -> Result<berth::apply::StartRecord, ApplyError> {
+        self.inner.before_start(step, ctx)
+    }
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         self.inner.is_done(step, ctx)
     }

@@ -45,6 +45,20 @@ fn sample_state() -> State {
         started_at: Some(chrono::Utc::now()),
         finished_at: Some(chrono::Utc::now()),
         error: None,
+        boot_id: None,
+    });
+    s.journal.push(JournalEntry {
+        plan_id: "3f2a9c".into(),
+        step_id: "exa01adm01:HOST_COMMAND".into(),
+        kind: StepKind::HostCommand,
+        guest: String::new(),
+        from: "exa01adm01".into(),
+        to: "exa01adm01".into(),
+        status: StepStatus::Running,
+        started_at: Some(chrono::Utc::now()),
+        finished_at: None,
+        error: None,
+        boot_id: Some("6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".into()),
     });
     s
 }

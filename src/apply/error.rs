@@ -36,6 +36,26 @@ pub enum ApplyError {
         waited_s: u64,
         last: String,
     },
+    /// Rolling maintenance, `back_when = "rebooted"`: the host answers but was never seen
+    /// rebooting.
+    #[error(
+        "host `{host}` was not seen rebooting within {waited_s} s after its host command: its boot id is still `{boot_id}` \
+         (read before the command ran), so nothing is moved back onto it. If the host command does not reboot the host, \
+         set `back_when = \"answers\"` in the `rolling_maintenance` block"
+    )]
+    HostNotRebooted {
+        host: String,
+        waited_s: u64,
+        boot_id: String,
+    },
+    /// Rolling maintenance, `back_when = "rebooted"`: no boot id was journaled before the host
+    /// command ran, so a reboot cannot be told from a host that never went down.
+    #[error(
+        "no boot id of host `{host}` was journaled before its host command ran (a berth without boot ids started it), \
+         so berth cannot tell whether the host rebooted and moves nothing back onto it. Check the host, then plan again \
+         (`berth apply -replan`)"
+    )]
+    NoBootId { host: String },
     /// Rolling maintenance: the host came back with less than the plan counted on for the
     /// guests still to come to it; nothing is moved back.
     #[error(

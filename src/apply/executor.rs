@@ -21,7 +21,7 @@ use super::error::ApplyError;
 use super::events::Event;
 use super::hypervisor::MigrationProgress;
 use super::interrupt;
-use super::runner::{StepContext, StepOutcome, StepRunner};
+use super::runner::{StartRecord, StepContext, StepOutcome, StepRunner};
 use crate::inventory::GuestState;
 use crate::plan::Plan;
 use crate::schedule::{Step, StepKind};
@@ -112,8 +112,9 @@ enum Node {
 
 /// Messages from step tasks to the executor loop.
 enum Msg {
-    /// The step holds its permits; the loop journals it as running and then acknowledges.
-    Started(usize, oneshot::Sender<bool>),
+    /// The step holds its permits; the loop journals it as running (with what it read before
+    /// starting) and then acknowledges.
+    Started(usize, StartRecord, oneshot::Sender<bool>),
     Progress(usize, MigrationProgress),
     /// The loop refused the start (stopping): the step goes back to pending.
     NotStarted(usize),
@@ -274,6 +275,7 @@ impl Run<'_> {
             started_at: None,
             finished_at: None,
             error: None,
+            boot_id: None,
         }
     }
 
@@ -309,9 +311,10 @@ impl Run<'_> {
         (self.on_event)(event);
     }
 
-    fn started(&mut self, i: usize) -> bool {
+    fn started(&mut self, i: usize, record: StartRecord) -> bool {
         let mut e = self.entry(i, StepStatus::Running);
         e.started_at = Some(Utc::now());
+        e.boot_id = record.boot_id;
         self.state.upsert(e);
         if !self.save() {
             return false;
@@ -330,15 +333,16 @@ impl Run<'_> {
 
     fn finished(&mut self, i: usize, result: Result<StepOutcome, ApplyError>, elapsed_ms: u64) {
         let (step_id, guest) = (self.step(i).id.clone(), self.step(i).guest.clone());
-        let started_at = self
+        let (started_at, boot_id) = self
             .state
             .entry(&self.plan_id, &step_id)
-            .and_then(|e| e.started_at);
+            .map_or((None, None), |e| (e.started_at, e.boot_id.clone()));
         match result {
             Ok(outcome) => {
                 self.nodes[i] = Node::Done;
                 let mut e = self.entry(i, StepStatus::Done);
                 (e.started_at, e.finished_at) = (started_at, Some(Utc::now()));
+                e.boot_id = boot_id;
                 self.state.upsert(e);
                 self.record_topology(i, &outcome);
                 self.save();
@@ -356,6 +360,7 @@ impl Run<'_> {
                 let mut e = self.entry(i, StepStatus::Failed);
                 (e.started_at, e.finished_at, e.error) =
                     (started_at, Some(Utc::now()), Some(message.clone()));
+                e.boot_id = boot_id;
                 self.state.upsert(e);
                 self.save();
                 self.report.failed.push((step_id.clone(), message.clone()));
@@ -492,9 +497,9 @@ pub async fn execute<R: StepRunner + 'static>(
         }
         let Some(msg) = rx.recv().await else { break };
         match msg {
-            Msg::Started(i, ack) => {
+            Msg::Started(i, record, ack) => {
                 stop |= interrupt::stopping();
-                let ok = !stop && run.started(i);
+                let ok = !stop && run.started(i, record);
                 let _ = ack.send(ok);
             }
             Msg::Progress(i, progress) => {
@@ -658,8 +663,20 @@ fn spawn_step<R: StepRunner + 'static>(
     };
     // This run journals the step as running only once it starts: a `running` entry now is an
     // earlier run's, killed while the step ran.
-    ctx.started_before =
-        run.state.entry(&run.plan_id, &step.id).map(|e| e.status) == Some(StepStatus::Running);
+    let earlier = run.state.entry(&run.plan_id, &step.id);
+    ctx.started_before = earlier.map(|e| e.status) == Some(StepStatus::Running);
+    // A step an earlier apply started keeps what that apply journaled with its start.
+    let kept = ctx.started_before.then(|| StartRecord {
+        boot_id: earlier.and_then(|e| e.boot_id.clone()),
+    });
+    if step.kind == StepKind::WaitHost {
+        ctx.boot_id_before = step
+            .depends_on
+            .iter()
+            .filter_map(|d| run.state.entry(&run.plan_id, d))
+            .find(|e| e.kind == StepKind::HostCommand)
+            .and_then(|e| e.boot_id.clone());
+    }
     let semaphores = limits.for_step(&step);
     let runner = Arc::clone(runner);
     tokio::spawn(async move {
@@ -670,8 +687,32 @@ fn spawn_step<R: StepRunner + 'static>(
                 permits.push(p);
             }
         }
+        let record = match kept {
+            Some(record) => Ok(record),
+            None => {
+                let (runner, s, c) = (Arc::clone(&runner), step.clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || {
+                    runner.before_start(&s, &c).map_err(|e| e.in_step(&s.id))
+                })
+                .await
+                .unwrap_or_else(|join| {
+                    Err(invalid(
+                        &step.id,
+                        format!("the step's worker ended abnormally: {join}"),
+                    ))
+                })
+            }
+        };
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                drop(permits);
+                let _ = tx.send(Msg::Finished(i, Err(e), 0));
+                return;
+            }
+        };
         let (ack_tx, ack_rx) = oneshot::channel();
-        let _ = tx.send(Msg::Started(i, ack_tx));
+        let _ = tx.send(Msg::Started(i, record, ack_tx));
         if !ack_rx.await.unwrap_or(false) {
             let _ = tx.send(Msg::NotStarted(i));
             return;

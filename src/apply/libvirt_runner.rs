@@ -11,8 +11,8 @@ use super::definition::detach_hostdev_interfaces;
 use super::error::ApplyError;
 use super::hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 use super::interfaces;
-use super::runner::{StepContext, StepOutcome, StepRunner};
-use crate::config::{LiveOptions, MigrationMode};
+use super::runner::{StartRecord, StepContext, StepOutcome, StepRunner};
+use crate::config::{BackWhen, LiveOptions, MigrationMode};
 use crate::inventory::GuestState;
 use crate::remote::{RemoteHost, SshTarget};
 use crate::schedule::{Step, StepKind};
@@ -60,6 +60,9 @@ pub struct RunnerSettings {
     /// Rolling maintenance: WAIT_HOST also reads the host's facts over SSH
     /// (`inventory.ssh.gather_facts`).
     pub host_facts: bool,
+    /// Rolling maintenance: whether WAIT_HOST also needs a new boot id
+    /// (`rolling_maintenance.back_when`).
+    pub back_when: BackWhen,
 }
 
 impl Default for RunnerSettings {
@@ -76,6 +79,7 @@ impl Default for RunnerSettings {
             sriov_vfs: BTreeMap::new(),
             back_timeout: Duration::from_secs(1800),
             host_facts: false,
+            back_when: BackWhen::Rebooted,
         }
     }
 }
@@ -344,6 +348,19 @@ impl LibvirtRunner {
                     host,
                     steps,
                 ));
+                // Without a boot id WAIT_HOST could never see the host rebooted: say so now,
+                // before any guest is moved off.
+                if self.settings.back_when == BackWhen::Rebooted
+                    && let Err(e) = self.runtime.block_on(remote.boot_id())
+                {
+                    problems.push(format!(
+                        "cannot read the boot id of {host} ({}), which {} need to see the host rebooted \
+                         (`rolling_maintenance.back_when = \"rebooted\"`): {e}; set `back_when = \"answers\"` \
+                         if the host command does not reboot",
+                        crate::remote::BOOT_ID_PATH,
+                        step_list(steps)
+                    ));
+                }
             }
             if let Some(steps) = needs.volumes.get(host) {
                 let commands = [
@@ -507,30 +524,94 @@ impl LibvirtRunner {
             });
         }
         let remote = self.remote(host, step)?;
-        self.runtime
-            .block_on(remote.run_checked(&step.items))
-            .map_err(|error| ApplyError::Remote {
-                action: format!("the host command `{}`", step.items.join(" ")),
-                host: host.to_string(),
-                error: Box::new(error),
-            })?;
+        let ran = self.runtime.block_on(remote.run_checked(&step.items));
         // A reboot ends the SSH connection; the next use opens a fresh one.
         self.remotes.replace(host, None);
-        Ok(StepOutcome::default())
+        let note = match ran {
+            Ok(_) => None,
+            // The reboot the command started cut its connection: that is its end. A status
+            // of the command's own (even one that a dying host makes up) is not.
+            Err(error)
+                if self.settings.back_when == BackWhen::Rebooted && error.is_connection_cut() =>
+            {
+                Some(format!(
+                    "the SSH connection ended while the command ran ({error}): taken as the reboot, \
+                     the command's end; WAIT_HOST waits for {host} to come back with a new boot id"
+                ))
+            }
+            Err(error) => {
+                return Err(ApplyError::Remote {
+                    action: format!("the host command `{}`", step.items.join(" ")),
+                    host: host.to_string(),
+                    error: Box::new(error),
+                });
+            }
+        };
+        Ok(StepOutcome {
+            note,
+            ..StepOutcome::default()
+        })
+    }
+
+    /// The host's boot id read over a fresh SSH connection (the one kept for the run may
+    /// have died with the reboot), and that connection. Blocking.
+    fn fresh_boot_id(&self, access: &HostAccess) -> Result<(String, RemoteHost), String> {
+        let target = access
+            .ssh
+            .as_ref()
+            .ok_or_else(|| "no SSH access configured to read its boot id".to_string())?;
+        let remote = self
+            .runtime
+            .block_on(RemoteHost::connect(target))
+            .map_err(|e| e.to_string())?;
+        match self.runtime.block_on(remote.boot_id()) {
+            Ok(id) => Ok((id, remote)),
+            Err(e) => {
+                let _ = self.runtime.block_on(remote.close());
+                Err(format!("reading its boot id: {e}"))
+            }
+        }
     }
 
     /// WAIT_HOST: until `back_timeout`, opens a fresh libvirt connection to the host (the one
     /// kept for the run died with its libvirtd) and reads its node info, and with
-    /// `gather_facts` its facts over SSH. The host must still have the memory and CPUs the
-    /// plan counted on (the move's figures); the fresh connection replaces the old one.
+    /// `gather_facts` its facts over SSH. With `back_when = "rebooted"` it first reads the
+    /// host's boot id over a fresh SSH connection, and a host whose boot id is still the one
+    /// journaled before the command ran has not rebooted yet (a command that returned before
+    /// its reboot): it keeps polling. The host must still have the memory and CPUs the
+    /// plan counted on (the move's figures); the fresh connections replace the old ones.
     fn wait_host(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, ApplyError> {
         let host = step.to.as_str();
         let access = self.access(host, step)?.clone();
+        let rebooted = self.settings.back_when == BackWhen::Rebooted;
+        let before = match (&ctx.boot_id_before, rebooted) {
+            (Some(id), true) => Some(id.clone()),
+            (None, true) => {
+                return Err(ApplyError::NoBootId {
+                    host: host.to_string(),
+                });
+            }
+            (_, false) => None,
+        };
         let began = std::time::Instant::now();
         let deadline = began + self.settings.back_timeout;
         self.remotes.replace(host, None);
+        // Whether the last attempt found the host up but with the same boot id.
+        let mut same_boot = false;
+        let mut new_boot = None;
         loop {
             let attempt = (|| -> Result<(Option<Hypervisor>, u64, u32), String> {
+                same_boot = false;
+                if let Some(before) = &before {
+                    let (now, remote) = self.fresh_boot_id(&access)?;
+                    if now == *before {
+                        same_boot = true;
+                        let _ = self.runtime.block_on(remote.close());
+                        return Err(format!("its boot id is still `{now}`: not rebooted yet"));
+                    }
+                    self.remotes.replace(host, Some(remote));
+                    new_boot = Some(now);
+                }
                 // The test driver has no daemon to restart, and a second connection to it
                 // would be another host: it keeps the one it has.
                 let test_driver = access.uri.starts_with("test:");
@@ -597,9 +678,13 @@ impl LibvirtRunner {
                             what: short.join(" and "),
                         });
                     }
+                    let rebooted = match (&before, &new_boot) {
+                        (Some(old), Some(new)) => format!("rebooted (boot id {old} → {new}), "),
+                        _ => String::new(),
+                    };
                     return Ok(StepOutcome {
                         note: Some(format!(
-                            "back after {:.1} s: libvirt answers, {memory_mib} MiB, {cpus} CPUs{}",
+                            "back after {:.1} s: {rebooted}libvirt answers, {memory_mib} MiB, {cpus} CPUs{}",
                             began.elapsed().as_secs_f64(),
                             if self.settings.host_facts {
                                 ", facts read"
@@ -608,6 +693,13 @@ impl LibvirtRunner {
                             }
                         )),
                         ..StepOutcome::default()
+                    });
+                }
+                Err(_) if same_boot && std::time::Instant::now() >= deadline => {
+                    return Err(ApplyError::HostNotRebooted {
+                        host: host.to_string(),
+                        waited_s: self.settings.back_timeout.as_secs(),
+                        boot_id: before.unwrap_or_default(),
                     });
                 }
                 Err(last) if std::time::Instant::now() >= deadline => {
@@ -742,6 +834,27 @@ impl LibvirtRunner {
 }
 
 impl StepRunner for LibvirtRunner {
+    /// HOST_COMMAND with `back_when = "rebooted"`: the host's boot id, journaled with the
+    /// step's start, so that WAIT_HOST (in this apply or one resuming after a kill) can tell
+    /// a host that rebooted from one that has not gone down yet.
+    fn before_start(&self, step: &Step, _ctx: &StepContext) -> Result<StartRecord, ApplyError> {
+        if step.kind != StepKind::HostCommand || self.settings.back_when != BackWhen::Rebooted {
+            return Ok(StartRecord::default());
+        }
+        let remote = self.remote(&step.to, step)?;
+        let boot_id =
+            self.runtime
+                .block_on(remote.boot_id())
+                .map_err(|error| ApplyError::Remote {
+                    action: "reading the boot id before the host command".into(),
+                    host: step.to.clone(),
+                    error: Box::new(error),
+                })?;
+        Ok(StartRecord {
+            boot_id: Some(boot_id),
+        })
+    }
+
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         match step.kind {
             // Shut off, or already gone from the source.

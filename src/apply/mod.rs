@@ -36,6 +36,6 @@ pub use events::Event;
 pub use executor::{ApplyReport, ExecOptions, Kept, execute, journal_statuses, plan_id};
 pub use hypervisor::{Hypervisor, MigrationProgress, migrate_live, move_offline};
 pub use libvirt_runner::{HostAccess, LibvirtRunner, RunnerSettings, volume_argv};
-pub use runner::{StepContext, StepOutcome, StepRunner};
+pub use runner::{StartRecord, StepContext, StepOutcome, StepRunner};
 pub use session::{Abandoned, LockOptions, RunOutcome, Session, open_store};
 pub use writeback::WrittenBack;

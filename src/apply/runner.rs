@@ -24,6 +24,9 @@ pub struct StepContext {
     /// An earlier apply journaled this step as started and never as finished (it was killed
     /// while the step ran). A HOST_COMMAND in that case is not run again.
     pub started_before: bool,
+    /// WAIT_HOST: the host's boot id its HOST_COMMAND journaled before the command ran (by
+    /// this apply or one that was killed); `back_when = "rebooted"` waits for another one.
+    pub boot_id_before: Option<String>,
 }
 
 impl StepContext {
@@ -42,6 +45,7 @@ impl StepContext {
                 .map(|r| r.detached_interfaces.clone())
                 .unwrap_or_default(),
             started_before: false,
+            boot_id_before: None,
         })
     }
 }
@@ -60,10 +64,25 @@ pub struct StepOutcome {
     pub detached_interfaces: Option<Vec<DetachedInterface>>,
 }
 
+/// What a step journals with its start, in the same write that marks it running: read from
+/// reality just before the step acts, for the steps after it and for an apply that resumes
+/// after a kill.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartRecord {
+    /// HOST_COMMAND with `back_when = "rebooted"`: the host's boot id before the command.
+    pub boot_id: Option<String>,
+}
+
 /// Carries out steps. Called on blocking threads: implementations may block.
 pub trait StepRunner: Send + Sync {
     /// Whether reality already shows the step's effect (so it must not run again).
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError>;
+
+    /// Reads what the step's start is journaled with ([`StartRecord`]), before it acts; a
+    /// failure fails the step before anything ran. Not called for a step an earlier apply
+    /// started (its record is kept). No default: a runner that wraps another must pass it on,
+    /// or a reboot-safe HOST_COMMAND would lose its boot id.
+    fn before_start(&self, step: &Step, ctx: &StepContext) -> Result<StartRecord, ApplyError>;
 
     /// Runs the step, reporting live-migration progress through `progress`.
     fn run(

@@ -22,7 +22,7 @@ use super::error::ApplyError;
 use super::events::Event;
 use super::executor::{ApplyReport, ExecOptions, execute, plan_id};
 use super::libvirt_runner::LibvirtRunner;
-use super::runner::{StepContext, StepOutcome, StepRunner};
+use super::runner::{StartRecord, StepContext, StepOutcome, StepRunner};
 use super::writeback::{WriteBackTarget, WrittenBack, write_back};
 use super::{freshness, preflight, resume, setup};
 use crate::apply::hypervisor::MigrationProgress;
@@ -37,6 +37,9 @@ pub fn open_store(path: &Path) -> Result<(StateStore, CreatedDirs), StateError> 
 struct Shared(Arc<dyn StepRunner>);
 
 impl StepRunner for Shared {
+    fn before_start(&self, step: &Step, ctx: &StepContext) -> Result<StartRecord, ApplyError> {
+        self.0.before_start(step, ctx)
+    }
     fn is_done(&self, step: &Step, ctx: &StepContext) -> Result<bool, ApplyError> {
         self.0.is_done(step, ctx)
     }

@@ -105,6 +105,11 @@ pub fn runner_settings(cfg: &Config, es: &EsSystem) -> RunnerSettings {
             |r| r.back_timeout_s,
         )),
         host_facts: cfg.inventory.ssh.gather_facts,
+        back_when: cfg
+            .rolling
+            .as_ref()
+            .map(|r| r.back_when)
+            .unwrap_or_default(),
         ..RunnerSettings::default()
     }
 }

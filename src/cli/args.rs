@@ -380,9 +380,10 @@ pub struct IntentArgs {
     pub rebalance: bool,
 
     /// Rolling maintenance: service these hosts one after another, one phase each
-    /// (maintenance, `rolling_maintenance.host_command` over SSH, wait until the host is back,
-    /// end of maintenance), like `rolling_maintenance { hosts = [...] }` (comma list or
-    /// repeatable; in this order)
+    /// (maintenance, `rolling_maintenance.host_command` over SSH, wait until the host is back:
+    /// rebooted, its boot id changed, unless the block sets `back_when = "answers"`; end of
+    /// maintenance), like `rolling_maintenance { hosts = [...] }` (comma list or repeatable; in
+    /// this order)
     #[arg(long, value_name = "HOST,…", value_delimiter = ',')]
     pub rolling: Vec<String>,
 }

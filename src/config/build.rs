@@ -8,7 +8,7 @@ use serde::de::{DeserializeOwned, IntoDeserializer};
 
 use super::error::{ConfigError, located};
 use super::model::{
-    BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
+    BackWhen, BalanceOn, Config, Defaults, DisruptionBudget, DriftSource, GuestIntent, HostIntent,
     InventoryConfig, LiveOptions, LiveTransport, MigrationMode, PgTlsSettings, PlacementRule,
     PostgresSettings, RebalanceIntent, RollingMaintenance, RuleKind, SourceFile, Span, Spanned,
     SshSettings, StateBackendConfig, StateConfig,
@@ -68,7 +68,10 @@ pub(crate) fn build(
             rebalances: Vec::new(),
             rules: Vec::new(),
             disruption_budgets: Vec::new(),
-            rolling: root.child("rolling_maintenance").map(build_rolling),
+            rolling: root
+                .child("rolling_maintenance")
+                .map(build_rolling)
+                .transpose()?,
             command_line: Default::default(),
         };
         for node in root.children("rebalance") {
@@ -335,16 +338,21 @@ fn build_guest(node: &Node) -> Result<Option<GuestIntent>, Internal> {
     }))
 }
 
-fn build_rolling(node: &Node) -> RollingMaintenance {
-    RollingMaintenance {
+fn build_rolling(node: &Node) -> Result<RollingMaintenance, Internal> {
+    let back_when = match node.enumeration("back_when") {
+        Some(when) => enum_value::<BackWhen>(&when)?,
+        None => BackWhen::default(),
+    };
+    Ok(RollingMaintenance {
         hosts: node.spanned_list("hosts").unwrap_or_default(),
         host_command: node.list_with_span("host_command"),
         back_timeout_s: u64_of(node, "back_timeout_s")
             .unwrap_or(RollingMaintenance::DEFAULT_BACK_TIMEOUT_S),
+        back_when,
         host_command_expected_s: u64_of(node, "host_command_expected_s")
             .unwrap_or(RollingMaintenance::DEFAULT_EXPECTED_S),
         span: node.span.clone(),
-    }
+    })
 }
 
 /// `None` for a block without a label, which validation has already reported.

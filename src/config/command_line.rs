@@ -184,6 +184,7 @@ impl Config {
                     hosts: Vec::new(),
                     host_command: None,
                     back_timeout_s: RollingMaintenance::DEFAULT_BACK_TIMEOUT_S,
+                    back_when: Default::default(),
                     host_command_expected_s: RollingMaintenance::DEFAULT_EXPECTED_S,
                     span,
                 })

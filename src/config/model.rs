@@ -530,18 +530,21 @@ pub struct Config {
     pub command_line: super::CommandLineIntents,
 }
 
-/// `rolling_maintenance { hosts, host_command, back_timeout_s, host_command_expected_s }`:
+/// `rolling_maintenance { hosts, host_command, back_timeout_s, back_when,
+/// host_command_expected_s }`:
 /// service hosts one after another, each in a phase of its own (maintenance, the host
 /// command over SSH, wait until the host is back, end of maintenance).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RollingMaintenance {
     /// The hosts, in the order they are serviced (HCL `hosts`, then `-rolling` flags).
     pub hosts: Vec<Spanned<String>>,
-    /// The operator's patch command, one element per argument (never a shell
+    /// The operator's patch or reboot command, one element per argument (never a shell
     /// string); run on each host over SSH. Required when `hosts` is not empty.
     pub host_command: Option<Spanned<Vec<String>>>,
     /// How long a host may take to come back after its command (libvirt answers, facts read).
     pub back_timeout_s: u64,
+    /// When WAIT_HOST takes the host as back (`back_when`).
+    pub back_when: BackWhen,
     /// How long the host command and the host's return are expected to take, for the plan's
     /// predicted durations only.
     pub host_command_expected_s: u64,
@@ -552,4 +555,33 @@ pub struct RollingMaintenance {
 impl RollingMaintenance {
     pub const DEFAULT_BACK_TIMEOUT_S: u64 = 1800;
     pub const DEFAULT_EXPECTED_S: u64 = 600;
+}
+
+/// When a rolling maintenance's WAIT_HOST takes a serviced host as back
+/// (`rolling_maintenance.back_when`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum BackWhen {
+    /// libvirt answers, facts are read again, and the host's boot id
+    /// (`/proc/sys/kernel/random/boot_id`) differs from the one read just before the host
+    /// command ran: the host was seen rebooting. A host command that returns before the reboot
+    /// (`shutdown -r +1`, a patch tool that schedules it) cannot let guests back onto a host
+    /// about to go down, and a command whose SSH connection the reboot cuts has ended.
+    #[default]
+    Rebooted,
+    /// libvirt answers and facts are read again: for host commands that patch without
+    /// rebooting (a cut SSH connection is then an error).
+    Answers,
+}
+
+impl BackWhen {
+    /// The HCL spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackWhen::Rebooted => "rebooted",
+            BackWhen::Answers => "answers",
+        }
+    }
 }

@@ -300,7 +300,7 @@ fn check_host_command(c: &mut Checker, argv: &[Spanned<String>]) {
                 ),
                 "not a program",
                 Some(
-                    "the first element is the program, e.g. [\"/usr/local/sbin/apply-patches\", \"--yes\"]"
+                    "the first element is the program, e.g. [\"/usr/sbin/patch-and-reboot\", \"--yes\"]"
                         .into(),
                 ),
             );

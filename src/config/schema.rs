@@ -97,6 +97,8 @@ pub(crate) const MODES: &[&str] = &["offline", "offline_force", "live"];
 pub(crate) const TRANSPORTS: &[&str] = &["peer_to_peer", "client"];
 /// Values of `drift_source` (the model's `DriftSource`).
 pub(crate) const DRIFT_SOURCES: &[&str] = &["libvirt", "es_xml"];
+/// Values of `rolling_maintenance.back_when` (the model's `BackWhen`).
+pub(crate) const BACK_WHEN: &[&str] = &["rebooted", "answers"];
 /// Values of `state.backend`.
 pub(crate) const STATE_BACKENDS: &[&str] = &["local", "postgres"];
 
@@ -292,6 +294,7 @@ const ROLLING: BlockSpec = BlockSpec {
         attr("hosts", Kind::StrList { min_len: 1 }),
         attr("host_command", Kind::StrList { min_len: 1 }),
         attr("back_timeout_s", AT_LEAST_ONE),
+        attr("back_when", Kind::Enum(BACK_WHEN)),
         attr("host_command_expected_s", COUNT),
     ],
     ..BLOCK
@@ -381,7 +384,7 @@ pub(crate) fn home_of(name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::model::{BalanceOn, DriftSource, MigrationMode, RuleKind};
+    use crate::config::model::{BackWhen, BalanceOn, DriftSource, MigrationMode, RuleKind};
 
     #[test]
     fn enum_values_are_the_model_serde_names() {
@@ -389,6 +392,10 @@ mod tests {
             let parsed: MigrationMode =
                 serde_json::from_value(serde_json::Value::from(*mode)).unwrap();
             assert_eq!(parsed.as_str(), *mode);
+        }
+        for when in BACK_WHEN {
+            let parsed: BackWhen = serde_json::from_value(serde_json::Value::from(*when)).unwrap();
+            assert_eq!(parsed.as_str(), *when);
         }
         for source in DRIFT_SOURCES {
             let parsed: Result<DriftSource, _> =

@@ -80,7 +80,7 @@ pub fn rolling_hosts(cfg: &Config, topo: &Topology) -> Result<Vec<String>, Vec<D
             message: "a rolling maintenance needs the command to run on each host: set `host_command` in the `rolling_maintenance` block".into(),
             label: "no host_command".into(),
             help: Some(
-                "rolling_maintenance { host_command = [\"/usr/local/sbin/apply-patches\", \"--yes\"] } (one element per argument)".into(),
+                "rolling_maintenance { host_command = [\"/usr/sbin/patch-and-reboot\", \"--yes\"] } (one element per argument; back_when = \"answers\" if it does not reboot)".into(),
             ),
             guest: None,
             host: None,

@@ -77,6 +77,10 @@ pub struct MaintenanceGuest {
     pub downtime_s: Option<f64>,
 }
 
+fn answers() -> crate::config::BackWhen {
+    crate::config::BackWhen::Answers
+}
+
 /// One phase of a rolling maintenance: one host serviced, start to end.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Phase {
@@ -86,6 +90,12 @@ pub struct Phase {
     pub host: String,
     /// The host command run on it over SSH, one element per argument.
     pub host_command: Vec<String>,
+    /// What WAIT_HOST waits for after the command: `rebooted` (the host's boot id differs
+    /// from the one read just before the command, libvirt answers, facts are read again) or
+    /// `answers` (libvirt answers and facts are read again). Plans from before the setting
+    /// existed waited for `answers`.
+    #[serde(default = "answers")]
+    pub back_when: crate::config::BackWhen,
     /// Every step of the phase, in plan order: its maintenance (guests moved off or stopped in
     /// place), HOST_COMMAND, WAIT_HOST, then its end (guests started again, moved back home).
     /// Every step of phase n+1 starts after every step of phase n ended.

@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::config::{Config, ConfigError, HostIntent, MigrationMode, Spanned};
+use crate::config::{BackWhen, Config, ConfigError, HostIntent, MigrationMode, Spanned};
 use crate::diff::{History, Move, MoveKind};
 use crate::inventory::load::Inventory;
 use crate::inventory::{GuestState, Topology};
@@ -46,6 +46,7 @@ pub(super) fn build(
         .unwrap_or_default();
     let expected_s = rolling.as_ref().map_or(0, |r| r.host_command_expected_s) as f64;
     let back_timeout_s = rolling.as_ref().map_or(0, |r| r.back_timeout_s);
+    let back_when = rolling.as_ref().map(|r| r.back_when).unwrap_or_default();
     let span = rolling.map(|r| r.span).unwrap_or_default();
 
     // The phases start from a settled placement: what the configuration asks besides the
@@ -110,7 +111,7 @@ pub(super) fn build(
         }
         chain.add(&entering);
         let Some(h) = topo.hosts.get(host) else { break };
-        chain.add_host_steps(number, h, &command, expected_s, back_timeout_s);
+        chain.add_host_steps(number, h, &command, expected_s, back_timeout_s, back_when);
 
         // 3. End of maintenance, on the placement step 1 leaves, with its history.
         let leaving = build_scoped(
@@ -152,6 +153,7 @@ pub(super) fn build(
             number,
             host: host.clone(),
             host_command: command.clone(),
+            back_when,
             steps,
             guests,
             moves,
@@ -504,6 +506,7 @@ impl Chain {
         command: &[String],
         expected_s: f64,
         back_timeout_s: u64,
+        back_when: BackWhen,
     ) {
         if self.steps.is_empty() && self.moves.is_empty() {
             self.timed = true;
@@ -536,10 +539,17 @@ impl Chain {
             to: host.name.clone(),
             move_index: index,
             depends_on: self.barrier.clone(),
-            detail: format!(
-                "run `{shown}` on {} over SSH (never twice: if berth dies while it runs, the next apply does not run it again and waits for the host)",
-                host.name
-            ),
+            detail: match back_when {
+                BackWhen::Rebooted => format!(
+                    "read the boot id of {0}, then run `{shown}` on {0} over SSH (a connection the reboot cuts is the command's end; \
+                     never twice: if berth dies while it runs, the next apply does not run it again and waits for the host)",
+                    host.name
+                ),
+                BackWhen::Answers => format!(
+                    "run `{shown}` on {} over SSH (never twice: if berth dies while it runs, the next apply does not run it again and waits for the host)",
+                    host.name
+                ),
+            },
             items: command.to_vec(),
         });
         self.steps.push(Step {
@@ -550,10 +560,17 @@ impl Chain {
             to: host.name.clone(),
             move_index: index,
             depends_on: vec![command_id.clone()],
-            detail: format!(
-                "wait up to {back_timeout_s} s until {} is back (libvirt answers, facts read again) with at least {} MiB memory and {} CPUs",
-                host.name, host.memory_mib, host.cpus
-            ),
+            detail: match back_when {
+                BackWhen::Rebooted => format!(
+                    "wait up to {back_timeout_s} s until {} has rebooted and is back (its boot id differs from the one read before the command, \
+                     libvirt answers, facts read again) with at least {} MiB memory and {} CPUs",
+                    host.name, host.memory_mib, host.cpus
+                ),
+                BackWhen::Answers => format!(
+                    "wait up to {back_timeout_s} s until {} is back (libvirt answers, facts read again; no reboot awaited) with at least {} MiB memory and {} CPUs",
+                    host.name, host.memory_mib, host.cpus
+                ),
+            },
             items: Vec::new(),
         });
         let wait_s = crate::schedule::DurationModel::default().ssh_round_trip_s;

@@ -116,6 +116,24 @@ pub enum RemoteError {
     EmptyCommand { host: String },
 }
 
+impl RemoteError {
+    /// The SSH connection ended under a running command (ssh's exit status 255, which openssh
+    /// reports as a terminated remote process or a disconnection), as a reboot ends it; not a
+    /// command that exited with a status of its own.
+    pub fn is_connection_cut(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Run {
+                error: openssh::Error::RemoteProcessTerminated | openssh::Error::Disconnected,
+                ..
+            }
+        )
+    }
+}
+
+/// Where Linux keeps the identity of the current boot: a random UUID drawn at every boot.
+pub const BOOT_ID_PATH: &str = "/proc/sys/kernel/random/boot_id";
+
 /// `error: cause: cause…`, so that the reason behind a generic message is shown.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -489,6 +507,23 @@ impl RemoteHost {
             .map(str::trim)
             .find(|l| !l.is_empty())
             .map(str::to_string))
+    }
+
+    /// The host's boot id ([`BOOT_ID_PATH`]): it changes at every boot, so a host whose boot
+    /// id differs from an earlier reading has rebooted since.
+    pub async fn boot_id(&self) -> Result<String, RemoteError> {
+        let argv = ["cat", BOOT_ID_PATH].map(String::from);
+        let out = self.run_checked(&argv).await?;
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if id.is_empty() {
+            return Err(RemoteError::Failed {
+                host: self.destination.clone(),
+                command: display_command(&argv),
+                status: "an empty boot id".into(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(id)
     }
 
     /// Closes the master connection.

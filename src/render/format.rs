@@ -174,8 +174,16 @@ pub(crate) fn phase_heading(p: &crate::plan::Phase) -> String {
 
 /// The host steps of a phase, in words.
 pub(crate) fn phase_host_line(p: &crate::plan::Phase) -> String {
+    let until = match p.back_when {
+        crate::config::BackWhen::Rebooted => {
+            "it has rebooted (its boot id changed; back_when = \"rebooted\"), libvirt answers and facts are read again"
+        }
+        crate::config::BackWhen::Answers => {
+            "libvirt answers and facts are read again (no reboot awaited: back_when = \"answers\")"
+        }
+    };
     format!(
-        "{}: HOST_COMMAND `{}` over SSH (never run twice), then WAIT_HOST until libvirt answers and facts are read again",
+        "{}: HOST_COMMAND `{}` over SSH (never run twice), then WAIT_HOST until {until}",
         clean(&p.host),
         clean(&p.host_command.join(" "))
     )

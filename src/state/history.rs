@@ -161,6 +161,7 @@ mod tests {
                     .expect("valid time"),
             ),
             error: None,
+            boot_id: None,
         }
     }
 

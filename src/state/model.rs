@@ -70,6 +70,12 @@ pub struct JournalEntry {
     #[schemars(with = "Option<String>")]
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// HOST_COMMAND of a rolling maintenance with `back_when = "rebooted"`: the host's boot id
+    /// (`/proc/sys/kernel/random/boot_id`) read just before the command ran, journaled in the
+    /// same write that marks the step running. WAIT_HOST takes the host as back only once its
+    /// boot id differs; an apply resuming after a kill still has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
 }
 
 /// The plan an apply is carrying out, kept until every step in its scope is done, so that an

@@ -86,6 +86,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {s}.workspaces ADD COLUMN refreshes jsonb NOT NULL DEFAULT '[]'::jsonb;
     "#,
+    // 3: the boot id a rolling maintenance's HOST_COMMAND journals with its start.
+    r#"
+    ALTER TABLE {s}.journal ADD COLUMN boot_id text;
+    "#,
 ];
 
 /// Serializes migrations of every berth on one database (a transaction-level advisory lock).
@@ -580,7 +584,7 @@ impl PgBackend {
         for row in tx.query(
             &self.sql(
                 "SELECT plan_id, step_id, kind, guest, from_host, to_host, status, started_at,
-                        finished_at, error
+                        finished_at, error, boot_id
                  FROM {s}.journal WHERE workspace = $1 ORDER BY position",
             ),
             &[&self.workspace],
@@ -600,6 +604,7 @@ impl PgBackend {
                 started_at: row.get(7),
                 finished_at: row.get(8),
                 error: row.get(9),
+                boot_id: row.get(10),
             });
         }
         tx.commit()?;
@@ -769,11 +774,11 @@ impl PgBackend {
             tx.execute(
                 &self.sql(
                     "INSERT INTO {s}.journal (workspace, position, plan_id, step_id, kind, guest,
-                       from_host, to_host, status, started_at, finished_at, error)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                       from_host, to_host, status, started_at, finished_at, error, boot_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                      ON CONFLICT (workspace, position) DO UPDATE SET plan_id = $3, step_id = $4,
                        kind = $5, guest = $6, from_host = $7, to_host = $8, status = $9,
-                       started_at = $10, finished_at = $11, error = $12",
+                       started_at = $10, finished_at = $11, error = $12, boot_id = $13",
                 ),
                 &[
                     &self.workspace,
@@ -788,6 +793,7 @@ impl PgBackend {
                     &entry.started_at,
                     &entry.finished_at,
                     &entry.error,
+                    &entry.boot_id,
                 ],
             )?;
         }

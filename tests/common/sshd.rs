@@ -37,6 +37,30 @@ fn current_user() -> String {
 
 impl Sshd {
     pub fn start() -> Sshd {
+        Sshd::start_inner(false)
+    }
+
+    /// A private sshd in a mount namespace of its own (`unshare -m`, needs root) where the
+    /// file [`Sshd::boot_id_file`] is bind-mounted over `/proc/sys/kernel/random/boot_id`:
+    /// a command run over this sshd "reboots" by writing a new id into that path.
+    pub fn start_with_boot_id() -> Sshd {
+        Sshd::start_inner(true)
+    }
+
+    /// The file that the sshd's commands see as their host's boot id.
+    pub fn boot_id_file(&self) -> PathBuf {
+        self.path("boot_id")
+    }
+
+    /// The boot id the sshd's commands see now.
+    pub fn boot_id(&self) -> String {
+        std::fs::read_to_string(self.boot_id_file())
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn start_inner(own_boot_id: bool) -> Sshd {
         assert!(
             Path::new(SSHD).exists(),
             "{SSHD} not found: these tests need openssh-server (apt-get install openssh-server)"
@@ -63,7 +87,19 @@ impl Sshd {
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
         let log = std::fs::File::create(d.join("sshd.log")).unwrap();
-        let child = Command::new(SSHD)
+        let mut command = if own_boot_id {
+            std::fs::write(d.join("boot_id"), "0b0b0b0b-1111-4111-8111-000000000001\n").unwrap();
+            let mut c = Command::new("unshare");
+            // unshare execs sh, which execs sshd: the child's PID is sshd's.
+            c.args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg("mount --bind \"$0\" /proc/sys/kernel/random/boot_id && exec \"$@\"")
+                .arg(d.join("boot_id"))
+                .arg(SSHD);
+            c
+        } else {
+            Command::new(SSHD)
+        };
+        let child = command
             .arg("-D")
             .arg("-e")
             .arg("-f")

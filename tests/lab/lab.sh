@@ -3,7 +3,8 @@
 #
 # Each lab host N is a network + mount + UTS namespace ("labhN", 10.77.0.1N) with its own
 # libvirtd, virtlogd and sshd, a private /run, /var, /etc/libvirt and /sys, and a unique
-# libvirt host UUID. Real QEMU guests run and live-migrate between the hosts. Design,
+# libvirt host UUID and boot id (a file bind-mounted over /proc/sys/kernel/random/boot_id, which a
+# command on the host rewrites to stand in for a reboot). Real QEMU guests run and live-migrate between the hosts. Design,
 # measurements and pitfalls: docs/lab.md.
 #
 #   lab.sh up N          build or repair a lab of N hosts (1..9); idempotent
@@ -351,6 +352,11 @@ host_mounts() {
 	mount --bind "$LAB/ssh/ssh_config" /etc/ssh/ssh_config
 	mount --bind "$h/passwd" /etc/passwd
 	mount --bind "$h/group" /etc/group
+	# The host's own boot id: a fresh one per (re)built host, and a command run on the host
+	# "reboots" it by writing a new one (as a rolling maintenance's host command does in
+	# tests/lab_apply.rs; berth's WAIT_HOST waits for the change).
+	cat /proc/sys/kernel/random/uuid >"$h/boot_id"
+	mount --bind "$h/boot_id" /proc/sys/kernel/random/boot_id
 	mkdir -p /run/sshd /var/log/libvirt
 	# Do not pin the other hosts' namespace files.
 	umount -l "$LAB/ns"
