@@ -248,9 +248,14 @@ fn child(spec: &FleetSpec, dir: &Path) {
         breakdown(&cfg, &inv);
     }
 
+    // Timed apart from the stages: the breakdown, if any, ran in between.
     let t = Instant::now();
+    let cpu = fleet::cpu_user_system();
     let text = berth::render::plan_text(&plan, &berth::render::TextOptions::default());
-    time("render_text", t);
+    let after = fleet::cpu_user_system();
+    timings.push(("render_text".into(), t.elapsed().as_secs_f64()));
+    timings.push(("render_text_cpu".into(), after.0 + after.1 - cpu.0 - cpu.1));
+    timings.push(("render_text_sys".into(), after.1 - cpu.1));
     std::hint::black_box(&text);
 
     let sum = |suffix: &str| -> f64 {
