@@ -97,13 +97,17 @@ fn parent(spec: &FleetSpec) {
             .collect()
     };
     println!("\nplan_fleet: median of {runs} runs, each in a fresh process");
-    println!("{:<28} {:>10} {:>10}", "stage", "wall", "cpu");
+    println!(
+        "{:<28} {:>10} {:>10} {:>10}",
+        "stage", "wall", "cpu", "of it sys"
+    );
     for key in STAGES.iter().copied().chain(["plan_total", "render_text"]) {
         println!(
-            "{:<28} {:>8.3} s {:>8.2} s",
+            "{:<28} {:>8.3} s {:>8.2} s {:>8.2} s",
             key,
             median(column(key)),
-            median(column(&format!("{key}_cpu")))
+            median(column(&format!("{key}_cpu"))),
+            median(column(&format!("{key}_sys")))
         );
     }
     for key in ["moves", "steps", "waves", "errors"] {
@@ -162,25 +166,28 @@ fn breakdown(cfg: &berth::config::Config, inv: &berth::inventory::Inventory) {
     std::hint::black_box((hosts, after));
 }
 
-/// Wall and CPU time of one part of the breakdown (CPU: the whole process, every thread).
+/// Wall and CPU time of one part of the breakdown (CPU: the whole process, every thread; the
+/// system part of it separately).
 struct Part {
     wall: Instant,
-    cpu: f64,
+    cpu: (f64, f64),
 }
 
 impl Part {
     fn start() -> Part {
         Part {
             wall: Instant::now(),
-            cpu: fleet::cpu_seconds(),
+            cpu: fleet::cpu_user_system(),
         }
     }
 
     fn took(&self) -> String {
+        let (user, system) = fleet::cpu_user_system();
         format!(
-            "{:.3} s wall, {:.2} s CPU",
+            "{:.3} s wall, {:.2} s CPU ({:.2} s sys)",
             self.wall.elapsed().as_secs_f64(),
-            fleet::cpu_seconds() - self.cpu
+            user + system - self.cpu.0 - self.cpu.1,
+            system - self.cpu.1
         )
     }
 }
@@ -188,12 +195,16 @@ impl Part {
 /// One plan, timed stage by stage; prints `stages key=value …`.
 fn child(spec: &FleetSpec, dir: &Path) {
     let mut timings: Vec<(String, f64)> = Vec::new();
-    let mut cpu_mark = fleet::cpu_seconds();
+    let mut cpu_mark = fleet::cpu_user_system();
     let mut time = |name: &'static str, started: Instant| {
-        let cpu = fleet::cpu_seconds();
+        let (user, system) = fleet::cpu_user_system();
         timings.push((name.to_string(), started.elapsed().as_secs_f64()));
-        timings.push((format!("{name}_cpu"), cpu - cpu_mark));
-        cpu_mark = cpu;
+        timings.push((
+            format!("{name}_cpu"),
+            user + system - cpu_mark.0 - cpu_mark.1,
+        ));
+        timings.push((format!("{name}_sys"), system - cpu_mark.1));
+        cpu_mark = (user, system);
     };
 
     let t = Instant::now();
@@ -237,9 +248,14 @@ fn child(spec: &FleetSpec, dir: &Path) {
         breakdown(&cfg, &inv);
     }
 
+    // Timed apart from the stages: the breakdown, if any, ran in between.
     let t = Instant::now();
+    let cpu = fleet::cpu_user_system();
     let text = berth::render::plan_text(&plan, &berth::render::TextOptions::default());
-    time("render_text", t);
+    let after = fleet::cpu_user_system();
+    timings.push(("render_text".into(), t.elapsed().as_secs_f64()));
+    timings.push(("render_text_cpu".into(), after.0 + after.1 - cpu.0 - cpu.1));
+    timings.push(("render_text_sys".into(), after.1 - cpu.1));
     std::hint::black_box(&text);
 
     let sum = |suffix: &str| -> f64 {
@@ -249,13 +265,13 @@ fn child(spec: &FleetSpec, dir: &Path) {
             .map(|(_, v)| v)
             .sum()
     };
-    let (total, total_cpu) = (sum(""), sum("_cpu"));
+    let (total, total_cpu, total_sys) = (sum(""), sum("_cpu"), sum("_sys"));
     let mut line = String::from("stages");
     for (k, v) in &timings {
         line.push_str(&format!(" {k}={v:.4}"));
     }
     line.push_str(&format!(
-        " plan_total={total:.4} plan_total_cpu={total_cpu:.4}"
+        " plan_total={total:.4} plan_total_cpu={total_cpu:.4} plan_total_sys={total_sys:.4}"
     ));
     line.push_str(&format!(
         " moves={} steps={} waves={} errors={}",

@@ -175,6 +175,13 @@ pub fn peak_rss_kib() -> u64 {
 
 /// CPU time this process used so far (user + system, every thread), seconds; 10 ms steps.
 pub fn cpu_seconds() -> f64 {
+    let (user, system) = cpu_user_system();
+    user + system
+}
+
+/// [`cpu_seconds`] in its two parts, user and system: the system part is mostly the kernel
+/// handing out (zeroing) fresh pages, which is where a large plan's memory costs time.
+pub fn cpu_user_system() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may hold spaces) start at `state`, field 3.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
@@ -186,7 +193,7 @@ pub fn cpu_seconds() -> f64 {
             .unwrap_or(0)
     };
     // USER_HZ is 100 on every Linux architecture berth runs on.
-    (ticks(14) + ticks(15)) as f64 / 100.0
+    (ticks(14) as f64 / 100.0, ticks(15) as f64 / 100.0)
 }
 
 /// Median (mean of the middle two for an even count); NaN for none.

@@ -21,8 +21,12 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
     let mut problems = desired.unplaced.clone();
     let mut planned: Vec<(Move, &Guest)> = Vec::new();
     let mut in_place_moves: Vec<Move> = Vec::new();
+    // Both maps are in name order: the topology's guests are walked beside the desired ones
+    // rather than a million names each looked up down the topology's tree.
+    let mut topo_guests = topo.guests.iter().peekable();
     for (name, want) in &desired.guests {
-        let Some(guest) = topo.guests.get(name) else {
+        while topo_guests.next_if(|(t, _)| *t < name).is_some() {}
+        let Some((_, guest)) = topo_guests.next_if(|(t, _)| *t == name) else {
             problems.push(problem(
                 "unknown_guest",
                 name,

@@ -7,6 +7,8 @@
 //! (the es.xml `machine@id` without its `_id` suffix), or a template over `{host_name}`,
 //! `{short_name}` and `{machine_id}`.
 
+use std::borrow::Cow;
+
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: [&str; 3] = ["{host_name}", "{short_name}", "{machine_id}"];
 
@@ -66,8 +68,14 @@ impl DomainNaming {
     /// The domain name of the guest with es.xml `<hostName>` `host_name` and `machine@id`
     /// `machine_id`.
     pub fn domain(&self, host_name: &str, machine_id: &str) -> String {
+        self.domain_borrowed(host_name, machine_id).into_owned()
+    }
+
+    /// [`DomainNaming::domain`], borrowing `host_name` when the domain is named as the guest
+    /// (the default): reconcile asks once per guest, a million times at 100,000 hosts.
+    pub fn domain_borrowed<'n>(&self, host_name: &'n str, machine_id: &str) -> Cow<'n, str> {
         if self.is_host_name() {
-            return host_name.to_string();
+            return Cow::Borrowed(host_name);
         }
         let short = host_name.split('.').next().unwrap_or(host_name);
         let id = machine_id.strip_suffix("_id").unwrap_or(machine_id);
@@ -75,6 +83,7 @@ impl DomainNaming {
             .replace("{host_name}", host_name)
             .replace("{short_name}", short)
             .replace("{machine_id}", id)
+            .into()
     }
 }
 

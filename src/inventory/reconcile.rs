@@ -8,7 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::fast_hash::{FastMap as HashMap, FastSet};
+use super::fast_hash::{
+    FastMap as HashMap, FastSet, map_with_capacity, set_with_capacity as fast_set_with_capacity,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -168,10 +170,10 @@ pub fn reconcile_named(
             .copied()
             .unwrap_or(g.host_id.as_str());
         let es_host_reachable = hosts.get(es_host).is_some_and(|h| h.reachable);
-        let domain = naming.domain(&g.name, &g.id);
+        let domain = naming.domain_borrowed(&g.name, &g.id);
         let found = domains
-            .get(domain.as_str())
-            .map(Vec::as_slice)
+            .get(domain.as_ref())
+            .map(OneOrMany::as_slice)
             .unwrap_or(&[]);
         let mut guest_drift = Vec::new();
         let mut guest = reconcile_guest(
@@ -184,7 +186,7 @@ pub fn reconcile_named(
             &mut guest_drift,
         );
         if domain != guest.name {
-            guest.domain = Some(domain);
+            guest.domain = Some(domain.into_owned());
         }
         (guest, guest_drift)
     });
@@ -196,12 +198,22 @@ pub fn reconcile_named(
     // Already in name order, which the map's bulk build takes in one pass.
     topology.guests = guests.into_iter().collect();
 
-    let es_domains: Vec<String> = es
-        .guests
-        .iter()
-        .map(|g| naming.domain(&g.name, &g.id))
-        .collect();
-    let es_names: FastSet<&str> = es_domains.iter().map(String::as_str).collect();
+    // With the default naming a domain is named as its guest: borrow the names rather than
+    // copy a million of them.
+    let es_domains: Vec<String> = if naming.is_host_name() {
+        Vec::new()
+    } else {
+        es.guests
+            .iter()
+            .map(|g| naming.domain(&g.name, &g.id))
+            .collect()
+    };
+    let mut es_names: FastSet<&str> = fast_set_with_capacity(es.guests.len());
+    if naming.is_host_name() {
+        es_names.extend(es.guests.iter().map(|g| g.name.as_str()));
+    } else {
+        es_names.extend(es_domains.iter().map(String::as_str));
+    }
     for o in &reachable {
         for d in o
             .domains
@@ -307,17 +319,51 @@ fn index_observations(observations: &[Observation]) -> HashMap<&str, &Observatio
 /// Every domain name with the hosts it is defined on, in es.xml host order.
 fn index_domains<'a>(
     reachable: &[&'a HostObservation],
-) -> HashMap<&'a str, Vec<(&'a str, &'a DomainObservation)>> {
-    let mut index: HashMap<&str, Vec<(&str, &DomainObservation)>> = HashMap::default();
+) -> HashMap<&'a str, OneOrMany<(&'a str, &'a DomainObservation)>> {
+    let count = reachable.iter().map(|o| o.domains.len()).sum();
+    let mut index: HashMap<&str, OneOrMany<(&str, &DomainObservation)>> = map_with_capacity(count);
     for o in reachable {
         for d in &o.domains {
-            index
-                .entry(d.name.as_str())
-                .or_default()
-                .push((o.host.as_str(), d));
+            OneOrMany::add(index.entry(d.name.as_str()), (o.host.as_str(), d));
         }
     }
     index
+}
+
+/// The values of one key of reconcile's indexes, in the order they were added. Nearly every
+/// key has exactly one (a domain defined on one host, a guest in one cluster): held inline,
+/// where a `Vec` per key was a million small allocations, and fresh memory touched, at
+/// 100,000 hosts.
+#[derive(Debug, Clone, PartialEq)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Copy> OneOrMany<T> {
+    /// Adds `item` to the values of `entry`'s key, creating them if the key is new.
+    fn add<K>(entry: std::collections::hash_map::Entry<'_, K, OneOrMany<T>>, item: T) {
+        use std::collections::hash_map::Entry;
+        match entry {
+            Entry::Vacant(v) => {
+                v.insert(OneOrMany::One(item));
+            }
+            Entry::Occupied(mut o) => {
+                let values = o.get_mut();
+                match values {
+                    OneOrMany::One(first) => *values = OneOrMany::Many(vec![*first, item]),
+                    OneOrMany::Many(all) => all.push(item),
+                }
+            }
+        }
+    }
+
+    fn as_slice(&self) -> &[T] {
+        match self {
+            OneOrMany::One(item) => std::slice::from_ref(item),
+            OneOrMany::Many(all) => all,
+        }
+    }
 }
 
 fn bridges_of(domains: &[DomainObservation]) -> BTreeSet<String> {
@@ -366,21 +412,25 @@ struct EsIndex<'a> {
     /// Guest id → ids of its clusters, and cluster id → ids of its members, from both places
     /// es.xml records membership: the guest's `software/clusters` and the cluster's members.
     /// Either may list a pair twice; users dedup by name.
-    clusters_of_guest: HashMap<&'a str, Vec<&'a str>>,
-    members_of_cluster: HashMap<&'a str, Vec<&'a str>>,
+    clusters_of_guest: HashMap<&'a str, OneOrMany<&'a str>>,
+    members_of_cluster: HashMap<&'a str, OneOrMany<&'a str>>,
 }
 
 impl<'a> EsIndex<'a> {
     fn new(es: &'a EsSystem) -> Self {
-        fn first<'a, V>(pairs: impl Iterator<Item = (&'a str, V)>) -> HashMap<&'a str, V> {
-            let mut map = HashMap::default();
+        // Sized up front: growing a table of a million ids rehashes it into fresh memory
+        // several times over.
+        fn first<'a, V>(pairs: impl ExactSizeIterator<Item = (&'a str, V)>) -> HashMap<&'a str, V> {
+            let mut map = map_with_capacity(pairs.len());
             for (k, v) in pairs {
                 map.entry(k).or_insert(v);
             }
             map
         }
-        let mut clusters_of_guest: HashMap<&str, Vec<&str>> = HashMap::default();
-        let mut members_of_cluster: HashMap<&str, Vec<&str>> = HashMap::default();
+        let mut clusters_of_guest: HashMap<&str, OneOrMany<&str>> =
+            map_with_capacity(es.guests.len());
+        let mut members_of_cluster: HashMap<&str, OneOrMany<&str>> =
+            map_with_capacity(es.clusters.len());
         let from_guests = es
             .guests
             .iter()
@@ -390,8 +440,8 @@ impl<'a> EsIndex<'a> {
             .iter()
             .flat_map(|c| c.member_ids.iter().map(|m| (c.id.as_str(), m.as_str())));
         for (cluster, guest) in from_guests.chain(from_clusters) {
-            clusters_of_guest.entry(guest).or_default().push(cluster);
-            members_of_cluster.entry(cluster).or_default().push(guest);
+            OneOrMany::add(clusters_of_guest.entry(guest), cluster);
+            OneOrMany::add(members_of_cluster.entry(cluster), guest);
         }
         EsIndex {
             host_names: first(es.hosts.iter().map(|h| (h.id.as_str(), h.name.as_str()))),
@@ -503,8 +553,8 @@ fn reconcile_guest(
     let mut clusters: Vec<String> = index
         .clusters_of_guest
         .get(g.id.as_str())
-        .into_iter()
-        .flatten()
+        .map_or(&[][..], OneOrMany::as_slice)
+        .iter()
         .filter_map(|cluster_id| {
             index
                 .cluster_names
@@ -573,8 +623,8 @@ fn clusters(es: &EsSystem, index: &EsIndex<'_>) -> BTreeMap<String, Cluster> {
             let mut members: Vec<String> = index
                 .members_of_cluster
                 .get(c.id.as_str())
-                .into_iter()
-                .flatten()
+                .map_or(&[][..], OneOrMany::as_slice)
+                .iter()
                 .filter_map(|guest_id| index.guest_names.get(guest_id).map(|name| name.to_string()))
                 .collect();
             members.sort();

@@ -94,12 +94,15 @@ impl Resolver<'_> {
     ) -> Result<BuiltMachines, EsXmlError> {
         let roles = &cx.roles[first..first + machines.len()];
         let count = |role| roles.iter().filter(|r| **r == role).count();
+        let hosts = count(Role::Host);
         let mut built = BuiltMachines {
-            hosts: Vec::with_capacity(count(Role::Host)),
+            hosts: Vec::with_capacity(hosts),
             guests: Vec::with_capacity(count(Role::Guest)),
             others: Vec::new(),
             members: vec![Vec::new(); cx.clusters.len()],
-            layout: EsLayout::default(),
+            layout: EsLayout {
+                hosts: std::collections::HashMap::with_capacity(hosts),
+            },
         };
         for (i, machine) in machines.into_iter().enumerate() {
             match roles[i] {
