@@ -288,11 +288,24 @@ fn backup(es_xml: &Path, text: &str) -> Result<PathBuf, ApplyError> {
 }
 
 /// Replaces `path` with `text` atomically, keeping the mode of an existing file.
+///
+/// An es.xml that is a symbolic link (`es.xml -> rack-2026-11.xml`, a common way to keep
+/// OEDA's versions side by side) is written through: the file it points to is replaced, in
+/// its own directory, and the link stays. Replacing the link itself would leave OEDA's file
+/// with the old placement while berth's path shows the new one.
 fn write_atomically(path: &Path, text: &str) -> Result<(), ApplyError> {
     let io = |action, error| ApplyError::Io {
         action,
         path: path.to_path_buf(),
         error,
+    };
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path).map_err(|e| io("following the link", e))?;
+            resolved.as_path()
+        }
+        _ => path,
     };
     let mode = match std::fs::metadata(path) {
         Ok(m) => m.permissions().mode() & 0o7777,
@@ -327,5 +340,33 @@ mod tests {
             Some("before")
         );
         assert_eq!(backup_with_sha(&es, &sha256_hex(b"none")).unwrap(), None);
+    }
+
+    #[test]
+    fn an_es_xml_that_is_a_link_is_written_through_and_stays_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let versions = dir.path().join("versions");
+        std::fs::create_dir(&versions).unwrap();
+        let real = versions.join("rack-2026-11.xml");
+        std::fs::write(&real, "before").unwrap();
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("es.xml");
+        std::os::unix::fs::symlink("versions/rack-2026-11.xml", &link).unwrap();
+
+        let written = write_es_xml(&link, None, "before", "after").unwrap();
+
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "after");
+        assert_eq!(
+            std::fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let backup = written.backup.expect("an in-place write keeps a backup");
+        assert_eq!(std::fs::read_to_string(backup).unwrap(), "before");
     }
 }
