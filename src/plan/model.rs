@@ -183,6 +183,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The moves of guests, without a rolling maintenance's host services (which are its
+    /// phases, not moves): what every view counts and lists as "moves".
+    pub fn guest_moves(&self) -> impl Iterator<Item = &Move> {
+        self.moves
+            .iter()
+            .filter(|m| m.kind != crate::diff::MoveKind::HostService)
+    }
+
     pub fn has_changes(&self) -> bool {
         !self.moves.is_empty()
     }

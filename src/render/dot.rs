@@ -29,14 +29,7 @@ pub fn plan_dot(plan: &Plan) -> String {
     let mut out = String::from("digraph \"berth plan\" {\n");
     let title = format!(
         "berth plan: {}, {} in {}",
-        count(
-            plan.moves
-                .iter()
-                .filter(|m| m.kind != crate::diff::MoveKind::HostService)
-                .count(),
-            "move",
-            "moves"
-        ),
+        count(plan.guest_moves().count(), "move", "moves"),
         count(plan.steps.len(), "step", "steps"),
         count(plan.waves.len(), "wave", "waves")
     );

@@ -388,11 +388,7 @@ fn phases(plan: &Plan, doc: &mut Doc) {
 }
 
 fn moves(plan: &Plan, doc: &mut Doc) {
-    let guest_moves: Vec<_> = plan
-        .moves
-        .iter()
-        .filter(|m| m.kind != crate::diff::MoveKind::HostService)
-        .collect();
+    let guest_moves: Vec<_> = plan.guest_moves().collect();
     if guest_moves.is_empty() {
         return;
     }

@@ -154,11 +154,7 @@ fn moves_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
         return String::new();
     }
     // A rolling maintenance's host services are its phases, shown in their own section.
-    let guest_moves: Vec<_> = plan
-        .moves
-        .iter()
-        .filter(|m| m.kind != crate::diff::MoveKind::HostService)
-        .collect();
+    let guest_moves: Vec<_> = plan.guest_moves().collect();
     if guest_moves.is_empty() {
         return String::new();
     }

@@ -109,11 +109,7 @@ pub fn simulate(plan: &Plan, opts: &Options) -> Result<Report, SimulateError> {
     };
     Ok(Report {
         // A rolling maintenance's host services are not moves.
-        moves: plan
-            .moves
-            .iter()
-            .filter(|m| m.kind != crate::diff::MoveKind::HostService)
-            .count(),
+        moves: plan.guest_moves().count(),
         steps: plan.steps.len(),
         migrations: migrations.len(),
         live_migrations: live,
