@@ -204,6 +204,7 @@ fn child(spec: &FleetSpec, dir: &Path) {
             user + system - cpu_mark.0 - cpu_mark.1,
         ));
         timings.push((format!("{name}_sys"), system - cpu_mark.1));
+        timings.push((format!("{name}_rss_mib"), fleet::rss_kib() as f64 / 1024.0));
         cpu_mark = (user, system);
     };
 
