@@ -17,7 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth::apply::{Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute};
+use berth::apply::{
+    ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute,
+};
 use berth::config::BackWhen;
 use berth::plan::{MaintenanceAction, Plan};
 use berth::schedule::StepKind;
@@ -464,6 +466,21 @@ fn runner(rack: &Rack, sshd: &Sshd, settings: RunnerSettings) -> Arc<LibvirtRunn
 
 /// The runner's settings for a host command that reboots (`rebooted`) or does not
 /// (`answers`), waiting at most `back_timeout_s` for the host.
+/// Applies `plan` with the rack's own state file, `state` holding the journal so far.
+async fn apply(
+    rack: &Rack,
+    plan: &Plan,
+    runner: Arc<LibvirtRunner>,
+    state: &mut State,
+    opts: &ExecOptions,
+    on_event: &mut (dyn FnMut(Event) + Send),
+) -> ApplyReport {
+    let store = StateStore::open(rack.path().join("state.json")).unwrap();
+    execute(plan, runner, &store, state, opts, on_event)
+        .await
+        .unwrap()
+}
+
 fn settings(back_when: BackWhen, back_timeout_s: u64) -> RunnerSettings {
     RunnerSettings {
         back_when,
@@ -487,7 +504,6 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
     assert!(plan.is_ok(), "{:?}", plan.errors);
     // The command only logs: it does not reboot.
     let runner = runner(&rack, &sshd, settings(BackWhen::Answers, 60));
-    let store = StateStore::open(rack.path().join("state.json")).unwrap();
     let mut state = State::new();
     let id = berth::apply::plan_id(&plan);
     let lines = || std::fs::read_to_string(&log).unwrap().lines().count();
@@ -497,16 +513,7 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
         stop_after_phase: Some(1),
         ..ExecOptions::default()
     };
-    let report = execute(
-        &plan,
-        runner.clone(),
-        &store,
-        &mut state,
-        &opts,
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
+    let report = apply(&rack, &plan, runner.clone(), &mut state, &opts, &mut |_| {}).await;
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(lines(), 1, "the host command ran once, on the first host");
     let phase = |n: usize| &plan.phases[n - 1].steps;
@@ -536,10 +543,10 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
         boot_id: None,
     });
     let mut notes = Vec::new();
-    let report = execute(
+    let report = apply(
+        &rack,
         &plan,
         runner.clone(),
-        &store,
         &mut state,
         &ExecOptions::default(),
         &mut |e| {
@@ -553,8 +560,7 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
             }
         },
     )
-    .await
-    .unwrap();
+    .await;
     assert!(report.succeeded(), "{report:?}");
     assert_eq!(lines(), 1, "the started host command was not run again");
     assert!(
@@ -589,18 +595,16 @@ async fn a_host_that_comes_back_smaller_stops_the_phase_before_anything_moves_ba
     service.memory_mib += 1;
     let counted = service.memory_mib;
     let runner = runner(&rack, &sshd, settings(BackWhen::Answers, 60));
-    let store = StateStore::open(rack.path().join("state.json")).unwrap();
     let mut state = State::new();
-    let report = execute(
+    let report = apply(
+        &rack,
         &plan,
         runner,
-        &store,
         &mut state,
         &ExecOptions::default(),
         &mut |_| {},
     )
-    .await
-    .unwrap();
+    .await;
     let wait = format!("{h0}:WAIT_HOST");
     let (failed, message) = &report.failed[0];
     assert_eq!(failed, &wait, "{report:?}");
@@ -672,15 +676,14 @@ async fn a_command_that_returns_before_its_reboot_makes_wait_host_wait_for_the_n
 "#;
     let (rack, plan, command, wait) = one_host_plan(&sshd, script);
     let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 60));
-    let store = StateStore::open(rack.path().join("state.json")).unwrap();
     let mut state = State::new();
     let go = sshd.path("go");
     let mut events = Vec::new();
     let mut boot_id_when_back = None;
-    let report = execute(
+    let report = apply(
+        &rack,
         &plan,
         runner,
-        &store,
         &mut state,
         &ExecOptions::default(),
         &mut |e| {
@@ -695,8 +698,7 @@ async fn a_command_that_returns_before_its_reboot_makes_wait_host_wait_for_the_n
             events.push(e);
         },
     )
-    .await
-    .unwrap();
+    .await;
     assert!(report.succeeded(), "{report:?}");
     let entry = state.journal.iter().find(|e| e.step_id == command).unwrap();
     assert_eq!(
@@ -742,19 +744,17 @@ exit 9
         let sshd = Sshd::start_with_boot_id();
         let (rack, plan, command, wait) = one_host_plan(&sshd, script);
         let runner = runner(&rack, &sshd, settings(back_when, 60));
-        let store = StateStore::open(rack.path().join("state.json")).unwrap();
         let mut state = State::new();
         let mut events = Vec::new();
-        let report = execute(
+        let report = apply(
+            &rack,
             &plan,
             runner,
-            &store,
             &mut state,
             &ExecOptions::default(),
             &mut |e| events.push(e),
         )
-        .await
-        .unwrap();
+        .await;
         let case = format!("{back_when:?} {script:?}");
         if ok {
             assert!(report.succeeded(), "{case}: {report:?}");
@@ -785,18 +785,16 @@ async fn a_host_whose_boot_id_never_changes_is_not_taken_as_back() {
     let sshd = Sshd::start_with_boot_id();
     let (rack, plan, _, wait) = one_host_plan(&sshd, "exit 0\n");
     let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 1));
-    let store = StateStore::open(rack.path().join("state.json")).unwrap();
     let mut state = State::new();
-    let report = execute(
+    let report = apply(
+        &rack,
         &plan,
         runner,
-        &store,
         &mut state,
         &ExecOptions::default(),
         &mut |_| {},
     )
-    .await
-    .unwrap();
+    .await;
     let (failed, message) = &report.failed[0];
     assert_eq!(failed, &wait, "{report:?}");
     assert!(
@@ -828,7 +826,6 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
         let (rack, plan, command, wait) =
             one_host_plan(&sshd, &format!("echo ran >> {}\n", log.display()));
         let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 30));
-        let store = StateStore::open(rack.path().join("state.json")).unwrap();
         let mut state = State::new();
         let id = berth::apply::plan_id(&plan);
         // The killed apply: every step before HOST_COMMAND done, HOST_COMMAND running.
@@ -861,10 +858,10 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
         // in the journal; the executor asks reality before acting, so it checks them again.
         let file = sshd.boot_id_file();
         let mut events = Vec::new();
-        let report = execute(
+        let report = apply(
+            &rack,
             &plan,
             runner,
-            &store,
             &mut state,
             &ExecOptions::default(),
             &mut |e| {
@@ -876,8 +873,7 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
                 events.push(e);
             },
         )
-        .await
-        .unwrap();
+        .await;
         assert!(
             !log.exists(),
             "{journaled:?}: the started host command was not run again"
