@@ -145,6 +145,24 @@ impl Scenario {
         scenario
     }
 
+    /// One 128 MiB ticker on host 1 that main.hcl moves to labh2 with these `defaults` lines
+    /// (at `bandwidth_mib_s = 1` its memory takes seconds to move: time to act mid-migration).
+    fn one_slow_move(guest: &'static str, defaults: &str) -> Scenario {
+        let tail = format!("guest \"{guest}\" {{ host = \"labh2\" }}");
+        let ticker = Ticker {
+            name: guest,
+            memory_mib: 128,
+            host: 1,
+            bridge: None,
+        };
+        let intent = Intent {
+            defaults,
+            tail: &tail,
+            ..Intent::default()
+        };
+        Scenario::new(&[ticker], &[], &intent)
+    }
+
     fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -749,20 +767,7 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
         )
     };
     let p2p = defaults("peer_to_peer");
-    let s = Scenario::new(
-        &[Ticker {
-            name: GUEST,
-            memory_mib: 128,
-            host: 1,
-            bridge: None,
-        }],
-        &[],
-        &Intent {
-            defaults: &p2p,
-            tail: "guest \"la-kill\" { host = \"labh2\" }",
-            ..Intent::default()
-        },
-    );
+    let s = Scenario::one_slow_move(GUEST, &p2p);
 
     // Peer-to-peer (the default) at every instant, then client-managed in its worst window.
     let rounds = [
@@ -833,19 +838,9 @@ fn apply_killed_during_a_live_migration_resumes_and_converges() {
 #[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
 fn a_second_apply_is_refused_while_the_first_runs() {
     const GUEST: &str = "la-lock";
-    let s = Scenario::new(
-        &[Ticker {
-            name: GUEST,
-            memory_mib: 128,
-            host: 1,
-            bridge: None,
-        }],
-        &[],
-        &Intent {
-            defaults: "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n  }",
-            tail: "guest \"la-lock\" { host = \"labh2\" }",
-            ..Intent::default()
-        },
+    let s = Scenario::one_slow_move(
+        GUEST,
+        "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n  }",
     );
     let src = connect(&s.lab, 1);
     let mut first = s.spawn(&["apply", "-auto-approve"], "first");
@@ -969,19 +964,9 @@ fn connect_local(lab: &Lab, n: u8) -> Hypervisor {
 #[ignore = "needs the KVM lab: tests/lab/lab.sh up 3"]
 fn a_partitioned_source_ends_in_a_named_failure_with_the_guest_on_its_source() {
     const GUEST: &str = "la-part";
-    let s = Scenario::new(
-        &[Ticker {
-            name: GUEST,
-            memory_mib: 128,
-            host: 1,
-            bridge: None,
-        }],
-        &[],
-        &Intent {
-            defaults: "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n    stall_timeout_s = 5\n  }",
-            tail: "guest \"la-part\" { host = \"labh2\" }",
-            ..Intent::default()
-        },
+    let s = Scenario::one_slow_move(
+        GUEST,
+        "mode = \"live\"\n  live {\n    bandwidth_mib_s = 1\n    stall_timeout_s = 5\n  }",
     );
     let src = connect_local(&s.lab, 1);
     let mut apply = s.spawn(&["apply", "-auto-approve"], "partitioned");
