@@ -43,12 +43,9 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AtomicWriteErro
             });
         }
     }
-    let mut prefix = OsString::from(".");
-    prefix.push(file_name);
-    prefix.push(".");
     let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
+        .prefix(&temp_prefix(file_name))
+        .suffix(TEMP_SUFFIX)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(fail("creating a temporary file for"))?;
@@ -58,6 +55,48 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), AtomicWriteErro
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(fail("syncing the directory of"))
+}
+
+/// A temp file is named `.<file name>.<random>.tmp`.
+fn temp_prefix(file_name: &std::ffi::OsStr) -> OsString {
+    let mut prefix = OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".");
+    prefix
+}
+
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temp files a killed [`write`] of `path` left beside it (a process killed
+/// between creating its temp file and renaming it cannot remove it; the target itself is
+/// intact). Only regular files named as [`write`] names them are removed; returns their paths.
+///
+/// Call it only where no other process can be writing `path` at the same time — for the
+/// state file, while holding its lock — or a write in progress would lose its temp file and
+/// fail (it would not corrupt anything: the target is replaced only by a complete rename).
+pub fn remove_leftovers(path: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    let Some(file_name) = path.file_name() else {
+        return Ok(Vec::new());
+    };
+    let prefix = temp_prefix(file_name);
+    let prefix = prefix.as_encoded_bytes();
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(parent_dir(path))? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        // `.<file name>.` + tempfile's random part (never empty) + `.tmp`.
+        let ours = name.len() > prefix.len() + TEMP_SUFFIX.len()
+            && name.starts_with(prefix)
+            && name.ends_with(TEMP_SUFFIX.as_bytes())
+            && !name[prefix.len()..name.len() - TEMP_SUFFIX.len()].contains(&b'.');
+        if ours && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+            removed.push(entry.path());
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// The directory `path` is in (`.` for a bare file name).
@@ -86,6 +125,43 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [OsString::from("state.json")]);
+    }
+
+    #[test]
+    fn leftovers_of_killed_writes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, "intact").unwrap();
+        // What `write` names its temp files, as a killed write leaves them.
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&temp_prefix(path.file_name().unwrap()))
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(dir.path())
+            .unwrap();
+        tmp.write_all(b"half").unwrap();
+        let (_, left) = tmp.keep().unwrap();
+        let kept = [
+            ".state.json.tmp",             // no random part
+            ".state.json.a.b.tmp",         // another file's: `.state.json.a` written by berth
+            ".other.json.AbC123.tmp",      // another file's
+            "state.json.AbC123.tmp",       // not hidden: not berth's
+            ".state.json.AbC123.tmp.keep", // another suffix
+        ];
+        for name in kept {
+            std::fs::write(dir.path().join(name), "x").unwrap();
+        }
+        std::fs::create_dir(dir.path().join(".state.json.D1r000.tmp")).unwrap();
+        assert_eq!(remove_leftovers(&path).unwrap(), [left.clone()]);
+        assert!(!left.exists());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "intact");
+        for name in kept {
+            assert!(dir.path().join(name).exists(), "{name} was removed");
+        }
+        assert!(dir.path().join(".state.json.D1r000.tmp").is_dir());
+        assert_eq!(
+            remove_leftovers(&path).unwrap(),
+            Vec::<std::path::PathBuf>::new()
+        );
     }
 
     #[test]

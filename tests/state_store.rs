@@ -177,6 +177,39 @@ fn a_second_lock_names_the_holder_and_the_guard_releases_it() {
     drop(store.lock("plan").unwrap());
 }
 
+/// A write killed between creating its temp file and renaming it leaves `.s.json.<random>.tmp`
+/// (mode 0600) beside the intact state. The next berth to take the lock removes it; one that
+/// is refused the lock leaves it (the holder may be writing it right now).
+#[test]
+fn the_lock_taker_removes_the_temp_file_a_killed_write_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let store = StateStore::open(&path).unwrap();
+    let mut state = sample_state();
+    store.save(&mut state).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let holder = StateStore::open(&path).unwrap().lock("apply").unwrap();
+    // The holder's write in progress, or killed: the same file either way.
+    let left = dir.path().join(".s.json.Xk3vQ9.tmp");
+    std::fs::write(&left, "{\"half\": ").unwrap();
+    std::fs::set_permissions(&left, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(store.lock("plan").is_err());
+    assert!(
+        left.exists(),
+        "removed by a berth that did not get the lock"
+    );
+    drop(holder);
+
+    let guard = store.lock("apply").unwrap();
+    assert!(!left.exists(), "the leftover is still there");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        before,
+        "the state file changed"
+    );
+    drop(guard);
+}
+
 #[test]
 fn force_unlock_needs_the_right_id() {
     let dir = tempfile::tempdir().unwrap();

@@ -162,7 +162,25 @@ impl StateStore {
     /// Takes the state lock for `operation`; fails at once with [`StateError::Locked`]
     /// naming the holder when another process has it.
     pub fn lock(&self, operation: &str) -> Result<LockGuard, StateError> {
-        lock::acquire(&self.lock_path, operation, Duration::ZERO)
+        self.lock_within(operation, Duration::ZERO)
+    }
+
+    /// Takes the lock, waiting up to `wait`; then, as no other berth can be writing the state
+    /// file, removes the temp files a killed write of it left.
+    fn lock_within(&self, operation: &str, wait: Duration) -> Result<LockGuard, StateError> {
+        let guard = lock::acquire(&self.lock_path, operation, wait)?;
+        match crate::atomic_file::remove_leftovers(&self.path) {
+            Ok(removed) => {
+                for path in removed {
+                    tracing::info!(path = %path.display(), "removed a temporary state file a killed write left");
+                }
+            }
+            // Leftovers are untidy, not wrong: the state file itself is intact.
+            Err(error) => {
+                tracing::warn!(%error, "could not look for temporary state files left by a killed write")
+            }
+        }
+        Ok(guard)
     }
 
     /// Who holds the lock, if anyone.
@@ -217,7 +235,7 @@ impl Backend for StateStore {
     }
 
     fn lock(&self, operation: &str, wait: Duration) -> Result<LockGuard, StateError> {
-        lock::acquire(&self.lock_path, operation, wait)
+        self.lock_within(operation, wait)
     }
 
     fn lock_info(&self) -> Result<Option<LockInfo>, StateError> {
