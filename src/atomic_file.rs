@@ -151,7 +151,10 @@ mod tests {
             std::fs::write(dir.path().join(name), "x").unwrap();
         }
         std::fs::create_dir(dir.path().join(".state.json.D1r000.tmp")).unwrap();
-        assert_eq!(remove_leftovers(&path).unwrap(), std::slice::from_ref(&left));
+        assert_eq!(
+            remove_leftovers(&path).unwrap(),
+            std::slice::from_ref(&left)
+        );
         assert!(!left.exists());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "intact");
         for name in kept {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth::apply::{
-    ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, execute,
+    ApplyReport, Event, ExecOptions, HostAccess, LibvirtRunner, RunnerSettings, Session, execute,
 };
 use berth::config::BackWhen;
 use berth::plan::{MaintenanceAction, Plan};
@@ -897,4 +897,111 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
             }
         }
     }
+}
+
+/// A rolling maintenance written in HCL converges, like the rest of the configuration: once
+/// apply has serviced a host (its whole phase done), the state records it, and the next plan of
+/// the same block services only the others and says which are done; when every host is done
+/// the plan has no changes (`--detailed-exitcode` 0). A new `run`, or another host command,
+/// services them again; hosts named with `-rolling` are an order given once and always run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_maintenance_in_hcl_converges_once_applied() {
+    let sshd = Sshd::start();
+    let log = sshd.path("commands.log");
+    std::fs::write(&log, "").unwrap();
+    let rack = Rack::new("elastic_sample.xml", by_host_name, "");
+    let (h0, h1) = (rack.host(0).to_string(), rack.host(1).to_string());
+    let write_block = |hosts: &[&str], run: &str, word: &str| {
+        let hosts: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
+        let block = format!(
+            "rolling_maintenance {{\n  hosts = [{}]\n  host_command = [\"sh\", \"-c\", \"echo \\\"$0\\\" >> {}\", \"{word}\"]\n  back_when = \"answers\"\n  run = \"{run}\"\n}}\n",
+            hosts.join(", "),
+            log.display()
+        );
+        std::fs::write(rack.path().join("rolling.hcl"), block).unwrap();
+    };
+    let phase_hosts =
+        |plan: &Plan| -> Vec<String> { plan.phases.iter().map(|p| p.host.clone()).collect() };
+    let serviced_hosts = |plan: &Plan| -> Vec<String> {
+        plan.already_serviced
+            .iter()
+            .map(|s| s.host.clone())
+            .collect()
+    };
+    write_block(&[&h0, &h1], "2026-12", "ran");
+    let plan = plan_of(rack.path(), &[]);
+    assert_eq!(phase_hosts(&plan), [h0.as_str(), h1.as_str()]);
+    assert!(plan.already_serviced.is_empty());
+
+    // Phase 1 only: the first host is serviced, the second is not.
+    let runner = runner(&rack, &sshd, settings(BackWhen::Answers, 60));
+    let cfg = berth::config::load_dir(rack.path()).unwrap();
+    let mut session = Session::open_with(cfg.clone(), runner.clone()).unwrap();
+    let inv = session.read_inventory().unwrap();
+    let planned = session.make_plan(&inv).unwrap();
+    session.begin(planned, None).unwrap();
+    let stop = ExecOptions {
+        stop_after_phase: Some(1),
+        ..ExecOptions::default()
+    };
+    let outcome = session.run(&stop, &mut |_| {}).await.unwrap();
+    assert!(
+        outcome.report.succeeded() && !outcome.finished,
+        "{:?}",
+        outcome.report
+    );
+    let serviced = &session.state().serviced;
+    assert_eq!(serviced.len(), 1, "{serviced:?}");
+    assert_eq!(
+        (serviced[0].host.as_str(), serviced[0].run.as_deref()),
+        (h0.as_str(), Some("2026-12"))
+    );
+    assert_eq!(serviced[0].host_command[3], "ran");
+    drop(session);
+    let plan = plan_of(rack.path(), &[]);
+    assert_eq!(phase_hosts(&plan), [h1.as_str()]);
+    assert_eq!(serviced_hosts(&plan), [h0.as_str()]);
+
+    // The rest of the apply: both are serviced, the command ran once on each.
+    let mut session = Session::open_with(cfg, runner.clone()).unwrap();
+    let outcome = session
+        .run(&ExecOptions::default(), &mut |_| {})
+        .await
+        .unwrap();
+    assert!(
+        outcome.report.succeeded() && outcome.finished,
+        "{:?}",
+        outcome.report
+    );
+    drop(session);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "ran\nran\n");
+    let plan = plan_of(rack.path(), &[]);
+    assert!(plan.phases.is_empty() && !plan.has_changes(), "{plan:?}");
+    assert_eq!(serviced_hosts(&plan), [h0.as_str(), h1.as_str()]);
+    let out = berth(rack.path(), &["plan", "--detailed-exitcode"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("Rolling maintenance, done already:")
+            && text.contains(&format!("= {h0}: serviced with this host command"))
+            && text.contains(&format!("= {h1}: serviced with this host command"))
+            && text.matches("`2026-12`").count() == 2,
+        "{text}"
+    );
+
+    // A new run, or another command, services them again; `-rolling` always does.
+    write_block(&[&h0, &h1], "2027-01", "ran");
+    let plan = plan_of(rack.path(), &[]);
+    assert_eq!(phase_hosts(&plan), [h0.as_str(), h1.as_str()]);
+    assert!(plan.already_serviced.is_empty());
+    write_block(&[&h0, &h1], "2026-12", "patched");
+    assert_eq!(
+        phase_hosts(&plan_of(rack.path(), &[])),
+        [h0.as_str(), h1.as_str()]
+    );
+    write_block(&[&h1], "2026-12", "ran");
+    let plan = plan_of(rack.path(), &["-rolling", &h0]);
+    // h1 (the block's) is done; h0 (the flag's) runs though it is done too.
+    assert_eq!(phase_hosts(&plan), [h0.as_str()]);
+    assert_eq!(serviced_hosts(&plan), [h1.as_str()]);
 }

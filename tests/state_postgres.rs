@@ -271,6 +271,15 @@ fn push_and_pull_move_the_state_between_the_local_file_and_postgres() {
     let mut local = store.load().unwrap().unwrap();
     // A rolling maintenance's HOST_COMMAND journals the host's boot id: it makes the trip too.
     local.journal[0].boot_id = Some("6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".into());
+    // So do the hosts a rolling maintenance serviced (a `rolling_maintenance` block's `hosts`
+    // are not serviced again).
+    local.serviced.push(berth::state::ServicedHost {
+        host: "adm01".into(),
+        host_command: vec!["/usr/sbin/patch-and-reboot".into(), "--yes".into()],
+        run: Some("2026-12".into()),
+        plan_id: local.journal[0].plan_id.clone(),
+        at: chrono::Utc::now(),
+    });
     store.save(&mut local).unwrap();
     // timestamptz keeps microseconds: that is all the round trip can keep.
     berth::state::postgres::to_microseconds(&mut local);
@@ -302,6 +311,7 @@ fn push_and_pull_move_the_state_between_the_local_file_and_postgres() {
     assert_eq!(back.lineage, local.lineage);
     assert_eq!(back.topology, local.topology);
     assert_eq!(back.in_progress, local.in_progress);
+    assert_eq!(back.serviced, local.serviced);
     assert_eq!(back.journal.len(), local.journal.len());
     for (b, l) in back.journal.iter().zip(&local.journal) {
         assert_eq!(b, l);

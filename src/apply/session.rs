@@ -390,6 +390,7 @@ impl Session {
             on_event,
         )
         .await?;
+        record_serviced(&mut self.state, &u);
         let finished = resume::unfinished_steps(&self.state, &u).is_empty();
         let write_back = self.write_back_after_run(&u, finished);
         if finished && write_back.is_ok() {
@@ -424,5 +425,33 @@ impl Session {
             &completed,
             all_done,
         )
+    }
+}
+
+/// Records each host whose rolling-maintenance phase of `u` is now done (every step), once:
+/// the next plan of the same `rolling_maintenance` block does not service it again.
+fn record_serviced(state: &mut State, u: &InProgress) {
+    if u.plan.phases.is_empty() {
+        return;
+    }
+    let statuses = super::executor::journal_statuses(state, &u.plan_id);
+    for phase in &u.plan.phases {
+        let done = phase
+            .steps
+            .iter()
+            .all(|step| statuses.get(step) == Some(&crate::state::StepStatus::Done));
+        let recorded = state
+            .serviced
+            .iter()
+            .any(|s| s.plan_id == u.plan_id && s.host == phase.host);
+        if done && !recorded {
+            state.serviced.push(crate::state::ServicedHost {
+                host: phase.host.clone(),
+                host_command: phase.host_command.clone(),
+                run: phase.run.clone(),
+                plan_id: u.plan_id.clone(),
+                at: Utc::now(),
+            });
+        }
     }
 }

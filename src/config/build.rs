@@ -351,6 +351,7 @@ fn build_rolling(node: &Node) -> Result<RollingMaintenance, Internal> {
         back_when,
         host_command_expected_s: u64_of(node, "host_command_expected_s")
             .unwrap_or(RollingMaintenance::DEFAULT_EXPECTED_S),
+        run: node.str("run"),
         span: node.span.clone(),
     })
 }

@@ -186,6 +186,7 @@ impl Config {
                     back_timeout_s: RollingMaintenance::DEFAULT_BACK_TIMEOUT_S,
                     back_when: Default::default(),
                     host_command_expected_s: RollingMaintenance::DEFAULT_EXPECTED_S,
+                    run: None,
                     span,
                 })
                 .hosts

@@ -548,6 +548,10 @@ pub struct RollingMaintenance {
     /// How long the host command and the host's return are expected to take, for the plan's
     /// predicted durations only.
     pub host_command_expected_s: u64,
+    /// A name for this maintenance (`run = "2026-12-patch"`). A host the block's `hosts`
+    /// lists that the state records as serviced with the same `host_command` and `run` is not
+    /// serviced again: the block converges once applied. A new `run` services them again.
+    pub run: Option<Spanned<String>>,
     /// The block (or the first `-rolling` flag).
     pub span: Span,
 }

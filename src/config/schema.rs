@@ -296,6 +296,7 @@ const ROLLING: BlockSpec = BlockSpec {
         attr("back_timeout_s", AT_LEAST_ONE),
         attr("back_when", Kind::Enum(BACK_WHEN)),
         attr("host_command_expected_s", COUNT),
+        attr("run", Kind::Str),
     ],
     ..BLOCK
 };

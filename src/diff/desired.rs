@@ -84,6 +84,8 @@ pub struct History {
     /// Guest → the host berth stopped it in place on for maintenance, when berth has not
     /// started or moved it since.
     pub stopped_in_place: BTreeMap<String, String>,
+    /// Hosts rolling maintenances serviced, oldest first.
+    pub serviced: Vec<super::Serviced>,
 }
 
 /// [`desired_with`] without history: `return_home` has nothing to bring back.

@@ -34,7 +34,7 @@ pub use desired::{Desired, DesiredGuest, History, Origin, desired, desired_with}
 pub use error::DiffError;
 pub use model::{Move, MoveKind, MoveProblem, RebalanceOutcome, RebalanceStop, ResourceSpread};
 pub use moves::moves;
-pub use rolling::rolling_hosts;
+pub use rolling::{Serviced, already_serviced, rolling_hosts};
 pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 
 #[cfg(test)]

@@ -2,12 +2,66 @@
 //! against the topology and checked: KVM hosts only, each once, none with another intent of
 //! its own, and a host command to run on them. Errors point at the name as written.
 
-use crate::config::Config;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{COMMAND_LINE, Config};
 use crate::inventory::Topology;
 
 use super::blocks::{not_a_kvm_host, resolve_label};
+use super::desired::History;
 use super::error::DiffError;
 use super::resolve::{NameIndex, Resolution};
+
+/// A host a rolling maintenance serviced, as the state records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Serviced {
+    pub host: String,
+    /// The command run on it, one element per argument.
+    pub host_command: Vec<String>,
+    /// The maintenance's `run` name, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// The journal id of the apply that serviced it.
+    pub plan_id: String,
+    /// When its phase was seen done (RFC 3339).
+    pub at: String,
+}
+
+/// The hosts of the `rolling_maintenance` block's `hosts` list that `history` records as
+/// serviced with the block's `host_command` and `run` (the latest record of each), in the
+/// list's order: what makes a rolling maintenance written in HCL converge once applied.
+/// Hosts named with `-rolling` are an order given once and are never in it; labels that
+/// resolve to no host are left to [`rolling_hosts`] to report.
+pub fn already_serviced(cfg: &Config, topo: &Topology, history: &History) -> Vec<Serviced> {
+    let Some(rolling) = &cfg.rolling else {
+        return Vec::new();
+    };
+    let Some(command) = &rolling.host_command else {
+        return Vec::new();
+    };
+    let run = rolling.run.as_ref().map(|r| &r.value);
+    let hosts = NameIndex::new(topo.hosts.keys().map(String::as_str));
+    rolling
+        .hosts
+        .iter()
+        .filter(|label| {
+            cfg.files
+                .get(label.span.file)
+                .is_some_and(|f| f.name != COMMAND_LINE)
+        })
+        .filter_map(|label| match hosts.resolve(&label.value) {
+            Resolution::Found(host) => history
+                .serviced
+                .iter()
+                .rev()
+                .find(|s| {
+                    s.host == host && s.host_command == command.value && s.run.as_ref() == run
+                })
+                .cloned(),
+            _ => None,
+        })
+        .collect()
+}
 
 /// The hosts in the order they are serviced (full es.xml names); empty when the configuration
 /// has no rolling maintenance.

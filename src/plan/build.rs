@@ -195,9 +195,25 @@ pub fn build_scoped(
 ) -> Result<Plan, ConfigError> {
     let topo = &inv.topology;
     if cfg.rolling.is_some() {
-        let hosts = diff::rolling_hosts(cfg, topo).map_err(|errs| diff_errors(cfg, errs))?;
+        let mut hosts = diff::rolling_hosts(cfg, topo).map_err(|errs| diff_errors(cfg, errs))?;
+        let serviced = match &history {
+            Ok(history) => diff::already_serviced(cfg, topo, history),
+            Err(_) => Vec::new(),
+        };
+        hosts.retain(|host| !serviced.iter().any(|s| s.host == *host));
         if !hosts.is_empty() {
-            return super::rolling::build(cfg, inv, history, &hosts, scope);
+            let mut plan = super::rolling::build(cfg, inv, history, &hosts, scope)?;
+            plan.already_serviced = serviced;
+            return Ok(plan);
+        }
+        if !serviced.is_empty() {
+            // Every host of the block is serviced: the rest of the configuration is planned
+            // as if the block were not there.
+            let mut settled = cfg.clone();
+            settled.rolling = None;
+            let mut plan = build_scoped(&settled, inv, history, scope)?;
+            plan.already_serviced = serviced;
+            return Ok(plan);
         }
     }
     let mut plan = empty_plan(cfg, inv);
@@ -534,6 +550,7 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         rebalances: Vec::new(),
         maintenance: Vec::new(),
         phases: Vec::new(),
+        already_serviced: Vec::new(),
         fingerprints: fingerprints(cfg, inv),
         intents: cfg.command_line.clone(),
         es_xml_diff: String::new(),

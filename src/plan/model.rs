@@ -96,6 +96,9 @@ pub struct Phase {
     /// existed waited for `answers`.
     #[serde(default = "answers")]
     pub back_when: crate::config::BackWhen,
+    /// The maintenance's `run` name, recorded with the host once its phase is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
     /// Every step of the phase, in plan order: its maintenance (guests moved off or stopped in
     /// place), HOST_COMMAND, WAIT_HOST, then its end (guests started again, moved back home).
     /// Every step of phase n+1 starts after every step of phase n ended.
@@ -166,6 +169,11 @@ pub struct Plan {
     /// other plans.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phases: Vec<Phase>,
+    /// Hosts of the `rolling_maintenance` block's `hosts` that the state records as serviced
+    /// with the same `host_command` and `run`: not serviced again (a new `run` would). Absent
+    /// when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub already_serviced: Vec<crate::diff::Serviced>,
     pub fingerprints: Fingerprints,
     /// The intents given as flags when the plan was made (`-drain`, `-evacuate`,
     /// `-return-home`, `-rebalance`); `berth apply FILE` plans again with them and applies

@@ -47,6 +47,10 @@ pub(super) fn build(
     let expected_s = rolling.as_ref().map_or(0, |r| r.host_command_expected_s) as f64;
     let back_timeout_s = rolling.as_ref().map_or(0, |r| r.back_timeout_s);
     let back_when = rolling.as_ref().map(|r| r.back_when).unwrap_or_default();
+    let run = rolling
+        .as_ref()
+        .and_then(|r| r.run.as_ref())
+        .map(|r| r.value.clone());
     let span = rolling.map(|r| r.span).unwrap_or_default();
 
     // The phases start from a settled placement: what the configuration asks besides the
@@ -154,6 +158,7 @@ pub(super) fn build(
             host: host.clone(),
             host_command: command.clone(),
             back_when,
+            run: run.clone(),
             steps,
             guests,
             moves,

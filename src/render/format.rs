@@ -302,6 +302,26 @@ pub(crate) enum WaveEntry<'a> {
     Unknown(&'a str),
 }
 
+/// One line per host of a `rolling_maintenance` block that is serviced already (and so not
+/// again): when, by which apply, and how to service it again.
+pub(crate) fn already_serviced_lines(plan: &Plan) -> Vec<String> {
+    plan.already_serviced
+        .iter()
+        .map(|s| {
+            let run = s
+                .run
+                .as_ref()
+                .map_or_else(String::new, |r| format!(" (run `{}`)", clean(r)));
+            format!(
+                "{}: serviced with this host command{run} at {} by apply {}; not serviced again (give the block another `run` to service it again)",
+                clean(&s.host),
+                clean(&s.at),
+                clean(&s.plan_id)
+            )
+        })
+        .collect()
+}
+
 /// The wave each phase of a rolling maintenance begins with (where text and Markdown put the
 /// phase's heading).
 pub(crate) fn phase_starts(plan: &Plan) -> HashMap<usize, &crate::plan::Phase> {

@@ -30,6 +30,7 @@ pub fn plan_markdown_within(plan: &Plan, limit: usize) -> String {
     hosts(plan, &mut doc);
     maintenance(plan, &mut doc);
     phases(plan, &mut doc);
+    already_serviced(plan, &mut doc);
     moves(plan, &mut doc);
     steps(plan, &mut doc);
     diff(plan, &mut doc);
@@ -384,6 +385,20 @@ fn phases(plan: &Plan, doc: &mut Doc) {
         for (_, line) in super::format::phase_lines(p) {
             doc.push(Part::Other, format!("- {}", md(&line)));
         }
+    }
+}
+
+/// The hosts of the `rolling_maintenance` block that earlier applies serviced already.
+fn already_serviced(plan: &Plan, doc: &mut Doc) {
+    let lines = super::format::already_serviced_lines(plan);
+    if lines.is_empty() {
+        return;
+    }
+    doc.blank();
+    doc.push(Part::Other, "#### Rolling maintenance, done already");
+    doc.blank();
+    for line in lines {
+        doc.push(Part::Other, format!("- {}", md(&line)));
     }
 }
 

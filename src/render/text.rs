@@ -64,6 +64,7 @@ pub fn plan_text(plan: &Plan, opts: &TextOptions) -> String {
         rebalance_section(plan, opts, painter),
         maintenance_section(plan, opts, painter),
         phases_section(plan, opts, painter),
+        already_serviced_section(plan, opts, painter),
         hosts_section(plan, opts, painter),
         steps_section(plan, painter),
         if opts.omit_errors {
@@ -277,6 +278,23 @@ fn phases_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
                 };
                 let _ = writeln!(out, "{lead}{line}");
             }
+        }
+    }
+    out
+}
+
+/// The hosts of the `rolling_maintenance` block that earlier applies serviced already.
+fn already_serviced_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
+    let lines = super::format::already_serviced_lines(plan);
+    if lines.is_empty() {
+        return String::new();
+    }
+    let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
+    let mut out = heading(painter, "Rolling maintenance, done already:");
+    for text in lines {
+        for (i, line) in wrap(&text, width).iter().enumerate() {
+            let lead = if i == 0 { "  = " } else { "    " };
+            let _ = writeln!(out, "{lead}{line}");
         }
     }
     out

@@ -14,6 +14,9 @@ use super::{JournalEntry, State, StateStore, StepStatus};
 /// The history `cfg`'s intents need: empty unless a host has `return_home`, in which case the
 /// state file must exist and be readable (otherwise nothing could be brought back, and the plan
 /// says why instead of silently doing nothing).
+///
+/// A `rolling_maintenance` block with `hosts` reads the state too, for the hosts it already
+/// serviced; without a state file nothing was serviced, which is no error.
 pub fn history(cfg: &Config) -> Result<History, PlanError> {
     let wanted: Vec<&str> = cfg
         .hosts
@@ -21,7 +24,8 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         .filter(|h| h.return_home || h.maintenance == Some(false))
         .map(|h| h.name.value.as_str())
         .collect();
-    if wanted.is_empty() {
+    let rolling_hosts = cfg.rolling.as_ref().is_some_and(|r| !r.hosts.is_empty());
+    if wanted.is_empty() && !rolling_hosts {
         return Ok(History::default());
     }
     let path = &cfg.state.path;
@@ -45,7 +49,9 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         Ok(Some(state)) => Ok(History {
             departed: departed(&state),
             stopped_in_place: stopped_in_place(&state),
+            serviced: serviced(&state),
         }),
+        Ok(None) if wanted.is_empty() => Ok(History::default()),
         Ok(None) => Err(error(format!(
             "return_home (or the end of maintenance) on {} needs {} to know which guests berth moved off or stopped there, and there is none",
             wanted.join(", "),
@@ -56,8 +62,31 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
                     format!("the state of PostgreSQL workspace `{}`", pg.workspace),
             }
         ))),
+        Err(e) if wanted.is_empty() => Err(PlanError {
+            code: "rolling_maintenance".into(),
+            message: format!(
+                "a rolling maintenance's `hosts` needs the state to know which of them were serviced already: {e}"
+            ),
+            guest: None,
+            host: None,
+        }),
         Err(e) => Err(error(format!("return_home on {}: {e}", wanted.join(", ")))),
     }
+}
+
+/// The hosts rolling maintenances serviced, oldest first, as planning reads them.
+fn serviced(state: &State) -> Vec<crate::diff::Serviced> {
+    state
+        .serviced
+        .iter()
+        .map(|s| crate::diff::Serviced {
+            host: s.host.clone(),
+            host_command: s.host_command.clone(),
+            run: s.run.clone(),
+            plan_id: s.plan_id.clone(),
+            at: s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+        .collect()
 }
 
 /// Guest → the host berth stopped it in place on for maintenance (a completed STOP_GUEST whose

@@ -90,6 +90,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {s}.journal ADD COLUMN boot_id text;
     "#,
+    // 4: the hosts rolling maintenances serviced.
+    r#"
+    ALTER TABLE {s}.workspaces ADD COLUMN serviced jsonb NOT NULL DEFAULT '[]'::jsonb;
+    "#,
 ];
 
 /// Serializes migrations of every berth on one database (a transaction-level advisory lock).
@@ -538,7 +542,7 @@ impl PgBackend {
         let Some(ws) = tx.query_opt(
             &self.sql(
                 "SELECT lineage, serial, format_version, berth_version, updated_at, in_progress,
-                        refreshes
+                        refreshes, serviced
                  FROM {s}.workspaces WHERE name = $1",
             ),
             &[&self.workspace],
@@ -570,6 +574,9 @@ impl PgBackend {
         let refreshes: serde_json::Value = ws.get(6);
         let refreshes =
             serde_json::from_value(refreshes).map_err(|e| bad("the es.xml refreshes", e))?;
+        let serviced: serde_json::Value = ws.get(7);
+        let serviced = serde_json::from_value(serviced)
+            .map_err(|e| bad("the hosts rolling maintenances serviced", e))?;
         let mut topology = BTreeMap::new();
         for row in tx.query(
             &self.sql("SELECT guest, record FROM {s}.topology WHERE workspace = $1"),
@@ -618,6 +625,7 @@ impl PgBackend {
             journal,
             in_progress,
             refreshes,
+            serviced,
         }))
     }
 
@@ -684,22 +692,26 @@ impl PgBackend {
                     message: e.to_string(),
                 })
             })?;
-        let refreshes = serde_json::to_value(&next.refreshes).map_err(|e| {
-            Failure::State(StateError::Postgres {
-                action: "writing the state",
-                target: self.target.clone(),
-                message: e.to_string(),
+        let encoded = |value: serde_json::Result<serde_json::Value>| {
+            value.map_err(|e| {
+                Failure::State(StateError::Postgres {
+                    action: "writing the state",
+                    target: self.target.clone(),
+                    message: e.to_string(),
+                })
             })
-        })?;
+        };
+        let refreshes = encoded(serde_json::to_value(&next.refreshes))?;
+        let serviced = encoded(serde_json::to_value(&next.serviced))?;
         tx.execute(
             &self.sql(
                 "INSERT INTO {s}.workspaces
                    (name, lineage, serial, format_version, berth_version, updated_at, in_progress, last_writer,
-                    refreshes)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    refreshes, serviced)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (name) DO UPDATE SET lineage = $2, serial = $3, format_version = $4,
                    berth_version = $5, updated_at = $6, in_progress = $7, last_writer = $8,
-                   refreshes = $9",
+                   refreshes = $9, serviced = $10",
             ),
             &[
                 &self.workspace,
@@ -711,6 +723,7 @@ impl PgBackend {
                 &in_progress,
                 &lock_id,
                 &refreshes,
+                &serviced,
             ],
         )?;
         // What the database holds now, as far as this backend knows it: send only the rows

@@ -101,6 +101,7 @@ impl PlanBuilder {
             rebalances: Vec::new(),
             maintenance: Vec::new(),
             phases: Vec::new(),
+            already_serviced: Vec::new(),
             fingerprints: Fingerprints::default(),
             intents: Default::default(),
             es_xml_diff: String::new(),

@@ -323,6 +323,7 @@ pub fn sample_plan() -> Plan {
         }],
         maintenance: Vec::new(),
         phases: Vec::new(),
+        already_serviced: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm01", "exa01adm01/running"),
             ("exa01vm02", "exa01adm01/running"),
@@ -406,6 +407,7 @@ pub fn sample_pivot_plan() -> Plan {
         rebalances: Vec::new(),
         maintenance: Vec::new(),
         phases: Vec::new(),
+        already_serviced: Vec::new(),
         fingerprints: sample_fingerprints(&[
             ("exa01vm04", "exa01adm02/running"),
             ("exa01vm05", "exa01adm03/running"),
@@ -443,6 +445,7 @@ pub fn sample_no_change_plan() -> Plan {
         rebalances: Vec::new(),
         maintenance: Vec::new(),
         phases: Vec::new(),
+        already_serviced: Vec::new(),
         fingerprints: sample_fingerprints(&[("exa01vm04", "exa01adm02/running")]),
         intents: Default::default(),
         es_xml_diff: String::new(),
@@ -499,6 +502,7 @@ pub fn sample_huge_plan(moves: usize) -> Plan {
         rebalances: Vec::new(),
         maintenance: Vec::new(),
         phases: Vec::new(),
+        already_serviced: Vec::new(),
         fingerprints: sample_fingerprints(&[]),
         intents: Default::default(),
         es_xml_diff: unified_diff(SAMPLE_ES_XML_PATH, &before, &after),

@@ -291,7 +291,7 @@ fn history(pairs: &[(&str, &[&str])]) -> History {
             .iter()
             .map(|(g, hosts)| (g.to_string(), hosts.iter().map(|h| h.to_string()).collect()))
             .collect::<BTreeMap<_, _>>(),
-        stopped_in_place: BTreeMap::new(),
+        ..History::default()
     }
 }
 
