@@ -273,7 +273,7 @@ fn push_and_pull_move_the_state_between_the_local_file_and_postgres() {
     local.journal[0].boot_id = Some("6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".into());
     // So do the hosts a rolling maintenance serviced (a `rolling_maintenance` block's `hosts`
     // are not serviced again).
-    local.serviced.push(berth::state::ServicedHost {
+    local.serviced.push(berth::diff::Serviced {
         host: "adm01".into(),
         host_command: vec!["/usr/sbin/patch-and-reboot".into(), "--yes".into()],
         run: Some("2026-12".into()),

@@ -445,7 +445,7 @@ fn record_serviced(state: &mut State, u: &InProgress) {
             .iter()
             .any(|s| s.plan_id == u.plan_id && s.host == phase.host);
         if done && !recorded {
-            state.serviced.push(crate::state::ServicedHost {
+            state.serviced.push(crate::diff::Serviced {
                 host: phase.host.clone(),
                 host_command: phase.host_command.clone(),
                 run: phase.run.clone(),

@@ -12,8 +12,10 @@ use super::desired::History;
 use super::error::DiffError;
 use super::resolve::{NameIndex, Resolution};
 
-/// A host a rolling maintenance serviced, as the state records it.
+/// A host a rolling maintenance serviced (every step of its phase done), as the state records
+/// it and plans show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Serviced {
     pub host: String,
     /// The command run on it, one element per argument.
@@ -23,8 +25,9 @@ pub struct Serviced {
     pub run: Option<String>,
     /// The journal id of the apply that serviced it.
     pub plan_id: String,
-    /// When its phase was seen done (RFC 3339).
-    pub at: String,
+    /// When its phase was seen done.
+    #[schemars(with = "String")]
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The hosts of the `rolling_maintenance` block's `hosts` list that `history` records as

@@ -315,7 +315,7 @@ pub(crate) fn already_serviced_lines(plan: &Plan) -> Vec<String> {
             format!(
                 "{}: serviced with this host command{run} at {} by apply {}; not serviced again (give the block another `run` to service it again)",
                 clean(&s.host),
-                clean(&s.at),
+                s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 clean(&s.plan_id)
             )
         })

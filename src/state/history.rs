@@ -49,7 +49,7 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         Ok(Some(state)) => Ok(History {
             departed: departed(&state),
             stopped_in_place: stopped_in_place(&state),
-            serviced: serviced(&state),
+            serviced: state.serviced.clone(),
         }),
         Ok(None) if wanted.is_empty() => Ok(History::default()),
         Ok(None) => Err(error(format!(
@@ -72,21 +72,6 @@ pub fn history(cfg: &Config) -> Result<History, PlanError> {
         }),
         Err(e) => Err(error(format!("return_home on {}: {e}", wanted.join(", ")))),
     }
-}
-
-/// The hosts rolling maintenances serviced, oldest first, as planning reads them.
-fn serviced(state: &State) -> Vec<crate::diff::Serviced> {
-    state
-        .serviced
-        .iter()
-        .map(|s| crate::diff::Serviced {
-            host: s.host.clone(),
-            host_command: s.host_command.clone(),
-            run: s.run.clone(),
-            plan_id: s.plan_id.clone(),
-            at: s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        })
-        .collect()
 }
 
 /// Guest → the host berth stopped it in place on for maintenance (a completed STOP_GUEST whose

@@ -24,8 +24,8 @@ pub use dirs::CreatedDirs;
 pub use error::StateError;
 pub use lock::{LockGuard, LockInfo};
 pub use model::{
-    DetachedInterface, FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, RefreshRecord,
-    ServicedHost, State, StepStatus, state_schema,
+    DetachedInterface, FORMAT_VERSION, GuestRecord, InProgress, JournalEntry, RefreshRecord, State,
+    StepStatus, state_schema,
 };
 pub use store::StateStore;
 

@@ -124,25 +124,7 @@ pub struct State {
     /// a `rolling_maintenance` block's `hosts` are not serviced again with the same command
     /// and `run`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub serviced: Vec<ServicedHost>,
-}
-
-/// One host a rolling maintenance serviced: its phase (maintenance, host command, wait, end
-/// of maintenance) is done.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ServicedHost {
-    pub host: String,
-    /// The command run on it, one element per argument.
-    pub host_command: Vec<String>,
-    /// The maintenance's `run` name, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub run: Option<String>,
-    /// The journal id of the apply that serviced it.
-    pub plan_id: String,
-    /// When its phase was seen done.
-    #[schemars(with = "String")]
-    pub at: DateTime<Utc>,
+    pub serviced: Vec<crate::diff::Serviced>,
 }
 
 /// One `berth refresh`: es.xml rewritten to match libvirt.
