@@ -206,14 +206,13 @@ fn rebalance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> Strin
             RebalanceStop::Budget => painter.paint(Role::Change, "~"),
             RebalanceStop::WithinThreshold | RebalanceStop::NoGain => " ".to_string(),
         };
-        for (i, line) in wrap(&clean(&r.message), width).iter().enumerate() {
-            let lead = if i == 0 {
-                format!("  {mark} ")
-            } else {
-                " ".repeat(INDENT)
-            };
-            let _ = writeln!(out, "{lead}{line}");
-        }
+        write_wrapped(
+            &mut out,
+            &clean(&r.message),
+            width,
+            &format!("  {mark} "),
+            INDENT,
+        );
     }
     out
 }
@@ -227,17 +226,14 @@ fn maintenance_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> Str
     let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
     let mut out = heading(painter, "Maintenance:");
     for m in &plan.maintenance {
-        for (i, line) in wrap(&super::format::maintenance_line(m), width)
-            .iter()
-            .enumerate()
-        {
-            let lead = if i == 0 {
-                format!("  {} ", painter.paint(Role::Change, "~"))
-            } else {
-                "    ".to_string()
-            };
-            let _ = writeln!(out, "{lead}{line}");
-        }
+        let lead = format!("  {} ", painter.paint(Role::Change, "~"));
+        write_wrapped(
+            &mut out,
+            &super::format::maintenance_line(m),
+            width,
+            &lead,
+            4,
+        );
     }
     out
 }
@@ -270,14 +266,7 @@ fn phases_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
             } else {
                 format!("{} ", painter.paint(Role::Change, "*"))
             };
-            for (i, line) in wrap(&text, width).iter().enumerate() {
-                let lead = if i == 0 {
-                    format!("    {mark}")
-                } else {
-                    "      ".to_string()
-                };
-                let _ = writeln!(out, "{lead}{line}");
-            }
+            write_wrapped(&mut out, &text, width, &format!("    {mark}"), 6);
         }
     }
     out
@@ -292,12 +281,21 @@ fn already_serviced_section(plan: &Plan, opts: &TextOptions, painter: Painter) -
     let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
     let mut out = heading(painter, "Rolling maintenance, done already:");
     for text in lines {
-        for (i, line) in wrap(&text, width).iter().enumerate() {
-            let lead = if i == 0 { "  = " } else { "    " };
-            let _ = writeln!(out, "{lead}{line}");
-        }
+        write_wrapped(&mut out, &text, width, "  = ", 4);
     }
     out
+}
+
+/// Writes `text` wrapped to `width`: its first line after `lead` (a mark, maybe coloured), the
+/// others after `indent` spaces, under the text.
+fn write_wrapped(out: &mut String, text: &str, width: Option<usize>, lead: &str, indent: usize) {
+    for (i, line) in wrap(text, width).iter().enumerate() {
+        let _ = if i == 0 {
+            writeln!(out, "{lead}{line}")
+        } else {
+            writeln!(out, "{}{line}", " ".repeat(indent))
+        };
+    }
 }
 
 fn hosts_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
@@ -349,14 +347,8 @@ fn hosts_section(plan: &Plan, opts: &TextOptions, painter: Painter) -> String {
     out.push_str(&table.render(2, opts.width, painter));
     let width = (opts.width > 0).then(|| opts.width.saturating_sub(4).max(20));
     for note in super::format::over_capacity_notes(plan) {
-        for (i, line) in wrap(&note, width).iter().enumerate() {
-            let lead = if i == 0 {
-                format!("  {} ", painter.paint(Role::Error, "!"))
-            } else {
-                "    ".to_string()
-            };
-            let _ = writeln!(out, "{lead}{line}");
-        }
+        let lead = format!("  {} ", painter.paint(Role::Error, "!"));
+        write_wrapped(&mut out, &note, width, &lead, 4);
     }
     out
 }
