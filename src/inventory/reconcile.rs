@@ -163,7 +163,7 @@ pub fn reconcile_named(
     let mut es_guests: Vec<&EsGuest> = es.guests.iter().collect();
     es_guests.sort_by(|a, b| a.name.cmp(&b.name));
     let hosts = &topology.hosts;
-    let reconciled = map_in_parallel(&es_guests, |g| {
+    let runs = map_in_parallel(&es_guests, |g, guest_drift| {
         let es_host = index
             .host_names
             .get(g.host_id.as_str())
@@ -175,7 +175,6 @@ pub fn reconcile_named(
             .get(domain.as_ref())
             .map(OneOrMany::as_slice)
             .unwrap_or(&[]);
-        let mut guest_drift = Vec::new();
         let mut guest = reconcile_guest(
             &index,
             g,
@@ -183,19 +182,22 @@ pub fn reconcile_named(
             es_host_reachable,
             found,
             policy,
-            &mut guest_drift,
+            guest_drift,
         );
         if domain != guest.name {
             guest.domain = Some(domain.into_owned());
         }
-        (guest, guest_drift)
+        (guest.name.clone(), guest)
     });
-    let mut guests = Vec::with_capacity(reconciled.len());
-    for (guest, guest_drift) in reconciled {
-        drift.extend(guest_drift);
-        guests.push((guest.name.clone(), guest));
+    // One list of a million guests, sized once: each copy of it is hundreds of megabytes of
+    // fresh memory (a list grown by pushing, then a second list of `(name, guest)`, were two).
+    let mut guests = Vec::with_capacity(es_guests.len());
+    for (run, run_drift) in runs {
+        guests.extend(run);
+        drift.extend(run_drift);
     }
-    // Already in name order, which the map's bulk build takes in one pass.
+    // Already in name order, which the map's bulk build takes in one pass (its sort finds one
+    // run and never touches its scratch space; the list is collected in place).
     topology.guests = guests.into_iter().collect();
 
     // With the default naming a domain is named as its guest: borrow the names rather than
@@ -268,27 +270,38 @@ pub fn apply_facts(
     Ok(())
 }
 
-/// `f` over `items` on the machine's cores, results in input order: reconciling 100,000 guests
-/// is independent work per guest.
-fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// `f` over `items` on the machine's cores: reconciling 100,000 guests is independent work per
+/// guest. Returns one run per consecutive chunk of `items`, in input order: each chunk's results
+/// and the items `f` pushed onto its second argument (drift), in the order of the items. The
+/// runs are not joined here, so that the caller copies them once, into their final place.
+fn map_in_parallel<T: Sync, R: Send, D: Send>(
+    items: &[T],
+    f: impl Fn(&T, &mut Vec<D>) -> R + Sync,
+) -> Vec<(Vec<R>, Vec<D>)> {
     const MIN_CHUNK: usize = 4096;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len() / MIN_CHUNK)
         .max(1);
+    let run = |chunk: &[T]| {
+        let mut pushed = Vec::new();
+        let mut results = Vec::with_capacity(chunk.len());
+        results.extend(chunk.iter().map(|item| f(item, &mut pushed)));
+        (results, pushed)
+    };
     if threads == 1 {
-        return items.iter().map(&f).collect();
+        return vec![run(items)];
     }
-    let f = &f;
+    let run = &run;
     std::thread::scope(|s| {
         let workers: Vec<_> = items
             .chunks(items.len().div_ceil(threads))
-            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .map(|chunk| s.spawn(move || run(chunk)))
             .collect();
         // A worker can only fail by panicking; carry the panic on rather than lose guests.
         workers
             .into_iter()
-            .flat_map(|w| {
+            .map(|w| {
                 w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
