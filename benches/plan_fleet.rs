@@ -9,7 +9,8 @@
 //! as if every host had been read):
 //! - `read`: es.xml from disk (`text_file::read_text`: mapped, as `berth plan` reads it);
 //! - `parse`: `inventory::esxml::parse`;
-//! - `reconcile`: `inventory::reconcile` with the synthetic observations, plus the fingerprint;
+//! - `reconcile`: `inventory::reconcile_owned` with the synthetic observations (taken apart, as
+//!   `inventory::load` does), plus the fingerprint;
 //! - `config`: `config::parse_str` of an HCL file that drains every 20th host;
 //! - `plan`: `plan::build::build` (diff, schedule, host summaries, es.xml diff).
 //!
@@ -136,10 +137,11 @@ fn breakdown(cfg: &berth::config::Config, inv: &berth::inventory::Inventory) {
     ));
     eprintln!("  {:<50} {}", "sha256 of es.xml", t.took());
     let t = Part::start();
-    let reconciled = berth::inventory::reconcile(
+    let reconciled = berth::inventory::reconcile_owned(
         &inv.es,
-        &fleet::observations(&FleetSpec::from_env(), &inv.es),
+        fleet::observations(&FleetSpec::from_env(), &inv.es),
         berth::inventory::DriftPolicy::StopOnDrift,
+        &berth::inventory::DomainNaming::default(),
     );
     eprintln!("  {:<50} {}", "observations + reconcile", t.took());
     drop(reconciled);
@@ -230,13 +232,12 @@ fn child(spec: &FleetSpec, dir: &Path) {
     time("observations", t);
 
     let t = Instant::now();
-    let inv = fleet::inventory(es, layout, text, &observations);
+    let inv = fleet::inventory(es, layout, text, observations);
     // As `inventory::load` does once the text is parsed and hashed.
     inv.es_xml_text
         .unchanged()
         .expect("es.xml unchanged while read");
     time("reconcile", t);
-    drop(observations);
 
     let t = Instant::now();
     let cfg =

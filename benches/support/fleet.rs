@@ -153,7 +153,7 @@ pub fn inventory(
     es: EsSystem,
     layout: EsLayout,
     text: impl Into<berth::text_file::FileText>,
-    observations: &[Result<HostObservation, LibvirtError>],
+    observations: Vec<Result<HostObservation, LibvirtError>>,
 ) -> Inventory {
     let mut inventory = from_observations(es, text, observations, DriftPolicy::StopOnDrift);
     inventory.es_layout = Some(layout);

@@ -16,7 +16,7 @@ use super::libvirt::{
 use super::model::Topology;
 use super::naming::DomainNaming;
 use super::observed::HostObservation;
-use super::reconcile::{Drift, DriftPolicy, reconcile_named};
+use super::reconcile::{Drift, DriftPolicy, reconcile_owned};
 
 /// Where to read from and how to treat drift.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +139,7 @@ pub fn assemble_with(
     from_observations_named(
         es,
         es_xml_text,
-        &observations,
+        observations,
         spec.policy,
         &spec.domain_naming,
     )
@@ -151,7 +151,7 @@ pub fn assemble_with(
 pub fn from_observations(
     es: EsSystem,
     es_xml_text: impl Into<FileText>,
-    observations: &[Result<HostObservation, LibvirtError>],
+    observations: Vec<Result<HostObservation, LibvirtError>>,
     policy: DriftPolicy,
 ) -> Inventory {
     from_observations_named(
@@ -163,18 +163,19 @@ pub fn from_observations(
     )
 }
 
-/// [`from_observations`] with the guests' domains named by `naming`.
+/// [`from_observations`] with the guests' domains named by `naming`. The observations are
+/// taken apart: each guest's devices are moved out of them, not copied.
 pub fn from_observations_named(
     es: EsSystem,
     es_xml_text: impl Into<FileText>,
-    observations: &[Result<HostObservation, LibvirtError>],
+    observations: Vec<Result<HostObservation, LibvirtError>>,
     policy: DriftPolicy,
     naming: &DomainNaming,
 ) -> Inventory {
     let es_xml_text: FileText = es_xml_text.into();
     let (reconciled, es_xml_sha256) = std::thread::scope(|s| {
         let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
-        let reconciled = reconcile_named(&es, observations, policy, naming);
+        let reconciled = reconcile_owned(&es, observations, policy, naming);
         // Hashing cannot panic; should the thread fail anyway, hash here.
         let sha = hashing
             .join()
