@@ -175,7 +175,7 @@ fn drain_plan(
     let started = Instant::now();
     let (es, layout) = berth::inventory::esxml::parse_with_layout("es.xml", &text).expect("parses");
     let observations = fleet::observations(spec, &es);
-    let inv = fleet::inventory(es, layout, text, &observations);
+    let inv = fleet::inventory(es, layout, text, observations);
     let hcl = spec.hcl_with(
         dir.path(),
         &format!("  mode                  = \"{mode}\"\n{limits}"),

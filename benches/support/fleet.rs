@@ -152,8 +152,8 @@ fn domain(g: &esxml::EsGuest, networks: &HashMap<&str, &esxml::EsNetwork>) -> Do
 pub fn inventory(
     es: EsSystem,
     layout: EsLayout,
-    text: String,
-    observations: &[Result<HostObservation, LibvirtError>],
+    text: impl Into<berth::text_file::FileText>,
+    observations: Vec<Result<HostObservation, LibvirtError>>,
 ) -> Inventory {
     let mut inventory = from_observations(es, text, observations, DriftPolicy::StopOnDrift);
     inventory.es_layout = Some(layout);
@@ -168,6 +168,11 @@ pub fn peak_rss_kib() -> u64 {
 /// This process's resident set now, KiB (`VmRSS`; 0 where /proc is not there).
 pub fn rss_kib() -> u64 {
     status_kib("VmRSS:")
+}
+
+/// The anonymous part of the resident set (`RssAnon`: heap and stacks, not mapped files), KiB.
+pub fn rss_anon_kib() -> u64 {
+    status_kib("RssAnon:")
 }
 
 fn status_kib(field: &str) -> u64 {

@@ -63,7 +63,7 @@ pub fn write_back(
     }
     let dest = target.out.unwrap_or(target.es_xml);
     let current_dest = match target.out {
-        None => Some(inv.es_xml_text.clone()),
+        None => Some(inv.es_xml_text.to_string()),
         Some(out) => read_if_exists(out)?,
     };
     if current_dest.as_deref() == Some(new_text.as_str()) {
@@ -103,7 +103,7 @@ fn check_against_plan(
 ) -> Result<Option<String>, ApplyError> {
     let wanted = &plan.fingerprints.es_xml_sha256;
     let base = if &inv.es_xml_sha256 == wanted {
-        inv.es_xml_text.clone()
+        inv.es_xml_text.to_string()
     } else {
         let from_backup = match target.earlier_backup {
             Some(b) => read_if_exists(b)?.filter(|text| &sha256_hex(text.as_bytes()) == wanted),
@@ -150,7 +150,7 @@ fn intended_text(inv: &Inventory, base: &str, plan: &Plan) -> Option<String> {
     let (es, layout) = crate::inventory::esxml::parse_with_layout("es.xml", base).ok()?;
     let from_base = Inventory {
         es,
-        es_xml_text: base.to_string(),
+        es_xml_text: base.into(),
         es_layout: Some(layout),
         ..inv.clone()
     };

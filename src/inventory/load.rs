@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::text_file::FileText;
+
 use super::esxml::{self, EsLayout, EsSystem, EsXmlError};
 use super::libvirt::{
     LibvirtError, UriSsh, expand_uri, observe_host_within, observe_hosts_with, with_ssh_params,
@@ -14,7 +16,7 @@ use super::libvirt::{
 use super::model::Topology;
 use super::naming::DomainNaming;
 use super::observed::HostObservation;
-use super::reconcile::{Drift, DriftPolicy, reconcile_named};
+use super::reconcile::{Drift, DriftPolicy, reconcile_owned};
 
 /// Where to read from and how to treat drift.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,8 +42,9 @@ pub struct InventorySpec {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Inventory {
     pub es: EsSystem,
-    /// The exact text of es.xml, for byte-preserving rewrites.
-    pub es_xml_text: String,
+    /// The exact text of es.xml, for byte-preserving rewrites: the file mapped, not copied,
+    /// when it is a regular file (see [`crate::text_file::read_text`]).
+    pub es_xml_text: FileText,
     /// Lowercase hex sha256 of the es.xml bytes (the plan fingerprint).
     pub es_xml_sha256: String,
     pub topology: Topology,
@@ -79,25 +82,28 @@ pub fn load(spec: &InventorySpec) -> Result<Inventory, InventoryError> {
 
 /// Reads and parses the es.xml the spec names; returns it with its exact text and the layout
 /// of its parse (where each host and guest reference sits in the text).
-pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, String, EsLayout), InventoryError> {
+///
+/// A file changed in place while it was parsed is refused (see [`FileText::unchanged`]).
+pub fn read_es_xml(spec: &InventorySpec) -> Result<(EsSystem, FileText, EsLayout), InventoryError> {
     let path = &spec.es_xml_path;
-    let text = crate::text_file::read(path).map_err(|source| InventoryError::Read {
+    let read_error = |source| InventoryError::Read {
+        path: path.clone(),
+        source,
+    };
+    let text = crate::text_file::read_text(path).map_err(read_error)?;
+    let parsed = esxml::parse_with_layout(&path.display().to_string(), &text);
+    // A parse error in a file that changed meanwhile is the change's doing: say that instead.
+    text.unchanged().map_err(read_error)?;
+    let (es, layout) = parsed.map_err(|source| InventoryError::EsXml {
         path: path.clone(),
         source,
     })?;
-    let (es, layout) =
-        esxml::parse_with_layout(&path.display().to_string(), &text).map_err(|source| {
-            InventoryError::EsXml {
-                path: path.clone(),
-                source,
-            }
-        })?;
     Ok((es, text, layout))
 }
 
 /// The part of [`load`] after parsing: reads the hosts of an already parsed es.xml and
 /// reconciles. `es_xml_text` is the text `es` was parsed from.
-pub fn assemble(es: EsSystem, es_xml_text: String, spec: &InventorySpec) -> Inventory {
+pub fn assemble(es: EsSystem, es_xml_text: impl Into<FileText>, spec: &InventorySpec) -> Inventory {
     assemble_with(es, es_xml_text, spec, &|host, uri| {
         observe_host_within(host, uri, spec.connect_timeout)
     })
@@ -110,6 +116,14 @@ pub type Observe<'a> = &'a (dyn Fn(&str, &str) -> Result<HostObservation, Libvir
 pub fn load_with(spec: &InventorySpec, observe: Observe<'_>) -> Result<Inventory, InventoryError> {
     let (es, text, layout) = read_es_xml(spec)?;
     let mut inventory = assemble_with(es, text, spec, observe);
+    // The fingerprint was hashed from the mapped file: refused if it changed since the parse.
+    inventory
+        .es_xml_text
+        .unchanged()
+        .map_err(|source| InventoryError::Read {
+            path: spec.es_xml_path.clone(),
+            source,
+        })?;
     inventory.es_layout = Some(layout);
     Ok(inventory)
 }
@@ -117,7 +131,7 @@ pub fn load_with(spec: &InventorySpec, observe: Observe<'_>) -> Result<Inventory
 /// [`assemble`], reading each host with `observe`.
 pub fn assemble_with(
     es: EsSystem,
-    es_xml_text: String,
+    es_xml_text: impl Into<FileText>,
     spec: &InventorySpec,
     observe: Observe<'_>,
 ) -> Inventory {
@@ -125,7 +139,7 @@ pub fn assemble_with(
     from_observations_named(
         es,
         es_xml_text,
-        &observations,
+        observations,
         spec.policy,
         &spec.domain_naming,
     )
@@ -136,8 +150,8 @@ pub fn assemble_with(
 /// a quarter of a second).
 pub fn from_observations(
     es: EsSystem,
-    es_xml_text: String,
-    observations: &[Result<HostObservation, LibvirtError>],
+    es_xml_text: impl Into<FileText>,
+    observations: Vec<Result<HostObservation, LibvirtError>>,
     policy: DriftPolicy,
 ) -> Inventory {
     from_observations_named(
@@ -149,17 +163,19 @@ pub fn from_observations(
     )
 }
 
-/// [`from_observations`] with the guests' domains named by `naming`.
+/// [`from_observations`] with the guests' domains named by `naming`. The observations are
+/// taken apart: each guest's devices are moved out of them, not copied.
 pub fn from_observations_named(
     es: EsSystem,
-    es_xml_text: String,
-    observations: &[Result<HostObservation, LibvirtError>],
+    es_xml_text: impl Into<FileText>,
+    observations: Vec<Result<HostObservation, LibvirtError>>,
     policy: DriftPolicy,
     naming: &DomainNaming,
 ) -> Inventory {
+    let es_xml_text: FileText = es_xml_text.into();
     let (reconciled, es_xml_sha256) = std::thread::scope(|s| {
         let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
-        let reconciled = reconcile_named(&es, observations, policy, naming);
+        let reconciled = reconcile_owned(&es, observations, policy, naming);
         // Hashing cannot panic; should the thread fail anyway, hash here.
         let sha = hashing
             .join()
@@ -291,7 +307,7 @@ mod tests {
         let es = es_with_hosts(&["a.example.com", "b.example.com"]);
         let mut s = spec("es.xml");
         s.uri_template = "test:///nonexistent/{short}.xml".into();
-        let inv = assemble(es, "<engineeredSystem/>".into(), &s);
+        let inv = assemble(es, "<engineeredSystem/>", &s);
         let hosts: Vec<Option<&str>> = inv.drift.iter().map(|d| d.host.as_deref()).collect();
         assert_eq!(hosts, vec![Some("a.example.com"), Some("b.example.com")]);
         assert!(

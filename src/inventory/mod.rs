@@ -29,6 +29,7 @@ pub use model::{
 pub use naming::DomainNaming;
 pub use observed::{DomainObservation, HostObservation};
 pub use reconcile::{
-    Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile, reconcile_named,
+    Drift, DriftKind, DriftPolicy, Reconciled, UnknownHost, apply_facts, reconcile,
+    reconcile_named, reconcile_owned,
 };
 pub use version::ImageVersion;

@@ -108,16 +108,98 @@ pub fn reconcile_named(
     policy: DriftPolicy,
     naming: &DomainNaming,
 ) -> Reconciled {
+    let (mut reconciled, guests, _) =
+        reconcile_devices(es, observations, policy, naming, Devices::Copy);
+    // Already in name order, which the map's bulk build takes in one pass (its sort finds one
+    // run and never touches its scratch space; the list is collected in place).
+    reconciled.topology.guests = guests.into_iter().collect();
+    reconciled
+}
+
+/// [`reconcile_named`] from observations it may take apart: each guest's interfaces, disks and
+/// host devices are moved out of its domain's observation instead of copied (at 100,000 hosts
+/// a million copies were hundreds of megabytes of fresh memory). The topology and drift are
+/// those [`reconcile_named`] gives.
+pub fn reconcile_owned(
+    es: &EsSystem,
+    mut observations: Vec<Result<HostObservation, LibvirtError>>,
+    policy: DriftPolicy,
+    naming: &DomainNaming,
+) -> Reconciled {
+    let (mut reconciled, mut guests, copies) =
+        reconcile_devices(es, &observations, policy, naming, Devices::Move);
+    // A domain chosen by several guests (es.xml guests named into one domain) is copied into
+    // all but the last of them and moved into that one: how many guests still want it.
+    let mut total = 0;
+    let firsts: Vec<usize> = observations
+        .iter()
+        .map(|o| {
+            let first = total;
+            total += o.as_ref().map_or(0, |o| o.domains.len());
+            first
+        })
+        .collect();
+    let mut wanted = vec![0u32; total];
+    for &(o, d) in copies.iter().flatten() {
+        wanted[firsts[o as usize] + d as usize] += 1;
+    }
+    for ((_, guest), copy) in guests.iter_mut().zip(copies) {
+        let Some((o, d)) = copy else { continue };
+        let wants = &mut wanted[firsts[o as usize] + d as usize];
+        let Some(Ok(o)) = observations.get_mut(o as usize) else {
+            continue;
+        };
+        let Some(d) = o.domains.get_mut(d as usize) else {
+            continue;
+        };
+        *wants -= 1;
+        if *wants == 0 {
+            guest.interfaces = std::mem::take(&mut d.interfaces);
+            guest.disks = std::mem::take(&mut d.disks);
+            guest.hostdevs = std::mem::take(&mut d.hostdevs);
+        } else {
+            guest.interfaces = d.interfaces.clone();
+            guest.disks = d.disks.clone();
+            guest.hostdevs = d.hostdevs.clone();
+        }
+    }
+    drop(observations);
+    reconciled.topology.guests = guests.into_iter().collect();
+    reconciled
+}
+
+/// Whether reconciling copies each guest's devices from its domain's observation, or leaves
+/// them for [`reconcile_owned`] to move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Devices {
+    Copy,
+    Move,
+}
+
+/// Where the chosen copy of a guest's domain is: observation index, domain index.
+type CopyAt = Option<(u32, u32)>;
+
+/// Reconciles everything but the guest map: the guests come back as `(name, guest)` in name
+/// order, with, in the same order, where each one's domain observation is (devices left
+/// empty under [`Devices::Move`]).
+fn reconcile_devices(
+    es: &EsSystem,
+    observations: &[Result<HostObservation, LibvirtError>],
+    policy: DriftPolicy,
+    naming: &DomainNaming,
+    devices: Devices,
+) -> (Reconciled, Vec<(String, Guest)>, Vec<CopyAt>) {
     let mut drift = Vec::new();
     let mut topology = Topology::default();
 
     let by_host = index_observations(observations);
-    let mut reachable: Vec<&HostObservation> = Vec::new();
+    let mut reachable: Vec<(u32, &HostObservation)> = Vec::new();
     for es_host in &es.hosts {
-        let observation = by_host.get(es_host.name.as_str()).copied();
-        let host = match observation {
-            Some(Ok(o)) => {
-                reachable.push(o);
+        let found = by_host.get(es_host.name.as_str()).copied();
+        let observation = found.map(|(_, o)| o);
+        let host = match found {
+            Some((at, Ok(o))) => {
+                reachable.push((at, o));
                 Host {
                     name: es_host.name.clone(),
                     machine_id: es_host.id.clone(),
@@ -135,7 +217,7 @@ pub fn reconcile_named(
                     reachable: true,
                 }
             }
-            Some(Err(_)) | None => {
+            Some((_, Err(_))) | None => {
                 drift.push(unreachable(&es_host.name, observation));
                 Host {
                     name: es_host.name.clone(),
@@ -163,7 +245,7 @@ pub fn reconcile_named(
     let mut es_guests: Vec<&EsGuest> = es.guests.iter().collect();
     es_guests.sort_by(|a, b| a.name.cmp(&b.name));
     let hosts = &topology.hosts;
-    let reconciled = map_in_parallel(&es_guests, |g| {
+    let runs = map_in_parallel(&es_guests, |g, side: &mut RunSide| {
         let es_host = index
             .host_names
             .get(g.host_id.as_str())
@@ -175,28 +257,35 @@ pub fn reconcile_named(
             .get(domain.as_ref())
             .map(OneOrMany::as_slice)
             .unwrap_or(&[]);
-        let mut guest_drift = Vec::new();
-        let mut guest = reconcile_guest(
+        let guest = reconcile_guest(
             &index,
             g,
             es_host,
             es_host_reachable,
             found,
             policy,
-            &mut guest_drift,
+            devices,
+            &mut side.drift,
         );
+        side.copies.push(guest.1);
+        let mut guest = guest.0;
         if domain != guest.name {
             guest.domain = Some(domain.into_owned());
         }
-        (guest, guest_drift)
+        (guest.name.clone(), guest)
     });
-    let mut guests = Vec::with_capacity(reconciled.len());
-    for (guest, guest_drift) in reconciled {
-        drift.extend(guest_drift);
-        guests.push((guest.name.clone(), guest));
+    // One list of a million guests, sized once: each copy of it is hundreds of megabytes of
+    // fresh memory (a list grown by pushing, then a second list of `(name, guest)`, were two).
+    // The first run's lists have room for all of them (see `map_in_parallel`).
+    let mut runs = runs.into_iter();
+    let (mut guests, first) = runs.next().unwrap_or_default();
+    drift.extend(first.drift);
+    let mut copies = first.copies;
+    for (run, side) in runs {
+        guests.extend(run);
+        drift.extend(side.drift);
+        copies.extend(side.copies);
     }
-    // Already in name order, which the map's bulk build takes in one pass.
-    topology.guests = guests.into_iter().collect();
 
     // With the default naming a domain is named as its guest: borrow the names rather than
     // copy a million of them.
@@ -214,7 +303,7 @@ pub fn reconcile_named(
     } else {
         es_names.extend(es_domains.iter().map(String::as_str));
     }
-    for o in &reachable {
+    for (_, o) in &reachable {
         for d in o
             .domains
             .iter()
@@ -246,7 +335,15 @@ pub fn reconcile_named(
         .iter()
         .map(|m| (m.name.clone(), m.kind.clone()))
         .collect();
-    Reconciled { topology, drift }
+    (Reconciled { topology, drift }, guests, copies)
+}
+
+/// What one run of [`map_in_parallel`] collects beside its guests: their drift, and where each
+/// guest's domain observation is (one entry per guest, in order).
+#[derive(Default)]
+struct RunSide {
+    drift: Vec<Drift>,
+    copies: Vec<CopyAt>,
 }
 
 /// Records SSH facts about a host once they are gathered: the bridges that exist on it and
@@ -268,27 +365,44 @@ pub fn apply_facts(
     Ok(())
 }
 
-/// `f` over `items` on the machine's cores, results in input order: reconciling 100,000 guests
-/// is independent work per guest.
-fn map_in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// `f` over `items` on the machine's cores: reconciling 100,000 guests is independent work per
+/// guest. Returns one run per consecutive chunk of `items`, in input order: each chunk's results
+/// and what `f` gathered in its second argument (drift), in the order of the items. The
+/// runs are not joined here, so that the caller copies them once, into their final place.
+fn map_in_parallel<T: Sync, R: Send, S: Send + Default>(
+    items: &[T],
+    f: impl Fn(&T, &mut S) -> R + Sync,
+) -> Vec<(Vec<R>, S)> {
     const MIN_CHUNK: usize = 4096;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(items.len() / MIN_CHUNK)
         .max(1);
+    // The first run's results have room for every item, so that the caller can append the
+    // later runs to it: one copy of a run fewer (hundreds of megabytes at 100,000 hosts).
+    let run = |chunk: &[T], room: usize| {
+        let mut pushed = S::default();
+        let mut results = Vec::with_capacity(room);
+        results.extend(chunk.iter().map(|item| f(item, &mut pushed)));
+        (results, pushed)
+    };
     if threads == 1 {
-        return items.iter().map(&f).collect();
+        return vec![run(items, items.len())];
     }
-    let f = &f;
+    let run = &run;
     std::thread::scope(|s| {
         let workers: Vec<_> = items
             .chunks(items.len().div_ceil(threads))
-            .map(|chunk| s.spawn(move || chunk.iter().map(f).collect::<Vec<R>>()))
+            .enumerate()
+            .map(|(i, chunk)| {
+                let room = if i == 0 { items.len() } else { chunk.len() };
+                s.spawn(move || run(chunk, room))
+            })
             .collect();
         // A worker can only fail by panicking; carry the panic on rather than lose guests.
         workers
             .into_iter()
-            .flat_map(|w| {
+            .map(|w| {
                 w.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             })
@@ -304,30 +418,44 @@ pub struct UnknownHost(pub String);
 type Observation = Result<HostObservation, LibvirtError>;
 
 /// Observation per host name; the first one wins if a host was read twice.
-fn index_observations(observations: &[Observation]) -> HashMap<&str, &Observation> {
+fn index_observations(observations: &[Observation]) -> HashMap<&str, (u32, &Observation)> {
     let mut by_host = HashMap::default();
-    for o in observations {
+    for (i, o) in observations.iter().enumerate() {
         let host = match o {
             Ok(o) => o.host.as_str(),
             Err(e) => e.host.as_str(),
         };
-        by_host.entry(host).or_insert(o);
+        by_host.entry(host).or_insert((i as u32, o));
     }
     by_host
 }
 
 /// Every domain name with the hosts it is defined on, in es.xml host order.
 fn index_domains<'a>(
-    reachable: &[&'a HostObservation],
-) -> HashMap<&'a str, OneOrMany<(&'a str, &'a DomainObservation)>> {
-    let count = reachable.iter().map(|o| o.domains.len()).sum();
-    let mut index: HashMap<&str, OneOrMany<(&str, &DomainObservation)>> = map_with_capacity(count);
-    for o in reachable {
-        for d in &o.domains {
-            OneOrMany::add(index.entry(d.name.as_str()), (o.host.as_str(), d));
+    reachable: &[(u32, &'a HostObservation)],
+) -> HashMap<&'a str, OneOrMany<DomainCopy<'a>>> {
+    let count = reachable.iter().map(|(_, o)| o.domains.len()).sum();
+    let mut index: HashMap<&str, OneOrMany<DomainCopy<'a>>> = map_with_capacity(count);
+    for (at, o) in reachable {
+        for (i, d) in o.domains.iter().enumerate() {
+            let copy = DomainCopy {
+                host: o.host.as_str(),
+                domain: d,
+                at: (*at, i as u32),
+            };
+            OneOrMany::add(index.entry(d.name.as_str()), copy);
         }
     }
     index
+}
+
+/// One definition of a domain: its host, what libvirt showed, and where that is among the
+/// observations (observation index, domain index), for [`reconcile_owned`] to move from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct DomainCopy<'a> {
+    host: &'a str,
+    domain: &'a DomainObservation,
+    at: (u32, u32),
 }
 
 /// The values of one key of reconcile's indexes, in the order they were added. Nearly every
@@ -454,16 +582,19 @@ impl<'a> EsIndex<'a> {
     }
 }
 
-/// One es.xml guest against the domains of the same name.
+/// One es.xml guest against the domains of the same name; with the guest, where the copy it
+/// was reconciled with is among the observations.
+#[allow(clippy::too_many_arguments)]
 fn reconcile_guest(
     index: &EsIndex<'_>,
     g: &EsGuest,
     es_host: &str,
     es_host_reachable: bool,
-    found: &[(&str, &DomainObservation)],
+    found: &[DomainCopy<'_>],
     policy: DriftPolicy,
+    devices: Devices,
     drift: &mut Vec<Drift>,
-) -> Guest {
+) -> (Guest, CopyAt) {
     let guest_drift = |kind, es_xml: String, libvirt: String, message: String, host: &str| Drift {
         kind,
         guest: Some(g.name.clone()),
@@ -476,7 +607,7 @@ fn reconcile_guest(
     if found.len() > 1 {
         let copies: Vec<String> = found
             .iter()
-            .map(|(h, d)| format!("{h} ({})", d.state))
+            .map(|c| format!("{} ({})", c.host, c.domain.state))
             .collect();
         drift.push(guest_drift(
             DriftKind::DuplicateDomain,
@@ -492,7 +623,8 @@ fn reconcile_guest(
             es_host,
         ));
     }
-    let chosen = choose_copy(found, es_host);
+    let chosen_copy = choose_copy(found, es_host);
+    let chosen = chosen_copy.map(|c| (c.host, c.domain));
 
     match chosen {
         Some((host, d)) if host != es_host => drift.push(guest_drift(
@@ -565,7 +697,8 @@ fn reconcile_guest(
     clusters.sort();
     clusters.dedup();
 
-    Guest {
+    let copy_devices = devices == Devices::Copy;
+    let guest = Guest {
         name: g.name.clone(),
         machine_id: g.id.clone(),
         domain: None,
@@ -577,26 +710,31 @@ fn reconcile_guest(
         image_version: g.image_version.clone(),
         clusters,
         interfaces: chosen
+            .filter(|_| copy_devices)
             .map(|(_, d)| d.interfaces.clone())
             .unwrap_or_default(),
-        disks: chosen.map(|(_, d)| d.disks.clone()).unwrap_or_default(),
+        disks: chosen
+            .filter(|_| copy_devices)
+            .map(|(_, d)| d.disks.clone())
+            .unwrap_or_default(),
         volumes: volume_paths(index, g),
-        hostdevs: chosen.map(|(_, d)| d.hostdevs.clone()).unwrap_or_default(),
-    }
+        hostdevs: chosen
+            .filter(|_| copy_devices)
+            .map(|(_, d)| d.hostdevs.clone())
+            .unwrap_or_default(),
+    };
+    (guest, chosen_copy.map(|c| c.at))
 }
 
 /// Of several definitions of one guest, the one that is live: a copy holding resources
 /// (running or paused) before a stale shut-off one, then the copy on es.xml's host, then the
 /// first in es.xml host order.
-fn choose_copy<'a>(
-    found: &[(&'a str, &'a DomainObservation)],
-    es_host: &str,
-) -> Option<(&'a str, &'a DomainObservation)> {
+fn choose_copy<'a>(found: &[DomainCopy<'a>], es_host: &str) -> Option<DomainCopy<'a>> {
     found
         .iter()
         .copied()
         .enumerate()
-        .min_by_key(|(i, (host, d))| (!d.state.holds_resources(), *host != es_host, *i))
+        .min_by_key(|(i, c)| (!c.domain.state.holds_resources(), c.host != es_host, *i))
         .map(|(_, copy)| copy)
 }
 

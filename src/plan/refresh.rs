@@ -103,7 +103,7 @@ pub fn refresh(inv: &Inventory, es_xml_name: &str) -> Result<Refresh, RefreshErr
         }
     }
     let mut text = if moves.is_empty() {
-        inv.es_xml_text.clone()
+        inv.es_xml_text.to_string()
     } else {
         match &inv.es_layout {
             Some(layout) => {

@@ -612,3 +612,54 @@ fn pci_devices_of_every_domain_count_as_in_use() {
     // A domain es.xml does not know, even shut off, holds its devices.
     assert_eq!(in_use(H3), ["0000:5e:02.3", "0000:af:00.2"]);
 }
+
+#[test]
+fn reconciling_owned_observations_moves_devices_and_gives_what_borrowing_gives() {
+    let short = DomainNaming::parse("short_name").unwrap();
+    let mut duplicate = consistent();
+    duplicate[1] = host(
+        H2,
+        vec![
+            domain(VM1, GuestState::Running, 8, 65536, &["vmbondeth0.130"]),
+            domain(VM3, GuestState::Running, 8, 65536, &["vmbondeth0"]),
+        ],
+    );
+    let mut one_down = consistent();
+    one_down[1] = down(H2);
+    let mut short_named = consistent();
+    for o in short_named.iter_mut().flatten() {
+        for d in &mut o.domains {
+            d.name = d.name.split('.').next().unwrap().to_string();
+        }
+    }
+    // Two es.xml guests whose short names are one domain: both are reconciled with it, so its
+    // devices are copied into one and moved into the other.
+    let mut twins = system();
+    let mut twin = es_guest("exa01adm01vm01.other.example.com", H1, 8, 65536, &[]);
+    twin.id = "twin_id".into();
+    twins.guests.push(twin);
+    twins.hosts[0].guest_ids.push("twin_id".into());
+    let cases = [
+        (system(), consistent(), DomainNaming::default()),
+        (system(), duplicate, DomainNaming::default()),
+        (system(), one_down, DomainNaming::default()),
+        (system(), short_named.clone(), short.clone()),
+        (twins, short_named, short),
+    ];
+    for (i, (es, obs, naming)) in cases.into_iter().enumerate() {
+        for policy in [DriftPolicy::PreferLibvirt, DriftPolicy::PreferEsXml] {
+            let borrowed = reconcile_named(&es, &obs, policy, &naming);
+            let owned = reconcile_owned(&es, obs.clone(), policy, &naming);
+            assert_eq!(owned, borrowed, "case {i}, {policy:?}");
+            assert!(
+                owned
+                    .topology
+                    .guests
+                    .values()
+                    .filter(|g| g.state != GuestState::Unknown)
+                    .all(|g| !g.interfaces.is_empty() && !g.disks.is_empty()),
+                "case {i}: every guest with a domain has its devices"
+            );
+        }
+    }
+}

@@ -93,7 +93,10 @@ impl Resolver<'_> {
         cx: &MachineContext,
     ) -> Result<BuiltMachines, EsXmlError> {
         let roles = &cx.roles[first..first + machines.len()];
-        let count = |role| roles.iter().filter(|r| **r == role).count();
+        // Room for this run and every run after it: `append` then moves the later runs in
+        // without growing the lists, which would copy a million guests into fresh memory
+        // (reserved room that is never written is never touched).
+        let count = |role| cx.roles[first..].iter().filter(|r| **r == role).count();
         let hosts = count(Role::Host);
         let mut built = BuiltMachines {
             hosts: Vec::with_capacity(hosts),
