@@ -155,11 +155,23 @@ impl std::fmt::Display for FileText {
     }
 }
 
-/// [`read`] for a file that may be large (es.xml): a non-empty regular file is mapped instead
-/// of copied, with the same checks (UTF-8, with the place of the first bad byte; no devices,
-/// sockets or directories). A FIFO or an empty file is read. Call
+/// From this size on, [`read_text`] maps a regular file instead of copying it: the es.xml of a
+/// fleet of about 3,000 hosts. A real rack's es.xml (a few hundred KiB) is copied, and so
+/// never exposed to the one hazard of a mapping that no check can refuse (a writer truncating
+/// the file in place kills the reader with `SIGBUS`, docs/security.md); at fleet sizes the
+/// copy's fresh memory costs seconds (docs/benchmarks.md), and mapping is worth it.
+pub const MAP_FROM_BYTES: u64 = 64 << 20;
+
+/// [`read`] for a file that may be large (es.xml): a regular file of [`MAP_FROM_BYTES`] or
+/// more is mapped instead of copied, with the same checks (UTF-8, with the place of the first
+/// bad byte; no devices, sockets or directories). A smaller file or a FIFO is read. Call
 /// [`FileText::unchanged`] once the text has been used, to refuse a file changed meanwhile.
 pub fn read_text(path: &Path) -> io::Result<FileText> {
+    read_text_mapping_from(path, MAP_FROM_BYTES)
+}
+
+/// [`read_text`] with the size from which a file is mapped (tests map small files).
+fn read_text_mapping_from(path: &Path, map_from: u64) -> io::Result<FileText> {
     if !readable_kind(&std::fs::metadata(path)?.file_type()) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -168,7 +180,7 @@ pub fn read_text(path: &Path) -> io::Result<FileText> {
     }
     let file = std::fs::File::open(path)?;
     let meta = file.metadata()?;
-    if !(meta.is_file() && meta.len() > 0) {
+    if !(meta.is_file() && meta.len() > 0 && meta.len() >= map_from) {
         // The kind is taken again from the open file: the path may name another by now.
         if !readable_kind(&meta.file_type()) {
             return Err(io::Error::new(
@@ -225,12 +237,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "a\nbé\n".as_bytes()).unwrap();
-        let text = read_text(&path).unwrap();
+        assert!(
+            !read_text(&path).unwrap().is_mapped(),
+            "a small file is copied"
+        );
+        let text = read_text_mapping_from(&path, 1).unwrap();
         assert!(text.is_mapped());
         assert_eq!(text, "a\nbé\n");
         text.unchanged().unwrap();
         std::fs::write(&path, b"a\n\xc3\xa9b\xff\n").unwrap();
-        let err = read_text(&path).err().unwrap();
+        let err = read_text_mapping_from(&path, 1).err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert_eq!(
             err.to_string(),
@@ -241,7 +257,7 @@ mod tests {
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         }
         std::fs::write(&path, "").unwrap();
-        let empty = read_text(&path).unwrap();
+        let empty = read_text_mapping_from(&path, 0).unwrap();
         assert!(!empty.is_mapped());
         assert_eq!(empty, "");
     }

@@ -99,7 +99,7 @@ impl Mapped {
     /// file still holds those bytes.
     pub fn as_str(&self) -> &str {
         // SAFETY: `open` is the only constructor and returned only after `from_utf8` accepted
-        // these very bytes; the map is read-only and private, so berth never writes them. A
+        // these very bytes; the map is read-only, so berth never writes them. A
         // process changing the file in place breaks this (see the module documentation); that
         // is detected by `unchanged` and refused by every reader of es.xml.
         unsafe { std::str::from_utf8_unchecked(&self.map) }
