@@ -172,10 +172,126 @@ pub struct Load {
 pub(crate) struct Ledger<'t> {
     loads: FastMap<&'t str, Load>,
     host_of: FastMap<&'t str, &'t str>,
-    /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → host → members on it.
-    spread: Vec<FastMap<&'t str, Vec<&'t str>>>,
+    /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → where its members are.
+    spread: Vec<Spread<'t>>,
     /// Guest → the anti-affinity groups it belongs to.
-    groups_of: FastMap<&'t str, Vec<usize>>,
+    groups_of: FastMap<&'t str, GroupsOf>,
+}
+
+/// Groups of at most this many members keep their (host, member) pairs in one list, scanned:
+/// a RAC cluster has two members, and a fleet of a million guests has half a million of them,
+/// where a hash map (and a list per host) per group cost millions of allocations per ledger.
+const FEW_MEMBERS: usize = 8;
+
+/// Where the members of one anti-affinity group are.
+#[derive(Clone)]
+enum Spread<'t> {
+    /// (host, member) pairs of a small group, in the order the members arrived on their host
+    /// (group order at first, a member that moves goes last): the members on one host are
+    /// listed in the order [`Spread::Many`] keeps them.
+    Few(Vec<(&'t str, &'t str)>),
+    /// Host → its members, in the order they arrived.
+    Many(FastMap<&'t str, Vec<&'t str>>),
+}
+
+impl<'t> Spread<'t> {
+    fn new(members: usize) -> Self {
+        if members <= FEW_MEMBERS {
+            Spread::Few(Vec::with_capacity(members))
+        } else {
+            Spread::Many(FastMap::default())
+        }
+    }
+
+    fn add(&mut self, host: &'t str, member: &'t str) {
+        match self {
+            Spread::Few(pairs) => pairs.push((host, member)),
+            Spread::Many(hosts) => hosts.entry(host).or_default().push(member),
+        }
+    }
+
+    /// `member` leaves `from` for `to`.
+    fn relocate(&mut self, member: &'t str, from: &str, to: &'t str) {
+        match self {
+            Spread::Few(pairs) => {
+                pairs.retain(|(_, m)| *m != member);
+                pairs.push((to, member));
+            }
+            Spread::Many(hosts) => {
+                if let Some(there) = hosts.get_mut(from) {
+                    there.retain(|m| *m != member);
+                }
+                hosts.entry(to).or_default().push(member);
+            }
+        }
+    }
+
+    /// The members on `host`, in the order they arrived.
+    fn on<'s>(&'s self, host: &'s str) -> MembersOn<'s, 't> {
+        match self {
+            Spread::Few(pairs) => MembersOn::Few(pairs.iter(), host),
+            Spread::Many(hosts) => {
+                MembersOn::Many(hosts.get(host).map_or(&[][..], Vec::as_slice).iter())
+            }
+        }
+    }
+
+    /// Every host with its members (hosts in no particular order).
+    fn by_host(&self) -> Vec<(&'t str, Vec<&'t str>)> {
+        match self {
+            Spread::Few(pairs) => {
+                let mut by_host: Vec<(&str, Vec<&str>)> = Vec::new();
+                for &(host, member) in pairs {
+                    match by_host.iter_mut().find(|(h, _)| *h == host) {
+                        Some((_, members)) => members.push(member),
+                        None => by_host.push((host, vec![member])),
+                    }
+                }
+                by_host
+            }
+            Spread::Many(hosts) => hosts.iter().map(|(h, m)| (*h, m.clone())).collect(),
+        }
+    }
+}
+
+/// [`Spread::on`]: the members of a group on one host.
+enum MembersOn<'s, 't> {
+    Few(std::slice::Iter<'s, (&'t str, &'t str)>, &'s str),
+    Many(std::slice::Iter<'s, &'t str>),
+}
+
+impl<'t> Iterator for MembersOn<'_, 't> {
+    type Item = &'t str;
+
+    fn next(&mut self) -> Option<&'t str> {
+        match self {
+            MembersOn::Few(pairs, host) => pairs.find(|(h, _)| h == host).map(|(_, m)| *m),
+            MembersOn::Many(members) => members.next().copied(),
+        }
+    }
+}
+
+/// The anti-affinity groups of one guest: nearly always one (its RAC cluster), kept inline.
+#[derive(Clone)]
+enum GroupsOf {
+    One(usize),
+    Many(Vec<usize>),
+}
+
+impl GroupsOf {
+    fn push(&mut self, group: usize) {
+        match self {
+            GroupsOf::One(first) => *self = GroupsOf::Many(vec![*first, group]),
+            GroupsOf::Many(groups) => groups.push(group),
+        }
+    }
+
+    fn as_slice(&self) -> &[usize] {
+        match self {
+            GroupsOf::One(group) => std::slice::from_ref(group),
+            GroupsOf::Many(groups) => groups,
+        }
+    }
 }
 
 impl<'t> Ledger<'t> {
@@ -196,17 +312,23 @@ impl<'t> Ledger<'t> {
             host_of.insert(guest.name.as_str(), guest.host.as_str());
         }
         let mut spread = Vec::with_capacity(rules.anti_affinity.len());
-        let mut groups_of: FastMap<&str, Vec<usize>> = FastMap::default();
+        let members: usize = rules.anti_affinity.iter().map(|g| g.members.len()).sum();
+        let mut groups_of: FastMap<&str, GroupsOf> = map_with_capacity(members);
         for (index, group) in rules.anti_affinity.iter().enumerate() {
-            let mut hosts: FastMap<&str, Vec<&str>> = FastMap::default();
+            let mut hosts = Spread::new(group.members.len());
             for member in &group.members {
                 // `host_of` has the topology's guests by name: a hash lookup, where the
                 // topology's own map would compare names along a tree path.
                 let Some((&name, &host)) = host_of.get_key_value(member.as_str()) else {
                     continue;
                 };
-                hosts.entry(host).or_default().push(name);
-                groups_of.entry(name).or_default().push(index);
+                hosts.add(host, name);
+                match groups_of.entry(name) {
+                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(index),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(GroupsOf::One(index));
+                    }
+                }
             }
             spread.push(hosts);
         }
@@ -247,17 +369,10 @@ impl<'t> Ledger<'t> {
         target.guests += 1;
         target.sriov_vfs_arriving += sriov_interfaces(guest);
         self.host_of.insert(guest.name.as_str(), to);
-        for &group in self
-            .groups_of
-            .get(guest.name.as_str())
-            .into_iter()
-            .flatten()
-        {
-            let hosts = &mut self.spread[group];
-            if let Some(there) = hosts.get_mut(from) {
-                there.retain(|m| *m != guest.name);
+        if let Some(groups) = self.groups_of.get(guest.name.as_str()) {
+            for &group in groups.as_slice() {
+                self.spread[group].relocate(guest.name.as_str(), from, to);
             }
-            hosts.entry(to).or_default().push(guest.name.as_str());
         }
     }
 
@@ -275,25 +390,26 @@ impl<'t> Ledger<'t> {
     ) -> impl Iterator<Item = (usize, &'t str)> + 's {
         self.groups_of
             .get(guest)
-            .into_iter()
-            .flatten()
+            .map(GroupsOf::as_slice)
+            .unwrap_or_default()
+            .iter()
             .flat_map(move |&group| {
-                let there = self.spread[group].get(host).into_iter().flatten();
-                there
-                    .filter(move |m| **m != guest)
-                    .map(move |m| (group, *m))
+                self.spread[group]
+                    .on(host)
+                    .filter(move |m| *m != guest)
+                    .map(move |m| (group, m))
             })
     }
 
     /// Hosts holding more than one member of anti-affinity group `group`, with the members.
     pub fn crowded(&self, group: usize) -> Vec<(&'t str, Vec<&'t str>)> {
         let mut crowded: Vec<(&str, Vec<&str>)> = self.spread[group]
-            .iter()
+            .by_host()
+            .into_iter()
             .filter(|(_, members)| members.len() > 1)
-            .map(|(host, members)| {
-                let mut members = members.clone();
+            .map(|(host, mut members)| {
                 members.sort_unstable();
-                (*host, members)
+                (host, members)
             })
             .collect();
         crowded.sort_unstable();
@@ -311,6 +427,58 @@ mod tests {
         assert_eq!(vcpu_limit(3, 1.5), 4);
         assert_eq!(vcpu_limit(8, f64::NAN), 8);
         assert_eq!(vcpu_limit(8, -2.0), 8);
+    }
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::*;
+
+    /// The list kept for small anti-affinity groups answers as the per-host map of large ones:
+    /// the same members on every host, in the same order (the first conflict found names the
+    /// member a placement reason quotes), after members move back and forth.
+    #[test]
+    fn a_small_groups_list_lists_members_as_the_per_host_map() {
+        let hosts = ["h0", "h1", "h2", "h3"];
+        let members = ["a", "b", "c", "d", "e", "f"];
+        let mut few = Spread::Few(Vec::new());
+        let mut many = Spread::Many(FastMap::default());
+        let mut at: Vec<&str> = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let host = hosts[i % 2];
+            few.add(host, m);
+            many.add(host, m);
+            at.push(host);
+        }
+        // A fixed pseudo-random walk of moves, some back to where a member was.
+        let mut x: u32 = 7;
+        for _ in 0..200 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let i = (x >> 8) as usize % members.len();
+            let to = hosts[(x >> 20) as usize % hosts.len()];
+            if at[i] == to {
+                continue;
+            }
+            few.relocate(members[i], at[i], to);
+            many.relocate(members[i], at[i], to);
+            at[i] = to;
+            for h in hosts {
+                let listed: Vec<&str> = few.on(h).collect();
+                assert_eq!(listed, many.on(h).collect::<Vec<_>>(), "members on {h}");
+                let expected = members.iter().zip(&at).filter(|(_, a)| **a == h).count();
+                assert_eq!(listed.len(), expected, "members on {h}");
+            }
+            let sorted = |s: &Spread<'static>| {
+                let mut v: Vec<_> = s
+                    .by_host()
+                    .into_iter()
+                    .filter(|(_, m)| !m.is_empty())
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(sorted(&few), sorted(&many));
+        }
     }
 }
 

@@ -103,6 +103,17 @@ pub fn desired_with(
     topo: &Topology,
     history: &History,
 ) -> Result<Desired, Vec<DiffError>> {
+    desired_and_ledger(cfg, topo, history, false).map(|(desired, _)| desired)
+}
+
+/// [`desired_with`], and with `spare_ledger` the topology's current state as a [`Ledger`] of
+/// the resolved rules, built beside the placement (for [`super::moves`]).
+pub(super) fn desired_and_ledger<'t>(
+    cfg: &Config,
+    topo: &'t Topology,
+    history: &History,
+    spare_ledger: bool,
+) -> Result<(Desired, Option<Ledger<'t>>), Vec<DiffError>> {
     let host_names = NameIndex::new(topo.hosts.keys().map(String::as_str));
     let guest_names = NameIndex::new(topo.guests.keys().map(String::as_str));
     let mut errors = Vec::new();
@@ -146,46 +157,56 @@ pub fn desired_with(
         return Err(errors);
     }
 
-    let world = World {
-        topo,
-        hosts: &hosts,
-        rules: &resolved.rules,
-    };
-    let mut planner = Planner {
-        world: &world,
-        cfg,
-        pins: &pins,
-        ledger: Ledger::new(topo, &resolved.rules),
-        leaving_hosts: hosts
-            .iter()
-            .filter(|(_, r)| r.evacuate || r.maintenance || r.drain)
-            .map(|(h, _)| h.as_str())
-            .collect(),
-        decided: BTreeMap::new(),
-        settled: BTreeSet::new(),
-        unplaced: Vec::new(),
-        rebalances: Vec::new(),
-        errors: Vec::new(),
-    };
-    planner.configured();
-    planner.es_xml_wins();
-    planner.return_home(history);
-    planner.start_in_place(history);
-    let (groups, singles) = planner.requests();
-    if !planner.errors.is_empty() {
-        return Err(planner.errors);
-    }
-    planner.place(groups, singles);
-    for spec in &resolved.rebalances {
-        planner.rebalance(spec);
-    }
-
-    let Planner {
-        decided,
-        unplaced,
-        rebalances,
-        ..
-    } = planner;
+    // The ledger `moves` checks the final placement on starts from the same state as the
+    // planner's: built on the second core while the planner decides.
+    let (decided, unplaced, rebalances, spare) = std::thread::scope(|threads| {
+        let spare = spare_ledger.then(|| threads.spawn(|| Ledger::new(topo, &resolved.rules)));
+        let world = World {
+            topo,
+            hosts: &hosts,
+            rules: &resolved.rules,
+        };
+        let mut planner = Planner {
+            world: &world,
+            cfg,
+            pins: &pins,
+            ledger: Ledger::new(topo, &resolved.rules),
+            leaving_hosts: hosts
+                .iter()
+                .filter(|(_, r)| r.evacuate || r.maintenance || r.drain)
+                .map(|(h, _)| h.as_str())
+                .collect(),
+            decided: BTreeMap::new(),
+            settled: BTreeSet::new(),
+            unplaced: Vec::new(),
+            rebalances: Vec::new(),
+            errors: Vec::new(),
+        };
+        planner.configured();
+        planner.es_xml_wins();
+        planner.return_home(history);
+        planner.start_in_place(history);
+        let (groups, singles) = planner.requests();
+        if !planner.errors.is_empty() {
+            return Err(planner.errors);
+        }
+        planner.place(groups, singles);
+        for spec in &resolved.rebalances {
+            planner.rebalance(spec);
+        }
+        let spare = spare.map(|handle| {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        let Planner {
+            decided,
+            unplaced,
+            rebalances,
+            ..
+        } = planner;
+        Ok((decided, unplaced, rebalances, spare))
+    })?;
     // `decided` and the topology's guests are both in name order: walked side by side rather
     // than a million guests each looked up in `decided` (names compared down a tree path).
     let mut decided = decided.into_iter().peekable();
@@ -206,13 +227,16 @@ pub fn desired_with(
             (guest.name.clone(), entry)
         })
         .collect();
-    Ok(Desired {
-        guests,
-        hosts,
-        unplaced,
-        rules: resolved.rules,
-        rebalances,
-    })
+    Ok((
+        Desired {
+            guests,
+            hosts,
+            unplaced,
+            rules: resolved.rules,
+            rebalances,
+        },
+        spare,
+    ))
 }
 
 /// `evacuate = true` defines the host's guests elsewhere without stopping them: with the host
