@@ -236,6 +236,18 @@ impl<'t> Spread<'t> {
         }
     }
 
+    /// Whether some host holds more than one member (without listing them: asked of every
+    /// group, nearly all of which are spread).
+    fn crowded(&self) -> bool {
+        match self {
+            Spread::Few(pairs) => pairs
+                .iter()
+                .enumerate()
+                .any(|(i, (host, _))| pairs[..i].iter().any(|(h, _)| h == host)),
+            Spread::Many(hosts) => hosts.values().any(|members| members.len() > 1),
+        }
+    }
+
     /// Every host with its members (hosts in no particular order).
     fn by_host(&self) -> Vec<(&'t str, Vec<&'t str>)> {
         match self {
@@ -403,6 +415,9 @@ impl<'t> Ledger<'t> {
 
     /// Hosts holding more than one member of anti-affinity group `group`, with the members.
     pub fn crowded(&self, group: usize) -> Vec<(&'t str, Vec<&'t str>)> {
+        if !self.spread[group].crowded() {
+            return Vec::new();
+        }
         let mut crowded: Vec<(&str, Vec<&str>)> = self.spread[group]
             .by_host()
             .into_iter()
@@ -478,6 +493,8 @@ mod spread_tests {
                 v
             };
             assert_eq!(sorted(&few), sorted(&many));
+            assert_eq!(few.crowded(), many.crowded());
+            assert_eq!(few.crowded(), sorted(&few).iter().any(|(_, m)| m.len() > 1));
         }
     }
 }
