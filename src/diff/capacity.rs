@@ -171,11 +171,21 @@ pub struct Load {
 /// the members of each anti-affinity group are.
 pub(crate) struct Ledger<'t> {
     loads: FastMap<&'t str, Load>,
-    host_of: FastMap<&'t str, &'t str>,
+    /// Guest → where it is and its anti-affinity groups: one table, so that building the
+    /// ledger looks each group member up once (a cache miss per guest at a million guests).
+    guests: FastMap<&'t str, Placed<'t>>,
     /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → where its members are.
     spread: Vec<Spread<'t>>,
-    /// Guest → the anti-affinity groups it belongs to.
-    groups_of: FastMap<&'t str, GroupsOf>,
+    /// The group lists of guests in more than one anti-affinity group ([`GroupsOf::Many`]).
+    more_groups: Vec<Vec<usize>>,
+}
+
+/// One guest in the [`Ledger`].
+struct Placed<'t> {
+    /// Its name, as the topology spells it (the key, kept for the group lists).
+    name: &'t str,
+    host: &'t str,
+    groups: GroupsOf,
 }
 
 /// Groups of at most this many members keep their (host, member) pairs in one list, scanned:
@@ -283,25 +293,28 @@ impl<'t> Iterator for MembersOn<'_, 't> {
     }
 }
 
-/// The anti-affinity groups of one guest: nearly always one (its RAC cluster), kept inline.
-#[derive(Clone)]
+/// The anti-affinity groups of one guest: nearly always none or one (its RAC cluster), kept
+/// inline; a guest in several has its list in [`Ledger::more_groups`].
+#[derive(Clone, Copy)]
 enum GroupsOf {
+    None,
     One(usize),
-    Many(Vec<usize>),
+    /// Index into [`Ledger::more_groups`].
+    Many(usize),
 }
 
 impl GroupsOf {
-    fn push(&mut self, group: usize) {
+    fn with(self, group: usize, more: &mut Vec<Vec<usize>>) -> GroupsOf {
         match self {
-            GroupsOf::One(first) => *self = GroupsOf::Many(vec![*first, group]),
-            GroupsOf::Many(groups) => groups.push(group),
-        }
-    }
-
-    fn as_slice(&self) -> &[usize] {
-        match self {
-            GroupsOf::One(group) => std::slice::from_ref(group),
-            GroupsOf::Many(groups) => groups,
+            GroupsOf::None => GroupsOf::One(group),
+            GroupsOf::One(first) => {
+                more.push(vec![first, group]);
+                GroupsOf::Many(more.len() - 1)
+            }
+            GroupsOf::Many(list) => {
+                more[list].push(group);
+                GroupsOf::Many(list)
+            }
         }
     }
 }
@@ -315,40 +328,39 @@ impl<'t> Ledger<'t> {
             .keys()
             .map(|h| (h.as_str(), Load::default()))
             .collect();
-        let mut host_of: FastMap<&str, &str> = map_with_capacity(topo.guests.len());
+        let mut guests: FastMap<&str, Placed> = map_with_capacity(topo.guests.len());
         for guest in topo.guests.values() {
             let load = loads.entry(guest.host.as_str()).or_default();
             load.memory_mib += guest.memory_held_mib();
             load.vcpus += u64::from(guest.vcpus_held());
             load.guests += 1;
-            host_of.insert(guest.name.as_str(), guest.host.as_str());
+            let placed = Placed {
+                name: guest.name.as_str(),
+                host: guest.host.as_str(),
+                groups: GroupsOf::None,
+            };
+            guests.insert(guest.name.as_str(), placed);
         }
         let mut spread = Vec::with_capacity(rules.anti_affinity.len());
-        let members: usize = rules.anti_affinity.iter().map(|g| g.members.len()).sum();
-        let mut groups_of: FastMap<&str, GroupsOf> = map_with_capacity(members);
+        let mut more_groups = Vec::new();
         for (index, group) in rules.anti_affinity.iter().enumerate() {
             let mut hosts = Spread::new(group.members.len());
             for member in &group.members {
-                // `host_of` has the topology's guests by name: a hash lookup, where the
-                // topology's own map would compare names along a tree path.
-                let Some((&name, &host)) = host_of.get_key_value(member.as_str()) else {
+                // The topology's guests by name: a hash lookup, where the topology's own map
+                // would compare names along a tree path.
+                let Some(placed) = guests.get_mut(member.as_str()) else {
                     continue;
                 };
-                hosts.add(host, name);
-                match groups_of.entry(name) {
-                    std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().push(index),
-                    std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(GroupsOf::One(index));
-                    }
-                }
+                hosts.add(placed.host, placed.name);
+                placed.groups = placed.groups.with(index, &mut more_groups);
             }
             spread.push(hosts);
         }
         Ledger {
             loads,
-            host_of,
+            guests,
             spread,
-            groups_of,
+            more_groups,
         }
     }
 
@@ -358,7 +370,7 @@ impl<'t> Ledger<'t> {
 
     /// Where `guest` is with the moves decided so far.
     pub fn host_of(&self, guest: &str) -> Option<&'t str> {
-        self.host_of.get(guest).copied()
+        self.guests.get(guest).map(|placed| placed.host)
     }
 
     /// Records `guest` moving from where it is now to `to`.
@@ -380,11 +392,30 @@ impl<'t> Ledger<'t> {
         target.vcpus += vcpus;
         target.guests += 1;
         target.sriov_vfs_arriving += sriov_interfaces(guest);
-        self.host_of.insert(guest.name.as_str(), to);
-        if let Some(groups) = self.groups_of.get(guest.name.as_str()) {
-            for &group in groups.as_slice() {
-                self.spread[group].relocate(guest.name.as_str(), from, to);
-            }
+        let Some(placed) = self.guests.get_mut(guest.name.as_str()) else {
+            return;
+        };
+        placed.host = to;
+        let (name, groups) = (placed.name, placed.groups);
+        let groups = match groups {
+            GroupsOf::None => &[][..],
+            GroupsOf::One(ref group) => std::slice::from_ref(group),
+            GroupsOf::Many(list) => &self.more_groups[list][..],
+        };
+        for &group in groups {
+            self.spread[group].relocate(name, from, to);
+        }
+    }
+
+    /// The anti-affinity groups of `guest` (indexes into [`RuleSet::anti_affinity`]).
+    fn groups_of(&self, guest: &str) -> &[usize] {
+        match self.guests.get(guest) {
+            None => &[],
+            Some(placed) => match &placed.groups {
+                GroupsOf::None => &[],
+                GroupsOf::One(group) => std::slice::from_ref(group),
+                GroupsOf::Many(list) => &self.more_groups[*list],
+            },
         }
     }
 
@@ -400,17 +431,12 @@ impl<'t> Ledger<'t> {
         guest: &'s str,
         host: &'s str,
     ) -> impl Iterator<Item = (usize, &'t str)> + 's {
-        self.groups_of
-            .get(guest)
-            .map(GroupsOf::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .flat_map(move |&group| {
-                self.spread[group]
-                    .on(host)
-                    .filter(move |m| *m != guest)
-                    .map(move |m| (group, m))
-            })
+        self.groups_of(guest).iter().flat_map(move |&group| {
+            self.spread[group]
+                .on(host)
+                .filter(move |m| *m != guest)
+                .map(move |m| (group, m))
+        })
     }
 
     /// Hosts holding more than one member of anti-affinity group `group`, with the members.
