@@ -171,11 +171,152 @@ pub struct Load {
 /// the members of each anti-affinity group are.
 pub(crate) struct Ledger<'t> {
     loads: FastMap<&'t str, Load>,
-    host_of: FastMap<&'t str, &'t str>,
-    /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → host → members on it.
-    spread: Vec<FastMap<&'t str, Vec<&'t str>>>,
-    /// Guest → the anti-affinity groups it belongs to.
-    groups_of: FastMap<&'t str, Vec<usize>>,
+    /// Guest → where it is and its anti-affinity groups: one table, so that building the
+    /// ledger looks each group member up once (a cache miss per guest at a million guests).
+    guests: FastMap<&'t str, Placed<'t>>,
+    /// Anti-affinity group (index into [`RuleSet::anti_affinity`]) → where its members are.
+    spread: Vec<Spread<'t>>,
+    /// The group lists of guests in more than one anti-affinity group ([`GroupsOf::Many`]).
+    more_groups: Vec<Vec<usize>>,
+}
+
+/// One guest in the [`Ledger`].
+struct Placed<'t> {
+    /// Its name, as the topology spells it (the key, kept for the group lists).
+    name: &'t str,
+    host: &'t str,
+    groups: GroupsOf,
+}
+
+/// Groups of at most this many members keep their (host, member) pairs in one list, scanned:
+/// a RAC cluster has two members, and a fleet of a million guests has half a million of them,
+/// where a hash map (and a list per host) per group cost millions of allocations per ledger.
+const FEW_MEMBERS: usize = 8;
+
+/// Where the members of one anti-affinity group are.
+#[derive(Clone)]
+enum Spread<'t> {
+    /// (host, member) pairs of a small group, in the order the members arrived on their host
+    /// (group order at first, a member that moves goes last): the members on one host are
+    /// listed in the order [`Spread::Many`] keeps them.
+    Few(Vec<(&'t str, &'t str)>),
+    /// Host → its members, in the order they arrived.
+    Many(FastMap<&'t str, Vec<&'t str>>),
+}
+
+impl<'t> Spread<'t> {
+    fn new(members: usize) -> Self {
+        if members <= FEW_MEMBERS {
+            Spread::Few(Vec::with_capacity(members))
+        } else {
+            Spread::Many(FastMap::default())
+        }
+    }
+
+    fn add(&mut self, host: &'t str, member: &'t str) {
+        match self {
+            Spread::Few(pairs) => pairs.push((host, member)),
+            Spread::Many(hosts) => hosts.entry(host).or_default().push(member),
+        }
+    }
+
+    /// `member` leaves `from` for `to`.
+    fn relocate(&mut self, member: &'t str, from: &str, to: &'t str) {
+        match self {
+            Spread::Few(pairs) => {
+                pairs.retain(|(_, m)| *m != member);
+                pairs.push((to, member));
+            }
+            Spread::Many(hosts) => {
+                if let Some(there) = hosts.get_mut(from) {
+                    there.retain(|m| *m != member);
+                }
+                hosts.entry(to).or_default().push(member);
+            }
+        }
+    }
+
+    /// The members on `host`, in the order they arrived.
+    fn on<'s>(&'s self, host: &'s str) -> MembersOn<'s, 't> {
+        match self {
+            Spread::Few(pairs) => MembersOn::Few(pairs.iter(), host),
+            Spread::Many(hosts) => {
+                MembersOn::Many(hosts.get(host).map_or(&[][..], Vec::as_slice).iter())
+            }
+        }
+    }
+
+    /// Whether some host holds more than one member (without listing them: asked of every
+    /// group, nearly all of which are spread).
+    fn crowded(&self) -> bool {
+        match self {
+            Spread::Few(pairs) => pairs
+                .iter()
+                .enumerate()
+                .any(|(i, (host, _))| pairs[..i].iter().any(|(h, _)| h == host)),
+            Spread::Many(hosts) => hosts.values().any(|members| members.len() > 1),
+        }
+    }
+
+    /// Every host with its members (hosts in no particular order).
+    fn by_host(&self) -> Vec<(&'t str, Vec<&'t str>)> {
+        match self {
+            Spread::Few(pairs) => {
+                let mut by_host: Vec<(&str, Vec<&str>)> = Vec::new();
+                for &(host, member) in pairs {
+                    match by_host.iter_mut().find(|(h, _)| *h == host) {
+                        Some((_, members)) => members.push(member),
+                        None => by_host.push((host, vec![member])),
+                    }
+                }
+                by_host
+            }
+            Spread::Many(hosts) => hosts.iter().map(|(h, m)| (*h, m.clone())).collect(),
+        }
+    }
+}
+
+/// [`Spread::on`]: the members of a group on one host.
+enum MembersOn<'s, 't> {
+    Few(std::slice::Iter<'s, (&'t str, &'t str)>, &'s str),
+    Many(std::slice::Iter<'s, &'t str>),
+}
+
+impl<'t> Iterator for MembersOn<'_, 't> {
+    type Item = &'t str;
+
+    fn next(&mut self) -> Option<&'t str> {
+        match self {
+            MembersOn::Few(pairs, host) => pairs.find(|(h, _)| h == host).map(|(_, m)| *m),
+            MembersOn::Many(members) => members.next().copied(),
+        }
+    }
+}
+
+/// The anti-affinity groups of one guest: nearly always none or one (its RAC cluster), kept
+/// inline; a guest in several has its list in [`Ledger::more_groups`].
+#[derive(Clone, Copy)]
+enum GroupsOf {
+    None,
+    One(usize),
+    /// Index into [`Ledger::more_groups`].
+    Many(usize),
+}
+
+impl GroupsOf {
+    fn with(self, group: usize, more: &mut Vec<Vec<usize>>) -> GroupsOf {
+        match self {
+            GroupsOf::None => GroupsOf::One(group),
+            GroupsOf::One(first) => {
+                more.push(vec![first, group]);
+                GroupsOf::Many(more.len() - 1)
+            }
+            GroupsOf::Many(list) => {
+                more[list].push(group);
+                GroupsOf::Many(list)
+            }
+        }
+    }
 }
 
 impl<'t> Ledger<'t> {
@@ -187,34 +328,39 @@ impl<'t> Ledger<'t> {
             .keys()
             .map(|h| (h.as_str(), Load::default()))
             .collect();
-        let mut host_of: FastMap<&str, &str> = map_with_capacity(topo.guests.len());
+        let mut guests: FastMap<&str, Placed> = map_with_capacity(topo.guests.len());
         for guest in topo.guests.values() {
             let load = loads.entry(guest.host.as_str()).or_default();
             load.memory_mib += guest.memory_held_mib();
             load.vcpus += u64::from(guest.vcpus_held());
             load.guests += 1;
-            host_of.insert(guest.name.as_str(), guest.host.as_str());
+            let placed = Placed {
+                name: guest.name.as_str(),
+                host: guest.host.as_str(),
+                groups: GroupsOf::None,
+            };
+            guests.insert(guest.name.as_str(), placed);
         }
         let mut spread = Vec::with_capacity(rules.anti_affinity.len());
-        let mut groups_of: FastMap<&str, Vec<usize>> = FastMap::default();
+        let mut more_groups = Vec::new();
         for (index, group) in rules.anti_affinity.iter().enumerate() {
-            let mut hosts: FastMap<&str, Vec<&str>> = FastMap::default();
+            let mut hosts = Spread::new(group.members.len());
             for member in &group.members {
-                // `host_of` has the topology's guests by name: a hash lookup, where the
-                // topology's own map would compare names along a tree path.
-                let Some((&name, &host)) = host_of.get_key_value(member.as_str()) else {
+                // The topology's guests by name: a hash lookup, where the topology's own map
+                // would compare names along a tree path.
+                let Some(placed) = guests.get_mut(member.as_str()) else {
                     continue;
                 };
-                hosts.entry(host).or_default().push(name);
-                groups_of.entry(name).or_default().push(index);
+                hosts.add(placed.host, placed.name);
+                placed.groups = placed.groups.with(index, &mut more_groups);
             }
             spread.push(hosts);
         }
         Ledger {
             loads,
-            host_of,
+            guests,
             spread,
-            groups_of,
+            more_groups,
         }
     }
 
@@ -224,7 +370,7 @@ impl<'t> Ledger<'t> {
 
     /// Where `guest` is with the moves decided so far.
     pub fn host_of(&self, guest: &str) -> Option<&'t str> {
-        self.host_of.get(guest).copied()
+        self.guests.get(guest).map(|placed| placed.host)
     }
 
     /// Records `guest` moving from where it is now to `to`.
@@ -246,18 +392,30 @@ impl<'t> Ledger<'t> {
         target.vcpus += vcpus;
         target.guests += 1;
         target.sriov_vfs_arriving += sriov_interfaces(guest);
-        self.host_of.insert(guest.name.as_str(), to);
-        for &group in self
-            .groups_of
-            .get(guest.name.as_str())
-            .into_iter()
-            .flatten()
-        {
-            let hosts = &mut self.spread[group];
-            if let Some(there) = hosts.get_mut(from) {
-                there.retain(|m| *m != guest.name);
-            }
-            hosts.entry(to).or_default().push(guest.name.as_str());
+        let Some(placed) = self.guests.get_mut(guest.name.as_str()) else {
+            return;
+        };
+        placed.host = to;
+        let (name, groups) = (placed.name, placed.groups);
+        let groups = match groups {
+            GroupsOf::None => &[][..],
+            GroupsOf::One(ref group) => std::slice::from_ref(group),
+            GroupsOf::Many(list) => &self.more_groups[list][..],
+        };
+        for &group in groups {
+            self.spread[group].relocate(name, from, to);
+        }
+    }
+
+    /// The anti-affinity groups of `guest` (indexes into [`RuleSet::anti_affinity`]).
+    fn groups_of(&self, guest: &str) -> &[usize] {
+        match self.guests.get(guest) {
+            None => &[],
+            Some(placed) => match &placed.groups {
+                GroupsOf::None => &[],
+                GroupsOf::One(group) => std::slice::from_ref(group),
+                GroupsOf::Many(list) => &self.more_groups[*list],
+            },
         }
     }
 
@@ -273,27 +431,26 @@ impl<'t> Ledger<'t> {
         guest: &'s str,
         host: &'s str,
     ) -> impl Iterator<Item = (usize, &'t str)> + 's {
-        self.groups_of
-            .get(guest)
-            .into_iter()
-            .flatten()
-            .flat_map(move |&group| {
-                let there = self.spread[group].get(host).into_iter().flatten();
-                there
-                    .filter(move |m| **m != guest)
-                    .map(move |m| (group, *m))
-            })
+        self.groups_of(guest).iter().flat_map(move |&group| {
+            self.spread[group]
+                .on(host)
+                .filter(move |m| *m != guest)
+                .map(move |m| (group, m))
+        })
     }
 
     /// Hosts holding more than one member of anti-affinity group `group`, with the members.
     pub fn crowded(&self, group: usize) -> Vec<(&'t str, Vec<&'t str>)> {
+        if !self.spread[group].crowded() {
+            return Vec::new();
+        }
         let mut crowded: Vec<(&str, Vec<&str>)> = self.spread[group]
-            .iter()
+            .by_host()
+            .into_iter()
             .filter(|(_, members)| members.len() > 1)
-            .map(|(host, members)| {
-                let mut members = members.clone();
+            .map(|(host, mut members)| {
                 members.sort_unstable();
-                (*host, members)
+                (host, members)
             })
             .collect();
         crowded.sort_unstable();
@@ -311,6 +468,60 @@ mod tests {
         assert_eq!(vcpu_limit(3, 1.5), 4);
         assert_eq!(vcpu_limit(8, f64::NAN), 8);
         assert_eq!(vcpu_limit(8, -2.0), 8);
+    }
+}
+
+#[cfg(test)]
+mod spread_tests {
+    use super::*;
+
+    /// The list kept for small anti-affinity groups answers as the per-host map of large ones:
+    /// the same members on every host, in the same order (the first conflict found names the
+    /// member a placement reason quotes), after members move back and forth.
+    #[test]
+    fn a_small_groups_list_lists_members_as_the_per_host_map() {
+        let hosts = ["h0", "h1", "h2", "h3"];
+        let members = ["a", "b", "c", "d", "e", "f"];
+        let mut few = Spread::Few(Vec::new());
+        let mut many = Spread::Many(FastMap::default());
+        let mut at: Vec<&str> = Vec::new();
+        for (i, m) in members.iter().enumerate() {
+            let host = hosts[i % 2];
+            few.add(host, m);
+            many.add(host, m);
+            at.push(host);
+        }
+        // A fixed pseudo-random walk of moves, some back to where a member was.
+        let mut x: u32 = 7;
+        for _ in 0..200 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let i = (x >> 8) as usize % members.len();
+            let to = hosts[(x >> 20) as usize % hosts.len()];
+            if at[i] == to {
+                continue;
+            }
+            few.relocate(members[i], at[i], to);
+            many.relocate(members[i], at[i], to);
+            at[i] = to;
+            for h in hosts {
+                let listed: Vec<&str> = few.on(h).collect();
+                assert_eq!(listed, many.on(h).collect::<Vec<_>>(), "members on {h}");
+                let expected = members.iter().zip(&at).filter(|(_, a)| **a == h).count();
+                assert_eq!(listed.len(), expected, "members on {h}");
+            }
+            let sorted = |s: &Spread<'static>| {
+                let mut v: Vec<_> = s
+                    .by_host()
+                    .into_iter()
+                    .filter(|(_, m)| !m.is_empty())
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(sorted(&few), sorted(&many));
+            assert_eq!(few.crowded(), many.crowded());
+            assert_eq!(few.crowded(), sorted(&few).iter().any(|(_, m)| m.len() > 1));
+        }
     }
 }
 

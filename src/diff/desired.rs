@@ -105,6 +105,17 @@ pub fn desired_with(
     topo: &Topology,
     history: &History,
 ) -> Result<Desired, Vec<DiffError>> {
+    desired_and_ledger(cfg, topo, history, false).map(|(desired, _)| desired)
+}
+
+/// [`desired_with`], and with `spare_ledger` the topology's current state as a [`Ledger`] of
+/// the resolved rules, built beside the placement (for [`super::moves`]).
+pub(super) fn desired_and_ledger<'t>(
+    cfg: &Config,
+    topo: &'t Topology,
+    history: &History,
+    spare_ledger: bool,
+) -> Result<(Desired, Option<Ledger<'t>>), Vec<DiffError>> {
     let host_names = NameIndex::new(topo.hosts.keys().map(String::as_str));
     let guest_names = NameIndex::new(topo.guests.keys().map(String::as_str));
     let mut errors = Vec::new();
@@ -148,73 +159,100 @@ pub fn desired_with(
         return Err(errors);
     }
 
-    let world = World {
-        topo,
-        hosts: &hosts,
-        rules: &resolved.rules,
-    };
-    let mut planner = Planner {
-        world: &world,
-        cfg,
-        pins: &pins,
-        ledger: Ledger::new(topo, &resolved.rules),
-        leaving_hosts: hosts
-            .iter()
-            .filter(|(_, r)| r.evacuate || r.maintenance || r.drain)
-            .map(|(h, _)| h.as_str())
-            .collect(),
-        decided: BTreeMap::new(),
-        settled: BTreeSet::new(),
-        unplaced: Vec::new(),
-        rebalances: Vec::new(),
-        errors: Vec::new(),
-    };
-    planner.configured();
-    planner.es_xml_wins();
-    planner.return_home(history);
-    planner.start_in_place(history);
-    let (groups, singles) = planner.requests();
-    if !planner.errors.is_empty() {
-        return Err(planner.errors);
-    }
-    planner.place(groups, singles);
-    for spec in &resolved.rebalances {
-        planner.rebalance(spec);
-    }
-
-    let Planner {
-        decided,
-        unplaced,
-        rebalances,
-        ..
-    } = planner;
+    // The ledger `moves` checks the final placement on starts from the same state as the
+    // planner's, and most guests stay: both made on the second core while the planner decides.
+    let (decided, unplaced, rebalances, spare) = std::thread::scope(|threads| {
+        let spare = threads.spawn(|| {
+            let ledger = spare_ledger.then(|| Ledger::new(topo, &resolved.rules));
+            (ledger, staying(topo, &pins))
+        });
+        let world = World {
+            topo,
+            hosts: &hosts,
+            rules: &resolved.rules,
+        };
+        let mut planner = Planner {
+            world: &world,
+            cfg,
+            pins: &pins,
+            ledger: Ledger::new(topo, &resolved.rules),
+            leaving_hosts: hosts
+                .iter()
+                .filter(|(_, r)| r.evacuate || r.maintenance || r.drain)
+                .map(|(h, _)| h.as_str())
+                .collect(),
+            decided: BTreeMap::new(),
+            settled: BTreeSet::new(),
+            unplaced: Vec::new(),
+            rebalances: Vec::new(),
+            errors: Vec::new(),
+        };
+        planner.configured();
+        planner.es_xml_wins();
+        planner.return_home(history);
+        planner.start_in_place(history);
+        let (groups, singles) = planner.requests();
+        if !planner.errors.is_empty() {
+            return Err(planner.errors);
+        }
+        planner.place(groups, singles);
+        for spec in &resolved.rebalances {
+            planner.rebalance(spec);
+        }
+        let spare = spare
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let Planner {
+            decided,
+            unplaced,
+            rebalances,
+            ..
+        } = planner;
+        Ok((decided, unplaced, rebalances, spare))
+    })?;
+    let (spare, staying) = spare;
     // `decided` and the topology's guests are both in name order: walked side by side rather
     // than a million guests each looked up in `decided` (names compared down a tree path).
     let mut decided = decided.into_iter().peekable();
-    let guests = topo
-        .guests
-        .iter()
-        .map(|(name, guest)| {
+    let guests = staying
+        .into_iter()
+        .zip(topo.guests.keys())
+        .map(|((key, stays), name)| {
             // A decision for a name the topology does not have is dropped, as before.
             while decided.next_if(|(d, _)| d < name).is_some() {}
             let entry = decided
                 .next_if(|(d, _)| d == name)
-                .map(|(_, entry)| entry)
-                .unwrap_or_else(|| DesiredGuest {
-                    host: guest.host.clone(),
-                    mode: pins.get(guest.name.as_str()).and_then(|p| p.mode),
-                    origin: Origin::Stays,
-                });
-            (guest.name.clone(), entry)
+                .map_or(stays, |(_, entry)| entry);
+            (key, entry)
         })
         .collect();
-    Ok(Desired {
-        guests,
-        hosts,
-        unplaced,
-        rules: resolved.rules,
-        rebalances,
-    })
+    Ok((
+        Desired {
+            guests,
+            hosts,
+            unplaced,
+            rules: resolved.rules,
+            rebalances,
+        },
+        spare,
+    ))
+}
+
+/// Every guest of the topology, in name order, as it is when nothing asks it to move
+/// ([`Origin::Stays`]): made on a second thread while the placement runs (two names copied
+/// per guest, a million guests at 100,000 hosts), the decisions replace their guests' entries.
+fn staying(topo: &Topology, pins: &BTreeMap<&str, Pin<'_>>) -> Vec<(String, DesiredGuest)> {
+    topo.guests
+        .values()
+        .map(|guest| {
+            let stays = DesiredGuest {
+                host: guest.host.clone(),
+                mode: pins.get(guest.name.as_str()).and_then(|p| p.mode),
+                origin: Origin::Stays,
+            };
+            (guest.name.clone(), stays)
+        })
+        .collect()
 }
 
 /// `evacuate = true` defines the host's guests elsewhere without stopping them: with the host
@@ -387,8 +425,11 @@ impl<'t> Planner<'_, '_, 't> {
             .values()
             .filter(|g| !self.settled.contains(&g.name))
             .filter_map(|g| {
-                let (home, _) = topo.hosts.get_key_value(g.es_host.as_deref()?)?;
-                (home != &g.host).then_some((g, home.as_str()))
+                // Nearly every guest is where es.xml has it: compared before the host is
+                // looked up (a search of the hosts' tree by name, a million times).
+                let es_host = g.es_host.as_deref().filter(|h| *h != g.host)?;
+                let (home, _) = topo.hosts.get_key_value(es_host)?;
+                Some((g, home.as_str()))
             })
             .collect();
         strays.sort_by_key(|(g, _)| (std::cmp::Reverse(g.memory_held_mib()), g.name.clone()));
@@ -833,13 +874,14 @@ impl<'t> Planner<'_, '_, 't> {
             }
         }
         let mut singles: Vec<Request<'t>> = singles.into_values().collect();
+        // Biggest first, then by name (borrowed: no name copied per comparison).
         singles.sort_by(|a, b| {
-            let key = |g: &Guest| {
+            let key = |g: &'t Guest| {
                 (
                     std::cmp::Reverse(g.memory_held_mib()),
                     std::cmp::Reverse(g.vcpus_held()),
                     std::cmp::Reverse(g.memory_mib),
-                    g.name.clone(),
+                    g.name.as_str(),
                 )
             };
             key(a.guest).cmp(&key(b.guest))

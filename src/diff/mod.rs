@@ -33,7 +33,7 @@ pub use capacity::{HostRules, SriovPool};
 pub use desired::{Desired, DesiredGuest, History, Origin, desired, desired_with};
 pub use error::DiffError;
 pub use model::{Move, MoveKind, MoveProblem, RebalanceOutcome, RebalanceStop, ResourceSpread};
-pub use moves::moves;
+pub use moves::{desired_and_moves, moves};
 pub use rolling::{Serviced, already_serviced, rolling_hosts};
 pub use ruleset::{DisruptionBudget, Group, GroupSource, RuleSet};
 

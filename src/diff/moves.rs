@@ -18,8 +18,32 @@ use super::units::{mib, vcpus};
 /// with every move done; whether each instant on the way stays within capacity is the
 /// scheduler's business.
 pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Vec<MoveProblem>) {
+    moves_from(cfg, topo, desired, Ledger::new(topo, &desired.rules))
+}
+
+/// [`desired_with`](super::desired_with) and [`moves`] in one: the ledger `moves` checks the
+/// final placement on is built on a second thread while the placement runs.
+pub fn desired_and_moves(
+    cfg: &Config,
+    topo: &Topology,
+    history: &super::History,
+) -> Result<(Desired, Vec<Move>, Vec<MoveProblem>), Vec<super::DiffError>> {
+    let (desired, ledger) = super::desired::desired_and_ledger(cfg, topo, history, true)?;
+    let ledger = ledger.unwrap_or_else(|| Ledger::new(topo, &desired.rules));
+    let (moves, problems) = moves_from(cfg, topo, &desired, ledger);
+    Ok((desired, moves, problems))
+}
+
+/// [`moves`] with `after`, the ledger of the topology as it is now (under `desired`'s rules).
+fn moves_from<'t>(
+    cfg: &Config,
+    topo: &'t Topology,
+    desired: &'t Desired,
+    mut after: Ledger<'t>,
+) -> (Vec<Move>, Vec<MoveProblem>) {
     let mut problems = desired.unplaced.clone();
-    let mut planned: Vec<(Move, &Guest)> = Vec::new();
+    // Each move with its guest and target (borrowed from `desired`, for the ledger).
+    let mut planned: Vec<(Move, &Guest, &str)> = Vec::new();
     let mut in_place_moves: Vec<Move> = Vec::new();
     // Both maps are in name order: the topology's guests are walked beside the desired ones
     // rather than a million names each looked up down the topology's tree.
@@ -94,17 +118,16 @@ pub fn moves(cfg: &Config, topo: &Topology, desired: &Desired) -> (Vec<Move>, Ve
             domain: guest.domain.clone(),
             transport: (mode == MigrationMode::Live).then_some(cfg.defaults.live.transport),
         };
-        planned.push((mv, guest));
+        planned.push((mv, guest, want.host.as_str()));
     }
 
-    let mut after = Ledger::new(topo, &desired.rules);
-    for (mv, guest) in &planned {
-        after.apply(guest, &mv.to);
+    for &(_, guest, to) in &planned {
+        after.apply(guest, to);
     }
-    for (mv, guest) in &planned {
+    for (mv, guest, _) in &planned {
         problems.extend(prerequisites(cfg, topo, desired, &after, mv, guest));
     }
-    let mut moves: Vec<Move> = planned.into_iter().map(|(mv, _)| mv).collect();
+    let mut moves: Vec<Move> = planned.into_iter().map(|(mv, _, _)| mv).collect();
     moves.extend(in_place_moves);
     moves.sort_by(|a, b| a.guest.cmp(&b.guest));
     (moves, problems)

@@ -216,6 +216,34 @@ pub fn build_scoped(
             return Ok(plan);
         }
     }
+    // The fingerprints (a line per guest: a million at 100,000 hosts) depend on the inputs
+    // only: made on the second core while the diff and the schedule run on this one.
+    std::thread::scope(|threads| {
+        let fingerprints = threads.spawn(|| fingerprints(cfg, inv));
+        let plan = plan_without_fingerprints(cfg, inv, history, scope);
+        let fingerprints = join(fingerprints);
+        plan.map(|plan| Plan {
+            fingerprints,
+            ..plan
+        })
+    })
+}
+
+/// The result of a scoped thread; its panic, if any, goes on in this thread.
+fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// [`build_scoped`] past the rolling check, without the fingerprints.
+fn plan_without_fingerprints(
+    cfg: &Config,
+    inv: &Inventory,
+    history: Result<diff::History, PlanError>,
+    scope: &Scope,
+) -> Result<Plan, ConfigError> {
+    let topo = &inv.topology;
     let mut plan = empty_plan(cfg, inv);
 
     // A host berth cannot read is not a disagreement between es.xml and libvirt: it is its
@@ -258,8 +286,8 @@ pub fn build_scoped(
         plan.errors.push(error);
         diff::History::default()
     });
-    let desired = diff::desired_with(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
-    let (mut moves, problems) = diff::moves(cfg, topo, &desired);
+    let (desired, mut moves, problems) =
+        diff::desired_and_moves(cfg, topo, &history).map_err(|errs| diff_errors(cfg, errs))?;
     if !scope.is_everything() {
         let (targets, mut errors) = Scope::resolve("-target", &scope.targets, topo);
         let (excludes, more) = Scope::resolve("-exclude", &scope.excludes, topo);
@@ -551,7 +579,8 @@ fn empty_plan(cfg: &Config, inv: &Inventory) -> Plan {
         maintenance: Vec::new(),
         phases: Vec::new(),
         already_serviced: Vec::new(),
-        fingerprints: fingerprints(cfg, inv),
+        // Filled by `build_scoped`, made beside the plan.
+        fingerprints: Fingerprints::default(),
         intents: cfg.command_line.clone(),
         es_xml_diff: String::new(),
         timing: None,
@@ -565,8 +594,14 @@ fn fill_from_schedule(
     limits: &Limits,
     s: Schedule,
 ) {
-    plan.hosts = host_summaries(&inv.topology, limits, &s.moves, &s.peaks);
-    plan.es_xml_diff = es_xml_diff(cfg, inv, &s.moves).unwrap_or_else(|e| {
+    // The es.xml diff and the host summaries read the same moves: one on each core.
+    let (hosts, es_diff) = std::thread::scope(|threads| {
+        let es_diff = threads.spawn(|| es_xml_diff(cfg, inv, &s.moves));
+        let hosts = host_summaries(&inv.topology, limits, &s.moves, &s.peaks);
+        (hosts, join(es_diff))
+    });
+    plan.hosts = hosts;
+    plan.es_xml_diff = es_diff.unwrap_or_else(|e| {
         plan.errors.push(PlanError {
             code: "es_xml".into(),
             message: e.to_string(),

@@ -302,3 +302,23 @@ fn walking_bridge_rankings_chooses_and_explains_as_walking_classes() {
     // The bridges decided some choices (cheapest-move reasons), so the tiers were exercised.
     assert!(chosen_with_bridges > 0);
 }
+
+/// `desired_and_moves` (the ledger for the final-placement checks built on a second thread
+/// while the placement runs) answers exactly as `desired` then `moves`: the same desired
+/// placement, moves and problems (capacity and anti-affinity codes included).
+#[test]
+fn desired_and_moves_together_match_each_alone() {
+    let mut moved = 0;
+    for seed in 0..20 {
+        let (topo, cfg) = bridged_fleet(seed);
+        let alone = desired(&cfg, &topo).expect("valid");
+        let (moves_alone, problems_alone) = moves(&cfg, &topo, &alone);
+        let (together, moves_together, problems_together) =
+            crate::diff::desired_and_moves(&cfg, &topo, &Default::default()).expect("valid");
+        assert_eq!(together, alone, "seed {seed}");
+        assert_eq!(moves_together, moves_alone, "seed {seed}");
+        assert_eq!(problems_together, problems_alone, "seed {seed}");
+        moved += moves_alone.len();
+    }
+    assert!(moved > 0);
+}
