@@ -12,8 +12,8 @@
 //! `simulate` replays a plan (schedule's duration model and list scheduler) for `berth simulate`.
 //!
 //! libvirt and SSH stay behind the edges: `inventory` reads through them, `apply` acts through them.
-//! `names` (what a host or guest name may be), `printable` (text from outside made safe for a
-//! terminal), `text_file` (UTF-8 files read with the place of a bad byte) and `remote` (the SSH
+//! `names` (what a host or guest name may be), `parallel` (two pieces of work on two cores),
+//! `printable` (text from outside made safe for a terminal), `text_file` (UTF-8 files read with the place of a bad byte) and `remote` (the SSH
 //! edge) are leaves that any stage may use.
 
 pub mod alloc;
@@ -24,6 +24,7 @@ pub mod config;
 pub mod diff;
 pub mod inventory;
 pub mod names;
+pub mod parallel;
 pub mod plan;
 pub mod printable;
 pub mod remote;

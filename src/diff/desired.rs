@@ -161,56 +161,55 @@ pub(super) fn desired_and_ledger<'t>(
 
     // The ledger `moves` checks the final placement on starts from the same state as the
     // planner's, and most guests stay: both made on the second core while the planner decides.
-    let (decided, unplaced, rebalances, spare) = std::thread::scope(|threads| {
-        let spare = threads.spawn(|| {
+    let (placed, (spare, staying)) = crate::parallel::both(
+        || {
+            let world = World {
+                topo,
+                hosts: &hosts,
+                rules: &resolved.rules,
+            };
+            let mut planner = Planner {
+                world: &world,
+                cfg,
+                pins: &pins,
+                ledger: Ledger::new(topo, &resolved.rules),
+                leaving_hosts: hosts
+                    .iter()
+                    .filter(|(_, r)| r.evacuate || r.maintenance || r.drain)
+                    .map(|(h, _)| h.as_str())
+                    .collect(),
+                decided: BTreeMap::new(),
+                settled: BTreeSet::new(),
+                unplaced: Vec::new(),
+                rebalances: Vec::new(),
+                errors: Vec::new(),
+            };
+            planner.configured();
+            planner.es_xml_wins();
+            planner.return_home(history);
+            planner.start_in_place(history);
+            let (groups, singles) = planner.requests();
+            if !planner.errors.is_empty() {
+                return Err(planner.errors);
+            }
+            planner.place(groups, singles);
+            for spec in &resolved.rebalances {
+                planner.rebalance(spec);
+            }
+            let Planner {
+                decided,
+                unplaced,
+                rebalances,
+                ..
+            } = planner;
+            Ok((decided, unplaced, rebalances))
+        },
+        || {
             let ledger = spare_ledger.then(|| Ledger::new(topo, &resolved.rules));
             (ledger, staying(topo, &pins))
-        });
-        let world = World {
-            topo,
-            hosts: &hosts,
-            rules: &resolved.rules,
-        };
-        let mut planner = Planner {
-            world: &world,
-            cfg,
-            pins: &pins,
-            ledger: Ledger::new(topo, &resolved.rules),
-            leaving_hosts: hosts
-                .iter()
-                .filter(|(_, r)| r.evacuate || r.maintenance || r.drain)
-                .map(|(h, _)| h.as_str())
-                .collect(),
-            decided: BTreeMap::new(),
-            settled: BTreeSet::new(),
-            unplaced: Vec::new(),
-            rebalances: Vec::new(),
-            errors: Vec::new(),
-        };
-        planner.configured();
-        planner.es_xml_wins();
-        planner.return_home(history);
-        planner.start_in_place(history);
-        let (groups, singles) = planner.requests();
-        if !planner.errors.is_empty() {
-            return Err(planner.errors);
-        }
-        planner.place(groups, singles);
-        for spec in &resolved.rebalances {
-            planner.rebalance(spec);
-        }
-        let spare = spare
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        let Planner {
-            decided,
-            unplaced,
-            rebalances,
-            ..
-        } = planner;
-        Ok((decided, unplaced, rebalances, spare))
-    })?;
-    let (spare, staying) = spare;
+        },
+    );
+    let (decided, unplaced, rebalances) = placed?;
     // `decided` and the topology's guests are both in name order: walked side by side rather
     // than a million guests each looked up in `decided` (names compared down a tree path).
     let mut decided = decided.into_iter().peekable();

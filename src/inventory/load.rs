@@ -173,15 +173,10 @@ pub fn from_observations_named(
     naming: &DomainNaming,
 ) -> Inventory {
     let es_xml_text: FileText = es_xml_text.into();
-    let (reconciled, es_xml_sha256) = std::thread::scope(|s| {
-        let hashing = s.spawn(|| sha256_hex(es_xml_text.as_bytes()));
-        let reconciled = reconcile_owned(&es, observations, policy, naming);
-        // Hashing cannot panic; should the thread fail anyway, hash here.
-        let sha = hashing
-            .join()
-            .unwrap_or_else(|_| sha256_hex(es_xml_text.as_bytes()));
-        (reconciled, sha)
-    });
+    let (reconciled, es_xml_sha256) = crate::parallel::both(
+        || reconcile_owned(&es, observations, policy, naming),
+        || sha256_hex(es_xml_text.as_bytes()),
+    );
     Inventory {
         es_xml_sha256,
         es,

@@ -218,22 +218,14 @@ pub fn build_scoped(
     }
     // The fingerprints (a line per guest: a million at 100,000 hosts) depend on the inputs
     // only: made on the second core while the diff and the schedule run on this one.
-    std::thread::scope(|threads| {
-        let fingerprints = threads.spawn(|| fingerprints(cfg, inv));
-        let plan = plan_without_fingerprints(cfg, inv, history, scope);
-        let fingerprints = join(fingerprints);
-        plan.map(|plan| Plan {
-            fingerprints,
-            ..plan
-        })
+    let (plan, fingerprints) = crate::parallel::both(
+        || plan_without_fingerprints(cfg, inv, history, scope),
+        || fingerprints(cfg, inv),
+    );
+    plan.map(|plan| Plan {
+        fingerprints,
+        ..plan
     })
-}
-
-/// The result of a scoped thread; its panic, if any, goes on in this thread.
-fn join<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    handle
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// [`build_scoped`] past the rolling check, without the fingerprints.
@@ -595,11 +587,10 @@ fn fill_from_schedule(
     s: Schedule,
 ) {
     // The es.xml diff and the host summaries read the same moves: one on each core.
-    let (hosts, es_diff) = std::thread::scope(|threads| {
-        let es_diff = threads.spawn(|| es_xml_diff(cfg, inv, &s.moves));
-        let hosts = host_summaries(&inv.topology, limits, &s.moves, &s.peaks);
-        (hosts, join(es_diff))
-    });
+    let (hosts, es_diff) = crate::parallel::both(
+        || host_summaries(&inv.topology, limits, &s.moves, &s.peaks),
+        || es_xml_diff(cfg, inv, &s.moves),
+    );
     plan.hosts = hosts;
     plan.es_xml_diff = es_diff.unwrap_or_else(|e| {
         plan.errors.push(PlanError {

@@ -58,19 +58,6 @@ enum Role {
     Other,
 }
 
-/// Runs `a` here and `b` on a second thread; both run to the end.
-fn both<A: Send, B: Send>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
-    std::thread::scope(|s| {
-        let b = s.spawn(b);
-        let a = a();
-        // The closures return errors as values; a panic is a bug, passed on as is.
-        let b = b
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (a, b)
-    })
-}
-
 struct Resolver<'a> {
     source_name: &'a str,
     text: &'a str,
@@ -104,7 +91,7 @@ impl Resolver<'_> {
             clusters,
             volumes,
         } = raw;
-        let (links, (host_names, indexes)) = both(
+        let (links, (host_names, indexes)) = crate::parallel::both(
             || self.link_machines(&machines, &clusters, root_offset),
             || {
                 // A machine whose role is in error makes `link_machines` fail first, so it
@@ -146,7 +133,7 @@ impl Resolver<'_> {
             clusters: &clusters,
             indexes: &indexes,
         };
-        let (head, tail_side) = both(
+        let (head, tail_side) = crate::parallel::both(
             || self.build_machines(head, 0, parent_ids, &cx),
             || -> Result<_, RunError> {
                 let tail = self.build_machines(tail, tail_first, tail_parent_ids, &cx)?;
