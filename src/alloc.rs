@@ -11,9 +11,9 @@
 //! Its memory is also asked for in transparent huge pages (`madvise(MADV_HUGEPAGE)` on
 //! mimalloc's 2 MiB-aligned regions; the kernel decides, with the default `madvise` setting of
 //! `/sys/kernel/mm/transparent_hugepage/enabled`). Touching fresh memory is the largest single
-//! cost of planning a 100,000-host fleet: on the virtual machines berth is measured on, the
-//! kernel's zeroing of fresh 4 KiB pages took a third of all samples, and a 2 GiB buffer
-//! filled in 4 KiB pages took 1.2–2.9 s against 0.3 s in huge pages (docs/benchmarks.md).
+//! cost of planning a 100,000-host fleet (the kernel's zeroing of fresh pages took a third of
+//! all samples); with huge pages the 100,000-host plan took 26.2–26.3 s of CPU against 27.4 s
+//! without, back to back (docs/benchmarks.md, "Where planning stands").
 //!
 //! The binary (`src/main.rs`) and the benchmarks declare `#[global_allocator]` with
 //! [`Allocator`] and call [`configure`] first, so the figures in docs/ are those of `berth`.

@@ -4,16 +4,15 @@
 //!
 //! A leaf module: `config` and `inventory` read their files through it.
 //!
-//! es.xml, which may be gigabytes, is read with [`read_text`]: a regular file is mapped rather
-//! than copied (see [`mapped`] for why and how it is kept safe), a FIFO is read into memory.
+//! es.xml, which may be gigabytes, is read with [`read_text`]: a regular file of
+//! [`MAP_FROM_BYTES`] or more is mapped rather than copied (see [`mapped`] for why and how it is
+//! kept safe); a smaller file or a FIFO is read into memory.
 
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 mod mapped;
-
-pub use mapped::Identity;
 
 /// The content of `path` as UTF-8 text; when it is not UTF-8, an `InvalidData` error naming
 /// the line and column (in characters) of the first byte that is not, and the byte.
@@ -50,8 +49,8 @@ fn not_utf8(bytes: &[u8], error: std::str::Utf8Error) -> io::Error {
     )
 }
 
-/// The text of a file as [`read_text`] gives it: a regular file mapped, anything else (a FIFO,
-/// text made in memory) owned. Reads as a `&str` (`Deref`); cloning a mapped text shares the
+/// The text of a file as [`read_text`] gives it: a large regular file mapped, anything else (a
+/// smaller file, a FIFO, text made in memory) owned. Reads as a `&str` (`Deref`); cloning a mapped text shares the
 /// mapping.
 #[derive(Clone)]
 pub struct FileText(Repr);
