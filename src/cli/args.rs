@@ -383,7 +383,8 @@ pub struct IntentArgs {
     /// (maintenance, `rolling_maintenance.host_command` over SSH, wait until the host is back:
     /// rebooted, its boot id changed, unless the block sets `back_when = "answers"`; end of
     /// maintenance), like `rolling_maintenance { hosts = [...] }` (comma list or repeatable; in
-    /// this order)
+    /// this order), but an order given once: these hosts are serviced whatever the state
+    /// records (a block's `hosts` already serviced with its command and `run` are not)
     #[arg(long, value_name = "HOST,…", value_delimiter = ',')]
     pub rolling: Vec<String>,
 }
