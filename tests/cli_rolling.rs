@@ -481,6 +481,26 @@ async fn apply(
         .unwrap()
 }
 
+/// The plan applied once with an empty state, default options and no event listener; the
+/// report and the state it left.
+async fn apply_from_scratch(
+    rack: &Rack,
+    plan: &Plan,
+    runner: Arc<LibvirtRunner>,
+) -> (ApplyReport, State) {
+    let mut state = State::new();
+    let report = apply(
+        rack,
+        plan,
+        runner,
+        &mut state,
+        &ExecOptions::default(),
+        &mut |_| {},
+    )
+    .await;
+    (report, state)
+}
+
 fn settings(back_when: BackWhen, back_timeout_s: u64) -> RunnerSettings {
     RunnerSettings {
         back_when,
@@ -595,16 +615,7 @@ async fn a_host_that_comes_back_smaller_stops_the_phase_before_anything_moves_ba
     service.memory_mib += 1;
     let counted = service.memory_mib;
     let runner = runner(&rack, &sshd, settings(BackWhen::Answers, 60));
-    let mut state = State::new();
-    let report = apply(
-        &rack,
-        &plan,
-        runner,
-        &mut state,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .await;
+    let (report, state) = apply_from_scratch(&rack, &plan, runner).await;
     let wait = format!("{h0}:WAIT_HOST");
     let (failed, message) = &report.failed[0];
     assert_eq!(failed, &wait, "{report:?}");
@@ -785,16 +796,7 @@ async fn a_host_whose_boot_id_never_changes_is_not_taken_as_back() {
     let sshd = Sshd::start_with_boot_id();
     let (rack, plan, _, wait) = one_host_plan(&sshd, "exit 0\n");
     let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 1));
-    let mut state = State::new();
-    let report = apply(
-        &rack,
-        &plan,
-        runner,
-        &mut state,
-        &ExecOptions::default(),
-        &mut |_| {},
-    )
-    .await;
+    let (report, state) = apply_from_scratch(&rack, &plan, runner).await;
     let (failed, message) = &report.failed[0];
     assert_eq!(failed, &wait, "{report:?}");
     assert!(

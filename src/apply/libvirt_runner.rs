@@ -14,7 +14,7 @@ use super::interfaces;
 use super::runner::{StartRecord, StepContext, StepOutcome, StepRunner};
 use crate::config::{BackWhen, LiveOptions, MigrationMode};
 use crate::inventory::GuestState;
-use crate::remote::{RemoteHost, SshTarget};
+use crate::remote::{RemoteError, RemoteHost, SshTarget};
 use crate::schedule::{Step, StepKind};
 
 /// How to reach one host.
@@ -264,6 +264,22 @@ impl LibvirtRunner {
         }
     }
 
+    /// Runs one remote call to completion; a failure names what berth was doing and where.
+    fn on_host<T>(
+        &self,
+        host: &str,
+        action: impl FnOnce() -> String,
+        call: impl std::future::Future<Output = Result<T, RemoteError>>,
+    ) -> Result<T, ApplyError> {
+        self.runtime
+            .block_on(call)
+            .map_err(|error| ApplyError::Remote {
+                action: action(),
+                host: host.to_string(),
+                error: Box::new(error),
+            })
+    }
+
     fn remote(&self, host: &str, step: &Step) -> Result<Arc<RemoteHost>, ApplyError> {
         self.remotes.get_or_open(host, || {
             let target =
@@ -277,13 +293,7 @@ impl LibvirtRunner {
                             step.kind
                         ),
                     })?;
-            self.runtime
-                .block_on(RemoteHost::connect(target))
-                .map_err(|error| ApplyError::Remote {
-                    action: "connecting".into(),
-                    host: host.to_string(),
-                    error: Box::new(error),
-                })
+            self.on_host(host, || "connecting".into(), RemoteHost::connect(target))
         })
     }
 
@@ -383,14 +393,7 @@ impl LibvirtRunner {
 
     fn missing_bridges(&self, step: &Step) -> Result<BTreeSet<String>, ApplyError> {
         let remote = self.remote(&step.to, step)?;
-        let present =
-            self.runtime
-                .block_on(remote.bridges())
-                .map_err(|error| ApplyError::Remote {
-                    action: "listing bridges".into(),
-                    host: step.to.clone(),
-                    error: Box::new(error),
-                })?;
+        let present = self.on_host(&step.to, || "listing bridges".into(), remote.bridges())?;
         Ok(step
             .items
             .iter()
@@ -403,14 +406,11 @@ impl LibvirtRunner {
         let remote = self.remote(&step.to, step)?;
         let mut created = Vec::new();
         for bridge in &step.items {
-            let fresh = self
-                .runtime
-                .block_on(remote.create_bridge(bridge))
-                .map_err(|error| ApplyError::Remote {
-                    action: format!("creating bridge `{bridge}`"),
-                    host: step.to.clone(),
-                    error: Box::new(error),
-                })?;
+            let fresh = self.on_host(
+                &step.to,
+                || format!("creating bridge `{bridge}`"),
+                remote.create_bridge(bridge),
+            )?;
             if fresh {
                 created.push(bridge.as_str());
             }
@@ -438,17 +438,16 @@ impl LibvirtRunner {
             return Ok(None);
         };
         let argv = volume_argv(template, action, volume, &step.guest, host);
-        let answer = self
-            .runtime
-            .block_on(remote.check(&argv))
-            .map_err(|error| ApplyError::Remote {
-                action: format!(
+        let answer = self.on_host(
+            host,
+            || {
+                format!(
                     "checking whether volume `{volume}` of guest `{}` is {action}ed",
                     step.guest
-                ),
-                host: host.to_string(),
-                error: Box::new(error),
-            })?;
+                )
+            },
+            remote.check(&argv),
+        )?;
         Ok(Some(answer))
     }
 
@@ -489,13 +488,11 @@ impl LibvirtRunner {
                 continue;
             }
             let argv = volume_argv(template, action, volume, &step.guest, host);
-            self.runtime
-                .block_on(remote.run_checked(&argv))
-                .map_err(|error| ApplyError::Remote {
-                    action: format!("{action} volume `{volume}` of guest `{}`", step.guest),
-                    host: host.to_string(),
-                    error: Box::new(error),
-                })?;
+            self.on_host(
+                host,
+                || format!("{action} volume `{volume}` of guest `{}`", step.guest),
+                remote.run_checked(&argv),
+            )?;
             if self.volume_in_place(&remote, step, action, volume, host)? == Some(false) {
                 return Err(ApplyError::Unsupported {
                     step: step.id.clone(),
@@ -842,14 +839,11 @@ impl StepRunner for LibvirtRunner {
             return Ok(StartRecord::default());
         }
         let remote = self.remote(&step.to, step)?;
-        let boot_id =
-            self.runtime
-                .block_on(remote.boot_id())
-                .map_err(|error| ApplyError::Remote {
-                    action: "reading the boot id before the host command".into(),
-                    host: step.to.clone(),
-                    error: Box::new(error),
-                })?;
+        let boot_id = self.on_host(
+            &step.to,
+            || "reading the boot id before the host command".into(),
+            remote.boot_id(),
+        )?;
         Ok(StartRecord {
             boot_id: Some(boot_id),
         })

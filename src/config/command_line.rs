@@ -201,22 +201,7 @@ impl Config {
             match existing {
                 Some(intent) => flag.set(intent),
                 None => {
-                    let mut intent = HostIntent {
-                        name: name.clone(),
-                        drain: false,
-                        evacuate: false,
-                        return_home: false,
-                        maintenance: None,
-                        disabled: false,
-                        max_guests: None,
-                        vcpu_overcommit: None,
-                        libvirt_uri: None,
-                        memory_reserved_mib: None,
-                        sriov_vfs: None,
-                        migration_uri: None,
-                        peer_uri: None,
-                        span: name.span.clone(),
-                    };
+                    let mut intent = HostIntent::unset(name.clone());
                     flag.set(&mut intent);
                     self.hosts.insert(name.value, intent);
                 }

@@ -412,6 +412,30 @@ pub struct HostIntent {
     pub span: Span,
 }
 
+impl HostIntent {
+    /// A host named on the command line, by `-rolling`, or in a test, with nothing set
+    /// yet: the span of its name stands for the whole block.
+    pub fn unset(name: Spanned<String>) -> Self {
+        let span = name.span.clone();
+        HostIntent {
+            name,
+            drain: false,
+            evacuate: false,
+            return_home: false,
+            maintenance: None,
+            disabled: false,
+            max_guests: None,
+            vcpu_overcommit: None,
+            libvirt_uri: None,
+            migration_uri: None,
+            peer_uri: None,
+            memory_reserved_mib: None,
+            sriov_vfs: None,
+            span,
+        }
+    }
+}
+
 /// What a rebalance evens out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -158,24 +158,7 @@ impl ConfigBuilder {
     }
 
     pub fn host(mut self, label: &str, edit: impl FnOnce(&mut HostIntent)) -> Self {
-        let name = self.spanned(label);
-        let span = name.span.clone();
-        let mut intent = HostIntent {
-            name,
-            drain: false,
-            evacuate: false,
-            return_home: false,
-            maintenance: None,
-            disabled: false,
-            max_guests: None,
-            vcpu_overcommit: None,
-            libvirt_uri: None,
-            migration_uri: None,
-            peer_uri: None,
-            memory_reserved_mib: None,
-            sriov_vfs: None,
-            span,
-        };
+        let mut intent = HostIntent::unset(self.spanned(label));
         edit(&mut intent);
         self.config.hosts.insert(label.into(), intent);
         self

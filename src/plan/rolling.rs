@@ -200,25 +200,11 @@ fn with_maintenance(cfg: &Config, host: &str, on: bool, span: &crate::config::Sp
     match existing {
         Some(intent) => intent.maintenance = Some(on),
         None => {
-            let intent = HostIntent {
-                name: Spanned {
-                    value: host.to_string(),
-                    span: span.clone(),
-                },
-                drain: false,
-                evacuate: false,
-                return_home: false,
-                maintenance: Some(on),
-                disabled: false,
-                max_guests: None,
-                vcpu_overcommit: None,
-                libvirt_uri: None,
-                memory_reserved_mib: None,
-                sriov_vfs: None,
-                migration_uri: None,
-                peer_uri: None,
+            let mut intent = HostIntent::unset(Spanned {
+                value: host.to_string(),
                 span: span.clone(),
-            };
+            });
+            intent.maintenance = Some(on);
             cfg.hosts.insert(host.to_string(), intent);
         }
     }
