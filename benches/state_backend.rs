@@ -52,6 +52,7 @@ fn writes(backend: &dyn Backend) -> Duration {
             finished_at: None,
             error: None,
             boot_id: None,
+            once_marker: None,
         };
         state.upsert(entry.clone());
         let t = Instant::now();

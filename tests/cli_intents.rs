@@ -262,6 +262,7 @@ fn journal_pivoted_move(dir: &Path, guest: &str, home: &str, pivot: &str) {
         finished_at: chrono::DateTime::from_timestamp(60 * i64::from(minute), 0),
         error: None,
         boot_id: None,
+        once_marker: None,
     };
     let mut state = State::new();
     state.journal = vec![

@@ -561,6 +561,7 @@ async fn phases_run_in_order_stop_after_a_phase_and_never_run_a_started_host_com
         finished_at: None,
         error: None,
         boot_id: None,
+        once_marker: None,
     });
     let mut notes = Vec::new();
     let report = apply(
@@ -659,6 +660,48 @@ fn one_host_plan(sshd: &Sshd, script: &str) -> (Rack, Plan, String, String) {
         format!("{h0}:HOST_COMMAND"),
         format!("{h0}:WAIT_HOST"),
     )
+}
+
+/// The state an apply killed while `command` (a HOST_COMMAND) ran leaves: every step before
+/// it journaled done, it journaled running with `boot_id` and `once_marker` (what berth
+/// journals with its start; `None` for both where an older berth journaled it).
+fn killed_at(
+    plan: &Plan,
+    command: &str,
+    boot_id: Option<&str>,
+    once_marker: Option<&str>,
+) -> State {
+    let mut state = State::new();
+    let id = berth::apply::plan_id(plan);
+    let before: BTreeSet<&str> = ancestors(plan, command);
+    for s in &plan.steps {
+        let status = if s.id == command {
+            StepStatus::Running
+        } else if before.contains(s.id.as_str()) {
+            StepStatus::Done
+        } else {
+            continue;
+        };
+        state.upsert(JournalEntry {
+            plan_id: id.clone(),
+            step_id: s.id.clone(),
+            kind: s.kind,
+            guest: s.guest.clone(),
+            from: s.from.clone(),
+            to: s.to.clone(),
+            status,
+            started_at: Some(chrono::Utc::now()),
+            finished_at: None,
+            error: None,
+            boot_id: (s.id == command)
+                .then(|| boot_id.map(str::to_string))
+                .flatten(),
+            once_marker: (s.id == command)
+                .then(|| once_marker.map(str::to_string))
+                .flatten(),
+        });
+    }
+    state
 }
 
 /// Every Done event's note, by step.
@@ -815,8 +858,8 @@ async fn a_host_whose_boot_id_never_changes_is_not_taken_as_back() {
     }
 }
 
-/// Resuming after a kill: a HOST_COMMAND journaled running (with the boot id read before it)
-/// is not run again, and WAIT_HOST compares with that journaled id, not with one read after
+/// Resuming after a kill: a HOST_COMMAND journaled running by an older berth (a boot id, no
+/// start marker: nothing on the host to ask) is not run again, and WAIT_HOST compares with that journaled id, not with one read after
 /// the reboot (the host "reboots" once the resumed apply has passed HOST_COMMAND: a WAIT_HOST
 /// that read a fresh id then would wait forever). A running HOST_COMMAND journaled without a
 /// boot id (an older berth started it) is not taken as rebooted.
@@ -828,34 +871,7 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
         let (rack, plan, command, wait) =
             one_host_plan(&sshd, &format!("echo ran >> {}\n", log.display()));
         let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 30));
-        let mut state = State::new();
-        let id = berth::apply::plan_id(&plan);
-        // The killed apply: every step before HOST_COMMAND done, HOST_COMMAND running.
-        let before: BTreeSet<&str> = ancestors(&plan, &command);
-        for s in &plan.steps {
-            let status = if s.id == command {
-                StepStatus::Running
-            } else if before.contains(s.id.as_str()) {
-                StepStatus::Done
-            } else {
-                continue;
-            };
-            state.upsert(JournalEntry {
-                plan_id: id.clone(),
-                step_id: s.id.clone(),
-                kind: s.kind,
-                guest: s.guest.clone(),
-                from: s.from.clone(),
-                to: s.to.clone(),
-                status,
-                started_at: Some(chrono::Utc::now()),
-                finished_at: None,
-                error: None,
-                boot_id: (s.id == command)
-                    .then(|| journaled.map(str::to_string))
-                    .flatten(),
-            });
-        }
+        let mut state = killed_at(&plan, &command, journaled, None);
         // Reality as the killed apply left it: the steps before HOST_COMMAND are marked done
         // in the journal; the executor asks reality before acting, so it checks them again.
         let file = sshd.boot_id_file();
@@ -898,6 +914,84 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
                 assert!(message.contains("no boot id of host"), "{message}");
             }
         }
+    }
+}
+
+/// The kill between journaling HOST_COMMAND as started and the command's start: the resumed
+/// apply asks the host through the command's guard, with the start marker and boot id the
+/// killed apply journaled. A command that never began (no marker on the host, same boot) runs
+/// now, once; one that began (its marker is there) or whose host rebooted since (another boot
+/// id) is not run again. Each case then reboots (or has rebooted) and converges.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resumed_host_command_runs_only_if_the_host_shows_it_never_began() {
+    const NEXT_BOOT: &str = "0b0b0b0b-3333-4333-8333-000000000003";
+    for case in ["never began", "began", "rebooted since"] {
+        let sshd = Sshd::start_with_boot_id();
+        let log = sshd.path("ran");
+        let (rack, plan, command, wait) =
+            one_host_plan(&sshd, &format!("echo ran >> {}\n", log.display()));
+        let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 30));
+        let marker = berth::remote::new_once_marker();
+        let on_host = std::path::Path::new(berth::remote::ONCE_MARKER_DIR).join(&marker);
+        let journaled_boot = match case {
+            "rebooted since" => "0b0b0b0b-0000-4000-8000-000000000000",
+            _ => FIRST_BOOT,
+        };
+        if case == "began" {
+            std::fs::create_dir(&on_host).unwrap();
+        }
+        let mut state = killed_at(&plan, &command, Some(journaled_boot), Some(&marker));
+        let file = sshd.boot_id_file();
+        let mut events = Vec::new();
+        let report = apply(
+            &rack,
+            &plan,
+            runner,
+            &mut state,
+            &ExecOptions::default(),
+            &mut |e| {
+                // The command "reboots" the host once it has ended (or was not run again).
+                if let Event::Done { step, .. } = &e
+                    && *step == command
+                    && case != "rebooted since"
+                {
+                    std::fs::write(&file, format!("{NEXT_BOOT}\n")).unwrap();
+                }
+                events.push(e);
+            },
+        )
+        .await;
+        let ran = std::fs::read_to_string(&log).unwrap_or_default();
+        let notes = done_notes(&events);
+        assert!(report.succeeded(), "{case}: {report:?}");
+        match case {
+            "never began" => {
+                assert_eq!(ran, "ran\n", "{case}: run once");
+                assert!(
+                    notes[&command].contains("never began: run now"),
+                    "{notes:?}"
+                );
+            }
+            "began" => {
+                assert_eq!(ran, "", "{case}: not run again");
+                assert!(
+                    notes[&command].contains(&format!("start marker `{marker}`")),
+                    "{notes:?}"
+                );
+            }
+            _ => {
+                assert_eq!(ran, "", "{case}: not run again");
+                assert!(notes[&command].contains("rebooted since"), "{notes:?}");
+            }
+        }
+        assert!(
+            notes[&wait].contains(&format!("rebooted (boot id {journaled_boot} →")),
+            "{notes:?}"
+        );
+        // The marker has served once WAIT_HOST is done, and is gone.
+        assert!(!on_host.exists(), "{case}: marker removed");
+        let statuses = berth::apply::journal_statuses(&state, &berth::apply::plan_id(&plan));
+        assert_eq!(statuses.get(&command), Some(&StepStatus::Done), "{case}");
     }
 }
 

@@ -271,6 +271,8 @@ fn push_and_pull_move_the_state_between_the_local_file_and_postgres() {
     let mut local = store.load().unwrap().unwrap();
     // A rolling maintenance's HOST_COMMAND journals the host's boot id: it makes the trip too.
     local.journal[0].boot_id = Some("6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".into());
+    // And the marker its guard makes on the host as the command starts.
+    local.journal[0].once_marker = Some("berth-once-5b0c8f7e2d3a4c1b9e6f0a7d8c2b1e4f".into());
     // So do the hosts a rolling maintenance serviced (a `rolling_maintenance` block's `hosts`
     // are not serviced again).
     local.serviced.push(berth::diff::Serviced {

@@ -46,6 +46,7 @@ fn sample_state() -> State {
         finished_at: Some(chrono::Utc::now()),
         error: None,
         boot_id: None,
+        once_marker: None,
     });
     s.journal.push(JournalEntry {
         plan_id: "3f2a9c".into(),
@@ -59,6 +60,7 @@ fn sample_state() -> State {
         finished_at: None,
         error: None,
         boot_id: Some("6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".into()),
+        once_marker: Some("berth-once-5b0c8f7e2d3a4c1b9e6f0a7d8c2b1e4f".into()),
     });
     s
 }

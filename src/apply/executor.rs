@@ -276,6 +276,7 @@ impl Run<'_> {
             finished_at: None,
             error: None,
             boot_id: None,
+            once_marker: None,
         }
     }
 
@@ -314,7 +315,7 @@ impl Run<'_> {
     fn started(&mut self, i: usize, record: StartRecord) -> bool {
         let mut e = self.entry(i, StepStatus::Running);
         e.started_at = Some(Utc::now());
-        e.boot_id = record.boot_id;
+        (e.boot_id, e.once_marker) = (record.boot_id, record.once_marker);
         self.state.upsert(e);
         if !self.save() {
             return false;
@@ -333,16 +334,18 @@ impl Run<'_> {
 
     fn finished(&mut self, i: usize, result: Result<StepOutcome, ApplyError>, elapsed_ms: u64) {
         let (step_id, guest) = (self.step(i).id.clone(), self.step(i).guest.clone());
-        let (started_at, boot_id) = self
+        let (started_at, start) = self
             .state
             .entry(&self.plan_id, &step_id)
-            .map_or((None, None), |e| (e.started_at, e.boot_id.clone()));
+            .map_or((None, StartRecord::default()), |e| {
+                (e.started_at, StartRecord::journaled(e))
+            });
         match result {
             Ok(outcome) => {
                 self.nodes[i] = Node::Done;
                 let mut e = self.entry(i, StepStatus::Done);
                 (e.started_at, e.finished_at) = (started_at, Some(Utc::now()));
-                e.boot_id = boot_id;
+                (e.boot_id, e.once_marker) = (start.boot_id.clone(), start.once_marker.clone());
                 self.state.upsert(e);
                 self.record_topology(i, &outcome);
                 self.save();
@@ -360,7 +363,7 @@ impl Run<'_> {
                 let mut e = self.entry(i, StepStatus::Failed);
                 (e.started_at, e.finished_at, e.error) =
                     (started_at, Some(Utc::now()), Some(message.clone()));
-                e.boot_id = boot_id;
+                (e.boot_id, e.once_marker) = (start.boot_id.clone(), start.once_marker.clone());
                 self.state.upsert(e);
                 self.save();
                 self.report.failed.push((step_id.clone(), message.clone()));
@@ -666,16 +669,17 @@ fn spawn_step<R: StepRunner + 'static>(
     let earlier = run.state.entry(&run.plan_id, &step.id);
     ctx.started_before = earlier.map(|e| e.status) == Some(StepStatus::Running);
     // A step an earlier apply started keeps what that apply journaled with its start.
-    let kept = ctx.started_before.then(|| StartRecord {
-        boot_id: earlier.and_then(|e| e.boot_id.clone()),
-    });
+    let kept = ctx
+        .started_before
+        .then(|| earlier.map(StartRecord::journaled).unwrap_or_default());
     if step.kind == StepKind::WaitHost {
-        ctx.boot_id_before = step
+        ctx.host_command_start = step
             .depends_on
             .iter()
             .filter_map(|d| run.state.entry(&run.plan_id, d))
             .find(|e| e.kind == StepKind::HostCommand)
-            .and_then(|e| e.boot_id.clone());
+            .map(StartRecord::journaled)
+            .unwrap_or_default();
     }
     let semaphores = limits.for_step(&step);
     let runner = Arc::clone(runner);
@@ -711,6 +715,7 @@ fn spawn_step<R: StepRunner + 'static>(
                 return;
             }
         };
+        ctx.start = record.clone();
         let (ack_tx, ack_rx) = oneshot::channel();
         let _ = tx.send(Msg::Started(i, record, ack_tx));
         if !ack_rx.await.unwrap_or(false) {

@@ -14,7 +14,7 @@ use super::interfaces;
 use super::runner::{StartRecord, StepContext, StepOutcome, StepRunner};
 use crate::config::{BackWhen, LiveOptions, MigrationMode};
 use crate::inventory::GuestState;
-use crate::remote::{RemoteError, RemoteHost, SshTarget};
+use crate::remote::{OnceOutcome, RemoteError, RemoteHost, SshTarget, new_once_marker};
 use crate::schedule::{Step, StepKind};
 
 /// How to reach one host.
@@ -511,8 +511,10 @@ impl LibvirtRunner {
     }
 
     /// HOST_COMMAND: the operator's command, one argument per element (quoted by openssh,
-    /// never through a shell), on the host of the phase. Exit 0 is success.
-    fn host_command(&self, step: &Step) -> Result<StepOutcome, ApplyError> {
+    /// never part of a shell script's text), on the host of the phase, through the guard of
+    /// [`crate::remote::OnceOutcome`]: it starts at most once per journaled start marker, and
+    /// never on a host that rebooted since its boot id was journaled. Exit 0 is success.
+    fn host_command(&self, step: &Step, ctx: &StepContext) -> Result<StepOutcome, ApplyError> {
         let host = &step.to;
         if step.items.is_empty() {
             return Err(ApplyError::Unsupported {
@@ -520,12 +522,50 @@ impl LibvirtRunner {
                 message: "the step has no command (`rolling_maintenance.host_command`)".into(),
             });
         }
-        let remote = self.remote(host, step)?;
-        let ran = self.runtime.block_on(remote.run_checked(&step.items));
+        let Some(marker) = ctx.start.once_marker.as_deref() else {
+            return Err(ApplyError::Unsupported {
+                step: step.id.clone(),
+                message: "no start marker was journaled for the host command".into(),
+            });
+        };
+        let resumed = ctx.started_before;
+        let remote = match self.remote(host, step) {
+            Ok(remote) => remote,
+            // The killed apply's command may be rebooting the host: berth cannot ask it, and
+            // does not run the command; WAIT_HOST waits for the host.
+            Err(error) if resumed => {
+                return Ok(StepOutcome {
+                    note: Some(format!(
+                        "started by an earlier apply that was killed; {host} does not answer \
+                         ({error}), so it is not run again; WAIT_HOST checks that the host is back"
+                    )),
+                    ..StepOutcome::default()
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        let ran = self.runtime.block_on(remote.run_once(
+            marker,
+            ctx.start.boot_id.as_deref(),
+            &step.items,
+        ));
         // A reboot ends the SSH connection; the next use opens a fresh one.
         self.remotes.replace(host, None);
         let note = match ran {
-            Ok(_) => None,
+            Ok(OnceOutcome::Ran(_)) => resumed.then(|| {
+                "the earlier apply that was killed had journaled the command as started, but \
+                 the host shows it never began: run now"
+                    .to_string()
+            }),
+            Ok(OnceOutcome::StartedBefore) => Some(format!(
+                "started by an earlier apply that was killed (its start marker `{marker}` is on \
+                 the host): not run again; WAIT_HOST checks that the host is back"
+            )),
+            Ok(OnceOutcome::RebootedSince) => Some(format!(
+                "{host} rebooted since the command was journaled as started (its boot id is no \
+                 longer `{}`): not run again; WAIT_HOST checks that the host is back",
+                ctx.start.boot_id.as_deref().unwrap_or_default()
+            )),
             // The reboot the command started cut its connection: that is its end. A status
             // of the command's own (even one that a dying host makes up) is not.
             Err(error)
@@ -581,7 +621,7 @@ impl LibvirtRunner {
         let host = step.to.as_str();
         let access = self.access(host, step)?.clone();
         let rebooted = self.settings.back_when == BackWhen::Rebooted;
-        let before = match (&ctx.boot_id_before, rebooted) {
+        let before = match (&ctx.host_command_start.boot_id, rebooted) {
             (Some(id), true) => Some(id.clone()),
             (None, true) => {
                 return Err(ApplyError::NoBootId {
@@ -674,6 +714,14 @@ impl LibvirtRunner {
                             host: host.to_string(),
                             what: short.join(" and "),
                         });
+                    }
+                    // The command's step is journaled as done: its start marker has served
+                    // (a reboot removed it already). Left behind, it is an empty directory in
+                    // a tmpfs until the next boot.
+                    if let (Some(marker), Ok(remote)) =
+                        (&ctx.host_command_start.once_marker, self.remote(host, step))
+                    {
+                        let _ = self.runtime.block_on(remote.forget_once_marker(marker));
                     }
                     let rebooted = match (&before, &new_boot) {
                         (Some(old), Some(new)) => format!("rebooted (boot id {old} → {new}), "),
@@ -831,21 +879,28 @@ impl LibvirtRunner {
 }
 
 impl StepRunner for LibvirtRunner {
-    /// HOST_COMMAND with `back_when = "rebooted"`: the host's boot id, journaled with the
-    /// step's start, so that WAIT_HOST (in this apply or one resuming after a kill) can tell
-    /// a host that rebooted from one that has not gone down yet.
+    /// HOST_COMMAND: a fresh start marker for the command's guard and, with `back_when =
+    /// "rebooted"`, the host's boot id, both journaled with the step's start, so that WAIT_HOST
+    /// (in this apply or one resuming after a kill) can tell a host that rebooted from one
+    /// that has not gone down yet, and a resumed apply can ask the host whether the command
+    /// ever began.
     fn before_start(&self, step: &Step, _ctx: &StepContext) -> Result<StartRecord, ApplyError> {
-        if step.kind != StepKind::HostCommand || self.settings.back_when != BackWhen::Rebooted {
+        if step.kind != StepKind::HostCommand {
             return Ok(StartRecord::default());
         }
-        let remote = self.remote(&step.to, step)?;
-        let boot_id = self.on_host(
-            &step.to,
-            || "reading the boot id before the host command".into(),
-            remote.boot_id(),
-        )?;
+        let boot_id = if self.settings.back_when == BackWhen::Rebooted {
+            let remote = self.remote(&step.to, step)?;
+            Some(self.on_host(
+                &step.to,
+                || "reading the boot id before the host command".into(),
+                remote.boot_id(),
+            )?)
+        } else {
+            None
+        };
         Ok(StartRecord {
-            boot_id: Some(boot_id),
+            boot_id,
+            once_marker: Some(new_once_marker()),
         })
     }
 
@@ -886,9 +941,11 @@ impl StepRunner for LibvirtRunner {
             }
             StepKind::DetachVolumes => self.volumes_done(step, "detach", &step.from),
             StepKind::AttachVolumes => self.volumes_done(step, "attach", &step.to),
-            // Started by an apply that was killed: it may have done its work (a reboot has no
-            // trace to ask), so it is never run a second time; WAIT_HOST checks the host.
-            StepKind::HostCommand => Ok(ctx.started_before),
+            // Started by an apply that was killed. Journaled with a start marker, the host
+            // is asked whether the command began (see `host_command`); journaled by an older
+            // berth without one, it may have done its work (a reboot leaves no trace to ask),
+            // so it is never run a second time; WAIT_HOST checks the host.
+            StepKind::HostCommand => Ok(ctx.started_before && ctx.start.once_marker.is_none()),
             StepKind::WaitHost => Ok(false),
         }
     }
@@ -925,7 +982,7 @@ impl StepRunner for LibvirtRunner {
                 interfaces::detach(&*self.hypervisor(&step.from)?, ctx.domain())
             }
             StepKind::AttachInterfaces => self.attach_interfaces(step, ctx),
-            StepKind::HostCommand => self.host_command(step),
+            StepKind::HostCommand => self.host_command(step, ctx),
             StepKind::WaitHost => self.wait_host(step, ctx),
         }
     }

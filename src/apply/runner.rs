@@ -22,11 +22,16 @@ pub struct StepContext {
     /// its own record).
     pub detached_interfaces: Vec<DetachedInterface>,
     /// An earlier apply journaled this step as started and never as finished (it was killed
-    /// while the step ran). A HOST_COMMAND in that case is not run again.
+    /// while the step ran). A HOST_COMMAND in that case is run again only where the host
+    /// shows it never began (see [`crate::remote::OnceOutcome`]).
     pub started_before: bool,
-    /// WAIT_HOST: the host's boot id its HOST_COMMAND journaled before the command ran (by
-    /// this apply or one that was killed); `back_when = "rebooted"` waits for another one.
-    pub boot_id_before: Option<String>,
+    /// What was journaled with this step's start, by this apply or (with `started_before`) by
+    /// the killed one it resumes. Set when the step is journaled as running.
+    pub start: StartRecord,
+    /// WAIT_HOST: what its HOST_COMMAND journaled with its start (by this apply or one that
+    /// was killed): with `back_when = "rebooted"` WAIT_HOST waits for a boot id other than
+    /// that one; the command's start marker is removed once the host is back.
+    pub host_command_start: StartRecord,
 }
 
 impl StepContext {
@@ -45,7 +50,8 @@ impl StepContext {
                 .map(|r| r.detached_interfaces.clone())
                 .unwrap_or_default(),
             started_before: false,
-            boot_id_before: None,
+            start: StartRecord::default(),
+            host_command_start: StartRecord::default(),
         })
     }
 }
@@ -71,6 +77,20 @@ pub struct StepOutcome {
 pub struct StartRecord {
     /// HOST_COMMAND with `back_when = "rebooted"`: the host's boot id before the command.
     pub boot_id: Option<String>,
+    /// HOST_COMMAND: the marker the command's guard makes on the host as it starts it
+    /// ([`crate::remote::new_once_marker`]); `None` in a journal of an older berth, whose
+    /// started commands are never run again.
+    pub once_marker: Option<String>,
+}
+
+impl StartRecord {
+    /// What `entry` journaled with its step's start.
+    pub fn journaled(entry: &crate::state::JournalEntry) -> StartRecord {
+        StartRecord {
+            boot_id: entry.boot_id.clone(),
+            once_marker: entry.once_marker.clone(),
+        }
+    }
 }
 
 /// Carries out steps. Called on blocking threads: implementations may block.

@@ -15,6 +15,9 @@ use std::process::Output;
 
 use openssh::{KnownHosts, Session, SessionBuilder};
 
+mod once;
+pub use once::{ONCE_MARKER_DIR, OnceOutcome, new_once_marker};
+
 /// Lists Linux bridges through sysfs. Fixed text: nothing from the outside is spliced in.
 const LIST_BRIDGES_SCRIPT: &str = r#"for d in /sys/class/net/*/bridge; do if [ -d "$d" ]; then d=${d%/bridge}; echo "${d##*/}"; fi; done"#;
 
@@ -405,6 +408,12 @@ impl RemoteHost {
     /// whatever its exit status, except 127 ("command not found"), which openssh reports as
     /// a [`RemoteError::Run`] with an `io::ErrorKind::NotFound` cause.
     pub async fn run(&self, argv: &[String]) -> Result<Output, RemoteError> {
+        self.run_shown(argv, argv).await
+    }
+
+    /// [`RemoteHost::run`], with errors naming `shown` (the operator's command a wrapper runs)
+    /// rather than `argv`.
+    async fn run_shown(&self, argv: &[String], shown: &[String]) -> Result<Output, RemoteError> {
         let (program, args) = argv
             .split_first()
             .ok_or_else(|| RemoteError::EmptyCommand {
@@ -416,7 +425,7 @@ impl RemoteHost {
         }
         command.output().await.map_err(|error| RemoteError::Run {
             host: self.destination.clone(),
-            command: display_command(argv),
+            command: display_command(shown),
             error,
         })
     }

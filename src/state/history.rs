@@ -176,6 +176,7 @@ mod tests {
             ),
             error: None,
             boot_id: None,
+            once_marker: None,
         }
     }
 

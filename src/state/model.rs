@@ -76,6 +76,12 @@ pub struct JournalEntry {
     /// boot id differs; an apply resuming after a kill still has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// HOST_COMMAND: the name of the marker its guard makes on the host (in `/dev/shm`,
+    /// emptied at boot) as it starts the command, journaled with the start. An apply resuming
+    /// after a kill asks the host: a command that never began runs, one that did (or whose
+    /// host rebooted since) does not. Absent in journals of older berths: never run again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub once_marker: Option<String>,
 }
 
 /// The plan an apply is carrying out, kept until every step in its scope is done, so that an

@@ -94,6 +94,10 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE {s}.workspaces ADD COLUMN serviced jsonb NOT NULL DEFAULT '[]'::jsonb;
     "#,
+    // 5: the start marker a rolling maintenance's HOST_COMMAND journals with its start.
+    r#"
+    ALTER TABLE {s}.journal ADD COLUMN once_marker text;
+    "#,
 ];
 
 /// Serializes migrations of every berth on one database (a transaction-level advisory lock).
@@ -591,7 +595,7 @@ impl PgBackend {
         for row in tx.query(
             &self.sql(
                 "SELECT plan_id, step_id, kind, guest, from_host, to_host, status, started_at,
-                        finished_at, error, boot_id
+                        finished_at, error, boot_id, once_marker
                  FROM {s}.journal WHERE workspace = $1 ORDER BY position",
             ),
             &[&self.workspace],
@@ -612,6 +616,7 @@ impl PgBackend {
                 finished_at: row.get(8),
                 error: row.get(9),
                 boot_id: row.get(10),
+                once_marker: row.get(11),
             });
         }
         tx.commit()?;
@@ -787,11 +792,13 @@ impl PgBackend {
             tx.execute(
                 &self.sql(
                     "INSERT INTO {s}.journal (workspace, position, plan_id, step_id, kind, guest,
-                       from_host, to_host, status, started_at, finished_at, error, boot_id)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                       from_host, to_host, status, started_at, finished_at, error, boot_id,
+                       once_marker)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                      ON CONFLICT (workspace, position) DO UPDATE SET plan_id = $3, step_id = $4,
                        kind = $5, guest = $6, from_host = $7, to_host = $8, status = $9,
-                       started_at = $10, finished_at = $11, error = $12, boot_id = $13",
+                       started_at = $10, finished_at = $11, error = $12, boot_id = $13,
+                       once_marker = $14",
                 ),
                 &[
                     &self.workspace,
@@ -807,6 +814,7 @@ impl PgBackend {
                     &entry.finished_at,
                     &entry.error,
                     &entry.boot_id,
+                    &entry.once_marker,
                 ],
             )?;
         }

@@ -580,6 +580,8 @@ fn saved_states() -> Vec<Vec<u8>> {
                 finished_at: (k % 2 == 0).then(chrono::Utc::now),
                 error: (k % 5 == 1).then(|| "virDomainDefineXML: failed".to_string()),
                 boot_id: (k % 3 == 0).then(|| "6f1c2a54-1b0e-4d4e-9a43-0d3f2b7c9e11".to_string()),
+                once_marker: (k % 4 == 0)
+                    .then(|| "berth-once-5b0c8f7e2d3a4c1b9e6f0a7d8c2b1e4f".to_string()),
             });
         }
         state.in_progress = Some(state::InProgress {
