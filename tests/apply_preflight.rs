@@ -142,3 +142,52 @@ async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
         Vec::<String>::new()
     );
 }
+
+/// A host command starts through a guard that makes a start marker in the host's `/dev/shm`
+/// first: where that is read-only, preflight says so (in either `back_when` mode) before
+/// anything moves, instead of the guard refusing the command once the host's guests are off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_without_a_writable_dev_shm_is_a_problem_before_anything_moves() {
+    let sshd = Sshd::start_with_boot_id();
+    let hosts = BTreeMap::from([(
+        "adm01".to_string(),
+        HostAccess {
+            uri: "test:///default".into(),
+            migration_uri: None,
+            peer_uri: None,
+            ssh: Some(sshd.target(sshd.known_hosts())),
+        },
+    )]);
+    let mut needs = Needs::default();
+    needs.host_commands.insert(
+        "adm01".into(),
+        ("true".into(), vec!["adm01:HOST_COMMAND".into()]),
+    );
+    let check = |back_when| {
+        let runner = LibvirtRunner::new(
+            hosts.clone(),
+            RunnerSettings {
+                back_when,
+                ..RunnerSettings::default()
+            },
+            tokio::runtime::Handle::current(),
+        );
+        let needs = needs.clone();
+        tokio::task::spawn_blocking(move || runner.preflight(&needs))
+    };
+    assert_eq!(
+        check(BackWhen::Rebooted).await.unwrap(),
+        Vec::<String>::new()
+    );
+    sshd.make_shm_read_only();
+    for back_when in [BackWhen::Rebooted, BackWhen::Answers] {
+        let problems = check(back_when).await.unwrap();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].starts_with(
+                "cannot start the host command on adm01, which adm01:HOST_COMMAND need: /dev/shm is not a directory it may write"
+            ),
+            "{problems:#?}"
+        );
+    }
+}

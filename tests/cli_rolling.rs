@@ -932,7 +932,8 @@ async fn a_resumed_host_command_runs_only_if_the_host_shows_it_never_began() {
             one_host_plan(&sshd, &format!("echo ran >> {}\n", log.display()));
         let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 30));
         let marker = berth::remote::new_once_marker();
-        let on_host = std::path::Path::new(berth::remote::ONCE_MARKER_DIR).join(&marker);
+        // The sshd's /dev/shm, as its commands see it.
+        let on_host = sshd.shm_dir().join(&marker);
         let journaled_boot = match case {
             "rebooted since" => "0b0b0b0b-0000-4000-8000-000000000000",
             _ => FIRST_BOOT,

@@ -358,6 +358,23 @@ impl LibvirtRunner {
                     host,
                     steps,
                 ));
+                // Without its marker the guard refuses to start the command.
+                match self.runtime.block_on(remote.once_guard_ready()) {
+                    Ok(true) => {}
+                    ready => problems.push(format!(
+                        "cannot start the host command on {host}, which {} need: {}; berth makes \
+                         a start marker there before the command runs, so that an apply resumed \
+                         after a kill never runs it twice",
+                        step_list(steps),
+                        match ready {
+                            Err(e) => format!("checking {}: {e}", crate::remote::ONCE_MARKER_DIR),
+                            _ => format!(
+                                "{} is not a directory it may write",
+                                crate::remote::ONCE_MARKER_DIR
+                            ),
+                        }
+                    )),
+                }
                 // Without a boot id WAIT_HOST could never see the host rebooted: say so now,
                 // before any guest is moved off.
                 if self.settings.back_when == BackWhen::Rebooted

@@ -117,6 +117,13 @@ impl RemoteHost {
 }
 
 impl RemoteHost {
+    /// Whether the guard can make its markers here: [`ONCE_MARKER_DIR`] is a directory the
+    /// SSH user may write (for root too, not on a read-only mount).
+    pub async fn once_guard_ready(&self) -> Result<bool, RemoteError> {
+        let argv = ["test", "-d", ONCE_MARKER_DIR, "-a", "-w", ONCE_MARKER_DIR].map(String::from);
+        self.check(&argv).await
+    }
+
     /// Removes the marker of a command whose step is journaled as done (it is no longer
     /// needed); a marker a reboot removed already is no error.
     pub async fn forget_once_marker(&self, marker: &str) -> Result<(), RemoteError> {

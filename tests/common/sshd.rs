@@ -42,9 +42,29 @@ impl Sshd {
 
     /// A private sshd in a mount namespace of its own (`unshare -m`, needs root) where the
     /// file [`Sshd::boot_id_file`] is bind-mounted over `/proc/sys/kernel/random/boot_id`:
-    /// a command run over this sshd "reboots" by writing a new id into that path.
+    /// a command run over this sshd "reboots" by writing a new id into that path. Its
+    /// `/dev/shm` is [`Sshd::shm_dir`], its own.
     pub fn start_with_boot_id() -> Sshd {
         Sshd::start_inner(true)
+    }
+
+    /// The directory that the sshd's commands see as their host's `/dev/shm` (with
+    /// [`Sshd::start_with_boot_id`]): where a host command's guard makes its start marker.
+    pub fn shm_dir(&self) -> PathBuf {
+        self.path("shm")
+    }
+
+    /// Makes the sshd's `/dev/shm` read-only for its commands, root included (a remount of the
+    /// bind mount inside the sshd's mount namespace).
+    pub fn make_shm_read_only(&self) {
+        let ok = Command::new("nsenter")
+            .arg("-t")
+            .arg(self.child.id().to_string())
+            .args(["-m", "mount", "-o", "remount,bind,ro", "/dev/shm"])
+            .status()
+            .expect("nsenter (util-linux)")
+            .success();
+        assert!(ok, "remounting the sshd's /dev/shm read-only");
     }
 
     /// The file that the sshd's commands see as their host's boot id.
@@ -89,11 +109,16 @@ impl Sshd {
         let log = std::fs::File::create(d.join("sshd.log")).unwrap();
         let mut command = if own_boot_id {
             std::fs::write(d.join("boot_id"), "0b0b0b0b-1111-4111-8111-000000000001\n").unwrap();
+            std::fs::create_dir(d.join("shm")).unwrap();
             let mut c = Command::new("unshare");
             // unshare execs sh, which execs sshd: the child's PID is sshd's.
             c.args(["-m", "--propagation", "private", "sh", "-c"])
-                .arg("mount --bind \"$0\" /proc/sys/kernel/random/boot_id && exec \"$@\"")
+                .arg(
+                    "mount --bind \"$0\" /proc/sys/kernel/random/boot_id && \
+                     mount --bind \"$1\" /dev/shm && shift && exec \"$@\"",
+                )
                 .arg(d.join("boot_id"))
+                .arg(d.join("shm"))
                 .arg(SSHD);
             c
         } else {
