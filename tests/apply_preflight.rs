@@ -91,12 +91,9 @@ async fn every_missing_connection_and_program_is_reported_at_once() {
     );
 }
 
-/// With `back_when = "rebooted"`, a host whose boot id cannot be read is a preflight problem
-/// (WAIT_HOST could never see it rebooted), named with its steps and the way out; a readable
-/// one, or `back_when = "answers"`, passes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
-    let sshd = Sshd::start_with_boot_id();
+/// Preflight's problems for a rolling maintenance's HOST_COMMAND on host `adm01`, reached
+/// over `sshd`, with `back_when`.
+async fn host_command_preflight(sshd: &Sshd, back_when: BackWhen) -> Vec<String> {
     let hosts = BTreeMap::from([(
         "adm01".to_string(),
         HostAccess {
@@ -111,25 +108,30 @@ async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
         "adm01".into(),
         ("true".into(), vec!["adm01:HOST_COMMAND".into()]),
     );
-    let check = |back_when| {
-        let runner = LibvirtRunner::new(
-            hosts.clone(),
-            RunnerSettings {
-                back_when,
-                ..RunnerSettings::default()
-            },
-            tokio::runtime::Handle::current(),
-        );
-        let needs = needs.clone();
-        tokio::task::spawn_blocking(move || runner.preflight(&needs))
-    };
-    assert_eq!(
-        check(BackWhen::Rebooted).await.unwrap(),
-        Vec::<String>::new()
+    let runner = LibvirtRunner::new(
+        hosts,
+        RunnerSettings {
+            back_when,
+            ..RunnerSettings::default()
+        },
+        tokio::runtime::Handle::current(),
     );
+    tokio::task::spawn_blocking(move || runner.preflight(&needs))
+        .await
+        .unwrap()
+}
+
+/// With `back_when = "rebooted"`, a host whose boot id cannot be read is a preflight problem
+/// (WAIT_HOST could never see it rebooted), named with its steps and the way out; a readable
+/// one, or `back_when = "answers"`, passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
+    let sshd = Sshd::start_with_boot_id();
+    let check = |back_when| host_command_preflight(&sshd, back_when);
+    assert_eq!(check(BackWhen::Rebooted).await, Vec::<String>::new());
     // An empty boot id is no boot id.
     std::fs::write(sshd.boot_id_file(), "").unwrap();
-    let problems = check(BackWhen::Rebooted).await.unwrap();
+    let problems = check(BackWhen::Rebooted).await;
     assert_eq!(problems.len(), 1, "{problems:#?}");
     assert!(
         problems[0].starts_with(
@@ -137,10 +139,7 @@ async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
         ) && problems[0].contains("set `back_when = \"answers\"`"),
         "{problems:#?}"
     );
-    assert_eq!(
-        check(BackWhen::Answers).await.unwrap(),
-        Vec::<String>::new()
-    );
+    assert_eq!(check(BackWhen::Answers).await, Vec::<String>::new());
 }
 
 /// A host command starts through a guard that makes a start marker in the host's `/dev/shm`
@@ -149,39 +148,11 @@ async fn an_unreadable_boot_id_is_a_problem_only_when_a_reboot_is_awaited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_without_a_writable_dev_shm_is_a_problem_before_anything_moves() {
     let sshd = Sshd::start_with_boot_id();
-    let hosts = BTreeMap::from([(
-        "adm01".to_string(),
-        HostAccess {
-            uri: "test:///default".into(),
-            migration_uri: None,
-            peer_uri: None,
-            ssh: Some(sshd.target(sshd.known_hosts())),
-        },
-    )]);
-    let mut needs = Needs::default();
-    needs.host_commands.insert(
-        "adm01".into(),
-        ("true".into(), vec!["adm01:HOST_COMMAND".into()]),
-    );
-    let check = |back_when| {
-        let runner = LibvirtRunner::new(
-            hosts.clone(),
-            RunnerSettings {
-                back_when,
-                ..RunnerSettings::default()
-            },
-            tokio::runtime::Handle::current(),
-        );
-        let needs = needs.clone();
-        tokio::task::spawn_blocking(move || runner.preflight(&needs))
-    };
-    assert_eq!(
-        check(BackWhen::Rebooted).await.unwrap(),
-        Vec::<String>::new()
-    );
+    let check = |back_when| host_command_preflight(&sshd, back_when);
+    assert_eq!(check(BackWhen::Rebooted).await, Vec::<String>::new());
     sshd.make_shm_read_only();
     for back_when in [BackWhen::Rebooted, BackWhen::Answers] {
-        let problems = check(back_when).await.unwrap();
+        let problems = check(back_when).await;
         assert_eq!(problems.len(), 1, "{problems:#?}");
         assert!(
             problems[0].starts_with(

@@ -704,6 +704,36 @@ fn killed_at(
     state
 }
 
+/// The apply that resumes from `state`; with `reboot`, the sshd's host "reboots" into that
+/// boot id as soon as `command` (its HOST_COMMAND) is done. The report and every event.
+async fn resume(
+    rack: &Rack,
+    plan: &Plan,
+    runner: Arc<LibvirtRunner>,
+    state: &mut State,
+    command: &str,
+    reboot: Option<(&Sshd, &str)>,
+) -> (ApplyReport, Vec<Event>) {
+    let mut events = Vec::new();
+    let report = apply(
+        rack,
+        plan,
+        runner,
+        state,
+        &ExecOptions::default(),
+        &mut |e| {
+            if let (Event::Done { step, .. }, Some((sshd, next))) = (&e, reboot)
+                && step == command
+            {
+                std::fs::write(sshd.boot_id_file(), format!("{next}\n")).unwrap();
+            }
+            events.push(e);
+        },
+    )
+    .await;
+    (report, events)
+}
+
 /// Every Done event's note, by step.
 fn done_notes(events: &[Event]) -> HashMap<String, String> {
     events
@@ -874,22 +904,13 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
         let mut state = killed_at(&plan, &command, journaled, None);
         // Reality as the killed apply left it: the steps before HOST_COMMAND are marked done
         // in the journal; the executor asks reality before acting, so it checks them again.
-        let file = sshd.boot_id_file();
-        let mut events = Vec::new();
-        let report = apply(
+        let (report, events) = resume(
             &rack,
             &plan,
             runner,
             &mut state,
-            &ExecOptions::default(),
-            &mut |e| {
-                if let Event::Done { step, .. } = &e
-                    && *step == command
-                {
-                    std::fs::write(&file, "0b0b0b0b-2222-4222-8222-000000000002\n").unwrap();
-                }
-                events.push(e);
-            },
+            &command,
+            Some((&sshd, "0b0b0b0b-2222-4222-8222-000000000002")),
         )
         .await;
         assert!(
@@ -942,26 +963,9 @@ async fn a_resumed_host_command_runs_only_if_the_host_shows_it_never_began() {
             std::fs::create_dir(&on_host).unwrap();
         }
         let mut state = killed_at(&plan, &command, Some(journaled_boot), Some(&marker));
-        let file = sshd.boot_id_file();
-        let mut events = Vec::new();
-        let report = apply(
-            &rack,
-            &plan,
-            runner,
-            &mut state,
-            &ExecOptions::default(),
-            &mut |e| {
-                // The command "reboots" the host once it has ended (or was not run again).
-                if let Event::Done { step, .. } = &e
-                    && *step == command
-                    && case != "rebooted since"
-                {
-                    std::fs::write(&file, format!("{NEXT_BOOT}\n")).unwrap();
-                }
-                events.push(e);
-            },
-        )
-        .await;
+        // The command "reboots" the host once it has ended (or was not run again).
+        let reboot = (case != "rebooted since").then_some((&sshd, NEXT_BOOT));
+        let (report, events) = resume(&rack, &plan, runner, &mut state, &command, reboot).await;
         let ran = std::fs::read_to_string(&log).unwrap_or_default();
         let notes = done_notes(&events);
         assert!(report.succeeded(), "{case}: {report:?}");
