@@ -19,6 +19,9 @@ cargo check --locked --benches
 echo "== KVM lab"
 export BERTH_LAB=${BERTH_LAB:-/tmp/berth-lab}
 trap 'tests/lab/lab.sh down >/dev/null 2>&1 || true' EXIT
+# A fresh lab every run: domains an interrupted earlier run left defined in a host's libvirt
+# configuration would be drift to the first tests (a purged lab comes back in about 4 s).
+tests/lab/lab.sh down --purge
 tests/lab/lab.sh up 3
 cargo test --locked --test lab -- --ignored --test-threads=1
 cargo test --locked --test lab_apply -- --ignored --test-threads=1
