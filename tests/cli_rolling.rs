@@ -942,16 +942,24 @@ async fn a_resumed_wait_host_compares_with_the_boot_id_journaled_before_the_kill
 /// apply asks the host through the command's guard, with the start marker and boot id the
 /// killed apply journaled. A command that never began (no marker on the host, same boot) runs
 /// now, once; one that began (its marker is there) or whose host rebooted since (another boot
-/// id) is not run again. Each case then reboots (or has rebooted) and converges.
+/// id; with `back_when = "answers"` too) is not run again. Each case then reboots (or has
+/// rebooted) and converges.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resumed_host_command_runs_only_if_the_host_shows_it_never_began() {
     const NEXT_BOOT: &str = "0b0b0b0b-3333-4333-8333-000000000003";
-    for case in ["never began", "began", "rebooted since"] {
+    let cases = [
+        ("never began", BackWhen::Rebooted),
+        ("began", BackWhen::Rebooted),
+        ("rebooted since", BackWhen::Rebooted),
+        // A command that does not reboot: its host rebooted for another reason meanwhile.
+        ("rebooted since", BackWhen::Answers),
+    ];
+    for (case, back_when) in cases {
         let sshd = Sshd::start_with_boot_id();
         let log = sshd.path("ran");
         let (rack, plan, command, wait) =
             one_host_plan(&sshd, &format!("echo ran >> {}\n", log.display()));
-        let runner = runner(&rack, &sshd, settings(BackWhen::Rebooted, 30));
+        let runner = runner(&rack, &sshd, settings(back_when, 30));
         let marker = berth::remote::new_once_marker();
         // The sshd's /dev/shm, as its commands see it.
         let on_host = sshd.shm_dir().join(&marker);
@@ -989,10 +997,14 @@ async fn a_resumed_host_command_runs_only_if_the_host_shows_it_never_began() {
                 assert!(notes[&command].contains("rebooted since"), "{notes:?}");
             }
         }
-        assert!(
-            notes[&wait].contains(&format!("rebooted (boot id {journaled_boot} →")),
-            "{notes:?}"
-        );
+        if back_when == BackWhen::Rebooted {
+            assert!(
+                notes[&wait].contains(&format!("rebooted (boot id {journaled_boot} →")),
+                "{notes:?}"
+            );
+        } else {
+            assert!(notes[&wait].contains("libvirt answers"), "{notes:?}");
+        }
         // The marker has served once WAIT_HOST is done, and is gone.
         assert!(!on_host.exists(), "{case}: marker removed");
         let statuses = berth::apply::journal_statuses(&state, &berth::apply::plan_id(&plan));
@@ -1058,6 +1070,23 @@ async fn a_rolling_maintenance_in_hcl_converges_once_applied() {
         (h0.as_str(), Some("2026-12"))
     );
     assert_eq!(serviced[0].host_command[3], "ran");
+    // With `back_when = "answers"` too, the command's start journaled the host's boot id (read
+    // where it can be) and a start marker, which WAIT_HOST removed once the host answered.
+    let started = session
+        .state()
+        .journal
+        .iter()
+        .find(|e| e.kind == berth::schedule::StepKind::HostCommand)
+        .unwrap();
+    let here = std::fs::read_to_string(berth::remote::BOOT_ID_PATH).unwrap();
+    assert_eq!(started.boot_id.as_deref(), Some(here.trim()));
+    let marker = started.once_marker.as_deref().unwrap();
+    assert!(marker.starts_with("berth-once-"), "{marker}");
+    assert!(
+        !std::path::Path::new(berth::remote::ONCE_MARKER_DIR)
+            .join(marker)
+            .exists()
+    );
     drop(session);
     let plan = plan_of(rack.path(), &[]);
     assert_eq!(phase_hosts(&plan), [h1.as_str()]);

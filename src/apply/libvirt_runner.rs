@@ -896,11 +896,12 @@ impl LibvirtRunner {
 }
 
 impl StepRunner for LibvirtRunner {
-    /// HOST_COMMAND: a fresh start marker for the command's guard and, with `back_when =
-    /// "rebooted"`, the host's boot id, both journaled with the step's start, so that WAIT_HOST
-    /// (in this apply or one resuming after a kill) can tell a host that rebooted from one
-    /// that has not gone down yet, and a resumed apply can ask the host whether the command
-    /// ever began.
+    /// HOST_COMMAND: a fresh start marker for the command's guard and the host's boot id,
+    /// both journaled with the step's start, so that WAIT_HOST (in this apply or one resuming
+    /// after a kill) can tell a host that rebooted from one that has not gone down yet, and a
+    /// resumed apply can ask the host whether the command ever began. The boot id is required
+    /// with `back_when = "rebooted"`; with `"answers"` it is read where it can be (the guard
+    /// then also refuses to run the command again on a host that rebooted since).
     fn before_start(&self, step: &Step, _ctx: &StepContext) -> Result<StartRecord, ApplyError> {
         if step.kind != StepKind::HostCommand {
             return Ok(StartRecord::default());
@@ -913,7 +914,9 @@ impl StepRunner for LibvirtRunner {
                 remote.boot_id(),
             )?)
         } else {
-            None
+            self.remote(&step.to, step)
+                .ok()
+                .and_then(|remote| self.runtime.block_on(remote.boot_id()).ok())
         };
         Ok(StartRecord {
             boot_id,

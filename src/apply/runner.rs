@@ -75,7 +75,8 @@ pub struct StepOutcome {
 /// after a kill.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StartRecord {
-    /// HOST_COMMAND with `back_when = "rebooted"`: the host's boot id before the command.
+    /// HOST_COMMAND: the host's boot id before the command (always with `back_when =
+    /// "rebooted"`, where it can be read with `"answers"`).
     pub boot_id: Option<String>,
     /// HOST_COMMAND: the marker the command's guard makes on the host as it starts it
     /// ([`crate::remote::new_once_marker`]); `None` in a journal of an older berth, whose

@@ -70,10 +70,12 @@ pub struct JournalEntry {
     #[schemars(with = "Option<String>")]
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
-    /// HOST_COMMAND of a rolling maintenance with `back_when = "rebooted"`: the host's boot id
-    /// (`/proc/sys/kernel/random/boot_id`) read just before the command ran, journaled in the
-    /// same write that marks the step running. WAIT_HOST takes the host as back only once its
-    /// boot id differs; an apply resuming after a kill still has it.
+    /// HOST_COMMAND of a rolling maintenance: the host's boot id
+    /// (`/proc/sys/kernel/random/boot_id`) read just before the command ran (always with
+    /// `back_when = "rebooted"`, where it could be read with `"answers"`), journaled in the
+    /// same write that marks the step running. With `"rebooted"` WAIT_HOST takes the host as
+    /// back only once its boot id differs; an apply resuming after a kill still has it, and
+    /// does not start the command again on a host that rebooted since.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
     /// HOST_COMMAND: the name of the marker its guard makes on the host (in `/dev/shm`,
