@@ -315,7 +315,7 @@ impl Run<'_> {
     fn started(&mut self, i: usize, record: StartRecord) -> bool {
         let mut e = self.entry(i, StepStatus::Running);
         e.started_at = Some(Utc::now());
-        (e.boot_id, e.once_marker) = (record.boot_id, record.once_marker);
+        record.journal_in(&mut e);
         self.state.upsert(e);
         if !self.save() {
             return false;
@@ -345,7 +345,7 @@ impl Run<'_> {
                 self.nodes[i] = Node::Done;
                 let mut e = self.entry(i, StepStatus::Done);
                 (e.started_at, e.finished_at) = (started_at, Some(Utc::now()));
-                (e.boot_id, e.once_marker) = (start.boot_id.clone(), start.once_marker.clone());
+                start.journal_in(&mut e);
                 self.state.upsert(e);
                 self.record_topology(i, &outcome);
                 self.save();
@@ -363,7 +363,7 @@ impl Run<'_> {
                 let mut e = self.entry(i, StepStatus::Failed);
                 (e.started_at, e.finished_at, e.error) =
                     (started_at, Some(Utc::now()), Some(message.clone()));
-                (e.boot_id, e.once_marker) = (start.boot_id.clone(), start.once_marker.clone());
+                start.journal_in(&mut e);
                 self.state.upsert(e);
                 self.save();
                 self.report.failed.push((step_id.clone(), message.clone()));

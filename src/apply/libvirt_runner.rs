@@ -359,21 +359,19 @@ impl LibvirtRunner {
                     steps,
                 ));
                 // Without its marker the guard refuses to start the command.
-                match self.runtime.block_on(remote.once_guard_ready()) {
-                    Ok(true) => {}
-                    ready => problems.push(format!(
-                        "cannot start the host command on {host}, which {} need: {}; berth makes \
-                         a start marker there before the command runs, so that an apply resumed \
-                         after a kill never runs it twice",
+                let dir = crate::remote::ONCE_MARKER_DIR;
+                let unready = match self.runtime.block_on(remote.once_guard_ready()) {
+                    Ok(true) => None,
+                    Ok(false) => Some(format!("{dir} is not a directory it may write")),
+                    Err(e) => Some(format!("checking {dir}: {e}")),
+                };
+                if let Some(why) = unready {
+                    problems.push(format!(
+                        "cannot start the host command on {host}, which {} need: {why}; berth \
+                         makes a start marker there before the command runs, so that an apply \
+                         resumed after a kill never runs it twice",
                         step_list(steps),
-                        match ready {
-                            Err(e) => format!("checking {}: {e}", crate::remote::ONCE_MARKER_DIR),
-                            _ => format!(
-                                "{} is not a directory it may write",
-                                crate::remote::ONCE_MARKER_DIR
-                            ),
-                        }
-                    )),
+                    ));
                 }
                 // Without a boot id WAIT_HOST could never see the host rebooted: say so now,
                 // before any guest is moved off.
@@ -569,7 +567,7 @@ impl LibvirtRunner {
         // A reboot ends the SSH connection; the next use opens a fresh one.
         self.remotes.replace(host, None);
         let note = match ran {
-            Ok(OnceOutcome::Ran(_)) => resumed.then(|| {
+            Ok(OnceOutcome::Ran) => resumed.then(|| {
                 "the earlier apply that was killed had journaled the command as started, but \
                  the host shows it never began: run now"
                     .to_string()
@@ -906,17 +904,17 @@ impl StepRunner for LibvirtRunner {
         if step.kind != StepKind::HostCommand {
             return Ok(StartRecord::default());
         }
-        let boot_id = if self.settings.back_when == BackWhen::Rebooted {
-            let remote = self.remote(&step.to, step)?;
-            Some(self.on_host(
+        let read = self.remote(&step.to, step).and_then(|remote| {
+            self.on_host(
                 &step.to,
                 || "reading the boot id before the host command".into(),
                 remote.boot_id(),
-            )?)
-        } else {
-            self.remote(&step.to, step)
-                .ok()
-                .and_then(|remote| self.runtime.block_on(remote.boot_id()).ok())
+            )
+        });
+        let boot_id = match read {
+            Ok(id) => Some(id),
+            Err(e) if self.settings.back_when == BackWhen::Rebooted => return Err(e),
+            Err(_) => None,
         };
         Ok(StartRecord {
             boot_id,

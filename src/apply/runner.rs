@@ -92,6 +92,11 @@ impl StartRecord {
             once_marker: entry.once_marker.clone(),
         }
     }
+
+    /// Journals this record in `entry` (the inverse of [`StartRecord::journaled`]).
+    pub fn journal_in(self, entry: &mut crate::state::JournalEntry) {
+        (entry.boot_id, entry.once_marker) = (self.boot_id, self.once_marker);
+    }
 }
 
 /// Carries out steps. Called on blocking threads: implementations may block.

@@ -12,9 +12,7 @@
 //! runs now. The operator's command and the marker are the script's arguments (`$@`), never
 //! part of its text.
 
-use std::process::Output;
-
-use super::{BOOT_ID_PATH, RemoteError, RemoteHost};
+use super::{RemoteError, RemoteHost};
 
 /// Where the markers live: a tmpfs every Linux host has, writable by every user and sticky
 /// (no one removes another's marker), emptied at every boot.
@@ -48,8 +46,8 @@ pub fn new_once_marker() -> String {
 /// What became of a command run through the guard.
 #[derive(Debug)]
 pub enum OnceOutcome {
-    /// It ran now and exited with status 0; its output.
-    Ran(Output),
+    /// It ran now and exited with status 0.
+    Ran,
     /// A run with the same marker had started it in this boot: not run again.
     StartedBefore,
     /// The host's boot id is not the one given: it rebooted since; not run.
@@ -93,7 +91,6 @@ impl RemoteHost {
                 host: self.destination.clone(),
             });
         }
-        debug_assert!(SCRIPT.contains(BOOT_ID_PATH) && SCRIPT.contains(ONCE_MARKER_DIR));
         let mut wrapped: Vec<String> = ["sh", "-c", SCRIPT, "berth-once", marker]
             .into_iter()
             .map(String::from)
@@ -102,7 +99,7 @@ impl RemoteHost {
         wrapped.extend(argv.iter().cloned());
         let out = self.run_shown(&wrapped, argv).await?;
         if out.status.success() {
-            return Ok(OnceOutcome::Ran(out));
+            return Ok(OnceOutcome::Ran);
         }
         if out.status.code() == Some(GUARD_EXIT) {
             let said = String::from_utf8_lossy(&out.stderr);
@@ -114,9 +111,7 @@ impl RemoteHost {
         }
         Err(self.failure(argv, &out))
     }
-}
 
-impl RemoteHost {
     /// Whether the guard can make its markers here: [`ONCE_MARKER_DIR`] is a directory the
     /// SSH user may write (for root too, not on a read-only mount).
     pub async fn once_guard_ready(&self) -> Result<bool, RemoteError> {
@@ -137,6 +132,9 @@ impl RemoteHost {
 
 #[cfg(test)]
 mod tests {
+    use std::process::Output;
+
+    use super::super::BOOT_ID_PATH;
     use super::*;
 
     #[test]
@@ -167,6 +165,8 @@ mod tests {
             assert!(SCRIPT.contains(said), "{said}");
         }
         assert!(SCRIPT.contains(&format!("exit {GUARD_EXIT}")));
+        // The script spells out the paths the rest of berth names by these constants.
+        assert!(SCRIPT.contains(BOOT_ID_PATH) && SCRIPT.contains(ONCE_MARKER_DIR));
     }
 
     /// The script itself, run here by `sh` as sshd would run it on a host: the command runs
